@@ -1,0 +1,82 @@
+"""The toolkit's error hierarchy: each error says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class ClaimError(Exception):
+    """Base of every error the toolkit raises on purpose; the CLI turns it into exit code 1."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class InvalidInputError(ClaimError):
+    """Input the user gave (a name, a file, an option) cannot be used as it is."""
+
+
+class ResolutionMapError(InvalidInputError):
+    """A resolution map was refused; `problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(
+            f"the resolution map was refused ({len(self.problems)} problem(s)); nothing was changed:\n"
+            f"{listing}",
+            hint="Fix the map (or regenerate a skeleton with `pulumi-claim resolve`) and run again.",
+        )
+
+
+class ServiceError(ClaimError):
+    """The Pulumi Cloud service answered with an error status."""
+
+    def __init__(self, status: int, message: str, *, method: str, path: str) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path} failed with {status}: {message}", hint=_hint_for(status))
+
+
+class AuthenticationError(ServiceError):
+    """401: the token is missing, wrong or expired."""
+
+
+class PermissionDeniedError(ServiceError):
+    """403: the identity is known but lacks the role this call needs."""
+
+
+class NotFoundError(ServiceError):
+    """404: the org, stack or other entity does not exist (or is invisible to this identity)."""
+
+
+class ConflictError(ServiceError):
+    """409: the call collides with existing state, such as a name already taken."""
+
+
+class TransportError(ClaimError):
+    """The service could not be reached, or kept failing after the retries ran out."""
+
+
+def _hint_for(status: int) -> str | None:
+    return {
+        401: "Check PULUMI_ACCESS_TOKEN (destination) and PULUMI_CLAIM_SOURCE_TOKEN (source).",
+        403: "The identity needs a role in this org (admin of both orgs for a transfer).",
+        404: "Check the org, project and stack names, and that this identity can see them.",
+        429: "The service is rate limiting; wait a little and run again.",
+    }.get(status)
+
+
+def service_error(status: int, message: str, *, method: str, path: str) -> ServiceError:
+    """The most specific `ServiceError` subclass for an HTTP status."""
+    cls: type[ServiceError] = {
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        409: ConflictError,
+    }.get(status, ServiceError)
+    return cls(status, message, method=method, path=path)

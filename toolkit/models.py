@@ -1,0 +1,296 @@
+"""Pydantic models of the Pulumi Cloud wire shapes the toolkit reads and writes.
+
+Each class carries the name of the service's own schema (the one `pulumi-cloud-sdk`
+generates), so the contract tests can pair them one to one. Python attributes are
+snake_case; JSON is camelCase, as the service sends it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class WireModel(BaseModel):
+    """Base of every wire shape: camelCase aliases, fields by either name, unknown keys kept out."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, object]:
+        """JSON-ready dict with the service's field names, unset optionals left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- Transfer entities: what an org owns, discriminated on `kind` ---------------------------
+
+
+class TransferEntityStack(WireModel):
+    kind: Literal["TransferEntityStack"] = "TransferEntityStack"
+    project_name: str
+    stack_name: str
+    resource_count: int = 0
+    last_update: datetime | None = None
+
+
+class TransferEntityStackRename(WireModel):
+    kind: Literal["TransferEntityStackRename"] = "TransferEntityStackRename"
+    project_name: str
+    stack_name: str
+    resource_count: int = 0
+    last_update: datetime | None = None
+    rename_as: TransferEntityStack
+
+
+class TransferEntityEnvironment(WireModel):
+    kind: Literal["TransferEntityEnvironment"] = "TransferEntityEnvironment"
+    project_name: str
+    environment_name: str
+
+
+class TransferEntityEnvironmentRename(WireModel):
+    kind: Literal["TransferEntityEnvironmentRename"] = "TransferEntityEnvironmentRename"
+    project_name: str
+    environment_name: str
+    rename_as: TransferEntityEnvironment
+
+
+class TransferEntityInsightsAccount(WireModel):
+    kind: Literal["TransferEntityInsightsAccount"] = "TransferEntityInsightsAccount"
+    name: str
+
+
+class TransferEntityInsightsAccountRename(WireModel):
+    kind: Literal["TransferEntityInsightsAccountRename"] = "TransferEntityInsightsAccountRename"
+    name: str
+    rename_as: TransferEntityInsightsAccount
+
+
+class TransferEntityRegistryPackage(WireModel):
+    kind: Literal["TransferEntityRegistryPackage"] = "TransferEntityRegistryPackage"
+    source: str
+    publisher: str
+    name: str
+
+
+class TransferEntityRegistryPackageRename(WireModel):
+    kind: Literal["TransferEntityRegistryPackageRename"] = "TransferEntityRegistryPackageRename"
+    source: str
+    publisher: str
+    name: str
+    rename_as: TransferEntityRegistryPackage
+
+
+BaseEntity = (
+    TransferEntityStack
+    | TransferEntityEnvironment
+    | TransferEntityInsightsAccount
+    | TransferEntityRegistryPackage
+)
+"""An entity as it exists in an org: the four base kinds."""
+
+RenameEntity = (
+    TransferEntityStackRename
+    | TransferEntityEnvironmentRename
+    | TransferEntityInsightsAccountRename
+    | TransferEntityRegistryPackageRename
+)
+"""An entity together with the name it should take: the four `*Rename` kinds."""
+
+TransferEntity = Annotated[BaseEntity | RenameEntity, Field(discriminator="kind")]
+
+
+class TransferEntityFailure(WireModel):
+    entity: TransferEntity
+    failure_details: str
+
+
+# --- The claim document ------------------------------------------------------------------
+
+
+class AgentAccountSummary(WireModel):
+    login: str
+    org_name: str
+    created_at: datetime
+
+
+class AgentClaimRequest(WireModel):
+    claim_token: str
+    conflicts_resolution: list[TransferEntity] | None = None
+
+
+class AgentClaimResponse(WireModel):
+    agent: AgentAccountSummary
+    entities: list[TransferEntity]
+    conflicts: list[TransferEntity]
+    failures: list[TransferEntityFailure]
+    claim_expires_at: datetime
+    transfer_token: str | None = None
+
+
+class AgentClaimsStatus(WireModel):
+    claims: dict[str, AgentClaimResponse]
+
+
+# --- Users and orgs ----------------------------------------------------------------------
+
+OrganizationRole = Literal[
+    "none", "member", "admin", "potential-member", "stack-collaborator", "billing-manager"
+]
+
+
+class OrganizationSummaryWithRole(WireModel):
+    name: str
+    github_login: str
+    avatar_url: str
+    email: str | None = None
+    role: OrganizationRole
+
+
+class TokenInfo(WireModel):
+    name: str | None = None
+    organization: str | None = None
+    team: str | None = None
+
+
+class User(WireModel):
+    id: str
+    github_login: str
+    name: str
+    email: str
+    avatar_url: str
+    organizations: list[OrganizationSummaryWithRole]
+    identities: list[str]
+    has_mfa: bool
+    is_org_managed: bool
+    is_managed_by_multi_org: bool
+    site_admin: bool | None = None
+    token_info: TokenInfo | None = None
+    is_agent: bool | None = None
+
+
+class UserInfo(WireModel):
+    name: str
+    github_login: str
+    avatar_url: str
+    email: str | None = None
+
+
+# --- Stacks ------------------------------------------------------------------------------
+
+
+class AppStackSummary(WireModel):
+    id: str
+    org_name: str
+    project_name: str
+    stack_name: str
+    last_update: int = 0
+    """Unix seconds of the last update; 0 when the stack was never updated."""
+    resource_count: int = 0
+
+
+class AppListStacksResponse(WireModel):
+    stacks: list[AppStackSummary]
+    continuation_token: str | None = None
+
+
+class AppStack(WireModel):
+    id: str | None = None
+    org_name: str
+    project_name: str
+    stack_name: str
+    active_update: str | None = None
+    tags: dict[str, str] | None = None
+    version: int | None = None
+
+
+class AppStackRenameRequest(WireModel):
+    new_name: str | None = None
+    new_project: str | None = None
+
+
+class AppImportStackResponse(WireModel):
+    update_id: str
+
+
+class TransferStackRequest(WireModel):
+    project_name: str
+    stack_name: str
+    from_org: str
+    to_org: str
+
+
+# --- ESC environments, Insights accounts, registry packages ------------------------------
+
+
+class EnvironmentReferrerMetadata(WireModel):
+    environment_referrer_count: int = 0
+    stack_referrer_count: int = 0
+    insights_account_referrer_count: int = 0
+
+
+class EnvironmentSettings(WireModel):
+    deletion_protected: bool = False
+
+
+class OrgEnvironment(WireModel):
+    id: str
+    organization: str
+    project: str | None = None
+    name: str
+    created: str
+    modified: str
+    owned_by: UserInfo
+    tags: dict[str, str]
+    referrer_metadata: EnvironmentReferrerMetadata
+    settings: EnvironmentSettings
+
+
+class ListEnvironmentsResponse(WireModel):
+    environments: list[OrgEnvironment]
+    next_token: str | None = None
+
+
+class InsightsAccount(WireModel):
+    id: str
+    name: str
+    owned_by: UserInfo
+    provider: str
+    scheduled_scan_enabled: bool
+
+
+class ListInsightsAccountsResponse(WireModel):
+    accounts: list[InsightsAccount] = Field(default_factory=list)
+    next_token: str | None = None
+
+
+class PackageMetadata(WireModel):
+    name: str
+    publisher: str
+    source: str
+    version: str
+    is_featured: bool
+    package_status: Literal["ga", "public_preview"]
+    readme_url: str
+    schema_url: str
+    created_at: datetime
+    visibility: Literal["public", "private"]
+
+
+class ListPackagesResponse(WireModel):
+    packages: list[PackageMetadata]
+    continuation_token: str | None = None
+
+
+class ErrorResponse(WireModel):
+    """The body of every non-2xx answer from the service."""
+
+    code: int
+    message: str
