@@ -1,0 +1,488 @@
+"""Renderers for the claim document: a terminal table, JSON, Markdown and one HTML page.
+
+JSON is the wire document and nothing else, so scripts can parse stdout. The three human
+formats are built from one `ReportView`, so the table, the Markdown and the HTML always say the
+same thing: who moves where, what each entity will become, what blocks the claim and why.
+Every name that reaches a report comes from a service or a map file and is treated as hostile:
+it is escaped for the format it lands in (rich markup, Markdown, HTML).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from io import StringIO
+from typing import Literal, get_args
+
+import jinja2
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from toolkit.models import (
+    AgentClaimResponse,
+    BaseEntity,
+    RenameEntity,
+    TransferEntityStack,
+    TransferEntityStackRename,
+)
+from toolkit.resolver import EntityKey, display_name, entity_key, target_of
+
+__all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render"]
+
+Format = Literal["table", "json", "markdown", "html"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+Mode = Literal["preview", "commit"]
+
+CONFLICT_HINT = (
+    "To fix: add a rename to the resolution map, or run `pulumi-claim resolve` to write one."
+)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the document itself does not say: the run around it."""
+
+    mode: Mode
+    source_org: str
+    destination_org: str
+    strategy: str
+    outcome: str
+    """One line, e.g. "blocked: 2 unresolved conflicts; nothing was changed"."""
+    notices: tuple[str, ...] = ()
+    """Warnings and notes, e.g. a rename of an entity that had no conflict."""
+    generated_at: datetime | None = None
+    """Shown when given; left out, two renders of one document are identical."""
+
+
+def render(
+    document: AgentClaimResponse, fmt: Format, context: ReportContext, *, width: int = 100
+) -> str:
+    """The report as text; `width` only shapes the table format."""
+    if fmt == "json":
+        return json.dumps(document.to_wire(), indent=2) + "\n"
+    view = build_view(document, context)
+    if fmt == "markdown":
+        return _render_markdown(view)
+    if fmt == "html":
+        return _html_template().render(view=view)
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        force_jupyter=False,
+        force_interactive=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        legacy_windows=False,
+    )
+    console.print(_table_renderable(view))
+    # Rich pads every line to the full width; a file or a diff reads better without it.
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def print_report(
+    document: AgentClaimResponse, fmt: Format, context: ReportContext, console: Console
+) -> None:
+    """Print to `console`: the table with the console's colours, other formats verbatim."""
+    if fmt == "table":
+        console.print(_table_renderable(build_view(document, context)))
+    else:
+        console.out(render(document, fmt, context), end="", highlight=False)
+
+
+# --- The view every human format renders -------------------------------------------------
+
+ActionKind = Literal["move", "rename", "blocked", "failed"]
+Tone = Literal["neutral", "good", "warn", "bad"]
+_NOT_APPLICABLE = "\N{EM DASH}"
+"""Shown for facts a kind does not have (resources and last update of an environment)."""
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    kind: str
+    name: str
+    resources: str
+    last_update: str
+    action: str
+    action_kind: ActionKind
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    kind: str
+    name: str
+    taken_name: str
+    """The name that already exists in the destination (the rename target, if one was asked)."""
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    kind: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Count:
+    label: str
+    value: int
+    tone: Tone
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """The document and its context, flattened into sorted rows of display text."""
+
+    title: str
+    header: tuple[tuple[str, str], ...]
+    counts: tuple[Count, ...]
+    inventory: tuple[InventoryRow, ...]
+    conflicts: tuple[ConflictRow, ...]
+    failures: tuple[FailureRow, ...]
+    notices: tuple[str, ...]
+    outcome: str
+    outcome_tone: Tone
+    conflict_hint: str = CONFLICT_HINT
+
+
+def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportView:
+    """Flatten the document into rows, one per entity, sorted by kind then name."""
+    conflicts = {entity_key(entity): entity for entity in document.conflicts}
+    failed = {entity_key(failure.entity) for failure in document.failures}
+
+    # Conflicts and failures normally repeat an inventory entity; any that do not still get a row.
+    entities: dict[EntityKey, BaseEntity | RenameEntity] = {}
+    for entity in [*document.entities, *conflicts.values(), *(f.entity for f in document.failures)]:
+        entities.setdefault(entity_key(entity), entity)
+
+    inventory = sorted(
+        (
+            _inventory_row(entity, key in failed, key in conflicts, context)
+            for key, entity in entities.items()
+        ),
+        key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.action),
+    )
+    conflict_rows = sorted(
+        (
+            ConflictRow(
+                _kind(entity), display_name(entity), display_name(_target(entity) or entity)
+            )
+            for entity in document.conflicts
+        ),
+        key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.taken_name),
+    )
+    failure_rows = sorted(
+        (
+            FailureRow(
+                _kind(failure.entity), _name_with_target(failure.entity), failure.failure_details
+            )
+            for failure in document.failures
+        ),
+        key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.reason),
+    )
+    moving = [row for row in inventory if row.action_kind in ("move", "rename")]
+    renamed = [row for row in moving if row.action_kind == "rename"]
+    counts = (
+        Count("Entities", len(inventory), "neutral"),
+        Count("To move", len(moving), "good" if moving else "neutral"),
+        Count("Renamed", len(renamed), "neutral"),
+        Count("Conflicts", len(conflict_rows), "bad" if conflict_rows else "good"),
+        Count("Failures", len(failure_rows), "warn" if failure_rows else "good"),
+    )
+    return ReportView(
+        title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
+        header=_header(document, context),
+        counts=counts,
+        inventory=tuple(inventory),
+        conflicts=tuple(conflict_rows),
+        failures=tuple(failure_rows),
+        notices=context.notices,
+        outcome=context.outcome,
+        outcome_tone="bad" if conflict_rows else "warn" if failure_rows else "good",
+    )
+
+
+def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:
+    agent = document.agent
+    agent_text = f"{agent.login}, created {_when(agent.created_at)}"
+    if agent.org_name != agent.login:
+        agent_text = f"{agent.login} (org {agent.org_name}), created {_when(agent.created_at)}"
+    expiry = _when(document.claim_expires_at)
+    if context.generated_at and _utc(document.claim_expires_at) <= _utc(context.generated_at):
+        expiry += " (expired)"
+    header = [
+        ("Mode", context.mode),
+        ("From → to", f"{context.source_org} → {context.destination_org}"),
+        ("Strategy", context.strategy),
+        ("Agent", agent_text),
+        ("Claim expires", expiry),
+    ]
+    if context.generated_at is not None:
+        header.append(("Generated", _when(context.generated_at)))
+    return tuple(header)
+
+
+def _inventory_row(
+    entity: BaseEntity | RenameEntity, failed: bool, conflicting: bool, context: ReportContext
+) -> InventoryRow:
+    target = _target(entity)
+    action: str
+    action_kind: ActionKind
+    if failed:
+        action, action_kind = "cannot move", "failed"
+    elif conflicting:
+        action, action_kind = f"blocked: name taken in {context.destination_org}", "blocked"
+    elif target is not None:
+        action, action_kind = f"move as {display_name(target)}", "rename"
+    else:
+        action, action_kind = "move", "move"
+    resources, last_update = _NOT_APPLICABLE, _NOT_APPLICABLE
+    if isinstance(entity, TransferEntityStack | TransferEntityStackRename):
+        resources = str(entity.resource_count)
+        if entity.last_update is not None:
+            last_update = _day(entity.last_update)
+    return InventoryRow(
+        _kind(entity), display_name(entity), resources, last_update, action, action_kind
+    )
+
+
+# --- Entity kinds and display names ------------------------------------------------------
+
+_KIND_LABELS = {
+    "TransferEntityStack": "stack",
+    "TransferEntityEnvironment": "ESC environment",
+    "TransferEntityInsightsAccount": "Insights account",
+    "TransferEntityRegistryPackage": "registry package",
+}
+_KIND_ORDER = {label: order for order, label in enumerate(_KIND_LABELS.values())}
+
+
+def _kind(entity: BaseEntity | RenameEntity) -> str:
+    return _KIND_LABELS[entity_key(entity)[0]]
+
+
+def _target(entity: BaseEntity | RenameEntity) -> BaseEntity | None:
+    return target_of(entity) if isinstance(entity, RenameEntity) else None
+
+
+def _name_with_target(entity: BaseEntity | RenameEntity) -> str:
+    target = _target(entity)
+    return (
+        display_name(entity)
+        if target is None
+        else f"{display_name(entity)} → {display_name(target)}"
+    )
+
+
+def _when(moment: datetime) -> str:
+    """Minutes in UTC: enough for a reviewer, and the same on every machine."""
+    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day(moment: datetime) -> str:
+    """The UTC date alone, for table columns where every character counts."""
+    return _utc(moment).strftime("%Y-%m-%d")
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware, in UTC; a naive time is read as UTC already, as the service sends them."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# --- Table (rich) ------------------------------------------------------------------------
+
+_ACTION_STYLES: dict[ActionKind, str] = {
+    "move": "green",
+    "rename": "cyan",
+    "blocked": "bold red",
+    "failed": "yellow",
+}
+_TONE_STYLES: dict[Tone, str] = {
+    "neutral": "",
+    "good": "green",
+    "warn": "yellow",
+    "bad": "bold red",
+}
+
+
+def _table_renderable(view: ReportView) -> RenderableType:
+    """The whole report as one rich renderable; every value goes in as `Text`, never markup."""
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="dim", no_wrap=True)
+    header.add_column()
+    for label, value in view.header:
+        header.add_row(label, Text(value))
+
+    counts = Text("   ").join(
+        Text.assemble((f"{count.label} ", "dim"), (str(count.value), _TONE_STYLES[count.tone]))
+        for count in view.counts
+    )
+
+    inventory = _section_table("Inventory")
+    inventory.add_column("Kind", no_wrap=True)
+    inventory.add_column("Name", overflow="fold")
+    inventory.add_column("Resources", justify="right", no_wrap=True)
+    inventory.add_column("Last update", no_wrap=True)
+    inventory.add_column("Action", overflow="fold")
+    for row in view.inventory:
+        inventory.add_row(
+            Text(row.kind),
+            Text(row.name),
+            Text(row.resources),
+            Text(row.last_update),
+            Text(row.action, style=_ACTION_STYLES[row.action_kind]),
+        )
+
+    parts: list[RenderableType] = [
+        Text(view.title, style="bold"),
+        header,
+        Text(),
+        counts,
+        Text(),
+        inventory if view.inventory else Text("No entities."),
+        Text(),
+    ]
+
+    if view.conflicts:
+        conflicts = _section_table("Conflicts")
+        conflicts.add_column("Kind", no_wrap=True)
+        conflicts.add_column("Name", overflow="fold")
+        conflicts.add_column("Name taken in destination", overflow="fold")
+        for conflict in view.conflicts:
+            conflicts.add_row(Text(conflict.kind), Text(conflict.name), Text(conflict.taken_name))
+        parts += [conflicts, Text(view.conflict_hint, style="yellow")]
+    else:
+        parts.append(Text("No conflicts."))
+    parts.append(Text())
+
+    if view.failures:
+        failures = _section_table("Failures")
+        failures.add_column("Kind", no_wrap=True)
+        failures.add_column("Name", overflow="fold")
+        failures.add_column("Reason", overflow="fold")
+        for failure in view.failures:
+            failures.add_row(Text(failure.kind), Text(failure.name), Text(failure.reason))
+        parts.append(failures)
+    else:
+        parts.append(Text("No failures."))
+    parts.append(Text())
+
+    if view.notices:
+        parts.append(Text("Notices", style="bold"))
+        parts += [Padding(Text(f"• {notice}"), (0, 0, 0, 2)) for notice in view.notices]
+        parts.append(Text())
+
+    parts.append(
+        Text.assemble(("Outcome: ", "bold"), (view.outcome, _TONE_STYLES[view.outcome_tone]))
+    )
+    return Group(*parts)
+
+
+def _section_table(title: str) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+
+
+# --- Markdown ----------------------------------------------------------------------------
+
+_MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "}
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_[]|~#$")
+_BLOCK_START = re.compile(r"^(\d+)([.)])|^([-+=])")
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text that stays plain inside a GFM table cell: no markup, no HTML, no cell break."""
+    return "".join(
+        _MARKDOWN_ENTITIES.get(char) or (f"\\{char}" if char in _MARKDOWN_PUNCTUATION else char)
+        for char in text
+    )
+
+
+def _markdown_list_item(text: str) -> str:
+    """A bullet holding `text` as plain text; a leading "1." or "-" would start a nested list."""
+    escaped = _markdown_text(text)
+    return "- " + _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
+
+
+def _markdown_table(headings: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headings) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_markdown_text(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _render_markdown(view: ReportView) -> str:
+    lines = [f"# {_markdown_text(view.title)}", ""]
+    lines += [f"- **{label}:** {_markdown_text(value)}" for label, value in view.header]
+    lines += ["", f"**Outcome:** {_markdown_text(view.outcome)}", ""]
+    lines += _markdown_table(
+        [count.label for count in view.counts],
+        ["---:"] * len(view.counts),
+        [[str(count.value) for count in view.counts]],
+    )
+
+    lines += ["", "## Inventory", ""]
+    if view.inventory:
+        lines += _markdown_table(
+            ["Kind", "Name", "Resources", "Last update", "Action"],
+            ["---", "---", "---:", "---", "---"],
+            [[r.kind, r.name, r.resources, r.last_update, r.action] for r in view.inventory],
+        )
+    else:
+        lines.append("No entities.")
+
+    lines += ["", "## Conflicts", ""]
+    if view.conflicts:
+        lines += _markdown_table(
+            ["Kind", "Name", "Name taken in destination"],
+            ["---", "---", "---"],
+            [[c.kind, c.name, c.taken_name] for c in view.conflicts],
+        )
+        lines += ["", f"> {view.conflict_hint}"]
+    else:
+        lines.append("None.")
+
+    lines += ["", "## Failures", ""]
+    if view.failures:
+        lines += _markdown_table(
+            ["Kind", "Name", "Reason"],
+            ["---", "---", "---"],
+            [[f.kind, f.name, f.reason] for f in view.failures],
+        )
+    else:
+        lines.append("None.")
+
+    if view.notices:
+        lines += ["", "## Notices", ""]
+        lines += [_markdown_list_item(notice) for notice in view.notices]
+    return "\n".join(lines) + "\n"
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+
+@cache
+def _html_template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("toolkit", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template("report.html.j2")
