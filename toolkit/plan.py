@@ -1,0 +1,346 @@
+"""The claim plan: what a commit will do, decided before anything is done.
+
+Like a database migration script, the plan can be printed and reviewed on its own; preview
+shows it, commit executes it. Building it is pure: inventories and a resolution map in, plan
+out (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from toolkit.collectors import Inventory
+from toolkit.models import (
+    AgentAccountSummary,
+    AgentClaimResponse,
+    BaseEntity,
+    TransferEntity,
+    TransferEntityFailure,
+    TransferEntityStack,
+)
+from toolkit.resolver import (
+    MAX_NAME_LENGTH,
+    EntityKey,
+    ResolutionMap,
+    as_rename,
+    describe,
+    display_name,
+    entity_key,
+    resolve,
+)
+
+Strategy = Literal["transfer", "migrate", "claim-api"]
+
+StackName = tuple[str, str]
+"""(project, stack): a stack's identity inside its org."""
+
+_KIND_ORDER = (
+    "TransferEntityStack",
+    "TransferEntityEnvironment",
+    "TransferEntityInsightsAccount",
+    "TransferEntityRegistryPackage",
+)
+
+TEMPORARY_SUFFIX = "-claim-tmp"
+"""Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
+
+
+def movable_kinds(strategy: Strategy) -> frozenset[str]:
+    """The entity kinds `strategy` can move; every other entity is reported as a failure."""
+    if strategy == "claim-api":
+        return _CLAIM_API_KINDS
+    return _STACK_KINDS
+
+
+_STACK_KINDS = frozenset({"TransferEntityStack"})
+_CLAIM_API_KINDS = frozenset(
+    {"TransferEntityStack", "TransferEntityEnvironment", "TransferEntityInsightsAccount"}
+)
+
+
+def failure_details(entity: BaseEntity, strategy: Strategy, *, destination_org: str) -> str:
+    """Why `entity` cannot move with `strategy`, and what the user can do instead."""
+    if entity.kind in movable_kinds(strategy):
+        raise ValueError(f"{describe(entity)} can move with the {strategy} strategy")
+    name = display_name(entity)
+    match entity.kind:
+        case "TransferEntityEnvironment":
+            return (
+                "ESC environments cannot be transferred between organizations; recreate "
+                f"{name} in {destination_org} (esc env init {destination_org}/{name}) and copy "
+                "its definition"
+            )
+        case "TransferEntityInsightsAccount":
+            return (
+                "Insights accounts cannot be transferred between organizations; add "
+                f"{name} again in {destination_org} with the same cloud credentials and let it "
+                "scan again"
+            )
+        case _:
+            return (
+                "registry packages cannot be transferred between organizations; publish "
+                f"{name} again with publisher {destination_org} "
+                f"(pulumi package publish <schema> --publisher {destination_org})"
+            )
+
+
+# --- Stack moves and the renames they need ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackMove:
+    """One source stack and the stack it becomes in the destination org."""
+
+    source: TransferEntityStack
+    target: TransferEntityStack
+    """Same resourceCount and lastUpdate as `source`; another name when `renamed`."""
+
+    @property
+    def renamed(self) -> bool:
+        return _name(self.source) != _name(self.target)
+
+
+@dataclass(frozen=True)
+class RenameStep:
+    """One rename call in the source org, made on behalf of `move` (a cycle needs two)."""
+
+    move: StackMove
+    from_project: str
+    from_stack: str
+    to_project: str
+    to_stack: str
+
+
+def order_renames(
+    moves: Sequence[StackMove],
+    occupied: Collection[StackName],
+    *,
+    reserved: Collection[StackName] = (),
+) -> list[list[RenameStep]]:
+    """Waves of source-org renames that never rename onto a name in use.
+
+    `occupied` is every (project, stack) in the source org now. Steps within a wave are
+    independent, so a wave may run concurrently. A chain (a->b, b->c) renames b first; a
+    cycle (a->b, b->a) parks one stack under a temporary name that avoids `occupied`,
+    `reserved` (e.g. the destination's names) and every move's source and target.
+    """
+    targets = [_name(move.target) for move in moves]
+    if len(set(targets)) != len(targets):
+        raise ValueError("two moves have the same target")
+    renamed = {_name(move.source): move for move in moves if move.renamed}
+    in_use = {*occupied, *renamed}
+    avoid = {*in_use, *reserved, *targets}
+    parked = _cycle_breakers({source: _name(move.target) for source, move in renamed.items()})
+    # Source name -> the names its stack still passes through, starting where it is now.
+    paths: dict[StackName, list[StackName]] = {}
+    for source, move in renamed.items():
+        if source in parked:
+            temporary = _temporary_name(move.source, avoid)
+            avoid.add(temporary)
+            paths[source] = [source, temporary, _name(move.target)]
+        else:
+            paths[source] = [source, _name(move.target)]
+
+    waves: list[list[RenameStep]] = []
+    while paths:
+        ready = [source for source, path in paths.items() if path[1] not in in_use]
+        if not ready:
+            stuck = ", ".join(sorted("/".join(path[1]) for path in paths.values()))
+            raise ValueError(f"rename targets held by stacks that do not move: {stuck}")
+        wave: list[RenameStep] = []
+        for source in ready:
+            path = paths[source]
+            (from_project, from_stack), (to_project, to_stack) = path[0], path[1]
+            wave.append(RenameStep(renamed[source], from_project, from_stack, to_project, to_stack))
+            in_use.discard(path[0])
+            in_use.add(path[1])
+            del path[0]
+            if len(path) == 1:
+                del paths[source]
+        waves.append(wave)
+    return waves
+
+
+def _cycle_breakers(renames: Mapping[StackName, StackName]) -> set[StackName]:
+    """One source from each cycle of `renames` (source -> target): the one parked for a while.
+
+    A rename waits for the rename whose source is its target; since targets are distinct,
+    those waits form chains and cycles, and a cycle can only start once one member steps aside.
+    """
+    finished: set[StackName] = set()
+    breakers: set[StackName] = set()
+    for start in renames:
+        path: set[StackName] = set()
+        name: StackName | None = start
+        while name is not None and name not in finished and name not in path:
+            path.add(name)
+            target = renames[name]
+            name = target if target in renames else None
+        if name is not None and name in path:
+            breakers.add(name)
+        finished.update(path)
+    return breakers
+
+
+def _temporary_name(stack: TransferEntityStack, avoid: Collection[StackName]) -> StackName:
+    for attempt in itertools.count(1):
+        ending = TEMPORARY_SUFFIX if attempt == 1 else f"{TEMPORARY_SUFFIX}-{attempt}"
+        name = (stack.project_name, stack.stack_name[: MAX_NAME_LENGTH - len(ending)] + ending)
+        if name not in avoid:
+            return name
+    raise AssertionError("unreachable: itertools.count never ends")
+
+
+def _name(stack: TransferEntityStack) -> StackName:
+    return (stack.project_name, stack.stack_name)
+
+
+# --- The plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """Everything a claim will do, and everything that stops it or will not move."""
+
+    source_org: str
+    destination_org: str
+    strategy: Strategy
+    agent: AgentAccountSummary
+    claim_expires_at: datetime
+    entities: list[BaseEntity]
+    """The full source inventory, in a stable order."""
+    moves: list[StackMove]
+    """Every source stack, renamed or not."""
+    rename_waves: list[list[RenameStep]]
+    """Renames in the source org before the moves; only the transfer strategy makes them."""
+    conflicts: list[BaseEntity]
+    """Conflicts with the destination that no rename resolves: while any remain, nothing moves."""
+    failures: list[TransferEntityFailure]
+    """Entities this strategy cannot move, each with what to do instead."""
+    notices: list[str]
+    renames: dict[EntityKey, BaseEntity] = field(default_factory=dict)
+    """Source key -> the entity it becomes, for every renamed entity that moves."""
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.conflicts)
+
+    def to_claim_response(
+        self,
+        *,
+        failed_moves: Mapping[EntityKey, str] | None = None,
+        transfer_token: str | None = None,
+    ) -> AgentClaimResponse:
+        """The plan as the service's claim document (preview), or a commit's outcome.
+
+        `failed_moves` (source stack key -> reason) adds one failure per move that did not land.
+        """
+        failed_moves = failed_moves or {}
+        unknown = set(failed_moves) - {entity_key(move.source) for move in self.moves}
+        if unknown:
+            raise ValueError(f"not moves of this plan: {sorted(unknown)}")
+        failures = [
+            *self.failures,
+            *(
+                TransferEntityFailure(
+                    entity=self._listed(move.source), failure_details=failed_moves[key]
+                )
+                for move in self.moves
+                if (key := entity_key(move.source)) in failed_moves
+            ),
+        ]
+        return AgentClaimResponse(
+            agent=self.agent,
+            entities=[self._listed(entity) for entity in self.entities],
+            conflicts=list(self.conflicts),
+            failures=failures,
+            claim_expires_at=self.claim_expires_at,
+            transfer_token=transfer_token,
+        )
+
+    def _listed(self, entity: BaseEntity) -> TransferEntity:
+        """`entity` as the claim document lists it: in its rename form when it is renamed."""
+        target = self.renames.get(entity_key(entity))
+        return entity if target is None else as_rename(entity, target)
+
+
+def build_plan(
+    *,
+    source: Inventory,
+    destination: Inventory,
+    resolution_map: ResolutionMap,
+    strategy: Strategy,
+    agent: AgentAccountSummary,
+    claim_expires_at: datetime,
+) -> ClaimPlan:
+    """Plan moving everything `strategy` can move from `source` to `destination`.
+
+    Raises `ResolutionMapError` listing every problem of `resolution_map`.
+    """
+    kinds = movable_kinds(strategy)
+    resolution = resolve(source, destination, resolution_map, kinds=kinds)
+    entities = sorted(source.entities, key=_stable_order)
+    moves = [
+        _move(entity, resolution.renames.get(entity_key(entity)))
+        for entity in entities
+        if isinstance(entity, TransferEntityStack)
+    ]
+    renames = dict(resolution.renames)
+    renames.update({entity_key(move.source): move.target for move in moves if move.renamed})
+    rename_waves = (
+        order_renames(
+            moves,
+            occupied=[_name(stack) for stack in source.stacks],
+            reserved=[_name(stack) for stack in destination.stacks],
+        )
+        if strategy == "transfer"
+        else []
+    )
+    failures = [
+        TransferEntityFailure(
+            entity=entity,
+            failure_details=failure_details(entity, strategy, destination_org=destination.org),
+        )
+        for entity in entities
+        if entity.kind not in kinds
+    ]
+    notices = list(resolution.notices)
+    if strategy == "migrate" and moves:
+        notices.append(
+            "the migrate strategy copies only each stack's latest state: update history, tags "
+            "and permissions stay behind in the source org"
+        )
+    return ClaimPlan(
+        source_org=source.org,
+        destination_org=destination.org,
+        strategy=strategy,
+        agent=agent,
+        claim_expires_at=claim_expires_at,
+        entities=entities,
+        moves=moves,
+        rename_waves=rename_waves,
+        conflicts=sorted(resolution.unresolved, key=_stable_order),
+        failures=failures,
+        notices=notices,
+        renames=renames,
+    )
+
+
+def _move(stack: TransferEntityStack, target: BaseEntity | None) -> StackMove:
+    if target is None:
+        return StackMove(source=stack, target=stack)
+    if not isinstance(target, TransferEntityStack):
+        raise TypeError(f"{describe(stack)} cannot become {describe(target)}")
+    landing = stack.model_copy(
+        update={"project_name": target.project_name, "stack_name": target.stack_name}
+    )
+    return StackMove(source=stack, target=landing)
+
+
+def _stable_order(entity: BaseEntity) -> tuple[int, EntityKey]:
+    key = entity_key(entity)
+    return (_KIND_ORDER.index(key[0]), key[1:])

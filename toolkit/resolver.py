@@ -1,0 +1,542 @@
+"""Conflicts with the destination, and the resolution map that renames them away.
+
+Everything here is a pure function over inventories and wire models (DESIGN.md §4), apart from
+`load_resolution_map`, which reads the user's map file. A map is refused with *every* problem
+listed at once, so a user fixes a large map in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, TypeAdapter, ValidationError
+from yaml.constructor import SafeConstructor
+
+from toolkit.collectors import Inventory
+from toolkit.errors import InvalidInputError, ResolutionMapError
+from toolkit.models import (
+    BaseEntity,
+    RenameEntity,
+    TransferEntityEnvironment,
+    TransferEntityEnvironmentRename,
+    TransferEntityInsightsAccount,
+    TransferEntityInsightsAccountRename,
+    TransferEntityRegistryPackage,
+    TransferEntityRegistryPackageRename,
+    TransferEntityStack,
+    TransferEntityStackRename,
+)
+
+EntityKey = tuple[str, ...]
+"""An entity's base kind, then its identity in its org: ("TransferEntityStack", "web", "dev")."""
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+"""What the service accepts as a project, stack, environment or account name."""
+
+MAX_NAME_LENGTH = 100
+
+_LABELS = {
+    "TransferEntityStack": "stack",
+    "TransferEntityEnvironment": "ESC environment",
+    "TransferEntityInsightsAccount": "Insights account",
+    "TransferEntityRegistryPackage": "registry package",
+}
+_RENAME_KINDS = [f"{kind}Rename" for kind in _LABELS]
+_BASE_KIND = {**{kind: kind for kind in _LABELS}, **{f"{kind}Rename": kind for kind in _LABELS}}
+
+# Base kind -> the fields that identify an entity of that kind in its org, in `entity_key` order.
+_IDENTITY_BY_BASE_KIND: dict[str, Callable[[Any], tuple[str, ...]]] = {
+    "TransferEntityStack": lambda entity: (entity.project_name, entity.stack_name),
+    "TransferEntityEnvironment": lambda entity: (entity.project_name, entity.environment_name),
+    "TransferEntityInsightsAccount": lambda entity: (entity.name,),
+    "TransferEntityRegistryPackage": lambda entity: (entity.source, entity.publisher, entity.name),
+}
+_IDENTITY = {kind: _IDENTITY_BY_BASE_KIND[base] for kind, base in _BASE_KIND.items()}
+
+# Friendly-form section -> (the kind it renames, how its names are written).
+_SECTIONS = {
+    "stacks": ("TransferEntityStack", "project/stack"),
+    "environments": ("TransferEntityEnvironment", "project/environment"),
+    "insightsAccounts": ("TransferEntityInsightsAccount", "name"),
+    "registryPackages": ("TransferEntityRegistryPackage", "source/publisher/name"),
+}
+
+_RENAME_ADAPTER: TypeAdapter[RenameEntity] = TypeAdapter(
+    Annotated[RenameEntity, Field(discriminator="kind")]
+)
+
+
+# --- Identity -------------------------------------------------------------------------------
+
+
+def entity_key(entity: BaseEntity | RenameEntity) -> EntityKey:
+    """The kind of the base entity plus its identity; a rename has the key of what it renames."""
+    return (_BASE_KIND[entity.kind], *_identity(entity))
+
+
+def target_of(rename: RenameEntity) -> BaseEntity:
+    """The entity a rename asks for (its `renameAs`)."""
+    return rename.rename_as
+
+
+def display_name(entity: BaseEntity | RenameEntity) -> str:
+    """The entity's identity as a user writes it: `web/dev`, `aws-main`, `private/acme/vpc`."""
+    return "/".join(_identity(entity))
+
+
+def describe(entity: BaseEntity | RenameEntity) -> str:
+    """Human text for an entity (a rename is described as the entity it renames)."""
+    return f"{_LABELS[entity_key(entity)[0]]} {display_name(entity)}"
+
+
+def as_rename(entity: BaseEntity, target: BaseEntity) -> RenameEntity:
+    """`entity` in its `*Rename` form, asking to become `target` (an entity of the same kind)."""
+    if isinstance(entity, TransferEntityStack) and isinstance(target, TransferEntityStack):
+        return TransferEntityStackRename(
+            project_name=entity.project_name,
+            stack_name=entity.stack_name,
+            resource_count=entity.resource_count,
+            last_update=entity.last_update,
+            rename_as=target,
+        )
+    if isinstance(entity, TransferEntityEnvironment) and isinstance(
+        target, TransferEntityEnvironment
+    ):
+        return TransferEntityEnvironmentRename(
+            project_name=entity.project_name,
+            environment_name=entity.environment_name,
+            rename_as=target,
+        )
+    if isinstance(entity, TransferEntityInsightsAccount) and isinstance(
+        target, TransferEntityInsightsAccount
+    ):
+        return TransferEntityInsightsAccountRename(name=entity.name, rename_as=target)
+    if isinstance(entity, TransferEntityRegistryPackage) and isinstance(
+        target, TransferEntityRegistryPackage
+    ):
+        return TransferEntityRegistryPackageRename(
+            source=entity.source, publisher=entity.publisher, name=entity.name, rename_as=target
+        )
+    raise TypeError(f"cannot rename {entity.kind} as {target.kind}")
+
+
+def _identity(entity: BaseEntity | RenameEntity) -> tuple[str, ...]:
+    return _IDENTITY[entity.kind](entity)
+
+
+def _entity(kind: str, identity: Sequence[str]) -> BaseEntity:
+    """A base entity of `kind` with the given identity parts (in `entity_key` order)."""
+    match kind, *identity:
+        case "TransferEntityStack", project, stack:
+            return TransferEntityStack(project_name=project, stack_name=stack)
+        case "TransferEntityEnvironment", project, environment:
+            return TransferEntityEnvironment(project_name=project, environment_name=environment)
+        case "TransferEntityInsightsAccount", name:
+            return TransferEntityInsightsAccount(name=name)
+        case "TransferEntityRegistryPackage", source, publisher, name:
+            return TransferEntityRegistryPackage(source=source, publisher=publisher, name=name)
+    raise ValueError(f"no entity of kind {kind} has identity {identity!r}")
+
+
+def _invalid_parts(entity: BaseEntity | RenameEntity) -> list[str]:
+    return [part for part in _identity(entity) if not NAME_PATTERN.fullmatch(part)]
+
+
+# --- The resolution map -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolutionMap:
+    """The renames a user asked for, plus entries that could not even be read.
+
+    Unreadable entries are kept as `problems` rather than raised, so that `resolve` reports
+    them together with every semantic problem of the map.
+    """
+
+    renames: tuple[RenameEntity, ...]
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls) -> ResolutionMap:
+        return cls(renames=())
+
+
+class _Pairs(list[tuple[object, object]]):
+    """A mapping read as its list of pairs, so that a key given twice is seen, not dropped."""
+
+
+class _PairsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader (libyaml's when present), except that mappings come back as `_Pairs`."""
+
+
+def _construct_pairs(loader: SafeConstructor, node: yaml.MappingNode) -> _Pairs:
+    loader.flatten_mapping(node)
+    return _Pairs(
+        (loader.construct_object(key, deep=True), loader.construct_object(value, deep=True))
+        for key, value in node.value
+    )
+
+
+_PairsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_pairs)
+
+
+def parse_resolution_map(text: str, *, origin: str = "resolution map") -> ResolutionMap:
+    """Read a map in the friendly form (sections of old: new) or the wire form (a list of renames).
+
+    Raises `ResolutionMapError` when the document as a whole cannot be read; a malformed single
+    entry becomes one of the map's `problems` instead.
+    """
+    document = _load_document(text, origin)
+    if document is None:
+        return ResolutionMap.empty()
+    if isinstance(document, _Pairs):
+        return _parse_friendly(document, origin)
+    if isinstance(document, list):
+        return _parse_wire(document, origin)
+    raise ResolutionMapError(
+        [
+            f"{origin}: expected sections ({', '.join(_SECTIONS)}) or a list of "
+            f"TransferEntity*Rename objects, got {_shown(document)}"
+        ]
+    )
+
+
+def load_resolution_map(path: Path) -> ResolutionMap:
+    """Read and parse the map file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise InvalidInputError(
+            f"cannot read the resolution map {path}: {reason}",
+            hint="Check the path given to --resolutions.",
+        ) from error
+    return parse_resolution_map(text, origin=str(path))
+
+
+def format_resolution_map(renames: Sequence[RenameEntity]) -> str:
+    """The friendly YAML form of `renames`, grouped by kind; `parse_resolution_map` reads it."""
+    lines = [
+        "# pulumi-claim resolution map: each entry renames one entity of the source org so that",
+        "# it no longer collides with a name in the destination org. Edit the new names as you",
+        "# like, then pass this file with --resolutions.",
+    ]
+    for section, (kind, shape) in _SECTIONS.items():
+        entries = [rename for rename in renames if entity_key(rename)[0] == kind]
+        if entries:
+            lines.append(f"{section}:  # {shape}: new {shape}")
+            lines.extend(
+                f"  {_scalar(display_name(rename))}: {_scalar(display_name(target_of(rename)))}"
+                for rename in entries
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _load_document(text: str, origin: str) -> object:
+    """JSON when the text is JSON (YAML parsers choke on JSON's tabs), else YAML."""
+    try:
+        return json.loads(text, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.load(text, Loader=_PairsLoader)
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: a date like 2026-13-45
+        raise ResolutionMapError([f"{origin}: not valid YAML or JSON: {error}"]) from error
+
+
+def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
+    unreadable: list[str] = []
+    renames: list[RenameEntity] = []
+    problems: list[str] = []
+    for section, entries in document:
+        if not isinstance(section, str) or section not in _SECTIONS:
+            unreadable.append(
+                f"{origin}: unknown section {_shown(section)}; expected {', '.join(_SECTIONS)}"
+            )
+        elif entries is not None and not isinstance(entries, _Pairs):
+            shape = _SECTIONS[section][1]
+            unreadable.append(
+                f"{origin}: section {section} must map {shape} to a new {shape}, "
+                f"got {_shown(entries)}"
+            )
+        else:
+            for old, new in entries or ():
+                rename = _friendly_entry(section, old, new)
+                if isinstance(rename, str):
+                    problems.append(f"{origin}: {rename}")
+                else:
+                    renames.append(rename)
+    if unreadable:
+        raise ResolutionMapError(unreadable)
+    return ResolutionMap(renames=tuple(renames), problems=tuple(problems))
+
+
+def _friendly_entry(section: str, old: object, new: object) -> RenameEntity | str:
+    """The rename one friendly entry asks for, or why it cannot be read."""
+    kind, shape = _SECTIONS[section]
+    entry = f"{section}: {_shown(old)}: {_shown(new)}"
+    if not isinstance(old, str) or not isinstance(new, str):
+        return (
+            f"{entry}: both sides must be text of the form {shape} "
+            "(quote names YAML would read as numbers, booleans, dates or null)"
+        )
+    old_parts, new_parts = old.split("/"), new.split("/")
+    for name, split in ((old, old_parts), (new, new_parts)):
+        if len(split) != shape.count("/") + 1 or not all(split):
+            return f"{entry}: {_shown(name)} is not of the form {shape}"
+    return as_rename(_entity(kind, old_parts), _entity(kind, new_parts))
+
+
+def _parse_wire(document: list[object], origin: str) -> ResolutionMap:
+    renames: list[RenameEntity] = []
+    problems: list[str] = []
+    for number, item in enumerate(document, start=1):
+        plain = _plain(item)
+        entry = f"{origin}: entry {number}"
+        if not isinstance(plain, dict):
+            problems.append(f"{entry}: expected a TransferEntity*Rename object, got {_shown(item)}")
+            continue
+        kind = plain.get("kind")
+        if not isinstance(kind, str):
+            problems.append(f"{entry}: no kind; expected one of {', '.join(_RENAME_KINDS)}")
+            continue
+        if kind in _LABELS:
+            problems.append(
+                f"{entry}: a {kind} is not a rename; use {kind}Rename with a renameAs field"
+            )
+            continue
+        try:
+            renames.append(_RENAME_ADAPTER.validate_python(plain))
+        except ValidationError as error:
+            details = "; ".join(
+                f"{_location(detail['loc'], kind)}: {detail['msg']}"
+                for detail in error.errors(include_url=False)
+            )
+            problems.append(f"{entry} ({kind}): {details}")
+    return ResolutionMap(renames=tuple(renames), problems=tuple(problems))
+
+
+def _location(loc: tuple[int | str, ...], kind: object) -> str:
+    """Where in an entry pydantic found a problem, without the union's tag in front."""
+    parts = loc[1:] if loc[:1] == (kind,) else loc
+    return ".".join(str(part) for part in parts) or "entry"
+
+
+def _plain(value: object) -> object:
+    """`value` with every `_Pairs` turned back into a dict, as pydantic expects."""
+    if isinstance(value, _Pairs):
+        return {str(key): _plain(item) for key, item in value}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_implicit_tag: Callable[[type[yaml.Node], str, tuple[bool, bool]], str] = (
+    yaml.resolver.Resolver().resolve
+)
+"""The tag YAML gives an unquoted scalar, e.g. bool for `true`: the test for quoting a name."""
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML scalar: plain when YAML reads it back as this same text, else quoted.
+
+    Names like `1.0`, `true` or `null` are quoted, so that any YAML reader sees text.
+    """
+    plain = _PLAIN_TEXT.fullmatch(text) and (
+        _implicit_tag(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+    )
+    return text if plain else json.dumps(text)
+
+
+def _shown(value: object) -> str:
+    """A value from a user's file, shortened for an error message."""
+    shown = json.dumps(value) if isinstance(value, str) else repr(_plain(value))
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+# --- Conflicts and their resolution --------------------------------------------------------
+
+
+def find_conflicts(
+    source: Inventory, destination: Inventory, kinds: Collection[str]
+) -> list[BaseEntity]:
+    """Source entities of `kinds` whose identity is already taken in the destination."""
+    taken = {entity_key(entity) for entity in destination.entities}
+    return [
+        entity for entity in source.entities if entity.kind in kinds and entity_key(entity) in taken
+    ]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a valid map applies to today's inventories."""
+
+    renames: dict[EntityKey, BaseEntity]
+    """Source key -> the entity it becomes; only entities of the kinds that move, no no-ops."""
+    unresolved: list[BaseEntity] = field(default_factory=list)
+    """Conflicts that no rename covers: while any remain, nothing may move."""
+    notices: list[str] = field(default_factory=list)
+    """What the user should know that does not block, such as a rename with no conflict."""
+
+
+def resolve(
+    source: Inventory,
+    destination: Inventory,
+    resolution_map: ResolutionMap,
+    *,
+    kinds: Collection[str],
+) -> Resolution:
+    """Check `resolution_map` against both inventories and apply it to the entities of `kinds`.
+
+    Raises `ResolutionMapError` listing every problem: entries that could not be read, unknown
+    entities, invalid names, an entity renamed more than once, and targets that collide with
+    the destination or with another entity's final name.
+    """
+    in_source = {entity_key(entity): entity for entity in source.entities}
+    in_destination = {entity_key(entity) for entity in destination.entities}
+    problems = list(resolution_map.problems)
+    notices: list[str] = []
+
+    asked: dict[EntityKey, list[RenameEntity]] = defaultdict(list)
+    for rename in resolution_map.renames:
+        problem = _entry_problem(rename, in_source, source.org)
+        if problem:
+            problems.append(problem)
+        else:
+            asked[entity_key(rename)].append(rename)
+
+    renames: dict[EntityKey, BaseEntity] = {}
+    for key, entries in asked.items():
+        entity = in_source[key]
+        if len(entries) > 1:
+            targets = ", ".join(display_name(target_of(entry)) for entry in entries)
+            problems.append(f"{describe(entity)}: renamed more than once (to {targets})")
+            continue
+        target = target_of(entries[0])
+        change = f"{display_name(entity)} to {display_name(target)}"
+        if entity.kind not in kinds:
+            notices.append(
+                f"{describe(entity)} cannot move with this strategy; its rename is not used"
+            )
+        elif entity_key(target) in in_destination:
+            problems.append(
+                f"{describe(entity)}: cannot rename {change}: "
+                f"{display_name(target)} already exists in {destination.org}"
+            )
+        elif entity_key(target) == key:
+            notices.append(
+                f"{describe(entity)} is renamed to its own name; the entry changes nothing"
+            )
+        else:
+            renames[key] = target
+            if key not in in_destination:
+                notices.append(
+                    f"{describe(entity)} had no conflict; it will be renamed to "
+                    f"{display_name(target)} as the map asks"
+                )
+
+    problems.extend(_shared_final_names(source, renames, kinds, destination.org))
+    if problems:
+        raise ResolutionMapError(problems)
+    unresolved = [
+        entity
+        for entity in find_conflicts(source, destination, kinds)
+        if entity_key(entity) not in renames
+    ]
+    return Resolution(renames=renames, unresolved=unresolved, notices=notices)
+
+
+def _entry_problem(
+    rename: RenameEntity, in_source: Collection[EntityKey], source_org: str
+) -> str | None:
+    """What makes one map entry unusable on its own, if anything."""
+    invalid = _invalid_parts(rename)
+    if invalid:
+        return f"{describe(rename)}: {_names(invalid)} {_not_valid(invalid)}"
+    if entity_key(rename) not in in_source:
+        return f"{describe(rename)}: no such entity in {source_org}"
+    target = target_of(rename)
+    invalid = _invalid_parts(target)
+    if invalid:
+        return (
+            f"{describe(rename)}: cannot rename to {display_name(target)}: "
+            f"{_names(invalid)} {_not_valid(invalid)}"
+        )
+    return None
+
+
+def _names(parts: Sequence[str]) -> str:
+    return ", ".join(json.dumps(part) for part in parts)
+
+
+def _not_valid(parts: Sequence[str]) -> str:
+    verb = "is not a valid name" if len(parts) == 1 else "are not valid names"
+    return f"{verb} (1-100 letters, digits, '_', '.', '-')"
+
+
+def _shared_final_names(
+    source: Inventory, renames: dict[EntityKey, BaseEntity], kinds: Collection[str], org: str
+) -> Iterable[str]:
+    """One problem per name that more than one moving entity would end up with."""
+    ending: dict[EntityKey, list[BaseEntity]] = defaultdict(list)
+    for entity in source.entities:
+        if entity.kind in kinds:
+            key = entity_key(entity)
+            ending[entity_key(renames[key]) if key in renames else key].append(entity)
+    for final, entities in ending.items():
+        if len(entities) > 1:
+            who = " and ".join(
+                f"{describe(entity)} ("
+                + ("renamed" if entity_key(entity) in renames else "keeps its name")
+                + ")"
+                for entity in entities
+            )
+            both = "both" if len(entities) == 2 else "all"
+            yield f"{who} would {both} end up as {'/'.join(final[1:])} in {org}"
+
+
+def suggest_resolution_map(
+    conflicts: Sequence[BaseEntity],
+    *,
+    source: Inventory,
+    destination: Inventory,
+    suffix: str,
+) -> ResolutionMap:
+    """A map that `resolve` accepts for today's `conflicts`: each renamed to its name + `suffix`.
+
+    Where that is taken (in the destination, in the source, or by an earlier suggestion) the
+    name gets `-2`, `-3`, ... as well; long names are shortened to stay within 100 characters.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]*", suffix) or len(suffix) > MAX_NAME_LENGTH - 10:
+        raise InvalidInputError(
+            f"the suffix {suffix!r} would make invalid names",
+            hint="Use at most 90 letters, digits, '_', '.' or '-', e.g. --suffix -agent.",
+        )
+    taken = {entity_key(entity) for entity in (*source.entities, *destination.entities)}
+    renames: list[RenameEntity] = []
+    for entity in conflicts:
+        target = _free_name(entity, suffix, taken)
+        taken.add(entity_key(target))
+        renames.append(as_rename(entity, target))
+    return ResolutionMap(renames=tuple(renames))
+
+
+def _free_name(entity: BaseEntity, suffix: str, taken: Collection[EntityKey]) -> BaseEntity:
+    """The first of name+suffix, name+suffix-2, ... (shortened to fit) that is not `taken`."""
+    kind, *identity = entity_key(entity)
+    for attempt in itertools.count(1):
+        ending = suffix if attempt == 1 else f"{suffix}-{attempt}"
+        name = identity[-1][: MAX_NAME_LENGTH - len(ending)] + ending
+        target = _entity(kind, [*identity[:-1], name])
+        if entity_key(target) not in taken:
+            return target
+    raise AssertionError("unreachable: itertools.count never ends")
