@@ -1,0 +1,500 @@
+"""The REST client against the emulator over real HTTP, and where credentials come from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+import pytest
+
+from toolkit.cloud import CloudClient, _retry_after_seconds
+from toolkit.credentials import Credentials, load_credentials
+from toolkit.emulator.server import EmulatorServer
+from toolkit.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory
+
+T = TypeVar("T")
+
+ALICE = "tok-alice-0123456789"
+"""Admin of acme, labs and the agent's org."""
+BOB = "tok-bob-0123456789"
+"""Member (not admin) of acme."""
+
+WORLD: dict[str, Any] = {
+    "users": [
+        {
+            "login": "alice",
+            "token": ALICE,
+            "orgs": {"acme": "admin", "labs": "admin", "agent-1": "admin"},
+        },
+        {"login": "bob", "token": BOB, "orgs": {"acme": "member"}},
+    ],
+    "agents": [
+        {
+            "login": "agent-1",
+            "token": "tok-agent-1",
+            "claimToken": "claim-secret-1",
+            "createdAt": "2026-11-01T09:00:00Z",
+            "claimExpiresAt": "2026-12-01T09:00:00Z",
+        }
+    ],
+    "orgs": {
+        "acme": {
+            "stacks": [
+                *(
+                    {
+                        "project": "web",
+                        "stack": f"s{i:02}",
+                        "resourceCount": i,
+                        "lastUpdate": f"2026-11-{i + 1:02}T10:00:00Z",
+                    }
+                    for i in range(12)
+                ),
+                *({"project": "api", "stack": f"s{i:02}"} for i in range(11)),
+            ],
+            "environments": [{"project": f"p{i % 3}", "name": f"env{i:02}"} for i in range(16)],
+            "insightsAccounts": [{"name": f"account{i:02}"} for i in range(15)],
+            "registryPackages": [
+                {"source": "private", "publisher": "acme", "name": "vpc"},
+                {"source": "private", "publisher": "acme", "name": "cluster"},
+                {"source": "pulumi", "publisher": "pulumi", "name": "aws"},
+            ],
+        },
+        "labs": {"stacks": [{"project": "web", "stack": "dev"}]},
+        "agent-1": {
+            "stacks": [{"project": "web", "stack": "dev", "resourceCount": 3}],
+            "environments": [{"project": "default", "name": "secrets"}],
+        },
+    },
+}
+
+STACKS_IN_ACME = 23
+PAGE_SIZE = 7
+
+
+@pytest.fixture
+def emulator(make_emulator: EmulatorFactory) -> EmulatorServer:
+    return make_emulator(WORLD, page_size=PAGE_SIZE)
+
+
+def call(
+    server: EmulatorServer | str,
+    operation: Callable[[CloudClient], Awaitable[T]],
+    *,
+    token: str = ALICE,
+    **options: Any,
+) -> T:
+    """Run one operation with a fresh client; backoff is tiny so retries cost no time."""
+    url = server if isinstance(server, str) else server.url
+    options.setdefault("retry_base_delay", 0.001)
+
+    async def scenario() -> T:
+        async with CloudClient(url, token, **options) as client:
+            return await operation(client)
+
+    return asyncio.run(scenario())
+
+
+# --- Typed calls --------------------------------------------------------------------------
+
+
+def test_current_user(emulator: EmulatorServer) -> None:
+    user = call(emulator, lambda client: client.get_current_user())
+    state = emulator.state
+    assert user == state.current_user(state.authenticate(ALICE))
+    assert user.github_login == "alice"
+    assert {org.name: org.role for org in user.organizations} == {
+        "acme": "admin",
+        "agent-1": "admin",
+        "labs": "admin",
+    }
+
+
+def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
+    stacks = call(emulator, lambda client: client.list_stacks("acme"))
+    state = emulator.state
+    expected = state.list_stacks(state.authenticate(ALICE), limit=1000, organization="acme")
+    assert stacks == expected.items
+    assert len({(s.project_name, s.stack_name) for s in stacks}) == STACKS_IN_ACME
+    assert {(s.project_name, s.stack_name) for s in stacks} == state.stack_names("acme")
+    pages = [e for e in emulator.requests.entries() if e.path == "/api/user/stacks"]
+    assert len(pages) == -(-STACKS_IN_ACME // PAGE_SIZE)
+    assert ["continuationToken=" in page.query for page in pages] == [False, True, True, True]
+
+
+def test_list_stacks_of_one_project(emulator: EmulatorServer) -> None:
+    stacks = call(emulator, lambda client: client.list_stacks("acme", project="api"))
+    assert [s.stack_name for s in stacks] == [f"s{i:02}" for i in range(11)]
+    assert {s.project_name for s in stacks} == {"api"}
+
+
+def test_get_stack_and_stack_exists(emulator: EmulatorServer) -> None:
+    async def lookups(client: CloudClient) -> tuple[Any, bool, bool]:
+        return (
+            await client.get_stack("acme", "web", "s03"),
+            await client.stack_exists("acme", "web", "s03"),
+            await client.stack_exists("acme", "web", "nope"),
+        )
+
+    stack, present, absent = call(emulator, lookups)
+    assert (stack.org_name, stack.project_name, stack.stack_name) == ("acme", "web", "s03")
+    record = emulator.state.find_stack("acme", "web", "s03")
+    assert record is not None and stack.id == record.id
+    assert (present, absent) == (True, False)
+    with pytest.raises(NotFoundError):
+        call(emulator, lambda client: client.get_stack("acme", "web", "nope"))
+
+
+def test_rename_stack(emulator: EmulatorServer) -> None:
+    call(
+        emulator,
+        lambda client: client.rename_stack(
+            "acme", "web", "s01", new_project="site", new_name="one"
+        ),
+    )
+    names = emulator.state.stack_names("acme")
+    assert ("site", "one") in names and ("web", "s01") not in names
+
+
+def test_rename_onto_existing_stack_is_a_conflict(emulator: EmulatorServer) -> None:
+    with pytest.raises(ConflictError) as caught:
+        call(
+            emulator,
+            lambda client: client.rename_stack(
+                "acme", "web", "s01", new_project="web", new_name="s02"
+            ),
+        )
+    assert caught.value.status == 409
+    assert "already exists" in caught.value.message
+    assert {("web", "s01"), ("web", "s02")} <= emulator.state.stack_names("acme")
+
+
+def test_transfer_stack(emulator: EmulatorServer) -> None:
+    call(emulator, lambda client: client.transfer_stack("agent-1", "web", "dev", to_org="acme"))
+    assert ("web", "dev") in emulator.state.stack_names("acme")
+    assert emulator.state.stack_names("agent-1") == set()
+
+
+def test_transfer_without_admin_role_is_denied(emulator: EmulatorServer) -> None:
+    with pytest.raises(PermissionDeniedError) as caught:
+        call(
+            emulator,
+            lambda client: client.transfer_stack("acme", "web", "s01", to_org="labs"),
+            token=BOB,
+        )
+    assert caught.value.status == 403
+    assert ("web", "s01") in emulator.state.stack_names("acme")
+
+
+def test_transfer_onto_existing_stack_is_a_conflict(emulator: EmulatorServer) -> None:
+    with pytest.raises(ConflictError):
+        call(emulator, lambda client: client.transfer_stack("labs", "web", "dev", to_org="agent-1"))
+
+
+def test_delete_stack(emulator: EmulatorServer) -> None:
+    with pytest.raises(ServiceError) as caught:
+        call(emulator, lambda client: client.delete_stack("acme", "web", "s05"))
+    assert caught.value.status == 400
+    assert ("web", "s05") in emulator.state.stack_names("acme")
+
+    call(emulator, lambda client: client.delete_stack("acme", "web", "s05", force=True))
+    call(emulator, lambda client: client.delete_stack("acme", "api", "s00"))
+    assert not {("web", "s05"), ("api", "s00")} & emulator.state.stack_names("acme")
+    with pytest.raises(NotFoundError):
+        call(emulator, lambda client: client.delete_stack("acme", "api", "s00"))
+
+
+def test_list_environments_pages_through_everything(emulator: EmulatorServer) -> None:
+    environments = call(emulator, lambda client: client.list_environments("acme"))
+    state = emulator.state
+    expected = state.list_environments(state.authenticate(ALICE), "acme", limit=1000)
+    assert environments == expected.items
+    assert {(e.project, e.name) for e in environments} == state.environment_names("acme")
+    assert len(environments) == 16
+    assert emulator.requests.count("GET", "/api/esc/environments/acme") == 3
+
+
+def test_list_insights_accounts_pages_through_everything(emulator: EmulatorServer) -> None:
+    accounts = call(emulator, lambda client: client.list_insights_accounts("acme"))
+    state = emulator.state
+    expected = state.list_insights_accounts(state.authenticate(ALICE), "acme", limit=1000)
+    assert accounts == expected.items
+    assert [a.name for a in accounts] == [f"account{i:02}" for i in range(15)]
+    assert emulator.requests.count("GET", "/api/preview/insights/acme/accounts") == 3
+
+
+def test_list_registry_packages_keeps_what_the_org_publishes(emulator: EmulatorServer) -> None:
+    packages = call(emulator, lambda client: client.list_registry_packages("acme"))
+    assert sorted((p.source, p.publisher, p.name) for p in packages) == [
+        ("private", "acme", "cluster"),
+        ("private", "acme", "vpc"),
+    ]
+    (request,) = emulator.requests.entries()
+    assert "orgLogin=acme" in request.query
+
+
+def test_validate_claim_token(emulator: EmulatorServer) -> None:
+    claim = call(emulator, lambda client: client.validate_claim_token("claim-secret-1"))
+    assert claim == emulator.state.validate_claim("claim-secret-1")
+    assert claim.agent.org_name == "agent-1"
+    assert [entity.kind for entity in claim.entities] == [
+        "TransferEntityStack",
+        "TransferEntityEnvironment",
+    ]
+
+
+def test_unknown_claim_token_is_not_found_and_not_echoed(emulator: EmulatorServer) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        call(emulator, lambda client: client.validate_claim_token("claim-guess-42"))
+    assert "claim-guess-42" not in str(caught.value)
+
+
+def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
+    seen: list[httpx.Headers] = []
+
+    class Recording(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request.headers)
+            return await super().handle_async_request(request)
+
+    call(emulator, lambda client: client.get_current_user(), transport=Recording())
+    (headers,) = seen
+    assert headers["Authorization"] == f"token {ALICE}"
+    assert headers["Accept"] == "application/vnd.pulumi+8"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"].startswith("pulumi-claim/")
+
+
+# --- Errors and secrecy -------------------------------------------------------------------
+
+
+def test_bad_token_is_an_authentication_error_without_the_token(
+    emulator: EmulatorServer,
+) -> None:
+    bad = "tok-wrong-secret-value"
+    with pytest.raises(AuthenticationError) as caught:
+        call(emulator, lambda client: client.get_current_user(), token=bad)
+    error = caught.value
+    assert error.status == 401
+    assert (error.method, error.path) == ("GET", "/api/user")
+    for text in (str(error), repr(error), error.message, str(error.hint)):
+        assert bad not in text
+    assert bad not in repr(CloudClient(emulator.url, bad))
+
+
+def test_no_role_in_org_is_permission_denied(emulator: EmulatorServer) -> None:
+    with pytest.raises(PermissionDeniedError):
+        call(emulator, lambda client: client.list_stacks("labs"), token=BOB)
+
+
+# --- Retries ------------------------------------------------------------------------------
+
+
+def test_429_is_retried_after_retry_after(emulator: EmulatorServer) -> None:
+    emulator.faults.fail(429, path="/api/user", retry_after=1)
+    user = call(emulator, lambda client: client.get_current_user())
+    assert user.github_login == "alice"
+    refused, answered = emulator.requests.entries()
+    assert (refused.status, answered.status) == (429, 200)
+    assert answered.started - refused.finished >= 1.0
+
+
+def test_429_is_retried_for_a_post_too(emulator: EmulatorServer) -> None:
+    emulator.faults.fail(429, method="POST", path=r".*/rename", retry_after=0)
+    call(
+        emulator,
+        lambda client: client.rename_stack("acme", "web", "s01", new_project="web", new_name="x"),
+    )
+    assert ("web", "x") in emulator.state.stack_names("acme")
+    assert [e.status for e in emulator.requests.entries()] == [429, 200]
+
+
+def test_503_is_retried_for_a_get(emulator: EmulatorServer) -> None:
+    emulator.faults.fail(503, path="/api/user/stacks", times=2)
+    stacks = call(emulator, lambda client: client.list_stacks("acme", project="web"))
+    assert len(stacks) == 12
+    assert [e.status for e in emulator.requests.entries()] == [503, 503, 200, 200]
+
+
+def test_dropped_connection_is_retried_for_a_get(emulator: EmulatorServer) -> None:
+    emulator.faults.drop(path="/api/stacks/acme/web/s01")
+    stack = call(emulator, lambda client: client.get_stack("acme", "web", "s01"))
+    assert stack.stack_name == "s01"
+    assert [e.status for e in emulator.requests.entries()] == [None, 200]
+
+
+def test_503_for_a_post_is_not_retried(emulator: EmulatorServer) -> None:
+    emulator.faults.fail(503, method="POST", times=None)
+    with pytest.raises(ServiceError) as caught:
+        call(
+            emulator,
+            lambda client: client.transfer_stack("agent-1", "web", "dev", to_org="labs"),
+        )
+    assert caught.value.status == 503
+    assert emulator.requests.count("POST") == 1
+    assert ("web", "dev") in emulator.state.stack_names("agent-1")
+
+
+def test_post_whose_answer_is_lost_is_not_repeated(emulator: EmulatorServer) -> None:
+    """The rename happened but the client saw 500: repeating it would fail or rename twice."""
+    emulator.faults.fail_after(500, method="POST")
+    with pytest.raises(ServiceError) as caught:
+        call(
+            emulator,
+            lambda client: client.rename_stack(
+                "acme", "web", "s01", new_project="web", new_name="renamed"
+            ),
+        )
+    assert caught.value.status == 500
+    assert emulator.requests.count("POST") == 1
+    assert ("web", "renamed") in emulator.state.stack_names("acme")
+
+
+def test_dropped_connection_for_a_post_is_a_transport_error(emulator: EmulatorServer) -> None:
+    emulator.faults.drop(method="POST")
+    with pytest.raises(TransportError) as caught:
+        call(
+            emulator,
+            lambda client: client.transfer_stack("agent-1", "web", "dev", to_org="labs"),
+        )
+    assert "may have been applied" in str(caught.value)
+    assert emulator.requests.count("POST") == 1
+
+
+def test_retries_run_out_with_the_typed_error(emulator: EmulatorServer) -> None:
+    emulator.faults.fail(503, path="/api/user", times=None)
+    with pytest.raises(ServiceError) as caught:
+        call(emulator, lambda client: client.get_current_user(), max_attempts=3)
+    assert caught.value.status == 503
+    assert "injected fault" in caught.value.message
+    assert emulator.requests.count("GET", "/api/user") == 3
+
+
+def test_unreachable_service_is_a_transport_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(TransportError) as caught:
+        call(url, lambda client: client.get_current_user(), max_attempts=2)
+    assert url in str(caught.value)
+    assert ALICE not in str(caught.value)
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    response = httpx.Response(429, headers={"Retry-After": format_datetime(later, usegmt=True)})
+    waited = _retry_after_seconds(response)
+    assert waited is not None and 25 <= waited <= 30
+    assert _retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7
+    for unusable in ("soon", "inf", "nan"):
+        assert _retry_after_seconds(httpx.Response(429, headers={"Retry-After": unusable})) is None
+    assert _retry_after_seconds(httpx.Response(429)) is None
+
+
+# --- Concurrency --------------------------------------------------------------------------
+
+
+def test_parallel_calls_stay_within_max_concurrency(make_emulator: EmulatorFactory) -> None:
+    server = make_emulator(WORLD, latency_ms=50)
+
+    async def twelve_at_once(client: CloudClient) -> list[Any]:
+        return await asyncio.gather(
+            *(client.get_stack("acme", "web", f"s{i:02}") for i in range(12))
+        )
+
+    stacks = call(server, twelve_at_once, max_concurrency=3)
+    assert [s.stack_name for s in stacks] == [f"s{i:02}" for i in range(12)]
+    assert server.requests.count("GET") == 12
+    assert server.requests.peak_in_flight == 3
+
+
+# --- Credentials ---------------------------------------------------------------------------
+
+
+def write_cli_login(home: Path, tokens: dict[str, str], current: str) -> None:
+    folder = home / ".pulumi"
+    folder.mkdir(parents=True)
+    document = {"current": current, "accessTokens": tokens}
+    (folder / "credentials.json").write_text(json.dumps(document), encoding="utf-8")
+
+
+def test_credentials_from_environment(tmp_path: Path) -> None:
+    env = {
+        "PULUMI_BACKEND_URL": "http://127.0.0.1:8080/",
+        "PULUMI_ACCESS_TOKEN": "tok-dest",
+        "PULUMI_CLAIM_SOURCE_TOKEN": "tok-source",
+        "PULUMI_CLAIM_TOKEN": "claim-1",
+    }
+    creds = load_credentials(None, env=env, home=tmp_path)
+    assert creds == Credentials("http://127.0.0.1:8080", "tok-dest", "tok-source", "claim-1")
+    for token in ("tok-dest", "tok-source", "claim-1"):
+        assert token not in repr(creds)
+        assert token not in str(creds)
+
+
+def test_credentials_defaults(tmp_path: Path) -> None:
+    creds = load_credentials(None, env={"PULUMI_ACCESS_TOKEN": "tok-dest"}, home=tmp_path)
+    assert creds == Credentials("https://api.pulumi.com", "tok-dest", "tok-dest", None)
+
+
+def test_explicit_url_wins_over_environment(tmp_path: Path) -> None:
+    env = {"PULUMI_BACKEND_URL": "http://env.example", "PULUMI_ACCESS_TOKEN": "tok"}
+    creds = load_credentials("http://flag.example/", env=env, home=tmp_path)
+    assert creds.api_url == "http://flag.example"
+
+
+def test_destination_token_from_cli_login_for_that_url(tmp_path: Path) -> None:
+    write_cli_login(
+        tmp_path,
+        {"https://api.pulumi.com": "tok-cloud", "http://127.0.0.1:9000/": "tok-local"},
+        current="https://api.pulumi.com",
+    )
+    creds = load_credentials("http://127.0.0.1:9000", env={}, home=tmp_path)
+    assert (creds.destination_token, creds.source_token) == ("tok-local", "tok-local")
+    assert load_credentials(None, env={}, home=tmp_path).destination_token == "tok-cloud"
+
+
+def test_environment_token_wins_over_cli_login(tmp_path: Path) -> None:
+    write_cli_login(tmp_path, {"https://api.pulumi.com": "tok-cloud"}, "https://api.pulumi.com")
+    creds = load_credentials(None, env={"PULUMI_ACCESS_TOKEN": "tok-env"}, home=tmp_path)
+    assert creds.destination_token == "tok-env"
+
+
+def test_pulumi_home_locates_cli_login(tmp_path: Path) -> None:
+    write_cli_login(tmp_path / "elsewhere", {"http://svc": "tok-svc"}, "http://svc")
+    env = {"PULUMI_HOME": str(tmp_path / "elsewhere" / ".pulumi")}
+    creds = load_credentials("http://svc", env=env, home=tmp_path / "nobody")
+    assert creds.destination_token == "tok-svc"
+
+
+def test_missing_destination_token_names_the_variable(tmp_path: Path) -> None:
+    write_cli_login(tmp_path, {"https://api.pulumi.com": "tok-cloud"}, "https://api.pulumi.com")
+    with pytest.raises(InvalidInputError) as caught:
+        load_credentials("http://127.0.0.1:9000", env={}, home=tmp_path)
+    assert "PULUMI_ACCESS_TOKEN" in str(caught.value)
+    assert "tok-cloud" not in str(caught.value)
+
+
+def test_unreadable_cli_login_is_reported(tmp_path: Path) -> None:
+    (tmp_path / ".pulumi").mkdir()
+    (tmp_path / ".pulumi" / "credentials.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"credentials\.json"):
+        load_credentials(None, env={}, home=tmp_path)

@@ -1,0 +1,411 @@
+"""Pulumi Cloud REST client: auth, bounded concurrency, safe retries, paging, typed results.
+
+Every call goes through one request path that holds a slot of a shared semaphore while it talks
+to the service, retries what is safe to retry, and turns failures into the toolkit's typed
+errors. A request that may have changed state on the service (a POST whose answer was lost or
+came back 5xx) is never repeated blindly: doing so could rename or transfer a stack twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
+from tenacity.retry import retry_base
+from tenacity.wait import wait_base
+
+from toolkit.errors import NotFoundError, ServiceError, TransportError, service_error
+from toolkit.models import (
+    AgentClaimResponse,
+    AppListStacksResponse,
+    AppStack,
+    AppStackRenameRequest,
+    AppStackSummary,
+    ErrorResponse,
+    InsightsAccount,
+    ListEnvironmentsResponse,
+    ListInsightsAccountsResponse,
+    ListPackagesResponse,
+    OrgEnvironment,
+    PackageMetadata,
+    TransferStackRequest,
+    User,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 120.0
+"""Seconds: a longer Retry-After is cut to this, so one answer cannot stall a run for hours."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+ACCEPT = "application/vnd.pulumi+8"
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that happen before the request reaches the service, so any method may be retried."""
+
+
+def _user_agent() -> str:
+    try:
+        return f"pulumi-claim/{version('pulumi-claim')}"
+    except PackageNotFoundError:
+        return "pulumi-claim"
+
+
+def _segment(value: str) -> str:
+    """One URL path segment, escaped so a name can never change the path's shape."""
+    return quote(value, safe="")
+
+
+class CloudClient:
+    """Async client of the Pulumi Cloud REST API, for one identity (one token).
+
+    Use as `async with CloudClient(url, token) as client: ...`. List methods page through every
+    page. Errors are `toolkit.errors.ServiceError` subclasses (by status) or `TransportError`.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        max_concurrency: int = 16,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._max_attempts = max_attempts
+        self._retry_base_delay = retry_base_delay
+        self._retry_max_delay = retry_max_delay
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={
+                "Authorization": f"token {token}",
+                "Accept": ACCEPT,
+                "Content-Type": "application/json",
+                "User-Agent": _user_agent(),
+            },
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudClient(api_url={self.api_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- Users -----------------------------------------------------------------------------
+
+    async def get_current_user(self) -> User:
+        return await self._get(User, "/api/user")
+
+    # --- Stacks ----------------------------------------------------------------------------
+
+    async def list_stacks(self, org: str, project: str | None = None) -> list[AppStackSummary]:
+        """Every stack of `org` this identity can see (optionally of one project)."""
+        params = {"organization": org}
+        if project is not None:
+            params["project"] = project
+        pages = self._pages(
+            AppListStacksResponse,
+            "/api/user/stacks",
+            lambda page: page.continuation_token,
+            params=params,
+        )
+        return [stack async for page in pages for stack in page.stacks]
+
+    async def get_stack(self, org: str, project: str, stack: str) -> AppStack:
+        return await self._get(AppStack, _stack_path(org, project, stack))
+
+    async def stack_exists(self, org: str, project: str, stack: str) -> bool:
+        try:
+            await self.get_stack(org, project, stack)
+        except NotFoundError:
+            return False
+        return True
+
+    async def rename_stack(
+        self, org: str, project: str, stack: str, *, new_project: str, new_name: str
+    ) -> None:
+        """Rename a stack inside its org; the project may change too."""
+        body = AppStackRenameRequest(new_project=new_project, new_name=new_name)
+        await self._request("POST", f"{_stack_path(org, project, stack)}/rename", body=body)
+
+    async def transfer_stack(self, org: str, project: str, stack: str, *, to_org: str) -> None:
+        """Move a stack, name unchanged, to another org (the identity must admin both)."""
+        body = TransferStackRequest(
+            project_name=project, stack_name=stack, from_org=org, to_org=to_org
+        )
+        await self._request("POST", f"{_stack_path(org, project, stack)}/transfer", body=body)
+
+    async def delete_stack(
+        self, org: str, project: str, stack: str, *, force: bool = False
+    ) -> None:
+        """Delete a stack; `force` deletes it even while it still has resources."""
+        params = {"force": "true"} if force else None
+        await self._request("DELETE", _stack_path(org, project, stack), params=params)
+
+    # --- ESC, Insights, registry -------------------------------------------------------------
+
+    async def list_environments(self, org: str) -> list[OrgEnvironment]:
+        path = f"/api/esc/environments/{_segment(org)}"
+        pages = self._pages(ListEnvironmentsResponse, path, lambda page: page.next_token)
+        return [env async for page in pages for env in page.environments]
+
+    async def list_insights_accounts(self, org: str) -> list[InsightsAccount]:
+        path = f"/api/preview/insights/{_segment(org)}/accounts"
+        pages = self._pages(ListInsightsAccountsResponse, path, lambda page: page.next_token)
+        return [account async for page in pages for account in page.accounts]
+
+    async def list_registry_packages(self, org: str) -> list[PackageMetadata]:
+        """Packages `org` publishes; the listing also shows packages it merely can see."""
+        pages = self._pages(
+            ListPackagesResponse,
+            "/api/preview/registry/packages",
+            lambda page: page.continuation_token,
+            params={"orgLogin": org},
+        )
+        return [pkg async for page in pages for pkg in page.packages if pkg.publisher == org]
+
+    # --- Agent claims ------------------------------------------------------------------------
+
+    async def validate_claim_token(self, claim_token: str) -> AgentClaimResponse:
+        """What the claim token would claim: the agent, its entities, when the claim expires."""
+        response = await self._request(
+            "GET",
+            f"/api/agents/signup/validate/{_segment(claim_token)}",
+            shown_path="/api/agents/signup/validate/***",
+        )
+        return _parse(AgentClaimResponse, response, "GET /api/agents/signup/validate/***")
+
+    # --- Request machinery -------------------------------------------------------------------
+
+    async def _get(
+        self, model: type[ModelT], path: str, *, params: dict[str, str] | None = None
+    ) -> ModelT:
+        response = await self._request("GET", path, params=params)
+        return _parse(model, response, f"GET {path}")
+
+    async def _pages(
+        self,
+        model: type[ModelT],
+        path: str,
+        next_token: Callable[[ModelT], str | None],
+        *,
+        params: dict[str, str] | None = None,
+    ) -> AsyncIterator[ModelT]:
+        """Each page of a list call, following its token (sent back as `continuationToken`)."""
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            query = dict(params or {})
+            if token:
+                query["continuationToken"] = token
+            page = await self._get(model, path, params=query)
+            yield page
+            token = next_token(page)
+            if not token:
+                return
+            if token in seen:
+                raise TransportError(f"GET {path} handed out the same page token twice")
+            seen.add(token)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: BaseModel | None = None,
+        shown_path: str | None = None,
+    ) -> httpx.Response:
+        """Send one call with retries; return the 2xx response or raise the typed error.
+
+        `shown_path` replaces `path` in errors and logs when the path holds a secret.
+        """
+        shown = shown_path or path
+        content = (
+            body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else None
+        )
+
+        async def attempt() -> httpx.Response:
+            async with self._slots:
+                return await self._http.request(method, path, params=params, content=content)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_ServiceBackoff(self._retry_base_delay, self._retry_max_delay),
+            retry=_RetryPolicy(method),
+            before_sleep=_log_retry(method, shown),
+            retry_error_callback=_last_outcome,
+        )
+        try:
+            response: httpx.Response = await retrying(attempt)
+        except httpx.TransportError as exc:
+            unsure = "" if isinstance(exc, _NOT_SENT_ERRORS) else " (it may have been applied)"
+            raise TransportError(
+                f"{method} {shown} got no answer from {self.api_url}{unsure}: "
+                f"{type(exc).__name__}: {self._redact(str(exc))}",
+                hint="Check the network and --api-url / PULUMI_BACKEND_URL, then run again.",
+            ) from None
+        logger.info("%s %s -> %d", method, shown, response.status_code)
+        if response.is_success:
+            return response
+        raise self._error_for(response, method, shown)
+
+    def _error_for(self, response: httpx.Response, method: str, shown_path: str) -> ServiceError:
+        """The typed error for a non-2xx answer, with the service's own message."""
+        try:
+            message = ErrorResponse.model_validate_json(response.content).message
+        except ValidationError:
+            message = response.text.strip()[:500] or response.reason_phrase
+        return service_error(
+            response.status_code, self._redact(message), method=method, path=shown_path
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+def _stack_path(org: str, project: str, stack: str) -> str:
+    return f"/api/stacks/{_segment(org)}/{_segment(project)}/{_segment(stack)}"
+
+
+def _parse(model: type[ModelT], response: httpx.Response, call: str) -> ModelT:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise TransportError(
+            f"{call} answered with a body that is not a {model.__name__}: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+            hint="Is --api-url pointing at a Pulumi Cloud API?",
+        ) from None
+
+
+# --- Retry policy ------------------------------------------------------------------------
+
+
+class _RetryPolicy(retry_base):
+    """Which failed attempts are worth another try, given the request's method.
+
+    429 means the service refused the call without doing it: always retry. A 5xx or a
+    connection lost mid-call leaves unknown whether the change happened, so only methods that
+    are safe to repeat are retried. A connection that never opened is safe for any method.
+    """
+
+    def __init__(self, method: str) -> None:
+        self._idempotent = method.upper() in _IDEMPOTENT_METHODS
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None:
+            return False
+        if outcome.failed:
+            exc = outcome.exception()
+            if isinstance(exc, _NOT_SENT_ERRORS):
+                return True
+            return self._idempotent and isinstance(exc, httpx.TransportError)
+        response: httpx.Response = outcome.result()
+        if response.status_code == 429:
+            return True
+        return self._idempotent and response.status_code in _TRANSIENT_STATUSES
+
+
+class _ServiceBackoff(wait_base):
+    """Exponential backoff with full jitter, but never shorter than the service's Retry-After."""
+
+    def __init__(self, base_delay: float, max_delay: float) -> None:
+        self._jittered = wait_random_exponential(multiplier=base_delay, max=max_delay)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = self._jittered(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = _retry_after_seconds(outcome.result())
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds to wait: either delta-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _log_retry(method: str, shown_path: str) -> Callable[[RetryCallState], None]:
+    def log(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        if outcome is None:
+            return
+        if outcome.failed:
+            reason = type(outcome.exception()).__name__
+        else:
+            reason = str(outcome.result().status_code)
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        logger.info(
+            "%s %s got %s; retrying in %.2fs (attempt %d)",
+            method,
+            shown_path,
+            reason,
+            sleep,
+            retry_state.attempt_number + 1,
+        )
+
+    return log
+
+
+def _last_outcome(retry_state: RetryCallState) -> httpx.Response:
+    """When the attempts run out, hand back the last answer (or raise its exception)."""
+    assert retry_state.outcome is not None
+    response: httpx.Response = retry_state.outcome.result()
+    return response

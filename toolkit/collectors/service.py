@@ -1,0 +1,100 @@
+"""Inventory of an org read from the Pulumi Cloud REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from toolkit.cloud import CloudClient
+from toolkit.collectors import Inventory
+from toolkit.errors import NotFoundError
+from toolkit.models import (
+    AppStackSummary,
+    InsightsAccount,
+    OrgEnvironment,
+    PackageMetadata,
+    TransferEntityEnvironment,
+    TransferEntityInsightsAccount,
+    TransferEntityRegistryPackage,
+    TransferEntityStack,
+)
+
+logger = logging.getLogger(__name__)
+
+ItemT = TypeVar("ItemT")
+
+DEFAULT_ENVIRONMENT_PROJECT = "default"
+"""The project ESC gives environments created without one."""
+
+
+async def collect_inventory(client: CloudClient, org: str) -> Inventory:
+    """Everything `org` owns, as wire entities sorted by identity; the four lists load at once.
+
+    Insights and the registry are preview APIs that a self-hosted or older service may not
+    serve; their 404 counts as "nothing there" (and is logged), while any other error stops
+    the collection, since an incomplete inventory would plan a partial claim.
+    """
+    stacks, environments, accounts, packages = await asyncio.gather(
+        client.list_stacks(org),
+        client.list_environments(org),
+        _unless_not_served(client.list_insights_accounts(org), "Insights accounts", org),
+        _unless_not_served(client.list_registry_packages(org), "registry packages", org),
+    )
+    return Inventory(
+        org=org,
+        stacks=sorted(
+            (_stack(summary) for summary in stacks),
+            key=lambda entity: (entity.project_name, entity.stack_name),
+        ),
+        environments=sorted(
+            (_environment(env) for env in environments),
+            key=lambda entity: (entity.project_name, entity.environment_name),
+        ),
+        insights_accounts=sorted(
+            (_insights_account(account) for account in accounts),
+            key=lambda entity: entity.name,
+        ),
+        registry_packages=sorted(
+            (_registry_package(package) for package in packages),
+            key=lambda entity: (entity.source, entity.publisher, entity.name),
+        ),
+    )
+
+
+async def _unless_not_served(listing: Awaitable[list[ItemT]], what: str, org: str) -> list[ItemT]:
+    try:
+        return await listing
+    except NotFoundError as exc:
+        logger.warning("%s of %s treated as none: the service answered 404 (%s)", what, org, exc)
+        return []
+
+
+def _stack(summary: AppStackSummary) -> TransferEntityStack:
+    last_update = (
+        datetime.fromtimestamp(summary.last_update, tz=UTC) if summary.last_update else None
+    )
+    return TransferEntityStack(
+        project_name=summary.project_name,
+        stack_name=summary.stack_name,
+        resource_count=summary.resource_count,
+        last_update=last_update,
+    )
+
+
+def _environment(env: OrgEnvironment) -> TransferEntityEnvironment:
+    return TransferEntityEnvironment(
+        project_name=env.project or DEFAULT_ENVIRONMENT_PROJECT, environment_name=env.name
+    )
+
+
+def _insights_account(account: InsightsAccount) -> TransferEntityInsightsAccount:
+    return TransferEntityInsightsAccount(name=account.name)
+
+
+def _registry_package(package: PackageMetadata) -> TransferEntityRegistryPackage:
+    return TransferEntityRegistryPackage(
+        source=package.source, publisher=package.publisher, name=package.name
+    )
