@@ -26,9 +26,9 @@ class ResolutionMapError(InvalidInputError):
         self.problems = list(problems)
         listing = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(
-            f"the resolution map was refused ({len(self.problems)} problem(s)); nothing was changed:\n"
-            f"{listing}",
-            hint="Fix the map (or regenerate a skeleton with `pulumi-claim resolve`) and run again.",
+            f"the resolution map was refused ({len(self.problems)} problem(s)); "
+            f"nothing was changed:\n{listing}",
+            hint="Fix the map (or write a fresh one with `pulumi-claim resolve`) and run again.",
         )
 
 
