@@ -330,7 +330,8 @@ def _table_renderable(view: ReportView) -> RenderableType:
 
     inventory = _section_table("Inventory")
     inventory.add_column("Kind", no_wrap=True)
-    inventory.add_column("Name", overflow="fold")
+    longest_name = max((len(row.name) for row in view.inventory), default=0)
+    inventory.add_column("Name", overflow="fold", min_width=min(longest_name, _NAME_MIN_WIDTH))
     inventory.add_column("Resources", justify="right", no_wrap=True)
     inventory.add_column("Last update", no_wrap=True)
     inventory.add_column("Action", overflow="fold")
@@ -386,6 +387,10 @@ def _table_renderable(view: ReportView) -> RenderableType:
         Text.assemble(("Outcome: ", "bold"), (view.outcome, _TONE_STYLES[view.outcome_tone]))
     )
     return Group(*parts)
+
+
+_NAME_MIN_WIDTH = 20
+"""Names up to this long are never folded in the inventory table; longer ones fold."""
 
 
 def _section_table(title: str) -> Table:

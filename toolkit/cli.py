@@ -1,0 +1,404 @@
+"""The `pulumi-claim` command line: parse, call the library, render, exit.
+
+Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the commands so that
+`pulumi-claim --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from toolkit.claim import ClaimTarget
+    from toolkit.credentials import Credentials
+    from toolkit.models import AgentClaimResponse
+    from toolkit.plan import ClaimPlan
+    from toolkit.report import Format, Mode, ReportContext
+
+T = TypeVar("T")
+
+FORMATS = ("table", "json", "markdown", "html")
+STRATEGIES = ("auto", "transfer")
+SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global options, shared by every command."""
+
+    api_url: str | None
+    verbose: int
+    quiet: bool
+
+    def credentials(self) -> Credentials:
+        from toolkit.credentials import load_credentials
+
+        return load_credentials(self.api_url)
+
+    def progress_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, quiet=self.quiet)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+class ClaimGroup(click.Group):
+    """Turns the toolkit's errors into one line on stderr and exit code 1, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from toolkit.errors import ClaimError
+
+        try:
+            return super().invoke(ctx)
+        except ClaimError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ClaimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
+)
+@click.option("-v", "--verbose", count=True, help="Show each request (-vv: more detail).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the report and errors.")
+@click.version_option(package_name="pulumi-claim", prog_name="pulumi-claim")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None, verbose: int, quiet: bool) -> None:
+    """Move Pulumi stacks from one Pulumi Cloud organization into another.
+
+    Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
+    for the name conflicts, then `commit`. Credentials come from the environment:
+    PULUMI_ACCESS_TOKEN (destination), PULUMI_CLAIM_SOURCE_TOKEN (source; defaults to the
+    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional).
+
+    Exit codes: 0 done, 1 error, 2 usage, 3 blocked by unresolved conflicts (nothing changed),
+    4 partial (failures reported).
+    """
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        # httpx logs whole URLs, and the claim-token validation URL holds a secret.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx.obj = Settings(api_url=api_url, verbose=verbose, quiet=quiet)
+
+
+def org_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
+    )(command)
+    return click.option(
+        "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
+    )(command)
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the report to FILE instead of printing it.",
+    )(command)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        help="Report format (default: table on a terminal, json otherwise; "
+        "with --output, from the file's suffix).",
+    )(command)
+
+
+def resolutions_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--resolutions",
+        "-r",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Resolution map (YAML or JSON) renaming entities whose names collide.",
+    )(command)
+
+
+def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--strategy",
+        type=click.Choice(STRATEGIES),
+        default="auto",
+        show_default=True,
+        help="How stacks move: transfer (REST transfer, needs one identity admin of both "
+        "orgs); auto picks what the credentials allow.",
+    )(command)
+
+
+@cli.command()
+@org_options
+@resolutions_option
+@strategy_option
+@output_options
+@pass_settings
+def preview(
+    settings: Settings,
+    source_org: str,
+    destination_org: str,
+    resolutions: Path | None,
+    strategy: str,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """Show what a commit would do, changing nothing.
+
+    Exit 0 when a commit would fully succeed, 3 when unresolved conflicts would block it,
+    4 when some entities would be reported as failures.
+    """
+    from toolkit.claim import exit_code
+
+    plan = _plan(settings, source_org, destination_org, resolutions, strategy)
+    document = plan.to_claim_response()
+    _report(document, plan, "preview", fmt, output)
+    sys.exit(exit_code(document))
+
+
+@cli.command()
+@org_options
+@resolutions_option
+@strategy_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@output_options
+@pass_settings
+def commit(
+    settings: Settings,
+    source_org: str,
+    destination_org: str,
+    resolutions: Path | None,
+    strategy: str,
+    yes: bool,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """Move the stacks. With any unresolved conflict nothing is changed (exit 3)."""
+    from toolkit.claim import commit_claim, exit_code
+    from toolkit.journal import Journal, default_runs_dir
+
+    plan = _plan(settings, source_org, destination_org, resolutions, strategy)
+    if not plan.blocked and plan.moves and not yes:
+        _confirm(plan)
+    console = settings.progress_console()
+    journal = Journal.start(
+        default_runs_dir(),
+        source_org=plan.source_org,
+        destination_org=plan.destination_org,
+        strategy=plan.strategy,
+        plan=plan.to_claim_response(),
+    )
+    console.print(f"run {journal.run_id} (journal: {journal.path})")
+    try:
+        result = _run(
+            commit_claim(settings.credentials(), plan, on_progress=console.print, journal=journal)
+        )
+    finally:
+        journal.close()
+    _report(result.document, plan, "commit", fmt, output)
+    sys.exit(exit_code(result.document))
+
+
+@cli.command()
+@org_options
+@click.option(
+    "--suffix",
+    default="-agent",
+    show_default=True,
+    help="Appended to each conflicting name to make the new name.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the map to FILE (default: print it).",
+)
+@pass_settings
+def resolve(
+    settings: Settings, source_org: str, destination_org: str, suffix: str, output: Path | None
+) -> None:
+    """Write a resolution map that renames today's conflicts (edit it, then pass it back)."""
+    from toolkit.claim import suggest_resolutions
+    from toolkit.resolver import format_resolution_map
+
+    target = _target(source_org, destination_org)
+    suggestion, conflicts = _run(suggest_resolutions(settings.credentials(), target, suffix=suffix))
+    text = format_resolution_map(suggestion.renames)
+    console = settings.progress_console()
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(
+            f"wrote {len(suggestion.renames)} rename(s) for {conflicts} conflict(s) to {output}"
+        )
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("run", required=False)
+@output_options
+def status(run: str | None, fmt: str | None, output: Path | None) -> None:
+    """Show what a commit did (or was doing when it stopped): the newest run, or RUN.
+
+    Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
+    """
+    from toolkit.claim import exit_code
+    from toolkit.journal import default_runs_dir, read_run
+    from toolkit.report import ReportContext
+
+    record = read_run(default_runs_dir(), run)
+    document = record.result or record.plan
+    state = f"finished {record.finished_at}" if record.finished else "did not finish"
+    context = ReportContext(
+        mode="commit",
+        source_org=record.source_org,
+        destination_org=record.destination_org,
+        strategy=record.strategy,
+        outcome=f"run {record.run_id}, started {record.started_at}, {state}",
+        notices=tuple(f"{at}  {message}" for at, message in record.events),
+    )
+    _emit(document, context, fmt, output)
+    sys.exit(exit_code(document) if record.finished else 1)
+
+
+@cli.command()
+@click.option(
+    "--world",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="World file (YAML or JSON) describing users, agents and orgs.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file for the state; reused if it exists (default: in memory).",
+)
+@click.option("--page-size", default=100, show_default=True, help="Items per page of lists.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Added to every request.")
+def emulator(
+    world: Path, host: str, port: int, db: Path | None, page_size: int, latency_ms: float
+) -> None:
+    """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL."""
+    from toolkit.emulator.server import serve_forever
+
+    serve_forever(
+        world,
+        host=host,
+        port=port,
+        db_path=str(db) if db else ":memory:",
+        page_size=page_size,
+        latency_ms=latency_ms,
+    )
+
+
+@cli.command()
+@pass_settings
+def demo(settings: Settings) -> None:
+    """Run the whole flow against a built-in world on a local emulator; no account needed."""
+    from toolkit.demo import run_demo
+
+    sys.exit(_run(run_demo(_stdout_console(), settings.progress_console())))
+
+
+def _plan(
+    settings: Settings,
+    source_org: str,
+    destination_org: str,
+    resolutions: Path | None,
+    strategy: str,
+) -> ClaimPlan:
+    from toolkit.claim import plan_claim
+    from toolkit.resolver import ResolutionMap, load_resolution_map
+
+    target = _target(source_org, destination_org)
+    resolution_map = load_resolution_map(resolutions) if resolutions else ResolutionMap.empty()
+    chosen = None if strategy == "auto" else strategy
+    return _run(plan_claim(settings.credentials(), target, resolution_map, chosen))  # type: ignore[arg-type]
+
+
+def _target(source_org: str, destination_org: str) -> ClaimTarget:
+    from toolkit.claim import ClaimTarget
+
+    return ClaimTarget(source_org, destination_org)
+
+
+def _confirm(plan: ClaimPlan) -> None:
+    if not sys.stdin.isatty():
+        raise click.UsageError("refusing to commit without --yes when not on a terminal.")
+    renamed = sum(1 for move in plan.moves if move.renamed)
+    click.confirm(
+        f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
+        f"{plan.destination_org} with strategy {plan.strategy}?",
+        abort=True,
+        err=True,
+    )
+
+
+def _report(
+    document: AgentClaimResponse,
+    plan: ClaimPlan,
+    mode: Mode,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    from toolkit.claim import report_context
+
+    _emit(document, report_context(plan, mode, document), fmt, output)
+
+
+def _emit(
+    document: AgentClaimResponse, context: ReportContext, fmt: str | None, output: Path | None
+) -> None:
+    from toolkit.report import print_report, render
+
+    chosen = _format(fmt, output)
+    if output:
+        output.write_text(render(document, chosen, context), encoding="utf-8")
+    elif chosen == "table":
+        print_report(document, chosen, context, _stdout_console())
+    else:
+        click.echo(render(document, chosen, context), nl=False)
+
+
+def _format(fmt: str | None, output: Path | None) -> Format:
+    if fmt:
+        return fmt  # type: ignore[return-value]
+    if output:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "table")  # type: ignore[return-value]
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def _stdout_console() -> Console:
+    """A terminal's own width; 100 columns when the output goes to a pipe or a file."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=100)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def main() -> None:
+    cli(prog_name="pulumi-claim")

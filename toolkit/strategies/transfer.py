@@ -1,0 +1,195 @@
+"""The `transfer` strategy: rename in the source org where the plan says so, then REST-transfer.
+
+Needs one identity that is admin of both orgs. Keeps update history, tags and permissions,
+because the stack itself moves. Order of work:
+
+1. the plan's rename waves, in the source org (each wave concurrently);
+2. every transfer concurrently (bounded by the client);
+3. for each move that failed after its renames, the renames undone in reverse wave order, so the
+   stack is back under its original name in the source org;
+4. verification against two listings: each landed stack at its planned name in the destination and
+   gone from the source.
+
+A call whose answer was lost (5xx, dropped connection) may still have been applied, so instead of
+retrying it blindly the strategy looks at the service to learn what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+
+from toolkit.cloud import CloudClient
+from toolkit.errors import ClaimError, ServiceError, TransportError
+from toolkit.plan import ClaimPlan, RenameStep, StackMove
+from toolkit.resolver import entity_key
+from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
+
+
+async def execute_transfer(
+    plan: ClaimPlan, client: CloudClient, *, on_progress: ProgressCallback = no_progress
+) -> FailedMoves:
+    """Move every stack of `plan` with `client` (admin of both orgs); return the failed moves."""
+    failed: FailedMoves = {}
+    renamed: list[list[RenameStep]] = []
+    for wave in plan.rename_waves:
+        pending = [step for step in wave if entity_key(step.move.source) not in failed]
+        outcomes = await _gather(_rename(client, plan.source_org, step) for step in pending)
+        done: list[RenameStep] = []
+        for step, error in zip(pending, outcomes, strict=True):
+            if error is None:
+                done.append(step)
+                on_progress(
+                    f"renamed {_name(step.from_project, step.from_stack)} -> "
+                    f"{_name(step.to_project, step.to_stack)} in {plan.source_org}"
+                )
+            else:
+                failed[entity_key(step.move.source)] = (
+                    f"rename in {plan.source_org} failed: {error}"
+                )
+        renamed.append(done)
+
+    to_transfer = [move for move in plan.moves if entity_key(move.source) not in failed]
+    outcomes = await _gather(_transfer(client, plan, move) for move in to_transfer)
+    for move, error in zip(to_transfer, outcomes, strict=True):
+        if error is None:
+            on_progress(f"transferred {_target(move)} to {plan.destination_org}")
+        else:
+            failed[entity_key(move.source)] = f"transfer to {plan.destination_org} failed: {error}"
+
+    await _undo_renames(client, plan, renamed, failed, on_progress)
+    try:
+        failed.update(await verify_moves(client, plan, failed))
+    except ClaimError as error:
+        for move in plan.moves:
+            failed.setdefault(entity_key(move.source), f"could not be verified: {error.message}")
+    return failed
+
+
+async def verify_moves(
+    client: CloudClient, plan: ClaimPlan, already_failed: FailedMoves
+) -> FailedMoves:
+    """Moves that did not land: not in the destination as planned, or still in the source."""
+    source_stacks, destination_stacks = await asyncio.gather(
+        client.list_stacks(plan.source_org), client.list_stacks(plan.destination_org)
+    )
+    in_source = {(s.project_name, s.stack_name) for s in source_stacks}
+    in_destination = {(s.project_name, s.stack_name) for s in destination_stacks}
+    problems: FailedMoves = {}
+    for move in plan.moves:
+        key = entity_key(move.source)
+        if key in already_failed:
+            continue
+        target = (move.target.project_name, move.target.stack_name)
+        if target not in in_destination:
+            problems[key] = f"verification: {_target(move)} is not in {plan.destination_org}"
+        elif target in in_source:
+            problems[key] = f"verification: {_target(move)} is still in {plan.source_org} too"
+    return problems
+
+
+async def _rename(client: CloudClient, org: str, step: RenameStep) -> str | None:
+    try:
+        await client.rename_stack(
+            org,
+            step.from_project,
+            step.from_stack,
+            new_project=step.to_project,
+            new_name=step.to_stack,
+        )
+    except (ServiceError, TransportError) as error:
+        if _outcome_unknown(error) and await _renamed(client, org, step):
+            return None
+        return error.message
+    return None
+
+
+async def _transfer(client: CloudClient, plan: ClaimPlan, move: StackMove) -> str | None:
+    project, stack = move.target.project_name, move.target.stack_name
+    try:
+        await client.transfer_stack(plan.source_org, project, stack, to_org=plan.destination_org)
+    except (ServiceError, TransportError) as error:
+        if _outcome_unknown(error) and await _transferred(client, plan, move):
+            return None
+        return error.message
+    return None
+
+
+async def _undo_renames(
+    client: CloudClient,
+    plan: ClaimPlan,
+    renamed: list[list[RenameStep]],
+    failed: FailedMoves,
+    on_progress: ProgressCallback,
+) -> None:
+    """Put each failed move back under its original source name, newest rename first."""
+    for wave in reversed(renamed):
+        undo = [
+            RenameStep(
+                move=step.move,
+                from_project=step.to_project,
+                from_stack=step.to_stack,
+                to_project=step.from_project,
+                to_stack=step.from_stack,
+            )
+            for step in wave
+            if entity_key(step.move.source) in failed
+        ]
+        outcomes = await _gather(_rename(client, plan.source_org, step) for step in undo)
+        for step, error in zip(undo, outcomes, strict=True):
+            key = entity_key(step.move.source)
+            if error is None:
+                on_progress(
+                    f"undid rename: {_name(step.to_project, step.to_stack)} is back "
+                    f"in {plan.source_org}"
+                )
+            else:
+                failed[key] += (
+                    f"; undoing the rename also failed ({error}): the stack is still in "
+                    f"{plan.source_org} as {_name(step.from_project, step.from_stack)}"
+                )
+
+
+async def _renamed(client: CloudClient, org: str, step: RenameStep) -> bool:
+    return await _moved(
+        client, (org, step.to_project, step.to_stack), (org, step.from_project, step.from_stack)
+    )
+
+
+async def _transferred(client: CloudClient, plan: ClaimPlan, move: StackMove) -> bool:
+    project, stack = move.target.project_name, move.target.stack_name
+    return await _moved(
+        client, (plan.destination_org, project, stack), (plan.source_org, project, stack)
+    )
+
+
+async def _moved(
+    client: CloudClient, arrived_at: tuple[str, str, str], left_from: tuple[str, str, str]
+) -> bool:
+    """Whether the service shows a stack at `arrived_at` and none at `left_from`."""
+    try:
+        arrived, stayed = await asyncio.gather(
+            client.stack_exists(*arrived_at), client.stack_exists(*left_from)
+        )
+    except ClaimError:
+        return False
+    return arrived and not stayed
+
+
+def _outcome_unknown(error: ClaimError) -> bool:
+    """A lost answer or a server error: the call may or may not have been applied."""
+    return isinstance(error, TransportError) or (
+        isinstance(error, ServiceError) and error.status >= 500
+    )
+
+
+async def _gather(calls: Iterable[Awaitable[str | None]]) -> list[str | None]:
+    return list(await asyncio.gather(*calls))
+
+
+def _target(move: StackMove) -> str:
+    return _name(move.target.project_name, move.target.stack_name)
+
+
+def _name(project: str, stack: str) -> str:
+    return f"{project}/{stack}"
