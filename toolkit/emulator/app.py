@@ -1,0 +1,351 @@
+"""The emulator's HTTP layer: Pulumi Cloud's paths over `ServiceState`.
+
+Handlers only parse the request, call the state and serialize the answer with the
+toolkit's wire models; the rules live in `state.py`. Around every service request an
+ASGI middleware adds the configured latency, applies armed faults and records the request.
+Paths under `/_emulator/` control those knobs and are neither delayed, faulted nor logged.
+
+(No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at
+runtime, and some of them name aliases local to `create_app`.)
+"""
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
+from toolkit.emulator.state import Caller, ServiceFault, ServiceState
+from toolkit.models import (
+    AppImportStackResponse,
+    AppListStacksResponse,
+    AppStackRenameRequest,
+    ErrorResponse,
+    ListEnvironmentsResponse,
+    ListInsightsAccountsResponse,
+    ListPackagesResponse,
+    TransferStackRequest,
+)
+
+CONTROL_PREFIX = "/_emulator/"
+
+
+def create_app(
+    state: ServiceState,
+    *,
+    page_size: int = 100,
+    latency_ms: float = 0.0,
+    faults: FaultInjector | None = None,
+    requests: RequestLog | None = None,
+) -> FastAPI:
+    """A FastAPI app serving `state` as Pulumi Cloud does, with the test knobs applied."""
+    faults = faults if faults is not None else FaultInjector()
+    requests = requests if requests is not None else RequestLog()
+    app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        _Instrumentation, latency_s=latency_ms / 1000, faults=faults, requests=requests
+    )
+    _add_error_handlers(app)
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+        return state.authenticate(_token_from(authorization))
+
+    async def token_if_sent(authorization: Annotated[str | None, Header()] = None) -> None:
+        if authorization is not None:
+            state.authenticate(_token_from(authorization))
+
+    def limit(requested: int | None) -> int:
+        if requested is not None and requested < 0:
+            raise ServiceFault(400, "Bad Request: the page size must not be negative")
+        return min(requested or page_size, page_size)
+
+    Authenticated = Annotated[Caller, Depends(caller)]
+
+    @app.get("/api/user")
+    async def get_current_user(who: Authenticated) -> JSONResponse:
+        return _json(state.current_user(who).to_wire())
+
+    @app.get("/api/user/stacks")
+    async def list_user_stacks(
+        who: Authenticated,
+        organization: str | None = None,
+        project: str | None = None,
+        max_results: Annotated[int | None, Query(alias="maxResults")] = None,
+        continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
+    ) -> JSONResponse:
+        page = state.list_stacks(
+            who,
+            limit=limit(max_results),
+            organization=organization,
+            project=project,
+            continuation_token=continuation_token,
+        )
+        body = AppListStacksResponse(stacks=page.items, continuation_token=page.next_token)
+        return _json(body.to_wire())
+
+    @app.get("/api/stacks/{org}/{project}/{stack}")
+    async def get_stack(who: Authenticated, org: str, project: str, stack: str) -> JSONResponse:
+        return _json(state.get_stack(who, org, project, stack).to_wire())
+
+    @app.post("/api/stacks/{org}/{project}/{stack}/rename")
+    async def rename_stack(
+        who: Authenticated,
+        org: str,
+        project: str,
+        stack: str,
+        request: Annotated[AppStackRenameRequest, Body()],
+    ) -> JSONResponse:
+        update_id = state.rename_stack(
+            who, org, project, stack, new_project=request.new_project, new_name=request.new_name
+        )
+        return _json(AppImportStackResponse(update_id=update_id).to_wire())
+
+    @app.post("/api/stacks/{org}/{project}/{stack}/transfer", status_code=204)
+    async def transfer_stack(
+        who: Authenticated,
+        org: str,
+        project: str,
+        stack: str,
+        request: Annotated[TransferStackRequest, Body()],
+    ) -> Response:
+        stated = {
+            "fromOrg": (request.from_org, org),
+            "projectName": (request.project_name, project),
+            "stackName": (request.stack_name, stack),
+        }
+        for field, (given, in_path) in stated.items():
+            if given is not None and given != in_path:
+                raise ServiceFault(
+                    400, f"Bad Request: {field} {given!r} disagrees with the path ({in_path!r})"
+                )
+        state.transfer_stack(who, org, project, stack, to_org=request.to_org)
+        return Response(status_code=204)
+
+    @app.delete("/api/stacks/{org}/{project}/{stack}", status_code=204)
+    async def delete_stack(
+        who: Authenticated, org: str, project: str, stack: str, force: bool = False
+    ) -> Response:
+        state.delete_stack(who, org, project, stack, force=force)
+        return Response(status_code=204)
+
+    @app.get("/api/esc/environments/{org}")
+    async def list_environments(
+        who: Authenticated,
+        org: str,
+        max_results: Annotated[int | None, Query(alias="maxResults")] = None,
+        continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
+    ) -> JSONResponse:
+        page = state.list_environments(
+            who, org, limit=limit(max_results), continuation_token=continuation_token
+        )
+        body = ListEnvironmentsResponse(environments=page.items, next_token=page.next_token)
+        return _json(body.to_wire())
+
+    @app.get("/api/preview/insights/{org}/accounts")
+    async def list_insights_accounts(
+        who: Authenticated,
+        org: str,
+        count: int | None = None,
+        continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
+    ) -> JSONResponse:
+        page = state.list_insights_accounts(
+            who, org, limit=limit(count), continuation_token=continuation_token
+        )
+        body = ListInsightsAccountsResponse(accounts=page.items, next_token=page.next_token)
+        return _json(body.to_wire())
+
+    @app.get("/api/preview/registry/packages")
+    async def list_registry_packages(
+        who: Authenticated,
+        org_login: Annotated[str | None, Query(alias="orgLogin")] = None,
+        page_limit: Annotated[int | None, Query(alias="limit")] = None,
+        continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
+    ) -> JSONResponse:
+        page = state.list_registry_packages(
+            who,
+            limit=limit(page_limit),
+            org_login=org_login,
+            continuation_token=continuation_token,
+        )
+        body = ListPackagesResponse(packages=page.items, continuation_token=page.next_token)
+        return _json(body.to_wire())
+
+    # The claim token is the credential here; an access token, if sent, must still be valid.
+    @app.get("/api/agents/signup/validate/{claim_token}", dependencies=[Depends(token_if_sent)])
+    async def validate_claim_token(claim_token: str) -> JSONResponse:
+        return _json(state.validate_claim(claim_token).to_wire())
+
+    _add_control_routes(app, faults, requests)
+    return app
+
+
+def _add_control_routes(app: FastAPI, faults: FaultInjector, requests: RequestLog) -> None:
+    """The `/_emulator/` endpoints: arm and clear faults, read and clear the request log."""
+
+    @app.post(CONTROL_PREFIX + "faults", status_code=201)
+    async def arm_fault(rule: Annotated[FaultRule, Body()]) -> JSONResponse:
+        faults.arm(rule)
+        return _json(rule.model_dump(mode="json", by_alias=True), status=201)
+
+    @app.get(CONTROL_PREFIX + "faults")
+    async def list_faults() -> JSONResponse:
+        armed = [
+            {**a.rule.model_dump(mode="json", by_alias=True), "remaining": a.remaining}
+            for a in faults.armed()
+        ]
+        return _json({"faults": armed})
+
+    @app.delete(CONTROL_PREFIX + "faults", status_code=204)
+    async def clear_faults() -> Response:
+        faults.clear()
+        return Response(status_code=204)
+
+    @app.get(CONTROL_PREFIX + "requests")
+    async def list_requests() -> JSONResponse:
+        entries = [
+            {
+                "method": e.method,
+                "path": e.path,
+                "query": e.query,
+                "status": e.status,
+                "started": e.started,
+                "finished": e.finished,
+                "injected": e.injected,
+            }
+            for e in requests.entries()
+        ]
+        return _json({"requests": entries, "peakInFlight": requests.peak_in_flight})
+
+    @app.delete(CONTROL_PREFIX + "requests", status_code=204)
+    async def clear_requests() -> Response:
+        requests.clear()
+        return Response(status_code=204)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as the service's `{"code", "message"}` body."""
+
+    async def service_fault(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceFault)
+        return _error(exc.status, exc.message)
+
+    async def invalid_request(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return _error(400, f"Bad Request: {problems}")
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail))
+
+    app.add_exception_handler(ServiceFault, service_fault)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def _token_from(authorization: str | None) -> str | None:
+    """The token of an `Authorization: token <t>` header."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "token" else None
+
+
+def _json(body: dict[str, Any], *, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def _error(status: int, message: str, *, retry_after: float | None = None) -> JSONResponse:
+    headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+    body = ErrorResponse(code=status, message=message).to_wire()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _Instrumentation:
+    """ASGI middleware: latency, armed faults and the request log around service requests."""
+
+    def __init__(
+        self, app: ASGIApp, *, latency_s: float, faults: FaultInjector, requests: RequestLog
+    ) -> None:
+        self.app = app
+        self.latency_s = latency_s
+        self.faults = faults
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status: int | None = None
+        rule: FaultRule | None = None
+        recorded = False
+
+        def record() -> None:
+            # Recorded as the answer starts to leave, so a client that has its answer always
+            # finds the request in the log.
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.requests.finished(
+                    RecordedRequest(
+                        method=scope["method"],
+                        path=scope["path"],
+                        query=scope["query_string"].decode("latin-1"),
+                        status=status,
+                        started=started,
+                        finished=time.monotonic(),
+                        injected=rule is not None,
+                    )
+                )
+
+        async def send_recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                record()
+            await send(message)
+
+        async def discard(message: Message) -> None:
+            pass
+
+        self.requests.started()
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            rule = self.faults.take(scope["method"], scope["path"])
+            if rule is None:
+                await self.app(scope, receive, send_recording)
+            elif rule.action == "drop":
+                record()
+                await _drop_connection(receive)
+            else:
+                if rule.action == "after":
+                    await self.app(scope, receive, discard)
+                response = _error(rule.status, rule.message, retry_after=rule.retry_after)
+                await response(scope, receive, send_recording)
+        finally:
+            record()
+
+
+async def _drop_connection(receive: Receive) -> None:
+    """Close the client's connection without an answer, as a network failure would.
+
+    ASGI has no message for this, so reach the connection's transport through the server's
+    receive callable (uvicorn's request cycle object holds it).
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if not isinstance(transport, asyncio.Transport):
+        raise RuntimeError("this ASGI server does not let the emulator drop connections")
+    transport.abort()
+    # Let the server see the connection go before the app returns, so it sends nothing.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
