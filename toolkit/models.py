@@ -7,10 +7,9 @@ snake_case; JSON is camelCase, as the service sends it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -37,7 +36,7 @@ class TransferEntityStack(WireModel):
     project_name: str
     stack_name: str
     resource_count: int = 0
-    last_update: datetime | None = None
+    last_update: AwareDatetime | None = None
 
 
 class TransferEntityStackRename(WireModel):
@@ -45,7 +44,7 @@ class TransferEntityStackRename(WireModel):
     project_name: str
     stack_name: str
     resource_count: int = 0
-    last_update: datetime | None = None
+    last_update: AwareDatetime | None = None
     rename_as: TransferEntityStack
 
 
@@ -118,7 +117,7 @@ class TransferEntityFailure(WireModel):
 class AgentAccountSummary(WireModel):
     login: str
     org_name: str
-    created_at: datetime
+    created_at: AwareDatetime
 
 
 class AgentClaimRequest(WireModel):
@@ -131,7 +130,7 @@ class AgentClaimResponse(WireModel):
     entities: list[TransferEntity]
     conflicts: list[TransferEntity]
     failures: list[TransferEntityFailure]
-    claim_expires_at: datetime
+    claim_expires_at: AwareDatetime
     transfer_token: str | None = None
 
 
@@ -155,7 +154,7 @@ class OrganizationSummaryWithRole(WireModel):
 
 
 class TokenInfo(WireModel):
-    name: str | None = None
+    name: str
     organization: str | None = None
     team: str | None = None
 
@@ -168,12 +167,12 @@ class User(WireModel):
     avatar_url: str
     organizations: list[OrganizationSummaryWithRole]
     identities: list[str]
-    has_mfa: bool
+    has_mfa: bool = Field(alias="hasMFA")
     is_org_managed: bool
     is_managed_by_multi_org: bool
-    site_admin: bool | None = None
+    site_admin: bool = False
     token_info: TokenInfo | None = None
-    is_agent: bool | None = None
+    is_agent: bool = False
 
 
 class UserInfo(WireModel):
@@ -202,13 +201,13 @@ class AppListStacksResponse(WireModel):
 
 
 class AppStack(WireModel):
-    id: str | None = None
+    id: str
     org_name: str
     project_name: str
     stack_name: str
-    active_update: str | None = None
+    active_update: str
     tags: dict[str, str] | None = None
-    version: int | None = None
+    version: int
 
 
 class AppStackRenameRequest(WireModel):
@@ -221,10 +220,10 @@ class AppImportStackResponse(WireModel):
 
 
 class TransferStackRequest(WireModel):
-    project_name: str
-    stack_name: str
-    from_org: str
     to_org: str
+    project_name: str | None = None
+    stack_name: str | None = None
+    from_org: str | None = None
 
 
 # --- ESC environments, Insights accounts, registry packages ------------------------------
@@ -270,6 +269,12 @@ class ListInsightsAccountsResponse(WireModel):
     accounts: list[InsightsAccount] = Field(default_factory=list)
     next_token: str | None = None
 
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _null_is_empty(cls, accounts: object) -> object:
+        """`accounts` is optional in the service's schema: `null` is an empty page."""
+        return [] if accounts is None else accounts
+
 
 class PackageMetadata(WireModel):
     name: str
@@ -278,9 +283,9 @@ class PackageMetadata(WireModel):
     version: str
     is_featured: bool
     package_status: Literal["ga", "public_preview"]
-    readme_url: str
-    schema_url: str
-    created_at: datetime
+    readme_url: str = Field(alias="readmeURL")
+    schema_url: str = Field(alias="schemaURL")
+    created_at: AwareDatetime
     visibility: Literal["public", "private"]
 
 
