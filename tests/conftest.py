@@ -1,8 +1,11 @@
-"""Fixtures shared by the whole suite: real emulators on free loopback ports."""
+"""Fixtures shared by the whole suite: real emulators on free loopback ports, the real CLI."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -49,3 +52,20 @@ def make_emulator() -> Iterator[EmulatorFactory]:
 def demo_emulator(make_emulator: EmulatorFactory) -> EmulatorServer:
     """An emulator serving the built-in demo world (alice, acme, agent-7f3k2q)."""
     return make_emulator(demo_world())
+
+
+@pytest.fixture(scope="session")
+def pulumi_cli() -> Iterator[Path]:
+    """The folder of the real `pulumi` CLI, first on PATH for the rest of the session.
+
+    `scripts/install-pulumi-cli` picks a recent enough `pulumi` on PATH or the cached build, and
+    builds it from the Go module proxy when there is neither, so tests that need the CLI never
+    skip. With the folder first on PATH, `toolkit.workspaces.pulumi_command()` and any `pulumi`
+    a test runs find exactly this CLI (and the language hosts beside it).
+    """
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-pulumi-cli"
+    installed = subprocess.run([script], check=True, stdout=subprocess.PIPE, text=True)
+    bin_dir = Path(installed.stdout.strip().splitlines()[-1])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield bin_dir

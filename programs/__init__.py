@@ -1,0 +1,1 @@
+"""Pulumi programs the toolkit runs through the Automation API (see the top-level Pulumi.yaml)."""
