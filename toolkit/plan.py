@@ -45,6 +45,17 @@ _KIND_ORDER = (
     "TransferEntityRegistryPackage",
 )
 
+_MIGRATE_NOTICES = (
+    "the migrate strategy copies each stack's latest state and its tags into a new stack: "
+    "update history, permissions, webhooks, deployment settings and schedules stay behind "
+    "in the source org",
+    "secret values in a stack's config file (Pulumi.<stack>.yaml) are encrypted for the old "
+    "stack: set them again (pulumi config set --secret) for the new one",
+    "each source stack stays as it was unless --delete-source is given; until it is removed, "
+    "it and its copy manage the same cloud resources",
+)
+"""What does not carry over when stacks are migrated rather than transferred."""
+
 TEMPORARY_SUFFIX = "-claim-tmp"
 """Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
 
@@ -310,10 +321,7 @@ def build_plan(
     ]
     notices = list(resolution.notices)
     if strategy == "migrate" and moves:
-        notices.append(
-            "the migrate strategy copies only each stack's latest state: update history, tags "
-            "and permissions stay behind in the source org"
-        )
+        notices.extend(_MIGRATE_NOTICES)
     return ClaimPlan(
         source_org=source.org,
         destination_org=destination.org,

@@ -1,0 +1,353 @@
+"""The migrate strategy with the real `pulumi` CLI: state copied, renamed, verified, and only
+then (if asked) the source removed; a failure leaves the source as it was and no destination."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pulumi.automation import ConfigValue, LocalWorkspace, Stack
+
+from programs.workload.workload import pulumi_program
+from toolkit.collectors import Inventory
+from toolkit.emulator.server import EmulatorServer
+from toolkit.models import AgentAccountSummary, TransferEntityStack
+from toolkit.plan import ClaimPlan, build_plan
+from toolkit.resolver import entity_key, parse_resolution_map
+from toolkit.strategies import FailedMoves
+from toolkit.strategies.migrate import execute_migrate
+from toolkit.urns import SECRET_SIG, SIG_KEY
+from toolkit.workspaces import (
+    SELF_MANAGED_ORG,
+    BackendIdentity,
+    isolated_workspace,
+    list_all_stacks,
+    run_pulumi,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory
+
+API_KEY = "sk-live-0123456789"
+SOURCE_PASSPHRASE = "agent passphrase"
+DESTINATION_PASSPHRASE = "company passphrase"
+SOURCE_STACK = f"{SELF_MANAGED_ORG}/web/dev"
+TARGET_STACK = f"{SELF_MANAGED_ORG}/shop/prod"
+WORKLOAD_RESOURCES = 10
+"""The root stack resource plus 3 services with 2 workers each."""
+WORKLOAD_OUTPUTS = {
+    "apiKey": API_KEY,
+    "componentCount": 9,
+    "endpoints": {f"service-{i}": f"https://service-{i}.workload.internal" for i in range(3)},
+    "region": "local",
+}
+"""`pulumi stack output --show-secrets` of the deployed workload."""
+
+
+def file_backend(path: Path, passphrase: str) -> BackendIdentity:
+    path.mkdir(parents=True, exist_ok=True)
+    return BackendIdentity(url=path.as_uri(), secrets_passphrase=passphrase)
+
+
+def deploy(identity: BackendIdentity, name: str) -> None:
+    """`up` the workload program into the new stack `name` (project web), as an agent would,
+    with the secret `apiKey` and a user tag."""
+    with isolated_workspace(identity, project="web", program=pulumi_program) as workspace:
+        workspace.create_stack(name)
+        stack = Stack.select(name, workspace)
+        stack.set_config("apiKey", ConfigValue(API_KEY, secret=True))
+        assert stack.up().summary.result == "succeeded"
+        workspace.set_tag(name, "team", "platform")
+
+
+def user_of(identity: BackendIdentity, project: str) -> AbstractContextManager[LocalWorkspace]:
+    """The workspace of someone who runs the workload program as project `project`."""
+    return isolated_workspace(identity, project=project, program=pulumi_program)
+
+
+def assert_previews_without_changes(stack: Stack) -> None:
+    """The workload program changes nothing in the migrated stack once its user has set the
+    stack's config (its secrets were encrypted for the old stack) for the new one."""
+    stack.set_config("apiKey", ConfigValue(API_KEY, secret=True))
+    assert stack.preview().change_summary == {"same": WORKLOAD_RESOURCES}
+
+
+@pytest.fixture(scope="module")
+def deployed_state(pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file:// backend with the workload deployed in organization/web/dev. Tests migrate from
+    copies of it."""
+    state = tmp_path_factory.mktemp("deployed") / "state"
+    deploy(file_backend(state, SOURCE_PASSPHRASE), SOURCE_STACK)
+    return state
+
+
+@pytest.fixture
+def source(deployed_state: Path, tmp_path: Path) -> BackendIdentity:
+    """This test's own copy of the deployed source backend."""
+    shutil.copytree(deployed_state, tmp_path / "source")
+    return file_backend(tmp_path / "source", SOURCE_PASSPHRASE)
+
+
+@pytest.fixture
+def destination(tmp_path: Path) -> BackendIdentity:
+    return file_backend(tmp_path / "destination", DESTINATION_PASSPHRASE)
+
+
+def migrate_plan(
+    resolution: str = "stacks: {web/dev: shop/prod}",
+    *,
+    source_org: str = SELF_MANAGED_ORG,
+    destination_org: str = SELF_MANAGED_ORG,
+) -> ClaimPlan:
+    """The plan of moving web/dev, renamed by `resolution`."""
+    now = datetime.now(UTC)
+    stack = TransferEntityStack(
+        project_name="web", stack_name="dev", resource_count=WORKLOAD_RESOURCES, last_update=now
+    )
+    return build_plan(
+        source=Inventory(org=source_org, stacks=[stack]),
+        destination=Inventory(org=destination_org),
+        resolution_map=parse_resolution_map(resolution),
+        strategy="migrate",
+        agent=AgentAccountSummary(login=source_org, org_name=source_org, created_at=now),
+        claim_expires_at=now,
+    )
+
+
+def migrate(
+    plan: ClaimPlan,
+    source: BackendIdentity,
+    destination: BackendIdentity,
+    *,
+    delete_source: bool = False,
+    progress: list[str] | None = None,
+) -> FailedMoves:
+    report: Callable[[str], None] = (progress if progress is not None else []).append
+    return asyncio.run(
+        execute_migrate(plan, source, destination, delete_source=delete_source, on_progress=report)
+    )
+
+
+def looking_at(identity: BackendIdentity) -> AbstractContextManager[LocalWorkspace]:
+    """A workspace to inspect `identity`'s stacks with, as their user would."""
+    return isolated_workspace(identity, project="any")
+
+
+def stack_names(workspace: LocalWorkspace, org: str | None = None) -> set[str]:
+    return {stack.name for stack in list_all_stacks(workspace, org=org)}
+
+
+def export(workspace: LocalWorkspace, name: str) -> dict[str, Any]:
+    """`pulumi stack export` of `name`: secrets as that backend's ciphertext."""
+    exported: dict[str, Any] = json.loads(
+        run_pulumi(workspace, "stack", "export", "--stack", name).stdout
+    )
+    return exported
+
+
+def outputs(workspace: LocalWorkspace, name: str) -> dict[str, Any]:
+    """`pulumi stack output --show-secrets`: what a user of the stack sees."""
+    shown: dict[str, Any] = json.loads(
+        run_pulumi(workspace, "stack", "output", "--json", "--show-secrets", "--stack", name).stdout
+    )
+    return shown
+
+
+def stored_api_key(exported: dict[str, Any]) -> dict[str, Any]:
+    """The secret output `apiKey` as the state stores it."""
+    root = exported["deployment"]["resources"][0]
+    assert root["type"] == "pulumi:pulumi:Stack"
+    api_key: dict[str, Any] = root["outputs"]["apiKey"]
+    assert api_key[SIG_KEY] == SECRET_SIG
+    return api_key
+
+
+def test_migrate_moves_the_state_under_a_new_name_and_leaves_the_source(
+    source: BackendIdentity, destination: BackendIdentity
+) -> None:
+    progress: list[str] = []
+    with looking_at(source) as agent_view, user_of(destination, "shop") as user:
+        source_before = export(agent_view, SOURCE_STACK)
+
+        failed = migrate(migrate_plan(), source, destination, progress=progress)
+
+        assert failed == {}
+        assert outputs(user, TARGET_STACK) == outputs(agent_view, SOURCE_STACK)
+        assert outputs(user, TARGET_STACK)["apiKey"] == API_KEY
+        landed = export(user, TARGET_STACK)
+        assert len(landed["deployment"]["resources"]) == WORKLOAD_RESOURCES
+        assert "ciphertext" in stored_api_key(landed)
+        assert stored_api_key(landed) != stored_api_key(source_before)
+        assert user.list_tags(TARGET_STACK)["team"] == "platform"
+        assert_previews_without_changes(Stack.select(TARGET_STACK, user))
+        assert export(agent_view, SOURCE_STACK) == source_before, "the source must stay as it was"
+    assert f"migrated {SOURCE_STACK} -> {TARGET_STACK} (verified)" in progress
+
+
+def test_a_destination_stack_that_exists_already_is_refused_before_anything_changes(
+    source: BackendIdentity, destination: BackendIdentity
+) -> None:
+    plan = migrate_plan()
+    with looking_at(source) as agent_view, isolated_workspace(destination, project="shop") as other:
+        other.create_stack(TARGET_STACK)
+        source_before = export(agent_view, SOURCE_STACK)
+
+        failed = migrate(plan, source, destination, delete_source=True)
+
+        assert failed == {
+            entity_key(plan.moves[0].source): f"{TARGET_STACK} already exists; nothing was changed"
+        }
+        assert export(agent_view, SOURCE_STACK) == source_before
+        assert "resources" not in export(other, TARGET_STACK)["deployment"]
+
+
+def plant(identity: BackendIdentity, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the source stack's stored deployment directly, as a damaged backend would hold it."""
+    stack_file = Path(identity.url.removeprefix("file://")) / ".pulumi/stacks/web/dev.json"
+    stored = json.loads(stack_file.read_text())
+    edit(stored["checkpoint"]["latest"])
+    stack_file.write_text(json.dumps(stored))
+
+
+def test_a_failed_import_removes_the_new_stack_and_leaves_the_source(
+    source: BackendIdentity, destination: BackendIdentity
+) -> None:
+    def dangling_dependency(deployment: dict[str, Any]) -> None:
+        deployment["resources"][-1]["dependencies"] = ["urn:pulumi:dev::web::app:index:Gone::x"]
+
+    plant(source, dangling_dependency)
+    plan = migrate_plan()
+    progress: list[str] = []
+    with looking_at(source) as agent_view, looking_at(destination) as company_view:
+        source_before = export(agent_view, SOURCE_STACK)
+
+        failed = migrate(plan, source, destination, delete_source=True, progress=progress)
+
+        reason = failed[entity_key(plan.moves[0].source)]
+        assert reason.startswith("importing the state failed: error:")
+        assert "state file contains errors" in reason
+        assert progress == [f"created {TARGET_STACK}", f"removed the half-made {TARGET_STACK}"]
+        assert stack_names(company_view) == set()
+        assert export(agent_view, SOURCE_STACK) == source_before
+
+
+def test_a_stack_with_pending_operations_is_refused(
+    source: BackendIdentity, destination: BackendIdentity
+) -> None:
+    def interrupted(deployment: dict[str, Any]) -> None:
+        deployment["pending_operations"] = [
+            {"resource": deployment["resources"][-1], "type": "creating"}
+        ]
+
+    plant(source, interrupted)
+    plan = migrate_plan()
+    progress: list[str] = []
+
+    failed = migrate(plan, source, destination, progress=progress)
+
+    assert "1 pending operation(s)" in failed[entity_key(plan.moves[0].source)]
+    assert progress == []
+    with looking_at(source) as agent_view, looking_at(destination) as company_view:
+        assert stack_names(company_view) == set()
+        assert stack_names(agent_view) == {SOURCE_STACK}
+
+
+# --- Pulumi Cloud (the emulator) ------------------------------------------------------------
+
+AGENT_ORG = "agent-7f3k2q"
+COMPANY_ORG = "acme"
+TWO_ORGS = {
+    "users": [{"login": "platform", "token": "tok-platform", "orgs": {COMPANY_ORG: "admin"}}],
+    "agents": [
+        {
+            "login": AGENT_ORG,
+            "token": "tok-agent",
+            "claimToken": "claim-agent",
+            "createdAt": "2026-11-20T09:00:00Z",
+            "claimExpiresAt": "2027-01-31T09:00:00Z",
+        }
+    ],
+    "orgs": {AGENT_ORG: {}, COMPANY_ORG: {}},
+}
+"""An agent's org and a company's; neither identity is a member of the other's org."""
+
+
+@pytest.fixture
+def service(pulumi_cli: Path, make_emulator: EmulatorFactory) -> EmulatorServer:
+    return make_emulator(TWO_ORGS)
+
+
+def test_migrate_between_two_orgs_each_with_its_own_identity(service: EmulatorServer) -> None:
+    agent = BackendIdentity(url=service.url, token="tok-agent")
+    platform = BackendIdentity(url=service.url, token="tok-platform")
+    source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
+    deploy(agent, source_name)
+    plan = migrate_plan(source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+
+    failed = migrate(plan, agent, platform)
+
+    assert failed == {}
+    with looking_at(agent) as agent_view, user_of(platform, "shop") as user:
+        assert outputs(user, target) == outputs(agent_view, source_name)
+        assert outputs(user, target)["apiKey"] == API_KEY
+        assert user.list_tags(target)["team"] == "platform"
+        assert_previews_without_changes(Stack.select(target, user))
+        assert stack_names(agent_view, AGENT_ORG) == {source_name}
+
+
+def test_a_failed_verification_removes_the_new_stack_and_its_state(
+    service: EmulatorServer,
+) -> None:
+    agent = BackendIdentity(url=service.url, token="tok-agent")
+    platform = BackendIdentity(url=service.url, token="tok-platform")
+    source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
+    deploy(agent, source_name)
+    # The import goes through; reading the new stack's state back does not.
+    service.faults.fail(400, method="GET", path=f"/api/stacks/{target}/export", times=None)
+    plan = migrate_plan(source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+    progress: list[str] = []
+
+    failed = migrate(plan, agent, platform, delete_source=True, progress=progress)
+
+    service.faults.clear()
+    assert failed[entity_key(plan.moves[0].source)].startswith(
+        "verification: loading the state failed: error:"
+    )
+    assert progress == [f"created {target}", f"removed the half-made {target}"]
+    with looking_at(agent) as agent_view, looking_at(platform) as company_view:
+        assert stack_names(company_view, COMPANY_ORG) == set()
+        assert outputs(agent_view, source_name) == WORKLOAD_OUTPUTS
+
+
+def test_migrate_from_the_service_to_a_file_backend_and_back_deleting_the_source(
+    service: EmulatorServer, tmp_path: Path
+) -> None:
+    agent = BackendIdentity(url=service.url, token="tok-agent")
+    platform = BackendIdentity(url=service.url, token="tok-platform")
+    files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+
+    out = migrate(migrate_plan("", source_org=AGENT_ORG), agent, files, delete_source=True)
+    back_in = migrate(
+        migrate_plan("stacks: {web/dev: web/agent-dev}", destination_org=COMPANY_ORG),
+        files,
+        platform,
+        delete_source=True,
+    )
+
+    assert out == back_in == {}
+    with (
+        looking_at(agent) as agent_view,
+        looking_at(files) as file_view,
+        looking_at(platform) as company_view,
+    ):
+        assert stack_names(agent_view, AGENT_ORG) == set()
+        assert stack_names(file_view) == set()
+        assert outputs(company_view, f"{COMPANY_ORG}/web/agent-dev") == WORKLOAD_OUTPUTS
