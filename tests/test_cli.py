@@ -452,13 +452,49 @@ def test_transfer_refused_for_lack_of_admin_is_reported_per_stack_and_undone(
     assert snapshot(server) == before
 
 
-def test_auto_strategy_explains_the_missing_admin_role(
-    make_emulator: EmulatorFactory, run_cli: RunCli
+def test_transfer_between_backends_is_refused(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
     server = make_emulator(claim_world())
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", token="tok-bob")
+    result = run_cli(
+        server,
+        "preview",
+        "--from",
+        "organization",
+        "--to",
+        "acme",
+        "--strategy",
+        "transfer",
+        "--source-backend",
+        (tmp_path / "state").as_uri(),
+    )
     assert result.exit_code == 1
-    assert "bob is not admin of acme" in result.stderr
+    assert "--strategy migrate" in result.stderr
+
+
+def test_delete_source_is_refused_with_transfer(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(claim_world())
+    before = snapshot(server)
+    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    result = run_cli(
+        server,
+        "commit",
+        "--from",
+        AGENT,
+        "--to",
+        "acme",
+        "-r",
+        resolutions,
+        "--yes",
+        "--strategy",
+        "transfer",
+        "--delete-source",
+    )
+    assert result.exit_code == 1
+    assert "--delete-source applies to --strategy migrate" in result.stderr
+    assert snapshot(server) == before
 
 
 def test_lost_answers_are_reconciled_with_the_service(

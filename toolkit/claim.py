@@ -7,9 +7,7 @@ here, so the same calls serve the command line, scheduled jobs and tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from toolkit.cloud import CloudClient
@@ -28,6 +26,7 @@ from toolkit.resolver import (
 )
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.strategies.transfer import execute_transfer
+from toolkit.workspaces import BackendIdentity
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
@@ -41,16 +40,36 @@ EXIT_PARTIAL = 4
 
 @dataclass(frozen=True)
 class ClaimTarget:
-    """Which orgs a claim moves between."""
+    """Which orgs a claim moves between, and where they live.
+
+    Both sides live at the credentials' API URL unless a backend URL says otherwise: another
+    Pulumi Cloud, or a self-managed backend such as `file:///path` (whose only org is
+    `organization`). Only the `migrate` strategy can move between two backends.
+    """
 
     source_org: str
     destination_org: str
+    source_backend: str | None = None
+    destination_backend: str | None = None
 
     def __post_init__(self) -> None:
-        if self.source_org == self.destination_org:
+        if (self.source_org, self.source_backend) == (
+            self.destination_org,
+            self.destination_backend,
+        ):
             raise InvalidInputError(
                 f"--from and --to are both {self.source_org!r}; name two different orgs."
             )
+
+    def source_identity(self, credentials: Credentials) -> BackendIdentity:
+        url = (self.source_backend or credentials.api_url).rstrip("/")
+        return BackendIdentity(url, credentials.source_token, credentials.source_passphrase)
+
+    def destination_identity(self, credentials: Credentials) -> BackendIdentity:
+        url = (self.destination_backend or credentials.api_url).rstrip("/")
+        return BackendIdentity(
+            url, credentials.destination_token, credentials.destination_passphrase
+        )
 
 
 @dataclass(frozen=True)
@@ -106,15 +125,31 @@ async def plan_claim(
     resolution_map: ResolutionMap,
     strategy: StrategyChoice = None,
 ) -> ClaimPlan:
-    """Inventory both orgs (concurrently) and build the plan; changes nothing."""
-    async with _clients(credentials) as (source, destination):
-        chosen = strategy or await choose_strategy(destination, target)
-        source_inventory, destination_inventory, (agent, expires) = await asyncio.gather(
-            collect_inventory(source, target.source_org),
-            collect_inventory(destination, target.destination_org),
-            _agent_summary(credentials, source, destination, target.source_org),
+    """Inventory both orgs (concurrently) and build the plan; changes nothing.
+
+    With `migrate`, the source is listed through the pulumi CLI too, and a stack that only one
+    of the two listings shows becomes a notice.
+    """
+    source, destination = (
+        target.source_identity(credentials),
+        target.destination_identity(credentials),
+    )
+    chosen = strategy or await choose_strategy(source, destination, target)
+    if chosen == "transfer" and (not source.is_cloud or source.url != destination.url):
+        raise InvalidInputError(
+            "the transfer strategy moves stacks within one Pulumi Cloud only.",
+            hint="Use --strategy migrate to move stacks between backends.",
         )
-    return build_plan(
+    (
+        (source_inventory, warnings),
+        (destination_inventory, _),
+        (agent, expires),
+    ) = await asyncio.gather(
+        _inventory(source, target.source_org, cross_check=chosen == "migrate"),
+        _inventory(destination, target.destination_org, cross_check=False),
+        _agent_summary(credentials, source, target.source_org),
+    )
+    plan = build_plan(
         source=source_inventory,
         destination=destination_inventory,
         resolution_map=resolution_map,
@@ -122,24 +157,35 @@ async def plan_claim(
         agent=agent,
         claim_expires_at=expires,
     )
+    return replace(plan, notices=[*warnings, *plan.notices]) if warnings else plan
 
 
 async def commit_claim(
     credentials: Credentials,
+    target: ClaimTarget,
     plan: ClaimPlan,
     *,
+    delete_source: bool = False,
     on_progress: ProgressCallback = no_progress,
     journal: Journal | None = None,
 ) -> CommitResult:
     """Execute `plan`, recording each step in `journal` when given.
 
-    A blocked plan changes nothing and comes back as it was.
+    A blocked plan changes nothing and comes back as it was. `delete_source` (migrate only)
+    removes each source stack once its copy is verified.
     """
+    if delete_source and plan.strategy != "migrate":
+        raise InvalidInputError(
+            "--delete-source applies to --strategy migrate only "
+            f"({plan.strategy} moves the stack itself)."
+        )
     run_id = journal.run_id if journal else None
     if plan.blocked:
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
-        failed = await _execute(credentials, plan, _recorded(on_progress, journal))
+        failed = await _execute(
+            credentials, target, plan, delete_source, _recorded(on_progress, journal)
+        )
         document = plan.to_claim_response(failed_moves=failed, transfer_token=run_id)
         result = CommitResult(plan=plan, document=document, failed_moves=failed)
     if journal:
@@ -148,15 +194,29 @@ async def commit_claim(
 
 
 async def _execute(
-    credentials: Credentials, plan: ClaimPlan, on_progress: ProgressCallback
+    credentials: Credentials,
+    target: ClaimTarget,
+    plan: ClaimPlan,
+    delete_source: bool,
+    on_progress: ProgressCallback,
 ) -> FailedMoves:
-    if plan.strategy != "transfer":
-        raise InvalidInputError(
-            f"strategy {plan.strategy!r} is not available in this version of pulumi-claim.",
-            hint="Use --strategy transfer with an identity that is admin of both orgs.",
+    if plan.strategy == "transfer":
+        async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+            return await execute_transfer(plan, client, on_progress=on_progress)
+    if plan.strategy == "migrate":
+        from toolkit.strategies.migrate import execute_migrate
+
+        return await execute_migrate(
+            plan,
+            target.source_identity(credentials),
+            target.destination_identity(credentials),
+            delete_source=delete_source,
+            on_progress=on_progress,
         )
-    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
-        return await execute_transfer(plan, client, on_progress=on_progress)
+    raise InvalidInputError(
+        f"strategy {plan.strategy!r} is not available in this version of pulumi-claim.",
+        hint="Use --strategy transfer or --strategy migrate.",
+    )
 
 
 def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> ProgressCallback:
@@ -174,11 +234,12 @@ async def suggest_resolutions(
     credentials: Credentials, target: ClaimTarget, *, suffix: str
 ) -> tuple[ResolutionMap, int]:
     """A valid resolution map for today's conflicts, and how many conflicts it covers."""
-    async with _clients(credentials) as (source, destination):
-        source_inventory, destination_inventory = await asyncio.gather(
-            collect_inventory(source, target.source_org),
-            collect_inventory(destination, target.destination_org),
-        )
+    (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
+        _inventory(target.source_identity(credentials), target.source_org, cross_check=False),
+        _inventory(
+            target.destination_identity(credentials), target.destination_org, cross_check=False
+        ),
+    )
     conflicts = find_conflicts(source_inventory, destination_inventory, movable_kinds("claim-api"))
     suggestion = suggest_resolution_map(
         conflicts, source=source_inventory, destination=destination_inventory, suffix=suffix
@@ -192,51 +253,72 @@ async def list_org_stacks(credentials: Credentials, org: str) -> Inventory:
         return await collect_inventory(client, org)
 
 
-async def choose_strategy(destination: CloudClient, target: ClaimTarget) -> Strategy:
-    """`transfer` when the claiming identity is admin of both orgs; else say what is missing."""
-    user = await destination.get_current_user()
+async def choose_strategy(
+    source: BackendIdentity, destination: BackendIdentity, target: ClaimTarget
+) -> Strategy:
+    """`transfer` when one Pulumi Cloud holds both orgs and the claiming identity administers
+    both; `migrate` otherwise (it needs only read access to the source)."""
+    if not (source.is_cloud and destination.is_cloud) or source.url != destination.url:
+        return "migrate"
+    async with _client(destination) as client:
+        user = await client.get_current_user()
     roles = {org.name: org.role for org in user.organizations}
-    missing = [
-        org for org in (target.source_org, target.destination_org) if roles.get(org) != "admin"
-    ]
-    if not missing:
-        return "transfer"
-    raise InvalidInputError(
-        f"{user.github_login} is not admin of {' and '.join(missing)}, so the stacks cannot be "
-        "transferred, and no other strategy is available in this version.",
-        hint="Run with PULUMI_ACCESS_TOKEN of an identity that is admin of both orgs.",
+    both_admin = all(
+        roles.get(org) == "admin" for org in (target.source_org, target.destination_org)
     )
+    return "transfer" if both_admin else "migrate"
+
+
+async def _inventory(
+    identity: BackendIdentity, org: str, *, cross_check: bool
+) -> tuple[Inventory, list[str]]:
+    """What `org` holds, from the service where there is one, else from the pulumi CLI.
+
+    With `cross_check`, a service's listing is compared with the CLI's, and the stacks only one
+    of them shows come back as warnings.
+    """
+    from toolkit.collectors.automation import collect_stacks, merge_inventories
+
+    if not identity.is_cloud:
+        stacks = await asyncio.to_thread(collect_stacks, identity, org)
+        return Inventory(org=org, stacks=stacks), []
+    async with _client(identity) as client:
+        if not cross_check:
+            return await collect_inventory(client, org), []
+        service, automation = await asyncio.gather(
+            collect_inventory(client, org), asyncio.to_thread(collect_stacks, identity, org)
+        )
+    return merge_inventories(service, automation)
 
 
 async def _agent_summary(
-    credentials: Credentials,
-    source: CloudClient,
-    destination: CloudClient,
-    source_org: str,
+    credentials: Credentials, source: BackendIdentity, source_org: str
 ) -> tuple[AgentAccountSummary, datetime]:
     """Who owns the source, and when the claim expires.
 
     With a claim token the service says both. Without one (an org-to-org move) the source
-    identity's login stands for the owner, and both times are the time of this plan.
+    identity's login (or, on a self-managed backend, the org) stands for the owner, and both
+    times are the time of this plan.
     """
-    if credentials.claim_token:
-        claim = await destination.validate_claim_token(credentials.claim_token)
-        if claim.agent.org_name != source_org:
-            raise InvalidInputError(
-                f"PULUMI_CLAIM_TOKEN claims org {claim.agent.org_name!r}, not {source_org!r}.",
-                hint=f"Run with --from {claim.agent.org_name}, or unset PULUMI_CLAIM_TOKEN.",
-            )
-        return claim.agent, claim.claim_expires_at
-    user = await source.get_current_user()
     now = datetime.now(UTC).replace(microsecond=0)
-    return AgentAccountSummary(login=user.github_login, org_name=source_org, created_at=now), now
+    if not source.is_cloud:
+        return AgentAccountSummary(login=source_org, org_name=source_org, created_at=now), now
+    async with _client(source) as client:
+        if credentials.claim_token:
+            claim = await client.validate_claim_token(credentials.claim_token)
+        else:
+            user = await client.get_current_user()
+            return (
+                AgentAccountSummary(login=user.github_login, org_name=source_org, created_at=now),
+                now,
+            )
+    if claim.agent.org_name != source_org:
+        raise InvalidInputError(
+            f"PULUMI_CLAIM_TOKEN claims org {claim.agent.org_name!r}, not {source_org!r}.",
+            hint=f"Run with --from {claim.agent.org_name}, or unset PULUMI_CLAIM_TOKEN.",
+        )
+    return claim.agent, claim.claim_expires_at
 
 
-@asynccontextmanager
-async def _clients(credentials: Credentials) -> AsyncIterator[tuple[CloudClient, CloudClient]]:
-    """The source and destination clients, opened and closed together."""
-    async with (
-        CloudClient(credentials.api_url, credentials.source_token) as source,
-        CloudClient(credentials.api_url, credentials.destination_token) as destination,
-    ):
-        yield source, destination
+def _client(identity: BackendIdentity) -> CloudClient:
+    return CloudClient(identity.url, identity.token or "")

@@ -7,6 +7,7 @@ Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the comm
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 FORMATS = ("table", "json", "markdown", "html")
-STRATEGIES = ("auto", "transfer")
+STRATEGIES = ("auto", "transfer", "migrate")
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
 
 
@@ -102,13 +103,45 @@ def cli(ctx: click.Context, api_url: str | None, verbose: int, quiet: bool) -> N
     ctx.obj = Settings(api_url=api_url, verbose=verbose, quiet=quiet)
 
 
-def org_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option(
-        "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
-    )(command)
-    return click.option(
-        "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
-    )(command)
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--from/--to and the optional backends, handed to the command as one `target`."""
+
+    @functools.wraps(command)
+    def with_target(
+        *args: Any,
+        source_org: str,
+        destination_org: str,
+        source_backend: str | None,
+        destination_backend: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from toolkit.claim import ClaimTarget
+
+        target = ClaimTarget(source_org, destination_org, source_backend, destination_backend)
+        return command(*args, target=target, **kwargs)
+
+    options = [
+        click.option(
+            "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
+        ),
+        click.option(
+            "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
+        ),
+        click.option(
+            "--source-backend",
+            metavar="URL",
+            help="Where the source org lives, if not at the API URL: another Pulumi Cloud or a "
+            "self-managed backend such as file:///path (org `organization`). migrate only.",
+        ),
+        click.option(
+            "--destination-backend",
+            metavar="URL",
+            help="Where the destination org lives, if not at the API URL. migrate only.",
+        ),
+    ]
+    for option in reversed(options):
+        with_target = option(with_target)
+    return with_target
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,21 +175,22 @@ def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(STRATEGIES),
         default="auto",
         show_default=True,
-        help="How stacks move: transfer (REST transfer, needs one identity admin of both "
-        "orgs); auto picks what the credentials allow.",
+        help="How stacks move: transfer (REST transfer; one identity admin of both orgs; keeps "
+        "history), migrate (copy the state with two identities through the pulumi CLI; works "
+        "across backends; keeps only the latest state); auto: transfer when the credentials "
+        "allow it, else migrate.",
     )(command)
 
 
 @cli.command()
-@org_options
+@target_options
 @resolutions_option
 @strategy_option
 @output_options
 @pass_settings
 def preview(
     settings: Settings,
-    source_org: str,
-    destination_org: str,
+    target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
     fmt: str | None,
@@ -169,25 +203,31 @@ def preview(
     """
     from toolkit.claim import exit_code
 
-    plan = _plan(settings, source_org, destination_org, resolutions, strategy)
+    plan = _plan(settings, target, resolutions, strategy)
     document = plan.to_claim_response()
     _report(document, plan, "preview", fmt, output)
     sys.exit(exit_code(document))
 
 
 @cli.command()
-@org_options
+@target_options
 @resolutions_option
 @strategy_option
+@click.option(
+    "--delete-source",
+    is_flag=True,
+    help="migrate: remove each source stack once its copy is verified (the resources are "
+    "not destroyed; the destination stack manages them).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @output_options
 @pass_settings
 def commit(
     settings: Settings,
-    source_org: str,
-    destination_org: str,
+    target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
+    delete_source: bool,
     yes: bool,
     fmt: str | None,
     output: Path | None,
@@ -196,9 +236,9 @@ def commit(
     from toolkit.claim import commit_claim, exit_code
     from toolkit.journal import Journal, default_runs_dir
 
-    plan = _plan(settings, source_org, destination_org, resolutions, strategy)
+    plan = _plan(settings, target, resolutions, strategy)
     if not plan.blocked and plan.moves and not yes:
-        _confirm(plan)
+        _confirm(plan, delete_source)
     console = settings.progress_console()
     journal = Journal.start(
         default_runs_dir(),
@@ -210,7 +250,14 @@ def commit(
     console.print(f"run {journal.run_id} (journal: {journal.path})")
     try:
         result = _run(
-            commit_claim(settings.credentials(), plan, on_progress=console.print, journal=journal)
+            commit_claim(
+                settings.credentials(),
+                target,
+                plan,
+                delete_source=delete_source,
+                on_progress=console.print,
+                journal=journal,
+            )
         )
     finally:
         journal.close()
@@ -219,7 +266,7 @@ def commit(
 
 
 @cli.command()
-@org_options
+@target_options
 @click.option(
     "--suffix",
     default="-agent",
@@ -233,14 +280,11 @@ def commit(
     help="Write the map to FILE (default: print it).",
 )
 @pass_settings
-def resolve(
-    settings: Settings, source_org: str, destination_org: str, suffix: str, output: Path | None
-) -> None:
+def resolve(settings: Settings, target: ClaimTarget, suffix: str, output: Path | None) -> None:
     """Write a resolution map that renames today's conflicts (edit it, then pass it back)."""
     from toolkit.claim import suggest_resolutions
     from toolkit.resolver import format_resolution_map
 
-    target = _target(source_org, destination_org)
     suggestion, conflicts = _run(suggest_resolutions(settings.credentials(), target, suffix=suffix))
     text = format_resolution_map(suggestion.renames)
     console = settings.progress_console()
@@ -322,34 +366,24 @@ def demo(settings: Settings) -> None:
 
 
 def _plan(
-    settings: Settings,
-    source_org: str,
-    destination_org: str,
-    resolutions: Path | None,
-    strategy: str,
+    settings: Settings, target: ClaimTarget, resolutions: Path | None, strategy: str
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
     from toolkit.resolver import ResolutionMap, load_resolution_map
 
-    target = _target(source_org, destination_org)
     resolution_map = load_resolution_map(resolutions) if resolutions else ResolutionMap.empty()
     chosen = None if strategy == "auto" else strategy
     return _run(plan_claim(settings.credentials(), target, resolution_map, chosen))  # type: ignore[arg-type]
 
 
-def _target(source_org: str, destination_org: str) -> ClaimTarget:
-    from toolkit.claim import ClaimTarget
-
-    return ClaimTarget(source_org, destination_org)
-
-
-def _confirm(plan: ClaimPlan) -> None:
+def _confirm(plan: ClaimPlan, delete_source: bool) -> None:
     if not sys.stdin.isatty():
         raise click.UsageError("refusing to commit without --yes when not on a terminal.")
     renamed = sum(1 for move in plan.moves if move.renamed)
     click.confirm(
         f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
-        f"{plan.destination_org} with strategy {plan.strategy}?",
+        f"{plan.destination_org} with strategy {plan.strategy}"
+        f"{', deleting each source stack once copied' if delete_source else ''}?",
         abort=True,
         err=True,
     )

@@ -26,6 +26,10 @@ class Credentials:
     destination_token: str
     source_token: str
     claim_token: str | None = None
+    destination_passphrase: str | None = None
+    """Secrets passphrase of a self-managed destination backend (`PULUMI_CONFIG_PASSPHRASE`)."""
+    source_passphrase: str | None = None
+    """Of a self-managed source backend (`PULUMI_CLAIM_SOURCE_PASSPHRASE`, else the above)."""
 
     def __repr__(self) -> str:
         claim = "***" if self.claim_token else None
@@ -53,11 +57,14 @@ def load_credentials(
             hint=f"Set PULUMI_ACCESS_TOKEN to a token of the destination identity, "
             f"or run `pulumi login {url}`.",
         )
+    passphrase = env.get("PULUMI_CONFIG_PASSPHRASE") or None
     return Credentials(
         api_url=url,
         destination_token=destination,
         source_token=env.get("PULUMI_CLAIM_SOURCE_TOKEN") or destination,
         claim_token=env.get("PULUMI_CLAIM_TOKEN") or None,
+        destination_passphrase=passphrase,
+        source_passphrase=env.get("PULUMI_CLAIM_SOURCE_PASSPHRASE") or passphrase,
     )
 
 

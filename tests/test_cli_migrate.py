@@ -1,0 +1,127 @@
+"""`pulumi-claim` with the migrate strategy: two identities, the real pulumi CLI, the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from click.testing import CliRunner, Result
+from pulumi.automation import ConfigValue, Stack
+
+from programs.workload.workload import pulumi_program
+from toolkit.cli import cli
+from toolkit.emulator.server import EmulatorServer
+from toolkit.models import AgentClaimResponse
+from toolkit.workspaces import BackendIdentity, isolated_workspace
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory
+
+AGENT = "agent-abc123"
+API_KEY = "sk-agent-42"
+
+WORLD: dict[str, Any] = {
+    "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
+    "agents": [
+        {
+            "login": AGENT,
+            "token": "tok-agent",
+            "claimToken": "claim-abc123",
+            "createdAt": "2026-11-01T09:00:00Z",
+            "claimExpiresAt": "2026-12-31T09:00:00Z",
+        }
+    ],
+    "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev", "resourceCount": 4}]}},
+}
+
+
+def deploy(server: EmulatorServer, name: str) -> None:
+    """The agent runs `pulumi up` of the workload program into its own org."""
+    agent = BackendIdentity(server.url, "tok-agent")
+    with isolated_workspace(agent, project="web", program=pulumi_program) as workspace:
+        stack = Stack.create(name, workspace)
+        stack.set_config("apiKey", ConfigValue(API_KEY, secret=True))
+        assert stack.up().summary.result == "succeeded"
+
+
+def outputs(server: EmulatorServer, token: str, name: str) -> dict[str, Any]:
+    """`pulumi stack output --show-secrets`, as the identity holding `token` sees it."""
+    identity = BackendIdentity(server.url, token)
+    with isolated_workspace(identity, project="web", program=pulumi_program) as workspace:
+        return {key: value.value for key, value in workspace.stack_outputs(name).items()}
+
+
+def run(server: EmulatorServer, runs_dir: Path, *args: str) -> Result:
+    env = {
+        "PULUMI_ACCESS_TOKEN": "tok-carol",
+        "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
+        "PULUMI_CLAIM_TOKEN": "claim-abc123",
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_CLAIM_RUNS_DIR": str(runs_dir),
+    }
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_claim_by_migration_with_two_identities(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    deploy(server, f"{AGENT}/web/dev")
+    deployed = outputs(server, "tok-agent", f"{AGENT}/web/dev")
+    resolutions = tmp_path / "map.yaml"
+    resolutions.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
+
+    preview = run(
+        server,
+        tmp_path,
+        "preview",
+        "--from",
+        AGENT,
+        "--to",
+        "acme",
+        "-r",
+        str(resolutions),
+        "--format",
+        "markdown",
+    )
+    assert preview.exit_code == 0, preview.stdout + preview.stderr
+    assert "migrate" in preview.stdout
+    assert "update history" in preview.stdout
+
+    commit = run(
+        server,
+        tmp_path,
+        "commit",
+        "--from",
+        AGENT,
+        "--to",
+        "acme",
+        "-r",
+        str(resolutions),
+        "--yes",
+        "--delete-source",
+        "--format",
+        "json",
+    )
+    assert commit.exit_code == 0, commit.stdout + commit.stderr
+    document = AgentClaimResponse.model_validate(json.loads(commit.stdout))
+    assert document.failures == []
+
+    assert server.state.stack_names(AGENT) == set()
+    assert server.state.stack_names("acme") == {("web", "dev"), ("web", "dev-agent")}
+    landed = outputs(server, "tok-carol", "acme/web/dev-agent")
+    assert landed == deployed
+    assert landed["apiKey"] == API_KEY
+
+
+def test_auto_picks_migrate_when_no_identity_administers_both_orgs(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    world = {**WORLD, "orgs": {"acme": {"stacks": []}}}
+    server = make_emulator(world)
+    deploy(server, f"{AGENT}/web/dev")
+    result = run(server, tmp_path, "preview", "--from", AGENT, "--to", "acme", "--format", "table")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "migrate" in result.stdout
+    assert server.state.stack_names(AGENT) == {("web", "dev")}
