@@ -1,8 +1,10 @@
 """The emulator's HTTP layer: Pulumi Cloud's paths over `ServiceState`.
 
 Handlers only parse the request, call the state and serialize the answer with the
-toolkit's wire models; the rules live in `state.py`. Around every service request an
-ASGI middleware adds the configured latency, applies armed faults and records the request.
+toolkit's wire models; the rules live in `state.py`. The calls only the `pulumi` CLI makes
+(stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`. Around every
+service request an ASGI middleware adds the configured latency, applies armed faults and
+records the request.
 Paths under `/_emulator/` control those knobs and are neither delayed, faulted nor logged.
 
 (No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at
@@ -10,6 +12,7 @@ runtime, and some of them name aliases local to `create_app`.)
 """
 
 import asyncio
+import gzip
 import time
 from typing import Annotated, Any
 
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from toolkit.emulator.cli_api import cli_router
 from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import (
@@ -47,6 +51,7 @@ def create_app(
     faults = faults if faults is not None else FaultInjector()
     requests = requests if requests is not None else RequestLog()
     app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(_GzipRequestBodies)
     app.add_middleware(
         _Instrumentation, latency_s=latency_ms / 1000, faults=faults, requests=requests
     )
@@ -75,6 +80,8 @@ def create_app(
         who: Authenticated,
         organization: str | None = None,
         project: str | None = None,
+        tag_name: Annotated[str | None, Query(alias="tagName")] = None,
+        tag_value: Annotated[str | None, Query(alias="tagValue")] = None,
         max_results: Annotated[int | None, Query(alias="maxResults")] = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
@@ -83,6 +90,8 @@ def create_app(
             limit=limit(max_results),
             organization=organization,
             project=project,
+            tag_name=tag_name,
+            tag_value=tag_value,
             continuation_token=continuation_token,
         )
         body = AppListStacksResponse(stacks=page.items, continuation_token=page.next_token)
@@ -180,6 +189,7 @@ def create_app(
     async def validate_claim_token(claim_token: str) -> JSONResponse:
         return _json(state.validate_claim(claim_token).to_wire())
 
+    app.include_router(cli_router(state, caller))
     _add_control_routes(app, faults, requests)
     return app
 
@@ -334,6 +344,50 @@ class _Instrumentation:
                 await response(scope, receive, send_recording)
         finally:
             record()
+
+
+class _GzipRequestBodies:
+    """ASGI middleware: inflate request bodies sent with `Content-Encoding: gzip`, as the CLI
+    sends checkpoints, engine events, imports and batch encryptions."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        if headers.get(b"content-encoding", b"").lower() != b"gzip":
+            await self.app(scope, receive, send)
+            return
+        compressed = bytearray()
+        while True:
+            message = await receive()
+            compressed += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        try:
+            body = gzip.decompress(bytes(compressed))
+        except (OSError, EOFError):
+            await _error(400, "Bad Request: the gzip-encoded body is corrupt")(scope, receive, send)
+            return
+        scope = {
+            **scope,
+            "headers": [
+                (name, value)
+                for name, value in scope["headers"]
+                if name not in (b"content-encoding", b"content-length")
+            ]
+            + [(b"content-length", str(len(body)).encode())],
+        }
+        delivered = False
+
+        async def inflated() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, inflated, send)
 
 
 async def _drop_connection(receive: Receive) -> None:

@@ -1,10 +1,11 @@
 """The emulated service's state and rules, kept apart from HTTP.
 
-`ServiceState` is what Pulumi Cloud knows (accounts, org roles, stacks, ESC environments,
-Insights accounts, registry packages, agent claim tokens) and the rules it enforces on
-them. It lives in SQLite so that large worlds load and page quickly, several threads can
-use it (the HTTP server and the tests that inspect it), renames and transfers are atomic
-(one transaction each), and, given a file path, it survives an emulator restart.
+`ServiceState` is what Pulumi Cloud knows (accounts, org roles, stacks with their checkpoints,
+updates and secret keys, ESC environments, Insights accounts, registry packages, agent claim
+tokens) and the rules it enforces on them. It lives in SQLite so that large worlds load and
+page quickly, several threads can use it (the HTTP server and the tests that inspect it),
+renames and transfers are atomic (one transaction each), and, given a file path, it survives
+an emulator restart.
 
 Every refused operation raises `ServiceFault` carrying the HTTP status the service would
 answer with; the HTTP layer only translates it.
@@ -15,15 +16,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
+from toolkit.emulator import checkpoints
+from toolkit.emulator.checkpoints import UntypedDeployment
+from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt, new_stack_key
 from toolkit.emulator.world import NAME_PATTERN, Role, World
 from toolkit.models import (
     AgentAccountSummary,
@@ -47,7 +53,11 @@ from toolkit.models import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+LEASE_SECONDS = 300
+"""How long an update's lease token stays valid unless renewed (the CLI renews at half-life)."""
+MAX_LEASE_SECONDS = 3600
 
 _SCHEMA = """
 CREATE TABLE accounts (
@@ -74,7 +84,34 @@ CREATE TABLE stacks (
     last_update INTEGER NOT NULL,
     tags TEXT,
     version INTEGER NOT NULL,
+    secrets_key BLOB NOT NULL,
     PRIMARY KEY (org, project, stack)
+);
+CREATE TABLE checkpoints (
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    deployment TEXT NOT NULL,
+    PRIMARY KEY (stack_id, version)
+);
+CREATE TABLE updates (
+    id TEXT PRIMARY KEY,
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    lease_token TEXT UNIQUE,
+    lease_expires REAL,
+    program TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    started INTEGER,
+    ended INTEGER
+);
+CREATE TABLE update_events (
+    update_id TEXT NOT NULL REFERENCES updates(id) ON DELETE CASCADE,
+    sequence INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (update_id, sequence)
 );
 CREATE TABLE environments (
     id TEXT NOT NULL UNIQUE,
@@ -101,6 +138,7 @@ CREATE TABLE registry_packages (
 );
 CREATE INDEX memberships_by_org ON memberships (org);
 CREATE INDEX registry_packages_by_publisher ON registry_packages (publisher, source, name);
+CREATE INDEX updates_by_stack ON updates (stack_id, status);
 """
 
 
@@ -143,11 +181,47 @@ class StackRecord:
     version: int
 
 
+UpdateKind = Literal["update", "preview", "refresh", "destroy", "import"]
+UpdateStatus = Literal["not started", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What starting an update (or renewing its lease) hands the CLI: the stack version the
+    update writes, and the token that authorizes its checkpoints, events and completion."""
+
+    version: int
+    token: str
+    expires: int
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """One update of a stack, as its history and status calls show it."""
+
+    id: str
+    kind: UpdateKind
+    dry_run: bool
+    status: UpdateStatus
+    version: int
+    started: int | None
+    ended: int | None
+    program: dict[str, Any]
+    requested_by: str
+    """The login of whoever created it."""
+
+
 class ServiceState:
     """All of the emulated service's state, in one SQLite database, safe across threads."""
 
-    def __init__(self, db_path: str = ":memory:") -> None:
+    def __init__(
+        self, db_path: str = ":memory:", *, clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock` gives the current time in seconds since the epoch; tests pass their own to
+        let update leases expire without waiting."""
         self.db_path = db_path
+        self._clock = clock
         self._lock = threading.RLock()
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
@@ -163,9 +237,11 @@ class ServiceState:
             raise ValueError(f"{db_path} holds emulator state of another version ({version})")
 
     @classmethod
-    def from_world(cls, world: World, db_path: str = ":memory:") -> ServiceState:
+    def from_world(
+        cls, world: World, db_path: str = ":memory:", *, clock: Callable[[], float] = time.time
+    ) -> ServiceState:
         """A fresh state holding exactly what `world` describes."""
-        state = cls(db_path)
+        state = cls(db_path, clock=clock)
         state._load(world)
         return state
 
@@ -220,9 +296,12 @@ class ServiceState:
         limit: int,
         organization: str | None = None,
         project: str | None = None,
+        tag_name: str | None = None,
+        tag_value: str | None = None,
         continuation_token: str | None = None,
     ) -> Page[AppStackSummary]:
-        """Stacks in the caller's orgs, ordered by (org, project, stack), keyset-paged.
+        """Stacks in the caller's orgs, ordered by (org, project, stack), keyset-paged;
+        optionally only those of one project, or carrying a tag (with a given value).
 
         One indexed range query per org (in name order) keeps every page cheap, however
         deep into a large listing it is.
@@ -230,7 +309,17 @@ class ServiceState:
         after_org, after_project, after_stack = (
             _decode_token(continuation_token, "stacks", 3) if continuation_token else ("", "", "")
         )
-        project_filter = "" if project is None else " AND project = ?"
+        filters: list[str] = []
+        filter_params: list[Any] = []
+        if project is not None:
+            filters.append(" AND project = ?")
+            filter_params.append(project)
+        if tag_name is not None:
+            value_filter = "" if tag_value is None else " AND value = ?"
+            filters.append(
+                f" AND EXISTS (SELECT 1 FROM json_each(tags) WHERE key = ?{value_filter})"
+            )
+            filter_params += [tag_name] if tag_value is None else [tag_name, tag_value]
         rows: list[tuple[Any, ...]] = []
         with self._lock:
             if organization is not None:
@@ -246,9 +335,9 @@ class ServiceState:
                 after = (after_project, after_stack) if org == after_org else ("", "")
                 rows += self._db.execute(
                     "SELECT id, org, project, stack, last_update, resource_count FROM stacks"
-                    f" WHERE org = ? AND (project, stack) > (?, ?){project_filter}"
+                    f" WHERE org = ? AND (project, stack) > (?, ?){''.join(filters)}"
                     " ORDER BY project, stack LIMIT ?",
-                    (org, *after, *([] if project is None else [project]), limit + 1 - len(rows)),
+                    (org, *after, *filter_params, limit + 1 - len(rows)),
                 ).fetchall()
         return _page(
             rows,
@@ -266,18 +355,94 @@ class ServiceState:
         )
 
     def get_stack(self, caller: Caller, org: str, project: str, stack: str) -> AppStack:
+        """The stack, with its tags, version and latest update (the CLI cancels that one)."""
         with self._lock:
             self._role_in(caller, org)
             record = self._existing_stack(org, project, stack)
+            latest = self._db.execute(
+                "SELECT id FROM updates WHERE stack_id = ? AND dry_run = 0"
+                " ORDER BY version DESC, started DESC LIMIT 1",
+                (record.id,),
+            ).fetchone()
         return AppStack(
             id=record.id,
             org_name=record.org,
             project_name=record.project,
             stack_name=record.stack,
-            active_update="",
+            active_update="" if latest is None else latest[0],
             tags=record.tags,
             version=record.version,
         )
+
+    def create_stack(
+        self, caller: Caller, org: str, project: str, stack: str, *, tags: dict[str, str]
+    ) -> AppStack:
+        """A new, empty stack with its own secret key; any member of the org may create one."""
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            _check_name("project", project)
+            _check_name("stack", stack)
+            if self._find_stack(org, project, stack) is not None:
+                raise ServiceFault(409, f"Conflict: stack {org}/{project}/{stack} already exists")
+            stack_id = uuid.uuid4().hex
+            self._db.execute(
+                "INSERT INTO stacks VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?)",
+                (
+                    stack_id,
+                    org,
+                    project,
+                    stack,
+                    json.dumps(tags) if tags else None,
+                    new_stack_key(),
+                ),
+            )
+        return AppStack(
+            id=stack_id,
+            org_name=org,
+            project_name=project,
+            stack_name=stack,
+            active_update="",
+            tags=tags,
+            version=0,
+        )
+
+    def project_exists(self, caller: Caller, org: str, project: str) -> bool:
+        """Whether the org has a stack in `project` (a project exists through its stacks)."""
+        with self._lock:
+            self._role_in(caller, org)
+            row = self._db.execute(
+                "SELECT 1 FROM stacks WHERE org = ? AND project = ? LIMIT 1", (org, project)
+            ).fetchone()
+        return row is not None
+
+    def replace_stack_tags(
+        self, caller: Caller, org: str, project: str, stack: str, tags: dict[str, str]
+    ) -> None:
+        """Replace all of the stack's tags (what `pulumi stack tag set/rm` sends)."""
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            self._set_tags(record.id, tags)
+
+    def set_stack_tag(
+        self, caller: Caller, org: str, project: str, stack: str, *, name: str, value: str
+    ) -> None:
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            self._set_tags(record.id, {**record.tags, name: value})
+
+    def delete_stack_tag(
+        self, caller: Caller, org: str, project: str, stack: str, *, name: str
+    ) -> None:
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            if name not in record.tags:
+                raise ServiceFault(
+                    404, f"Not Found: stack {org}/{project}/{stack} has no tag {name!r}"
+                )
+            self._set_tags(record.id, {k: v for k, v in record.tags.items() if k != name})
 
     def rename_stack(
         self,
@@ -289,7 +454,11 @@ class ServiceState:
         new_project: str | None,
         new_name: str | None,
     ) -> str:
-        """Rename a stack within its org (project, name or both); returns the update id."""
+        """Rename a stack within its org (project, name or both); returns the update id.
+
+        The latest checkpoint moves along: its URNs and its secrets manager state name the
+        stack anew, so the CLI can keep updating and decrypting it under the new name.
+        """
         target_project = new_project or project
         target_name = new_name or stack
         with self._lock, self._transaction():
@@ -307,12 +476,14 @@ class ServiceState:
                 "UPDATE stacks SET project = ?, stack = ? WHERE id = ?",
                 (target_project, target_name, record.id),
             )
+            self._move_checkpoint(record, (org, target_project, target_name))
         return str(uuid.uuid4())
 
     def transfer_stack(
         self, caller: Caller, org: str, project: str, stack: str, *, to_org: str
     ) -> None:
-        """Move a stack to another org; the caller must be admin of both."""
+        """Move a stack to another org; the caller must be admin of both. The stack keeps its
+        state and secret key; its checkpoint's secrets manager state names the new org."""
         with self._lock, self._transaction():
             source_role = self._role_in(caller, org)
             record = self._existing_stack(org, project, stack)
@@ -332,6 +503,7 @@ class ServiceState:
                     409, f"Conflict: stack {to_org}/{project}/{stack} already exists"
                 )
             self._db.execute("UPDATE stacks SET org = ? WHERE id = ?", (to_org, record.id))
+            self._move_checkpoint(record, (to_org, project, stack))
 
     def delete_stack(
         self, caller: Caller, org: str, project: str, stack: str, *, force: bool = False
@@ -341,12 +513,233 @@ class ServiceState:
             self._role_in(caller, org)
             record = self._existing_stack(org, project, stack)
             if record.resource_count and not force:
-                raise ServiceFault(
-                    400,
-                    f"Bad Request: stack {org}/{project}/{stack} still has"
-                    f" {record.resource_count} resources; destroy them or delete with force",
-                )
+                # The CLI recognises exactly this message and suggests `--force`.
+                raise ServiceFault(400, "Bad Request: Stack still contains resources.")
             self._db.execute("DELETE FROM stacks WHERE id = ?", (record.id,))
+
+    # --- checkpoints and secrets ---------------------------------------------------------
+
+    def export_deployment(
+        self, caller: Caller, org: str, project: str, stack: str, *, version: int | None = None
+    ) -> UntypedDeployment:
+        """The stack's latest checkpoint (or the one update `version` wrote), secrets still
+        ciphertext: the CLI decrypts them through the stack when asked to show them.
+
+        A stack never updated exports a deployment without resources; a world stack declared
+        with N resources and never updated exports N placeholder resources, so that what the
+        listings count is what the state holds.
+        """
+        with self._lock:
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            if version is None:
+                return self._latest_checkpoint(record)
+            row = self._db.execute(
+                "SELECT deployment FROM checkpoints WHERE stack_id = ? AND version = ?",
+                (record.id, version),
+            ).fetchone()
+        if row is None:
+            raise ServiceFault(
+                404, f"Not Found: stack {org}/{project}/{stack} has no version {version}"
+            )
+        return cast(UntypedDeployment, json.loads(row[0]))
+
+    def import_deployment(
+        self, caller: Caller, org: str, project: str, stack: str, deployment: Any
+    ) -> str:
+        """Make `deployment` the stack's latest checkpoint, through an import update that has
+        succeeded by the time this returns; returns that update's id (the CLI polls it)."""
+        checked = _checked_deployment(deployment)
+        now = int(self._clock())
+        update_id = uuid.uuid4().hex
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            self._refuse_if_busy(record)
+            version = record.version + 1
+            self._db.execute(
+                "INSERT INTO updates VALUES (?, ?, 'import', 0, 'succeeded', ?, NULL, NULL, '{}',"
+                " ?, ?, ?)",
+                (update_id, record.id, version, caller.login, now, now),
+            )
+            self._write_checkpoint(record.id, version, checked)
+            self._db.execute(
+                "UPDATE stacks SET version = ?, last_update = ? WHERE id = ?",
+                (version, now, record.id),
+            )
+        return update_id
+
+    def encrypt_values(
+        self, caller: Caller, org: str, project: str, stack: str, plaintexts: Sequence[bytes]
+    ) -> list[bytes]:
+        """Each plaintext sealed with the stack's own key."""
+        stack_id, key = self._stack_key(caller, org, project, stack)
+        return [encrypt(key, stack_id, plaintext) for plaintext in plaintexts]
+
+    def decrypt_values(
+        self, caller: Caller, org: str, project: str, stack: str, ciphertexts: Sequence[bytes]
+    ) -> list[bytes]:
+        """Each ciphertext opened with the stack's key; 400 for one the key did not seal."""
+        stack_id, key = self._stack_key(caller, org, project, stack)
+        try:
+            return [decrypt(key, stack_id, ciphertext) for ciphertext in ciphertexts]
+        except UndecryptableError as exc:
+            raise ServiceFault(400, f"Bad Request: {exc}") from None
+
+    # --- updates: up, preview, refresh, destroy ----------------------------------------
+
+    def create_update(
+        self,
+        caller: Caller,
+        org: str,
+        project: str,
+        stack: str,
+        *,
+        kind: UpdateKind,
+        dry_run: bool,
+        program: dict[str, Any],
+    ) -> str:
+        """Record an update the CLI is about to run (its program, config and metadata as the
+        CLI sent them); it holds nothing until started. Returns its id."""
+        update_id = uuid.uuid4().hex
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            self._db.execute(
+                "INSERT INTO updates VALUES (?, ?, ?, ?, 'not started', 0, NULL, NULL, ?, ?,"
+                " NULL, NULL)",
+                (update_id, record.id, kind, int(dry_run), json.dumps(program), caller.login),
+            )
+        return update_id
+
+    def start_update(
+        self,
+        caller: Caller,
+        org: str,
+        project: str,
+        stack: str,
+        update_id: str,
+        *,
+        tags: dict[str, str] | None,
+    ) -> Lease:
+        """Start an update: 409 while another state-writing update of the stack runs (until it
+        completes or is cancelled, whatever its lease). One that writes state takes the
+        stack's next version. `tags`, when given, replace the stack's tags."""
+        now = self._clock()
+        token = secrets.token_urlsafe(24)
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            update = self._update_of(record, update_id)
+            if update.status != "not started":
+                raise ServiceFault(409, f"Conflict: update {update_id} is already {update.status}")
+            version = record.version
+            if _writes_state(update):
+                self._refuse_if_busy(record)
+                version += 1
+                self._db.execute("UPDATE stacks SET version = ? WHERE id = ?", (version, record.id))
+            self._db.execute(
+                "UPDATE updates SET status = 'running', version = ?, lease_token = ?,"
+                " lease_expires = ?, started = ? WHERE id = ?",
+                (version, token, now + LEASE_SECONDS, int(now), update_id),
+            )
+            if tags is not None:
+                self._set_tags(record.id, tags)
+        return Lease(version=version, token=token, expires=int(now + LEASE_SECONDS))
+
+    def renew_lease(self, token: str | None, update_id: str, *, duration: int) -> Lease:
+        """Extend a running update's lease by `duration` seconds from now (at most an hour);
+        403 once it has expired."""
+        now = self._clock()
+        seconds = min(max(duration, 1), MAX_LEASE_SECONDS)
+        with self._lock, self._transaction():
+            update = self._leased_update(token, update_id)
+            self._db.execute(
+                "UPDATE updates SET lease_expires = ? WHERE id = ?", (now + seconds, update_id)
+            )
+        assert token is not None  # _leased_update refused a missing token
+        return Lease(version=update.version, token=token, expires=int(now + seconds))
+
+    def save_checkpoint(self, token: str | None, update_id: str, deployment: Any) -> None:
+        """Store the full checkpoint a running update sends (each one replaces the last)."""
+        checked = _checked_deployment(deployment)
+        with self._lock, self._transaction():
+            update = self._leased_update(token, update_id)
+            if not _writes_state(update):
+                raise ServiceFault(400, "Bad Request: a preview does not write checkpoints")
+            stack_id = self._stack_id_of(update_id)
+            self._write_checkpoint(stack_id, update.version, checked)
+
+    def record_events(
+        self, token: str | None, update_id: str, events: Sequence[dict[str, Any]]
+    ) -> None:
+        """Keep a running update's engine events by sequence number (a resent batch replaces
+        the events it carried before, so the CLI may retry it)."""
+        rows = []
+        for event in events:
+            sequence = event.get("sequence")
+            if not isinstance(sequence, int) or isinstance(sequence, bool):
+                raise ServiceFault(400, "Bad Request: every engine event needs a sequence number")
+            rows.append((update_id, sequence, json.dumps(event)))
+        with self._lock, self._transaction():
+            self._leased_update(token, update_id)
+            self._db.executemany("INSERT OR REPLACE INTO update_events VALUES (?, ?, ?)", rows)
+
+    def complete_update(
+        self, token: str | None, update_id: str, status: Literal["succeeded", "failed", "cancelled"]
+    ) -> None:
+        """Finish a running update; one that wrote state marks the stack updated now."""
+        now = int(self._clock())
+        with self._lock, self._transaction():
+            update = self._leased_update(token, update_id)
+            self._db.execute(
+                "UPDATE updates SET status = ?, ended = ? WHERE id = ?", (status, now, update_id)
+            )
+            if _writes_state(update):
+                self._db.execute(
+                    "UPDATE stacks SET last_update = ? WHERE id = ?",
+                    (now, self._stack_id_of(update_id)),
+                )
+
+    def cancel_update(
+        self, caller: Caller, org: str, project: str, stack: str, update_id: str
+    ) -> None:
+        """Cancel an update that has not finished (`pulumi cancel`): its lease token stops
+        working and the stack is free for the next update."""
+        now = int(self._clock())
+        with self._lock, self._transaction():
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            update = self._update_of(record, update_id)
+            if update.status in FINISHED:
+                raise ServiceFault(409, f"Conflict: update {update_id} has already finished")
+            self._db.execute(
+                "UPDATE updates SET status = 'cancelled', ended = ? WHERE id = ?",
+                (now, update_id),
+            )
+
+    def get_update(
+        self, caller: Caller, org: str, project: str, stack: str, update_id: str
+    ) -> UpdateRecord:
+        with self._lock:
+            self._role_in(caller, org)
+            return self._update_of(self._existing_stack(org, project, stack), update_id)
+
+    def update_history(
+        self, caller: Caller, org: str, project: str, stack: str, *, page_size: int, page: int
+    ) -> list[UpdateRecord]:
+        """The stack's updates that write state (not previews) and have started, newest first,
+        paged from 1."""
+        with self._lock:
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            rows = self._db.execute(
+                f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE stack_id = ? AND dry_run = 0"
+                " AND kind != 'preview' AND status != 'not started'"
+                " ORDER BY version DESC, started DESC LIMIT ? OFFSET ?",
+                (record.id, page_size, page_size * (max(page, 1) - 1)),
+            ).fetchall()
+        return [_update_record(row) for row in rows]
 
     # --- other entities ------------------------------------------------------------------
 
@@ -498,6 +891,26 @@ class ServiceState:
         with self._lock:
             return self._find_stack(org, project, stack)
 
+    def checkpoint_of(self, org: str, project: str, stack: str) -> UntypedDeployment | None:
+        """The stack's latest stored checkpoint as it is in the database (None: never written)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT c.deployment FROM checkpoints c JOIN stacks s ON s.id = c.stack_id"
+                " WHERE s.org = ? AND s.project = ? AND s.stack = ?"
+                " ORDER BY c.version DESC LIMIT 1",
+                (org, project, stack),
+            ).fetchone()
+        return None if row is None else cast(UntypedDeployment, json.loads(row[0]))
+
+    def events_of(self, update_id: str) -> list[dict[str, Any]]:
+        """The engine events recorded for an update, in sequence order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM update_events WHERE update_id = ? ORDER BY sequence",
+                (update_id,),
+            ).fetchall()
+        return [json.loads(event) for (event,) in rows]
+
     def environment_names(self, org: str) -> set[tuple[str, str]]:
         with self._lock:
             rows = self._db.execute(
@@ -557,7 +970,7 @@ class ServiceState:
                 ],
             )
             db.executemany(
-                "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         uuid.uuid4().hex,
@@ -568,6 +981,7 @@ class ServiceState:
                         int(_utc(s.last_update).timestamp()) if s.last_update else 0,
                         json.dumps(s.tags) if s.tags else None,
                         1 if s.last_update else 0,
+                        new_stack_key(),
                     )
                     for org, content in world.orgs.items()
                     for s in content.stacks
@@ -649,6 +1063,114 @@ class ServiceState:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} does not exist")
         return record
 
+    def _set_tags(self, stack_id: str, tags: dict[str, str]) -> None:
+        self._db.execute(
+            "UPDATE stacks SET tags = ? WHERE id = ?",
+            (json.dumps(tags) if tags else None, stack_id),
+        )
+
+    def _stack_key(self, caller: Caller, org: str, project: str, stack: str) -> tuple[str, bytes]:
+        with self._lock:
+            self._role_in(caller, org)
+            record = self._existing_stack(org, project, stack)
+            (key,) = self._db.execute(
+                "SELECT secrets_key FROM stacks WHERE id = ?", (record.id,)
+            ).fetchone()
+        return record.id, key
+
+    def _latest_checkpoint(self, record: StackRecord) -> UntypedDeployment:
+        row = self._db.execute(
+            "SELECT deployment FROM checkpoints WHERE stack_id = ? ORDER BY version DESC LIMIT 1",
+            (record.id,),
+        ).fetchone()
+        if row is not None:
+            return cast(UntypedDeployment, json.loads(row[0]))
+        at = datetime.fromtimestamp(record.last_update or self._clock(), UTC)
+        if record.resource_count:
+            return checkpoints.placeholder_deployment(
+                record.project, record.stack, record.resource_count, at
+            )
+        return checkpoints.empty_deployment(at)
+
+    def _write_checkpoint(self, stack_id: str, version: int, deployment: UntypedDeployment) -> None:
+        """Store the checkpoint of a stack version; the stack's resource count follows it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
+            (stack_id, version, json.dumps(deployment)),
+        )
+        self._db.execute(
+            "UPDATE stacks SET resource_count = ? WHERE id = ?",
+            (checkpoints.resource_count(deployment), stack_id),
+        )
+
+    def _move_checkpoint(self, record: StackRecord, new: tuple[str, str, str]) -> None:
+        """Rewrite the latest checkpoint of a stack that is moving from its current identity
+        to `new` (org, project, stack)."""
+        row = self._db.execute(
+            "SELECT version, deployment FROM checkpoints WHERE stack_id = ?"
+            " ORDER BY version DESC LIMIT 1",
+            (record.id,),
+        ).fetchone()
+        if row is None:
+            return
+        try:
+            moved = checkpoints.moved(
+                json.loads(row[1]), old=(record.org, record.project, record.stack), new=new
+            )
+        except ValueError as exc:
+            raise ServiceFault(400, f"Bad Request: the stack's state cannot move: {exc}") from None
+        self._db.execute(
+            "UPDATE checkpoints SET deployment = ? WHERE stack_id = ? AND version = ?",
+            (json.dumps(moved), record.id, row[0]),
+        )
+
+    def _refuse_if_busy(self, record: StackRecord) -> None:
+        busy = self._db.execute(
+            "SELECT 1 FROM updates WHERE stack_id = ? AND status = 'running' AND dry_run = 0"
+            " AND kind != 'preview' LIMIT 1",
+            (record.id,),
+        ).fetchone()
+        if busy is not None:
+            # The CLI turns a 409 from starting an update into its "update in progress" advice.
+            raise ServiceFault(409, "Conflict: Another update is currently in progress.")
+
+    def _update_of(self, record: StackRecord, update_id: str) -> UpdateRecord:
+        row = self._db.execute(
+            f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE id = ? AND stack_id = ?",
+            (update_id, record.id),
+        ).fetchone()
+        if row is None:
+            raise ServiceFault(
+                404,
+                f"Not Found: stack {record.org}/{record.project}/{record.stack} has no update"
+                f" {update_id}",
+            )
+        return _update_record(row)
+
+    def _leased_update(self, token: str | None, update_id: str) -> UpdateRecord:
+        """The running update `token` is the lease of: 401 for a token that is not its lease,
+        403 once the update has finished or its lease expired."""
+        if not token:
+            raise ServiceFault(401, "Unauthorized: this call needs the update's lease token")
+        row = self._db.execute(
+            f"SELECT {_UPDATE_COLUMNS}, lease_token, lease_expires FROM updates WHERE id = ?",
+            (update_id,),
+        ).fetchone()
+        if row is None or not secrets.compare_digest(row[-2] or "", token):
+            raise ServiceFault(401, "Unauthorized: the token is not this update's lease")
+        update = _update_record(row[:-2])
+        if update.status != "running":
+            raise ServiceFault(403, f"Forbidden: the update is {update.status}")
+        if self._clock() >= row[-1]:
+            raise ServiceFault(403, "Forbidden: the update's lease has expired")
+        return update
+
+    def _stack_id_of(self, update_id: str) -> str:
+        (stack_id,) = self._db.execute(
+            "SELECT stack_id FROM updates WHERE id = ?", (update_id,)
+        ).fetchone()
+        return str(stack_id)
+
     def _owner_of(self, org: str) -> UserInfo:
         """Who entities of an org are shown as owned by: its first admin, else the org."""
         row = self._db.execute(
@@ -696,6 +1218,35 @@ class ServiceState:
                 for source, publisher, name in packages
             ),
         ]
+
+
+_UPDATE_COLUMNS = "id, kind, dry_run, status, version, started, ended, program, requested_by"
+
+
+def _update_record(row: Sequence[Any]) -> UpdateRecord:
+    return UpdateRecord(
+        id=row[0],
+        kind=row[1],
+        dry_run=bool(row[2]),
+        status=row[3],
+        version=row[4],
+        started=row[5],
+        ended=row[6],
+        program=json.loads(row[7]),
+        requested_by=row[8],
+    )
+
+
+def _writes_state(update: UpdateRecord) -> bool:
+    """Whether an update changes the stack (previews and dry runs only look)."""
+    return update.kind != "preview" and not update.dry_run
+
+
+def _checked_deployment(document: Any) -> UntypedDeployment:
+    try:
+        return checkpoints.checked_deployment(document)
+    except ValueError as exc:
+        raise ServiceFault(400, f"Bad Request: {exc}") from None
 
 
 def _check_name(what: str, name: str) -> None:

@@ -1,0 +1,107 @@
+"""Stack checkpoints as the service stores them: untyped deployments, `{"version", "deployment"}`.
+
+The emulator keeps checkpoints as the CLI sends them and only reads or rewrites the few parts
+the service itself cares about: how many resources there are, which stack the `service`
+secrets manager recorded in them (it names the stack whose key decrypts them), and, on a
+rename, the URNs that embed the stack's project and name.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from toolkit.urns import rename_deployment
+
+SUPPORTED_VERSIONS = range(1, 5)
+"""Deployment schema versions the CLI reads (1 and 2 are migrated up, 3 and 4 read as is)."""
+
+PLACEHOLDER_TYPE = "pulumi-claim:emulator:Placeholder"
+"""Type of the component resources that stand in for a world stack's declared resources."""
+
+_ROOT_TYPE = "pulumi:pulumi:Stack"
+
+UntypedDeployment = dict[str, Any]
+
+
+def checked_deployment(document: Any) -> UntypedDeployment:
+    """`document` if it is an untyped deployment the CLI can read; ValueError saying why not."""
+    if not isinstance(document, dict):
+        raise ValueError("a deployment must be an object with `version` and `deployment`")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError("the deployment's `version` must be an integer")
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"deployment schema version {version} is not supported")
+    if not isinstance(document.get("deployment"), dict):
+        raise ValueError("the deployment's `deployment` must be an object")
+    resources = document["deployment"].get("resources")
+    if resources is not None and not isinstance(resources, list):
+        raise ValueError("the deployment's `resources` must be a list")
+    return document
+
+
+def empty_deployment(at: datetime) -> UntypedDeployment:
+    """What a stack that was never updated exports: a manifest and no resources."""
+    return {
+        "version": 3,
+        "deployment": {"manifest": {"time": at.isoformat(), "magic": "", "version": ""}},
+    }
+
+
+def placeholder_deployment(project: str, stack: str, count: int, at: datetime) -> UntypedDeployment:
+    """A checkpoint for a stack a world file declares with `count` resources: the root stack
+    resource and `count - 1` placeholder components under it, none of which needs a provider."""
+    root = f"urn:pulumi:{stack}::{project}::{_ROOT_TYPE}::{project}-{stack}"
+    moment = at.isoformat()
+    resources = [{"urn": root, "custom": False, "type": _ROOT_TYPE, "outputs": {}}]
+    resources += [
+        {
+            "urn": f"urn:pulumi:{stack}::{project}::{_ROOT_TYPE}${PLACEHOLDER_TYPE}::resource-{n}",
+            "custom": False,
+            "type": PLACEHOLDER_TYPE,
+            "parent": root,
+        }
+        for n in range(1, count)
+    ]
+    for resource in resources:
+        resource.update(created=moment, modified=moment)
+    deployment = empty_deployment(at)
+    deployment["deployment"]["resources"] = resources if count else []
+    return deployment
+
+
+def resource_count(deployment: UntypedDeployment) -> int:
+    return len(deployment["deployment"].get("resources") or [])
+
+
+def moved(
+    deployment: UntypedDeployment,
+    *,
+    old: tuple[str, str, str],
+    new: tuple[str, str, str],
+) -> UntypedDeployment:
+    """The checkpoint of a stack that moved from `old` to `new` (org, project, stack).
+
+    A rename rewrites every URN as `pulumi stack rename` does. Both a rename and a transfer
+    point the `service` secrets manager state at the stack's new identity, since the CLI
+    decrypts through the stack that state names; the stack keeps its key, so the
+    ciphertext itself stays as it is.
+    """
+    (_, old_project, old_stack), (org, project, stack) = old, new
+    body = copy.deepcopy(deployment["deployment"])
+    if (old_project, old_stack) != (project, stack):
+        body = rename_deployment(
+            body,
+            old_project=old_project,
+            old_stack=old_stack,
+            new_project=project,
+            new_stack=stack,
+        )
+    providers = body.get("secrets_providers")
+    if isinstance(providers, dict) and providers.get("type") == "service":
+        state = providers.get("state")
+        if isinstance(state, dict):
+            providers["state"] = {**state, "owner": org, "project": project, "stack": stack}
+    return {**deployment, "deployment": body}
