@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from conftest import EmulatorFactory
 
 AGENT = "agent-abc123"
+ORGS = ("--from", AGENT, "--to", "acme")
 
 
 def claim_world(**agent_org: Any) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def test_preview_blocked_by_conflicts_exits_3_with_sdk_valid_json(
     make_emulator: EmulatorFactory, run_cli: RunCli
 ) -> None:
     server = make_emulator(claim_world())
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", "--format", "json")
+    result = run_cli(server, "preview", *ORGS, "--format", "json")
     assert result.exit_code == 3, result.stderr
     document = as_document(result.stdout)
     assert sorted((c.project_name, c.stack_name) for c in document.conflicts) == [  # type: ignore[union-attr]
@@ -163,10 +164,7 @@ def test_preview_with_claim_token_reports_the_agent(
     result = run_cli(
         server,
         "preview",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "--format",
         "json",
         claim_token="claim-abc123",
@@ -196,9 +194,7 @@ def test_preview_resolved_exits_4_for_failures_and_0_when_clean(
 ) -> None:
     server = make_emulator(claim_world())
     resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-agent\n  api/prod: api/prod-2\n")
-    result = run_cli(
-        server, "preview", "--from", AGENT, "--to", "acme", "-r", resolutions, "--format", "json"
-    )
+    result = run_cli(server, "preview", *ORGS, "-r", resolutions, "--format", "json")
     assert result.exit_code == 4
     document = as_document(result.stdout)
     assert not document.conflicts
@@ -210,7 +206,7 @@ def test_preview_resolved_exits_4_for_failures_and_0_when_clean(
     assert renamed == {"dev": "dev-agent", "prod": "prod-2"}
 
     clean = make_emulator(claim_world(stacks=[{"project": "svc", "stack": "dev"}]))
-    assert run_cli(clean, "preview", "--from", AGENT, "--to", "acme").exit_code == 0
+    assert run_cli(clean, "preview", *ORGS).exit_code == 0
     assert snapshot(server)[AGENT] == {
         ("web", "dev"),
         ("web", "qa"),
@@ -224,7 +220,7 @@ def test_human_formats_name_every_stack(
     make_emulator: EmulatorFactory, run_cli: RunCli, fmt: str
 ) -> None:
     server = make_emulator(claim_world())
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", "--format", fmt)
+    result = run_cli(server, "preview", *ORGS, "--format", fmt)
     assert result.exit_code == 3
     for name in ("web/dev", "web/qa", "api/dev", "api/prod", "aws-sandbox"):
         assert name in result.stdout
@@ -236,7 +232,7 @@ def test_html_report_is_one_self_contained_file(
     """Hostile names cannot come from the service (it validates names); test_report covers them."""
     server = make_emulator(claim_world())
     report = tmp_path / "review.html"
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", "--output", str(report))
+    result = run_cli(server, "preview", *ORGS, "--output", str(report))
     assert result.exit_code == 3
     assert result.stdout == ""
     html = report.read_text(encoding="utf-8")
@@ -251,7 +247,7 @@ def test_output_format_follows_the_file_suffix(
     server = make_emulator(claim_world())
     for suffix in (".json", ".md"):
         out = tmp_path / f"report{suffix}"
-        run_cli(server, "preview", "--from", AGENT, "--to", "acme", "-o", str(out))
+        run_cli(server, "preview", *ORGS, "-o", str(out))
         text = out.read_text(encoding="utf-8")
         if suffix == ".json":
             as_document(text)
@@ -290,7 +286,7 @@ def test_bad_resolution_map_exits_1_naming_the_problem_and_changes_nothing(
     before = snapshot(server)
     resolutions = write_map(tmp_path, map_text)
     for command in (["preview"], ["commit", "--yes"]):
-        result = run_cli(server, *command, "--from", AGENT, "--to", "acme", "-r", resolutions)
+        result = run_cli(server, *command, *ORGS, "-r", resolutions)
         assert result.exit_code == 1, (command, result.stdout, result.stderr)
         assert named in result.stderr
         assert "Traceback" not in result.stderr
@@ -304,7 +300,7 @@ def test_every_problem_of_a_map_is_listed_at_once(
     resolutions = write_map(
         tmp_path, "stacks:\n  web/nope: web/n2\n  web/dev: web/bad name\n  api/prod: web/dev\n"
     )
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", "-r", resolutions)
+    result = run_cli(server, "preview", *ORGS, "-r", resolutions)
     assert result.exit_code == 1
     for named in ("web/nope", "web/bad name", "web/dev"):
         assert named in result.stderr
@@ -314,9 +310,7 @@ def test_missing_map_file_is_an_input_error(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
     server = make_emulator(claim_world())
-    result = run_cli(
-        server, "preview", "--from", AGENT, "--to", "acme", "-r", str(tmp_path / "absent.yaml")
-    )
+    result = run_cli(server, "preview", *ORGS, "-r", str(tmp_path / "absent.yaml"))
     assert result.exit_code == 1
     assert "absent.yaml" in result.stderr
 
@@ -329,17 +323,14 @@ def test_resolve_writes_a_map_that_commit_accepts(
 ) -> None:
     server = make_emulator(claim_world())
     resolutions = tmp_path / "resolutions.yaml"
-    result = run_cli(server, "resolve", "--from", AGENT, "--to", "acme", "-o", str(resolutions))
+    result = run_cli(server, "resolve", *ORGS, "-o", str(resolutions))
     assert result.exit_code == 0, result.stderr
     assert "web/dev: web/dev-agent" in resolutions.read_text(encoding="utf-8")
 
     result = run_cli(
         server,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         str(resolutions),
         "--yes",
@@ -375,7 +366,7 @@ def test_resolve_writes_a_map_that_commit_accepts(
 def test_blocked_commit_changes_nothing(make_emulator: EmulatorFactory, run_cli: RunCli) -> None:
     server = make_emulator(claim_world())
     before = snapshot(server)
-    result = run_cli(server, "commit", "--from", AGENT, "--to", "acme", "--yes", "--format", "json")
+    result = run_cli(server, "commit", *ORGS, "--yes", "--format", "json")
     assert result.exit_code == 3
     assert len(as_document(result.stdout).conflicts) == 2
     assert snapshot(server) == before
@@ -388,7 +379,7 @@ def test_commit_without_yes_off_a_terminal_is_refused(
     server = make_emulator(claim_world())
     before = snapshot(server)
     resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
-    result = run_cli(server, "commit", "--from", AGENT, "--to", "acme", "-r", resolutions)
+    result = run_cli(server, "commit", *ORGS, "-r", resolutions)
     assert result.exit_code == 2
     assert "--yes" in result.stderr
     assert snapshot(server) == before
@@ -410,7 +401,7 @@ def test_chain_and_swap_renames_land_under_their_planned_names(
         tmp_path,
         "stacks:\n  web/dev: web/dev2\n  web/dev2: web/dev3\n  app/a: app/b\n  app/b: app/a\n",
     )
-    result = run_cli(server, "commit", "--from", AGENT, "--to", "acme", "-r", resolutions, "--yes")
+    result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert snapshot(server)[AGENT] == set()
     assert {("web", "dev2"), ("web", "dev3"), ("app", "a"), ("app", "b")} <= snapshot(server)[
@@ -428,10 +419,7 @@ def test_transfer_refused_for_lack_of_admin_is_reported_per_stack_and_undone(
     result = run_cli(
         server,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         resolutions,
         "--yes",
@@ -481,10 +469,7 @@ def test_delete_source_is_refused_with_transfer(
     result = run_cli(
         server,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         resolutions,
         "--yes",
@@ -508,10 +493,7 @@ def test_lost_answers_are_reconciled_with_the_service(
     result = run_cli(
         server,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         resolutions,
         "--yes",
@@ -538,10 +520,7 @@ def test_failed_transfer_puts_the_renamed_stack_back(
     result = run_cli(
         server,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         resolutions,
         "--yes",
@@ -569,7 +548,7 @@ def test_missing_token_says_which_variable_to_set(
         "HOME": str(tmp_path),
         "PULUMI_HOME": None,
     }
-    result = CliRunner().invoke(cli, ["preview", "--from", AGENT, "--to", "acme"], env=env)
+    result = CliRunner().invoke(cli, ["preview", *ORGS], env=env)
     assert result.exit_code == 1
     assert "PULUMI_ACCESS_TOKEN" in result.stderr
 
@@ -578,7 +557,7 @@ def test_bad_token_is_an_error_without_the_token(
     make_emulator: EmulatorFactory, run_cli: RunCli
 ) -> None:
     server = make_emulator(claim_world())
-    result = run_cli(server, "preview", "--from", AGENT, "--to", "acme", token="tok-wrong-secret")
+    result = run_cli(server, "preview", *ORGS, token="tok-wrong-secret")
     assert result.exit_code == 1
     assert "401" in result.stderr
     assert "tok-wrong-secret" not in result.stderr + result.stdout

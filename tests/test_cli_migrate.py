@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from conftest import EmulatorFactory
 
 AGENT = "agent-abc123"
+ORGS = ("--from", AGENT, "--to", "acme")
 API_KEY = "sk-agent-42"
 
 WORLD: dict[str, Any] = {
@@ -76,10 +77,7 @@ def test_claim_by_migration_with_two_identities(
         server,
         tmp_path,
         "preview",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         str(resolutions),
         "--format",
@@ -93,10 +91,7 @@ def test_claim_by_migration_with_two_identities(
         server,
         tmp_path,
         "commit",
-        "--from",
-        AGENT,
-        "--to",
-        "acme",
+        *ORGS,
         "-r",
         str(resolutions),
         "--yes",
@@ -121,7 +116,7 @@ def test_auto_picks_migrate_when_no_identity_administers_both_orgs(
     world = {**WORLD, "orgs": {"acme": {"stacks": []}}}
     server = make_emulator(world)
     deploy(server, f"{AGENT}/web/dev")
-    result = run(server, tmp_path, "preview", "--from", AGENT, "--to", "acme", "--format", "table")
+    result = run(server, tmp_path, "preview", *ORGS, "--format", "table")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "migrate" in result.stdout
     assert server.state.stack_names(AGENT) == {("web", "dev")}
