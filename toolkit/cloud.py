@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -99,20 +100,17 @@ class CloudClient:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._http = httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={
-                "Authorization": f"token {token}",
-                "Accept": ACCEPT,
-                "Content-Type": "application/json",
-                "User-Agent": _user_agent(),
-            },
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-            ),
-            transport=transport,
-        )
+        self._headers = {
+            "Authorization": f"token {token}",
+            "Accept": ACCEPT,
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(),
+        }
+        self._timeout = timeout
+        self._transport = transport
+        self._ssl_context = httpx.create_ssl_context()
+        self._opened: list[httpx.AsyncClient] = []
+        self._idle: list[httpx.AsyncClient] = []
 
     def __repr__(self) -> str:
         return f"CloudClient(api_url={self.api_url!r})"
@@ -129,7 +127,10 @@ class CloudClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._opened:
+            await http.aclose()
+        self._opened.clear()
+        self._idle.clear()
 
     # --- Users -----------------------------------------------------------------------------
 
@@ -140,6 +141,13 @@ class CloudClient:
 
     async def list_stacks(self, org: str, project: str | None = None) -> list[AppStackSummary]:
         """Every stack of `org` this identity can see (optionally of one project)."""
+        return [stack async for stack in self.iter_stacks(org, project)]
+
+    async def iter_stacks(
+        self, org: str, project: str | None = None
+    ) -> AsyncIterator[AppStackSummary]:
+        """`list_stacks`, one page at a time: a caller that keeps only what it needs never
+        holds every summary at once (100,000 of them take over 100 MB)."""
         params = {"organization": org}
         if project is not None:
             params["project"] = project
@@ -149,7 +157,9 @@ class CloudClient:
             lambda page: page.continuation_token,
             params=params,
         )
-        return [stack async for page in pages for stack in page.stacks]
+        async for page in pages:
+            for stack in page.stacks:
+                yield stack
 
     async def get_stack(self, org: str, project: str, stack: str) -> AppStack:
         return await self._get(AppStack, _stack_path(org, project, stack))
@@ -266,8 +276,8 @@ class CloudClient:
         )
 
         async def attempt() -> httpx.Response:
-            async with self._slots:
-                return await self._http.request(method, path, params=params, content=content)
+            async with self._connection() as http:
+                return await http.request(method, path, params=params, content=content)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -289,6 +299,33 @@ class CloudClient:
         if response.is_success:
             return response
         raise self._error_for(response, method, shown)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
+        """One of `max_concurrency` slots: an HTTP client with a single connection of its own.
+
+        A slot per connection, rather than one httpx pool of them all, because a shared pool
+        hands a connection that just became idle to several requests arriving together, and all
+        but one start over: at 16 requests in flight, that costs a third of the CPU of a call.
+        """
+        async with self._slots:
+            http = self._idle.pop() if self._idle else self._open_connection()
+            try:
+                yield http
+            finally:
+                self._idle.append(http)
+
+    def _open_connection(self) -> httpx.AsyncClient:
+        http = httpx.AsyncClient(
+            base_url=self.api_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            transport=self._transport,
+            verify=self._ssl_context,
+        )
+        self._opened.append(http)
+        return http
 
     def _error_for(self, response: httpx.Response, method: str, shown_path: str) -> ServiceError:
         """The typed error for a non-2xx answer, with the service's own message."""

@@ -38,17 +38,14 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
     the collection, since an incomplete inventory would plan a partial claim.
     """
     stacks, environments, accounts, packages = await asyncio.gather(
-        client.list_stacks(org),
+        _stacks(client, org),
         client.list_environments(org),
         _unless_not_served(client.list_insights_accounts(org), "Insights accounts", org),
         _unless_not_served(client.list_registry_packages(org), "registry packages", org),
     )
     return Inventory(
         org=org,
-        stacks=sorted(
-            (_stack(summary) for summary in stacks),
-            key=lambda entity: (entity.project_name, entity.stack_name),
-        ),
+        stacks=sorted(stacks, key=lambda entity: (entity.project_name, entity.stack_name)),
         environments=sorted(
             (_environment(env) for env in environments),
             key=lambda entity: (entity.project_name, entity.environment_name),
@@ -62,6 +59,11 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
             key=lambda entity: (entity.source, entity.publisher, entity.name),
         ),
     )
+
+
+async def _stacks(client: CloudClient, org: str) -> list[TransferEntityStack]:
+    """The org's stacks as wire entities, converted page by page as the listing arrives."""
+    return [_stack(summary) async for summary in client.iter_stacks(org)]
 
 
 async def _unless_not_served(listing: Awaitable[list[ItemT]], what: str, org: str) -> list[ItemT]:

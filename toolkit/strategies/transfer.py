@@ -7,8 +7,8 @@ because the stack itself moves. Order of work:
 2. every transfer concurrently (bounded by the client);
 3. for each move that failed after its renames, the renames undone in reverse wave order, so the
    stack is back under its original name in the source org;
-4. verification against two listings: each landed stack at its planned name in the destination and
-   gone from the source.
+4. verification against listings of both orgs (of the projects the moves land in): each landed
+   stack at its planned name in the destination and gone from the source.
 
 A call whose answer was lost (5xx, dropped connection) may still have been applied, so instead of
 retrying it blindly the strategy looks at the service to learn what happened.
@@ -17,7 +17,7 @@ retrying it blindly the strategy looks at the service to learn what happened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 
 from toolkit.cloud import CloudClient
 from toolkit.errors import ClaimError, ServiceError, TransportError
@@ -70,22 +70,38 @@ async def verify_moves(
     client: CloudClient, plan: ClaimPlan, already_failed: FailedMoves
 ) -> FailedMoves:
     """Moves that did not land: not in the destination as planned, or still in the source."""
-    source_stacks, destination_stacks = await asyncio.gather(
-        client.list_stacks(plan.source_org), client.list_stacks(plan.destination_org)
+    landing = [move for move in plan.moves if entity_key(move.source) not in already_failed]
+    projects = sorted({move.target.project_name for move in landing})
+    in_source, in_destination = await asyncio.gather(
+        _stack_names(client, plan.source_org, projects),
+        _stack_names(client, plan.destination_org, projects),
     )
-    in_source = {(s.project_name, s.stack_name) for s in source_stacks}
-    in_destination = {(s.project_name, s.stack_name) for s in destination_stacks}
     problems: FailedMoves = {}
-    for move in plan.moves:
+    for move in landing:
         key = entity_key(move.source)
-        if key in already_failed:
-            continue
         target = (move.target.project_name, move.target.stack_name)
         if target not in in_destination:
             problems[key] = f"verification: {_target(move)} is not in {plan.destination_org}"
         elif target in in_source:
             problems[key] = f"verification: {_target(move)} is still in {plan.source_org} too"
     return problems
+
+
+PROJECT_LISTINGS_MAX = 32
+"""Verification lists each project the moves land in, all at once, rather than page through a
+whole org (a claim into an org of 50,000 stacks would otherwise read 500 pages one by one);
+past this many projects it lists the whole org, rather than make two calls per project."""
+
+
+async def _stack_names(
+    client: CloudClient, org: str, projects: Sequence[str]
+) -> set[tuple[str, str]]:
+    """(project, stack) of every stack of `org` in `projects` (and maybe of others too)."""
+    if len(projects) > PROJECT_LISTINGS_MAX:
+        listings = [await client.list_stacks(org)]
+    else:
+        listings = await asyncio.gather(*(client.list_stacks(org, project) for project in projects))
+    return {(stack.project_name, stack.stack_name) for listing in listings for stack in listing}
 
 
 async def _rename(client: CloudClient, org: str, step: RenameStep) -> str | None:

@@ -1,0 +1,528 @@
+"""Benchmark: preview and commit at scale, memory at 100,000 entities, `--help` start-up.
+
+Measures the targets of DESIGN.md §9 and prints each figure as it is measured, then a table of
+figure against target. The emulator runs as its own process (`pulumi-claim emulator`), as the
+service would, so the times, calls and memory measured here are the toolkit's alone; its request
+log (`/_emulator/requests`) counts the calls.
+
+    uv run python bench/preview_commit.py           # the full run: a few minutes on 2 cores
+    uv run python bench/preview_commit.py --quick   # a small smoke run: seconds; targets n/a
+
+It is a benchmark, not a test: it asserts only that every commit landed each stack exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from toolkit.claim import ClaimTarget, commit_claim, plan_claim, suggest_resolutions
+from toolkit.cloud import CloudClient
+from toolkit.credentials import Credentials
+from toolkit.plan import ClaimPlan
+from toolkit.resolver import ResolutionMap
+
+AGENT = "agent-bench"
+DESTINATION = "acme"
+ADMIN_TOKEN = "tok-alice"
+"""alice administers both orgs: she previews and commits."""
+AGENT_TOKEN = "tok-agent"
+"""The agent's own token reads the source inventory, as in a claim."""
+TARGET = ClaimTarget(source_org=AGENT, destination_org=DESTINATION)
+LATENCY_MS = 20.0
+RENAME_SUFFIX = "-agent"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "pulumi-claim"
+"""The installed `pulumi-claim`, next to the interpreter running this script."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each world is, and how often each preview and commit is repeated (the median
+    counts)."""
+
+    agent_stacks: int
+    projects: int
+    environments: int
+    destination_stacks: int
+    collisions: int
+    commit_stacks: int
+    commit_collisions: int
+    memory_stacks: int
+    memory_environments: int
+    memory_destination_stacks: int
+    repeats: int
+
+
+FULL = Scale(
+    agent_stacks=10_000,
+    projects=20,
+    environments=1_000,
+    destination_stacks=10_000,
+    collisions=1_000,
+    commit_stacks=1_000,
+    commit_collisions=100,
+    memory_stacks=90_000,
+    memory_environments=10_000,
+    memory_destination_stacks=10_000,
+    repeats=3,
+)
+QUICK = Scale(
+    agent_stacks=300,
+    projects=5,
+    environments=30,
+    destination_stacks=300,
+    collisions=30,
+    commit_stacks=60,
+    commit_collisions=10,
+    memory_stacks=1_800,
+    memory_environments=200,
+    memory_destination_stacks=200,
+    repeats=1,
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the final table."""
+
+    name: str
+    shown: str
+    target: str
+    met: bool
+
+
+# --- Worlds and the emulator process ----------------------------------------------------------
+
+
+def claim_world(
+    *,
+    agent_stacks: int,
+    projects: int,
+    environments: int,
+    destination_stacks: int,
+    collisions: int,
+) -> dict[str, Any]:
+    """An agent org and a destination org, in world-file shape.
+
+    The destination holds the first `collisions` agent stacks' names (spread over every
+    project) and other stacks of its own; alice is admin of both orgs.
+    """
+    agent = [
+        {"project": f"app-{i % projects:02d}", "stack": f"dev-{i:06d}", "resourceCount": i % 40}
+        for i in range(agent_stacks)
+    ]
+    own = [
+        {"project": f"svc-{i % projects:02d}", "stack": f"prod-{i:06d}", "resourceCount": 10}
+        for i in range(destination_stacks - collisions)
+    ]
+    return {
+        "users": [
+            {"login": "alice", "token": ADMIN_TOKEN, "orgs": {DESTINATION: "admin", AGENT: "admin"}}
+        ],
+        "agents": [
+            {
+                "login": AGENT,
+                "token": AGENT_TOKEN,
+                "claimToken": "claim-bench",
+                "createdAt": "2026-11-01T09:00:00Z",
+                "claimExpiresAt": "2026-12-31T09:00:00Z",
+            }
+        ],
+        "orgs": {
+            AGENT: {
+                "stacks": agent,
+                "environments": [
+                    {"project": f"app-{i % projects:02d}", "name": f"config-{i:06d}"}
+                    for i in range(environments)
+                ],
+            },
+            DESTINATION: {"stacks": agent[:collisions] + own},
+        },
+    }
+
+
+class Emulator:
+    """`pulumi-claim emulator` serving a world file from its own process."""
+
+    def __init__(self, world_file: Path, *, latency_ms: float) -> None:
+        self._process = subprocess.Popen(
+            [
+                str(CONSOLE_SCRIPT),
+                "emulator",
+                "--world",
+                str(world_file),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.url = ""
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(
+            api_url=self.url, destination_token=ADMIN_TOKEN, source_token=AGENT_TOKEN
+        )
+
+    def wait_until_listening(self) -> None:
+        """Read the URL the emulator prints first, once it listens."""
+        assert self._process.stdout is not None
+        first_line = self._process.stdout.readline()
+        if not first_line.startswith("Pulumi Cloud emulator listening on "):
+            raise RuntimeError(f"the emulator did not start (it said {first_line!r})")
+        self.url = first_line.split()[-1]
+
+    def request_count(self) -> int:
+        """Service requests answered since the log was last cleared."""
+        log = httpx.get(f"{self.url}/_emulator/requests").raise_for_status().json()
+        return len(log["requests"])
+
+    def clear_requests(self) -> None:
+        httpx.delete(f"{self.url}/_emulator/requests").raise_for_status()
+
+    def peak_rss_mb(self) -> float | None:
+        """The emulator process's peak resident memory, where /proc tells it."""
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    def stop(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout:
+            self._process.stdout.close()
+
+
+@contextmanager
+def emulators(*worlds: tuple[Path, float]) -> Iterator[list[Emulator]]:
+    """One emulator per (world file, added latency in ms), all stopped at the end.
+
+    They start side by side, since most of a start-up is importing the web stack, and an
+    emulator no one calls yet costs nothing while another is measured.
+    """
+    with ExitStack() as running:
+        started: list[Emulator] = []
+        for world_file, latency_ms in worlds:
+            service = Emulator(world_file, latency_ms=latency_ms)
+            running.callback(service.stop)
+            started.append(service)
+        for service in started:
+            service.wait_until_listening()
+        yield started
+
+
+def write_world(folder: Path, name: str, world: dict[str, Any]) -> Path:
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(world), encoding="utf-8")
+    return path
+
+
+def check(condition: bool, what: str) -> None:
+    """Stop the benchmark when a run did not do what it must (figures would be meaningless)."""
+    if not condition:
+        raise SystemExit(f"benchmark check failed: {what}")
+
+
+# --- Preview ------------------------------------------------------------------------------------
+
+
+def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list[Figure]:
+    """Time `plan_claim` with a map resolving every collision, and without one (blocked)."""
+    resolution_map, conflicts = asyncio.run(
+        suggest_resolutions(service.credentials, TARGET, suffix=RENAME_SUFFIX)
+    )
+    check(conflicts == scale.collisions, f"{conflicts} conflicts, not {scale.collisions}")
+    figures: list[Figure] = []
+    for label, chosen_map in (("map", resolution_map), ("no map", ResolutionMap.empty())):
+        seconds: list[float] = []
+        for _ in range(scale.repeats):
+            service.clear_requests()
+            started = time.perf_counter()
+            plan = asyncio.run(plan_claim(service.credentials, TARGET, chosen_map, "transfer"))
+            seconds.append(time.perf_counter() - started)
+            pages = service.request_count()
+        check(len(plan.moves) == scale.agent_stacks, f"plan has {len(plan.moves)} moves")
+        expected_conflicts = 0 if chosen_map.renames else scale.collisions
+        check(len(plan.conflicts) == expected_conflicts, f"{len(plan.conflicts)} conflicts")
+        median = statistics.median(seconds)
+        name = f"preview {latency_ms:g} ms, {label}"
+        if latency_ms:
+            serial = pages * latency_ms / 1000
+            ratio = median / serial
+            print(
+                f"{name}: {median:.2f} s, {pages} pages, pages x {latency_ms:g} ms = "
+                f"{serial:.2f} s, ratio {ratio:.2f}"
+            )
+            figures.append(Figure(name, f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5))
+        else:
+            print(f"{name}: {median:.2f} s, {pages} pages")
+            figures.append(Figure(name, f"{median:.2f} s", "< 3 s", median < 3))
+    return figures
+
+
+# --- Commit -------------------------------------------------------------------------------------
+
+
+def measure_commit(fresh: list[Emulator], twin: Emulator, scale: Scale) -> Figure:
+    """`commit_claim`, once on each `fresh` emulator (the median counts), against the same calls
+    made one after another on `twin`; every one of them serves the same world."""
+    resolution_map, _ = asyncio.run(
+        suggest_resolutions(fresh[0].credentials, TARGET, suffix=RENAME_SUFFIX)
+    )
+    plan = asyncio.run(plan_claim(fresh[0].credentials, TARGET, resolution_map, "transfer"))
+    renamed = sum(move.renamed for move in plan.moves)
+    check(renamed == scale.commit_collisions, f"{renamed} renames planned")
+    seconds: list[float] = []
+    for service in fresh:
+        service.clear_requests()
+        started = time.perf_counter()
+        result = asyncio.run(commit_claim(service.credentials, TARGET, plan))
+        seconds.append(time.perf_counter() - started)
+        concurrent_calls = service.request_count()
+        check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")
+        asyncio.run(check_landed_once(service.credentials, plan))
+    concurrent = statistics.median(seconds)
+
+    twin.clear_requests()
+    started = time.perf_counter()
+    asyncio.run(commit_one_call_at_a_time(twin.credentials, plan))
+    one_by_one = time.perf_counter() - started
+    one_by_one_calls = twin.request_count()
+    asyncio.run(check_landed_once(twin.credentials, plan))
+
+    check(concurrent_calls == one_by_one_calls, "both commits must make the same calls")
+    speedup = one_by_one / concurrent
+    print(
+        f"commit {len(plan.moves)} stacks ({renamed} renamed), {LATENCY_MS:g} ms, "
+        f"{concurrent_calls} calls: commit_claim {concurrent:.2f} s (median of "
+        f"{', '.join(f'{run:.2f}' for run in seconds)}), "
+        f"one call at a time {one_by_one:.2f} s, speed-up {speedup:.1f}x"
+    )
+    return Figure(
+        f"commit {len(plan.moves)} stacks speed-up",
+        f"{speedup:.1f}x",
+        ">= 10x",
+        speedup >= 10,
+    )
+
+
+async def commit_one_call_at_a_time(credentials: Credentials, plan: ClaimPlan) -> None:
+    """The baseline: each move's rename (if any) then its transfer, then the listings that
+    verify them (each project the moves land in, in both orgs), every call awaited before the next.
+
+    Renaming straight to the final name is safe here because suggested names are free in both
+    orgs (the plan has no chains or swaps to order).
+    """
+    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        for move in plan.moves:
+            source, target = move.source, move.target
+            if move.renamed:
+                await client.rename_stack(
+                    plan.source_org,
+                    source.project_name,
+                    source.stack_name,
+                    new_project=target.project_name,
+                    new_name=target.stack_name,
+                )
+            await client.transfer_stack(
+                plan.source_org, target.project_name, target.stack_name, to_org=plan.destination_org
+            )
+        for project in sorted({move.target.project_name for move in plan.moves}):
+            await client.list_stacks(plan.source_org, project)
+            await client.list_stacks(plan.destination_org, project)
+
+
+async def check_landed_once(credentials: Credentials, plan: ClaimPlan) -> None:
+    """Every planned stack is listed in the destination exactly once, and none is left behind."""
+    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        source, destination = await asyncio.gather(
+            client.list_stacks(plan.source_org), client.list_stacks(plan.destination_org)
+        )
+    check(not source, f"{len(source)} stack(s) still in {plan.source_org}")
+    listed = Counter((stack.project_name, stack.stack_name) for stack in destination)
+    for move in plan.moves:
+        name = (move.target.project_name, move.target.stack_name)
+        check(listed[name] == 1, f"{'/'.join(name)} is listed {listed[name]} time(s)")
+
+
+# --- Memory -------------------------------------------------------------------------------------
+
+
+def measure_memory(service: Emulator, entities: int) -> Figure:
+    """Peak RSS of a process that only plans (suggest a map, then plan with it) at 0 ms."""
+    probe = subprocess.run(
+        [sys.executable, __file__, "--plan-in-this-process", service.url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    emulator_mb = service.peak_rss_mb()
+    measured = json.loads(probe.stdout)
+    toolkit_mb: float = measured["peakRssMb"]
+    emulator_note = f"; the emulator process peaked at {emulator_mb:.0f} MB" if emulator_mb else ""
+    print(
+        f"memory at {entities:,} entities: planning process peak RSS {toolkit_mb:.0f} MB "
+        f"(suggested a map and planned in {measured['seconds']:.1f} s){emulator_note}"
+    )
+    return Figure(
+        f"memory at {entities:,} entities",
+        f"{toolkit_mb:.0f} MB",
+        "< 300 MB",
+        toolkit_mb < 300,
+    )
+
+
+def plan_in_this_process(api_url: str) -> None:
+    """The memory probe's own work: plan the claim, then print its peak RSS as JSON."""
+    credentials = Credentials(
+        api_url=api_url, destination_token=ADMIN_TOKEN, source_token=AGENT_TOKEN
+    )
+    started = time.perf_counter()
+    resolution_map, _ = asyncio.run(suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX))
+    plan = asyncio.run(plan_claim(credentials, TARGET, resolution_map, "transfer"))
+    seconds = time.perf_counter() - started
+    check(not plan.blocked, "the memory plan is blocked")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    print(json.dumps({"peakRssMb": peak_kb / 1024, "seconds": seconds}))
+
+
+# --- Start-up -----------------------------------------------------------------------------------
+
+
+def measure_help() -> Figure:
+    """Wall time of `pulumi-claim --help` in a new process, best of 5."""
+    times: list[float] = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([str(CONSOLE_SCRIPT), "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    best = min(times)
+    print(f"pulumi-claim --help: best {best:.3f} s of {', '.join(f'{t:.3f}' for t in times)}")
+    return Figure("pulumi-claim --help", f"{best:.2f} s", "< 0.3 s", best < 0.3)
+
+
+# --- The run ------------------------------------------------------------------------------------
+
+
+def write_worlds(folder: Path, scale: Scale) -> tuple[Path, Path, Path]:
+    """The world files of the preview, the commit and the memory measurements."""
+    preview_world = write_world(
+        folder,
+        "preview",
+        claim_world(
+            agent_stacks=scale.agent_stacks,
+            projects=scale.projects,
+            environments=scale.environments,
+            destination_stacks=scale.destination_stacks,
+            collisions=scale.collisions,
+        ),
+    )
+    commit_world = write_world(
+        folder,
+        "commit",
+        claim_world(
+            agent_stacks=scale.commit_stacks,
+            projects=scale.projects,
+            environments=0,
+            destination_stacks=scale.commit_stacks,
+            collisions=scale.commit_collisions,
+        ),
+    )
+    memory_world = write_world(
+        folder,
+        "memory",
+        claim_world(
+            agent_stacks=scale.memory_stacks,
+            projects=scale.projects,
+            environments=scale.memory_environments,
+            destination_stacks=scale.memory_destination_stacks,
+            collisions=scale.memory_destination_stacks // 10,
+        ),
+    )
+    return preview_world, commit_world, memory_world
+
+
+def run(scale: Scale, *, quick: bool) -> None:
+    if not CONSOLE_SCRIPT.exists():
+        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
+    kind = "quick" if quick else "full"
+    print(f"pulumi-claim benchmark ({kind}); {os.cpu_count()} CPUs, load average {load_average()}")
+    with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-") as name:
+        preview_world, commit_world, memory_world = write_worlds(Path(name), scale)
+        print(
+            f"preview world: {scale.agent_stacks:,} agent stacks in {scale.projects} projects, "
+            f"{scale.environments:,} environments; {scale.destination_stacks:,} destination "
+            f"stacks, {scale.collisions:,} colliding; median of {scale.repeats}"
+        )
+        figures: list[Figure] = []
+        commit_worlds = [(commit_world, LATENCY_MS)] * (scale.repeats + 1)
+        with emulators(
+            (preview_world, 0.0), (preview_world, LATENCY_MS), (memory_world, 0.0), *commit_worlds
+        ) as (instant, delayed, memory_service, *commit_services):
+            figures += time_previews(instant, scale, latency_ms=0.0)
+            figures += time_previews(delayed, scale, latency_ms=LATENCY_MS)
+            twin, *fresh = commit_services
+            figures.append(measure_commit(fresh, twin, scale))
+            entities = scale.memory_stacks + scale.memory_environments
+            figures.append(measure_memory(memory_service, entities))
+    figures.append(measure_help())
+    print_table(figures, quick=quick)
+    print(
+        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
+    )
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def print_table(figures: list[Figure], *, quick: bool) -> None:
+    width = max(len(figure.name) for figure in figures)
+    print()
+    print(f"{'figure':<{width}}  {'measured':>9}  {'target':>8}  met")
+    for figure in figures:
+        met = "n/a" if quick else ("yes" if figure.met else "NO")
+        print(f"{figure.name:<{width}}  {figure.shown:>9}  {figure.target:>8}  {met}")
+    if quick:
+        print("(quick run: small worlds, so the targets do not apply)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark pulumi-claim against its targets.")
+    parser.add_argument("--quick", action="store_true", help="small worlds: a smoke run")
+    parser.add_argument("--plan-in-this-process", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plan_in_this_process:
+        plan_in_this_process(args.plan_in_this_process)
+    else:
+        run(QUICK if args.quick else FULL, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
