@@ -11,9 +11,10 @@ from pulumi.automation import ConfigValue, Stack
 
 from programs.workload.workload import pulumi_program
 from toolkit.cli import cli
+from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AgentClaimResponse
-from toolkit.workspaces import BackendIdentity, isolated_workspace
+from toolkit.workspaces import isolated_workspace
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory

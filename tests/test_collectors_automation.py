@@ -14,9 +14,10 @@ from toolkit.cloud import CloudClient
 from toolkit.collectors import Inventory
 from toolkit.collectors.automation import collect_stacks, merge_inventories
 from toolkit.collectors.service import collect_inventory
+from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import TransferEntityStack
-from toolkit.workspaces import SELF_MANAGED_ORG, BackendIdentity, isolated_workspace
+from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory

@@ -17,6 +17,7 @@ from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from programs.workload.workload import pulumi_program
 from toolkit.collectors import Inventory
+from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, build_plan
@@ -24,13 +25,7 @@ from toolkit.resolver import entity_key, parse_resolution_map
 from toolkit.strategies import FailedMoves
 from toolkit.strategies.migrate import execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY
-from toolkit.workspaces import (
-    SELF_MANAGED_ORG,
-    BackendIdentity,
-    isolated_workspace,
-    list_all_stacks,
-    run_pulumi,
-)
+from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks, run_pulumi
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory

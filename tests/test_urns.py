@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from toolkit.credentials import BackendIdentity
 from toolkit.urns import (
     OUTPUT_VALUE_SIG,
     RESOURCE_REFERENCE_SIG,
@@ -20,7 +21,7 @@ from toolkit.urns import (
     parse_urn,
     rename_deployment,
 )
-from toolkit.workspaces import SELF_MANAGED_ORG, BackendIdentity, isolated_workspace, run_pulumi
+from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, run_pulumi
 
 
 def urn(type_: str, name: str, *, project: str = "web", stack: str = "dev") -> str:

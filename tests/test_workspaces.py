@@ -14,11 +14,11 @@ from pulumi.automation import ConfigValue, Stack
 from semver import VersionInfo
 
 from programs.workload.workload import pulumi_program
+from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError, InvalidInputError
 from toolkit.workspaces import (
     PULUMI_CLI_VERSION,
     SELF_MANAGED_ORG,
-    BackendIdentity,
     isolated_workspace,
     list_all_stacks,
     pulumi_command,

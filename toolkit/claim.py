@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from toolkit.cloud import CloudClient
 from toolkit.collectors import Inventory
 from toolkit.collectors.service import collect_inventory
-from toolkit.credentials import Credentials
+from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
@@ -26,7 +26,6 @@ from toolkit.resolver import (
 )
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.strategies.transfer import execute_transfer
-from toolkit.workspaces import BackendIdentity
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""

@@ -12,10 +12,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from toolkit.errors import InvalidInputError
 
 DEFAULT_API_URL = "https://api.pulumi.com"
+
+_CLOUD_SCHEMES = frozenset({"http", "https"})
 
 
 @dataclass(frozen=True, repr=False)
@@ -36,6 +39,34 @@ class Credentials:
         return (
             f"Credentials(api_url={self.api_url!r}, destination_token='***', "
             f"source_token='***', claim_token={claim!r})"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class BackendIdentity:
+    """Where stacks live and who acts there.
+
+    `url` is a Pulumi Cloud (or emulator) API URL such as `https://api.pulumi.com`, or a
+    self-managed backend such as `file:///abs/path`. `token` is the access token for a cloud
+    backend; `secrets_passphrase` the passphrase of the passphrase secrets provider, which
+    self-managed backends use by default. Without one, the CLI falls back to
+    `PULUMI_CONFIG_PASSPHRASE(_FILE)` of the environment, as it always does.
+    """
+
+    url: str
+    token: str | None = None
+    secrets_passphrase: str | None = None
+
+    @property
+    def is_cloud(self) -> bool:
+        """A Pulumi Cloud (HTTP) backend rather than a self-managed one (file://, s3://, ...)."""
+        return urlsplit(self.url).scheme in _CLOUD_SCHEMES
+
+    def __repr__(self) -> str:
+        token = "***" if self.token else None
+        passphrase = "***" if self.secrets_passphrase else None
+        return (
+            f"BackendIdentity(url={self.url!r}, token={token!r}, secrets_passphrase={passphrase!r})"
         )
 
 

@@ -29,10 +29,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pulumi.automation import (
     CommandResult,
@@ -45,6 +43,7 @@ from pulumi.automation import (
 from pulumi.automation.errors import CommandError, InvalidVersionError
 from semver import VersionInfo
 
+from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError, InvalidInputError
 
 PULUMI_CLI_VERSION = "3.274.1"
@@ -58,37 +57,8 @@ INSTALL_HINT = (
     "pulumi-claim, or install the pulumi CLI from https://www.pulumi.com/docs/install/."
 )
 
-_CLOUD_SCHEMES = frozenset({"http", "https"})
 _CLI_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 """`pulumi stack ls --json` times: RFC 3339 with milliseconds, e.g. 2026-11-20T10:00:00.000Z."""
-
-
-@dataclass(frozen=True, repr=False)
-class BackendIdentity:
-    """Where stacks live and who acts there.
-
-    `url` is a Pulumi Cloud (or emulator) API URL such as `https://api.pulumi.com`, or a
-    self-managed backend such as `file:///abs/path`. `token` is the access token for a cloud
-    backend; `secrets_passphrase` the passphrase of the passphrase secrets provider, which
-    self-managed backends use by default. Without one, the CLI falls back to
-    `PULUMI_CONFIG_PASSPHRASE(_FILE)` of the environment, as it always does.
-    """
-
-    url: str
-    token: str | None = None
-    secrets_passphrase: str | None = None
-
-    @property
-    def is_cloud(self) -> bool:
-        """A Pulumi Cloud (HTTP) backend rather than a self-managed one (file://, s3://, ...)."""
-        return urlsplit(self.url).scheme in _CLOUD_SCHEMES
-
-    def __repr__(self) -> str:
-        token = "***" if self.token else None
-        passphrase = "***" if self.secrets_passphrase else None
-        return (
-            f"BackendIdentity(url={self.url!r}, token={token!r}, secrets_passphrase={passphrase!r})"
-        )
 
 
 def cached_cli_dir() -> Path:

@@ -9,8 +9,9 @@ should agree; `merge_inventories` reports every stack on which they do not.
 from __future__ import annotations
 
 from toolkit.collectors import Inventory
+from toolkit.credentials import BackendIdentity
 from toolkit.models import TransferEntityStack
-from toolkit.workspaces import BackendIdentity, isolated_workspace, list_all_stacks
+from toolkit.workspaces import isolated_workspace, list_all_stacks
 
 LISTING_PROJECT = "pulumi-claim-inventory"
 """The project of the listing workspace; any name does, since the listing covers every project."""

@@ -39,18 +39,13 @@ from typing import Any
 from pulumi.automation import CommandResult, LocalWorkspace
 from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 
+from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.resolver import entity_key
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
-from toolkit.workspaces import (
-    SELF_MANAGED_ORG,
-    BackendIdentity,
-    isolated_workspace,
-    list_all_stacks,
-    run_pulumi,
-)
+from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks, run_pulumi
 
 SYSTEM_TAG_PREFIX = "pulumi:"
 """Tags the CLI sets on every update (project, runtime, ...); they are not copied."""
