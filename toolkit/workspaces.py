@@ -23,6 +23,7 @@ What the Automation API already does, and how stacks are named (the caller needs
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -72,16 +73,22 @@ def pulumi_command() -> PulumiCommand:
     """The `pulumi` CLI to drive: the one on PATH if it is at least `PULUMI_CLI_VERSION`, else
     the one `scripts/install-pulumi-cli` built (the same rule the script follows).
 
-    Raises `ClaimError` with the way to install it when neither is there.
+    Raises `ClaimError` with the way to install it when neither is there. The answer is
+    remembered for the PATH and cache folder it was found with: checking a CLI's version
+    runs it, which costs about a second per workspace otherwise.
     """
+    return _find_pulumi(os.environ.get("PATH", ""), cached_cli_dir())
+
+
+@functools.cache
+def _find_pulumi(path: str, cached: Path) -> PulumiCommand:
     minimum = VersionInfo.parse(PULUMI_CLI_VERSION)
     older_on_path: str | None = None
-    if shutil.which("pulumi"):
+    if shutil.which("pulumi", path=path):
         try:
             return PulumiCommand(version=minimum)
         except InvalidVersionError as exc:
             older_on_path = str(exc)
-    cached = cached_cli_dir()
     if (cached / "bin" / "pulumi").is_file():
         # An absolute command also puts its folder first on the CLI's PATH, so the language
         # hosts built beside it are the ones found.
@@ -205,13 +212,15 @@ def _log_in(workspace: LocalWorkspace, url: str) -> None:
         run_pulumi(workspace, "login", url)
     except CommandError as exc:
         raise ClaimError(
-            f"`pulumi login {url}` failed: {_cli_error(exc)}",
+            f"`pulumi login {url}` failed: {cli_error_text(exc)}",
             hint="Check the backend URL and the identity's token (or that the folder exists).",
         ) from exc
 
 
-def _cli_error(exc: CommandError) -> str:
+def cli_error_text(exc: Exception) -> str:
     """The CLI's own `error: ...` words from its stderr (never stdout, which may hold state)."""
     _, _, stderr = str(exc).partition("\n stderr: ")
-    _, found, said = stderr.partition("error: ")
-    return " ".join(said.split()) if found else "the pulumi CLI failed without saying why"
+    _, found, said = stderr.partition("error:")
+    return (
+        " ".join(f"error:{said}".split()) if found else "the pulumi CLI failed without saying why"
+    )

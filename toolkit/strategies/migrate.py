@@ -45,7 +45,13 @@ from toolkit.plan import ClaimPlan, StackMove
 from toolkit.resolver import entity_key
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
-from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks, run_pulumi
+from toolkit.workspaces import (
+    SELF_MANAGED_ORG,
+    cli_error_text,
+    isolated_workspace,
+    list_all_stacks,
+    run_pulumi,
+)
 
 SYSTEM_TAG_PREFIX = "pulumi:"
 """Tags the CLI sets on every update (project, runtime, ...); they are not copied."""
@@ -427,11 +433,5 @@ def _run(workspace: LocalWorkspace, step: str, *args: str) -> CommandResult:
 def _reason(error: Exception) -> str:
     """What the CLI said on stderr from its first `error:` on, on one line; never its stdout,
     which may hold state and secrets."""
-    if isinstance(error, ClaimError):
-        return error.message
-    _, _, stderr = str(error).partition("\n stderr: ")
-    _, found, message = stderr.partition("error:")
-    if not found:
-        return "the pulumi CLI failed without saying why"
-    said = " ".join(f"error:{message}".split())
+    said = error.message if isinstance(error, ClaimError) else cli_error_text(error)
     return said if len(said) <= _LONGEST_REASON else said[: _LONGEST_REASON - 3] + "..."
