@@ -31,10 +31,9 @@ StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
 
 EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_PARTIAL = 4
+"""Exit codes a claim document maps to (DESIGN §5); 1 (error) and 2 (usage) come from the CLI."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,6 @@ class CommitResult:
     plan: ClaimPlan
     document: AgentClaimResponse
     failed_moves: FailedMoves = field(default_factory=dict)
-
-    @property
-    def changed_anything(self) -> bool:
-        return not self.plan.blocked and len(self.failed_moves) < len(self.plan.moves)
 
 
 def exit_code(document: AgentClaimResponse) -> int:
@@ -200,7 +195,7 @@ async def _execute(
     on_progress: ProgressCallback,
 ) -> FailedMoves:
     if plan.strategy == "transfer":
-        async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        async with _client(target.destination_identity(credentials)) as client:
             return await execute_transfer(plan, client, on_progress=on_progress)
     if plan.strategy == "migrate":
         from toolkit.strategies.migrate import execute_migrate
@@ -246,8 +241,8 @@ async def suggest_resolutions(
     return suggestion, len(conflicts)
 
 
-async def list_org_stacks(credentials: Credentials, org: str) -> Inventory:
-    """The destination identity's view of one org's inventory."""
+async def org_inventory(credentials: Credentials, org: str) -> Inventory:
+    """What one org at the API URL holds, as the destination identity sees it."""
     async with CloudClient(credentials.api_url, credentials.destination_token) as client:
         return await collect_inventory(client, org)
 

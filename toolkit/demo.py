@@ -14,7 +14,7 @@ from toolkit.claim import (
     ClaimTarget,
     commit_claim,
     exit_code,
-    list_org_stacks,
+    org_inventory,
     plan_claim,
     report_context,
     suggest_resolutions,
@@ -72,7 +72,7 @@ async def run_demo(out: Console, progress: Console) -> int:
         out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
 
         out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
-        inventory = await list_org_stacks(credentials, DEMO_DESTINATION_ORG)
+        inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)
         table = Table("project", "stack", "resources", "moved here")
         moved = {(m.target.project_name, m.target.stack_name) for m in plan.moves}
         for stack in inventory.stacks:
