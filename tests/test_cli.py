@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 AGENT = "agent-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
+RESOLVES_BOTH = "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n"
+"""A resolution map that renames both stacks colliding with acme."""
 
 
 def claim_world(**agent_org: Any) -> dict[str, Any]:
@@ -378,7 +380,7 @@ def test_commit_without_yes_off_a_terminal_is_refused(
 ) -> None:
     server = make_emulator(claim_world())
     before = snapshot(server)
-    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    resolutions = write_map(tmp_path, RESOLVES_BOTH)
     result = run_cli(server, "commit", *ORGS, "-r", resolutions)
     assert result.exit_code == 2
     assert "--yes" in result.stderr
@@ -415,7 +417,7 @@ def test_transfer_refused_for_lack_of_admin_is_reported_per_stack_and_undone(
 ) -> None:
     server = make_emulator(claim_world())
     before = snapshot(server)
-    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    resolutions = write_map(tmp_path, RESOLVES_BOTH)
     result = run_cli(
         server,
         "commit",
@@ -465,7 +467,7 @@ def test_delete_source_is_refused_with_transfer(
 ) -> None:
     server = make_emulator(claim_world())
     before = snapshot(server)
-    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    resolutions = write_map(tmp_path, RESOLVES_BOTH)
     result = run_cli(
         server,
         "commit",
@@ -489,7 +491,7 @@ def test_lost_answers_are_reconciled_with_the_service(
     server = make_emulator(claim_world())
     server.faults.fail_after(500, method="POST", path=r".*/web/dev/rename$")
     server.faults.fail_after(500, method="POST", path=r".*/api/dev/transfer$")
-    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    resolutions = write_map(tmp_path, RESOLVES_BOTH)
     result = run_cli(
         server,
         "commit",
@@ -516,7 +518,7 @@ def test_failed_transfer_puts_the_renamed_stack_back(
 ) -> None:
     server = make_emulator(claim_world())
     server.faults.fail(503, method="POST", path=r".*/web/dev-2/transfer$", times=None)
-    resolutions = write_map(tmp_path, "stacks:\n  web/dev: web/dev-2\n  api/prod: api/prod-2\n")
+    resolutions = write_map(tmp_path, RESOLVES_BOTH)
     result = run_cli(
         server,
         "commit",

@@ -271,14 +271,16 @@ async def _inventory(
     With `cross_check`, a service's listing is compared with the CLI's, and the stacks only one
     of them shows come back as warnings.
     """
+    if identity.is_cloud and not cross_check:
+        async with _client(identity) as client:
+            return await collect_inventory(client, org), []
+    # Only now: the Automation API (and the pulumi CLI behind it) costs start-up time.
     from toolkit.collectors.automation import collect_stacks, merge_inventories
 
     if not identity.is_cloud:
         stacks = await asyncio.to_thread(collect_stacks, identity, org)
         return Inventory(org=org, stacks=stacks), []
     async with _client(identity) as client:
-        if not cross_check:
-            return await collect_inventory(client, org), []
         service, automation = await asyncio.gather(
             collect_inventory(client, org), asyncio.to_thread(collect_stacks, identity, org)
         )
