@@ -11,11 +11,11 @@ from pulumi.automation import ConfigValue, Stack
 
 from programs.workload.workload import pulumi_program
 from toolkit.cloud import CloudClient
-from toolkit.collectors import Inventory
 from toolkit.collectors.automation import collect_stacks, merge_inventories
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
+from toolkit.entities import Inventory
 from toolkit.models import TransferEntityStack
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from toolkit.cloud import CloudClient
-from toolkit.collectors import Inventory
 from toolkit.collectors.service import collect_inventory
 from toolkit.emulator.server import EmulatorServer
+from toolkit.entities import Inventory
 from toolkit.errors import NotFoundError, PermissionDeniedError
 from toolkit.models import (
     TransferEntityEnvironment,

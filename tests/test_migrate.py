@@ -16,12 +16,12 @@ import pytest
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from programs.workload.workload import pulumi_program
-from toolkit.collectors import Inventory
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
+from toolkit.entities import Inventory, entity_key
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, build_plan
-from toolkit.resolver import entity_key, parse_resolution_map
+from toolkit.resolver import parse_resolution_map
 from toolkit.strategies import FailedMoves
 from toolkit.strategies.migrate import execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY

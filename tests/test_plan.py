@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi_cloud_sdk._support import default_encoder
 
-from toolkit.collectors import Inventory
+from toolkit.entities import Inventory
 from toolkit.errors import ResolutionMapError
 from toolkit.models import (
     AgentAccountSummary,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolkit.collectors import Inventory
+from toolkit.entities import Inventory
 from toolkit.errors import InvalidInputError, ResolutionMapError
 from toolkit.models import (
     BaseEntity,

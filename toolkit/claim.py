@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from toolkit.cloud import CloudClient
-from toolkit.collectors import Inventory
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity, Credentials
+from toolkit.entities import Inventory
 from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse

@@ -13,7 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from toolkit.collectors import Inventory
+from toolkit.entities import (
+    MAX_NAME_LENGTH,
+    EntityKey,
+    Inventory,
+    StackName,
+    as_rename,
+    describe,
+    display_name,
+    entity_key,
+    stable_order,
+    stack_name,
+)
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
@@ -22,28 +33,10 @@ from toolkit.models import (
     TransferEntityFailure,
     TransferEntityStack,
 )
-from toolkit.resolver import (
-    MAX_NAME_LENGTH,
-    EntityKey,
-    ResolutionMap,
-    as_rename,
-    describe,
-    display_name,
-    entity_key,
-    resolve,
-)
+from toolkit.resolver import ResolutionMap, resolve
 
 Strategy = Literal["transfer", "migrate", "claim-api"]
 
-StackName = tuple[str, str]
-"""(project, stack): a stack's identity inside its org."""
-
-_KIND_ORDER = (
-    "TransferEntityStack",
-    "TransferEntityEnvironment",
-    "TransferEntityInsightsAccount",
-    "TransferEntityRegistryPackage",
-)
 
 _MIGRATE_NOTICES = (
     "the migrate strategy copies each stack's latest state and its tags into a new stack: "
@@ -112,7 +105,7 @@ class StackMove:
 
     @property
     def renamed(self) -> bool:
-        return _name(self.source) != _name(self.target)
+        return stack_name(self.source) != stack_name(self.target)
 
 
 @dataclass(frozen=True)
@@ -139,22 +132,22 @@ def order_renames(
     cycle (a->b, b->a) parks one stack under a temporary name that avoids `occupied`,
     `reserved` (e.g. the destination's names) and every move's source and target.
     """
-    targets = [_name(move.target) for move in moves]
+    targets = [stack_name(move.target) for move in moves]
     if len(set(targets)) != len(targets):
         raise ValueError("two moves have the same target")
-    renamed = {_name(move.source): move for move in moves if move.renamed}
+    renamed = {stack_name(move.source): move for move in moves if move.renamed}
     in_use = {*occupied, *renamed}
     avoid = {*in_use, *reserved, *targets}
-    parked = _cycle_breakers({source: _name(move.target) for source, move in renamed.items()})
+    parked = _cycle_breakers({source: stack_name(move.target) for source, move in renamed.items()})
     # Source name -> the names its stack still passes through, starting where it is now.
     paths: dict[StackName, list[StackName]] = {}
     for source, move in renamed.items():
         if source in parked:
             temporary = _temporary_name(move.source, avoid)
             avoid.add(temporary)
-            paths[source] = [source, temporary, _name(move.target)]
+            paths[source] = [source, temporary, stack_name(move.target)]
         else:
-            paths[source] = [source, _name(move.target)]
+            paths[source] = [source, stack_name(move.target)]
 
     waves: list[list[RenameStep]] = []
     while paths:
@@ -204,10 +197,6 @@ def _temporary_name(stack: TransferEntityStack, avoid: Collection[StackName]) ->
         if name not in avoid:
             return name
     raise AssertionError("unreachable: itertools.count never ends")
-
-
-def _name(stack: TransferEntityStack) -> StackName:
-    return (stack.project_name, stack.stack_name)
 
 
 # --- The plan -------------------------------------------------------------------------------
@@ -294,7 +283,7 @@ def build_plan(
     """
     kinds = movable_kinds(strategy)
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
-    entities = sorted(source.entities, key=_stable_order)
+    entities = sorted(source.entities, key=stable_order)
     moves = [
         _move(entity, resolution.renames.get(entity_key(entity)))
         for entity in entities
@@ -305,8 +294,8 @@ def build_plan(
     rename_waves = (
         order_renames(
             moves,
-            occupied=[_name(stack) for stack in source.stacks],
-            reserved=[_name(stack) for stack in destination.stacks],
+            occupied=[stack_name(stack) for stack in source.stacks],
+            reserved=[stack_name(stack) for stack in destination.stacks],
         )
         if strategy == "transfer"
         else []
@@ -331,7 +320,7 @@ def build_plan(
         entities=entities,
         moves=moves,
         rename_waves=rename_waves,
-        conflicts=sorted(resolution.unresolved, key=_stable_order),
+        conflicts=sorted(resolution.unresolved, key=stable_order),
         failures=failures,
         notices=notices,
         renames=renames,
@@ -347,8 +336,3 @@ def _move(stack: TransferEntityStack, target: BaseEntity | None) -> StackMove:
         update={"project_name": target.project_name, "stack_name": target.stack_name}
     )
     return StackMove(source=stack, target=landing)
-
-
-def _stable_order(entity: BaseEntity) -> tuple[int, EntityKey]:
-    key = entity_key(entity)
-    return (_KIND_ORDER.index(key[0]), key[1:])

@@ -24,6 +24,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.entities import KINDS, EntityKey, display_name, entity_key, kind_of, target_of
 from toolkit.models import (
     AgentClaimResponse,
     BaseEntity,
@@ -31,7 +32,6 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
-from toolkit.resolver import EntityKey, display_name, entity_key, target_of
 
 __all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render"]
 
@@ -258,17 +258,11 @@ def _inventory_row(
 
 # --- Entity kinds and display names ------------------------------------------------------
 
-_KIND_LABELS = {
-    "TransferEntityStack": "stack",
-    "TransferEntityEnvironment": "ESC environment",
-    "TransferEntityInsightsAccount": "Insights account",
-    "TransferEntityRegistryPackage": "registry package",
-}
-_KIND_ORDER = {label: order for order, label in enumerate(_KIND_LABELS.values())}
+_KIND_ORDER = {kind.label: order for order, kind in enumerate(KINDS)}
 
 
 def _kind(entity: BaseEntity | RenameEntity) -> str:
-    return _KIND_LABELS[entity_key(entity)[0]]
+    return kind_of(entity).label
 
 
 def _target(entity: BaseEntity | RenameEntity) -> BaseEntity | None:

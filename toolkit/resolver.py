@@ -14,140 +14,47 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
 from yaml.constructor import SafeConstructor
 
-from toolkit.collectors import Inventory
+from toolkit.entities import (
+    KINDS,
+    MAX_NAME_LENGTH,
+    NAME_CHARACTERS,
+    NAME_RULE,
+    EntityKey,
+    Inventory,
+    as_rename,
+    describe,
+    display_name,
+    entity_key,
+    invalid_names,
+    make_entity,
+    target_of,
+)
 from toolkit.errors import InvalidInputError, ResolutionMapError
 from toolkit.models import (
     BaseEntity,
     RenameEntity,
-    TransferEntityEnvironment,
-    TransferEntityEnvironmentRename,
-    TransferEntityInsightsAccount,
-    TransferEntityInsightsAccountRename,
-    TransferEntityRegistryPackage,
-    TransferEntityRegistryPackageRename,
-    TransferEntityStack,
-    TransferEntityStackRename,
 )
 
-EntityKey = tuple[str, ...]
-"""An entity's base kind, then its identity in its org: ("TransferEntityStack", "web", "dev")."""
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-"""What the service accepts as a project, stack, environment or account name."""
-
-MAX_NAME_LENGTH = 100
-
-_LABELS = {
-    "TransferEntityStack": "stack",
-    "TransferEntityEnvironment": "ESC environment",
-    "TransferEntityInsightsAccount": "Insights account",
-    "TransferEntityRegistryPackage": "registry package",
-}
-_RENAME_KINDS = [f"{kind}Rename" for kind in _LABELS]
-_BASE_KIND = {**{kind: kind for kind in _LABELS}, **{f"{kind}Rename": kind for kind in _LABELS}}
-
-# Base kind -> the fields that identify an entity of that kind in its org, in `entity_key` order.
-_IDENTITY_BY_BASE_KIND: dict[str, Callable[[Any], tuple[str, ...]]] = {
-    "TransferEntityStack": lambda entity: (entity.project_name, entity.stack_name),
-    "TransferEntityEnvironment": lambda entity: (entity.project_name, entity.environment_name),
-    "TransferEntityInsightsAccount": lambda entity: (entity.name,),
-    "TransferEntityRegistryPackage": lambda entity: (entity.source, entity.publisher, entity.name),
-}
-_IDENTITY = {kind: _IDENTITY_BY_BASE_KIND[base] for kind, base in _BASE_KIND.items()}
+MAX_SUFFIX_LENGTH = MAX_NAME_LENGTH - 10
+"""A suggested name keeps at least 10 characters of the name it extends."""
 
 # Friendly-form section -> (the kind it renames, how its names are written).
 _SECTIONS = {
-    "stacks": ("TransferEntityStack", "project/stack"),
-    "environments": ("TransferEntityEnvironment", "project/environment"),
-    "insightsAccounts": ("TransferEntityInsightsAccount", "name"),
-    "registryPackages": ("TransferEntityRegistryPackage", "source/publisher/name"),
+    section: (kind.wire_kind, kind.shape)
+    for section, kind in zip(
+        ("stacks", "environments", "insightsAccounts", "registryPackages"), KINDS, strict=True
+    )
 }
 
 _RENAME_ADAPTER: TypeAdapter[RenameEntity] = TypeAdapter(
     Annotated[RenameEntity, Field(discriminator="kind")]
 )
-
-
-# --- Identity -------------------------------------------------------------------------------
-
-
-def entity_key(entity: BaseEntity | RenameEntity) -> EntityKey:
-    """The kind of the base entity plus its identity; a rename has the key of what it renames."""
-    return (_BASE_KIND[entity.kind], *_identity(entity))
-
-
-def target_of(rename: RenameEntity) -> BaseEntity:
-    """The entity a rename asks for (its `renameAs`)."""
-    return rename.rename_as
-
-
-def display_name(entity: BaseEntity | RenameEntity) -> str:
-    """The entity's identity as a user writes it: `web/dev`, `aws-main`, `private/acme/vpc`."""
-    return "/".join(_identity(entity))
-
-
-def describe(entity: BaseEntity | RenameEntity) -> str:
-    """Human text for an entity (a rename is described as the entity it renames)."""
-    return f"{_LABELS[entity_key(entity)[0]]} {display_name(entity)}"
-
-
-def as_rename(entity: BaseEntity, target: BaseEntity) -> RenameEntity:
-    """`entity` in its `*Rename` form, asking to become `target` (an entity of the same kind)."""
-    if isinstance(entity, TransferEntityStack) and isinstance(target, TransferEntityStack):
-        return TransferEntityStackRename(
-            project_name=entity.project_name,
-            stack_name=entity.stack_name,
-            resource_count=entity.resource_count,
-            last_update=entity.last_update,
-            rename_as=target,
-        )
-    if isinstance(entity, TransferEntityEnvironment) and isinstance(
-        target, TransferEntityEnvironment
-    ):
-        return TransferEntityEnvironmentRename(
-            project_name=entity.project_name,
-            environment_name=entity.environment_name,
-            rename_as=target,
-        )
-    if isinstance(entity, TransferEntityInsightsAccount) and isinstance(
-        target, TransferEntityInsightsAccount
-    ):
-        return TransferEntityInsightsAccountRename(name=entity.name, rename_as=target)
-    if isinstance(entity, TransferEntityRegistryPackage) and isinstance(
-        target, TransferEntityRegistryPackage
-    ):
-        return TransferEntityRegistryPackageRename(
-            source=entity.source, publisher=entity.publisher, name=entity.name, rename_as=target
-        )
-    raise TypeError(f"cannot rename {entity.kind} as {target.kind}")
-
-
-def _identity(entity: BaseEntity | RenameEntity) -> tuple[str, ...]:
-    return _IDENTITY[entity.kind](entity)
-
-
-def _entity(kind: str, identity: Sequence[str]) -> BaseEntity:
-    """A base entity of `kind` with the given identity parts (in `entity_key` order)."""
-    match kind, *identity:
-        case "TransferEntityStack", project, stack:
-            return TransferEntityStack(project_name=project, stack_name=stack)
-        case "TransferEntityEnvironment", project, environment:
-            return TransferEntityEnvironment(project_name=project, environment_name=environment)
-        case "TransferEntityInsightsAccount", name:
-            return TransferEntityInsightsAccount(name=name)
-        case "TransferEntityRegistryPackage", source, publisher, name:
-            return TransferEntityRegistryPackage(source=source, publisher=publisher, name=name)
-    raise ValueError(f"no entity of kind {kind} has identity {identity!r}")
-
-
-def _invalid_parts(entity: BaseEntity | RenameEntity) -> list[str]:
-    return [part for part in _identity(entity) if not NAME_PATTERN.fullmatch(part)]
 
 
 # --- The resolution map -------------------------------------------------------------------
@@ -292,7 +199,7 @@ def _friendly_entry(section: str, old: object, new: object) -> RenameEntity | st
     for name, split in ((old, old_parts), (new, new_parts)):
         if len(split) != shape.count("/") + 1 or not all(split):
             return f"{entry}: {_shown(name)} is not of the form {shape}"
-    return as_rename(_entity(kind, old_parts), _entity(kind, new_parts))
+    return as_rename(make_entity(kind, old_parts), make_entity(kind, new_parts))
 
 
 def _parse_wire(document: list[object], origin: str) -> ResolutionMap:
@@ -306,9 +213,10 @@ def _parse_wire(document: list[object], origin: str) -> ResolutionMap:
             continue
         kind = plain.get("kind")
         if not isinstance(kind, str):
-            problems.append(f"{entry}: no kind; expected one of {', '.join(_RENAME_KINDS)}")
+            expected = ", ".join(known.rename_kind for known in KINDS)
+            problems.append(f"{entry}: no kind; expected one of {expected}")
             continue
-        if kind in _LABELS:
+        if kind in {known.wire_kind for known in KINDS}:
             problems.append(
                 f"{entry}: a {kind} is not a rename; use {kind}Rename with a renameAs field"
             )
@@ -459,13 +367,13 @@ def _entry_problem(
     rename: RenameEntity, in_source: Collection[EntityKey], source_org: str
 ) -> str | None:
     """What makes one map entry unusable on its own, if anything."""
-    invalid = _invalid_parts(rename)
+    invalid = invalid_names(rename)
     if invalid:
         return f"{describe(rename)}: {_names(invalid)} {_not_valid(invalid)}"
     if entity_key(rename) not in in_source:
         return f"{describe(rename)}: no such entity in {source_org}"
     target = target_of(rename)
-    invalid = _invalid_parts(target)
+    invalid = invalid_names(target)
     if invalid:
         return (
             f"{describe(rename)}: cannot rename to {display_name(target)}: "
@@ -480,7 +388,7 @@ def _names(parts: Sequence[str]) -> str:
 
 def _not_valid(parts: Sequence[str]) -> str:
     verb = "is not a valid name" if len(parts) == 1 else "are not valid names"
-    return f"{verb} (1-100 letters, digits, '_', '.', '-')"
+    return f"{verb} ({NAME_RULE})"
 
 
 def _shared_final_names(
@@ -516,10 +424,11 @@ def suggest_resolution_map(
     Where that is taken (in the destination, in the source, or by an earlier suggestion) the
     name gets `-2`, `-3`, ... as well; long names are shortened to stay within 100 characters.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]*", suffix) or len(suffix) > MAX_NAME_LENGTH - 10:
+    if not NAME_CHARACTERS.fullmatch(suffix) or len(suffix) > MAX_SUFFIX_LENGTH:
         raise InvalidInputError(
             f"the suffix {suffix!r} would make invalid names",
-            hint="Use at most 90 letters, digits, '_', '.' or '-', e.g. --suffix -agent.",
+            hint=f"Use at most {MAX_SUFFIX_LENGTH} letters, digits, '_', '.' or '-', "
+            "e.g. --suffix -agent.",
         )
     taken = {entity_key(entity) for entity in (*source.entities, *destination.entities)}
     renames: list[RenameEntity] = []
@@ -536,7 +445,7 @@ def _free_name(entity: BaseEntity, suffix: str, taken: Collection[EntityKey]) ->
     for attempt in itertools.count(1):
         ending = suffix if attempt == 1 else f"{suffix}-{attempt}"
         name = identity[-1][: MAX_NAME_LENGTH - len(ending)] + ending
-        target = _entity(kind, [*identity[:-1], name])
+        target = make_entity(kind, [*identity[:-1], name])
         if entity_key(target) not in taken:
             return target
     raise AssertionError("unreachable: itertools.count never ends")

@@ -8,8 +8,8 @@ should agree; `merge_inventories` reports every stack on which they do not.
 
 from __future__ import annotations
 
-from toolkit.collectors import Inventory
 from toolkit.credentials import BackendIdentity
+from toolkit.entities import Inventory
 from toolkit.models import TransferEntityStack
 from toolkit.workspaces import isolated_workspace, list_all_stacks
 

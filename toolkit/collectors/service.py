@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from toolkit.cloud import CloudClient
-from toolkit.collectors import Inventory
+from toolkit.entities import Inventory
 from toolkit.errors import NotFoundError
 from toolkit.models import (
     AppStackSummary,

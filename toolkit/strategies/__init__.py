@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from toolkit.resolver import EntityKey
+from toolkit.entities import EntityKey
 
 ProgressCallback = Callable[[str], None]
 """Receives one human-readable line per completed step; the CLI shows it, tests collect it."""

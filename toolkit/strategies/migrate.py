@@ -40,9 +40,9 @@ from pulumi.automation import CommandResult, LocalWorkspace
 from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 
 from toolkit.credentials import BackendIdentity
+from toolkit.entities import entity_key
 from toolkit.errors import ClaimError
 from toolkit.plan import ClaimPlan, StackMove
-from toolkit.resolver import entity_key
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
 from toolkit.workspaces import (

@@ -20,9 +20,9 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 
 from toolkit.cloud import CloudClient
+from toolkit.entities import entity_key
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.plan import ClaimPlan, RenameStep, StackMove
-from toolkit.resolver import entity_key
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 
 

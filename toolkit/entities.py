@@ -1,0 +1,224 @@
+"""Entity identity: the one home of the domain's rules about what an org owns and how it is named.
+
+An org owns stacks, ESC environments, Insights accounts and registry packages. Each is known
+inside its org by a few name fields (its identity), and travels on the wire as a `TransferEntity*`
+model discriminated by `kind`; a rename instruction is the same entity as `TransferEntity*Rename`
+with a `renameAs`. Everything here is pure. The emulator imports this module too: the naming
+rule is the service's, not the client's planner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from toolkit.models import (
+    BaseEntity,
+    RenameEntity,
+    TransferEntityEnvironment,
+    TransferEntityEnvironmentRename,
+    TransferEntityInsightsAccount,
+    TransferEntityInsightsAccountRename,
+    TransferEntityRegistryPackage,
+    TransferEntityRegistryPackageRename,
+    TransferEntityStack,
+    TransferEntityStackRename,
+)
+
+EntityKey = tuple[str, ...]
+"""An entity's base kind, then its identity in its org: ("TransferEntityStack", "web", "dev")."""
+
+StackName = tuple[str, str]
+"""(project, stack): a stack's identity inside its org."""
+
+
+# --- Names -----------------------------------------------------------------------------------
+
+MAX_NAME_LENGTH = 100
+
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME_LENGTH}}}")
+"""What the service accepts as a project, stack, environment or account name (use fullmatch)."""
+
+NAME_RULE = f"1-{MAX_NAME_LENGTH} letters, digits, '_', '.', '-'"
+"""The rule in words, for error messages."""
+
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]*")
+"""Text made only of name characters (possibly empty): what may be added to a name."""
+
+
+def is_valid_name(name: str) -> bool:
+    return NAME_PATTERN.fullmatch(name) is not None
+
+
+def name_problem(what: str, name: str) -> str | None:
+    """Why `name` cannot name a `what` (project, stack, ...), or None when it can."""
+    if is_valid_name(name):
+        return None
+    return f"invalid {what} name {name!r}: use {NAME_RULE}"
+
+
+# --- Kinds -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    """One kind of entity an org owns, as the wire and the reports name it."""
+
+    wire_kind: str
+    """The `kind` discriminator of the base entity, e.g. `TransferEntityStack`."""
+    label: str
+    """How a person calls it: `stack`, `ESC environment`."""
+    identity_fields: tuple[str, ...]
+    """The model attributes that identify an entity of this kind in its org, in key order."""
+    shape: str
+    """How its identity is written: `project/stack`."""
+
+    @property
+    def rename_kind(self) -> str:
+        return f"{self.wire_kind}Rename"
+
+
+KINDS: tuple[EntityKind, ...] = (
+    EntityKind("TransferEntityStack", "stack", ("project_name", "stack_name"), "project/stack"),
+    EntityKind(
+        "TransferEntityEnvironment",
+        "ESC environment",
+        ("project_name", "environment_name"),
+        "project/environment",
+    ),
+    EntityKind("TransferEntityInsightsAccount", "Insights account", ("name",), "name"),
+    EntityKind(
+        "TransferEntityRegistryPackage",
+        "registry package",
+        ("source", "publisher", "name"),
+        "source/publisher/name",
+    ),
+)
+"""Every kind, in the order reports and plans list them."""
+
+KIND_BY_WIRE: dict[str, EntityKind] = {
+    **{kind.wire_kind: kind for kind in KINDS},
+    **{kind.rename_kind: kind for kind in KINDS},
+}
+"""Wire kind (base or rename) -> its kind."""
+
+
+def kind_of(entity: BaseEntity | RenameEntity) -> EntityKind:
+    return KIND_BY_WIRE[entity.kind]
+
+
+def kind_order(wire_kind: str) -> int:
+    """Where entities of `wire_kind` (base or rename) stand among the kinds."""
+    return KINDS.index(KIND_BY_WIRE[wire_kind])
+
+
+# --- Identity --------------------------------------------------------------------------------
+
+
+def identity(entity: BaseEntity | RenameEntity) -> tuple[str, ...]:
+    """The name fields that identify `entity` in its org (a rename: what it renames)."""
+    return tuple(getattr(entity, name) for name in kind_of(entity).identity_fields)
+
+
+def entity_key(entity: BaseEntity | RenameEntity) -> EntityKey:
+    """The kind of the base entity plus its identity; a rename has the key of what it renames."""
+    return (kind_of(entity).wire_kind, *identity(entity))
+
+
+def stack_name(stack: TransferEntityStack) -> StackName:
+    return (stack.project_name, stack.stack_name)
+
+
+def display_name(entity: BaseEntity | RenameEntity) -> str:
+    """The entity's identity as a user writes it: `web/dev`, `aws-main`, `private/acme/vpc`."""
+    return "/".join(identity(entity))
+
+
+def describe(entity: BaseEntity | RenameEntity) -> str:
+    """Human text for an entity (a rename is described as the entity it renames)."""
+    return f"{kind_of(entity).label} {display_name(entity)}"
+
+
+def invalid_names(entity: BaseEntity | RenameEntity) -> list[str]:
+    """The parts of the entity's identity that the naming rule refuses."""
+    return [part for part in identity(entity) if not is_valid_name(part)]
+
+
+def target_of(rename: RenameEntity) -> BaseEntity:
+    """The entity a rename asks for (its `renameAs`)."""
+    return rename.rename_as
+
+
+def make_entity(wire_kind: str, parts: Sequence[str]) -> BaseEntity:
+    """A base entity of `wire_kind` with the given identity parts (in `entity_key` order)."""
+    match wire_kind, *parts:
+        case "TransferEntityStack", project, stack:
+            return TransferEntityStack(project_name=project, stack_name=stack)
+        case "TransferEntityEnvironment", project, environment:
+            return TransferEntityEnvironment(project_name=project, environment_name=environment)
+        case "TransferEntityInsightsAccount", name:
+            return TransferEntityInsightsAccount(name=name)
+        case "TransferEntityRegistryPackage", source, publisher, name:
+            return TransferEntityRegistryPackage(source=source, publisher=publisher, name=name)
+    raise ValueError(f"no entity of kind {wire_kind} has identity {tuple(parts)!r}")
+
+
+def as_rename(entity: BaseEntity, target: BaseEntity) -> RenameEntity:
+    """`entity` in its `*Rename` form, asking to become `target` (an entity of the same kind)."""
+    if isinstance(entity, TransferEntityStack) and isinstance(target, TransferEntityStack):
+        return TransferEntityStackRename(
+            project_name=entity.project_name,
+            stack_name=entity.stack_name,
+            resource_count=entity.resource_count,
+            last_update=entity.last_update,
+            rename_as=target,
+        )
+    if isinstance(entity, TransferEntityEnvironment) and isinstance(
+        target, TransferEntityEnvironment
+    ):
+        return TransferEntityEnvironmentRename(
+            project_name=entity.project_name,
+            environment_name=entity.environment_name,
+            rename_as=target,
+        )
+    if isinstance(entity, TransferEntityInsightsAccount) and isinstance(
+        target, TransferEntityInsightsAccount
+    ):
+        return TransferEntityInsightsAccountRename(name=entity.name, rename_as=target)
+    if isinstance(entity, TransferEntityRegistryPackage) and isinstance(
+        target, TransferEntityRegistryPackage
+    ):
+        return TransferEntityRegistryPackageRename(
+            source=entity.source, publisher=entity.publisher, name=entity.name, rename_as=target
+        )
+    raise TypeError(f"cannot rename {entity.kind} as {target.kind}")
+
+
+def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
+    """Sort key: by kind as `KINDS` lists them, then by identity."""
+    key = entity_key(entity)
+    return (kind_order(key[0]), key[1:])
+
+
+# --- Inventory -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything one org owns, each entity in its wire form (its identity plus facts)."""
+
+    org: str
+    stacks: list[TransferEntityStack] = field(default_factory=list)
+    environments: list[TransferEntityEnvironment] = field(default_factory=list)
+    insights_accounts: list[TransferEntityInsightsAccount] = field(default_factory=list)
+    registry_packages: list[TransferEntityRegistryPackage] = field(default_factory=list)
+
+    @property
+    def entities(self) -> list[BaseEntity]:
+        return [
+            *self.stacks,
+            *self.environments,
+            *self.insights_accounts,
+            *self.registry_packages,
+        ]
