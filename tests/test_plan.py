@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi_cloud_sdk._support import default_encoder
 
-from toolkit.entities import Inventory
+from toolkit.entities import Inventory, StackName, stack_name
 from toolkit.errors import ResolutionMapError
 from toolkit.models import (
     AgentAccountSummary,
@@ -34,8 +34,6 @@ from toolkit.plan import (
 )
 from toolkit.resolver import ResolutionMap, entity_key, parse_resolution_map
 
-StackName = tuple[str, str]
-
 AGENT = AgentAccountSummary(
     login="agent-abc123",
     org_name="agent-abc123",
@@ -53,10 +51,6 @@ def stack(name: str, resources: int = 0) -> TransferEntityStack:
         resource_count=resources,
         last_update=UPDATED if resources else None,
     )
-
-
-def _name(entity: TransferEntityStack) -> StackName:
-    return (entity.project_name, entity.stack_name)
 
 
 def move(source: str, target: str) -> StackMove:
@@ -139,7 +133,7 @@ def simulate(waves: list[list[RenameStep]], occupied: set[StackName]) -> dict[St
         for step, source, target in zip(wave, sources, targets, strict=True):
             assert source in names, f"{source} is not there to rename"
             assert target not in names, f"{target} is taken when its wave runs"
-            assert position.get(step.move, _name(step.move.source)) == source
+            assert position.get(step.move, stack_name(step.move.source)) == source
         names.difference_update(sources)
         names.update(targets)
         for step, target in zip(wave, targets, strict=True):
@@ -244,12 +238,13 @@ def test_rename_waves_never_collide_and_end_at_every_target(
     waves = order_renames(moves, occupied, reserved=reserved)
     position = simulate(waves, occupied)
     for stack_move in moves:
-        assert position.get(stack_move, _name(stack_move.source)) == _name(stack_move.target)
+        landed = position.get(stack_move, stack_name(stack_move.source))
+        assert landed == stack_name(stack_move.target)
     temporary = [
         (step.to_project, step.to_stack)
         for wave in waves
         for step in wave
-        if (step.to_project, step.to_stack) != _name(step.move.target)
+        if (step.to_project, step.to_stack) != stack_name(step.move.target)
     ]
     assert not set(temporary) & (occupied | reserved)
     renamed = sum(1 for stack_move in moves if stack_move.renamed)

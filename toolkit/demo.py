@@ -23,6 +23,7 @@ from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
+from toolkit.entities import stack_name
 from toolkit.report import print_report
 from toolkit.resolver import ResolutionMap, format_resolution_map, load_resolution_map
 
@@ -74,14 +75,13 @@ async def run_demo(out: Console, progress: Console) -> int:
         out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
         inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)
         table = Table("project", "stack", "resources", "moved here")
-        moved = {(m.target.project_name, m.target.stack_name) for m in plan.moves}
+        moved = {stack_name(move.target) for move in plan.moves}
         for stack in inventory.stacks:
-            arrived = (stack.project_name, stack.stack_name) in moved
             table.add_row(
                 stack.project_name,
                 stack.stack_name,
                 str(stack.resource_count),
-                "yes" if arrived else "",
+                "yes" if stack_name(stack) in moved else "",
             )
         out.print(table)
     landed = len(plan.moves) - len(result.failed_moves)

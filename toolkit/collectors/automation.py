@@ -9,7 +9,7 @@ should agree; `merge_inventories` reports every stack on which they do not.
 from __future__ import annotations
 
 from toolkit.credentials import BackendIdentity
-from toolkit.entities import Inventory
+from toolkit.entities import Inventory, stack_name
 from toolkit.models import TransferEntityStack
 from toolkit.workspaces import isolated_workspace, list_all_stacks
 
@@ -37,7 +37,7 @@ def collect_stacks(identity: BackendIdentity, org: str) -> list[TransferEntitySt
                 last_update=summary.last_update,
             )
         )
-    return sorted(stacks, key=lambda entity: (entity.project_name, entity.stack_name))
+    return sorted(stacks, key=stack_name)
 
 
 def merge_inventories(
@@ -49,8 +49,8 @@ def merge_inventories(
     stack the CLI lists but the service does not (or the reverse) points at a permission,
     visibility or paging problem the user should look at before moving anything.
     """
-    listed_by_service = {(s.project_name, s.stack_name) for s in service.stacks}
-    listed_by_cli = {(s.project_name, s.stack_name) for s in automation}
+    listed_by_service = {stack_name(stack) for stack in service.stacks}
+    listed_by_cli = {stack_name(stack) for stack in automation}
     warnings = [
         f"stack {project}/{stack} is listed by the service but not by the pulumi CLI"
         for project, stack in sorted(listed_by_service - listed_by_cli)

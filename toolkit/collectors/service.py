@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import Inventory
+from toolkit.entities import Inventory, stack_name
 from toolkit.errors import NotFoundError
 from toolkit.models import (
     AppStackSummary,
@@ -45,7 +45,7 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
     )
     return Inventory(
         org=org,
-        stacks=sorted(stacks, key=lambda entity: (entity.project_name, entity.stack_name)),
+        stacks=sorted(stacks, key=stack_name),
         environments=sorted(
             (_environment(env) for env in environments),
             key=lambda entity: (entity.project_name, entity.environment_name),
