@@ -36,7 +36,7 @@ from toolkit.claim import ClaimTarget, commit_claim, plan_claim, suggest_resolut
 from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
 from toolkit.plan import ClaimPlan
-from toolkit.resolver import ResolutionMap
+from toolkit.resolution_map import ResolutionMap
 
 AGENT = "agent-bench"
 DESTINATION = "acme"

@@ -21,7 +21,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory, entity_key
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, build_plan
-from toolkit.resolver import parse_resolution_map
+from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
 from toolkit.strategies.migrate import execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi_cloud_sdk._support import default_encoder
 
-from toolkit.entities import Inventory, StackName, stack_name
+from toolkit.entities import Inventory, StackName, entity_key, stack_name
 from toolkit.errors import ResolutionMapError
 from toolkit.models import (
     AgentAccountSummary,
@@ -32,7 +32,7 @@ from toolkit.plan import (
     movable_kinds,
     order_renames,
 )
-from toolkit.resolver import ResolutionMap, entity_key, parse_resolution_map
+from toolkit.resolution_map import ResolutionMap, parse_resolution_map
 
 AGENT = AgentAccountSummary(
     login="agent-abc123",

@@ -19,11 +19,8 @@ from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import ClaimPlan, Strategy, build_plan, movable_kinds
 from toolkit.report import Mode, ReportContext
-from toolkit.resolver import (
-    ResolutionMap,
-    find_conflicts,
-    suggest_resolution_map,
-)
+from toolkit.resolution_map import ResolutionMap
+from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.strategies.transfer import execute_transfer
 

@@ -283,7 +283,7 @@ def commit(
 def resolve(settings: Settings, target: ClaimTarget, suffix: str, output: Path | None) -> None:
     """Write a resolution map that renames today's conflicts (edit it, then pass it back)."""
     from toolkit.claim import suggest_resolutions
-    from toolkit.resolver import format_resolution_map
+    from toolkit.resolution_map import format_resolution_map
 
     suggestion, conflicts = _run(suggest_resolutions(settings.credentials(), target, suffix=suffix))
     text = format_resolution_map(suggestion.renames)
@@ -369,7 +369,7 @@ def _plan(
     settings: Settings, target: ClaimTarget, resolutions: Path | None, strategy: str
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
-    from toolkit.resolver import ResolutionMap, load_resolution_map
+    from toolkit.resolution_map import ResolutionMap, load_resolution_map
 
     resolution_map = load_resolution_map(resolutions) if resolutions else ResolutionMap.empty()
     chosen = None if strategy == "auto" else strategy

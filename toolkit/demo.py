@@ -25,7 +25,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.entities import stack_name
 from toolkit.report import print_report
-from toolkit.resolver import ResolutionMap, format_resolution_map, load_resolution_map
+from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 
 DEMO_DESTINATION_ORG = "acme"
 

@@ -33,7 +33,8 @@ from toolkit.models import (
     TransferEntityFailure,
     TransferEntityStack,
 )
-from toolkit.resolver import ResolutionMap, resolve
+from toolkit.resolution_map import ResolutionMap
+from toolkit.resolver import resolve
 
 Strategy = Literal["transfer", "migrate", "claim-api"]
 

@@ -1,0 +1,246 @@
+"""The resolution map file: the renames a user asks for, in a friendly or the wire form.
+
+A map is read in full before anything is checked against inventories: an entry that cannot be
+read becomes one of the map's `problems`, so that `toolkit.resolver.resolve` reports it together
+with every other problem and a user fixes a large map in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import Field, TypeAdapter, ValidationError
+from yaml.constructor import SafeConstructor
+
+from toolkit.entities import KINDS, as_rename, display_name, entity_key, make_entity, target_of
+from toolkit.errors import InvalidInputError, ResolutionMapError
+from toolkit.models import RenameEntity
+
+# Friendly-form section -> (the kind it renames, how its names are written).
+_SECTIONS = {
+    section: (kind.wire_kind, kind.shape)
+    for section, kind in zip(
+        ("stacks", "environments", "insightsAccounts", "registryPackages"), KINDS, strict=True
+    )
+}
+
+_RENAME_ADAPTER: TypeAdapter[RenameEntity] = TypeAdapter(
+    Annotated[RenameEntity, Field(discriminator="kind")]
+)
+
+
+@dataclass(frozen=True)
+class ResolutionMap:
+    """The renames a user asked for, plus entries that could not even be read.
+
+    Unreadable entries are kept as `problems` rather than raised, so that `resolve` reports
+    them together with every semantic problem of the map.
+    """
+
+    renames: tuple[RenameEntity, ...]
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls) -> ResolutionMap:
+        return cls(renames=())
+
+
+class _Pairs(list[tuple[object, object]]):
+    """A mapping read as its list of pairs, so that a key given twice is seen, not dropped."""
+
+
+class _PairsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader (libyaml's when present), except that mappings come back as `_Pairs`."""
+
+
+def _construct_pairs(loader: SafeConstructor, node: yaml.MappingNode) -> _Pairs:
+    loader.flatten_mapping(node)
+    return _Pairs(
+        (loader.construct_object(key, deep=True), loader.construct_object(value, deep=True))
+        for key, value in node.value
+    )
+
+
+_PairsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_pairs)
+
+
+def parse_resolution_map(text: str, *, origin: str = "resolution map") -> ResolutionMap:
+    """Read a map in the friendly form (sections of old: new) or the wire form (a list of renames).
+
+    Raises `ResolutionMapError` when the document as a whole cannot be read; a malformed single
+    entry becomes one of the map's `problems` instead.
+    """
+    document = _load_document(text, origin)
+    if document is None:
+        return ResolutionMap.empty()
+    if isinstance(document, _Pairs):
+        return _parse_friendly(document, origin)
+    if isinstance(document, list):
+        return _parse_wire(document, origin)
+    raise ResolutionMapError(
+        [
+            f"{origin}: expected sections ({', '.join(_SECTIONS)}) or a list of "
+            f"TransferEntity*Rename objects, got {_shown(document)}"
+        ]
+    )
+
+
+def load_resolution_map(path: Path) -> ResolutionMap:
+    """Read and parse the map file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise InvalidInputError(
+            f"cannot read the resolution map {path}: {reason}",
+            hint="Check the path given to --resolutions.",
+        ) from error
+    return parse_resolution_map(text, origin=str(path))
+
+
+def format_resolution_map(renames: Sequence[RenameEntity]) -> str:
+    """The friendly YAML form of `renames`, grouped by kind; `parse_resolution_map` reads it."""
+    lines = [
+        "# pulumi-claim resolution map: each entry renames one entity of the source org so that",
+        "# it no longer collides with a name in the destination org. Edit the new names as you",
+        "# like, then pass this file with --resolutions.",
+    ]
+    for section, (kind, shape) in _SECTIONS.items():
+        entries = [rename for rename in renames if entity_key(rename)[0] == kind]
+        if entries:
+            lines.append(f"{section}:  # {shape}: new {shape}")
+            lines.extend(
+                f"  {_scalar(display_name(rename))}: {_scalar(display_name(target_of(rename)))}"
+                for rename in entries
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _load_document(text: str, origin: str) -> object:
+    """JSON when the text is JSON (YAML parsers choke on JSON's tabs), else YAML."""
+    try:
+        return json.loads(text, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.load(text, Loader=_PairsLoader)
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: a date like 2026-13-45
+        raise ResolutionMapError([f"{origin}: not valid YAML or JSON: {error}"]) from error
+
+
+def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
+    unreadable: list[str] = []
+    renames: list[RenameEntity] = []
+    problems: list[str] = []
+    for section, entries in document:
+        if not isinstance(section, str) or section not in _SECTIONS:
+            unreadable.append(
+                f"{origin}: unknown section {_shown(section)}; expected {', '.join(_SECTIONS)}"
+            )
+        elif entries is not None and not isinstance(entries, _Pairs):
+            shape = _SECTIONS[section][1]
+            unreadable.append(
+                f"{origin}: section {section} must map {shape} to a new {shape}, "
+                f"got {_shown(entries)}"
+            )
+        else:
+            for old, new in entries or ():
+                rename = _friendly_entry(section, old, new)
+                if isinstance(rename, str):
+                    problems.append(f"{origin}: {rename}")
+                else:
+                    renames.append(rename)
+    if unreadable:
+        raise ResolutionMapError(unreadable)
+    return ResolutionMap(renames=tuple(renames), problems=tuple(problems))
+
+
+def _friendly_entry(section: str, old: object, new: object) -> RenameEntity | str:
+    """The rename one friendly entry asks for, or why it cannot be read."""
+    kind, shape = _SECTIONS[section]
+    entry = f"{section}: {_shown(old)}: {_shown(new)}"
+    if not isinstance(old, str) or not isinstance(new, str):
+        return (
+            f"{entry}: both sides must be text of the form {shape} "
+            "(quote names YAML would read as numbers, booleans, dates or null)"
+        )
+    old_parts, new_parts = old.split("/"), new.split("/")
+    for name, split in ((old, old_parts), (new, new_parts)):
+        if len(split) != shape.count("/") + 1 or not all(split):
+            return f"{entry}: {_shown(name)} is not of the form {shape}"
+    return as_rename(make_entity(kind, old_parts), make_entity(kind, new_parts))
+
+
+def _parse_wire(document: list[object], origin: str) -> ResolutionMap:
+    renames: list[RenameEntity] = []
+    problems: list[str] = []
+    for number, item in enumerate(document, start=1):
+        plain = _plain(item)
+        entry = f"{origin}: entry {number}"
+        if not isinstance(plain, dict):
+            problems.append(f"{entry}: expected a TransferEntity*Rename object, got {_shown(item)}")
+            continue
+        kind = plain.get("kind")
+        if not isinstance(kind, str):
+            expected = ", ".join(known.rename_kind for known in KINDS)
+            problems.append(f"{entry}: no kind; expected one of {expected}")
+            continue
+        if kind in {known.wire_kind for known in KINDS}:
+            problems.append(
+                f"{entry}: a {kind} is not a rename; use {kind}Rename with a renameAs field"
+            )
+            continue
+        try:
+            renames.append(_RENAME_ADAPTER.validate_python(plain))
+        except ValidationError as error:
+            details = "; ".join(
+                f"{_location(detail['loc'], kind)}: {detail['msg']}"
+                for detail in error.errors(include_url=False)
+            )
+            problems.append(f"{entry} ({kind}): {details}")
+    return ResolutionMap(renames=tuple(renames), problems=tuple(problems))
+
+
+def _location(loc: tuple[int | str, ...], kind: object) -> str:
+    """Where in an entry pydantic found a problem, without the union's tag in front."""
+    parts = loc[1:] if loc[:1] == (kind,) else loc
+    return ".".join(str(part) for part in parts) or "entry"
+
+
+def _plain(value: object) -> object:
+    """`value` with every `_Pairs` turned back into a dict, as pydantic expects."""
+    if isinstance(value, _Pairs):
+        return {str(key): _plain(item) for key, item in value}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_implicit_tag: Callable[[type[yaml.Node], str, tuple[bool, bool]], str] = (
+    yaml.resolver.Resolver().resolve
+)
+"""The tag YAML gives an unquoted scalar, e.g. bool for `true`: the test for quoting a name."""
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML scalar: plain when YAML reads it back as this same text, else quoted.
+
+    Names like `1.0`, `true` or `null` are quoted, so that any YAML reader sees text.
+    """
+    plain = _PLAIN_TEXT.fullmatch(text) and (
+        _implicit_tag(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+    )
+    return text if plain else json.dumps(text)
+
+
+def _shown(value: object) -> str:
+    """A value from a user's file, shortened for an error message."""
+    shown = json.dumps(value) if isinstance(value, str) else repr(_plain(value))
+    return shown if len(shown) <= 80 else shown[:77] + "..."
