@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from toolkit.cloud import CloudClient
+from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.entities import Inventory
@@ -136,8 +137,8 @@ async def plan_claim(
         (destination_inventory, _),
         (agent, expires),
     ) = await asyncio.gather(
-        _inventory(source, target.source_org, cross_check=chosen == "migrate"),
-        _inventory(destination, target.destination_org, cross_check=False),
+        collect(source, target.source_org, cross_check=chosen == "migrate"),
+        collect(destination, target.destination_org, cross_check=False),
         _agent_summary(credentials, source, target.source_org),
     )
     plan = build_plan(
@@ -226,8 +227,8 @@ async def suggest_resolutions(
 ) -> tuple[ResolutionMap, int]:
     """A valid resolution map for today's conflicts, and how many conflicts it covers."""
     (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
-        _inventory(target.source_identity(credentials), target.source_org, cross_check=False),
-        _inventory(
+        collect(target.source_identity(credentials), target.source_org, cross_check=False),
+        collect(
             target.destination_identity(credentials), target.destination_org, cross_check=False
         ),
     )
@@ -258,30 +259,6 @@ async def choose_strategy(
         roles.get(org) == "admin" for org in (target.source_org, target.destination_org)
     )
     return "transfer" if both_admin else "migrate"
-
-
-async def _inventory(
-    identity: BackendIdentity, org: str, *, cross_check: bool
-) -> tuple[Inventory, list[str]]:
-    """What `org` holds, from the service where there is one, else from the pulumi CLI.
-
-    With `cross_check`, a service's listing is compared with the CLI's, and the stacks only one
-    of them shows come back as warnings.
-    """
-    if identity.is_cloud and not cross_check:
-        async with _client(identity) as client:
-            return await collect_inventory(client, org), []
-    # Only now: the Automation API (and the pulumi CLI behind it) costs start-up time.
-    from toolkit.collectors.automation import collect_stacks, merge_inventories
-
-    if not identity.is_cloud:
-        stacks = await asyncio.to_thread(collect_stacks, identity, org)
-        return Inventory(org=org, stacks=stacks), []
-    async with _client(identity) as client:
-        service, automation = await asyncio.gather(
-            collect_inventory(client, org), asyncio.to_thread(collect_stacks, identity, org)
-        )
-    return merge_inventories(service, automation)
 
 
 async def _agent_summary(

@@ -1,1 +1,38 @@
 """Inventory of what an org owns, gathered from the service or from the Automation API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from toolkit.cloud import CloudClient
+from toolkit.collectors.service import collect_inventory
+from toolkit.credentials import BackendIdentity
+from toolkit.entities import Inventory
+
+
+async def collect(
+    identity: BackendIdentity, org: str, *, cross_check: bool
+) -> tuple[Inventory, list[str]]:
+    """What `org` holds, from the service where there is one, else from the pulumi CLI.
+
+    With `cross_check`, a service's listing is compared with the CLI's, and the stacks only one
+    of them shows come back as warnings.
+    """
+    if identity.is_cloud and not cross_check:
+        async with _client(identity) as client:
+            return await collect_inventory(client, org), []
+    # Only now: the Automation API (and the pulumi CLI behind it) costs start-up time.
+    from toolkit.collectors.automation import collect_stacks, merge_inventories
+
+    if not identity.is_cloud:
+        stacks = await asyncio.to_thread(collect_stacks, identity, org)
+        return Inventory(org=org, stacks=stacks), []
+    async with _client(identity) as client:
+        service, automation = await asyncio.gather(
+            collect_inventory(client, org), asyncio.to_thread(collect_stacks, identity, org)
+        )
+    return merge_inventories(service, automation)
+
+
+def _client(identity: BackendIdentity) -> CloudClient:
+    return CloudClient(identity.url, identity.token or "")
