@@ -19,7 +19,6 @@ from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import ClaimPlan, Strategy, build_plan, movable_kinds
-from toolkit.report import Mode, ReportContext
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
@@ -27,11 +26,6 @@ from toolkit.strategies.transfer import execute_transfer
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
-
-EXIT_OK = 0
-EXIT_BLOCKED = 3
-EXIT_PARTIAL = 4
-"""Exit codes a claim document maps to (DESIGN §5); 1 (error) and 2 (usage) come from the CLI."""
 
 
 @dataclass(frozen=True)
@@ -75,40 +69,6 @@ class CommitResult:
     plan: ClaimPlan
     document: AgentClaimResponse
     failed_moves: FailedMoves = field(default_factory=dict)
-
-
-def exit_code(document: AgentClaimResponse) -> int:
-    """DESIGN §5: 3 when blocked by conflicts, 4 when anything is reported as failed, else 0."""
-    if document.conflicts:
-        return EXIT_BLOCKED
-    if document.failures:
-        return EXIT_PARTIAL
-    return EXIT_OK
-
-
-def report_context(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> ReportContext:
-    """What a report says around the document: orgs, strategy, notices and a one-line outcome."""
-    return ReportContext(
-        mode=mode,
-        source_org=plan.source_org,
-        destination_org=plan.destination_org,
-        strategy=plan.strategy,
-        outcome=_outcome(plan, mode, document),
-        notices=tuple(plan.notices),
-    )
-
-
-def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
-    if document.conflicts:
-        return (
-            f"blocked: {len(document.conflicts)} unresolved conflict(s); nothing was changed. "
-            "Rename them in a resolution map (pulumi-claim resolve writes one)."
-        )
-    failed_moves = len(document.failures) - len(plan.failures)
-    moved = len(plan.moves) - failed_moves
-    verb = "would move" if mode == "preview" else "moved"
-    line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
-    return f"{line}; {len(document.failures)} failure(s) reported" if document.failures else line
 
 
 async def plan_claim(

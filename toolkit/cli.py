@@ -32,6 +32,20 @@ FORMATS = ("table", "json", "markdown", "html")
 STRATEGIES = ("auto", "transfer", "migrate")
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
 
+EXIT_OK = 0
+EXIT_BLOCKED = 3
+EXIT_PARTIAL = 4
+"""Exit codes a claim document maps to (DESIGN §5); 1 (error) and 2 (usage) are the CLI's own."""
+
+
+def exit_code(document: AgentClaimResponse) -> int:
+    """DESIGN §5: 3 when blocked by conflicts, 4 when anything is reported as failed, else 0."""
+    if document.conflicts:
+        return EXIT_BLOCKED
+    if document.failures:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -201,8 +215,6 @@ def preview(
     Exit 0 when a commit would fully succeed, 3 when unresolved conflicts would block it,
     4 when some entities would be reported as failures.
     """
-    from toolkit.claim import exit_code
-
     plan = _plan(settings, target, resolutions, strategy)
     document = plan.to_claim_response()
     _report(document, plan, "preview", fmt, output)
@@ -233,7 +245,7 @@ def commit(
     output: Path | None,
 ) -> None:
     """Move the stacks. With any unresolved conflict nothing is changed (exit 3)."""
-    from toolkit.claim import commit_claim, exit_code
+    from toolkit.claim import commit_claim
     from toolkit.journal import Journal, default_runs_dir
 
     plan = _plan(settings, target, resolutions, strategy)
@@ -305,7 +317,6 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
 
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
     """
-    from toolkit.claim import exit_code
     from toolkit.journal import default_runs_dir, read_run
     from toolkit.report import ReportContext
 
@@ -396,7 +407,7 @@ def _report(
     fmt: str | None,
     output: Path | None,
 ) -> None:
-    from toolkit.claim import report_context
+    from toolkit.report import report_context
 
     _emit(document, report_context(plan, mode, document), fmt, output)
 

@@ -10,21 +10,14 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.table import Table
 
-from toolkit.claim import (
-    ClaimTarget,
-    commit_claim,
-    exit_code,
-    org_inventory,
-    plan_claim,
-    report_context,
-    suggest_resolutions,
-)
+from toolkit.claim import ClaimTarget, commit_claim, org_inventory, plan_claim, suggest_resolutions
+from toolkit.cli import exit_code
 from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.entities import stack_name
-from toolkit.report import print_report
+from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 
 DEMO_DESTINATION_ORG = "acme"

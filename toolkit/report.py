@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from io import StringIO
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import jinja2
 from rich import box
@@ -33,7 +33,10 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 
-__all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render"]
+if TYPE_CHECKING:
+    from toolkit.plan import ClaimPlan
+
+__all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render", "report_context"]
 
 Format = Literal["table", "json", "markdown", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -97,6 +100,31 @@ def print_report(
         console.print(_table_renderable(build_view(document, context)))
     else:
         console.out(render(document, fmt, context), end="", highlight=False)
+
+
+def report_context(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> ReportContext:
+    """What a report says around the document: orgs, strategy, notices and a one-line outcome."""
+    return ReportContext(
+        mode=mode,
+        source_org=plan.source_org,
+        destination_org=plan.destination_org,
+        strategy=plan.strategy,
+        outcome=_outcome(plan, mode, document),
+        notices=tuple(plan.notices),
+    )
+
+
+def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
+    if document.conflicts:
+        return (
+            f"blocked: {len(document.conflicts)} unresolved conflict(s); nothing was changed. "
+            "Rename them in a resolution map (pulumi-claim resolve writes one)."
+        )
+    failed_moves = len(document.failures) - len(plan.failures)
+    moved = len(plan.moves) - failed_moves
+    verb = "would move" if mode == "preview" else "moved"
+    line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
+    return f"{line}; {len(document.failures)} failure(s) reported" if document.failures else line
 
 
 # --- The view every human format renders -------------------------------------------------
