@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx
 
-from toolkit.claim import ClaimTarget, commit_claim, plan_claim, suggest_resolutions
+from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
 from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
-from toolkit.plan import ClaimPlan
+from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 
 AGENT = "agent-bench"
@@ -302,7 +302,7 @@ def measure_commit(fresh: list[Emulator], twin: Emulator, scale: Scale) -> Figur
     for service in fresh:
         service.clear_requests()
         started = time.perf_counter()
-        result = asyncio.run(commit_claim(service.credentials, TARGET, plan))
+        result = asyncio.run(commit_claim(service.credentials, plan))
         seconds.append(time.perf_counter() - started)
         concurrent_calls = service.request_count()
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")

@@ -20,7 +20,7 @@ from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory, entity_key
 from toolkit.models import AgentAccountSummary, TransferEntityStack
-from toolkit.plan import ClaimPlan, build_plan
+from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
 from toolkit.strategies.migrate import execute_migrate
@@ -96,17 +96,20 @@ def destination(tmp_path: Path) -> BackendIdentity:
 
 
 def migrate_plan(
+    source: BackendIdentity,
+    destination: BackendIdentity,
     resolution: str = "stacks: {web/dev: shop/prod}",
     *,
     source_org: str = SELF_MANAGED_ORG,
     destination_org: str = SELF_MANAGED_ORG,
 ) -> ClaimPlan:
-    """The plan of moving web/dev, renamed by `resolution`."""
+    """The plan of moving web/dev from `source` to `destination`, renamed by `resolution`."""
     now = datetime.now(UTC)
     stack = TransferEntityStack(
         project_name="web", stack_name="dev", resource_count=WORKLOAD_RESOURCES, last_update=now
     )
     return build_plan(
+        target=ClaimTarget(source_org, destination_org, source.url, destination.url),
         source=Inventory(org=source_org, stacks=[stack]),
         destination=Inventory(org=destination_org),
         resolution_map=parse_resolution_map(resolution),
@@ -171,7 +174,7 @@ def test_migrate_moves_the_state_under_a_new_name_and_leaves_the_source(
     with looking_at(source) as agent_view, user_of(destination, "shop") as user:
         source_before = export(agent_view, SOURCE_STACK)
 
-        failed = migrate(migrate_plan(), source, destination, progress=progress)
+        failed = migrate(migrate_plan(source, destination), source, destination, progress=progress)
 
         assert failed == {}
         assert outputs(user, TARGET_STACK) == outputs(agent_view, SOURCE_STACK)
@@ -189,7 +192,7 @@ def test_migrate_moves_the_state_under_a_new_name_and_leaves_the_source(
 def test_a_destination_stack_that_exists_already_is_refused_before_anything_changes(
     source: BackendIdentity, destination: BackendIdentity
 ) -> None:
-    plan = migrate_plan()
+    plan = migrate_plan(source, destination)
     with looking_at(source) as agent_view, isolated_workspace(destination, project="shop") as other:
         other.create_stack(TARGET_STACK)
         source_before = export(agent_view, SOURCE_STACK)
@@ -218,7 +221,7 @@ def test_a_failed_import_removes_the_new_stack_and_leaves_the_source(
         deployment["resources"][-1]["dependencies"] = ["urn:pulumi:dev::web::app:index:Gone::x"]
 
     plant(source, dangling_dependency)
-    plan = migrate_plan()
+    plan = migrate_plan(source, destination)
     progress: list[str] = []
     with looking_at(source) as agent_view, looking_at(destination) as company_view:
         source_before = export(agent_view, SOURCE_STACK)
@@ -242,7 +245,7 @@ def test_a_stack_with_pending_operations_is_refused(
         ]
 
     plant(source, interrupted)
-    plan = migrate_plan()
+    plan = migrate_plan(source, destination)
     progress: list[str] = []
 
     failed = migrate(plan, source, destination, progress=progress)
@@ -284,7 +287,7 @@ def test_migrate_between_two_orgs_each_with_its_own_identity(service: EmulatorSe
     platform = BackendIdentity(url=service.url, token="tok-platform")
     source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
     deploy(agent, source_name)
-    plan = migrate_plan(source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+    plan = migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
 
     failed = migrate(plan, agent, platform)
 
@@ -306,7 +309,7 @@ def test_a_failed_verification_removes_the_new_stack_and_its_state(
     deploy(agent, source_name)
     # The import goes through; reading the new stack's state back does not.
     service.faults.fail(400, method="GET", path=f"/api/stacks/{target}/export", times=None)
-    plan = migrate_plan(source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+    plan = migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
     progress: list[str] = []
 
     failed = migrate(plan, agent, platform, delete_source=True, progress=progress)
@@ -329,9 +332,13 @@ def test_migrate_from_the_service_to_a_file_backend_and_back_deleting_the_source
     files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
     deploy(agent, f"{AGENT_ORG}/web/dev")
 
-    out = migrate(migrate_plan("", source_org=AGENT_ORG), agent, files, delete_source=True)
+    out = migrate(
+        migrate_plan(agent, files, "", source_org=AGENT_ORG), agent, files, delete_source=True
+    )
     back_in = migrate(
-        migrate_plan("stacks: {web/dev: web/agent-dev}", destination_org=COMPANY_ORG),
+        migrate_plan(
+            files, platform, "stacks: {web/dev: web/agent-dev}", destination_org=COMPANY_ORG
+        ),
         files,
         platform,
         delete_source=True,

@@ -24,6 +24,7 @@ from toolkit.models import (
 )
 from toolkit.plan import (
     ClaimPlan,
+    ClaimTarget,
     RenameStep,
     StackMove,
     Strategy,
@@ -71,6 +72,7 @@ DESTINATION = Inventory(
     stacks=[stack("web/dev"), stack("web/dev-agent")],
     environments=[TransferEntityEnvironment(project_name="default", environment_name="secrets")],
 )
+TARGET = ClaimTarget(source_org=SOURCE.org, destination_org=DESTINATION.org)
 RESOLVED = parse_resolution_map(
     "stacks: {web/dev: web/dev-2}\nenvironments: {default/secrets: default/secrets-agent}\n"
 )
@@ -82,6 +84,7 @@ def plan(
     source: Inventory = SOURCE,
 ) -> ClaimPlan:
     return build_plan(
+        target=TARGET,
         source=source,
         destination=DESTINATION,
         resolution_map=resolution_map,
@@ -273,6 +276,25 @@ def test_the_plan_moves_every_stack_and_fails_what_the_strategy_cannot_move() ->
     assert claim.notices == [
         "ESC environment default/secrets cannot move with this strategy; its rename is not used"
     ]
+
+
+def test_the_plan_carries_its_target() -> None:
+    claim = plan()
+    assert claim.target == TARGET
+    assert (claim.source_org, claim.destination_org) == ("agent-abc123", "acme")
+
+
+def test_inventories_of_other_orgs_than_the_target_are_refused() -> None:
+    with pytest.raises(ValueError, match="do not match the target"):
+        build_plan(
+            target=ClaimTarget(source_org="someone-else", destination_org="acme"),
+            source=SOURCE,
+            destination=DESTINATION,
+            resolution_map=RESOLVED,
+            strategy="transfer",
+            agent=AGENT,
+            claim_expires_at=EXPIRES,
+        )
 
 
 def test_unresolved_conflicts_block_the_plan() -> None:

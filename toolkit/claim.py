@@ -18,7 +18,7 @@ from toolkit.entities import Inventory
 from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
-from toolkit.plan import ClaimPlan, Strategy, build_plan, movable_kinds
+from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, build_plan, movable_kinds
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
@@ -26,40 +26,6 @@ from toolkit.strategies.transfer import execute_transfer
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
-
-
-@dataclass(frozen=True)
-class ClaimTarget:
-    """Which orgs a claim moves between, and where they live.
-
-    Both sides live at the credentials' API URL unless a backend URL says otherwise: another
-    Pulumi Cloud, or a self-managed backend such as `file:///path` (whose only org is
-    `organization`). Only the `migrate` strategy can move between two backends.
-    """
-
-    source_org: str
-    destination_org: str
-    source_backend: str | None = None
-    destination_backend: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.source_org, self.source_backend) == (
-            self.destination_org,
-            self.destination_backend,
-        ):
-            raise InvalidInputError(
-                f"--from and --to are both {self.source_org!r}; name two different orgs."
-            )
-
-    def source_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.source_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(url, credentials.source_token, credentials.source_passphrase)
-
-    def destination_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.destination_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(
-            url, credentials.destination_token, credentials.destination_passphrase
-        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +68,7 @@ async def plan_claim(
         _agent_summary(credentials, source, target.source_org),
     )
     plan = build_plan(
+        target=target,
         source=source_inventory,
         destination=destination_inventory,
         resolution_map=resolution_map,
@@ -114,7 +81,6 @@ async def plan_claim(
 
 async def commit_claim(
     credentials: Credentials,
-    target: ClaimTarget,
     plan: ClaimPlan,
     *,
     delete_source: bool = False,
@@ -135,9 +101,7 @@ async def commit_claim(
     if plan.blocked:
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
-        failed = await _execute(
-            credentials, target, plan, delete_source, _recorded(on_progress, journal)
-        )
+        failed = await _execute(credentials, plan, delete_source, _recorded(on_progress, journal))
         document = plan.to_claim_response(failed_moves=failed, transfer_token=run_id)
         result = CommitResult(plan=plan, document=document, failed_moves=failed)
     if journal:
@@ -147,21 +111,20 @@ async def commit_claim(
 
 async def _execute(
     credentials: Credentials,
-    target: ClaimTarget,
     plan: ClaimPlan,
     delete_source: bool,
     on_progress: ProgressCallback,
 ) -> FailedMoves:
     if plan.strategy == "transfer":
-        async with _client(target.destination_identity(credentials)) as client:
+        async with _client(plan.target.destination_identity(credentials)) as client:
             return await execute_transfer(plan, client, on_progress=on_progress)
     if plan.strategy == "migrate":
         from toolkit.strategies.migrate import execute_migrate
 
         return await execute_migrate(
             plan,
-            target.source_identity(credentials),
-            target.destination_identity(credentials),
+            plan.target.source_identity(credentials),
+            plan.target.destination_identity(credentials),
             delete_source=delete_source,
             on_progress=on_progress,
         )

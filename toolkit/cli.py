@@ -20,10 +20,9 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from toolkit.claim import ClaimTarget
     from toolkit.credentials import Credentials
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import ClaimPlan
+    from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.report import Format, Mode, ReportContext
 
 T = TypeVar("T")
@@ -129,7 +128,7 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
         destination_backend: str | None,
         **kwargs: Any,
     ) -> Any:
-        from toolkit.claim import ClaimTarget
+        from toolkit.plan import ClaimTarget
 
         target = ClaimTarget(source_org, destination_org, source_backend, destination_backend)
         return command(*args, target=target, **kwargs)
@@ -264,7 +263,6 @@ def commit(
         result = _run(
             commit_claim(
                 settings.credentials(),
-                target,
                 plan,
                 delete_source=delete_source,
                 on_progress=console.print,

@@ -10,13 +10,14 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.table import Table
 
-from toolkit.claim import ClaimTarget, commit_claim, org_inventory, plan_claim, suggest_resolutions
+from toolkit.claim import commit_claim, org_inventory, plan_claim, suggest_resolutions
 from toolkit.cli import exit_code
 from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.entities import stack_name
+from toolkit.plan import ClaimTarget
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 
@@ -61,7 +62,7 @@ async def run_demo(out: Console, progress: Console) -> int:
 
         out.print(Rule(f"3. commit --strategy transfer --resolutions {map_path.name} --yes"))
         plan = await plan_claim(credentials, target, load_resolution_map(map_path), "transfer")
-        result = await commit_claim(credentials, target, plan, on_progress=progress.print)
+        result = await commit_claim(credentials, plan, on_progress=progress.print)
         print_report(result.document, "table", report_context(plan, "commit", result.document), out)
         out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
 

@@ -1,8 +1,8 @@
 """The claim plan: what a commit will do, decided before anything is done.
 
 Like a database migration script, the plan can be printed and reviewed on its own; preview
-shows it, commit executes it. Building it is pure: inventories and a resolution map in, plan
-out (DESIGN.md §4).
+shows it, commit executes it. Building it is pure: the target, inventories and a resolution map
+in, plan out (DESIGN.md §4).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.entities import (
     MAX_NAME_LENGTH,
     EntityKey,
@@ -25,6 +26,7 @@ from toolkit.entities import (
     stable_order,
     stack_name,
 )
+from toolkit.errors import InvalidInputError
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
@@ -204,11 +206,44 @@ def _temporary_name(stack: TransferEntityStack, avoid: Collection[StackName]) ->
 
 
 @dataclass(frozen=True)
-class ClaimPlan:
-    """Everything a claim will do, and everything that stops it or will not move."""
+class ClaimTarget:
+    """Which orgs a claim moves between, and where they live.
+
+    Both sides live at the credentials' API URL unless a backend URL says otherwise: another
+    Pulumi Cloud, or a self-managed backend such as `file:///path` (whose only org is
+    `organization`). Only the `migrate` strategy can move between two backends.
+    """
 
     source_org: str
     destination_org: str
+    source_backend: str | None = None
+    destination_backend: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.source_org, self.source_backend) == (
+            self.destination_org,
+            self.destination_backend,
+        ):
+            raise InvalidInputError(
+                f"--from and --to are both {self.source_org!r}; name two different orgs."
+            )
+
+    def source_identity(self, credentials: Credentials) -> BackendIdentity:
+        url = (self.source_backend or credentials.api_url).rstrip("/")
+        return BackendIdentity(url, credentials.source_token, credentials.source_passphrase)
+
+    def destination_identity(self, credentials: Credentials) -> BackendIdentity:
+        url = (self.destination_backend or credentials.api_url).rstrip("/")
+        return BackendIdentity(
+            url, credentials.destination_token, credentials.destination_passphrase
+        )
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """Everything a claim will do, and everything that stops it or will not move."""
+
+    target: ClaimTarget
     strategy: Strategy
     agent: AgentAccountSummary
     claim_expires_at: datetime
@@ -225,6 +260,14 @@ class ClaimPlan:
     notices: list[str]
     renames: dict[EntityKey, BaseEntity] = field(default_factory=dict)
     """Source key -> the entity it becomes, for every renamed entity that moves."""
+
+    @property
+    def source_org(self) -> str:
+        return self.target.source_org
+
+    @property
+    def destination_org(self) -> str:
+        return self.target.destination_org
 
     @property
     def blocked(self) -> bool:
@@ -271,6 +314,7 @@ class ClaimPlan:
 
 def build_plan(
     *,
+    target: ClaimTarget,
     source: Inventory,
     destination: Inventory,
     resolution_map: ResolutionMap,
@@ -280,8 +324,14 @@ def build_plan(
 ) -> ClaimPlan:
     """Plan moving everything `strategy` can move from `source` to `destination`.
 
-    Raises `ResolutionMapError` listing every problem of `resolution_map`.
+    The inventories are those of `target`'s two orgs. Raises `ResolutionMapError` listing every
+    problem of `resolution_map`.
     """
+    if (source.org, destination.org) != (target.source_org, target.destination_org):
+        raise ValueError(
+            f"inventories of {source.org} and {destination.org} do not match the target "
+            f"{target.source_org} -> {target.destination_org}"
+        )
     kinds = movable_kinds(strategy)
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
     entities = sorted(source.entities, key=stable_order)
@@ -313,8 +363,7 @@ def build_plan(
     if strategy == "migrate" and moves:
         notices.extend(_MIGRATE_NOTICES)
     return ClaimPlan(
-        source_org=source.org,
-        destination_org=destination.org,
+        target=target,
         strategy=strategy,
         agent=agent,
         claim_expires_at=claim_expires_at,
