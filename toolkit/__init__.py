@@ -1,0 +1,90 @@
+"""pulumi-claim: move Pulumi stacks from one Pulumi Cloud organization into another.
+
+What a Python caller needs is importable from here. Each name is loaded on first use, so that
+`import toolkit` (and with it `pulumi-claim --help`) does not pay for httpx and pydantic.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.claim import CommitResult, commit_claim, plan_claim, suggest_resolutions
+    from toolkit.credentials import Credentials, load_credentials
+    from toolkit.errors import (
+        AuthenticationError,
+        ClaimError,
+        ConflictError,
+        InvalidInputError,
+        NotFoundError,
+        PermissionDeniedError,
+        ResolutionMapError,
+        ServiceError,
+        TransportError,
+    )
+    from toolkit.plan import ClaimPlan, ClaimTarget
+    from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
+
+    __version__: str
+
+_HOMES = {
+    "toolkit.claim": ("CommitResult", "commit_claim", "plan_claim", "suggest_resolutions"),
+    "toolkit.credentials": ("Credentials", "load_credentials"),
+    "toolkit.errors": (
+        "AuthenticationError",
+        "ClaimError",
+        "ConflictError",
+        "InvalidInputError",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "ResolutionMapError",
+        "ServiceError",
+        "TransportError",
+    ),
+    "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
+    "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = [
+    "AuthenticationError",
+    "ClaimError",
+    "ClaimPlan",
+    "ClaimTarget",
+    "CommitResult",
+    "ConflictError",
+    "Credentials",
+    "InvalidInputError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResolutionMap",
+    "ResolutionMapError",
+    "ServiceError",
+    "TransportError",
+    "__version__",
+    "commit_claim",
+    "load_credentials",
+    "load_resolution_map",
+    "parse_resolution_map",
+    "plan_claim",
+    "suggest_resolutions",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Load an exported name from its home module on first use (PEP 562), then keep it."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: object = version("pulumi-claim")
+    elif name in _HOME_OF:
+        value = getattr(import_module(_HOME_OF[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
