@@ -35,6 +35,7 @@ import httpx
 from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
 from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
+from toolkit.entities import stack_name
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 
@@ -367,7 +368,7 @@ async def check_landed_once(credentials: Credentials, plan: ClaimPlan) -> None:
     check(not source, f"{len(source)} stack(s) still in {plan.source_org}")
     listed = Counter((stack.project_name, stack.stack_name) for stack in destination)
     for move in plan.moves:
-        name = (move.target.project_name, move.target.stack_name)
+        name = stack_name(move.target)
         check(listed[name] == 1, f"{'/'.join(name)} is listed {listed[name]} time(s)")
 
 
