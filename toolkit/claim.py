@@ -18,6 +18,7 @@ from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import ClaimPlan, Strategy, build_plan, movable_kinds
+from toolkit.progress import ProgressEvent
 from toolkit.report import Mode, ReportContext
 from toolkit.resolver import (
     ResolutionMap,
@@ -217,9 +218,9 @@ def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> Progres
     if journal is None:
         return on_progress
 
-    def record_and_report(message: str) -> None:
-        journal.record(message)
-        on_progress(message)
+    def record_and_report(event: ProgressEvent) -> None:
+        journal.record(event.describe())
+        on_progress(event)
 
     return record_and_report
 

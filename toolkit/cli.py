@@ -255,7 +255,7 @@ def commit(
                 target,
                 plan,
                 delete_source=delete_source,
-                on_progress=console.print,
+                on_progress=lambda event: console.print(event.describe()),
                 journal=journal,
             )
         )

@@ -67,7 +67,9 @@ async def run_demo(out: Console, progress: Console) -> int:
 
         out.print(Rule(f"3. commit --strategy transfer --resolutions {map_path.name} --yes"))
         plan = await plan_claim(credentials, target, load_resolution_map(map_path), "transfer")
-        result = await commit_claim(credentials, target, plan, on_progress=progress.print)
+        result = await commit_claim(
+            credentials, target, plan, on_progress=lambda event: progress.print(event.describe())
+        )
         print_report(result.document, "table", report_context(plan, "commit", result.document), out)
         out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
 
