@@ -23,6 +23,7 @@ from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
+from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report
 from toolkit.resolver import ResolutionMap, format_resolution_map, load_resolution_map
 
@@ -67,9 +68,8 @@ async def run_demo(out: Console, progress: Console) -> int:
 
         out.print(Rule(f"3. commit --strategy transfer --resolutions {map_path.name} --yes"))
         plan = await plan_claim(credentials, target, load_resolution_map(map_path), "transfer")
-        result = await commit_claim(
-            credentials, target, plan, on_progress=lambda event: progress.print(event.describe())
-        )
+        with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
+            result = await commit_claim(credentials, target, plan, on_progress=show_progress)
         print_report(result.document, "table", report_context(plan, "commit", result.document), out)
         out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
 
