@@ -21,6 +21,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory, entity_key
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
+from toolkit.progress import MoveFailed, MoveFailure, MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
 from toolkit.strategies.migrate import execute_migrate
@@ -125,9 +126,9 @@ def migrate(
     destination: BackendIdentity,
     *,
     delete_source: bool = False,
-    progress: list[str] | None = None,
+    progress: list[ProgressEvent] | None = None,
 ) -> FailedMoves:
-    report: Callable[[str], None] = (progress if progress is not None else []).append
+    report: Callable[[ProgressEvent], None] = (progress if progress is not None else []).append
     return asyncio.run(
         execute_migrate(plan, source, destination, delete_source=delete_source, on_progress=report)
     )
@@ -170,7 +171,7 @@ def stored_api_key(exported: dict[str, Any]) -> dict[str, Any]:
 def test_migrate_moves_the_state_under_a_new_name_and_leaves_the_source(
     source: BackendIdentity, destination: BackendIdentity
 ) -> None:
-    progress: list[str] = []
+    progress: list[ProgressEvent] = []
     with looking_at(source) as agent_view, user_of(destination, "shop") as user:
         source_before = export(agent_view, SOURCE_STACK)
 
@@ -186,7 +187,18 @@ def test_migrate_moves_the_state_under_a_new_name_and_leaves_the_source(
         assert user.list_tags(TARGET_STACK)["team"] == "platform"
         assert_previews_without_changes(Stack.select(TARGET_STACK, user))
         assert export(agent_view, SOURCE_STACK) == source_before, "the source must stay as it was"
-    assert f"migrated {SOURCE_STACK} -> {TARGET_STACK} (verified)" in progress
+    assert progress[0] == MoveStarted(
+        source=SOURCE_STACK, target=TARGET_STACK, done=0, failed=0, total=1
+    )
+    assert progress[-1] == MoveFinished(
+        source=SOURCE_STACK,
+        target=TARGET_STACK,
+        step="verify",
+        summary=f"migrated {SOURCE_STACK} -> {TARGET_STACK} (verified)",
+        done=1,
+        failed=0,
+        total=1,
+    )
 
 
 def test_a_destination_stack_that_exists_already_is_refused_before_anything_changes(
@@ -200,7 +212,9 @@ def test_a_destination_stack_that_exists_already_is_refused_before_anything_chan
         failed = migrate(plan, source, destination, delete_source=True)
 
         assert failed == {
-            entity_key(plan.moves[0].source): f"{TARGET_STACK} already exists; nothing was changed"
+            entity_key(plan.moves[0].source): MoveFailure(
+                "create", f"{TARGET_STACK} already exists; nothing was changed"
+            )
         }
         assert export(agent_view, SOURCE_STACK) == source_before
         assert "resources" not in export(other, TARGET_STACK)["deployment"]
@@ -222,16 +236,25 @@ def test_a_failed_import_removes_the_new_stack_and_leaves_the_source(
 
     plant(source, dangling_dependency)
     plan = migrate_plan(source, destination)
-    progress: list[str] = []
+    progress: list[ProgressEvent] = []
     with looking_at(source) as agent_view, looking_at(destination) as company_view:
         source_before = export(agent_view, SOURCE_STACK)
 
         failed = migrate(plan, source, destination, delete_source=True, progress=progress)
 
-        reason = failed[entity_key(plan.moves[0].source)]
-        assert reason.startswith("importing the state failed: error:")
-        assert "state file contains errors" in reason
-        assert progress == [f"created {TARGET_STACK}", f"removed the half-made {TARGET_STACK}"]
+        failure = failed[entity_key(plan.moves[0].source)]
+        assert (failure.step, failure.source_untouched) == ("import", True)
+        assert failure.message.startswith("importing the state failed: error:")
+        assert "state file contains errors" in failure.message
+        assert [event.describe() for event in progress] == [
+            f"moving {SOURCE_STACK} -> {TARGET_STACK}",
+            f"created {TARGET_STACK}",
+            f"removed the half-made {TARGET_STACK}",
+            f"{SOURCE_STACK} -> {TARGET_STACK} failed (import): {failure.message}",
+        ]
+        assert progress[-1] == MoveFailed(
+            source=SOURCE_STACK, target=TARGET_STACK, failure=failure, done=0, failed=1, total=1
+        )
         assert stack_names(company_view) == set()
         assert export(agent_view, SOURCE_STACK) == source_before
 
@@ -246,12 +269,14 @@ def test_a_stack_with_pending_operations_is_refused(
 
     plant(source, interrupted)
     plan = migrate_plan(source, destination)
-    progress: list[str] = []
+    progress: list[ProgressEvent] = []
 
     failed = migrate(plan, source, destination, progress=progress)
 
-    assert "1 pending operation(s)" in failed[entity_key(plan.moves[0].source)]
-    assert progress == []
+    failure = failed[entity_key(plan.moves[0].source)]
+    assert failure.step == "read"
+    assert "1 pending operation(s)" in failure.message
+    assert [type(event) for event in progress] == [MoveStarted, MoveFailed]
     with looking_at(source) as agent_view, looking_at(destination) as company_view:
         assert stack_names(company_view) == set()
         assert stack_names(agent_view) == {SOURCE_STACK}
@@ -310,15 +335,20 @@ def test_a_failed_verification_removes_the_new_stack_and_its_state(
     # The import goes through; reading the new stack's state back does not.
     service.faults.fail(400, method="GET", path=f"/api/stacks/{target}/export", times=None)
     plan = migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
-    progress: list[str] = []
+    progress: list[ProgressEvent] = []
 
     failed = migrate(plan, agent, platform, delete_source=True, progress=progress)
 
     service.faults.clear()
-    assert failed[entity_key(plan.moves[0].source)].startswith(
-        "verification: loading the state failed: error:"
-    )
-    assert progress == [f"created {target}", f"removed the half-made {target}"]
+    failure = failed[entity_key(plan.moves[0].source)]
+    assert failure.step == "verify"
+    assert failure.message.startswith("verification: loading the state failed: error:")
+    assert [event.describe() for event in progress] == [
+        f"moving {source_name} -> {target}",
+        f"created {target}",
+        f"removed the half-made {target}",
+        f"{source_name} -> {target} failed (verify): {failure.message}",
+    ]
     with looking_at(agent) as agent_view, looking_at(platform) as company_view:
         assert stack_names(company_view, COMPANY_ORG) == set()
         assert outputs(agent_view, source_name) == WORKLOAD_OUTPUTS

@@ -33,6 +33,7 @@ from toolkit.plan import (
     movable_kinds,
     order_renames,
 )
+from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap, parse_resolution_map
 
 AGENT = AgentAccountSummary(
@@ -339,8 +340,8 @@ def test_the_document_lists_renamed_stacks_in_their_rename_form() -> None:
 def test_failed_moves_become_failures_in_rename_form() -> None:
     claim = plan()
     failed = {
-        entity_key(stack("web/prod")): "transfer to acme failed: 503",
-        entity_key(stack("web/dev")): "rename in agent-abc123 failed: 409",
+        entity_key(stack("web/prod")): MoveFailure("transfer", "transfer to acme failed: 503"),
+        entity_key(stack("web/dev")): MoveFailure("rename", "rename in agent-abc123 failed: 409"),
     }
     document = claim.to_claim_response(failed_moves=failed, transfer_token="run-1")
     assert document.transfer_token == "run-1"
@@ -353,14 +354,17 @@ def test_failed_moves_become_failures_in_rename_form() -> None:
 
 def test_failed_moves_must_be_moves_of_the_plan() -> None:
     with pytest.raises(ValueError):
-        plan().to_claim_response(failed_moves={entity_key(stack("web/other")): "?"})
+        plan().to_claim_response(
+            failed_moves={entity_key(stack("web/other")): MoveFailure("transfer", "?")}
+        )
 
 
 @pytest.mark.parametrize("strategy", ["transfer", "migrate", "claim-api"])
 def test_the_document_deserializes_with_the_official_sdk(strategy: Strategy) -> None:
     claim = plan(strategy=strategy)
     document = claim.to_claim_response(
-        failed_moves={entity_key(stack("web/dev")): "transfer failed"}, transfer_token="run-1"
+        failed_moves={entity_key(stack("web/dev")): MoveFailure("transfer", "transfer failed")},
+        transfer_token="run-1",
     )
     sdk_document = default_encoder.deserialize(document.to_wire(), "AgentClaimResponse")
     assert type(sdk_document).__name__ == "AgentClaimResponse"

@@ -15,7 +15,7 @@ from semver import VersionInfo
 
 from programs.workload.workload import pulumi_program
 from toolkit.credentials import BackendIdentity
-from toolkit.errors import ClaimError, InvalidInputError
+from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.workspaces import (
     PULUMI_CLI_VERSION,
     SELF_MANAGED_ORG,
@@ -70,7 +70,7 @@ def test_a_missing_cli_names_the_install_script(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(ClaimError) as raised:
+    with pytest.raises(PulumiCliError) as raised:
         pulumi_command()
     assert "scripts/install-pulumi-cli" in str(raised.value)
 
@@ -108,10 +108,10 @@ def test_an_older_cli_on_path_gives_way_to_the_cached_build(
     assert pulumi_command().command == str(cached_bin / "pulumi")
 
 
-def test_a_failed_login_is_a_claim_error(pulumi_cli: Path, tmp_path: Path) -> None:
+def test_a_failed_login_is_a_pulumi_cli_error(pulumi_cli: Path, tmp_path: Path) -> None:
     missing = BackendIdentity(url=(tmp_path / "no-such-folder").as_uri())
     with (
-        pytest.raises(ClaimError, match=r"pulumi login .* failed: .*no such file or directory"),
+        pytest.raises(PulumiCliError, match=r"pulumi login .* failed: .*no such file or directory"),
         isolated_workspace(missing, project="web"),
     ):
         pass

@@ -19,6 +19,7 @@ from toolkit.errors import InvalidInputError
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, build_plan, movable_kinds
+from toolkit.progress import ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
@@ -138,9 +139,9 @@ def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> Progres
     if journal is None:
         return on_progress
 
-    def record_and_report(message: str) -> None:
-        journal.record(message)
-        on_progress(message)
+    def record_and_report(event: ProgressEvent) -> None:
+        journal.record(event.describe())
+        on_progress(event)
 
     return record_and_report
 

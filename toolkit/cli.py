@@ -246,6 +246,7 @@ def commit(
     """Move the stacks. With any unresolved conflict nothing is changed (exit 3)."""
     from toolkit.claim import commit_claim
     from toolkit.journal import Journal, default_runs_dir
+    from toolkit.progress_display import ProgressDisplay
 
     plan = _plan(settings, target, resolutions, strategy)
     if not plan.blocked and plan.moves and not yes:
@@ -260,15 +261,16 @@ def commit(
     )
     console.print(f"run {journal.run_id} (journal: {journal.path})")
     try:
-        result = _run(
-            commit_claim(
-                settings.credentials(),
-                plan,
-                delete_source=delete_source,
-                on_progress=console.print,
-                journal=journal,
+        with ProgressDisplay(console, total=len(plan.moves)) as show_progress:
+            result = _run(
+                commit_claim(
+                    settings.credentials(),
+                    plan,
+                    delete_source=delete_source,
+                    on_progress=show_progress,
+                    journal=journal,
+                )
             )
-        )
     finally:
         journal.close()
     _report(result.document, plan, "commit", fmt, output)

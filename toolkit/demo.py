@@ -18,6 +18,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.entities import stack_name
 from toolkit.plan import ClaimTarget
+from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 
@@ -62,7 +63,8 @@ async def run_demo(out: Console, progress: Console) -> int:
 
         out.print(Rule(f"3. commit --strategy transfer --resolutions {map_path.name} --yes"))
         plan = await plan_claim(credentials, target, load_resolution_map(map_path), "transfer")
-        result = await commit_claim(credentials, plan, on_progress=progress.print)
+        with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
+            result = await commit_claim(credentials, plan, on_progress=show_progress)
         print_report(result.document, "table", report_context(plan, "commit", result.document), out)
         out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
 

@@ -62,6 +62,10 @@ class TransportError(ClaimError):
     """The service could not be reached, or kept failing after the retries ran out."""
 
 
+class PulumiCliError(ClaimError):
+    """The pulumi CLI is missing, or a command of it failed (its `error:` words are kept)."""
+
+
 def _hint_for(status: int) -> str | None:
     return {
         401: "Check PULUMI_ACCESS_TOKEN (destination) and PULUMI_CLAIM_SOURCE_TOKEN (source).",

@@ -35,6 +35,7 @@ from toolkit.models import (
     TransferEntityFailure,
     TransferEntityStack,
 )
+from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
 
@@ -276,12 +277,13 @@ class ClaimPlan:
     def to_claim_response(
         self,
         *,
-        failed_moves: Mapping[EntityKey, str] | None = None,
+        failed_moves: Mapping[EntityKey, MoveFailure] | None = None,
         transfer_token: str | None = None,
     ) -> AgentClaimResponse:
         """The plan as the service's claim document (preview), or a commit's outcome.
 
-        `failed_moves` (source stack key -> reason) adds one failure per move that did not land.
+        `failed_moves` (source stack key -> why) adds one failure per move that did not land;
+        its `failureDetails` is the failure's message, which says what to do next.
         """
         failed_moves = failed_moves or {}
         unknown = set(failed_moves) - {entity_key(move.source) for move in self.moves}
@@ -291,7 +293,7 @@ class ClaimPlan:
             *self.failures,
             *(
                 TransferEntityFailure(
-                    entity=self._listed(move.source), failure_details=failed_moves[key]
+                    entity=self._listed(move.source), failure_details=failed_moves[key].message
                 )
                 for move in self.moves
                 if (key := entity_key(move.source)) in failed_moves

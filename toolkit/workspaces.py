@@ -45,7 +45,7 @@ from pulumi.automation.errors import CommandError, InvalidVersionError
 from semver import VersionInfo
 
 from toolkit.credentials import BackendIdentity
-from toolkit.errors import ClaimError, InvalidInputError
+from toolkit.errors import InvalidInputError, PulumiCliError
 
 PULUMI_CLI_VERSION = "3.274.1"
 """The CLI version the toolkit is tested with; `scripts/install-pulumi-cli` builds this one."""
@@ -73,7 +73,7 @@ def pulumi_command() -> PulumiCommand:
     """The `pulumi` CLI to drive: the one on PATH if it is at least `PULUMI_CLI_VERSION`, else
     the one `scripts/install-pulumi-cli` built (the same rule the script follows).
 
-    Raises `ClaimError` with the way to install it when neither is there. The answer is
+    Raises `PulumiCliError` with the way to install it when neither is there. The answer is
     remembered for the PATH and cache folder it was found with: checking a CLI's version
     runs it, which costs about a second per workspace otherwise.
     """
@@ -94,7 +94,7 @@ def _find_pulumi(path: str, cached: Path) -> PulumiCommand:
         # hosts built beside it are the ones found.
         return PulumiCommand(root=str(cached), version=minimum)
     found = f" (the one on PATH does not do: {older_on_path})" if older_on_path else ""
-    raise ClaimError(
+    raise PulumiCliError(
         f"the pulumi CLI v{PULUMI_CLI_VERSION} or newer was not found{found}", hint=INSTALL_HINT
     )
 
@@ -120,7 +120,7 @@ def isolated_workspace(
     The CLI is found by `pulumi_command()`.
 
     Raises `InvalidInputError` for a cloud identity without a token (the CLI would otherwise
-    fall back to the user's own login, or even sign up a new agent account), and `ClaimError`
+    fall back to the user's own login, or even sign up a new agent account), and `PulumiCliError`
     when the login fails.
     """
     if identity.is_cloud and not identity.token:
@@ -211,7 +211,7 @@ def _log_in(workspace: LocalWorkspace, url: str) -> None:
     try:
         run_pulumi(workspace, "login", url)
     except CommandError as exc:
-        raise ClaimError(
+        raise PulumiCliError(
             f"`pulumi login {url}` failed: {cli_error_text(exc)}",
             hint="Check the backend URL and the identity's token (or that the folder exists).",
         ) from exc

@@ -1,20 +1,15 @@
 """Strategies: each executes the stack moves of a `ClaimPlan` its own way.
 
-A strategy returns the moves that failed (source stack key -> reason); everything else in the
-plan is expected to have landed, which the caller verifies against the service.
+A strategy returns the moves that failed (source stack key -> why); everything else in the
+plan is expected to have landed, which the caller verifies against the service. It reports
+its progress as events (`toolkit.progress`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from toolkit.entities import EntityKey
+from toolkit.progress import MoveFailure, ProgressCallback, no_progress
 
-ProgressCallback = Callable[[str], None]
-"""Receives one human-readable line per completed step; the CLI shows it, tests collect it."""
+__all__ = ["FailedMoves", "ProgressCallback", "no_progress"]
 
-FailedMoves = dict[EntityKey, str]
-
-
-def no_progress(_message: str) -> None:
-    """The default progress callback: stay silent."""
+FailedMoves = dict[EntityKey, MoveFailure]

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from toolkit.credentials import BackendIdentity
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimError
 from toolkit.plan import ClaimPlan, StackMove
+from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
 from toolkit.workspaces import (
@@ -77,51 +78,56 @@ async def execute_migrate(
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
-    loop = asyncio.get_running_loop()
-
-    def report(message: str) -> None:
-        loop.call_soon_threadsafe(on_progress, message)
-
+    tally = MoveTally(len(plan.moves), on_progress)
     migration = _Migration(
         source=source,
         destination=destination,
         source_org=plan.source_org if source.is_cloud else SELF_MANAGED_ORG,
         destination_org=plan.destination_org if destination.is_cloud else SELF_MANAGED_ORG,
         delete_source=delete_source,
-        report=report,
+        loop=asyncio.get_running_loop(),
+        tally=tally,
     )
     failed: FailedMoves = {}
+
+    def fail(move: StackMove, failure: MoveFailure) -> None:
+        failed[entity_key(move.source)] = failure
+        tally.failed(migration.source_name(move), migration.target_name(move), failure)
+
     try:
         existing = await asyncio.to_thread(migration.destination_stacks, plan.moves)
     except (ClaimError, CommandError) as error:
-        problem = f"could not list the destination's stacks: {_reason(error)}"
-        return {entity_key(move.source): problem for move in plan.moves}
+        unlisted = MoveFailure("list", f"could not list the destination's stacks: {_reason(error)}")
+        for move in plan.moves:
+            fail(move, unlisted)
+        return failed
     pending: list[StackMove] = []
     for move in plan.moves:
         target = migration.target_name(move)
         if target in existing:
-            failed[entity_key(move.source)] = f"{target} already exists; nothing was changed"
+            fail(move, MoveFailure("create", f"{target} already exists; nothing was changed"))
         else:
             pending.append(move)
 
     semaphore = asyncio.Semaphore(max_concurrency)
 
-    async def migrate(move: StackMove) -> str | None:
+    async def migrate(move: StackMove) -> None:
         async with semaphore:
-            return await asyncio.to_thread(migration.migrate, move)
+            tally.started(migration.source_name(move), migration.target_name(move))
+            failure = await asyncio.to_thread(migration.migrate, move)
+        if failure is not None:
+            fail(move, failure)
 
-    outcomes = await asyncio.gather(*(migrate(move) for move in pending))
-    for move, reason in zip(pending, outcomes, strict=True):
-        if reason is not None:
-            failed[entity_key(move.source)] = reason
+    await asyncio.gather(*(migrate(move) for move in pending))
     return failed
 
 
 class _StepFailed(Exception):
-    """One stack's migration stopped; `reason` is what the report says."""
+    """One stack's migration stopped at `step`; `reason` is what the report says."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, step: Step, reason: str) -> None:
         super().__init__(reason)
+        self.step: Step = step
         self.reason = reason
 
 
@@ -134,7 +140,9 @@ class _Migration:
     source_org: str
     destination_org: str
     delete_source: bool
-    report: Callable[[str], None]
+    loop: asyncio.AbstractEventLoop
+    tally: MoveTally
+    """Counts the moves; lives on `loop`'s thread, which `report` posts to."""
 
     def source_name(self, move: StackMove) -> str:
         return f"{self.source_org}/{move.source.project_name}/{move.source.stack_name}"
@@ -150,7 +158,14 @@ class _Migration:
         with isolated_workspace(self.destination, project=project) as workspace:
             return {s.name for s in list_all_stacks(workspace, org=self.destination_org)}
 
-    def migrate(self, move: StackMove) -> str | None:
+    def report(self, move: StackMove, step: Step, summary: str, *, landed: bool = False) -> None:
+        """Send a step done in a worker thread to the tally, on the event loop's thread."""
+        send = self.tally.finished if landed else self.tally.step
+        self.loop.call_soon_threadsafe(
+            send, self.source_name(move), self.target_name(move), step, summary
+        )
+
+    def migrate(self, move: StackMove) -> MoveFailure | None:
         """Migrate one stack; None when it landed (and, if asked, left the source), else why not."""
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
@@ -160,21 +175,24 @@ class _Migration:
             ):
                 state = _read_source(source, source_name)
                 _create(target, target_name)
-                self.report(f"created {target_name}")
+                self.report(move, "create", f"created {target_name}")
                 try:
                     self._land(state, move, target, target_name)
                 except BaseException as failure:
-                    self._remove_half_made(target, target_name, failure)
+                    self._remove_half_made(move, target, failure)
                     raise
-                self.report(f"migrated {source_name} -> {target_name} (verified)")
+                self.report(
+                    move,
+                    "verify",
+                    f"migrated {source_name} -> {target_name} (verified)",
+                    landed=not self.delete_source,
+                )
                 if self.delete_source:
-                    self._remove_source(source, source_name, target_name)
+                    self._remove_source(move, source)
         except _StepFailed as failure:
-            return failure.reason
+            return MoveFailure(failure.step, failure.reason)
         except ClaimError as error:
-            return error.message
-        except ValueError as error:
-            return f"the pulumi CLI gave an answer that could not be read: {error}"
+            return MoveFailure("login", error.message)
         return None
 
     def _land(
@@ -191,13 +209,13 @@ class _Migration:
                 new_stack=move.target.stack_name,
             )
         except ValueError as error:
-            raise _StepFailed(f"the source's state cannot be renamed: {error}") from error
+            raise _StepFailed("import", f"the source's state cannot be renamed: {error}") from error
         deployment["secrets_providers"] = secrets_provider
         _import(target, target_name, {"version": state.version, "deployment": deployment})
         _verify(target, target_name, expected=deployment, source_encrypted=state.encrypted)
         _copy_tags(target, target_name, state.tags)
         if state.tags:
-            self.report(f"copied {len(state.tags)} tag(s) to {target_name}")
+            self.report(move, "tags", f"copied {len(state.tags)} tag(s) to {target_name}")
 
     def _secrets_provider(self, target: LocalWorkspace, move: StackMove) -> dict[str, Any]:
         """The new stack's secrets manager, which the import is to encrypt the secrets with.
@@ -211,42 +229,53 @@ class _Migration:
             owner = {"url": self.destination.url, "owner": self.destination_org}
             stack = {"project": move.target.project_name, "stack": move.target.stack_name}
             return {"type": "service", "state": {**owner, **stack}}
-        provider = _export(target, name, "reading the new stack")["deployment"].get(
+        provider = _export(target, name, "create", "reading the new stack")["deployment"].get(
             "secrets_providers"
         )
         if not isinstance(provider, dict):
-            raise _StepFailed(f"{name} was created without a secrets provider")
+            raise _StepFailed("create", f"{name} was created without a secrets provider")
         return provider
 
-    def _remove_half_made(self, target: LocalWorkspace, name: str, failure: BaseException) -> None:
+    def _remove_half_made(
+        self, move: StackMove, target: LocalWorkspace, failure: BaseException
+    ) -> None:
         """Remove the destination stack this run created; say so in the failure if that fails."""
+        name = self.target_name(move)
         try:
             target.remove_stack(name, force=True)
         except CommandError as error:
             if isinstance(failure, _StepFailed):
+                failure.step = "undo"
                 failure.reason += (
                     f"; removing the half-made {name} also failed ({_reason(error)}): "
                     f"remove it with `pulumi stack rm --force {name}`"
                 )
         else:
-            self.report(f"removed the half-made {name}")
+            self.report(move, "undo", f"removed the half-made {name}")
 
-    def _remove_source(self, source: LocalWorkspace, source_name: str, target_name: str) -> None:
+    def _remove_source(self, move: StackMove, source: LocalWorkspace) -> None:
         """Remove the source stack's record, now that the verified destination owns its resources.
 
         `--force` is needed because the stack still has resources; it removes the state only and
         destroys nothing, which is what a migration wants: the cloud resources stay, managed by
         the destination stack from now on.
         """
+        source_name, target_name = self.source_name(move), self.target_name(move)
         try:
-            _run(source, "removing the source", "stack", "rm", "--yes", "--force", source_name)
+            _run(
+                source,
+                "delete-source",
+                "removing the source",
+                *("stack", "rm", "--yes", "--force", source_name),
+            )
         except _StepFailed as failure:
             raise _StepFailed(
+                "delete-source",
                 f"{failure.reason}; {target_name} is migrated and verified, but {source_name} "
                 f"still manages the same resources: remove it with "
-                f"`pulumi stack rm --force {source_name}`"
+                f"`pulumi stack rm --force {source_name}`",
             ) from failure
-        self.report(f"removed {source_name}")
+        self.report(move, "delete-source", f"removed {source_name}", landed=True)
 
 
 @dataclass(frozen=True)
@@ -267,18 +296,21 @@ def _read_source(source: LocalWorkspace, name: str) -> _SourceState:
         exported = source.export_stack(name)
         tags = source.list_tags(name)
     except CommandError as error:
-        raise _StepFailed(f"reading {name} failed: {_reason(error)}") from error
+        raise _StepFailed("read", f"reading {name} failed: {_reason(error)}") from error
+    except ValueError as error:
+        raise _unreadable("read", error) from error
     plaintext = dict(exported.deployment or {})
     pending = plaintext.get("pending_operations") or []
     if pending:
         raise _StepFailed(
+            "read",
             f"{name} has {len(pending)} pending operation(s) left by an interrupted update, "
-            f"which an import would drop; run `pulumi refresh --stack {name}` and migrate again"
+            f"which an import would drop; run `pulumi refresh --stack {name}` and migrate again",
         )
     return _SourceState(
         version=exported.version,
         plaintext=plaintext,
-        encrypted=_export(source, name, "reading the source")["deployment"],
+        encrypted=_export(source, name, "read", "reading the source")["deployment"],
         tags={k: v for k, v in tags.items() if not k.startswith(SYSTEM_TAG_PREFIX)},
     )
 
@@ -288,14 +320,14 @@ def _create(target: LocalWorkspace, name: str) -> None:
     try:
         target.create_stack(name)
     except StackAlreadyExistsError as error:
-        raise _StepFailed(f"{name} already exists; nothing was changed") from error
+        raise _StepFailed("create", f"{name} already exists; nothing was changed") from error
     except CommandError as error:
         # The backend may have created the stack before a later part of `stack init` failed;
         # an empty stack of that name is this run's leftover (removing it without --force
         # cannot remove a stack that has resources).
         with contextlib.suppress(CommandError):
             target.remove_stack(name)
-        raise _StepFailed(f"creating {name} failed: {_reason(error)}") from error
+        raise _StepFailed("create", f"creating {name} failed: {_reason(error)}") from error
 
 
 def _import(target: LocalWorkspace, name: str, state: Mapping[str, Any]) -> None:
@@ -309,7 +341,12 @@ def _import(target: LocalWorkspace, name: str, state: Mapping[str, Any]) -> None
     try:
         with os.fdopen(descriptor, "w") as file:
             json.dump(state, file)
-        _run(target, "importing the state", "stack", "import", "--file", str(path), "--stack", name)
+        _run(
+            target,
+            "import",
+            "importing the state",
+            *("stack", "import", "--file", str(path), "--stack", name),
+        )
     finally:
         path.unlink()
 
@@ -323,19 +360,25 @@ def _verify(
 ) -> None:
     """Check the destination holds `expected` (the renamed source state), encrypted its own way."""
     # `pulumi stack` loads the state the way every update does: integrity checks, decryption.
-    _run(target, "verification: loading the state", "stack", "--stack", name)
+    _run(target, "verify", "verification: loading the state", "stack", "--stack", name)
     try:
         landed = target.export_stack(name).deployment or {}
     except CommandError as error:
-        raise _StepFailed(f"verification: exporting {name} failed: {_reason(error)}") from error
+        raise _StepFailed(
+            "verify", f"verification: exporting {name} failed: {_reason(error)}"
+        ) from error
+    except ValueError as error:
+        raise _unreadable("verify", error) from error
     difference = _difference(_comparable(expected), _comparable(landed))
     if difference:
-        raise _StepFailed(f"verification: {name} {difference}")
-    encrypted = _export(target, name, "verification")["deployment"]
+        raise _StepFailed("verify", f"verification: {name} {difference}")
+    encrypted = _export(target, name, "verify", "verification")["deployment"]
     if _plaintext_secrets(encrypted):
-        raise _StepFailed(f"verification: {name} stores secrets unencrypted")
+        raise _StepFailed("verify", f"verification: {name} stores secrets unencrypted")
     if _ciphertexts(encrypted) & _ciphertexts(source_encrypted):
-        raise _StepFailed(f"verification: {name} holds the source's ciphertext, not its own")
+        raise _StepFailed(
+            "verify", f"verification: {name} holds the source's ciphertext, not its own"
+        )
 
 
 def _copy_tags(target: LocalWorkspace, name: str, tags: Mapping[str, str]) -> None:
@@ -343,7 +386,7 @@ def _copy_tags(target: LocalWorkspace, name: str, tags: Mapping[str, str]) -> No
         for key, value in sorted(tags.items()):
             target.set_tag(name, key, value)
     except CommandError as error:
-        raise _StepFailed(f"copying the tags to {name} failed: {_reason(error)}") from error
+        raise _StepFailed("tags", f"copying the tags to {name} failed: {_reason(error)}") from error
 
 
 # --- Comparing states -----------------------------------------------------------------------
@@ -415,19 +458,26 @@ def _ciphertexts(deployment: Mapping[str, Any]) -> set[str]:
 # --- Running the CLI ------------------------------------------------------------------------
 
 
-def _export(workspace: LocalWorkspace, name: str, step: str) -> dict[str, Any]:
+def _export(workspace: LocalWorkspace, name: str, step: Step, doing: str) -> dict[str, Any]:
     """`pulumi stack export` with secrets encrypted (the Automation API's reveals them)."""
-    exported: dict[str, Any] = json.loads(
-        _run(workspace, step, "stack", "export", "--stack", name).stdout
-    )
+    stdout = _run(workspace, step, doing, "stack", "export", "--stack", name).stdout
+    try:
+        exported: dict[str, Any] = json.loads(stdout)
+    except ValueError as error:
+        raise _unreadable(step, error) from error
     return exported
 
 
-def _run(workspace: LocalWorkspace, step: str, *args: str) -> CommandResult:
+def _run(workspace: LocalWorkspace, step: Step, doing: str, *args: str) -> CommandResult:
+    """`pulumi ARGS`; a failure fails `step`, with the CLI's words after what it was `doing`."""
     try:
         return run_pulumi(workspace, *args)
     except CommandError as error:
-        raise _StepFailed(f"{step} failed: {_reason(error)}") from error
+        raise _StepFailed(step, f"{doing} failed: {_reason(error)}") from error
+
+
+def _unreadable(step: Step, error: ValueError) -> _StepFailed:
+    return _StepFailed(step, f"the pulumi CLI gave an answer that could not be read: {error}")
 
 
 def _reason(error: Exception) -> str:

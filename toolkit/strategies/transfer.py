@@ -20,9 +20,10 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import entity_key
+from toolkit.entities import EntityKey, entity_key
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.plan import ClaimPlan, RenameStep, StackMove
+from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
 
 
@@ -30,40 +31,56 @@ async def execute_transfer(
     plan: ClaimPlan, client: CloudClient, *, on_progress: ProgressCallback = no_progress
 ) -> FailedMoves:
     """Move every stack of `plan` with `client` (admin of both orgs); return the failed moves."""
-    failed: FailedMoves = {}
+    moves = _Moves(plan, on_progress)
     renamed: list[list[RenameStep]] = []
     for wave in plan.rename_waves:
-        pending = [step for step in wave if entity_key(step.move.source) not in failed]
+        pending = [step for step in wave if not moves.has_failed(step.move)]
+        for step in pending:
+            moves.start(step.move)
         outcomes = await _gather(_rename(client, plan.source_org, step) for step in pending)
         done: list[RenameStep] = []
         for step, error in zip(pending, outcomes, strict=True):
             if error is None:
                 done.append(step)
-                on_progress(
+                moves.step(
+                    step.move,
+                    "rename",
                     f"renamed {_name(step.from_project, step.from_stack)} -> "
-                    f"{_name(step.to_project, step.to_stack)} in {plan.source_org}"
+                    f"{_name(step.to_project, step.to_stack)} in {plan.source_org}",
                 )
             else:
-                failed[entity_key(step.move.source)] = (
-                    f"rename in {plan.source_org} failed: {error}"
+                moves.fail(
+                    step.move, MoveFailure("rename", f"rename in {plan.source_org} failed: {error}")
                 )
         renamed.append(done)
 
-    to_transfer = [move for move in plan.moves if entity_key(move.source) not in failed]
+    to_transfer = [move for move in plan.moves if not moves.has_failed(move)]
+    for move in to_transfer:
+        moves.start(move)
     outcomes = await _gather(_transfer(client, plan, move) for move in to_transfer)
     for move, error in zip(to_transfer, outcomes, strict=True):
         if error is None:
-            on_progress(f"transferred {_target(move)} to {plan.destination_org}")
+            moves.finished(
+                move, "transfer", f"transferred {_target(move)} to {plan.destination_org}"
+            )
         else:
-            failed[entity_key(move.source)] = f"transfer to {plan.destination_org} failed: {error}"
+            moves.fail(
+                move, MoveFailure("transfer", f"transfer to {plan.destination_org} failed: {error}")
+            )
 
-    await _undo_renames(client, plan, renamed, failed, on_progress)
+    await _undo_renames(client, plan, renamed, moves)
     try:
-        failed.update(await verify_moves(client, plan, failed))
+        problems = await verify_moves(client, plan, moves.failed)
     except ClaimError as error:
-        for move in plan.moves:
-            failed.setdefault(entity_key(move.source), f"could not be verified: {error.message}")
-    return failed
+        unverified = MoveFailure(
+            "verify", f"could not be verified: {error.message}", source_untouched=False
+        )
+        problems = {entity_key(move.source): unverified for move in plan.moves}
+    for move in plan.moves:
+        key = entity_key(move.source)
+        if key in problems and not moves.has_failed(move):
+            moves.fail(move, problems[key])
+    return moves.failed
 
 
 async def verify_moves(
@@ -81,10 +98,47 @@ async def verify_moves(
         key = entity_key(move.source)
         target = (move.target.project_name, move.target.stack_name)
         if target not in in_destination:
-            problems[key] = f"verification: {_target(move)} is not in {plan.destination_org}"
+            problem = f"verification: {_target(move)} is not in {plan.destination_org}"
         elif target in in_source:
-            problems[key] = f"verification: {_target(move)} is still in {plan.source_org} too"
+            problem = f"verification: {_target(move)} is still in {plan.source_org} too"
+        else:
+            continue
+        problems[key] = MoveFailure("verify", problem, source_untouched=False)
     return problems
+
+
+class _Moves:
+    """The failed moves so far, and every step of every move reported as it happens."""
+
+    def __init__(self, plan: ClaimPlan, on_progress: ProgressCallback) -> None:
+        self.failed: FailedMoves = {}
+        self._plan = plan
+        self._tally = MoveTally(len(plan.moves), on_progress)
+        self._started: set[EntityKey] = set()
+
+    def has_failed(self, move: StackMove) -> bool:
+        return entity_key(move.source) in self.failed
+
+    def start(self, move: StackMove) -> None:
+        """Report the move as started, unless an earlier step did."""
+        key = entity_key(move.source)
+        if key not in self._started:
+            self._started.add(key)
+            self._tally.started(*self._names(move))
+
+    def step(self, move: StackMove, step: Step, summary: str) -> None:
+        self._tally.step(*self._names(move), step, summary)
+
+    def finished(self, move: StackMove, step: Step, summary: str) -> None:
+        self._tally.finished(*self._names(move), step, summary)
+
+    def fail(self, move: StackMove, failure: MoveFailure) -> None:
+        self.failed[entity_key(move.source)] = failure
+        self._tally.failed(*self._names(move), failure)
+
+    def _names(self, move: StackMove) -> tuple[str, str]:
+        source = _name(move.source.project_name, move.source.stack_name)
+        return f"{self._plan.source_org}/{source}", f"{self._plan.destination_org}/{_target(move)}"
 
 
 PROJECT_LISTINGS_MAX = 32
@@ -132,11 +186,7 @@ async def _transfer(client: CloudClient, plan: ClaimPlan, move: StackMove) -> st
 
 
 async def _undo_renames(
-    client: CloudClient,
-    plan: ClaimPlan,
-    renamed: list[list[RenameStep]],
-    failed: FailedMoves,
-    on_progress: ProgressCallback,
+    client: CloudClient, plan: ClaimPlan, renamed: list[list[RenameStep]], moves: _Moves
 ) -> None:
     """Put each failed move back under its original source name, newest rename first."""
     for wave in reversed(renamed):
@@ -149,20 +199,28 @@ async def _undo_renames(
                 to_stack=step.from_stack,
             )
             for step in wave
-            if entity_key(step.move.source) in failed
+            if moves.has_failed(step.move)
         ]
         outcomes = await _gather(_rename(client, plan.source_org, step) for step in undo)
         for step, error in zip(undo, outcomes, strict=True):
-            key = entity_key(step.move.source)
             if error is None:
-                on_progress(
+                moves.step(
+                    step.move,
+                    "undo",
                     f"undid rename: {_name(step.to_project, step.to_stack)} is back "
-                    f"in {plan.source_org}"
+                    f"in {plan.source_org}",
                 )
             else:
-                failed[key] += (
-                    f"; undoing the rename also failed ({error}): the stack is still in "
-                    f"{plan.source_org} as {_name(step.from_project, step.from_stack)}"
+                earlier = moves.failed[entity_key(step.move.source)].message
+                still_as = _name(step.from_project, step.from_stack)
+                moves.fail(
+                    step.move,
+                    MoveFailure(
+                        "undo",
+                        f"{earlier}; undoing the rename also failed ({error}): the stack is still "
+                        f"in {plan.source_org} as {still_as}",
+                        source_untouched=False,
+                    ),
                 )
 
 

@@ -1,0 +1,132 @@
+"""Progress events and their display: the counts every event carries, plain lines when stderr
+is not a terminal (and nothing with -q), a progress bar when it is."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from click.testing import CliRunner, Result
+from rich.console import Console
+
+from toolkit.cli import cli
+from toolkit.emulator.server import EmulatorServer
+from toolkit.progress import MoveFailed, MoveFailure, MoveTally, ProgressEvent
+from toolkit.progress_display import ProgressDisplay
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory
+
+AGENT = "agent-abc123"
+WORLD: dict[str, Any] = {
+    "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", AGENT: "admin"}}],
+    "agents": [
+        {
+            "login": AGENT,
+            "token": "tok-agent",
+            "claimToken": "claim-abc123",
+            "createdAt": "2026-11-01T09:00:00Z",
+            "claimExpiresAt": "2026-12-31T09:00:00Z",
+        }
+    ],
+    "orgs": {
+        "acme": {"stacks": [{"project": "web", "stack": "dev"}]},
+        AGENT: {"stacks": [{"project": "web", "stack": "dev"}, {"project": "web", "stack": "qa"}]},
+    },
+}
+"""The agent's web/dev collides with acme's (renamed, it moves as web/dev-agent); web/qa does
+not."""
+
+TRANSFER_REFUSED = (
+    f"transfer to acme failed: POST /api/stacks/{AGENT}/web/qa/transfer failed with 409: "
+    "injected fault"
+)
+
+
+def commit(server: EmulatorServer, tmp_path: Path, *options: str) -> Result:
+    resolutions = tmp_path / "map.yaml"
+    resolutions.write_text("stacks: {web/dev: web/dev-agent}\n", encoding="utf-8")
+    env = {
+        "PULUMI_ACCESS_TOKEN": "tok-alice",
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "runs"),
+    }
+    args = [*options, "commit", "--from", AGENT, "--to", "acme", "-r", str(resolutions), "--yes"]
+    return CliRunner().invoke(cli, [*args, "--format", "json"], env=env, catch_exceptions=False)
+
+
+def test_off_a_terminal_each_event_is_a_plain_line_with_the_counts(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    server.faults.fail(409, method="POST", path=f"/api/stacks/{AGENT}/web/qa/transfer")
+
+    result = commit(server, tmp_path)
+
+    assert result.exit_code == 4, result.stderr
+    assert json.loads(result.stdout)["failures"][0]["failureDetails"] == TRANSFER_REFUSED
+    assert result.stderr.splitlines()[-5:] == [
+        f"[0/2] moving {AGENT}/web/dev -> acme/web/dev-agent",
+        f"[0/2] renamed web/dev -> web/dev-agent in {AGENT}",
+        f"[0/2] moving {AGENT}/web/qa -> acme/web/qa",
+        "[1/2] transferred web/dev-agent to acme",
+        f"[2/2, 1 failed] {AGENT}/web/qa -> acme/web/qa failed (transfer): {TRANSFER_REFUSED}",
+    ]
+
+
+def test_quiet_shows_no_progress(make_emulator: EmulatorFactory, tmp_path: Path) -> None:
+    server = make_emulator(WORLD)
+
+    result = commit(server, tmp_path, "-q")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_the_counts_follow_moves_that_land_fail_and_fail_again() -> None:
+    events: list[ProgressEvent] = []
+    tally = MoveTally(3, events.append)
+    verify = MoveFailure("verify", "verification: web/a is not in acme", source_untouched=False)
+
+    tally.started("agent/web/a", "acme/web/a")
+    tally.finished("agent/web/a", "acme/web/a", "transfer", "transferred web/a to acme")
+    tally.finished("agent/web/b", "acme/web/b", "transfer", "transferred web/b to acme")
+    tally.failed("agent/web/c", "acme/web/c", MoveFailure("transfer", "refused"))
+    tally.failed("agent/web/c", "acme/web/c", MoveFailure("undo", "refused; undo too", False))
+    tally.failed("agent/web/a", "acme/web/a", verify)
+
+    counts = [(event.done, event.failed, event.total, event.settled) for event in events]
+    assert counts == [
+        (0, 0, 3, 0),
+        (1, 0, 3, 1),
+        (2, 0, 3, 2),
+        (2, 1, 3, 3),
+        (2, 1, 3, 3),
+        (1, 2, 3, 3),
+    ]
+    assert events[-1] == MoveFailed(
+        source="agent/web/a", target="acme/web/a", failure=verify, done=1, failed=2, total=3
+    )
+
+
+def test_on_a_terminal_a_bar_shows_moves_done_and_failures_with_each_failure_above_it() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+
+    with ProgressDisplay(console, total=2) as show:
+        tally = MoveTally(2, show)
+        tally.started("agent/web/a", "acme/web/a")
+        tally.finished("agent/web/a", "acme/web/a", "transfer", "transferred web/a to acme")
+        tally.failed("agent/web/b", "acme/web/b", MoveFailure("transfer", "refused"))
+
+    shown = screen.getvalue()
+    assert "agent/web/b -> acme/web/b failed (transfer): refused" in shown
+    final = shown.rsplit("\r", 1)[-1]
+    assert "moves" in final
+    assert "2/2" in final
+    assert "1 failed" in final
+    assert "0:00:0" in final
+    assert "transferred web/a" not in shown, "steps show in the bar, not as lines"
+    assert "[1/2]" not in shown, "no plain lines on a terminal"

@@ -1,0 +1,151 @@
+"""What a commit reports as it goes: typed progress events, and why a move failed.
+
+Strategies send the events; the CLI draws them as a progress bar or plain lines, the journal
+keeps one line of text per event. Each event carries the counts as they stand after it, so a
+consumer keeps no state of its own. No heavy imports: the CLI reaches this before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypedDict
+
+Step = Literal[
+    "list",
+    "login",
+    "read",
+    "rename",
+    "transfer",
+    "create",
+    "import",
+    "verify",
+    "tags",
+    "delete-source",
+    "undo",
+]
+"""A step of a move: REST renames and transfers (`transfer`), copies of state (`migrate`), and
+"undo", putting back what a failed move had done."""
+
+
+@dataclass(frozen=True)
+class MoveFailure:
+    """Why one move did not land."""
+
+    step: Step
+    """The step that failed; "undo" when undoing an earlier failure failed too."""
+    message: str
+    """What went wrong and what to do, in the words of the claim document's failure."""
+    source_untouched: bool = True
+    """Whether the source stack is still as it was, under its own name."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _MoveEvent:
+    source: str
+    """The stack's fully qualified name in the source, `org/project/stack`."""
+    target: str
+    """Its planned fully qualified name in the destination."""
+    done: int
+    """Moves landed so far; a landed move that then fails verification counts as failed."""
+    failed: int
+    total: int
+
+    @property
+    def settled(self) -> int:
+        """Moves no longer under way: landed or failed."""
+        return self.done + self.failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveStarted(_MoveEvent):
+    """Work on a move began (in transfer: its first rename, or its transfer)."""
+
+    def describe(self) -> str:
+        return f"moving {self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepDone(_MoveEvent):
+    """A step of a move that is not its last went through (or an undo did)."""
+
+    step: Step
+    summary: str
+
+    def describe(self) -> str:
+        return self.summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveFinished(_MoveEvent):
+    """The move's last step went through: the stack landed."""
+
+    step: Step
+    summary: str
+
+    def describe(self) -> str:
+        return self.summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveFailed(_MoveEvent):
+    """The move failed, or its failure got worse (an undo failed too)."""
+
+    failure: MoveFailure
+
+    def describe(self) -> str:
+        failure = self.failure
+        return f"{self.source} -> {self.target} failed ({failure.step}): {failure.message}"
+
+
+ProgressEvent = MoveStarted | StepDone | MoveFinished | MoveFailed
+
+ProgressCallback = Callable[[ProgressEvent], None]
+"""Receives every event of a commit; the CLI shows them, the journal records them."""
+
+
+def no_progress(_event: ProgressEvent) -> None:
+    """The default progress callback: stay silent."""
+
+
+class _Counts(TypedDict):
+    done: int
+    failed: int
+    total: int
+
+
+class MoveTally:
+    """Counts a commit's moves as they land and fail, and sends each event with the counts.
+
+    Not thread-safe: call it on the event loop's thread (migrate's workers post to it there).
+    """
+
+    def __init__(self, total: int, on_progress: ProgressCallback) -> None:
+        self._total = total
+        self._on_progress = on_progress
+        self._landed: set[str] = set()
+        self._failed: set[str] = set()
+
+    def started(self, source: str, target: str) -> None:
+        self._on_progress(MoveStarted(source=source, target=target, **self._counts()))
+
+    def step(self, source: str, target: str, step: Step, summary: str) -> None:
+        self._on_progress(
+            StepDone(source=source, target=target, step=step, summary=summary, **self._counts())
+        )
+
+    def finished(self, source: str, target: str, step: Step, summary: str) -> None:
+        self._landed.add(source)
+        self._on_progress(
+            MoveFinished(source=source, target=target, step=step, summary=summary, **self._counts())
+        )
+
+    def failed(self, source: str, target: str, failure: MoveFailure) -> None:
+        self._landed.discard(source)
+        self._failed.add(source)
+        self._on_progress(
+            MoveFailed(source=source, target=target, failure=failure, **self._counts())
+        )
+
+    def _counts(self) -> _Counts:
+        return {"done": len(self._landed), "failed": len(self._failed), "total": self._total}
