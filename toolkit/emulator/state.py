@@ -30,7 +30,8 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from toolkit.emulator import checkpoints
 from toolkit.emulator.checkpoints import UntypedDeployment
 from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt, new_stack_key
-from toolkit.emulator.world import NAME_PATTERN, Role, World
+from toolkit.emulator.world import Role, World
+from toolkit.entities import name_problem
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
@@ -1250,12 +1251,9 @@ def _checked_deployment(document: Any) -> UntypedDeployment:
 
 
 def _check_name(what: str, name: str) -> None:
-    if not NAME_PATTERN.fullmatch(name):
-        raise ServiceFault(
-            400,
-            f"Bad Request: {what} name {name!r} is invalid: use 1-100 letters, digits,"
-            " '_', '.' or '-'",
-        )
+    problem = name_problem(what, name)
+    if problem is not None:
+        raise ServiceFault(400, f"Bad Request: {problem}")
 
 
 def _page(
