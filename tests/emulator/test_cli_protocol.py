@@ -26,7 +26,7 @@ from pulumi import automation as auto
 from pulumi_cloud_sdk._support import default_encoder
 
 from programs.workload.workload import pulumi_program
-from toolkit.emulator import cli_api
+from toolkit.emulator import cli_models
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import WireModel
 
@@ -302,8 +302,8 @@ def test_the_protocol_shapes_carry_the_sdk_names_and_fields() -> None:
     that each names an SDK model, knows the fields it requires and declares no others."""
     shapes = [
         shape
-        for _, shape in inspect.getmembers(cli_api, inspect.isclass)
-        if issubclass(shape, WireModel) and shape.__module__ == cli_api.__name__
+        for _, shape in inspect.getmembers(cli_models, inspect.isclass)
+        if issubclass(shape, WireModel) and shape.__module__ == cli_models.__name__
     ]
     untyped_in_the_sdk = {"GetHistoryResponse"}
     only_read = {"AppUpdateOptions", "AppUpdateMetadata", "AppEngineEventBatch", "StackTag"}
