@@ -291,7 +291,9 @@ def test_pulumi_cancel_frees_a_stack_an_unfinished_update_holds(
     assert "Another update is currently in progress" in busy.stderr
     caller = emulator.state.authenticate("tok-agent")
     assert emulator.state.get_update(caller, AGENT, "web", "dev", update_id).status == "cancelled"
-    assert emulator.state.get_stack(caller, AGENT, "web", "dev").version == 2  # update, import
+    assert (
+        emulator.state.get_stack(caller, AGENT, "web", "dev").record.version == 2
+    )  # update, import
 
 
 # --- The protocol over plain HTTP ----------------------------------------------------------

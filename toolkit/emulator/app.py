@@ -1,7 +1,7 @@
 """The emulator's HTTP layer: Pulumi Cloud's paths over `ServiceState`.
 
-Handlers only parse the request, call the state and serialize the answer with the
-toolkit's wire models; the rules live in `state.py`. The calls only the `pulumi` CLI makes
+Handlers only parse the request, call the state and answer with what `responses` makes of
+the records it returns; the rules live in `state`. The calls only the `pulumi` CLI makes
 (stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`. Around every
 service request an ASGI middleware adds the configured latency, applies armed faults and
 records the request.
@@ -22,18 +22,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from toolkit.emulator import responses
 from toolkit.emulator.cli_api import cli_router
 from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import (
     AppImportStackResponse,
-    AppListStacksResponse,
     AppStackRenameRequest,
     ErrorResponse,
-    ListEnvironmentsResponse,
-    ListInsightsAccountsResponse,
-    ListPackagesResponse,
     TransferStackRequest,
 )
 
@@ -77,7 +74,7 @@ def create_app(
 
     @app.get("/api/user")
     async def get_current_user(who: Authenticated) -> JSONResponse:
-        return json_response(state.current_user(who))
+        return json_response(responses.user(state.current_user(who)))
 
     @app.get("/api/user/stacks")
     async def list_user_stacks(
@@ -98,12 +95,11 @@ def create_app(
             tag_value=tag_value,
             continuation_token=continuation_token,
         )
-        body = AppListStacksResponse(stacks=page.items, continuation_token=page.next_token)
-        return json_response(body)
+        return json_response(responses.stack_list(page))
 
     @app.get("/api/stacks/{org}/{project}/{stack}")
     async def get_stack(who: Authenticated, org: str, project: str, stack: str) -> JSONResponse:
-        return json_response(state.get_stack(who, org, project, stack))
+        return json_response(responses.stack(state.get_stack(who, org, project, stack)))
 
     @app.post("/api/stacks/{org}/{project}/{stack}/rename")
     async def rename_stack(
@@ -156,8 +152,7 @@ def create_app(
         page = state.list_environments(
             who, org, limit=limit(max_results), continuation_token=continuation_token
         )
-        body = ListEnvironmentsResponse(environments=page.items, next_token=page.next_token)
-        return json_response(body)
+        return json_response(responses.environment_list(page))
 
     @app.get("/api/preview/insights/{org}/accounts")
     async def list_insights_accounts(
@@ -169,8 +164,7 @@ def create_app(
         page = state.list_insights_accounts(
             who, org, limit=limit(count), continuation_token=continuation_token
         )
-        body = ListInsightsAccountsResponse(accounts=page.items, next_token=page.next_token)
-        return json_response(body)
+        return json_response(responses.insights_account_list(page))
 
     @app.get("/api/preview/registry/packages")
     async def list_registry_packages(
@@ -185,13 +179,12 @@ def create_app(
             org_login=org_login,
             continuation_token=continuation_token,
         )
-        body = ListPackagesResponse(packages=page.items, continuation_token=page.next_token)
-        return json_response(body)
+        return json_response(responses.package_list(page))
 
     # The claim token is the credential here; an access token, if sent, must still be valid.
     @app.get("/api/agents/signup/validate/{claim_token}", dependencies=[Depends(token_if_sent)])
     async def validate_claim_token(claim_token: str) -> JSONResponse:
-        return json_response(state.validate_claim(claim_token))
+        return json_response(responses.claim(state.validate_claim(claim_token)))
 
     app.include_router(cli_router(state, caller, lease_token))
     _add_control_routes(app, faults, requests)

@@ -16,11 +16,12 @@ checkpoints (no deltas, no journal) of deployment schema version 3.
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
+from toolkit.emulator import responses
 from toolkit.emulator.cli_models import (
     AppAPICapabilityConfig,
     AppBatchDecryptRequest,
@@ -29,7 +30,6 @@ from toolkit.emulator.cli_models import (
     AppBatchEncryptResponse,
     AppCapabilitiesResponse,
     AppCompleteUpdateRequest,
-    AppConfigValue,
     AppCreateStackRequest,
     AppCreateStackResponse,
     AppDecryptValueRequest,
@@ -43,25 +43,14 @@ from toolkit.emulator.cli_models import (
     AppStartUpdateRequest,
     AppStartUpdateResponse,
     AppUntypedDeployment,
-    AppUpdateInfo,
-    AppUpdateMetadata,
     AppUpdateProgramRequest,
     AppUpdateProgramResponse,
     AppUpdateResults,
-    GetHistoryResponse,
     StackTag,
-    UpdateInfo,
 )
 from toolkit.emulator.responses import json_response
-from toolkit.emulator.state import (
-    FINISHED,
-    Caller,
-    ServiceFault,
-    ServiceState,
-    UpdateKind,
-    UpdateRecord,
-)
-from toolkit.models import AppImportStackResponse, UserInfo
+from toolkit.emulator.state import FINISHED, Caller, ServiceFault, ServiceState, UpdateKind
+from toolkit.models import AppImportStackResponse
 
 STACK = "/api/stacks/{org}/{project}/{stack}"
 UPDATE = STACK + "/{kind}/{update_id}"
@@ -239,7 +228,7 @@ def cli_router(
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> JSONResponse:
         updates = state.update_history(who, org, project, stack, page_size=page_size, page=page)
-        return json_response(GetHistoryResponse(updates=[_update_info(u) for u in updates]))
+        return json_response(responses.update_history(updates))
 
     @router.get(STACK + "/updates/latest")
     async def get_latest_stack_update(
@@ -249,16 +238,7 @@ def cli_router(
         if not updates:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} has no updates")
         (latest,) = updates
-        body = UpdateInfo(
-            info=_update_info(latest),
-            update_id=latest.id,
-            version=latest.version,
-            latest_version=latest.version,
-            requested_by=UserInfo(
-                name=latest.requested_by, github_login=latest.requested_by, avatar_url=""
-            ),
-        )
-        return json_response(body)
+        return json_response(responses.latest_update(latest))
 
     for kind in PROGRAM_KINDS:
         router.add_api_route(
@@ -388,31 +368,6 @@ def _check_kind(kind: str) -> None:
     """Paths under an update name its kind; the CLI always says `update`, whatever it runs."""
     if kind not in PROGRAM_KINDS:
         raise ServiceFault(404, f"Not Found: no such kind of update: {kind!r}")
-
-
-def _update_info(update: UpdateRecord) -> AppUpdateInfo:
-    metadata = AppUpdateMetadata.model_validate(update.program.get("metadata") or {})
-    config = update.program.get("config") or {}
-    return AppUpdateInfo(
-        kind=update.kind,
-        start_time=update.started or 0,
-        message=metadata.message,
-        environment=metadata.environment or {},
-        config={key: AppConfigValue.model_validate(value) for key, value in config.items()},
-        result=_RESULTS[update.status],
-        end_time=update.ended or 0,
-        version=update.version,
-    )
-
-
-_RESULTS: dict[str, Literal["not-started", "in-progress", "succeeded", "failed"]] = {
-    "not started": "not-started",
-    "running": "in-progress",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "cancelled": "failed",
-}
-"""An update's status as its history shows the result."""
 
 
 def _from_base64(text: str) -> bytes:

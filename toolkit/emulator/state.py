@@ -31,25 +31,12 @@ from toolkit.emulator import checkpoints
 from toolkit.emulator.checkpoints import UntypedDeployment
 from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt, new_stack_key
 from toolkit.emulator.world import Role, World
-from toolkit.entities import name_problem
+from toolkit.entities import Inventory, name_problem
 from toolkit.models import (
-    AgentAccountSummary,
-    AgentClaimResponse,
-    AppStack,
-    AppStackSummary,
-    BaseEntity,
-    EnvironmentReferrerMetadata,
-    EnvironmentSettings,
-    InsightsAccount,
-    OrganizationSummaryWithRole,
-    OrgEnvironment,
-    PackageMetadata,
     TransferEntityEnvironment,
     TransferEntityInsightsAccount,
     TransferEntityRegistryPackage,
     TransferEntityStack,
-    User,
-    UserInfo,
 )
 
 T = TypeVar("T")
@@ -161,6 +148,15 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class UserRecord:
+    """An account and its role in each org it belongs to (in org name order)."""
+
+    login: str
+    is_agent: bool
+    roles: dict[str, Role]
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a listing; `next_token` is None on the last page."""
 
@@ -180,6 +176,55 @@ class StackRecord:
     last_update: int
     tags: dict[str, str]
     version: int
+
+
+@dataclass(frozen=True)
+class StackView:
+    """A stack as one look at it shows it: the record and the id of its latest update that
+    writes state (None if it has none), which is the one the CLI cancels."""
+
+    record: StackRecord
+    latest_update: str | None
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    id: str
+    org: str
+    project: str
+    name: str
+    created: str
+    owner: str
+    """The login the environment is shown as owned by."""
+
+
+@dataclass(frozen=True)
+class InsightsAccountRecord:
+    id: str
+    name: str
+    provider: str
+    owner: str
+    """The login the account is shown as owned by."""
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    source: str
+    publisher: str
+    name: str
+    org: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """What a claim token would claim: the agent account and everything its org owns."""
+
+    login: str
+    """The agent's login, which is also the name of its individual org."""
+    created_at: datetime
+    claim_expires_at: datetime
+    inventory: Inventory
 
 
 UpdateKind = Literal["update", "preview", "refresh", "destroy", "import"]
@@ -264,29 +309,14 @@ class ServiceState:
             raise ServiceFault(401, "Unauthorized: the access token is not valid")
         return Caller(login=row[0], is_agent=bool(row[1]))
 
-    def current_user(self, caller: Caller) -> User:
-        """The document of `GET /api/user`: who the caller is and its orgs with roles."""
+    def current_user(self, caller: Caller) -> UserRecord:
+        """Who the caller is and its orgs with roles (`GET /api/user`)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT org, role FROM memberships WHERE login = ? ORDER BY org",
                 (caller.login,),
             ).fetchall()
-        return User(
-            id=_stable_id("user", caller.login),
-            github_login=caller.login,
-            name=caller.login,
-            email=f"{caller.login}@example.com",
-            avatar_url="",
-            organizations=[
-                OrganizationSummaryWithRole(name=org, github_login=org, avatar_url="", role=role)
-                for org, role in rows
-            ],
-            identities=[],
-            has_mfa=False,
-            is_org_managed=False,
-            is_managed_by_multi_org=False,
-            is_agent=caller.is_agent,
-        )
+        return UserRecord(login=caller.login, is_agent=caller.is_agent, roles=dict(rows))
 
     # --- stacks --------------------------------------------------------------------------
 
@@ -300,7 +330,7 @@ class ServiceState:
         tag_name: str | None = None,
         tag_value: str | None = None,
         continuation_token: str | None = None,
-    ) -> Page[AppStackSummary]:
+    ) -> Page[StackRecord]:
         """Stacks in the caller's orgs, ordered by (org, project, stack), keyset-paged;
         optionally only those of one project, or carrying a tag (with a given value).
 
@@ -335,28 +365,20 @@ class ServiceState:
                     continue
                 after = (after_project, after_stack) if org == after_org else ("", "")
                 rows += self._db.execute(
-                    "SELECT id, org, project, stack, last_update, resource_count FROM stacks"
+                    f"SELECT {_STACK_COLUMNS} FROM stacks"
                     f" WHERE org = ? AND (project, stack) > (?, ?){''.join(filters)}"
                     " ORDER BY project, stack LIMIT ?",
                     (org, *after, *filter_params, limit + 1 - len(rows)),
                 ).fetchall()
         return _page(
-            rows,
+            [_stack_record(row) for row in rows],
             limit,
             "stacks",
-            key=lambda row: (row[1], row[2], row[3]),
-            build=lambda row: AppStackSummary(
-                id=row[0],
-                org_name=row[1],
-                project_name=row[2],
-                stack_name=row[3],
-                last_update=row[4],
-                resource_count=row[5],
-            ),
+            key=lambda record: (record.org, record.project, record.stack),
         )
 
-    def get_stack(self, caller: Caller, org: str, project: str, stack: str) -> AppStack:
-        """The stack, with its tags, version and latest update (the CLI cancels that one)."""
+    def get_stack(self, caller: Caller, org: str, project: str, stack: str) -> StackView:
+        """The stack, with its latest update (the CLI cancels that one)."""
         with self._lock:
             self._role_in(caller, org)
             record = self._existing_stack(org, project, stack)
@@ -365,19 +387,11 @@ class ServiceState:
                 " ORDER BY version DESC, started DESC LIMIT 1",
                 (record.id,),
             ).fetchone()
-        return AppStack(
-            id=record.id,
-            org_name=record.org,
-            project_name=record.project,
-            stack_name=record.stack,
-            active_update="" if latest is None else latest[0],
-            tags=record.tags,
-            version=record.version,
-        )
+        return StackView(record=record, latest_update=None if latest is None else latest[0])
 
     def create_stack(
         self, caller: Caller, org: str, project: str, stack: str, *, tags: dict[str, str]
-    ) -> AppStack:
+    ) -> StackRecord:
         """A new, empty stack with its own secret key; any member of the org may create one."""
         with self._lock, self._transaction():
             self._role_in(caller, org)
@@ -397,12 +411,13 @@ class ServiceState:
                     new_stack_key(),
                 ),
             )
-        return AppStack(
+        return StackRecord(
             id=stack_id,
-            org_name=org,
-            project_name=project,
-            stack_name=stack,
-            active_update="",
+            org=org,
+            project=project,
+            stack=stack,
+            resource_count=0,
+            last_update=0,
             tags=tags,
             version=0,
         )
@@ -746,7 +761,7 @@ class ServiceState:
 
     def list_environments(
         self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
-    ) -> Page[OrgEnvironment]:
+    ) -> Page[EnvironmentRecord]:
         """ESC environments of an org, ordered by (project, name), keyset-paged."""
         where = "org = ?"
         params: list[Any] = [org]
@@ -761,28 +776,17 @@ class ServiceState:
                 f" WHERE {where} ORDER BY project, name LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
-        return _page(
-            rows,
-            limit,
-            "environments",
-            key=lambda row: (row[1], row[2]),
-            build=lambda row: OrgEnvironment(
-                id=row[0],
-                organization=org,
-                project=row[1],
-                name=row[2],
-                created=row[3],
-                modified=row[3],
-                owned_by=owner,
-                tags={},
-                referrer_metadata=EnvironmentReferrerMetadata(),
-                settings=EnvironmentSettings(),
-            ),
-        )
+        environments = [
+            EnvironmentRecord(
+                id=row_id, org=org, project=project, name=name, created=created, owner=owner
+            )
+            for row_id, project, name, created in rows
+        ]
+        return _page(environments, limit, "environments", key=lambda e: (e.project, e.name))
 
     def list_insights_accounts(
         self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
-    ) -> Page[InsightsAccount]:
+    ) -> Page[InsightsAccountRecord]:
         """Insights accounts of an org, ordered by name, keyset-paged."""
         where = "org = ?"
         params: list[Any] = [org]
@@ -797,19 +801,11 @@ class ServiceState:
                 f" WHERE {where} ORDER BY name LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
-        return _page(
-            rows,
-            limit,
-            "insights",
-            key=lambda row: (row[1],),
-            build=lambda row: InsightsAccount(
-                id=row[0],
-                name=row[1],
-                owned_by=owner,
-                provider=row[2],
-                scheduled_scan_enabled=False,
-            ),
-        )
+        accounts = [
+            InsightsAccountRecord(id=row_id, name=name, provider=provider, owner=owner)
+            for row_id, name, provider in rows
+        ]
+        return _page(accounts, limit, "insights", key=lambda account: (account.name,))
 
     def list_registry_packages(
         self,
@@ -818,7 +814,7 @@ class ServiceState:
         limit: int,
         org_login: str | None = None,
         continuation_token: str | None = None,
-    ) -> Page[PackageMetadata]:
+    ) -> Page[PackageRecord]:
         """Registry packages of the caller's orgs (only those `org_login` publishes, if given)."""
         where = ["p.org IN (SELECT org FROM memberships WHERE login = ?)"]
         params: list[Any] = [caller.login]
@@ -836,28 +832,23 @@ class ServiceState:
                 " ORDER BY p.source, p.publisher, p.name, p.org LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
+        packages = [
+            PackageRecord(
+                source=source,
+                publisher=publisher,
+                name=name,
+                org=package_org,
+                created_at=datetime.fromisoformat(created_at),
+            )
+            for source, publisher, name, package_org, created_at in rows
+        ]
         return _page(
-            rows,
-            limit,
-            "packages",
-            key=lambda row: (row[0], row[1], row[2], row[3]),
-            build=lambda row: PackageMetadata(
-                source=row[0],
-                publisher=row[1],
-                name=row[2],
-                version="1.0.0",
-                is_featured=False,
-                package_status="ga",
-                readme_url=f"registry/{row[0]}/{row[1]}/{row[2]}/readme.md",
-                schema_url=f"registry/{row[0]}/{row[1]}/{row[2]}/schema.json",
-                created_at=datetime.fromisoformat(row[4]),
-                visibility="private",
-            ),
+            packages, limit, "packages", key=lambda p: (p.source, p.publisher, p.name, p.org)
         )
 
     # --- agent accounts ------------------------------------------------------------------
 
-    def validate_claim(self, claim_token: str) -> AgentClaimResponse:
+    def validate_claim(self, claim_token: str) -> ClaimRecord:
         """What claiming the agent account behind `claim_token` would bring over."""
         with self._lock:
             row = self._db.execute(
@@ -867,15 +858,12 @@ class ServiceState:
             if row is None:
                 raise ServiceFault(404, "Not Found: the claim token is not valid")
             login, created_at, claim_expires_at = row
-            entities = self._inventory(login)
-        return AgentClaimResponse(
-            agent=AgentAccountSummary(
-                login=login, org_name=login, created_at=datetime.fromisoformat(created_at)
-            ),
-            entities=entities,
-            conflicts=[],
-            failures=[],
+            inventory = self._inventory(login)
+        return ClaimRecord(
+            login=login,
+            created_at=datetime.fromisoformat(created_at),
             claim_expires_at=datetime.fromisoformat(claim_expires_at),
+            inventory=inventory,
         )
 
     # --- direct reads, for tests ---------------------------------------------------------
@@ -1041,22 +1029,10 @@ class ServiceState:
 
     def _find_stack(self, org: str, project: str, stack: str) -> StackRecord | None:
         row = self._db.execute(
-            "SELECT id, org, project, stack, resource_count, last_update, tags, version"
-            " FROM stacks WHERE org = ? AND project = ? AND stack = ?",
+            f"SELECT {_STACK_COLUMNS} FROM stacks WHERE org = ? AND project = ? AND stack = ?",
             (org, project, stack),
         ).fetchone()
-        if row is None:
-            return None
-        return StackRecord(
-            id=row[0],
-            org=row[1],
-            project=row[2],
-            stack=row[3],
-            resource_count=row[4],
-            last_update=row[5],
-            tags=json.loads(row[6]) if row[6] else {},
-            version=row[7],
-        )
+        return None if row is None else _stack_record(row)
 
     def _existing_stack(self, org: str, project: str, stack: str) -> StackRecord:
         record = self._find_stack(org, project, stack)
@@ -1172,16 +1148,15 @@ class ServiceState:
         ).fetchone()
         return str(stack_id)
 
-    def _owner_of(self, org: str) -> UserInfo:
+    def _owner_of(self, org: str) -> str:
         """Who entities of an org are shown as owned by: its first admin, else the org."""
         row = self._db.execute(
             "SELECT login FROM memberships WHERE org = ? AND role = 'admin' ORDER BY login",
             (org,),
         ).fetchone()
-        login = org if row is None else row[0]
-        return UserInfo(name=login, github_login=login, avatar_url="")
+        return org if row is None else str(row[0])
 
-    def _inventory(self, org: str) -> list[BaseEntity]:
+    def _inventory(self, org: str) -> Inventory:
         db = self._db
         stacks = db.execute(
             "SELECT project, stack, resource_count, last_update FROM stacks WHERE org = ?"
@@ -1199,8 +1174,9 @@ class ServiceState:
             " ORDER BY source, publisher, name",
             (org,),
         ).fetchall()
-        return [
-            *(
+        return Inventory(
+            org=org,
+            stacks=[
                 TransferEntityStack(
                     project_name=project,
                     stack_name=stack,
@@ -1208,17 +1184,33 @@ class ServiceState:
                     last_update=datetime.fromtimestamp(updated, UTC) if updated else None,
                 )
                 for project, stack, count, updated in stacks
-            ),
-            *(
+            ],
+            environments=[
                 TransferEntityEnvironment(project_name=project, environment_name=name)
                 for project, name in environments
-            ),
-            *(TransferEntityInsightsAccount(name=name) for (name,) in accounts),
-            *(
+            ],
+            insights_accounts=[TransferEntityInsightsAccount(name=name) for (name,) in accounts],
+            registry_packages=[
                 TransferEntityRegistryPackage(source=source, publisher=publisher, name=name)
                 for source, publisher, name in packages
-            ),
-        ]
+            ],
+        )
+
+
+_STACK_COLUMNS = "id, org, project, stack, resource_count, last_update, tags, version"
+
+
+def _stack_record(row: Sequence[Any]) -> StackRecord:
+    return StackRecord(
+        id=row[0],
+        org=row[1],
+        project=row[2],
+        stack=row[3],
+        resource_count=row[4],
+        last_update=row[5],
+        tags=json.loads(row[6]) if row[6] else {},
+        version=row[7],
+    )
 
 
 _UPDATE_COLUMNS = "id, kind, dry_run, status, version, started, ended, program, requested_by"
@@ -1257,18 +1249,12 @@ def _check_name(what: str, name: str) -> None:
 
 
 def _page(
-    rows: Sequence[tuple[Any, ...]],
-    limit: int,
-    scope: str,
-    *,
-    key: Callable[[tuple[Any, ...]], tuple[str, ...]],
-    build: Callable[[tuple[Any, ...]], T],
+    items: Sequence[T], limit: int, scope: str, *, key: Callable[[T], tuple[str, ...]]
 ) -> Page[T]:
-    """Turn `limit + 1` fetched rows into a page and the token that resumes after it."""
-    more = len(rows) > limit
-    shown = rows[:limit]
-    next_token = _encode_token(scope, key(shown[-1])) if more else None
-    return Page(items=[build(row) for row in shown], next_token=next_token)
+    """Turn `limit + 1` fetched items into a page and the token that resumes after it."""
+    shown = list(items[:limit])
+    next_token = _encode_token(scope, key(shown[-1])) if len(items) > limit else None
+    return Page(items=shown, next_token=next_token)
 
 
 def _encode_token(scope: str, key: tuple[str, ...]) -> str:
@@ -1294,7 +1280,3 @@ def _decode_token(token: str, scope: str, size: int) -> list[str]:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _stable_id(kind: str, name: str) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"pulumi-claim-emulator:{kind}:{name}").hex
