@@ -301,7 +301,7 @@ class ServiceState:
         """The caller an access token belongs to; 401 for a missing or unknown token."""
         if not token:
             raise ServiceFault(401, "Unauthorized: no access token was given")
-        with self._lock:
+        with self._session():
             row = self._db.execute(
                 "SELECT login, is_agent FROM accounts WHERE token = ?", (token,)
             ).fetchone()
@@ -311,7 +311,7 @@ class ServiceState:
 
     def current_user(self, caller: Caller) -> UserRecord:
         """Who the caller is and its orgs with roles (`GET /api/user`)."""
-        with self._lock:
+        with self._session():
             rows = self._db.execute(
                 "SELECT org, role FROM memberships WHERE login = ? ORDER BY org",
                 (caller.login,),
@@ -352,7 +352,7 @@ class ServiceState:
             )
             filter_params += [tag_name] if tag_value is None else [tag_name, tag_value]
         rows: list[tuple[Any, ...]] = []
-        with self._lock:
+        with self._session():
             if organization is not None:
                 self._role_in(caller, organization)
                 orgs = [organization]
@@ -379,9 +379,7 @@ class ServiceState:
 
     def get_stack(self, caller: Caller, org: str, project: str, stack: str) -> StackView:
         """The stack, with its latest update (the CLI cancels that one)."""
-        with self._lock:
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack) as record:
             latest = self._db.execute(
                 "SELECT id FROM updates WHERE stack_id = ? AND dry_run = 0"
                 " ORDER BY version DESC, started DESC LIMIT 1",
@@ -393,8 +391,7 @@ class ServiceState:
         self, caller: Caller, org: str, project: str, stack: str, *, tags: dict[str, str]
     ) -> StackRecord:
         """A new, empty stack with its own secret key; any member of the org may create one."""
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
+        with self._in_org(caller, org, write=True):
             _check_name("project", project)
             _check_name("stack", stack)
             if self._find_stack(org, project, stack) is not None:
@@ -424,8 +421,7 @@ class ServiceState:
 
     def project_exists(self, caller: Caller, org: str, project: str) -> bool:
         """Whether the org has a stack in `project` (a project exists through its stacks)."""
-        with self._lock:
-            self._role_in(caller, org)
+        with self._in_org(caller, org):
             row = self._db.execute(
                 "SELECT 1 FROM stacks WHERE org = ? AND project = ? LIMIT 1", (org, project)
             ).fetchone()
@@ -435,25 +431,19 @@ class ServiceState:
         self, caller: Caller, org: str, project: str, stack: str, tags: dict[str, str]
     ) -> None:
         """Replace all of the stack's tags (what `pulumi stack tag set/rm` sends)."""
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             self._set_tags(record.id, tags)
 
     def set_stack_tag(
         self, caller: Caller, org: str, project: str, stack: str, *, name: str, value: str
     ) -> None:
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             self._set_tags(record.id, {**record.tags, name: value})
 
     def delete_stack_tag(
         self, caller: Caller, org: str, project: str, stack: str, *, name: str
     ) -> None:
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             if name not in record.tags:
                 raise ServiceFault(
                     404, f"Not Found: stack {org}/{project}/{stack} has no tag {name!r}"
@@ -477,9 +467,7 @@ class ServiceState:
         """
         target_project = new_project or project
         target_name = new_name or stack
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             if not new_project and not new_name:
                 raise ServiceFault(400, "Bad Request: give newName, newProject or both")
             _check_name("project", target_project)
@@ -500,8 +488,7 @@ class ServiceState:
     ) -> None:
         """Move a stack to another org; the caller must be admin of both. The stack keeps its
         state and secret key; its checkpoint's secrets manager state names the new org."""
-        with self._lock, self._transaction():
-            source_role = self._role_in(caller, org)
+        with self._in_org(caller, org, write=True) as source_role:
             record = self._existing_stack(org, project, stack)
             if not self._org_exists(to_org):
                 raise ServiceFault(404, f"Not Found: organization {to_org!r} does not exist")
@@ -525,9 +512,7 @@ class ServiceState:
         self, caller: Caller, org: str, project: str, stack: str, *, force: bool = False
     ) -> None:
         """Delete a stack; one that still has resources only with `force`."""
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             if record.resource_count and not force:
                 # The CLI recognises exactly this message and suggests `--force`.
                 raise ServiceFault(400, "Bad Request: Stack still contains resources.")
@@ -545,9 +530,7 @@ class ServiceState:
         with N resources and never updated exports N placeholder resources, so that what the
         listings count is what the state holds.
         """
-        with self._lock:
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack) as record:
             if version is None:
                 return self._latest_checkpoint(record)
             row = self._db.execute(
@@ -568,9 +551,7 @@ class ServiceState:
         checked = _checked_deployment(deployment)
         now = int(self._clock())
         update_id = uuid.uuid4().hex
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             self._refuse_if_busy(record)
             version = record.version + 1
             self._db.execute(
@@ -618,9 +599,7 @@ class ServiceState:
         """Record an update the CLI is about to run (its program, config and metadata as the
         CLI sent them); it holds nothing until started. Returns its id."""
         update_id = uuid.uuid4().hex
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             self._db.execute(
                 "INSERT INTO updates VALUES (?, ?, ?, ?, 'not started', 0, NULL, NULL, ?, ?,"
                 " NULL, NULL)",
@@ -643,9 +622,7 @@ class ServiceState:
         stack's next version. `tags`, when given, replace the stack's tags."""
         now = self._clock()
         token = secrets.token_urlsafe(24)
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             update = self._update_of(record, update_id)
             if update.status != "not started":
                 raise ServiceFault(409, f"Conflict: update {update_id} is already {update.status}")
@@ -668,19 +645,17 @@ class ServiceState:
         403 once it has expired."""
         now = self._clock()
         seconds = min(max(duration, 1), MAX_LEASE_SECONDS)
-        with self._lock, self._transaction():
-            update = self._leased_update(token, update_id)
+        with self._leased(token, update_id) as update:
             self._db.execute(
                 "UPDATE updates SET lease_expires = ? WHERE id = ?", (now + seconds, update_id)
             )
-        assert token is not None  # _leased_update refused a missing token
+        assert token is not None  # _leased refused a missing token
         return Lease(version=update.version, token=token, expires=int(now + seconds))
 
     def save_checkpoint(self, token: str | None, update_id: str, deployment: Any) -> None:
         """Store the full checkpoint a running update sends (each one replaces the last)."""
         checked = _checked_deployment(deployment)
-        with self._lock, self._transaction():
-            update = self._leased_update(token, update_id)
+        with self._leased(token, update_id) as update:
             if not _writes_state(update):
                 raise ServiceFault(400, "Bad Request: a preview does not write checkpoints")
             stack_id = self._stack_id_of(update_id)
@@ -697,8 +672,7 @@ class ServiceState:
             if not isinstance(sequence, int) or isinstance(sequence, bool):
                 raise ServiceFault(400, "Bad Request: every engine event needs a sequence number")
             rows.append((update_id, sequence, json.dumps(event)))
-        with self._lock, self._transaction():
-            self._leased_update(token, update_id)
+        with self._leased(token, update_id):
             self._db.executemany("INSERT OR REPLACE INTO update_events VALUES (?, ?, ?)", rows)
 
     def complete_update(
@@ -706,8 +680,7 @@ class ServiceState:
     ) -> None:
         """Finish a running update; one that wrote state marks the stack updated now."""
         now = int(self._clock())
-        with self._lock, self._transaction():
-            update = self._leased_update(token, update_id)
+        with self._leased(token, update_id) as update:
             self._db.execute(
                 "UPDATE updates SET status = ?, ended = ? WHERE id = ?", (status, now, update_id)
             )
@@ -723,9 +696,7 @@ class ServiceState:
         """Cancel an update that has not finished (`pulumi cancel`): its lease token stops
         working and the stack is free for the next update."""
         now = int(self._clock())
-        with self._lock, self._transaction():
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack, write=True) as record:
             update = self._update_of(record, update_id)
             if update.status in FINISHED:
                 raise ServiceFault(409, f"Conflict: update {update_id} has already finished")
@@ -737,18 +708,15 @@ class ServiceState:
     def get_update(
         self, caller: Caller, org: str, project: str, stack: str, update_id: str
     ) -> UpdateRecord:
-        with self._lock:
-            self._role_in(caller, org)
-            return self._update_of(self._existing_stack(org, project, stack), update_id)
+        with self._on_stack(caller, org, project, stack) as record:
+            return self._update_of(record, update_id)
 
     def update_history(
         self, caller: Caller, org: str, project: str, stack: str, *, page_size: int, page: int
     ) -> list[UpdateRecord]:
         """The stack's updates that write state (not previews) and have started, newest first,
         paged from 1."""
-        with self._lock:
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack) as record:
             rows = self._db.execute(
                 f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE stack_id = ? AND dry_run = 0"
                 " AND kind != 'preview' AND status != 'not started'"
@@ -768,8 +736,7 @@ class ServiceState:
         if continuation_token is not None:
             where += " AND (project, name) > (?, ?)"
             params.extend(_decode_token(continuation_token, "environments", 2))
-        with self._lock:
-            self._role_in(caller, org)
+        with self._in_org(caller, org):
             owner = self._owner_of(org)
             rows = self._db.execute(
                 "SELECT id, project, name, created FROM environments"
@@ -793,8 +760,7 @@ class ServiceState:
         if continuation_token is not None:
             where += " AND name > ?"
             params.extend(_decode_token(continuation_token, "insights", 1))
-        with self._lock:
-            self._role_in(caller, org)
+        with self._in_org(caller, org):
             owner = self._owner_of(org)
             rows = self._db.execute(
                 "SELECT id, name, provider FROM insights_accounts"
@@ -818,7 +784,7 @@ class ServiceState:
         """Registry packages of the caller's orgs (only those `org_login` publishes, if given)."""
         where = ["p.org IN (SELECT org FROM memberships WHERE login = ?)"]
         params: list[Any] = [caller.login]
-        with self._lock:
+        with self._session():
             if org_login is not None:
                 self._role_in(caller, org_login)
                 where.append("p.publisher = ?")
@@ -850,7 +816,7 @@ class ServiceState:
 
     def validate_claim(self, claim_token: str) -> ClaimRecord:
         """What claiming the agent account behind `claim_token` would bring over."""
-        with self._lock:
+        with self._session():
             row = self._db.execute(
                 "SELECT login, created_at, claim_expires_at FROM accounts WHERE claim_token = ?",
                 (claim_token,),
@@ -870,19 +836,19 @@ class ServiceState:
 
     def stack_names(self, org: str) -> set[tuple[str, str]]:
         """(project, stack) of every stack in `org`, read straight from the database."""
-        with self._lock:
+        with self._session():
             rows = self._db.execute(
                 "SELECT project, stack FROM stacks WHERE org = ?", (org,)
             ).fetchall()
         return {(project, stack) for project, stack in rows}
 
     def find_stack(self, org: str, project: str, stack: str) -> StackRecord | None:
-        with self._lock:
+        with self._session():
             return self._find_stack(org, project, stack)
 
     def checkpoint_of(self, org: str, project: str, stack: str) -> UntypedDeployment | None:
         """The stack's latest stored checkpoint as it is in the database (None: never written)."""
-        with self._lock:
+        with self._session():
             row = self._db.execute(
                 "SELECT c.deployment FROM checkpoints c JOIN stacks s ON s.id = c.stack_id"
                 " WHERE s.org = ? AND s.project = ? AND s.stack = ?"
@@ -893,7 +859,7 @@ class ServiceState:
 
     def events_of(self, update_id: str) -> list[dict[str, Any]]:
         """The engine events recorded for an update, in sequence order."""
-        with self._lock:
+        with self._session():
             rows = self._db.execute(
                 "SELECT event FROM update_events WHERE update_id = ? ORDER BY sequence",
                 (update_id,),
@@ -901,32 +867,52 @@ class ServiceState:
         return [json.loads(event) for (event,) in rows]
 
     def environment_names(self, org: str) -> set[tuple[str, str]]:
-        with self._lock:
+        with self._session():
             rows = self._db.execute(
                 "SELECT project, name FROM environments WHERE org = ?", (org,)
             ).fetchall()
         return {(project, name) for project, name in rows}
 
     def org_names(self) -> set[str]:
-        with self._lock:
+        with self._session():
             return {name for (name,) in self._db.execute("SELECT name FROM orgs")}
 
     # --- internals -----------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _session(self, *, write: bool = False) -> Iterator[None]:
+        """One operation on the state, under the lock; a write is one transaction, so it
+        happens whole or not at all."""
+        with self._lock:
+            if not write:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _in_org(self, caller: Caller, org: str, *, write: bool = False) -> Iterator[Role]:
+        """A session for a caller acting in `org`, yielding its role there (see `_role_in`)."""
+        with self._session(write=write):
+            yield self._role_in(caller, org)
+
+    @contextmanager
+    def _on_stack(
+        self, caller: Caller, org: str, project: str, stack: str, *, write: bool = False
+    ) -> Iterator[StackRecord]:
+        """A session for a caller acting on one stack of `org`, yielding it; 404 if none."""
+        with self._in_org(caller, org, write=write):
+            yield self._existing_stack(org, project, stack)
 
     def _load(self, world: World) -> None:
         loaded_at = datetime.now(UTC).isoformat()
         memberships = world.memberships()
-        with self._lock, self._transaction():
+        with self._session(write=True):
             if self._db.execute("SELECT count(*) FROM accounts").fetchone()[0]:
                 raise ValueError(f"{self.db_path} already holds a world")
             db = self._db
@@ -1047,9 +1033,7 @@ class ServiceState:
         )
 
     def _stack_key(self, caller: Caller, org: str, project: str, stack: str) -> tuple[str, bytes]:
-        with self._lock:
-            self._role_in(caller, org)
-            record = self._existing_stack(org, project, stack)
+        with self._on_stack(caller, org, project, stack) as record:
             (key,) = self._db.execute(
                 "SELECT secrets_key FROM stacks WHERE id = ?", (record.id,)
             ).fetchone()
@@ -1124,23 +1108,25 @@ class ServiceState:
             )
         return _update_record(row)
 
-    def _leased_update(self, token: str | None, update_id: str) -> UpdateRecord:
-        """The running update `token` is the lease of: 401 for a token that is not its lease,
-        403 once the update has finished or its lease expired."""
-        if not token:
-            raise ServiceFault(401, "Unauthorized: this call needs the update's lease token")
-        row = self._db.execute(
-            f"SELECT {_UPDATE_COLUMNS}, lease_token, lease_expires FROM updates WHERE id = ?",
-            (update_id,),
-        ).fetchone()
-        if row is None or not secrets.compare_digest(row[-2] or "", token):
-            raise ServiceFault(401, "Unauthorized: the token is not this update's lease")
-        update = _update_record(row[:-2])
-        if update.status != "running":
-            raise ServiceFault(403, f"Forbidden: the update is {update.status}")
-        if self._clock() >= row[-1]:
-            raise ServiceFault(403, "Forbidden: the update's lease has expired")
-        return update
+    @contextmanager
+    def _leased(self, token: str | None, update_id: str) -> Iterator[UpdateRecord]:
+        """A write for the running update `token` is the lease of, yielding it: 401 for a token
+        that is not its lease, 403 once the update has finished or its lease expired."""
+        with self._session(write=True):
+            if not token:
+                raise ServiceFault(401, "Unauthorized: this call needs the update's lease token")
+            row = self._db.execute(
+                f"SELECT {_UPDATE_COLUMNS}, lease_token, lease_expires FROM updates WHERE id = ?",
+                (update_id,),
+            ).fetchone()
+            if row is None or not secrets.compare_digest(row[-2] or "", token):
+                raise ServiceFault(401, "Unauthorized: the token is not this update's lease")
+            update = _update_record(row[:-2])
+            if update.status != "running":
+                raise ServiceFault(403, f"Forbidden: the update is {update.status}")
+            if self._clock() >= row[-1]:
+                raise ServiceFault(403, "Forbidden: the update's lease has expired")
+            yield update
 
     def _stack_id_of(self, update_id: str) -> str:
         (stack_id,) = self._db.execute(
