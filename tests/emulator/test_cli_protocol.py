@@ -26,7 +26,7 @@ from pulumi import automation as auto
 from pulumi_cloud_sdk._support import default_encoder
 
 from programs.workload.workload import pulumi_program
-from toolkit.emulator import cli_api
+from toolkit.emulator import cli_models
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import WireModel
 
@@ -291,7 +291,9 @@ def test_pulumi_cancel_frees_a_stack_an_unfinished_update_holds(
     assert "Another update is currently in progress" in busy.stderr
     caller = emulator.state.authenticate("tok-agent")
     assert emulator.state.get_update(caller, AGENT, "web", "dev", update_id).status == "cancelled"
-    assert emulator.state.get_stack(caller, AGENT, "web", "dev").version == 2  # update, import
+    assert (
+        emulator.state.get_stack(caller, AGENT, "web", "dev").record.version == 2
+    )  # update, import
 
 
 # --- The protocol over plain HTTP ----------------------------------------------------------
@@ -302,8 +304,8 @@ def test_the_protocol_shapes_carry_the_sdk_names_and_fields() -> None:
     that each names an SDK model, knows the fields it requires and declares no others."""
     shapes = [
         shape
-        for _, shape in inspect.getmembers(cli_api, inspect.isclass)
-        if issubclass(shape, WireModel) and shape.__module__ == cli_api.__name__
+        for _, shape in inspect.getmembers(cli_models, inspect.isclass)
+        if issubclass(shape, WireModel) and shape.__module__ == cli_models.__name__
     ]
     untyped_in_the_sdk = {"GetHistoryResponse"}
     only_read = {"AppUpdateOptions", "AppUpdateMetadata", "AppEngineEventBatch", "StackTag"}

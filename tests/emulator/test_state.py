@@ -157,8 +157,8 @@ def test_unknown_or_missing_tokens_are_401(state: ServiceState) -> None:
 
 def test_user_document_lists_orgs_with_roles(state: ServiceState) -> None:
     user = state.current_user(who(state, "bob"))
-    assert user.github_login == "bob"
-    assert {(o.name, o.role) for o in user.organizations} == {("src", "admin"), ("dst", "member")}
+    assert user.login == "bob"
+    assert user.roles == {"src": "admin", "dst": "member"}
     agent = ServiceState.from_world(demo_world())
     assert agent.current_user(agent.authenticate("tok-agent-7f3k2q")).is_agent is True
 
@@ -169,7 +169,7 @@ def test_user_document_lists_orgs_with_roles(state: ServiceState) -> None:
 def test_callers_see_stacks_of_their_orgs_only(state: ServiceState) -> None:
     def names(login: str, **filters: str) -> set[tuple[str, str, str]]:
         page = state.list_stacks(who(state, login), limit=100, **filters)
-        return {(s.org_name, s.project_name, s.stack_name) for s in page.items}
+        return {(s.org, s.project, s.stack) for s in page.items}
 
     assert names("alice") == {
         ("src", "web", "dev"),
@@ -197,7 +197,7 @@ def test_paging_returns_every_stack_once(count: int, limit: int, pages: int) -> 
     items, taken = collect(
         lambda token: service.list_stacks(caller, limit=limit, continuation_token=token)
     )
-    assert sorted(s.stack_name for s in items) == sorted(f"s{i}" for i in range(count))
+    assert sorted(s.stack for s in items) == sorted(f"s{i}" for i in range(count))
     assert taken == pages
 
 
@@ -217,7 +217,7 @@ def test_paging_across_orgs_skips_orgs_without_a_role(limit: int) -> None:
         lambda token: service.list_stacks(caller, limit=limit, continuation_token=token)
     )
     expected = [(org, f"s{i}") for org in "abce" for i in range(counts[org])]
-    assert [(s.org_name, s.stack_name) for s in items] == expected
+    assert [(s.org, s.stack) for s in items] == expected
 
 
 def test_every_listing_pages_through_all_items() -> None:
@@ -289,8 +289,8 @@ def test_registry_packages_filter_by_publisher(state: ServiceState) -> None:
 
 
 def test_get_stack(state: ServiceState) -> None:
-    stack = state.get_stack(who(state, "carol"), "src", "web", "dev")
-    assert (stack.org_name, stack.project_name, stack.stack_name) == ("src", "web", "dev")
+    stack = state.get_stack(who(state, "carol"), "src", "web", "dev").record
+    assert (stack.org, stack.project, stack.stack) == ("src", "web", "dev")
     assert stack.tags == {"team": "a"}
     assert fault_of(lambda: state.get_stack(who(state, "dave"), "src", "web", "dev")).status == 403
     assert fault_of(lambda: state.get_stack(who(state, "alice"), "src", "web", "x")).status == 404
@@ -330,7 +330,7 @@ def test_rename_refusals(state: ServiceState) -> None:
     assert rename("nope", None, "x") == 404
     assert rename("dev", None, "x", login="dave") == 403
     assert state.stack_names("src") == {("web", "dev"), ("web", "prod"), ("api", "dev")}
-    assert state.get_stack(alice, "src", "web", "dev").stack_name == "dev"
+    assert state.get_stack(alice, "src", "web", "dev").record.stack == "dev"
 
 
 def test_transfer_moves_the_stack_keeping_its_identity(state: ServiceState) -> None:
@@ -406,13 +406,12 @@ def test_concurrent_moves_of_one_stack_apply_exactly_once(state: ServiceState) -
 def test_claim_token_validation_lists_the_agent_inventory() -> None:
     service = ServiceState.from_world(demo_world())
     claim = service.validate_claim("claim-7f3k2q")
-    assert claim.agent.login == claim.agent.org_name == "agent-7f3k2q"
-    assert claim.conflicts == [] and claim.failures == []
+    assert claim.login == claim.inventory.org == "agent-7f3k2q"
     assert claim.claim_expires_at.isoformat() == "2027-01-31T09:00:00+00:00"
-    stacks = [e for e in claim.entities if isinstance(e, TransferEntityStack)]
+    stacks = claim.inventory.stacks
     assert len(stacks) == 7
     assert ("web", "dev", 12) in {(s.project_name, s.stack_name, s.resource_count) for s in stacks}
-    assert [e for e in claim.entities if not isinstance(e, TransferEntityStack)] == [
+    assert [e for e in claim.inventory.entities if not isinstance(e, TransferEntityStack)] == [
         TransferEntityEnvironment(project_name="default", environment_name="agent-secrets"),
         TransferEntityInsightsAccount(name="aws-sandbox"),
     ]
@@ -437,7 +436,7 @@ def test_claim_inventory_includes_registry_packages() -> None:
         },
     }
     claim = ServiceState.from_world(parse_world(world)).validate_claim("c")
-    assert claim.entities == [
+    assert claim.inventory.entities == [
         TransferEntityRegistryPackage(source="private", publisher="agent-1", name="x")
     ]
 

@@ -114,8 +114,8 @@ def test_a_new_stack_is_empty_and_listed(state: ServiceState, agent: Caller) -> 
     assert exported["version"] == 3
     assert exported["deployment"].get("resources") is None
     page = state.list_stacks(agent, limit=10, project="api")
-    assert [(s.stack_name, s.resource_count) for s in page.items] == [("dev", 0)]
-    assert state.get_stack(agent, "agent-1", "api", "dev").tags == {"pulumi:project": "api"}
+    assert [(s.stack, s.resource_count) for s in page.items] == [("dev", 0)]
+    assert state.get_stack(agent, "agent-1", "api", "dev").record.tags == {"pulumi:project": "api"}
     assert state.project_exists(agent, "agent-1", "api")
     assert not state.project_exists(agent, "agent-1", "billing")
 
@@ -158,7 +158,7 @@ def test_an_update_writes_the_checkpoint_the_listing_counts(
     (summary,) = state.list_stacks(agent, limit=10, project="web").items
     assert (summary.resource_count, summary.last_update) == (2, int(START + 60))
     stack = state.get_stack(agent, "agent-1", "web", "dev")
-    assert (stack.version, stack.active_update) == (1, update)
+    assert (stack.record.version, stack.latest_update) == (1, update)
     assert state.events_of(update) == [{"sequence": 0, "timestamp": 1}]
     (history,) = state.update_history(agent, "agent-1", "web", "dev", page_size=10, page=1)
     assert (history.kind, history.status, history.version) == ("update", "succeeded", 1)
@@ -265,7 +265,7 @@ def test_starting_an_update_replaces_the_stack_tags(state: ServiceState) -> None
 
     state.start_update(alice, "acme", "web", "prod", update, tags={"pulumi:project": "web"})
 
-    assert state.get_stack(alice, "acme", "web", "prod").tags == {"pulumi:project": "web"}
+    assert state.get_stack(alice, "acme", "web", "prod").record.tags == {"pulumi:project": "web"}
 
 
 # --- Import, export ------------------------------------------------------------------------
@@ -362,9 +362,9 @@ def test_tags_are_set_replaced_removed_and_filtered_on(state: ServiceState) -> N
     state.replace_stack_tags(alice, "agent-1", "web", "dev", {"team": "b"})
     state.delete_stack_tag(alice, "acme", "web", "prod", name="team")
 
-    assert state.get_stack(alice, "acme", "web", "prod").tags == {"owner": "ops"}
+    assert state.get_stack(alice, "acme", "web", "prod").record.tags == {"owner": "ops"}
     tagged = state.list_stacks(alice, limit=10, tag_name="team")
-    assert [(s.org_name, s.stack_name) for s in tagged.items] == [("agent-1", "dev")]
+    assert [(s.org, s.stack) for s in tagged.items] == [("agent-1", "dev")]
     assert state.list_stacks(alice, limit=10, tag_name="team", tag_value="a").items == []
     with pytest.raises(ServiceFault) as missing:
         state.delete_stack_tag(alice, "acme", "web", "prod", name="team")

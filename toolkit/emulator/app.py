@@ -1,7 +1,7 @@
 """The emulator's HTTP layer: Pulumi Cloud's paths over `ServiceState`.
 
-Handlers only parse the request, call the state and serialize the answer with the
-toolkit's wire models; the rules live in `state.py`. The calls only the `pulumi` CLI makes
+Handlers only parse the request, call the state and answer with what `responses` makes of
+the records it returns; the rules live in `state`. The calls only the `pulumi` CLI makes
 (stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`. Around every
 service request an ASGI middleware adds the configured latency, applies armed faults and
 records the request.
@@ -14,7 +14,7 @@ runtime, and some of them name aliases local to `create_app`.)
 import asyncio
 import gzip
 import time
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,17 +22,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from toolkit.emulator import responses
 from toolkit.emulator.cli_api import cli_router
 from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
+from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import (
     AppImportStackResponse,
-    AppListStacksResponse,
     AppStackRenameRequest,
     ErrorResponse,
-    ListEnvironmentsResponse,
-    ListInsightsAccountsResponse,
-    ListPackagesResponse,
     TransferStackRequest,
 )
 
@@ -58,11 +56,14 @@ def create_app(
     _add_error_handlers(app)
 
     async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
-        return state.authenticate(_token_from(authorization))
+        return state.authenticate(_credential(authorization, "token"))
 
     async def token_if_sent(authorization: Annotated[str | None, Header()] = None) -> None:
         if authorization is not None:
-            state.authenticate(_token_from(authorization))
+            state.authenticate(_credential(authorization, "token"))
+
+    async def lease_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+        return _credential(authorization, "update-token")
 
     def limit(requested: int | None) -> int:
         if requested is not None and requested < 0:
@@ -73,7 +74,7 @@ def create_app(
 
     @app.get("/api/user")
     async def get_current_user(who: Authenticated) -> JSONResponse:
-        return _json(state.current_user(who).to_wire())
+        return json_response(responses.user(state.current_user(who)))
 
     @app.get("/api/user/stacks")
     async def list_user_stacks(
@@ -94,12 +95,11 @@ def create_app(
             tag_value=tag_value,
             continuation_token=continuation_token,
         )
-        body = AppListStacksResponse(stacks=page.items, continuation_token=page.next_token)
-        return _json(body.to_wire())
+        return json_response(responses.stack_list(page))
 
     @app.get("/api/stacks/{org}/{project}/{stack}")
     async def get_stack(who: Authenticated, org: str, project: str, stack: str) -> JSONResponse:
-        return _json(state.get_stack(who, org, project, stack).to_wire())
+        return json_response(responses.stack(state.get_stack(who, org, project, stack)))
 
     @app.post("/api/stacks/{org}/{project}/{stack}/rename")
     async def rename_stack(
@@ -112,7 +112,7 @@ def create_app(
         update_id = state.rename_stack(
             who, org, project, stack, new_project=request.new_project, new_name=request.new_name
         )
-        return _json(AppImportStackResponse(update_id=update_id).to_wire())
+        return json_response(AppImportStackResponse(update_id=update_id))
 
     @app.post("/api/stacks/{org}/{project}/{stack}/transfer", status_code=204)
     async def transfer_stack(
@@ -152,8 +152,7 @@ def create_app(
         page = state.list_environments(
             who, org, limit=limit(max_results), continuation_token=continuation_token
         )
-        body = ListEnvironmentsResponse(environments=page.items, next_token=page.next_token)
-        return _json(body.to_wire())
+        return json_response(responses.environment_list(page))
 
     @app.get("/api/preview/insights/{org}/accounts")
     async def list_insights_accounts(
@@ -165,8 +164,7 @@ def create_app(
         page = state.list_insights_accounts(
             who, org, limit=limit(count), continuation_token=continuation_token
         )
-        body = ListInsightsAccountsResponse(accounts=page.items, next_token=page.next_token)
-        return _json(body.to_wire())
+        return json_response(responses.insights_account_list(page))
 
     @app.get("/api/preview/registry/packages")
     async def list_registry_packages(
@@ -181,15 +179,14 @@ def create_app(
             org_login=org_login,
             continuation_token=continuation_token,
         )
-        body = ListPackagesResponse(packages=page.items, continuation_token=page.next_token)
-        return _json(body.to_wire())
+        return json_response(responses.package_list(page))
 
     # The claim token is the credential here; an access token, if sent, must still be valid.
     @app.get("/api/agents/signup/validate/{claim_token}", dependencies=[Depends(token_if_sent)])
     async def validate_claim_token(claim_token: str) -> JSONResponse:
-        return _json(state.validate_claim(claim_token).to_wire())
+        return json_response(responses.claim(state.validate_claim(claim_token)))
 
-    app.include_router(cli_router(state, caller))
+    app.include_router(cli_router(state, caller, lease_token))
     _add_control_routes(app, faults, requests)
     return app
 
@@ -200,7 +197,7 @@ def _add_control_routes(app: FastAPI, faults: FaultInjector, requests: RequestLo
     @app.post(CONTROL_PREFIX + "faults", status_code=201)
     async def arm_fault(rule: Annotated[FaultRule, Body()]) -> JSONResponse:
         faults.arm(rule)
-        return _json(rule.model_dump(mode="json", by_alias=True), status=201)
+        return json_response(rule.model_dump(mode="json", by_alias=True), status=201)
 
     @app.get(CONTROL_PREFIX + "faults")
     async def list_faults() -> JSONResponse:
@@ -208,7 +205,7 @@ def _add_control_routes(app: FastAPI, faults: FaultInjector, requests: RequestLo
             {**a.rule.model_dump(mode="json", by_alias=True), "remaining": a.remaining}
             for a in faults.armed()
         ]
-        return _json({"faults": armed})
+        return json_response({"faults": armed})
 
     @app.delete(CONTROL_PREFIX + "faults", status_code=204)
     async def clear_faults() -> Response:
@@ -229,7 +226,7 @@ def _add_control_routes(app: FastAPI, faults: FaultInjector, requests: RequestLo
             }
             for e in requests.entries()
         ]
-        return _json({"requests": entries, "peakInFlight": requests.peak_in_flight})
+        return json_response({"requests": entries, "peakInFlight": requests.peak_in_flight})
 
     @app.delete(CONTROL_PREFIX + "requests", status_code=204)
     async def clear_requests() -> Response:
@@ -261,16 +258,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
 
 
-def _token_from(authorization: str | None) -> str | None:
-    """The token of an `Authorization: token <t>` header."""
+def _credential(authorization: str | None, scheme: Literal["token", "update-token"]) -> str | None:
+    """The token of an `Authorization: <scheme> <token>` header: an access token (`token`) or
+    an update's lease (`update-token`); None for a missing header or another scheme."""
     if authorization is None:
         return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "token" else None
-
-
-def _json(body: dict[str, Any], *, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+    sent_scheme, _, token = authorization.partition(" ")
+    return token.strip() if sent_scheme.lower() == scheme else None
 
 
 def _error(status: int, message: str, *, retry_after: float | None = None) -> JSONResponse:

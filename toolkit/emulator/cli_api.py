@@ -4,9 +4,8 @@ With these, the unmodified CLI works against the emulator after `pulumi login <u
 init/select/ls/rm/rename/tag, export and import, secrets through the stack's own key, and the
 update lifecycle of `up`, `preview`, `refresh` and `destroy` (create, start with a lease,
 full checkpoints, engine events, lease renewal, complete, cancel). The calls and their bodies
-follow the CLI's client (`pkg/backend/httpstate/client` in pulumi v3.274.1); the models below
-carry the names `pulumi-cloud-sdk` gives those shapes. They live here, not in
-`toolkit.models`, because only the emulator speaks this part of the protocol.
+follow the CLI's client (`pkg/backend/httpstate/client` in pulumi v3.274.1); their shapes are
+in `cli_models`.
 
 Capabilities advertise only what is implemented: batch encryption. So the CLI sends whole
 checkpoints (no deltas, no journal) of deployment schema version 3.
@@ -17,14 +16,41 @@ checkpoints (no deltas, no journal) of deployment schema version 3.
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
-from toolkit.emulator.state import Caller, ServiceFault, ServiceState, UpdateKind, UpdateRecord
-from toolkit.models import AppImportStackResponse, UserInfo, WireModel
+from toolkit.emulator import responses
+from toolkit.emulator.cli_models import (
+    AppAPICapabilityConfig,
+    AppBatchDecryptRequest,
+    AppBatchDecryptResponse,
+    AppBatchEncryptRequest,
+    AppBatchEncryptResponse,
+    AppCapabilitiesResponse,
+    AppCompleteUpdateRequest,
+    AppCreateStackRequest,
+    AppCreateStackResponse,
+    AppDecryptValueRequest,
+    AppDecryptValueResponse,
+    AppEncryptValueRequest,
+    AppEncryptValueResponse,
+    AppEngineEventBatch,
+    AppPatchUpdateCheckpointRequest,
+    AppRenewUpdateLeaseRequest,
+    AppRenewUpdateLeaseResponse,
+    AppStartUpdateRequest,
+    AppStartUpdateResponse,
+    AppUntypedDeployment,
+    AppUpdateProgramRequest,
+    AppUpdateProgramResponse,
+    AppUpdateResults,
+    StackTag,
+)
+from toolkit.emulator.responses import json_response
+from toolkit.emulator.state import FINISHED, Caller, ServiceFault, ServiceState, UpdateKind
+from toolkit.models import AppImportStackResponse
 
 STACK = "/api/stacks/{org}/{project}/{stack}"
 UPDATE = STACK + "/{kind}/{update_id}"
@@ -32,188 +58,23 @@ PROGRAM_KINDS: tuple[UpdateKind, ...] = ("update", "preview", "refresh", "destro
 """The kinds of update the CLI creates by running a program (an import is made by the service)."""
 
 
-# --- Wire shapes ----------------------------------------------------------------------------
-
-
-class AppAPICapabilityConfig(WireModel):
-    capability: str
-    version: int | None = None
-
-
-class AppCapabilitiesResponse(WireModel):
-    capabilities: list[AppAPICapabilityConfig]
-
-
-class AppCreateStackRequest(WireModel):
-    stack_name: str
-    tags: dict[str, str] | None = None
-    teams: list[str] | None = None
-    state: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-
-
-class AppCreateStackResponse(WireModel):
-    pass
-
-
-class StackTag(WireModel):
-    name: str
-    value: str
-
-
-class AppUntypedDeployment(WireModel):
-    version: int
-    features: list[str] | None = None
-    deployment: dict[str, Any]
-
-
-class AppEncryptValueRequest(WireModel):
-    plaintext: str
-
-
-class AppEncryptValueResponse(WireModel):
-    ciphertext: str
-
-
-class AppDecryptValueRequest(WireModel):
-    ciphertext: str
-
-
-class AppDecryptValueResponse(WireModel):
-    plaintext: str
-
-
-class AppBatchEncryptRequest(WireModel):
-    plaintexts: list[str]
-
-
-class AppBatchEncryptResponse(WireModel):
-    ciphertexts: list[str]
-
-
-class AppBatchDecryptRequest(WireModel):
-    ciphertexts: list[str]
-
-
-class AppBatchDecryptResponse(WireModel):
-    plaintexts: dict[str, str]
-    """Each plaintext keyed by the ciphertext it came from, both base64 as sent."""
-
-
-class AppConfigValue(WireModel):
-    string: str = ""
-    secret: bool = False
-    object: bool = False
-
-
-class AppUpdateOptions(WireModel):
-    dry_run: bool = False
-
-
-class AppUpdateMetadata(WireModel):
-    message: str = ""
-    environment: dict[str, str] | None = None
-
-
-class AppUpdateProgramRequest(WireModel):
-    name: str
-    runtime: str
-    main: str = ""
-    description: str = ""
-    options: AppUpdateOptions = AppUpdateOptions()
-    config: dict[str, AppConfigValue] | None = None
-    metadata: AppUpdateMetadata = AppUpdateMetadata()
-
-
-class AppUpdateProgramResponse(WireModel):
-    update_id: str = Field(alias="updateID")
-
-
-class AppStartUpdateRequest(WireModel):
-    tags: dict[str, str] | None = None
-    journal_version: int | None = None
-    """The journal version the CLI could write; the emulator answers without one, so the CLI
-    sends full checkpoints instead."""
-
-
-class AppStartUpdateResponse(WireModel):
-    version: int
-    token: str
-    token_expiration: int
-
-
-class AppRenewUpdateLeaseRequest(WireModel):
-    token: str | None = None
-    duration: int
-
-
-class AppRenewUpdateLeaseResponse(WireModel):
-    token: str
-    token_expiration: int
-
-
-class AppPatchUpdateCheckpointRequest(WireModel):
-    is_invalid: bool = False
-    version: int
-    features: list[str] | None = None
-    deployment: dict[str, Any]
-
-
-class AppEngineEventBatch(WireModel):
-    events: list[dict[str, Any]]
-
-
-class AppCompleteUpdateRequest(WireModel):
-    status: Literal["succeeded", "failed", "cancelled"]
-
-
-class AppUpdateResults(WireModel):
-    status: str
-    events: list[dict[str, Any]]
-    continuation_token: str | None = None
-
-
-class AppUpdateInfo(WireModel):
-    kind: str
-    start_time: int
-    message: str
-    environment: dict[str, str]
-    config: dict[str, AppConfigValue]
-    result: Literal["not-started", "in-progress", "succeeded", "failed"]
-    end_time: int
-    version: int
-
-
-class GetHistoryResponse(WireModel):
-    """The answer to `GET .../updates`, named as the CLI's `apitype` names it (the SDK declares
-    that endpoint's answer as untyped)."""
-
-    updates: list[AppUpdateInfo]
-
-
-class UpdateInfo(WireModel):
-    info: AppUpdateInfo
-    update_id: str = Field(alias="updateID")
-    version: int
-    latest_version: int
-    requested_by: UserInfo
-
-
-# --- Routes ---------------------------------------------------------------------------------
-
-
-def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
-    """The CLI's calls; `authenticate` is the app's dependency for `Authorization: token`."""
+def cli_router(
+    state: ServiceState,
+    authenticate: Callable[..., Awaitable[Caller]],
+    lease_token: Callable[..., Awaitable[str | None]],
+) -> APIRouter:
+    """The CLI's calls, with the app's dependencies for the caller (`Authorization: token`)
+    and for an update's lease (`Authorization: update-token`)."""
     router = APIRouter()
     Authenticated = Annotated[Caller, Depends(authenticate)]
-    LeaseToken = Annotated[str | None, Depends(_lease_token)]
+    LeaseToken = Annotated[str | None, Depends(lease_token)]
 
     @router.get("/api/capabilities")
     async def get_capabilities() -> JSONResponse:
         body = AppCapabilitiesResponse(
             capabilities=[AppAPICapabilityConfig(capability="batch-encrypt", version=1)]
         )
-        return _json(body)
+        return json_response(body)
 
     @router.head("/api/stacks/{org}/{project}")
     async def project_exists(who: Authenticated, org: str, project: str) -> Response:
@@ -231,7 +92,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
                 400, "Bad Request: the emulator creates stacks without initial state or config"
             )
         state.create_stack(who, org, project, request.stack_name, tags=request.tags or {})
-        return _json(AppCreateStackResponse())
+        return json_response(AppCreateStackResponse())
 
     @router.patch(STACK + "/tags", status_code=204)
     async def replace_stack_tags(
@@ -274,13 +135,13 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
 
     @router.get(STACK + "/export")
     async def export_stack(who: Authenticated, org: str, project: str, stack: str) -> JSONResponse:
-        return JSONResponse(state.export_deployment(who, org, project, stack))
+        return json_response(state.export_deployment(who, org, project, stack))
 
     @router.get(STACK + "/export/{version}")
     async def export_stack_version(
         who: Authenticated, org: str, project: str, stack: str, version: int
     ) -> JSONResponse:
-        return JSONResponse(state.export_deployment(who, org, project, stack, version=version))
+        return json_response(state.export_deployment(who, org, project, stack, version=version))
 
     @router.post(STACK + "/import")
     async def import_stack(
@@ -291,7 +152,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         deployment: Annotated[AppUntypedDeployment, Body()],
     ) -> JSONResponse:
         update_id = state.import_deployment(who, org, project, stack, deployment.to_wire())
-        return _json(AppImportStackResponse(update_id=update_id))
+        return json_response(AppImportStackResponse(update_id=update_id))
 
     @router.post(STACK + "/encrypt")
     async def encrypt_value(
@@ -304,7 +165,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         (ciphertext,) = state.encrypt_values(
             who, org, project, stack, [_from_base64(request.plaintext)]
         )
-        return _json(AppEncryptValueResponse(ciphertext=_to_base64(ciphertext)))
+        return json_response(AppEncryptValueResponse(ciphertext=_to_base64(ciphertext)))
 
     @router.post(STACK + "/decrypt")
     async def decrypt_value(
@@ -317,7 +178,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         (plaintext,) = state.decrypt_values(
             who, org, project, stack, [_from_base64(request.ciphertext)]
         )
-        return _json(AppDecryptValueResponse(plaintext=_to_base64(plaintext)))
+        return json_response(AppDecryptValueResponse(plaintext=_to_base64(plaintext)))
 
     @router.post(STACK + "/batch-encrypt")
     async def batch_encrypt(
@@ -329,7 +190,9 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
     ) -> JSONResponse:
         plaintexts = [_from_base64(text) for text in request.plaintexts]
         ciphertexts = state.encrypt_values(who, org, project, stack, plaintexts)
-        return _json(AppBatchEncryptResponse(ciphertexts=[_to_base64(c) for c in ciphertexts]))
+        return json_response(
+            AppBatchEncryptResponse(ciphertexts=[_to_base64(c) for c in ciphertexts])
+        )
 
     @router.post(STACK + "/batch-decrypt")
     async def batch_decrypt(
@@ -345,7 +208,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
             sent: _to_base64(plaintext)
             for sent, plaintext in zip(request.ciphertexts, plaintexts, strict=True)
         }
-        return _json(AppBatchDecryptResponse(plaintexts=opened))
+        return json_response(AppBatchDecryptResponse(plaintexts=opened))
 
     @router.post(STACK + "/decrypt/log-decryption", status_code=204)
     @router.post(STACK + "/decrypt/log-batch-decryption", status_code=204)
@@ -365,7 +228,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> JSONResponse:
         updates = state.update_history(who, org, project, stack, page_size=page_size, page=page)
-        return _json(GetHistoryResponse(updates=[_update_info(u) for u in updates]))
+        return json_response(responses.update_history(updates))
 
     @router.get(STACK + "/updates/latest")
     async def get_latest_stack_update(
@@ -375,16 +238,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         if not updates:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} has no updates")
         (latest,) = updates
-        body = UpdateInfo(
-            info=_update_info(latest),
-            update_id=latest.id,
-            version=latest.version,
-            latest_version=latest.version,
-            requested_by=UserInfo(
-                name=latest.requested_by, github_login=latest.requested_by, avatar_url=""
-            ),
-        )
-        return _json(body)
+        return json_response(responses.latest_update(latest))
 
     for kind in PROGRAM_KINDS:
         router.add_api_route(
@@ -397,12 +251,12 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
     ) -> JSONResponse:
         _check_kind(kind)
         update = state.get_update(who, org, project, stack, update_id)
-        finished = update.status in ("succeeded", "failed", "cancelled")
+        finished = update.status in FINISHED
         # A continuation token tells a polling CLI that more may come; none, that it is over.
         results = AppUpdateResults(
             status=update.status, events=[], continuation_token=None if finished else "0"
         )
-        return _json(results)
+        return json_response(results)
 
     @router.post(UPDATE)
     async def start_update(
@@ -419,7 +273,7 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
         body = AppStartUpdateResponse(
             version=lease.version, token=lease.token, token_expiration=lease.expires
         )
-        return _json(body)
+        return json_response(body)
 
     @router.post(UPDATE + "/renew_lease")
     async def renew_lease(
@@ -430,7 +284,9 @@ def cli_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller
     ) -> JSONResponse:
         _check_kind(kind)
         lease = state.renew_lease(token, update_id, duration=request.duration)
-        return _json(AppRenewUpdateLeaseResponse(token=lease.token, token_expiration=lease.expires))
+        return json_response(
+            AppRenewUpdateLeaseResponse(token=lease.token, token_expiration=lease.expires)
+        )
 
     @router.patch(UPDATE + "/checkpoint", status_code=204)
     async def patch_checkpoint(
@@ -503,48 +359,15 @@ def _update_creator(
             dry_run=request.options.dry_run,
             program=request.to_wire(),
         )
-        return _json(AppUpdateProgramResponse(update_id=update_id))
+        return json_response(AppUpdateProgramResponse(update_id=update_id))
 
     return create_update
-
-
-async def _lease_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
-    """The token of an `Authorization: update-token <t>` header (an update's lease)."""
-    if authorization is None:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "update-token" else None
 
 
 def _check_kind(kind: str) -> None:
     """Paths under an update name its kind; the CLI always says `update`, whatever it runs."""
     if kind not in PROGRAM_KINDS:
         raise ServiceFault(404, f"Not Found: no such kind of update: {kind!r}")
-
-
-def _update_info(update: UpdateRecord) -> AppUpdateInfo:
-    metadata = AppUpdateMetadata.model_validate(update.program.get("metadata") or {})
-    config = update.program.get("config") or {}
-    return AppUpdateInfo(
-        kind=update.kind,
-        start_time=update.started or 0,
-        message=metadata.message,
-        environment=metadata.environment or {},
-        config={key: AppConfigValue.model_validate(value) for key, value in config.items()},
-        result=_RESULTS[update.status],
-        end_time=update.ended or 0,
-        version=update.version,
-    )
-
-
-_RESULTS: dict[str, Literal["not-started", "in-progress", "succeeded", "failed"]] = {
-    "not started": "not-started",
-    "running": "in-progress",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "cancelled": "failed",
-}
-"""An update's status as its history shows the result."""
 
 
 def _from_base64(text: str) -> bytes:
@@ -557,7 +380,3 @@ def _from_base64(text: str) -> bytes:
 
 def _to_base64(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
-
-
-def _json(body: WireModel) -> JSONResponse:
-    return JSONResponse(body.to_wire())

@@ -9,7 +9,6 @@ the offending field instead of surfacing later as a puzzling service answer.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,19 +17,16 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from toolkit.entities import NAME_RULE, is_valid_name
 from toolkit.errors import InvalidInputError
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-"""Project, stack, environment, org and login names, as the service accepts them."""
 
 Role = Literal["admin", "member"]
 
 
 def _check_name(value: str) -> str:
-    if not NAME_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid name: use 1-100 letters, digits, '_', '.' or '-'"
-        )
+    """Project, stack, environment, org and login names follow the service's one naming rule."""
+    if not is_valid_name(value):
+        raise ValueError(f"{value!r} is not a valid name: use {NAME_RULE}")
     return value
 
 

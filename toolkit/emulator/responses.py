@@ -1,0 +1,239 @@
+"""How the emulator's HTTP layer answers: the state's records as the service's wire models.
+
+The state knows accounts, stacks, updates and the rest as plain records; what the service adds
+on the wire (ids derived from names, placeholder URLs, fields the emulator does not model) is
+decided here, once for every route that shows the same thing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi.responses import JSONResponse
+
+from toolkit.emulator.cli_models import (
+    AppConfigValue,
+    AppUpdateInfo,
+    AppUpdateMetadata,
+    GetHistoryResponse,
+    UpdateInfo,
+)
+from toolkit.emulator.state import (
+    ClaimRecord,
+    EnvironmentRecord,
+    InsightsAccountRecord,
+    PackageRecord,
+    Page,
+    StackRecord,
+    StackView,
+    UpdateRecord,
+    UserRecord,
+)
+from toolkit.models import (
+    AgentAccountSummary,
+    AgentClaimResponse,
+    AppListStacksResponse,
+    AppStack,
+    AppStackSummary,
+    EnvironmentReferrerMetadata,
+    EnvironmentSettings,
+    InsightsAccount,
+    ListEnvironmentsResponse,
+    ListInsightsAccountsResponse,
+    ListPackagesResponse,
+    OrganizationSummaryWithRole,
+    OrgEnvironment,
+    PackageMetadata,
+    User,
+    UserInfo,
+    WireModel,
+)
+
+
+def json_response(body: WireModel | dict[str, Any], *, status: int = 200) -> JSONResponse:
+    """A wire model in the service's JSON (camelCase, no unset optionals), or a plain body."""
+    return JSONResponse(body.to_wire() if isinstance(body, WireModel) else body, status_code=status)
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+def user(record: UserRecord) -> User:
+    """The document of `GET /api/user`; its id is derived from the login, so it stays the same
+    across restarts."""
+    return User(
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"pulumi-claim-emulator:user:{record.login}").hex,
+        github_login=record.login,
+        name=record.login,
+        email=f"{record.login}@example.com",
+        avatar_url="",
+        organizations=[
+            OrganizationSummaryWithRole(name=org, github_login=org, avatar_url="", role=role)
+            for org, role in record.roles.items()
+        ],
+        identities=[],
+        has_mfa=False,
+        is_org_managed=False,
+        is_managed_by_multi_org=False,
+        is_agent=record.is_agent,
+    )
+
+
+def user_info(login: str) -> UserInfo:
+    return UserInfo(name=login, github_login=login, avatar_url="")
+
+
+def claim(record: ClaimRecord) -> AgentClaimResponse:
+    """What validating a claim token shows: the agent's inventory, nothing in the way yet."""
+    return AgentClaimResponse(
+        agent=AgentAccountSummary(
+            login=record.login, org_name=record.inventory.org, created_at=record.created_at
+        ),
+        entities=record.inventory.entities,
+        conflicts=[],
+        failures=[],
+        claim_expires_at=record.claim_expires_at,
+    )
+
+
+# --- Stacks ---------------------------------------------------------------------------------
+
+
+def stack_summary(record: StackRecord) -> AppStackSummary:
+    return AppStackSummary(
+        id=record.id,
+        org_name=record.org,
+        project_name=record.project,
+        stack_name=record.stack,
+        last_update=record.last_update,
+        resource_count=record.resource_count,
+    )
+
+
+def stack_list(page: Page[StackRecord]) -> AppListStacksResponse:
+    return AppListStacksResponse(
+        stacks=[stack_summary(record) for record in page.items],
+        continuation_token=page.next_token,
+    )
+
+
+def stack(view: StackView) -> AppStack:
+    record = view.record
+    return AppStack(
+        id=record.id,
+        org_name=record.org,
+        project_name=record.project,
+        stack_name=record.stack,
+        active_update=view.latest_update or "",
+        tags=record.tags,
+        version=record.version,
+    )
+
+
+# --- Updates --------------------------------------------------------------------------------
+
+
+def update_info(update: UpdateRecord) -> AppUpdateInfo:
+    """An update as the stack's history shows it, with the message, environment and config
+    the CLI sent when it created the update."""
+    metadata = AppUpdateMetadata.model_validate(update.program.get("metadata") or {})
+    config = update.program.get("config") or {}
+    return AppUpdateInfo(
+        kind=update.kind,
+        start_time=update.started or 0,
+        message=metadata.message,
+        environment=metadata.environment or {},
+        config={key: AppConfigValue.model_validate(value) for key, value in config.items()},
+        result=_RESULTS[update.status],
+        end_time=update.ended or 0,
+        version=update.version,
+    )
+
+
+_RESULTS: dict[str, Literal["not-started", "in-progress", "succeeded", "failed"]] = {
+    "not started": "not-started",
+    "running": "in-progress",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "failed",
+}
+"""An update's status as its history shows the result."""
+
+
+def update_history(updates: list[UpdateRecord]) -> GetHistoryResponse:
+    return GetHistoryResponse(updates=[update_info(update) for update in updates])
+
+
+def latest_update(update: UpdateRecord) -> UpdateInfo:
+    return UpdateInfo(
+        info=update_info(update),
+        update_id=update.id,
+        version=update.version,
+        latest_version=update.version,
+        requested_by=user_info(update.requested_by),
+    )
+
+
+# --- The catalog: environments, Insights accounts, registry packages -----------------------
+
+
+def environment(record: EnvironmentRecord) -> OrgEnvironment:
+    return OrgEnvironment(
+        id=record.id,
+        organization=record.org,
+        project=record.project,
+        name=record.name,
+        created=record.created,
+        modified=record.created,
+        owned_by=user_info(record.owner),
+        tags={},
+        referrer_metadata=EnvironmentReferrerMetadata(),
+        settings=EnvironmentSettings(),
+    )
+
+
+def environment_list(page: Page[EnvironmentRecord]) -> ListEnvironmentsResponse:
+    return ListEnvironmentsResponse(
+        environments=[environment(record) for record in page.items], next_token=page.next_token
+    )
+
+
+def insights_account(record: InsightsAccountRecord) -> InsightsAccount:
+    return InsightsAccount(
+        id=record.id,
+        name=record.name,
+        owned_by=user_info(record.owner),
+        provider=record.provider,
+        scheduled_scan_enabled=False,
+    )
+
+
+def insights_account_list(page: Page[InsightsAccountRecord]) -> ListInsightsAccountsResponse:
+    return ListInsightsAccountsResponse(
+        accounts=[insights_account(record) for record in page.items], next_token=page.next_token
+    )
+
+
+def package(record: PackageRecord) -> PackageMetadata:
+    """A registry package; the emulator keeps no versions or documents, so every package is
+    a private 1.0.0 whose readme and schema URLs only name it."""
+    path = f"registry/{record.source}/{record.publisher}/{record.name}"
+    return PackageMetadata(
+        source=record.source,
+        publisher=record.publisher,
+        name=record.name,
+        version="1.0.0",
+        is_featured=False,
+        package_status="ga",
+        readme_url=f"{path}/readme.md",
+        schema_url=f"{path}/schema.json",
+        created_at=record.created_at,
+        visibility="private",
+    )
+
+
+def package_list(page: Page[PackageRecord]) -> ListPackagesResponse:
+    return ListPackagesResponse(
+        packages=[package(record) for record in page.items], continuation_token=page.next_token
+    )

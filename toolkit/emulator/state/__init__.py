@@ -1,0 +1,70 @@
+"""The emulated service's state and rules, kept apart from HTTP.
+
+`ServiceState` is what Pulumi Cloud knows (accounts, org roles, stacks with their checkpoints,
+updates and secret keys, ESC environments, Insights accounts, registry packages, agent claim
+tokens) and the rules it enforces on them. It lives in SQLite so that large worlds load and
+page quickly, several threads can use it (the HTTP server and the tests that inspect it),
+renames and transfers are atomic (one transaction each), and, given a file path, it survives
+an emulator restart.
+
+Every refused operation raises `ServiceFault` carrying the HTTP status the service would
+answer with; the HTTP layer only translates it. Answers are records (`StackRecord`,
+`UpdateRecord`, ...); the HTTP layer decides how the wire shows them.
+
+Each part of the service is one module holding a subclass of `Store` (`_store`: the
+connection, the lock, the one way into an operation), and `ServiceState` combines them:
+`_accounts` (tokens and roles), `_agents` (agent accounts and their claims), `_stacks`,
+`_updates` (updates, leases, checkpoints), `_catalog` (environments, Insights accounts,
+registry packages) and `_inspection` (direct reads for tests). Agent sign-up and claiming
+belong in `_agents`; ESC environments with revisions would leave `_catalog` for a module of
+their own, as teams and their permissions would take one: each such module adds its tables
+to `_schema` and its class to `ServiceState`.
+"""
+
+from toolkit.emulator.state._accounts import Accounts
+from toolkit.emulator.state._agents import Agents
+from toolkit.emulator.state._catalog import Catalog
+from toolkit.emulator.state._inspection import Inspection
+from toolkit.emulator.state._paging import Page
+from toolkit.emulator.state._records import (
+    FINISHED,
+    Caller,
+    ClaimRecord,
+    EnvironmentRecord,
+    InsightsAccountRecord,
+    Lease,
+    PackageRecord,
+    ServiceFault,
+    StackRecord,
+    StackView,
+    UpdateKind,
+    UpdateRecord,
+    UpdateStatus,
+    UserRecord,
+)
+from toolkit.emulator.state._stacks import Stacks
+from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
+
+__all__ = [
+    "FINISHED",
+    "LEASE_SECONDS",
+    "Caller",
+    "ClaimRecord",
+    "EnvironmentRecord",
+    "InsightsAccountRecord",
+    "Lease",
+    "PackageRecord",
+    "Page",
+    "ServiceFault",
+    "ServiceState",
+    "StackRecord",
+    "StackView",
+    "UpdateKind",
+    "UpdateRecord",
+    "UpdateStatus",
+    "UserRecord",
+]
+
+
+class ServiceState(Accounts, Agents, Stacks, Updates, Catalog, Inspection):
+    """All of the emulated service's state, in one SQLite database, safe across threads."""

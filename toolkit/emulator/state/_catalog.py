@@ -1,0 +1,111 @@
+"""The catalog of what else an org owns: ESC environments, Insights accounts and registry
+packages, each listed in a stable order and keyset-paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from toolkit.emulator.state._paging import Page, decode_token, page_of
+from toolkit.emulator.state._records import (
+    Caller,
+    EnvironmentRecord,
+    InsightsAccountRecord,
+    PackageRecord,
+)
+from toolkit.emulator.state._store import Store
+
+
+class Catalog(Store):
+    def list_environments(
+        self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
+    ) -> Page[EnvironmentRecord]:
+        """ESC environments of an org, ordered by (project, name), keyset-paged."""
+        where = "org = ?"
+        params: list[Any] = [org]
+        if continuation_token is not None:
+            where += " AND (project, name) > (?, ?)"
+            params.extend(decode_token(continuation_token, "environments", 2))
+        with self._in_org(caller, org):
+            owner = self._owner_of(org)
+            rows = self._db.execute(
+                "SELECT id, project, name, created FROM environments"
+                f" WHERE {where} ORDER BY project, name LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        environments = [
+            EnvironmentRecord(
+                id=row_id, org=org, project=project, name=name, created=created, owner=owner
+            )
+            for row_id, project, name, created in rows
+        ]
+        return page_of(environments, limit, "environments", key=lambda e: (e.project, e.name))
+
+    def list_insights_accounts(
+        self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
+    ) -> Page[InsightsAccountRecord]:
+        """Insights accounts of an org, ordered by name, keyset-paged."""
+        where = "org = ?"
+        params: list[Any] = [org]
+        if continuation_token is not None:
+            where += " AND name > ?"
+            params.extend(decode_token(continuation_token, "insights", 1))
+        with self._in_org(caller, org):
+            owner = self._owner_of(org)
+            rows = self._db.execute(
+                "SELECT id, name, provider FROM insights_accounts"
+                f" WHERE {where} ORDER BY name LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        accounts = [
+            InsightsAccountRecord(id=row_id, name=name, provider=provider, owner=owner)
+            for row_id, name, provider in rows
+        ]
+        return page_of(accounts, limit, "insights", key=lambda account: (account.name,))
+
+    def list_registry_packages(
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        org_login: str | None = None,
+        continuation_token: str | None = None,
+    ) -> Page[PackageRecord]:
+        """Registry packages of the caller's orgs (only those `org_login` publishes, if given)."""
+        where = ["p.org IN (SELECT org FROM memberships WHERE login = ?)"]
+        params: list[Any] = [caller.login]
+        with self._session():
+            if org_login is not None:
+                self._role_in(caller, org_login)
+                where.append("p.publisher = ?")
+                params.append(org_login)
+            if continuation_token is not None:
+                where.append("(p.source, p.publisher, p.name, p.org) > (?, ?, ?, ?)")
+                params.extend(decode_token(continuation_token, "packages", 4))
+            rows = self._db.execute(
+                "SELECT p.source, p.publisher, p.name, p.org, p.created_at"
+                f" FROM registry_packages p WHERE {' AND '.join(where)}"
+                " ORDER BY p.source, p.publisher, p.name, p.org LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        packages = [
+            PackageRecord(
+                source=source,
+                publisher=publisher,
+                name=name,
+                org=package_org,
+                created_at=datetime.fromisoformat(created_at),
+            )
+            for source, publisher, name, package_org, created_at in rows
+        ]
+        return page_of(
+            packages, limit, "packages", key=lambda p: (p.source, p.publisher, p.name, p.org)
+        )
+
+    def _owner_of(self, org: str) -> str:
+        """Who entities of an org are shown as owned by: its first admin, else the org."""
+        row = self._db.execute(
+            "SELECT login FROM memberships WHERE org = ? AND role = 'admin' ORDER BY login",
+            (org,),
+        ).fetchone()
+        return org if row is None else str(row[0])

@@ -1,0 +1,190 @@
+"""The state's SQLite schema, opening a database that holds it, and loading a world into it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+
+from toolkit.emulator.secrets import new_stack_key
+from toolkit.emulator.world import World
+
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE accounts (
+    login TEXT PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    is_agent INTEGER NOT NULL,
+    claim_token TEXT UNIQUE,
+    created_at TEXT,
+    claim_expires_at TEXT
+);
+CREATE TABLE orgs (name TEXT PRIMARY KEY);
+CREATE TABLE memberships (
+    login TEXT NOT NULL REFERENCES accounts(login),
+    org TEXT NOT NULL REFERENCES orgs(name),
+    role TEXT NOT NULL,
+    PRIMARY KEY (login, org)
+);
+CREATE TABLE stacks (
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL REFERENCES orgs(name),
+    project TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    resource_count INTEGER NOT NULL,
+    last_update INTEGER NOT NULL,
+    tags TEXT,
+    version INTEGER NOT NULL,
+    secrets_key BLOB NOT NULL,
+    PRIMARY KEY (org, project, stack)
+);
+CREATE TABLE checkpoints (
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    deployment TEXT NOT NULL,
+    PRIMARY KEY (stack_id, version)
+);
+CREATE TABLE updates (
+    id TEXT PRIMARY KEY,
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    lease_token TEXT UNIQUE,
+    lease_expires REAL,
+    program TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    started INTEGER,
+    ended INTEGER
+);
+CREATE TABLE update_events (
+    update_id TEXT NOT NULL REFERENCES updates(id) ON DELETE CASCADE,
+    sequence INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (update_id, sequence)
+);
+CREATE TABLE environments (
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL REFERENCES orgs(name),
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (org, project, name)
+);
+CREATE TABLE insights_accounts (
+    id TEXT NOT NULL UNIQUE,
+    org TEXT NOT NULL REFERENCES orgs(name),
+    name TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    PRIMARY KEY (org, name)
+);
+CREATE TABLE registry_packages (
+    org TEXT NOT NULL REFERENCES orgs(name),
+    source TEXT NOT NULL,
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (source, publisher, name, org)
+);
+CREATE INDEX memberships_by_org ON memberships (org);
+CREATE INDEX registry_packages_by_publisher ON registry_packages (publisher, source, name);
+CREATE INDEX updates_by_stack ON updates (stack_id, status);
+"""
+
+
+def connect(db_path: str) -> sqlite3.Connection:
+    """A connection to the state in `db_path`, creating the schema in a new database; a file
+    holding something else, or state of another schema version, is refused (ValueError)."""
+    db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    if db_path != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version == 0:
+        if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise ValueError(f"{db_path} is a SQLite database of something else")
+        db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+    elif version != SCHEMA_VERSION:
+        raise ValueError(f"{db_path} holds emulator state of another version ({version})")
+    return db
+
+
+def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
+    """Fill an empty state with exactly what `world` describes (inside the caller's
+    transaction); every stack gets its own secret key."""
+    loaded_at = datetime.now(UTC).isoformat()
+    memberships = world.memberships()
+    if db.execute("SELECT count(*) FROM accounts").fetchone()[0]:
+        raise ValueError(f"{db_path} already holds a world")
+    db.executemany("INSERT INTO orgs (name) VALUES (?)", [(name,) for name in world.org_names()])
+    db.executemany(
+        "INSERT INTO accounts (login, token, is_agent) VALUES (?, ?, 0)",
+        [(user.login, user.token) for user in world.users],
+    )
+    db.executemany(
+        "INSERT INTO accounts VALUES (?, ?, 1, ?, ?, ?)",
+        [
+            (
+                agent.login,
+                agent.token,
+                agent.claim_token,
+                _utc(agent.created_at).isoformat(),
+                _utc(agent.claim_expires_at).isoformat(),
+            )
+            for agent in world.agents
+        ],
+    )
+    db.executemany(
+        "INSERT INTO memberships VALUES (?, ?, ?)",
+        [(login, org, role) for login, roles in memberships.items() for org, role in roles.items()],
+    )
+    db.executemany(
+        "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                uuid.uuid4().hex,
+                org,
+                s.project,
+                s.stack,
+                s.resource_count,
+                int(_utc(s.last_update).timestamp()) if s.last_update else 0,
+                json.dumps(s.tags) if s.tags else None,
+                1 if s.last_update else 0,
+                new_stack_key(),
+            )
+            for org, content in world.orgs.items()
+            for s in content.stacks
+        ],
+    )
+    db.executemany(
+        "INSERT INTO environments VALUES (?, ?, ?, ?, ?)",
+        [
+            (uuid.uuid4().hex, org, e.project, e.name, loaded_at)
+            for org, content in world.orgs.items()
+            for e in content.environments
+        ],
+    )
+    db.executemany(
+        "INSERT INTO insights_accounts VALUES (?, ?, ?, ?)",
+        [
+            (uuid.uuid4().hex, org, a.name, a.provider)
+            for org, content in world.orgs.items()
+            for a in content.insights_accounts
+        ],
+    )
+    db.executemany(
+        "INSERT INTO registry_packages VALUES (?, ?, ?, ?, ?)",
+        [
+            (org, p.source, p.publisher, p.name, loaded_at)
+            for org, content in world.orgs.items()
+            for p in content.registry_packages
+        ],
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
