@@ -34,11 +34,11 @@ SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", "
 EXIT_OK = 0
 EXIT_BLOCKED = 3
 EXIT_PARTIAL = 4
-"""Exit codes a claim document maps to (DESIGN §5); 1 (error) and 2 (usage) are the CLI's own."""
+"""Exit codes a claim document maps to (README, "Exit codes"); 1 (error) and 2 (usage) are the CLI's own."""
 
 
 def exit_code(document: AgentClaimResponse) -> int:
-    """DESIGN §5: 3 when blocked by conflicts, 4 when anything is reported as failed, else 0."""
+    """3 when blocked by conflicts, 4 when anything is reported as failed, else 0."""
     if document.conflicts:
         return EXIT_BLOCKED
     if document.failures:

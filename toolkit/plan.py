@@ -2,7 +2,7 @@
 
 Like a database migration script, the plan can be printed and reviewed on its own; preview
 shows it, commit executes it. Building it is pure: the target, inventories and a resolution map
-in, plan out (DESIGN.md §4).
+in, plan out (ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Conflicts with the destination, and how a resolution map renames them away.
 
-Everything here is a pure function over inventories and wire models (DESIGN.md §4). A map is
+Everything here is a pure function over inventories and wire models (ARCHITECTURE.md). A map is
 refused with *every* problem listed at once, so a user fixes a large map in one pass instead of
 one error per run.
 """
