@@ -34,7 +34,7 @@ SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", "
 EXIT_OK = 0
 EXIT_BLOCKED = 3
 EXIT_PARTIAL = 4
-"""Exit codes a claim document maps to (README, "Exit codes"); 1 (error) and 2 (usage) are the CLI's own."""
+"""Exit codes a claim document maps to (README, "Exit codes"); 1 and 2 are the CLI's own."""
 
 
 def exit_code(document: AgentClaimResponse) -> int:
