@@ -2,8 +2,8 @@
 
 Measures the performance targets (README, "Performance"), printing each figure as it is
 measured, then a table of figure against target. The emulator runs as its own process
-(`pulumi-claim emulator`), as the service would, so the times, calls and memory measured here are the toolkit's alone; its request
-log (`/_emulator/requests`) counts the calls.
+(`pulumi-claim emulator`), as the service would, so the times, calls and memory measured here
+are the toolkit's alone; its request log (`/_emulator/requests`) counts the calls.
 
     uv run python bench/preview_commit.py           # the full run: a few minutes on 2 cores
     uv run python bench/preview_commit.py --quick   # a small smoke run: seconds; targets n/a
