@@ -15,6 +15,48 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import World, parse_world
 
+AGENT_DETECTION_VARIABLES = (
+    "AI_AGENT",
+    "CURSOR_TRACE_ID",
+    "CURSOR_AGENT",
+    "GEMINI_CLI",
+    "CODEX_SANDBOX",
+    "CODEX_CI",
+    "CODEX_THREAD_ID",
+    "ANTIGRAVITY_AGENT",
+    "AUGMENT_AGENT",
+    "OPENCODE",
+    "OPENCODE_CALLER",
+    "OPENCODE_CLIENT",
+    "CLAUDE_CODE_IS_COWORK",
+    "CLAUDECODE",
+    "CLAUDE_CODE",
+    "REPL_ID",
+    "COPILOT_MODEL",
+    "COPILOT_ALLOW_ALL",
+    "COPILOT_GITHUB_TOKEN",
+    "GOOSE_PROVIDER",
+)
+"""What the pulumi CLI reads to decide that an AI agent runs it (`sdk/go/common/util/agentdetect`
+in pulumi v3.274.1); with one of them set and no token, it signs up an agent account by itself."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_agent_detected() -> Iterator[None]:
+    """No test's pulumi CLI thinks an AI agent runs it, unless the test says so itself; and no
+    login of the machine's user reaches a test."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (
+            *AGENT_DETECTION_VARIABLES,
+            "PULUMI_ENABLE_AUTOMATIC_AGENT_SIGNUP",
+            "PULUMI_ACCESS_TOKEN",
+            "PULUMI_CLAIM_TOKEN",
+            "PULUMI_CLAIM_SOURCE_TOKEN",
+            "PULUMI_BACKEND_URL",
+        ):
+            patch.delenv(name, raising=False)
+        yield
+
 
 class EmulatorFactory(Protocol):
     def __call__(

@@ -199,6 +199,9 @@ def _environment(identity: BackendIdentity, home: Path) -> dict[str, str]:
         "PULUMI_ACCESS_TOKEN": identity.token or "",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # Run from an AI agent's shell, the CLI would sign up a new agent account by itself
+        # whenever a token is refused; the toolkit's identities are always explicit.
+        "PULUMI_ENABLE_AUTOMATIC_AGENT_SIGNUP": "false",
     }
     if identity.secrets_passphrase is not None:
         env["PULUMI_CONFIG_PASSPHRASE"] = identity.secrets_passphrase
