@@ -14,7 +14,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import pytest
@@ -370,6 +370,9 @@ def test_timestamps_without_an_offset_are_refused() -> None:
 
 AGENT = "agent-abc"
 DESTINATION = "acme"
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 WORLD: dict[str, Any] = {
     "users": [
         {"login": "alice", "token": "tok-alice", "orgs": {DESTINATION: "admin", AGENT: "admin"}}
@@ -379,8 +382,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-01T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {

@@ -395,8 +395,19 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
 )
 @click.option("--page-size", default=100, show_default=True, help="Items per page of lists.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Added to every request.")
+@click.option(
+    "--signup-difficulty",
+    type=click.IntRange(1, 256),
+    help="Zero bits of agent sign-up's proof of work (default: the world's, else 12).",
+)
 def emulator(
-    world: Path, host: str, port: int, db: Path | None, page_size: int, latency_ms: float
+    world: Path,
+    host: str,
+    port: int,
+    db: Path | None,
+    page_size: int,
+    latency_ms: float,
+    signup_difficulty: int | None,
 ) -> None:
     """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL."""
     from toolkit.emulator.server import serve_forever
@@ -408,6 +419,7 @@ def emulator(
         db_path=str(db) if db else ":memory:",
         page_size=page_size,
         latency_ms=latency_ms,
+        signup_difficulty=signup_difficulty,
     )
 
 
