@@ -19,7 +19,12 @@ from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import Credentials
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimRefusedError
-from toolkit.models import AgentClaimResponse, TransferEntity, TransferEntityFailure
+from toolkit.models import (
+    AgentClaimResponse,
+    RenameEntity,
+    TransferEntity,
+    TransferEntityFailure,
+)
 from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import ResolutionMap, parse_resolution_map
@@ -104,8 +109,15 @@ PARITY_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
 
 
 def wire(entities: Sequence[TransferEntity]) -> list[str]:
-    """Entities in their wire form, order aside."""
-    return sorted(json.dumps(entity.to_wire(), sort_keys=True) for entity in entities)
+    """Entities in their wire form, order aside; a rename's `renameAs` by its name alone (the
+    service does not repeat the stack's resourceCount and lastUpdate there)."""
+    shown = []
+    for entity in entities:
+        document = entity.to_wire()
+        if isinstance(entity, RenameEntity):
+            document["renameAs"] = list(entity_key(entity.rename_as))
+        shown.append(json.dumps(document, sort_keys=True))
+    return sorted(shown)
 
 
 def failed_keys(failures: Sequence[TransferEntityFailure]) -> list[tuple[str, ...]]:

@@ -35,6 +35,7 @@ RESOLVES_BOTH = "stacks:\n  web/dev: web/dev-agent\n  api/prod: api/prod-agent\n
 def claim_world(
     *,
     moves_environments: bool = False,
+    created: str = "2026-11-01T09:00:00Z",
     expires: str = "2026-12-31T09:00:00Z",
     **agent_org: Any,
 ) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def claim_world(
                 "login": AGENT,
                 "token": "tok-agent",
                 "claimToken": CLAIM_TOKEN,
-                "createdAt": "2026-11-01T09:00:00Z",
+                "createdAt": created,
                 "claimExpiresAt": expires,
             }
         ],
@@ -224,13 +225,14 @@ def test_without_a_claim_the_reports_say_so_and_json_keeps_the_fields(
 def test_the_claim_window_warns_when_under_24_hours_are_left(
     make_emulator: EmulatorFactory, run_cli: RunCli
 ) -> None:
-    closes = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=10)
+    closes = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=10, seconds=-30)
     server = make_emulator(claim_world(expires=closes.isoformat()))
     for fmt in ("table", "markdown", "html"):
         result = run_cli(server, "preview", *ORGS, "--format", fmt)
         assert result.exit_code == 3, result.stderr
-        assert "under 24 hours" in result.stdout
-        assert "warning: the claim window closes in 9 h 5" in result.stdout
+        report = " ".join(result.stdout.split())
+        assert "left: under 24 hours" in report
+        assert "warning: the claim window closes in 9 h 5" in report
 
 
 # --- commit --------------------------------------------------------------------------------
@@ -248,7 +250,9 @@ def deploy_as_agent(server: EmulatorServer, name: str) -> None:
 def test_a_claim_lands_every_stack_under_its_resolved_name_with_history_and_secrets(
     pulumi_cli: Path, make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server = make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    signed_up = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    world = claim_world(moves_environments=True, created=signed_up.isoformat(), **MOVABLE)
+    server = make_emulator(world)
     deploy_as_agent(server, f"{AGENT}/web/dev")
     resolutions = write(tmp_path, "map.yaml", RESOLVES_BOTH)
 
