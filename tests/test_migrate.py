@@ -8,7 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -293,7 +293,8 @@ TWO_ORGS = {
             "login": AGENT_ORG,
             "token": "tok-agent",
             "claimToken": "claim-agent",
-            "createdAt": "2026-11-20T09:00:00Z",
+            # Signed up an hour ago: an agent account writes only for 72 hours.
+            "createdAt": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
             "claimExpiresAt": "2027-01-31T09:00:00Z",
         }
     ],
