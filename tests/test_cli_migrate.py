@@ -24,6 +24,9 @@ AGENT = "agent-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
 API_KEY = "sk-agent-42"
 
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 WORLD: dict[str, Any] = {
     "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
     "agents": [
@@ -31,9 +34,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc123",
-            # Signed up an hour ago: an agent account writes only for 72 hours.
-            "createdAt": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-            "claimExpiresAt": "2026-12-31T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev", "resourceCount": 4}]}},

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -302,7 +305,7 @@ def test_the_clock_control_reads_and_moves_the_service_time(
     assert server.state.now() - datetime.now(UTC) > timedelta(seconds=80)
 
 
-def test_the_clock_offset_survives_a_restart(tmp_path: Any) -> None:
+def test_the_clock_offset_survives_a_restart(tmp_path: Path) -> None:
     db = str(tmp_path / "state.db")
     first = ServiceState.from_world(parse_world(world()), db)
     first.advance_clock(40 * HOUR)
@@ -745,3 +748,47 @@ def test_the_default_org_is_the_individual_org_else_one_the_user_admins(
         "tok-bob": "acme",
         "tok-nobody": 404,
     }
+
+
+# --- The unmodified pulumi CLI signing up by itself -----------------------------------------
+
+
+def test_the_pulumi_cli_signs_up_an_agent_and_creates_its_stack_there(
+    make_emulator: EmulatorFactory, pulumi_cli: Path, tmp_path: Path
+) -> None:
+    """An AI agent runs `pulumi stack init` with no credentials: the CLI signs up against the
+    emulator, stores the agent's credentials and claim file, and creates the stack in the
+    agent's own org, with nothing set but what the CLI documents for this."""
+    server = make_emulator(world())
+    project = tmp_path / "web"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: web\nruntime: yaml\n", encoding="utf-8")
+    agent_dir = tmp_path / "agent"
+    env = {
+        "PATH": f"{pulumi_cli}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_ENABLE_AUTOMATIC_AGENT_SIGNUP": "true",
+        "AI_AGENT": "claude",
+        "PULUMI_CONSOLE_DOMAIN": "app.example.com",
+        "PULUMI_TEST_AGENT_PULUMI_DIR": str(agent_dir),
+        "PULUMI_CREDENTIAL_HELPER": "none",
+        "PULUMI_CREDENTIAL_STORE": "plaintext",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    done = subprocess.run(
+        [str(pulumi_cli / "pulumi"), "stack", "init", "dev", "--non-interactive"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    claim_file = json.loads((agent_dir / "agent-claim.json").read_text(encoding="utf-8"))
+    claim = server.state.validate_claim(claim_file["claimToken"])
+    assert claim_file["claimUrl"].endswith(f"/claim/{claim_file['claimToken']}")
+    assert server.state.stack_names(claim.login) == {("web", "dev")}
+    assert "PULUMI_EPHEMERAL_AGENT_ACCOUNT" in done.stderr
+    assert server.requests.count("POST", "/api/agents/signup") == 1
