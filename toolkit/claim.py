@@ -67,7 +67,7 @@ async def plan_claim(
         chosen, why = strategy, "as asked"
     _check_backends(credentials, target, chosen)
     if chosen == "claim-api":
-        plan = await _plan_with_the_service(credentials, target, resolution_map)
+        plan, _ = await _plan_with_the_service(credentials, target, resolution_map)
         warnings: list[str] = []
     else:
         plan, warnings = await _plan_from_listings(credentials, target, resolution_map, chosen)
@@ -106,10 +106,11 @@ async def _plan_from_listings(
 
 async def _plan_with_the_service(
     credentials: Credentials, target: ClaimTarget, resolution_map: ResolutionMap
-) -> ClaimPlan:
+) -> tuple[ClaimPlan, Inventory]:
     """The claim-api plan: the agent's inventory from the claim token's validation (the
     claimer needs no access to the agent's org), the destination as the claimer lists it, the
-    map checked here first, then the service's dry run of the claim with the map's renames."""
+    map checked here first, then the service's dry run of the claim with the map's renames.
+    The destination's inventory comes back too."""
     claim_token = _claim_token(credentials)
     async with _client(target.destination_identity(credentials)) as client:
         claim, destination_inventory = await asyncio.gather(
@@ -135,7 +136,7 @@ async def _plan_with_the_service(
                 target.destination_org, claim_token, plan.conflicts_resolution(), dry_run=True
             ),
         )
-    return plan.answered(answer)
+    return plan.answered(answer), destination_inventory
 
 
 def _check_backends(credentials: Credentials, target: ClaimTarget, chosen: Strategy) -> None:
@@ -235,9 +236,10 @@ async def suggest_resolutions(
     renames); without one, every collision of the two orgs' listings.
     """
     if credentials.claim_token:
-        plan = await _plan_with_the_service(credentials, target, ResolutionMap.empty())
+        plan, destination_inventory = await _plan_with_the_service(
+            credentials, target, ResolutionMap.empty()
+        )
         source_inventory = Inventory.from_entities(target.source_org, plan.entities)
-        destination_inventory = await org_inventory(credentials, target.destination_org)
         conflicts = [base_of(entity) for entity in plan.conflicts]
     else:
         (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
