@@ -68,6 +68,18 @@ class EmulatorFactory(Protocol):
     ) -> EmulatorServer: ...
 
 
+@pytest.fixture(autouse=True)
+def agent_pulumi_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Where the pulumi CLI and pulumi-claim look for an agent account's files
+    (`PULUMI_TEST_AGENT_PULUMI_DIR`): a folder of each test's own, never the machine's
+    /tmp/.pulumi, whose claim file would otherwise change which strategy `auto` picks."""
+    folder = tmp_path_factory.mktemp("agent") / ".pulumi"
+    monkeypatch.setenv("PULUMI_TEST_AGENT_PULUMI_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_emulator() -> Iterator[EmulatorFactory]:
     """Start emulators serving given worlds (dicts in world-file shape, or `World`s); each is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ AGENT = "agent-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
 API_KEY = "sk-agent-42"
 
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 WORLD: dict[str, Any] = {
     "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
     "agents": [
@@ -30,8 +34,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc123",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-31T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev", "resourceCount": 4}]}},
@@ -54,11 +58,13 @@ def outputs(server: EmulatorServer, token: str, name: str) -> dict[str, Any]:
         return {key: value.value for key, value in workspace.stack_outputs(name).items()}
 
 
-def run(server: EmulatorServer, runs_dir: Path, *args: str) -> Result:
+def run(
+    server: EmulatorServer, runs_dir: Path, *args: str, claim_token: str | None = "claim-abc123"
+) -> Result:
     env = {
         "PULUMI_ACCESS_TOKEN": "tok-carol",
         "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
-        "PULUMI_CLAIM_TOKEN": "claim-abc123",
+        "PULUMI_CLAIM_TOKEN": claim_token,
         "PULUMI_BACKEND_URL": server.url,
         "PULUMI_CLAIM_RUNS_DIR": str(runs_dir),
     }
@@ -79,6 +85,8 @@ def test_claim_by_migration_with_two_identities(
         tmp_path,
         "preview",
         *ORGS,
+        "--strategy",
+        "migrate",
         "-r",
         str(resolutions),
         "--format",
@@ -93,6 +101,8 @@ def test_claim_by_migration_with_two_identities(
         tmp_path,
         "commit",
         *ORGS,
+        "--strategy",
+        "migrate",
         "-r",
         str(resolutions),
         "--yes",
@@ -117,7 +127,7 @@ def test_auto_picks_migrate_when_no_identity_administers_both_orgs(
     world = {**WORLD, "orgs": {"acme": {"stacks": []}}}
     server = make_emulator(world)
     deploy(server, f"{AGENT}/web/dev")
-    result = run(server, tmp_path, "preview", *ORGS, "--format", "table")
+    result = run(server, tmp_path, "preview", *ORGS, "--format", "table", claim_token=None)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "migrate" in result.stdout
     assert server.state.stack_names(AGENT) == {("web", "dev")}

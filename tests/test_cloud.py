@@ -38,6 +38,9 @@ ALICE = "tok-alice-0123456789"
 BOB = "tok-bob-0123456789"
 """Member (not admin) of acme."""
 
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 WORLD: dict[str, Any] = {
     "users": [
         {
@@ -52,8 +55,8 @@ WORLD: dict[str, Any] = {
             "login": "agent-1",
             "token": "tok-agent-1",
             "claimToken": "claim-secret-1",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-01T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {
@@ -132,7 +135,8 @@ def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     stacks = call(emulator, lambda client: client.list_stacks("acme"))
     state = emulator.state
     expected = state.list_stacks(state.authenticate(ALICE), limit=1000, organization="acme")
-    assert stacks == responses.stack_list(expected).stacks
+    sent = responses.stack_list(expected)
+    assert stacks == type(sent).model_validate(sent.to_wire()).stacks
     assert len({(s.project_name, s.stack_name) for s in stacks}) == STACKS_IN_ACME
     assert {(s.project_name, s.stack_name) for s in stacks} == state.stack_names("acme")
     pages = [e for e in emulator.requests.entries() if e.path == "/api/user/stacks"]

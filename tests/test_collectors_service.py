@@ -62,7 +62,7 @@ def test_inventory_matches_what_the_claim_token_shows(demo_emulator: EmulatorSer
     """The service's own view of the agent's inventory is the same set of entities."""
     inventory = collect(demo_emulator, "agent-7f3k2q")
     claim = demo_emulator.state.validate_claim("claim-7f3k2q")
-    assert inventory.entities == claim.inventory.entities
+    assert inventory.entities == claim.entities
 
 
 def test_registry_packages_the_org_publishes(demo_emulator: EmulatorServer) -> None:

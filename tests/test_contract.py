@@ -14,9 +14,11 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from urllib.error import HTTPError
 
+import httpx
 import pytest
 from contract_samples import (
     DISCRIMINATOR,
@@ -48,6 +50,7 @@ from pulumi_cloud_sdk.apis import (
 )
 from pulumi_cloud_sdk.configuration import Configuration
 
+from toolkit.agents import solve_signup_challenge
 from toolkit.cloud import CloudClient
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
@@ -55,6 +58,9 @@ from toolkit.models import (
     AgentAccountSummary,
     AgentClaimRequest,
     AgentClaimResponse,
+    AgentClaimsStatus,
+    AgentSignupChallenge,
+    AgentSignupResponse,
     AppStack,
     BaseEntity,
     RenameEntity,
@@ -370,6 +376,9 @@ def test_timestamps_without_an_offset_are_refused() -> None:
 
 AGENT = "agent-abc"
 DESTINATION = "acme"
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 WORLD: dict[str, Any] = {
     "users": [
         {"login": "alice", "token": "tok-alice", "orgs": {DESTINATION: "admin", AGENT: "admin"}}
@@ -379,8 +388,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-01T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {
@@ -656,3 +665,129 @@ def test_single_reads_are_the_same_through_the_sdk_and_the_toolkit(
     assert differences(stack, sdk_stack) == []
     assert differences(claim, sdk_claim) == []
     assert len(claim.entities) == 7 + 5 + 4 + 4
+
+
+# --- The agent API: the SDK's own calls, and what the toolkit sends and receives ----------
+
+
+class CapturingTransport(httpx.AsyncBaseTransport):
+    """Forwards every request to the emulator over real HTTP, keeping each request and the
+    JSON the emulator answered with."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[tuple[httpx.Request, Any]] = []
+        self._http = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        response = await self._http.handle_async_request(request)
+        body = await response.aread()
+        self.exchanges.append((request, json.loads(body)))
+        return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+    def sent(self, method: str, path: str) -> list[Any]:
+        return [
+            json.loads(request.content)
+            for request, _ in self.exchanges
+            if (request.method, request.url.path) == (method, path)
+        ]
+
+
+AGENT_ANSWERS = {
+    ("GET", "/api/agents/signup"): AgentSignupChallenge,
+    ("POST", "/api/agents/signup"): AgentSignupResponse,
+    ("POST", f"/api/agents/{DESTINATION}/claim"): AgentClaimResponse,
+    ("GET", f"/api/agents/{DESTINATION}/claim/status"): AgentClaimsStatus,
+}
+"""What each agent call the toolkit makes answers with."""
+
+
+def agent_world() -> dict[str, Any]:
+    return {**WORLD, "service": {"signupDifficulty": 6}}
+
+
+def test_the_sdk_signs_up_validates_claims_and_reads_the_status_from_the_emulator(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(agent_world())
+    anonymous = AI_AgentsApi(sdk_api_client(server, token=""))
+    challenge = anonymous.signup_challenge()
+    answer = solve_signup_challenge(challenge.challenge_data)
+    account = anonymous.signup(
+        sdk_models.AgentSignupRequest(challenge_id=challenge.challenge_id, challenge_result=answer)
+    )
+    login = account.user_info.github_login
+    assert account.user_info.is_agent is True
+    assert UsersApi(sdk_api_client(server, account.access_token)).get_current_user().is_agent
+
+    claim = anonymous.signup_validate("claim-abc")
+    assert len(claim.entities) == 7 + 5 + 4 + 4
+    renames = [
+        sdk_models.TransferEntityStackRename(
+            project_name="api",
+            stack_name="dev",
+            rename_as=sdk_models.TransferEntityStack(project_name="api", stack_name="dev-agent"),
+        )
+    ]
+    alice = AI_AgentsApi(sdk_api_client(server))
+    request = sdk_models.AgentClaimRequest(claim_token="claim-abc", conflicts_resolution=renames)
+    preview = alice.claim(DESTINATION, request, dry_run=True)
+    blocked = alice.claim(DESTINATION, request)  # no dryRun: a commit, blocked by failures
+    assert preview.conflicts == [] and len(preview.failures) == 5 + 4 + 4
+    assert blocked.transfer_token is None
+    assert alice.claim_status(DESTINATION).claims == {}
+
+    fresh = anonymous.signup_validate(account.claim_token)
+    assert fresh.agent.login == login and fresh.entities == []
+    committed = alice.claim(
+        DESTINATION, sdk_models.AgentClaimRequest(claim_token=account.claim_token)
+    )
+    assert committed.transfer_token
+    assert list(alice.claim_status(DESTINATION).claims) == [committed.transfer_token]
+    with pytest.raises(HTTPError) as refused:
+        UsersApi(sdk_api_client(server, account.access_token)).get_current_user()
+    assert refused.value.code == 401  # a claim soft-deletes the agent's token
+
+
+def test_the_toolkit_s_agent_calls_speak_the_sdk_s_shapes(make_emulator: EmulatorFactory) -> None:
+    """What CloudClient sends reads into the SDK's request models; what the emulator answers
+    reads into the SDK's response models, as the toolkit reads it."""
+    server = make_emulator(agent_world())
+    transport = CapturingTransport()
+    renames = [
+        TransferEntityStackRename(
+            project_name="api",
+            stack_name="dev",
+            rename_as=TransferEntityStack(project_name="api", stack_name="dev-agent"),
+        )
+    ]
+
+    async def run() -> str:
+        async with CloudClient(server.url, "", transport=transport) as anonymous:
+            challenge = await anonymous.agent_signup_challenge()
+            account = await anonymous.sign_up_agent(
+                challenge.challenge_id, solve_signup_challenge(challenge.challenge_data)
+            )
+        async with CloudClient(server.url, "tok-alice", transport=transport) as alice:
+            await alice.claim_agent(DESTINATION, "claim-abc", renames, dry_run=True)
+            await alice.claim_agent(DESTINATION, account.claim_token, [], dry_run=False)
+            await alice.agent_claims_status(DESTINATION)
+        return account.claim_token
+
+    claim_token = asyncio.run(run())
+
+    (signup,) = transport.sent("POST", "/api/agents/signup")
+    assert default_encoder.deserialize(signup, "AgentSignupRequest").challenge_result
+    claims = transport.sent("POST", f"/api/agents/{DESTINATION}/claim")
+    sdk_claims = [default_encoder.deserialize(sent, "AgentClaimRequest") for sent in claims]
+    assert [c.claim_token for c in sdk_claims] == ["claim-abc", claim_token]
+    assert sdk_kinds(sdk_claims[0].conflicts_resolution) == ["TransferEntityStackRename"]
+    requests = [request for request, _ in transport.exchanges]
+    assert [r.headers.get("Authorization") for r in requests[:2]] == [None, None]
+    assert [r.url.params.get("dryRun") for r in requests[2:4]] == ["true", "false"]
+
+    assert len(transport.exchanges) == len(AGENT_ANSWERS) + 1
+    for request, answer in transport.exchanges:
+        model = AGENT_ANSWERS[(request.method, request.url.path)]
+        sdk_answer = default_encoder.deserialize(answer, model.__name__)
+        assert differences(model.model_validate(answer), sdk_answer) == []

@@ -8,7 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -286,6 +286,9 @@ def test_a_stack_with_pending_operations_is_refused(
 
 AGENT_ORG = "agent-7f3k2q"
 COMPANY_ORG = "acme"
+AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
+"""The agent signed up an hour ago: it may still write, and its claim window is open."""
+
 TWO_ORGS = {
     "users": [{"login": "platform", "token": "tok-platform", "orgs": {COMPANY_ORG: "admin"}}],
     "agents": [
@@ -293,8 +296,8 @@ TWO_ORGS = {
             "login": AGENT_ORG,
             "token": "tok-agent",
             "claimToken": "claim-agent",
-            "createdAt": "2026-11-20T09:00:00Z",
-            "claimExpiresAt": "2027-01-31T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {AGENT_ORG: {}, COMPANY_ORG: {}},

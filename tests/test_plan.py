@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi_cloud_sdk._support import default_encoder
 
-from toolkit.entities import Inventory, StackName, entity_key, stack_name
+from toolkit.entities import Inventory, StackName, display_name, entity_key, stack_name
 from toolkit.errors import ResolutionMapError
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
     TransferEntityEnvironment,
     TransferEntityEnvironmentRename,
+    TransferEntityFailure,
     TransferEntityInsightsAccount,
     TransferEntityRegistryPackage,
     TransferEntityStack,
@@ -30,8 +31,10 @@ from toolkit.plan import (
     Strategy,
     build_plan,
     failure_details,
+    is_blocked,
     movable_kinds,
     order_renames,
+    unblocking_step,
 )
 from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap, parse_resolution_map
@@ -104,6 +107,7 @@ def test_movable_kinds_by_strategy() -> None:
         "TransferEntityStack",
         "TransferEntityEnvironment",
         "TransferEntityInsightsAccount",
+        "TransferEntityRegistryPackage",
     }
 
 
@@ -113,7 +117,7 @@ def test_failure_details_say_what_to_do_instead() -> None:
     assert details.startswith("ESC environments cannot be transferred between organizations")
     assert "recreate default/secrets in acme (esc env init acme/default/secrets)" in details
     package = SOURCE.registry_packages[0]
-    assert "--publisher acme" in failure_details(package, "claim-api", destination_org="acme")
+    assert "--publisher acme" in failure_details(package, "transfer", destination_org="acme")
     account = SOURCE.insights_accounts[0]
     assert "aws-main" in failure_details(account, "migrate", destination_org="acme")
 
@@ -121,6 +125,85 @@ def test_failure_details_say_what_to_do_instead() -> None:
 def test_failure_details_refuse_an_entity_that_can_move() -> None:
     with pytest.raises(ValueError):
         failure_details(stack("web/dev"), "transfer", destination_org="acme")
+    with pytest.raises(ValueError):
+        failure_details(SOURCE.insights_accounts[0], "claim-api", destination_org="acme")
+
+
+def test_claim_api_failures_are_the_services_and_nothing_else() -> None:
+    assert plan(strategy="claim-api").failures == []
+    said = [TransferEntityFailure(entity=SOURCE.insights_accounts[0], failure_details="no")]
+    claim = build_plan(
+        target=TARGET,
+        source=SOURCE,
+        destination=DESTINATION,
+        resolution_map=RESOLVED,
+        strategy="claim-api",
+        agent=AGENT,
+        claim_expires_at=EXPIRES,
+        service_failures=said,
+    )
+    assert claim.failures == said
+    assert claim.blocked
+    with pytest.raises(ValueError):
+        build_plan(
+            target=TARGET,
+            source=SOURCE,
+            destination=DESTINATION,
+            resolution_map=RESOLVED,
+            strategy="transfer",
+            agent=AGENT,
+            claim_expires_at=EXPIRES,
+            service_failures=said,
+        )
+
+
+def test_a_failure_blocks_only_the_claim_api_and_only_before_it_started() -> None:
+    failure = TransferEntityFailure(entity=SOURCE.insights_accounts[0], failure_details="no")
+    document = plan(strategy="claim-api").to_claim_response()
+    assert not is_blocked(document, "claim-api")
+    failed = document.model_copy(update={"failures": [failure]})
+    assert is_blocked(failed, "claim-api")
+    assert not is_blocked(failed, "transfer")
+    assert not is_blocked(failed.model_copy(update={"transfer_token": "claim-1"}), "claim-api")
+    conflicted = document.model_copy(update={"conflicts": [stack("web/dev")]})
+    assert is_blocked(conflicted, "transfer")
+    assert is_blocked(conflicted.model_copy(update={"transfer_token": "run-1"}), "claim-api")
+
+
+def test_the_service_answer_is_the_document_and_decides_what_blocks() -> None:
+    claim = plan(strategy="claim-api")
+    failure = TransferEntityFailure(entity=SOURCE.insights_accounts[0], failure_details="said")
+    answer = claim.to_claim_response().model_copy(
+        update={"failures": [failure], "claim_expires_at": datetime(2027, 1, 1, tzinfo=UTC)}
+    )
+    answered = claim.answered(answer)
+    assert answered.blocked
+    assert answered.to_claim_response() == answer
+    assert answered.claim_expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+    lost = {entity_key(stack("web/prod")): MoveFailure("verify", "not there")}
+    started = answered.to_claim_response(failed_moves=lost, transfer_token="claim-1")
+    assert started.transfer_token == "claim-1"
+    assert [f.failure_details for f in started.failures] == ["said", "not there"]
+
+
+def test_conflicts_resolution_is_the_plans_renames_in_wire_form() -> None:
+    renames = plan(strategy="claim-api").conflicts_resolution()
+    assert [(type(r).__name__, display_name(r), display_name(r.rename_as)) for r in renames] == [
+        ("TransferEntityStackRename", "web/dev", "web/dev-2"),
+        ("TransferEntityEnvironmentRename", "default/secrets", "default/secrets-agent"),
+    ]
+
+
+def test_unblocking_steps_say_what_to_do_with_each_kind() -> None:
+    orgs = {"source_org": "agent-abc123", "destination_org": "acme"}
+    assert "pulumi-claim resolve" in unblocking_step(stack("web/dev"), conflict=True, **orgs)
+    environment = unblocking_step(SOURCE.environments[0], conflict=False, **orgs)
+    assert "esc env get agent-abc123/default/secrets" in environment
+    assert "esc env rm agent-abc123/default/secrets" in environment
+    account = unblocking_step(SOURCE.insights_accounts[0], conflict=False, **orgs)
+    assert "remove it in agent-abc123 before claiming" in account
+    package = unblocking_step(SOURCE.registry_packages[0], conflict=False, **orgs)
+    assert "--publisher acme" in package
 
 
 # --- Ordering renames --------------------------------------------------------------------------
@@ -323,7 +406,7 @@ def test_claim_api_renames_environments_in_the_document() -> None:
     document = plan(strategy="claim-api").to_claim_response()
     renamed = [e for e in document.entities if isinstance(e, TransferEntityEnvironmentRename)]
     assert [e.rename_as.environment_name for e in renamed] == ["secrets-agent"]
-    assert [entity_key(f.entity)[0] for f in document.failures] == ["TransferEntityRegistryPackage"]
+    assert document.failures == []
 
 
 def test_the_document_lists_renamed_stacks_in_their_rename_form() -> None:

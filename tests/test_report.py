@@ -314,6 +314,48 @@ def test_claim_expiry_is_flagged_once_past() -> None:
     assert "(expired)" not in render(DOCUMENT, "table", naive)
 
 
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt != "json"])
+def test_the_claim_window_warns_when_under_24_hours_are_left(fmt: Format) -> None:
+    context = dataclasses.replace(CONTEXT, generated_at=datetime(2026, 11, 30, 15, 48, tzinfo=UTC))
+    soon = render(DOCUMENT, fmt, context)
+    assert "closes 2026-12-01 09:00 UTC (17 h 12 min left: under 24 hours)" in soon
+    assert "warning: the claim window closes in 17 h 12 min" in soon
+    early = dataclasses.replace(context, generated_at=datetime(2026, 11, 20, 6, tzinfo=UTC))
+    later = render(DOCUMENT, fmt, early)
+    assert "closes 2026-12-01 09:00 UTC (11 d 3 h left)" in later
+    assert "warning" not in later
+
+
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt != "json"])
+def test_without_a_claim_the_reports_say_so_instead_of_stand_ins(fmt: Format) -> None:
+    context = dataclasses.replace(
+        CONTEXT, has_claim=False, generated_at=datetime(2026, 11, 30, 15, tzinfo=UTC)
+    )
+    output = render(DOCUMENT, fmt, context)
+    assert "no claim: an org-to-org move" in output
+    assert "2026-12-01 09:00" not in output
+    assert "created 2026-11-01" not in output
+    assert "warning" not in output
+    assert json.loads(render(DOCUMENT, "json", context))["claimExpiresAt"]
+
+
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt != "json"])
+def test_a_blocked_claim_says_what_to_do_about_each_blocking_entity(fmt: Format) -> None:
+    context = dataclasses.replace(CONTEXT, strategy="claim-api")
+    output = render(DOCUMENT, fmt, context)
+    assert "What to do" in output
+    for step in (
+        "stack api/dev: the name is taken in acme",
+        "esc env get agent-abc123/default/secrets",
+        "Insights account aws-main: remove it in agent-abc123 before claiming",
+        "--publisher acme",
+    ):
+        assert str(markupsafe.escape(step)) in output if fmt == "html" else step in output
+    failures_only = claim(ENTITIES, failures=DOCUMENT.failures)
+    assert "What to do" in render(failures_only, fmt, context)
+    assert "What to do" not in render(failures_only, fmt, CONTEXT)
+
+
 # --- all human formats -------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from toolkit.errors import (
         AuthenticationError,
         ClaimError,
+        ClaimRefusedError,
         ConflictError,
         InvalidInputError,
         NotFoundError,
@@ -35,6 +36,7 @@ _HOMES = {
     "toolkit.errors": (
         "AuthenticationError",
         "ClaimError",
+        "ClaimRefusedError",
         "ConflictError",
         "InvalidInputError",
         "NotFoundError",
@@ -53,6 +55,7 @@ __all__ = [
     "AuthenticationError",
     "ClaimError",
     "ClaimPlan",
+    "ClaimRefusedError",
     "ClaimTarget",
     "CommitResult",
     "ConflictError",

@@ -7,15 +7,22 @@ here, so the same calls serve the command line, scheduled jobs and tests.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity, Credentials
-from toolkit.entities import Inventory
-from toolkit.errors import InvalidInputError
+from toolkit.entities import Inventory, base_of
+from toolkit.errors import (
+    ClaimRefusedError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, build_plan, movable_kinds
@@ -23,7 +30,10 @@ from toolkit.progress import ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
+from toolkit.strategies.claim_api import execute_claim_api
 from toolkit.strategies.transfer import execute_transfer
+
+T = TypeVar("T")
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
@@ -47,18 +57,31 @@ async def plan_claim(
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
     With `migrate`, the source is listed through the pulumi CLI too, and a stack that only one
-    of the two listings shows becomes a notice.
+    of the two listings shows becomes a notice. With `claim-api` the plan is checked by the
+    service's dry run of the claim, whose conflicts and failures it then carries. The first
+    notice says which strategy runs and why.
     """
+    if strategy is None:
+        chosen, why = await choose_strategy(credentials, target)
+    else:
+        chosen, why = strategy, "as asked"
+    _check_backends(credentials, target, chosen)
+    if chosen == "claim-api":
+        plan, _ = await _plan_with_the_service(credentials, target, resolution_map)
+        warnings: list[str] = []
+    else:
+        plan, warnings = await _plan_from_listings(credentials, target, resolution_map, chosen)
+    return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
+
+
+async def _plan_from_listings(
+    credentials: Credentials, target: ClaimTarget, resolution_map: ResolutionMap, chosen: Strategy
+) -> tuple[ClaimPlan, list[str]]:
+    """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings."""
     source, destination = (
         target.source_identity(credentials),
         target.destination_identity(credentials),
     )
-    chosen = strategy or await choose_strategy(source, destination, target)
-    if chosen == "transfer" and (not source.is_cloud or source.url != destination.url):
-        raise InvalidInputError(
-            "the transfer strategy moves stacks within one Pulumi Cloud only.",
-            hint="Use --strategy migrate to move stacks between backends.",
-        )
     (
         (source_inventory, warnings),
         (destination_inventory, _),
@@ -76,8 +99,58 @@ async def plan_claim(
         strategy=chosen,
         agent=agent,
         claim_expires_at=expires,
+        has_claim=credentials.claim_token is not None and source.is_cloud,
     )
-    return replace(plan, notices=[*warnings, *plan.notices]) if warnings else plan
+    return plan, warnings
+
+
+async def _plan_with_the_service(
+    credentials: Credentials, target: ClaimTarget, resolution_map: ResolutionMap
+) -> tuple[ClaimPlan, Inventory]:
+    """The claim-api plan: the agent's inventory from the claim token's validation (the
+    claimer needs no access to the agent's org), the destination as the claimer lists it, the
+    map checked here first, then the service's dry run of the claim with the map's renames.
+    The destination's inventory comes back too."""
+    claim_token = _claim_token(credentials)
+    async with _client(target.destination_identity(credentials)) as client:
+        claim, destination_inventory = await asyncio.gather(
+            _refusals(credentials, target, client.validate_claim_token(claim_token)),
+            _refusals(credentials, target, collect_inventory(client, target.destination_org)),
+        )
+        _check_claimed_org(credentials, claim.agent, target.source_org)
+        plan = build_plan(
+            target=target,
+            source=Inventory.from_entities(target.source_org, claim.entities),
+            destination=destination_inventory,
+            resolution_map=resolution_map,
+            strategy="claim-api",
+            agent=claim.agent,
+            claim_expires_at=claim.claim_expires_at,
+            has_claim=True,
+            service_failures=claim.failures,
+        )
+        answer = await _refusals(
+            credentials,
+            target,
+            client.claim_agent(
+                target.destination_org, claim_token, plan.conflicts_resolution(), dry_run=True
+            ),
+        )
+    return plan.answered(answer), destination_inventory
+
+
+def _check_backends(credentials: Credentials, target: ClaimTarget, chosen: Strategy) -> None:
+    if chosen == "migrate":
+        return
+    source, destination = (
+        target.source_identity(credentials),
+        target.destination_identity(credentials),
+    )
+    if not source.is_cloud or source.url != destination.url:
+        raise InvalidInputError(
+            f"the {chosen} strategy moves stacks within one Pulumi Cloud only.",
+            hint="Use --strategy migrate to move stacks between backends.",
+        )
 
 
 async def commit_claim(
@@ -98,13 +171,16 @@ async def commit_claim(
             "--delete-source applies to --strategy migrate only "
             f"({plan.strategy} moves the stack itself)."
         )
-    run_id = journal.run_id if journal else None
+    # The claim API hands out its own transferToken, and only for a claim that started.
+    run_id = journal.run_id if journal and plan.strategy != "claim-api" else None
     if plan.blocked:
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
-        failed = await _execute(credentials, plan, delete_source, _recorded(on_progress, journal))
-        document = plan.to_claim_response(failed_moves=failed, transfer_token=run_id)
-        result = CommitResult(plan=plan, document=document, failed_moves=failed)
+        done, failed = await _execute(
+            credentials, plan, delete_source, _recorded(on_progress, journal)
+        )
+        document = done.to_claim_response(failed_moves=failed, transfer_token=run_id)
+        result = CommitResult(plan=done, document=document, failed_moves=failed)
     if journal:
         journal.finish(result.document)
     return result
@@ -115,24 +191,29 @@ async def _execute(
     plan: ClaimPlan,
     delete_source: bool,
     on_progress: ProgressCallback,
-) -> FailedMoves:
+) -> tuple[ClaimPlan, FailedMoves]:
+    """The moves that failed, and the plan as executed (with the service's answer, claim-api)."""
     if plan.strategy == "transfer":
         async with _client(plan.target.destination_identity(credentials)) as client:
-            return await execute_transfer(plan, client, on_progress=on_progress)
-    if plan.strategy == "migrate":
-        from toolkit.strategies.migrate import execute_migrate
+            return plan, await execute_transfer(plan, client, on_progress=on_progress)
+    if plan.strategy == "claim-api":
+        async with _client(plan.target.destination_identity(credentials)) as client:
+            outcome = await _refusals(
+                credentials,
+                plan.target,
+                execute_claim_api(plan, client, _claim_token(credentials), on_progress=on_progress),
+            )
+        return plan.answered(outcome.answer), outcome.failed
+    from toolkit.strategies.migrate import execute_migrate
 
-        return await execute_migrate(
-            plan,
-            plan.target.source_identity(credentials),
-            plan.target.destination_identity(credentials),
-            delete_source=delete_source,
-            on_progress=on_progress,
-        )
-    raise InvalidInputError(
-        f"strategy {plan.strategy!r} is not available in this version of pulumi-claim.",
-        hint="Use --strategy transfer or --strategy migrate.",
+    failed = await execute_migrate(
+        plan,
+        plan.target.source_identity(credentials),
+        plan.target.destination_identity(credentials),
+        delete_source=delete_source,
+        on_progress=on_progress,
     )
+    return plan, failed
 
 
 def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> ProgressCallback:
@@ -149,14 +230,27 @@ def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> Progres
 async def suggest_resolutions(
     credentials: Credentials, target: ClaimTarget, *, suffix: str
 ) -> tuple[ResolutionMap, int]:
-    """A valid resolution map for today's conflicts, and how many conflicts it covers."""
-    (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
-        collect(target.source_identity(credentials), target.source_org, cross_check=False),
-        collect(
-            target.destination_identity(credentials), target.destination_org, cross_check=False
-        ),
-    )
-    conflicts = find_conflicts(source_inventory, destination_inventory, movable_kinds("claim-api"))
+    """A valid resolution map for today's conflicts, and how many conflicts it covers.
+
+    With a claim token the conflicts are the service's (its dry run of the claim, without
+    renames); without one, every collision of the two orgs' listings.
+    """
+    if credentials.claim_token:
+        plan, destination_inventory = await _plan_with_the_service(
+            credentials, target, ResolutionMap.empty()
+        )
+        source_inventory = Inventory.from_entities(target.source_org, plan.entities)
+        conflicts = [base_of(entity) for entity in plan.conflicts]
+    else:
+        (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
+            collect(target.source_identity(credentials), target.source_org, cross_check=False),
+            collect(
+                target.destination_identity(credentials), target.destination_org, cross_check=False
+            ),
+        )
+        conflicts = find_conflicts(
+            source_inventory, destination_inventory, movable_kinds("claim-api")
+        )
     suggestion = suggest_resolution_map(
         conflicts, source=source_inventory, destination=destination_inventory, suffix=suffix
     )
@@ -169,20 +263,28 @@ async def org_inventory(credentials: Credentials, org: str) -> Inventory:
         return await collect_inventory(client, org)
 
 
-async def choose_strategy(
-    source: BackendIdentity, destination: BackendIdentity, target: ClaimTarget
-) -> Strategy:
-    """`transfer` when one Pulumi Cloud holds both orgs and the claiming identity administers
-    both; `migrate` otherwise (it needs only read access to the source)."""
+async def choose_strategy(credentials: Credentials, target: ClaimTarget) -> tuple[Strategy, str]:
+    """The strategy `auto` picks, and why, in words for the preview.
+
+    `claim-api` when a claim token is at hand; else `transfer` when one Pulumi Cloud holds both
+    orgs and the claiming identity administers both; `migrate` otherwise (it needs only read
+    access to the source).
+    """
+    source, destination = (
+        target.source_identity(credentials),
+        target.destination_identity(credentials),
+    )
+    if credentials.claim_token and source.is_cloud and source.url == destination.url:
+        return "claim-api", f"a claim token is at hand ({credentials.claim_token_origin})"
     if not (source.is_cloud and destination.is_cloud) or source.url != destination.url:
-        return "migrate"
+        return "migrate", "the two orgs are on different backends"
     async with _client(destination) as client:
         user = await client.get_current_user()
     roles = {org.name: org.role for org in user.organizations}
-    both_admin = all(
-        roles.get(org) == "admin" for org in (target.source_org, target.destination_org)
-    )
-    return "transfer" if both_admin else "migrate"
+    orgs = (target.source_org, target.destination_org)
+    if all(roles.get(org) == "admin" for org in orgs):
+        return "transfer", f"{user.github_login} administers both {orgs[0]} and {orgs[1]}"
+    return "migrate", f"{user.github_login} does not administer both {orgs[0]} and {orgs[1]}"
 
 
 async def _agent_summary(
@@ -206,12 +308,79 @@ async def _agent_summary(
                 AgentAccountSummary(login=user.github_login, org_name=source_org, created_at=now),
                 now,
             )
-    if claim.agent.org_name != source_org:
-        raise InvalidInputError(
-            f"PULUMI_CLAIM_TOKEN claims org {claim.agent.org_name!r}, not {source_org!r}.",
-            hint=f"Run with --from {claim.agent.org_name}, or unset PULUMI_CLAIM_TOKEN.",
-        )
+    _check_claimed_org(credentials, claim.agent, source_org)
     return claim.agent, claim.claim_expires_at
+
+
+def _check_claimed_org(
+    credentials: Credentials, agent: AgentAccountSummary, source_org: str
+) -> None:
+    if agent.org_name != source_org:
+        origin = credentials.claim_token_origin
+        raise InvalidInputError(
+            f"{origin} claims org {agent.org_name!r}, not {source_org!r}.",
+            hint=f"Run with --from {agent.org_name}, or claim with the token of {source_org}.",
+        )
+
+
+def _claim_token(credentials: Credentials) -> str:
+    if not credentials.claim_token:
+        raise InvalidInputError(
+            "the claim-api strategy needs the agent's claim token.",
+            hint="Set PULUMI_CLAIM_TOKEN, or pass the agent-claim.json the pulumi CLI wrote "
+            "with --claim-file.",
+        )
+    return credentials.claim_token
+
+
+async def _refusals(credentials: Credentials, target: ClaimTarget, call: Awaitable[T]) -> T:
+    """`call`, with the service's refusals of a claim said in words that tell what to do.
+
+    Only for calls of the claim API and the claimer's listing of the destination: a 404 there
+    is the claim token's, a 403 the claimer's lack of a role in the destination.
+    """
+    try:
+        return await call
+    except PermissionDeniedError:
+        destination = target.destination_org
+        raise ClaimRefusedError(
+            f"the claiming identity has no role in {destination}, so it cannot claim into it.",
+            hint=f"Set PULUMI_ACCESS_TOKEN to the token of a member of {destination} (any role "
+            "will do), or run `pulumi login` as one. The agent's own token cannot claim its "
+            "account.",
+        ) from None
+    except NotFoundError as error:
+        if "/api/agents/" not in error.path:
+            raise
+        raise _token_refused(credentials) from None
+
+
+def _token_refused(credentials: Credentials) -> ClaimRefusedError:
+    """Which of "unknown, expired, used already" is likely, and what to do about it."""
+    origin = credentials.claim_token_origin
+    valid_until = credentials.claim_file.valid_until if credentials.claim_file else None
+    fresh = (
+        "Ask the agent's owner for a fresh claim link: the agent's pulumi CLI prints one "
+        "(https://app.pulumi.com/claim/<token>) when it signs up again."
+    )
+    if valid_until is not None and valid_until <= datetime.now(UTC):
+        return ClaimRefusedError(
+            f"the claim token ({origin}) has expired: it was valid until "
+            f"{valid_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+            hint=fresh,
+        )
+    if valid_until is not None:
+        likely = "it has most likely been used already: an agent account is claimed only once"
+    else:
+        likely = (
+            "it has expired (a claim window lasts 30 days from the agent's sign-up), has been "
+            "used already (an agent account is claimed only once), or is mistyped"
+        )
+    return ClaimRefusedError(
+        f"the service does not accept the claim token ({origin}): {likely}.",
+        hint="Check the token (the part after /claim/ in the claim link) and whether the "
+        f"agent's stacks are in the destination already. {fresh}",
+    )
 
 
 def _client(identity: BackendIdentity) -> CloudClient:

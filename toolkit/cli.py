@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 
     from toolkit.credentials import Credentials
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import ClaimPlan, ClaimTarget
+    from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
     from toolkit.report import Format, Mode, ReportContext
 
 T = TypeVar("T")
 
 FORMATS = ("table", "json", "markdown", "html")
-STRATEGIES = ("auto", "transfer", "migrate")
+STRATEGIES = ("auto", "transfer", "migrate", "claim-api")
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
 
 EXIT_OK = 0
@@ -37,9 +37,12 @@ EXIT_PARTIAL = 4
 """Exit codes a claim document maps to (README, "Exit codes"); 1 and 2 are the CLI's own."""
 
 
-def exit_code(document: AgentClaimResponse) -> int:
-    """3 when blocked by conflicts, 4 when anything is reported as failed, else 0."""
-    if document.conflicts:
+def exit_code(document: AgentClaimResponse, strategy: Strategy) -> int:
+    """3 when the claim is blocked (nothing changed: `toolkit.plan.is_blocked`), 4 when
+    anything is reported as failed, else 0."""
+    from toolkit.plan import is_blocked
+
+    if is_blocked(document, strategy):
         return EXIT_BLOCKED
     if document.failures:
         return EXIT_PARTIAL
@@ -54,10 +57,17 @@ class Settings:
     verbose: int
     quiet: bool
 
-    def credentials(self) -> Credentials:
+    def credentials(self, claim_file: Path | None = None) -> Credentials:
+        """The tokens of this run; a claim token found at the pulumi CLI's default location
+        (when neither --claim-file nor PULUMI_CLAIM_TOKEN gives one) is said on stderr."""
         from toolkit.credentials import load_credentials
 
-        return load_credentials(self.api_url)
+        credentials = load_credentials(
+            self.api_url, claim_file=claim_file, discover_claim_file=True
+        )
+        if credentials.claim_file and credentials.claim_file.discovered and not self.quiet:
+            click.echo(f"using {credentials.claim_token_origin}", err=True)
+        return credentials
 
     def progress_console(self) -> Console:
         from rich.console import Console
@@ -100,10 +110,12 @@ def cli(ctx: click.Context, api_url: str | None, verbose: int, quiet: bool) -> N
     Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
     for the name conflicts, then `commit`. Credentials come from the environment:
     PULUMI_ACCESS_TOKEN (destination), PULUMI_CLAIM_SOURCE_TOKEN (source; defaults to the
-    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional).
+    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional; or
+    --claim-file, else the pulumi CLI's /tmp/.pulumi/agent-claim.json when it exists).
 
-    Exit codes: 0 done, 1 error, 2 usage, 3 blocked by unresolved conflicts (nothing changed),
-    4 partial (failures reported).
+    Exit codes: 0 done, 1 error, 2 usage, 3 blocked (nothing changed): by unresolved
+    conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
+    reported).
     """
     if verbose:
         logging.basicConfig(
@@ -188,10 +200,22 @@ def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(STRATEGIES),
         default="auto",
         show_default=True,
-        help="How stacks move: transfer (REST transfer; one identity admin of both orgs; keeps "
-        "history), migrate (copy the state with two identities through the pulumi CLI; works "
-        "across backends; keeps only the latest state); auto: transfer when the credentials "
-        "allow it, else migrate.",
+        help="How stacks move: claim-api (the service's own claim, with the agent's claim "
+        "token and a claimer with any role in the destination; all or nothing; keeps history), "
+        "transfer (REST transfer; one identity admin of both orgs; keeps history), migrate "
+        "(copy the state with two identities through the pulumi CLI; works across backends; "
+        "keeps only the latest state); auto: claim-api when a claim token is at hand, else "
+        "transfer when the credentials allow it, else migrate.",
+    )(command)
+
+
+def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--claim-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The agent's agent-claim.json (the pulumi CLI writes it at sign-up) to read the "
+        "claim token from (default: PULUMI_CLAIM_TOKEN, else /tmp/.pulumi/agent-claim.json "
+        "when it exists).",
     )(command)
 
 
@@ -199,6 +223,7 @@ def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
 @target_options
 @resolutions_option
 @strategy_option
+@claim_file_option
 @output_options
 @pass_settings
 def preview(
@@ -206,24 +231,27 @@ def preview(
     target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
+    claim_file: Path | None,
     fmt: str | None,
     output: Path | None,
 ) -> None:
     """Show what a commit would do, changing nothing.
 
-    Exit 0 when a commit would fully succeed, 3 when unresolved conflicts would block it,
-    4 when some entities would be reported as failures.
+    Exit 0 when a commit would fully succeed, 3 when it would be blocked (unresolved
+    conflicts; with claim-api, anything the service cannot move), 4 when some entities would
+    be reported as failures.
     """
-    plan = _plan(settings, target, resolutions, strategy)
+    plan = _plan(settings.credentials(claim_file), target, resolutions, strategy)
     document = plan.to_claim_response()
     _report(document, plan, "preview", fmt, output)
-    sys.exit(exit_code(document))
+    sys.exit(exit_code(document, plan.strategy))
 
 
 @cli.command()
 @target_options
 @resolutions_option
 @strategy_option
+@claim_file_option
 @click.option(
     "--delete-source",
     is_flag=True,
@@ -238,17 +266,20 @@ def commit(
     target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
+    claim_file: Path | None,
     delete_source: bool,
     yes: bool,
     fmt: str | None,
     output: Path | None,
 ) -> None:
-    """Move the stacks. With any unresolved conflict nothing is changed (exit 3)."""
+    """Move the stacks. A blocked claim (unresolved conflicts; with claim-api, anything the
+    service cannot move) changes nothing (exit 3)."""
     from toolkit.claim import commit_claim
     from toolkit.journal import Journal, default_runs_dir
     from toolkit.progress_display import ProgressDisplay
 
-    plan = _plan(settings, target, resolutions, strategy)
+    credentials = settings.credentials(claim_file)
+    plan = _plan(credentials, target, resolutions, strategy)
     if not plan.blocked and plan.moves and not yes:
         _confirm(plan, delete_source)
     console = settings.progress_console()
@@ -257,6 +288,7 @@ def commit(
         source_org=plan.source_org,
         destination_org=plan.destination_org,
         strategy=plan.strategy,
+        has_claim=plan.has_claim,
         plan=plan.to_claim_response(),
     )
     console.print(f"run {journal.run_id} (journal: {journal.path})")
@@ -264,7 +296,7 @@ def commit(
         with ProgressDisplay(console, total=len(plan.moves)) as show_progress:
             result = _run(
                 commit_claim(
-                    settings.credentials(),
+                    credentials,
                     plan,
                     delete_source=delete_source,
                     on_progress=show_progress,
@@ -273,12 +305,13 @@ def commit(
             )
     finally:
         journal.close()
-    _report(result.document, plan, "commit", fmt, output)
-    sys.exit(exit_code(result.document))
+    _report(result.document, result.plan, "commit", fmt, output)
+    sys.exit(exit_code(result.document, plan.strategy))
 
 
 @cli.command()
 @target_options
+@claim_file_option
 @click.option(
     "--suffix",
     default="-agent",
@@ -292,12 +325,22 @@ def commit(
     help="Write the map to FILE (default: print it).",
 )
 @pass_settings
-def resolve(settings: Settings, target: ClaimTarget, suffix: str, output: Path | None) -> None:
-    """Write a resolution map that renames today's conflicts (edit it, then pass it back)."""
+def resolve(
+    settings: Settings,
+    target: ClaimTarget,
+    claim_file: Path | None,
+    suffix: str,
+    output: Path | None,
+) -> None:
+    """Write a resolution map that renames today's conflicts (edit it, then pass it back).
+
+    With a claim token, the conflicts are those the service's dry run of the claim reports.
+    """
     from toolkit.claim import suggest_resolutions
     from toolkit.resolution_map import format_resolution_map
 
-    suggestion, conflicts = _run(suggest_resolutions(settings.credentials(), target, suffix=suffix))
+    credentials = settings.credentials(claim_file)
+    suggestion, conflicts = _run(suggest_resolutions(credentials, target, suffix=suffix))
     text = format_resolution_map(suggestion.renames)
     console = settings.progress_console()
     if output:
@@ -330,9 +373,10 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
         strategy=record.strategy,
         outcome=f"run {record.run_id}, started {record.started_at}, {state}",
         notices=tuple(f"{at}  {message}" for at, message in record.events),
+        has_claim=record.has_claim,
     )
     _emit(document, context, fmt, output)
-    sys.exit(exit_code(document) if record.finished else 1)
+    sys.exit(exit_code(document, record.strategy) if record.finished else 1)
 
 
 @cli.command()
@@ -351,8 +395,19 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
 )
 @click.option("--page-size", default=100, show_default=True, help="Items per page of lists.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Added to every request.")
+@click.option(
+    "--signup-difficulty",
+    type=click.IntRange(1, 256),
+    help="Zero bits of agent sign-up's proof of work (default: the world's, else 12).",
+)
 def emulator(
-    world: Path, host: str, port: int, db: Path | None, page_size: int, latency_ms: float
+    world: Path,
+    host: str,
+    port: int,
+    db: Path | None,
+    page_size: int,
+    latency_ms: float,
+    signup_difficulty: int | None,
 ) -> None:
     """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL."""
     from toolkit.emulator.server import serve_forever
@@ -364,6 +419,7 @@ def emulator(
         db_path=str(db) if db else ":memory:",
         page_size=page_size,
         latency_ms=latency_ms,
+        signup_difficulty=signup_difficulty,
     )
 
 
@@ -377,20 +433,28 @@ def demo(settings: Settings) -> None:
 
 
 def _plan(
-    settings: Settings, target: ClaimTarget, resolutions: Path | None, strategy: str
+    credentials: Credentials, target: ClaimTarget, resolutions: Path | None, strategy: str
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
     from toolkit.resolution_map import ResolutionMap, load_resolution_map
 
     resolution_map = load_resolution_map(resolutions) if resolutions else ResolutionMap.empty()
     chosen = None if strategy == "auto" else strategy
-    return _run(plan_claim(settings.credentials(), target, resolution_map, chosen))  # type: ignore[arg-type]
+    return _run(plan_claim(credentials, target, resolution_map, chosen))  # type: ignore[arg-type]
 
 
 def _confirm(plan: ClaimPlan, delete_source: bool) -> None:
     if not sys.stdin.isatty():
         raise click.UsageError("refusing to commit without --yes when not on a terminal.")
     renamed = sum(1 for move in plan.moves if move.renamed)
+    if plan.strategy == "claim-api":
+        click.confirm(
+            f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
+            f"({renamed} renamed) move, and the agent's org and token are retired?",
+            abort=True,
+            err=True,
+        )
+        return
     click.confirm(
         f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
         f"{plan.destination_org} with strategy {plan.strategy}"

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -28,7 +28,12 @@ from tenacity.wait import wait_base
 
 from toolkit.errors import NotFoundError, ServiceError, TransportError, service_error
 from toolkit.models import (
+    AgentClaimRequest,
     AgentClaimResponse,
+    AgentClaimsStatus,
+    AgentSignupChallenge,
+    AgentSignupRequest,
+    AgentSignupResponse,
     AppListStacksResponse,
     AppStack,
     AppStackRenameRequest,
@@ -40,6 +45,7 @@ from toolkit.models import (
     ListPackagesResponse,
     OrgEnvironment,
     PackageMetadata,
+    RenameEntity,
     TransferStackRequest,
     User,
 )
@@ -76,6 +82,7 @@ class CloudClient:
 
     Use as `async with CloudClient(url, token) as client: ...`. List methods page through every
     page. Errors are `toolkit.errors.ServiceError` subclasses (by status) or `TransportError`.
+    With an empty token no `Authorization` header is sent, as agent sign-up needs.
     """
 
     def __init__(
@@ -101,11 +108,12 @@ class CloudClient:
         self._retry_max_delay = retry_max_delay
         self._slots = asyncio.Semaphore(max_concurrency)
         self._headers = {
-            "Authorization": f"token {token}",
             "Accept": ACCEPT,
             "Content-Type": "application/json",
             "User-Agent": _user_agent(),
         }
+        if token:
+            self._headers["Authorization"] = f"token {token}"
         self._timeout = timeout
         self._transport = transport
         self._ssl_context = httpx.create_ssl_context()
@@ -222,8 +230,51 @@ class CloudClient:
             "GET",
             f"/api/agents/signup/validate/{_segment(claim_token)}",
             shown_path="/api/agents/signup/validate/***",
+            secrets=(claim_token,),
         )
         return _parse(AgentClaimResponse, response, "GET /api/agents/signup/validate/***")
+
+    async def claim_agent(
+        self,
+        destination_org: str,
+        claim_token: str,
+        conflicts_resolution: Sequence[RenameEntity],
+        *,
+        dry_run: bool,
+    ) -> AgentClaimResponse:
+        """Preview (`dry_run`) or commit the claim of an agent account into `destination_org`,
+        renaming as `conflicts_resolution` says; the service answers a blocked commit with the
+        same document, its conflicts and failures filled in."""
+        path = f"/api/agents/{_segment(destination_org)}/claim"
+        body = AgentClaimRequest(
+            claim_token=claim_token, conflicts_resolution=list(conflicts_resolution)
+        )
+        response = await self._request(
+            "POST",
+            path,
+            params={"dryRun": "true" if dry_run else "false"},
+            body=body,
+            secrets=(claim_token,),
+        )
+        return _parse(AgentClaimResponse, response, f"POST {path}")
+
+    async def agent_claims_status(self, destination_org: str) -> AgentClaimsStatus:
+        """The recent claims into `destination_org`, by claim id (a commit's transferToken)."""
+        return await self._get(
+            AgentClaimsStatus, f"/api/agents/{_segment(destination_org)}/claim/status"
+        )
+
+    async def agent_signup_challenge(self) -> AgentSignupChallenge:
+        """A proof-of-work challenge for signing up an agent account (no token needed)."""
+        return await self._get(AgentSignupChallenge, "/api/agents/signup")
+
+    async def sign_up_agent(self, challenge_id: str, challenge_result: str) -> AgentSignupResponse:
+        """Sign up an agent account with a solved challenge (see `toolkit.agents`); the answer
+        holds its access token and claim token. Never repeated blindly: a lost answer may
+        have made an account."""
+        body = AgentSignupRequest(challenge_id=challenge_id, challenge_result=challenge_result)
+        response = await self._request("POST", "/api/agents/signup", body=body)
+        return _parse(AgentSignupResponse, response, "POST /api/agents/signup")
 
     # --- Request machinery -------------------------------------------------------------------
 
@@ -265,10 +316,12 @@ class CloudClient:
         params: dict[str, str] | None = None,
         body: BaseModel | None = None,
         shown_path: str | None = None,
+        secrets: Sequence[str] = (),
     ) -> httpx.Response:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
-        `shown_path` replaces `path` in errors and logs when the path holds a secret.
+        `shown_path` replaces `path` in errors and logs when the path holds a secret;
+        `secrets` (a claim token) are masked in error text, as the client's own token is.
         """
         shown = shown_path or path
         content = (
@@ -292,13 +345,13 @@ class CloudClient:
             unsure = "" if isinstance(exc, _NOT_SENT_ERRORS) else " (it may have been applied)"
             raise TransportError(
                 f"{method} {shown} got no answer from {self.api_url}{unsure}: "
-                f"{type(exc).__name__}: {self._redact(str(exc))}",
+                f"{type(exc).__name__}: {self._redact(str(exc), secrets)}",
                 hint="Check the network and --api-url / PULUMI_BACKEND_URL, then run again.",
             ) from None
         logger.info("%s %s -> %d", method, shown, response.status_code)
         if response.is_success:
             return response
-        raise self._error_for(response, method, shown)
+        raise self._error_for(response, method, shown, secrets)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -327,18 +380,23 @@ class CloudClient:
         self._opened.append(http)
         return http
 
-    def _error_for(self, response: httpx.Response, method: str, shown_path: str) -> ServiceError:
+    def _error_for(
+        self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]
+    ) -> ServiceError:
         """The typed error for a non-2xx answer, with the service's own message."""
         try:
             message = ErrorResponse.model_validate_json(response.content).message
         except ValidationError:
             message = response.text.strip()[:500] or response.reason_phrase
         return service_error(
-            response.status_code, self._redact(message), method=method, path=shown_path
+            response.status_code, self._redact(message, secrets), method=method, path=shown_path
         )
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+    def _redact(self, text: str, secrets: Sequence[str]) -> str:
+        for secret in (self._token, *secrets):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
 
 def _stack_path(org: str, project: str, stack: str) -> str:

@@ -2,7 +2,8 @@
 
 The destination (claiming) identity comes from `PULUMI_ACCESS_TOKEN` or, like the Pulumi CLI,
 from the login stored in `credentials.json`; the source identity defaults to the destination
-one, which is enough when one person administers both orgs.
+one, which is enough when one person administers both orgs. The agent's claim token comes from
+`PULUMI_CLAIM_TOKEN` or from the claim file the pulumi CLI writes when it signs an agent up.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +20,22 @@ from toolkit.errors import InvalidInputError
 
 DEFAULT_API_URL = "https://api.pulumi.com"
 
+CLAIM_FILE_NAME = "agent-claim.json"
+DEFAULT_AGENT_DIR = Path("/tmp/.pulumi")
+"""Where the pulumi CLI keeps an agent account's files on Linux and macOS."""
+
 _CLOUD_SCHEMES = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True)
+class ClaimFile:
+    """The claim file (`agent-claim.json`) a claim token was read from; holds no secret."""
+
+    path: Path
+    valid_until: datetime | None = None
+    """When the pulumi CLI was told the claim token expires."""
+    discovered: bool = False
+    """Found at the pulumi CLI's default location rather than named by the caller."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -33,6 +50,15 @@ class Credentials:
     """Secrets passphrase of a self-managed destination backend (`PULUMI_CONFIG_PASSPHRASE`)."""
     source_passphrase: str | None = None
     """Of a self-managed source backend (`PULUMI_CLAIM_SOURCE_PASSPHRASE`, else the above)."""
+    claim_file: ClaimFile | None = None
+    """Where `claim_token` came from when it was read from a claim file."""
+
+    @property
+    def claim_token_origin(self) -> str:
+        """Where the claim token came from, in words for messages."""
+        if self.claim_file is None:
+            return "PULUMI_CLAIM_TOKEN"
+        return f"the claim token of {self.claim_file.path}"
 
     def __repr__(self) -> str:
         claim = "***" if self.claim_token else None
@@ -74,13 +100,27 @@ def load_credentials(
     api_url: str | None,
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
+    *,
+    claim_file: Path | None = None,
+    discover_claim_file: bool = False,
 ) -> Credentials:
     """Resolve URL and tokens from the explicit value, the environment, then the CLI's login.
 
-    `env` defaults to the process environment and `home` to the user's home directory.
+    `env` defaults to the process environment and `home` to the user's home directory. The
+    claim token is read from `claim_file` when given, else from `PULUMI_CLAIM_TOKEN`, else
+    (with `discover_claim_file`, as the command line does) from the pulumi CLI's claim file at
+    its default location (`default_claim_file`) when there is one.
     """
     env = os.environ if env is None else env
     url = (api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL).rstrip("/")
+    claim_token = env.get("PULUMI_CLAIM_TOKEN") or None
+    found: ClaimFile | None = None
+    if claim_file is not None:
+        claim_token, found = read_claim_file(claim_file, url)
+    elif claim_token is None and discover_claim_file:
+        default = default_claim_file(env)
+        if default.is_file():
+            claim_token, found = read_claim_file(default, url, discovered=True)
     destination = env.get("PULUMI_ACCESS_TOKEN") or _stored_token(url, env, home)
     if not destination:
         raise InvalidInputError(
@@ -93,10 +133,54 @@ def load_credentials(
         api_url=url,
         destination_token=destination,
         source_token=env.get("PULUMI_CLAIM_SOURCE_TOKEN") or destination,
-        claim_token=env.get("PULUMI_CLAIM_TOKEN") or None,
+        claim_token=claim_token,
         destination_passphrase=passphrase,
         source_passphrase=env.get("PULUMI_CLAIM_SOURCE_PASSPHRASE") or passphrase,
+        claim_file=found,
     )
+
+
+def default_claim_file(env: Mapping[str, str] | None = None) -> Path:
+    """Where the pulumi CLI writes an agent's claim file: `/tmp/.pulumi/agent-claim.json`, or
+    under `$PULUMI_TEST_AGENT_PULUMI_DIR`, the CLI's own switch for that folder."""
+    env = os.environ if env is None else env
+    folder = env.get("PULUMI_TEST_AGENT_PULUMI_DIR")
+    return (Path(folder) if folder else DEFAULT_AGENT_DIR) / CLAIM_FILE_NAME
+
+
+def read_claim_file(path: Path, api_url: str, *, discovered: bool = False) -> tuple[str, ClaimFile]:
+    """The claim token in the pulumi CLI's `agent-claim.json` at `path`, and what else it says.
+
+    Refused when it cannot be read, holds no claim token, or is for another service than
+    `api_url` (the token is a secret of that service and is never sent anywhere else).
+    """
+    fix = "Pass the agent-claim.json the pulumi CLI wrote, or set PULUMI_CLAIM_TOKEN instead."
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise InvalidInputError(f"cannot read the claim file {path}: {reason}", hint=fix) from None
+    token = document.get("claimToken") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise InvalidInputError(f"the claim file {path} holds no claimToken", hint=fix)
+    cloud_url = document.get("cloudUrl")
+    if isinstance(cloud_url, str) and cloud_url and cloud_url.rstrip("/") != api_url:
+        raise InvalidInputError(
+            f"the claim file {path} is for {cloud_url}, not {api_url}",
+            hint=f"Run with --api-url {cloud_url}, or pass the claim file of this service.",
+        )
+    return token, ClaimFile(path, _timestamp(document.get("validUntil")), discovered)
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An RFC 3339 time as the pulumi CLI writes it, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _stored_token(url: str, env: Mapping[str, str], home: Path | None) -> str | None:

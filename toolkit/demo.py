@@ -53,7 +53,8 @@ async def run_demo(out: Console, progress: Console) -> int:
         plan = await plan_claim(credentials, target, ResolutionMap.empty(), "transfer")
         document = plan.to_claim_response()
         print_report(document, "table", report_context(plan, "preview", document), out)
-        out.print(f"exit code would be {exit_code(document)} (blocked by conflicts)\n")
+        code = exit_code(document, plan.strategy)
+        out.print(f"exit code would be {code} (blocked by conflicts)\n")
 
         map_path = Path(tmp) / "resolutions.yaml"
         out.print(Rule(f"2. resolve --suffix -agent --output {map_path.name}"))
@@ -66,7 +67,8 @@ async def run_demo(out: Console, progress: Console) -> int:
         with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
             result = await commit_claim(credentials, plan, on_progress=show_progress)
         print_report(result.document, "table", report_context(plan, "commit", result.document), out)
-        out.print(f"exit code {exit_code(result.document)} (stacks moved, failures reported)\n")
+        code = exit_code(result.document, plan.strategy)
+        out.print(f"exit code {code} (stacks moved, failures reported)\n")
 
         out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
         inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)

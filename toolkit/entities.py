@@ -10,7 +10,7 @@ rule is the service's, not the client's planner.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from toolkit.models import (
@@ -195,6 +195,15 @@ def as_rename(entity: BaseEntity, target: BaseEntity) -> RenameEntity:
     raise TypeError(f"cannot rename {entity.kind} as {target.kind}")
 
 
+def base_of(entity: BaseEntity | RenameEntity) -> BaseEntity:
+    """The entity as it exists in its org: a rename form without its `renameAs`."""
+    if isinstance(entity, TransferEntityStackRename):
+        return TransferEntityStack.model_validate(entity.model_dump(exclude={"kind", "rename_as"}))
+    if isinstance(entity, RenameEntity):
+        return make_entity(kind_of(entity).wire_kind, identity(entity))
+    return entity
+
+
 def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
     """Sort key: by kind as `KINDS` lists them, then by identity."""
     key = entity_key(entity)
@@ -213,6 +222,21 @@ class Inventory:
     environments: list[TransferEntityEnvironment] = field(default_factory=list)
     insights_accounts: list[TransferEntityInsightsAccount] = field(default_factory=list)
     registry_packages: list[TransferEntityRegistryPackage] = field(default_factory=list)
+
+    @classmethod
+    def from_entities(cls, org: str, entities: Iterable[BaseEntity | RenameEntity]) -> Inventory:
+        """What a claim document lists as an org's entities, by kind, each in stable order.
+
+        A rename form stands for the entity it renames, as it exists in the org now.
+        """
+        owned = sorted((base_of(entity) for entity in entities), key=stable_order)
+        return cls(
+            org=org,
+            stacks=[e for e in owned if isinstance(e, TransferEntityStack)],
+            environments=[e for e in owned if isinstance(e, TransferEntityEnvironment)],
+            insights_accounts=[e for e in owned if isinstance(e, TransferEntityInsightsAccount)],
+            registry_packages=[e for e in owned if isinstance(e, TransferEntityRegistryPackage)],
+        )
 
     @property
     def entities(self) -> list[BaseEntity]:

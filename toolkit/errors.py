@@ -58,6 +58,11 @@ class ConflictError(ServiceError):
     """409: the call collides with existing state, such as a name already taken."""
 
 
+class ClaimRefusedError(ClaimError):
+    """The service refused an agent claim: the claim token is unknown, expired or used, or the
+    claiming identity may not claim into the destination org."""
+
+
 class TransportError(ClaimError):
     """The service could not be reached, or kept failing after the retries ran out."""
 

@@ -13,9 +13,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.errors import InvalidInputError
 from toolkit.models import AgentClaimResponse
+
+if TYPE_CHECKING:
+    from toolkit.plan import Strategy
 
 JOURNAL_FILE = "journal.sqlite"
 
@@ -25,6 +29,7 @@ CREATE TABLE IF NOT EXISTS run (
     source_org TEXT NOT NULL,
     destination_org TEXT NOT NULL,
     strategy TEXT NOT NULL,
+    has_claim INTEGER NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
     plan TEXT NOT NULL,
@@ -54,7 +59,9 @@ class RunRecord:
     run_id: str
     source_org: str
     destination_org: str
-    strategy: str
+    strategy: Strategy
+    has_claim: bool
+    """Whether a claim token stood behind the run (see `ClaimPlan.has_claim`)."""
     started_at: str
     finished_at: str | None
     plan: AgentClaimResponse
@@ -81,7 +88,8 @@ class Journal:
         *,
         source_org: str,
         destination_org: str,
-        strategy: str,
+        strategy: Strategy,
+        has_claim: bool,
         plan: AgentClaimResponse,
     ) -> Journal:
         started = _now()
@@ -92,9 +100,9 @@ class Journal:
         with journal._db:
             journal._db.executescript(_SCHEMA)
             journal._db.execute(
-                "INSERT INTO run (id, source_org, destination_org, strategy, started_at, plan)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, source_org, destination_org, strategy, started, _dump(plan)),
+                "INSERT INTO run (id, source_org, destination_org, strategy, has_claim,"
+                " started_at, plan) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, source_org, destination_org, strategy, has_claim, started, _dump(plan)),
             )
         return journal
 
@@ -125,8 +133,8 @@ def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = db.execute(
-            "SELECT id, source_org, destination_org, strategy, started_at, finished_at, plan,"
-            " result FROM run"
+            "SELECT id, source_org, destination_org, strategy, has_claim, started_at,"
+            " finished_at, plan, result FROM run"
         ).fetchone()
         events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
     finally:
@@ -136,10 +144,11 @@ def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
         source_org=row[1],
         destination_org=row[2],
         strategy=row[3],
-        started_at=row[4],
-        finished_at=row[5],
-        plan=AgentClaimResponse.model_validate_json(row[6]),
-        result=AgentClaimResponse.model_validate_json(row[7]) if row[7] else None,
+        has_claim=bool(row[4]),
+        started_at=row[5],
+        finished_at=row[6],
+        plan=AgentClaimResponse.model_validate_json(row[7]),
+        result=AgentClaimResponse.model_validate_json(row[8]) if row[8] else None,
         events=[(at, message) for at, message in events],
     )
 

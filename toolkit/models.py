@@ -138,6 +138,21 @@ class AgentClaimsStatus(WireModel):
     claims: dict[str, AgentClaimResponse]
 
 
+# --- Agent sign-up -----------------------------------------------------------------------
+
+
+class AgentSignupChallenge(WireModel):
+    challenge_id: str = Field(alias="challengeID")
+    challenge_data: str
+    """`v1:<random>:<difficulty>`: the proof of work to solve."""
+
+
+class AgentSignupRequest(WireModel):
+    challenge_id: str = Field(alias="challengeID")
+    challenge_result: str
+    """The decimal nonce that solves the challenge."""
+
+
 # --- Users and orgs ----------------------------------------------------------------------
 
 OrganizationRole = Literal[
@@ -175,6 +190,14 @@ class User(WireModel):
     is_agent: bool = False
 
 
+class AgentSignupResponse(WireModel):
+    access_token: str
+    access_token_valid_until: AwareDatetime
+    claim_token: str
+    claim_token_valid_until: AwareDatetime
+    user_info: User
+
+
 class UserInfo(WireModel):
     name: str
     github_login: str
@@ -190,8 +213,10 @@ class AppStackSummary(WireModel):
     org_name: str
     project_name: str
     stack_name: str
-    last_update: int = 0
-    """Unix seconds of the last update; 0 when the stack was never updated."""
+    last_update: int | None = 0
+    """Unix seconds of the last update's start; 0 while an update is in progress (as the
+    CLI reads it). The service leaves it out for a stack never updated (None when written
+    here); a reader, like the SDK, then holds its default, 0."""
     resource_count: int = 0
 
 

@@ -8,13 +8,14 @@ in, plan out (ARCHITECTURE.md).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence, Sized
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.entities import (
+    KINDS,
     MAX_NAME_LENGTH,
     EntityKey,
     Inventory,
@@ -23,6 +24,7 @@ from toolkit.entities import (
     describe,
     display_name,
     entity_key,
+    kind_of,
     stable_order,
     stack_name,
 )
@@ -31,6 +33,7 @@ from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
     BaseEntity,
+    RenameEntity,
     TransferEntity,
     TransferEntityFailure,
     TransferEntityStack,
@@ -58,16 +61,32 @@ TEMPORARY_SUFFIX = "-claim-tmp"
 
 
 def movable_kinds(strategy: Strategy) -> frozenset[str]:
-    """The entity kinds `strategy` can move; every other entity is reported as a failure."""
-    if strategy == "claim-api":
-        return _CLAIM_API_KINDS
-    return _STACK_KINDS
+    """The entity kinds `strategy` plans to move.
+
+    transfer and migrate move stacks only and report every other entity as a failure. claim-api
+    offers every kind to the service: which entities it cannot move is the service's answer
+    (its failures), never a list of the toolkit's.
+    """
+    return _EVERY_KIND if strategy == "claim-api" else _STACK_KINDS
 
 
 _STACK_KINDS = frozenset({"TransferEntityStack"})
-_CLAIM_API_KINDS = frozenset(
-    {"TransferEntityStack", "TransferEntityEnvironment", "TransferEntityInsightsAccount"}
-)
+_EVERY_KIND = frozenset(kind.wire_kind for kind in KINDS)
+
+
+def is_blocked(document: AgentClaimResponse, strategy: Strategy) -> bool:
+    """Whether `document` is of a claim stopped before anything moved (or that would be).
+
+    Any unresolved conflict blocks. The service's claim moves all or nothing, so with claim-api
+    any failure blocks too, unless the claim started (the service handed out a transferToken)
+    and the failure is a stack the verification found missing afterwards.
+    """
+    started = strategy == "claim-api" and document.transfer_token is not None
+    return _blocks(strategy, document.conflicts, [] if started else document.failures)
+
+
+def _blocks(strategy: Strategy, conflicts: Sized, failures: Sized) -> bool:
+    return bool(conflicts) or (strategy == "claim-api" and bool(failures))
 
 
 def failure_details(entity: BaseEntity, strategy: Strategy, *, destination_org: str) -> str:
@@ -93,6 +112,50 @@ def failure_details(entity: BaseEntity, strategy: Strategy, *, destination_org: 
                 "registry packages cannot be transferred between organizations; publish "
                 f"{name} again with publisher {destination_org} "
                 f"(pulumi package publish <schema> --publisher {destination_org})"
+            )
+
+
+def unblocking_step(
+    entity: BaseEntity | RenameEntity, *, conflict: bool, source_org: str, destination_org: str
+) -> str:
+    """What the user can do about an entity that blocks a claim, before claiming again.
+
+    A conflict is renamed away in the resolution map. An entity the service cannot claim (a
+    failure) has to leave the agent's org first, acting as the agent (its own access token):
+    copied or noted where it can be recreated in the destination, then removed.
+    """
+    what, name = describe(entity), display_name(entity)
+    if conflict:
+        return (
+            f"{what}: the name is taken in {destination_org}; rename it in the resolution map "
+            "(pulumi-claim resolve writes one) and pass the map with --resolutions"
+        )
+    match kind_of(entity).wire_kind:
+        case "TransferEntityEnvironment":
+            return (
+                f"{what}: copy it first (esc env get {source_org}/{name} shows its definition; "
+                f"esc env init {destination_org}/{name}, then esc env edit "
+                f"{destination_org}/{name} to paste it, with secret values from esc env get "
+                f"--show-secrets), then remove it from the agent's org (esc env rm "
+                f"{source_org}/{name}) and claim again"
+            )
+        case "TransferEntityInsightsAccount":
+            return (
+                f"{what}: remove it in {source_org} before claiming (Pulumi Cloud console, "
+                f"Insights > Accounts, as the agent), claim again, then add it in "
+                f"{destination_org} with the same cloud credentials"
+            )
+        case "TransferEntityRegistryPackage":
+            return (
+                f"{what}: remove it in {source_org} before claiming (Pulumi Cloud console, "
+                f"Registry, as the agent), claim again, then publish it in {destination_org} "
+                f"(pulumi package publish <schema> --publisher {destination_org})"
+            )
+        case _:
+            return (
+                f"{what}: the service cannot claim it; copy it first (pulumi-claim commit "
+                f"--strategy migrate) or remove it in {source_org} (pulumi stack rm "
+                f"{source_org}/{name}), then claim again"
             )
 
 
@@ -254,13 +317,18 @@ class ClaimPlan:
     """Every source stack, renamed or not."""
     rename_waves: list[list[RenameStep]]
     """Renames in the source org before the moves; only the transfer strategy makes them."""
-    conflicts: list[BaseEntity]
+    conflicts: list[BaseEntity | RenameEntity]
     """Conflicts with the destination that no rename resolves: while any remain, nothing moves."""
     failures: list[TransferEntityFailure]
     """Entities this strategy cannot move, each with what to do instead."""
     notices: list[str]
     renames: dict[EntityKey, BaseEntity] = field(default_factory=dict)
     """Source key -> the entity it becomes, for every renamed entity that moves."""
+    has_claim: bool = False
+    """Whether a claim token stands behind `agent` and `claim_expires_at`; without one (an
+    org-to-org move) they are stand-ins that the claim document requires."""
+    service_answer: AgentClaimResponse | None = None
+    """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
 
     @property
     def source_org(self) -> str:
@@ -272,7 +340,28 @@ class ClaimPlan:
 
     @property
     def blocked(self) -> bool:
-        return bool(self.conflicts)
+        """Whether a commit of this plan changes nothing (`is_blocked`)."""
+        return _blocks(self.strategy, self.conflicts, self.failures)
+
+    def conflicts_resolution(self) -> list[RenameEntity]:
+        """The renames this plan makes, as the claim API's `conflictsResolution` takes them."""
+        return [
+            as_rename(entity, self.renames[key])
+            for entity in self.entities
+            if (key := entity_key(entity)) in self.renames
+        ]
+
+    def answered(self, answer: AgentClaimResponse) -> ClaimPlan:
+        """This plan with the service's word on it (claim-api): the agent, the claim window,
+        the conflicts and the failures are the service's, and so is its claim document."""
+        return replace(
+            self,
+            agent=answer.agent,
+            claim_expires_at=answer.claim_expires_at,
+            conflicts=list(answer.conflicts),
+            failures=list(answer.failures),
+            service_answer=answer,
+        )
 
     def to_claim_response(
         self,
@@ -280,10 +369,12 @@ class ClaimPlan:
         failed_moves: Mapping[EntityKey, MoveFailure] | None = None,
         transfer_token: str | None = None,
     ) -> AgentClaimResponse:
-        """The plan as the service's claim document (preview), or a commit's outcome.
+        """The plan as the claim document (preview), or a commit's outcome.
 
-        `failed_moves` (source stack key -> why) adds one failure per move that did not land;
-        its `failureDetails` is the failure's message, which says what to do next.
+        With the service's answer (claim-api) that is the service's document. `failed_moves`
+        (source stack key -> why) adds one failure per move that did not land; its
+        `failureDetails` is the failure's message, which says what to do next.
+        `transfer_token`, when given, replaces the document's.
         """
         failed_moves = failed_moves or {}
         unknown = set(failed_moves) - {entity_key(move.source) for move in self.moves}
@@ -299,6 +390,11 @@ class ClaimPlan:
                 if (key := entity_key(move.source)) in failed_moves
             ),
         ]
+        if self.service_answer is not None:
+            token = transfer_token or self.service_answer.transfer_token
+            return self.service_answer.model_copy(
+                update={"failures": failures, "transfer_token": token}
+            )
         return AgentClaimResponse(
             agent=self.agent,
             entities=[self._listed(entity) for entity in self.entities],
@@ -323,18 +419,28 @@ def build_plan(
     strategy: Strategy,
     agent: AgentAccountSummary,
     claim_expires_at: datetime,
+    has_claim: bool = False,
+    service_failures: Sequence[TransferEntityFailure] = (),
 ) -> ClaimPlan:
     """Plan moving everything `strategy` can move from `source` to `destination`.
 
-    The inventories are those of `target`'s two orgs. Raises `ResolutionMapError` listing every
-    problem of `resolution_map`.
+    The inventories are those of `target`'s two orgs. `has_claim`: a claim token stands behind
+    `agent` and `claim_expires_at`. `service_failures` (claim-api only) are the entities the
+    service says it cannot move, in its words: they are the plan's failures, and their kinds do
+    not move. Raises `ResolutionMapError` listing every problem of `resolution_map`.
     """
     if (source.org, destination.org) != (target.source_org, target.destination_org):
         raise ValueError(
             f"inventories of {source.org} and {destination.org} do not match the target "
             f"{target.source_org} -> {target.destination_org}"
         )
-    kinds = movable_kinds(strategy)
+    if service_failures and strategy != "claim-api":
+        raise ValueError(f"the {strategy} strategy decides its own failures")
+    unmovable = {entity_key(failure.entity) for failure in service_failures}
+    moving_kinds = {e.kind for e in source.entities if entity_key(e) not in unmovable}
+    kinds = movable_kinds(strategy) - {
+        e.kind for e in source.entities if e.kind not in moving_kinds
+    }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
     entities = sorted(source.entities, key=stable_order)
     moves = [
@@ -353,14 +459,18 @@ def build_plan(
         if strategy == "transfer"
         else []
     )
-    failures = [
-        TransferEntityFailure(
-            entity=entity,
-            failure_details=failure_details(entity, strategy, destination_org=destination.org),
-        )
-        for entity in entities
-        if entity.kind not in kinds
-    ]
+    failures = (
+        list(service_failures)
+        if strategy == "claim-api"
+        else [
+            TransferEntityFailure(
+                entity=entity,
+                failure_details=failure_details(entity, strategy, destination_org=destination.org),
+            )
+            for entity in entities
+            if entity.kind not in kinds
+        ]
+    )
     notices = list(resolution.notices)
     if strategy == "migrate" and moves:
         notices.extend(_MIGRATE_NOTICES)
@@ -376,6 +486,7 @@ def build_plan(
         failures=failures,
         notices=notices,
         renames=renames,
+        has_claim=has_claim,
     )
 
 

@@ -17,6 +17,7 @@ Step = Literal[
     "read",
     "rename",
     "transfer",
+    "claim",
     "create",
     "import",
     "verify",
@@ -24,8 +25,8 @@ Step = Literal[
     "delete-source",
     "undo",
 ]
-"""A step of a move: REST renames and transfers (`transfer`), copies of state (`migrate`), and
-"undo", putting back what a failed move had done."""
+"""A step of a move: REST renames and transfers (`transfer`), the service's claim (`claim-api`),
+copies of state (`migrate`), and "undo", putting back what a failed move had done."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from io import StringIO
 from typing import TYPE_CHECKING, Literal, get_args
@@ -32,6 +32,7 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
+from toolkit.plan import Strategy, is_blocked, unblocking_step
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -46,6 +47,12 @@ CONFLICT_HINT = (
     "To fix: add a rename to the resolution map, or run `pulumi-claim resolve` to write one."
 )
 
+NO_CLAIM = "no claim: an org-to-org move"
+"""Shown instead of an agent and a claim window when no claim token stands behind them."""
+
+CLAIM_WINDOW_WARNING = timedelta(hours=24)
+"""Less than this left of the claim window, and the reports warn."""
+
 
 @dataclass(frozen=True)
 class ReportContext:
@@ -54,13 +61,17 @@ class ReportContext:
     mode: Mode
     source_org: str
     destination_org: str
-    strategy: str
+    strategy: Strategy
     outcome: str
     """One line, e.g. "blocked: 2 unresolved conflicts; nothing was changed"."""
     notices: tuple[str, ...] = ()
     """Warnings and notes, e.g. a rename of an entity that had no conflict."""
     generated_at: datetime | None = None
-    """Shown when given; left out, two renders of one document are identical."""
+    """Shown when given, and the time the claim window is measured from; left out, two
+    renders of one document are identical."""
+    has_claim: bool = True
+    """Whether a claim token stands behind the document's agent and claim window; without
+    one (an org-to-org move) the document holds stand-ins, which the reports do not show."""
 
 
 def render(
@@ -102,8 +113,11 @@ def print_report(
         console.out(render(document, fmt, context), end="", highlight=False)
 
 
-def report_context(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> ReportContext:
-    """What a report says around the document: orgs, strategy, notices and a one-line outcome."""
+def report_context(
+    plan: ClaimPlan, mode: Mode, document: AgentClaimResponse, *, now: datetime | None = None
+) -> ReportContext:
+    """What a report says around the document: orgs, strategy, notices, a one-line outcome,
+    and the time it was made (`now`, by default the current time)."""
     return ReportContext(
         mode=mode,
         source_org=plan.source_org,
@@ -111,6 +125,8 @@ def report_context(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) ->
         strategy=plan.strategy,
         outcome=_outcome(plan, mode, document),
         notices=tuple(plan.notices),
+        generated_at=now or datetime.now(UTC).replace(microsecond=0),
+        has_claim=plan.has_claim,
     )
 
 
@@ -119,6 +135,11 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
         return (
             f"blocked: {len(document.conflicts)} unresolved conflict(s); nothing was changed. "
             "Rename them in a resolution map (pulumi-claim resolve writes one)."
+        )
+    if is_blocked(document, plan.strategy):
+        return (
+            f"blocked: the service cannot claim {len(document.failures)} entit(ies); nothing "
+            "was changed. Remove or copy them first (see What to do)."
         )
     failed_moves = len(document.failures) - len(plan.failures)
     moved = len(plan.moves) - failed_moves
@@ -178,6 +199,8 @@ class ReportView:
     conflicts: tuple[ConflictRow, ...]
     failures: tuple[FailureRow, ...]
     notices: tuple[str, ...]
+    next_steps: tuple[str, ...]
+    """For a blocked claim: what to do about each entity that blocks it."""
     outcome: str
     outcome_tone: Tone
     conflict_hint: str = CONFLICT_HINT
@@ -227,6 +250,8 @@ def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportVi
         Count("Conflicts", len(conflict_rows), "bad" if conflict_rows else "good"),
         Count("Failures", len(failure_rows), "warn" if failure_rows else "good"),
     )
+    blocked = is_blocked(document, context.strategy)
+    window_warning = _claim_window_warning(document, context)
     return ReportView(
         title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
         header=_header(document, context),
@@ -234,30 +259,81 @@ def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportVi
         inventory=tuple(inventory),
         conflicts=tuple(conflict_rows),
         failures=tuple(failure_rows),
-        notices=context.notices,
+        notices=(*window_warning, *context.notices),
+        next_steps=_next_steps(document, context) if blocked else (),
         outcome=context.outcome,
-        outcome_tone="bad" if conflict_rows else "warn" if failure_rows else "good",
+        outcome_tone="bad" if blocked else "warn" if failure_rows else "good",
     )
 
 
 def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:
-    agent = document.agent
-    agent_text = f"{agent.login}, created {_when(agent.created_at)}"
-    if agent.org_name != agent.login:
-        agent_text = f"{agent.login} (org {agent.org_name}), created {_when(agent.created_at)}"
-    expiry = _when(document.claim_expires_at)
-    if context.generated_at and _utc(document.claim_expires_at) <= _utc(context.generated_at):
-        expiry += " (expired)"
     header = [
         ("Mode", context.mode),
         ("From → to", f"{context.source_org} → {context.destination_org}"),
         ("Strategy", context.strategy),
-        ("Agent", agent_text),
-        ("Claim expires", expiry),
     ]
+    if context.has_claim:
+        agent = document.agent
+        agent_text = f"{agent.login}, created {_when(agent.created_at)}"
+        if agent.org_name != agent.login:
+            agent_text = f"{agent.login} (org {agent.org_name}), created {_when(agent.created_at)}"
+        header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
+    else:
+        header.append(("Claim", NO_CLAIM))
     if context.generated_at is not None:
         header.append(("Generated", _when(context.generated_at)))
     return tuple(header)
+
+
+def _claim_window(document: AgentClaimResponse, context: ReportContext) -> str:
+    """When the claim window closes, and how much of it is left at `generated_at`."""
+    closes = f"closes {_when(document.claim_expires_at)}"
+    left = _time_left(document, context)
+    if left is None:
+        return closes
+    if left <= timedelta(0):
+        return f"{closes} (expired)"
+    warning = ": under 24 hours" if left < CLAIM_WINDOW_WARNING else ""
+    return f"{closes} ({_duration(left)} left{warning})"
+
+
+def _claim_window_warning(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
+    left = _time_left(document, context)
+    if left is None or not timedelta(0) < left < CLAIM_WINDOW_WARNING:
+        return ()
+    return (
+        f"warning: the claim window closes in {_duration(left)} "
+        f"({_when(document.claim_expires_at)}); after that the claim token expires and the "
+        "agent's account can no longer be claimed: commit before then",
+    )
+
+
+def _time_left(document: AgentClaimResponse, context: ReportContext) -> timedelta | None:
+    if not context.has_claim or context.generated_at is None:
+        return None
+    return _utc(document.claim_expires_at) - _utc(context.generated_at)
+
+
+def _duration(span: timedelta) -> str:
+    """Days and hours, or under a day hours and minutes: "29 d 12 h", "5 h 12 min"."""
+    minutes = int(span.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
+
+
+def _next_steps(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
+    """One line per entity that blocks the claim, in report order, saying what to do."""
+    orgs = {"source_org": context.source_org, "destination_org": context.destination_org}
+    blocking = [(entity, True) for entity in document.conflicts] + [
+        (failure.entity, False) for failure in document.failures
+    ]
+    blocking.sort(
+        key=lambda item: (not item[1], _KIND_ORDER[_kind(item[0])], display_name(item[0]))
+    )
+    return tuple(
+        unblocking_step(entity, conflict=conflict, **orgs) for entity, conflict in blocking
+    )
 
 
 def _inventory_row(
@@ -400,6 +476,11 @@ def _table_renderable(view: ReportView) -> RenderableType:
         parts.append(Text("No failures."))
     parts.append(Text())
 
+    if view.next_steps:
+        parts.append(Text("What to do", style="bold"))
+        parts += [Padding(Text(f"• {step}"), (0, 0, 0, 2)) for step in view.next_steps]
+        parts.append(Text())
+
     if view.notices:
         parts.append(Text("Notices", style="bold"))
         parts += [Padding(Text(f"• {notice}"), (0, 0, 0, 2)) for notice in view.notices]
@@ -493,6 +574,10 @@ def _render_markdown(view: ReportView) -> str:
         )
     else:
         lines.append("None.")
+
+    if view.next_steps:
+        lines += ["", "## What to do", ""]
+        lines += [_markdown_list_item(step) for step in view.next_steps]
 
     if view.notices:
         lines += ["", "## Notices", ""]

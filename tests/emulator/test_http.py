@@ -183,7 +183,11 @@ def test_sdk_reads_the_demo_world(demo_emulator: EmulatorServer) -> None:
 
     claim = AI_AgentsApi(client).signup_validate("claim-7f3k2q")
     assert claim.agent.login == AGENT
-    assert len(claim.entities) == 9 and claim.conflicts == [] and claim.failures == []
+    assert len(claim.entities) == 9 and claim.conflicts == []
+    assert [type(f.entity).__name__ for f in claim.failures] == [
+        "TransferEntityEnvironment",
+        "TransferEntityInsightsAccount",
+    ]
 
 
 def test_sdk_moves_stacks(demo_emulator: EmulatorServer) -> None:

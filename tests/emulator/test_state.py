@@ -15,12 +15,6 @@ from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.state import Caller, Page, ServiceFault, ServiceState
 from toolkit.emulator.world import World, load_world, parse_world
 from toolkit.errors import InvalidInputError
-from toolkit.models import (
-    TransferEntityEnvironment,
-    TransferEntityInsightsAccount,
-    TransferEntityRegistryPackage,
-    TransferEntityStack,
-)
 
 
 def two_org_world() -> dict[str, Any]:
@@ -398,47 +392,6 @@ def test_concurrent_moves_of_one_stack_apply_exactly_once(state: ServiceState) -
         ("dst", *name) for name in state.stack_names("dst")
     }
     assert len(everywhere) == 4  # the three source stacks and dst's own, none lost or doubled
-
-
-# --- agent claims -------------------------------------------------------------------------
-
-
-def test_claim_token_validation_lists_the_agent_inventory() -> None:
-    service = ServiceState.from_world(demo_world())
-    claim = service.validate_claim("claim-7f3k2q")
-    assert claim.login == claim.inventory.org == "agent-7f3k2q"
-    assert claim.claim_expires_at.isoformat() == "2027-01-31T09:00:00+00:00"
-    stacks = claim.inventory.stacks
-    assert len(stacks) == 7
-    assert ("web", "dev", 12) in {(s.project_name, s.stack_name, s.resource_count) for s in stacks}
-    assert [e for e in claim.inventory.entities if not isinstance(e, TransferEntityStack)] == [
-        TransferEntityEnvironment(project_name="default", environment_name="agent-secrets"),
-        TransferEntityInsightsAccount(name="aws-sandbox"),
-    ]
-    assert fault_of(lambda: service.validate_claim("claim-unknown")).status == 404
-
-
-def test_claim_inventory_includes_registry_packages() -> None:
-    world = {
-        "agents": [
-            {
-                "login": "agent-1",
-                "token": "t",
-                "claimToken": "c",
-                "createdAt": "2026-11-01T09:00:00Z",
-                "claimExpiresAt": "2026-12-01T09:00:00Z",
-            }
-        ],
-        "orgs": {
-            "agent-1": {
-                "registryPackages": [{"source": "private", "publisher": "agent-1", "name": "x"}]
-            }
-        },
-    }
-    claim = ServiceState.from_world(parse_world(world)).validate_claim("c")
-    assert claim.inventory.entities == [
-        TransferEntityRegistryPackage(source="private", publisher="agent-1", name="x")
-    ]
 
 
 # --- persistence --------------------------------------------------------------------------

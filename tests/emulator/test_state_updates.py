@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,9 @@ class Clock:
         return self.now
 
 
+AGENT_CREATED = datetime.fromtimestamp(START, UTC) - timedelta(hours=1)
+"""The agent signed up an hour before the test clock starts: it may still write."""
+
 WORLD = {
     "users": [
         {"login": "alice", "token": "tok-alice", "orgs": {"agent-1": "admin", "acme": "admin"}},
@@ -36,8 +40,8 @@ WORLD = {
             "login": "agent-1",
             "token": "tok-agent",
             "claimToken": "claim-1",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-01T09:00:00Z",
+            "createdAt": AGENT_CREATED.isoformat(),
+            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
         }
     ],
     "orgs": {

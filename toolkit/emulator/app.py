@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,8 @@ from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, R
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import (
+    AgentClaimRequest,
+    AgentSignupRequest,
     AppImportStackResponse,
     AppStackRenameRequest,
     ErrorResponse,
@@ -181,18 +184,75 @@ def create_app(
         )
         return json_response(responses.package_list(page))
 
+    # Sign-up needs no credentials: the proof of work stands in for them.
+    @app.get("/api/agents/signup")
+    async def signup_challenge() -> JSONResponse:
+        return json_response(responses.signup_challenge(state.signup_challenge()))
+
+    @app.post("/api/agents/signup")
+    async def signup(request: Annotated[AgentSignupRequest, Body()]) -> JSONResponse:
+        account = state.sign_up_agent(request.challenge_id, request.challenge_result)
+        return json_response(responses.signup(account))
+
     # The claim token is the credential here; an access token, if sent, must still be valid.
     @app.get("/api/agents/signup/validate/{claim_token}", dependencies=[Depends(token_if_sent)])
     async def validate_claim_token(claim_token: str) -> JSONResponse:
         return json_response(responses.claim(state.validate_claim(claim_token)))
 
+    @app.post("/api/agents/{org}/claim")
+    async def claim(
+        who: Authenticated,
+        org: str,
+        request: Annotated[AgentClaimRequest, Body()],
+        dry_run: Annotated[bool, Query(alias="dryRun")] = False,
+    ) -> JSONResponse:
+        if not request.claim_token:
+            raise ServiceFault(400, "Bad Request: claimToken is missing")
+        record = state.claim(
+            who,
+            org,
+            request.claim_token,
+            request.conflicts_resolution or [],
+            dry_run=dry_run,
+        )
+        return json_response(responses.claim(record))
+
+    @app.get("/api/agents/{org}/claim/status")
+    async def claim_status(who: Authenticated, org: str) -> JSONResponse:
+        return json_response(responses.claims_status(state.claims_status(who, org)))
+
     app.include_router(cli_router(state, caller, lease_token))
-    _add_control_routes(app, faults, requests)
+    _add_control_routes(app, state, faults, requests)
     return app
 
 
-def _add_control_routes(app: FastAPI, faults: FaultInjector, requests: RequestLog) -> None:
-    """The `/_emulator/` endpoints: arm and clear faults, read and clear the request log."""
+class ClockAdvance(BaseModel):
+    """The body of `POST /_emulator/clock`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advance_seconds: float = Field(alias="advanceSeconds", ge=0)
+
+
+def _add_control_routes(
+    app: FastAPI, state: ServiceState, faults: FaultInjector, requests: RequestLog
+) -> None:
+    """The `/_emulator/` endpoints: move the service's clock forward, arm and clear faults,
+    read and clear the request log."""
+
+    def clock() -> JSONResponse:
+        return json_response(
+            {"now": state.now().isoformat(), "offsetSeconds": state.clock_offset()}
+        )
+
+    @app.get(CONTROL_PREFIX + "clock")
+    async def read_clock() -> JSONResponse:
+        return clock()
+
+    @app.post(CONTROL_PREFIX + "clock")
+    async def advance_clock(body: Annotated[ClockAdvance, Body()]) -> JSONResponse:
+        state.advance_clock(body.advance_seconds)
+        return clock()
 
     @app.post(CONTROL_PREFIX + "faults", status_code=201)
     async def arm_fault(rule: Annotated[FaultRule, Body()]) -> JSONResponse:

@@ -37,6 +37,7 @@ from toolkit.emulator.cli_models import (
     AppEncryptValueRequest,
     AppEncryptValueResponse,
     AppEngineEventBatch,
+    AppGetDefaultOrganizationResponse,
     AppPatchUpdateCheckpointRequest,
     AppRenewUpdateLeaseRequest,
     AppRenewUpdateLeaseResponse,
@@ -74,6 +75,11 @@ def cli_router(
         body = AppCapabilitiesResponse(
             capabilities=[AppAPICapabilityConfig(capability="batch-encrypt", version=1)]
         )
+        return json_response(body)
+
+    @router.get("/api/user/organizations/default")
+    async def get_default_org(who: Authenticated) -> JSONResponse:
+        body = AppGetDefaultOrganizationResponse(git_hub_login=state.default_org(who))
         return json_response(body)
 
     @router.head("/api/stacks/{org}/{project}")

@@ -23,6 +23,18 @@ class AppCapabilitiesResponse(WireModel):
     capabilities: list[AppAPICapabilityConfig]
 
 
+class AppMessage(WireModel):
+    severity: Literal["info", "warning", "error"]
+    message: str
+
+
+class AppGetDefaultOrganizationResponse(WireModel):
+    """The org the CLI puts stacks named without one in (keys as Go writes untagged fields)."""
+
+    git_hub_login: str = Field(alias="GitHubLogin")
+    messages: list[AppMessage] = Field(default_factory=list, alias="Messages")
+
+
 class AppCreateStackRequest(WireModel):
     stack_name: str
     tags: dict[str, str] | None = None

@@ -20,11 +20,13 @@ from toolkit.emulator.cli_models import (
     UpdateInfo,
 )
 from toolkit.emulator.state import (
+    AgentAccountRecord,
     ClaimRecord,
     EnvironmentRecord,
     InsightsAccountRecord,
     PackageRecord,
     Page,
+    SignupChallengeRecord,
     StackRecord,
     StackView,
     UpdateRecord,
@@ -33,6 +35,9 @@ from toolkit.emulator.state import (
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
+    AgentClaimsStatus,
+    AgentSignupChallenge,
+    AgentSignupResponse,
     AppListStacksResponse,
     AppStack,
     AppStackSummary,
@@ -45,6 +50,7 @@ from toolkit.models import (
     OrganizationSummaryWithRole,
     OrgEnvironment,
     PackageMetadata,
+    TransferEntityFailure,
     User,
     UserInfo,
     WireModel,
@@ -84,16 +90,44 @@ def user_info(login: str) -> UserInfo:
     return UserInfo(name=login, github_login=login, avatar_url="")
 
 
+# --- Agents -----------------------------------------------------------------------------
+
+
+def signup_challenge(record: SignupChallengeRecord) -> AgentSignupChallenge:
+    return AgentSignupChallenge(challenge_id=record.id, challenge_data=record.data)
+
+
+def signup(record: AgentAccountRecord) -> AgentSignupResponse:
+    """The new agent's credentials; its access token counts as valid while it may write."""
+    return AgentSignupResponse(
+        access_token=record.token,
+        access_token_valid_until=record.writable_until,
+        claim_token=record.claim_token,
+        claim_token_valid_until=record.claim_expires_at,
+        user_info=user(record.user),
+    )
+
+
 def claim(record: ClaimRecord) -> AgentClaimResponse:
-    """What validating a claim token shows: the agent's inventory, nothing in the way yet."""
+    """The claim document: the same shape for validate, preview, commit and claim status."""
     return AgentClaimResponse(
         agent=AgentAccountSummary(
-            login=record.login, org_name=record.inventory.org, created_at=record.created_at
+            login=record.login, org_name=record.login, created_at=record.created_at
         ),
-        entities=record.inventory.entities,
-        conflicts=[],
-        failures=[],
+        entities=record.entities,
+        conflicts=record.conflicts,
+        failures=[
+            TransferEntityFailure(entity=failure.entity, failure_details=failure.details)
+            for failure in record.failures
+        ],
         claim_expires_at=record.claim_expires_at,
+        transfer_token=record.claim_id,
+    )
+
+
+def claims_status(records: list[ClaimRecord]) -> AgentClaimsStatus:
+    return AgentClaimsStatus(
+        claims={record.claim_id: claim(record) for record in records if record.claim_id}
     )
 
 
@@ -101,12 +135,14 @@ def claim(record: ClaimRecord) -> AgentClaimResponse:
 
 
 def stack_summary(record: StackRecord) -> AppStackSummary:
+    """A stack in a listing; `lastUpdate` as the CLI reads it: 0 while an update runs, absent
+    for a stack never updated."""
     return AppStackSummary(
         id=record.id,
         org_name=record.org,
         project_name=record.project,
         stack_name=record.stack,
-        last_update=record.last_update,
+        last_update=0 if record.updating else (record.last_update or None),
         resource_count=record.resource_count,
     )
 

@@ -115,12 +115,14 @@ def serve_forever(
     db_path: str | Path | None = None,
     page_size: int = 100,
     latency_ms: float = 0.0,
+    signup_difficulty: int | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (Ctrl-C or SIGTERM).
 
     The first line on stdout names the URL. With a `db_path` file, state lives in that file:
     an existing file is served as it is (the world file is not read again), so what clients
     changed survives a restart. None or ":memory:" keeps state in memory.
+    `signup_difficulty`, when given, replaces the world's proof-of-work difficulty.
     """
     db = ":memory:" if db_path is None else str(db_path)
     if db != ":memory:" and Path(db).exists():
@@ -133,6 +135,8 @@ def serve_forever(
             ) from None
     else:
         state = ServiceState.from_world(load_world(world_path), db)
+    if signup_difficulty is not None:
+        state.set_signup_difficulty(signup_difficulty)
     sock = _listening_socket(host, port)
     app = create_app(state, page_size=page_size, latency_ms=latency_ms)
     print(f"Pulumi Cloud emulator listening on {_url_of(sock)}", flush=True)

@@ -1,7 +1,8 @@
 """The world file: who exists in the emulated Pulumi Cloud and what each org owns.
 
 A world is the starting state of the emulator (users, agent accounts, orgs and their
-stacks, ESC environments, Insights accounts and registry packages). It is validated as a
+stacks, ESC environments, Insights accounts and registry packages) and how the emulated
+service behaves where Pulumi Cloud has changed over time (`service`). It is validated as a
 whole before anything is loaded, so a typo in a world file is reported with the path of
 the offending field instead of surfacing later as a puzzling service answer.
 """
@@ -57,6 +58,21 @@ class WorldAgent(_WorldModel):
     claim_expires_at: datetime
 
 
+DEFAULT_SIGNUP_DIFFICULTY = 12
+"""Leading zero bits of agent sign-up's proof of work: the CLI solves it in milliseconds."""
+
+
+class WorldService(_WorldModel):
+    """How the emulated service behaves where Pulumi Cloud's own behaviour has changed."""
+
+    claim_moves_environments: bool = False
+    """False: as at the claim API's launch, ESC environments are claim failures; True: as
+    Pulumi documents it now, they move with the claim. Insights accounts and registry
+    packages are failures either way."""
+    signup_difficulty: int = Field(default=DEFAULT_SIGNUP_DIFFICULTY, ge=1, le=256)
+    """Leading zero bits the agent sign-up proof of work must reach."""
+
+
 class WorldStack(_WorldModel):
     project: Name
     stack: Name
@@ -100,6 +116,7 @@ class WorldOrg(_WorldModel):
 
 
 class World(_WorldModel):
+    service: WorldService = Field(default_factory=WorldService)
     users: list[WorldUser] = Field(default_factory=list)
     agents: list[WorldAgent] = Field(default_factory=list)
     orgs: dict[Name, WorldOrg] = Field(default_factory=dict)

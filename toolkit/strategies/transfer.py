@@ -90,8 +90,8 @@ async def verify_moves(
     landing = [move for move in plan.moves if entity_key(move.source) not in already_failed]
     projects = sorted({move.target.project_name for move in landing})
     in_source, in_destination = await asyncio.gather(
-        _stack_names(client, plan.source_org, projects),
-        _stack_names(client, plan.destination_org, projects),
+        listed_stack_names(client, plan.source_org, projects),
+        listed_stack_names(client, plan.destination_org, projects),
     )
     problems: FailedMoves = {}
     for move in landing:
@@ -147,10 +147,11 @@ whole org (a claim into an org of 50,000 stacks would otherwise read 500 pages o
 past this many projects it lists the whole org, rather than make two calls per project."""
 
 
-async def _stack_names(
+async def listed_stack_names(
     client: CloudClient, org: str, projects: Sequence[str]
 ) -> set[tuple[str, str]]:
-    """(project, stack) of every stack of `org` in `projects` (and maybe of others too)."""
+    """(project, stack) of every stack of `org` in `projects` (and maybe of others too); how
+    the strategies that move stacks on the service see what landed."""
     if len(projects) > PROJECT_LISTINGS_MAX:
         listings = [await client.list_stacks(org)]
     else:

@@ -13,12 +13,12 @@ answer with; the HTTP layer only translates it. Answers are records (`StackRecor
 
 Each part of the service is one module holding a subclass of `Store` (`_store`: the
 connection, the lock, the one way into an operation), and `ServiceState` combines them:
-`_accounts` (tokens and roles), `_agents` (agent accounts and their claims), `_stacks`,
+`_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
 `_updates` (updates, leases, checkpoints), `_catalog` (environments, Insights accounts,
-registry packages) and `_inspection` (direct reads for tests). Agent sign-up and claiming
-belong in `_agents`; ESC environments with revisions would leave `_catalog` for a module of
-their own, as teams and their permissions would take one: each such module adds its tables
-to `_schema` and its class to `ServiceState`.
+registry packages) and `_inspection` (direct reads for tests). ESC environments with
+revisions would leave `_catalog` for a module of their own, as teams and their permissions
+would take one: each such module adds its tables to `_schema` and its class to
+`ServiceState`.
 """
 
 from toolkit.emulator.state._accounts import Accounts
@@ -28,13 +28,16 @@ from toolkit.emulator.state._inspection import Inspection
 from toolkit.emulator.state._paging import Page
 from toolkit.emulator.state._records import (
     FINISHED,
+    AgentAccountRecord,
     Caller,
+    ClaimFailure,
     ClaimRecord,
     EnvironmentRecord,
     InsightsAccountRecord,
     Lease,
     PackageRecord,
     ServiceFault,
+    SignupChallengeRecord,
     StackRecord,
     StackView,
     UpdateKind,
@@ -48,7 +51,9 @@ from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
 __all__ = [
     "FINISHED",
     "LEASE_SECONDS",
+    "AgentAccountRecord",
     "Caller",
+    "ClaimFailure",
     "ClaimRecord",
     "EnvironmentRecord",
     "InsightsAccountRecord",
@@ -57,6 +62,7 @@ __all__ = [
     "Page",
     "ServiceFault",
     "ServiceState",
+    "SignupChallengeRecord",
     "StackRecord",
     "StackView",
     "UpdateKind",

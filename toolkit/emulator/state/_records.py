@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from toolkit.emulator.world import Role
-from toolkit.entities import Inventory
+from toolkit.models import BaseEntity, RenameEntity
 
 
 class ServiceFault(Exception):
@@ -52,6 +52,8 @@ class StackRecord:
     last_update: int
     tags: dict[str, str]
     version: int
+    updating: bool = False
+    """Whether an update that writes the stack's state is running."""
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,50 @@ class PackageRecord:
 
 
 @dataclass(frozen=True)
+class SignupChallengeRecord:
+    """A proof-of-work challenge handed to an agent about to sign up."""
+
+    id: str
+    data: str
+    """`v1:<random>:<difficulty>`."""
+
+
+@dataclass(frozen=True)
+class AgentAccountRecord:
+    """An agent account sign-up has just made, with its credentials."""
+
+    user: UserRecord
+    token: str
+    writable_until: datetime
+    claim_token: str
+    claim_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimFailure:
+    entity: BaseEntity | RenameEntity
+    details: str
+    """Why the service cannot move it, as the service says it."""
+
+
+@dataclass(frozen=True)
 class ClaimRecord:
-    """What a claim token would claim: the agent account and everything its org owns."""
+    """The service's answer about claiming an agent account: what it owns (renamed entities
+    in their `*Rename` form), what collides with the destination, what the service cannot
+    move, and, once a commit has started, the claim's id."""
 
     login: str
     """The agent's login, which is also the name of its individual org."""
     created_at: datetime
     claim_expires_at: datetime
-    inventory: Inventory
+    entities: list[BaseEntity | RenameEntity]
+    conflicts: list[BaseEntity | RenameEntity]
+    failures: list[ClaimFailure]
+    claim_id: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.conflicts or self.failures)
 
 
 UpdateKind = Literal["update", "preview", "refresh", "destroy", "import"]

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from toolkit.emulator.secrets import new_stack_key
 from toolkit.emulator.world import World
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+AGENT_WRITE_WINDOW = timedelta(hours=72)
+"""How long after its creation an agent account may write; read-only after, until claimed."""
+AGENT_CLAIM_WINDOW = timedelta(days=30)
+"""How long after its creation an agent account can be claimed."""
 
 _SCHEMA = """
 CREATE TABLE accounts (
@@ -19,9 +24,28 @@ CREATE TABLE accounts (
     is_agent INTEGER NOT NULL,
     claim_token TEXT UNIQUE,
     created_at TEXT,
-    claim_expires_at TEXT
+    writable_until TEXT,
+    claim_expires_at TEXT,
+    claimed_by TEXT,
+    deleted_at TEXT
 );
-CREATE TABLE orgs (name TEXT PRIMARY KEY);
+CREATE TABLE orgs (name TEXT PRIMARY KEY, claimed_by TEXT, deleted_at TEXT);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE signup_challenges (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires REAL NOT NULL,
+    used INTEGER NOT NULL
+);
+CREATE TABLE claims (
+    id TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    claimed_by TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    document TEXT NOT NULL
+);
 CREATE TABLE memberships (
     login TEXT NOT NULL REFERENCES accounts(login),
     org TEXT NOT NULL REFERENCES orgs(name),
@@ -89,6 +113,7 @@ CREATE TABLE registry_packages (
     created_at TEXT NOT NULL,
     PRIMARY KEY (source, publisher, name, org)
 );
+CREATE INDEX claims_by_destination ON claims (destination, started);
 CREATE INDEX memberships_by_org ON memberships (org);
 CREATE INDEX registry_packages_by_publisher ON registry_packages (publisher, source, name);
 CREATE INDEX updates_by_stack ON updates (stack_id, status);
@@ -122,17 +147,22 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
         raise ValueError(f"{db_path} already holds a world")
     db.executemany("INSERT INTO orgs (name) VALUES (?)", [(name,) for name in world.org_names()])
     db.executemany(
+        "INSERT INTO settings VALUES (?, ?)",
+        [(name, json.dumps(value)) for name, value in world.service.model_dump().items()],
+    )
+    db.executemany(
         "INSERT INTO accounts (login, token, is_agent) VALUES (?, ?, 0)",
         [(user.login, user.token) for user in world.users],
     )
     db.executemany(
-        "INSERT INTO accounts VALUES (?, ?, 1, ?, ?, ?)",
+        "INSERT INTO accounts VALUES (?, ?, 1, ?, ?, ?, ?, NULL, NULL)",
         [
             (
                 agent.login,
                 agent.token,
                 agent.claim_token,
                 _utc(agent.created_at).isoformat(),
+                (_utc(agent.created_at) + AGENT_WRITE_WINDOW).isoformat(),
                 _utc(agent.claim_expires_at).isoformat(),
             )
             for agent in world.agents

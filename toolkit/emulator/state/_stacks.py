@@ -170,6 +170,7 @@ class Stacks(Store):
         with self._on_stack(caller, org, project, stack, write=True) as record:
             if not new_project and not new_name:
                 raise ServiceFault(400, "Bad Request: give newName, newProject or both")
+            self._refuse_if_updating(record, "rename")
             _check_name("project", target_project)
             _check_name("stack", target_name)
             if self._find_stack(org, target_project, target_name) is not None:
@@ -201,6 +202,8 @@ class Stacks(Store):
                     f"Forbidden: transferring a stack needs the admin role in both {org!r}"
                     f" and {to_org!r}",
                 )
+            self._refuse_if_claiming(to_org)
+            self._refuse_if_updating(record, "transfer")
             if self._find_stack(to_org, project, stack) is not None:
                 raise ServiceFault(
                     409, f"Conflict: stack {to_org}/{project}/{stack} already exists"

@@ -2,8 +2,12 @@
 way into an operation, and the lookups of orgs, roles and stacks that every part needs.
 
 An operation enters through `_session` (the lock, and for a write one transaction) or one of
-its scoped forms: `_in_org` also checks the caller's role in the org, `_on_stack` also finds
-the stack. A refusal anywhere inside rolls the whole operation back.
+its scoped forms: `_in_org` also checks the caller's role in the org (and, for a write, that
+the caller may write and the org is not being claimed), `_on_stack` also finds the stack. A
+refusal anywhere inside rolls the whole operation back.
+
+The service's time is `_clock()`: the given clock plus an offset that only moves forward
+(`advance_clock`), kept with the state, so tests can let hours or days pass at once.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from toolkit.emulator.state._records import Caller, ServiceFault, StackRecord
@@ -28,9 +33,37 @@ class Store:
     ) -> None:
         """`clock` gives the current time in seconds since the epoch; tests pass their own to
         let update leases expire without waiting."""
-        self._clock = clock
+        self._given_clock = clock
         self._lock = threading.RLock()
         self._db = connect(db_path)
+        self._offset = float(self._setting("clock_offset", 0.0))
+
+    def _clock(self) -> float:
+        return self._given_clock() + self._offset
+
+    def now(self) -> datetime:
+        """The service's current time."""
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def clock_offset(self) -> float:
+        """Seconds the service's clock has been moved ahead of the given clock."""
+        return self._offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the service's time `seconds` forward; returns the new offset."""
+        if seconds < 0:
+            raise ServiceFault(400, "Bad Request: the clock only moves forward")
+        with self._session(write=True):
+            self._offset += seconds
+            self._set_setting("clock_offset", self._offset)
+        return self._offset
+
+    def _setting(self, name: str, default: Any) -> Any:
+        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def _set_setting(self, name: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, json.dumps(value)))
 
     @classmethod
     def from_world(
@@ -64,9 +97,15 @@ class Store:
 
     @contextmanager
     def _in_org(self, caller: Caller, org: str, *, write: bool = False) -> Iterator[Role]:
-        """A session for a caller acting in `org`, yielding its role there (see `_role_in`)."""
+        """A session for a caller acting in `org`, yielding its role there (see `_role_in`);
+        a write also needs a caller that may write (`_refuse_read_only`) and an org that no
+        claim is moving (`_refuse_if_claiming`)."""
         with self._session(write=write):
-            yield self._role_in(caller, org)
+            role = self._role_in(caller, org)
+            if write:
+                self._refuse_read_only(caller)
+                self._refuse_if_claiming(org)
+            yield role
 
     @contextmanager
     def _on_stack(
@@ -76,12 +115,41 @@ class Store:
         with self._in_org(caller, org, write=write):
             yield self._existing_stack(org, project, stack)
 
+    def _refuse_read_only(self, caller: Caller) -> None:
+        """An agent account writes only until its write window closes (72 hours from its
+        creation); after that it is read-only until someone claims it."""
+        if not caller.is_agent:
+            return
+        row = self._db.execute(
+            "SELECT writable_until FROM accounts WHERE login = ?", (caller.login,)
+        ).fetchone()
+        if row is not None and row[0] and self.now() >= datetime.fromisoformat(row[0]):
+            raise ServiceFault(
+                403,
+                f"Forbidden: the agent account {caller.login!r} is read-only: its write window"
+                f" closed at {row[0]}; claim the account to restore write access",
+            )
+
+    def _refuse_if_claiming(self, org: str) -> None:
+        """A claim that is moving an agent's org holds it against every write meanwhile."""
+        row = self._db.execute("SELECT claimed_by FROM orgs WHERE name = ?", (org,)).fetchone()
+        if row is not None and row[0] is not None:
+            raise ServiceFault(
+                409, f"Conflict: organization {org!r} is being claimed; try again once it is done"
+            )
+
     def _org_exists(self, org: str) -> bool:
-        return self._db.execute("SELECT 1 FROM orgs WHERE name = ?", (org,)).fetchone() is not None
+        """Whether `org` exists (one soft-deleted by a claim does not)."""
+        row = self._db.execute(
+            "SELECT 1 FROM orgs WHERE name = ? AND deleted_at IS NULL", (org,)
+        ).fetchone()
+        return row is not None
 
     def _orgs_of(self, caller: Caller) -> list[str]:
         rows = self._db.execute(
-            "SELECT org FROM memberships WHERE login = ? ORDER BY org", (caller.login,)
+            "SELECT m.org FROM memberships m JOIN orgs o ON o.name = m.org"
+            " WHERE m.login = ? AND o.deleted_at IS NULL ORDER BY m.org",
+            (caller.login,),
         ).fetchall()
         return [org for (org,) in rows]
 
@@ -115,6 +183,15 @@ class Store:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} does not exist")
         return record
 
+    def _refuse_if_updating(self, record: StackRecord, doing: str) -> None:
+        """A stack cannot be renamed or moved while an update that writes its state runs."""
+        if record.updating:
+            raise ServiceFault(
+                409,
+                f"Conflict: cannot {doing} stack {record.org}/{record.project}/{record.stack}:"
+                " an update is in progress",
+            )
+
     def _set_tags(self, stack_id: str, tags: dict[str, str]) -> None:
         self._db.execute(
             "UPDATE stacks SET tags = ? WHERE id = ?",
@@ -122,7 +199,16 @@ class Store:
         )
 
 
-STACK_COLUMNS = "id, org, project, stack, resource_count, last_update, tags, version"
+RUNNING_UPDATE = (
+    "SELECT 1 FROM updates u WHERE u.stack_id = stacks.id AND u.status = 'running'"
+    " AND u.dry_run = 0 AND u.kind != 'preview'"
+)
+"""Rows while a stack (`stacks` in the outer query) has an update running that writes state."""
+
+STACK_COLUMNS = (
+    "id, org, project, stack, resource_count, last_update, tags, version,"
+    f" EXISTS ({RUNNING_UPDATE})"
+)
 
 
 def stack_record(row: Sequence[Any]) -> StackRecord:
@@ -135,4 +221,5 @@ def stack_record(row: Sequence[Any]) -> StackRecord:
         last_update=row[5],
         tags=json.loads(row[6]) if row[6] else {},
         version=row[7],
+        updating=bool(row[8]),
     )
