@@ -571,8 +571,18 @@ def test_status_without_runs_is_an_error(run_cli: RunCli, demo_emulator: Emulato
     assert "no commit has been recorded" in result.stderr
 
 
-def test_demo_runs_the_whole_flow() -> None:
+def test_demo_tells_the_claim_of_an_agent_account() -> None:
     result = CliRunner().invoke(cli, ["demo"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "agent account agent-" in result.stdout
+    assert "Strategy      claim-api" in result.stdout
+    assert "exit code would be 3" in result.stdout
+    assert "4 of 4 stacks landed in acme through the claim" in result.stdout
+    assert "web/dev-agent" in result.stdout
+
+
+def test_demo_of_the_org_to_org_transfer() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--transfer"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "7 of 7 stacks landed in acme" in result.stdout
     assert "web/dev-agent" in result.stdout

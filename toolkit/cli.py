@@ -424,12 +424,21 @@ def emulator(
 
 
 @cli.command()
+@click.option(
+    "--transfer",
+    is_flag=True,
+    help="Show the org-to-org move by an admin of both orgs instead of an agent's claim.",
+)
 @pass_settings
-def demo(settings: Settings) -> None:
-    """Run the whole flow against a built-in world on a local emulator; no account needed."""
+def demo(settings: Settings, transfer: bool) -> None:
+    """Run the whole flow against a built-in world on a local emulator; no account needed.
+
+    An AI agent signs up an account and builds stacks; a member of the company's org claims the
+    account with its claim link, renaming what collides.
+    """
     from toolkit.demo import run_demo
 
-    sys.exit(_run(run_demo(_stdout_console(), settings.progress_console())))
+    sys.exit(_run(run_demo(_stdout_console(), settings.progress_console(), transfer=transfer)))
 
 
 def _plan(

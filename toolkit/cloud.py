@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -34,6 +34,7 @@ from toolkit.models import (
     AgentSignupChallenge,
     AgentSignupRequest,
     AgentSignupResponse,
+    AppCreateStackRequest,
     AppListStacksResponse,
     AppStack,
     AppStackRenameRequest,
@@ -178,6 +179,13 @@ class CloudClient:
         except NotFoundError:
             return False
         return True
+
+    async def create_stack(
+        self, org: str, project: str, stack: str, *, tags: Mapping[str, str] | None = None
+    ) -> None:
+        """Create an empty stack, as `pulumi stack init` does."""
+        body = AppCreateStackRequest(stack_name=stack, tags=dict(tags) if tags else None)
+        await self._request("POST", f"/api/stacks/{_segment(org)}/{_segment(project)}", body=body)
 
     async def rename_stack(
         self, org: str, project: str, stack: str, *, new_project: str, new_name: str

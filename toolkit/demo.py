@@ -10,81 +10,154 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.table import Table
 
-from toolkit.claim import commit_claim, org_inventory, plan_claim, suggest_resolutions
+from toolkit.agents import sign_up_agent_account
+from toolkit.claim import (
+    CommitResult,
+    commit_claim,
+    org_inventory,
+    plan_claim,
+    suggest_resolutions,
+)
 from toolkit.cli import exit_code
+from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
+from toolkit.emulator.world import World
 from toolkit.entities import stack_name
-from toolkit.plan import ClaimTarget
+from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
 from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 
 DEMO_DESTINATION_ORG = "acme"
 
+AGENT_STACKS = (("web", "dev"), ("web", "staging"), ("api", "prod"), ("api", "canary"))
+"""What the agent of the claim story builds; web/dev and api/prod collide with acme's."""
 
-async def run_demo(out: Console, progress: Console) -> int:
-    """Preview, resolve, commit and list, narrating each step; 0 when the flow ran as designed."""
+
+async def run_demo(out: Console, progress: Console, *, transfer: bool = False) -> int:
+    """The headline story (an agent signs up, builds stacks, a person claims its account with
+    the claim link), or with `transfer` the org-to-org move as an admin of both orgs;
+    0 when the flow ran as designed."""
     world = demo_world()
-    agent = world.agents[0]
-    claimer = next(user for user in world.users if user.orgs.get(DEMO_DESTINATION_ORG) == "admin")
-    target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
-
     with (
         EmulatorServer(ServiceState.from_world(world)) as server,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        credentials = Credentials(
-            api_url=server.url,
-            destination_token=claimer.token,
-            source_token=agent.token,
-            claim_token=agent.claim_token,
-        )
         out.print(Rule("pulumi-claim demo"))
-        out.print(
-            f"A local Pulumi Cloud is serving a built-in world at {server.url}.\n"
-            f"Agent [bold]{agent.login}[/] built stacks and ESC environments in its own org; "
-            f"[bold]{claimer.login}[/] claims them into [bold]{DEMO_DESTINATION_ORG}[/].\n"
-        )
+        story = _transfer_story if transfer else _claim_story
+        return await story(world, server, Path(tmp), out, progress)
 
-        out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}"))
-        plan = await plan_claim(credentials, target, ResolutionMap.empty(), "transfer")
-        document = plan.to_claim_response()
-        print_report(document, "table", report_context(plan, "preview", document), out)
-        code = exit_code(document, plan.strategy)
-        out.print(f"exit code would be {code} (blocked by conflicts)\n")
 
-        map_path = Path(tmp) / "resolutions.yaml"
-        out.print(Rule(f"2. resolve --suffix -agent --output {map_path.name}"))
-        suggestion, _conflicts = await suggest_resolutions(credentials, target, suffix="-agent")
-        map_path.write_text(format_resolution_map(suggestion.renames), encoding="utf-8")
-        out.print(Syntax(map_path.read_text(encoding="utf-8"), "yaml", word_wrap=True))
-
-        out.print(Rule(f"3. commit --strategy transfer --resolutions {map_path.name} --yes"))
-        plan = await plan_claim(credentials, target, load_resolution_map(map_path), "transfer")
-        with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
-            result = await commit_claim(credentials, plan, on_progress=show_progress)
-        print_report(result.document, "table", report_context(plan, "commit", result.document), out)
-        code = exit_code(result.document, plan.strategy)
-        out.print(f"exit code {code} (stacks moved, failures reported)\n")
-
-        out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
-        inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)
-        table = Table("project", "stack", "resources", "moved here")
-        moved = {stack_name(move.target) for move in plan.moves}
-        for stack in inventory.stacks:
-            table.add_row(
-                stack.project_name,
-                stack.stack_name,
-                str(stack.resource_count),
-                "yes" if stack_name(stack) in moved else "",
-            )
-        out.print(table)
-    landed = len(plan.moves) - len(result.failed_moves)
+async def _claim_story(
+    world: World, server: EmulatorServer, tmp: Path, out: Console, progress: Console
+) -> int:
+    claimer = next(user for user in world.users if user.orgs.get(DEMO_DESTINATION_ORG) == "member")
     out.print(
-        f"{landed} of {len(plan.moves)} stacks landed in {DEMO_DESTINATION_ORG}; "
-        f"{len(result.document.failures)} entities reported as failures."
+        f"A local Pulumi Cloud is serving a built-in world at {server.url}.\n"
+        "An AI agent runs pulumi with no credentials, so its CLI signs up an agent account "
+        f"(here through the same sign-up API). [bold]{claimer.login}[/], a member of "
+        f"[bold]{DEMO_DESTINATION_ORG}[/], then claims that account with the claim link.\n"
+    )
+    out.print(Rule("0. the agent signs up and builds stacks"))
+    signup = await sign_up_agent_account(server.url)
+    agent_org = signup.user_info.github_login
+    async with CloudClient(server.url, signup.access_token) as agent:
+        for project, stack in AGENT_STACKS:
+            await agent.create_stack(agent_org, project, stack)
+    out.print(
+        f"agent account [bold]{agent_org}[/]: {len(AGENT_STACKS)} stacks "
+        f"({', '.join('/'.join(name) for name in AGENT_STACKS)}); claim link valid until "
+        f"{signup.claim_token_valid_until:%Y-%m-%d %H:%M} UTC\n"
+    )
+    credentials = Credentials(
+        api_url=server.url,
+        destination_token=claimer.token,
+        source_token=claimer.token,
+        claim_token=signup.claim_token,
+    )
+    target = ClaimTarget(source_org=agent_org, destination_org=DEMO_DESTINATION_ORG)
+    plan, result = await _preview_resolve_commit(
+        credentials, target, "claim-api", tmp, out, progress
+    )
+    await _list_destination(credentials, plan, out)
+    out.print(
+        f"{len(plan.moves) - len(result.failed_moves)} of {len(plan.moves)} stacks landed in "
+        f"{DEMO_DESTINATION_ORG} through the claim; the agent's account is gone."
+    )
+    return 0 if not result.failed_moves and not result.document.failures else 1
+
+
+async def _transfer_story(
+    world: World, server: EmulatorServer, tmp: Path, out: Console, progress: Console
+) -> int:
+    agent = world.agents[0]
+    claimer = next(user for user in world.users if user.orgs.get(DEMO_DESTINATION_ORG) == "admin")
+    out.print(
+        f"A local Pulumi Cloud is serving a built-in world at {server.url}.\n"
+        f"Agent [bold]{agent.login}[/] built stacks and ESC environments in its own org; "
+        f"[bold]{claimer.login}[/], admin of both orgs, moves them into "
+        f"[bold]{DEMO_DESTINATION_ORG}[/].\n"
+    )
+    credentials = Credentials(
+        api_url=server.url, destination_token=claimer.token, source_token=agent.token
+    )
+    target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
+    plan, result = await _preview_resolve_commit(
+        credentials, target, "transfer", tmp, out, progress
+    )
+    await _list_destination(credentials, plan, out)
+    out.print(
+        f"{len(plan.moves) - len(result.failed_moves)} of {len(plan.moves)} stacks landed in "
+        f"{DEMO_DESTINATION_ORG}; {len(result.document.failures)} entities reported as failures."
     )
     return 0 if not result.failed_moves else 1
+
+
+async def _preview_resolve_commit(
+    credentials: Credentials,
+    target: ClaimTarget,
+    strategy: Strategy,
+    tmp: Path,
+    out: Console,
+    progress: Console,
+) -> tuple[ClaimPlan, CommitResult]:
+    """Steps 1-3 of both stories: a blocked preview, a written map, the commit."""
+    out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}"))
+    plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy)
+    document = plan.to_claim_response()
+    print_report(document, "table", report_context(plan, "preview", document), out)
+    out.print(f"exit code would be {exit_code(document, plan.strategy)} (blocked by conflicts)\n")
+
+    map_path = tmp / "resolutions.yaml"
+    out.print(Rule(f"2. resolve --suffix -agent --output {map_path.name}"))
+    suggestion, _conflicts = await suggest_resolutions(credentials, target, suffix="-agent")
+    map_path.write_text(format_resolution_map(suggestion.renames), encoding="utf-8")
+    out.print(Syntax(map_path.read_text(encoding="utf-8"), "yaml", word_wrap=True))
+
+    out.print(Rule(f"3. commit --strategy {strategy} --resolutions {map_path.name} --yes"))
+    plan = await plan_claim(credentials, target, load_resolution_map(map_path), strategy)
+    with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
+        result = await commit_claim(credentials, plan, on_progress=show_progress)
+    print_report(result.document, "table", report_context(plan, "commit", result.document), out)
+    code = exit_code(result.document, plan.strategy)
+    meaning = "stacks moved, failures reported" if code == 4 else "done" if code == 0 else "?"
+    out.print(f"exit code {code} ({meaning})\n")
+    return plan, result
+
+
+async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Console) -> None:
+    out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
+    inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)
+    table = Table("project", "stack", "resources", "moved here")
+    moved = {stack_name(move.target) for move in plan.moves}
+    for stack in inventory.stacks:
+        table.add_row(
+            stack.project_name,
+            stack.stack_name,
+            str(stack.resource_count),
+            "yes" if stack_name(stack) in moved else "",
+        )
+    out.print(table)

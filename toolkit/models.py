@@ -7,7 +7,7 @@ snake_case; JSON is camelCase, as the service sends it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -238,6 +238,14 @@ class AppStack(WireModel):
 class AppStackRenameRequest(WireModel):
     new_name: str | None = None
     new_project: str | None = None
+
+
+class AppCreateStackRequest(WireModel):
+    stack_name: str
+    tags: dict[str, str] | None = None
+    teams: list[str] | None = None
+    state: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
 
 
 class AppImportStackResponse(WireModel):

@@ -30,7 +30,6 @@ from toolkit.emulator.cli_models import (
     AppBatchEncryptResponse,
     AppCapabilitiesResponse,
     AppCompleteUpdateRequest,
-    AppCreateStackRequest,
     AppCreateStackResponse,
     AppDecryptValueRequest,
     AppDecryptValueResponse,
@@ -51,7 +50,7 @@ from toolkit.emulator.cli_models import (
 )
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import FINISHED, Caller, ServiceFault, ServiceState, UpdateKind
-from toolkit.models import AppImportStackResponse
+from toolkit.models import AppCreateStackRequest, AppImportStackResponse
 
 STACK = "/api/stacks/{org}/{project}/{stack}"
 UPDATE = STACK + "/{kind}/{update_id}"

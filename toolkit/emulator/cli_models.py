@@ -35,14 +35,6 @@ class AppGetDefaultOrganizationResponse(WireModel):
     messages: list[AppMessage] = Field(default_factory=list, alias="Messages")
 
 
-class AppCreateStackRequest(WireModel):
-    stack_name: str
-    tags: dict[str, str] | None = None
-    teams: list[str] | None = None
-    state: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-
-
 class AppCreateStackResponse(WireModel):
     pass
 
