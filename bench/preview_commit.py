@@ -26,7 +26,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
 from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
 from toolkit.entities import stack_name
+from toolkit.errors import NotFoundError
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 
@@ -44,6 +46,7 @@ DESTINATION = "acme"
 ADMIN_TOKEN = "tok-alice"
 """alice administers both orgs: she previews and commits."""
 AGENT_TOKEN = "tok-agent"
+CLAIM_TOKEN = "claim-bench"
 """The agent's own token reads the source inventory, as in a claim."""
 TARGET = ClaimTarget(source_org=AGENT, destination_org=DESTINATION)
 LATENCY_MS = 20.0
@@ -124,6 +127,7 @@ def claim_world(
     The destination holds the first `collisions` agent stacks' names (spread over every
     project) and other stacks of its own; alice is admin of both orgs.
     """
+    now = datetime.now(UTC).replace(microsecond=0)
     agent = [
         {"project": f"app-{i % projects:02d}", "stack": f"dev-{i:06d}", "resourceCount": i % 40}
         for i in range(agent_stacks)
@@ -140,9 +144,10 @@ def claim_world(
             {
                 "login": AGENT,
                 "token": AGENT_TOKEN,
-                "claimToken": "claim-bench",
-                "createdAt": "2026-11-01T09:00:00Z",
-                "claimExpiresAt": "2026-12-31T09:00:00Z",
+                "claimToken": CLAIM_TOKEN,
+                # Within the service's windows: an hour old, claimable for 30 days.
+                "createdAt": (now - timedelta(hours=1)).isoformat(),
+                "claimExpiresAt": (now + timedelta(days=30)).isoformat(),
             }
         ],
         "orgs": {
@@ -290,9 +295,10 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
 # --- Commit -------------------------------------------------------------------------------------
 
 
-def measure_commit(fresh: list[Emulator], twin: Emulator, scale: Scale) -> Figure:
+def measure_commit(fresh: list[Emulator], twin: Emulator, scale: Scale) -> tuple[Figure, float]:
     """`commit_claim`, once on each `fresh` emulator (the median counts), against the same calls
-    made one after another on `twin`; every one of them serves the same world."""
+    made one after another on `twin`; every one of them serves the same world. Also returns
+    the median commit's seconds."""
     resolution_map, _ = asyncio.run(
         suggest_resolutions(fresh[0].credentials, TARGET, suffix=RENAME_SUFFIX)
     )
@@ -325,11 +331,38 @@ def measure_commit(fresh: list[Emulator], twin: Emulator, scale: Scale) -> Figur
         f"{', '.join(f'{run:.2f}' for run in seconds)}), "
         f"one call at a time {one_by_one:.2f} s, speed-up {speedup:.1f}x"
     )
-    return Figure(
+    figure = Figure(
         f"commit {len(plan.moves)} stacks speed-up",
         f"{speedup:.1f}x",
         ">= 10x",
         speedup >= 10,
+    )
+    return figure, concurrent
+
+
+def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:
+    """The same world's agent account claimed through the service's claim API (one call, then
+    the claim's status and the verifying listings), beside the transfer of `measure_commit`."""
+    credentials = replace(service.credentials, claim_token=CLAIM_TOKEN)
+    resolution_map, _ = asyncio.run(suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX))
+    plan = asyncio.run(plan_claim(credentials, TARGET, resolution_map, "claim-api"))
+    service.clear_requests()
+    started = time.perf_counter()
+    result = asyncio.run(commit_claim(credentials, plan))
+    seconds = time.perf_counter() - started
+    calls = service.request_count()
+    check(not result.failed_moves, f"claim failed moves: {result.failed_moves}")
+    check(not result.document.failures, f"claim failures: {result.document.failures}")
+    asyncio.run(check_landed_once(service.credentials, plan))
+    print(
+        f"claim {len(plan.moves)} stacks through the claim API, {LATENCY_MS:g} ms, {calls} calls: "
+        f"{seconds:.2f} s; the same moves by transfer: {transfer_seconds:.2f} s"
+    )
+    return Figure(
+        f"claim {len(plan.moves)} stacks, claim API vs transfer",
+        f"{seconds:.2f} s vs {transfer_seconds:.2f} s",
+        "reported",
+        True,
     )
 
 
@@ -360,11 +393,15 @@ async def commit_one_call_at_a_time(credentials: Credentials, plan: ClaimPlan) -
 
 
 async def check_landed_once(credentials: Credentials, plan: ClaimPlan) -> None:
-    """Every planned stack is listed in the destination exactly once, and none is left behind."""
+    """Every planned stack is listed in the destination exactly once, and none is left behind
+    (a claimed agent org is gone altogether)."""
     async with CloudClient(credentials.api_url, credentials.destination_token) as client:
-        source, destination = await asyncio.gather(
-            client.list_stacks(plan.source_org), client.list_stacks(plan.destination_org)
-        )
+        destination = await client.list_stacks(plan.destination_org)
+        try:
+            source = await client.list_stacks(plan.source_org)
+        except NotFoundError:
+            check(plan.strategy == "claim-api", f"{plan.source_org} is gone")
+            source = []
     check(not source, f"{len(source)} stack(s) still in {plan.source_org}")
     listed = Counter((stack.project_name, stack.stack_name) for stack in destination)
     for move in plan.moves:
@@ -482,14 +519,16 @@ def run(scale: Scale, *, quick: bool) -> None:
             f"stacks, {scale.collisions:,} colliding; median of {scale.repeats}"
         )
         figures: list[Figure] = []
-        commit_worlds = [(commit_world, LATENCY_MS)] * (scale.repeats + 1)
+        commit_worlds = [(commit_world, LATENCY_MS)] * (scale.repeats + 2)
         with emulators(
             (preview_world, 0.0), (preview_world, LATENCY_MS), (memory_world, 0.0), *commit_worlds
         ) as (instant, delayed, memory_service, *commit_services):
             figures += time_previews(instant, scale, latency_ms=0.0)
             figures += time_previews(delayed, scale, latency_ms=LATENCY_MS)
-            twin, *fresh = commit_services
-            figures.append(measure_commit(fresh, twin, scale))
+            twin, claimed, *fresh = commit_services
+            commit_figure, transfer_seconds = measure_commit(fresh, twin, scale)
+            figures.append(commit_figure)
+            figures.append(measure_claim(claimed, transfer_seconds))
             entities = scale.memory_stacks + scale.memory_environments
             figures.append(measure_memory(memory_service, entities))
     figures.append(measure_help())

@@ -15,6 +15,7 @@ FIGURES = (
     "preview 20 ms, map",
     "preview 20 ms, no map",
     "commit 60 stacks speed-up",
+    "claim 60 stacks, claim API vs transfer",
     "memory at 2,000 entities",
     "pulumi-claim --help",
 )
