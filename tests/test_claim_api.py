@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from agent_times import CLAIM_EXPIRES, CLAIM_EXPIRES_AT, CREATED_AT
 
 from toolkit.claim import commit_claim, plan_claim
 from toolkit.cloud import CloudClient
@@ -50,8 +51,8 @@ def world(agent_org: dict[str, Any], acme: dict[str, Any], *, moves: bool) -> di
                 "login": AGENT,
                 "token": "tok-agent",
                 "claimToken": CLAIM_TOKEN,
-                "createdAt": "2026-11-01T09:00:00Z",
-                "claimExpiresAt": "2026-12-31T09:00:00Z",
+                "createdAt": CREATED_AT,
+                "claimExpiresAt": CLAIM_EXPIRES_AT,
             }
         ],
         "service": {"claimMovesEnvironments": moves},
@@ -260,8 +261,7 @@ def test_a_token_that_expires_between_the_preview_and_the_claim_is_refused(
     server = make_emulator(world(MOVABLE, {}, moves=True))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
     plan = asyncio.run(plan_claim(credentials, TARGET, ResolutionMap.empty(), "claim-api"))
-    closes = datetime(2026, 12, 31, 9, tzinfo=UTC)
-    seconds = int((closes - datetime.now(UTC)).total_seconds()) + 60
+    seconds = int((CLAIM_EXPIRES - datetime.now(UTC)).total_seconds()) + 60
     httpx.post(f"{server.url}/_emulator/clock", json={"advanceSeconds": seconds}).raise_for_status()
 
     with pytest.raises(ClaimRefusedError) as refused:

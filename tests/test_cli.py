@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from agent_times import CLAIM_EXPIRES, CLAIM_EXPIRES_AT, CREATED_AT, SIGNED_UP
 from click.testing import CliRunner, Result
 from pulumi_cloud_sdk._support import default_encoder
 
@@ -38,8 +39,8 @@ def claim_world(**agent_org: Any) -> dict[str, Any]:
                 "login": AGENT,
                 "token": "tok-agent",
                 "claimToken": "claim-abc123",
-                "createdAt": "2026-11-01T09:00:00Z",
-                "claimExpiresAt": "2026-12-31T09:00:00Z",
+                "createdAt": CREATED_AT,
+                "claimExpiresAt": CLAIM_EXPIRES_AT,
             }
         ],
         "orgs": {
@@ -173,8 +174,8 @@ def test_preview_with_claim_token_reports_the_agent(
     )
     document = as_document(result.stdout)
     assert document.agent.login == AGENT
-    assert document.agent.created_at.isoformat() == "2026-11-01T09:00:00+00:00"
-    assert document.claim_expires_at.isoformat() == "2026-12-31T09:00:00+00:00"
+    assert document.agent.created_at == SIGNED_UP
+    assert document.claim_expires_at == CLAIM_EXPIRES
 
 
 def test_claim_token_for_another_org_is_refused(

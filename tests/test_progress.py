@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
 from click.testing import CliRunner, Result
 from rich.console import Console
 
@@ -27,8 +28,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc123",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-31T09:00:00Z",
+            "createdAt": CREATED_AT,
+            "claimExpiresAt": CLAIM_EXPIRES_AT,
         }
     ],
     "orgs": {

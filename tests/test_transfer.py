@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
 
 from toolkit.cloud import CloudClient
 from toolkit.collectors.service import collect_inventory
@@ -48,8 +49,8 @@ def world(agent_stacks: list[tuple[str, str]]) -> dict[str, Any]:
                 "login": AGENT,
                 "token": "tok-agent",
                 "claimToken": "claim-abc123",
-                "createdAt": "2026-11-01T09:00:00Z",
-                "claimExpiresAt": "2026-12-31T09:00:00Z",
+                "createdAt": CREATED_AT,
+                "claimExpiresAt": CLAIM_EXPIRES_AT,
             }
         ],
         "orgs": {

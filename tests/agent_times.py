@@ -1,0 +1,11 @@
+"""When the agents of test worlds signed up: an hour before the test run, so that they may still
+write (72 hours) and their claim is open (30 days). Fixed dates would expire with the calendar."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+SIGNED_UP = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+CLAIM_EXPIRES = SIGNED_UP + timedelta(days=30)
+CREATED_AT = SIGNED_UP.isoformat()
+CLAIM_EXPIRES_AT = CLAIM_EXPIRES.isoformat()
