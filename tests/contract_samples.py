@@ -28,7 +28,13 @@ DISCRIMINATOR = "kind"
 """The wire field naming the kind of a transfer entity; the SDK keeps it on the class."""
 
 _SDK_DISCRIMINATOR_ATTRIBUTE = "__DISCRIMINATOR_VALUE__"
-_PRIMITIVES: dict[str, Any] = {"str": str, "int": int, "bool": bool, "datetime": datetime}
+_PRIMITIVES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "datetime": datetime,
+    "Any": Any,
+}
 
 
 # --- What each side declares ------------------------------------------------------------
@@ -180,6 +186,14 @@ moments = st.builds(
 
 _MOST_ITEMS = 2
 """Lists and maps stay short: nesting (claims of entities of renames) multiplies sizes."""
+_json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | _counts | _texts,
+    lambda inner: (
+        st.lists(inner, max_size=_MOST_ITEMS) | st.dictionaries(_texts, inner, max_size=_MOST_ITEMS)
+    ),
+    max_leaves=6,
+)
+"""Any JSON document: what a field the SDK leaves untyped (`Any`) may hold."""
 
 
 def _fewest_items(minimal: bool) -> int:
@@ -234,6 +248,8 @@ def _toolkit_values(annotation: Any, sdk_type: str | None, *, minimal: bool) -> 
         return st.booleans()
     if annotation is int:
         return _counts
+    if annotation is Any:
+        return _json_values
     raise TypeError(f"no sample values for {annotation!r}")
 
 
@@ -284,6 +300,8 @@ def _sdk_values(type_name: str, *, minimal: bool) -> st.SearchStrategy[Any]:
         return st.booleans()
     if primitive is datetime:
         return moments
+    if primitive is Any:
+        return _json_values
     cls = getattr(sdk_models, type_name)
     if issubclass(cls, Enum):
         return st.sampled_from(list(cls))

@@ -240,12 +240,27 @@ class AppStackRenameRequest(WireModel):
     new_project: str | None = None
 
 
+class AppUntypedDeployment(WireModel):
+    """A deployment of any schema version; the receiver checks its content."""
+
+    version: int = 0
+    features: list[str] | None = None
+    deployment: Any = None
+
+
+class AppStackConfig(WireModel):
+    environment: str
+    secrets_provider: str | None = None
+    encrypted_key: str | None = None
+    encryption_salt: str | None = None
+
+
 class AppCreateStackRequest(WireModel):
     stack_name: str
     tags: dict[str, str] | None = None
     teams: list[str] | None = None
-    state: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
+    state: AppUntypedDeployment | None = None
+    config: AppStackConfig | None = None
 
 
 class AppImportStackResponse(WireModel):

@@ -42,7 +42,6 @@ from toolkit.emulator.cli_models import (
     AppRenewUpdateLeaseResponse,
     AppStartUpdateRequest,
     AppStartUpdateResponse,
-    AppUntypedDeployment,
     AppUpdateProgramRequest,
     AppUpdateProgramResponse,
     AppUpdateResults,
@@ -50,7 +49,7 @@ from toolkit.emulator.cli_models import (
 )
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import FINISHED, Caller, ServiceFault, ServiceState, UpdateKind
-from toolkit.models import AppCreateStackRequest, AppImportStackResponse
+from toolkit.models import AppCreateStackRequest, AppImportStackResponse, AppUntypedDeployment
 
 STACK = "/api/stacks/{org}/{project}/{stack}"
 UPDATE = STACK + "/{kind}/{update_id}"

@@ -44,12 +44,6 @@ class StackTag(WireModel):
     value: str
 
 
-class AppUntypedDeployment(WireModel):
-    version: int
-    features: list[str] | None = None
-    deployment: dict[str, Any]
-
-
 class AppEncryptValueRequest(WireModel):
     plaintext: str
 
