@@ -26,6 +26,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,7 +212,7 @@ class Agents(Store):
                     _encode(record),
                 ),
             )
-        return _with_id(record, claim_id)
+        return replace(record, claim_id=claim_id)
 
     def complete_claim(self, claim_id: str) -> ClaimRecord:
         """The second step: move everything under its resolved name, soft-delete the agent's
@@ -234,14 +235,7 @@ class Agents(Store):
                 self._db.execute("UPDATE orgs SET claimed_by = NULL WHERE name = ?", (agent,))
                 self._db.execute("UPDATE accounts SET claimed_by = NULL WHERE login = ?", (agent,))
                 self._db.execute("DELETE FROM claims WHERE id = ?", (claim_id,))
-                return ClaimRecord(
-                    login=record.login,
-                    created_at=record.created_at,
-                    claim_expires_at=record.claim_expires_at,
-                    entities=record.entities,
-                    conflicts=taken,
-                    failures=[],
-                )
+                return replace(record, conflicts=taken, failures=[], claim_id=None)
             for entity, target in moves:
                 self._move(agent, destination, entity, target)
             self._db.execute("UPDATE orgs SET deleted_at = ? WHERE name = ?", (now, agent))
@@ -499,18 +493,6 @@ def _target(entity: BaseEntity | RenameEntity) -> BaseEntity:
     """The entity a claim lands: its `renameAs` for a rename, else the entity itself."""
     base = entity.rename_as if isinstance(entity, RenameEntity) else entity
     return make_entity(kind_of(base).wire_kind, identity(base))
-
-
-def _with_id(record: ClaimRecord, claim_id: str) -> ClaimRecord:
-    return ClaimRecord(
-        login=record.login,
-        created_at=record.created_at,
-        claim_expires_at=record.claim_expires_at,
-        entities=record.entities,
-        conflicts=record.conflicts,
-        failures=record.failures,
-        claim_id=claim_id,
-    )
 
 
 def _encode(record: ClaimRecord) -> str:
