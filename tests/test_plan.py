@@ -476,3 +476,19 @@ def test_a_swap_in_the_map_is_planned_without_collisions() -> None:
     position = simulate(claim.rename_waves, set(occupied))
     assert sorted(position.values()) == occupied
     assert len(claim.rename_waves) == 3
+
+
+def test_a_large_plan_and_its_inventory_repr_as_summaries() -> None:
+    """asyncio and anyio put a finished task's result into messages they build; a plan of
+    thousands of moves must not repr as all of them."""
+    stacks = [TransferEntityStack(project_name="web", stack_name=f"s-{i}") for i in range(5000)]
+    source = Inventory(org=SOURCE.org, stacks=stacks)
+    large = plan(ResolutionMap.empty(), source=source)
+    assert repr(large) == (
+        "ClaimPlan('agent-abc123' -> 'acme', strategy='transfer', moves=5000, conflicts=0, "
+        "failures=0)"
+    )
+    assert repr(source) == (
+        "Inventory(org='agent-abc123', stacks=5000, environments=0, insights_accounts=0, "
+        "registry_packages=0)"
+    )

@@ -213,9 +213,12 @@ def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
 # --- Inventory -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Inventory:
-    """Everything one org owns, each entity in its wire form (its identity plus facts)."""
+    """Everything one org owns, each entity in its wire form (its identity plus facts).
+
+    Its repr counts the entities rather than listing them (see `ClaimPlan`).
+    """
 
     org: str
     stacks: list[TransferEntityStack] = field(default_factory=list)
@@ -236,6 +239,14 @@ class Inventory:
             environments=[e for e in owned if isinstance(e, TransferEntityEnvironment)],
             insights_accounts=[e for e in owned if isinstance(e, TransferEntityInsightsAccount)],
             registry_packages=[e for e in owned if isinstance(e, TransferEntityRegistryPackage)],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Inventory(org={self.org!r}, stacks={len(self.stacks)}, "
+            f"environments={len(self.environments)}, "
+            f"insights_accounts={len(self.insights_accounts)}, "
+            f"registry_packages={len(self.registry_packages)})"
         )
 
     @property

@@ -303,9 +303,13 @@ class ClaimTarget:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ClaimPlan:
-    """Everything a claim will do, and everything that stops it or will not move."""
+    """Everything a claim will do, and everything that stops it or will not move.
+
+    Its repr is a summary: asyncio and anyio put the result of a finished task into messages
+    they build, and the full repr of a plan of 10,000 moves takes over half a second.
+    """
 
     target: ClaimTarget
     strategy: Strategy
@@ -329,6 +333,13 @@ class ClaimPlan:
     org-to-org move) they are stand-ins that the claim document requires."""
     service_answer: AgentClaimResponse | None = None
     """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"ClaimPlan({self.source_org!r} -> {self.destination_org!r}, "
+            f"strategy={self.strategy!r}, moves={len(self.moves)}, "
+            f"conflicts={len(self.conflicts)}, failures={len(self.failures)})"
+        )
 
     @property
     def source_org(self) -> str:
