@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 
@@ -24,9 +24,6 @@ AGENT = "agent-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
 API_KEY = "sk-agent-42"
 
-AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
-"""The agent signed up an hour ago: it may still write, and its claim window is open."""
-
 WORLD: dict[str, Any] = {
     "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
     "agents": [
@@ -34,8 +31,8 @@ WORLD: dict[str, Any] = {
             "login": AGENT,
             "token": "tok-agent",
             "claimToken": "claim-abc123",
-            "createdAt": AGENT_CREATED.isoformat(),
-            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
+            "createdAt": CREATED_AT,
+            "claimExpiresAt": CLAIM_EXPIRES_AT,
         }
     ],
     "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev", "resourceCount": 4}]}},

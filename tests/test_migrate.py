@@ -8,11 +8,12 @@ import json
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from programs.workload.workload import pulumi_program
@@ -286,9 +287,6 @@ def test_a_stack_with_pending_operations_is_refused(
 
 AGENT_ORG = "agent-7f3k2q"
 COMPANY_ORG = "acme"
-AGENT_CREATED = datetime.now(UTC) - timedelta(hours=1)
-"""The agent signed up an hour ago: it may still write, and its claim window is open."""
-
 TWO_ORGS = {
     "users": [{"login": "platform", "token": "tok-platform", "orgs": {COMPANY_ORG: "admin"}}],
     "agents": [
@@ -296,8 +294,8 @@ TWO_ORGS = {
             "login": AGENT_ORG,
             "token": "tok-agent",
             "claimToken": "claim-agent",
-            "createdAt": AGENT_CREATED.isoformat(),
-            "claimExpiresAt": (AGENT_CREATED + timedelta(days=30)).isoformat(),
+            "createdAt": CREATED_AT,
+            "claimExpiresAt": CLAIM_EXPIRES_AT,
         }
     ],
     "orgs": {AGENT_ORG: {}, COMPANY_ORG: {}},
