@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from agent_times import CLAIM_EXPIRES, CLAIM_EXPIRES_AT, CREATED_AT
+from agent_times import CLAIM_EXPIRES, agent_entry
 
 from toolkit.claim import commit_claim, plan_claim
 from toolkit.cloud import CloudClient
@@ -46,15 +46,7 @@ def world(agent_org: dict[str, Any], acme: dict[str, Any], *, moves: bool) -> di
     """alice administers acme only; the agent's org is visible to the agent alone."""
     return {
         "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}],
-        "agents": [
-            {
-                "login": AGENT,
-                "token": "tok-agent",
-                "claimToken": CLAIM_TOKEN,
-                "createdAt": CREATED_AT,
-                "claimExpiresAt": CLAIM_EXPIRES_AT,
-            }
-        ],
+        "agents": [agent_entry(AGENT, token="tok-agent", claim_token=CLAIM_TOKEN)],
         "service": {"claimMovesEnvironments": moves},
         "orgs": {"acme": acme, AGENT: agent_org},
     }

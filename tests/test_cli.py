@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from agent_times import CLAIM_EXPIRES, CLAIM_EXPIRES_AT, CREATED_AT, SIGNED_UP
+from agent_times import CLAIM_EXPIRES, SIGNED_UP, agent_entry
 from click.testing import CliRunner, Result
 from pulumi_cloud_sdk._support import default_encoder
 
@@ -34,15 +34,7 @@ def claim_world(**agent_org: Any) -> dict[str, Any]:
             {"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", AGENT: "admin"}},
             {"login": "bob", "token": "tok-bob", "orgs": {"acme": "member", AGENT: "admin"}},
         ],
-        "agents": [
-            {
-                "login": AGENT,
-                "token": "tok-agent",
-                "claimToken": "claim-abc123",
-                "createdAt": CREATED_AT,
-                "claimExpiresAt": CLAIM_EXPIRES_AT,
-            }
-        ],
+        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
         "orgs": {
             "acme": {
                 "stacks": [

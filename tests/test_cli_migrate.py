@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
+from agent_times import agent_entry
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 
@@ -26,15 +26,7 @@ API_KEY = "sk-agent-42"
 
 WORLD: dict[str, Any] = {
     "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
-    "agents": [
-        {
-            "login": AGENT,
-            "token": "tok-agent",
-            "claimToken": "claim-abc123",
-            "createdAt": CREATED_AT,
-            "claimExpiresAt": CLAIM_EXPIRES_AT,
-        }
-    ],
+    "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
     "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev", "resourceCount": 4}]}},
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
+from agent_times import agent_entry
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from programs.workload.workload import pulumi_program
@@ -289,15 +289,7 @@ AGENT_ORG = "agent-7f3k2q"
 COMPANY_ORG = "acme"
 TWO_ORGS = {
     "users": [{"login": "platform", "token": "tok-platform", "orgs": {COMPANY_ORG: "admin"}}],
-    "agents": [
-        {
-            "login": AGENT_ORG,
-            "token": "tok-agent",
-            "claimToken": "claim-agent",
-            "createdAt": CREATED_AT,
-            "claimExpiresAt": CLAIM_EXPIRES_AT,
-        }
-    ],
+    "agents": [agent_entry(AGENT_ORG, token="tok-agent", claim_token="claim-agent")],
     "orgs": {AGENT_ORG: {}, COMPANY_ORG: {}},
 }
 """An agent's org and a company's; neither identity is a member of the other's org."""

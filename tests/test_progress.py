@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
+from agent_times import agent_entry
 from click.testing import CliRunner, Result
 from rich.console import Console
 
@@ -23,15 +23,7 @@ if TYPE_CHECKING:
 AGENT = "agent-abc123"
 WORLD: dict[str, Any] = {
     "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", AGENT: "admin"}}],
-    "agents": [
-        {
-            "login": AGENT,
-            "token": "tok-agent",
-            "claimToken": "claim-abc123",
-            "createdAt": CREATED_AT,
-            "claimExpiresAt": CLAIM_EXPIRES_AT,
-        }
-    ],
+    "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
     "orgs": {
         "acme": {"stacks": [{"project": "web", "stack": "dev"}]},
         AGENT: {"stacks": [{"project": "web", "stack": "dev"}, {"project": "web", "stack": "qa"}]},

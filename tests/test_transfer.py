@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from agent_times import CLAIM_EXPIRES_AT, CREATED_AT
+from agent_times import agent_entry
 
 from toolkit.cloud import CloudClient
 from toolkit.collectors.service import collect_inventory
@@ -44,15 +44,7 @@ def world(agent_stacks: list[tuple[str, str]]) -> dict[str, Any]:
     """alice administers acme (which has web/dev) and the agent's org (with `agent_stacks`)."""
     return {
         "users": [{"login": "alice", "token": TOKEN, "orgs": {"acme": "admin", AGENT: "admin"}}],
-        "agents": [
-            {
-                "login": AGENT,
-                "token": "tok-agent",
-                "claimToken": "claim-abc123",
-                "createdAt": CREATED_AT,
-                "claimExpiresAt": CLAIM_EXPIRES_AT,
-            }
-        ],
+        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
         "orgs": {
             "acme": {"stacks": [{"project": "web", "stack": "dev"}]},
             AGENT: {"stacks": [{"project": p, "stack": s} for p, s in agent_stacks]},
