@@ -33,6 +33,8 @@ from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_re
 
 DEMO_DESTINATION_ORG = "acme"
 
+_EXIT_MEANINGS = {0: "done", 3: "blocked, nothing changed", 4: "stacks moved, failures reported"}
+
 AGENT_STACKS = (("web", "dev"), ("web", "staging"), ("api", "prod"), ("api", "canary"))
 """What the agent of the claim story builds; web/dev and api/prod collide with acme's."""
 
@@ -79,14 +81,10 @@ async def _claim_story(
         claim_token=signup.claim_token,
     )
     target = ClaimTarget(source_org=agent_org, destination_org=DEMO_DESTINATION_ORG)
-    plan, result = await _preview_resolve_commit(
+    landed, result = await _preview_resolve_commit(
         credentials, target, "claim-api", tmp, out, progress
     )
-    await _list_destination(credentials, plan, out)
-    out.print(
-        f"{len(plan.moves) - len(result.failed_moves)} of {len(plan.moves)} stacks landed in "
-        f"{DEMO_DESTINATION_ORG} through the claim; the agent's account is gone."
-    )
+    out.print(f"{landed} through the claim; the agent's account is gone.")
     return 0 if not result.failed_moves and not result.document.failures else 1
 
 
@@ -105,14 +103,10 @@ async def _transfer_story(
         api_url=server.url, destination_token=claimer.token, source_token=agent.token
     )
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
-    plan, result = await _preview_resolve_commit(
+    landed, result = await _preview_resolve_commit(
         credentials, target, "transfer", tmp, out, progress
     )
-    await _list_destination(credentials, plan, out)
-    out.print(
-        f"{len(plan.moves) - len(result.failed_moves)} of {len(plan.moves)} stacks landed in "
-        f"{DEMO_DESTINATION_ORG}; {len(result.document.failures)} entities reported as failures."
-    )
+    out.print(f"{landed}; {len(result.document.failures)} entities reported as failures.")
     return 0 if not result.failed_moves else 1
 
 
@@ -123,8 +117,9 @@ async def _preview_resolve_commit(
     tmp: Path,
     out: Console,
     progress: Console,
-) -> tuple[ClaimPlan, CommitResult]:
-    """Steps 1-3 of both stories: a blocked preview, a written map, the commit."""
+) -> tuple[str, CommitResult]:
+    """Steps 1-4 of both stories: a blocked preview, a written map, the commit, the
+    destination's stacks; returns how many stacks landed, in words, and the commit."""
     out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}"))
     plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy)
     document = plan.to_claim_response()
@@ -143,9 +138,10 @@ async def _preview_resolve_commit(
         result = await commit_claim(credentials, plan, on_progress=show_progress)
     print_report(result.document, "table", report_context(plan, "commit", result.document), out)
     code = exit_code(result.document, plan.strategy)
-    meaning = "stacks moved, failures reported" if code == 4 else "done" if code == 0 else "?"
-    out.print(f"exit code {code} ({meaning})\n")
-    return plan, result
+    out.print(f"exit code {code} ({_EXIT_MEANINGS.get(code, 'error')})\n")
+    await _list_destination(credentials, plan, out)
+    landed = len(plan.moves) - len(result.failed_moves)
+    return f"{landed} of {len(plan.moves)} stacks landed in {target.destination_org}", result
 
 
 async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Console) -> None:
