@@ -367,13 +367,20 @@ def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:
 
 
 async def commit_one_call_at_a_time(credentials: Credentials, plan: ClaimPlan) -> None:
-    """The baseline: each move's rename (if any) then its transfer, then the listings that
+    """The baseline: the listings that locate the stacks (each project the moves start or land
+    in, in both orgs), each move's rename (if any) then its transfer, then the listings that
     verify them (each project the moves land in, in both orgs), every call awaited before the next.
 
     Renaming straight to the final name is safe here because suggested names are free in both
     orgs (the plan has no chains or swaps to order).
     """
     async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        landing = sorted({move.target.project_name for move in plan.moves})
+        leaving = sorted({move.source.project_name for move in plan.moves} | set(landing))
+        for project in leaving:
+            await client.list_stacks(plan.source_org, project)
+        for project in landing:
+            await client.list_stacks(plan.destination_org, project)
         for move in plan.moves:
             source, target = move.source, move.target
             if move.renamed:

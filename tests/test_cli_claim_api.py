@@ -291,10 +291,15 @@ def test_a_claim_lands_every_stack_under_its_resolved_name_with_history_and_secr
 
     before = snapshot(server)
     again = run_cli(server, "commit", *ORGS, *CLAIM_API, "-r", resolutions, "--yes")
-    assert again.exit_code == 1
-    assert "does not accept the claim token (PULUMI_CLAIM_TOKEN)" in again.stderr
-    assert "used already" in again.stderr
-    assert "Traceback" not in again.stderr
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to do: run " in again.stderr
+    assert snapshot(server) == before
+
+    afresh = run_cli(server, "commit", *ORGS, *CLAIM_API, "-r", resolutions, "--yes", "--new-run")
+    assert afresh.exit_code == 1
+    assert "does not accept the claim token (PULUMI_CLAIM_TOKEN)" in afresh.stderr
+    assert "used already" in afresh.stderr
+    assert "Traceback" not in afresh.stderr
     assert snapshot(server) == before
 
 

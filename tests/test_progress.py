@@ -108,7 +108,7 @@ def test_on_a_terminal_a_bar_shows_moves_done_and_failures_with_each_failure_abo
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120, color_system=None)
 
-    with ProgressDisplay(console, total=2) as show:
+    with ProgressDisplay(console) as show:
         tally = MoveTally(2, show)
         tally.started("agent/web/a", "acme/web/a")
         tally.finished("agent/web/a", "acme/web/a", "transfer", "transferred web/a to acme")

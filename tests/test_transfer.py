@@ -163,7 +163,10 @@ def test_a_failed_undo_of_a_rename_says_where_the_stack_is(
     assert (failure.step, failure.source_untouched) == ("undo", False)
     assert failure.message.startswith(f"transfer to acme failed: POST /api/stacks/{AGENT}/web/")
     assert "; undoing the rename also failed (POST " in failure.message
-    assert failure.message.endswith(f"the stack is still in {AGENT} as web/dev-agent")
+    assert failure.message.endswith(
+        f"the stack is still in {AGENT} as web/dev-agent; re-run the same command to finish the "
+        "move"
+    )
     assert ("web", "dev-agent") in stacks_of(server, AGENT)
     of_dev = [event for event in events if event.source == f"{AGENT}/web/dev"]
     assert [type(event) for event in of_dev] == [MoveStarted, StepDone, MoveFailed, MoveFailed]
@@ -202,16 +205,21 @@ def test_a_failed_verification_listing_fails_every_move_not_already_failed(
     server = make_emulator(world(THREE_STACKS))
     plan = plan_transfer(server)
     server.faults.fail(409, method="POST", path=f"/api/stacks/{AGENT}/api/dev/transfer")
-    server.faults.fail(403, method="GET", path="/api/user/stacks", times=None)
+    settled: list[ProgressEvent] = []
 
-    failed = transfer(server, plan)
+    def refuse_listings_once_all_settled(event: ProgressEvent) -> None:
+        if isinstance(event, MoveFinished | MoveFailed) and event.settled == event.total:
+            settled.append(event)
+            server.faults.fail(403, method="GET", path="/api/user/stacks", times=None)
 
+    failed = transfer(server, plan, refuse_listings_once_all_settled)
+
+    assert settled
     assert failed[key("api/dev")].step == "transfer"
     for name in ("web/dev", "web/qa"):
-        assert failed[key(name)] == MoveFailure(
+        assert failed[key(name)] == MoveFailure.unknown(
             "verify",
-            "could not be verified: GET /api/user/stacks failed with 403: injected fault",
-            source_untouched=False,
+            "could not be verified (GET /api/user/stacks failed with 403: injected fault)",
         )
 
 
@@ -241,9 +249,11 @@ def test_verification_lists_projects_up_to_a_limit_and_then_whole_orgs(
     listings = [e for e in server.requests.entries() if e.path == "/api/user/stacks"]
     assert stacks_of(server, "acme") == {("web", "dev"), *stacks} - {("p07", "dev")}
     by_project = [e for e in listings if "project=" in e.query]
+    # Each org is listed twice: to locate the stacks first, and to verify at the end.
     if per_project:
-        assert len(by_project) == len(listings) == 2 * projects
+        assert len(by_project) == len(listings) == 2 * 2 * projects
     else:
         assert by_project == []
-        # One page of the emptied source; the destination's 33 stacks in pages of 10.
-        assert len(listings) == 1 + 4
+        # Locating: the source's 33 stacks in pages of 10, the destination's one stack.
+        # Verifying: one page of the emptied source, the destination's 34 stacks in 4 pages.
+        assert len(listings) == (4 + 1) + (1 + 4)

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
         InvalidInputError,
         NotFoundError,
         PermissionDeniedError,
+        PlanMismatchError,
         PulumiCliError,
         ResolutionMapError,
+        RunLockedError,
         ServiceError,
         TransportError,
     )
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
+    from toolkit.runs import ClaimRequest, RunOutcome, commit_request
+    from toolkit.strategies import StopSignal
 
     __version__: str
 
@@ -41,13 +45,17 @@ _HOMES = {
         "InvalidInputError",
         "NotFoundError",
         "PermissionDeniedError",
+        "PlanMismatchError",
         "PulumiCliError",
         "ResolutionMapError",
+        "RunLockedError",
         "ServiceError",
         "TransportError",
     ),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
+    "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
+    "toolkit.strategies": ("StopSignal",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -56,6 +64,7 @@ __all__ = [
     "ClaimError",
     "ClaimPlan",
     "ClaimRefusedError",
+    "ClaimRequest",
     "ClaimTarget",
     "CommitResult",
     "ConflictError",
@@ -63,13 +72,18 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PlanMismatchError",
     "PulumiCliError",
     "ResolutionMap",
     "ResolutionMapError",
+    "RunLockedError",
+    "RunOutcome",
     "ServiceError",
+    "StopSignal",
     "TransportError",
     "__version__",
     "commit_claim",
+    "commit_request",
     "load_credentials",
     "load_resolution_map",
     "parse_resolution_map",

@@ -29,7 +29,7 @@ from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, build_plan, movable_k
 from toolkit.progress import ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
-from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
+from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import execute_claim_api
 from toolkit.strategies.transfer import execute_transfer
 
@@ -46,6 +46,11 @@ class CommitResult:
     plan: ClaimPlan
     document: AgentClaimResponse
     failed_moves: FailedMoves = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run was stopped before every move was tried."""
+        return any(failure.outcome == "interrupted" for failure in self.failed_moves.values())
 
 
 async def plan_claim(
@@ -160,11 +165,15 @@ async def commit_claim(
     delete_source: bool = False,
     on_progress: ProgressCallback = no_progress,
     journal: Journal | None = None,
+    stop: StopSignal | None = None,
+    concurrency: int | None = None,
 ) -> CommitResult:
-    """Execute `plan`, recording each step in `journal` when given.
+    """Execute `plan`, recording each call in `journal` (by default one kept in memory).
 
     A blocked plan changes nothing and comes back as it was. `delete_source` (migrate only)
-    removes each source stack once its copy is verified.
+    removes each source stack once its copy is verified. Once `stop` is set no new call
+    starts; the moves not finished then come back as interrupted. `concurrency` bounds the
+    calls (migrate: the stacks) at once.
     """
     if delete_source and plan.strategy != "migrate":
         raise InvalidInputError(
@@ -173,53 +182,78 @@ async def commit_claim(
         )
     # The claim API hands out its own transferToken, and only for a claim that started.
     run_id = journal.run_id if journal and plan.strategy != "claim-api" else None
+    journal = journal or Journal.in_memory()
     if plan.blocked:
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
-        done, failed = await _execute(
-            credentials, plan, delete_source, _recorded(on_progress, journal)
+        execution = _Execution(
+            credentials, plan, journal, stop or StopSignal(), concurrency, delete_source
         )
+        done, failed = await execution.run(_recorded(on_progress, journal))
         document = done.to_claim_response(failed_moves=failed, transfer_token=run_id)
         result = CommitResult(plan=done, document=document, failed_moves=failed)
-    if journal:
-        journal.finish(result.document)
+    journal.finish(result.document, state="interrupted" if result.interrupted else "finished")
     return result
 
 
-async def _execute(
-    credentials: Credentials,
-    plan: ClaimPlan,
-    delete_source: bool,
-    on_progress: ProgressCallback,
-) -> tuple[ClaimPlan, FailedMoves]:
-    """The moves that failed, and the plan as executed (with the service's answer, claim-api)."""
-    if plan.strategy == "transfer":
-        async with _client(plan.target.destination_identity(credentials)) as client:
-            return plan, await execute_transfer(plan, client, on_progress=on_progress)
-    if plan.strategy == "claim-api":
-        async with _client(plan.target.destination_identity(credentials)) as client:
-            outcome = await _refusals(
-                credentials,
-                plan.target,
-                execute_claim_api(plan, client, _claim_token(credentials), on_progress=on_progress),
-            )
-        return plan.answered(outcome.answer), outcome.failed
-    from toolkit.strategies.migrate import execute_migrate
+@dataclass(frozen=True)
+class _Execution:
+    """One strategy's execution of a plan, with the run's journal and stop signal."""
 
-    failed = await execute_migrate(
-        plan,
-        plan.target.source_identity(credentials),
-        plan.target.destination_identity(credentials),
-        delete_source=delete_source,
-        on_progress=on_progress,
-    )
-    return plan, failed
+    credentials: Credentials
+    plan: ClaimPlan
+    journal: Journal
+    stop: StopSignal
+    concurrency: int | None
+    delete_source: bool
+
+    async def run(self, on_progress: ProgressCallback) -> tuple[ClaimPlan, FailedMoves]:
+        """The moves that failed, and the plan as executed (with the service's answer,
+        claim-api)."""
+        plan = self.plan
+        if plan.strategy == "transfer":
+            async with self._client() as client:
+                failed = await execute_transfer(
+                    plan, client, journal=self.journal, stop=self.stop, on_progress=on_progress
+                )
+            return plan, failed
+        if plan.strategy == "claim-api":
+            async with self._client() as client:
+                outcome = await _refusals(
+                    self.credentials,
+                    plan.target,
+                    execute_claim_api(
+                        plan,
+                        client,
+                        _claim_token(self.credentials),
+                        journal=self.journal,
+                        stop=self.stop,
+                        on_progress=on_progress,
+                    ),
+                )
+            return plan.answered(outcome.answer), outcome.failed
+        from toolkit.strategies.migrate import execute_migrate
+
+        failed = await execute_migrate(
+            plan,
+            plan.target.source_identity(self.credentials),
+            plan.target.destination_identity(self.credentials),
+            delete_source=self.delete_source,
+            journal=self.journal,
+            stop=self.stop,
+            on_progress=on_progress,
+            **({"max_concurrency": self.concurrency} if self.concurrency else {}),
+        )
+        return plan, failed
+
+    def _client(self) -> CloudClient:
+        identity = self.plan.target.destination_identity(self.credentials)
+        if self.concurrency:
+            return CloudClient(identity.url, identity.token or "", max_concurrency=self.concurrency)
+        return _client(identity)
 
 
-def _recorded(on_progress: ProgressCallback, journal: Journal | None) -> ProgressCallback:
-    if journal is None:
-        return on_progress
-
+def _recorded(on_progress: ProgressCallback, journal: Journal) -> ProgressCallback:
     def record_and_report(event: ProgressEvent) -> None:
         journal.record(event.describe())
         on_progress(event)

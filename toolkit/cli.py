@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from toolkit.models import AgentClaimResponse
     from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
     from toolkit.report import Format, Mode, ReportContext
+    from toolkit.resolution_map import ResolutionMap
+    from toolkit.runs import RunOutcome
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ EXIT_OK = 0
 EXIT_BLOCKED = 3
 EXIT_PARTIAL = 4
 """Exit codes a claim document maps to (README, "Exit codes"); 1 and 2 are the CLI's own."""
+EXIT_INTERRUPTED = 130
+"""A commit stopped by Ctrl-C or SIGTERM; the same command continues it."""
 
 
 def exit_code(document: AgentClaimResponse, strategy: Strategy) -> int:
@@ -259,6 +263,16 @@ def preview(
     "not destroyed; the destination stack manages them).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--break-lock",
+    is_flag=True,
+    help="Take the source org's lock from a run that is stale or left the org unfinished.",
+)
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="Plan afresh, even when the same commit ran before (finished or not).",
+)
 @output_options
 @pass_settings
 def commit(
@@ -269,44 +283,71 @@ def commit(
     claim_file: Path | None,
     delete_source: bool,
     yes: bool,
+    break_lock: bool,
+    new_run: bool,
     fmt: str | None,
     output: Path | None,
 ) -> None:
     """Move the stacks. A blocked claim (unresolved conflicts; with claim-api, anything the
-    service cannot move) changes nothing (exit 3)."""
-    from toolkit.claim import commit_claim
-    from toolkit.journal import Journal, default_runs_dir
+    service cannot move) changes nothing (exit 3).
+
+    Running the same commit again continues it: after a failure, a kill or Ctrl-C, it finds
+    each stack where the last run left it and does only what is left; once finished, it does
+    nothing and says so. One run per source org at a time.
+    """
+    from toolkit.journal import default_runs_dir
     from toolkit.progress_display import ProgressDisplay
+    from toolkit.runs import ClaimRequest, commit_request, map_identity, stop_on_signals
+    from toolkit.strategies import StopSignal
 
     credentials = settings.credentials(claim_file)
-    plan = _plan(credentials, target, resolutions, strategy)
-    if not plan.blocked and plan.moves and not yes:
-        _confirm(plan, delete_source)
-    console = settings.progress_console()
-    journal = Journal.start(
-        default_runs_dir(),
-        source_org=plan.source_org,
-        destination_org=plan.destination_org,
-        strategy=plan.strategy,
-        has_claim=plan.has_claim,
-        plan=plan.to_claim_response(),
+    resolution_map, map_text = _resolution_map(resolutions)
+    request = ClaimRequest(
+        target=target,
+        resolution_map=resolution_map,
+        map_identity=map_identity(map_text),
+        strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
+        delete_source=delete_source,
     )
-    console.print(f"run {journal.run_id} (journal: {journal.path})")
-    try:
-        with ProgressDisplay(console, total=len(plan.moves)) as show_progress:
-            result = _run(
-                commit_claim(
+    console = settings.progress_console()
+
+    def confirm(plan: ClaimPlan, resumed: bool) -> None:
+        if plan.moves and not yes:
+            _confirm(plan, delete_source, resumed)
+
+    def announce(run_id: str, resumed: bool) -> None:
+        console.print(f"{'continuing' if resumed else 'run'} {run_id}")
+
+    async def run() -> RunOutcome:
+        async with stop_on_signals(StopSignal()) as stop:
+            with ProgressDisplay(console) as show_progress:
+                return await commit_request(
                     credentials,
-                    plan,
-                    delete_source=delete_source,
+                    request,
+                    runs_dir=default_runs_dir(),
                     on_progress=show_progress,
-                    journal=journal,
+                    break_lock=break_lock,
+                    new_run=new_run,
+                    stop=stop,
+                    confirm=confirm,
+                    on_run=announce,
                 )
-            )
-    finally:
-        journal.close()
-    _report(result.document, result.plan, "commit", fmt, output)
-    sys.exit(exit_code(result.document, plan.strategy))
+
+    outcome = _run(run())
+    if outcome.already_finished:
+        console.print(
+            f"nothing to do: run {outcome.run_id} finished this commit already "
+            "(pass --new-run to plan it afresh)"
+        )
+    _report(outcome.document, outcome.plan, "commit", fmt, output)
+    if outcome.interrupted:
+        click.echo(
+            f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
+            "recorded. Run the same command again to continue it.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(exit_code(outcome.document, outcome.plan.strategy))
 
 
 @cli.command()
@@ -445,16 +486,32 @@ def _plan(
     credentials: Credentials, target: ClaimTarget, resolutions: Path | None, strategy: str
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
-    from toolkit.resolution_map import ResolutionMap, load_resolution_map
 
-    resolution_map = load_resolution_map(resolutions) if resolutions else ResolutionMap.empty()
+    resolution_map, _ = _resolution_map(resolutions)
     chosen = None if strategy == "auto" else strategy
     return _run(plan_claim(credentials, target, resolution_map, chosen))  # type: ignore[arg-type]
 
 
-def _confirm(plan: ClaimPlan, delete_source: bool) -> None:
+def _resolution_map(path: Path | None) -> tuple[ResolutionMap, str | None]:
+    """The map at `path` (none: the empty map), and the text it was read from."""
+    from toolkit.resolution_map import ResolutionMap, read_resolution_map
+
+    if path is None:
+        return ResolutionMap.empty(), None
+    return read_resolution_map(path)
+
+
+def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> None:
     if not sys.stdin.isatty():
         raise click.UsageError("refusing to commit without --yes when not on a terminal.")
+    if resumed:
+        click.confirm(
+            f"Continue the unfinished run of {plan.source_org} -> {plan.destination_org} "
+            f"({len(plan.moves)} stack(s) planned, strategy {plan.strategy})?",
+            abort=True,
+            err=True,
+        )
+        return
     renamed = sum(1 for move in plan.moves if move.renamed)
     if plan.strategy == "claim-api":
         click.confirm(

@@ -107,6 +107,7 @@ class CloudClient:
         self._max_attempts = max_attempts
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
+        self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._headers = {
             "Accept": ACCEPT,

@@ -134,7 +134,7 @@ async def _preview_resolve_commit(
 
     out.print(Rule(f"3. commit --strategy {strategy} --resolutions {map_path.name} --yes"))
     plan = await plan_claim(credentials, target, load_resolution_map(map_path), strategy)
-    with ProgressDisplay(progress, total=len(plan.moves)) as show_progress:
+    with ProgressDisplay(progress) as show_progress:
         result = await commit_claim(credentials, plan, on_progress=show_progress)
     print_report(result.document, "table", report_context(plan, "commit", result.document), out)
     code = exit_code(result.document, plan.strategy)

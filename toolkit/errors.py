@@ -32,6 +32,14 @@ class ResolutionMapError(InvalidInputError):
         )
 
 
+class PlanMismatchError(ClaimError):
+    """The service no longer looks as a run's plan says (someone renamed a stack meanwhile)."""
+
+
+class RunLockedError(ClaimError):
+    """Another run holds the source org, or left it unfinished."""
+
+
 class ServiceError(ClaimError):
     """The Pulumi Cloud service answered with an error status."""
 

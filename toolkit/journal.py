@@ -1,49 +1,92 @@
-"""A durable record of each commit: the plan, every step as it happens, and the final document.
+"""A durable record of each commit: the plan, every call as it happens, and the final document.
 
-One SQLite file per run directory (`<runs>/<run-id>/journal.sqlite`), written as the commit goes,
-so `pulumi-claim status` can say what a run did, or what it was doing when it stopped.
+One SQLite file per run directory (`<runs>/<run-id>/journal.sqlite`), written as the commit
+goes: a state-changing call gets its row before it is made and its outcome after it, so after a
+crash at any point the journal tells which calls were done, which failed, and which were under
+way. `pulumi-claim status` reads it; a re-run of the same commit (`toolkit.runs`) finds its run
+by the run's key and continues it.
+
+Rows are committed one by one in write-ahead-log mode without a flush to disk per row: a killed
+process loses nothing (the operating system has the data), at a cost of microseconds per row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from toolkit.errors import InvalidInputError
+from toolkit.files import private_dir, private_file
 from toolkit.models import AgentClaimResponse
+from toolkit.redaction import redact
 
 if TYPE_CHECKING:
     from toolkit.plan import Strategy
+    from toolkit.progress import Step
 
 JOURNAL_FILE = "journal.sqlite"
+KEYS_DIR = "keys"
+"""`<runs>/keys/<run key>` holds the id of the newest run of that key."""
 
+RunState = Literal["running", "interrupted", "finished"]
+StepOutcome = Literal["done", "failed", "unknown"]
+
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    request TEXT NOT NULL,
     source_org TEXT NOT NULL,
     destination_org TEXT NOT NULL,
     strategy TEXT NOT NULL,
     has_claim INTEGER NOT NULL,
     started_at TEXT NOT NULL,
+    state TEXT NOT NULL,
     finished_at TEXT,
     plan TEXT NOT NULL,
+    notices TEXT NOT NULL,
     result TEXT
+);
+CREATE TABLE IF NOT EXISTS attempt (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS event (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stack_id (
+    move TEXT PRIMARY KEY,
+    id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS step (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    attempt INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    move TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    outcome TEXT,
+    message TEXT,
+    finished_at TEXT
+);
 """
 
 
-def default_runs_dir(env: dict[str, str] | None = None) -> Path:
+def default_runs_dir(env: Mapping[str, str] | None = None) -> Path:
     """`$PULUMI_CLAIM_RUNS_DIR`, else the user's state directory."""
     environ = os.environ if env is None else env
     if explicit := environ.get("PULUMI_CLAIM_RUNS_DIR"):
@@ -53,76 +96,192 @@ def default_runs_dir(env: dict[str, str] | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class StepRecord:
+    """One state-changing call of a run; `outcome` None: made, but no outcome was recorded."""
+
+    seq: int
+    attempt: int
+    at: str
+    move: str
+    action: str
+    detail: str
+    outcome: StepOutcome | None
+    message: str | None
+
+
+@dataclass(frozen=True)
 class RunRecord:
-    """What `status` shows of one run."""
+    """What `status` shows of one run, and what a re-run continues from."""
 
     run_id: str
+    run_key: str
+    request: dict[str, Any]
     source_org: str
     destination_org: str
     strategy: Strategy
     has_claim: bool
     """Whether a claim token stood behind the run (see `ClaimPlan.has_claim`)."""
     started_at: str
+    state: RunState
     finished_at: str | None
     plan: AgentClaimResponse
+    notices: list[str]
     result: AgentClaimResponse | None
     events: list[tuple[str, str]]
+    steps: list[StepRecord]
+    attempts: int
 
     @property
     def finished(self) -> bool:
-        return self.finished_at is not None
+        return self.state == "finished"
 
 
 class Journal:
-    """Writer of one run's journal; every write is committed at once, so a kill loses nothing."""
+    """Writer of one run's journal; every write is committed at once, so a kill loses nothing.
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    Safe to use from worker threads (migrate records from them). Every text is redacted before
+    it is written.
+    """
+
+    def __init__(self, db: sqlite3.Connection, run_id: str, path: Path | None) -> None:
         self.path = path
         self.run_id = run_id
-        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db = db
+        self._lock = threading.Lock()
+        self._attempt = 0
 
     @classmethod
     def start(
         cls,
         runs_dir: Path,
         *,
+        run_key: str,
+        request: Mapping[str, Any],
         source_org: str,
         destination_org: str,
         strategy: Strategy,
         has_claim: bool,
         plan: AgentClaimResponse,
+        notices: list[str],
     ) -> Journal:
+        """A new run in `runs_dir`, indexed under `run_key`."""
         started = _now()
         run_id = f"{started.replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
         run_dir = runs_dir / run_id
-        run_dir.mkdir(parents=True)
-        journal = cls(run_dir / JOURNAL_FILE, run_id)
+        private_dir(run_dir)
+        path = run_dir / JOURNAL_FILE
+        private_file(path)
+        journal = cls(_connect(path), run_id, path)
         with journal._db:
             journal._db.executescript(_SCHEMA)
+            journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             journal._db.execute(
-                "INSERT INTO run (id, source_org, destination_org, strategy, has_claim,"
-                " started_at, plan) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, source_org, destination_org, strategy, has_claim, started, _dump(plan)),
+                "INSERT INTO run (id, run_key, request, source_org, destination_org, strategy,"
+                " has_claim, started_at, state, plan, notices)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (
+                    run_id,
+                    run_key,
+                    json.dumps(dict(request), sort_keys=True),
+                    source_org,
+                    destination_org,
+                    strategy,
+                    has_claim,
+                    started,
+                    _dump(plan),
+                    json.dumps([redact(notice) for notice in notices]),
+                ),
             )
+        journal._new_attempt()
+        private_dir(runs_dir / KEYS_DIR)
+        key_file = runs_dir / KEYS_DIR / run_key
+        private_file(key_file)
+        key_file.write_text(run_id, encoding="utf-8")
+        return journal
+
+    @classmethod
+    def reopen(cls, runs_dir: Path, run_id: str) -> Journal:
+        """The journal of run `run_id`, to continue it: a new attempt, state running again."""
+        path = runs_dir / run_id / JOURNAL_FILE
+        journal = cls(_connect(path), run_id, path)
+        with journal._db:
+            journal._db.execute(
+                "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
+            )
+        journal._new_attempt()
+        return journal
+
+    @classmethod
+    def in_memory(cls) -> Journal:
+        """A journal kept in memory only, for a commit made without a runs directory."""
+        journal = cls(sqlite3.connect(":memory:", check_same_thread=False), "in-memory", None)
+        journal._db.executescript(_SCHEMA)
+        journal._new_attempt()
         return journal
 
     def record(self, message: str) -> None:
-        with self._db:
-            self._db.execute("INSERT INTO event (at, message) VALUES (?, ?)", (_now(), message))
+        """One line of what happened (a progress event's text)."""
+        self._write("INSERT INTO event (at, message) VALUES (?, ?)", (_now(), redact(message)))
 
-    def finish(self, result: AgentClaimResponse) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE run SET finished_at = ?, result = ? WHERE id = ?",
-                (_now(), _dump(result), self.run_id),
+    def begin(self, move: str, action: Step, detail: str) -> int:
+        """Record a call about to be made for `move`; returns its row for `end`."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT INTO step (attempt, at, move, action, detail) VALUES (?, ?, ?, ?, ?)",
+                (self._attempt, _now(), move, action, redact(detail)),
             )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def end(self, row: int, outcome: StepOutcome, message: str = "") -> None:
+        """Record what became of the call of `row`."""
+        self._write(
+            "UPDATE step SET outcome = ?, message = ?, finished_at = ? WHERE seq = ?",
+            (outcome, redact(message), _now(), row),
+        )
+
+    def steps(self) -> list[StepRecord]:
+        with self._lock:
+            return _steps(self._db)
+
+    def stack_ids(self) -> dict[str, str]:
+        """Move (the source stack's `project/stack` as planned) -> the service's stack id."""
+        with self._lock:
+            return dict(self._db.execute("SELECT move, id FROM stack_id").fetchall())
+
+    def record_stack_ids(self, ids: Mapping[str, str]) -> None:
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", ids.items()
+            )
+
+    def finish(self, result: AgentClaimResponse, *, state: RunState = "finished") -> None:
+        """Record the run's document; `interrupted` when it stopped before the end."""
+        self._write(
+            "UPDATE run SET state = ?, finished_at = ?, result = ? WHERE id = ?",
+            (state, _now(), _dump(result), self.run_id),
+        )
 
     def close(self) -> None:
         self._db.close()
 
+    def _new_attempt(self) -> None:
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT INTO attempt (at, pid, host) VALUES (?, ?, ?)",
+                (_now(), os.getpid(), socket.gethostname()),
+            )
+        assert cursor.lastrowid is not None
+        self._attempt = cursor.lastrowid
+
+    def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        with self._lock, self._db:
+            self._db.execute(sql, parameters)
+
 
 def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
     """The run named `run_id`, or the newest one in `runs_dir`."""
+    check_runs_dir(runs_dir)
     run_dir = runs_dir / run_id if run_id else _newest(runs_dir)
     path = run_dir / JOURNAL_FILE
     if not path.is_file():
@@ -130,27 +289,83 @@ def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
             f"no run {run_id!r} in {runs_dir}.",
             hint="Run `pulumi-claim status` without an argument to see the newest run.",
         )
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return _read(path)
+
+
+def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
+    """The newest run of `run_key`, if any was recorded in `runs_dir`."""
+    key_file = runs_dir / KEYS_DIR / run_key
+    if not key_file.is_file():
+        return None
+    path = runs_dir / key_file.read_text(encoding="utf-8").strip() / JOURNAL_FILE
+    return _read(path) if path.is_file() else None
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """Refuse a runs directory that cannot be one (a file, say) before anything is done."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise InvalidInputError(
+            f"the runs directory {runs_dir} is not a directory.",
+            hint="Point PULUMI_CLAIM_RUNS_DIR at a directory (it is created if missing).",
+        )
+
+
+def _read(path: Path) -> RunRecord:
     try:
-        row = db.execute(
-            "SELECT id, source_org, destination_org, strategy, has_claim, started_at,"
-            " finished_at, plan, result FROM run"
-        ).fetchone()
-        events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
-    finally:
-        db.close()
-    return RunRecord(
-        run_id=row[0],
-        source_org=row[1],
-        destination_org=row[2],
-        strategy=row[3],
-        has_claim=bool(row[4]),
-        started_at=row[5],
-        finished_at=row[6],
-        plan=AgentClaimResponse.model_validate_json(row[7]),
-        result=AgentClaimResponse.model_validate_json(row[8]) if row[8] else None,
-        events=[(at, message) for at, message in events],
-    )
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute(
+                "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
+                " started_at, state, finished_at, plan, notices, result FROM run"
+            ).fetchone()
+            events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
+            steps = _steps(db)
+            (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
+        finally:
+            db.close()
+        if row is None:
+            raise sqlite3.DatabaseError("no run recorded")
+        return RunRecord(
+            run_id=row[0],
+            run_key=row[1],
+            request=json.loads(row[2]),
+            source_org=row[3],
+            destination_org=row[4],
+            strategy=row[5],
+            has_claim=bool(row[6]),
+            started_at=row[7],
+            state=row[8],
+            finished_at=row[9],
+            plan=AgentClaimResponse.model_validate_json(row[10]),
+            notices=json.loads(row[11]),
+            result=AgentClaimResponse.model_validate_json(row[12]) if row[12] else None,
+            events=[(at, message) for at, message in events],
+            steps=steps,
+            attempts=attempts,
+        )
+    except (sqlite3.DatabaseError, ValueError) as error:
+        raise InvalidInputError(
+            f"the journal {path} cannot be read ({error}): it is damaged or not a "
+            "pulumi-claim journal.",
+            hint=f"Move {path.parent} out of the runs directory; the service itself still "
+            "shows where every stack is (`pulumi-claim preview`).",
+        ) from None
+
+
+def _steps(db: sqlite3.Connection) -> list[StepRecord]:
+    return [
+        StepRecord(*row)
+        for row in db.execute(
+            "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step ORDER BY seq"
+        ).fetchall()
+    ]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
 
 
 def _newest(runs_dir: Path) -> Path:
@@ -165,7 +380,7 @@ def _newest(runs_dir: Path) -> Path:
 
 
 def _dump(document: AgentClaimResponse) -> str:
-    return json.dumps(document.to_wire(), sort_keys=True)
+    return redact(json.dumps(document.to_wire(), sort_keys=True))
 
 
 def _now() -> str:

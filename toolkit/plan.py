@@ -21,12 +21,14 @@ from toolkit.entities import (
     Inventory,
     StackName,
     as_rename,
+    base_of,
     describe,
     display_name,
     entity_key,
     kind_of,
     stable_order,
     stack_name,
+    target_of,
 )
 from toolkit.errors import InvalidInputError
 from toolkit.models import (
@@ -413,6 +415,47 @@ class ClaimPlan:
             failures=failures,
             claim_expires_at=self.claim_expires_at,
             transfer_token=transfer_token,
+        )
+
+    @classmethod
+    def from_record(
+        cls,
+        *,
+        target: ClaimTarget,
+        strategy: Strategy,
+        document: AgentClaimResponse,
+        notices: Sequence[str],
+        has_claim: bool,
+    ) -> ClaimPlan:
+        """The plan a run recorded (its `to_claim_response()`), to continue that run.
+
+        The renames are the recorded ones, whatever the source shows now; rename waves are not
+        recorded, since a continued run orders its renames from where the stacks are then.
+        """
+        entities = [base_of(entity) for entity in document.entities]
+        renames = {
+            entity_key(base_of(entity)): target_of(entity)
+            for entity in document.entities
+            if isinstance(entity, RenameEntity)
+        }
+        return cls(
+            target=target,
+            strategy=strategy,
+            agent=document.agent,
+            claim_expires_at=document.claim_expires_at,
+            entities=entities,
+            moves=[
+                _move(entity, renames.get(entity_key(entity)))
+                for entity in entities
+                if isinstance(entity, TransferEntityStack)
+            ],
+            rename_waves=[],
+            conflicts=list(document.conflicts),
+            failures=list(document.failures),
+            notices=list(notices),
+            renames=renames,
+            has_claim=has_claim,
+            service_answer=document if strategy == "claim-api" else None,
         )
 
     def _listed(self, entity: BaseEntity) -> TransferEntity:

@@ -29,6 +29,17 @@ Step = Literal[
 copies of state (`migrate`), and "undo", putting back what a failed move had done."""
 
 
+Outcome = Literal["failed", "unknown", "interrupted"]
+"""Of a move that did not land: it failed; or whether a call of it was applied cannot be
+established (its answer was lost, and so was the look at the service that followed); or the
+run was stopped before the move's next call."""
+
+UNKNOWN_OUTCOME = "outcome unknown: "
+"""How the claim document's failure of a move of unknown outcome begins."""
+
+RERUN_HINT = "re-run the same command: it looks where each stack is now and finishes the move"
+
+
 @dataclass(frozen=True)
 class MoveFailure:
     """Why one move did not land."""
@@ -39,6 +50,19 @@ class MoveFailure:
     """What went wrong and what to do, in the words of the claim document's failure."""
     source_untouched: bool = True
     """Whether the source stack is still as it was, under its own name."""
+    outcome: Outcome = "failed"
+
+    @classmethod
+    def unknown(cls, step: Step, what: str) -> MoveFailure:
+        """A move one of whose calls may or may not have been applied."""
+        return cls(step, f"{UNKNOWN_OUTCOME}{what}; {RERUN_HINT}", False, "unknown")
+
+    @classmethod
+    def interrupted(cls, step: Step) -> MoveFailure:
+        """A move the run stopped before finishing (Ctrl-C, SIGTERM)."""
+        return cls(
+            step, f"not finished: the run was interrupted; {RERUN_HINT}", False, "interrupted"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +120,11 @@ class MoveFailed(_MoveEvent):
 
     def describe(self) -> str:
         failure = self.failure
-        return f"{self.source} -> {self.target} failed ({failure.step}): {failure.message}"
+        said = {"failed": "failed", "unknown": "is of unknown outcome", "interrupted": "stopped"}
+        return (
+            f"{self.source} -> {self.target} {said[failure.outcome]} ({failure.step}): "
+            f"{failure.message}"
+        )
 
 
 ProgressEvent = MoveStarted | StepDone | MoveFinished | MoveFailed

@@ -19,19 +19,17 @@ class ProgressDisplay:
     """Shows progress events on `console`: use it as a context manager around the commit and
     pass it as the commit's progress callback.
 
-    On a terminal, a bar of the moves settled of `total`, failures so far and time elapsed,
-    with each failure printed above it; otherwise one line per event, counts first, for logs.
+    On a terminal, a bar of the moves settled of all planned, failures so far and time
+    elapsed, with each failure printed above it; otherwise one line per event, counts first,
+    for logs. The bar starts with the first event (a question asked before it stays readable).
     A quiet console shows nothing.
     """
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console) -> None:
         self._console = console
-        self._total = total
         self._bar: tuple[Progress, TaskID] | None = None
 
     def __enter__(self) -> ProgressDisplay:
-        if self._console.is_terminal and not self._console.quiet:
-            self._bar = _start_bar(self._console, self._total)
         return self
 
     def __exit__(
@@ -45,6 +43,8 @@ class ProgressDisplay:
             self._bar = None
 
     def __call__(self, event: ProgressEvent) -> None:
+        if self._bar is None and self._console.is_terminal and not self._console.quiet:
+            self._bar = _start_bar(self._console, event.total)
         if self._bar is None:
             self._console.print(plain_line(event), markup=False, highlight=False, soft_wrap=True)
             return

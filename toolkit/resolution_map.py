@@ -93,6 +93,11 @@ def parse_resolution_map(text: str, *, origin: str = "resolution map") -> Resolu
 
 def load_resolution_map(path: Path) -> ResolutionMap:
     """Read and parse the map file at `path`."""
+    return read_resolution_map(path)[0]
+
+
+def read_resolution_map(path: Path) -> tuple[ResolutionMap, str]:
+    """The map file at `path`, parsed, and the text it holds (which identifies a run)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -101,7 +106,7 @@ def load_resolution_map(path: Path) -> ResolutionMap:
             f"cannot read the resolution map {path}: {reason}",
             hint="Check the path given to --resolutions.",
         ) from error
-    return parse_resolution_map(text, origin=str(path))
+    return parse_resolution_map(text, origin=str(path)), text
 
 
 def format_resolution_map(renames: Sequence[RenameEntity]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,6 +150,13 @@ class RequestLog:
         self._entries: list[RecordedRequest] = []
         self._in_flight = 0
         self._peak_in_flight = 0
+        self._watchers: list[Callable[[RecordedRequest], None]] = []
+
+    def watch(self, watcher: Callable[[RecordedRequest], None]) -> None:
+        """Call `watcher` with each request as it is recorded: after the service has acted on
+        it, before its answer leaves (so a test can stop a client at an exact point)."""
+        with self._lock:
+            self._watchers.append(watcher)
 
     def entries(self) -> list[RecordedRequest]:
         with self._lock:
@@ -162,6 +170,11 @@ class RequestLog:
             if (method is None or entry.method == method.upper())
             and (path is None or re.fullmatch(path, entry.path))
         )
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
 
     @property
     def peak_in_flight(self) -> int:
@@ -182,3 +195,6 @@ class RequestLog:
         with self._lock:
             self._in_flight -= 1
             self._entries.append(entry)
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(entry)

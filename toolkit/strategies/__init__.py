@@ -1,15 +1,79 @@
 """Strategies: each executes the stack moves of a `ClaimPlan` its own way.
 
-A strategy returns the moves that failed (source stack key -> why); everything else in the
-plan is expected to have landed, which the caller verifies against the service. It reports
-its progress as events (`toolkit.progress`).
+A strategy returns the moves that did not land (source stack key -> why); everything else in
+the plan is expected to have landed, which it verifies against the service. It reports its
+progress as events (`toolkit.progress`), and records every state-changing call in the run's
+journal before making it and its outcome after it, so that a later run can continue from any
+point (`toolkit.runs`). It starts no new call once the run's `StopSignal` is set.
 """
 
 from __future__ import annotations
 
-from toolkit.entities import EntityKey
-from toolkit.progress import MoveFailure, ProgressCallback, no_progress
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-__all__ = ["FailedMoves", "ProgressCallback", "no_progress"]
+from toolkit.entities import EntityKey
+from toolkit.journal import Journal, StepOutcome
+from toolkit.progress import MoveFailure, ProgressCallback, Step, no_progress
+
+__all__ = [
+    "CallOutcome",
+    "FailedMoves",
+    "ProgressCallback",
+    "RecordedCalls",
+    "StopSignal",
+    "no_progress",
+]
 
 FailedMoves = dict[EntityKey, MoveFailure]
+
+
+class StopSignal:
+    """Set when the run is asked to stop (Ctrl-C, SIGTERM): no new call starts, calls in
+    flight finish and are recorded. Thread-safe, since migrate's workers read it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def request(self) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What became of one state-changing call, as the journal records it."""
+
+    outcome: StepOutcome
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.outcome == "done"
+
+
+class RecordedCalls:
+    """The way every state-changing call of a strategy is made: at most `limit` at once, none
+    once the run is stopping, each written to the journal before it starts and after it ends."""
+
+    def __init__(self, journal: Journal, stop: StopSignal, limit: int) -> None:
+        self.journal = journal
+        self.stop = stop
+        self._slots = asyncio.Semaphore(limit)
+
+    async def make(
+        self, move: str, action: Step, detail: str, call: Callable[[], Awaitable[CallOutcome]]
+    ) -> CallOutcome | None:
+        """`call`'s outcome, or None when the run stopped before it could start."""
+        async with self._slots:
+            if self.stop.requested:
+                return None
+            row = self.journal.begin(move, action, detail)
+            outcome = await call()
+            self.journal.end(row, outcome.outcome, outcome.message)
+            return outcome

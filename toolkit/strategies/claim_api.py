@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from toolkit.cloud import CloudClient
 from toolkit.entities import StackName, entity_key, stack_name
+from toolkit.errors import ClaimError, ServiceError, TransportError
+from toolkit.journal import Journal
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, StackMove, is_blocked
-from toolkit.progress import MoveFailure, MoveTally
-from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
+from toolkit.progress import MoveFailure, MoveTally, Step
+from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.transfer import listed_stack_names
 
 CLAIM_WAIT_SECONDS = 300.0
@@ -46,17 +48,29 @@ async def execute_claim_api(
     client: CloudClient,
     claim_token: str,
     *,
+    journal: Journal | None = None,
+    stop: StopSignal | None = None,
     on_progress: ProgressCallback = no_progress,
     wait_seconds: float = CLAIM_WAIT_SECONDS,
     poll_seconds: float = POLL_SECONDS,
 ) -> ClaimOutcome:
-    """Claim the agent account of `plan` with `client` (the claimer) and verify the stacks."""
-    answer = await client.claim_agent(
-        plan.destination_org, claim_token, plan.conflicts_resolution(), dry_run=False
-    )
+    """Claim the agent account of `plan` with `client` (the claimer) and verify the stacks.
+
+    A claim an earlier attempt of the run made (its answer lost, or the run killed after it)
+    is found in the destination's claim status and followed, never made twice.
+    """
+    journal = journal or Journal.in_memory()
+    tally = MoveTally(len(plan.moves), on_progress)
+    answer = await _earlier_claim(client, plan, journal)
+    if answer is None:
+        if (stop or StopSignal()).requested:
+            return _all_moves(plan, tally, MoveFailure.interrupted("claim"), plan.service_answer)
+        made = await _claim(client, plan, claim_token, journal)
+        if isinstance(made, MoveFailure):
+            return _all_moves(plan, tally, made, plan.service_answer)
+        answer = made
     if is_blocked(answer, "claim-api"):
         return ClaimOutcome(answer=answer, failed={})
-    tally = MoveTally(len(plan.moves), on_progress)
     for move in plan.moves:
         tally.started(*_names(plan, move))
     record, landed = await _follow(
@@ -75,6 +89,81 @@ async def execute_claim_api(
         failed[entity_key(move.source)] = failure
         tally.failed(*_names(plan, move), failure)
     return ClaimOutcome(answer=record or answer, failed=failed)
+
+
+CLAIM_STEP: Step = "claim"
+JOURNAL_MOVE = "(the whole account)"
+"""How the journal names the one call that claims every entity at once."""
+
+
+async def _claim(
+    client: CloudClient, plan: ClaimPlan, claim_token: str, journal: Journal
+) -> AgentClaimResponse | MoveFailure:
+    """The service's answer to the claim, or why no answer can be had.
+
+    A lost answer (5xx, dropped connection) is settled by the destination's claim status: the
+    claim is there, or it is not and the error is raised, or the status cannot be read and
+    the claim's outcome is unknown.
+    """
+    row = journal.begin(
+        JOURNAL_MOVE, CLAIM_STEP, f"claim {plan.source_org} into {plan.destination_org}"
+    )
+    try:
+        answer = await client.claim_agent(
+            plan.destination_org, claim_token, plan.conflicts_resolution(), dry_run=False
+        )
+    except (ServiceError, TransportError) as error:
+        if isinstance(error, ServiceError) and error.status < 500:
+            journal.end(row, "failed", error.message)
+            raise
+        try:
+            found = await _claim_of(client, plan)
+        except ClaimError as look:
+            message = f"{error.message}, and reading the claim's status failed: {look.message}"
+            journal.end(row, "unknown", message)
+            return MoveFailure.unknown("claim", f"the claim call: {message}")
+        if found is None:
+            journal.end(row, "failed", error.message)
+            raise
+        journal.end(row, "done", f"applied, though the answer was lost ({error.message})")
+        return found
+    journal.end(row, "done", f"claim {answer.transfer_token}")
+    return answer
+
+
+async def _earlier_claim(
+    client: CloudClient, plan: ClaimPlan, journal: Journal
+) -> AgentClaimResponse | None:
+    """The claim an earlier attempt of this run may have made, as the service records it."""
+    tried = [
+        step
+        for step in journal.steps()
+        if step.action == CLAIM_STEP and step.outcome in (None, "done", "unknown")
+    ]
+    return await _claim_of(client, plan) if tried else None
+
+
+async def _claim_of(client: CloudClient, plan: ClaimPlan) -> AgentClaimResponse | None:
+    """The destination's record of a claim of the plan's agent org, if it has one."""
+    status = await client.agent_claims_status(plan.destination_org)
+    for token, claim in status.claims.items():
+        if claim.agent.org_name == plan.source_org:
+            return claim.model_copy(update={"transfer_token": claim.transfer_token or token})
+    return None
+
+
+def _all_moves(
+    plan: ClaimPlan,
+    tally: MoveTally,
+    failure: MoveFailure,
+    answer: AgentClaimResponse | None,
+) -> ClaimOutcome:
+    for move in plan.moves:
+        tally.failed(*_names(plan, move), failure)
+    assert answer is not None, "a claim-api plan carries the service's dry run"
+    return ClaimOutcome(
+        answer=answer, failed={entity_key(move.source): failure for move in plan.moves}
+    )
 
 
 async def _follow(

@@ -31,10 +31,10 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pulumi.automation import CommandResult, LocalWorkspace
 from pulumi.automation.errors import CommandError, StackAlreadyExistsError
@@ -42,9 +42,10 @@ from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimError
+from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.progress import MoveFailure, MoveTally, Step
-from toolkit.strategies import FailedMoves, ProgressCallback, no_progress
+from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
 from toolkit.workspaces import (
     SELF_MANAGED_ORG,
@@ -53,6 +54,8 @@ from toolkit.workspaces import (
     list_all_stacks,
     run_pulumi,
 )
+
+T = TypeVar("T")
 
 SYSTEM_TAG_PREFIX = "pulumi:"
 """Tags the CLI sets on every update (project, runtime, ...); they are not copied."""
@@ -68,16 +71,23 @@ async def execute_migrate(
     *,
     delete_source: bool = False,
     max_concurrency: int = 4,
+    journal: Journal | None = None,
+    stop: StopSignal | None = None,
     on_progress: ProgressCallback = no_progress,
 ) -> FailedMoves:
     """Migrate every stack of `plan` from `source` to `destination`; return the failed moves.
 
-    A move whose destination stack already exists is refused before anything is done for it.
-    At most `max_concurrency` stacks migrate at once, each in a worker thread (the Automation
-    API blocks while the CLI runs).
+    A move whose destination stack already exists is refused before anything is done for it,
+    unless the journal shows this run created it: then it is this run's half-made copy, removed
+    and made again (or, when the source was already removed after verification, the move had
+    landed). A move the journal shows landed is not made again. At most `max_concurrency`
+    stacks migrate at once, each in a worker thread (the Automation API blocks while the CLI
+    runs); once `stop` is set, no new stack starts.
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
+    journal = journal or Journal.in_memory()
+    stop = stop or StopSignal()
     tally = MoveTally(len(plan.moves), on_progress)
     migration = _Migration(
         source=source,
@@ -87,6 +97,7 @@ async def execute_migrate(
         delete_source=delete_source,
         loop=asyncio.get_running_loop(),
         tally=tally,
+        journal=journal,
     )
     failed: FailedMoves = {}
 
@@ -94,32 +105,74 @@ async def execute_migrate(
         failed[entity_key(move.source)] = failure
         tally.failed(migration.source_name(move), migration.target_name(move), failure)
 
+    history = _History(journal)
     try:
-        existing = await asyncio.to_thread(migration.destination_stacks, plan.moves)
+        existing = await asyncio.to_thread(migration.stacks, "destination", plan.moves)
+        left_source = [move for move in plan.moves if history.began(move, "delete-source")]
+        still_in_source = (
+            await asyncio.to_thread(migration.stacks, "source", left_source)
+            if left_source
+            else set()
+        )
     except (ClaimError, CommandError) as error:
-        unlisted = MoveFailure("list", f"could not list the destination's stacks: {_reason(error)}")
+        unlisted = MoveFailure("list", f"could not list the stacks: {_reason(error)}")
         for move in plan.moves:
             fail(move, unlisted)
         return failed
-    pending: list[StackMove] = []
+    pending: list[tuple[StackMove, bool]] = []
     for move in plan.moves:
         target = migration.target_name(move)
-        if target in existing:
-            fail(move, MoveFailure("create", f"{target} already exists; nothing was changed"))
+        if history.landed(move, delete_source) or (
+            move in left_source and migration.source_name(move) not in still_in_source
+        ):
+            tally.finished(
+                migration.source_name(move), target, "verify", f"{target} landed earlier"
+            )
+        elif target not in existing:
+            pending.append((move, False))
+        elif history.began(move, "create"):
+            pending.append((move, True))
         else:
-            pending.append(move)
+            fail(move, MoveFailure("create", f"{target} already exists; nothing was changed"))
 
     semaphore = asyncio.Semaphore(max_concurrency)
 
-    async def migrate(move: StackMove) -> None:
+    async def migrate(move: StackMove, half_made: bool) -> None:
         async with semaphore:
+            if stop.requested:
+                fail(move, MoveFailure.interrupted("create"))
+                return
             tally.started(migration.source_name(move), migration.target_name(move))
-            failure = await asyncio.to_thread(migration.migrate, move)
+            failure = await asyncio.to_thread(migration.migrate, move, half_made)
         if failure is not None:
             fail(move, failure)
 
-    await asyncio.gather(*(migrate(move) for move in pending))
+    await asyncio.gather(*(migrate(move, half_made) for move, half_made in pending))
     return failed
+
+
+class _History:
+    """What earlier attempts of the run did, move by move, as the journal has it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._began: set[tuple[str, str]] = set()
+        self._done: set[tuple[str, str]] = set()
+        for step in journal.steps():
+            self._began.add((step.move, step.action))
+            if step.outcome == "done":
+                self._done.add((step.move, step.action))
+
+    def began(self, move: StackMove, action: Step) -> bool:
+        return (_journal_name(move), action) in self._began
+
+    def landed(self, move: StackMove, delete_source: bool) -> bool:
+        last: Step = "delete-source" if delete_source else "tags"
+        return (_journal_name(move), last) in self._done
+
+
+def _journal_name(move: StackMove) -> str:
+    """How the journal names a move: its source stack as planned."""
+    return f"{move.source.project_name}/{move.source.stack_name}"
 
 
 class _StepFailed(Exception):
@@ -143,6 +196,7 @@ class _Migration:
     loop: asyncio.AbstractEventLoop
     tally: MoveTally
     """Counts the moves; lives on `loop`'s thread, which `report` posts to."""
+    journal: Journal
 
     def source_name(self, move: StackMove) -> str:
         return f"{self.source_org}/{move.source.project_name}/{move.source.stack_name}"
@@ -150,13 +204,31 @@ class _Migration:
     def target_name(self, move: StackMove) -> str:
         return f"{self.destination_org}/{move.target.project_name}/{move.target.stack_name}"
 
-    def destination_stacks(self, moves: list[StackMove]) -> set[str]:
-        """The fully qualified names of the destination org's stacks, in every project."""
+    def stacks(self, side: Literal["source", "destination"], moves: list[StackMove]) -> set[str]:
+        """The fully qualified names of one side's stacks, in every project."""
         if not moves:
             return set()
-        project = moves[0].target.project_name
-        with isolated_workspace(self.destination, project=project) as workspace:
-            return {s.name for s in list_all_stacks(workspace, org=self.destination_org)}
+        identity, org = (
+            (self.destination, self.destination_org)
+            if side == "destination"
+            else (self.source, self.source_org)
+        )
+        with isolated_workspace(identity, project=moves[0].target.project_name) as workspace:
+            return {s.name for s in list_all_stacks(workspace, org=org)}
+
+    def recorded(self, move: StackMove, step: Step, detail: str, call: Callable[[], T]) -> T:
+        """`call()`, written to the journal before it starts and after it ends."""
+        row = self.journal.begin(_journal_name(move), step, detail)
+        try:
+            result = call()
+        except _StepFailed as failure:
+            self.journal.end(row, "failed", failure.reason)
+            raise
+        except Exception as error:
+            self.journal.end(row, "failed", _reason(error))
+            raise
+        self.journal.end(row, "done")
+        return result
 
     def report(self, move: StackMove, step: Step, summary: str, *, landed: bool = False) -> None:
         """Send a step done in a worker thread to the tally, on the event loop's thread."""
@@ -165,8 +237,12 @@ class _Migration:
             send, self.source_name(move), self.target_name(move), step, summary
         )
 
-    def migrate(self, move: StackMove) -> MoveFailure | None:
-        """Migrate one stack; None when it landed (and, if asked, left the source), else why not."""
+    def migrate(self, move: StackMove, half_made: bool) -> MoveFailure | None:
+        """Migrate one stack; None when it landed (and, if asked, left the source), else why not.
+
+        `half_made`: the destination stack is this run's copy from an attempt that stopped
+        before it landed; it is removed first.
+        """
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
             with (
@@ -174,7 +250,17 @@ class _Migration:
                 isolated_workspace(self.destination, project=move.target.project_name) as target,
             ):
                 state = _read_source(source, source_name)
-                _create(target, target_name)
+                if half_made:
+                    self.recorded(
+                        move,
+                        "undo",
+                        f"remove the half-made {target_name}",
+                        lambda: _remove_leftover(target, target_name),
+                    )
+                    self.report(move, "undo", f"removed the half-made {target_name}")
+                self.recorded(
+                    move, "create", f"create {target_name}", lambda: _create(target, target_name)
+                )
                 self.report(move, "create", f"created {target_name}")
                 try:
                     self._land(state, move, target, target_name)
@@ -211,9 +297,28 @@ class _Migration:
         except ValueError as error:
             raise _StepFailed("import", f"the source's state cannot be renamed: {error}") from error
         deployment["secrets_providers"] = secrets_provider
-        _import(target, target_name, {"version": state.version, "deployment": deployment})
-        _verify(target, target_name, expected=deployment, source_encrypted=state.encrypted)
-        _copy_tags(target, target_name, state.tags)
+        self.recorded(
+            move,
+            "import",
+            f"import the state into {target_name}",
+            lambda: _import(
+                target, target_name, {"version": state.version, "deployment": deployment}
+            ),
+        )
+        self.recorded(
+            move,
+            "verify",
+            f"verify {target_name}",
+            lambda: _verify(
+                target, target_name, expected=deployment, source_encrypted=state.encrypted
+            ),
+        )
+        self.recorded(
+            move,
+            "tags",
+            f"copy {len(state.tags)} tag(s) to {target_name}",
+            lambda: _copy_tags(target, target_name, state.tags),
+        )
         if state.tags:
             self.report(move, "tags", f"copied {len(state.tags)} tag(s) to {target_name}")
 
@@ -262,11 +367,16 @@ class _Migration:
         """
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
-            _run(
-                source,
+            self.recorded(
+                move,
                 "delete-source",
-                "removing the source",
-                *("stack", "rm", "--yes", "--force", source_name),
+                f"remove {source_name}",
+                lambda: _run(
+                    source,
+                    "delete-source",
+                    "removing the source",
+                    *("stack", "rm", "--yes", "--force", source_name),
+                ),
             )
         except _StepFailed as failure:
             raise _StepFailed(
@@ -328,6 +438,17 @@ def _create(target: LocalWorkspace, name: str) -> None:
         with contextlib.suppress(CommandError):
             target.remove_stack(name)
         raise _StepFailed("create", f"creating {name} failed: {_reason(error)}") from error
+
+
+def _remove_leftover(target: LocalWorkspace, name: str) -> None:
+    try:
+        target.remove_stack(name, force=True)
+    except CommandError as error:
+        raise _StepFailed(
+            "undo",
+            f"removing the half-made {name} (left by an earlier attempt) failed: "
+            f"{_reason(error)}; remove it with `pulumi stack rm --force {name}`",
+        ) from error
 
 
 def _import(target: LocalWorkspace, name: str, state: Mapping[str, Any]) -> None:

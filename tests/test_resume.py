@@ -1,0 +1,220 @@
+"""Commits that are interrupted, killed, or half-failed, then run again as they were.
+
+Each test runs `pulumi-claim commit` in its own process against the emulator, stops it at an
+exact point (right after the service applied its k-th state-changing call), and runs the same
+command again. Afterwards every planned stack is in the destination exactly once under its
+planned name, none remains in the source, no temporary name survives, and the journal agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from agent_times import agent_entry
+from commit_process import Finished, StopAt, is_state_changing, run_toolkit, toolkit_env
+
+from toolkit.emulator.server import EmulatorServer
+from toolkit.journal import read_run
+from toolkit.models import AgentClaimResponse
+from toolkit.plan import TEMPORARY_SUFFIX
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory
+
+AGENT = "agent-abc123"
+TOKEN = "tok-alice"
+ORGS = ("--from", AGENT, "--to", "acme")
+
+FREE = [("web", f"s{i:02}") for i in range(40)]
+COLLIDING = [("web", f"c{i}") for i in range(8)]
+SWAPPED = [("app", "a"), ("app", "b")]
+RESOLUTIONS = (
+    "stacks:\n"
+    + "".join(f"  web/c{i}: web/c{i}-agent\n" for i in range(8))
+    + "  app/a: app/b\n  app/b: app/a\n"
+)
+"""Renames the eight stacks that collide with acme's, and swaps app/a and app/b."""
+
+PLANNED = {
+    **{name: name for name in FREE},
+    **{("web", f"c{i}"): ("web", f"c{i}-agent") for i in range(8)},
+    ("app", "a"): ("app", "b"),
+    ("app", "b"): ("app", "a"),
+}
+STATE_CHANGES = 8 + 3 + 50
+"""Renames (a swap takes three) and transfers of the whole commit."""
+
+KILL_POINTS = [1, 2, 3, 5, 7, 9, 10, 11, 12, 13, 14, 20, 26, 32, 38, 44, 50, 56, 60, 61]
+
+
+def world() -> dict[str, Any]:
+    """alice administers acme (which holds web/c0..c7) and the agent's org (50 stacks)."""
+    return {
+        "users": [{"login": "alice", "token": TOKEN, "orgs": {"acme": "admin", AGENT: "admin"}}],
+        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
+        "orgs": {
+            "acme": {"stacks": [{"project": p, "stack": s} for p, s in COLLIDING]},
+            AGENT: {
+                "stacks": [{"project": p, "stack": s} for p, s in [*FREE, *COLLIDING, *SWAPPED]]
+            },
+        },
+    }
+
+
+@pytest.fixture
+def setup(make_emulator: EmulatorFactory, tmp_path: Path) -> tuple[EmulatorServer, dict[str, str]]:
+    server = make_emulator(world())
+    (tmp_path / "map.yaml").write_text(RESOLUTIONS, encoding="utf-8")
+    return server, toolkit_env(tmp_path / "runs", PULUMI_ACCESS_TOKEN=TOKEN)
+
+
+def commit(
+    server: EmulatorServer, env: dict[str, str], *extra: str, stop: StopAt | None = None
+) -> Finished:
+    map_file = str(Path(env["PULUMI_CLAIM_RUNS_DIR"]).parent / "map.yaml")
+    return run_toolkit(
+        server,
+        env,
+        "commit",
+        *ORGS,
+        "--strategy",
+        "transfer",
+        "-r",
+        map_file,
+        "--yes",
+        "--format",
+        "json",
+        *extra,
+        stop=stop,
+    )
+
+
+def assert_completed(server: EmulatorServer, env: dict[str, str], finished: Finished) -> None:
+    """The guarantees after a run that finished: every planned stack landed once, under its
+    planned name; the source is empty; no temporary name anywhere; the journal agrees."""
+    assert finished.returncode == 0, finished.stderr
+    document = AgentClaimResponse.model_validate(json.loads(finished.stdout))
+    assert document.failures == [] and document.conflicts == []
+    assert server.state.stack_names(AGENT) == set()
+    assert server.state.stack_names("acme") == set(COLLIDING) | set(PLANNED.values())
+    every_name = server.state.stack_names("acme") | server.state.stack_names(AGENT)
+    assert not [name for name in every_name if TEMPORARY_SUFFIX in name[1]]
+    run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
+    assert run.finished and run.result == document
+    transferred = {step.move for step in run.steps if step.action == "transfer"}
+    assert transferred == {f"{p}/{s}" for p, s in PLANNED}
+    assert all(step.outcome in ("done", None) for step in run.steps)
+
+
+@pytest.mark.parametrize("calls", KILL_POINTS)
+def test_a_commit_killed_after_any_call_is_finished_by_running_it_again(
+    setup: tuple[EmulatorServer, dict[str, str]], calls: int
+) -> None:
+    server, env = setup
+    stop = StopAt(calls)
+
+    killed = commit(server, env, stop=stop)
+
+    assert stop.fired and killed.returncode == -signal.SIGKILL
+    assert len(server.state.stack_names(AGENT)) + len(server.state.stack_names("acme")) == 58
+    server.requests.clear()
+    again = commit(server, env)
+    assert_completed(server, env, again)
+    moves_made = [e for e in server.requests.entries() if is_state_changing(e)]
+    assert len(moves_made) <= STATE_CHANGES - calls
+
+
+def test_a_finished_commit_run_again_does_nothing_and_says_so(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    assert_completed(server, env, commit(server, env))
+    server.requests.clear()
+
+    again = commit(server, env)
+
+    assert again.returncode == 0
+    assert "nothing to do: run " in again.stderr
+    assert [e for e in server.requests.entries() if is_state_changing(e)] == []
+    assert AgentClaimResponse.model_validate(json.loads(again.stdout)).failures == []
+
+
+def test_ctrl_c_lets_calls_in_flight_finish_and_says_how_to_continue(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+
+    interrupted = commit(server, env, stop=StopAt(20, signal.SIGINT))
+
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert "Run the same command again to continue it" in interrupted.stderr
+    assert "Traceback" not in interrupted.stderr
+    run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
+    assert run.state == "interrupted"
+    assert all(step.outcome is not None for step in run.steps), "a call in flight went unrecorded"
+    assert 0 < len(server.state.stack_names(AGENT)) < 50
+    assert_completed(server, env, commit(server, env))
+
+
+def test_another_command_over_an_unfinished_run_is_refused_until_the_lock_is_broken(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    commit(server, env, stop=StopAt(5))
+    before = server.state.stack_names(AGENT) | server.state.stack_names("acme")
+
+    other = run_toolkit(server, env, "commit", *ORGS, "--strategy", "transfer", "--yes")
+
+    assert other.returncode == 1
+    assert f"{AGENT} has an unfinished run" in other.stderr
+    assert "Finish it by running its command again: pulumi-claim --api-url" in other.stderr
+    assert "--break-lock" in other.stderr
+    assert server.state.stack_names(AGENT) | server.state.stack_names("acme") == before
+    assert_completed(server, env, commit(server, env))
+
+
+def test_a_second_run_at_the_same_time_exits_1_naming_the_holder_and_changes_nothing(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    seen: list[tuple[Finished, set[tuple[str, str]], set[tuple[str, str]]]] = []
+
+    def second_run_while_the_first_holds_the_lock(entry: Any) -> None:
+        if is_state_changing(entry) and not seen:
+            before = server.state.stack_names(AGENT)
+            seen.append((commit(server, env), before, server.state.stack_names(AGENT)))
+
+    server.requests.watch(second_run_while_the_first_holds_the_lock)
+    first = commit(server, env)
+
+    (second, before, after) = seen[0]
+    assert second.returncode == 1
+    assert f"{AGENT} is locked by run " in second.stderr
+    assert " (pid " in second.stderr and "Wait for that run to finish" in second.stderr
+    assert before == after
+    assert_completed(server, env, first)
+
+
+def test_a_stack_renamed_by_someone_else_meanwhile_stops_the_rerun_naming_it(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    commit(server, env, stop=StopAt(3))
+    httpx.post(
+        f"{server.url}/api/stacks/{AGENT}/web/s07/rename",
+        json={"newName": "s07-mine"},
+        headers={"Authorization": f"token {TOKEN}", "Accept": "application/vnd.pulumi+8"},
+    ).raise_for_status()
+    before = server.state.stack_names(AGENT) | server.state.stack_names("acme")
+
+    again = commit(server, env)
+
+    assert again.returncode == 1
+    assert "the plan no longer matches the service" in again.stderr
+    assert f"web/s07 was renamed to web/s07-mine in {AGENT} by someone else" in again.stderr
+    assert server.state.stack_names(AGENT) | server.state.stack_names("acme") == before

@@ -1,0 +1,237 @@
+"""Commits that can be run again: the same claim asked twice is one run, continued.
+
+A `ClaimRequest` is what a user asks (orgs, backends, map, strategy); its run key is a digest
+of it. Committing a request:
+
+1. takes the source org's lock (`toolkit.locks`): one run per source org at a time;
+2. looks for the newest run of the same key in the runs directory:
+   - none, or one that was blocked (it changed nothing): plans afresh and starts a new run;
+   - one that finished with every planned move landed: does nothing, and says so;
+   - one that stopped, was killed, or finished with moves not landed: continues it from its
+     recorded plan (the names as they were planned, not as the source shows them now); the
+     strategy finds each stack by its id and does only what is left;
+3. commits, recording every call in the run's journal, and lets go of the lock (a run that did
+   not finish leaves its name on it, so only its own command can continue it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shlex
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.claim import CommitResult, commit_claim, plan_claim
+from toolkit.credentials import Credentials
+from toolkit.journal import Journal, RunRecord, check_runs_dir, find_run
+from toolkit.locks import LockHolder, OrgLock
+from toolkit.models import AgentClaimResponse
+from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, is_blocked
+from toolkit.progress import ProgressCallback, no_progress
+from toolkit.resolution_map import ResolutionMap
+from toolkit.strategies import StopSignal
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One claim as a user asks for it; equal requests are the same run."""
+
+    target: ClaimTarget
+    resolution_map: ResolutionMap
+    map_identity: str
+    """What the map was made from: a digest of the map file's text, `suffix:<s>` for a map
+    written from a rename suffix, or `none`."""
+    strategy: Strategy | None = None
+    """None: let `choose_strategy` pick."""
+    delete_source: bool = False
+    concurrency: int | None = None
+    """Calls (or migrate's stacks) at once; None: the strategy's default."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What committing a request did."""
+
+    plan: ClaimPlan
+    document: AgentClaimResponse
+    run_id: str | None
+    resumed: bool = False
+    """The run continued an earlier, unfinished one."""
+    already_finished: bool = False
+    """Nothing was done: the same request had finished before (`run_id` is that run)."""
+    interrupted: bool = False
+    """The run was stopped before the end; running the same request again continues it."""
+
+
+def map_identity(text: str | None) -> str:
+    """The identity of a resolution map file's text (None: no map)."""
+    if text is None:
+        return "none"
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_key(credentials: Credentials, request: ClaimRequest) -> str:
+    """The digest that names every run of `request`."""
+    target = request.target
+    asked = {
+        "source": [target.source_identity(credentials).url, target.source_org],
+        "destination": [target.destination_identity(credentials).url, target.destination_org],
+        "strategy": request.strategy or "auto",
+        "map": request.map_identity,
+        "deleteSource": request.delete_source,
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
+
+
+async def commit_request(
+    credentials: Credentials,
+    request: ClaimRequest,
+    *,
+    runs_dir: Path,
+    on_progress: ProgressCallback = no_progress,
+    break_lock: bool = False,
+    new_run: bool = False,
+    stop: StopSignal | None = None,
+    confirm: Callable[[ClaimPlan, bool], None] | None = None,
+    on_run: Callable[[str, bool], None] | None = None,
+) -> RunOutcome:
+    """Commit `request`, or continue its unfinished run, or say it is done already.
+
+    `new_run` plans afresh even when the same request ran before. `confirm(plan, resumed)` is
+    called before anything changes (it raises to refuse); `on_run(run_id, resumed)` once the
+    run has its journal.
+    """
+    check_runs_dir(runs_dir)
+    key = run_key(credentials, request)
+    source = request.target.source_identity(credentials)
+    holder = LockHolder.this_process("starting", key, _command())
+    lock = OrgLock.acquire(
+        runs_dir, f"{source.url} org {request.target.source_org}", holder, break_lock=break_lock
+    )
+    with lock:
+        previous = None if new_run else find_run(runs_dir, key)
+        if previous is not None and _done(previous):
+            lock.release(finished=True)
+            return _finished_before(previous, request.target)
+        if previous is not None and not _blocked(previous):
+            plan = _recorded_plan(previous, request.target)
+            journal = Journal.reopen(runs_dir, previous.run_id)
+            resumed = True
+        else:
+            plan = await plan_claim(
+                credentials, request.target, request.resolution_map, request.strategy
+            )
+            journal = None
+            resumed = False
+        if confirm is not None and not plan.blocked:
+            confirm(plan, resumed)
+        if journal is None:
+            journal = Journal.start(
+                runs_dir,
+                run_key=key,
+                request=_recorded_request(request),
+                source_org=plan.source_org,
+                destination_org=plan.destination_org,
+                strategy=plan.strategy,
+                has_claim=plan.has_claim,
+                plan=plan.to_claim_response(),
+                notices=plan.notices,
+            )
+        lock.name_run(LockHolder.this_process(journal.run_id, key, holder.command))
+        if on_run is not None:
+            on_run(journal.run_id, resumed)
+        try:
+            result = await commit_claim(
+                credentials,
+                plan,
+                delete_source=request.delete_source,
+                on_progress=on_progress,
+                journal=journal,
+                stop=stop,
+                concurrency=request.concurrency,
+            )
+        finally:
+            journal.close()
+        lock.release(finished=not result.interrupted)
+    return _outcome(result, journal.run_id, resumed)
+
+
+@asynccontextmanager
+async def stop_on_signals(stop: StopSignal) -> AsyncIterator[StopSignal]:
+    """While inside, Ctrl-C (SIGINT) and SIGTERM ask `stop` to stop the run, rather than
+    cancel the calls in flight; the handlers are put back on the way out."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in signals}
+    for number in signals:
+        loop.add_signal_handler(number, stop.request)
+    try:
+        yield stop
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
+            signal.signal(number, previous[number])
+
+
+def _done(run: RunRecord) -> bool:
+    """Finished, and every planned move landed (failures of the plan itself may remain)."""
+    return (
+        run.finished
+        and run.result is not None
+        and not _blocked(run)
+        and len(run.result.failures) == len(run.plan.failures)
+    )
+
+
+def _blocked(run: RunRecord) -> bool:
+    return is_blocked(run.result or run.plan, run.strategy) and run.finished
+
+
+def _finished_before(run: RunRecord, target: ClaimTarget) -> RunOutcome:
+    assert run.result is not None
+    plan = _recorded_plan(run, target)
+    return RunOutcome(plan=plan, document=run.result, run_id=run.run_id, already_finished=True)
+
+
+def _recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
+    return ClaimPlan.from_record(
+        target=target,
+        strategy=run.strategy,
+        document=run.plan,
+        notices=run.notices,
+        has_claim=run.has_claim,
+    )
+
+
+def _recorded_request(request: ClaimRequest) -> dict[str, object]:
+    target = request.target
+    return {
+        "sourceOrg": target.source_org,
+        "destinationOrg": target.destination_org,
+        "sourceBackend": target.source_backend,
+        "destinationBackend": target.destination_backend,
+        "strategy": request.strategy,
+        "map": request.map_identity,
+        "deleteSource": request.delete_source,
+        "concurrency": request.concurrency,
+    }
+
+
+def _outcome(result: CommitResult, run_id: str, resumed: bool) -> RunOutcome:
+    return RunOutcome(
+        plan=result.plan,
+        document=result.document,
+        run_id=run_id,
+        resumed=resumed,
+        interrupted=result.interrupted,
+    )
+
+
+def _command() -> str:
+    return shlex.join(["pulumi-claim", *sys.argv[1:]])
