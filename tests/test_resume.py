@@ -106,9 +106,10 @@ def assert_completed(server: EmulatorServer, env: dict[str, str], finished: Fini
     assert not [name for name in every_name if TEMPORARY_SUFFIX in name[1]]
     run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
     assert run.finished and run.result == document
-    transferred = {step.move for step in run.steps if step.action == "transfer"}
-    assert transferred == {f"{p}/{s}" for p, s in PLANNED}
-    assert all(step.outcome in ("done", None) for step in run.steps)
+    made = [s for s in run.steps if s.action == "transfer" and s.outcome != "failed"]
+    assert sorted(step.move for step in made) == sorted(f"{p}/{s}" for p, s in PLANNED), (
+        "each stack was transferred once (its transfer done, or made when the run stopped)"
+    )
 
 
 @pytest.mark.parametrize("calls", KILL_POINTS)
@@ -218,3 +219,64 @@ def test_a_stack_renamed_by_someone_else_meanwhile_stops_the_rerun_naming_it(
     assert "the plan no longer matches the service" in again.stderr
     assert f"web/s07 was renamed to web/s07-mine in {AGENT} by someone else" in again.stderr
     assert server.state.stack_names(AGENT) | server.state.stack_names("acme") == before
+
+
+def test_a_move_whose_outcome_cannot_be_established_is_reported_unknown_then_settled(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    server.faults.fail_after(500, method="POST", path=f"/api/stacks/{AGENT}/web/s03/transfer")
+    for org in (AGENT, "acme"):
+        server.faults.fail(503, method="GET", path=f"/api/stacks/{org}/web/s03", times=None)
+
+    first = commit(server, env)
+
+    assert first.returncode == 4, first.stderr
+    failures = AgentClaimResponse.model_validate(json.loads(first.stdout)).failures
+    assert [f.entity.stack_name for f in failures] == ["s03"]
+    details = failures[0].failure_details
+    assert details.startswith(
+        f"outcome unknown: transfer to acme: POST /api/stacks/{AGENT}/web/s03/transfer failed "
+        "with 500: injected fault, and looking whether it was applied failed: GET /api/stacks/"
+    )
+    assert details.endswith(
+        "/web/s03 failed with 503: injected fault; re-run the same command: it looks where "
+        "each stack is now and finishes the move"
+    )
+    assert ("web", "s03") in server.state.stack_names("acme"), "it did land"
+    status = run_toolkit(server, env, "status", "--format", "markdown")
+    assert "1 move of unknown outcome" in status.stdout
+    assert "transfer web/s03 (transfer web/s03 to acme): unknown: " in status.stdout
+
+    server.faults.clear()
+    server.requests.clear()
+    assert_completed(server, env, commit(server, env))
+    transfers = [e.path for e in server.requests.entries() if e.path.endswith("/transfer")]
+    assert transfers == [], "nothing was transferred twice"
+
+
+def test_a_partial_commit_is_finished_by_running_it_again(
+    setup: tuple[EmulatorServer, dict[str, str]],
+) -> None:
+    server, env = setup
+    for name in ("s01", "s02", "c3-agent"):
+        server.faults.fail(503, method="POST", path=f"/api/stacks/{AGENT}/web/{name}/transfer")
+
+    partial = commit(server, env)
+
+    assert partial.returncode == 4
+    failures = AgentClaimResponse.model_validate(json.loads(partial.stdout)).failures
+    assert sorted(f.entity.stack_name for f in failures) == ["c3", "s01", "s02"]
+    assert server.state.stack_names(AGENT) == {("web", "s01"), ("web", "s02"), ("web", "c3")}
+    server.requests.clear()
+
+    again = commit(server, env)
+
+    assert_completed(server, env, again)
+    changes = sorted(e.path for e in server.requests.entries() if is_state_changing(e))
+    assert changes == [
+        f"/api/stacks/{AGENT}/web/c3-agent/transfer",
+        f"/api/stacks/{AGENT}/web/c3/rename",
+        f"/api/stacks/{AGENT}/web/s01/transfer",
+        f"/api/stacks/{AGENT}/web/s02/transfer",
+    ]

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from toolkit.credentials import Credentials
+    from toolkit.journal import RunRecord
     from toolkit.models import AgentClaimResponse
     from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
     from toolkit.report import Format, Mode, ReportContext
@@ -406,18 +408,49 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
 
     record = read_run(default_runs_dir(), run)
     document = record.result or record.plan
-    state = f"finished {record.finished_at}" if record.finished else "did not finish"
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
         destination_org=record.destination_org,
         strategy=record.strategy,
-        outcome=f"run {record.run_id}, started {record.started_at}, {state}",
-        notices=tuple(f"{at}  {message}" for at, message in record.events),
+        outcome=f"run {record.run_id}, started {record.started_at}, {_run_state(record)}",
+        notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
     )
     _emit(document, context, fmt, output)
     sys.exit(exit_code(document, record.strategy) if record.finished else 1)
+
+
+def _run_state(record: RunRecord) -> str:
+    from toolkit.progress import UNKNOWN_OUTCOME
+
+    attempts = f" in {record.attempts} attempts" if record.attempts > 1 else ""
+    failures = record.result.failures if record.result else []
+    if unknown := sum(f.failure_details.startswith(UNKNOWN_OUTCOME) for f in failures):
+        attempts += (
+            f"; {unknown} move of unknown outcome"
+            if unknown == 1
+            else (f"; {unknown} moves of unknown outcome")
+        )
+    if record.state == "finished":
+        return f"finished {record.finished_at}{attempts}"
+    if record.state == "interrupted":
+        return f"interrupted {record.finished_at}; the same command continues it"
+    return "did not finish (stopped or still running); the same command continues it"
+
+
+def _calls(record: RunRecord) -> list[str]:
+    """What the journal says of the run's state-changing calls: counts, then each call whose
+    outcome is not recorded (it was under way when the run stopped) or is unknown."""
+    outcomes = Counter(step.outcome or "under way" for step in record.steps)
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    open_calls = [
+        f"{step.at}  {step.action} {step.move} ({step.detail}): "
+        + ("no outcome recorded" if step.outcome is None else f"unknown: {step.message}")
+        for step in record.steps
+        if step.outcome in (None, "unknown")
+    ]
+    return [f"calls: {counts or 'none'}", *open_calls]
 
 
 @cli.command()

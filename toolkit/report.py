@@ -33,6 +33,7 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.plan import Strategy, is_blocked, unblocking_step
+from toolkit.progress import UNKNOWN_OUTCOME
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -145,7 +146,15 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
     moved = len(plan.moves) - failed_moves
     verb = "would move" if mode == "preview" else "moved"
     line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
-    return f"{line}; {len(document.failures)} failure(s) reported" if document.failures else line
+    unknown = sum(f.failure_details.startswith(UNKNOWN_OUTCOME) for f in document.failures)
+    if unknown:
+        line += (
+            f"; {unknown} of unknown outcome (run the same command again to settle them: it "
+            "looks where each stack is)"
+        )
+    if failures := len(document.failures) - unknown:
+        line += f"; {failures} failure(s) reported"
+    return line
 
 
 # --- The view every human format renders -------------------------------------------------

@@ -80,19 +80,20 @@ async def execute_transfer(
     ]
     for _, origin in to_transfer:
         moves.start(origin)
-    outcomes = await _gather(
-        calls.make(
-            _move_name(origin),
+
+    async def transfer(move: StackMove) -> None:
+        outcome = await calls.make(
+            _move_name(move),
             "transfer",
-            f"transfer {_target(origin)} to {plan.destination_org}",
-            partial(_transfer, client, plan, origin),
+            f"transfer {_target(move)} to {plan.destination_org}",
+            partial(_transfer, client, plan, move),
         )
-        for _, origin in to_transfer
-    )
-    for (_, origin), outcome in zip(to_transfer, outcomes, strict=True):
-        summary = f"transferred {_target(origin)} to {plan.destination_org}"
-        if _settled(moves, origin, "transfer", outcome, f"transfer to {plan.destination_org}"):
-            moves.finished(origin, "transfer", summary)
+        if _settled(moves, move, "transfer", outcome, f"transfer to {plan.destination_org}"):
+            moves.finished(
+                move, "transfer", f"transferred {_target(move)} to {plan.destination_org}"
+            )
+
+    await asyncio.gather(*(transfer(origin) for _, origin in to_transfer))
 
     await _undo_renames(client, calls, plan, renamed, moves)
     if calls.stop.requested:
@@ -225,22 +226,26 @@ async def _rename_waves(
         ]
         for step in steps:
             moves.start(step.move)
-        outcomes = await _gather(
-            calls.make(
-                _move_name(step.move),
-                "rename",
-                _hop(step),
-                partial(_rename, client, plan.source_org, step),
-            )
-            for step in steps
+        went_through = await asyncio.gather(
+            *(_rename_reported(client, calls, plan, moves, step) for step in steps)
         )
-        done: list[RenameStep] = []
-        for step, outcome in zip(steps, outcomes, strict=True):
-            if _settled(moves, step.move, "rename", outcome, f"rename in {plan.source_org}"):
-                done.append(step)
-                moves.step(step.move, "rename", f"renamed {_hop(step)} in {plan.source_org}")
+        done = [step for step, ok in zip(steps, went_through, strict=True) if ok]
         renamed.append(done)
     return renamed
+
+
+async def _rename_reported(
+    client: CloudClient, calls: RecordedCalls, plan: ClaimPlan, moves: _Moves, step: RenameStep
+) -> bool:
+    """Make one rename of a wave and report it as soon as it is settled; True if it went
+    through."""
+    outcome = await calls.make(
+        _move_name(step.move), "rename", _hop(step), partial(_rename, client, plan.source_org, step)
+    )
+    if not _settled(moves, step.move, "rename", outcome, f"rename in {plan.source_org}"):
+        return False
+    moves.step(step.move, "rename", f"renamed {_hop(step)} in {plan.source_org}")
+    return True
 
 
 def _settled(
