@@ -19,8 +19,9 @@ from toolkit.emulator.server import EmulatorServer
 STATE_CHANGING = re.compile(r"/api/(stacks|esc|agents)/.*")
 """Paths of the service calls that may change state (with a method other than GET)."""
 
-_NOT_A_CHANGE = re.compile(r".*(crypt|/claim/status|/signup/.*)$")
-"""POSTs that read: the CLI's (batch) encrypt and decrypt calls; the claim status."""
+_NOT_A_CHANGE = re.compile(r".*(crypt|/claim/status|/signup/).*")
+"""POSTs that change no state: the CLI's (batch) encrypt and decrypt calls and its log of
+decryptions, the claim status, agent sign-up."""
 
 
 def is_state_changing(entry: RecordedRequest) -> bool:

@@ -1,0 +1,121 @@
+"""`migrate --delete-source` killed at five points, then run again as it was.
+
+The source is a self-managed backend (`file://`) with the workload deployed in one stack (a
+secret output, a tag) and two more stacks; the destination is acme on the emulator. The kill
+comes right after the emulator applied the k-th state-changing call (a create, an import, a
+tag copy). Afterwards every stack is in the destination exactly once, whole and verified, the
+source is empty, and the journal says the run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from commit_process import Finished, StopAt, run_toolkit, toolkit_env
+from pulumi.automation import ConfigValue, Stack
+
+from programs.workload.workload import pulumi_program
+from toolkit.credentials import BackendIdentity
+from toolkit.emulator.server import EmulatorServer
+from toolkit.journal import read_run
+from toolkit.models import AgentClaimResponse
+from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory
+
+PASSPHRASE = "agent passphrase"
+API_KEY = "sk-agent-42"
+WORLD: dict[str, Any] = {
+    "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
+    "orgs": {"acme": {"stacks": [{"project": "web", "stack": "dev"}]}},
+}
+SOURCE_STACKS = ("web/dev", "web/qa", "api/prod")
+LANDED = {("web", "dev-agent"), ("web", "qa"), ("api", "prod")}
+STATE_CHANGES = 3 + 3 + 2
+"""Three creates, three imports, two tag copies (web/dev and web/qa have tags); the kill
+points fall among them."""
+
+
+def file_backend(path: Path) -> BackendIdentity:
+    path.mkdir(parents=True, exist_ok=True)
+    return BackendIdentity(path.as_uri(), None, PASSPHRASE)
+
+
+@pytest.fixture(scope="module")
+def deployed(pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file:// backend: the workload deployed in web/dev, web/qa and api/prod empty."""
+    state = tmp_path_factory.mktemp("deployed") / "state"
+    identity = file_backend(state)
+    with isolated_workspace(identity, project="web", program=pulumi_program) as workspace:
+        name = f"{SELF_MANAGED_ORG}/web/dev"
+        workspace.create_stack(name)
+        stack = Stack.select(name, workspace)
+        stack.set_config("apiKey", ConfigValue(API_KEY, secret=True))
+        assert stack.up().summary.result == "succeeded"
+        workspace.set_tag(name, "team", "platform")
+        workspace.create_stack(f"{SELF_MANAGED_ORG}/web/qa")
+        workspace.set_tag(f"{SELF_MANAGED_ORG}/web/qa", "team", "qa")
+    with isolated_workspace(identity, project="api") as workspace:
+        workspace.create_stack(f"{SELF_MANAGED_ORG}/api/prod")
+    return state
+
+
+def commit(
+    server: EmulatorServer, env: dict[str, str], source: Path, stop: StopAt | None = None
+) -> Finished:
+    map_file = source.parent / "map.yaml"
+    map_file.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
+    return run_toolkit(
+        server,
+        env,
+        "commit",
+        *("--from", SELF_MANAGED_ORG, "--to", "acme", "--source-backend", source.as_uri()),
+        *("--strategy", "migrate", "--delete-source", "-r", str(map_file), "--yes"),
+        *("--format", "json"),
+        stop=stop,
+    )
+
+
+@pytest.mark.parametrize("calls", [1, 3, 4, 6, STATE_CHANGES])
+def test_a_migration_killed_after_any_call_is_finished_by_running_it_again(
+    deployed: Path, make_emulator: EmulatorFactory, tmp_path: Path, calls: int
+) -> None:
+    server = make_emulator(WORLD)
+    source = tmp_path / "source"
+    shutil.copytree(deployed, source)
+    env = toolkit_env(
+        tmp_path / "runs",
+        PULUMI_ACCESS_TOKEN="tok-carol",
+        PULUMI_CLAIM_SOURCE_PASSPHRASE=PASSPHRASE,
+    )
+
+    killed = commit(server, env, source, StopAt(calls))
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    server.requests.clear()
+    again = commit(server, env, source)
+
+    assert again.returncode == 0, again.stderr
+    document = AgentClaimResponse.model_validate(json.loads(again.stdout))
+    assert document.failures == []
+    assert server.state.stack_names("acme") == {("web", "dev"), *LANDED}
+    with isolated_workspace(file_backend(source), project="any") as workspace:
+        assert list_all_stacks(workspace) == []
+    carol = BackendIdentity(server.url, "tok-carol")
+    with isolated_workspace(carol, project="web", program=pulumi_program) as workspace:
+        outputs = workspace.stack_outputs("acme/web/dev-agent")
+        assert outputs["apiKey"].value == API_KEY and outputs["apiKey"].secret
+        assert workspace.list_tags("acme/web/dev-agent")["team"] == "platform"
+        assert workspace.list_tags("acme/web/qa")["team"] == "qa"
+    run = read_run(tmp_path / "runs")
+    assert run.finished and run.attempts == 2
+    removed = [e.path for e in server.requests.entries() if e.method == "DELETE"]
+    assert set(removed) <= {f"/api/stacks/acme/{p}/{s}" for p, s in LANDED}, (
+        "only this run's own half-made copies were removed"
+    )
