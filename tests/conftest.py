@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from click.testing import CliRunner, Result
 
+from toolkit.cli import cli
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
@@ -123,3 +125,34 @@ def pulumi_cli() -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         yield bin_dir
+
+
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def run_cli(runs_dir: Path) -> RunCli:
+    """Run `pulumi-claim` in-process against `server` with the given tokens from the environment."""
+
+    def run(
+        server: EmulatorServer,
+        *args: str,
+        token: str = "tok-alice",
+        source_token: str | None = "tok-agent",
+        claim_token: str | None = None,
+    ) -> Result:
+        env = {
+            "PULUMI_ACCESS_TOKEN": token,
+            "PULUMI_CLAIM_SOURCE_TOKEN": source_token,
+            "PULUMI_CLAIM_TOKEN": claim_token,
+            "PULUMI_BACKEND_URL": server.url,
+            "PULUMI_CLAIM_RUNS_DIR": str(runs_dir),
+        }
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return run

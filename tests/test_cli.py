@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from agent_times import CLAIM_EXPIRES, SIGNED_UP, agent_entry
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from pulumi_cloud_sdk._support import default_encoder
 
 from toolkit.cli import cli
@@ -19,7 +18,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
-    from conftest import EmulatorFactory
+    from conftest import EmulatorFactory, RunCli
 
 AGENT = "agent-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
@@ -55,37 +54,6 @@ def claim_world(**agent_org: Any) -> dict[str, Any]:
             },
         },
     }
-
-
-RunCli = Callable[..., Result]
-
-
-@pytest.fixture
-def runs_dir(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-@pytest.fixture
-def run_cli(runs_dir: Path) -> RunCli:
-    """Run `pulumi-claim` in-process against `server` with the given tokens from the environment."""
-
-    def run(
-        server: EmulatorServer,
-        *args: str,
-        token: str = "tok-alice",
-        source_token: str | None = "tok-agent",
-        claim_token: str | None = None,
-    ) -> Result:
-        env = {
-            "PULUMI_ACCESS_TOKEN": token,
-            "PULUMI_CLAIM_SOURCE_TOKEN": source_token,
-            "PULUMI_CLAIM_TOKEN": claim_token,
-            "PULUMI_BACKEND_URL": server.url,
-            "PULUMI_CLAIM_RUNS_DIR": str(runs_dir),
-        }
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-    return run
 
 
 def snapshot(server: EmulatorServer) -> dict[str, set[tuple[str, str]]]:
