@@ -275,6 +275,11 @@ def preview(
     is_flag=True,
     help="Plan afresh, even when the same commit ran before (finished or not).",
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    help="Calls made at once (migrate: stacks at once); default 16 (migrate: 4).",
+)
 @output_options
 @pass_settings
 def commit(
@@ -287,6 +292,7 @@ def commit(
     yes: bool,
     break_lock: bool,
     new_run: bool,
+    concurrency: int | None,
     fmt: str | None,
     output: Path | None,
 ) -> None:
@@ -310,6 +316,7 @@ def commit(
         map_identity=map_identity(map_text),
         strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
         delete_source=delete_source,
+        concurrency=concurrency,
     )
     console = settings.progress_console()
 
