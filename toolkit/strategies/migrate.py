@@ -69,12 +69,14 @@ async def execute_migrate(
     delete_source: bool = False,
     max_concurrency: int = 4,
     on_progress: ProgressCallback = no_progress,
+    workspace_root: Path | None = None,
 ) -> FailedMoves:
     """Migrate every stack of `plan` from `source` to `destination`; return the failed moves.
 
     A move whose destination stack already exists is refused before anything is done for it.
     At most `max_concurrency` stacks migrate at once, each in a worker thread (the Automation
-    API blocks while the CLI runs).
+    API blocks while the CLI runs). The workspaces are made under `workspace_root` (see
+    `toolkit.workspaces.isolated_workspace`).
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
@@ -87,6 +89,7 @@ async def execute_migrate(
         delete_source=delete_source,
         loop=asyncio.get_running_loop(),
         tally=tally,
+        workspace_root=workspace_root,
     )
     failed: FailedMoves = {}
 
@@ -143,6 +146,7 @@ class _Migration:
     loop: asyncio.AbstractEventLoop
     tally: MoveTally
     """Counts the moves; lives on `loop`'s thread, which `report` posts to."""
+    workspace_root: Path | None
 
     def source_name(self, move: StackMove) -> str:
         return f"{self.source_org}/{move.source.project_name}/{move.source.stack_name}"
@@ -155,7 +159,9 @@ class _Migration:
         if not moves:
             return set()
         project = moves[0].target.project_name
-        with isolated_workspace(self.destination, project=project) as workspace:
+        with isolated_workspace(
+            self.destination, project=project, workspace_root=self.workspace_root
+        ) as workspace:
             return {s.name for s in list_all_stacks(workspace, org=self.destination_org)}
 
     def report(self, move: StackMove, step: Step, summary: str, *, landed: bool = False) -> None:
@@ -170,8 +176,16 @@ class _Migration:
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
             with (
-                isolated_workspace(self.source, project=move.source.project_name) as source,
-                isolated_workspace(self.destination, project=move.target.project_name) as target,
+                isolated_workspace(
+                    self.source,
+                    project=move.source.project_name,
+                    workspace_root=self.workspace_root,
+                ) as source,
+                isolated_workspace(
+                    self.destination,
+                    project=move.target.project_name,
+                    workspace_root=self.workspace_root,
+                ) as target,
             ):
                 state = _read_source(source, source_name)
                 _create(target, target_name)
