@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from semver import VersionInfo
 
 from programs.workload.workload import pulumi_program
 from toolkit.credentials import BackendIdentity
+from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.workspaces import (
     PULUMI_CLI_VERSION,
     SELF_MANAGED_ORG,
+    _environment,
     isolated_workspace,
     list_all_stacks,
     pulumi_command,
@@ -75,6 +78,32 @@ def test_a_missing_cli_names_the_install_script(
     assert "scripts/install-pulumi-cli" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("selected", "answered"),
+    [
+        ("http://127.0.0.1:8080", True),
+        ("http://127.0.0.1:8080.example.com", False),
+        ("https://api.pulumi.com", False),
+    ],
+)
+def test_the_credentials_helper_hands_the_token_to_the_workspaces_backend_only(
+    selected: str, answered: bool
+) -> None:
+    identity = BackendIdentity(url="http://127.0.0.1:8080", token='tok-"quoted"\\')
+    env = _environment(identity, Path("/nonexistent"))
+    request = {"version": 1, "reason": "initial", "selectedBackendUrl": selected}
+    helper = subprocess.run(
+        [env["PULUMI_CREDENTIAL_HELPER"], *json.loads(env["PULUMI_CREDENTIAL_HELPER_ARGS"])],
+        input=json.dumps(request, separators=(",", ":")),  # as the CLI (Go) writes it
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = {"version": 1, "accessToken": identity.token} if answered else {}
+    assert json.loads(helper.stdout) == expected
+
+
 def test_a_cloud_identity_needs_a_token() -> None:
     with (
         pytest.raises(InvalidInputError),
@@ -108,11 +137,24 @@ def test_an_older_cli_on_path_gives_way_to_the_cached_build(
     assert pulumi_command().command == str(cached_bin / "pulumi")
 
 
-def test_a_failed_login_is_a_pulumi_cli_error(pulumi_cli: Path, tmp_path: Path) -> None:
+def test_a_missing_backend_folder_is_a_pulumi_cli_error(pulumi_cli: Path, tmp_path: Path) -> None:
     missing = BackendIdentity(url=(tmp_path / "no-such-folder").as_uri())
     with (
-        pytest.raises(PulumiCliError, match=r"pulumi login .* failed: .*no such file or directory"),
+        pytest.raises(
+            PulumiCliError, match=r"signing in to .* failed: .*no such file or directory"
+        ),
         isolated_workspace(missing, project="web"),
+    ):
+        pass
+
+
+def test_a_refused_token_is_a_pulumi_cli_error(
+    pulumi_cli: Path, demo_emulator: EmulatorServer
+) -> None:
+    wrong = BackendIdentity(url=demo_emulator.url, token="not-a-token-of-this-service")
+    with (
+        pytest.raises(PulumiCliError, match=rf"signing in to {demo_emulator.url} failed: error:"),
+        isolated_workspace(wrong, project="web"),
     ):
         pass
 

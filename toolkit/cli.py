@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -616,4 +618,12 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_as_interrupted)
     cli(prog_name="pulumi-claim")
+
+
+def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (`kill`, a service manager stopping the run) stops a run the way Ctrl-C does:
+    no new stack starts, those under way finish or are undone, their workspaces are removed,
+    exit 130. Python's own default would end the process on the spot, leaving them behind."""
+    signal.raise_signal(signal.SIGINT)

@@ -1,10 +1,28 @@
 """The `pulumi` CLI and isolated Automation API workspaces, one per identity.
 
 A claim acts as two identities at once (the agent's and the platform team's), often on two
-backends. Each gets its own `LocalWorkspace` in a fresh temporary `PULUMI_HOME`, with its URL and
-token passed only in the environment of the CLI processes it starts, so the two never see each
-other's login and the user's own `~/.pulumi` (login, current stack, plugins) is neither read nor
-written. Nothing here edits `os.environ`.
+backends. Each gets its own `LocalWorkspace` in a fresh private folder (its `PULUMI_HOME` and
+work dir), with its URL and token passed only in the environment of the CLI processes it starts,
+so the two never see each other's login and the user's own `~/.pulumi` (login, current stack,
+plugins) is neither read nor written. Nothing here edits `os.environ`.
+
+What a workspace leaves behind, and for how long:
+- No file ever holds a token: the CLI gets it from a credentials helper and keeps it in
+  memory, where a token in `PULUMI_ACCESS_TOKEN` would be written to `credentials.json` by
+  every command (see `_environment`).
+- The folder lives under a root the caller names (the system temp folder by default) and is
+  removed when the workspace is left, by an exception or KeyboardInterrupt too. A process killed
+  outright cannot clean up; each folder records its owner's pid, and the first workspace a
+  process opens under a root removes the folders there whose owner is dead
+  (`sweep_stale_workspaces`).
+- On Linux every `pulumi` process is started through `toolkit/pulumi_launcher.py`, which has
+  the kernel kill it (SIGKILL) when the toolkit process dies. Strictly, the signal comes when
+  the *thread* that started it ends; the Automation API starts each CLI process from the thread
+  that then waits for it, so no CLI process outlives that thread while the toolkit lives. For
+  the commands the toolkit runs, the CLI starts no process of its own but its credentials
+  helper (`/bin/sh`), which ends as soon as it has answered. Elsewhere CLI processes are
+  started directly: a toolkit killed outright leaves those that are running to finish their
+  command.
 
 What the Automation API already does, and how stacks are named (the caller needs this):
 - `workspace.export_stack(name)` runs `pulumi stack export --show-secrets`: secrets come out as
@@ -26,12 +44,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pulumi.automation import (
     CommandResult,
@@ -44,6 +66,7 @@ from pulumi.automation import (
 from pulumi.automation.errors import CommandError, InvalidVersionError
 from semver import VersionInfo
 
+from toolkit import pulumi_launcher
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import InvalidInputError, PulumiCliError
 
@@ -99,6 +122,16 @@ def _find_pulumi(path: str, cached: Path) -> PulumiCommand:
     )
 
 
+WORKSPACE_PREFIX = "pulumi-claim-workspace-"
+"""How the folder of every isolated workspace is named, in whatever root it is made."""
+
+_OWNER_FILE = "owner.json"
+"""In each workspace folder: `{"pid": ..., "started": ...}` of the process it belongs to."""
+
+_LAUNCHER_FILE = "pulumi-launcher"
+"""In each workspace folder (Linux): the command its CLI processes are started with."""
+
+
 class IsolatedWorkspace(LocalWorkspace):
     """A `LocalWorkspace` whose repr hides its environment, which holds an access token."""
 
@@ -111,17 +144,22 @@ class IsolatedWorkspace(LocalWorkspace):
 
 @contextmanager
 def isolated_workspace(
-    identity: BackendIdentity, *, project: str, program: PulumiFn | None = None
+    identity: BackendIdentity,
+    *,
+    project: str,
+    program: PulumiFn | None = None,
+    workspace_root: Path | None = None,
 ) -> Iterator[LocalWorkspace]:
-    """A workspace of project `project` acting as `identity`, logged in to `identity.url`.
+    """A workspace of project `project` acting as `identity`, its identity checked.
 
-    Its `PULUMI_HOME` and work dir are fresh temporary folders, removed on exit along with the
-    login stored there. `program`, if given, is the inline program `Stack.up` and friends run.
-    The CLI is found by `pulumi_command()`.
+    Its `PULUMI_HOME` and work dir are in a fresh private folder under `workspace_root` (made,
+    private, if missing; default: the system temp folder), removed on exit. `program`, if
+    given, is the inline program `Stack.up` and friends run. The CLI is found by
+    `pulumi_command()`.
 
     Raises `InvalidInputError` for a cloud identity without a token (the CLI would otherwise
     fall back to the user's own login, or even sign up a new agent account), and `PulumiCliError`
-    when the login fails.
+    when the backend refuses the identity (or a self-managed backend's folder is missing).
     """
     if identity.is_cloud and not identity.token:
         raise InvalidInputError(
@@ -129,21 +167,144 @@ def isolated_workspace(
             hint="Every Pulumi Cloud identity the toolkit acts as needs its own token.",
         )
     command = pulumi_command()
-    with tempfile.TemporaryDirectory(prefix="pulumi-claim-workspace-") as root:
-        home = Path(root) / "home"
-        work_dir = Path(root) / "work"
-        home.mkdir()
-        work_dir.mkdir()
+    root = _workspace_root(workspace_root)
+    with tempfile.TemporaryDirectory(prefix=WORKSPACE_PREFIX, dir=root) as name:
+        folder = Path(name)
+        folder.chmod(0o700)
+        _write_owner(folder)
+        home = _private_folder(folder / "home")
+        work_dir = _private_folder(folder / "work")
         workspace = IsolatedWorkspace(
             work_dir=str(work_dir),
             pulumi_home=str(home),
             program=program,
             env_vars=_environment(identity, home),
             project_settings=ProjectSettings(name=project, runtime="python"),
-            pulumi_command=command,
+            pulumi_command=_tied_to_toolkit(command, folder),
         )
-        _log_in(workspace, identity.url)
+        _check_identity(workspace, identity.url)
         yield workspace
+
+
+def sweep_stale_workspaces(root: Path) -> list[Path]:
+    """Remove the workspace folders under `root` whose owning process is dead; return them.
+
+    For the leftovers of a toolkit process killed outright (SIGKILL, a crash of the
+    interpreter), which cannot clean up after itself. A folder is kept when its owner lives,
+    when it belongs to another user, and when it has no readable owner file (one being made
+    this instant, or not made by this code).
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for folder in sorted(root.glob(f"{WORKSPACE_PREFIX}*")):
+        if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.geteuid():
+            continue
+        try:
+            owner = json.loads((folder / _OWNER_FILE).read_text(encoding="utf-8"))
+            pid, started = int(owner["pid"]), owner.get("started")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not _is_running(pid, started):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+_swept_roots: set[Path] = set()
+_swept_roots_lock = threading.Lock()
+
+
+def _workspace_root(requested: Path | None) -> Path:
+    """`requested` (made private if missing) or the system temp folder; swept of dead owners'
+    workspaces the first time this process uses it."""
+    root = Path(tempfile.gettempdir()) if requested is None else requested
+    if requested is not None and not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o700)
+    root = root.resolve()
+    with _swept_roots_lock:
+        first_use = root not in _swept_roots
+        _swept_roots.add(root)
+    if first_use:
+        sweep_stale_workspaces(root)
+    return root
+
+
+def _private_folder(path: Path) -> Path:
+    """`path`, made as a folder only its owner can enter, whatever the umask."""
+    path.mkdir()
+    path.chmod(0o700)
+    return path
+
+
+def _write_owner(folder: Path) -> None:
+    """Record in `folder` which process it belongs to, for `sweep_stale_workspaces`."""
+    owner = {"pid": os.getpid(), "started": _start_time(os.getpid())}
+    descriptor = os.open(folder / _OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(owner, file)
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux; None elsewhere or when it
+    is gone). With the pid, it tells a live owner from a new process that got its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold any character.
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def _is_running(pid: int, started: object) -> bool:
+    """Whether the process that wrote an owner file (`pid`, started at `started`) still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # Alive, as another user.
+    return started is None or _start_time(pid) in (None, started)
+
+
+def _tied_to_toolkit(command: PulumiCommand, folder: Path) -> PulumiCommand:
+    """`command`, started (on Linux) through a launcher in `folder` that has each CLI process
+    killed when this process dies; elsewhere `command` itself."""
+    if not sys.platform.startswith("linux"):
+        return command
+    cli = shutil.which(command.command) or command.command
+    launcher = folder / _LAUNCHER_FILE
+    words = [sys.executable, "-I", "-S", pulumi_launcher.__file__, str(os.getpid()), cli]
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.join(words)} "$@"\n', encoding="utf-8")
+    launcher.chmod(0o700)
+    return _LaunchedPulumiCommand(command, launcher)
+
+
+class _LaunchedPulumiCommand(PulumiCommand):
+    """The CLI of `cli`, each of its processes started by `launcher` (`_tied_to_toolkit`)."""
+
+    def __init__(self, cli: PulumiCommand, launcher: Path) -> None:
+        # Not PulumiCommand.__init__, which runs the CLI to check its version: `cli` did.
+        self.command = str(launcher)
+        self.version = cli.version
+        self._cli_folder = os.path.dirname(cli.command) if os.path.isabs(cli.command) else None
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: Callable[[str], Any] | None = None,
+        on_error: Callable[[str], Any] | None = None,
+    ) -> CommandResult:
+        """`PulumiCommand.run`, with the CLI's own folder first on PATH as it puts it for an
+        absolute command (so the language hosts built beside the CLI are the ones found)."""
+        env = dict(additional_env)
+        if self._cli_folder is not None:
+            inherited = env.get("PATH", os.environ.get("PATH", ""))
+            env["PATH"] = os.pathsep.join([self._cli_folder, inherited])
+        return super().run(args, cwd, env, on_output, on_error)
 
 
 def run_pulumi(workspace: LocalWorkspace, *args: str) -> CommandResult:
@@ -185,37 +346,69 @@ def list_all_stacks(workspace: LocalWorkspace, *, org: str | None = None) -> lis
     return [s for s in summaries if org is None or s.name.split("/", 1)[0] == org]
 
 
+_CREDENTIALS_VARIABLE = "PULUMI_CLAIM_CREDENTIALS"
+"""Where a workspace's CLI processes find the credentials helper's answer, token and all."""
+
+_CREDENTIALS_HELPER = f"""request=$(cat)
+case $request in
+*'"selectedBackendUrl":"'"$PULUMI_BACKEND_URL"'"'*) printf '%s\\n' "${_CREDENTIALS_VARIABLE}" ;;
+*) echo '{{}}' ;;
+esac
+"""
+"""The credentials helper of a cloud identity's workspace, a `/bin/sh -c` script.
+
+The CLI writes one JSON request on its stdin, as Go writes JSON (no spaces:
+`{"version":1,"reason":...,"selectedBackendUrl":...}`), and reads one JSON answer from its
+stdout. The script hands the answer the workspace made (`_CREDENTIALS_VARIABLE`) to the
+workspace's own backend only and declines (`{}`) any other request. A shell, not Python: it
+runs before every command, and Python's start-up would add tens of milliseconds to each.
+"""
+
+
 def _environment(identity: BackendIdentity, home: Path) -> dict[str, str]:
     """The variables every CLI process of the workspace gets, over the inherited environment.
 
     Each one that could point the CLI at another login or backend is set, so the user's own
-    settings (a `PULUMI_ACCESS_TOKEN`, `PULUMI_CREDENTIALS_PATH` or `PULUMI_BACKEND_URL` of the
-    shell) cannot leak into this identity's commands.
+    settings (a `PULUMI_ACCESS_TOKEN`, `PULUMI_CREDENTIALS_PATH`, `PULUMI_BACKEND_URL` or
+    credentials helper of the shell) cannot leak into this identity's commands.
+
+    A cloud identity's token reaches the CLI through the credentials helper
+    (`_CREDENTIALS_HELPER`), whose credentials the CLI keeps in memory. Given a token in
+    `PULUMI_ACCESS_TOKEN` instead, every command that opens a Pulumi Cloud backend, not only
+    `pulumi login`, stores it in `credentials.json` (`httpstate`'s `Current` in v3.274.1). The
+    price: the CLI checks helper credentials with the service (`GET /api/user`) in every
+    command, where it trusts a stored login for an hour. (Helpers are marked experimental in
+    v3.274.1; a CLI without them would find no token and fail to sign in, never store one.)
     """
     env = {
         "PULUMI_HOME": str(home),
         "PULUMI_CREDENTIALS_PATH": str(home),
         "PULUMI_BACKEND_URL": identity.url,
-        "PULUMI_ACCESS_TOKEN": identity.token or "",
+        "PULUMI_ACCESS_TOKEN": "",
+        "PULUMI_CREDENTIAL_HELPER": "none",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         # Run from an AI agent's shell, the CLI would sign up a new agent account by itself
         # whenever a token is refused; the toolkit's identities are always explicit.
         "PULUMI_ENABLE_AUTOMATIC_AGENT_SIGNUP": "false",
     }
+    if identity.is_cloud and identity.token:
+        env[_CREDENTIALS_VARIABLE] = json.dumps({"version": 1, "accessToken": identity.token})
+        env["PULUMI_CREDENTIAL_HELPER"] = "/bin/sh"
+        env["PULUMI_CREDENTIAL_HELPER_ARGS"] = json.dumps(["-c", _CREDENTIALS_HELPER])
     if identity.secrets_passphrase is not None:
         env["PULUMI_CONFIG_PASSPHRASE"] = identity.secrets_passphrase
     return env
 
 
-def _log_in(workspace: LocalWorkspace, url: str) -> None:
-    """`pulumi login URL` in the workspace's home: checks the token (or that the folder of a
-    file:// backend exists) before any real work starts."""
+def _check_identity(workspace: LocalWorkspace, url: str) -> None:
+    """`pulumi whoami`: checks the token (or that the folder of a file:// backend exists) before
+    any real work starts, without storing a login (`pulumi login` would)."""
     try:
-        run_pulumi(workspace, "login", url)
+        run_pulumi(workspace, "whoami")
     except CommandError as exc:
         raise PulumiCliError(
-            f"`pulumi login {url}` failed: {cli_error_text(exc)}",
+            f"signing in to {url} failed: {cli_error_text(exc)}",
             hint="Check the backend URL and the identity's token (or that the folder exists).",
         ) from exc
 

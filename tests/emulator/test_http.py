@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from pulumi_cloud_sdk.apis import (
 )
 from pulumi_cloud_sdk.configuration import Configuration
 from pulumi_cloud_sdk.models import AppStackRenameRequest, TransferStackRequest
+from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer, serve_forever
 from toolkit.errors import InvalidInputError
@@ -379,6 +381,21 @@ def test_dropped_connections_get_no_answer(
         == 204
     )
     assert [e.status for e in demo_emulator.requests.entries()] == [None, 204]
+
+
+def test_held_requests_wait_until_released(demo_emulator: EmulatorServer) -> None:
+    demo_emulator.faults.hold(method="POST", path=r"/api/stacks/.*/rename")
+    with ThreadPoolExecutor(1) as pool, http(demo_emulator) as client:
+        answer = pool.submit(
+            client.post, f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent"}
+        )
+        wait_until(lambda: demo_emulator.faults.holding == 1, "the rename is held")
+        assert not answer.done()
+        assert ("web", "dev") in demo_emulator.state.stack_names(AGENT)
+        demo_emulator.faults.release()
+        assert answer.result().status_code == 200
+    assert demo_emulator.faults.holding == 0
+    assert ("web", "dev-agent") in demo_emulator.state.stack_names(AGENT)
 
 
 def test_faults_are_armed_listed_and_cleared_over_http(

@@ -386,7 +386,9 @@ class _Instrumentation:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             rule = self.faults.take(scope["method"], scope["path"])
-            if rule is None:
+            if rule is not None and rule.action == "hold":
+                await self.faults.held()
+            if rule is None or rule.action == "hold":
                 await self.app(scope, receive, send_recording)
             elif rule.action == "drop":
                 record()

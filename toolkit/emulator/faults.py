@@ -2,13 +2,16 @@
 count what clients did.
 
 A `FaultRule` says: the next `times` requests whose method and path match answer with an
-error (`respond`), lose their connection without any answer (`drop`), or are carried out
+error (`respond`), lose their connection without any answer (`drop`), are carried out
 and then answered with an error anyway (`after`: the change happened but the client cannot
-know, which is what makes retrying a non-idempotent call dangerous).
+know, which is what makes retrying a non-idempotent call dangerous), or wait unanswered until
+the test releases them, then are carried out as usual (`hold`: a client caught in the middle
+of a call, for as long as the test needs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-FaultAction = Literal["respond", "drop", "after"]
+FaultAction = Literal["respond", "drop", "after", "hold"]
 
 
 class FaultRule(BaseModel):
@@ -67,6 +70,8 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._armed: list[ArmedFault] = []
+        self._holding = 0
+        self._releases = 0
 
     def arm(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -106,9 +111,42 @@ class FaultInjector:
             FaultRule(action="after", status=status, method=method, path=path, times=times)
         )
 
+    def hold(self, *, method: str = ".*", path: str = ".*", times: int | None = 1) -> FaultRule:
+        """The next `times` matching requests wait unanswered until `release()` (or `clear()`),
+        then are carried out and answered as usual."""
+        return self.arm(FaultRule(action="hold", method=method, path=path, times=times))
+
+    @property
+    def holding(self) -> int:
+        """How many requests a `hold` rule keeps waiting now."""
+        with self._lock:
+            return self._holding
+
+    def release(self) -> None:
+        """Let every request held now go on to its answer."""
+        with self._lock:
+            self._releases += 1
+
+    async def held(self) -> None:
+        """Wait, in the server's event loop, until the next `release()`."""
+        with self._lock:
+            self._holding += 1
+            releases = self._releases
+        try:
+            while True:
+                with self._lock:
+                    if self._releases != releases:
+                        return
+                await asyncio.sleep(0.01)
+        finally:
+            with self._lock:
+                self._holding -= 1
+
     def clear(self) -> None:
+        """Disarm every rule and release every held request."""
         with self._lock:
             self._armed.clear()
+            self._releases += 1
 
     def armed(self) -> list[ArmedFault]:
         with self._lock:

@@ -74,6 +74,7 @@ async def execute_migrate(
     journal: Journal | None = None,
     stop: StopSignal | None = None,
     on_progress: ProgressCallback = no_progress,
+    workspace_root: Path | None = None,
 ) -> FailedMoves:
     """Migrate every stack of `plan` from `source` to `destination`; return the failed moves.
 
@@ -82,7 +83,8 @@ async def execute_migrate(
     and made again (or, when the source was already removed after verification, the move had
     landed). A move the journal shows landed is not made again. At most `max_concurrency`
     stacks migrate at once, each in a worker thread (the Automation API blocks while the CLI
-    runs); once `stop` is set, no new stack starts.
+    runs); once `stop` is set, no new stack starts. The workspaces are made under
+    `workspace_root` (see `toolkit.workspaces.isolated_workspace`).
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
@@ -98,6 +100,7 @@ async def execute_migrate(
         loop=asyncio.get_running_loop(),
         tally=tally,
         journal=journal,
+        workspace_root=workspace_root,
     )
     failed: FailedMoves = {}
 
@@ -197,6 +200,7 @@ class _Migration:
     tally: MoveTally
     """Counts the moves; lives on `loop`'s thread, which `report` posts to."""
     journal: Journal
+    workspace_root: Path | None
 
     def source_name(self, move: StackMove) -> str:
         return f"{self.source_org}/{move.source.project_name}/{move.source.stack_name}"
@@ -213,7 +217,9 @@ class _Migration:
             if side == "destination"
             else (self.source, self.source_org)
         )
-        with isolated_workspace(identity, project=moves[0].target.project_name) as workspace:
+        with isolated_workspace(
+            identity, project=moves[0].target.project_name, workspace_root=self.workspace_root
+        ) as workspace:
             return {s.name for s in list_all_stacks(workspace, org=org)}
 
     def recorded(self, move: StackMove, step: Step, detail: str, call: Callable[[], T]) -> T:
@@ -246,8 +252,16 @@ class _Migration:
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
             with (
-                isolated_workspace(self.source, project=move.source.project_name) as source,
-                isolated_workspace(self.destination, project=move.target.project_name) as target,
+                isolated_workspace(
+                    self.source,
+                    project=move.source.project_name,
+                    workspace_root=self.workspace_root,
+                ) as source,
+                isolated_workspace(
+                    self.destination,
+                    project=move.target.project_name,
+                    workspace_root=self.workspace_root,
+                ) as target,
             ):
                 state = _read_source(source, source_name)
                 if half_made:
