@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from toolkit.cloud import CloudClient
@@ -34,6 +35,9 @@ from toolkit.strategies.claim_api import execute_claim_api
 from toolkit.strategies.transfer import execute_transfer
 
 T = TypeVar("T")
+
+MIGRATE_CONCURRENCY = 4
+"""Stacks migrated at once by default: each runs pulumi CLI processes."""
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
@@ -167,13 +171,15 @@ async def commit_claim(
     journal: Journal | None = None,
     stop: StopSignal | None = None,
     concurrency: int | None = None,
+    workspace_root: Path | None = None,
 ) -> CommitResult:
     """Execute `plan`, recording each call in `journal` (by default one kept in memory).
 
     A blocked plan changes nothing and comes back as it was. `delete_source` (migrate only)
     removes each source stack once its copy is verified. Once `stop` is set no new call
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
-    calls (migrate: the stacks) at once.
+    calls (migrate: the stacks) at once. migrate makes its workspaces under `workspace_root`
+    (default: the system temp folder).
     """
     if delete_source and plan.strategy != "migrate":
         raise InvalidInputError(
@@ -187,7 +193,13 @@ async def commit_claim(
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
         execution = _Execution(
-            credentials, plan, journal, stop or StopSignal(), concurrency, delete_source
+            credentials,
+            plan,
+            journal,
+            stop or StopSignal(),
+            concurrency,
+            delete_source,
+            workspace_root,
         )
         done, failed = await execution.run(_recorded(on_progress, journal))
         document = done.to_claim_response(failed_moves=failed, transfer_token=run_id)
@@ -206,6 +218,7 @@ class _Execution:
     stop: StopSignal
     concurrency: int | None
     delete_source: bool
+    workspace_root: Path | None
 
     async def run(self, on_progress: ProgressCallback) -> tuple[ClaimPlan, FailedMoves]:
         """The moves that failed, and the plan as executed (with the service's answer,
@@ -239,10 +252,11 @@ class _Execution:
             plan.target.source_identity(self.credentials),
             plan.target.destination_identity(self.credentials),
             delete_source=self.delete_source,
+            max_concurrency=self.concurrency or MIGRATE_CONCURRENCY,
             journal=self.journal,
             stop=self.stop,
             on_progress=on_progress,
-            **({"max_concurrency": self.concurrency} if self.concurrency else {}),
+            workspace_root=self.workspace_root,
         )
         return plan, failed
 

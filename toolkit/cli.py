@@ -326,11 +326,17 @@ def commit(
         if plan.moves and not yes:
             _confirm(plan, delete_source, resumed)
 
+    def say_stopping() -> None:
+        click.echo(
+            "stopping: no new call starts; the calls under way finish and are recorded",
+            err=True,
+        )
+
     def announce(run_id: str, resumed: bool) -> None:
         console.print(f"{'continuing' if resumed else 'run'} {run_id}")
 
     async def run() -> RunOutcome:
-        async with stop_on_signals(StopSignal()) as stop:
+        async with stop_on_signals(StopSignal(), on_stop=say_stopping) as stop:
             with ProgressDisplay(console) as show_progress:
                 return await commit_request(
                     credentials,

@@ -37,6 +37,10 @@ from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.strategies import StopSignal
 
+WORKSPACES_DIR = "workspaces"
+"""Under the runs directory: migrate's workspaces while a commit runs (a killed run's are
+removed by the next commit)."""
+
 
 @dataclass(frozen=True)
 class ClaimRequest:
@@ -146,6 +150,11 @@ async def commit_request(
         lock.name_run(LockHolder.this_process(journal.run_id, key, holder.command))
         if on_run is not None:
             on_run(journal.run_id, resumed)
+        workspaces = runs_dir / WORKSPACES_DIR
+        if plan.strategy == "migrate":
+            from toolkit.workspaces import sweep_stale_workspaces
+
+            sweep_stale_workspaces(workspaces)
         try:
             result = await commit_claim(
                 credentials,
@@ -155,6 +164,7 @@ async def commit_request(
                 journal=journal,
                 stop=stop,
                 concurrency=request.concurrency,
+                workspace_root=workspaces,
             )
         finally:
             journal.close()
@@ -163,14 +173,23 @@ async def commit_request(
 
 
 @asynccontextmanager
-async def stop_on_signals(stop: StopSignal) -> AsyncIterator[StopSignal]:
-    """While inside, Ctrl-C (SIGINT) and SIGTERM ask `stop` to stop the run, rather than
-    cancel the calls in flight; the handlers are put back on the way out."""
+async def stop_on_signals(
+    stop: StopSignal, on_stop: Callable[[], None] = lambda: None
+) -> AsyncIterator[StopSignal]:
+    """While inside, Ctrl-C (SIGINT) and SIGTERM ask `stop` to stop the run (and call
+    `on_stop`), rather than cancel the calls in flight; the handlers are put back on the way
+    out."""
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.getsignal(number) for number in signals}
+
+    def request() -> None:
+        if not stop.requested:
+            stop.request()
+            on_stop()
+
     for number in signals:
-        loop.add_signal_handler(number, stop.request)
+        loop.add_signal_handler(number, request)
     try:
         yield stop
     finally:
