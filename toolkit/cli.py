@@ -468,6 +468,38 @@ def _calls(record: RunRecord) -> list[str]:
     return [f"calls: {counts or 'none'}", *open_calls]
 
 
+FAULT_KINDS = {
+    "500": "500",
+    "502": "502",
+    "503": "503",
+    "429": "429",
+    "drop": "drop",
+    "drop-after-apply": "dropAfterApply",
+}
+"""`--fault-rate` kinds, as the command line spells them, and as `FaultRates` does."""
+
+
+def _parse_fault_rates(
+    ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]
+) -> dict[str, float]:
+    """`--fault-rate KIND=RATE` options, as `FaultRates.rates`."""
+    rates: dict[str, float] = {}
+    for spec in specs:
+        kind, equals, rate_text = spec.partition("=")
+        if kind not in FAULT_KINDS or not equals:
+            raise click.BadParameter(
+                f"{spec!r}: expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}"
+            )
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            rate = -1.0
+        if not 0 <= rate <= 1:
+            raise click.BadParameter(f"{spec!r}: the rate must be a number from 0 to 1")
+        rates[FAULT_KINDS[kind]] = rate
+    return rates
+
+
 @cli.command()
 @click.option(
     "--world",
@@ -476,14 +508,58 @@ def _calls(record: RunRecord) -> list[str]:
     help="World file (YAML or JSON) describing users, agents and orgs.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port; 0 picks a free one.",
+)
 @click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite file for the state; reused if it exists (default: in memory).",
 )
-@click.option("--page-size", default=100, show_default=True, help="Items per page of lists.")
-@click.option("--latency-ms", default=0.0, show_default=True, help="Added to every request.")
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Items per page of lists.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added to every request.",
+)
+@click.option(
+    "--fault-rate",
+    "fault_rates",
+    multiple=True,
+    metavar="KIND=RATE",
+    callback=_parse_fault_rates,
+    help="Fail this fraction (0-1) of requests at random; KIND: 500, 502, 503, 429, drop "
+    "(the connection, before the change), drop-after-apply (after it). Repeatable.",
+)
+@click.option("--fault-seed", type=int, help="Seed of the random faults, to repeat a run.")
+@click.option(
+    "--retry-after",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds in the Retry-After header of random 429 answers.",
+)
+@click.option(
+    "--fault-method",
+    default=".*",
+    show_default=True,
+    help="Regex: the methods random faults may hit.",
+)
+@click.option(
+    "--fault-path", default=".*", show_default=True, help="Regex: the paths random faults may hit."
+)
 @click.option(
     "--signup-difficulty",
     type=click.IntRange(1, 256),
@@ -496,11 +572,43 @@ def emulator(
     db: Path | None,
     page_size: int,
     latency_ms: float,
+    fault_rates: dict[str, float],
+    fault_seed: int | None,
+    retry_after: float,
+    fault_method: str,
+    fault_path: str,
     signup_difficulty: int | None,
 ) -> None:
-    """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL."""
+    """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL.
+
+    Random faults (--fault-rate) hit service calls only: never agent sign-up nor the
+    control API under /_emulator/, which sets them too and restarts the server (README).
+    """
+    from pydantic import ValidationError
+
+    from toolkit.emulator.faults import FaultRates
     from toolkit.emulator.server import serve_forever
 
+    rates = None
+    if fault_rates:
+        try:
+            rates = FaultRates.model_validate(
+                {
+                    "seed": fault_seed,
+                    "rates": fault_rates,
+                    "retryAfter": retry_after,
+                    "method": fault_method,
+                    "path": fault_path,
+                }
+            )
+        except ValidationError as exc:
+            options = {"method": "--fault-method", "path": "--fault-path"}
+            problems = "; ".join(
+                f"{options.get(str(error['loc'][0]) if error['loc'] else '', '--fault-rate')}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors()
+            )
+            raise click.UsageError(f"the fault options do not fit together: {problems}") from None
     serve_forever(
         world,
         host=host,
@@ -508,6 +616,7 @@ def emulator(
         db_path=str(db) if db else ":memory:",
         page_size=page_size,
         latency_ms=latency_ms,
+        fault_rates=rates,
         signup_difficulty=signup_difficulty,
     )
 

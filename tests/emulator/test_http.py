@@ -33,6 +33,8 @@ from pulumi_cloud_sdk.models import AppStackRenameRequest, TransferStackRequest
 from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer, serve_forever
+from toolkit.emulator.state import ServiceState
+from toolkit.emulator.world import parse_world
 from toolkit.errors import InvalidInputError
 from toolkit.models import (
     AgentClaimResponse,
@@ -241,6 +243,10 @@ def test_transfer_body_must_agree_with_the_path(alice: httpx.Client) -> None:
         ("tok-alice", "POST", f"/api/stacks/{AGENT}/web/dev/rename", {"newName": "no way"}, 400),
         ("tok-alice", "DELETE", f"/api/stacks/{AGENT}/web/dev", None, 400),
         ("tok-alice", "GET", "/api/user/stacks?maxResults=-1", None, 400),
+        ("tok-alice", "GET", "/api/user/stacks?maxResults=0", None, 400),
+        ("tok-alice", "GET", "/api/esc/environments/acme?maxResults=0", None, 400),
+        ("tok-alice", "GET", "/api/preview/insights/acme/accounts?count=0", None, 400),
+        ("tok-alice", "GET", "/api/preview/registry/packages?limit=0", None, 400),
         ("tok-alice", "GET", "/api/user/stacks?continuationToken=junk", None, 400),
         ("tok-alice", "GET", "/api/no/such/path", None, 404),
     ],
@@ -324,6 +330,15 @@ def test_smaller_requested_pages_are_honoured(make_emulator: EmulatorFactory) ->
     with http(server, "t") as client:
         assert len(client.get("/api/user/stacks", params={"maxResults": 3}).json()["stacks"]) == 3
         assert len(client.get("/api/user/stacks", params={"maxResults": 500}).json()["stacks"]) == 7
+
+
+def test_an_emulator_page_size_below_one_is_refused() -> None:
+    state = ServiceState.from_world(parse_world(big_world(1, 0, 0, 0)))
+    try:
+        with pytest.raises(ValueError, match="at least 1"):
+            EmulatorServer(state, page_size=0)
+    finally:
+        state.close()
 
 
 # --- faults and the request log -----------------------------------------------------------

@@ -4,8 +4,9 @@ Handlers only parse the request, call the state and answer with what `responses`
 the records it returns; the rules live in `state`. The calls only the `pulumi` CLI makes
 (stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`. Around every
 service request an ASGI middleware adds the configured latency, applies armed faults and
-records the request.
-Paths under `/_emulator/` control those knobs and are neither delayed, faulted nor logged.
+fault rates, and records the request.
+Paths under `/_emulator/` control those knobs (and restart the server) and are neither
+delayed, faulted nor logged.
 
 (No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at
 runtime, and some of them name aliases local to `create_app`.)
@@ -14,18 +15,25 @@ runtime, and some of them name aliases local to `create_app`.)
 import asyncio
 import gzip
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.emulator import responses
 from toolkit.emulator.cli_api import cli_router
-from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
+from toolkit.emulator.faults import (
+    FaultInjector,
+    FaultRates,
+    FaultRule,
+    RecordedRequest,
+    RequestLog,
+)
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import (
@@ -40,22 +48,37 @@ from toolkit.models import (
 CONTROL_PREFIX = "/_emulator/"
 
 
+class Restarter(Protocol):
+    """The server running the app, as `POST /_emulator/restart` needs it."""
+
+    @property
+    def restarts(self) -> int:
+        """Restarts completed so far."""
+        ...
+
+    def restart_soon(self, down_seconds: float) -> None:
+        """Restart from another thread, once the current answer has left; return at once."""
+        ...
+
+
 def create_app(
     state: ServiceState,
     *,
     page_size: int = 100,
-    latency_ms: float = 0.0,
     faults: FaultInjector | None = None,
     requests: RequestLog | None = None,
+    restarter: Restarter | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving `state` as Pulumi Cloud does, with the test knobs applied."""
+    """A FastAPI app serving `state` as Pulumi Cloud does, with the test knobs applied
+    (latency, faults, fault rates: `faults`); `POST /_emulator/restart` only with a
+    `restarter`."""
+    if page_size < 1:
+        raise ValueError(f"the page size must be at least 1, got {page_size}")
     faults = faults if faults is not None else FaultInjector()
     requests = requests if requests is not None else RequestLog()
     app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(_GzipRequestBodies)
-    app.add_middleware(
-        _Instrumentation, latency_s=latency_ms / 1000, faults=faults, requests=requests
-    )
+    app.add_middleware(_Instrumentation, faults=faults, requests=requests)
     _add_error_handlers(app)
 
     async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
@@ -69,9 +92,9 @@ def create_app(
         return _credential(authorization, "update-token")
 
     def limit(requested: int | None) -> int:
-        if requested is not None and requested < 0:
-            raise ServiceFault(400, "Bad Request: the page size must not be negative")
-        return min(requested or page_size, page_size)
+        """The page size of a list call: what was asked (the query refuses less than 1), at
+        most the emulator's own."""
+        return page_size if requested is None else min(requested, page_size)
 
     Authenticated = Annotated[Caller, Depends(caller)]
 
@@ -86,7 +109,7 @@ def create_app(
         project: str | None = None,
         tag_name: Annotated[str | None, Query(alias="tagName")] = None,
         tag_value: Annotated[str | None, Query(alias="tagValue")] = None,
-        max_results: Annotated[int | None, Query(alias="maxResults")] = None,
+        max_results: Annotated[int | None, Query(alias="maxResults", ge=1)] = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
         page = state.list_stacks(
@@ -149,7 +172,7 @@ def create_app(
     async def list_environments(
         who: Authenticated,
         org: str,
-        max_results: Annotated[int | None, Query(alias="maxResults")] = None,
+        max_results: Annotated[int | None, Query(alias="maxResults", ge=1)] = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
         page = state.list_environments(
@@ -161,7 +184,7 @@ def create_app(
     async def list_insights_accounts(
         who: Authenticated,
         org: str,
-        count: int | None = None,
+        count: Annotated[int | None, Query(ge=1)] = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
         page = state.list_insights_accounts(
@@ -173,7 +196,7 @@ def create_app(
     async def list_registry_packages(
         who: Authenticated,
         org_login: Annotated[str | None, Query(alias="orgLogin")] = None,
-        page_limit: Annotated[int | None, Query(alias="limit")] = None,
+        page_limit: Annotated[int | None, Query(alias="limit", ge=1)] = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
         page = state.list_registry_packages(
@@ -223,6 +246,8 @@ def create_app(
 
     app.include_router(cli_router(state, caller, lease_token))
     _add_control_routes(app, state, faults, requests)
+    if restarter is not None:
+        _add_restart_routes(app, restarter)
     return app
 
 
@@ -234,11 +259,29 @@ class ClockAdvance(BaseModel):
     advance_seconds: float = Field(alias="advanceSeconds", ge=0)
 
 
+class Latency(BaseModel):
+    """The body of `PUT /_emulator/latency`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(alias="latencyMs", ge=0)
+
+
+class Restart(BaseModel):
+    """The body of `POST /_emulator/restart` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    down_seconds: float = Field(default=0.0, alias="downSeconds", ge=0, le=300)
+    """How long nothing listens between the stop and the start."""
+
+
 def _add_control_routes(
     app: FastAPI, state: ServiceState, faults: FaultInjector, requests: RequestLog
 ) -> None:
     """The `/_emulator/` endpoints: move the service's clock forward, arm and clear faults,
-    read and clear the request log."""
+    set and clear fault rates (and read what they did), set the latency, read and clear the
+    request log."""
 
     def clock() -> JSONResponse:
         return json_response(
@@ -272,6 +315,40 @@ def _add_control_routes(
         faults.clear()
         return Response(status_code=204)
 
+    def fault_rates() -> JSONResponse:
+        rates = faults.rates()
+        counts = faults.rate_counts()
+        return json_response(
+            {
+                "rates": None if rates is None else rates.model_dump(mode="json", by_alias=True),
+                "considered": counts.considered,
+                "fired": counts.fired,
+            }
+        )
+
+    @app.put(CONTROL_PREFIX + "fault-rates")
+    async def set_fault_rates(rates: Annotated[FaultRates, Body()]) -> JSONResponse:
+        faults.set_rates(rates)
+        return fault_rates()
+
+    @app.get(CONTROL_PREFIX + "fault-rates")
+    async def read_fault_rates() -> JSONResponse:
+        return fault_rates()
+
+    @app.delete(CONTROL_PREFIX + "fault-rates", status_code=204)
+    async def clear_fault_rates() -> Response:
+        faults.clear_rates()
+        return Response(status_code=204)
+
+    @app.get(CONTROL_PREFIX + "latency")
+    async def read_latency() -> JSONResponse:
+        return json_response({"latencyMs": faults.latency_ms})
+
+    @app.put(CONTROL_PREFIX + "latency")
+    async def set_latency(body: Annotated[Latency, Body()]) -> JSONResponse:
+        faults.latency_ms = body.latency_ms
+        return json_response({"latencyMs": faults.latency_ms})
+
     @app.get(CONTROL_PREFIX + "requests")
     async def list_requests() -> JSONResponse:
         entries = [
@@ -292,6 +369,23 @@ def _add_control_routes(
     async def clear_requests() -> Response:
         requests.clear()
         return Response(status_code=204)
+
+
+def _add_restart_routes(app: FastAPI, restarter: Restarter) -> None:
+    """`POST /_emulator/restart` answers 202 first, then the server closes every connection,
+    stops listening and listens again with the same state; `GET` counts the restarts done,
+    so a client knows when its restart is over."""
+
+    @app.post(CONTROL_PREFIX + "restart", status_code=202)
+    async def restart(body: Annotated[Restart | None, Body()] = None) -> JSONResponse:
+        down_seconds = Restart().down_seconds if body is None else body.down_seconds
+        answer = json_response({"restarts": restarter.restarts}, status=202)
+        answer.background = BackgroundTask(restarter.restart_soon, down_seconds)
+        return answer
+
+    @app.get(CONTROL_PREFIX + "restart")
+    async def count_restarts() -> JSONResponse:
+        return json_response({"restarts": restarter.restarts})
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -334,13 +428,10 @@ def _error(status: int, message: str, *, retry_after: float | None = None) -> JS
 
 
 class _Instrumentation:
-    """ASGI middleware: latency, armed faults and the request log around service requests."""
+    """ASGI middleware: latency, faults and the request log around service requests."""
 
-    def __init__(
-        self, app: ASGIApp, *, latency_s: float, faults: FaultInjector, requests: RequestLog
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, faults: FaultInjector, requests: RequestLog) -> None:
         self.app = app
-        self.latency_s = latency_s
         self.faults = faults
         self.requests = requests
 
@@ -383,21 +474,30 @@ class _Instrumentation:
 
         self.requests.started()
         try:
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+            latency_ms = self.faults.latency_ms
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
             rule = self.faults.take(scope["method"], scope["path"])
             if rule is not None and rule.action == "hold":
                 await self.faults.held()
             if rule is None or rule.action == "hold":
                 await self.app(scope, receive, send_recording)
-            elif rule.action == "drop":
+                return
+            if rule.action in ("after", "dropAfterApply"):
+                # Carried out in full (the state change is committed when the app returns),
+                # its answer thrown away.
+                await self.app(scope, receive, discard)
+            if rule.action in ("drop", "dropAfterApply"):
                 record()
                 await _drop_connection(receive)
             else:
-                if rule.action == "after":
-                    await self.app(scope, receive, discard)
                 response = _error(rule.status, rule.message, retry_after=rule.retry_after)
                 await response(scope, receive, send_recording)
+        except asyncio.CancelledError:
+            # Only a stop or restart of the server cancels a request, once it has cut the
+            # request's connection: there is no one left to answer, and no error of the app
+            # for uvicorn to log. Returning lets the stop finish.
+            pass
         finally:
             record()
 

@@ -1,47 +1,57 @@
-"""Injected faults and the request log: what tests use to make the emulator misbehave and to
-count what clients did.
+"""Injected faults, added latency and the request log: what tests use to make the emulator
+misbehave and to count what clients did.
 
 A `FaultRule` says: the next `times` requests whose method and path match answer with an
-error (`respond`), lose their connection without any answer (`drop`), are carried out
-and then answered with an error anyway (`after`: the change happened but the client cannot
-know, which is what makes retrying a non-idempotent call dangerous), or wait unanswered until
-the test releases them, then are carried out as usual (`hold`: a client caught in the middle
-of a call, for as long as the test needs).
+error (`respond`), lose their connection without any answer (`drop`), are carried out and
+then answered with an error anyway (`after`), or are carried out and then lose their
+connection (`dropAfterApply`), or wait unanswered until the test releases them, then are
+carried out as usual (`hold`: a client caught in the middle of a call, for as long as the test
+needs). `after` and `dropAfterApply` are what makes retrying a non-idempotent call dangerous:
+the change happened but the client cannot know.
+
+`FaultRates` makes the same faults happen at random, at given rates, for unattended runs;
+seeded, so that a failing run can be repeated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-FaultAction = Literal["respond", "drop", "after", "hold"]
+FaultAction = Literal["respond", "drop", "after", "dropAfterApply", "hold"]
+
+RateKind = Literal["500", "502", "503", "429", "drop", "dropAfterApply"]
+"""What a random fault does: answer with that status without carrying the request out, lose
+the connection before carrying it out (`drop`), or after (`dropAfterApply`)."""
+RATE_KINDS: tuple[RateKind, ...] = get_args(RateKind)
+
+NEVER_FAULTED_BY_RATES = re.compile(r"/api/agents/signup")
+"""Agent sign-up (challenge and answer) is how a test's agent comes to exist, not what an
+unattended run exercises, and the pulumi CLI does not retry it: random faults pass it by.
+A `FaultRule` can still aim at it."""
 
 
-class FaultRule(BaseModel):
-    """One armed misbehaviour; also the JSON body of `POST /_emulator/faults`."""
+class _Matching(BaseModel):
+    """Which requests a fault applies to: method and path, each a regular expression."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
-    action: FaultAction = "respond"
-    status: int = Field(default=503, ge=400, le=599)
     method: str = ".*"
     """Regular expression the HTTP method must match in full (case-insensitive)."""
     path: str = ".*"
     """Regular expression the URL path (without query) must match in full."""
-    times: int | None = Field(default=1, ge=1)
-    """How many requests this rule hits before it disarms itself; None: until cleared."""
-    retry_after: float | None = Field(default=None, ge=0)
-    """Seconds to send in a `Retry-After` header (useful with 429 and 503)."""
-    message: str = "injected fault"
 
     @field_validator("method", "path")
     @classmethod
@@ -58,20 +68,111 @@ class FaultRule(BaseModel):
         )
 
 
+class FaultRule(_Matching):
+    """One armed misbehaviour; also the JSON body of `POST /_emulator/faults`."""
+
+    action: FaultAction = "respond"
+    status: int = Field(default=503, ge=400, le=599)
+    times: int | None = Field(default=1, ge=1)
+    """How many requests this rule hits before it disarms itself; None: until cleared."""
+    retry_after: float | None = Field(default=None, ge=0)
+    """Seconds to send in a `Retry-After` header (useful with 429 and 503)."""
+    message: str = "injected fault"
+
+
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class FaultRates(_Matching):
+    """Random faults; also the JSON body of `PUT /_emulator/fault-rates`.
+
+    Each matching request meets at most one fault: kind `k` with probability `rates[k]`,
+    drawn from a generator seeded with `seed`. The same requests in the same order meet the
+    same faults (requests sent concurrently may arrive in another order).
+    """
+
+    seed: int | None = None
+    """None: a different sequence on every run."""
+    rates: dict[RateKind, Rate] = Field(default_factory=dict)
+    retry_after: float = Field(default=1.0, ge=0)
+    """Seconds sent in the `Retry-After` header of the 429 answers."""
+
+    @model_validator(mode="after")
+    def _rates_fit_in_one(self) -> FaultRates:
+        total = math.fsum(self.rates.values())
+        if total > 1:
+            raise ValueError(f"the rates add up to {total:g}, more than 1")
+        return self
+
+
+@dataclass(frozen=True)
+class RateCounts:
+    """What the random faults did since their rates were set."""
+
+    considered: int
+    """Requests that matched the rates' method and path, faulted or not."""
+    fired: dict[RateKind, int]
+    """Faults of each kind that happened (every kind present, 0 when none)."""
+
+
 @dataclass
 class ArmedFault:
     rule: FaultRule
     remaining: int | None
 
 
-class FaultInjector:
-    """The rules currently armed; thread-safe (tests arm, the server consumes)."""
+class _ArmedRates:
+    """Rates in force: their generator, the rule each kind plays, and the counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, rates: FaultRates) -> None:
+        self.rates = rates
+        self.draws = random.Random(rates.seed)
+        self.considered = 0
+        self.fired: Counter[RateKind] = Counter()
+        self.rules: dict[RateKind, FaultRule] = {
+            "500": FaultRule(status=500, times=None),
+            "502": FaultRule(status=502, times=None),
+            "503": FaultRule(status=503, times=None),
+            "429": FaultRule(status=429, times=None, retry_after=rates.retry_after),
+            "drop": FaultRule(action="drop", times=None),
+            "dropAfterApply": FaultRule(action="dropAfterApply", times=None),
+        }
+
+    def draw(self) -> FaultRule | None:
+        """One draw, walked through the kinds in a fixed order so that the order in which
+        the rates were written does not change which fault a draw picks."""
+        self.considered += 1
+        point = self.draws.random()
+        for kind in RATE_KINDS:
+            point -= self.rates.rates.get(kind, 0.0)
+            if point < 0:
+                self.fired[kind] += 1
+                return self.rules[kind]
+        return None
+
+
+class FaultInjector:
+    """The rules armed, the rates in force and the latency added; thread-safe (tests arm,
+    the server consumes)."""
+
+    def __init__(self, *, latency_ms: float = 0.0) -> None:
         self._lock = threading.Lock()
         self._armed: list[ArmedFault] = []
+        self._rates: _ArmedRates | None = None
         self._holding = 0
         self._releases = 0
+        self.latency_ms = latency_ms
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds added before every service request is looked at."""
+        return self._latency_ms
+
+    @latency_ms.setter
+    def latency_ms(self, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"latency must not be negative, got {value:g} ms")
+        self._latency_ms = value
 
     def arm(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -102,6 +203,13 @@ class FaultInjector:
     def drop(self, *, method: str = ".*", path: str = ".*", times: int | None = 1) -> FaultRule:
         """The next `times` matching requests lose their connection, unanswered, not carried out."""
         return self.arm(FaultRule(action="drop", method=method, path=path, times=times))
+
+    def drop_after_apply(
+        self, *, method: str = ".*", path: str = ".*", times: int | None = 1
+    ) -> FaultRule:
+        """The next `times` matching requests are carried out, then lose their connection
+        unanswered."""
+        return self.arm(FaultRule(action="dropAfterApply", method=method, path=path, times=times))
 
     def fail_after(
         self, status: int = 500, *, method: str = ".*", path: str = ".*", times: int | None = 1
@@ -143,17 +251,38 @@ class FaultInjector:
                 self._holding -= 1
 
     def clear(self) -> None:
-        """Disarm every rule and release every held request."""
+        """Disarm every rule and release every held request (rates and latency stay)."""
         with self._lock:
             self._armed.clear()
             self._releases += 1
+
+    def set_rates(self, rates: FaultRates) -> None:
+        """Put `rates` in force, replacing any before them, with fresh counts."""
+        with self._lock:
+            self._rates = _ArmedRates(rates)
+
+    def clear_rates(self) -> None:
+        with self._lock:
+            self._rates = None
+
+    def rates(self) -> FaultRates | None:
+        with self._lock:
+            return None if self._rates is None else self._rates.rates
+
+    def rate_counts(self) -> RateCounts:
+        with self._lock:
+            armed = self._rates
+            considered = 0 if armed is None else armed.considered
+            fired = Counter[RateKind]() if armed is None else armed.fired
+            return RateCounts(considered, {kind: fired[kind] for kind in RATE_KINDS})
 
     def armed(self) -> list[ArmedFault]:
         with self._lock:
             return [ArmedFault(a.rule, a.remaining) for a in self._armed]
 
     def take(self, method: str, path: str) -> FaultRule | None:
-        """The first armed rule matching this request, using up one of its hits."""
+        """The fault this request meets: the first armed rule matching it (using up one of
+        its hits), else what a draw of the rates in force gives, else None."""
         with self._lock:
             for armed in self._armed:
                 if armed.rule.matches(method, path):
@@ -162,7 +291,14 @@ class FaultInjector:
                         if armed.remaining == 0:
                             self._armed.remove(armed)
                     return armed.rule
-        return None
+            rates = self._rates
+            if (
+                rates is None
+                or NEVER_FAULTED_BY_RATES.fullmatch(path)
+                or not rates.rates.matches(method, path)
+            ):
+                return None
+            return rates.draw()
 
 
 @dataclass(frozen=True)
@@ -211,6 +347,7 @@ class RequestLog:
 
     @property
     def in_flight(self) -> int:
+        """Requests arrived and not yet answered (nor dropped)."""
         with self._lock:
             return self._in_flight
 

@@ -1,27 +1,32 @@
-"""Running the emulator as a real HTTP server: in a background thread for tests, or in the
-foreground for `pulumi-claim emulator`.
+"""Running the emulator as a real HTTP server, from a background thread: for tests, and for
+`pulumi-claim emulator`, whose main thread waits for Ctrl-C.
 
 The listening socket is bound before uvicorn starts, so port 0 works (the OS picks a free
 port, read back from the socket) and the URL is known before the first request can arrive.
+A restart stops uvicorn and starts another on the same address; the state, faults and
+request log are the same objects throughout, so they survive it.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import uvicorn
 from fastapi import FastAPI
 
 from toolkit.emulator.app import create_app
-from toolkit.emulator.faults import FaultInjector, RequestLog
+from toolkit.emulator.faults import FaultInjector, FaultRates, RequestLog
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import load_world
-from toolkit.errors import InvalidInputError
+from toolkit.errors import ClaimError, InvalidInputError
 
 _STARTUP_TIMEOUT_S = 10.0
 
@@ -29,8 +34,10 @@ _STARTUP_TIMEOUT_S = 10.0
 class EmulatorServer:
     """The emulator serving `state` on a loopback port from a background thread.
 
-    Use as a context manager; `.url` is valid inside it. `.faults` arms misbehaviour and
-    `.requests` records what clients asked, both shared with the running app.
+    Use as a context manager; `.url` is valid inside it. `.faults` arms misbehaviour (rules,
+    rates, latency) and `.requests` records what clients asked, both shared with the running
+    app. `restart()` (or `POST /_emulator/restart`) plays a service restart.
+    `on_restart_failure` hears of a restart asked over HTTP that could not listen again.
     """
 
     def __init__(
@@ -41,19 +48,24 @@ class EmulatorServer:
         port: int = 0,
         page_size: int = 100,
         latency_ms: float = 0.0,
+        on_restart_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self.state = state
-        self.faults = FaultInjector()
+        self.faults = FaultInjector(latency_ms=latency_ms)
         self.requests = RequestLog()
+        self.restarts = 0
+        """Restarts completed so far."""
         self._host = host
         self._port = port
+        self._on_restart_failure = on_restart_failure
         self._app = create_app(
             state,
             page_size=page_size,
-            latency_ms=latency_ms,
             faults=self.faults,
             requests=self.requests,
+            restarter=self,
         )
+        self._lifecycle = threading.RLock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -68,32 +80,73 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         """Start serving; after a `stop()`, start again on the same port with the same state
         (a service restart, as clients see it)."""
-        sock = _listening_socket(self._host, self._port)
-        self._port = sock.getsockname()[1]
-        self._url = _url_of(sock)
-        server = uvicorn.Server(_uvicorn_config(self._app))
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="pulumi-cloud-emulator", daemon=True
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the emulator did not start on {self._url}")
-            time.sleep(0.005)
-        return self
+        with self._lifecycle:
+            sock = _listening_socket(self._host, self._port)
+            self._port = sock.getsockname()[1]
+            self._url = _url_of(sock)
+            server = _Server(_uvicorn_config(self._app))
+            thread = threading.Thread(
+                target=server.run,
+                kwargs={"sockets": [sock]},
+                name="pulumi-cloud-emulator",
+                daemon=True,
+            )
+            self._server, self._thread = server, thread
+            thread.start()
+            deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the emulator did not start on {self._url}")
+                time.sleep(0.005)
+            return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            # Idle keep-alive connections are closed at once; force_exit skips uvicorn's
-            # polling wait for them to finish closing, which would add 0.1 s to every stop.
-            self._server.should_exit = True
-            self._server.force_exit = True
-            self._thread.join(timeout=_STARTUP_TIMEOUT_S)
-        self._server = self._thread = None
-        self._url = None
+        """Stop listening and close every connection, cutting the requests still in flight
+        (a crash, as clients see it: no answer, changes already made stay made)."""
+        with self._lifecycle:
+            if self._server is not None and self._thread is not None:
+                if threading.current_thread() is self._thread:
+                    raise RuntimeError("the emulator cannot be stopped from its own thread")
+                # force_exit skips uvicorn's polling wait for connections to finish closing,
+                # which would add 0.1 s to every stop.
+                self._server.should_exit = True
+                self._server.force_exit = True
+                self._thread.join(timeout=_STARTUP_TIMEOUT_S)
+            self._server = self._thread = None
+            self._url = None
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Close every connection, stop listening, and after `down_seconds` listen again on
+        the same host and port with the same state. Clients meet connection errors meanwhile.
+        """
+        with self._lifecycle:
+            if self._server is None:
+                raise RuntimeError("the emulator is not running; start it before a restart")
+            self.stop()
+            time.sleep(down_seconds)
+            self.start()
+            self.restarts += 1
+
+    def restart_soon(self, down_seconds: float) -> None:
+        """`restart()` from a thread of its own, for `POST /_emulator/restart`: the request
+        that asks runs on the server's thread, which a restart stops."""
+        running = self._server
+
+        def restart_if_still_running() -> None:
+            with self._lifecycle:
+                if self._server is not running:
+                    return  # stopped (or restarted) meanwhile: nothing left to restart
+                try:
+                    self.restart(down_seconds)
+                except Exception as exc:
+                    if self._on_restart_failure is None:
+                        raise
+                    self._on_restart_failure(exc)
+
+        threading.Thread(
+            target=restart_if_still_running, name="pulumi-cloud-emulator-restart", daemon=True
+        ).start()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -115,37 +168,97 @@ def serve_forever(
     db_path: str | Path | None = None,
     page_size: int = 100,
     latency_ms: float = 0.0,
+    fault_rates: FaultRates | None = None,
     signup_difficulty: int | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (Ctrl-C or SIGTERM).
 
     The first line on stdout names the URL. With a `db_path` file, state lives in that file:
     an existing file is served as it is (the world file is not read again), so what clients
-    changed survives a restart. None or ":memory:" keeps state in memory.
-    `signup_difficulty`, when given, replaces the world's proof-of-work difficulty.
+    changed survives a restart of the process. None or ":memory:" keeps state in memory
+    (it survives `POST /_emulator/restart`, which keeps the process).
+    `fault_rates` are in force from the first request; `signup_difficulty`, when given,
+    replaces the world's proof-of-work difficulty.
     """
+    state = _load_state(world_path, db_path)
+    try:
+        if signup_difficulty is not None:
+            state.set_signup_difficulty(signup_difficulty)
+        failures: list[Exception] = []
+        with _stop_requested() as stopped:
+
+            def restart_failed(exc: Exception) -> None:
+                failures.append(exc)
+                stopped.set()
+
+            server = EmulatorServer(
+                state,
+                host=host,
+                port=port,
+                page_size=page_size,
+                latency_ms=latency_ms,
+                on_restart_failure=restart_failed,
+            )
+            if fault_rates is not None:
+                server.faults.set_rates(fault_rates)
+            with server:
+                print(f"Pulumi Cloud emulator listening on {server.url}", flush=True)
+                stopped.wait()
+        if failures:
+            raise ClaimError(f"the emulator could not listen again after a restart: {failures[0]}")
+    finally:
+        state.close()
+
+
+def _load_state(world_path: Path, db_path: str | Path | None) -> ServiceState:
+    """The state a database file holds when it exists, else the world's (in that file, or in
+    memory for None and ":memory:")."""
     db = ":memory:" if db_path is None else str(db_path)
     if db != ":memory:" and Path(db).exists():
         try:
-            state = ServiceState(db)
+            return ServiceState(db)
         except (ValueError, sqlite3.DatabaseError) as exc:
             raise InvalidInputError(
                 f"cannot serve {db} as emulator state: {exc}",
                 hint="Pass another --db path, or delete this file to start from the world file.",
             ) from None
-    else:
-        state = ServiceState.from_world(load_world(world_path), db)
-    if signup_difficulty is not None:
-        state.set_signup_difficulty(signup_difficulty)
-    sock = _listening_socket(host, port)
-    app = create_app(state, page_size=page_size, latency_ms=latency_ms)
-    print(f"Pulumi Cloud emulator listening on {_url_of(sock)}", flush=True)
+    world = load_world(world_path)
     try:
-        uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how the emulator is meant to stop; uvicorn re-raises it once stopped
+        return ServiceState.from_world(world, db)
+    except sqlite3.Error as exc:
+        raise InvalidInputError(
+            f"cannot keep emulator state in {db}: {exc}",
+            hint="Pass a --db path in a folder that exists and can be written.",
+        ) from None
+
+
+@contextmanager
+def _stop_requested() -> Iterator[threading.Event]:
+    """An event that Ctrl-C (SIGINT) or SIGTERM sets, for the main thread to wait on; the
+    previous handlers come back afterwards."""
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
     finally:
-        state.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a stop cuts the requests in flight instead of letting them finish."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            if cycle is not None and not cycle.response_complete:
+                connection.transport.abort()
+        # uvicorn closes the idle connections (after what they were sending has left).
+        await super().shutdown(sockets)
 
 
 def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
@@ -159,18 +272,35 @@ def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on `host:port`; an address that does not resolve or cannot be
+    bound (taken, not this machine's, a port out of range) is refused with the reason."""
+    if not 0 <= port <= 65535:  # getaddrinfo would quietly take it modulo 65536
+        raise InvalidInputError(f"cannot listen on port {port}: ports run from 0 to 65535")
     # The protocol must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on connections
     # whose socket says so, and without it every keep-alive answer waits ~40 ms (Nagle).
-    family, kind, proto, _, _ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise InvalidInputError(
+            f"cannot listen on {host}:{port}: {_reason(exc)}",
+            hint="Pass a --host that names this machine, such as 127.0.0.1.",
+        ) from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind(address)
         sock.listen(128)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise InvalidInputError(
+            f"cannot listen on {host}:{port}: {_reason(exc)}",
+            hint="Pass another --port (0 picks a free one) or --host.",
+        ) from None
     return sock
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _url_of(sock: socket.socket) -> str:

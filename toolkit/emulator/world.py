@@ -180,6 +180,12 @@ def load_world(path: Path) -> World:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError(f"cannot read world file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"world file {path} is not UTF-8 text (byte {exc.start} is not), "
+            "so it is neither YAML nor JSON",
+            hint="Pass a world file in YAML or JSON (the README's 'Emulator and world files').",
+        ) from None
     try:
         if path.suffix == ".json" or text.lstrip().startswith("{"):
             document = json.loads(text)

@@ -1,0 +1,146 @@
+"""`pulumi-claim emulator` as a user runs it, in a process of its own: the fault options and a
+restart over the control API, and bad input refused with one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+WORLD = (
+    "users: [{login: u, token: tok-u, orgs: {o: admin}}]\n"
+    "orgs: {o: {stacks: [{project: p, stack: s}]}}\n"
+)
+AUTH = {"Authorization": "token tok-u"}
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "toolkit", "emulator", *args]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Path:
+    path = tmp_path / "world.yaml"
+    path.write_text(WORLD, encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """The emulator command running with `args`; its URL, read from its first line. It must
+    stop cleanly on Ctrl-C."""
+    child = subprocess.Popen(command(*args), stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        urls = re.findall(r"http://\S+", child.stdout.readline())
+        assert len(urls) == 1
+        yield urls[0]
+    finally:
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 0
+
+
+def test_fault_options_and_a_restart_that_keeps_the_db(world: Path, tmp_path: Path) -> None:
+    options = ["--fault-rate", "drop-after-apply=1", "--fault-rate", "500=0"]
+    options += ["--fault-seed", "7", "--fault-method", "POST", "--fault-path", ".*/rename"]
+    with (
+        serving("--world", str(world), "--db", str(tmp_path / "state.db"), *options) as url,
+        httpx.Client(base_url=url, headers=AUTH) as client,
+    ):
+        assert client.get("/api/stacks/o/p/s").status_code == 200  # a GET is spared
+        with pytest.raises(httpx.TransportError):
+            client.post("/api/stacks/o/p/s/rename", json={"newName": "renamed"})
+        rates = client.get("/_emulator/fault-rates").json()
+        assert rates["rates"]["seed"] == 7
+        assert (rates["considered"], rates["fired"]["dropAfterApply"]) == (1, 1)
+
+        assert client.post("/_emulator/restart").status_code == 202
+        restarts = 0
+        while restarts == 0:
+            with contextlib.suppress(httpx.TransportError):
+                restarts = client.get("/_emulator/restart").json()["restarts"]
+        assert client.get("/api/stacks/o/p/renamed").status_code == 200
+
+
+def test_latency_option_is_what_the_control_api_reads(world: Path) -> None:
+    with serving("--world", str(world), "--latency-ms", "5") as url:
+        assert httpx.get(f"{url}/_emulator/latency").json() == {"latencyMs": 5}
+
+
+def refused(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    return result
+
+
+def test_a_binary_world_file_is_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "world.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    result = refused("--world", str(binary))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: world file {binary} is not UTF-8 text")
+
+
+def test_a_db_that_cannot_be_created_is_refused(world: Path, tmp_path: Path) -> None:
+    result = refused("--world", str(world), "--db", str(tmp_path / "no" / "such" / "state.db"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot keep emulator state in ")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--port", "99999", "'--port': 99999 is not in the range 0<=x<=65535"),
+        ("--port", "-1", "'--port': -1 is not in the range 0<=x<=65535"),
+        ("--page-size", "0", "'--page-size': 0 is not in the range x>=1"),
+        ("--latency-ms", "-5", "'--latency-ms': -5.0 is not in the range x>=0"),
+        ("--fault-rate", "404=0.1", "'404=0.1': expected KIND=RATE with KIND one of 500"),
+        ("--fault-rate", "500=2", "'500=2': the rate must be a number from 0 to 1"),
+        ("--fault-rate", "500=lots", "'500=lots': the rate must be a number from 0 to 1"),
+        ("--retry-after", "-1", "'--retry-after': -1.0 is not in the range x>=0"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(
+    world: Path, option: str, value: str, message: str
+) -> None:
+    result = refused("--world", str(world), option, value)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_fault_rates_over_one_in_all_are_a_usage_error(world: Path) -> None:
+    result = refused("--world", str(world), "--fault-rate", "500=0.7", "--fault-rate", "503=0.5")
+    assert result.returncode == 2
+    assert "--fault-rate: the rates add up to 1.2, more than 1" in result.stderr
+
+
+def test_a_fault_path_that_is_no_regex_is_a_usage_error(world: Path) -> None:
+    result = refused("--world", str(world), "--fault-rate", "500=0.1", "--fault-path", "(")
+    assert result.returncode == 2
+    assert "--fault-path: not a regular expression" in result.stderr
+
+
+def test_a_host_that_does_not_resolve_is_refused(world: Path) -> None:
+    result = refused("--world", str(world), "--host", "no-such-host.invalid")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot listen on no-such-host.invalid:0: ")
+
+
+def test_a_port_in_use_is_refused(world: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = refused("--world", str(world), "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in result.stderr
