@@ -102,7 +102,7 @@ def workspace_processes(root: Path) -> dict[int, str]:
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # Gone, or another user's.
         homes = [
@@ -156,9 +156,12 @@ def test_no_file_holds_a_token_while_a_migrate_runs_or_after(
     assert workspace_folders(root) == []
 
 
-def commit_in_a_child_process(server: EmulatorServer, tmp_path: Path) -> subprocess.Popen[str]:
+def commit_in_a_child_process(
+    server: EmulatorServer, tmp_path: Path, *, ignoring_sigint: bool = False
+) -> subprocess.Popen[str]:
     """`pulumi-claim commit --strategy migrate` of the agent's stacks, run as a process of its
-    own whose runs directory is `tmp_path / "runs"` (so its workspace root is `root`)."""
+    own whose runs directory is `tmp_path / "runs"` (so its workspace root is `root`); with
+    `ignoring_sigint`, as a background job of a shell script starts it."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -169,8 +172,11 @@ def commit_in_a_child_process(server: EmulatorServer, tmp_path: Path) -> subproc
         "TMPDIR": str(tmp_path / "tmp"),
     }
     command = [sys.executable, "-m", "toolkit", "commit", "--from", AGENT_ORG, "--to", COMPANY_ORG]
+    command += ["--strategy", "migrate", "--yes"]
+    if ignoring_sigint:
+        command = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     return subprocess.Popen(
-        [*command, "--strategy", "migrate", "--yes"],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -213,12 +219,20 @@ def test_a_toolkit_killed_mid_migrate_leaves_no_pulumi_process_and_its_folders_a
         assert workspace_folders(root) == [Path(next_run.work_dir).parent]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("stop", "ignoring_sigint"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-with-SIGINT-ignored"],
+)
 def test_a_stopped_toolkit_finishes_the_stack_it_moves_and_leaves_nothing(
-    service: EmulatorServer, tmp_path: Path, root: Path, stop: signal.Signals
+    service: EmulatorServer,
+    tmp_path: Path,
+    root: Path,
+    stop: signal.Signals,
+    ignoring_sigint: bool,
 ) -> None:
     service.faults.hold(method="POST", path=IMPORT_PATH)
-    toolkit = commit_in_a_child_process(service, tmp_path)
+    toolkit = commit_in_a_child_process(service, tmp_path, ignoring_sigint=ignoring_sigint)
     try:
         wait_for_the_held_import(service, toolkit)
         toolkit.send_signal(stop)

@@ -740,5 +740,10 @@ def main() -> None:
 def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (`kill`, a service manager stopping the run) stops a run the way Ctrl-C does:
     no new stack starts, those under way finish or are undone, their workspaces are removed,
-    exit 130. Python's own default would end the process on the spot, leaving them behind."""
+    exit 130. Python's own default would end the process on the spot, leaving them behind.
+
+    As SIGINT, so that asyncio's own handler stops a running event loop in order; but where
+    SIGINT is ignored (a background job of a script), by raising KeyboardInterrupt here."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
