@@ -179,10 +179,10 @@ def _load_document(text: str, origin: str) -> object:
 def _entry_count(document: object) -> int:
     """How many renames a document asks for: the wire form's items, or the friendly form's
     entries over every section."""
+    if isinstance(document, _Pairs):  # a list too: tested first
+        return sum(len(entries) for _, entries in document if isinstance(entries, _Pairs))
     if isinstance(document, list):
         return len(document)
-    if isinstance(document, _Pairs):
-        return sum(len(entries) for _, entries in document if isinstance(entries, _Pairs))
     return 0
 
 
