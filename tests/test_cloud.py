@@ -461,9 +461,9 @@ def test_credentials_defaults(tmp_path: Path) -> None:
 
 
 def test_explicit_url_wins_over_environment(tmp_path: Path) -> None:
-    env = {"PULUMI_BACKEND_URL": "http://env.example", "PULUMI_ACCESS_TOKEN": "tok"}
-    creds = load_credentials("http://flag.example/", env=env, home=tmp_path)
-    assert creds.api_url == "http://flag.example"
+    env = {"PULUMI_BACKEND_URL": "https://env.example", "PULUMI_ACCESS_TOKEN": "tok"}
+    creds = load_credentials("https://flag.example/", env=env, home=tmp_path)
+    assert creds.api_url == "https://flag.example"
 
 
 def test_destination_token_from_cli_login_for_that_url(tmp_path: Path) -> None:
@@ -484,9 +484,9 @@ def test_environment_token_wins_over_cli_login(tmp_path: Path) -> None:
 
 
 def test_pulumi_home_locates_cli_login(tmp_path: Path) -> None:
-    write_cli_login(tmp_path / "elsewhere", {"http://svc": "tok-svc"}, "http://svc")
+    write_cli_login(tmp_path / "elsewhere", {"https://svc": "tok-svc"}, "https://svc")
     env = {"PULUMI_HOME": str(tmp_path / "elsewhere" / ".pulumi")}
-    creds = load_credentials("http://svc", env=env, home=tmp_path / "nobody")
+    creds = load_credentials("https://svc", env=env, home=tmp_path / "nobody")
     assert creds.destination_token == "tok-svc"
 
 

@@ -78,7 +78,7 @@ def test_a_runs_directory_that_is_a_file_is_refused_before_anything_changes(
     ):
         result = run_cli(server, *command)
         assert result.exit_code == 1, command
-        assert f"the runs directory {runs_dir} is not a directory" in result.stderr
+        assert f"the runs folder {runs_dir} is a file, not a folder" in result.stderr
         assert "Traceback" not in result.stderr
     assert snapshot(server) == before
 

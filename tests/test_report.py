@@ -392,3 +392,36 @@ def test_human_reports_leave_the_transfer_token_out() -> None:
     human: tuple[Format, ...] = ("table", "markdown", "html")
     for fmt in human:
         assert "xfer-secret-handle" not in render(document, fmt, CONTEXT)
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+ACCESS_TOKEN = "pul-" + "5e" * 20
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tokens_are_masked_in_every_format_even_where_a_narrow_table_wraps(fmt: Format) -> None:
+    """A service's failure text that quotes a token, and a notice that names a given secret:
+    masked before any layout, so a table 40 columns wide cannot split them past the mask."""
+    document = claim(
+        ENTITIES,
+        failures=[
+            TransferEntityFailure(
+                entity=INSIGHTS, failure_details=f"token {ACCESS_TOKEN} may not read this"
+            )
+        ],
+    )
+    context = dataclasses.replace(CONTEXT, notices=("tok-given-secret was used",))
+    output = render(document, fmt, context, width=40, secrets=["tok-given-secret"])
+    buffer = StringIO()
+    print_report(document, fmt, context, Console(file=buffer, width=40), secrets=["tok-given"])
+    for shown in (output, buffer.getvalue()):
+        for fragment in (ACCESS_TOKEN[:12], ACCESS_TOKEN[-12:], "tok-given"):
+            assert fragment not in shown.replace("\n", "").replace(" ", ""), fragment
+    if fmt != "json":
+        assert "***" in output.replace("\\", "")  # Markdown escapes it
+
+
+def test_a_secret_that_spells_a_style_does_not_break_the_table() -> None:
+    output = render(DOCUMENT, "table", CONTEXT, secrets=["good", "move", "bad!"])
+    assert "Outcome:" in output

@@ -19,6 +19,8 @@ from toolkit.models import (
     TransferEntityStack,
 )
 from toolkit.resolution_map import (
+    MAX_MAP_BYTES,
+    MAX_MAP_ENTRIES,
     ResolutionMap,
     format_resolution_map,
     load_resolution_map,
@@ -201,6 +203,55 @@ def test_load_reads_a_file_and_names_it_in_problems(tmp_path: Path) -> None:
     assert [describe(r) for r in loaded.renames] == ["stack web/dev"]
     (problem,) = loaded.problems
     assert problem.startswith(f"{path}: stacks: ")
+
+
+# --- Maps beyond any sane size, and files that are no text --------------------------------------
+
+
+def test_a_file_over_10_mb_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as file:
+        file.truncate(MAX_MAP_BYTES + 1)  # sparse: no 10 MB written, none parsed
+    with pytest.raises(ResolutionMapError, match="larger than 10 MB"):
+        load_resolution_map(path)
+    path.write_bytes(b"stacks:\n  web/dev: web/dev-agent\n".ljust(MAX_MAP_BYTES, b" "))
+    assert len(load_resolution_map(path).renames) == 1
+
+
+@pytest.mark.parametrize("form", ["friendly", "wire"])
+def test_more_than_100000_entries_are_refused_before_any_is_read(form: str) -> None:
+    count = MAX_MAP_ENTRIES + 1
+    if form == "friendly":
+        names = {f"web/s{number}": f"web/s{number}-agent" for number in range(count)}
+        text = json.dumps({"stacks": names})
+    else:
+        text = json.dumps([{}] * count)  # entries that would each be a problem
+    with pytest.raises(ResolutionMapError, match="100,001 entries, more than the 100,000") as e:
+        parse_resolution_map(text)
+    assert len(e.value.problems) == 1
+
+
+def test_a_binary_file_is_refused_as_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ResolutionMapError, match=r"not UTF-8 text \(byte 0x89 at offset 0\)"):
+        load_resolution_map(path)
+
+
+def test_yaml_aliases_are_refused_so_a_few_bytes_cannot_expand_to_millions() -> None:
+    levels = ["- &l0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"- &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]" for level in range(1, 9)
+    ]
+    with pytest.raises(ResolutionMapError, match="aliases"):
+        parse_resolution_map("\n".join(levels))
+    with pytest.raises(ResolutionMapError, match="aliases"):
+        parse_resolution_map("base: &b {web/dev: web/x}\nstacks:\n  <<: *b\n")
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"stacks": ' * 100_000, "- [" * 5_000])
+def test_a_document_nested_too_deeply_is_refused(text: str) -> None:
+    with pytest.raises(ResolutionMapError):
+        parse_resolution_map(text)
 
 
 # --- Formatting ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,15 +64,30 @@ class Settings:
     api_url: str | None
     verbose: int
     quiet: bool
+    insecure: bool = False
+    secrets: set[str] = field(default_factory=set, repr=False)
+    """The run's tokens and passphrases once loaded: masked in logs, errors and reports."""
 
-    def credentials(self, claim_file: Path | None = None) -> Credentials:
-        """The tokens of this run; a claim token found at the pulumi CLI's default location
-        (when neither --claim-file nor PULUMI_CLAIM_TOKEN gives one) is said on stderr."""
-        from toolkit.credentials import load_credentials
+    def credentials(self, target: ClaimTarget, claim_file: Path | None = None) -> Credentials:
+        """The tokens of this run, for `target`. A claim token found at the pulumi CLI's default
+        location (when neither --claim-file nor PULUMI_CLAIM_TOKEN gives one) is said on
+        stderr, and so are the URLs that --insecure lets tokens travel to in cleartext."""
+        from toolkit.credentials import is_cleartext_remote, load_credentials
 
         credentials = load_credentials(
-            self.api_url, claim_file=claim_file, discover_claim_file=True
+            self.api_url,
+            claim_file=claim_file,
+            discover_claim_file=True,
+            allow_insecure=self.insecure,
         )
+        self.secrets.update(credentials.secrets)
+        urls = (credentials.api_url, target.source_backend, target.destination_backend)
+        cleartext = sorted({url for url in urls if url and is_cleartext_remote(url)})
+        if cleartext:
+            click.echo(
+                f"warning: --insecure: tokens travel unencrypted to {', '.join(cleartext)}",
+                err=True,
+            )
         if credentials.claim_file and credentials.claim_file.discovered and not self.quiet:
             click.echo(f"using {credentials.claim_token_origin}", err=True)
         return credentials
@@ -91,11 +106,13 @@ class ClaimGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from toolkit.errors import ClaimError
+        from toolkit.redaction import redact
 
         try:
             return super().invoke(ctx)
         except ClaimError as error:
-            click.echo(f"error: {error}", err=True)
+            secrets = ctx.obj.secrets if isinstance(ctx.obj, Settings) else ()
+            click.echo(f"error: {redact(str(error), secrets)}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -108,11 +125,16 @@ class ClaimGroup(click.Group):
     metavar="URL",
     help="Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow http:// URLs to other machines than this one; tokens then travel unencrypted.",
+)
 @click.option("-v", "--verbose", count=True, help="Show each request (-vv: more detail).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the report and errors.")
 @click.version_option(package_name="pulumi-claim", prog_name="pulumi-claim")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, quiet: bool) -> None:
     """Move Pulumi stacks from one Pulumi Cloud organization into another.
 
     Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
@@ -125,15 +147,21 @@ def cli(ctx: click.Context, api_url: str | None, verbose: int, quiet: bool) -> N
     conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
     reported).
     """
+    settings = Settings(api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure)
     if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
+        from toolkit.redaction import RedactingFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            RedactingFormatter("%(levelname)s %(name)s: %(message)s", settings.secrets)
         )
-        # httpx logs whole URLs, and the claim-token validation URL holds a secret.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    ctx.obj = Settings(api_url=api_url, verbose=verbose, quiet=quiet)
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO, handlers=[handler]
+        )
+        if verbose < 2:
+            # One line per request comes from the toolkit's own client; httpx's repeats it.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx.obj = settings
 
 
 def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,7 +178,14 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         from toolkit.plan import ClaimTarget
 
-        target = ClaimTarget(source_org, destination_org, source_backend, destination_backend)
+        settings = click.get_current_context().find_object(Settings)
+        target = ClaimTarget(
+            source_org,
+            destination_org,
+            source_backend,
+            destination_backend,
+            allow_insecure=settings is not None and settings.insecure,
+        )
         return command(*args, target=target, **kwargs)
 
     options = [
@@ -177,13 +212,31 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return with_target
 
 
+def output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--output FILE, checked writable before the command does anything (a commit never runs
+    to the end only to find it cannot write its report)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_checked_output(*args: Any, output: Path | None, **kwargs: Any) -> Any:
+            from toolkit.private_files import check_output_path
+
+            if output is not None:
+                check_output_path(output)
+            return command(*args, output=output, **kwargs)
+
+        return click.option(
+            "--output",
+            "-o",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=help_text,
+        )(with_checked_output)
+
+    return decorate
+
+
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option(
-        "--output",
-        "-o",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Write the report to FILE instead of printing it.",
-    )(command)
+    command = output_option("Write the report to FILE instead of printing it.")(command)
     return click.option(
         "--format",
         "fmt",
@@ -249,9 +302,9 @@ def preview(
     conflicts; with claim-api, anything the service cannot move), 4 when some entities would
     be reported as failures.
     """
-    plan = _plan(settings.credentials(claim_file), target, resolutions, strategy)
+    plan = _plan(settings.credentials(target, claim_file), target, resolutions, strategy)
     document = plan.to_claim_response()
-    _report(document, plan, "preview", fmt, output)
+    _report(settings, document, plan, "preview", fmt, output)
     sys.exit(exit_code(document, plan.strategy))
 
 
@@ -306,11 +359,14 @@ def commit(
     nothing and says so. One run per source org at a time.
     """
     from toolkit.journal import default_runs_dir
+    from toolkit.private_files import check_runs_dir
     from toolkit.progress_display import ProgressDisplay
     from toolkit.runs import ClaimRequest, commit_request, map_identity, stop_on_signals
     from toolkit.strategies import StopSignal
 
-    credentials = settings.credentials(claim_file)
+    runs_dir = default_runs_dir()
+    check_runs_dir(runs_dir, writable=True)
+    credentials = settings.credentials(target, claim_file)
     resolution_map, map_text = _resolution_map(resolutions)
     request = ClaimRequest(
         target=target,
@@ -341,7 +397,7 @@ def commit(
                 return await commit_request(
                     credentials,
                     request,
-                    runs_dir=default_runs_dir(),
+                    runs_dir=runs_dir,
                     on_progress=show_progress,
                     break_lock=break_lock,
                     new_run=new_run,
@@ -356,7 +412,7 @@ def commit(
             f"nothing to do: run {outcome.run_id} finished this commit already "
             "(pass --new-run to plan it afresh)"
         )
-    _report(outcome.document, outcome.plan, "commit", fmt, output)
+    _report(settings, outcome.document, outcome.plan, "commit", fmt, output)
     if outcome.interrupted:
         click.echo(
             f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
@@ -376,12 +432,7 @@ def commit(
     show_default=True,
     help="Appended to each conflicting name to make the new name.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the map to FILE (default: print it).",
-)
+@output_option("Write the map to FILE (default: print it).")
 @pass_settings
 def resolve(
     settings: Settings,
@@ -397,12 +448,12 @@ def resolve(
     from toolkit.claim import suggest_resolutions
     from toolkit.resolution_map import format_resolution_map
 
-    credentials = settings.credentials(claim_file)
+    credentials = settings.credentials(target, claim_file)
     suggestion, conflicts = _run(suggest_resolutions(credentials, target, suffix=suffix))
     text = format_resolution_map(suggestion.renames)
     console = settings.progress_console()
     if output:
-        output.write_text(text, encoding="utf-8")
+        _write_file(output, text)
         console.print(
             f"wrote {len(suggestion.renames)} rename(s) for {conflicts} conflict(s) to {output}"
         )
@@ -413,15 +464,19 @@ def resolve(
 @cli.command()
 @click.argument("run", required=False)
 @output_options
-def status(run: str | None, fmt: str | None, output: Path | None) -> None:
+@pass_settings
+def status(settings: Settings, run: str | None, fmt: str | None, output: Path | None) -> None:
     """Show what a commit did (or was doing when it stopped): the newest run, or RUN.
 
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
     """
     from toolkit.journal import default_runs_dir, read_run
+    from toolkit.private_files import check_runs_dir
     from toolkit.report import ReportContext
 
-    record = read_run(default_runs_dir(), run)
+    runs_dir = default_runs_dir()
+    check_runs_dir(runs_dir, writable=False)
+    record = read_run(runs_dir, run)
     document = record.result or record.plan
     context = ReportContext(
         mode="commit",
@@ -432,7 +487,7 @@ def status(run: str | None, fmt: str | None, output: Path | None) -> None:
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
     )
-    _emit(document, context, fmt, output)
+    _emit(settings, document, context, fmt, output)
     sys.exit(exit_code(document, record.strategy) if record.finished else 1)
 
 
@@ -688,6 +743,7 @@ def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> Non
 
 
 def _report(
+    settings: Settings,
     document: AgentClaimResponse,
     plan: ClaimPlan,
     mode: Mode,
@@ -696,21 +752,41 @@ def _report(
 ) -> None:
     from toolkit.report import report_context
 
-    _emit(document, report_context(plan, mode, document), fmt, output)
+    _emit(settings, document, report_context(plan, mode, document), fmt, output)
 
 
 def _emit(
-    document: AgentClaimResponse, context: ReportContext, fmt: str | None, output: Path | None
+    settings: Settings,
+    document: AgentClaimResponse,
+    context: ReportContext,
+    fmt: str | None,
+    output: Path | None,
 ) -> None:
+    """The report, its tokens masked, to `output` (readable by the user only) or stdout."""
     from toolkit.report import print_report, render
 
     chosen = _format(fmt, output)
+    secrets = settings.secrets
     if output:
-        output.write_text(render(document, chosen, context), encoding="utf-8")
+        _write_file(output, render(document, chosen, context, secrets=secrets))
     elif chosen == "table":
-        print_report(document, chosen, context, _stdout_console())
+        print_report(document, chosen, context, _stdout_console(), secrets=secrets)
     else:
-        click.echo(render(document, chosen, context), nl=False)
+        click.echo(render(document, chosen, context, secrets=secrets), nl=False)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """`text` into `path`, 0600 (`write_private_text`); a failure is an error, not a traceback."""
+    from toolkit.errors import InvalidInputError
+    from toolkit.private_files import write_private_text
+
+    try:
+        write_private_text(path, text)
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot write {path}: {error.strerror or error}",
+            hint="Name a file in an existing folder you can write to.",
+        ) from None
 
 
 def _format(fmt: str | None, output: Path | None) -> Format:

@@ -50,6 +50,7 @@ from toolkit.models import (
     TransferStackRequest,
     User,
 )
+from toolkit.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -402,10 +403,9 @@ class CloudClient:
         )
 
     def _redact(self, text: str, secrets: Sequence[str]) -> str:
-        for secret in (self._token, *secrets):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """`text` from the service or the network, masked by the toolkit's one rule, with
+        this client's token and the call's own `secrets`."""
+        return redact(text, (self._token, *secrets))
 
 
 def _stack_path(org: str, project: str, stack: str) -> str:

@@ -8,6 +8,7 @@ one, which is enough when one person administers both orgs. The agent's claim to
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -25,6 +26,11 @@ DEFAULT_AGENT_DIR = Path("/tmp/.pulumi")
 """Where the pulumi CLI keeps an agent account's files on Linux and macOS."""
 
 _CLOUD_SCHEMES = frozenset({"http", "https"})
+
+INSECURE_HINT = (
+    "Use an https:// URL; or, knowing that the token then travels unencrypted, pass --insecure "
+    "(allow_insecure=True from Python)."
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,18 @@ class Credentials:
     """Of a self-managed source backend (`PULUMI_CLAIM_SOURCE_PASSPHRASE`, else the above)."""
     claim_file: ClaimFile | None = None
     """Where `claim_token` came from when it was read from a claim file."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every token and passphrase of this run, for `toolkit.redaction.redact` to mask."""
+        values = (
+            self.destination_token,
+            self.source_token,
+            self.claim_token,
+            self.destination_passphrase,
+            self.source_passphrase,
+        )
+        return tuple(value for value in values if value)
 
     @property
     def claim_token_origin(self) -> str:
@@ -103,16 +121,20 @@ def load_credentials(
     *,
     claim_file: Path | None = None,
     discover_claim_file: bool = False,
+    allow_insecure: bool = False,
 ) -> Credentials:
     """Resolve URL and tokens from the explicit value, the environment, then the CLI's login.
 
     `env` defaults to the process environment and `home` to the user's home directory. The
     claim token is read from `claim_file` when given, else from `PULUMI_CLAIM_TOKEN`, else
     (with `discover_claim_file`, as the command line does) from the pulumi CLI's claim file at
-    its default location (`default_claim_file`) when there is one.
+    its default location (`default_claim_file`) when there is one. An `http://` URL to another
+    machine is refused unless `allow_insecure` (`require_secure_url`).
     """
     env = os.environ if env is None else env
     url = (api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL).rstrip("/")
+    origin = "--api-url" if api_url else "PULUMI_BACKEND_URL"
+    require_secure_url(url, origin, allow_insecure=allow_insecure)
     claim_token = env.get("PULUMI_CLAIM_TOKEN") or None
     found: ClaimFile | None = None
     if claim_file is not None:
@@ -137,6 +159,39 @@ def load_credentials(
         destination_passphrase=passphrase,
         source_passphrase=env.get("PULUMI_CLAIM_SOURCE_PASSPHRASE") or passphrase,
         claim_file=found,
+    )
+
+
+def is_cleartext_remote(url: str) -> bool:
+    """An `http://` URL to another machine than this one (loopback: 127.0.0.0/8, ::1,
+    `localhost`): whatever is sent there, tokens included, can be read on the way."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return url.lower().startswith("http:")
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return False
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return True
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return not address.is_loopback
+
+
+def require_secure_url(url: str, origin: str, *, allow_insecure: bool) -> None:
+    """Refuse, before anything is sent, a service URL that would carry tokens in cleartext
+    over the network (`is_cleartext_remote`), unless the caller allows it knowingly.
+    `origin` names where the URL came from (an option or a variable)."""
+    if allow_insecure or not is_cleartext_remote(url):
+        return
+    raise InvalidInputError(
+        f"refusing to send tokens in cleartext to {url} (from {origin}); nothing was sent.",
+        hint=INSECURE_HINT,
     )
 
 

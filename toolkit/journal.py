@@ -25,8 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolkit.errors import InvalidInputError
-from toolkit.files import private_dir, private_file
 from toolkit.models import AgentClaimResponse
+from toolkit.private_files import (
+    check_runs_dir,
+    make_private_dir,
+    make_private_file,
+    write_private_text,
+)
 from toolkit.redaction import redact
 
 if TYPE_CHECKING:
@@ -168,9 +173,8 @@ class Journal:
         started = _now()
         run_id = f"{started.replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
         run_dir = runs_dir / run_id
-        private_dir(run_dir)
-        path = run_dir / JOURNAL_FILE
-        private_file(path)
+        make_private_dir(run_dir)
+        path = make_private_file(run_dir / JOURNAL_FILE)
         journal = cls(_connect(path), run_id, path)
         with journal._db:
             journal._db.executescript(_SCHEMA)
@@ -193,10 +197,8 @@ class Journal:
                 ),
             )
         journal._new_attempt()
-        private_dir(runs_dir / KEYS_DIR)
-        key_file = runs_dir / KEYS_DIR / run_key
-        private_file(key_file)
-        key_file.write_text(run_id, encoding="utf-8")
+        make_private_dir(runs_dir / KEYS_DIR)
+        write_private_text(runs_dir / KEYS_DIR / run_key, run_id)
         return journal
 
     @classmethod
@@ -281,7 +283,7 @@ class Journal:
 
 def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
     """The run named `run_id`, or the newest one in `runs_dir`."""
-    check_runs_dir(runs_dir)
+    check_runs_dir(runs_dir, writable=False)
     run_dir = runs_dir / run_id if run_id else _newest(runs_dir)
     path = run_dir / JOURNAL_FILE
     if not path.is_file():
@@ -299,15 +301,6 @@ def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
         return None
     path = runs_dir / key_file.read_text(encoding="utf-8").strip() / JOURNAL_FILE
     return _read(path) if path.is_file() else None
-
-
-def check_runs_dir(runs_dir: Path) -> None:
-    """Refuse a runs directory that cannot be one (a file, say) before anything is done."""
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise InvalidInputError(
-            f"the runs directory {runs_dir} is not a directory.",
-            hint="Point PULUMI_CLAIM_RUNS_DIR at a directory (it is created if missing).",
-        )
 
 
 def _read(path: Path) -> RunRecord:

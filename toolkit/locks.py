@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Self
 
 from toolkit.errors import RunLockedError
-from toolkit.files import private_dir
+from toolkit.private_files import make_private_dir
 
 LOCKS_DIR = "locks"
 STALE_AFTER = timedelta(hours=24)
@@ -142,7 +142,8 @@ class OrgLock:
 
 
 def lock_path(runs_dir: Path, source: str) -> Path:
-    folder = private_dir(runs_dir / LOCKS_DIR)
+    folder = runs_dir / LOCKS_DIR
+    make_private_dir(folder)
     return folder / f"{hashlib.sha256(source.encode()).hexdigest()[:32]}.lock"
 
 

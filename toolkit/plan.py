@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from toolkit.credentials import BackendIdentity, Credentials
+from toolkit.credentials import BackendIdentity, Credentials, require_secure_url
 from toolkit.entities import (
     KINDS,
     MAX_NAME_LENGTH,
@@ -277,15 +277,23 @@ class ClaimTarget:
 
     Both sides live at the credentials' API URL unless a backend URL says otherwise: another
     Pulumi Cloud, or a self-managed backend such as `file:///path` (whose only org is
-    `organization`). Only the `migrate` strategy can move between two backends.
+    `organization`). Only the `migrate` strategy can move between two backends. An `http://`
+    backend on another machine is refused unless `allow_insecure` (`require_secure_url`).
     """
 
     source_org: str
     destination_org: str
     source_backend: str | None = None
     destination_backend: str | None = None
+    allow_insecure: bool = False
 
     def __post_init__(self) -> None:
+        for url, origin in (
+            (self.source_backend, "--source-backend"),
+            (self.destination_backend, "--destination-backend"),
+        ):
+            if url:
+                require_secure_url(url, origin, allow_insecure=self.allow_insecure)
         if (self.source_org, self.source_backend) == (
             self.destination_org,
             self.destination_backend,

@@ -1,19 +1,127 @@
-"""The one place tokens are masked before text leaves the process."""
+"""The one rule for masking secrets, wherever text leaves the process.
+
+Log lines, error messages and reports go through `redact` before anyone can read them. It masks
+what it recognises without being told: Pulumi access tokens (`pul-` and 40 hex digits), the
+emulator's claim tokens (48 hex digits), and whatever follows `/claim/` in a claim link or
+`/api/agents/signup/validate/` in the claim-validation path (the real service's claim tokens
+have no published shape, so they are recognised by where they stand). And it masks every secret
+it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-_TOKEN_PATTERNS = (re.compile(r"pul-[0-9a-f]{40}"), re.compile(r"\b[0-9a-f]{48}\b"))
-MASK = "****"
+__all__ = [
+    "CODE_FIELD",
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "RedactingFormatter",
+    "redact",
+    "redact_strings",
+]
+
+T = TypeVar("T")
+
+MASK = "***"
+
+CODE_FIELD: Mapping[str, object] = MappingProxyType({"redact": False})
+"""Metadata of a dataclass field that holds a code the program looks up (a style, a kind),
+never text from outside: `redact_strings` leaves it alone, so that a secret that happens to
+spell a code cannot break the lookup."""
+
+MIN_SECRET_LENGTH = 4
+"""Given secrets shorter than this are not masked: they would be guessed sooner than read, and
+masking every `abc` would garble names in reports and logs."""
+
+_RECOGNISED = re.compile(
+    # The API's own `/api/agents/{org}/claim/...` paths hold no secret: kept as they are, and
+    # consumed so that the next alternative does not take `status` for a claim token.
+    r"(?P<api_claim>/api/agents/[^/?#\s]+/claim/)"
+    r"|(?P<prefix>/claim/|/api/agents/signup/validate/)(?P<token>[^/?#\s\"'<>&()\[\]]+)"
+    r"|pul-[0-9a-fA-F]{40}"
+    r"|(?<![0-9a-fA-F])[0-9a-fA-F]{48}(?![0-9a-fA-F])"
+)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with every access token, claim token and given secret replaced by a mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(MASK, text)
-    return text
+    """`text` with every token the toolkit recognises, and every one of `secrets`, masked."""
+    return _masker(secrets)(text)
+
+
+def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
+    """`value` with `redact` applied to every string in it: through dataclasses, tuples, lists
+    and dicts (keys too), so that a report's rows are masked before any layout wraps a token
+    across lines. Anything else is kept as it is."""
+    mask = _masker(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if isinstance(item, tuple | list):
+            return type(item)(walk(part) for part in item)
+        if isinstance(item, dict):
+            return {walk(key): walk(part) for key, part in item.items()}
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            changes = {
+                field.name: walk(getattr(item, field.name))
+                for field in dataclasses.fields(item)
+                if field.init and field.metadata.get("redact", True)
+            }
+            return dataclasses.replace(item, **changes)
+        return item
+
+    result: T = walk(value)
+    return result
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line, traceback included, goes through `redact`.
+
+    `secrets` is read at each line, so a collection the caller adds to later (the tokens are
+    known only once the credentials are loaded) masks those too.
+    """
+
+    def __init__(self, fmt: str, secrets: Collection[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
+def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
+    """The function that masks `secrets` and the recognised tokens, compiled once."""
+    forms = {
+        form
+        for secret in secrets
+        if len(secret) >= MIN_SECRET_LENGTH
+        for form in (secret, quote(secret, safe=""))
+    }
+    # Longest first, so that a secret holding another one is masked whole.
+    given = (
+        re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
+        if forms
+        else None
+    )
+
+    def mask(text: str) -> str:
+        if given is not None:
+            text = given.sub(MASK, text)
+        return _RECOGNISED.sub(_mask_recognised, text)
+
+    return mask
+
+
+def _mask_recognised(match: re.Match[str]) -> str:
+    if match["api_claim"]:
+        return match["api_claim"]
+    if match["prefix"]:
+        return match["prefix"] + MASK
+    return MASK

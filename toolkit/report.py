@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from io import StringIO
@@ -34,6 +35,7 @@ from toolkit.models import (
 )
 from toolkit.plan import Strategy, is_blocked, unblocking_step
 from toolkit.progress import UNKNOWN_OUTCOME
+from toolkit.redaction import CODE_FIELD, redact_strings
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -76,12 +78,18 @@ class ReportContext:
 
 
 def render(
-    document: AgentClaimResponse, fmt: Format, context: ReportContext, *, width: int = 100
+    document: AgentClaimResponse,
+    fmt: Format,
+    context: ReportContext,
+    *,
+    width: int = 100,
+    secrets: Iterable[str] = (),
 ) -> str:
-    """The report as text; `width` only shapes the table format."""
+    """The report as text, every token masked (`toolkit.redaction`, with `secrets` too);
+    `width` only shapes the table format."""
     if fmt == "json":
-        return json.dumps(document.to_wire(), indent=2) + "\n"
-    view = build_view(document, context)
+        return json.dumps(redact_strings(document.to_wire(), secrets), indent=2) + "\n"
+    view = build_view(document, context, secrets)
     if fmt == "markdown":
         return _render_markdown(view)
     if fmt == "html":
@@ -105,13 +113,19 @@ def render(
 
 
 def print_report(
-    document: AgentClaimResponse, fmt: Format, context: ReportContext, console: Console
+    document: AgentClaimResponse,
+    fmt: Format,
+    context: ReportContext,
+    console: Console,
+    *,
+    secrets: Iterable[str] = (),
 ) -> None:
-    """Print to `console`: the table with the console's colours, other formats verbatim."""
+    """Print to `console`: the table with the console's colours, other formats verbatim;
+    tokens masked as `render` masks them."""
     if fmt == "table":
-        console.print(_table_renderable(build_view(document, context)))
+        console.print(_table_renderable(build_view(document, context, secrets)))
     else:
-        console.out(render(document, fmt, context), end="", highlight=False)
+        console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)
 
 
 def report_context(
@@ -172,7 +186,7 @@ class InventoryRow:
     resources: str
     last_update: str
     action: str
-    action_kind: ActionKind
+    action_kind: ActionKind = field(metadata=CODE_FIELD)
 
 
 @dataclass(frozen=True)
@@ -194,7 +208,7 @@ class FailureRow:
 class Count:
     label: str
     value: int
-    tone: Tone
+    tone: Tone = field(metadata=CODE_FIELD)
 
 
 @dataclass(frozen=True)
@@ -211,12 +225,15 @@ class ReportView:
     next_steps: tuple[str, ...]
     """For a blocked claim: what to do about each entity that blocks it."""
     outcome: str
-    outcome_tone: Tone
+    outcome_tone: Tone = field(metadata=CODE_FIELD)
     conflict_hint: str = CONFLICT_HINT
 
 
-def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportView:
-    """Flatten the document into rows, one per entity, sorted by kind then name."""
+def build_view(
+    document: AgentClaimResponse, context: ReportContext, secrets: Iterable[str] = ()
+) -> ReportView:
+    """Flatten the document into rows, one per entity, sorted by kind then name; every text
+    in them masked (`toolkit.redaction.redact_strings`) before a layout can wrap a token."""
     conflicts = {entity_key(entity): entity for entity in document.conflicts}
     failed = {entity_key(failure.entity) for failure in document.failures}
 
@@ -261,7 +278,7 @@ def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportVi
     )
     blocked = is_blocked(document, context.strategy)
     window_warning = _claim_window_warning(document, context)
-    return ReportView(
+    view = ReportView(
         title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
         header=_header(document, context),
         counts=counts,
@@ -273,6 +290,7 @@ def build_view(document: AgentClaimResponse, context: ReportContext) -> ReportVi
         outcome=context.outcome,
         outcome_tone="bad" if blocked else "warn" if failure_rows else "good",
     )
+    return redact_strings(view, secrets)
 
 
 def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:

@@ -30,6 +30,12 @@ _SECTIONS = {
     )
 }
 
+MAX_MAP_BYTES = 10_000_000
+"""A map file larger than this (10 MB) is refused unread: 100,000 renames in the friendly form
+take some 7 MB and 10 seconds to parse; much more would take minutes and gigabytes."""
+MAX_MAP_ENTRIES = 100_000
+"""More renames than this in one map are refused before any entry is checked."""
+
 _RENAME_ADAPTER: TypeAdapter[RenameEntity] = TypeAdapter(
     Annotated[RenameEntity, Field(discriminator="kind")]
 )
@@ -56,7 +62,17 @@ class _Pairs(list[tuple[object, object]]):
 
 
 class _PairsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML's safe loader (libyaml's when present), except that mappings come back as `_Pairs`."""
+    """YAML's safe loader (libyaml's when present), except that mappings come back as `_Pairs`
+    and aliases are refused."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        """A node met a second time is an alias (`*name`, or a `<<` merge of one): no map
+        needs one, and a few hundred bytes of aliases of aliases expand to millions of values."""
+        if node in self.constructed_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "anchors and aliases (& and *) are not allowed", node.start_mark
+            )
+        return super().construct_object(node, deep)
 
 
 def _construct_pairs(loader: SafeConstructor, node: yaml.MappingNode) -> _Pairs:
@@ -76,9 +92,21 @@ def parse_resolution_map(text: str, *, origin: str = "resolution map") -> Resolu
     Raises `ResolutionMapError` when the document as a whole cannot be read; a malformed single
     entry becomes one of the map's `problems` instead.
     """
+    try:
+        return _parse_document(text, origin)
+    except RecursionError:
+        raise ResolutionMapError([f"{origin}: nested too deeply to be a resolution map"]) from None
+
+
+def _parse_document(text: str, origin: str) -> ResolutionMap:
     document = _load_document(text, origin)
     if document is None:
         return ResolutionMap.empty()
+    entries = _entry_count(document)
+    if entries > MAX_MAP_ENTRIES:
+        raise ResolutionMapError(
+            [f"{origin}: {entries:,} entries, more than the {MAX_MAP_ENTRIES:,} a map may hold"]
+        )
     if isinstance(document, _Pairs):
         return _parse_friendly(document, origin)
     if isinstance(document, list):
@@ -97,15 +125,30 @@ def load_resolution_map(path: Path) -> ResolutionMap:
 
 
 def read_resolution_map(path: Path) -> tuple[ResolutionMap, str]:
-    """The map file at `path`, parsed, and the text it holds (which identifies a run)."""
+    """The map file at `path`, parsed, and the text it holds (which identifies a run); one over
+    `MAX_MAP_BYTES`, or not UTF-8 text, is refused before it is parsed (and only that much of
+    it is ever read)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        with path.open("rb") as file:
+            content = file.read(MAX_MAP_BYTES + 1)
+    except OSError as error:
         raise InvalidInputError(
-            f"cannot read the resolution map {path}: {reason}",
+            f"cannot read the resolution map {path}: {error.strerror or error}",
             hint="Check the path given to --resolutions.",
-        ) from error
+        ) from None
+    if len(content) > MAX_MAP_BYTES:
+        raise ResolutionMapError(
+            [f"{path}: larger than {MAX_MAP_BYTES // 1_000_000} MB, more than any claim needs"]
+        )
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ResolutionMapError(
+            [
+                f"{path}: not UTF-8 text (byte 0x{content[error.start]:02x} at offset "
+                f"{error.start}); a resolution map is a YAML or JSON file"
+            ]
+        ) from None
     return parse_resolution_map(text, origin=str(path)), text
 
 
@@ -137,6 +180,16 @@ def _load_document(text: str, origin: str) -> object:
         return yaml.load(text, Loader=_PairsLoader)
     except (yaml.YAMLError, ValueError) as error:  # ValueError: a date like 2026-13-45
         raise ResolutionMapError([f"{origin}: not valid YAML or JSON: {error}"]) from error
+
+
+def _entry_count(document: object) -> int:
+    """How many renames a document asks for: the wire form's items, or the friendly form's
+    entries over every section."""
+    if isinstance(document, _Pairs):  # a list too: tested first
+        return sum(len(entries) for _, entries in document if isinstance(entries, _Pairs))
+    if isinstance(document, list):
+        return len(document)
+    return 0
 
 
 def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:

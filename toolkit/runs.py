@@ -29,10 +29,11 @@ from pathlib import Path
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
-from toolkit.journal import Journal, RunRecord, check_runs_dir, find_run
+from toolkit.journal import Journal, RunRecord, find_run
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, is_blocked
+from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.strategies import StopSignal
@@ -111,7 +112,7 @@ async def commit_request(
     called before anything changes (it raises to refuse); `on_run(run_id, resumed)` once the
     run has its journal.
     """
-    check_runs_dir(runs_dir)
+    check_runs_dir(runs_dir, writable=True)
     key = run_key(credentials, request)
     source = request.target.source_identity(credentials)
     holder = LockHolder.this_process("starting", key, _command())
