@@ -12,6 +12,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from agent_times import agent_entry
 
 from toolkit.emulator.faults import RecordedRequest
 from toolkit.emulator.server import EmulatorServer
@@ -112,3 +115,18 @@ def toolkit_env(runs_dir: Path, **variables: str) -> dict[str, str]:
     env.pop("PULUMI_CLAIM_SOURCE_TOKEN", None)
     env.update(variables)
     return env
+
+
+def transfer_world(
+    agent: str, token: str, destination: list[tuple[str, str]], source: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """alice (holding `token`) administers acme, with the stacks `destination`, and the agent's
+    org, with the stacks `source`: a world for the transfer strategy."""
+    return {
+        "users": [{"login": "alice", "token": token, "orgs": {"acme": "admin", agent: "admin"}}],
+        "agents": [agent_entry(agent, token="tok-agent", claim_token="claim-abc123")],
+        "orgs": {
+            "acme": {"stacks": [{"project": p, "stack": s} for p, s in destination]},
+            agent: {"stacks": [{"project": p, "stack": s} for p, s in source]},
+        },
+    }

@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from agent_times import agent_entry
-from commit_process import Finished, StopAt, is_state_changing, run_toolkit, toolkit_env
+from commit_process import (
+    Finished,
+    StopAt,
+    is_state_changing,
+    run_toolkit,
+    toolkit_env,
+    transfer_world,
+)
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
@@ -54,16 +60,7 @@ KILL_POINTS = [1, 2, 3, 5, 7, 9, 10, 11, 12, 13, 14, 20, 26, 32, 38, 44, 50, 56,
 
 def world() -> dict[str, Any]:
     """alice administers acme (which holds web/c0..c7) and the agent's org (50 stacks)."""
-    return {
-        "users": [{"login": "alice", "token": TOKEN, "orgs": {"acme": "admin", AGENT: "admin"}}],
-        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
-        "orgs": {
-            "acme": {"stacks": [{"project": p, "stack": s} for p, s in COLLIDING]},
-            AGENT: {
-                "stacks": [{"project": p, "stack": s} for p, s in [*FREE, *COLLIDING, *SWAPPED]]
-            },
-        },
-    }
+    return transfer_world(AGENT, TOKEN, COLLIDING, [*FREE, *COLLIDING, *SWAPPED])
 
 
 @pytest.fixture

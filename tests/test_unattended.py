@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_times import agent_entry
-from commit_process import Finished, run_toolkit, toolkit_env
+from commit_process import Finished, run_toolkit, toolkit_env, transfer_world
 
 from toolkit.emulator.faults import FaultRates
 from toolkit.journal import read_run
@@ -49,16 +48,7 @@ MOST_RUNS = 25
 
 
 def world() -> dict[str, Any]:
-    return {
-        "users": [{"login": "alice", "token": TOKEN, "orgs": {"acme": "admin", AGENT: "admin"}}],
-        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
-        "orgs": {
-            "acme": {"stacks": [{"project": p, "stack": s} for p, s in COLLIDING]},
-            AGENT: {
-                "stacks": [{"project": p, "stack": s} for p, s in [*FREE, *COLLIDING, *SWAPPED]]
-            },
-        },
-    }
+    return transfer_world(AGENT, TOKEN, COLLIDING, [*FREE, *COLLIDING, *SWAPPED])
 
 
 def test_a_200_stack_commit_under_15_percent_faults_completes_through_plain_reruns(
