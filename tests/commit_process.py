@@ -18,6 +18,7 @@ from agent_times import agent_entry
 
 from toolkit.emulator.faults import RecordedRequest
 from toolkit.emulator.server import EmulatorServer
+from toolkit.journal import StepRecord
 
 STATE_CHANGING = re.compile(r"/api/(stacks|esc|agents)/.*")
 """Paths of the service calls that may change state (with a method other than GET)."""
@@ -130,3 +131,14 @@ def transfer_world(
             agent: {"stacks": [{"project": p, "stack": s} for p, s in source]},
         },
     }
+
+
+def assert_transferred_once(steps: list[StepRecord], moves: list[str]) -> None:
+    """The journal agrees that each move was transferred once: at most one transfer of it
+    answered done, and every move has one that was done, or was under way when its run was
+    killed, or was of unknown outcome (such a call may or may not have been applied; the next
+    run found the stack where it was and made the transfer only if it had not)."""
+    for move in moves:
+        outcomes = [s.outcome for s in steps if s.move == move and s.action == "transfer"]
+        assert outcomes.count("done") <= 1, (move, outcomes)
+        assert "done" in outcomes or outcomes[-1:] in ([None], ["unknown"]), (move, outcomes)

@@ -18,6 +18,7 @@ import pytest
 from commit_process import (
     Finished,
     StopAt,
+    assert_transferred_once,
     is_state_changing,
     run_toolkit,
     toolkit_env,
@@ -103,10 +104,7 @@ def assert_completed(server: EmulatorServer, env: dict[str, str], finished: Fini
     assert not [name for name in every_name if TEMPORARY_SUFFIX in name[1]]
     run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
     assert run.finished and run.result == document
-    made = [s for s in run.steps if s.action == "transfer" and s.outcome != "failed"]
-    assert sorted(step.move for step in made) == sorted(f"{p}/{s}" for p, s in PLANNED), (
-        "each stack was transferred once (its transfer done, or made when the run stopped)"
-    )
+    assert_transferred_once(run.steps, [f"{p}/{s}" for p, s in PLANNED])
 
 
 @pytest.mark.parametrize("calls", KILL_POINTS)

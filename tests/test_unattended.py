@@ -10,7 +10,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from commit_process import Finished, run_toolkit, toolkit_env, transfer_world
+from commit_process import (
+    Finished,
+    assert_transferred_once,
+    run_toolkit,
+    toolkit_env,
+    transfer_world,
+)
 
 from toolkit.emulator.faults import FaultRates
 from toolkit.journal import read_run
@@ -85,10 +91,7 @@ def test_a_200_stack_commit_under_15_percent_faults_completes_through_plain_reru
     assert not [name for name in names if TEMPORARY_SUFFIX in name[1]]
     run = read_run(tmp_path / "runs")
     assert run.finished and run.result == document and run.attempts == len(runs)
-    made = [s for s in run.steps if s.action == "transfer" and s.outcome != "failed"]
-    assert sorted(step.move for step in made) == sorted(f"{p}/{s}" for p, s in PLANNED), (
-        "each stack was transferred once"
-    )
+    assert_transferred_once(run.steps, [f"{p}/{s}" for p, s in PLANNED])
     print(
         f"\n{len(runs)} run(s) to finish; exit codes {[r.returncode for r in runs]}; "
         f"{counts.considered} requests, faults fired: {dict(counts.fired)}"
