@@ -54,6 +54,18 @@ class Credentials:
     """Where `claim_token` came from when it was read from a claim file."""
 
     @property
+    def secrets(self) -> list[str]:
+        """Its tokens and passphrases: what must never show in text that leaves the process."""
+        values = (
+            self.destination_token,
+            self.source_token,
+            self.claim_token,
+            self.destination_passphrase,
+            self.source_passphrase,
+        )
+        return [value for value in values if value]
+
+    @property
     def claim_token_origin(self) -> str:
         """Where the claim token came from, in words for messages."""
         if self.claim_file is None:
