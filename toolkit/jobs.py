@@ -169,6 +169,8 @@ class JobClaim:
 
 @dataclass(frozen=True)
 class Job:
+    """A checked job file: its claims in file order, each ready to run."""
+
     path: Path
     api_url: str
     claims: tuple[JobClaim, ...]
@@ -541,6 +543,8 @@ class RunLog(Protocol):
 
 @dataclass(frozen=True)
 class JobResult:
+    """What each claim of a job ended as, in file order."""
+
     claims: tuple[ClaimSummary, ...]
 
     @property
