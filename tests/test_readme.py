@@ -6,20 +6,27 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from toolkit.emulator.server import EmulatorServer
+from toolkit.jobs import load_job
 
 README = Path(__file__).parent.parent / "README.md"
 EXAMPLE_URL = "https://api.pulumi.com"
 
 
-def python_example(section: str) -> str:
-    """The first ```python block under the README heading `section`."""
+def code_blocks(section: str, language: str) -> list[str]:
+    """The ```language blocks under the README heading `section`."""
     text = README.read_text(encoding="utf-8")
     after = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", after, re.DOTALL)
-    assert match, f"no python block under '## {section}'"
-    return match.group(1)
+    blocks = re.findall(rf"```{language}\n(.*?)```", after, re.DOTALL)
+    assert blocks, f"no {language} block under '## {section}'"
+    return blocks
+
+
+def python_example(section: str) -> str:
+    """The first ```python block under the README heading `section`."""
+    return code_blocks(section, "python")[0]
 
 
 def test_the_from_python_example_claims_the_demo_agent(
@@ -44,3 +51,21 @@ def test_the_from_python_example_claims_the_demo_agent(
     arrived = {renamed.get(name, name) for name in agent_stacks}
     assert len(arrived) == 7
     assert arrived <= demo_emulator.state.stack_names("acme")
+
+
+def test_the_job_file_example_is_a_valid_job(tmp_path: Path) -> None:
+    """`load_job` checks everything but the service: the shape, the map, the variables."""
+    job_file, workflow = code_blocks("Scheduled jobs", "yaml")
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "agent-7f3k2q.yaml").write_text("stacks: {}\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(job_file, encoding="utf-8")
+    variables = ("ACME_TOKEN", "ACME_ADMIN_TOKEN", "AGENT_7F3K2Q_CLAIM_TOKEN")
+    environ = {name: f"value-of-{name}" for name in variables}
+
+    job = load_job(tmp_path / "job.yaml", environ=environ)
+
+    assert [claim.name for claim in job.claims] == ["agent-7f3k2q", "sandbox", "old-state"]
+    assert job.claims[0].credentials.claim_token == "value-of-AGENT_7F3K2Q_CLAIM_TOKEN"
+    assert job.claims[2].delete_source and job.claims[2].strategy == "migrate"
+    step = yaml.safe_load(workflow)["jobs"]["claim"]["steps"][-1]
+    assert set(variables) <= set(step["env"]), "the workflow passes every variable named"

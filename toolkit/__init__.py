@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         ClaimRefusedError,
         ConflictError,
         InvalidInputError,
+        JobFileError,
         NotFoundError,
         PermissionDeniedError,
         PlanMismatchError,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         ServiceError,
         TransportError,
     )
+    from toolkit.jobs import Job, JobResult, load_job, run_job
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
@@ -43,6 +45,7 @@ _HOMES = {
         "ClaimRefusedError",
         "ConflictError",
         "InvalidInputError",
+        "JobFileError",
         "NotFoundError",
         "PermissionDeniedError",
         "PlanMismatchError",
@@ -52,6 +55,7 @@ _HOMES = {
         "ServiceError",
         "TransportError",
     ),
+    "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
@@ -70,6 +74,9 @@ __all__ = [
     "ConflictError",
     "Credentials",
     "InvalidInputError",
+    "Job",
+    "JobFileError",
+    "JobResult",
     "NotFoundError",
     "PermissionDeniedError",
     "PlanMismatchError",
@@ -85,9 +92,11 @@ __all__ = [
     "commit_claim",
     "commit_request",
     "load_credentials",
+    "load_job",
     "load_resolution_map",
     "parse_resolution_map",
     "plan_claim",
+    "run_job",
     "suggest_resolutions",
 ]
 

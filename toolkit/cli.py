@@ -7,6 +7,7 @@ Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -20,41 +21,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from toolkit.outcomes import EXIT_INTERRUPTED, exit_code
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from toolkit.credentials import Credentials
     from toolkit.journal import RunRecord
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
+    from toolkit.plan import ClaimPlan, ClaimTarget
+    from toolkit.progress import ProgressCallback
     from toolkit.report import Format, Mode, ReportContext
     from toolkit.resolution_map import ResolutionMap
-    from toolkit.runs import RunOutcome
+    from toolkit.run_log import JsonLog
+    from toolkit.runs import ClaimRequest, RunOutcome
 
 T = TypeVar("T")
 
 FORMATS = ("table", "json", "markdown", "html")
 STRATEGIES = ("auto", "transfer", "migrate", "claim-api")
+LOG_FORMATS = ("text", "json")
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
-
-EXIT_OK = 0
-EXIT_BLOCKED = 3
-EXIT_PARTIAL = 4
-"""Exit codes a claim document maps to (README, "Exit codes"); 1 and 2 are the CLI's own."""
-EXIT_INTERRUPTED = 130
-"""A commit stopped by Ctrl-C or SIGTERM; the same command continues it."""
-
-
-def exit_code(document: AgentClaimResponse, strategy: Strategy) -> int:
-    """3 when the claim is blocked (nothing changed: `toolkit.plan.is_blocked`), 4 when
-    anything is reported as failed, else 0."""
-    from toolkit.plan import is_blocked
-
-    if is_blocked(document, strategy):
-        return EXIT_BLOCKED
-    if document.failures:
-        return EXIT_PARTIAL
-    return EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -280,6 +267,17 @@ def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        default="text",
+        show_default=True,
+        help="text: progress for people on stderr; json: one JSON object per line on stdout "
+        "(every progress event, then the claim's outcome), for log collectors.",
+    )(command)
+
+
 @cli.command()
 @target_options
 @resolutions_option
@@ -335,6 +333,7 @@ def preview(
     type=click.IntRange(1, 64),
     help="Calls made at once (migrate: stacks at once); default 16 (migrate: 4).",
 )
+@log_format_option
 @output_options
 @pass_settings
 def commit(
@@ -348,6 +347,7 @@ def commit(
     break_lock: bool,
     new_run: bool,
     concurrency: int | None,
+    log_format: str,
     fmt: str | None,
     output: Path | None,
 ) -> None:
@@ -357,30 +357,78 @@ def commit(
     Running the same commit again continues it: after a failure, a kill or Ctrl-C, it finds
     each stack where the last run left it and does only what is left; once finished, it does
     nothing and says so. One run per source org at a time.
+
+    With --log-format json, stdout holds only JSON lines: claim-started, run-started, one per
+    progress event, and a last claim-finished (exit code, outcome, counts, run id); the report
+    is written only with --output.
     """
+    from toolkit.errors import ClaimError
     from toolkit.journal import default_runs_dir
+    from toolkit.outcomes import summarize_error, summarize_run
     from toolkit.private_files import check_runs_dir
+    from toolkit.run_log import JsonLog
+    from toolkit.runs import ClaimRequest, map_identity
+
+    if log_format == "json" and fmt and not output:
+        raise click.UsageError(
+            "--log-format json writes JSON lines to stdout; write the report with --output FILE."
+        )
+    log: JsonLog | None = None
+    try:
+        runs_dir = default_runs_dir()
+        check_runs_dir(runs_dir, writable=True)
+        credentials = settings.credentials(target, claim_file)
+        if log_format == "json":
+            log = JsonLog(click.echo, credentials.secrets)
+            log.claim_started(None, target, strategy)
+        resolution_map, map_text = _resolution_map(resolutions)
+        request = ClaimRequest(
+            target=target,
+            resolution_map=resolution_map,
+            map_identity=map_identity(map_text),
+            strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
+            delete_source=delete_source,
+            concurrency=concurrency,
+        )
+        outcome = _commit(settings, credentials, request, runs_dir, yes, break_lock, new_run, log)
+    except ClaimError as error:
+        if log_format == "json":
+            (log or JsonLog(click.echo)).claim_finished(summarize_error(None, error))
+        raise
+    if log is None or output:
+        _report(settings, outcome.document, outcome.plan, "commit", fmt, output)
+    if log is not None:
+        log.claim_finished(summarize_run(None, outcome))
+    if outcome.interrupted:
+        click.echo(
+            f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
+            "recorded. Run the same command again to continue it.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(exit_code(outcome.document, outcome.plan.strategy))
+
+
+def _commit(
+    settings: Settings,
+    credentials: Credentials,
+    request: ClaimRequest,
+    runs_dir: Path,
+    yes: bool,
+    break_lock: bool,
+    new_run: bool,
+    log: JsonLog | None,
+) -> RunOutcome:
+    """The commit itself, its progress on stderr, or with `log` as JSON lines."""
     from toolkit.progress_display import ProgressDisplay
-    from toolkit.runs import ClaimRequest, commit_request, map_identity, stop_on_signals
+    from toolkit.runs import commit_request, stop_on_signals
     from toolkit.strategies import StopSignal
 
-    runs_dir = default_runs_dir()
-    check_runs_dir(runs_dir, writable=True)
-    credentials = settings.credentials(target, claim_file)
-    resolution_map, map_text = _resolution_map(resolutions)
-    request = ClaimRequest(
-        target=target,
-        resolution_map=resolution_map,
-        map_identity=map_identity(map_text),
-        strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
-        delete_source=delete_source,
-        concurrency=concurrency,
-    )
     console = settings.progress_console()
 
     def confirm(plan: ClaimPlan, resumed: bool) -> None:
         if plan.moves and not yes:
-            _confirm(plan, delete_source, resumed)
+            _confirm(plan, request.delete_source, resumed)
 
     def say_stopping() -> None:
         click.echo(
@@ -390,15 +438,22 @@ def commit(
 
     def announce(run_id: str, resumed: bool) -> None:
         console.print(f"{'continuing' if resumed else 'run'} {run_id}")
+        if log is not None:
+            log.run_started(None, run_id, resumed)
 
     async def run() -> RunOutcome:
         async with stop_on_signals(StopSignal(), on_stop=say_stopping) as stop:
-            with ProgressDisplay(console) as show_progress:
+            with contextlib.ExitStack() as displayed:
+                on_progress: ProgressCallback
+                if log is None:
+                    on_progress = displayed.enter_context(ProgressDisplay(console))
+                else:
+                    on_progress = functools.partial(log.progress, None)
                 return await commit_request(
                     credentials,
                     request,
                     runs_dir=runs_dir,
-                    on_progress=show_progress,
+                    on_progress=on_progress,
                     break_lock=break_lock,
                     new_run=new_run,
                     stop=stop,
@@ -412,15 +467,7 @@ def commit(
             f"nothing to do: run {outcome.run_id} finished this commit already "
             "(pass --new-run to plan it afresh)"
         )
-    _report(settings, outcome.document, outcome.plan, "commit", fmt, output)
-    if outcome.interrupted:
-        click.echo(
-            f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
-            "recorded. Run the same command again to continue it.",
-            err=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(exit_code(outcome.document, outcome.plan.strategy))
+    return outcome
 
 
 @cli.command()
@@ -553,6 +600,68 @@ def _parse_fault_rates(
             raise click.BadParameter(f"{spec!r}: the rate must be a number from 0 to 1")
         rates[FAULT_KINDS[kind]] = rate
     return rates
+
+
+@cli.group()
+def job() -> None:
+    """Run the claims of a job file one after another, for schedulers (cron, CI, Kubernetes).
+
+    The file format is in the README, section Scheduled jobs.
+    """
+
+
+job_file_argument = click.argument(
+    "job_file", metavar="JOB", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+
+
+@job.command("run")
+@job_file_argument
+@log_format_option
+@pass_settings
+def job_run(settings: Settings, job_file: Path, log_format: str) -> None:
+    """Run every claim of JOB (YAML or JSON) in file order, asking nothing.
+
+    The whole file is checked first; nothing runs when any of it is wrong (exit 1). A claim
+    that fails with an error does not stop the others. Running the job again continues each
+    unfinished claim and does nothing for a finished one. Exit code: the worst of the claims'
+    (0 done < 3 blocked < 4 partial < 1 error; 130 interrupted, when the claims not yet
+    started are not run). With --log-format json, stdout holds one JSON object per line,
+    ending with a summary of every claim.
+    """
+    from toolkit.jobs import load_job, run_job
+    from toolkit.journal import default_runs_dir
+    from toolkit.run_log import JsonLog, TextLog
+    from toolkit.runs import stop_on_signals
+    from toolkit.strategies import StopSignal
+
+    loaded = load_job(job_file, api_url=settings.api_url)
+    log: JsonLog | TextLog
+    if log_format == "json":
+        log = JsonLog(click.echo, loaded.secrets)
+    else:
+        log = TextLog(settings.progress_console(), _stdout_console(), loaded.secrets)
+
+    async def run() -> int:
+        async with stop_on_signals(StopSignal()) as stop:
+            result = await run_job(loaded, log, runs_dir=default_runs_dir(), stop=stop)
+        return result.exit_code
+
+    sys.exit(_run(run()))
+
+
+@job.command("check")
+@job_file_argument
+@pass_settings
+def job_check(settings: Settings, job_file: Path) -> None:
+    """Check JOB and print what `job run` would do; calls no service.
+
+    Every problem of the file is listed (exit 1): its shape, its resolution maps, and the
+    environment variables it names for tokens.
+    """
+    from toolkit.jobs import describe_job, load_job
+
+    click.echo(describe_job(load_job(job_file, api_url=settings.api_url)), nl=False)
 
 
 @cli.command()

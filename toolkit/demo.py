@@ -18,7 +18,6 @@ from toolkit.claim import (
     plan_claim,
     suggest_resolutions,
 )
-from toolkit.cli import exit_code
 from toolkit.cloud import CloudClient
 from toolkit.credentials import Credentials
 from toolkit.emulator.demo_world import demo_world
@@ -26,6 +25,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import World
 from toolkit.entities import stack_name
+from toolkit.outcomes import exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
 from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context

@@ -32,6 +32,20 @@ class ResolutionMapError(InvalidInputError):
         )
 
 
+class JobFileError(InvalidInputError):
+    """A job file was refused before any of its claims ran; `problems` lists every problem."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(
+            f"the job file {path} was refused ({len(self.problems)} problem(s)); "
+            f"nothing was run:\n{listing}",
+            hint="Fix the file (README, section Scheduled jobs) and run again; "
+            "`pulumi-claim job check FILE` checks it without running anything.",
+        )
+
+
 class PlanMismatchError(ClaimError):
     """The service no longer looks as a run's plan says (someone renamed a stack meanwhile)."""
 

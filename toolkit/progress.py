@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, TypedDict
 
 Step = Literal[
@@ -135,6 +136,42 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 def no_progress(_event: ProgressEvent) -> None:
     """The default progress callback: stay silent."""
+
+
+def to_json(event: ProgressEvent, *, claim: str | None = None) -> dict[str, object]:
+    """The event as one JSON log object (`--log-format json`): what happened (`event`), to which
+    move of which claim (`claim`: its name in a job file, None for `commit`), the step, the
+    counts after it, the journal's line for it (`message`) and the time it was written."""
+    match event:
+        case MoveStarted():
+            name, step = "move-started", None
+        case StepDone():
+            name, step = "step-done", event.step
+        case MoveFinished():
+            name, step = "move-finished", event.step
+        case MoveFailed():
+            name, step = "move-failed", event.failure.step
+    record: dict[str, object] = {
+        "event": name,
+        "time": log_time(),
+        "claim": claim,
+        "source": event.source,
+        "target": event.target,
+        "step": step,
+        "done": event.done,
+        "failed": event.failed,
+        "total": event.total,
+        "message": event.describe(),
+    }
+    if isinstance(event, MoveFailed):
+        record["outcome"] = event.failure.outcome
+        record["sourceUntouched"] = event.failure.source_untouched
+    return record
+
+
+def log_time() -> str:
+    """Now, as the JSON log lines write it: UTC, to the millisecond, `Z` at the end."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Counts(TypedDict):
