@@ -6,7 +6,6 @@ Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the comm
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -914,6 +913,8 @@ def _stdout_console() -> Console:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     return asyncio.run(coroutine)
 
 
