@@ -41,6 +41,7 @@ What the Automation API already does, and how stacks are named (the caller needs
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -49,6 +50,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -127,6 +129,9 @@ WORKSPACE_PREFIX = "pulumi-claim-workspace-"
 
 _OWNER_FILE = "owner.json"
 """In each workspace folder: `{"pid": ..., "started": ...}` of the process it belongs to."""
+
+_BUSY_ATTEMPTS = 10
+"""Tries to start a CLI process whose launcher the kernel says is busy (see `run`)."""
 
 _LAUNCHER_FILE = "pulumi-launcher"
 """In each workspace folder (Linux): the command its CLI processes are started with."""
@@ -304,7 +309,17 @@ class _LaunchedPulumiCommand(PulumiCommand):
         if self._cli_folder is not None:
             inherited = env.get("PATH", os.environ.get("PATH", ""))
             env["PATH"] = os.pathsep.join([self._cli_folder, inherited])
-        return super().run(args, cwd, env, on_output, on_error)
+        for attempt in range(1, _BUSY_ATTEMPTS + 1):
+            try:
+                return super().run(args, cwd, env, on_output, on_error)
+            except OSError as error:
+                # A child another thread forked while a launcher was being written holds the
+                # file open for writing until that child execs: the kernel refuses to run it
+                # for those few moments (ETXTBSY). Nothing was started; try again.
+                if error.errno != errno.ETXTBSY or attempt == _BUSY_ATTEMPTS:
+                    raise
+                time.sleep(0.02 * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def run_pulumi(workspace: LocalWorkspace, *args: str) -> CommandResult:
