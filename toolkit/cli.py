@@ -538,11 +538,11 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
 
 
 def _run_state(record: RunRecord) -> str:
-    from toolkit.progress import UNKNOWN_OUTCOME
+    from toolkit.progress import unknown_outcomes
 
     attempts = f" in {record.attempts} attempts" if record.attempts > 1 else ""
     failures = record.result.failures if record.result else []
-    if unknown := sum(f.failure_details.startswith(UNKNOWN_OUTCOME) for f in failures):
+    if unknown := unknown_outcomes(f.failure_details for f in failures):
         attempts += (
             f"; {unknown} move of unknown outcome"
             if unknown == 1

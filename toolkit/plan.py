@@ -176,6 +176,11 @@ class StackMove:
     def renamed(self) -> bool:
         return stack_name(self.source) != stack_name(self.target)
 
+    @property
+    def journal_name(self) -> str:
+        """How a run's journal names the move: its source stack as planned, `project/stack`."""
+        return f"{self.source.project_name}/{self.source.stack_name}"
+
 
 @dataclass(frozen=True)
 class RenameStep:

@@ -7,7 +7,7 @@ consumer keeps no state of its own. No heavy imports: the CLI reaches this befor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypedDict
@@ -37,6 +37,12 @@ run was stopped before the move's next call."""
 
 UNKNOWN_OUTCOME = "outcome unknown: "
 """How the claim document's failure of a move of unknown outcome begins."""
+
+
+def unknown_outcomes(failure_details: Iterable[str]) -> int:
+    """How many of a claim document's failures are moves of unknown outcome."""
+    return sum(details.startswith(UNKNOWN_OUTCOME) for details in failure_details)
+
 
 RERUN_HINT = "re-run the same command: it looks where each stack is now and finishes the move"
 

@@ -34,7 +34,7 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.plan import Strategy, is_blocked, unblocking_step
-from toolkit.progress import UNKNOWN_OUTCOME
+from toolkit.progress import unknown_outcomes
 from toolkit.redaction import CODE_FIELD, redact_strings
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
     moved = len(plan.moves) - failed_moves
     verb = "would move" if mode == "preview" else "moved"
     line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
-    unknown = sum(f.failure_details.startswith(UNKNOWN_OUTCOME) for f in document.failures)
+    unknown = unknown_outcomes(f.failure_details for f in document.failures)
     if unknown:
         line += (
             f"; {unknown} of unknown outcome (run the same command again to settle them: it "

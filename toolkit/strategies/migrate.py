@@ -166,16 +166,11 @@ class _History:
                 self._done.add((step.move, step.action))
 
     def began(self, move: StackMove, action: Step) -> bool:
-        return (_journal_name(move), action) in self._began
+        return (move.journal_name, action) in self._began
 
     def landed(self, move: StackMove, delete_source: bool) -> bool:
         last: Step = "delete-source" if delete_source else "tags"
-        return (_journal_name(move), last) in self._done
-
-
-def _journal_name(move: StackMove) -> str:
-    """How the journal names a move: its source stack as planned."""
-    return f"{move.source.project_name}/{move.source.stack_name}"
+        return (move.journal_name, last) in self._done
 
 
 class _StepFailed(Exception):
@@ -224,7 +219,7 @@ class _Migration:
 
     def recorded(self, move: StackMove, step: Step, detail: str, call: Callable[[], T]) -> T:
         """`call()`, written to the journal before it starts and after it ends."""
-        row = self.journal.begin(_journal_name(move), step, detail)
+        row = self.journal.begin(move.journal_name, step, detail)
         try:
             result = call()
         except _StepFailed as failure:

@@ -83,7 +83,7 @@ async def execute_transfer(
 
     async def transfer(move: StackMove) -> None:
         outcome = await calls.make(
-            _move_name(move),
+            move.journal_name,
             "transfer",
             f"transfer {_target(move)} to {plan.destination_org}",
             partial(_transfer, client, plan, move),
@@ -139,14 +139,14 @@ async def _locate(client: CloudClient, plan: ClaimPlan, journal: Journal) -> _Lo
             if (stack_id := by_name.get(stack_name(move.source))) is None:
                 problems.append(f"{_source(move)} is no longer in {plan.source_org}")
             else:
-                ids[_move_name(move)] = stack_id
+                ids[move.journal_name] = stack_id
         if problems:
             raise _mismatch(plan, problems)
         journal.record_stack_ids(ids)
     source_by_id = {s.id: s for s in in_source}
     destination_by_id = {s.id: s for s in in_destination}
     for move in plan.moves:
-        stack_id = ids.get(_move_name(move))
+        stack_id = ids.get(move.journal_name)
         if stack_id in destination_by_id:
             now = destination_by_id[stack_id]
             if (now.project_name, now.stack_name) == stack_name(move.target):
@@ -240,7 +240,10 @@ async def _rename_reported(
     """Make one rename of a wave and report it as soon as it is settled; True if it went
     through."""
     outcome = await calls.make(
-        _move_name(step.move), "rename", _hop(step), partial(_rename, client, plan.source_org, step)
+        step.move.journal_name,
+        "rename",
+        _hop(step),
+        partial(_rename, client, plan.source_org, step),
     )
     if not _settled(moves, step.move, "rename", outcome, f"rename in {plan.source_org}"):
         return False
@@ -286,7 +289,7 @@ async def _undo_renames(
         ]
         outcomes = await _gather(
             calls.make(
-                _move_name(step.move),
+                step.move.journal_name,
                 "undo",
                 _hop(step),
                 partial(_rename, client, plan.source_org, step),
@@ -508,11 +511,6 @@ def _projects(moves: Iterable[StackMove]) -> set[str]:
 
 def _hop(step: RenameStep) -> str:
     return f"{_name(step.from_project, step.from_stack)} -> {_name(step.to_project, step.to_stack)}"
-
-
-def _move_name(move: StackMove) -> str:
-    """How the journal names a move: its source stack as planned."""
-    return _source(move)
 
 
 def _source(move: StackMove) -> str:
