@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import pytest
 import yaml
 
@@ -211,3 +212,28 @@ def test_members_read_and_write_others_are_refused(emulator: EmulatorServer) -> 
         call(emulator, lambda c: c.get_environment("nowhere", "app", "base"))
     with pytest.raises(NotFoundError):
         call(emulator, lambda c: c.get_environment("labs", "app", "base"))
+
+
+def test_every_org_s_environments_are_listed_page_by_page(make_emulator: EmulatorFactory) -> None:
+    """`GET /api/esc/environments` (what `pulumi env ls` calls) lists the caller's orgs only,
+    in (org, project, name) order, every environment once across pages."""
+    server = make_emulator(WORLD, page_size=2)
+    seen: list[tuple[str, str, str]] = []
+    pages = 0
+    token: str | None = None
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"token {ALICE}"}) as http:
+        while True:
+            answer = http.get(
+                "/api/esc/environments", params={"continuationToken": token} if token else {}
+            )
+            answer.raise_for_status()
+            body = answer.json()
+            pages += 1
+            seen += [(e["organization"], e["project"], e["name"]) for e in body["environments"]]
+            token = body.get("nextToken")
+            if not token:
+                break
+        carol = http.get("/api/esc/environments", headers={"Authorization": f"token {CAROL}"})
+    assert seen == [("acme", "app", "base"), ("acme", "app", "empty"), ("labs", "app", "other")]
+    assert pages == 2
+    assert [e["organization"] for e in carol.json()["environments"]] == ["labs"]
