@@ -230,3 +230,29 @@ def test_esc_sdk_sees_the_service_s_refusals(emulator: EmulatorServer) -> None:
     assert isinstance(invalid.value.data, models.EnvironmentDiagnostics)
     summaries = [d.summary for d in invalid.value.data.diagnostics or []]
     assert summaries == ["unknown environment 'app/none'"]
+
+
+def test_pulumi_env_tags_revision_tags_and_rm(
+    pulumi_env: PulumiEnv, emulator: EmulatorServer
+) -> None:
+    state = emulator.state
+    alice = state.authenticate("tok-alice")
+    pulumi_env.run("tag", "acme/app/base", "owner", "alice")
+    listed = pulumi_env.run("tag", "list", "acme/app/base").stdout
+    assert "Name: owner" in listed and "Name: team" in listed
+    pulumi_env.run("tag", "remove", "acme/app/base", "owner")
+    tags = state.list_environment_tags(alice, "acme", "app", "base").items
+    assert [(t.name, t.value) for t in tags] == [("team", "platform")]
+
+    pulumi_env.run("set", "acme/app/base", "region", "us-east-1")
+    pulumi_env.run("version", "tag", "acme/app/base@stable", "1")
+    table = pulumi_env.run("version", "tag", "ls", "acme/app/base").stdout
+    assert [line.split()[1:4:2] for line in table.splitlines() if "alice" in line] == [
+        ["latest", "2"],
+        ["stable", "1"],
+    ]
+    at_stable = pulumi_env.run("get", "acme/app/base@stable", "--value", "json").stdout
+    assert json.loads(at_stable) == {"region": "eu-west-1", "pw": "[secret]"}
+
+    pulumi_env.run("rm", "acme/app/base", "--yes")
+    assert state.environment_names("acme") == set()

@@ -174,10 +174,19 @@ def esc_router(
 
     @router.get(ENVIRONMENT + "/tags")
     async def list_environment_tags(
-        who: Authenticated, org: str, project: str, env: str
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        after: str | None = None,
+        count: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSONResponse:
-        tags = state.list_environment_tags(who, org, project, env)
-        return json_response(responses.environment_tags(tags))
+        # `after` is the previous page's token; "0" (the last page's) resumes after nothing.
+        resume = None if after in (None, "", responses.LAST_TAG_PAGE) else after
+        page = state.list_environment_tags(
+            who, org, project, env, after=resume, count=count or None
+        )
+        return json_response(responses.environment_tags(page))
 
     @router.post(ENVIRONMENT + "/tags")
     async def create_environment_tag(

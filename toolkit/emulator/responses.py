@@ -262,11 +262,16 @@ def environment_tag(record: EnvironmentTagRecord) -> EnvironmentTag:
     )
 
 
-def environment_tags(records: list[EnvironmentTagRecord]) -> ListEnvironmentTagsResponse:
-    """Every tag on one page: the emulator does not page an environment's tags."""
+def environment_tags(page: Page[EnvironmentTagRecord]) -> ListEnvironmentTagsResponse:
+    """A page of an environment's tags; the service marks the last page with the token "0"
+    (`pulumi env tag list` stops on it)."""
     return ListEnvironmentTagsResponse(
-        tags={record.name: environment_tag(record) for record in records}, next_token=""
+        tags={record.name: environment_tag(record) for record in page.items},
+        next_token=page.next_token or LAST_TAG_PAGE,
     )
+
+
+LAST_TAG_PAGE = "0"
 
 
 def environment_revision(record: RevisionRecord) -> EnvironmentRevision:

@@ -244,17 +244,28 @@ class Environments(Store):
     # --- Environment tags ------------------------------------------------------------------
 
     def list_environment_tags(
-        self, caller: Caller, org: str, project: str, name: str
-    ) -> list[EnvironmentTagRecord]:
-        """The environment's tags, by name."""
+        self,
+        caller: Caller,
+        org: str,
+        project: str,
+        name: str,
+        *,
+        after: str | None = None,
+        count: int | None = None,
+    ) -> Page[EnvironmentTagRecord]:
+        """The environment's tags by name, those after `after` if given, at most `count` a
+        page; the page's token is the name to resume after."""
         with self._in_org(caller, org):
             environment = self._existing_environment(org, project, name)
             rows = self._db.execute(
                 f"SELECT {_TAG_COLUMNS} FROM environment_tags"
-                " WHERE environment_id = ? ORDER BY name",
-                (environment.id,),
+                " WHERE environment_id = ? AND name > ? ORDER BY name LIMIT ?",
+                (environment.id, after or "", count + 1 if count else -1),
             ).fetchall()
-        return [EnvironmentTagRecord(*row) for row in rows]
+        tags = [EnvironmentTagRecord(*row) for row in rows]
+        if count and len(tags) > count:
+            return Page(items=tags[:count], next_token=tags[count - 1].name)
+        return Page(items=tags, next_token=None)
 
     def environment_tag(
         self, caller: Caller, org: str, project: str, name: str, tag: str
