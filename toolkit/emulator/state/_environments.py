@@ -174,7 +174,7 @@ class Environments(Store):
                 sealed = seal_secrets(yaml_text, *self._sealing(environment))
                 self._refuse_if_failing(environment, sealed)
             except DefinitionError as exc:
-                raise InvalidDefinitionFault(exc.diagnostics) from None
+                raise InvalidDefinitionFault(exc.diagnostics, _label(environment)) from None
             revision = latest + 1
             self._db.execute(
                 "INSERT INTO environment_revisions VALUES (?, ?, ?, ?, ?)",
@@ -209,7 +209,7 @@ class Environments(Store):
             revision = self._revision_number(environment, version)
             evaluation = self._evaluate(environment, revision)
             if evaluation.failed:
-                raise InvalidDefinitionFault(evaluation.errors())
+                raise InvalidDefinitionFault(evaluation.errors(), _label(environment))
             session = uuid.uuid4().hex
             self._db.execute(
                 "INSERT INTO environment_sessions VALUES (?, ?, ?, ?)",
