@@ -15,10 +15,9 @@ Each part of the service is one module holding a subclass of `Store` (`_store`: 
 connection, the lock, the one way into an operation), and `ServiceState` combines them:
 `_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
 `_updates` (updates, leases, checkpoints), `_catalog` (environments, Insights accounts,
-registry packages) and `_inspection` (direct reads for tests). ESC environments with
-revisions would leave `_catalog` for a module of their own, as teams and their permissions
-would take one: each such module adds its tables to `_schema` and its class to
-`ServiceState`.
+registry packages), `_teams` (teams, their members and their stack and environment
+permissions, org members) and `_inspection` (direct reads for tests). A new part adds its
+tables to `_schema` and its class to `ServiceState`.
 """
 
 from toolkit.emulator.state._accounts import Accounts
@@ -35,17 +34,23 @@ from toolkit.emulator.state._records import (
     EnvironmentRecord,
     InsightsAccountRecord,
     Lease,
+    OrgMemberRecord,
     PackageRecord,
     ServiceFault,
     SignupChallengeRecord,
     StackRecord,
     StackView,
+    TeamEnvironmentGrant,
+    TeamMemberRecord,
+    TeamRecord,
+    TeamStackGrant,
     UpdateKind,
     UpdateRecord,
     UpdateStatus,
     UserRecord,
 )
 from toolkit.emulator.state._stacks import Stacks
+from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
 
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "EnvironmentRecord",
     "InsightsAccountRecord",
     "Lease",
+    "OrgMemberRecord",
     "PackageRecord",
     "Page",
     "ServiceFault",
@@ -65,6 +71,10 @@ __all__ = [
     "SignupChallengeRecord",
     "StackRecord",
     "StackView",
+    "TeamEnvironmentGrant",
+    "TeamMemberRecord",
+    "TeamRecord",
+    "TeamStackGrant",
     "UpdateKind",
     "UpdateRecord",
     "UpdateStatus",
@@ -72,5 +82,5 @@ __all__ = [
 ]
 
 
-class ServiceState(Accounts, Agents, Stacks, Updates, Catalog, Inspection):
+class ServiceState(Accounts, Agents, Stacks, Updates, Catalog, Teams, Inspection):
     """All of the emulated service's state, in one SQLite database, safe across threads."""
