@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from programs.landing.program import LandedEnvironment, LandedStack, Landing
+from programs.landing.model import LandedEnvironment, LandedStack, Landing
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError

@@ -32,24 +32,9 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
-from pulumi.automation import (
-    CommandError,
-    EngineEvent,
-    LocalWorkspace,
-    OpType,
-    Stack,
-    StackNotFoundError,
-)
-
-from programs.landing.program import (
-    LandedEnvironment,
-    LandedStack,
-    Landing,
-    TeamPermission,
-    landing_program,
-)
+from programs.landing.model import LandedEnvironment, LandedStack, Landing, TeamPermission
 from toolkit.cloud import CloudClient
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import base_of, entity_key
@@ -61,6 +46,12 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
+
+if TYPE_CHECKING:
+    from pulumi.automation import CommandError, LocalWorkspace
+
+# The Pulumi SDK is imported where the program runs, not with this module: the map and job
+# readers use the `landing:` section's rules without loading it.
 
 LANDING_PROJECT = "pulumi-claim-landing"
 """The project of every landing stack (the top-level Pulumi.yaml's name)."""
@@ -333,7 +324,7 @@ class LandingResult:
 
 
 _PAST = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
-_UNCHANGED = {OpType.SAME, OpType.READ, OpType.REFRESH}
+_UNCHANGED = {"same", "read", "refresh"}
 
 
 BuildLanding = Callable[[Landing | None], Landing]
@@ -385,6 +376,8 @@ async def _run(
     await _check_teams(identity, org, sorted(landing.teams))
 
     def program() -> None:
+        from programs.landing.program import landing_program
+
         landing_program(landing, api_url=identity.url, access_token=token)
 
     if apply or exists:
@@ -415,6 +408,8 @@ def _previous_landing(
     identity: BackendIdentity, name: str, workspace_root: Path | None
 ) -> tuple[Landing | None, bool]:
     """What the landing stack landed before, and whether it exists at all."""
+    from pulumi.automation import CommandError, Stack, StackNotFoundError
+
     from toolkit.workspaces import isolated_workspace
 
     with isolated_workspace(
@@ -458,6 +453,8 @@ def _preview_locally(
 ) -> LandingResult:
     """Preview a landing stack that does not exist yet in a stack of a local backend, in a
     private folder removed afterwards; only the provider talks to the destination."""
+    from pulumi.automation import Stack
+
     from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace
 
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-landing-", dir=workspace_root) as folder:
@@ -479,13 +476,15 @@ def _preview_locally(
 
 
 def _preview_or_up(workspace: LocalWorkspace, name: str, *, apply: bool) -> LandingResult:
+    from pulumi.automation import CommandError, EngineEvent, Stack
+
     steps: list[LandingStep] = []
     errors: list[str] = []
 
     def on_event(event: EngineEvent) -> None:
         if event.resource_pre_event is not None:
             metadata = event.resource_pre_event.metadata
-            if metadata.op not in _UNCHANGED:
+            if metadata.op.value not in _UNCHANGED:
                 steps.append(
                     LandingStep(
                         op=str(metadata.op.value),

@@ -7,7 +7,8 @@ inputs from stack config: `landing:landing` (a `Landing` as its `landed` output 
 
 import pulumi
 
-from programs.landing.program import Landing, landing_program
+from programs.landing.model import Landing
+from programs.landing.program import landing_program
 
 provider_config = pulumi.Config("pulumiservice")
 landing_program(

@@ -14,13 +14,10 @@ it encrypted (with the stack's secrets provider), never in plaintext.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
 import pulumi
 import pulumi_pulumiservice as pulumiservice
 
-TeamPermission = Literal["read", "write", "admin"]
+from programs.landing.model import Landing, TeamPermission
 
 STACK_PERMISSIONS: dict[TeamPermission, pulumiservice.TeamStackPermissionScope] = {
     "read": pulumiservice.TeamStackPermissionScope.READ,
@@ -32,46 +29,6 @@ ENVIRONMENT_PERMISSIONS: dict[TeamPermission, pulumiservice.EnvironmentPermissio
     "write": pulumiservice.EnvironmentPermission.WRITE,
     "admin": pulumiservice.EnvironmentPermission.ADMIN,
 }
-
-
-@dataclass(frozen=True)
-class LandedStack:
-    """A stack in the destination org (`project/stack`) and the tags it gets."""
-
-    project: str
-    stack: str
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class LandedEnvironment:
-    project: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Landing:
-    """Everything the program manages in `organization`; `teams` apply to every stack and
-    environment."""
-
-    organization: str
-    stacks: list[LandedStack] = field(default_factory=list)
-    environments: list[LandedEnvironment] = field(default_factory=list)
-    teams: dict[str, TeamPermission] = field(default_factory=dict)
-
-    def to_output(self) -> dict[str, Any]:
-        """The `landed` output: this landing as plain JSON values."""
-        return asdict(self)
-
-    @classmethod
-    def from_output(cls, value: Any) -> Landing:
-        """A `Landing` from a `landed` output written by `to_output`."""
-        return cls(
-            organization=value["organization"],
-            stacks=[LandedStack(**stack) for stack in value.get("stacks", [])],
-            environments=[LandedEnvironment(**env) for env in value.get("environments", [])],
-            teams=dict(value.get("teams", {})),
-        )
 
 
 def landing_program(landing: Landing, *, api_url: str, access_token: pulumi.Input[str]) -> None:
