@@ -6,7 +6,6 @@ And the `landing:` section's rules, and what the landing manages (pure)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +30,9 @@ from toolkit.landing import (
 )
 from toolkit.landing import apply_landing as apply_landing_async
 from toolkit.landing import preview_landing as preview_landing_async
-from toolkit.workspaces import user_plugins_dir
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 WORLD: dict[str, Any] = {
     "users": [
@@ -60,15 +56,6 @@ SPEC = LandingSpec(
     teams={"platform": "write", "auditors": "read"},
 )
 MOVED = [MovedStack("web/prod", "web/prod"), MovedStack("api/old", "api/dev")]
-
-
-@pytest.fixture(scope="module")
-def pulumiservice_plugin() -> Path:
-    """The provider plugin, installed as a user installs it (fast when it already is)."""
-    subprocess.run(
-        [REPO_ROOT / "scripts" / "install-pulumiservice-plugin"], check=True, capture_output=True
-    )
-    return user_plugins_dir() / PULUMISERVICE_PLUGIN
 
 
 @pytest.fixture

@@ -96,13 +96,13 @@ class LandingSpec:
         return {"stack": self.stack, "tags": dict(self.tags), "teams": dict(self.teams)}
 
 
-def parse_landing(value: object, *, origin: str) -> tuple[LandingSpec | None, list[str]]:
+def parse_landing(value: object, *, origin: str = "") -> tuple[LandingSpec | None, list[str]]:
     """The spec a `landing:` section (already parsed YAML, mappings as dicts or lists of
     pairs) asks for, or every problem with it (then no spec); None and no problems for an
-    empty section."""
+    empty section. Problems start with `origin` (the file) when given."""
     if value is None:
         return None, []
-    where = f"{origin}: landing"
+    where = f"{origin}: landing" if origin else "landing"
     section = _mapping(value)
     if section is None:
         return None, [f"{where}: expected a mapping with {', '.join(_SECTION_KEYS)}"]

@@ -1,0 +1,179 @@
+"""`preview` and `commit` with a landing: section in the resolution map, end to end: the real
+pulumi CLI runs the landing program with the real pulumiservice provider against the emulator,
+after real moves. A preview changes nothing; a commit tags what moved and grants the teams;
+the same commit again changes nothing; --no-landing skips it; an unknown team fails the landing
+clearly (exit 4) with every move kept, and the same command finishes the landing once the team
+exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from agent_times import agent_entry
+
+from toolkit.emulator.server import EmulatorServer
+from toolkit.landing import LANDING_PROJECT, RUN_TAG, SOURCE_TAG
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory, RunCli
+
+AGENT = "agent-abc123"
+ORGS = ("--from", AGENT, "--to", "acme", "--strategy", "transfer")
+LANDING_STACK = f"acme/{LANDING_PROJECT}/{AGENT}"
+MAP = (
+    "stacks:\n  web/dev: web/dev-agent\n"
+    "landing:\n  tags: {cost-center: cc-42}\n  teams: {platform: write}\n"
+)
+
+
+def world() -> dict[str, Any]:
+    return {
+        "users": [
+            {"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", AGENT: "admin"}},
+        ],
+        "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")],
+        "orgs": {
+            "acme": {
+                "stacks": [{"project": "web", "stack": "dev"}],
+                "teams": [{"name": "platform", "members": ["alice"]}],
+            },
+            AGENT: {
+                "stacks": [
+                    {"project": "web", "stack": "dev", "resourceCount": 2},
+                    {"project": "api", "stack": "prod", "resourceCount": 3},
+                ],
+            },
+        },
+    }
+
+
+@pytest.fixture
+def server(
+    make_emulator: EmulatorFactory, pulumi_cli: Path, pulumiservice_plugin: Path
+) -> EmulatorServer:
+    return make_emulator(world())
+
+
+@pytest.fixture
+def rest(server: EmulatorServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": "token tok-alice"})
+
+
+def write_map(tmp_path: Path, text: str = MAP) -> str:
+    path = tmp_path / "map.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def tags(rest: httpx.Client, stack: str) -> dict[str, str]:
+    answer = rest.get(f"/api/stacks/acme/{stack}")
+    answer.raise_for_status()
+    found: dict[str, str] = answer.json().get("tags") or {}
+    return found
+
+
+def granted(rest: httpx.Client, team: str = "platform") -> list[tuple[str, str, int]]:
+    answer = rest.get(f"/api/orgs/acme/teams/{team}")
+    answer.raise_for_status()
+    return sorted(
+        (s["projectName"], s["stackName"], s["permission"]) for s in answer.json()["stacks"]
+    )
+
+
+def test_preview_shows_the_landing_and_changes_nothing(
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+) -> None:
+    result = run_cli(server, "preview", *ORGS, "-r", write_map(tmp_path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert f"landing {LANDING_STACK} (a new stack, previewed locally)" in result.stderr
+    assert "create   pulumiservice:index:StackTags tags:web/dev-agent" in result.stderr
+    assert "create   pulumiservice:index:TeamStackPermission team:platform:stack:api/prod" in (
+        result.stderr
+    )
+    assert server.state.stack_names(AGENT) == {("web", "dev"), ("api", "prod")}
+    assert rest.get(f"/api/stacks/{LANDING_STACK}").status_code == 404
+    assert granted(rest) == []
+
+    skipped = run_cli(server, "preview", *ORGS, "-r", write_map(tmp_path), "--no-landing")
+    assert skipped.exit_code == 0
+    assert "landing" not in skipped.stderr
+
+
+def test_commit_lands_what_moved_and_the_same_commit_changes_nothing(
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+) -> None:
+    resolutions = write_map(tmp_path)
+    result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert f"landing {LANDING_STACK}:" in result.stderr and "created" in result.stderr
+    run_tag = tags(rest, "web/dev-agent")[RUN_TAG]
+    assert tags(rest, "web/dev-agent") == {
+        "cost-center": "cc-42",
+        SOURCE_TAG: f"{AGENT}/web/dev",
+        RUN_TAG: run_tag,
+    }
+    assert tags(rest, "api/prod")[SOURCE_TAG] == f"{AGENT}/api/prod"
+    assert tags(rest, "web/dev") == {}
+    assert granted(rest) == [("api", "prod", 102), ("web", "dev-agent", 102)]
+
+    again = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to do" in again.stderr
+    assert f"landing {LANDING_STACK}: no changes" in again.stderr
+    assert tags(rest, "web/dev-agent")[RUN_TAG] == run_tag
+
+
+def test_no_landing_moves_without_landing(
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+) -> None:
+    result = run_cli(
+        server,
+        "commit",
+        *ORGS,
+        "-r",
+        write_map(tmp_path),
+        "--yes",
+        "--no-landing",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "landing" not in result.stderr
+    assert server.state.stack_names("acme") >= {("web", "dev-agent"), ("api", "prod")}
+    assert tags(rest, "api/prod") == {}
+    assert rest.get(f"/api/stacks/{LANDING_STACK}").status_code == 404
+
+
+def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_it(
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+) -> None:
+    resolutions = write_map(tmp_path, MAP.replace("platform: write", "platform: write, ops: read"))
+    preview = run_cli(server, "preview", *ORGS, "-r", resolutions)
+    assert preview.exit_code == 4
+    assert "landing would fail: landing failed: organization acme has no team ops" in (
+        preview.stderr
+    )
+
+    result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
+    assert result.exit_code == 4, result.stderr
+    assert "landing failed: organization acme has no team ops" in result.stderr
+    assert "the moves stay as they are" in result.stderr
+    assert server.state.stack_names(AGENT) == set()
+    assert server.state.stack_names("acme") == {
+        ("web", "dev"),
+        ("web", "dev-agent"),
+        ("api", "prod"),
+    }
+    assert tags(rest, "api/prod") == {}
+
+    made = rest.post(
+        "/api/orgs/acme/teams/pulumi", json={"name": "ops", "displayName": "Ops", "description": ""}
+    )
+    assert made.status_code == 200
+    rerun = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
+    assert rerun.exit_code == 0, rerun.stderr
+    assert tags(rest, "api/prod")[SOURCE_TAG] == f"{AGENT}/api/prod"
+    assert granted(rest, "ops") == [("api", "prod", 101), ("web", "dev-agent", 101)]
