@@ -177,3 +177,70 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
     assert rerun.exit_code == 0, rerun.stderr
     assert tags(rest, "api/prod")[SOURCE_TAG] == f"{AGENT}/api/prod"
     assert granted(rest, "ops") == [("api", "prod", 101), ("web", "dev-agent", 101)]
+
+
+JOB = """\
+claims:
+  - name: land
+    from: agent-abc123
+    to: acme
+    strategy: transfer
+    resolutions: map.yaml
+    landing: {LANDING}
+"""
+
+
+def test_a_job_claim_lands_what_it_moved(
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+) -> None:
+    write_map(tmp_path, "stacks:\n  web/dev: web/dev-agent\n")
+    job = tmp_path / "job.yaml"
+    job.write_text(JOB.replace("{LANDING}", "{tags: {owner: ops}, teams: {platform: admin}}"))
+
+    checked = run_cli(server, "job", "check", str(job))
+    assert checked.exit_code == 0, checked.stderr
+    assert f"landing: stack {AGENT}, 1 tag(s), teams: platform admin" in checked.stdout
+
+    result = run_cli(server, "job", "run", str(job), "--log-format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert f'"landing": "landing {LANDING_STACK}: ' in result.stdout
+    assert tags(rest, "api/prod")["owner"] == "ops"
+    assert granted(rest) == [("api", "prod", 103), ("web", "dev-agent", 103)]
+
+
+@pytest.mark.parametrize(
+    ("landing", "map_text", "said"),
+    [
+        (
+            "{teams: {platform: owner}, colour: blue}",
+            "stacks: {}\n",
+            "landing: unknown key 'colour'",
+        ),
+        (
+            "{teams: {platform: owner}}",
+            "stacks: {}\n",
+            "landing.teams: 'platform': 'owner' is not one of read, write, admin",
+        ),
+        (
+            "{tags: {a: b}}",
+            "landing: {tags: {c: d}}\n",
+            "give a landing: section in the claim or in its resolution map, not both",
+        ),
+    ],
+)
+def test_a_job_claims_landing_problems_are_listed_before_anything_runs(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    tmp_path: Path,
+    landing: str,
+    map_text: str,
+    said: str,
+) -> None:
+    server = make_emulator(world())
+    write_map(tmp_path, map_text)
+    job = tmp_path / "job.yaml"
+    job.write_text(JOB.replace("{LANDING}", landing))
+    result = run_cli(server, "job", "run", str(job))
+    assert result.exit_code == 1
+    assert said in result.stderr
+    assert server.requests.count() == 0
