@@ -6,6 +6,8 @@ And the `landing:` section's rules, and what the landing manages (pure)."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,6 +184,39 @@ def test_landing_tags_and_grants_and_a_second_run_changes_nothing(
         workspace_root=tmp_path,
     )
     assert not previewed.local_preview and previewed.steps == []
+
+
+def test_no_file_holds_the_token_while_landing_runs(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Every file under the workspace root is read again and again during an `up`: none ever
+    holds the provider's token in plaintext."""
+    root = tmp_path / "workspaces"
+    seen: set[Path] = set()
+    leaks: list[Path] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for path in root.rglob("*") if root.exists() else []:
+                try:
+                    if path.is_file() and not path.is_symlink():
+                        seen.add(path)
+                        if b"tok-alice" in path.read_bytes():
+                            leaks.append(path)
+                except OSError:
+                    pass  # removed meanwhile
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        apply_landing(emulator, stack="watched", build=build(), workspace_root=root)
+    finally:
+        done.set()
+        watcher.join()
+    assert any(path.name == "Pulumi.yaml" for path in seen)
+    assert leaks == []
 
 
 def test_a_later_run_keeps_what_an_earlier_one_landed(
