@@ -153,9 +153,7 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
     resolutions = write_map(tmp_path, MAP.replace("platform: write", "platform: write, ops: read"))
     preview = run_cli(server, "preview", *ORGS, "-r", resolutions)
     assert preview.exit_code == 4
-    assert "landing would fail: landing failed: organization acme has no team ops" in (
-        preview.stderr
-    )
+    assert "landing failed: organization acme has no team ops" in preview.stderr
 
     result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
     assert result.exit_code == 4, result.stderr
@@ -244,3 +242,18 @@ def test_a_job_claims_landing_problems_are_listed_before_anything_runs(
     assert result.exit_code == 1
     assert said in result.stderr
     assert server.requests.count() == 0
+
+
+def test_a_commit_whose_landing_cannot_run_is_refused_before_it_moves_anything(
+    server: EmulatorServer,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "no-plugins"))
+    result = run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path), "--yes")
+    assert result.exit_code == 1
+    assert "the pulumi plugin resource-pulumiservice-v1.3.0 is not installed" in result.stderr
+    assert "scripts/install-pulumiservice-plugin" in result.stderr
+    assert server.state.stack_names(AGENT) == {("web", "dev"), ("api", "prod")}
+    assert server.requests.count(method="POST") == 0

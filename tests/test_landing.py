@@ -6,9 +6,11 @@ And the `landing:` section's rules, and what the landing manages (pure)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from programs.landing.model import LandedEnvironment, LandedStack, Landing
-from toolkit.credentials import BackendIdentity
+from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError
 from toolkit.landing import (
@@ -32,6 +34,9 @@ from toolkit.landing import (
 )
 from toolkit.landing import apply_landing as apply_landing_async
 from toolkit.landing import preview_landing as preview_landing_async
+from toolkit.plan import ClaimTarget
+from toolkit.resolution_map import ResolutionMap
+from toolkit.runs import ClaimRequest, map_identity, run_key
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -280,6 +285,36 @@ def test_a_missing_plugin_names_the_install_script(
         pass
     assert "scripts/install-pulumiservice-plugin" in str(raised.value)
     assert str(tmp_path / "empty-home" / "plugins") in str(raised.value)
+
+
+def test_the_plugin_is_found_under_the_users_pulumi_home(
+    emulator: EmulatorServer, rest: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "pulumi-home"
+    monkeypatch.setenv("PULUMI_HOME", str(home))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-pulumiservice-plugin"
+    subprocess.run([script], check=True, capture_output=True)
+    assert (home / "plugins" / PULUMISERVICE_PLUGIN).is_dir()
+    result = apply_landing(emulator, stack="homed", build=build(), workspace_root=tmp_path / "ws")
+    assert result.changed
+    assert tags_of(rest, "api/dev")[RUN_TAG] == "run-1"
+
+
+def test_landing_is_part_of_the_run_key() -> None:
+    credentials = Credentials(
+        api_url="https://api.example", destination_token="t", source_token="t"
+    )
+    request = ClaimRequest(
+        target=ClaimTarget("agent-x", "acme"),
+        resolution_map=ResolutionMap.empty(),
+        map_identity=map_identity("landing: {}\n"),
+    )
+    keys = {
+        run_key(credentials, request),
+        run_key(credentials, replace(request, landing=LandingSpec())),
+        run_key(credentials, replace(request, landing=LandingSpec(teams={"ops": "read"}))),
+    }
+    assert len(keys) == 3
 
 
 # --- The landing: section -----------------------------------------------------------------

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from toolkit.credentials import Credentials
+    from toolkit.errors import ClaimError
     from toolkit.journal import RunRecord
     from toolkit.landing import LandingSpec
     from toolkit.models import AgentClaimResponse
@@ -859,7 +860,7 @@ def _preview_landing(
 ) -> bool:
     """Print what landing would change after this plan's moves (on stderr, beside the
     report); False when it would fail (the reason printed)."""
-    from toolkit.errors import LandingError
+    from toolkit.errors import ClaimError
     from toolkit.landing import landed_entities, landing_resources, preview_landing
 
     target = plan.target
@@ -881,8 +882,8 @@ def _preview_landing(
                 ),
             )
         )
-    except LandingError as error:
-        click.echo(f"landing would fail: {error}", err=True)
+    except ClaimError as error:
+        click.echo(_landing_failure(error), err=True)
         return False
     where = " (a new stack, previewed locally)" if result.local_preview else ""
     click.echo(f"landing {result.stack}{where}: {result.summary()}", err=True)
@@ -895,6 +896,13 @@ PREVIEW_RUN_ID = "(the commit's run id)"
 """What a preview shows as the run tag's value, which only the commit knows."""
 
 
+def _landing_failure(error: ClaimError) -> str:
+    """Why landing failed, with its hint; a LandingError says it is the landing's already."""
+    from toolkit.errors import LandingError
+
+    return str(error) if isinstance(error, LandingError) else f"landing failed: {error}"
+
+
 def _report_landing(outcome: RunOutcome) -> None:
     """The commit's landing on stderr, beside the report: what changed, or why it failed."""
     from toolkit.outcomes import landing_line
@@ -903,7 +911,7 @@ def _report_landing(outcome: RunOutcome) -> None:
     if line is None:
         return
     if outcome.landing_error is not None:
-        click.echo(f"landing failed: {outcome.landing_error}", err=True)
+        click.echo(_landing_failure(outcome.landing_error), err=True)
         return
     click.echo(line, err=True)
     for step in outcome.landing.steps if outcome.landing else []:

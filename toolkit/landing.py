@@ -327,6 +327,16 @@ _PAST = {"create": "created", "update": "updated", "delete": "deleted", "replace
 _UNCHANGED = {"same", "read", "refresh"}
 
 
+def check_landing_tools() -> None:
+    """What landing runs is at hand, the pulumi CLI and the provider plugin, else the
+    PulumiCliError or InvalidInputError saying how to install it: for a commit to refuse
+    before it moves anything."""
+    from toolkit.workspaces import installed_plugin, pulumi_command
+
+    pulumi_command()
+    installed_plugin(PULUMISERVICE_PLUGIN)
+
+
 BuildLanding = Callable[[Landing | None], Landing]
 """Given what the landing stack landed before (None for a new stack), what it lands now."""
 
@@ -420,7 +430,7 @@ def _previous_landing(
         except StackNotFoundError:
             return None, False
         except CommandError as error:
-            raise _cli_failure("reading the landing stack", error) from error
+            raise _cli_failure("reading its stack", error) from error
     landed = outputs.get("landed")
     return (None if landed is None else Landing.from_output(landed.value)), True
 
@@ -503,7 +513,7 @@ def _preview_or_up(workspace: LocalWorkspace, name: str, *, apply: bool) -> Land
         else:
             stack.preview(on_event=on_event)
     except CommandError as error:
-        doing = "applying the landing" if apply else "previewing the landing"
+        doing = "in its update" if apply else "in its preview"
         raise _cli_failure(doing, error, errors) from error
     return LandingResult(stack=name, applied=apply, steps=steps)
 
@@ -515,7 +525,7 @@ def _cli_failure(doing: str, error: CommandError, said: Sequence[str] = ()) -> L
 
     reasons = [reason for reason in said if reason] or [cli_error_text(error)]
     return LandingError(
-        f"{doing} failed: " + "; ".join(dict.fromkeys(reasons)),
+        f"landing failed {doing}: " + "; ".join(dict.fromkeys(reasons)),
         hint="The moves stay as they are; fix the cause and run the same command again, "
         "or skip landing with --no-landing.",
     )

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
-from toolkit.errors import LandingError
+from toolkit.errors import ClaimError
 from toolkit.journal import Journal, RunRecord, find_run
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
@@ -82,7 +82,7 @@ class RunOutcome:
     """The run was stopped before the end; running the same request again continues it."""
     landing: LandingResult | None = None
     """What landing changed, when it ran and succeeded."""
-    landing_error: LandingError | None = None
+    landing_error: ClaimError | None = None
     """Why landing failed (the moves stand); running the same request again retries it."""
 
 
@@ -127,6 +127,10 @@ async def commit_request(
     run has its journal.
     """
     check_runs_dir(runs_dir, writable=True)
+    if request.landing is not None:
+        from toolkit.landing import check_landing_tools
+
+        check_landing_tools()
     key = run_key(credentials, request)
     source = request.target.source_identity(credentials)
     holder = LockHolder.this_process("starting", key, _command())
@@ -223,7 +227,7 @@ async def _land(
             ),
             workspace_root=workspace_root,
         )
-    except LandingError as error:
+    except ClaimError as error:  # LandingError, and the service or the CLI failing
         return replace(outcome, landing_error=error)
     return replace(outcome, landing=result)
 

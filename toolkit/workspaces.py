@@ -208,21 +208,27 @@ def user_plugins_dir(environ: Mapping[str, str] | None = None) -> Path:
     return (Path(home) if home else Path.home() / ".pulumi") / "plugins"
 
 
+def installed_plugin(plugin: str) -> Path:
+    """The folder of an installed plugin of the user's (`resource-pulumiservice-v1.3.0`); one
+    that is not installed (or whose install was cut short) is an InvalidInputError."""
+    installed = user_plugins_dir()
+    source = installed / plugin
+    if not source.is_dir() or (installed / f"{plugin}.partial").exists():
+        raise InvalidInputError(
+            f"the pulumi plugin {plugin} is not installed in {installed}",
+            hint=PLUGIN_INSTALL_HINT,
+        )
+    return source
+
+
 def _link_plugins(plugins: Sequence[str], home: Path) -> None:
     """Give `home/plugins` a folder for each installed plugin of the user's, holding links to
-    its files (the CLI skips a plugin folder that is itself a link); a plugin that is not
-    installed (or whose install was cut short) is an InvalidInputError."""
+    its files (the CLI skips a plugin folder that is itself a link)."""
     if not plugins:
         return
-    installed = user_plugins_dir()
     linked = _private_folder(home / "plugins")
     for plugin in plugins:
-        source = installed / plugin
-        if not source.is_dir() or (installed / f"{plugin}.partial").exists():
-            raise InvalidInputError(
-                f"the pulumi plugin {plugin} is not installed in {installed}",
-                hint=PLUGIN_INSTALL_HINT,
-            )
+        source = installed_plugin(plugin)
         folder = _private_folder(linked / plugin)
         for item in source.iterdir():
             (folder / item.name).symlink_to(item)
