@@ -29,6 +29,7 @@ import asyncio
 import re
 import secrets
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,17 +310,14 @@ class LandingResult:
         return bool(self.steps)
 
     def summary(self) -> str:
-        """One line: how many resources of each kind of change, or that nothing changes."""
+        """One line: how many resources each kind of change touches (`3 created` after an
+        `up`, `3 to create` in a preview), or that nothing changes."""
         if not self.steps:
             return "no changes" if self.applied else "no changes would be made"
-        counts: dict[str, int] = {}
-        for step in self.steps:
-            counts[step.op] = counts.get(step.op, 0) + 1
-        listed = ", ".join(f"{count} to {op}" for op, count in sorted(counts.items()))
-        return (
-            listed
-            if not self.applied
-            else ", ".join(f"{count} {_PAST.get(op, op)}" for op, count in sorted(counts.items()))
+        counts = Counter(step.op for step in self.steps)
+        return ", ".join(
+            f"{count} {_PAST.get(op, op)}" if self.applied else f"{count} to {op}"
+            for op, count in sorted(counts.items())
         )
 
 
