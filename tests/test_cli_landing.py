@@ -7,6 +7,7 @@ exists."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,9 @@ def server(
 
 
 @pytest.fixture
-def rest(server: EmulatorServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": "token tok-alice"})
+def rest(server: EmulatorServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, headers={"Authorization": "token tok-alice"}) as client:
+        yield client
 
 
 def write_map(tmp_path: Path, text: str = MAP) -> str:
@@ -257,3 +259,45 @@ def test_a_commit_whose_landing_cannot_run_is_refused_before_it_moves_anything(
     assert "scripts/install-pulumiservice-plugin" in result.stderr
     assert server.state.stack_names(AGENT) == {("web", "dev"), ("api", "prod")}
     assert server.requests.count(method="POST") == 0
+
+
+def test_claim_api_lands_on_the_stacks_and_environments_the_service_moved(
+    make_emulator: EmulatorFactory,
+    pulumi_cli: Path,
+    pulumiservice_plugin: Path,
+    run_cli: RunCli,
+    tmp_path: Path,
+) -> None:
+    claimed = world()
+    claimed["service"] = {"claimMovesEnvironments": True}
+    claimed["orgs"][AGENT] = {
+        "stacks": [{"project": "web", "stack": "qa"}],
+        "environments": [{"project": "default", "name": "secrets"}],
+    }
+    server = make_emulator(claimed)
+    resolutions = write_map(tmp_path, "landing: {teams: {platform: read}}\n")
+    result = run_cli(
+        server,
+        "commit",
+        "--from",
+        AGENT,
+        "--to",
+        "acme",
+        "--strategy",
+        "claim-api",
+        "-r",
+        resolutions,
+        "--yes",
+        "--format",
+        "json",
+        source_token=None,
+        claim_token="claim-abc123",
+    )
+    assert result.exit_code == 0, result.stderr
+    with httpx.Client(base_url=server.url, headers={"Authorization": "token tok-alice"}) as rest:
+        assert tags(rest, "web/qa")[SOURCE_TAG] == f"{AGENT}/web/qa"
+        assert granted(rest) == [("web", "qa", 101)]
+        team = rest.get("/api/orgs/acme/teams/platform").json()
+    assert [(e["projectName"], e["envName"], e["permission"]) for e in team["environments"]] == [
+        ("default", "secrets", "read")
+    ]
