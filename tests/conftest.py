@@ -127,6 +127,18 @@ def pulumi_cli() -> Iterator[Path]:
         yield bin_dir
 
 
+@pytest.fixture(scope="session")
+def pulumiservice_plugin(pulumi_cli: Path) -> Path:
+    """The landing program's provider plugin, installed as a user installs it
+    (`scripts/install-pulumiservice-plugin`, at once when it is installed already)."""
+    from toolkit.landing import PULUMISERVICE_PLUGIN
+    from toolkit.workspaces import user_plugins_dir
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-pulumiservice-plugin"
+    subprocess.run([script], check=True, capture_output=True)
+    return user_plugins_dir() / PULUMISERVICE_PLUGIN
+
+
 RunCli = Callable[..., Result]
 
 

@@ -25,7 +25,8 @@ from toolkit import models as toolkit_models
 from toolkit.models import WireModel
 
 DISCRIMINATOR = "kind"
-"""The wire field naming the kind of a transfer entity; the SDK keeps it on the class."""
+"""The wire field naming the kind of a transfer entity; the SDK keeps it on the class. (A
+`kind` of a model outside a discriminated family, like a team's, is an ordinary field.)"""
 
 _SDK_DISCRIMINATOR_ATTRIBUTE = "__DISCRIMINATOR_VALUE__"
 _PRIMITIVES: dict[str, Any] = {
@@ -326,7 +327,7 @@ def differences(ours: Any, sdk: Any, where: str = "") -> list[str]:
         for name, info in model.model_fields.items():
             key = wire_name(model, name)
             value = getattr(ours, name)
-            if key == DISCRIMINATOR:
+            if key == DISCRIMINATOR and sdk_discriminator(type(sdk)) is not None:
                 if value != sdk_discriminator(type(sdk)):
                     found.append(f"{where}.{key}: {value!r}")
                 continue

@@ -532,7 +532,9 @@ def test_status_without_runs_is_an_error(run_cli: RunCli, demo_emulator: Emulato
     assert "no commit has been recorded" in result.stderr
 
 
-def test_demo_tells_the_claim_of_an_agent_account() -> None:
+def test_demo_tells_the_claim_of_an_agent_account(
+    pulumi_cli: Path, pulumiservice_plugin: Path
+) -> None:
     result = CliRunner().invoke(cli, ["demo"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "agent account agent-" in result.stdout
@@ -540,10 +542,15 @@ def test_demo_tells_the_claim_of_an_agent_account() -> None:
     assert "exit code would be 3" in result.stdout
     assert "4 of 4 stacks landed in acme through the claim" in result.stdout
     assert "web/dev-agent" in result.stdout
+    assert "landing acme/pulumi-claim-landing/agent-" in result.stdout
+    assert "6 created" in result.stdout  # the stack, the provider, 4 StackTags
+    assert "claimed-by=bob" in result.stdout
 
 
-def test_demo_of_the_org_to_org_transfer() -> None:
+def test_demo_of_the_org_to_org_transfer(pulumi_cli: Path, pulumiservice_plugin: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--transfer"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "7 of 7 stacks landed in acme" in result.stdout
     assert "web/dev-agent" in result.stdout
+    # the stack, the provider, 7 StackTags and 7 TeamStackPermissions
+    assert "landing acme/pulumi-claim-landing/agent-7f3k2q: 16 created" in result.stdout

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 from pulumi_cloud_sdk._support import default_encoder
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.cli import cli
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer

@@ -10,7 +10,7 @@ from agent_times import agent_entry
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.cli import cli
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer

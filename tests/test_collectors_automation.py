@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulumi.automation import ConfigValue, Stack
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.cloud import CloudClient
 from toolkit.collectors.automation import collect_stacks, merge_inventories
 from toolkit.collectors.service import collect_inventory

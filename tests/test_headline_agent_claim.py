@@ -17,7 +17,7 @@ import httpx
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, LocalWorkspace, ProjectSettings, Stack
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.cli import cli
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer

@@ -16,7 +16,7 @@ import pytest
 from agent_times import agent_entry
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory, entity_key

@@ -21,7 +21,7 @@ from agent_times import agent_entry
 from pulumi.automation import ConfigValue, Stack
 from waiting import wait_until
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit import pulumi_launcher
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from toolkit.entities import as_rename, describe, entity_key, target_of
 from toolkit.errors import InvalidInputError, ResolutionMapError
+from toolkit.landing import LandingSpec
 from toolkit.models import (
     RenameEntity,
     TransferEntityEnvironment,
@@ -328,3 +329,33 @@ def test_format_then_parse_gives_back_the_same_renames(renames: list[RenameEntit
     parsed = parse_resolution_map(format_resolution_map(renames))
     assert parsed.problems == ()
     assert list(parsed.renames) == renames
+
+
+# --- The landing: section ----------------------------------------------------------------
+
+
+def test_a_landing_section_is_read_beside_the_renames() -> None:
+    text = (
+        "stacks:\n  web/dev: web/dev-agent\n"
+        "landing:\n  stack: claim-landing\n  tags: {cost-center: cc-42}\n"
+        "  teams: {platform-team: write}\n"
+    )
+    parsed = parse_resolution_map(text, origin="map.yaml")
+    assert len(parsed.renames) == 1
+    assert parsed.landing == LandingSpec(
+        stack="claim-landing", tags={"cost-center": "cc-42"}, teams={"platform-team": "write"}
+    )
+    assert parse_resolution_map("stacks: {}\n").landing is None
+
+
+def test_every_problem_of_a_landing_section_refuses_the_map() -> None:
+    text = "landing:\n  teams: {a: owner, b: read}\n  tags: {n: 1}\n  tags2: x\n"
+    with pytest.raises(ResolutionMapError) as raised:
+        parse_resolution_map(text, origin="map.yaml")
+    assert raised.value.problems == [
+        "map.yaml: landing: unknown key 'tags2'; expected stack, tags, teams",
+        "map.yaml: landing.tags: 'n': 1 is not text (quote it)",
+        "map.yaml: landing.teams: 'a': 'owner' is not one of read, write, admin",
+    ]
+    with pytest.raises(ResolutionMapError, match="landing is given more than once"):
+        parse_resolution_map("landing: {}\nlanding: {}\n", origin="map.yaml")

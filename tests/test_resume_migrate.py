@@ -19,7 +19,7 @@ import pytest
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 from pulumi.automation import ConfigValue, Stack
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run

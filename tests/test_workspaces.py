@@ -14,7 +14,7 @@ import pytest
 from pulumi.automation import ConfigValue, Stack
 from semver import VersionInfo
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, PulumiCliError

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from toolkit.outcomes import EXIT_INTERRUPTED, exit_code
+from toolkit.outcomes import EXIT_INTERRUPTED, exit_code, run_exit_code
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from toolkit.credentials import Credentials
+    from toolkit.errors import ClaimError
     from toolkit.journal import RunRecord
+    from toolkit.landing import LandingSpec
     from toolkit.models import AgentClaimResponse
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.progress import ProgressCallback
@@ -256,6 +258,15 @@ def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def no_landing_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-landing",
+        is_flag=True,
+        help="Skip the landing program that the resolution map's landing: section asks for "
+        "(tags and team permissions on what moved).",
+    )(command)
+
+
 def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--claim-file",
@@ -282,6 +293,7 @@ def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 @resolutions_option
 @strategy_option
 @claim_file_option
+@no_landing_option
 @output_options
 @pass_settings
 def preview(
@@ -290,6 +302,7 @@ def preview(
     resolutions: Path | None,
     strategy: str,
     claim_file: Path | None,
+    no_landing: bool,
     fmt: str | None,
     output: Path | None,
 ) -> None:
@@ -297,12 +310,24 @@ def preview(
 
     Exit 0 when a commit would fully succeed, 3 when it would be blocked (unresolved
     conflicts; with claim-api, anything the service cannot move), 4 when some entities would
-    be reported as failures.
+    be reported as failures, or the landing would fail.
     """
-    plan = _plan(settings.credentials(target, claim_file), target, resolutions, strategy)
+    from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, worst_exit_code
+
+    credentials = settings.credentials(target, claim_file)
+    resolution_map, _ = _resolution_map(resolutions)
+    plan = _plan(credentials, target, resolution_map, strategy)
     document = plan.to_claim_response()
     _report(settings, document, plan, "preview", fmt, output)
-    sys.exit(exit_code(document, plan.strategy))
+    code = exit_code(document, plan.strategy)
+    spec = None if no_landing else resolution_map.landing
+    if (
+        spec is not None
+        and code != EXIT_BLOCKED
+        and not _preview_landing(credentials, plan, document, spec)
+    ):
+        code = worst_exit_code([code, EXIT_PARTIAL])
+    sys.exit(code)
 
 
 @cli.command()
@@ -332,6 +357,7 @@ def preview(
     type=click.IntRange(1, 64),
     help="Calls made at once (migrate: stacks at once); default 16 (migrate: 4).",
 )
+@no_landing_option
 @log_format_option
 @output_options
 @pass_settings
@@ -346,6 +372,7 @@ def commit(
     break_lock: bool,
     new_run: bool,
     concurrency: int | None,
+    no_landing: bool,
     log_format: str,
     fmt: str | None,
     output: Path | None,
@@ -356,6 +383,10 @@ def commit(
     Running the same commit again continues it: after a failure, a kill or Ctrl-C, it finds
     each stack where the last run left it and does only what is left; once finished, it does
     nothing and says so. One run per source org at a time.
+
+    With a landing: section in the resolution map, the landing program then tags what moved
+    and grants the teams it names access (--no-landing skips it); a landing that fails undoes
+    no move (exit 4), and running the same command again retries it.
 
     With --log-format json, stdout holds only JSON lines: claim-started, run-started, one per
     progress event, and a last claim-finished (exit code, outcome, counts, run id); the report
@@ -388,6 +419,7 @@ def commit(
             strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
             delete_source=delete_source,
             concurrency=concurrency,
+            landing=None if no_landing else resolution_map.landing,
         )
         outcome = _commit(settings, credentials, request, runs_dir, yes, break_lock, new_run, log)
     except ClaimError as error:
@@ -398,6 +430,8 @@ def commit(
         _report(settings, outcome.document, outcome.plan, "commit", fmt, output)
     if log is not None:
         log.claim_finished(summarize_run(None, outcome))
+    else:
+        _report_landing(outcome)
     if outcome.interrupted:
         click.echo(
             f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
@@ -405,7 +439,7 @@ def commit(
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(exit_code(outcome.document, outcome.plan.strategy))
+    sys.exit(run_exit_code(outcome))
 
 
 def _commit(
@@ -803,13 +837,85 @@ def demo(settings: Settings, transfer: bool) -> None:
 
 
 def _plan(
-    credentials: Credentials, target: ClaimTarget, resolutions: Path | None, strategy: str
+    credentials: Credentials,
+    target: ClaimTarget,
+    resolutions: Path | ResolutionMap | None,
+    strategy: str,
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
+    from toolkit.resolution_map import ResolutionMap
 
-    resolution_map, _ = _resolution_map(resolutions)
+    resolution_map = (
+        resolutions if isinstance(resolutions, ResolutionMap) else _resolution_map(resolutions)[0]
+    )
     chosen = None if strategy == "auto" else strategy
     return _run(plan_claim(credentials, target, resolution_map, chosen))  # type: ignore[arg-type]
+
+
+# --- Landing --------------------------------------------------------------------------------
+
+
+def _preview_landing(
+    credentials: Credentials, plan: ClaimPlan, document: AgentClaimResponse, spec: LandingSpec
+) -> bool:
+    """Print what landing would change after this plan's moves (on stderr, beside the
+    report); False when it would fail (the reason printed)."""
+    from toolkit.errors import ClaimError
+    from toolkit.landing import landed_entities, landing_resources, preview_landing
+
+    target = plan.target
+    landed = landed_entities(document)
+    try:
+        result = _run(
+            preview_landing(
+                target.destination_identity(credentials),
+                destination_org=target.destination_org,
+                stack=spec.stack_name(target.source_org),
+                build=lambda previous: landing_resources(
+                    spec,
+                    landed.stacks,
+                    landed.environments,
+                    source_org=target.source_org,
+                    destination_org=target.destination_org,
+                    run_id=PREVIEW_RUN_ID,
+                    previous=previous,
+                ),
+            )
+        )
+    except ClaimError as error:
+        click.echo(_landing_failure(error), err=True)
+        return False
+    where = " (a new stack, previewed locally)" if result.local_preview else ""
+    click.echo(f"landing {result.stack}{where}: {result.summary()}", err=True)
+    for step in result.steps:
+        click.echo(f"  {step.op:<8} {step.type} {step.name}", err=True)
+    return True
+
+
+PREVIEW_RUN_ID = "(the commit's run id)"
+"""What a preview shows as the run tag's value, which only the commit knows."""
+
+
+def _landing_failure(error: ClaimError) -> str:
+    """Why landing failed, with its hint; a LandingError says it is the landing's already."""
+    from toolkit.errors import LandingError
+
+    return str(error) if isinstance(error, LandingError) else f"landing failed: {error}"
+
+
+def _report_landing(outcome: RunOutcome) -> None:
+    """The commit's landing on stderr, beside the report: what changed, or why it failed."""
+    from toolkit.outcomes import landing_line
+
+    line = landing_line(outcome)
+    if line is None:
+        return
+    if outcome.landing_error is not None:
+        click.echo(_landing_failure(outcome.landing_error), err=True)
+        return
+    click.echo(line, err=True)
+    for step in outcome.landing.steps if outcome.landing else []:
+        click.echo(f"  {step.op:<8} {step.type} {step.name}", err=True)
 
 
 def _resolution_map(path: Path | None) -> tuple[ResolutionMap, str | None]:

@@ -58,6 +58,7 @@ from toolkit.models import (
     OrgEnvironment,
     PackageMetadata,
     RenameEntity,
+    Team,
     TransferStackRequest,
     UpdateEnvironmentTagRequest,
     UpdateEnvironmentTagRequestCurrentTag,
@@ -329,6 +330,12 @@ class CloudClient:
             params={"orgLogin": org},
         )
         return [pkg async for page in pages for pkg in page.packages if pkg.publisher == org]
+
+    # --- Teams -------------------------------------------------------------------------------
+
+    async def get_team(self, org: str, team: str) -> Team:
+        """A team of `org` with its members and grants; NotFoundError if it has none such."""
+        return await self._get(Team, f"/api/orgs/{_segment(org)}/teams/{_segment(team)}")
 
     # --- Agent claims ------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import World
 from toolkit.entities import stack_name
+from toolkit.errors import InvalidInputError, PulumiCliError
+from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_resources
 from toolkit.outcomes import exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
 from toolkit.progress_display import ProgressDisplay
@@ -81,8 +83,10 @@ async def _claim_story(
         claim_token=signup.claim_token,
     )
     target = ClaimTarget(source_org=agent_org, destination_org=DEMO_DESTINATION_ORG)
+    # A member of acme may tag stacks but not manage teams: this landing grants none.
+    landing = LandingSpec(tags={"claimed-by": claimer.login})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "claim-api", tmp, out, progress
+        credentials, target, "claim-api", landing, tmp, out, progress
     )
     out.print(f"{landed} through the claim; the agent's account is gone.")
     return 0 if not result.failed_moves and not result.document.failures else 1
@@ -103,8 +107,9 @@ async def _transfer_story(
         api_url=server.url, destination_token=claimer.token, source_token=agent.token
     )
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
+    landing = LandingSpec(tags={"claimed-by": claimer.login}, teams={"platform": "write"})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "transfer", tmp, out, progress
+        credentials, target, "transfer", landing, tmp, out, progress
     )
     out.print(f"{landed}; {len(result.document.failures)} entities reported as failures.")
     return 0 if not result.failed_moves else 1
@@ -114,12 +119,14 @@ async def _preview_resolve_commit(
     credentials: Credentials,
     target: ClaimTarget,
     strategy: Strategy,
+    landing: LandingSpec,
     tmp: Path,
     out: Console,
     progress: Console,
 ) -> tuple[str, CommitResult]:
-    """Steps 1-4 of both stories: a blocked preview, a written map, the commit, the
-    destination's stacks; returns how many stacks landed, in words, and the commit."""
+    """Steps 1-5 of both stories: a blocked preview, a written map, the commit, the
+    destination's stacks, the landing; returns how many stacks landed, in words, and the
+    commit."""
     out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}"))
     plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy)
     document = plan.to_claim_response()
@@ -140,6 +147,7 @@ async def _preview_resolve_commit(
     code = exit_code(result.document, plan.strategy)
     out.print(f"exit code {code} ({_EXIT_MEANINGS.get(code, 'error')})\n")
     await _list_destination(credentials, plan, out)
+    await _land(credentials, target, landing, result, tmp, out)
     landed = len(plan.moves) - len(result.failed_moves)
     return f"{landed} of {len(plan.moves)} stacks landed in {target.destination_org}", result
 
@@ -157,3 +165,44 @@ async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Cons
             "yes" if stack_name(stack) in moved else "",
         )
     out.print(table)
+
+
+async def _land(
+    credentials: Credentials,
+    target: ClaimTarget,
+    spec: LandingSpec,
+    result: CommitResult,
+    tmp: Path,
+    out: Console,
+) -> None:
+    """Step 5: the landing program tags what moved (and grants the spec's teams), as
+    `commit` does with a landing: section; skipped, saying why, without the pulumi CLI or the
+    provider plugin."""
+    teams = ", ".join(f"{team}: {level}" for team, level in spec.teams.items()) or "none"
+    out.print(Rule(f"5. landing: tags {dict(spec.tags)}, teams {teams}"))
+    moved = landed_entities(result.document)
+    try:
+        landing = await apply_landing(
+            target.destination_identity(credentials),
+            destination_org=target.destination_org,
+            stack=spec.stack_name(target.source_org),
+            build=lambda previous: landing_resources(
+                spec,
+                moved.stacks,
+                moved.environments,
+                source_org=target.source_org,
+                destination_org=target.destination_org,
+                run_id=result.document.transfer_token or "demo",
+                previous=previous,
+            ),
+            workspace_root=tmp,
+        )
+    except (PulumiCliError, InvalidInputError) as error:
+        out.print(f"landing skipped: {error.message}\n")
+        return
+    out.print(f"landing {landing.stack}: {landing.summary()}")
+    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        first = moved.stacks[0].destination.split("/")
+        stack = await client.get_stack(target.destination_org, first[0], first[1])
+    tags = ", ".join(f"{name}={value}" for name, value in sorted((stack.tags or {}).items()))
+    out.print(f"tags of {'/'.join(first)}: {tags}\n")

@@ -95,6 +95,10 @@ class PulumiCliError(ClaimError):
     """The pulumi CLI is missing, or a command of it failed (its `error:` words are kept)."""
 
 
+class LandingError(ClaimError):
+    """The landing program could not be previewed or applied; the moves stay as they are."""
+
+
 def _hint_for(status: int) -> str | None:
     return {
         401: "Check PULUMI_ACCESS_TOKEN (destination) and PULUMI_CLAIM_SOURCE_TOKEN (source).",

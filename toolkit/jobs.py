@@ -29,6 +29,7 @@ from toolkit.claim import suggest_resolutions
 from toolkit.credentials import Credentials, load_credentials
 from toolkit.entities import Inventory
 from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
+from toolkit.landing import LandingSpec, parse_landing
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
 from toolkit.plan import ClaimTarget, Strategy
 from toolkit.progress import ProgressEvent
@@ -96,6 +97,8 @@ class ClaimEntry(_Entry):
     concurrency: int | None = Field(default=None, ge=1)
     delete_source: bool = Field(default=False, alias="deleteSource")
     tokens: TokenVariables = TokenVariables()
+    landing: Any = None
+    """The claim's `landing:` section (`toolkit.landing.parse_landing` checks it)."""
 
 
 class _JobDocument(_Entry):
@@ -137,6 +140,8 @@ class JobClaim:
     delete_source: bool
     map_file: MapFile | None
     suffix: str | None
+    landing: LandingSpec | None
+    """The claim's landing: section, else its map's; None: no landing."""
     credentials: Credentials
     token_origins: Mapping[TokenRole, str]
     """Where each token comes from, in words (`$ACME_TOKEN`); never a value."""
@@ -164,6 +169,7 @@ class JobClaim:
             strategy=self.strategy,
             delete_source=self.delete_source,
             concurrency=self.concurrency,
+            landing=self.landing,
         )
 
 
@@ -290,6 +296,11 @@ def _check_claim(
     if entry.resolutions is not None:
         map_file, map_problems = _read_map(folder / Path(entry.resolutions).expanduser())
         problems += map_problems
+    landing, landing_problems = parse_landing(entry.landing)
+    problems += landing_problems
+    map_landing = map_file.resolution_map.landing if map_file is not None else None
+    if landing is not None and map_landing is not None:
+        problems.append("give a landing: section in the claim or in its resolution map, not both")
     if not check_tokens:
         return None, problems
     credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
@@ -304,6 +315,7 @@ def _check_claim(
         delete_source=entry.delete_source,
         map_file=map_file,
         suffix=entry.suffix,
+        landing=landing or map_landing,
         credentials=credentials,
         token_origins=origins,
     )
@@ -613,6 +625,13 @@ def describe_job(job: Job) -> str:
             lines.append("   resolutions: none (any conflict blocks the claim)")
         if claim.concurrency is not None:
             lines.append(f"   concurrency: {claim.concurrency}")
+        if claim.landing is not None:
+            spec = claim.landing
+            teams = ", ".join(f"{team} {level}" for team, level in spec.teams.items())
+            lines.append(
+                f"   landing: stack {spec.stack_name(target.source_org)}, "
+                f"{len(spec.tags)} tag(s), teams: {teams or 'none'}"
+            )
         if claim.delete_source:
             lines.append("   deleteSource: each source stack is removed once its copy is verified")
         origins = claim.token_origins

@@ -51,6 +51,15 @@ def exit_code(document: AgentClaimResponse, strategy: Strategy) -> int:
     return EXIT_OK
 
 
+def run_exit_code(outcome: RunOutcome) -> int:
+    """A commit's exit code: 130 when interrupted, else its document's (`exit_code`), made
+    at least 4 (partial) by a landing that failed: the moves stand, the record is missing."""
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    code = exit_code(outcome.document, outcome.plan.strategy)
+    return worst_exit_code([code, EXIT_PARTIAL]) if outcome.landing_error else code
+
+
 def worst_exit_code(codes: Iterable[int]) -> int:
     """The worst of `codes`: 0 < 3 (blocked) < 4 (partial) < 1 (error) < 130 (interrupted);
     0 when there are none."""
@@ -82,6 +91,9 @@ class ClaimSummary:
     run_id: str | None = None
     resumed: bool = False
     already_finished: bool = False
+    landing: str | None = None
+    """What landing did ("3 created"), or why it failed; None when it did not run."""
+    landing_failed: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The summary as a JSON object (camelCase keys, as the claim document has)."""
@@ -100,6 +112,8 @@ class ClaimSummary:
             "failed": self.failed,
             "blocked": self.blocked,
             "conflicts": list(self.conflicts),
+            "landing": self.landing,
+            "landingFailed": self.landing_failed,
         }
 
 
@@ -110,7 +124,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
     from toolkit.report import report_context
 
     plan, document = outcome.plan, outcome.document
-    code = EXIT_INTERRUPTED if outcome.interrupted else exit_code(document, plan.strategy)
+    code = run_exit_code(outcome)
     blocked = is_blocked(document, plan.strategy)
     service_refusals = len(document.failures) if plan.strategy == "claim-api" else 0
     failed_moves = len(document.failures) - len(plan.failures)
@@ -128,7 +142,18 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
         run_id=outcome.run_id,
         resumed=outcome.resumed,
         already_finished=outcome.already_finished,
+        landing=landing_line(outcome),
+        landing_failed=outcome.landing_error is not None,
     )
+
+
+def landing_line(outcome: RunOutcome) -> str | None:
+    """One line on the commit's landing: what it changed in which stack, or why it failed."""
+    if outcome.landing_error is not None:
+        return outcome.landing_error.message
+    if outcome.landing is None:
+        return None
+    return f"landing {outcome.landing.stack}: {outcome.landing.summary()}"
 
 
 def summarize_error(name: str | None, error: ClaimError) -> ClaimSummary:

@@ -20,6 +20,7 @@ from yaml.constructor import SafeConstructor
 
 from toolkit.entities import KINDS, as_rename, display_name, entity_key, make_entity, target_of
 from toolkit.errors import InvalidInputError, ResolutionMapError
+from toolkit.landing import LandingSpec, parse_landing
 from toolkit.models import RenameEntity
 
 # Friendly-form section -> (the kind it renames, how its names are written).
@@ -29,6 +30,10 @@ _SECTIONS = {
         ("stacks", "environments", "insightsAccounts", "registryPackages"), KINDS, strict=True
     )
 }
+
+LANDING_SECTION = "landing"
+"""The friendly form's section that is not renames: what the landing program records
+(`toolkit.landing.LandingSpec`)."""
 
 MAX_MAP_BYTES = 10_000_000
 """A map file larger than this (10 MB) is refused unread: 100,000 renames in the friendly form
@@ -51,6 +56,8 @@ class ResolutionMap:
 
     renames: tuple[RenameEntity, ...]
     problems: tuple[str, ...] = ()
+    landing: LandingSpec | None = None
+    """The map's `landing:` section, if it has one."""
 
     @classmethod
     def empty(cls) -> ResolutionMap:
@@ -186,7 +193,11 @@ def _entry_count(document: object) -> int:
     """How many renames a document asks for: the wire form's items, or the friendly form's
     entries over every section."""
     if isinstance(document, _Pairs):  # a list too: tested first
-        return sum(len(entries) for _, entries in document if isinstance(entries, _Pairs))
+        return sum(
+            len(entries)
+            for section, entries in document
+            if section != LANDING_SECTION and isinstance(entries, _Pairs)
+        )
     if isinstance(document, list):
         return len(document)
     return 0
@@ -196,10 +207,18 @@ def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
     unreadable: list[str] = []
     renames: list[RenameEntity] = []
     problems: list[str] = []
+    landing: LandingSpec | None = None
+    sections = [section for section, _ in document]
+    if sections.count(LANDING_SECTION) > 1:
+        unreadable.append(f"{origin}: section landing is given more than once")
     for section, entries in document:
-        if not isinstance(section, str) or section not in _SECTIONS:
+        if section == LANDING_SECTION:
+            landing, landing_problems = parse_landing(entries, origin=origin)
+            unreadable += landing_problems
+        elif not isinstance(section, str) or section not in _SECTIONS:
             unreadable.append(
-                f"{origin}: unknown section {_shown(section)}; expected {', '.join(_SECTIONS)}"
+                f"{origin}: unknown section {_shown(section)}; expected "
+                f"{', '.join([*_SECTIONS, LANDING_SECTION])}"
             )
         elif entries is not None and not isinstance(entries, _Pairs):
             shape = _SECTIONS[section][1]
@@ -216,7 +235,7 @@ def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
                     renames.append(rename)
     if unreadable:
         raise ResolutionMapError(unreadable)
-    return ResolutionMap(renames=tuple(renames), problems=tuple(problems))
+    return ResolutionMap(renames=tuple(renames), problems=tuple(problems), landing=landing)
 
 
 def _friendly_entry(section: str, old: object, new: object) -> RenameEntity | str:

@@ -11,7 +11,11 @@ of it. Committing a request:
      recorded plan (the names as they were planned, not as the source shows them now); the
      strategy finds each stack by its id and does only what is left;
 3. commits, recording every call in the run's journal, and lets go of the lock (a run that did
-   not finish leaves its name on it, so only its own command can continue it).
+   not finish leaves its name on it, so only its own command can continue it);
+4. with a `landing:` section, lands what moved (`toolkit.landing`): after every commit that
+   was not interrupted or blocked, a finished one included, since landing again changes
+   nothing and so finishes a landing that failed before. A landing failure is reported in the
+   outcome; no move is undone.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
+from toolkit.errors import ClaimError
 from toolkit.journal import Journal, RunRecord, find_run
+from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, is_blocked
@@ -57,6 +63,8 @@ class ClaimRequest:
     delete_source: bool = False
     concurrency: int | None = None
     """Calls (or migrate's stacks) at once; None: the strategy's default."""
+    landing: LandingSpec | None = None
+    """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,10 @@ class RunOutcome:
     """Nothing was done: the same request had finished before (`run_id` is that run)."""
     interrupted: bool = False
     """The run was stopped before the end; running the same request again continues it."""
+    landing: LandingResult | None = None
+    """What landing changed, when it ran and succeeded."""
+    landing_error: ClaimError | None = None
+    """Why landing failed (the moves stand); running the same request again retries it."""
 
 
 def map_identity(text: str | None) -> str:
@@ -84,13 +96,15 @@ def map_identity(text: str | None) -> str:
 def run_key(credentials: Credentials, request: ClaimRequest) -> str:
     """The digest that names every run of `request`."""
     target = request.target
-    asked = {
+    asked: dict[str, object] = {
         "source": [target.source_identity(credentials).url, target.source_org],
         "destination": [target.destination_identity(credentials).url, target.destination_org],
         "strategy": request.strategy or "auto",
         "map": request.map_identity,
         "deleteSource": request.delete_source,
     }
+    if request.landing is not None:
+        asked["landing"] = request.landing.identity()
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -113,6 +127,10 @@ async def commit_request(
     run has its journal.
     """
     check_runs_dir(runs_dir, writable=True)
+    if request.landing is not None:
+        from toolkit.landing import check_landing_tools
+
+        check_landing_tools()
     key = run_key(credentials, request)
     source = request.target.source_identity(credentials)
     holder = LockHolder.this_process("starting", key, _command())
@@ -123,7 +141,8 @@ async def commit_request(
         previous = None if new_run else find_run(runs_dir, key)
         if previous is not None and _done(previous):
             lock.release(finished=True)
-            return _finished_before(previous, request.target)
+            finished = _finished_before(previous, request.target)
+            return await _land(credentials, request, finished, runs_dir / WORKSPACES_DIR)
         if previous is not None and not _blocked(previous):
             plan = _recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
@@ -170,7 +189,47 @@ async def commit_request(
         finally:
             journal.close()
         lock.release(finished=not result.interrupted)
-    return _outcome(result, journal.run_id, resumed)
+    return await _land(credentials, request, _outcome(result, journal.run_id, resumed), workspaces)
+
+
+async def _land(
+    credentials: Credentials,
+    request: ClaimRequest,
+    outcome: RunOutcome,
+    workspace_root: Path,
+) -> RunOutcome:
+    """`outcome` with the landing of what it moved, when the request asks for one and the run
+    neither stopped nor was blocked; a LandingError is kept in it, not raised."""
+    from toolkit.landing import apply_landing, landed_entities, landing_resources
+
+    spec = request.landing
+    if spec is None or outcome.interrupted or outcome.run_id is None:
+        return outcome
+    if is_blocked(outcome.document, outcome.plan.strategy):
+        return outcome
+    landed = landed_entities(outcome.document)
+    if not landed.stacks and not landed.environments:
+        return outcome
+    target, run_id = request.target, outcome.run_id
+    try:
+        result = await apply_landing(
+            target.destination_identity(credentials),
+            destination_org=target.destination_org,
+            stack=spec.stack_name(target.source_org),
+            build=lambda previous: landing_resources(
+                spec,
+                landed.stacks,
+                landed.environments,
+                source_org=target.source_org,
+                destination_org=target.destination_org,
+                run_id=run_id,
+                previous=previous,
+            ),
+            workspace_root=workspace_root,
+        )
+    except ClaimError as error:  # LandingError, and the service or the CLI failing
+        return replace(outcome, landing_error=error)
+    return replace(outcome, landing=result)
 
 
 @asynccontextmanager

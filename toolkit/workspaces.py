@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,13 +154,16 @@ def isolated_workspace(
     project: str,
     program: PulumiFn | None = None,
     workspace_root: Path | None = None,
+    plugins: Sequence[str] = (),
 ) -> Iterator[LocalWorkspace]:
     """A workspace of project `project` acting as `identity`, its identity checked.
 
     Its `PULUMI_HOME` and work dir are in a fresh private folder under `workspace_root` (made,
     private, if missing; default: the system temp folder), removed on exit. `program`, if
     given, is the inline program `Stack.up` and friends run. The CLI is found by
-    `pulumi_command()`.
+    `pulumi_command()`. `plugins` names installed plugins the program needs, as the CLI names
+    their folders (`resource-pulumiservice-v1.3.0`): each is linked, read-only in use, from the
+    user's plugin folder (`user_plugins_dir`) into the workspace's own `PULUMI_HOME`.
 
     Raises `InvalidInputError` for a cloud identity without a token (the CLI would otherwise
     fall back to the user's own login, or even sign up a new agent account), and `PulumiCliError`
@@ -179,6 +182,7 @@ def isolated_workspace(
         _write_owner(folder)
         home = _private_folder(folder / "home")
         work_dir = _private_folder(folder / "work")
+        _link_plugins(plugins, home)
         workspace = IsolatedWorkspace(
             work_dir=str(work_dir),
             pulumi_home=str(home),
@@ -189,6 +193,45 @@ def isolated_workspace(
         )
         _check_identity(workspace, identity.url)
         yield workspace
+
+
+PLUGIN_INSTALL_HINT = (
+    "Install it with scripts/install-pulumiservice-plugin from a checkout of pulumi-claim."
+)
+
+
+def user_plugins_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the pulumi CLI keeps the user's plugins: `$PULUMI_HOME/plugins`, else
+    `~/.pulumi/plugins`."""
+    environ = os.environ if environ is None else environ
+    home = environ.get("PULUMI_HOME")
+    return (Path(home) if home else Path.home() / ".pulumi") / "plugins"
+
+
+def installed_plugin(plugin: str) -> Path:
+    """The folder of an installed plugin of the user's (`resource-pulumiservice-v1.3.0`); one
+    that is not installed (or whose install was cut short) is an InvalidInputError."""
+    installed = user_plugins_dir()
+    source = installed / plugin
+    if not source.is_dir() or (installed / f"{plugin}.partial").exists():
+        raise InvalidInputError(
+            f"the pulumi plugin {plugin} is not installed in {installed}",
+            hint=PLUGIN_INSTALL_HINT,
+        )
+    return source
+
+
+def _link_plugins(plugins: Sequence[str], home: Path) -> None:
+    """Give `home/plugins` a folder for each installed plugin of the user's, holding links to
+    its files (the CLI skips a plugin folder that is itself a link)."""
+    if not plugins:
+        return
+    linked = _private_folder(home / "plugins")
+    for plugin in plugins:
+        source = installed_plugin(plugin)
+        folder = _private_folder(linked / plugin)
+        for item in source.iterdir():
+            (folder / item.name).symlink_to(item)
 
 
 def sweep_stale_workspaces(root: Path) -> list[Path]:

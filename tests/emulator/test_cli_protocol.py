@@ -26,7 +26,7 @@ from contract_samples import sdk_fields, sdk_model, toolkit_fields
 from pulumi import automation as auto
 from pulumi_cloud_sdk._support import default_encoder
 
-from programs.workload.workload import pulumi_program
+from tests.workload.workload import pulumi_program
 from toolkit.emulator import cli_models
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import WireModel

@@ -3,7 +3,8 @@
 Handlers only parse the request, call the state and answer with what `responses` makes of
 the records it returns; the rules live in `state`. The calls only the `pulumi` CLI makes
 (stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`, ESC's
-environment calls in `esc_api.py`. Around every
+environment calls in `esc_api.py`, those on teams and org members (the pulumiservice
+provider's) in `teams_api.py`. Around every
 service request an ASGI middleware adds the configured latency, applies armed faults and
 fault rates, and records the request.
 Paths under `/_emulator/` control those knobs (and restart the server) and are neither
@@ -38,6 +39,7 @@ from toolkit.emulator.faults import (
 )
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault, ServiceState
+from toolkit.emulator.teams_api import teams_router
 from toolkit.models import (
     AgentClaimRequest,
     AgentSignupRequest,
@@ -237,6 +239,7 @@ def create_app(
 
     app.include_router(cli_router(state, caller, lease_token))
     app.include_router(esc_router(state, caller, limit))
+    app.include_router(teams_router(state, caller))
     _add_control_routes(app, state, faults, requests)
     if restarter is not None:
         _add_restart_routes(app, restarter)

@@ -8,8 +8,8 @@ decided here, once for every route that shows the same thing.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
@@ -30,6 +30,7 @@ from toolkit.emulator.state import (
     EnvironmentRecord,
     EnvironmentTagRecord,
     InsightsAccountRecord,
+    OrgMemberRecord,
     PackageRecord,
     Page,
     RevisionRecord,
@@ -37,10 +38,11 @@ from toolkit.emulator.state import (
     SignupChallengeRecord,
     StackRecord,
     StackView,
+    TeamRecord,
     UpdateRecord,
     UserRecord,
 )
-from toolkit.models import (
+from toolkit.models import (  # teams and org members
     AgentAccountSummary,
     AgentClaimResponse,
     AgentClaimsStatus,
@@ -50,6 +52,7 @@ from toolkit.models import (
     AppStack,
     AppStackSummary,
     EnvironmentDiagnostic,
+    EnvironmentPermission,
     EnvironmentReferrerMetadata,
     EnvironmentRevision,
     EnvironmentRevisionTag,
@@ -57,15 +60,24 @@ from toolkit.models import (
     EnvironmentTag,
     EscPos,
     EscRange,
+    FGARole,
     InsightsAccount,
     ListEnvironmentRevisionTagsResponse,
     ListEnvironmentsResponse,
     ListEnvironmentTagsResponse,
     ListInsightsAccountsResponse,
+    ListOrganizationMembersResponse,
     ListPackagesResponse,
+    ListTeamsResponse,
+    OrganizationMember,
     OrganizationSummaryWithRole,
     OrgEnvironment,
     PackageMetadata,
+    StackPermission,
+    Team,
+    TeamEnvironmentSettings,
+    TeamMemberInfo,
+    TeamStackPermission,
     TransferEntityFailure,
     User,
     UserInfo,
@@ -387,4 +399,69 @@ def package(record: PackageRecord) -> PackageMetadata:
 def package_list(page: Page[PackageRecord]) -> ListPackagesResponse:
     return ListPackagesResponse(
         packages=[package(record) for record in page.items], continuation_token=page.next_token
+    )
+
+
+# --- Teams and org members ------------------------------------------------------------------
+
+_ROLE_CREATED = datetime(2020, 1, 1, tzinfo=UTC)
+"""When the built-in org roles were made: the emulator has no custom roles to date."""
+
+
+def team(record: TeamRecord, caller: str) -> Team:
+    """A team as `GET /api/orgs/{org}/teams/{team}` shows it; `userRole` is the caller's."""
+    roles = {member.login: member.role for member in record.members}
+    return Team(
+        kind="pulumi",
+        name=record.name,
+        display_name=record.display_name,
+        description=record.description,
+        members=[
+            TeamMemberInfo(
+                name=member.login, github_login=member.login, avatar_url="", role=member.role
+            )
+            for member in record.members
+        ],
+        stacks=[
+            TeamStackPermission(
+                project_name=grant.project,
+                stack_name=grant.stack,
+                permission=cast(StackPermission, grant.permission),
+            )
+            for grant in record.stacks
+        ],
+        environments=[
+            TeamEnvironmentSettings(
+                project_name=grant.project,
+                env_name=grant.environment,
+                permission=cast(EnvironmentPermission, grant.permission),
+                max_open_duration=grant.max_open_duration,
+            )
+            for grant in record.environments
+        ],
+        user_role=roles.get(caller, "none"),
+    )
+
+
+def team_list(records: list[TeamRecord], caller: str) -> ListTeamsResponse:
+    return ListTeamsResponse(teams=[team(record, caller) for record in records])
+
+
+def org_members(
+    records: list[OrgMemberRecord], joined: datetime
+) -> ListOrganizationMembersResponse:
+    """The org's members in one page; `joined` stands for when each joined (the emulator
+    does not record it)."""
+    return ListOrganizationMembersResponse(
+        members=[
+            OrganizationMember(
+                role=record.role,
+                user=user_info(record.login),
+                created=joined,
+                known_to_pulumi=True,
+                virtual_admin=False,
+                fga_role=FGARole(id=record.role, name=record.role, modified_at=_ROLE_CREATED),
+            )
+            for record in records
+        ]
     )

@@ -1,7 +1,7 @@
 """The world file: who exists in the emulated Pulumi Cloud and what each org owns.
 
 A world is the starting state of the emulator (users, agent accounts, orgs and their
-stacks, ESC environments, Insights accounts and registry packages) and how the emulated
+stacks, ESC environments, Insights accounts, registry packages and teams) and how the emulated
 service behaves where Pulumi Cloud has changed over time (`service`). It is validated as a
 whole before anything is loaded, so a typo in a world file is reported with the path of
 the offending field instead of surfacing later as a puzzling service answer.
@@ -117,11 +117,21 @@ class WorldRegistryPackage(_WorldModel):
     name: Name
 
 
+class WorldTeam(_WorldModel):
+    """A Pulumi team of the org; its members must belong to the org."""
+
+    name: Name
+    display_name: str = ""
+    description: str = ""
+    members: list[Name] = Field(default_factory=list)
+
+
 class WorldOrg(_WorldModel):
     stacks: list[WorldStack] = Field(default_factory=list)
     environments: list[WorldEnvironment] = Field(default_factory=list)
     insights_accounts: list[WorldInsightsAccount] = Field(default_factory=list)
     registry_packages: list[WorldRegistryPackage] = Field(default_factory=list)
+    teams: list[WorldTeam] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _identities_are_unique(self) -> WorldOrg:
@@ -132,6 +142,7 @@ class WorldOrg(_WorldModel):
             "registry package",
             [f"{p.source}/{p.publisher}/{p.name}" for p in self.registry_packages],
         )
+        _refuse_duplicates("team", [t.name for t in self.teams])
         return self
 
 
@@ -147,6 +158,14 @@ class World(_WorldModel):
         _refuse_duplicates("login", [a.login for a in accounts])
         _refuse_duplicates("token", [a.token for a in accounts], show=False)
         _refuse_duplicates("claim token", [a.claim_token for a in self.agents], show=False)
+        roles = self.memberships()
+        for org, content in self.orgs.items():
+            for team in content.teams:
+                outsiders = [login for login in team.members if org not in roles.get(login, {})]
+                if outsiders:
+                    raise ValueError(
+                        f"team {org}/{team.name}: {', '.join(outsiders)} not members of {org}"
+                    )
         return self
 
     def memberships(self) -> dict[str, dict[str, Role]]:

@@ -16,7 +16,8 @@ connection, the lock, the one way into an operation), and `ServiceState` combine
 `_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
 `_updates` (updates, leases, checkpoints), `_environments` (ESC environments: definitions
 with their secrets sealed by each environment's key in `_environment_secrets`, revisions,
-revision tags, tags, open sessions), `_catalog` (Insights accounts, registry packages) and
+revision tags, tags, open sessions), `_catalog` (Insights accounts, registry packages),
+`_teams` (teams, their members and their stack and environment permissions, org members) and
 `_inspection` (direct reads for tests). Each module adds its tables to `_schema` and its
 class to `ServiceState`.
 """
@@ -24,7 +25,6 @@ class to `ServiceState`.
 from toolkit.emulator.state._accounts import Accounts
 from toolkit.emulator.state._agents import Agents
 from toolkit.emulator.state._catalog import Catalog
-from toolkit.emulator.state._environments import Environments
 from toolkit.emulator.state._inspection import Inspection
 from toolkit.emulator.state._paging import Page
 from toolkit.emulator.state._records import (
@@ -39,6 +39,7 @@ from toolkit.emulator.state._records import (
     InsightsAccountRecord,
     InvalidDefinitionFault,
     Lease,
+    OrgMemberRecord,
     PackageRecord,
     RevisionRecord,
     RevisionTagRecord,
@@ -46,12 +47,17 @@ from toolkit.emulator.state._records import (
     SignupChallengeRecord,
     StackRecord,
     StackView,
+    TeamEnvironmentGrant,
+    TeamMemberRecord,
+    TeamRecord,
+    TeamStackGrant,
     UpdateKind,
     UpdateRecord,
     UpdateStatus,
     UserRecord,
 )
 from toolkit.emulator.state._stacks import Stacks
+from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
 
 __all__ = [
@@ -67,6 +73,7 @@ __all__ = [
     "InsightsAccountRecord",
     "InvalidDefinitionFault",
     "Lease",
+    "OrgMemberRecord",
     "PackageRecord",
     "Page",
     "RevisionRecord",
@@ -76,6 +83,10 @@ __all__ = [
     "SignupChallengeRecord",
     "StackRecord",
     "StackView",
+    "TeamEnvironmentGrant",
+    "TeamMemberRecord",
+    "TeamRecord",
+    "TeamStackGrant",
     "UpdateKind",
     "UpdateRecord",
     "UpdateStatus",
@@ -83,5 +94,5 @@ __all__ = [
 ]
 
 
-class ServiceState(Accounts, Agents, Stacks, Updates, Environments, Catalog, Inspection):
+class ServiceState(Accounts, Agents, Stacks, Updates, Teams, Catalog, Inspection):
     """All of the emulated service's state, in one SQLite database, safe across threads."""

@@ -225,3 +225,48 @@ class UpdateRecord:
     program: dict[str, Any]
     requested_by: str
     """The login of whoever created it."""
+
+
+# --- Teams ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamMemberRecord:
+    login: str
+    role: Literal["member", "admin"]
+    """The member's role in the team (not in the org)."""
+
+
+@dataclass(frozen=True)
+class TeamStackGrant:
+    project: str
+    stack: str
+    permission: int
+    """The service's StackPermission: 101 read, 102 write, 103 admin."""
+
+
+@dataclass(frozen=True)
+class TeamEnvironmentGrant:
+    project: str
+    environment: str
+    permission: str
+    max_open_duration: str | None
+
+
+@dataclass(frozen=True)
+class TeamRecord:
+    """A team with its members and what it grants, each list in name order."""
+
+    org: str
+    name: str
+    display_name: str
+    description: str
+    members: list[TeamMemberRecord]
+    stacks: list[TeamStackGrant]
+    environments: list[TeamEnvironmentGrant]
+
+
+@dataclass(frozen=True)
+class OrgMemberRecord:
+    login: str
+    role: Role

@@ -149,6 +149,40 @@ CREATE TABLE registry_packages (
     created_at TEXT NOT NULL,
     PRIMARY KEY (source, publisher, name, org)
 );
+-- Teams: members and the stacks and environments they grant access to.
+CREATE TABLE teams (
+    org TEXT NOT NULL REFERENCES orgs(name),
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    PRIMARY KEY (org, name)
+);
+CREATE TABLE team_members (
+    org TEXT NOT NULL,
+    team TEXT NOT NULL,
+    login TEXT NOT NULL REFERENCES accounts(login),
+    role TEXT NOT NULL,
+    PRIMARY KEY (org, team, login),
+    FOREIGN KEY (org, team) REFERENCES teams(org, name) ON DELETE CASCADE
+);
+CREATE TABLE team_stack_permissions (
+    org TEXT NOT NULL,
+    team TEXT NOT NULL,
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    permission INTEGER NOT NULL,
+    PRIMARY KEY (org, team, stack_id),
+    FOREIGN KEY (org, team) REFERENCES teams(org, name) ON DELETE CASCADE
+);
+CREATE TABLE team_environment_permissions (
+    org TEXT NOT NULL,
+    team TEXT NOT NULL,
+    project TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    max_open_duration TEXT,
+    PRIMARY KEY (org, team, project, environment),
+    FOREIGN KEY (org, team) REFERENCES teams(org, name) ON DELETE CASCADE
+);
 CREATE INDEX claims_by_destination ON claims (destination, started);
 CREATE INDEX memberships_by_org ON memberships (org);
 CREATE INDEX registry_packages_by_publisher ON registry_packages (publisher, source, name);
@@ -241,6 +275,28 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
             (org, p.source, p.publisher, p.name, loaded_at)
             for org, content in world.orgs.items()
             for p in content.registry_packages
+        ],
+    )
+    _insert_teams(db, world)
+
+
+def _insert_teams(db: sqlite3.Connection, world: World) -> None:
+    """The world's teams and their members (each a member of the team's org)."""
+    db.executemany(
+        "INSERT INTO teams VALUES (?, ?, ?, ?)",
+        [
+            (org, t.name, t.display_name or t.name, t.description)
+            for org, content in world.orgs.items()
+            for t in content.teams
+        ],
+    )
+    db.executemany(
+        "INSERT INTO team_members VALUES (?, ?, ?, 'member')",
+        [
+            (org, t.name, login)
+            for org, content in world.orgs.items()
+            for t in content.teams
+            for login in t.members
         ],
     )
 
