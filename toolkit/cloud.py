@@ -26,7 +26,13 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_ran
 from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
-from toolkit.errors import NotFoundError, ServiceError, TransportError, service_error
+from toolkit.errors import (
+    InvalidInputError,
+    NotFoundError,
+    ServiceError,
+    TransportError,
+    service_error,
+)
 from toolkit.models import (
     AgentClaimRequest,
     AgentClaimResponse,
@@ -39,15 +45,23 @@ from toolkit.models import (
     AppStack,
     AppStackRenameRequest,
     AppStackSummary,
+    CreateEnvironmentRequest,
+    CreateEnvironmentTagRequest,
+    EnvironmentDefinition,
+    EnvironmentDiagnosticsResponse,
     ErrorResponse,
     InsightsAccount,
     ListEnvironmentsResponse,
+    ListEnvironmentTagsResponse,
     ListInsightsAccountsResponse,
     ListPackagesResponse,
     OrgEnvironment,
     PackageMetadata,
     RenameEntity,
     TransferStackRequest,
+    UpdateEnvironmentTagRequest,
+    UpdateEnvironmentTagRequestCurrentTag,
+    UpdateEnvironmentTagRequestNewTag,
     User,
 )
 from toolkit.redaction import redact
@@ -210,12 +224,88 @@ class CloudClient:
         params = {"force": "true"} if force else None
         await self._request("DELETE", _stack_path(org, project, stack), params=params)
 
-    # --- ESC, Insights, registry -------------------------------------------------------------
+    # --- ESC environments ------------------------------------------------------------------
 
     async def list_environments(self, org: str) -> list[OrgEnvironment]:
         path = f"/api/esc/environments/{_segment(org)}"
         pages = self._pages(ListEnvironmentsResponse, path, lambda page: page.next_token)
         return [env async for page in pages for env in page.environments]
+
+    async def get_environment(self, org: str, project: str, name: str) -> EnvironmentDefinition:
+        """The environment's definition (static secrets as its ciphertext), with the ETag an
+        update can name and the revision it is."""
+        response = await self._request("GET", _environment_path(org, project, name))
+        return _definition(response, f"GET {_environment_path(org, project, name)}")
+
+    async def get_environment_decrypted(self, org: str, project: str, name: str) -> str:
+        """The environment's definition with its static secrets in plaintext: keep it in
+        memory only."""
+        path = f"{_environment_path(org, project, name)}/decrypt"
+        response = await self._request("GET", path)
+        return response.text
+
+    async def create_environment(self, org: str, project: str, name: str) -> None:
+        """Create an empty environment; `ConflictError` if the org has one of that name."""
+        body = CreateEnvironmentRequest(project=project, name=name)
+        await self._request("POST", f"/api/esc/environments/{_segment(org)}", body=body)
+
+    async def update_environment(
+        self, org: str, project: str, name: str, yaml_text: str, *, etag: str | None = None
+    ) -> int:
+        """Write a new definition and return the revision it became. With the `etag` of a
+        read, `ConflictError` if someone updated the environment since; a definition the
+        service refuses is an `InvalidInputError` listing its diagnostics. Never repeated
+        blindly: a lost answer may have made the revision."""
+        path = _environment_path(org, project, name)
+        headers = {"Content-Type": "application/x-yaml"}
+        if etag is not None:
+            headers["If-Match"] = etag
+        try:
+            response = await self._request("PATCH", path, text=yaml_text, headers=headers)
+        except ServiceError as exc:
+            if exc.status == 400 and exc.diagnostics:
+                raise InvalidInputError(
+                    f"the service refused the definition of environment {org}/{project}/{name}:"
+                    + "".join(f"\n  - {summary}" for summary in exc.diagnostics),
+                    hint="Fix the definition and write it again; nothing was changed.",
+                ) from None
+            raise
+        return _revision_of(response, f"PATCH {path}")
+
+    async def delete_environment(self, org: str, project: str, name: str) -> None:
+        await self._request("DELETE", _environment_path(org, project, name))
+
+    async def environment_exists(self, org: str, project: str, name: str) -> bool:
+        try:
+            await self._request("HEAD", _environment_path(org, project, name))
+        except NotFoundError:
+            return False
+        return True
+
+    async def list_environment_tags(self, org: str, project: str, name: str) -> dict[str, str]:
+        """The environment's tags, name -> value."""
+        path = f"{_environment_path(org, project, name)}/tags"
+        page = await self._get(ListEnvironmentTagsResponse, path)
+        return {tag.name: tag.value for tag in page.tags.values()}
+
+    async def set_environment_tag(
+        self, org: str, project: str, name: str, key: str, value: str
+    ) -> None:
+        """Give the environment tag `key` the value `value`, creating it if it is missing."""
+        path = f"{_environment_path(org, project, name)}/tags"
+        current = await self.list_environment_tags(org, project, name)
+        if key not in current:
+            await self._request(
+                "POST", path, body=CreateEnvironmentTagRequest(name=key, value=value)
+            )
+        elif current[key] != value:
+            update = UpdateEnvironmentTagRequest(
+                current_tag=UpdateEnvironmentTagRequestCurrentTag(value=current[key]),
+                new_tag=UpdateEnvironmentTagRequestNewTag(name=key, value=value),
+            )
+            await self._request("PATCH", f"{path}/{_segment(key)}", body=update)
+
+    # --- Insights, registry ------------------------------------------------------------------
 
     async def list_insights_accounts(self, org: str) -> list[InsightsAccount]:
         path = f"/api/preview/insights/{_segment(org)}/accounts"
@@ -325,22 +415,28 @@ class CloudClient:
         *,
         params: dict[str, str] | None = None,
         body: BaseModel | None = None,
+        text: str | None = None,
+        headers: Mapping[str, str] | None = None,
         shown_path: str | None = None,
         secrets: Sequence[str] = (),
     ) -> httpx.Response:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
-        `shown_path` replaces `path` in errors and logs when the path holds a secret;
-        `secrets` (a claim token) are masked in error text, as the client's own token is.
+        The body is `body` as JSON, or `text` as it is (an ESC definition's YAML), with
+        `headers` added. `shown_path` replaces `path` in errors and logs when the path holds
+        a secret; `secrets` (a claim token) are masked in error text, as the client's own
+        token is.
         """
         shown = shown_path or path
         content = (
-            body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else None
+            body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else text
         )
 
         async def attempt() -> httpx.Response:
             async with self._connection() as http:
-                return await http.request(method, path, params=params, content=content)
+                return await http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -393,14 +489,21 @@ class CloudClient:
     def _error_for(
         self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]
     ) -> ServiceError:
-        """The typed error for a non-2xx answer, with the service's own message."""
+        """The typed error for a non-2xx answer, with the service's own message (and, for a
+        refused ESC definition, the summaries of its diagnostics)."""
         try:
             message = ErrorResponse.model_validate_json(response.content).message
         except ValidationError:
             message = response.text.strip()[:500] or response.reason_phrase
-        return service_error(
+        try:
+            found = EnvironmentDiagnosticsResponse.model_validate_json(response.content)
+        except ValidationError:
+            found = EnvironmentDiagnosticsResponse()
+        error = service_error(
             response.status_code, self._redact(message, secrets), method=method, path=shown_path
         )
+        error.diagnostics = [self._redact(d.summary, secrets) for d in found.diagnostics or []]
+        return error
 
     def _redact(self, text: str, secrets: Sequence[str]) -> str:
         """`text` from the service or the network, masked by the toolkit's one rule, with
@@ -410,6 +513,29 @@ class CloudClient:
 
 def _stack_path(org: str, project: str, stack: str) -> str:
     return f"/api/stacks/{_segment(org)}/{_segment(project)}/{_segment(stack)}"
+
+
+def _environment_path(org: str, project: str, name: str) -> str:
+    return f"/api/esc/environments/{_segment(org)}/{_segment(project)}/{_segment(name)}"
+
+
+def _revision_of(response: httpx.Response, call: str) -> int:
+    """The revision an ESC answer names in its `Pulumi-ESC-Revision` header."""
+    try:
+        return int(response.headers["Pulumi-ESC-Revision"])
+    except (KeyError, ValueError):
+        raise TransportError(
+            f"{call} answered without a revision number (Pulumi-ESC-Revision)",
+            hint="Is --api-url pointing at a Pulumi Cloud API?",
+        ) from None
+
+
+def _definition(response: httpx.Response, call: str) -> EnvironmentDefinition:
+    return EnvironmentDefinition(
+        yaml=response.text,
+        etag=response.headers.get("ETag"),
+        revision=_revision_of(response, call),
+    )
 
 
 def _parse(model: type[ModelT], response: httpx.Response, call: str) -> ModelT:

@@ -7,6 +7,7 @@ snake_case; JSON is camelCase, as the service sends it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -303,6 +304,129 @@ class OrgEnvironment(WireModel):
 class ListEnvironmentsResponse(WireModel):
     environments: list[OrgEnvironment]
     next_token: str | None = None
+
+
+# --- ESC: one environment, its tags, revisions and diagnostics --------------------------
+
+
+class CreateEnvironmentRequest(WireModel):
+    project: str
+    name: str
+
+
+class EnvironmentTag(WireModel):
+    name: str
+    value: str
+    created: AwareDatetime
+    modified: AwareDatetime
+    editor_login: str
+    editor_name: str
+
+
+class ListEnvironmentTagsResponse(WireModel):
+    tags: dict[str, EnvironmentTag]
+    next_token: str
+    """Empty on the last page."""
+
+
+class CreateEnvironmentTagRequest(WireModel):
+    name: str
+    value: str
+
+
+class UpdateEnvironmentTagRequestCurrentTag(WireModel):
+    value: str
+
+
+class UpdateEnvironmentTagRequestNewTag(WireModel):
+    name: str | None = None
+    """Empty or absent: the name stays."""
+    value: str | None = None
+    """Empty or absent: the value stays."""
+
+
+class UpdateEnvironmentTagRequest(WireModel):
+    current_tag: UpdateEnvironmentTagRequestCurrentTag
+    new_tag: UpdateEnvironmentTagRequestNewTag
+
+
+class EnvironmentRevision(WireModel):
+    number: int
+    created: AwareDatetime
+    creator_login: str | None = None
+    creator_name: str | None = None
+    tags: list[str] | None = None
+
+
+class EnvironmentRevisionTag(WireModel):
+    name: str
+    revision: int
+    created: AwareDatetime
+    modified: AwareDatetime
+    editor_login: str | None = None
+    editor_name: str | None = None
+
+
+class ListEnvironmentRevisionTagsResponse(WireModel):
+    tags: list[EnvironmentRevisionTag]
+    next_token: str
+    """Empty on the last page."""
+
+
+class CreateEnvironmentRevisionTagRequest(WireModel):
+    name: str
+    revision: int = 0
+    """0 (or absent): the newest revision."""
+
+
+class UpdateEnvironmentRevisionTagRequest(WireModel):
+    revision: int = 0
+    """0 (or absent): the newest revision."""
+
+
+class EscPos(WireModel):
+    line: int
+    column: int
+    byte: int
+
+
+class EscRange(WireModel):
+    environment: str
+    begin: EscPos
+    end: EscPos
+
+
+class EnvironmentDiagnostic(WireModel):
+    summary: str
+    range: EscRange | None = None
+    path: str | None = None
+    severity: str | None = None
+
+
+class EnvironmentDiagnosticsResponse(WireModel):
+    """The diagnostics of a definition the service refused (beside `code` and `message`)."""
+
+    diagnostics: list[EnvironmentDiagnostic] | None = None
+
+
+class UpdateEnvironmentResponse(WireModel):
+    diagnostics: list[EnvironmentDiagnostic] | None = None
+
+
+class OpenEnvironmentResponse(WireModel):
+    id: str
+    diagnostics: list[EnvironmentDiagnostic] | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentDefinition:
+    """An environment's definition as `GET /api/esc/environments/{org}/{project}/{env}`
+    answers it: the YAML body (static secrets as ciphertext), with the `ETag` an update can
+    name in `If-Match` and the revision (`Pulumi-ESC-Revision`) it is."""
+
+    yaml: str
+    etag: str | None
+    revision: int
 
 
 class InsightsAccount(WireModel):

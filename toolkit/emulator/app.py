@@ -2,7 +2,8 @@
 
 Handlers only parse the request, call the state and answer with what `responses` makes of
 the records it returns; the rules live in `state`. The calls only the `pulumi` CLI makes
-(stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`. Around every
+(stack init, export/import, secrets, the update lifecycle) are in `cli_api.py`, ESC's
+environment calls in `esc_api.py`. Around every
 service request an ASGI middleware adds the configured latency, applies armed faults and
 fault rates, and records the request.
 Paths under `/_emulator/` control those knobs (and restart the server) and are neither
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.emulator import responses
 from toolkit.emulator.cli_api import cli_router
+from toolkit.emulator.esc_api import esc_router
 from toolkit.emulator.faults import (
     FaultInjector,
     FaultRates,
@@ -35,12 +37,13 @@ from toolkit.emulator.faults import (
     RequestLog,
 )
 from toolkit.emulator.responses import json_response
-from toolkit.emulator.state import Caller, ServiceFault, ServiceState
+from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault, ServiceState
 from toolkit.models import (
     AgentClaimRequest,
     AgentSignupRequest,
     AppImportStackResponse,
     AppStackRenameRequest,
+    EnvironmentDiagnosticsResponse,
     ErrorResponse,
     TransferStackRequest,
 )
@@ -168,18 +171,6 @@ def create_app(
         state.delete_stack(who, org, project, stack, force=force)
         return Response(status_code=204)
 
-    @app.get("/api/esc/environments/{org}")
-    async def list_environments(
-        who: Authenticated,
-        org: str,
-        max_results: Annotated[int | None, Query(alias="maxResults", ge=1)] = None,
-        continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
-    ) -> JSONResponse:
-        page = state.list_environments(
-            who, org, limit=limit(max_results), continuation_token=continuation_token
-        )
-        return json_response(responses.environment_list(page))
-
     @app.get("/api/preview/insights/{org}/accounts")
     async def list_insights_accounts(
         who: Authenticated,
@@ -245,6 +236,7 @@ def create_app(
         return json_response(responses.claims_status(state.claims_status(who, org)))
 
     app.include_router(cli_router(state, caller, lease_token))
+    app.include_router(esc_router(state, caller, limit))
     _add_control_routes(app, state, faults, requests)
     if restarter is not None:
         _add_restart_routes(app, restarter)
@@ -393,6 +385,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def service_fault(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceFault)
+        if isinstance(exc, InvalidDefinitionFault):
+            return _refused_definition(exc)
         return _error(exc.status, exc.message)
 
     async def invalid_request(_: Request, exc: Exception) -> Response:
@@ -419,6 +413,16 @@ def _credential(authorization: str | None, scheme: Literal["token", "update-toke
         return None
     sent_scheme, _, token = authorization.partition(" ")
     return token.strip() if sent_scheme.lower() == scheme else None
+
+
+def _refused_definition(fault: InvalidDefinitionFault) -> JSONResponse:
+    """An ESC definition refused: the error body with the definition's diagnostics."""
+    diagnostics = EnvironmentDiagnosticsResponse(
+        diagnostics=[responses.diagnostic(found) for found in fault.diagnostics]
+    )
+    body = {**ErrorResponse(code=fault.status, message=fault.message).to_wire()}
+    body.update(diagnostics.to_wire())
+    return JSONResponse(body, status_code=fault.status)
 
 
 def _error(status: int, message: str, *, retry_after: float | None = None) -> JSONResponse:

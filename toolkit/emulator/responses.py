@@ -8,8 +8,10 @@ decided here, once for every route that shows the same thing.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from toolkit.emulator.cli_models import (
@@ -19,13 +21,18 @@ from toolkit.emulator.cli_models import (
     GetHistoryResponse,
     UpdateInfo,
 )
+from toolkit.emulator.esc_definitions import Diagnostic, Position
 from toolkit.emulator.state import (
     AgentAccountRecord,
     ClaimRecord,
+    DefinitionRecord,
     EnvironmentRecord,
+    EnvironmentTagRecord,
     InsightsAccountRecord,
     PackageRecord,
     Page,
+    RevisionRecord,
+    RevisionTagRecord,
     SignupChallengeRecord,
     StackRecord,
     StackView,
@@ -41,10 +48,18 @@ from toolkit.models import (
     AppListStacksResponse,
     AppStack,
     AppStackSummary,
+    EnvironmentDiagnostic,
     EnvironmentReferrerMetadata,
+    EnvironmentRevision,
+    EnvironmentRevisionTag,
     EnvironmentSettings,
+    EnvironmentTag,
+    EscPos,
+    EscRange,
     InsightsAccount,
+    ListEnvironmentRevisionTagsResponse,
     ListEnvironmentsResponse,
+    ListEnvironmentTagsResponse,
     ListInsightsAccountsResponse,
     ListPackagesResponse,
     OrganizationSummaryWithRole,
@@ -221,9 +236,9 @@ def environment(record: EnvironmentRecord) -> OrgEnvironment:
         project=record.project,
         name=record.name,
         created=record.created,
-        modified=record.created,
+        modified=record.modified or record.created,
         owned_by=user_info(record.owner),
-        tags={},
+        tags=record.tags,
         referrer_metadata=EnvironmentReferrerMetadata(),
         settings=EnvironmentSettings(),
     )
@@ -233,6 +248,82 @@ def environment_list(page: Page[EnvironmentRecord]) -> ListEnvironmentsResponse:
     return ListEnvironmentsResponse(
         environments=[environment(record) for record in page.items], next_token=page.next_token
     )
+
+
+def environment_tag(record: EnvironmentTagRecord) -> EnvironmentTag:
+    return EnvironmentTag(
+        name=record.name,
+        value=record.value,
+        created=_moment(record.created),
+        modified=_moment(record.modified),
+        editor_login=record.editor,
+        editor_name=record.editor,
+    )
+
+
+def environment_tags(records: list[EnvironmentTagRecord]) -> ListEnvironmentTagsResponse:
+    """Every tag on one page: the emulator does not page an environment's tags."""
+    return ListEnvironmentTagsResponse(
+        tags={record.name: environment_tag(record) for record in records}, next_token=""
+    )
+
+
+def environment_revision(record: RevisionRecord) -> EnvironmentRevision:
+    return EnvironmentRevision(
+        number=record.number,
+        created=_moment(record.created),
+        creator_login=record.creator,
+        creator_name=record.creator,
+        tags=record.tags,
+    )
+
+
+def revision_tag(record: RevisionTagRecord) -> EnvironmentRevisionTag:
+    return EnvironmentRevisionTag(
+        name=record.name,
+        revision=record.revision,
+        created=_moment(record.created),
+        modified=_moment(record.modified),
+        editor_login=record.editor,
+        editor_name=record.editor,
+    )
+
+
+def revision_tags(records: list[RevisionTagRecord]) -> ListEnvironmentRevisionTagsResponse:
+    return ListEnvironmentRevisionTagsResponse(
+        tags=[revision_tag(record) for record in records], next_token=""
+    )
+
+
+def diagnostic(found: Diagnostic, environment: str = "<yaml>") -> EnvironmentDiagnostic:
+    """An ESC diagnostic; ranges name the environment (`<yaml>` for text being checked)."""
+    where = None
+    if found.begin is not None and found.end is not None:
+        where = EscRange(environment=environment, begin=_pos(found.begin), end=_pos(found.end))
+    return EnvironmentDiagnostic(
+        summary=found.summary, range=where, path=found.path, severity=found.severity
+    )
+
+
+def definition(record: DefinitionRecord) -> Response:
+    """A definition as YAML, with the ETag an update may name and the revision it is."""
+    return Response(
+        content=record.yaml.encode(),
+        media_type="application/x-yaml",
+        headers=revision_headers(record),
+    )
+
+
+def revision_headers(record: DefinitionRecord) -> dict[str, str]:
+    return {"ETag": record.etag, "Pulumi-ESC-Revision": str(record.revision)}
+
+
+def _pos(position: Position) -> EscPos:
+    return EscPos(line=position.line, column=position.column, byte=position.byte)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def insights_account(record: InsightsAccountRecord) -> InsightsAccount:

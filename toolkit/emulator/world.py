@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from toolkit.emulator.esc_definitions import compose
 from toolkit.entities import NAME_RULE, is_valid_name
 from toolkit.errors import InvalidInputError
 
@@ -84,6 +93,17 @@ class WorldStack(_WorldModel):
 class WorldEnvironment(_WorldModel):
     project: Name
     name: Name
+    definition: str | None = None
+    """The environment's YAML definition; `fn::secret` plaintext in it is sealed with the
+    environment's own key as the world loads, as the service would on an update."""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("definition")
+    @classmethod
+    def _definition_is_valid(cls, definition: str | None) -> str | None:
+        if definition is not None:
+            compose(definition)
+        return definition
 
 
 class WorldInsightsAccount(_WorldModel):

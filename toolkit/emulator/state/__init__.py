@@ -14,16 +14,17 @@ answer with; the HTTP layer only translates it. Answers are records (`StackRecor
 Each part of the service is one module holding a subclass of `Store` (`_store`: the
 connection, the lock, the one way into an operation), and `ServiceState` combines them:
 `_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
-`_updates` (updates, leases, checkpoints), `_catalog` (environments, Insights accounts,
-registry packages) and `_inspection` (direct reads for tests). ESC environments with
-revisions would leave `_catalog` for a module of their own, as teams and their permissions
-would take one: each such module adds its tables to `_schema` and its class to
-`ServiceState`.
+`_updates` (updates, leases, checkpoints), `_environments` (ESC environments: definitions
+with their secrets sealed by each environment's key in `_environment_secrets`, revisions,
+revision tags, tags, open sessions), `_catalog` (Insights accounts, registry packages) and
+`_inspection` (direct reads for tests). Each module adds its tables to `_schema` and its
+class to `ServiceState`.
 """
 
 from toolkit.emulator.state._accounts import Accounts
 from toolkit.emulator.state._agents import Agents
 from toolkit.emulator.state._catalog import Catalog
+from toolkit.emulator.state._environments import Environments
 from toolkit.emulator.state._inspection import Inspection
 from toolkit.emulator.state._paging import Page
 from toolkit.emulator.state._records import (
@@ -32,10 +33,15 @@ from toolkit.emulator.state._records import (
     Caller,
     ClaimFailure,
     ClaimRecord,
+    DefinitionRecord,
     EnvironmentRecord,
+    EnvironmentTagRecord,
     InsightsAccountRecord,
+    InvalidDefinitionFault,
     Lease,
     PackageRecord,
+    RevisionRecord,
+    RevisionTagRecord,
     ServiceFault,
     SignupChallengeRecord,
     StackRecord,
@@ -55,11 +61,16 @@ __all__ = [
     "Caller",
     "ClaimFailure",
     "ClaimRecord",
+    "DefinitionRecord",
     "EnvironmentRecord",
+    "EnvironmentTagRecord",
     "InsightsAccountRecord",
+    "InvalidDefinitionFault",
     "Lease",
     "PackageRecord",
     "Page",
+    "RevisionRecord",
+    "RevisionTagRecord",
     "ServiceFault",
     "ServiceState",
     "SignupChallengeRecord",
@@ -72,5 +83,5 @@ __all__ = [
 ]
 
 
-class ServiceState(Accounts, Agents, Stacks, Updates, Catalog, Inspection):
+class ServiceState(Accounts, Agents, Stacks, Updates, Environments, Catalog, Inspection):
     """All of the emulated service's state, in one SQLite database, safe across threads."""

@@ -1,5 +1,5 @@
-"""The catalog of what else an org owns: ESC environments, Insights accounts and registry
-packages, each listed in a stable order and keyset-paged."""
+"""The catalog of what else an org owns: Insights accounts and registry packages, each listed
+in a stable order and keyset-paged."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import (
     Caller,
-    EnvironmentRecord,
     InsightsAccountRecord,
     PackageRecord,
 )
@@ -17,30 +16,6 @@ from toolkit.emulator.state._store import Store
 
 
 class Catalog(Store):
-    def list_environments(
-        self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
-    ) -> Page[EnvironmentRecord]:
-        """ESC environments of an org, ordered by (project, name), keyset-paged."""
-        where = "org = ?"
-        params: list[Any] = [org]
-        if continuation_token is not None:
-            where += " AND (project, name) > (?, ?)"
-            params.extend(decode_token(continuation_token, "environments", 2))
-        with self._in_org(caller, org):
-            owner = self._owner_of(org)
-            rows = self._db.execute(
-                "SELECT id, project, name, created FROM environments"
-                f" WHERE {where} ORDER BY project, name LIMIT ?",
-                (*params, limit + 1),
-            ).fetchall()
-        environments = [
-            EnvironmentRecord(
-                id=row_id, org=org, project=project, name=name, created=created, owner=owner
-            )
-            for row_id, project, name, created in rows
-        ]
-        return page_of(environments, limit, "environments", key=lambda e: (e.project, e.name))
-
     def list_insights_accounts(
         self, caller: Caller, org: str, *, limit: int, continuation_token: str | None = None
     ) -> Page[InsightsAccountRecord]:
@@ -101,11 +76,3 @@ class Catalog(Store):
         return page_of(
             packages, limit, "packages", key=lambda p: (p.source, p.publisher, p.name, p.org)
         )
-
-    def _owner_of(self, org: str) -> str:
-        """Who entities of an org are shown as owned by: its first admin, else the org."""
-        row = self._db.execute(
-            "SELECT login FROM memberships WHERE org = ? AND role = 'admin' ORDER BY login",
-            (org,),
-        ).fetchone()
-        return org if row is None else str(row[0])

@@ -6,10 +6,11 @@ layer's business (`toolkit.emulator.responses`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from toolkit.emulator.esc_definitions import Diagnostic
 from toolkit.emulator.world import Role
 from toolkit.models import BaseEntity, RenameEntity
 
@@ -21,6 +22,15 @@ class ServiceFault(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+class InvalidDefinitionFault(ServiceFault):
+    """An environment definition the service refuses (400), with its ESC diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        summaries = "; ".join(d.summary for d in diagnostics)
+        super().__init__(400, f"Bad Request: the environment definition is invalid: {summaries}")
+        self.diagnostics = diagnostics
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,49 @@ class EnvironmentRecord:
     created: str
     owner: str
     """The login the environment is shown as owned by."""
+    modified: str = ""
+    """When its latest revision was made (its creation, if never updated)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Its environment tags."""
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    """One revision of an environment's definition, as a read shows it."""
+
+    yaml: str
+    """The YAML text: secrets sealed, or opened for a decrypting read."""
+    revision: int
+    etag: str
+    """What `If-Match` must name to update the environment from this revision."""
+
+
+@dataclass(frozen=True)
+class EnvironmentTagRecord:
+    name: str
+    value: str
+    created: str
+    modified: str
+    editor: str
+    """The login that set its current value."""
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    number: int
+    created: str
+    creator: str
+    tags: list[str]
+    """The revision tags that name it (`latest` for the newest)."""
+
+
+@dataclass(frozen=True)
+class RevisionTagRecord:
+    name: str
+    revision: int
+    created: str
+    modified: str
+    editor: str
 
 
 @dataclass(frozen=True)

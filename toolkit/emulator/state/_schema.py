@@ -7,10 +7,11 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from toolkit.emulator.secrets import new_stack_key
+from toolkit.emulator.secrets import new_key
+from toolkit.emulator.state._environment_secrets import insert_world_environments
 from toolkit.emulator.world import World
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 AGENT_WRITE_WINDOW = timedelta(hours=72)
 """How long after its creation an agent account may write; read-only after, until claimed."""
@@ -90,13 +91,48 @@ CREATE TABLE update_events (
     event TEXT NOT NULL,
     PRIMARY KEY (update_id, sequence)
 );
+-- ESC environments (state/_environments.py): each revision's definition holds its secrets
+-- sealed with the environment's own key.
 CREATE TABLE environments (
     id TEXT NOT NULL UNIQUE,
     org TEXT NOT NULL REFERENCES orgs(name),
     project TEXT NOT NULL,
     name TEXT NOT NULL,
     created TEXT NOT NULL,
+    secrets_key BLOB NOT NULL,
     PRIMARY KEY (org, project, name)
+);
+CREATE TABLE environment_revisions (
+    environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    created TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    PRIMARY KEY (environment_id, number)
+);
+CREATE TABLE environment_tags (
+    environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    editor TEXT NOT NULL,
+    PRIMARY KEY (environment_id, name)
+);
+CREATE TABLE environment_revision_tags (
+    environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    editor TEXT NOT NULL,
+    PRIMARY KEY (environment_id, name)
+);
+CREATE TABLE environment_sessions (
+    id TEXT PRIMARY KEY,
+    environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    revision INTEGER NOT NULL,
+    expires REAL NOT NULL
 );
 CREATE TABLE insights_accounts (
     id TEXT NOT NULL UNIQUE,
@@ -184,20 +220,13 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
                 int(_utc(s.last_update).timestamp()) if s.last_update else 0,
                 json.dumps(s.tags) if s.tags else None,
                 1 if s.last_update else 0,
-                new_stack_key(),
+                new_key(),
             )
             for org, content in world.orgs.items()
             for s in content.stacks
         ],
     )
-    db.executemany(
-        "INSERT INTO environments VALUES (?, ?, ?, ?, ?)",
-        [
-            (uuid.uuid4().hex, org, e.project, e.name, loaded_at)
-            for org, content in world.orgs.items()
-            for e in content.environments
-        ],
-    )
+    insert_world_environments(db, world, loaded_at)
     db.executemany(
         "INSERT INTO insights_accounts VALUES (?, ?, ?, ?)",
         [

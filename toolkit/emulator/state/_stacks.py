@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt, new_stack_key
+from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt, new_key
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import Caller, ServiceFault, StackRecord, StackView
 from toolkit.emulator.state._store import STACK_COLUMNS, Store, stack_record
@@ -105,7 +105,7 @@ class Stacks(Store):
                     project,
                     stack,
                     json.dumps(tags) if tags else None,
-                    new_stack_key(),
+                    new_key(),
                 ),
             )
         return StackRecord(

@@ -192,6 +192,14 @@ class Store:
                 " an update is in progress",
             )
 
+    def _owner_of(self, org: str) -> str:
+        """Who entities of an org are shown as owned by: its first admin, else the org."""
+        row = self._db.execute(
+            "SELECT login FROM memberships WHERE org = ? AND role = 'admin' ORDER BY login",
+            (org,),
+        ).fetchone()
+        return org if row is None else str(row[0])
+
     def _set_tags(self, stack_id: str, tags: dict[str, str]) -> None:
         self._db.execute(
             "UPDATE stacks SET tags = ? WHERE id = ?",

@@ -1,0 +1,213 @@
+"""ESC environments through the REST client, against the emulator over real HTTP: create,
+read (sealed and decrypted), update with and without If-Match, delete, tags, and who may."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import yaml
+
+from toolkit.cloud import CloudClient
+from toolkit.emulator.server import EmulatorServer
+from toolkit.emulator.state import ServiceState
+from toolkit.emulator.world import parse_world
+from toolkit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory
+
+T = TypeVar("T")
+
+ALICE = "tok-alice-env"
+BOB = "tok-bob-env"
+CAROL = "tok-carol-env"
+PLAINTEXT = "hunter2-plaintext-secret"
+
+WORLD: dict[str, Any] = {
+    "users": [
+        {"login": "alice", "token": ALICE, "orgs": {"acme": "admin", "labs": "admin"}},
+        {"login": "bob", "token": BOB, "orgs": {"acme": "member"}},
+        {"login": "carol", "token": CAROL, "orgs": {"labs": "admin"}},
+    ],
+    "orgs": {
+        "acme": {
+            "environments": [
+                {
+                    "project": "app",
+                    "name": "base",
+                    "definition": (
+                        "# the base settings\n"
+                        "values:\n"
+                        "  region: eu-west-1\n"
+                        "  password:\n"
+                        f"    fn::secret: {PLAINTEXT}\n"
+                    ),
+                    "tags": {"team": "platform"},
+                },
+                {"project": "app", "name": "empty"},
+            ]
+        },
+        "labs": {"environments": [{"project": "app", "name": "other"}]},
+    },
+}
+
+
+@pytest.fixture
+def emulator(make_emulator: EmulatorFactory) -> EmulatorServer:
+    return make_emulator(WORLD)
+
+
+def call(
+    server: EmulatorServer, operation: Callable[[CloudClient], Awaitable[T]], token: str = ALICE
+) -> T:
+    async def scenario() -> T:
+        async with CloudClient(server.url, token, retry_base_delay=0.001) as client:
+            return await operation(client)
+
+    return asyncio.run(scenario())
+
+
+def secret_of(definition: str) -> Any:
+    return yaml.safe_load(definition)["values"]["password"]["fn::secret"]
+
+
+def test_a_world_s_secrets_are_sealed_and_open_only_through_decrypt(
+    emulator: EmulatorServer,
+) -> None:
+    sealed = call(emulator, lambda c: c.get_environment("acme", "app", "base"))
+    assert PLAINTEXT not in sealed.yaml
+    assert set(secret_of(sealed.yaml)) == {"ciphertext"}
+    assert sealed.yaml.startswith("# the base settings\n")
+    assert sealed.revision == 1
+    assert sealed.etag
+    decrypted = call(emulator, lambda c: c.get_environment_decrypted("acme", "app", "base"))
+    assert secret_of(decrypted) == PLAINTEXT
+    assert yaml.safe_load(decrypted)["values"]["region"] == "eu-west-1"
+    assert call(emulator, lambda c: c.list_environment_tags("acme", "app", "base")) == {
+        "team": "platform"
+    }
+
+
+def test_plaintext_secrets_never_reach_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    state = ServiceState.from_world(parse_world(WORLD), str(db))
+    alice = state.authenticate(ALICE)
+    state.update_environment(
+        alice, "acme", "app", "empty", "values:\n  token:\n    fn::secret: second-plaintext\n"
+    )
+    state.close()
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir())
+    assert PLAINTEXT.encode() not in stored
+    assert b"second-plaintext" not in stored
+
+
+def test_create_update_read_and_delete(emulator: EmulatorServer) -> None:
+    async def scenario(client: CloudClient) -> None:
+        await client.create_environment("acme", "app", "fresh")
+        created = await client.get_environment("acme", "app", "fresh")
+        assert (created.yaml, created.revision) == ("", 1)
+        text = "values:\n  greeting: hello\n  apiKey:\n    fn::secret: abc-123\n"
+        assert await client.update_environment("acme", "app", "fresh", text) == 2
+        updated = await client.get_environment("acme", "app", "fresh")
+        assert updated.revision == 2 and updated.etag != created.etag
+        assert "abc-123" not in updated.yaml
+        decrypted = await client.get_environment_decrypted("acme", "app", "fresh")
+        assert yaml.safe_load(decrypted) == yaml.safe_load(text)
+        # Writing back what a read showed keeps the secret: its ciphertext is this one's.
+        assert await client.update_environment("acme", "app", "fresh", updated.yaml) == 3
+        again = await client.get_environment_decrypted("acme", "app", "fresh")
+        assert yaml.safe_load(again) == yaml.safe_load(text)
+        assert await client.environment_exists("acme", "app", "fresh")
+        await client.delete_environment("acme", "app", "fresh")
+        assert not await client.environment_exists("acme", "app", "fresh")
+        with pytest.raises(NotFoundError):
+            await client.get_environment("acme", "app", "fresh")
+
+    call(emulator, scenario)
+
+
+def test_creating_a_taken_name_is_a_conflict(emulator: EmulatorServer) -> None:
+    with pytest.raises(ConflictError):
+        call(emulator, lambda c: c.create_environment("acme", "app", "base"))
+
+
+def test_if_match_refuses_a_stale_update_and_changes_nothing(emulator: EmulatorServer) -> None:
+    async def scenario(client: CloudClient) -> None:
+        read = await client.get_environment("acme", "app", "empty")
+        first = "values:\n  a: 1\n"
+        assert await client.update_environment("acme", "app", "empty", first, etag=read.etag) == 2
+        with pytest.raises(ConflictError, match="409"):
+            await client.update_environment("acme", "app", "empty", "values: {}\n", etag=read.etag)
+        now = await client.get_environment("acme", "app", "empty")
+        assert (now.yaml, now.revision) == (first, 2)
+        # Without If-Match, the last writer wins, as on the service.
+        assert await client.update_environment("acme", "app", "empty", "values: {}\n") == 3
+
+    call(emulator, scenario)
+
+
+@pytest.mark.parametrize(
+    ("definition", "problem"),
+    [
+        ("values: [unclosed\n", "invalid YAML"),
+        ("- a list\n", "must be a mapping"),
+        ("imports: app/missing\n", "imports must be a list"),
+        ("imports: [app/missing]\n", "unknown environment 'app/missing'"),
+        ("values:\n  x:\n    fn::secret: [1, 2]\n", "secret values must be"),
+        ("values:\n  x:\n    fn::secret: {ciphertext: bm90LW91cnM=}\n", "not this environment"),
+    ],
+)
+def test_a_refused_definition_names_its_problem_and_writes_nothing(
+    emulator: EmulatorServer, definition: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=problem):
+        call(emulator, lambda c: c.update_environment("acme", "app", "empty", definition))
+    after = call(emulator, lambda c: c.get_environment("acme", "app", "empty"))
+    assert (after.yaml, after.revision) == ("", 1)
+
+
+def test_ciphertext_of_another_environment_is_refused(emulator: EmulatorServer) -> None:
+    sealed = call(emulator, lambda c: c.get_environment("acme", "app", "base")).yaml
+    with pytest.raises(InvalidInputError, match="not this environment"):
+        call(emulator, lambda c: c.update_environment("acme", "app", "empty", sealed))
+
+
+def test_imports_of_the_same_org_are_accepted(emulator: EmulatorServer) -> None:
+    revision = call(
+        emulator,
+        lambda c: c.update_environment("acme", "app", "empty", "imports: [app/base]\n"),
+    )
+    assert revision == 2
+
+
+def test_tags_are_created_and_changed(emulator: EmulatorServer) -> None:
+    async def scenario(client: CloudClient) -> dict[str, str]:
+        await client.set_environment_tag("acme", "app", "base", "owner", "alice")
+        await client.set_environment_tag("acme", "app", "base", "team", "payments")
+        await client.set_environment_tag("acme", "app", "base", "team", "payments")
+        return await client.list_environment_tags("acme", "app", "base")
+
+    assert call(emulator, scenario) == {"owner": "alice", "team": "payments"}
+    listed = call(emulator, lambda c: c.list_environments("acme"))
+    assert {e.name: e.tags for e in listed}["base"] == {"owner": "alice", "team": "payments"}
+
+
+def test_members_read_and_write_others_are_refused(emulator: EmulatorServer) -> None:
+    assert call(emulator, lambda c: c.update_environment("acme", "app", "empty", "{}\n"), BOB) == 2
+    with pytest.raises(PermissionDeniedError):
+        call(emulator, lambda c: c.get_environment("acme", "app", "base"), CAROL)
+    with pytest.raises(PermissionDeniedError):
+        call(emulator, lambda c: c.create_environment("acme", "app", "mine"), CAROL)
+    with pytest.raises(NotFoundError):
+        call(emulator, lambda c: c.get_environment("nowhere", "app", "base"))
+    with pytest.raises(NotFoundError):
+        call(emulator, lambda c: c.get_environment("labs", "app", "base"))

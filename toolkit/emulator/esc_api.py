@@ -1,0 +1,259 @@
+"""Pulumi ESC's environment calls, over `ServiceState`.
+
+Paths, bodies and headers follow the clients that call them: the `pulumi env` commands (the
+esc CLI in `pkg/cmd/esc/cli/client` of pulumi v3.274.1) and `pulumi-esc-sdk`. A definition
+travels as YAML in both directions (whatever Content-Type the client names: the CLI says
+JSON); reads answer with its `ETag` and revision (`Pulumi-ESC-Revision`), an update may
+name the ETag it started from in `If-Match`. A definition the service refuses answers 400
+with the ESC diagnostics beside the usual `code` and `message`.
+
+(No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from toolkit.emulator import responses
+from toolkit.emulator.responses import json_response
+from toolkit.emulator.state import Caller, ServiceFault, ServiceState
+from toolkit.models import (
+    CreateEnvironmentRequest,
+    CreateEnvironmentRevisionTagRequest,
+    CreateEnvironmentTagRequest,
+    UpdateEnvironmentResponse,
+    UpdateEnvironmentRevisionTagRequest,
+    UpdateEnvironmentTagRequest,
+)
+
+ENVIRONMENTS = "/api/esc/environments"
+ENVIRONMENT = ENVIRONMENTS + "/{org}/{project}/{env}"
+
+
+def esc_router(
+    state: ServiceState,
+    authenticate: Callable[..., Awaitable[Caller]],
+    limit: Callable[[int | None], int],
+) -> APIRouter:
+    """The ESC calls, with the app's dependency for the caller and its page-size rule."""
+    router = APIRouter()
+    Authenticated = Annotated[Caller, Depends(authenticate)]
+    MaxResults = Annotated[int | None, Query(alias="maxResults", ge=1)]
+    ContinuationToken = Annotated[str | None, Query(alias="continuationToken")]
+
+    # --- Listing ------------------------------------------------------------------------
+
+    @router.get(ENVIRONMENTS)
+    async def list_all_environments(
+        who: Authenticated,
+        max_results: MaxResults = None,
+        continuation_token: ContinuationToken = None,
+    ) -> JSONResponse:
+        page = state.list_all_environments(
+            who, limit=limit(max_results), continuation_token=continuation_token
+        )
+        return json_response(responses.environment_list(page))
+
+    @router.get(ENVIRONMENTS + "/{org}")
+    async def list_environments(
+        who: Authenticated,
+        org: str,
+        max_results: MaxResults = None,
+        continuation_token: ContinuationToken = None,
+    ) -> JSONResponse:
+        page = state.list_environments(
+            who, org, limit=limit(max_results), continuation_token=continuation_token
+        )
+        return json_response(responses.environment_list(page))
+
+    # --- One environment ----------------------------------------------------------------
+
+    @router.post(ENVIRONMENTS + "/{org}")
+    async def create_environment(
+        who: Authenticated, org: str, request: Annotated[CreateEnvironmentRequest, Body()]
+    ) -> Response:
+        state.create_environment(who, org, request.project, request.name)
+        return json_response({})
+
+    @router.get(ENVIRONMENT)
+    async def get_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
+        return responses.definition(state.environment_definition(who, org, project, env))
+
+    @router.head(ENVIRONMENT)
+    async def environment_exists(who: Authenticated, org: str, project: str, env: str) -> Response:
+        state.get_environment(who, org, project, env)
+        return Response(status_code=200)
+
+    @router.get(ENVIRONMENT + "/decrypt")
+    async def decrypt_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
+        record = state.environment_definition(who, org, project, env, decrypt=True)
+        return responses.definition(record)
+
+    @router.patch(ENVIRONMENT)
+    async def update_environment(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        request: Request,
+        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    ) -> Response:
+        record = state.update_environment(
+            who, org, project, env, await _text(request), if_match=if_match
+        )
+        answer = json_response(UpdateEnvironmentResponse(diagnostics=[]))
+        answer.headers.update(responses.revision_headers(record))
+        return answer
+
+    @router.delete(ENVIRONMENT)
+    async def delete_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
+        state.delete_environment(who, org, project, env)
+        return Response(status_code=204)
+
+    # --- Environment tags ---------------------------------------------------------------
+
+    @router.get(ENVIRONMENT + "/tags")
+    async def list_environment_tags(
+        who: Authenticated, org: str, project: str, env: str
+    ) -> JSONResponse:
+        tags = state.list_environment_tags(who, org, project, env)
+        return json_response(responses.environment_tags(tags))
+
+    @router.post(ENVIRONMENT + "/tags")
+    async def create_environment_tag(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        request: Annotated[CreateEnvironmentTagRequest, Body()],
+    ) -> JSONResponse:
+        tag = state.create_environment_tag(who, org, project, env, request.name, request.value)
+        return json_response(responses.environment_tag(tag))
+
+    @router.get(ENVIRONMENT + "/tags/{tag}")
+    async def get_environment_tag(
+        who: Authenticated, org: str, project: str, env: str, tag: str
+    ) -> JSONResponse:
+        return json_response(
+            responses.environment_tag(state.environment_tag(who, org, project, env, tag))
+        )
+
+    @router.patch(ENVIRONMENT + "/tags/{tag}")
+    async def update_environment_tag(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        tag: str,
+        request: Annotated[UpdateEnvironmentTagRequest, Body()],
+    ) -> JSONResponse:
+        updated = state.update_environment_tag(
+            who,
+            org,
+            project,
+            env,
+            tag,
+            current_value=request.current_tag.value,
+            new_name=request.new_tag.name or "",
+            new_value=request.new_tag.value or "",
+        )
+        return json_response(responses.environment_tag(updated))
+
+    @router.delete(ENVIRONMENT + "/tags/{tag}")
+    async def delete_environment_tag(
+        who: Authenticated, org: str, project: str, env: str, tag: str
+    ) -> Response:
+        state.delete_environment_tag(who, org, project, env, tag)
+        return Response(status_code=204)
+
+    # --- Revisions and revision tags ----------------------------------------------------
+
+    @router.get(ENVIRONMENT + "/versions")
+    async def list_revisions(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        before: Annotated[int | None, Query(ge=1)] = None,
+        count: Annotated[int | None, Query(ge=1)] = None,
+    ) -> JSONResponse:
+        revisions = state.list_revisions(who, org, project, env, before=before, count=count)
+        return JSONResponse([responses.environment_revision(r).to_wire() for r in revisions])
+
+    @router.get(ENVIRONMENT + "/versions/tags")
+    async def list_revision_tags(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        after: str | None = None,
+        count: Annotated[int | None, Query(ge=1)] = None,
+    ) -> JSONResponse:
+        tags = state.list_revision_tags(who, org, project, env, after=after or None, count=count)
+        return json_response(responses.revision_tags(tags))
+
+    @router.post(ENVIRONMENT + "/versions/tags", status_code=204)
+    async def create_revision_tag(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        request: Annotated[CreateEnvironmentRevisionTagRequest, Body()],
+    ) -> Response:
+        state.create_revision_tag(who, org, project, env, request.name, request.revision or None)
+        return Response(status_code=204)
+
+    @router.get(ENVIRONMENT + "/versions/tags/{tag}")
+    async def get_revision_tag(
+        who: Authenticated, org: str, project: str, env: str, tag: str
+    ) -> JSONResponse:
+        return json_response(
+            responses.revision_tag(state.revision_tag(who, org, project, env, tag))
+        )
+
+    @router.patch(ENVIRONMENT + "/versions/tags/{tag}", status_code=204)
+    async def update_revision_tag(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        tag: str,
+        request: Annotated[UpdateEnvironmentRevisionTagRequest, Body()],
+    ) -> Response:
+        state.update_revision_tag(who, org, project, env, tag, request.revision or None)
+        return Response(status_code=204)
+
+    @router.delete(ENVIRONMENT + "/versions/tags/{tag}", status_code=204)
+    async def delete_revision_tag(
+        who: Authenticated, org: str, project: str, env: str, tag: str
+    ) -> Response:
+        state.delete_revision_tag(who, org, project, env, tag)
+        return Response(status_code=204)
+
+    # After `/versions/tags`, which these would otherwise take for a version named "tags".
+    @router.get(ENVIRONMENT + "/versions/{version}")
+    async def get_environment_at_version(
+        who: Authenticated, org: str, project: str, env: str, version: str
+    ) -> Response:
+        record = state.environment_definition(who, org, project, env, version=version)
+        return responses.definition(record)
+
+    @router.get(ENVIRONMENT + "/versions/{version}/decrypt")
+    async def decrypt_environment_at_version(
+        who: Authenticated, org: str, project: str, env: str, version: str
+    ) -> Response:
+        record = state.environment_definition(who, org, project, env, version=version, decrypt=True)
+        return responses.definition(record)
+
+    return router
+
+
+async def _text(request: Request) -> str:
+    """A request's body as the UTF-8 text of a definition; 400 for anything else."""
+    body = await request.body()
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ServiceFault(400, "Bad Request: the definition is not UTF-8 text") from None
