@@ -404,6 +404,13 @@ class ClaimPlan:
         """Whether a commit of this plan changes nothing (`is_blocked`)."""
         return _blocks(self.strategy, self.conflicts, self.failures)
 
+    def not_landed(self, document: AgentClaimResponse) -> tuple[int, int]:
+        """How many stack moves and environment copies of this plan a commit's `document`
+        reports as failed (its failures beyond the plan's own)."""
+        copies = {entity_key(copy.source) for copy in self.environment_copies}
+        failed_copies = sum(entity_key(failure.entity) in copies for failure in document.failures)
+        return len(document.failures) - len(self.failures) - failed_copies, failed_copies
+
     def conflicts_resolution(self) -> list[RenameEntity]:
         """The renames this plan makes, as the claim API's `conflictsResolution` takes them."""
         return [

@@ -32,7 +32,7 @@ from toolkit.credentials import Credentials
 from toolkit.journal import Journal, RunRecord, find_run
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, is_blocked
+from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
@@ -57,6 +57,8 @@ class ClaimRequest:
     delete_source: bool = False
     concurrency: int | None = None
     """Calls (or migrate's stacks) at once; None: the strategy's default."""
+    environments: EnvironmentChoice = "report"
+    """Whether the source's ESC environments are copied (`toolkit.environments`)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ def run_key(credentials: Credentials, request: ClaimRequest) -> str:
         "map": request.map_identity,
         "deleteSource": request.delete_source,
     }
+    if request.environments != "report":
+        # Only then: the runs of requests made before the choice existed keep their keys.
+        asked["environments"] = request.environments
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -130,7 +135,11 @@ async def commit_request(
             resumed = True
         else:
             plan = await plan_claim(
-                credentials, request.target, request.resolution_map, request.strategy
+                credentials,
+                request.target,
+                request.resolution_map,
+                request.strategy,
+                request.environments,
             )
             journal = None
             resumed = False
@@ -240,6 +249,7 @@ def _recorded_request(request: ClaimRequest) -> dict[str, object]:
         "map": request.map_identity,
         "deleteSource": request.delete_source,
         "concurrency": request.concurrency,
+        "environments": request.environments,
     }
 
 
