@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
+from commit_process import StopAt, run_toolkit, toolkit_env
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
@@ -438,3 +439,27 @@ def test_a_job_file_copies_the_environments_of_its_claim(
     assert "environments: each is copied into the destination and verified" in checked.stdout
     assert ran.exit_code == 0, ran.output
     assert_copied(server, COPIED)
+
+
+@pytest.mark.parametrize("calls", [1, 2, 4, 6, 9, 12])
+def test_a_commit_killed_after_any_call_is_finished_by_running_it_again(
+    server: EmulatorServer, map_file: Path, tmp_path: Path, calls: int
+) -> None:
+    before = source_as_it_was(server)
+    env = toolkit_env(tmp_path / "runs", PULUMI_ACCESS_TOKEN="tok-alice")
+    args = ("commit", *ORGS, *TRANSFER, "--environments", "copy", "-r", str(map_file), "--yes")
+
+    killed = run_toolkit(server, env, *args, stop=StopAt(calls))
+    again = run_toolkit(server, env, *args, "--format", "json")
+
+    assert killed.returncode < 0
+    assert again.returncode == 0, again.stderr
+    assert AgentClaimResponse.model_validate(json.loads(again.stdout)).failures == []
+    assert_copied(server, COPIED)
+    listed = httpx.get(
+        f"{server.url}/api/esc/environments/acme", headers={"Authorization": "token tok-alice"}
+    ).json()["environments"]
+    assert sorted((e["project"], e["name"]) for e in listed) == sorted(
+        [("default", "secrets"), *COPIED.values()]
+    )
+    assert source_as_it_was(server) == before
