@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import yaml
+from agent_times import agent_entry
 from click.testing import CliRunner
 from commit_process import StopAt, run_toolkit, toolkit_env
 
@@ -384,15 +385,7 @@ def test_with_claim_api_the_service_moves_environments_itself(
 ) -> None:
     spec = world()
     spec["users"] = [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}]
-    spec["agents"] = [
-        {
-            "login": AGENT,
-            "token": "tok-agent",
-            "claimToken": "claim-abc123",
-            "createdAt": "2026-11-01T09:00:00Z",
-            "claimExpiresAt": "2026-12-31T09:00:00Z",
-        }
-    ]
+    spec["agents"] = [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")]
     spec["service"] = {"claimMovesEnvironments": True}
     spec["orgs"]["acme"]["environments"] = []
     server = make_emulator(spec)
@@ -417,6 +410,7 @@ def test_with_claim_api_the_service_moves_environments_itself(
         for e in server.requests.entries()
         if e.method == "POST" and e.path.startswith("/api/esc/")
     ], "the toolkit made no environment: the claim moved them"
+    assert all(exists(server, "acme", name) for name in ENVIRONMENTS)
 
 
 def test_a_job_file_copies_the_environments_of_its_claim(
@@ -463,3 +457,56 @@ def test_a_commit_killed_after_any_call_is_finished_by_running_it_again(
         [("default", "secrets"), *COPIED.values()]
     )
     assert source_as_it_was(server) == before
+
+
+def test_migrate_copies_with_two_identities_the_agent_reading_and_the_claimer_writing(
+    make_emulator: EmulatorFactory, run_cli: RunCli, map_file: Path
+) -> None:
+    spec = world()
+    spec["users"] = [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}]
+    spec["agents"] = [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")]
+    spec["orgs"][AGENT]["stacks"] = []
+    server = make_emulator(spec)
+    sources = {
+        name: yaml.safe_load(
+            httpx.get(
+                f"{server.url}/api/esc/environments/{AGENT}/{name[0]}/{name[1]}/decrypt",
+                headers={"Authorization": "token tok-agent"},
+            ).text
+        )
+        for name in ENVIRONMENTS
+    }
+    assert sources[("default", "base")]["values"]["password"]["fn::secret"] == SECRET
+
+    result = run_cli(
+        server,
+        "commit",
+        *ORGS,
+        "--strategy",
+        "migrate",
+        "--environments",
+        "copy",
+        "-r",
+        str(map_file),
+        "--delete-source",
+        "--yes",
+        "--format",
+        "json",
+        token="tok-carol",
+        source_token="tok-agent",
+    )
+
+    assert result.exit_code == 0, result.output
+    for source, target in COPIED.items():
+        response = httpx.get(
+            f"{server.url}/api/esc/environments/acme/{target[0]}/{target[1]}/decrypt",
+            headers={"Authorization": "token tok-carol"},
+        )
+        expected = sources[source]
+        if source == ("default", "app"):
+            expected = {**expected, "imports": ["base", "secrets-agent"]}
+        assert yaml.safe_load(response.text) == expected
+    gone = httpx.get(
+        f"{server.url}/api/esc/environments/{AGENT}", headers={"Authorization": "token tok-agent"}
+    )
+    assert gone.json()["environments"] == []
