@@ -545,5 +545,6 @@ def test_demo_tells_the_claim_of_an_agent_account() -> None:
 def test_demo_of_the_org_to_org_transfer() -> None:
     result = CliRunner().invoke(cli, ["demo", "--transfer"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "7 of 7 stacks landed in acme" in result.stdout
+    assert "7 of 7 stacks landed in acme; 1 ESC environment(s) copied" in result.stdout
+    assert "5. the ESC environments of acme now" in result.stdout
     assert "web/dev-agent" in result.stdout
