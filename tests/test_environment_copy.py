@@ -378,6 +378,7 @@ def test_a_dynamic_provider_is_named_in_a_notice(
 
     assert result.exit_code == 0, result.output
     assert "uses fn::open::aws-login" in " ".join(result.stdout.split())
+    assert "would copy 1 of 1 environment(s)" in result.stdout
 
 
 def test_with_claim_api_the_service_moves_environments_itself(
@@ -510,3 +511,38 @@ def test_migrate_copies_with_two_identities_the_agent_reading_and_the_claimer_wr
         f"{server.url}/api/esc/environments/{AGENT}", headers={"Authorization": "token tok-agent"}
     )
     assert gone.json()["environments"] == []
+
+
+def test_environments_whose_imports_form_a_cycle_are_failures_and_nothing_is_made(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    map_file = tmp_path / "empty.yaml"
+    map_file.write_text("stacks: {}\n", encoding="utf-8")
+    spec = world()
+    spec["orgs"][AGENT]["environments"] = [
+        {"project": "default", "name": "a", "definition": "imports: [b]\n"},
+        {"project": "default", "name": "b", "definition": "imports: [a]\n"},
+        {"project": "default", "name": "c", "definition": "imports: [default/a]\n"},
+        {"project": "default", "name": "d", "definition": "values: {x: 1}\n"},
+    ]
+    server = make_emulator(spec)
+
+    preview = run_cli(
+        server,
+        "preview",
+        *ORGS,
+        *TRANSFER,
+        "--environments",
+        "copy",
+        "--format",
+        "markdown",
+        source_token="tok-alice",
+    )
+    result = commit(run_cli, server, map_file)
+
+    assert "their imports form a cycle" in " ".join(preview.stdout.split())
+    assert result.exit_code == 4, result.output
+    failures = AgentClaimResponse.model_validate(json.loads(result.stdout)).failures
+    assert sorted(f.entity.environment_name for f in failures) == ["a", "b", "c"]  # type: ignore[union-attr]
+    assert all("imports form a cycle" in f.failure_details for f in failures)
+    assert [name for name in "abcd" if exists(server, "acme", ("default", name))] == ["d"]
