@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import pytest
 import yaml
 
 from toolkit.cloud import CloudClient
+from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import parse_world
@@ -20,6 +22,7 @@ from toolkit.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    ServiceError,
 )
 
 if TYPE_CHECKING:
@@ -211,3 +214,62 @@ def test_members_read_and_write_others_are_refused(emulator: EmulatorServer) -> 
         call(emulator, lambda c: c.get_environment("nowhere", "app", "base"))
     with pytest.raises(NotFoundError):
         call(emulator, lambda c: c.get_environment("labs", "app", "base"))
+
+
+def test_every_org_s_environments_are_listed_page_by_page(make_emulator: EmulatorFactory) -> None:
+    """`GET /api/esc/environments` (what `pulumi env ls` calls) lists the caller's orgs only,
+    in (org, project, name) order, every environment once across pages."""
+    server = make_emulator(WORLD, page_size=2)
+    seen: list[tuple[str, str, str]] = []
+    pages = 0
+    token: str | None = None
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"token {ALICE}"}) as http:
+        while True:
+            answer = http.get(
+                "/api/esc/environments", params={"continuationToken": token} if token else {}
+            )
+            answer.raise_for_status()
+            body = answer.json()
+            pages += 1
+            seen += [(e["organization"], e["project"], e["name"]) for e in body["environments"]]
+            token = body.get("nextToken")
+            if not token:
+                break
+        carol = http.get("/api/esc/environments", headers={"Authorization": f"token {CAROL}"})
+    assert seen == [("acme", "app", "base"), ("acme", "app", "empty"), ("labs", "app", "other")]
+    assert pages == 2
+    assert [e["organization"] for e in carol.json()["environments"]] == ["labs"]
+
+
+def test_an_update_whose_answer_is_lost_is_not_sent_again(emulator: EmulatorServer) -> None:
+    """A PATCH that the service carried out but answered 500 made a revision: the client
+    reports the failure instead of writing the definition twice; a read answered 503 is
+    simply tried again."""
+    path = "/api/esc/environments/acme/app/empty"
+    emulator.faults.arm(FaultRule(action="after", status=500, method="PATCH", path=path))
+    with pytest.raises(ServiceError, match="500"):
+        call(emulator, lambda c: c.update_environment("acme", "app", "empty", "values: {a: 1}\n"))
+    assert emulator.requests.count("PATCH", path) == 1
+    emulator.faults.arm(FaultRule(action="respond", status=503, method="GET", path=path))
+    read = call(emulator, lambda c: c.get_environment("acme", "app", "empty"))
+    assert (read.yaml, read.revision) == ("values: {a: 1}\n", 2)
+    assert emulator.requests.count("GET", path) == 2
+
+
+def test_environment_tags_page_as_the_cli_expects(emulator: EmulatorServer) -> None:
+    """Pages resume after the token of the one before; the last page's token is "0"."""
+    for key in ("a", "b", "c"):
+        call(emulator, lambda c, key=key: c.set_environment_tag("acme", "app", "empty", key, "v"))
+    path = "/api/esc/environments/acme/app/empty/tags"
+    tokens: list[str] = []
+    names: list[str] = []
+    after = ""
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"token {ALICE}"}) as http:
+        while after != "0":
+            body = http.get(path, params={"after": after, "count": 2}).json()
+            names += list(body["tags"])
+            after = body["nextToken"]
+            tokens.append(after)
+    assert (names, tokens) == (["a", "b", "c"], ["b", "0"])
+    listed = call(emulator, lambda c: c.list_environment_tags("acme", "app", "empty"))
+    assert listed == {"a": "v", "b": "v", "c": "v"}

@@ -285,8 +285,16 @@ class CloudClient:
     async def list_environment_tags(self, org: str, project: str, name: str) -> dict[str, str]:
         """The environment's tags, name -> value."""
         path = f"{_environment_path(org, project, name)}/tags"
-        page = await self._get(ListEnvironmentTagsResponse, path)
-        return {tag.name: tag.value for tag in page.tags.values()}
+        tags: dict[str, str] = {}
+        after = ""
+        while True:
+            params = {"after": after} if after else None
+            page = await self._get(ListEnvironmentTagsResponse, path, params=params)
+            tags.update((tag.name, tag.value) for tag in page.tags.values())
+            # The service's last page says "0"; an empty token or an empty page ends it too.
+            if page.next_token in ("", "0") or not page.tags or page.next_token == after:
+                return tags
+            after = page.next_token
 
     async def set_environment_tag(
         self, org: str, project: str, name: str, key: str, value: str

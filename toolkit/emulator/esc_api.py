@@ -10,6 +10,7 @@ with the ESC diagnostics beside the usual `code` and `message`.
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -17,12 +18,14 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from toolkit.emulator import responses
+from toolkit.emulator.esc_evaluation import property_at
 from toolkit.emulator.responses import json_response
-from toolkit.emulator.state import Caller, ServiceFault, ServiceState
+from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault, ServiceState
 from toolkit.models import (
     CreateEnvironmentRequest,
     CreateEnvironmentRevisionTagRequest,
     CreateEnvironmentTagRequest,
+    OpenEnvironmentResponse,
     UpdateEnvironmentResponse,
     UpdateEnvironmentRevisionTagRequest,
     UpdateEnvironmentTagRequest,
@@ -112,14 +115,78 @@ def esc_router(
         state.delete_environment(who, org, project, env)
         return Response(status_code=204)
 
+    # --- Evaluation ---------------------------------------------------------------------
+
+    @router.post(ENVIRONMENTS + "/{org}/yaml/check")
+    async def check_environment(
+        who: Authenticated,
+        org: str,
+        request: Request,
+        show_secrets: Annotated[bool, Query(alias="showSecrets")] = False,
+    ) -> JSONResponse:
+        evaluation = state.check_environment(who, org, await _text(request))
+        if evaluation.failed:
+            raise InvalidDefinitionFault(evaluation.diagnostics)
+        body = responses.evaluated_environment(evaluation, show_secrets=show_secrets, checked=True)
+        return json_response(body)
+
+    async def open_at(
+        who: Caller, org: str, project: str, env: str, version: str | None, duration: str
+    ) -> JSONResponse:
+        session, evaluation = state.open_environment(
+            who, org, project, env, version=version, seconds=_seconds(duration)
+        )
+        found = [responses.diagnostic(d, f"{project}/{env}") for d in evaluation.diagnostics]
+        return json_response(OpenEnvironmentResponse(id=session, diagnostics=found or None))
+
+    @router.post(ENVIRONMENT + "/open")
+    async def open_environment(
+        who: Authenticated, org: str, project: str, env: str, duration: str = "2h"
+    ) -> JSONResponse:
+        return await open_at(who, org, project, env, None, duration)
+
+    @router.post(ENVIRONMENT + "/versions/{version}/open")
+    async def open_environment_at_version(
+        who: Authenticated, org: str, project: str, env: str, version: str, duration: str = "2h"
+    ) -> JSONResponse:
+        return await open_at(who, org, project, env, version, duration)
+
+    # pulumi-esc-sdk asks for the session's property at `open//{session}`.
+    @router.get(ENVIRONMENT + "/open/{session}")
+    @router.get(ENVIRONMENT + "/open//{session}")
+    async def read_open_environment(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        session: str,
+        property: str | None = None,
+    ) -> JSONResponse:
+        evaluation = state.opened_environment(who, org, project, env, session)
+        if property is None:
+            return json_response(responses.evaluated_environment(evaluation, show_secrets=True))
+        value = property_at(evaluation.values, property)
+        if value is None:
+            raise ServiceFault(404, f"Not Found: the environment has no property {property!r}")
+        return json_response(value.to_wire(show_secrets=True))
+
     # --- Environment tags ---------------------------------------------------------------
 
     @router.get(ENVIRONMENT + "/tags")
     async def list_environment_tags(
-        who: Authenticated, org: str, project: str, env: str
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        after: str | None = None,
+        count: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSONResponse:
-        tags = state.list_environment_tags(who, org, project, env)
-        return json_response(responses.environment_tags(tags))
+        # `after` is the previous page's token; "0" (the last page's) resumes after nothing.
+        resume = None if after in (None, "", responses.LAST_TAG_PAGE) else after
+        page = state.list_environment_tags(
+            who, org, project, env, after=resume, count=count or None
+        )
+        return json_response(responses.environment_tags(page))
 
     @router.post(ENVIRONMENT + "/tags")
     async def create_environment_tag(
@@ -176,10 +243,13 @@ def esc_router(
         org: str,
         project: str,
         env: str,
-        before: Annotated[int | None, Query(ge=1)] = None,
-        count: Annotated[int | None, Query(ge=1)] = None,
+        before: Annotated[int | None, Query(ge=0)] = None,
+        count: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSONResponse:
-        revisions = state.list_revisions(who, org, project, env, before=before, count=count)
+        # 0 is how the CLI says "no bound" (`env version history` sends before=0).
+        revisions = state.list_revisions(
+            who, org, project, env, before=before or None, count=count or None
+        )
         return JSONResponse([responses.environment_revision(r).to_wire() for r in revisions])
 
     @router.get(ENVIRONMENT + "/versions/tags")
@@ -189,9 +259,11 @@ def esc_router(
         project: str,
         env: str,
         after: str | None = None,
-        count: Annotated[int | None, Query(ge=1)] = None,
+        count: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSONResponse:
-        tags = state.list_revision_tags(who, org, project, env, after=after or None, count=count)
+        tags = state.list_revision_tags(
+            who, org, project, env, after=after or None, count=count or None
+        )
         return json_response(responses.revision_tags(tags))
 
     @router.post(ENVIRONMENT + "/versions/tags", status_code=204)
@@ -248,6 +320,21 @@ def esc_router(
         return responses.definition(record)
 
     return router
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration (`2h0m0s`, `90m`, `30s`) in seconds; 400 for anything else."""
+    parts = _DURATION_PART.findall(duration)
+    if not duration or "".join(n + u for n, u in parts) != duration:
+        raise ServiceFault(400, f"Bad Request: invalid duration {duration!r}")
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise ServiceFault(400, f"Bad Request: the duration {duration!r} is not positive")
+    return seconds
 
 
 async def _text(request: Request) -> str:

@@ -22,6 +22,7 @@ from toolkit.emulator.cli_models import (
     UpdateInfo,
 )
 from toolkit.emulator.esc_definitions import Diagnostic, Position
+from toolkit.emulator.esc_evaluation import Evaluation
 from toolkit.emulator.state import (
     AgentAccountRecord,
     ClaimRecord,
@@ -261,11 +262,16 @@ def environment_tag(record: EnvironmentTagRecord) -> EnvironmentTag:
     )
 
 
-def environment_tags(records: list[EnvironmentTagRecord]) -> ListEnvironmentTagsResponse:
-    """Every tag on one page: the emulator does not page an environment's tags."""
+def environment_tags(page: Page[EnvironmentTagRecord]) -> ListEnvironmentTagsResponse:
+    """A page of an environment's tags; the service marks the last page with the token "0"
+    (`pulumi env tag list` stops on it)."""
     return ListEnvironmentTagsResponse(
-        tags={record.name: environment_tag(record) for record in records}, next_token=""
+        tags={record.name: environment_tag(record) for record in page.items},
+        next_token=page.next_token or LAST_TAG_PAGE,
     )
+
+
+LAST_TAG_PAGE = "0"
 
 
 def environment_revision(record: RevisionRecord) -> EnvironmentRevision:
@@ -274,7 +280,7 @@ def environment_revision(record: RevisionRecord) -> EnvironmentRevision:
         created=_moment(record.created),
         creator_login=record.creator,
         creator_name=record.creator,
-        tags=record.tags,
+        tags=record.tags or None,
     )
 
 
@@ -303,6 +309,24 @@ def diagnostic(found: Diagnostic, environment: str = "<yaml>") -> EnvironmentDia
     return EnvironmentDiagnostic(
         summary=found.summary, range=where, path=found.path, severity=found.severity
     )
+
+
+def evaluated_environment(
+    evaluation: Evaluation, *, show_secrets: bool, checked: bool = False
+) -> dict[str, Any]:
+    """An evaluated environment (`EscEnvironment`; with its diagnostics and function summary
+    for `yaml/check`); secrets in plaintext only if `show_secrets`."""
+    body: dict[str, Any] = {
+        "exprs": evaluation.exprs,
+        "properties": evaluation.properties(show_secrets=show_secrets),
+    }
+    if checked:
+        body["diagnostics"] = [diagnostic(found).to_wire() for found in evaluation.diagnostics]
+        body["environmentFunctionSummary"] = {
+            "funcCounts": evaluation.builtin_counts(),
+            "rotationPaths": [],
+        }
+    return body
 
 
 def definition(record: DefinitionRecord) -> Response:

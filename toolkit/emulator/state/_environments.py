@@ -19,12 +19,17 @@ from typing import Any
 from toolkit.emulator.esc_definitions import (
     DEFAULT_PROJECT,
     DefinitionError,
-    Diagnostic,
     Seal,
     Unseal,
-    imports_of,
     open_secrets,
     seal_secrets,
+)
+from toolkit.emulator.esc_evaluation import (
+    CHECKED,
+    Evaluation,
+    ImportedDefinition,
+    LoadImport,
+    evaluate,
 )
 from toolkit.emulator.secrets import new_key
 from toolkit.emulator.state._environment_secrets import sealing
@@ -138,11 +143,7 @@ class Environments(Store):
         with self._in_org(caller, org):
             environment = self._existing_environment(org, project, name)
             revision = self._revision_number(environment, version)
-            (text,) = self._db.execute(
-                "SELECT definition FROM environment_revisions"
-                " WHERE environment_id = ? AND number = ?",
-                (environment.id, revision),
-            ).fetchone()
+            text = self._definition_text(environment, revision)
             if decrypt:
                 text = open_secrets(text, self._sealing(environment)[1])
         return DefinitionRecord(yaml=text, revision=revision, etag=_etag(environment, revision))
@@ -171,7 +172,7 @@ class Environments(Store):
                 )
             try:
                 sealed = seal_secrets(yaml_text, *self._sealing(environment))
-                self._refuse_unknown_imports(org, sealed)
+                self._refuse_if_failing(environment, sealed)
             except DefinitionError as exc:
                 raise InvalidDefinitionFault(exc.diagnostics) from None
             revision = latest + 1
@@ -187,20 +188,84 @@ class Environments(Store):
             environment = self._existing_environment(org, project, name)
             self._db.execute("DELETE FROM environments WHERE id = ?", (environment.id,))
 
+    # --- Evaluation ------------------------------------------------------------------------
+
+    def open_environment(
+        self,
+        caller: Caller,
+        org: str,
+        project: str,
+        name: str,
+        *,
+        version: str | None = None,
+        seconds: float,
+    ) -> tuple[str, Evaluation]:
+        """Evaluate the environment at `version` (the newest if None) and keep the result
+        readable for `seconds` under the returned session id; 400 with diagnostics if the
+        evaluation has errors. Only the session's revision is stored, never its values."""
+        with self._session(write=True):
+            self._role_in(caller, org)
+            environment = self._existing_environment(org, project, name)
+            revision = self._revision_number(environment, version)
+            evaluation = self._evaluate(environment, revision)
+            if evaluation.failed:
+                raise InvalidDefinitionFault(evaluation.errors())
+            session = uuid.uuid4().hex
+            self._db.execute(
+                "INSERT INTO environment_sessions VALUES (?, ?, ?, ?)",
+                (session, environment.id, revision, self._clock() + seconds),
+            )
+        return session, evaluation
+
+    def opened_environment(
+        self, caller: Caller, org: str, project: str, name: str, session: str
+    ) -> Evaluation:
+        """What an open session of the environment shows; 404 once it has expired."""
+        with self._in_org(caller, org):
+            environment = self._existing_environment(org, project, name)
+            row = self._db.execute(
+                "SELECT revision, expires FROM environment_sessions"
+                " WHERE id = ? AND environment_id = ?",
+                (session, environment.id),
+            ).fetchone()
+            if row is None or row[1] < self._clock():
+                raise ServiceFault(
+                    404, f"Not Found: no open session {session!r} of {org}/{project}/{name}"
+                )
+            return self._evaluate(environment, int(row[0]))
+
+    def check_environment(self, caller: Caller, org: str, yaml_text: str) -> Evaluation:
+        """Evaluate a definition that is not stored (`yaml/check`) in the context of `org`:
+        its imports are the org's environments; its own sealed secrets stay sealed."""
+        with self._in_org(caller, org):
+            definition = ImportedDefinition(yaml_text, None, CHECKED)
+            return evaluate(definition, self._import_loader(org))
+
     # --- Environment tags ------------------------------------------------------------------
 
     def list_environment_tags(
-        self, caller: Caller, org: str, project: str, name: str
-    ) -> list[EnvironmentTagRecord]:
-        """The environment's tags, by name."""
+        self,
+        caller: Caller,
+        org: str,
+        project: str,
+        name: str,
+        *,
+        after: str | None = None,
+        count: int | None = None,
+    ) -> Page[EnvironmentTagRecord]:
+        """The environment's tags by name, those after `after` if given, at most `count` a
+        page; the page's token is the name to resume after."""
         with self._in_org(caller, org):
             environment = self._existing_environment(org, project, name)
             rows = self._db.execute(
                 f"SELECT {_TAG_COLUMNS} FROM environment_tags"
-                " WHERE environment_id = ? ORDER BY name",
-                (environment.id,),
+                " WHERE environment_id = ? AND name > ? ORDER BY name LIMIT ?",
+                (environment.id, after or "", count + 1 if count else -1),
             ).fetchall()
-        return [EnvironmentTagRecord(*row) for row in rows]
+        tags = [EnvironmentTagRecord(*row) for row in rows]
+        if count and len(tags) > count:
+            return Page(items=tags[:count], next_token=tags[count - 1].name)
+        return Page(items=tags, next_token=None)
 
     def environment_tag(
         self, caller: Caller, org: str, project: str, name: str, tag: str
@@ -510,18 +575,47 @@ class Environments(Store):
             )
         return record
 
-    def _refuse_unknown_imports(self, org: str, definition: str) -> None:
-        """Imports name environments of the same org (`project/name`, or `name` in the
-        `default` project); the service refuses a definition importing one that is missing."""
-        unknown = [
-            imported
-            for imported in imports_of(definition)
-            if self._find_environment(org, *_import_path(imported)) is None
-        ]
-        if unknown:
-            raise DefinitionError(
-                [Diagnostic(f"unknown environment {imported!r}") for imported in unknown]
+    def _refuse_if_failing(self, environment: EnvironmentRecord, definition: str) -> None:
+        """The service refuses a definition whose evaluation has errors (an unknown import,
+        a reference to nothing, ...)."""
+        evaluation = evaluate(
+            ImportedDefinition(definition, self._sealing(environment)[1], _label(environment)),
+            self._import_loader(environment.org),
+        )
+        if evaluation.failed:
+            raise DefinitionError(evaluation.errors())
+
+    def _import_loader(self, org: str) -> LoadImport:
+        """Imports name environments of the same org: `project/name`, or `name` alone in the
+        `default` project."""
+
+        def load(imported: str) -> ImportedDefinition | None:
+            environment = self._find_environment(org, *_import_path(imported))
+            if environment is None:
+                return None
+            number = self._latest_revision(environment.id)
+            return ImportedDefinition(
+                self._definition_text(environment, number),
+                self._sealing(environment)[1],
+                _label(environment),
             )
+
+        return load
+
+    def _definition_text(self, environment: EnvironmentRecord, revision: int) -> str:
+        (text,) = self._db.execute(
+            "SELECT definition FROM environment_revisions WHERE environment_id = ? AND number = ?",
+            (environment.id, revision),
+        ).fetchone()
+        return str(text)
+
+    def _evaluate(self, environment: EnvironmentRecord, revision: int) -> Evaluation:
+        definition = ImportedDefinition(
+            self._definition_text(environment, revision),
+            self._sealing(environment)[1],
+            _label(environment),
+        )
+        return evaluate(definition, self._import_loader(environment.org))
 
 
 _ENVIRONMENT_COLUMNS = (
@@ -546,6 +640,11 @@ def _environment_record(row: Any, owner: str) -> EnvironmentRecord:
         modified=modified or created,
         tags=json.loads(tags) if tags else {},
     )
+
+
+def _label(environment: EnvironmentRecord) -> str:
+    """How an environment names itself in ranges and imports: `project/name`."""
+    return f"{environment.project}/{environment.name}"
 
 
 def _import_path(imported: str) -> tuple[str, str]:
