@@ -7,6 +7,8 @@ collides with acme's and the map renames it. Everything is read back over plain 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -546,3 +548,25 @@ def test_environments_whose_imports_form_a_cycle_are_failures_and_nothing_is_mad
     assert sorted(f.entity.environment_name for f in failures) == ["a", "b", "c"]  # type: ignore[union-attr]
     assert all("imports form a cycle" in f.failure_details for f in failures)
     assert [name for name in "abcd" if exists(server, "acme", ("default", name))] == ["d"]
+
+
+def test_copying_is_part_of_the_run_key_and_the_default_keeps_the_key_it_had() -> None:
+    from toolkit.credentials import Credentials
+    from toolkit.plan import ClaimTarget
+    from toolkit.resolution_map import ResolutionMap
+    from toolkit.runs import ClaimRequest, run_key
+
+    credentials = Credentials("https://api.example.com", "tok-a", "tok-a")
+    request = ClaimRequest(ClaimTarget(AGENT, "acme"), ResolutionMap.empty(), "none", "transfer")
+    asked = {
+        "source": ["https://api.example.com", AGENT],
+        "destination": ["https://api.example.com", "acme"],
+        "strategy": "transfer",
+        "map": "none",
+        "deleteSource": False,
+    }
+    key_before = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
+
+    assert run_key(credentials, request) == key_before
+    copying = dataclasses.replace(request, environments="copy")
+    assert run_key(credentials, copying) != key_before
