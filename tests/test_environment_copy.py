@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -570,3 +571,19 @@ def test_copying_is_part_of_the_run_key_and_the_default_keeps_the_key_it_had() -
     assert run_key(credentials, request) == key_before
     copying = dataclasses.replace(request, environments="copy")
     assert run_key(credentials, copying) != key_before
+
+
+def test_ctrl_c_during_the_copies_stops_them_and_the_same_command_finishes_them(
+    server: EmulatorServer, map_file: Path, tmp_path: Path
+) -> None:
+    env = toolkit_env(tmp_path / "runs", PULUMI_ACCESS_TOKEN="tok-alice")
+    args = ("commit", *ORGS, *TRANSFER, "--environments", "copy", "-r", str(map_file), "--yes")
+
+    stopped = run_toolkit(server, env, *args, stop=StopAt(4, signal.SIGINT))
+    again = run_toolkit(server, env, *args)
+
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Run the same command again to continue it" in stopped.stderr
+    assert again.returncode == 0, again.stderr
+    assert "continuing" in again.stdout + again.stderr
+    assert_copied(server, COPIED)
