@@ -11,16 +11,18 @@ from toolkit.environments import (
     DefinitionError,
     ImportRef,
     ciphertexts,
+    copy_notices,
     definition_difference,
     dynamic_providers,
     import_order,
     imports_of,
     parse_definition,
-    pinned_imports,
     plaintext_secrets,
     render_definition,
     rewrite_imports,
 )
+from toolkit.models import TransferEntityEnvironment
+from toolkit.plan import EnvironmentCopy
 
 CHAIN = """
 imports:
@@ -42,7 +44,7 @@ def test_imports_read_as_esc_reads_them() -> None:
         ("shared", "network", "3", False),
         ("shared", "keys", None, False),
     ]
-    assert [r.text() for r in pinned_imports(parse_definition(CHAIN))] == ["shared/network@3"]
+    assert [r.text() for r in references] == ["base", "shared/network@3", "shared/keys"]
 
 
 @pytest.mark.parametrize("text", ["", "a/b/c", "/x", "x/", "@3"])
@@ -188,3 +190,28 @@ def test_a_rendered_definition_reads_back_the_same(values: dict[str, object]) ->
     definition = {"imports": ["a", {"p/b": {"merge": False}}], "values": values}
 
     assert parse_definition(render_definition(definition)) == definition
+
+
+def test_copy_notices_name_dynamic_providers_pins_of_copies_and_cycles() -> None:
+    def environment(project: str, name: str) -> EnvironmentCopy:
+        entity = TransferEntityEnvironment(project_name=project, environment_name=name)
+        return EnvironmentCopy(source=entity, target=entity)
+
+    copies = [environment("default", n) for n in ("base", "app", "loop-a", "loop-b")]
+    definitions = {
+        ("default", "base"): parse_definition("values: {login: {fn::open::aws-login: {}}}"),
+        ("default", "app"): parse_definition("imports: [base@4, elsewhere/x@2]"),
+        ("default", "loop-a"): parse_definition("imports: [loop-b]"),
+        ("default", "loop-b"): parse_definition("imports: [loop-a]"),
+    }
+
+    notices = copy_notices(copies, definitions, source_org="agent", destination_org="acme")
+
+    assert notices == [
+        "environment agent/default/base uses fn::open::aws-login: its trust policy (an OIDC "
+        "role's, say) may name agent; allow acme there too",
+        "environment agent/default/app imports base@4: revisions are not copied, so its copy "
+        "imports the latest definition",
+        "environments agent/default/loop-a, agent/default/loop-b cannot be copied: their "
+        "imports form a cycle, or import one that does",
+    ]

@@ -123,7 +123,7 @@ def rewrite_imports(
     """`definition` with each import of a renamed environment naming its new name.
 
     A pin (`@3`, `@stable`) is dropped from a renamed import: revisions and their tags stay
-    with the source (`pinned_imports` says which). A bare name stays bare while the project
+    with the source (`copy_notices` names them). A bare name stays bare while the project
     stays `default`. Other imports are kept as they are written.
     """
     entries = _import_entries(definition)
@@ -144,11 +144,6 @@ def rewrite_imports(
         else:
             rewritten.append(new.text())
     return {**definition, "imports": rewritten}
-
-
-def pinned_imports(definition: Mapping[str, Any]) -> list[ImportRef]:
-    """Imports pinned to a revision or a revision tag."""
-    return [reference for reference in imports_of(definition) if reference.pin is not None]
 
 
 def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:
