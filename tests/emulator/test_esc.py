@@ -230,6 +230,8 @@ def test_esc_sdk_sees_the_service_s_refusals(emulator: EmulatorServer) -> None:
     assert isinstance(invalid.value.data, models.EnvironmentDiagnostics)
     summaries = [d.summary for d in invalid.value.data.diagnostics or []]
     assert summaries == ["unknown environment 'app/none'"]
+    where = (invalid.value.data.diagnostics or [])[0].range
+    assert where is not None and (where.environment, where.begin.line) == ("app/base", 1)
 
 
 def test_pulumi_env_tags_revision_tags_and_rm(

@@ -418,7 +418,7 @@ def _credential(authorization: str | None, scheme: Literal["token", "update-toke
 def _refused_definition(fault: InvalidDefinitionFault) -> JSONResponse:
     """An ESC definition refused: the error body with the definition's diagnostics."""
     diagnostics = EnvironmentDiagnosticsResponse(
-        diagnostics=[responses.diagnostic(found) for found in fault.diagnostics]
+        diagnostics=[responses.diagnostic(found, fault.environment) for found in fault.diagnostics]
     )
     body = {**ErrorResponse(code=fault.status, message=fault.message).to_wire()}
     body.update(diagnostics.to_wire())

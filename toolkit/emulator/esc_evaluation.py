@@ -346,7 +346,7 @@ class _Resolver:
         value.secret = any(piece.secret for piece in pieces)
         value.unknown = any(piece.unknown for piece in pieces)
         if len(parts) == 1 and not isinstance(parts[0], str):
-            value.value = _copy(pieces[0]).value
+            value.value = pieces[0].value
             return
         text: list[str] = []
         references = iter(pieces)
@@ -428,10 +428,6 @@ def _text_of(value: Value) -> str:
     if isinstance(value.value, dict | list):
         return str(value.to_wire(show_secrets=True)["value"])
     return str(value.value)
-
-
-def _copy(value: Value) -> Value:
-    return replace(value)
 
 
 def _render(path: list[str | int]) -> str:

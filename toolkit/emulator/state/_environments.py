@@ -1,12 +1,13 @@
-"""ESC environments: listing, creating, reading, updating and deleting them, their revisions,
-revision tags and environment tags.
+"""ESC environments: listing, creating, reading, updating and deleting them, evaluating them
+(`open` sessions, `yaml/check`), their revisions, revision tags and environment tags.
 
 The rules, as the service has them: any member of an org may read and write its
 environments (non-members get 403, an unknown org or environment 404). Every update makes a
 new revision; an update naming the revision it started from (`If-Match` with the ETag a read
 handed out) is refused with 409 when another update came first. Static secrets are stored
 sealed with the environment's own key and opened only by a decrypting read or an open. The
-revision tag `latest` always names the newest revision and cannot be set or removed.
+revision tag `latest` always names the newest revision and cannot be set or removed. A
+definition whose evaluation has errors (`toolkit.emulator.esc_evaluation`) is refused.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class Environments(Store):
                 sealed = seal_secrets(yaml_text, *self._sealing(environment))
                 self._refuse_if_failing(environment, sealed)
             except DefinitionError as exc:
-                raise InvalidDefinitionFault(exc.diagnostics) from None
+                raise InvalidDefinitionFault(exc.diagnostics, _label(environment)) from None
             revision = latest + 1
             self._db.execute(
                 "INSERT INTO environment_revisions VALUES (?, ?, ?, ?, ?)",
@@ -209,7 +210,7 @@ class Environments(Store):
             revision = self._revision_number(environment, version)
             evaluation = self._evaluate(environment, revision)
             if evaluation.failed:
-                raise InvalidDefinitionFault(evaluation.errors())
+                raise InvalidDefinitionFault(evaluation.errors(), _label(environment))
             session = uuid.uuid4().hex
             self._db.execute(
                 "INSERT INTO environment_sessions VALUES (?, ?, ?, ?)",

@@ -27,10 +27,12 @@ class ServiceFault(Exception):
 class InvalidDefinitionFault(ServiceFault):
     """An environment definition the service refuses (400), with its ESC diagnostics."""
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], environment: str = "<yaml>") -> None:
         summaries = "; ".join(d.summary for d in diagnostics)
         super().__init__(400, f"Bad Request: the environment definition is invalid: {summaries}")
         self.diagnostics = diagnostics
+        self.environment = environment
+        """The name the diagnostics' ranges carry: `project/name`, or `<yaml>` for a check."""
 
 
 @dataclass(frozen=True)
