@@ -587,3 +587,28 @@ def test_ctrl_c_during_the_copies_stops_them_and_the_same_command_finishes_them(
     assert again.returncode == 0, again.stderr
     assert "continuing" in again.stdout + again.stderr
     assert_copied(server, COPIED)
+
+
+def test_copying_to_a_self_managed_backend_is_refused_saying_why(
+    pulumi_cli: Path, server: EmulatorServer, run_cli: RunCli, map_file: Path, tmp_path: Path
+) -> None:
+    backend = tmp_path / "state"
+    backend.mkdir()
+
+    result = run_cli(
+        server,
+        "preview",
+        *ORGS,
+        "--strategy",
+        "migrate",
+        "--destination-backend",
+        backend.as_uri(),
+        "--environments",
+        "copy",
+        "-r",
+        str(map_file),
+        source_token="tok-alice",
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "--environments copy needs both orgs on Pulumi Cloud" in result.stderr
