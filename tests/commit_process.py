@@ -31,7 +31,7 @@ decryptions, the claim status, agent sign-up."""
 def is_state_changing(entry: RecordedRequest) -> bool:
     """Whether the service applied a call that changes its state (it answered below 400)."""
     return (
-        entry.method != "GET"
+        entry.method not in ("GET", "HEAD")
         and STATE_CHANGING.fullmatch(entry.path) is not None
         and _NOT_A_CHANGE.fullmatch(entry.path) is None
         and entry.status is not None

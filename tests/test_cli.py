@@ -550,7 +550,8 @@ def test_demo_tells_the_claim_of_an_agent_account(
 def test_demo_of_the_org_to_org_transfer(pulumi_cli: Path, pulumiservice_plugin: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--transfer"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "7 of 7 stacks landed in acme" in result.stdout
+    assert "7 of 7 stacks landed in acme; 1 ESC environment(s) copied" in result.stdout
+    assert "5. the ESC environments of acme now" in result.stdout
     assert "web/dev-agent" in result.stdout
     # the stack, the provider, 7 StackTags and 7 TeamStackPermissions
     assert "landing acme/pulumi-claim-landing/agent-7f3k2q: 16 created" in result.stdout

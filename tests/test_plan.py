@@ -492,3 +492,92 @@ def test_a_large_plan_and_its_inventory_repr_as_summaries() -> None:
         "Inventory(org='agent-abc123', stacks=5000, environments=0, insights_accounts=0, "
         "registry_packages=0)"
     )
+
+
+# --- Copying environments --------------------------------------------------------------------
+
+SECRETS = TransferEntityEnvironment(project_name="default", environment_name="secrets")
+SECRETS_AGENT = TransferEntityEnvironment(project_name="default", environment_name="secrets-agent")
+
+
+def copying_plan(
+    resolution_map: ResolutionMap = RESOLVED, strategy: Strategy = "transfer"
+) -> ClaimPlan:
+    return build_plan(
+        target=TARGET,
+        source=SOURCE,
+        destination=DESTINATION,
+        resolution_map=resolution_map,
+        strategy=strategy,
+        agent=AGENT,
+        claim_expires_at=EXPIRES,
+        environments="copy",
+    )
+
+
+@pytest.mark.parametrize("strategy", ["transfer", "migrate"])
+def test_copied_environments_are_planned_moves_renamed_by_the_map(strategy: Strategy) -> None:
+    copying = copying_plan(strategy=strategy)
+
+    assert [(c.source, c.target) for c in copying.environment_copies] == [(SECRETS, SECRETS_AGENT)]
+    assert not any(f.entity.kind == "TransferEntityEnvironment" for f in copying.failures)
+    assert [f.entity.kind for f in copying.failures] == [
+        "TransferEntityInsightsAccount",
+        "TransferEntityRegistryPackage",
+    ]
+    listed = copying.to_claim_response().entities
+    assert (
+        TransferEntityEnvironmentRename(
+            project_name="default", environment_name="secrets", rename_as=SECRETS_AGENT
+        )
+        in listed
+    )
+    assert any("ESC environments are copied" in notice for notice in copying.notices)
+
+
+def test_an_environment_conflict_the_map_leaves_blocks_the_copy() -> None:
+    copying = copying_plan(parse_resolution_map("stacks: {web/dev: web/dev-2}\n"))
+
+    assert copying.blocked
+    assert SECRETS in copying.conflicts
+
+
+def test_by_default_environments_are_failures_as_before() -> None:
+    reported = plan(parse_resolution_map("stacks: {web/dev: web/dev-2}\n"))
+
+    assert reported.environment_copies == []
+    assert not reported.blocked
+    assert SECRETS in [f.entity for f in reported.failures]
+
+
+def test_with_claim_api_the_service_decides_about_environments() -> None:
+    claim = copying_plan(strategy="claim-api")
+
+    assert claim.environment_copies == []
+    assert any("does nothing with the claim-api strategy" in n for n in claim.notices)
+
+
+def test_a_failed_copy_is_a_failure_of_the_document() -> None:
+    copying = copying_plan()
+    key = entity_key(SECRETS)
+
+    document = copying.to_claim_response(failed_moves={key: MoveFailure("write", "it broke")})
+
+    failure = document.failures[-1]
+    assert (entity_key(failure.entity), failure.failure_details) == (key, "it broke")
+
+
+@pytest.mark.parametrize("environments", ["report", "copy"])
+def test_a_recorded_plan_copies_what_it_planned_to_copy(environments: str) -> None:
+    made = copying_plan() if environments == "copy" else plan()
+
+    recorded = ClaimPlan.from_record(
+        target=TARGET,
+        strategy=made.strategy,
+        document=made.to_claim_response(),
+        notices=made.notices,
+        has_claim=False,
+    )
+
+    assert recorded.environment_copies == made.environment_copies
+    assert recorded.to_claim_response() == made.to_claim_response()

@@ -1,5 +1,6 @@
 """No token ever leaves the process: every output, report, log line, journal row, lock file and
-temporary folder of a full run, a killed run and a failed run is searched for the tokens."""
+temporary folder of a full run, a killed run and a failed run is searched for the tokens, and
+for the plaintext of an ESC environment's secret that `--environments copy` reads decrypted."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ BOB = "pul-" + "b2" * 20
 AGENT_TOKEN = "pul-" + "c3" * 20
 CLAIM_TOKEN = "d4" * 24
 TOKENS = (ALICE, BOB, AGENT_TOKEN, CLAIM_TOKEN)
+ENVIRONMENT_SECRET = "esc-plain-" + "e5" * 16
+SEARCHED = (*TOKENS, ENVIRONMENT_SECRET)
 
 WORLD: dict[str, Any] = {
     "users": [
@@ -37,6 +40,29 @@ WORLD: dict[str, Any] = {
         },
     },
 }
+
+COPY_WORLD: dict[str, Any] = {
+    **WORLD,
+    "orgs": {
+        **WORLD["orgs"],
+        AGENT: {
+            **WORLD["orgs"][AGENT],
+            "environments": [
+                {
+                    "project": "default",
+                    "name": "base",
+                    "definition": f"values:\n  key:\n    fn::secret: {ENVIRONMENT_SECRET}\n",
+                },
+                {
+                    "project": "default",
+                    "name": "app",
+                    "definition": "imports: [base]\nvalues:\n  plain: 1\n",
+                },
+            ],
+        },
+    },
+}
+"""WORLD, with two environments in the agent's org, one of them holding a secret."""
 
 
 @pytest.fixture
@@ -58,12 +84,12 @@ def assert_no_token_in(folder: Path, *finished: Finished) -> None:
     found = [
         (token, f"output {index}")
         for index, text in enumerate(texts)
-        for token in TOKENS
+        for token in SEARCHED
         if token in text
     ] + [
         (token, str(path))
         for path in files
-        for token in TOKENS
+        for token in SEARCHED
         if token.encode() in path.read_bytes()
     ]
     assert found == []
@@ -121,6 +147,26 @@ def test_a_failed_claim_says_why_without_the_claim_token(
     assert failed.returncode == 1
     assert "failed with 503" in failed.stderr
     assert_no_token_in(folder, failed)
+
+
+def test_copied_environments_leave_no_secret_value_behind_even_when_a_copy_fails(
+    make_emulator: EmulatorFactory, folder: Path
+) -> None:
+    server = make_emulator(COPY_WORLD)
+    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    env = env_of(folder, PULUMI_ACCESS_TOKEN=ALICE, PULUMI_CLAIM_SOURCE_TOKEN=ALICE)
+    args = ("--from", AGENT, "--to", "acme", "-r", str(folder / "map.yaml"))
+    copy = ("--strategy", "transfer", "--environments", "copy")
+    runs = [
+        run_toolkit(server, env, "-vv", "preview", *args, *copy, "-o", str(folder / "p.md")),
+        run_toolkit(server, env, "-vv", "commit", *args, *copy, "--yes", "--delete-source"),
+        run_toolkit(server, env, "-vv", "commit", *args, *copy, "--yes", "--delete-source"),
+        run_toolkit(server, env, "-vv", "status", "--format", "json"),
+    ]
+
+    assert [run.returncode for run in runs] == [0, 4, 0, 0], runs[1].stderr
+    assert "/decrypt" in runs[1].stderr, "-vv shows the requests, the decrypted read among them"
+    assert_no_token_in(folder, *runs)
 
 
 def test_the_sweep_finds_a_token_where_there_is_one(folder: Path) -> None:

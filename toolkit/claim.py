@@ -26,7 +26,14 @@ from toolkit.errors import (
 )
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
-from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, build_plan, movable_kinds
+from toolkit.plan import (
+    ClaimPlan,
+    ClaimTarget,
+    EnvironmentChoice,
+    Strategy,
+    build_plan,
+    movable_kinds,
+)
 from toolkit.progress import ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
@@ -38,6 +45,9 @@ T = TypeVar("T")
 
 MIGRATE_CONCURRENCY = 4
 """Stacks migrated at once by default: each runs pulumi CLI processes."""
+
+ENVIRONMENT_CONCURRENCY = 8
+"""Environments copied at once by default."""
 
 StrategyChoice = Strategy | None
 """A strategy by name, or None to let `choose_strategy` pick one."""
@@ -62,13 +72,16 @@ async def plan_claim(
     target: ClaimTarget,
     resolution_map: ResolutionMap,
     strategy: StrategyChoice = None,
+    environments: EnvironmentChoice = "report",
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
     With `migrate`, the source is listed through the pulumi CLI too, and a stack that only one
     of the two listings shows becomes a notice. With `claim-api` the plan is checked by the
     service's dry run of the claim, whose conflicts and failures it then carries. The first
-    notice says which strategy runs and why.
+    notice says which strategy runs and why. `environments="copy"` plans copying the source's
+    ESC environments (not with claim-api: the service's claim decides about them); their
+    definitions are read (secrets as ciphertext) for what the notices say about them.
     """
     if strategy is None:
         chosen, why = await choose_strategy(credentials, target)
@@ -76,15 +89,46 @@ async def plan_claim(
         chosen, why = strategy, "as asked"
     _check_backends(credentials, target, chosen)
     if chosen == "claim-api":
-        plan, _ = await _plan_with_the_service(credentials, target, resolution_map)
+        plan, _ = await _plan_with_the_service(credentials, target, resolution_map, environments)
         warnings: list[str] = []
     else:
-        plan, warnings = await _plan_from_listings(credentials, target, resolution_map, chosen)
+        plan, warnings = await _plan_from_listings(
+            credentials, target, resolution_map, chosen, environments
+        )
+    if plan.environment_copies:
+        warnings += await _copy_notices(credentials, plan)
     return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
 
 
+async def _copy_notices(credentials: Credentials, plan: ClaimPlan) -> list[str]:
+    """What the plan's notices say about the environments to copy (`copy_notices`)."""
+    from toolkit.environments import copy_notices, read_definitions
+
+    source, destination = (
+        plan.target.source_identity(credentials),
+        plan.target.destination_identity(credentials),
+    )
+    if not (source.is_cloud and destination.is_cloud):
+        raise InvalidInputError(
+            "--environments copy needs both orgs on Pulumi Cloud: ESC environments live there.",
+            hint="Leave out --environments copy to move the stacks only.",
+        )
+    async with _client(source) as client:
+        definitions = await read_definitions(client, plan.source_org, plan.environment_copies)
+    return copy_notices(
+        plan.environment_copies,
+        definitions,
+        source_org=plan.source_org,
+        destination_org=plan.destination_org,
+    )
+
+
 async def _plan_from_listings(
-    credentials: Credentials, target: ClaimTarget, resolution_map: ResolutionMap, chosen: Strategy
+    credentials: Credentials,
+    target: ClaimTarget,
+    resolution_map: ResolutionMap,
+    chosen: Strategy,
+    environments: EnvironmentChoice,
 ) -> tuple[ClaimPlan, list[str]]:
     """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings."""
     source, destination = (
@@ -109,12 +153,16 @@ async def _plan_from_listings(
         agent=agent,
         claim_expires_at=expires,
         has_claim=credentials.claim_token is not None and source.is_cloud,
+        environments=environments,
     )
     return plan, warnings
 
 
 async def _plan_with_the_service(
-    credentials: Credentials, target: ClaimTarget, resolution_map: ResolutionMap
+    credentials: Credentials,
+    target: ClaimTarget,
+    resolution_map: ResolutionMap,
+    environments: EnvironmentChoice = "report",
 ) -> tuple[ClaimPlan, Inventory]:
     """The claim-api plan: the agent's inventory from the claim token's validation (the
     claimer needs no access to the agent's org), the destination as the claimer lists it, the
@@ -137,6 +185,7 @@ async def _plan_with_the_service(
             claim_expires_at=claim.claim_expires_at,
             has_claim=True,
             service_failures=claim.failures,
+            environments=environments,
         )
         answer = await _refusals(
             credentials,
@@ -175,16 +224,18 @@ async def commit_claim(
 ) -> CommitResult:
     """Execute `plan`, recording each call in `journal` (by default one kept in memory).
 
-    A blocked plan changes nothing and comes back as it was. `delete_source` (migrate only)
-    removes each source stack once its copy is verified. Once `stop` is set no new call
+    A blocked plan changes nothing and comes back as it was. `delete_source` (migrate)
+    removes each source stack once its copy is verified, and the sources of the plan's
+    environment copies once every copy is verified. Once `stop` is set no new call
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
     calls (migrate: the stacks) at once. migrate makes its workspaces under `workspace_root`
     (default: the system temp folder).
     """
-    if delete_source and plan.strategy != "migrate":
+    if delete_source and plan.strategy != "migrate" and not plan.environment_copies:
         raise InvalidInputError(
             "--delete-source applies to --strategy migrate only "
-            f"({plan.strategy} moves the stack itself)."
+            f"({plan.strategy} moves the stack itself), and to environments copied with "
+            "--environments copy."
         )
     # The claim API hands out its own transferToken, and only for a claim that started.
     run_id = journal.run_id if journal and plan.strategy != "claim-api" else None
@@ -201,7 +252,10 @@ async def commit_claim(
             delete_source,
             workspace_root,
         )
-        done, failed = await execution.run(_recorded(on_progress, journal))
+        recorded = _recorded(on_progress, journal)
+        done, failed = await execution.run(recorded)
+        if done.environment_copies:
+            failed |= await execution.copy_environments(recorded)
         document = done.to_claim_response(failed_moves=failed, transfer_token=run_id)
         result = CommitResult(plan=done, document=document, failed_moves=failed)
     journal.finish(result.document, state="interrupted" if result.interrupted else "finished")
@@ -259,6 +313,28 @@ class _Execution:
             workspace_root=self.workspace_root,
         )
         return plan, failed
+
+    async def copy_environments(self, on_progress: ProgressCallback) -> FailedMoves:
+        """Copy the plan's environments, once its stacks have moved (`toolkit.environments`)."""
+        from toolkit.environments import copy_environments
+
+        plan = self.plan
+        async with (
+            _client(plan.target.source_identity(self.credentials)) as source,
+            self._client() as destination,
+        ):
+            return await copy_environments(
+                plan.environment_copies,
+                source,
+                destination,
+                source_org=plan.source_org,
+                destination_org=plan.destination_org,
+                delete_source=self.delete_source,
+                journal=self.journal,
+                stop=self.stop,
+                on_progress=on_progress,
+                limit=self.concurrency or ENVIRONMENT_CONCURRENCY,
+            )
 
     def _client(self) -> CloudClient:
         identity = self.plan.target.destination_identity(self.credentials)

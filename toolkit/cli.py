@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from toolkit.journal import RunRecord
     from toolkit.landing import LandingSpec
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import ClaimPlan, ClaimTarget
+    from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice
     from toolkit.progress import ProgressCallback
     from toolkit.report import Format, Mode, ReportContext
     from toolkit.resolution_map import ResolutionMap
@@ -42,6 +42,7 @@ T = TypeVar("T")
 FORMATS = ("table", "json", "markdown", "html")
 STRATEGIES = ("auto", "transfer", "migrate", "claim-api")
 LOG_FORMATS = ("text", "json")
+ENVIRONMENT_CHOICES = ("report", "copy")
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
 
 
@@ -267,6 +268,19 @@ def no_landing_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def environments_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--environments",
+        type=click.Choice(ENVIRONMENT_CHOICES),
+        default="report",
+        show_default=True,
+        help="What becomes of the source's ESC environments with transfer and migrate: report "
+        "them as failures, with what to do by hand; or copy each into the destination (its "
+        "decrypted definition written there, imports pointed at the copies, tags copied, "
+        "verified; the map's environment renames apply). claim-api leaves them to the service.",
+    )(command)
+
+
 def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--claim-file",
@@ -292,6 +306,7 @@ def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 @target_options
 @resolutions_option
 @strategy_option
+@environments_option
 @claim_file_option
 @no_landing_option
 @output_options
@@ -301,6 +316,7 @@ def preview(
     target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
+    environments: str,
     claim_file: Path | None,
     no_landing: bool,
     fmt: str | None,
@@ -316,7 +332,7 @@ def preview(
 
     credentials = settings.credentials(target, claim_file)
     resolution_map, _ = _resolution_map(resolutions)
-    plan = _plan(credentials, target, resolution_map, strategy)
+    plan = _plan(credentials, target, resolution_map, strategy, environments)
     document = plan.to_claim_response()
     _report(settings, document, plan, "preview", fmt, output)
     code = exit_code(document, plan.strategy)
@@ -334,12 +350,14 @@ def preview(
 @target_options
 @resolutions_option
 @strategy_option
+@environments_option
 @claim_file_option
 @click.option(
     "--delete-source",
     is_flag=True,
     help="migrate: remove each source stack once its copy is verified (the resources are "
-    "not destroyed; the destination stack manages them).",
+    "not destroyed; the destination stack manages them). With --environments copy: remove "
+    "the source environments once every copy is verified.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -366,6 +384,7 @@ def commit(
     target: ClaimTarget,
     resolutions: Path | None,
     strategy: str,
+    environments: str,
     claim_file: Path | None,
     delete_source: bool,
     yes: bool,
@@ -420,6 +439,7 @@ def commit(
             delete_source=delete_source,
             concurrency=concurrency,
             landing=None if no_landing else resolution_map.landing,
+            environments="copy" if environments == "copy" else "report",
         )
         outcome = _commit(settings, credentials, request, runs_dir, yes, break_lock, new_run, log)
     except ClaimError as error:
@@ -460,7 +480,7 @@ def _commit(
     console = settings.progress_console()
 
     def confirm(plan: ClaimPlan, resumed: bool) -> None:
-        if plan.moves and not yes:
+        if (plan.moves or plan.environment_copies) and not yes:
             _confirm(plan, request.delete_source, resumed)
 
     def say_stopping() -> None:
@@ -841,6 +861,7 @@ def _plan(
     target: ClaimTarget,
     resolutions: Path | ResolutionMap | None,
     strategy: str,
+    environments: str = "report",
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
     from toolkit.resolution_map import ResolutionMap
@@ -849,7 +870,10 @@ def _plan(
         resolutions if isinstance(resolutions, ResolutionMap) else _resolution_map(resolutions)[0]
     )
     chosen = None if strategy == "auto" else strategy
-    return _run(plan_claim(credentials, target, resolution_map, chosen))  # type: ignore[arg-type]
+    copy: EnvironmentChoice = "copy" if environments == "copy" else "report"
+    return _run(
+        plan_claim(credentials, target, resolution_map, chosen, copy)  # type: ignore[arg-type]
+    )
 
 
 # --- Landing --------------------------------------------------------------------------------
@@ -939,6 +963,7 @@ def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> Non
         )
         return
     renamed = sum(1 for move in plan.moves if move.renamed)
+    copies = plan.environment_copies
     if plan.strategy == "claim-api":
         click.confirm(
             f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
@@ -950,7 +975,8 @@ def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> Non
     click.confirm(
         f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
         f"{plan.destination_org} with strategy {plan.strategy}"
-        f"{', deleting each source stack once copied' if delete_source else ''}?",
+        f"{f', and copy {len(plan.environment_copies)} environment(s)' if copies else ''}"
+        f"{', deleting each source once copied' if delete_source else ''}?",
         abort=True,
         err=True,
     )

@@ -28,7 +28,7 @@ from toolkit.entities import stack_name
 from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_resources
 from toolkit.outcomes import exit_code
-from toolkit.plan import ClaimPlan, ClaimTarget, Strategy
+from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy
 from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
@@ -109,9 +109,13 @@ async def _transfer_story(
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
     landing = LandingSpec(tags={"claimed-by": claimer.login}, teams={"platform": "write"})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "transfer", landing, tmp, out, progress
+        credentials, target, "transfer", landing, tmp, out, progress, environments="copy"
     )
-    out.print(f"{landed}; {len(result.document.failures)} entities reported as failures.")
+    copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
+    out.print(
+        f"{landed}; {copied} ESC environment(s) copied; "
+        f"{len(result.document.failures)} entities reported as failures."
+    )
     return 0 if not result.failed_moves else 1
 
 
@@ -123,12 +127,15 @@ async def _preview_resolve_commit(
     tmp: Path,
     out: Console,
     progress: Console,
+    *,
+    environments: EnvironmentChoice = "report",
 ) -> tuple[str, CommitResult]:
-    """Steps 1-5 of both stories: a blocked preview, a written map, the commit, the
-    destination's stacks, the landing; returns how many stacks landed, in words, and the
-    commit."""
-    out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}"))
-    plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy)
+    """Steps 1-6 of both stories: a blocked preview, a written map, the commit, the
+    destination's stacks (and its environments, when they are copied), the landing; returns
+    how many stacks landed, in words, and the commit."""
+    copying = " --environments copy" if environments == "copy" else ""
+    out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}{copying}"))
+    plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy, environments)
     document = plan.to_claim_response()
     print_report(document, "table", report_context(plan, "preview", document), out)
     out.print(f"exit code would be {exit_code(document, plan.strategy)} (blocked by conflicts)\n")
@@ -139,15 +146,21 @@ async def _preview_resolve_commit(
     map_path.write_text(format_resolution_map(suggestion.renames), encoding="utf-8")
     out.print(Syntax(map_path.read_text(encoding="utf-8"), "yaml", word_wrap=True))
 
-    out.print(Rule(f"3. commit --strategy {strategy} --resolutions {map_path.name} --yes"))
-    plan = await plan_claim(credentials, target, load_resolution_map(map_path), strategy)
+    out.print(Rule(f"3. commit --strategy {strategy}{copying} --resolutions {map_path.name} --yes"))
+    plan = await plan_claim(
+        credentials, target, load_resolution_map(map_path), strategy, environments
+    )
     with ProgressDisplay(progress) as show_progress:
         result = await commit_claim(credentials, plan, on_progress=show_progress)
     print_report(result.document, "table", report_context(plan, "commit", result.document), out)
     code = exit_code(result.document, plan.strategy)
     out.print(f"exit code {code} ({_EXIT_MEANINGS.get(code, 'error')})\n")
     await _list_destination(credentials, plan, out)
-    await _land(credentials, target, landing, result, tmp, out)
+    if plan.environment_copies:
+        await _list_environments(credentials, plan, out)
+    await _land(
+        credentials, target, landing, result, tmp, out, step=6 if plan.environment_copies else 5
+    )
     landed = len(plan.moves) - len(result.failed_moves)
     return f"{landed} of {len(plan.moves)} stacks landed in {target.destination_org}", result
 
@@ -167,6 +180,26 @@ async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Cons
     out.print(table)
 
 
+async def _list_environments(credentials: Credentials, plan: ClaimPlan, out: Console) -> None:
+    out.print(Rule(f"5. the ESC environments of {DEMO_DESTINATION_ORG} now"))
+    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+        listed = await client.list_environments(DEMO_DESTINATION_ORG)
+    table = Table("project", "environment", "tags", "copied here")
+    copied = {
+        (copy.target.project_name, copy.target.environment_name) for copy in plan.environment_copies
+    }
+    for environment in listed:
+        project = environment.project or "default"
+        tags = ", ".join(f"{key}={value}" for key, value in sorted(environment.tags.items()))
+        table.add_row(
+            project,
+            environment.name,
+            tags,
+            "yes" if (project, environment.name) in copied else "",
+        )
+    out.print(table)
+
+
 async def _land(
     credentials: Credentials,
     target: ClaimTarget,
@@ -174,12 +207,14 @@ async def _land(
     result: CommitResult,
     tmp: Path,
     out: Console,
+    *,
+    step: int,
 ) -> None:
-    """Step 5: the landing program tags what moved (and grants the spec's teams), as
+    """The last step: the landing program tags what moved (and grants the spec's teams), as
     `commit` does with a landing: section; skipped, saying why, without the pulumi CLI or the
     provider plugin."""
     teams = ", ".join(f"{team}: {level}" for team, level in spec.teams.items()) or "none"
-    out.print(Rule(f"5. landing: tags {dict(spec.tags)}, teams {teams}"))
+    out.print(Rule(f"{step}. landing: tags {dict(spec.tags)}, teams {teams}"))
     moved = landed_entities(result.document)
     try:
         landing = await apply_landing(

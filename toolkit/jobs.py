@@ -31,7 +31,7 @@ from toolkit.entities import Inventory
 from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing import LandingSpec, parse_landing
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
-from toolkit.plan import ClaimTarget, Strategy
+from toolkit.plan import ClaimTarget, EnvironmentChoice, Strategy
 from toolkit.progress import ProgressEvent
 from toolkit.redaction import redact
 from toolkit.resolution_map import ResolutionMap, read_resolution_map
@@ -96,6 +96,8 @@ class ClaimEntry(_Entry):
     strategy: Literal["auto", "transfer", "migrate", "claim-api"] = "auto"
     concurrency: int | None = Field(default=None, ge=1)
     delete_source: bool = Field(default=False, alias="deleteSource")
+    environments: Literal["report", "copy"] = "report"
+    """What becomes of the source's ESC environments (`--environments`)."""
     tokens: TokenVariables = TokenVariables()
     landing: Any = None
     """The claim's `landing:` section (`toolkit.landing.parse_landing` checks it)."""
@@ -138,6 +140,7 @@ class JobClaim:
     """None: `auto`."""
     concurrency: int | None
     delete_source: bool
+    environments: EnvironmentChoice
     map_file: MapFile | None
     suffix: str | None
     landing: LandingSpec | None
@@ -170,6 +173,7 @@ class JobClaim:
             delete_source=self.delete_source,
             concurrency=self.concurrency,
             landing=self.landing,
+            environments=self.environments,
         )
 
 
@@ -276,9 +280,13 @@ def _check_claim(
     problems: list[str] = []
     if entry.resolutions is not None and entry.suffix is not None:
         problems.append("give resolutions or suffix, not both")
-    if entry.delete_source and entry.strategy in ("transfer", "claim-api"):
+    if entry.delete_source and (
+        entry.strategy == "claim-api"
+        or (entry.strategy == "transfer" and entry.environments != "copy")
+    ):
         problems.append(
-            f"deleteSource applies to strategy migrate only ({entry.strategy} moves the stack)"
+            f"deleteSource applies to strategy migrate only ({entry.strategy} moves the stack), "
+            "and to environments copied with environments: copy"
         )
     if entry.suffix is not None and (suffix_problem := _suffix_problem(entry.suffix)):
         problems.append(suffix_problem)
@@ -313,6 +321,7 @@ def _check_claim(
         strategy=None if entry.strategy == "auto" else entry.strategy,
         concurrency=entry.concurrency,
         delete_source=entry.delete_source,
+        environments=entry.environments,
         map_file=map_file,
         suffix=entry.suffix,
         landing=landing or map_landing,
@@ -632,6 +641,8 @@ def describe_job(job: Job) -> str:
                 f"   landing: stack {spec.stack_name(target.source_org)}, "
                 f"{len(spec.tags)} tag(s), teams: {teams or 'none'}"
             )
+        if claim.environments == "copy":
+            lines.append("   environments: each is copied into the destination and verified")
         if claim.delete_source:
             lines.append("   deleteSource: each source stack is removed once its copy is verified")
         origins = claim.token_origins

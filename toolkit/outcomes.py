@@ -127,7 +127,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
     code = run_exit_code(outcome)
     blocked = is_blocked(document, plan.strategy)
     service_refusals = len(document.failures) if plan.strategy == "claim-api" else 0
-    failed_moves = len(document.failures) - len(plan.failures)
+    failed_moves, _ = plan.not_landed(document)
     return ClaimSummary(
         name=name,
         exit_code=code,

@@ -37,6 +37,7 @@ from toolkit.models import (
     BaseEntity,
     RenameEntity,
     TransferEntity,
+    TransferEntityEnvironment,
     TransferEntityFailure,
     TransferEntityStack,
 )
@@ -45,6 +46,10 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
 
 Strategy = Literal["transfer", "migrate", "claim-api"]
+
+EnvironmentChoice = Literal["report", "copy"]
+"""What becomes of the source's ESC environments outside claim-api: reported as failures with
+what to do by hand, or copied into the destination (`toolkit.environments`)."""
 
 
 _MIGRATE_NOTICES = (
@@ -58,21 +63,35 @@ _MIGRATE_NOTICES = (
 )
 """What does not carry over when stacks are migrated rather than transferred."""
 
+_COPY_NOTICE = (
+    "ESC environments are copied: each is created anew in the destination with its latest "
+    "definition (secrets encrypted by the destination) and its tags; revisions, revision tags, "
+    "permissions and webhooks stay with the source, which stays unless --delete-source is given"
+)
+_CLAIM_API_COPY_NOTICE = (
+    "--environments copy does nothing with the claim-api strategy: the service's claim moves "
+    "the environments it can, and names those it cannot as failures"
+)
+
 TEMPORARY_SUFFIX = "-claim-tmp"
 """Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
 
 
-def movable_kinds(strategy: Strategy) -> frozenset[str]:
+def movable_kinds(strategy: Strategy, environments: EnvironmentChoice = "report") -> frozenset[str]:
     """The entity kinds `strategy` plans to move.
 
-    transfer and migrate move stacks only and report every other entity as a failure. claim-api
-    offers every kind to the service: which entities it cannot move is the service's answer
-    (its failures), never a list of the toolkit's.
+    transfer and migrate move stacks only, and environments too when they are to be copied;
+    they report every other entity as a failure. claim-api offers every kind to the service:
+    which entities it cannot move is the service's answer (its failures), never a list of the
+    toolkit's.
     """
-    return _EVERY_KIND if strategy == "claim-api" else _STACK_KINDS
+    if strategy == "claim-api":
+        return _EVERY_KIND
+    return _STACK_AND_ENVIRONMENT_KINDS if environments == "copy" else _STACK_KINDS
 
 
 _STACK_KINDS = frozenset({"TransferEntityStack"})
+_STACK_AND_ENVIRONMENT_KINDS = frozenset({"TransferEntityStack", "TransferEntityEnvironment"})
 _EVERY_KIND = frozenset(kind.wire_kind for kind in KINDS)
 
 
@@ -99,7 +118,8 @@ def failure_details(entity: BaseEntity, strategy: Strategy, *, destination_org: 
     match entity.kind:
         case "TransferEntityEnvironment":
             return (
-                "ESC environments cannot be transferred between organizations; recreate "
+                "ESC environments cannot be transferred between organizations; copy them "
+                "with --environments copy, or recreate "
                 f"{name} in {destination_org} (esc env init {destination_org}/{name}) and copy "
                 "its definition"
             )
@@ -180,6 +200,19 @@ class StackMove:
     def journal_name(self) -> str:
         """How a run's journal names the move: its source stack as planned, `project/stack`."""
         return f"{self.source.project_name}/{self.source.stack_name}"
+
+
+@dataclass(frozen=True)
+class EnvironmentCopy:
+    """One source ESC environment and the environment it is copied to in the destination."""
+
+    source: TransferEntityEnvironment
+    target: TransferEntityEnvironment
+
+    @property
+    def journal_name(self) -> str:
+        """How a run's journal names the copy (apart from any stack's `project/stack`)."""
+        return f"environment {self.source.project_name}/{self.source.environment_name}"
 
 
 @dataclass(frozen=True)
@@ -346,6 +379,8 @@ class ClaimPlan:
     has_claim: bool = False
     """Whether a claim token stands behind `agent` and `claim_expires_at`; without one (an
     org-to-org move) they are stand-ins that the claim document requires."""
+    environment_copies: list[EnvironmentCopy] = field(default_factory=list)
+    """With `--environments copy` (not claim-api): every source environment, renamed or not."""
     service_answer: AgentClaimResponse | None = None
     """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
 
@@ -368,6 +403,13 @@ class ClaimPlan:
     def blocked(self) -> bool:
         """Whether a commit of this plan changes nothing (`is_blocked`)."""
         return _blocks(self.strategy, self.conflicts, self.failures)
+
+    def not_landed(self, document: AgentClaimResponse) -> tuple[int, int]:
+        """How many stack moves and environment copies of this plan a commit's `document`
+        reports as failed (its failures beyond the plan's own)."""
+        copies = {entity_key(copy.source) for copy in self.environment_copies}
+        failed_copies = sum(entity_key(failure.entity) in copies for failure in document.failures)
+        return len(document.failures) - len(self.failures) - failed_copies, failed_copies
 
     def conflicts_resolution(self) -> list[RenameEntity]:
         """The renames this plan makes, as the claim API's `conflictsResolution` takes them."""
@@ -398,22 +440,27 @@ class ClaimPlan:
         """The plan as the claim document (preview), or a commit's outcome.
 
         With the service's answer (claim-api) that is the service's document. `failed_moves`
-        (source stack key -> why) adds one failure per move that did not land; its
-        `failureDetails` is the failure's message, which says what to do next.
+        (source stack or environment key -> why) adds one failure per move or environment copy
+        that did not land; its `failureDetails` is the failure's message, which says what to
+        do next.
         `transfer_token`, when given, replaces the document's.
         """
         failed_moves = failed_moves or {}
-        unknown = set(failed_moves) - {entity_key(move.source) for move in self.moves}
+        sources: list[BaseEntity] = [
+            *(move.source for move in self.moves),
+            *(copy.source for copy in self.environment_copies),
+        ]
+        unknown = set(failed_moves) - {entity_key(source) for source in sources}
         if unknown:
             raise ValueError(f"not moves of this plan: {sorted(unknown)}")
         failures = [
             *self.failures,
             *(
                 TransferEntityFailure(
-                    entity=self._listed(move.source), failure_details=failed_moves[key].message
+                    entity=self._listed(source), failure_details=failed_moves[key].message
                 )
-                for move in self.moves
-                if (key := entity_key(move.source)) in failed_moves
+                for source in sources
+                if (key := entity_key(source)) in failed_moves
             ),
         ]
         if self.service_answer is not None:
@@ -444,6 +491,8 @@ class ClaimPlan:
 
         The renames are the recorded ones, whatever the source shows now; rename waves are not
         recorded, since a continued run orders its renames from where the stacks are then.
+        Environments the plan did not list as failures were to be copied (outside claim-api,
+        environments are either failures or copies).
         """
         entities = [base_of(entity) for entity in document.entities]
         renames = {
@@ -451,6 +500,17 @@ class ClaimPlan:
             for entity in document.entities
             if isinstance(entity, RenameEntity)
         }
+        failed = {entity_key(failure.entity) for failure in document.failures}
+        copies = (
+            []
+            if strategy == "claim-api"
+            else [
+                _copy(entity, renames.get(entity_key(entity)))
+                for entity in entities
+                if isinstance(entity, TransferEntityEnvironment)
+                and entity_key(entity) not in failed
+            ]
+        )
         return cls(
             target=target,
             strategy=strategy,
@@ -468,6 +528,7 @@ class ClaimPlan:
             notices=list(notices),
             renames=renames,
             has_claim=has_claim,
+            environment_copies=copies,
             service_answer=document if strategy == "claim-api" else None,
         )
 
@@ -488,13 +549,16 @@ def build_plan(
     claim_expires_at: datetime,
     has_claim: bool = False,
     service_failures: Sequence[TransferEntityFailure] = (),
+    environments: EnvironmentChoice = "report",
 ) -> ClaimPlan:
     """Plan moving everything `strategy` can move from `source` to `destination`.
 
     The inventories are those of `target`'s two orgs. `has_claim`: a claim token stands behind
     `agent` and `claim_expires_at`. `service_failures` (claim-api only) are the entities the
     service says it cannot move, in its words: they are the plan's failures, and their kinds do
-    not move. Raises `ResolutionMapError` listing every problem of `resolution_map`.
+    not move. `environments="copy"` (transfer, migrate) plans a copy of every source
+    environment, whose name conflicts the map resolves as it does stacks'. Raises
+    `ResolutionMapError` listing every problem of `resolution_map`.
     """
     if (source.org, destination.org) != (target.source_org, target.destination_org):
         raise ValueError(
@@ -505,7 +569,7 @@ def build_plan(
         raise ValueError(f"the {strategy} strategy decides its own failures")
     unmovable = {entity_key(failure.entity) for failure in service_failures}
     moving_kinds = {e.kind for e in source.entities if entity_key(e) not in unmovable}
-    kinds = movable_kinds(strategy) - {
+    kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds
     }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
@@ -515,6 +579,15 @@ def build_plan(
         for entity in entities
         if isinstance(entity, TransferEntityStack)
     ]
+    copies = (
+        [
+            _copy(entity, resolution.renames.get(entity_key(entity)))
+            for entity in entities
+            if isinstance(entity, TransferEntityEnvironment)
+        ]
+        if "TransferEntityEnvironment" in kinds and strategy != "claim-api"
+        else []
+    )
     renames = dict(resolution.renames)
     renames.update({entity_key(move.source): move.target for move in moves if move.renamed})
     rename_waves = (
@@ -541,6 +614,10 @@ def build_plan(
     notices = list(resolution.notices)
     if strategy == "migrate" and moves:
         notices.extend(_MIGRATE_NOTICES)
+    if copies:
+        notices.append(_COPY_NOTICE)
+    if environments == "copy" and strategy == "claim-api":
+        notices.append(_CLAIM_API_COPY_NOTICE)
     return ClaimPlan(
         target=target,
         strategy=strategy,
@@ -554,7 +631,16 @@ def build_plan(
         notices=notices,
         renames=renames,
         has_claim=has_claim,
+        environment_copies=copies,
     )
+
+
+def _copy(environment: TransferEntityEnvironment, target: BaseEntity | None) -> EnvironmentCopy:
+    if target is None:
+        return EnvironmentCopy(source=environment, target=environment)
+    if not isinstance(target, TransferEntityEnvironment):
+        raise TypeError(f"{describe(environment)} cannot become {describe(target)}")
+    return EnvironmentCopy(source=environment, target=target)
 
 
 def _move(stack: TransferEntityStack, target: BaseEntity | None) -> StackMove:

@@ -21,13 +21,15 @@ Step = Literal[
     "claim",
     "create",
     "import",
+    "write",
     "verify",
     "tags",
     "delete-source",
     "undo",
 ]
 """A step of a move: REST renames and transfers (`transfer`), the service's claim (`claim-api`),
-copies of state (`migrate`), and "undo", putting back what a failed move had done."""
+copies of state (`migrate`), an ESC environment's definition written to its copy ("write"),
+and "undo", putting back what a failed move had done."""
 
 
 Outcome = Literal["failed", "unknown", "interrupted"]

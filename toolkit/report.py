@@ -156,10 +156,13 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
             f"blocked: the service cannot claim {len(document.failures)} entit(ies); nothing "
             "was changed. Remove or copy them first (see What to do)."
         )
-    failed_moves = len(document.failures) - len(plan.failures)
+    failed_moves, failed_copies = plan.not_landed(document)
     moved = len(plan.moves) - failed_moves
     verb = "would move" if mode == "preview" else "moved"
     line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
+    if copies := len(plan.environment_copies):
+        verb = "would copy" if mode == "preview" else "copied"
+        line += f" and {verb} {copies - failed_copies} of {copies} environment(s)"
     unknown = unknown_outcomes(f.failure_details for f in document.failures)
     if unknown:
         line += (

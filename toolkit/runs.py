@@ -38,7 +38,7 @@ from toolkit.journal import Journal, RunRecord, find_run
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import ClaimPlan, ClaimTarget, Strategy, is_blocked
+from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
@@ -65,6 +65,8 @@ class ClaimRequest:
     """Calls (or migrate's stacks) at once; None: the strategy's default."""
     landing: LandingSpec | None = None
     """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
+    environments: EnvironmentChoice = "report"
+    """Whether the source's ESC environments are copied (`toolkit.environments`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ def run_key(credentials: Credentials, request: ClaimRequest) -> str:
     }
     if request.landing is not None:
         asked["landing"] = request.landing.identity()
+    if request.environments != "report":
+        # Only then: the runs of requests made before the choice existed keep their keys.
+        asked["environments"] = request.environments
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -149,7 +154,11 @@ async def commit_request(
             resumed = True
         else:
             plan = await plan_claim(
-                credentials, request.target, request.resolution_map, request.strategy
+                credentials,
+                request.target,
+                request.resolution_map,
+                request.strategy,
+                request.environments,
             )
             journal = None
             resumed = False
@@ -299,6 +308,7 @@ def _recorded_request(request: ClaimRequest) -> dict[str, object]:
         "map": request.map_identity,
         "deleteSource": request.delete_source,
         "concurrency": request.concurrency,
+        "environments": request.environments,
     }
 
 

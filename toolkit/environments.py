@@ -1,0 +1,719 @@
+"""Copying ESC environments into the destination org (`--environments copy`).
+
+No endpoint moves an environment between orgs, so each one is recreated: its definition is
+read decrypted from the source (in memory only), its `imports:` are pointed at the copies'
+names, and it is written to a new environment in the destination, whose service encrypts the
+secrets with the new environment's own key. The environment tags follow. A copy counts once
+both sides decrypt to the same definition (modulo the rewritten imports) and none of the
+source's ciphertext is in the destination.
+
+The first half of this module is pure (definitions parsed, imports found and rewritten, the
+order imports impose, the comparison); the second half makes the calls, journal-recorded like
+a strategy's, so a re-run finishes what a failure or a stop left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from toolkit.entities import entity_key
+from toolkit.errors import ClaimError, InvalidInputError, NotFoundError
+from toolkit.journal import Journal
+from toolkit.models import TransferEntityEnvironment
+from toolkit.plan import EnvironmentCopy
+from toolkit.progress import MoveFailure, MoveTally, ProgressCallback, Step, no_progress
+from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StopSignal
+
+if TYPE_CHECKING:
+    from toolkit.cloud import CloudClient
+
+EnvironmentName = tuple[str, str]
+"""(project, environment) within one org."""
+
+DEFAULT_PROJECT = "default"
+"""The project of an import written without one (`imports: [name]`), as ESC reads it."""
+
+_SECRET = "fn::secret"
+_DYNAMIC_PREFIXES = ("fn::open", "fn::rotate")
+"""Functions whose values come from outside (a provider, a rotator), configured per org."""
+
+
+class DefinitionError(InvalidInputError):
+    """An environment definition this toolkit cannot read."""
+
+
+# --- Definitions and their imports (pure) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    """One entry of a definition's `imports:` list, as ESC reads it.
+
+    An entry is a string `project/name` or a bare `name` (project `default`), possibly pinned
+    with `@revision-or-tag`; or a one-key map `{name: {merge: false}}` whose key is that string.
+    """
+
+    project: str
+    name: str
+    pin: str | None = None
+    bare: bool = False
+    """Written without a project."""
+
+    @classmethod
+    def parse(cls, text: str) -> ImportRef:
+        reference, at, pin = text.partition("@")
+        parts = reference.split("/")
+        if len(parts) == 1 and parts[0]:
+            return cls(DEFAULT_PROJECT, parts[0], pin if at else None, bare=True)
+        if len(parts) == 2 and all(parts):
+            return cls(parts[0], parts[1], pin if at else None)
+        raise DefinitionError(
+            f"the import {text!r} is not `project/name` or `name`",
+            hint="Fix the environment's imports in the source org and run again.",
+        )
+
+    @property
+    def environment(self) -> EnvironmentName:
+        return (self.project, self.name)
+
+    def text(self) -> str:
+        reference = self.name if self.bare else f"{self.project}/{self.name}"
+        return reference if self.pin is None else f"{reference}@{self.pin}"
+
+
+def parse_definition(text: str) -> dict[str, Any]:
+    """An environment's YAML definition as a mapping (an empty definition: `{}`)."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DefinitionError(
+            f"an environment definition is not valid YAML ({type(error).__name__})",
+            hint="Fix the definition in the source org (esc env edit) and run again.",
+        ) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise DefinitionError(
+            "an environment definition is not a mapping",
+            hint="Fix the definition in the source org (esc env edit) and run again.",
+        )
+    return loaded
+
+
+def render_definition(definition: Mapping[str, Any]) -> str:
+    """The YAML text written to the destination (keys in their order; characters outside
+    ASCII escaped, since YAML readers fold some of them, such as NEL, into spaces)."""
+    return yaml.safe_dump(dict(definition), sort_keys=False)
+
+
+def imports_of(definition: Mapping[str, Any]) -> list[ImportRef]:
+    """The environments `definition` imports, in its order."""
+    return [ImportRef.parse(_import_text(entry)) for entry in _import_entries(definition)]
+
+
+def rewrite_imports(
+    definition: Mapping[str, Any], renames: Mapping[EnvironmentName, EnvironmentName]
+) -> dict[str, Any]:
+    """`definition` with each import of a renamed environment naming its new name.
+
+    A pin (`@3`, `@stable`) is dropped from a renamed import: revisions and their tags stay
+    with the source (`copy_notices` names them). A bare name stays bare while the project
+    stays `default`. Other imports are kept as they are written.
+    """
+    entries = _import_entries(definition)
+    if not entries:
+        return dict(definition)
+    rewritten: list[Any] = []
+    for entry in entries:
+        reference = ImportRef.parse(_import_text(entry))
+        target = renames.get(reference.environment)
+        if target is None:
+            rewritten.append(entry)
+            continue
+        project, name = target
+        new = ImportRef(project, name, None, bare=reference.bare and project == DEFAULT_PROJECT)
+        if isinstance(entry, dict):
+            ((_, options),) = entry.items()
+            rewritten.append({new.text(): options})
+        else:
+            rewritten.append(new.text())
+    return {**definition, "imports": rewritten}
+
+
+def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:
+    """The `fn::open` providers (and `fn::rotate` rotators) `definition` uses, sorted.
+
+    Their trust policies (an OIDC role's, say) may name the source org; the copy calls them
+    as the destination org.
+    """
+    found: set[str] = set()
+    for key, value in _function_calls(definition.get("values")):
+        if key in _DYNAMIC_PREFIXES and isinstance(value, dict):
+            found.add(f"{key}::{value.get('provider', '?')}")
+        elif key.startswith(tuple(f"{prefix}::" for prefix in _DYNAMIC_PREFIXES)):
+            found.add(key)
+    return sorted(found)
+
+
+def ciphertexts(definition: Mapping[str, Any]) -> set[str]:
+    """The ciphertexts of a definition as the service stores it (`fn::secret: {ciphertext}`)."""
+    return {
+        value["ciphertext"]
+        for key, value in _function_calls(definition.get("values"))
+        if key == _SECRET and isinstance(value, dict) and isinstance(value.get("ciphertext"), str)
+    }
+
+
+def plaintext_secrets(definition: Mapping[str, Any]) -> int:
+    """How many `fn::secret` values of a stored definition are not ciphertext."""
+    return sum(
+        1
+        for key, value in _function_calls(definition.get("values"))
+        if key == _SECRET and not isinstance(value, dict)
+    )
+
+
+def definition_difference(expected: Mapping[str, Any], landed: Mapping[str, Any]) -> str | None:
+    """Where `landed` differs from `expected`, by path only (never a value); None if equal."""
+    return _difference(dict(expected), dict(landed), "")
+
+
+def import_order(
+    imports: Mapping[EnvironmentName, Collection[EnvironmentName]],
+) -> tuple[list[EnvironmentName], list[EnvironmentName]]:
+    """The environments of `imports` (each -> what it imports) with every import first, and
+    those that cannot be ordered: in an import cycle, or importing one that is.
+
+    Imports of environments outside `imports` do not order anything. Ties keep sorted order.
+    """
+    waiting = {
+        name: {i for i in imported if i in imports and i != name}
+        for name, imported in imports.items()
+    }
+    self_cycles = {name for name, imported in imports.items() if name in imported}
+    ordered: list[EnvironmentName] = []
+    ready = sorted(name for name, deps in waiting.items() if not deps and name not in self_cycles)
+    while ready:
+        name = ready.pop(0)
+        ordered.append(name)
+        freed = []
+        for other, deps in waiting.items():
+            if name in deps:
+                deps.discard(name)
+                if not deps and other not in self_cycles:
+                    freed.append(other)
+        ready = sorted([*ready, *freed])
+    placed = set(ordered)
+    return ordered, sorted(name for name in imports if name not in placed)
+
+
+def _import_entries(definition: Mapping[str, Any]) -> list[Any]:
+    entries = definition.get("imports")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise DefinitionError(
+            "an environment's `imports` is not a list",
+            hint="Fix the definition in the source org (esc env edit) and run again.",
+        )
+    return entries
+
+
+def _import_text(entry: Any) -> str:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict) and len(entry) == 1:
+        ((key, _),) = entry.items()
+        if isinstance(key, str):
+            return key
+    raise DefinitionError(
+        "an import must be a string or a map with a single key",
+        hint="Fix the environment's imports in the source org and run again.",
+    )
+
+
+def _function_calls(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every `fn::...` key under `value`, with its argument."""
+    if isinstance(value, list):
+        for element in value:
+            yield from _function_calls(element)
+    elif isinstance(value, dict):
+        for key, element in value.items():
+            if isinstance(key, str) and key.startswith("fn::"):
+                yield key, element
+            yield from _function_calls(element)
+
+
+def _difference(expected: Any, landed: Any, path: str) -> str | None:
+    where = path or "the definition"
+    if isinstance(expected, dict) and isinstance(landed, dict):
+        if set(expected) != set(landed):
+            return f"{where} has other keys"
+        for key in expected:
+            found = _difference(expected[key], landed[key], f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(expected, list) and isinstance(landed, list):
+        if len(expected) != len(landed):
+            return f"{where} has {len(landed)} entries, not {len(expected)}"
+        for index, (left, right) in enumerate(zip(expected, landed, strict=True)):
+            found = _difference(left, right, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    same = type(expected) is type(landed) and expected == landed
+    return None if same else f"{where} holds another value"
+
+
+# --- Copying (I/O) ----------------------------------------------------------------------
+
+
+async def read_definitions(
+    client: CloudClient, org: str, copies: Sequence[EnvironmentCopy], *, limit: int = 8
+) -> dict[EnvironmentName, dict[str, Any]]:
+    """The stored definitions (secrets as ciphertext) of the copies' sources, for the plan's
+    notices; one that cannot be read is left out (the commit says why)."""
+    slots = asyncio.Semaphore(limit)
+
+    async def read(copy: EnvironmentCopy) -> tuple[EnvironmentName, dict[str, Any] | None]:
+        name = _name(copy.source)
+        async with slots:
+            try:
+                stored = await client.get_environment(org, *name)
+                return name, parse_definition(stored.yaml)
+            except ClaimError:
+                return name, None
+
+    found = await asyncio.gather(*(read(copy) for copy in copies))
+    return {name: definition for name, definition in found if definition is not None}
+
+
+def copy_notices(
+    copies: Sequence[EnvironmentCopy],
+    definitions: Mapping[EnvironmentName, Mapping[str, Any]],
+    *,
+    source_org: str,
+    destination_org: str,
+) -> list[str]:
+    """What the user should know before the copies are made: dynamic providers whose trust
+    may name the source org, pins that cannot carry over, and imports that form a cycle."""
+    notices: list[str] = []
+    copied = {_name(copy.source) for copy in copies}
+    graph: dict[EnvironmentName, list[EnvironmentName]] = {}
+    for copy in copies:
+        name = _name(copy.source)
+        definition = definitions.get(name)
+        if definition is None:
+            continue
+        label = f"{source_org}/{name[0]}/{name[1]}"
+        try:
+            references = imports_of(definition)
+        except DefinitionError as error:
+            notices.append(f"environment {label} cannot be copied: {error.message}")
+            continue
+        graph[name] = [reference.environment for reference in references]
+        if providers := dynamic_providers(definition):
+            notices.append(
+                f"environment {label} uses {', '.join(providers)}: its trust policy (an OIDC "
+                f"role's, say) may name {source_org}; allow {destination_org} there too"
+            )
+        pinned = [ref.text() for ref in references if ref.pin and ref.environment in copied]
+        if pinned:
+            notices.append(
+                f"environment {label} imports {', '.join(pinned)}: revisions are not copied, "
+                "so its copy imports the latest definition"
+            )
+    _, stuck = import_order(graph)
+    if stuck:
+        names = ", ".join(f"{source_org}/{project}/{name}" for project, name in stuck)
+        notices.append(
+            f"environments {names} cannot be copied: their imports form a cycle, or import "
+            "one that does"
+        )
+    return notices
+
+
+async def copy_environments(
+    copies: Sequence[EnvironmentCopy],
+    source: CloudClient,
+    destination: CloudClient,
+    *,
+    source_org: str,
+    destination_org: str,
+    delete_source: bool,
+    journal: Journal,
+    stop: StopSignal,
+    on_progress: ProgressCallback = no_progress,
+    limit: int = 8,
+) -> FailedMoves:
+    """Copy each environment of `copies` from `source_org` to `destination_org`; return those
+    that did not land (source key -> why).
+
+    Imports first: an environment is copied once those it imports have landed, and not at all
+    when one of them failed. A copy the journal shows verified is not made again; a copy the
+    journal shows begun by this run is removed and made again; a destination environment of
+    that name made by anyone else is left alone, and the copy refused. A failed step removes
+    the environment it created; the source is never changed, except by `delete_source`, which
+    removes the sources once every copy is verified, those that import others first.
+    """
+    copier = _Copier(
+        source=source,
+        destination=destination,
+        source_org=source_org,
+        destination_org=destination_org,
+        delete_source=delete_source,
+        calls=RecordedCalls(journal, stop, limit),
+        tally=MoveTally(len(copies), on_progress),
+        history=_History(journal),
+        renames={_name(copy.source): _name(copy.target) for copy in copies},
+    )
+    return await copier.run(copies)
+
+
+class _CopyFailed(Exception):
+    """One environment's copy stopped; `failure` is what the report says."""
+
+    def __init__(self, failure: MoveFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the copy needs of one source environment, read before anything is made."""
+
+    definition: dict[str, Any]
+    """Decrypted: plaintext secrets, in memory only."""
+    ciphertexts: set[str]
+    tags: dict[str, str]
+
+
+class _History:
+    """What earlier attempts of the run did, copy by copy, as the journal has it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._began: set[tuple[str, str]] = set()
+        self._done: set[tuple[str, str]] = set()
+        for step in journal.steps():
+            self._began.add((step.move, step.action))
+            if step.outcome == "done":
+                self._done.add((step.move, step.action))
+
+    def began(self, copy: EnvironmentCopy, action: Step) -> bool:
+        return (copy.journal_name, action) in self._began
+
+    def done(self, copy: EnvironmentCopy, action: Step) -> bool:
+        return (copy.journal_name, action) in self._done
+
+
+@dataclass
+class _Copier:
+    """The copies of one run: the two orgs' clients, the run's journal, the counts."""
+
+    source: CloudClient
+    destination: CloudClient
+    source_org: str
+    destination_org: str
+    delete_source: bool
+    calls: RecordedCalls
+    tally: MoveTally
+    history: _History
+    renames: dict[EnvironmentName, EnvironmentName]
+    failed: FailedMoves = field(default_factory=dict)
+    failed_names: set[EnvironmentName] = field(default_factory=set)
+
+    async def run(self, copies: Sequence[EnvironmentCopy]) -> FailedMoves:
+        by_name = {_name(copy.source): copy for copy in copies}
+        verified = [copy for copy in copies if self.history.done(copy, "verify")]
+        for copy in verified:
+            if not self.delete_source:
+                self._landed(copy, f"{self._target(copy)} was copied earlier")
+        pending = [copy for copy in copies if copy not in verified]
+        # The sources still to remove are read too: their imports order the removals.
+        to_read = [
+            *pending,
+            *(
+                copy
+                for copy in verified
+                if self.delete_source and not self.history.began(copy, "delete-source")
+            ),
+        ]
+        sources: dict[EnvironmentName, _Source] = {}
+        for copy, read in zip(
+            to_read, await asyncio.gather(*(self._read(copy) for copy in to_read)), strict=True
+        ):
+            if isinstance(read, MoveFailure):
+                self._fail(copy, read)
+            else:
+                sources[_name(copy.source)] = read
+        graph = {
+            name: [ref.environment for ref in imports_of(source.definition)]
+            for name, source in sources.items()
+        }
+        order, stuck = import_order(graph)
+        waiting = {_name(copy.source) for copy in pending}
+        for name in stuck:
+            self._fail(
+                by_name[name],
+                MoveFailure(
+                    "read",
+                    "its imports form a cycle (it imports itself through the environments it "
+                    "imports), or it imports one that does; fix them in the source org and run "
+                    "again",
+                ),
+            )
+        for every in _waves(order, graph):
+            wave = [name for name in every if name in waiting]
+            failures = await asyncio.gather(
+                *(self._copy(by_name[name], sources[name], graph[name]) for name in wave)
+            )
+            for name, failure in zip(wave, failures, strict=True):
+                if failure is None:
+                    verified.append(by_name[name])
+                else:
+                    self._fail(by_name[name], failure)
+        if self.delete_source:
+            await self._delete_sources(verified, order)
+        return self.failed
+
+    async def _read(self, copy: EnvironmentCopy) -> _Source | MoveFailure:
+        project, name = _name(copy.source)
+        try:
+            decrypted = await self.source.get_environment_decrypted(self.source_org, project, name)
+            stored = await self.source.get_environment(self.source_org, project, name)
+            tags = await self.source.list_environment_tags(self.source_org, project, name)
+            definition = parse_definition(decrypted)
+            imports_of(definition)
+            return _Source(definition, ciphertexts(parse_definition(stored.yaml)), tags)
+        except ClaimError as error:
+            return MoveFailure("read", f"reading {self._source(copy)} failed: {error.message}")
+
+    async def _copy(
+        self, copy: EnvironmentCopy, source: _Source, imports: Sequence[EnvironmentName]
+    ) -> MoveFailure | None:
+        """Copy one environment; None when it landed verified, else why not."""
+        for imported in imports:
+            if imported in self.failed_names:
+                label = f"{self.source_org}/{imported[0]}/{imported[1]}"
+                return MoveFailure("create", f"not copied: it imports {label}, whose copy failed")
+        if self.calls.stop.requested:
+            return MoveFailure.interrupted("create")
+        target = self._target(copy)
+        self.tally.started(self._source(copy), target)
+        project, name = _name(copy.target)
+        org = self.destination_org
+        try:
+            if await self.destination.environment_exists(org, project, name):
+                if not self.history.began(copy, "create"):
+                    return MoveFailure("create", f"{target} already exists; nothing was changed")
+                await self._step(
+                    copy,
+                    "undo",
+                    f"remove the half-made {target}",
+                    lambda: self.destination.delete_environment(org, project, name),
+                )
+                self.tally.step(
+                    self._source(copy), target, "undo", f"removed the half-made {target}"
+                )
+            await self._step(
+                copy,
+                "create",
+                f"create {target}",
+                lambda: self.destination.create_environment(org, project, name),
+            )
+        except _CopyFailed as stopped:
+            return stopped.failure
+        except ClaimError as error:
+            return MoveFailure("create", f"looking for {target} failed: {error.message}")
+        self.tally.step(self._source(copy), target, "create", f"created {target}")
+        expected = rewrite_imports(source.definition, self.renames)
+        try:
+            await self._step(
+                copy,
+                "write",
+                f"write the definition of {target}",
+                lambda: self.destination.update_environment(
+                    org, project, name, render_definition(expected)
+                ),
+            )
+            await self._step(
+                copy,
+                "tags",
+                f"copy {len(source.tags)} tag(s) to {target}",
+                lambda: self._set_tags(copy, source.tags),
+            )
+            await self._step(
+                copy, "verify", f"verify {target}", lambda: self._verify(copy, expected, source)
+            )
+        except _CopyFailed as stopped:
+            if stopped.failure.outcome == "interrupted":
+                return stopped.failure
+            return await self._undo(copy, stopped.failure)
+        summary = f"copied {self._source(copy)} -> {target} (verified)"
+        if self.delete_source:
+            self.tally.step(self._source(copy), target, "verify", summary)
+        else:
+            self._landed(copy, summary)
+        return None
+
+    async def _step(
+        self,
+        copy: EnvironmentCopy,
+        action: Step,
+        detail: str,
+        call: Callable[[], Awaitable[object]],
+    ) -> None:
+        """`call`, recorded in the journal; a failure or a stop raises `_CopyFailed`."""
+
+        async def made() -> CallOutcome:
+            try:
+                await call()
+            except _VerificationFailed as error:
+                return CallOutcome("failed", str(error))
+            except ClaimError as error:
+                return CallOutcome("failed", error.message)
+            return CallOutcome("done")
+
+        outcome = await self.calls.make(copy.journal_name, action, detail, made)
+        if outcome is None:
+            raise _CopyFailed(MoveFailure.interrupted(action))
+        if not outcome.done:
+            raise _CopyFailed(MoveFailure(action, f"{detail}: {outcome.message}"))
+
+    async def _set_tags(self, copy: EnvironmentCopy, tags: Mapping[str, str]) -> None:
+        project, name = _name(copy.target)
+        for key, value in sorted(tags.items()):
+            await self.destination.set_environment_tag(
+                self.destination_org, project, name, key, value
+            )
+
+    async def _verify(
+        self, copy: EnvironmentCopy, expected: Mapping[str, Any], source: _Source
+    ) -> None:
+        """Both sides decrypt to the same definition, the destination's secrets are its own
+        ciphertext, and the tags are there."""
+        project, name = _name(copy.target)
+        org = self.destination_org
+        landed = parse_definition(
+            await self.destination.get_environment_decrypted(org, project, name)
+        )
+        if difference := definition_difference(expected, landed):
+            raise _VerificationFailed(f"{difference} than the source")
+        stored = parse_definition((await self.destination.get_environment(org, project, name)).yaml)
+        if plaintext_secrets(stored):
+            raise _VerificationFailed("it stores secrets unencrypted")
+        if ciphertexts(stored) & source.ciphertexts:
+            raise _VerificationFailed("it holds the source's ciphertext, not its own")
+        tags = await self.destination.list_environment_tags(org, project, name)
+        missing = sorted(key for key, value in source.tags.items() if tags.get(key) != value)
+        if missing:
+            raise _VerificationFailed(f"its tags {', '.join(missing)} are not the source's")
+
+    async def _undo(self, copy: EnvironmentCopy, failure: MoveFailure) -> MoveFailure:
+        """Remove the environment this copy created; say so in the failure if that fails."""
+        target = self._target(copy)
+        project, name = _name(copy.target)
+        try:
+            await self._step(
+                copy,
+                "undo",
+                f"remove the half-made {target}",
+                lambda: self.destination.delete_environment(self.destination_org, project, name),
+            )
+        except _CopyFailed as undo:
+            return MoveFailure(
+                "undo",
+                f"{failure.message}; removing the half-made {target} also failed "
+                f"({undo.failure.message}): remove it with `esc env rm {target}`",
+            )
+        self.tally.step(self._source(copy), target, "undo", f"removed the half-made {target}")
+        return failure
+
+    async def _delete_sources(
+        self, verified: Sequence[EnvironmentCopy], order: Sequence[EnvironmentName]
+    ) -> None:
+        """Remove the sources, those that import others first, once every copy is verified."""
+        if self.failed:
+            for copy in verified:
+                if entity_key(copy.source) in self.failed:
+                    continue
+                self._landed(
+                    copy,
+                    f"copied {self._source(copy)} -> {self._target(copy)} (verified); the "
+                    "source stays until every environment is copied",
+                )
+            return
+        position = {name: index for index, name in enumerate(order)}
+        for copy in sorted(verified, key=lambda c: -position.get(_name(c.source), -1)):
+            source = self._source(copy)
+            project, name = _name(copy.source)
+            if self.history.done(copy, "delete-source"):
+                self._landed(copy, f"{source} was removed earlier")
+                continue
+            try:
+                await self._step(
+                    copy,
+                    "delete-source",
+                    f"remove {source}",
+                    functools.partial(self._delete_source, project, name),
+                )
+            except _CopyFailed as stopped:
+                failure = stopped.failure
+                if failure.outcome != "interrupted":
+                    failure = MoveFailure(
+                        "delete-source",
+                        f"{failure.message}; {self._target(copy)} is copied and verified: "
+                        f"remove {source} with `esc env rm {source}`",
+                        source_untouched=True,
+                    )
+                self._fail(copy, failure)
+                continue
+            self._landed(copy, f"removed {source}")
+
+    async def _delete_source(self, project: str, name: str) -> None:
+        try:
+            await self.source.delete_environment(self.source_org, project, name)
+        except NotFoundError:
+            return  # removed by an earlier attempt whose answer was lost
+
+    def _source(self, copy: EnvironmentCopy) -> str:
+        return f"{self.source_org}/{copy.source.project_name}/{copy.source.environment_name}"
+
+    def _target(self, copy: EnvironmentCopy) -> str:
+        return f"{self.destination_org}/{copy.target.project_name}/{copy.target.environment_name}"
+
+    def _landed(self, copy: EnvironmentCopy, summary: str) -> None:
+        self.tally.finished(self._source(copy), self._target(copy), "verify", summary)
+
+    def _fail(self, copy: EnvironmentCopy, failure: MoveFailure) -> None:
+        self.failed[entity_key(copy.source)] = failure
+        self.failed_names.add(_name(copy.source))
+        self.tally.failed(self._source(copy), self._target(copy), failure)
+
+
+class _VerificationFailed(Exception):
+    """The copy is not what the source is: the words say how, never with a value."""
+
+
+def _waves(
+    order: Sequence[EnvironmentName], imports: Mapping[EnvironmentName, Sequence[EnvironmentName]]
+) -> list[list[EnvironmentName]]:
+    """`order` cut into waves: each environment after every one it imports (in order)."""
+    level: dict[EnvironmentName, int] = {}
+    for name in order:
+        level[name] = 1 + max((level[i] for i in imports.get(name, ()) if i in level), default=-1)
+    waves: list[list[EnvironmentName]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name in order:
+        waves[level[name]].append(name)
+    return waves
+
+
+def _name(environment: TransferEntityEnvironment) -> EnvironmentName:
+    return (environment.project_name, environment.environment_name)
