@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         ConflictError,
         InvalidInputError,
         JobFileError,
+        LandingError,
         NotFoundError,
         PermissionDeniedError,
         PlanMismatchError,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         TransportError,
     )
     from toolkit.jobs import Job, JobResult, load_job, run_job
+    from toolkit.landing import LandingSpec
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
@@ -46,6 +48,7 @@ _HOMES = {
         "ConflictError",
         "InvalidInputError",
         "JobFileError",
+        "LandingError",
         "NotFoundError",
         "PermissionDeniedError",
         "PlanMismatchError",
@@ -56,6 +59,7 @@ _HOMES = {
         "TransportError",
     ),
     "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
+    "toolkit.landing": ("LandingSpec",),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
@@ -77,6 +81,8 @@ __all__ = [
     "Job",
     "JobFileError",
     "JobResult",
+    "LandingError",
+    "LandingSpec",
     "NotFoundError",
     "PermissionDeniedError",
     "PlanMismatchError",
