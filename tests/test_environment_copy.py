@@ -1,8 +1,9 @@
 """`--environments copy` against the emulator: ESC environments recreated in the destination.
 
 The source org holds a chain of three environments (svc/top imports default/app, which imports
-default/base and default/secrets), secrets among their values, and tags; default/secrets
-collides with acme's and the map renames it. Everything is read back over plain REST.
+default/base and default/secrets, the latter in the map form `{secrets: {merge: false}}`),
+secrets among their values, and tags; default/secrets collides with acme's and the map renames
+it. Everything is read back over plain REST.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SECRETS = """values:
 """
 APP = """imports:
   - base
-  - secrets
+  - secrets: {merge: false}
 values:
   name: app
   token:
@@ -69,6 +70,8 @@ COPIED = {
     ("svc", "top"): ("svc", "top"),
 }
 MAP = "environments:\n  default/secrets: default/secrets-agent\n"
+APP_COPY_IMPORTS = ["base", {"secrets-agent": {"merge": False}}]
+"""default/app's imports in its copy: the renamed one keeps its form and its options."""
 
 
 def world() -> dict[str, Any]:
@@ -199,7 +202,7 @@ def assert_like_the_source(
     for source, target in names.items():
         expected = yaml.safe_load(ENVIRONMENTS[source][0])
         if source == ("default", "app"):
-            expected["imports"] = ["base", "secrets-agent"]
+            expected["imports"] = APP_COPY_IMPORTS
         assert decrypted(server, "acme", target) == expected, target
         assert tags(server, "acme", target) == ENVIRONMENTS[source][1]
         held = stored(server, "acme", target)
@@ -508,7 +511,7 @@ def test_migrate_copies_with_two_identities_the_agent_reading_and_the_claimer_wr
         )
         expected = sources[source]
         if source == ("default", "app"):
-            expected = {**expected, "imports": ["base", "secrets-agent"]}
+            expected = {**expected, "imports": APP_COPY_IMPORTS}
         assert yaml.safe_load(response.text) == expected
     gone = httpx.get(
         f"{server.url}/api/esc/environments/{AGENT}", headers={"Authorization": "token tok-agent"}
