@@ -75,6 +75,9 @@ class ReportContext:
     has_claim: bool = True
     """Whether a claim token stands behind the document's agent and claim window; without
     one (an org-to-org move) the document holds stand-ins, which the reports do not show."""
+    copied: frozenset[EntityKey] = frozenset()
+    """The environments recreated in the destination rather than moved (`--environments
+    copy`), by their source's key: a reviewer is to see they are copies, made anew."""
 
 
 def render(
@@ -142,6 +145,7 @@ def report_context(
         notices=tuple(plan.notices),
         generated_at=now or datetime.now(UTC).replace(microsecond=0),
         has_claim=plan.has_claim,
+        copied=frozenset(entity_key(copy.source) for copy in plan.environment_copies),
     )
 
 
@@ -247,7 +251,7 @@ def build_view(
 
     inventory = sorted(
         (
-            _inventory_row(entity, key in failed, key in conflicts, context)
+            _inventory_row(entity, key in failed, key in conflicts, key in context.copied, context)
             for key, entity in entities.items()
         ),
         key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.action),
@@ -367,19 +371,26 @@ def _next_steps(document: AgentClaimResponse, context: ReportContext) -> tuple[s
 
 
 def _inventory_row(
-    entity: BaseEntity | RenameEntity, failed: bool, conflicting: bool, context: ReportContext
+    entity: BaseEntity | RenameEntity,
+    failed: bool,
+    conflicting: bool,
+    copied: bool,
+    context: ReportContext,
 ) -> InventoryRow:
+    """One entity's row; an entity that is copied (an environment with `--environments copy`)
+    says "copy" where one that moves says "move", and counts as moving all the same."""
     target = _target(entity)
+    verb = "copy" if copied else "move"
     action: str
     action_kind: ActionKind
     if failed:
-        action, action_kind = "cannot move", "failed"
+        action, action_kind = f"cannot {verb}", "failed"
     elif conflicting:
         action, action_kind = f"blocked: name taken in {context.destination_org}", "blocked"
     elif target is not None:
-        action, action_kind = f"move as {display_name(target)}", "rename"
+        action, action_kind = f"{verb} as {display_name(target)}", "rename"
     else:
-        action, action_kind = "move", "move"
+        action, action_kind = verb, "move"
     resources, last_update = _NOT_APPLICABLE, _NOT_APPLICABLE
     if isinstance(entity, TransferEntityStack | TransferEntityStackRename):
         resources = str(entity.resource_count)
