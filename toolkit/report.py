@@ -75,6 +75,8 @@ class ReportContext:
     has_claim: bool = True
     """Whether a claim token stands behind the document's agent and claim window; without
     one (an org-to-org move) the document holds stand-ins, which the reports do not show."""
+    landing: str | None = None
+    """What the run's landing did, or why it failed (`status` shows the journal's record)."""
     copied: frozenset[EntityKey] = frozenset()
     """The environments recreated in the destination rather than moved (`--environments
     copy`), by their source's key: a reviewer is to see they are copies, made anew."""
@@ -314,6 +316,8 @@ def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple
         header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
     else:
         header.append(("Claim", NO_CLAIM))
+    if context.landing is not None:
+        header.append(("Landing", context.landing))
     if context.generated_at is not None:
         header.append(("Generated", _when(context.generated_at)))
     return tuple(header)
