@@ -56,6 +56,7 @@ WORLD: dict[str, Any] = {
                     ),
                 },
                 {"project": "loop", "name": "a", "definition": "values: {x: 1}\n"},
+                {"project": "default", "name": "solo", "definition": "values: {x: 1}\n"},
             ]
         },
         "labs": {"environments": [{"project": "chain", "name": "one"}]},
@@ -154,6 +155,26 @@ def test_an_import_cycle_and_an_unknown_import_are_refused(state: ServiceState) 
     with pytest.raises(InvalidDefinitionFault, match="unknown environment 'chain/four'"):
         state.update_environment(alice, "acme", "loop", "a", "imports: [chain/four]\n")
     assert state.environment_definition(alice, "acme", "loop", "a").revision == 1
+
+
+@pytest.mark.parametrize("itself", ["solo", "default/solo", "{solo: {merge: false}}"])
+def test_an_import_of_itself_by_any_of_its_names_is_a_cycle(
+    state: ServiceState, itself: str
+) -> None:
+    alice = state.authenticate("tok-alice")
+    with pytest.raises(InvalidDefinitionFault, match="cyclic import"):
+        state.update_environment(alice, "acme", "default", "solo", f"imports: [{itself}]\n")
+    assert state.environment_definition(alice, "acme", "default", "solo").revision == 1
+
+
+def test_a_cycle_through_a_bare_name_is_found_not_followed_forever() -> None:
+    # default/b imports default/a, which imports itself by its bare name.
+    a = ImportedDefinition("imports: [a]\nvalues: {x: 1}\n", None, "default/a")
+    evaluation = evaluate(
+        ImportedDefinition("imports: [default/a]\n", None, "default/b"),
+        {"a": a, "default/a": a}.get,
+    )
+    assert [d.summary for d in evaluation.errors()] == ["default/a: cyclic import of 'a'"]
 
 
 def test_imports_resolve_within_the_org_only(state: ServiceState) -> None:

@@ -233,12 +233,13 @@ class _Evaluator:
         """An import's values; None, with the error, when it cannot be evaluated."""
         name = entry.name
         where = _span(definition.name, entry.node)
-        if name in importing or name == definition.name:
-            result.diagnostics.append(_diagnostic(f"cyclic import of {name!r}", where))
-            return None
         imported = self._load_import(name)
         if imported is None:
             result.diagnostics.append(_diagnostic(f"unknown environment {name!r}", where))
+            return None
+        # By the name the environment gives itself: `a` and `default/a` are one environment.
+        if imported.name in importing or imported.name == definition.name:
+            result.diagnostics.append(_diagnostic(f"cyclic import of {name!r}", where))
             return None
         evaluation = self.environment(imported, (*importing, definition.name))
         for found in evaluation.diagnostics:
