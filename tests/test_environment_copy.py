@@ -21,6 +21,7 @@ import yaml
 from agent_times import agent_entry
 from click.testing import CliRunner
 from commit_process import StopAt, run_toolkit, toolkit_env
+from test_report import markdown_rows
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
@@ -264,6 +265,24 @@ def test_environments_are_copied_verified_and_the_source_stays(
     assert decrypted(server, "acme", ("default", "secrets")) == {"values": {"x": 1}}
     assert source_as_it_was(server) == before
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_status_shows_the_copies_as_copies(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    assert commit(run_cli, server, map_file).exit_code == 0
+
+    status = run_cli(server, "status", "--format", "markdown")
+
+    assert status.exit_code == 0, status.stderr
+    actions = {row[1]: row[4] for row in markdown_rows(status.stdout, "Inventory")}
+    assert actions == {
+        "web/dev": "move",
+        "default/base": "copy",
+        "default/secrets": "copy as default/secrets-agent",
+        "default/app": "copy",
+        "svc/top": "copy",
+    }
 
 
 def test_a_failure_half_way_removes_what_it_made_and_a_rerun_finishes(

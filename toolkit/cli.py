@@ -575,13 +575,21 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
     """
     from toolkit.journal import default_runs_dir, read_run
     from toolkit.outcomes import EXIT_PARTIAL, worst_exit_code
+    from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.private_files import check_runs_dir
-    from toolkit.report import ReportContext
+    from toolkit.report import ReportContext, copied_environments
 
     runs_dir = default_runs_dir()
     check_runs_dir(runs_dir, writable=False)
     record = read_run(runs_dir, run)
     document = record.result or record.plan
+    recorded = ClaimPlan.from_record(
+        target=ClaimTarget(source_org=record.source_org, destination_org=record.destination_org),
+        strategy=record.strategy,
+        document=record.plan,
+        notices=record.notices,
+        has_claim=record.has_claim,
+    )
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
@@ -591,6 +599,7 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
         landing=_landing_status(record),
+        copied=copied_environments(recorded),
     )
     _emit(settings, document, context, fmt, output)
     if context.landing is not None and _format(fmt, output) == "json":

@@ -40,7 +40,16 @@ from toolkit.redaction import CODE_FIELD, redact_strings
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
 
-__all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render", "report_context"]
+__all__ = [
+    "FORMATS",
+    "Format",
+    "Mode",
+    "ReportContext",
+    "copied_environments",
+    "print_report",
+    "render",
+    "report_context",
+]
 
 Format = Literal["table", "json", "markdown", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -147,8 +156,13 @@ def report_context(
         notices=tuple(plan.notices),
         generated_at=now or datetime.now(UTC).replace(microsecond=0),
         has_claim=plan.has_claim,
-        copied=frozenset(entity_key(copy.source) for copy in plan.environment_copies),
+        copied=copied_environments(plan),
     )
+
+
+def copied_environments(plan: ClaimPlan) -> frozenset[EntityKey]:
+    """The keys of the environments `plan` copies, for `ReportContext.copied`."""
+    return frozenset(entity_key(copy.source) for copy in plan.environment_copies)
 
 
 def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
