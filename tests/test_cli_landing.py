@@ -7,6 +7,7 @@ exists."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,9 @@ import pytest
 from agent_times import agent_entry
 
 from toolkit.emulator.server import EmulatorServer
+from toolkit.journal import read_run
 from toolkit.landing import LANDING_PROJECT, RUN_TAG, SOURCE_TAG
+from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory, RunCli
@@ -105,7 +108,7 @@ def test_preview_shows_the_landing_and_changes_nothing(
 
 
 def test_commit_lands_what_moved_and_the_same_commit_changes_nothing(
-    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path, runs_dir: Path
 ) -> None:
     resolutions = write_map(tmp_path)
     result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
@@ -126,6 +129,17 @@ def test_commit_lands_what_moved_and_the_same_commit_changes_nothing(
     assert "nothing to do" in again.stderr
     assert f"landing {LANDING_STACK}: no changes" in again.stderr
     assert tags(rest, "web/dev-agent")[RUN_TAG] == run_tag
+    # Both landings are the one run's: the second found it finished and landed it again.
+    record = read_run(runs_dir)
+    assert [(landing.stack, landing.outcome) for landing in record.landings] == [
+        (LANDING_STACK, "landed"),
+        (LANDING_STACK, "landed"),
+    ]
+    assert "created" in record.landings[0].summary
+    assert record.landings[1].summary == "no changes"
+    status = run_cli(server, "status", "--format", "table")
+    assert status.exit_code == 0, status.stderr
+    assert f"landed in {LANDING_STACK}: no changes" in " ".join(status.stdout.split())
 
 
 def test_no_landing_moves_without_landing(
@@ -150,7 +164,7 @@ def test_no_landing_moves_without_landing(
 
 
 def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_it(
-    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path
+    server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path, runs_dir: Path
 ) -> None:
     resolutions = write_map(tmp_path, MAP.replace("platform: write", "platform: write, ops: read"))
     preview = run_cli(server, "preview", *ORGS, "-r", resolutions)
@@ -168,6 +182,15 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
         ("api", "prod"),
     }
     assert tags(rest, "api/prod") == {}
+    failed = f"failed in {LANDING_STACK}: landing failed: organization acme has no team ops"
+    for fmt in ("table", "markdown", "html"):
+        status = run_cli(server, "status", "--format", fmt)
+        assert status.exit_code == 4, status.stderr
+        assert failed in " ".join(status.stdout.split()), fmt
+    status = run_cli(server, "status", "--format", "json")
+    assert status.exit_code == 4
+    assert AgentClaimResponse.model_validate_json(status.stdout).failures == []
+    assert failed in status.stderr
 
     made = rest.post(
         "/api/orgs/acme/teams/pulumi", json={"name": "ops", "displayName": "Ops", "description": ""}
@@ -177,6 +200,13 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
     assert rerun.exit_code == 0, rerun.stderr
     assert tags(rest, "api/prod")[SOURCE_TAG] == f"{AGENT}/api/prod"
     assert granted(rest, "ops") == [("api", "prod", 101), ("web", "dev-agent", 101)]
+    status = run_cli(server, "status", "--format", "markdown")
+    assert status.exit_code == 0, status.stderr
+    (summary,) = re.findall(rf"^landing {LANDING_STACK}: (.+)$", rerun.stderr, re.MULTILINE)
+    assert "created" in summary
+    landed = f"landed in {LANDING_STACK}: {summary} (after 1 earlier landing(s))"
+    assert landed in status.stdout
+    assert [landing.outcome for landing in read_run(runs_dir).landings] == ["failed", "landed"]
 
 
 JOB = """\

@@ -165,6 +165,12 @@ def test_if_match_refuses_a_stale_update_and_changes_nothing(emulator: EmulatorS
         ("- a list\n", "must be a mapping"),
         ("imports: app/missing\n", "imports must be a list"),
         ("imports: [app/missing]\n", "unknown environment 'app/missing'"),
+        ("imports: [{app/missing: {merge: false}}]\n", "unknown environment 'app/missing'"),
+        ("imports: [3]\n", "import must be a string or an object"),
+        ("imports: [{app/base: {}, app/empty: {}}]\n", "import must have a single key"),
+        ("imports: [{app/base: false}]\n", "import must be an object"),
+        ("imports: [{app/base: {merge: 'no'}}]\n", "merge must be a boolean value"),
+        ("values: {imports: 1}\n", "'imports' is a reserved key"),
         ("values:\n  x:\n    fn::secret: [1, 2]\n", "secret values must be"),
         ("values:\n  x:\n    fn::secret: {ciphertext: bm90LW91cnM=}\n", "not this environment"),
     ],
@@ -184,12 +190,15 @@ def test_ciphertext_of_another_environment_is_refused(emulator: EmulatorServer) 
         call(emulator, lambda c: c.update_environment("acme", "app", "empty", sealed))
 
 
-def test_imports_of_the_same_org_are_accepted(emulator: EmulatorServer) -> None:
-    revision = call(
-        emulator,
-        lambda c: c.update_environment("acme", "app", "empty", "imports: [app/base]\n"),
-    )
+@pytest.mark.parametrize(
+    "imports",
+    ["[app/base]", "[{app/base: {merge: false}}]", "\n  - app/base: {merge: true, other: 1}"],
+)
+def test_imports_of_the_same_org_are_accepted(emulator: EmulatorServer, imports: str) -> None:
+    definition = f'imports: {imports}\nvalues:\n  where: ${{imports["app/base"].region}}\n'
+    revision = call(emulator, lambda c: c.update_environment("acme", "app", "empty", definition))
     assert revision == 2
+    assert call(emulator, lambda c: c.get_environment("acme", "app", "empty")).yaml == definition
 
 
 def test_tags_are_created_and_changed(emulator: EmulatorServer) -> None:

@@ -1,8 +1,9 @@
 """`--environments copy` against the emulator: ESC environments recreated in the destination.
 
 The source org holds a chain of three environments (svc/top imports default/app, which imports
-default/base and default/secrets), secrets among their values, and tags; default/secrets
-collides with acme's and the map renames it. Everything is read back over plain REST.
+default/base and default/secrets, the latter in the map form `{secrets: {merge: false}}`),
+secrets among their values, and tags; default/secrets collides with acme's and the map renames
+it. Everything is read back over plain REST.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from agent_times import agent_entry
 from click.testing import CliRunner
 from commit_process import StopAt, run_toolkit, toolkit_env
+from test_report import markdown_rows
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
@@ -45,7 +47,7 @@ SECRETS = """values:
 """
 APP = """imports:
   - base
-  - secrets
+  - secrets: {merge: false}
 values:
   name: app
   token:
@@ -69,6 +71,8 @@ COPIED = {
     ("svc", "top"): ("svc", "top"),
 }
 MAP = "environments:\n  default/secrets: default/secrets-agent\n"
+APP_COPY_IMPORTS = ["base", {"secrets-agent": {"merge": False}}]
+"""default/app's imports in its copy: the renamed one keeps its form and its options."""
 
 
 def world() -> dict[str, Any]:
@@ -199,7 +203,7 @@ def assert_like_the_source(
     for source, target in names.items():
         expected = yaml.safe_load(ENVIRONMENTS[source][0])
         if source == ("default", "app"):
-            expected["imports"] = ["base", "secrets-agent"]
+            expected["imports"] = APP_COPY_IMPORTS
         assert decrypted(server, "acme", target) == expected, target
         assert tags(server, "acme", target) == ENVIRONMENTS[source][1]
         held = stored(server, "acme", target)
@@ -261,6 +265,24 @@ def test_environments_are_copied_verified_and_the_source_stays(
     assert decrypted(server, "acme", ("default", "secrets")) == {"values": {"x": 1}}
     assert source_as_it_was(server) == before
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_status_shows_the_copies_as_copies(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    assert commit(run_cli, server, map_file).exit_code == 0
+
+    status = run_cli(server, "status", "--format", "markdown")
+
+    assert status.exit_code == 0, status.stderr
+    actions = {row[1]: row[4] for row in markdown_rows(status.stdout, "Inventory")}
+    assert actions == {
+        "web/dev": "move",
+        "default/base": "copy",
+        "default/secrets": "copy as default/secrets-agent",
+        "default/app": "copy",
+        "svc/top": "copy",
+    }
 
 
 def test_a_failure_half_way_removes_what_it_made_and_a_rerun_finishes(
@@ -508,7 +530,7 @@ def test_migrate_copies_with_two_identities_the_agent_reading_and_the_claimer_wr
         )
         expected = sources[source]
         if source == ("default", "app"):
-            expected = {**expected, "imports": ["base", "secrets-agent"]}
+            expected = {**expected, "imports": APP_COPY_IMPORTS}
         assert yaml.safe_load(response.text) == expected
     gone = httpx.get(
         f"{server.url}/api/esc/environments/{AGENT}", headers={"Authorization": "token tok-agent"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
 
-from toolkit.journal import JOURNAL_FILE, read_run
+from toolkit.journal import JOURNAL_FILE, Journal, LandingOutcome, read_run
+from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory, RunCli
@@ -95,3 +97,78 @@ def test_status_of_a_finished_run_counts_its_calls(
     record = read_run(runs_dir)
     assert [step.action for step in record.steps].count("transfer") == 4
     assert "calls: 6 done" in result.stdout
+
+
+# --- Landings ----------------------------------------------------------------------------
+
+TOKEN = "pul-" + "0123456789abcdef" * 2 + "01234567"
+LANDING_STACK = "acme/pulumi-claim-landing/agent-abc123"
+
+
+def started_run(runs_dir: Path) -> str:
+    """A run as a commit starts it, closed again as a commit leaves it before landing."""
+    journal = Journal.start(
+        runs_dir,
+        run_key="key-1",
+        request={},
+        source_org="agent-abc123",
+        destination_org="acme",
+        strategy="transfer",
+        has_claim=False,
+        plan=AgentClaimResponse.model_validate(
+            {
+                "agent": {"login": "a", "orgName": "a", "createdAt": "2026-11-01T09:00:00Z"},
+                "entities": [],
+                "conflicts": [],
+                "failures": [],
+                "claimExpiresAt": "2026-12-01T09:00:00Z",
+            }
+        ),
+        notices=[],
+    )
+    journal.close()
+    return journal.run_id
+
+
+def test_landings_are_recorded_in_order_and_redacted(runs_dir: Path) -> None:
+    run_id = started_run(runs_dir)
+    landings: list[tuple[LandingOutcome, str, str]] = [
+        ("failed", "", f"landing failed: token {TOKEN} refused"),
+        ("landed", "3 created", ""),
+    ]
+    for outcome, summary, message in landings:
+        journal = Journal.attach(runs_dir, run_id)
+        journal.record_landing(
+            stack=LANDING_STACK, outcome=outcome, summary=summary, message=message
+        )
+        journal.close()
+
+    record = read_run(runs_dir, run_id)
+
+    assert [landing.outcome for landing in record.landings] == ["failed", "landed"]
+    assert record.landing == record.landings[-1]
+    assert record.landings[0].message == "landing failed: token *** refused"
+    assert record.landing.describe() == f"landed in {LANDING_STACK}: 3 created"
+    written = b"".join(p.read_bytes() for p in (runs_dir / run_id).iterdir())
+    assert TOKEN.encode() not in written
+    assert record.attempts == 1, "recording a landing does not continue the run"
+
+
+def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> None:
+    run_id = started_run(runs_dir)
+    path = runs_dir / run_id / JOURNAL_FILE
+    # Version 2 of the schema is version 3 without its landing table.
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE landing")
+        db.execute("PRAGMA user_version = 2")
+    db.close()
+
+    assert read_run(runs_dir, run_id).landings == []
+
+    journal = Journal.attach(runs_dir, run_id)
+    journal.record_landing(stack="acme/p/s", outcome="landed", summary="no changes")
+    journal.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+    db.close()
+    assert [landing.summary for landing in read_run(runs_dir, run_id).landings] == ["no changes"]

@@ -15,6 +15,7 @@ import pytest
 from pulumi_cloud_sdk._support import default_encoder
 from rich.console import Console
 
+from toolkit.entities import Inventory
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
@@ -27,7 +28,9 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
-from toolkit.report import FORMATS, Format, ReportContext, print_report, render
+from toolkit.plan import ClaimTarget, build_plan
+from toolkit.report import FORMATS, Format, ReportContext, print_report, render, report_context
+from toolkit.resolution_map import parse_resolution_map
 
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = '"><img src=x onerror=alert(1)>'
@@ -248,6 +251,87 @@ def test_html_colour_codes_actions_and_shows_counts() -> None:
     assert html.count('class="action action-rename"') == 1
     assert html.count('class="action action-move"') == 1
     assert '<span class="value">6</span><span class="label">Entities</span>' in html
+
+
+# --- copied environments -----------------------------------------------------------------
+
+
+def copy_preview() -> tuple[AgentClaimResponse, ReportContext]:
+    """A real plan with `--environments copy`: default/base copied as it is, default/secrets
+    (taken in acme) copied under the map's name; one stack moves."""
+    environments = [
+        TransferEntityEnvironment(project_name="default", environment_name=name)
+        for name in ("base", "secrets")
+    ]
+    plan = build_plan(
+        target=ClaimTarget(source_org="agent-abc123", destination_org="acme"),
+        source=Inventory(
+            org="agent-abc123", stacks=[stack("web", "prod", 4)], environments=environments
+        ),
+        destination=Inventory(org="acme", environments=environments[1:]),
+        resolution_map=parse_resolution_map(
+            "environments: {default/secrets: default/secrets-agent}\n"
+        ),
+        strategy="transfer",
+        agent=DOCUMENT.agent,
+        claim_expires_at=DOCUMENT.claim_expires_at,
+        environments="copy",
+    )
+    document = plan.to_claim_response()
+    return document, report_context(
+        plan, "preview", document, now=datetime(2026, 11, 25, tzinfo=UTC)
+    )
+
+
+def inventory_actions(text: str, fmt: Format) -> dict[str, str]:
+    """Name -> action of each inventory row, read from the rendered report."""
+    if fmt == "markdown":
+        return {row[1]: row[4] for row in markdown_rows(text, "Inventory")}
+    if fmt == "html":
+        found = re.findall(
+            r'<td class="name">([^<]*)</td>.*?<span class="action [^"]*">([^<]*)</span>', text
+        )
+        return dict(found)
+    actions = {}
+    for line in text.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] in ("stack", "ESC environment"):
+            actions[cells[1]] = cells[-1]
+    return actions
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_an_environment_that_is_copied_says_copy_not_move(fmt: Format) -> None:
+    document, context = copy_preview()
+    assert context.copied
+
+    actions = inventory_actions(render(document, fmt, context, width=140), fmt)
+
+    assert actions == {
+        "web/prod": "move",
+        "default/base": "copy",
+        "default/secrets": "copy as default/secrets-agent",
+    }
+
+
+def test_json_of_a_copy_is_the_wire_document_whatever_the_reports_say() -> None:
+    document, context = copy_preview()
+    without_copies = dataclasses.replace(context, copied=frozenset())
+
+    output = render(document, "json", context)
+
+    assert output == render(document, "json", without_copies)
+    wire = json.loads(output)
+    assert AgentClaimResponse.model_validate(wire) == document
+    assert set(wire) == {"agent", "entities", "conflicts", "failures", "claimExpiresAt"}
+    parsed = default_encoder.deserialize(wire, "AgentClaimResponse")
+    kinds = sorted(type(entity).__name__ for entity in parsed.entities)
+    assert kinds == [
+        "TransferEntityEnvironment",
+        "TransferEntityEnvironmentRename",
+        "TransferEntityStack",
+    ]
+    assert "copy" not in output
 
 
 # --- table -------------------------------------------------------------------------------

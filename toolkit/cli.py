@@ -568,16 +568,28 @@ def resolve(
 def status(settings: Settings, run: str | None, fmt: str | None, output: Path | None) -> None:
     """Show what a commit did (or was doing when it stopped): the newest run, or RUN.
 
+    With a landing, its latest outcome too (on stderr beside a JSON report, which is the
+    service's document).
+
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
     """
     from toolkit.journal import default_runs_dir, read_run
+    from toolkit.outcomes import EXIT_PARTIAL, worst_exit_code
+    from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.private_files import check_runs_dir
-    from toolkit.report import ReportContext
+    from toolkit.report import ReportContext, copied_environments
 
     runs_dir = default_runs_dir()
     check_runs_dir(runs_dir, writable=False)
     record = read_run(runs_dir, run)
     document = record.result or record.plan
+    recorded = ClaimPlan.from_record(
+        target=ClaimTarget(source_org=record.source_org, destination_org=record.destination_org),
+        strategy=record.strategy,
+        document=record.plan,
+        notices=record.notices,
+        has_claim=record.has_claim,
+    )
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
@@ -586,9 +598,29 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
         outcome=f"run {record.run_id}, started {record.started_at}, {_run_state(record)}",
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
+        landing=_landing_status(record),
+        copied=copied_environments(recorded),
     )
     _emit(settings, document, context, fmt, output)
-    sys.exit(exit_code(document, record.strategy) if record.finished else 1)
+    if context.landing is not None and _format(fmt, output) == "json":
+        # The JSON report is the wire document: the landing goes beside it, as commit's does.
+        click.echo(f"landing: {context.landing}", err=True)
+    if not record.finished:
+        sys.exit(1)
+    landing_failed = record.landing is not None and record.landing.outcome == "failed"
+    code = exit_code(document, record.strategy)
+    sys.exit(worst_exit_code([code, EXIT_PARTIAL]) if landing_failed else code)
+
+
+def _landing_status(record: RunRecord) -> str | None:
+    """The run's latest landing (`at`, then what it did or why it failed), and how many
+    landings came before it; None when the run was not landed."""
+    latest = record.landing
+    if latest is None:
+        return None
+    earlier = len(record.landings) - 1
+    before = f" (after {earlier} earlier landing(s))" if earlier else ""
+    return f"{latest.at}  {latest.describe()}{before}"
 
 
 def _run_state(record: RunRecord) -> str:

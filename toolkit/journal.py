@@ -4,7 +4,12 @@ One SQLite file per run directory (`<runs>/<run-id>/journal.sqlite`), written as
 goes: a state-changing call gets its row before it is made and its outcome after it, so after a
 crash at any point the journal tells which calls were done, which failed, and which were under
 way. `pulumi-claim status` reads it; a re-run of the same commit (`toolkit.runs`) finds its run
-by the run's key and continues it.
+by the run's key and continues it. After the moves, each landing of them (`toolkit.landing`)
+is recorded in the run's journal too: the stack it ran as, and what it changed or why it failed.
+
+A journal carries its schema's version (`PRAGMA user_version`). Versions only add tables, so a
+journal of an earlier version is brought up to date when a run is written to again, and is
+read as it is meanwhile (what it has no table for, it has no rows of).
 
 Rows are committed one by one in write-ahead-log mode without a flush to disk per row: a killed
 process loses nothing (the operating system has the data), at a cost of microseconds per row.
@@ -44,8 +49,10 @@ KEYS_DIR = "keys"
 
 RunState = Literal["running", "interrupted", "finished"]
 StepOutcome = Literal["done", "failed", "unknown"]
+LandingOutcome = Literal["landed", "failed"]
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
+"""2: the run, its attempts, events, stack ids and steps; 3: its landings."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY,
@@ -88,6 +95,14 @@ CREATE TABLE IF NOT EXISTS step (
     message TEXT,
     finished_at TEXT
 );
+CREATE TABLE IF NOT EXISTS landing (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    message TEXT NOT NULL
+);
 """
 
 
@@ -115,6 +130,24 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class LandingRecord:
+    """One landing of a run's moves: the stack it ran as (`org/project/stack`), and what it
+    changed (`summary`, e.g. "3 created") or why it failed (`message`, with its hint)."""
+
+    at: str
+    stack: str
+    outcome: LandingOutcome
+    summary: str
+    message: str
+
+    def describe(self) -> str:
+        """One line: "landed in org/project/stack: 3 created", or the failure."""
+        if self.outcome == "landed":
+            return f"landed in {self.stack}: {self.summary}"
+        return f"failed in {self.stack}: " + " ".join(self.message.split())
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What `status` shows of one run, and what a re-run continues from."""
 
@@ -135,10 +168,17 @@ class RunRecord:
     events: list[tuple[str, str]]
     steps: list[StepRecord]
     attempts: int
+    landings: list[LandingRecord]
+    """Every landing of the run's moves, oldest first; the last one is what stands."""
 
     @property
     def finished(self) -> bool:
         return self.state == "finished"
+
+    @property
+    def landing(self) -> LandingRecord | None:
+        """The run's latest landing, if it was landed at all."""
+        return self.landings[-1] if self.landings else None
 
 
 class Journal:
@@ -204,13 +244,25 @@ class Journal:
     @classmethod
     def reopen(cls, runs_dir: Path, run_id: str) -> Journal:
         """The journal of run `run_id`, to continue it: a new attempt, state running again."""
-        path = runs_dir / run_id / JOURNAL_FILE
-        journal = cls(_connect(path), run_id, path)
+        journal = cls.attach(runs_dir, run_id)
         with journal._db:
             journal._db.execute(
                 "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
             )
         journal._new_attempt()
+        return journal
+
+    @classmethod
+    def attach(cls, runs_dir: Path, run_id: str) -> Journal:
+        """The journal of run `run_id`, to add to its record (a landing) without continuing
+        the run; a journal of an earlier schema is brought up to date."""
+        path = runs_dir / run_id / JOURNAL_FILE
+        journal = cls(_connect(path), run_id, path)
+        with journal._db:
+            (version,) = journal._db.execute("PRAGMA user_version").fetchone()
+            if version < _SCHEMA_VERSION:
+                journal._db.executescript(_SCHEMA)
+                journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         return journal
 
     @classmethod
@@ -256,6 +308,15 @@ class Journal:
             self._db.executemany(
                 "INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", ids.items()
             )
+
+    def record_landing(
+        self, *, stack: str, outcome: LandingOutcome, summary: str = "", message: str = ""
+    ) -> None:
+        """Record one landing of the run's moves: what it changed, or why it failed."""
+        self._write(
+            "INSERT INTO landing (at, stack, outcome, summary, message) VALUES (?, ?, ?, ?, ?)",
+            (_now(), redact(stack), outcome, redact(summary), redact(message)),
+        )
 
     def finish(self, result: AgentClaimResponse, *, state: RunState = "finished") -> None:
         """Record the run's document; `interrupted` when it stopped before the end."""
@@ -314,6 +375,7 @@ def _read(path: Path) -> RunRecord:
             events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
             steps = _steps(db)
             (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
+            landings = _landings(db)
         finally:
             db.close()
         if row is None:
@@ -335,6 +397,7 @@ def _read(path: Path) -> RunRecord:
             events=[(at, message) for at, message in events],
             steps=steps,
             attempts=attempts,
+            landings=landings,
         )
     except (sqlite3.DatabaseError, ValueError) as error:
         raise InvalidInputError(
@@ -350,6 +413,18 @@ def _steps(db: sqlite3.Connection) -> list[StepRecord]:
         StepRecord(*row)
         for row in db.execute(
             "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step ORDER BY seq"
+        ).fetchall()
+    ]
+
+
+def _landings(db: sqlite3.Connection) -> list[LandingRecord]:
+    """The landings recorded; none in a journal of a schema before landings were."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'landing'").fetchone():
+        return []
+    return [
+        LandingRecord(*row)
+        for row in db.execute(
+            "SELECT at, stack, outcome, summary, message FROM landing ORDER BY seq"
         ).fetchall()
     ]
 

@@ -351,6 +351,11 @@ async def preview_landing(
     return await _run(identity, destination_org, stack, build, workspace_root, apply=False)
 
 
+def landing_stack(org: str, stack: str) -> str:
+    """The landing stack's full name in `org`: `org/project/stack`."""
+    return f"{org}/{LANDING_PROJECT}/{stack}"
+
+
 async def apply_landing(
     identity: BackendIdentity,
     *,
@@ -378,7 +383,7 @@ async def _run(
             hint="Skip it with --no-landing, or remove the landing: section.",
         )
     token = identity.token
-    name = f"{org}/{LANDING_PROJECT}/{stack}"
+    name = landing_stack(org, stack)
     previous, exists = await asyncio.to_thread(_previous_landing, identity, name, workspace_root)
     landing = build(previous)
     await _check_teams(identity, org, sorted(landing.teams))

@@ -40,7 +40,16 @@ from toolkit.redaction import CODE_FIELD, redact_strings
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
 
-__all__ = ["FORMATS", "Format", "Mode", "ReportContext", "print_report", "render", "report_context"]
+__all__ = [
+    "FORMATS",
+    "Format",
+    "Mode",
+    "ReportContext",
+    "copied_environments",
+    "print_report",
+    "render",
+    "report_context",
+]
 
 Format = Literal["table", "json", "markdown", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -75,6 +84,11 @@ class ReportContext:
     has_claim: bool = True
     """Whether a claim token stands behind the document's agent and claim window; without
     one (an org-to-org move) the document holds stand-ins, which the reports do not show."""
+    landing: str | None = None
+    """What the run's landing did, or why it failed (`status` shows the journal's record)."""
+    copied: frozenset[EntityKey] = frozenset()
+    """The environments recreated in the destination rather than moved (`--environments
+    copy`), by their source's key: a reviewer is to see they are copies, made anew."""
 
 
 def render(
@@ -142,7 +156,13 @@ def report_context(
         notices=tuple(plan.notices),
         generated_at=now or datetime.now(UTC).replace(microsecond=0),
         has_claim=plan.has_claim,
+        copied=copied_environments(plan),
     )
+
+
+def copied_environments(plan: ClaimPlan) -> frozenset[EntityKey]:
+    """The keys of the environments `plan` copies, for `ReportContext.copied`."""
+    return frozenset(entity_key(copy.source) for copy in plan.environment_copies)
 
 
 def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
@@ -247,7 +267,7 @@ def build_view(
 
     inventory = sorted(
         (
-            _inventory_row(entity, key in failed, key in conflicts, context)
+            _inventory_row(entity, key in failed, key in conflicts, key in context.copied, context)
             for key, entity in entities.items()
         ),
         key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.action),
@@ -310,6 +330,8 @@ def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple
         header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
     else:
         header.append(("Claim", NO_CLAIM))
+    if context.landing is not None:
+        header.append(("Landing", context.landing))
     if context.generated_at is not None:
         header.append(("Generated", _when(context.generated_at)))
     return tuple(header)
@@ -367,19 +389,26 @@ def _next_steps(document: AgentClaimResponse, context: ReportContext) -> tuple[s
 
 
 def _inventory_row(
-    entity: BaseEntity | RenameEntity, failed: bool, conflicting: bool, context: ReportContext
+    entity: BaseEntity | RenameEntity,
+    failed: bool,
+    conflicting: bool,
+    copied: bool,
+    context: ReportContext,
 ) -> InventoryRow:
+    """One entity's row; an entity that is copied (an environment with `--environments copy`)
+    says "copy" where one that moves says "move", and counts as moving all the same."""
     target = _target(entity)
+    verb = "copy" if copied else "move"
     action: str
     action_kind: ActionKind
     if failed:
-        action, action_kind = "cannot move", "failed"
+        action, action_kind = f"cannot {verb}", "failed"
     elif conflicting:
         action, action_kind = f"blocked: name taken in {context.destination_org}", "blocked"
     elif target is not None:
-        action, action_kind = f"move as {display_name(target)}", "rename"
+        action, action_kind = f"{verb} as {display_name(target)}", "rename"
     else:
-        action, action_kind = "move", "move"
+        action, action_kind = verb, "move"
     resources, last_update = _NOT_APPLICABLE, _NOT_APPLICABLE
     if isinstance(entity, TransferEntityStack | TransferEntityStackRename):
         resources = str(entity.resource_count)

@@ -15,7 +15,8 @@ of it. Committing a request:
 4. with a `landing:` section, lands what moved (`toolkit.landing`): after every commit that
    was not interrupted or blocked, a finished one included, since landing again changes
    nothing and so finishes a landing that failed before. A landing failure is reported in the
-   outcome; no move is undone.
+   outcome; no move is undone. Each landing, what it changed or why it failed, is recorded in
+   the run's journal, where `pulumi-claim status` shows it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError
-from toolkit.journal import Journal, RunRecord, find_run
+from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
@@ -147,7 +148,7 @@ async def commit_request(
         if previous is not None and _done(previous):
             lock.release(finished=True)
             finished = _finished_before(previous, request.target)
-            return await _land(credentials, request, finished, runs_dir / WORKSPACES_DIR)
+            return await _land(credentials, request, finished, runs_dir)
         if previous is not None and not _blocked(previous):
             plan = _recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
@@ -198,18 +199,24 @@ async def commit_request(
         finally:
             journal.close()
         lock.release(finished=not result.interrupted)
-    return await _land(credentials, request, _outcome(result, journal.run_id, resumed), workspaces)
+    return await _land(credentials, request, _outcome(result, journal.run_id, resumed), runs_dir)
 
 
 async def _land(
     credentials: Credentials,
     request: ClaimRequest,
     outcome: RunOutcome,
-    workspace_root: Path,
+    runs_dir: Path,
 ) -> RunOutcome:
     """`outcome` with the landing of what it moved, when the request asks for one and the run
-    neither stopped nor was blocked; a LandingError is kept in it, not raised."""
-    from toolkit.landing import apply_landing, landed_entities, landing_resources
+    neither stopped nor was blocked; a LandingError is kept in it, not raised. The landing is
+    recorded in the run's journal either way."""
+    from toolkit.landing import (
+        apply_landing,
+        landed_entities,
+        landing_resources,
+        landing_stack,
+    )
 
     spec = request.landing
     if spec is None or outcome.interrupted or outcome.run_id is None:
@@ -220,11 +227,12 @@ async def _land(
     if not landed.stacks and not landed.environments:
         return outcome
     target, run_id = request.target, outcome.run_id
+    stack = spec.stack_name(target.source_org)
     try:
         result = await apply_landing(
             target.destination_identity(credentials),
             destination_org=target.destination_org,
-            stack=spec.stack_name(target.source_org),
+            stack=stack,
             build=lambda previous: landing_resources(
                 spec,
                 landed.stacks,
@@ -234,11 +242,33 @@ async def _land(
                 run_id=run_id,
                 previous=previous,
             ),
-            workspace_root=workspace_root,
+            workspace_root=runs_dir / WORKSPACES_DIR,
         )
     except ClaimError as error:  # LandingError, and the service or the CLI failing
+        where = landing_stack(target.destination_org, stack)
+        _record_landing(runs_dir, run_id, stack=where, outcome="failed", message=str(error))
         return replace(outcome, landing_error=error)
+    _record_landing(
+        runs_dir, run_id, stack=result.stack, outcome="landed", summary=result.summary()
+    )
     return replace(outcome, landing=result)
+
+
+def _record_landing(
+    runs_dir: Path,
+    run_id: str,
+    *,
+    stack: str,
+    outcome: LandingOutcome,
+    summary: str = "",
+    message: str = "",
+) -> None:
+    """Add a landing to the run's journal (closed by then: the commit is over)."""
+    journal = Journal.attach(runs_dir, run_id)
+    try:
+        journal.record_landing(stack=stack, outcome=outcome, summary=summary, message=message)
+    finally:
+        journal.close()
 
 
 @asynccontextmanager

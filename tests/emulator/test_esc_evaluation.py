@@ -43,7 +43,20 @@ WORLD: dict[str, Any] = {
                         "  creds:\n    fn::open::aws-login: {oidc: {roleArn: arn}}\n"
                     ),
                 },
+                {
+                    "project": "chain",
+                    "name": "aside",
+                    "definition": (
+                        "imports:\n"
+                        "  - chain/one: {merge: false}\n"
+                        "  - {loop/a: {Merge: true}}\n"
+                        "values:\n"
+                        '  region: ${imports["chain/one"].region}-b\n'
+                        '  key: ${imports["chain/one"].key}\n'
+                    ),
+                },
                 {"project": "loop", "name": "a", "definition": "values: {x: 1}\n"},
+                {"project": "default", "name": "solo", "definition": "values: {x: 1}\n"},
             ]
         },
         "labs": {"environments": [{"project": "chain", "name": "one"}]},
@@ -94,6 +107,47 @@ def test_a_chain_of_three_imports_merges_and_interpolates(state: ServiceState) -
     assert redacted["key"]["value"] == redacted["auth"]["value"] == "[secret]"
 
 
+def test_an_import_that_does_not_merge_is_there_for_references_only(
+    state: ServiceState,
+) -> None:
+    # chain/one is imported with `merge: false`: its values are not aside's, but references
+    # to `imports` read them; loop/a merges, as a plain import does (ESC reads `Merge` too).
+    alice = state.authenticate("tok-alice")
+    session, opened = state.open_environment(alice, "acme", "chain", "aside", seconds=60)
+    assert opened.diagnostics == []
+    evaluation = state.opened_environment(alice, "acme", "chain", "aside", session)
+    properties = evaluation.properties(show_secrets=True)
+    values = {key: plain(value) for key, value in properties.items()}
+    assert values == {
+        "x": 1,
+        "region": "eu-west-1-b",
+        "key": "one-secret",
+    }
+    assert properties["key"]["secret"] is True
+    assert "base" not in properties["region"]["trace"]
+
+
+def test_a_reference_to_an_import_by_its_bare_name_and_to_a_missing_one() -> None:
+    definitions = {"base": ImportedDefinition("values: {x: 1}\n", None, "default/base")}
+    text = (
+        "imports: [{base: {merge: false}}]\n"
+        "values:\n  y: ${imports.base.x}\n  z: ${imports.other.x}\n  w: ${x}\n"
+    )
+    evaluation = evaluate(ImportedDefinition(text, None, "<yaml>"), definitions.get)
+    assert evaluation.values["y"].value == 1
+    assert sorted(d.summary for d in evaluation.errors()) == [
+        "cannot interpolate: unknown property 'imports.other.x'",
+        "cannot interpolate: unknown property 'x'",
+    ]
+
+
+@pytest.mark.parametrize("key", ["imports", "context", "environments"])
+def test_a_reserved_key_in_values_is_an_error(key: str) -> None:
+    evaluation = evaluate(ImportedDefinition(f"values: {{{key}: 1}}\n", None, "<yaml>"), dict().get)
+    assert [d.summary for d in evaluation.errors()] == [f"{key!r} is a reserved key"]
+    assert key not in evaluation.values
+
+
 def test_an_import_cycle_and_an_unknown_import_are_refused(state: ServiceState) -> None:
     alice = state.authenticate("tok-alice")
     with pytest.raises(InvalidDefinitionFault, match="cyclic import"):
@@ -101,6 +155,26 @@ def test_an_import_cycle_and_an_unknown_import_are_refused(state: ServiceState) 
     with pytest.raises(InvalidDefinitionFault, match="unknown environment 'chain/four'"):
         state.update_environment(alice, "acme", "loop", "a", "imports: [chain/four]\n")
     assert state.environment_definition(alice, "acme", "loop", "a").revision == 1
+
+
+@pytest.mark.parametrize("itself", ["solo", "default/solo", "{solo: {merge: false}}"])
+def test_an_import_of_itself_by_any_of_its_names_is_a_cycle(
+    state: ServiceState, itself: str
+) -> None:
+    alice = state.authenticate("tok-alice")
+    with pytest.raises(InvalidDefinitionFault, match="cyclic import"):
+        state.update_environment(alice, "acme", "default", "solo", f"imports: [{itself}]\n")
+    assert state.environment_definition(alice, "acme", "default", "solo").revision == 1
+
+
+def test_a_cycle_through_a_bare_name_is_found_not_followed_forever() -> None:
+    # default/b imports default/a, which imports itself by its bare name.
+    a = ImportedDefinition("imports: [a]\nvalues: {x: 1}\n", None, "default/a")
+    evaluation = evaluate(
+        ImportedDefinition("imports: [default/a]\n", None, "default/b"),
+        {"a": a, "default/a": a}.get,
+    )
+    assert [d.summary for d in evaluation.errors()] == ["default/a: cyclic import of 'a'"]
 
 
 def test_imports_resolve_within_the_org_only(state: ServiceState) -> None:

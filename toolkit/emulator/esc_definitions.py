@@ -7,6 +7,10 @@ plaintext one as `fn::secret: {ciphertext: ...}`, sealed with the environment's 
 rewritten in place (only the secret's own span of the text changes), so comments, order and
 layout survive, as they do on the service.
 
+Imports are written as ESC's parser reads them: a name (`project/name`, or `name` in the
+`default` project), or a one-key map from the name to the import's options, of which ESC knows
+`merge` (`imports: [{app/base: {merge: false}}]`; options it does not know are ignored).
+
 Problems are ESC diagnostics: a summary and where in the text it is. They are collected, not
 raised one by one, so a writer learns every problem of a definition at once.
 """
@@ -45,6 +49,18 @@ class Diagnostic:
     severity: str = "error"
 
 
+@dataclass(frozen=True)
+class Import:
+    """One entry of a definition's `imports:`. Every import is there for references
+    (`${imports.name.key}`); only one that merges has its values merged under the
+    environment's own."""
+
+    name: str
+    merge: bool
+    node: yaml.Node
+    """The name as written, for the ranges of diagnostics."""
+
+
 class DefinitionError(ValueError):
     """A definition the service refuses, with every problem found."""
 
@@ -59,9 +75,9 @@ Unseal = Callable[[str], str]
 """Ciphertext (base64) -> plaintext; raises `ValueError` for ciphertext the key did not seal."""
 
 
-def compose(text: str) -> yaml.Node | None:
+def compose(text: str) -> yaml.MappingNode | None:
     """The definition's YAML node tree (None for an empty definition), its top level checked:
-    a mapping of `imports` (a list of environment names) and `values`."""
+    a mapping of `imports` (a list of imports) and `values`."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -80,8 +96,8 @@ def compose(text: str) -> yaml.Node | None:
     for key, value in root.value:
         if not isinstance(key, yaml.ScalarNode) or key.value not in TOP_LEVEL_KEYS:
             continue
-        if key.value == "imports" and not _is_list_of_strings(value):
-            problems.append(_at(value, "imports must be a list of environment names"))
+        if key.value == "imports":
+            problems.extend(_import_problems(value))
         if key.value == "values" and not isinstance(value, yaml.MappingNode):
             problems.append(_at(value, "values must be a mapping"))
     if problems:
@@ -89,15 +105,11 @@ def compose(text: str) -> yaml.Node | None:
     return root
 
 
-def imports_of(text: str) -> list[str]:
-    """The environments a definition imports, in order (`project/name`, or `name` alone for
-    the `default` project)."""
-    root = compose(text)
-    if root is None:
-        return []
+def imports_of(root: yaml.MappingNode) -> list[Import]:
+    """The imports of a definition `compose` accepted, in their order."""
     for key, value in root.value:
         if isinstance(key, yaml.ScalarNode) and key.value == "imports":
-            return [item.value for item in value.value]
+            return [_import(item) for item in value.value]
     return []
 
 
@@ -195,10 +207,51 @@ def _replace(text: str, edits: list[tuple[yaml.Node, str]]) -> str:
     return text
 
 
-def _is_list_of_strings(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.SequenceNode) and all(
-        isinstance(item, yaml.ScalarNode) and item.tag.endswith(":str") for item in node.value
-    )
+def _import_problems(node: yaml.Node) -> list[Diagnostic]:
+    """What ESC's parser says of an `imports:` section, in ESC's words."""
+    if not isinstance(node, yaml.SequenceNode):
+        return [_at(node, "imports must be a list")]
+    problems: list[Diagnostic] = []
+    for item in node.value:
+        if _is_string(item):
+            continue
+        if not isinstance(item, yaml.MappingNode):
+            problems.append(_at(item, "import must be a string or an object"))
+        elif len(item.value) != 1 or not isinstance(item.value[0][0], yaml.ScalarNode):
+            problems.append(_at(item, "import must have a single key"))
+        elif not isinstance(options := item.value[0][1], yaml.MappingNode):
+            problems.append(_at(options, "import must be an object"))
+        else:
+            merge = _merge_option(options)
+            if merge is not None and not (
+                isinstance(merge, yaml.ScalarNode) and merge.tag.endswith(":bool")
+            ):
+                problems.append(_at(merge, "merge must be a boolean value"))
+    return problems
+
+
+def _import(item: yaml.Node) -> Import:
+    """An entry `_import_problems` accepted."""
+    if isinstance(item, yaml.MappingNode):
+        name, options = item.value[0]
+        merge = _merge_option(options)
+        merged = merge is None or yaml.SafeLoader("").construct_object(merge) is True
+        return Import(name=str(name.value), merge=merged, node=name)
+    return Import(name=str(item.value), merge=True, node=item)
+
+
+def _merge_option(options: yaml.Node) -> yaml.Node | None:
+    """The value of an import's `merge` option: ESC matches option names in any case, and the
+    last one written wins."""
+    found: yaml.Node | None = None
+    for key, value in getattr(options, "value", []):
+        if isinstance(key, yaml.ScalarNode) and str(key.value).lower() == "merge":
+            found = value
+    return found
+
+
+def _is_string(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str")
 
 
 def _position(mark: yaml.Mark) -> Position:

@@ -4,11 +4,13 @@ answer with.
 What it does, as ESC does it: imports (environments of the same org) are evaluated first, in
 order, each on its own, and their values merged (objects key by key, a later value over an
 earlier one, the environment's own values over all imports; the value it overrides is kept
-as its trace's `base`); static secrets (`fn::secret`) open to secret values; `${path}`
-interpolations (`${a.b[0]["c"]}`, and `$${` for a literal `${`) resolve against the merged
-values, a whole-string reference keeping the referenced value's type, and anything built
-from a secret is secret. An unknown import, an import cycle, a reference to nothing or a
-reference cycle is an error diagnostic.
+as its trace's `base`), except an import written with `merge: false`; every import's values
+are there for references as `imports` (`${imports.name.key}`, `${imports["project/name"].key}`),
+so `imports`, like `context` and `environments`, is not a key of `values`. Static secrets
+(`fn::secret`) open to secret values; `${path}` interpolations (`${a.b[0]["c"]}`, and `$${` for
+a literal `${`) resolve against the merged values, a whole-string reference keeping the
+referenced value's type, and anything built from a secret is secret. An unknown import, an
+import cycle, a reference to nothing or a reference cycle is an error diagnostic.
 
 What it does not do: providers and the other builtins (`fn::open` and its `fn::open::*`
 forms, `fn::rotate`, `fn::join`, `fn::toJSON` and the rest) are left unevaluated, their value
@@ -30,15 +32,19 @@ from toolkit.emulator.esc_definitions import (
     SECRET,
     DefinitionError,
     Diagnostic,
+    Import,
     Position,
     Unseal,
     compose,
+    imports_of,
 )
 
 CHECKED = "<yaml>"
 """The name ranges carry in a definition checked without being stored."""
 REDACTED = "[secret]"
 """What a secret shows as when secrets are not to be shown."""
+RESERVED_KEYS = ("imports", "context", "environments")
+"""Names ESC keeps for its own references, refused as keys of `values`."""
 
 
 @dataclass(frozen=True)
@@ -194,34 +200,47 @@ class _Evaluator:
             return result
         sections = {key.value: node for key, node in root.value if isinstance(key, yaml.ScalarNode)}
         merged: dict[str, Value] = {}
-        for item in getattr(sections.get("imports"), "value", []):
-            merged = _merge(merged, self._imported(item, definition, importing, result))
+        imported: dict[str, Value] = {}
+        for entry in imports_of(root):
+            values = self._imported(entry, definition, importing, result)
+            if values is None:
+                continue
+            imported[entry.name] = Value(value=values, span=_span(definition.name, entry.node))
+            if entry.merge:
+                merged = _merge(merged, values)
         values_node = sections.get("values")
         if isinstance(values_node, yaml.MappingNode):
             builder = _Builder(definition, result.diagnostics)
             own = builder.object(values_node)
             result.exprs = builder.expr(values_node)["object"]
+            for key, _ in values_node.value:
+                if key.value in RESERVED_KEYS:
+                    reserved = f"{key.value!r} is a reserved key"
+                    result.diagnostics.append(_diagnostic(reserved, _span(definition.name, key)))
+                    own.value.pop(key.value, None)
             merged = _merge(merged, own.value)
-        _Resolver(merged, result.diagnostics).resolve_all()
+        _Resolver(merged, imported, result.diagnostics).resolve_all()
         result.values = merged
         return result
 
     def _imported(
         self,
-        item: yaml.ScalarNode,
+        entry: Import,
         definition: ImportedDefinition,
         importing: tuple[str, ...],
         result: Evaluation,
-    ) -> dict[str, Value]:
-        name = item.value
-        where = _span(definition.name, item)
-        if name in importing or name == definition.name:
-            result.diagnostics.append(_diagnostic(f"cyclic import of {name!r}", where))
-            return {}
+    ) -> dict[str, Value] | None:
+        """An import's values; None, with the error, when it cannot be evaluated."""
+        name = entry.name
+        where = _span(definition.name, entry.node)
         imported = self._load_import(name)
         if imported is None:
             result.diagnostics.append(_diagnostic(f"unknown environment {name!r}", where))
-            return {}
+            return None
+        # By the name the environment gives itself: `a` and `default/a` are one environment.
+        if imported.name in importing or imported.name == definition.name:
+            result.diagnostics.append(_diagnostic(f"cyclic import of {name!r}", where))
+            return None
         evaluation = self.environment(imported, (*importing, definition.name))
         for found in evaluation.diagnostics:
             if found.severity == "error":
@@ -311,10 +330,14 @@ class _Builder:
 
 
 class _Resolver:
-    """Resolves interpolations in merged values, each once, in any order."""
+    """Resolves interpolations in merged values, each once, in any order; a path that starts
+    with `imports` reads the values of an import (merged or not) by its name as written."""
 
-    def __init__(self, root: dict[str, Value], diagnostics: list[Diagnostic]) -> None:
+    def __init__(
+        self, root: dict[str, Value], imports: dict[str, Value], diagnostics: list[Diagnostic]
+    ) -> None:
         self._root = root
+        self._imports = imports
         self._diagnostics = diagnostics
         self._resolving: set[int] = set()
 
@@ -356,6 +379,8 @@ class _Resolver:
 
     def _lookup(self, path: list[str | int]) -> Value | None:
         found: Any = Value(value=self._root, span=_NOWHERE)
+        if path[0] == "imports":
+            found, path = Value(value=self._imports, span=_NOWHERE), path[1:]
         for part in path:
             if isinstance(found, Value):
                 self.resolve(found)
