@@ -965,9 +965,10 @@ def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> Non
     renamed = sum(1 for move in plan.moves if move.renamed)
     copies = plan.environment_copies
     if plan.strategy == "claim-api":
+        first = f", {len(copies)} environment(s) copied and removed from it first" if copies else ""
         click.confirm(
             f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
-            f"({renamed} renamed) move, and the agent's org and token are retired?",
+            f"({renamed} renamed) move{first}, and the agent's org and token are retired?",
             abort=True,
             err=True,
         )
