@@ -147,6 +147,8 @@ def test_the_claim_copies_the_environments_removes_them_then_claims(
     assert result.exit_code == 0, result.output
     document = AgentClaimResponse.model_validate(json.loads(result.stdout))
     assert document.failures == [] and document.transfer_token
+    copies = [e for e in document.entities if e.kind.startswith("TransferEntityEnvironment")]
+    assert len(copies) == 2, "the copies are listed, though the claim no longer saw them"
     assert_claimed(server)
     deletes = [c for c in esc_changes(server) if c.startswith("DELETE")]
     assert deletes == [

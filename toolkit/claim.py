@@ -421,11 +421,13 @@ async def suggest_resolutions(
     """A valid resolution map for today's conflicts, and how many conflicts it covers.
 
     With a claim token the conflicts are the service's (its dry run of the claim, without
-    renames); without one, every collision of the two orgs' listings.
+    renames), and the collisions of the environments it cannot claim, which `--environments
+    copy` copies (without it, their renames are not used); without one, every collision of
+    the two orgs' listings.
     """
     if credentials.claim_token:
         plan, destination_inventory = await _plan_with_the_service(
-            credentials, target, ResolutionMap.empty()
+            credentials, target, ResolutionMap.empty(), "copy"
         )
         source_inventory = Inventory.from_entities(target.source_org, plan.entities)
         conflicts = [base_of(entity) for entity in plan.conflicts]

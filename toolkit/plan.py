@@ -488,10 +488,18 @@ class ClaimPlan:
         ]
         if self.service_answer is not None:
             token = transfer_token or self.service_answer.transfer_token
+            # The copies are listed in their rename form, also once the claim no longer lists
+            # them (they left the agent's org before it).
             copies = self._copy_keys()
             entities = [
                 self._listed(base_of(entity)) if entity_key(entity) in copies else entity
                 for entity in self.service_answer.entities
+            ]
+            listed = {entity_key(entity) for entity in entities}
+            entities += [
+                self._listed(copy.source)
+                for copy in self.environment_copies
+                if entity_key(copy.source) not in listed
             ]
             return self.service_answer.model_copy(
                 update={
