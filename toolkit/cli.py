@@ -277,7 +277,9 @@ def environments_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="What becomes of the source's ESC environments with transfer and migrate: report "
         "them as failures, with what to do by hand; or copy each into the destination (its "
         "decrypted definition written there, imports pointed at the copies, tags copied, "
-        "verified; the map's environment renames apply). claim-api leaves them to the service.",
+        "verified; the map's environment renames apply). With claim-api: those the service "
+        "cannot claim are copied, then removed from the agent's org (as the agent: set "
+        "PULUMI_CLAIM_SOURCE_TOKEN to its token) before the claim.",
     )(command)
 
 

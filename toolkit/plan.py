@@ -169,7 +169,10 @@ def unblocking_step(
     match kind_of(entity).wire_kind:
         case "TransferEntityEnvironment":
             return (
-                f"{what}: copy it first (esc env get {source_org}/{name} shows its definition; "
+                f"{what}: claim with --environments copy and PULUMI_CLAIM_SOURCE_TOKEN set to "
+                "the agent's token (it is copied, verified and removed from the agent's org "
+                f"before the claim), or copy it by hand first (esc env get {source_org}/{name} "
+                "shows its definition; "
                 f"esc env init {destination_org}/{name}, then esc env edit "
                 f"{destination_org}/{name} to paste it, with secret values from esc env get "
                 f"--show-secrets), then remove it from the agent's org (esc env rm "
