@@ -202,6 +202,7 @@ def test_a_read_only_agent_keeps_its_environments_and_nothing_is_claimed(
     assert "is read-only" in details["TransferEntityEnvironment"]
     assert "copied and verified" in details["TransferEntityEnvironment"]
     assert details["TransferEntityStack"].startswith("not claimed: ")
+    assert "72-hour write window" in details["TransferEntityStack"]
     assert claims_made(server) == 0
     assert server.state.stack_names(AGENT) == STACKS
     assert server.state.environment_names(AGENT) == {("default", "base"), ("default", "app")}
@@ -274,3 +275,28 @@ def test_a_run_killed_on_the_way_is_finished_by_the_same_command(
         c for c in esc_changes(server) if c == "DELETE /api/esc/environments/acme/default/app"
     ]
     assert len(undone) == remade
+
+
+def test_a_copy_failing_half_way_removes_itself_and_nothing_is_claimed(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    args = ("commit", *ORGS, *COPY, "-r", str(map_file), "--yes", "--format", "json")
+
+    failed = run_cli(server, *args, claim_token=CLAIM_TOKEN)
+
+    assert failed.exit_code == 4, failed.output
+    document = AgentClaimResponse.model_validate(json.loads(failed.stdout))
+    stacks = [f for f in document.failures if f.entity.kind == "TransferEntityStack"]
+    assert stacks and all("copying the agent's environments" in f.failure_details for f in stacks)
+    assert claims_made(server) == 0
+    assert esc(server, ("default", "app")).status_code == 404, "the half-made copy is removed"
+    assert server.state.environment_names(AGENT) == {("default", "base"), ("default", "app")}
+    assert server.state.stack_names(AGENT) == STACKS
+
+    server.faults.clear()
+    again = run_cli(server, *args, claim_token=CLAIM_TOKEN)
+
+    assert again.exit_code == 0, again.output
+    assert claims_made(server) == 1
+    assert_claimed(server)

@@ -357,14 +357,23 @@ class _Execution:
         if not failed:
             return await self.run(on_progress)
         interrupted = any(failure.outcome == "interrupted" for failure in failed.values())
+        removals = any(failure.step == "delete-source" for failure in failed.values())
+        cause = (
+            f"the copies in {plan.destination_org} stand, verified, but removing the agent's "
+            "environments failed (see their failures); an agent account is read-only once its "
+            "72-hour write window has passed, and then cannot remove them: the service's claim "
+            "stays blocked by them"
+            if removals
+            else f"copying the agent's environments to {plan.destination_org} failed (see "
+            "their failures); the verified copies stand and the sources stay"
+        )
         why = (
             MoveFailure.interrupted("claim")
             if interrupted
             else MoveFailure(
                 "claim",
                 f"{NOT_CLAIMED}the claim is not made while ESC environments the service cannot "
-                f"claim remain in {plan.source_org} (see their failures); the copies made "
-                f"in {plan.destination_org} stand, verified. Once the cause is fixed, run the "
+                f"claim remain in {plan.source_org}: {cause}. Once the cause is fixed, run the "
                 "same command again",
             )
         )
