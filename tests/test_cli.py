@@ -540,8 +540,14 @@ def test_demo_tells_the_claim_of_an_agent_account(
     assert "agent account agent-" in result.stdout
     assert "Strategy      claim-api" in result.stdout
     assert "exit code would be 3" in result.stdout
-    assert "4 of 4 stacks landed in acme through the claim" in result.stdout
+    assert "commit --strategy claim-api --environments copy" in result.stdout
+    assert (
+        "4 of 4 stacks landed in acme through the claim; 1 ESC environment(s) copied first"
+        in " ".join(result.stdout.split())
+    )
     assert "web/dev-agent" in result.stdout
+    assert "5. the ESC environments of acme now" in result.stdout
+    assert "secrets-agent" in result.stdout
     assert "landing acme/pulumi-claim-landing/agent-" in result.stdout
     assert "6 created" in result.stdout  # the stack, the provider, 4 StackTags
     assert "claimed-by=bob" in result.stdout
@@ -553,5 +559,6 @@ def test_demo_of_the_org_to_org_transfer(pulumi_cli: Path, pulumiservice_plugin:
     assert "7 of 7 stacks landed in acme; 1 ESC environment(s) copied" in result.stdout
     assert "5. the ESC environments of acme now" in result.stdout
     assert "web/dev-agent" in result.stdout
-    # the stack, the provider, 7 StackTags and 7 TeamStackPermissions
-    assert "landing acme/pulumi-claim-landing/agent-7f3k2q: 16 created" in result.stdout
+    # the stack, the provider, 7 StackTags, 7 TeamStackPermissions and the copied
+    # environment's TeamEnvironmentPermission
+    assert "landing acme/pulumi-claim-landing/agent-7f3k2q: 17 created" in result.stdout

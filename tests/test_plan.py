@@ -24,8 +24,10 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.plan import (
+    NOT_CLAIMED,
     ClaimPlan,
     ClaimTarget,
+    EnvironmentChoice,
     RenameStep,
     StackMove,
     Strategy,
@@ -550,34 +552,90 @@ def test_by_default_environments_are_failures_as_before() -> None:
     assert SECRETS in [f.entity for f in reported.failures]
 
 
-def test_with_claim_api_the_service_decides_about_environments() -> None:
+def test_with_claim_api_environments_the_service_moves_are_left_to_it() -> None:
     claim = copying_plan(strategy="claim-api")
 
     assert claim.environment_copies == []
-    assert any("does nothing with the claim-api strategy" in n for n in claim.notices)
+    assert any("leaves the ESC environments to the service" in n for n in claim.notices)
 
 
-def test_a_failed_copy_is_a_failure_of_the_document() -> None:
-    copying = copying_plan()
-    key = entity_key(SECRETS)
-
-    document = copying.to_claim_response(failed_moves={key: MoveFailure("write", "it broke")})
-
-    failure = document.failures[-1]
-    assert (entity_key(failure.entity), failure.failure_details) == (key, "it broke")
+UNCLAIMABLE = [
+    TransferEntityFailure(entity=entity, failure_details="the claim does not move it")
+    for entity in (SECRETS, SOURCE.insights_accounts[0])
+]
+"""What a service that does not claim environments reports of SOURCE."""
 
 
-@pytest.mark.parametrize("environments", ["report", "copy"])
-def test_a_recorded_plan_copies_what_it_planned_to_copy(environments: str) -> None:
-    made = copying_plan() if environments == "copy" else plan()
-
-    recorded = ClaimPlan.from_record(
+def claim_plan(
+    resolution_map: ResolutionMap = RESOLVED, environments: EnvironmentChoice = "copy"
+) -> ClaimPlan:
+    return build_plan(
         target=TARGET,
-        strategy=made.strategy,
-        document=made.to_claim_response(),
-        notices=made.notices,
-        has_claim=False,
+        source=SOURCE,
+        destination=DESTINATION,
+        resolution_map=resolution_map,
+        strategy="claim-api",
+        agent=AGENT,
+        claim_expires_at=EXPIRES,
+        has_claim=True,
+        service_failures=UNCLAIMABLE,
+        environments=environments,
     )
 
-    assert recorded.environment_copies == made.environment_copies
-    assert recorded.to_claim_response() == made.to_claim_response()
+
+def test_with_claim_api_environments_the_service_cannot_claim_are_copied_first() -> None:
+    claim = claim_plan()
+
+    assert [(c.source, c.target) for c in claim.environment_copies] == [(SECRETS, SECRETS_AGENT)]
+    assert [f.entity for f in claim.failures] == [SOURCE.insights_accounts[0]]
+    assert claim.blocked, "the Insights account still blocks, as the service says"
+    assert all(entity_key(r) != entity_key(SECRETS) for r in claim.conflicts_resolution())
+    notice = next(n for n in claim.notices if "cannot claim are copied" in n)
+    assert "removed from the agent's org agent-abc123 before the claim" in notice
+    assert notice.endswith(": default/secrets")
+    assert claim_plan(environments="report").environment_copies == []
+    assert SECRETS in [f.entity for f in claim_plan(environments="report").failures]
+
+
+def test_with_claim_api_a_copy_the_map_does_not_rename_is_a_conflict() -> None:
+    claim = claim_plan(parse_resolution_map("stacks: {web/dev: web/dev-2}\n"))
+
+    assert claim.blocked
+    assert SECRETS in claim.conflicts
+    answered = claim.answered(claim.to_claim_response().model_copy(update={"conflicts": []}))
+    assert SECRETS in answered.conflicts, "the copy's conflict is the plan's own"
+
+
+def test_a_recorded_claim_api_plan_restores_its_copies() -> None:
+    made = claim_plan()
+    dry_run = made.to_claim_response().model_copy(update={"failures": UNCLAIMABLE})
+    document = made.answered(dry_run).to_claim_response()
+    assert [f.entity for f in document.failures] == [SOURCE.insights_accounts[0]]
+    renamed = [e for e in document.entities if e.kind == "TransferEntityEnvironmentRename"]
+    assert renamed and renamed[0].rename_as == SECRETS_AGENT
+
+    def recorded(claim_copies: Sequence[str]) -> ClaimPlan:
+        return ClaimPlan.from_record(
+            target=TARGET,
+            strategy="claim-api",
+            document=document,
+            notices=made.notices,
+            has_claim=True,
+            claim_copies=claim_copies,
+        )
+
+    assert made.claim_copy_names() == ["default/secrets"]
+    assert recorded(made.claim_copy_names()).environment_copies == made.environment_copies
+    assert recorded([]).environment_copies == [], "without the record, the service moves them"
+
+
+def test_a_claim_not_made_after_its_copies_is_partial_not_blocked() -> None:
+    not_claimed = TransferEntityFailure(
+        entity=stack("web/dev", 12), failure_details=f"{NOT_CLAIMED}the copies come first"
+    )
+    document = claim_plan().to_claim_response()
+
+    assert is_blocked(document, "claim-api")
+    assert not is_blocked(
+        document.model_copy(update={"failures": [*document.failures, not_claimed]}), "claim-api"
+    )

@@ -17,7 +17,7 @@ from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity, Credentials
-from toolkit.entities import Inventory, base_of
+from toolkit.entities import Inventory, base_of, entity_key
 from toolkit.errors import (
     ClaimRefusedError,
     InvalidInputError,
@@ -27,6 +27,7 @@ from toolkit.errors import (
 from toolkit.journal import Journal
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import (
+    NOT_CLAIMED,
     ClaimPlan,
     ClaimTarget,
     EnvironmentChoice,
@@ -34,7 +35,7 @@ from toolkit.plan import (
     build_plan,
     movable_kinds,
 )
-from toolkit.progress import ProgressEvent
+from toolkit.progress import MoveFailure, MoveTally, ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
@@ -80,8 +81,10 @@ async def plan_claim(
     of the two listings shows becomes a notice. With `claim-api` the plan is checked by the
     service's dry run of the claim, whose conflicts and failures it then carries. The first
     notice says which strategy runs and why. `environments="copy"` plans copying the source's
-    ESC environments (not with claim-api: the service's claim decides about them); their
-    definitions are read (secrets as ciphertext) for what the notices say about them.
+    ESC environments (with claim-api: those the service says it cannot claim); their
+    definitions are read (secrets as ciphertext) for what the notices say about them, and
+    with claim-api the source identity must be able to read them decrypted (it acts as the
+    agent), or planning fails saying whose token to give.
     """
     if strategy is None:
         chosen, why = await choose_strategy(credentials, target)
@@ -96,8 +99,35 @@ async def plan_claim(
             credentials, target, resolution_map, chosen, environments
         )
     if plan.environment_copies:
+        if chosen == "claim-api":
+            await _check_agent_reads(credentials, plan)
         warnings += await _copy_notices(credentials, plan)
     return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
+
+
+async def _check_agent_reads(credentials: Credentials, plan: ClaimPlan) -> None:
+    """Refuse a claim-api plan whose copies the source identity cannot read."""
+    from toolkit.environments import unreadable
+
+    async with _client(plan.target.source_identity(credentials)) as client:
+        found = await unreadable(client, plan.source_org, plan.environment_copies)
+    if found is None:
+        return
+    copy, error = found
+    label = f"{plan.source_org}/{copy.source.project_name}/{copy.source.environment_name}"
+    whose = (
+        "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
+        if credentials.source_token == credentials.destination_token
+        else "PULUMI_CLAIM_SOURCE_TOKEN is not a token of the agent"
+    )
+    raise InvalidInputError(
+        f"the service cannot claim the ESC environments of {plan.source_org}, so they are "
+        f"copied first, reading them as the agent; but reading {label} failed ({whose}): "
+        f"{error.message}",
+        hint="Set PULUMI_CLAIM_SOURCE_TOKEN to the agent's own access token: after sign-up "
+        "the agent's pulumi CLI keeps it in /tmp/.pulumi/credentials.json (under accounts, "
+        "the service URL, accessToken). Or leave out --environments copy and see What to do.",
+    )
 
 
 async def _copy_notices(credentials: Credentials, plan: ClaimPlan) -> list[str]:
@@ -226,7 +256,9 @@ async def commit_claim(
 
     A blocked plan changes nothing and comes back as it was. `delete_source` (migrate)
     removes each source stack once its copy is verified, and the sources of the plan's
-    environment copies once every copy is verified. Once `stop` is set no new call
+    environment copies once every copy is verified. With claim-api, the environments the
+    service cannot claim are copied, verified and removed from the agent's org first, and the
+    claim is made only once all of them are. Once `stop` is set no new call
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
     calls (migrate: the stacks) at once. migrate makes its workspaces under `workspace_root`
     (default: the system temp folder).
@@ -253,9 +285,12 @@ async def commit_claim(
             workspace_root,
         )
         recorded = _recorded(on_progress, journal)
-        done, failed = await execution.run(recorded)
-        if done.environment_copies:
-            failed |= await execution.copy_environments(recorded)
+        if plan.strategy == "claim-api" and plan.environment_copies:
+            done, failed = await execution.copy_then_claim(recorded)
+        else:
+            done, failed = await execution.run(recorded)
+            if done.environment_copies:
+                failed |= await execution.copy_environments(recorded)
         document = done.to_claim_response(failed_moves=failed, transfer_token=run_id)
         result = CommitResult(plan=done, document=document, failed_moves=failed)
     journal.finish(result.document, state="interrupted" if result.interrupted else "finished")
@@ -314,8 +349,46 @@ class _Execution:
         )
         return plan, failed
 
-    async def copy_environments(self, on_progress: ProgressCallback) -> FailedMoves:
-        """Copy the plan's environments, once its stacks have moved (`toolkit.environments`)."""
+    async def copy_then_claim(self, on_progress: ProgressCallback) -> tuple[ClaimPlan, FailedMoves]:
+        """claim-api: copy the environments the service cannot claim and remove them from the
+        agent's org (dependents first), then claim; no claim while any of them remains."""
+        plan = self.plan
+        failed = await self.copy_environments(on_progress, delete_source=True)
+        if not failed:
+            return await self.run(on_progress)
+        interrupted = any(failure.outcome == "interrupted" for failure in failed.values())
+        removals = any(failure.step == "delete-source" for failure in failed.values())
+        cause = (
+            f"the copies in {plan.destination_org} stand, verified, but removing the agent's "
+            "environments failed (see their failures); an agent account is read-only once its "
+            "72-hour write window has passed, and then cannot remove them: the service's claim "
+            "stays blocked by them"
+            if removals
+            else f"copying the agent's environments to {plan.destination_org} failed (see "
+            "their failures); the verified copies stand and the sources stay"
+        )
+        why = (
+            MoveFailure.interrupted("claim")
+            if interrupted
+            else MoveFailure(
+                "claim",
+                f"{NOT_CLAIMED}the claim is not made while ESC environments the service cannot "
+                f"claim remain in {plan.source_org}: {cause}. Once the cause is fixed, run the "
+                "same command again",
+            )
+        )
+        tally = MoveTally(len(plan.moves), on_progress)
+        for move in plan.moves:
+            source = f"{plan.source_org}/{move.journal_name}"
+            target = f"{plan.destination_org}/{move.target.project_name}/{move.target.stack_name}"
+            tally.failed(source, target, why)
+        return plan, failed | {entity_key(move.source): why for move in plan.moves}
+
+    async def copy_environments(
+        self, on_progress: ProgressCallback, *, delete_source: bool | None = None
+    ) -> FailedMoves:
+        """Copy the plan's environments (`toolkit.environments`): after the stack moves, or
+        with claim-api before the claim, removing their sources (`delete_source`)."""
         from toolkit.environments import copy_environments
 
         plan = self.plan
@@ -329,7 +402,7 @@ class _Execution:
                 destination,
                 source_org=plan.source_org,
                 destination_org=plan.destination_org,
-                delete_source=self.delete_source,
+                delete_source=self.delete_source if delete_source is None else delete_source,
                 journal=self.journal,
                 stop=self.stop,
                 on_progress=on_progress,
@@ -357,11 +430,13 @@ async def suggest_resolutions(
     """A valid resolution map for today's conflicts, and how many conflicts it covers.
 
     With a claim token the conflicts are the service's (its dry run of the claim, without
-    renames); without one, every collision of the two orgs' listings.
+    renames), and the collisions of the environments it cannot claim, which `--environments
+    copy` copies (without it, their renames are not used); without one, every collision of
+    the two orgs' listings.
     """
     if credentials.claim_token:
         plan, destination_inventory = await _plan_with_the_service(
-            credentials, target, ResolutionMap.empty()
+            credentials, target, ResolutionMap.empty(), "copy"
         )
         source_inventory = Inventory.from_entities(target.source_org, plan.entities)
         conflicts = [base_of(entity) for entity in plan.conflicts]

@@ -277,7 +277,9 @@ def environments_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="What becomes of the source's ESC environments with transfer and migrate: report "
         "them as failures, with what to do by hand; or copy each into the destination (its "
         "decrypted definition written there, imports pointed at the copies, tags copied, "
-        "verified; the map's environment renames apply). claim-api leaves them to the service.",
+        "verified; the map's environment renames apply). With claim-api: those the service "
+        "cannot claim are copied, then removed from the agent's org (as the agent: set "
+        "PULUMI_CLAIM_SOURCE_TOKEN to its token) before the claim.",
     )(command)
 
 
@@ -997,9 +999,10 @@ def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> Non
     renamed = sum(1 for move in plan.moves if move.renamed)
     copies = plan.environment_copies
     if plan.strategy == "claim-api":
+        first = f", {len(copies)} environment(s) copied and removed from it first" if copies else ""
         click.confirm(
             f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
-            f"({renamed} renamed) move, and the agent's org and token are retired?",
+            f"({renamed} renamed) move{first}, and the agent's org and token are retired?",
             abort=True,
             err=True,
         )

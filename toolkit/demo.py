@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,12 @@ _EXIT_MEANINGS = {0: "done", 3: "blocked, nothing changed", 4: "stacks moved, fa
 AGENT_STACKS = (("web", "dev"), ("web", "staging"), ("api", "prod"), ("api", "canary"))
 """What the agent of the claim story builds; web/dev and api/prod collide with acme's."""
 
+AGENT_ENVIRONMENT = ("default", "secrets")
+"""The ESC environment the agent of the claim story builds; it collides with acme's."""
+
+AGENT_DEFINITION = "values:\n  region: eu-west-1\n  dbPassword:\n    fn::secret: {secret}\n"
+"""Its definition: a setting and a secret, made up afresh each run and never shown."""
+
 
 async def run_demo(out: Console, progress: Console, *, transfer: bool = False) -> int:
     """The headline story (an agent signs up, builds stacks, a person claims its account with
@@ -65,30 +72,41 @@ async def _claim_story(
         f"(here through the same sign-up API). [bold]{claimer.login}[/], a member of "
         f"[bold]{DEMO_DESTINATION_ORG}[/], then claims that account with the claim link.\n"
     )
-    out.print(Rule("0. the agent signs up and builds stacks"))
+    out.print(Rule("0. the agent signs up and builds stacks and an ESC environment"))
     signup = await sign_up_agent_account(server.url)
     agent_org = signup.user_info.github_login
     async with CloudClient(server.url, signup.access_token) as agent:
         for project, stack in AGENT_STACKS:
             await agent.create_stack(agent_org, project, stack)
+        # As `pulumi env init` and `pulumi env set --secret` do, with the agent's own token.
+        await agent.create_environment(agent_org, *AGENT_ENVIRONMENT)
+        definition = AGENT_DEFINITION.format(secret=secrets.token_urlsafe(12))
+        await agent.update_environment(agent_org, *AGENT_ENVIRONMENT, definition)
     out.print(
         f"agent account [bold]{agent_org}[/]: {len(AGENT_STACKS)} stacks "
-        f"({', '.join('/'.join(name) for name in AGENT_STACKS)}); claim link valid until "
+        f"({', '.join('/'.join(name) for name in AGENT_STACKS)}) and the ESC environment "
+        f"{'/'.join(AGENT_ENVIRONMENT)} (with a secret); claim link valid until "
         f"{signup.claim_token_valid_until:%Y-%m-%d %H:%M} UTC\n"
+        "The service's claim cannot move ESC environments, so the claim copies it first, "
+        "reading it as the agent (PULUMI_CLAIM_SOURCE_TOKEN: the agent's token).\n"
     )
     credentials = Credentials(
         api_url=server.url,
         destination_token=claimer.token,
-        source_token=claimer.token,
+        source_token=signup.access_token,
         claim_token=signup.claim_token,
     )
     target = ClaimTarget(source_org=agent_org, destination_org=DEMO_DESTINATION_ORG)
     # A member of acme may tag stacks but not manage teams: this landing grants none.
     landing = LandingSpec(tags={"claimed-by": claimer.login})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "claim-api", landing, tmp, out, progress
+        credentials, target, "claim-api", landing, tmp, out, progress, environments="copy"
     )
-    out.print(f"{landed} through the claim; the agent's account is gone.")
+    copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
+    out.print(
+        f"{landed} through the claim; {copied} ESC environment(s) copied first; the agent's "
+        "account is gone."
+    )
     return 0 if not result.failed_moves and not result.document.failures else 1
 
 

@@ -295,6 +295,19 @@ async def read_definitions(
     return {name: definition for name, definition in found if definition is not None}
 
 
+async def unreadable(
+    client: CloudClient, org: str, copies: Sequence[EnvironmentCopy]
+) -> tuple[EnvironmentCopy, ClaimError] | None:
+    """The first of the copies' sources that `client` cannot read decrypted, and why; None
+    when it reads them all. The plaintext read is dropped at once."""
+    for copy in copies:
+        try:
+            await client.get_environment_decrypted(org, *_name(copy.source))
+        except ClaimError as error:
+            return copy, error
+    return None
+
+
 def copy_notices(
     copies: Sequence[EnvironmentCopy],
     definitions: Mapping[EnvironmentName, Mapping[str, Any]],

@@ -68,10 +68,20 @@ _COPY_NOTICE = (
     "definition (secrets encrypted by the destination) and its tags; revisions, revision tags, "
     "permissions and webhooks stay with the source, which stays unless --delete-source is given"
 )
-_CLAIM_API_COPY_NOTICE = (
-    "--environments copy does nothing with the claim-api strategy: the service's claim moves "
-    "the environments it can, and names those it cannot as failures"
+_CLAIM_API_LEAVES_NOTICE = (
+    "--environments copy leaves the ESC environments to the service: its claim moves them"
 )
+_CLAIM_API_COPY_NOTICE = (
+    "ESC environments the service cannot claim are copied to {destination} (each created "
+    "anew with its latest definition, secrets encrypted by {destination}, and its tags; "
+    "revisions, revision tags, permissions and webhooks stay behind), verified, and removed "
+    "from the agent's org {source} before the claim, so that they no longer block it: {names}"
+)
+
+NOT_CLAIMED = "not claimed: "
+"""How the failure of a stack begins when the claim was not made because an environment
+could not be copied or removed first: something changed (the copies), so the claim is not
+blocked but partial, and the same command finishes it."""
 
 TEMPORARY_SUFFIX = "-claim-tmp"
 """Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
@@ -100,9 +110,13 @@ def is_blocked(document: AgentClaimResponse, strategy: Strategy) -> bool:
 
     Any unresolved conflict blocks. The service's claim moves all or nothing, so with claim-api
     any failure blocks too, unless the claim started (the service handed out a transferToken)
-    and the failure is a stack the verification found missing afterwards.
+    and the failure is a stack the verification found missing afterwards, or the toolkit
+    copied environments first and did not make the claim (`NOT_CLAIMED`).
     """
-    started = strategy == "claim-api" and document.transfer_token is not None
+    started = strategy == "claim-api" and (
+        document.transfer_token is not None
+        or any(failure.failure_details.startswith(NOT_CLAIMED) for failure in document.failures)
+    )
     return _blocks(strategy, document.conflicts, [] if started else document.failures)
 
 
@@ -155,7 +169,10 @@ def unblocking_step(
     match kind_of(entity).wire_kind:
         case "TransferEntityEnvironment":
             return (
-                f"{what}: copy it first (esc env get {source_org}/{name} shows its definition; "
+                f"{what}: claim with --environments copy and PULUMI_CLAIM_SOURCE_TOKEN set to "
+                "the agent's token (it is copied, verified and removed from the agent's org "
+                f"before the claim), or copy it by hand first (esc env get {source_org}/{name} "
+                "shows its definition; "
                 f"esc env init {destination_org}/{name}, then esc env edit "
                 f"{destination_org}/{name} to paste it, with secret values from esc env get "
                 f"--show-secrets), then remove it from the agent's org (esc env rm "
@@ -380,7 +397,8 @@ class ClaimPlan:
     """Whether a claim token stands behind `agent` and `claim_expires_at`; without one (an
     org-to-org move) they are stand-ins that the claim document requires."""
     environment_copies: list[EnvironmentCopy] = field(default_factory=list)
-    """With `--environments copy` (not claim-api): every source environment, renamed or not."""
+    """With `--environments copy`: every source environment, renamed or not (claim-api: those
+    the service says it cannot claim, copied and removed from the agent's org before it)."""
     service_answer: AgentClaimResponse | None = None
     """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
 
@@ -412,22 +430,30 @@ class ClaimPlan:
         return len(document.failures) - len(self.failures) - failed_copies, failed_copies
 
     def conflicts_resolution(self) -> list[RenameEntity]:
-        """The renames this plan makes, as the claim API's `conflictsResolution` takes them."""
+        """The renames this plan makes, as the claim API's `conflictsResolution` takes them
+        (not the copies' renames: the toolkit makes the copies, not the claim)."""
+        copies = self._copy_keys()
         return [
             as_rename(entity, self.renames[key])
             for entity in self.entities
-            if (key := entity_key(entity)) in self.renames
+            if (key := entity_key(entity)) in self.renames and key not in copies
         ]
 
     def answered(self, answer: AgentClaimResponse) -> ClaimPlan:
         """This plan with the service's word on it (claim-api): the agent, the claim window,
-        the conflicts and the failures are the service's, and so is its claim document."""
+        the conflicts and the failures are the service's, and so is its claim document; but
+        the environments this plan copies before the claim are no failures, and their
+        conflicts with the destination are the plan's own."""
+        copies = self._copy_keys()
         return replace(
             self,
             agent=answer.agent,
             claim_expires_at=answer.claim_expires_at,
-            conflicts=list(answer.conflicts),
-            failures=list(answer.failures),
+            conflicts=[
+                *answer.conflicts,
+                *(c for c in self.conflicts if entity_key(c) in copies),
+            ],
+            failures=[f for f in answer.failures if entity_key(f.entity) not in copies],
             service_answer=answer,
         )
 
@@ -465,8 +491,26 @@ class ClaimPlan:
         ]
         if self.service_answer is not None:
             token = transfer_token or self.service_answer.transfer_token
+            # The copies are listed in their rename form, also once the claim no longer lists
+            # them (they left the agent's org before it).
+            copies = self._copy_keys()
+            entities = [
+                self._listed(base_of(entity)) if entity_key(entity) in copies else entity
+                for entity in self.service_answer.entities
+            ]
+            listed = {entity_key(entity) for entity in entities}
+            entities += [
+                self._listed(copy.source)
+                for copy in self.environment_copies
+                if entity_key(copy.source) not in listed
+            ]
             return self.service_answer.model_copy(
-                update={"failures": failures, "transfer_token": token}
+                update={
+                    "entities": entities,
+                    "conflicts": list(self.conflicts),
+                    "failures": failures,
+                    "transfer_token": token,
+                }
             )
         return AgentClaimResponse(
             agent=self.agent,
@@ -486,13 +530,16 @@ class ClaimPlan:
         document: AgentClaimResponse,
         notices: Sequence[str],
         has_claim: bool,
+        claim_copies: Collection[str] = (),
     ) -> ClaimPlan:
         """The plan a run recorded (its `to_claim_response()`), to continue that run.
 
         The renames are the recorded ones, whatever the source shows now; rename waves are not
         recorded, since a continued run orders its renames from where the stacks are then.
         Environments the plan did not list as failures were to be copied (outside claim-api,
-        environments are either failures or copies).
+        environments are either failures or copies). With claim-api, the copies are those
+        `claim_copies` names (`project/name`, as `claim_copy_names` gives them): the others
+        were the service's to move.
         """
         entities = [base_of(entity) for entity in document.entities]
         renames = {
@@ -501,16 +548,13 @@ class ClaimPlan:
             if isinstance(entity, RenameEntity)
         }
         failed = {entity_key(failure.entity) for failure in document.failures}
-        copies = (
-            []
-            if strategy == "claim-api"
-            else [
-                _copy(entity, renames.get(entity_key(entity)))
-                for entity in entities
-                if isinstance(entity, TransferEntityEnvironment)
-                and entity_key(entity) not in failed
-            ]
-        )
+        copies = [
+            _copy(entity, renames.get(entity_key(entity)))
+            for entity in entities
+            if isinstance(entity, TransferEntityEnvironment)
+            and entity_key(entity) not in failed
+            and (strategy != "claim-api" or _copy_name(entity) in claim_copies)
+        ]
         return cls(
             target=target,
             strategy=strategy,
@@ -531,6 +575,16 @@ class ClaimPlan:
             environment_copies=copies,
             service_answer=document if strategy == "claim-api" else None,
         )
+
+    def claim_copy_names(self) -> list[str]:
+        """With claim-api, the environments this plan copies (`project/name`), for the run's
+        record: the claim document alone cannot tell them from those the service moves."""
+        if self.strategy != "claim-api":
+            return []
+        return [_copy_name(copy.source) for copy in self.environment_copies]
+
+    def _copy_keys(self) -> set[EntityKey]:
+        return {entity_key(copy.source) for copy in self.environment_copies}
 
     def _listed(self, entity: BaseEntity) -> TransferEntity:
         """`entity` as the claim document lists it: in its rename form when it is renamed."""
@@ -558,7 +612,9 @@ def build_plan(
     service says it cannot move, in its words: they are the plan's failures, and their kinds do
     not move. `environments="copy"` (transfer, migrate) plans a copy of every source
     environment, whose name conflicts the map resolves as it does stacks'. Raises
-    `ResolutionMapError` listing every problem of `resolution_map`.
+    `ResolutionMapError` listing every problem of `resolution_map`. With claim-api,
+    `environments="copy"` plans a copy of each environment among `service_failures` instead:
+    it is no failure then, since the copy and its removal from the agent's org come first.
     """
     if (source.org, destination.org) != (target.source_org, target.destination_org):
         raise ValueError(
@@ -567,7 +623,12 @@ def build_plan(
         )
     if service_failures and strategy != "claim-api":
         raise ValueError(f"the {strategy} strategy decides its own failures")
-    unmovable = {entity_key(failure.entity) for failure in service_failures}
+    copied = {
+        entity_key(failure.entity)
+        for failure in service_failures
+        if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
+    }
+    unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
     moving_kinds = {e.kind for e in source.entities if entity_key(e) not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds
@@ -579,15 +640,12 @@ def build_plan(
         for entity in entities
         if isinstance(entity, TransferEntityStack)
     ]
-    copies = (
-        [
-            _copy(entity, resolution.renames.get(entity_key(entity)))
-            for entity in entities
-            if isinstance(entity, TransferEntityEnvironment)
-        ]
-        if "TransferEntityEnvironment" in kinds and strategy != "claim-api"
-        else []
-    )
+    copies = [
+        _copy(entity, resolution.renames.get(entity_key(entity)))
+        for entity in entities
+        if isinstance(entity, TransferEntityEnvironment)
+        and (entity_key(entity) in copied if strategy == "claim-api" else environments == "copy")
+    ]
     renames = dict(resolution.renames)
     renames.update({entity_key(move.source): move.target for move in moves if move.renamed})
     rename_waves = (
@@ -600,7 +658,7 @@ def build_plan(
         else []
     )
     failures = (
-        list(service_failures)
+        [f for f in service_failures if entity_key(f.entity) not in copied]
         if strategy == "claim-api"
         else [
             TransferEntityFailure(
@@ -614,10 +672,17 @@ def build_plan(
     notices = list(resolution.notices)
     if strategy == "migrate" and moves:
         notices.extend(_MIGRATE_NOTICES)
-    if copies:
+    if copies and strategy == "claim-api":
+        names = ", ".join(_copy_name(copy.source) for copy in copies)
+        notices.append(
+            _CLAIM_API_COPY_NOTICE.format(
+                source=source.org, destination=destination.org, names=names
+            )
+        )
+    elif copies:
         notices.append(_COPY_NOTICE)
-    if environments == "copy" and strategy == "claim-api":
-        notices.append(_CLAIM_API_COPY_NOTICE)
+    elif environments == "copy" and strategy == "claim-api":
+        notices.append(_CLAIM_API_LEAVES_NOTICE)
     return ClaimPlan(
         target=target,
         strategy=strategy,
@@ -633,6 +698,10 @@ def build_plan(
         has_claim=has_claim,
         environment_copies=copies,
     )
+
+
+def _copy_name(environment: TransferEntityEnvironment) -> str:
+    return f"{environment.project_name}/{environment.environment_name}"
 
 
 def _copy(environment: TransferEntityEnvironment, target: BaseEntity | None) -> EnvironmentCopy:

@@ -169,7 +169,7 @@ async def commit_request(
             journal = Journal.start(
                 runs_dir,
                 run_key=key,
-                request=_recorded_request(request),
+                request=_recorded_request(request, plan),
                 source_org=plan.source_org,
                 destination_org=plan.destination_org,
                 strategy=plan.strategy,
@@ -324,12 +324,17 @@ def _recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
         document=run.plan,
         notices=run.notices,
         has_claim=run.has_claim,
+        claim_copies=run.request.get("claimCopies", []),
     )
 
 
-def _recorded_request(request: ClaimRequest) -> dict[str, object]:
+def _recorded_request(request: ClaimRequest, plan: ClaimPlan) -> dict[str, object]:
+    """What the run's record says was asked, with what its recorded plan cannot say itself:
+    which environments a claim-api plan copies before the claim."""
     target = request.target
+    copies = plan.claim_copy_names()
     return {
+        **({"claimCopies": copies} if copies else {}),
         "sourceOrg": target.source_org,
         "destinationOrg": target.destination_org,
         "sourceBackend": target.source_backend,
