@@ -50,6 +50,7 @@ APP = """imports:
   - secrets: {merge: false}
 values:
   name: app
+  key: ${imports.secrets.apiKey}
   token:
     fn::secret: tok-app-1
 """
@@ -73,6 +74,8 @@ COPIED = {
 MAP = "environments:\n  default/secrets: default/secrets-agent\n"
 APP_COPY_IMPORTS = ["base", {"secrets-agent": {"merge": False}}]
 """default/app's imports in its copy: the renamed one keeps its form and its options."""
+APP_COPY_KEY = '${imports["secrets-agent"].apiKey}'
+"""default/app's reference to its renamed import, in its copy."""
 
 
 def world() -> dict[str, Any]:
@@ -204,6 +207,7 @@ def assert_like_the_source(
         expected = yaml.safe_load(ENVIRONMENTS[source][0])
         if source == ("default", "app"):
             expected["imports"] = APP_COPY_IMPORTS
+            expected["values"]["key"] = APP_COPY_KEY
         assert decrypted(server, "acme", target) == expected, target
         assert tags(server, "acme", target) == ENVIRONMENTS[source][1]
         held = stored(server, "acme", target)
@@ -530,7 +534,8 @@ def test_migrate_copies_with_two_identities_the_agent_reading_and_the_claimer_wr
         )
         expected = sources[source]
         if source == ("default", "app"):
-            expected = {**expected, "imports": APP_COPY_IMPORTS}
+            values = {**expected["values"], "key": APP_COPY_KEY}
+            expected = {**expected, "imports": APP_COPY_IMPORTS, "values": values}
         assert yaml.safe_load(response.text) == expected
     gone = httpx.get(
         f"{server.url}/api/esc/environments/{AGENT}", headers={"Authorization": "token tok-agent"}

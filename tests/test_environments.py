@@ -80,6 +80,33 @@ def test_rewrite_follows_renames_keeps_the_form_and_drops_pins() -> None:
     assert definition["imports"][0] == "base", "the input is left as it was"
 
 
+def test_references_to_a_renamed_import_name_it_as_its_import_now_reads() -> None:
+    definition = parse_definition(
+        """imports:
+  - base
+  - shared/keys: {merge: false}
+  - other
+values:
+  url: https://${imports.base.host}:${imports["shared/keys"].port}/x
+  nested:
+    - ${imports.base.token}
+    - {fn::secret: "${imports.other.key}"}
+  literal: $${imports.base.host}
+  own: ${url}
+"""
+    )
+    renames = {("default", "base"): ("default", "base-agent"), ("shared", "keys"): ("infra", "k")}
+
+    values = rewrite_imports(definition, renames)["values"]
+
+    assert values == {
+        "url": 'https://${imports["base-agent"].host}:${imports["infra/k"].port}/x',
+        "nested": ['${imports["base-agent"].token}', {"fn::secret": "${imports.other.key}"}],
+        "literal": "$${imports.base.host}",
+        "own": "${url}",
+    }
+
+
 def test_a_bare_import_moved_out_of_the_default_project_names_its_project() -> None:
     rewritten = rewrite_imports(
         parse_definition("imports: [base]"), {("default", "base"): ("x", "y")}

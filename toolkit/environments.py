@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,8 @@ def rewrite_imports(
 ) -> dict[str, Any]:
     """`definition` with each import of a renamed environment naming its new name.
 
-    A pin (`@3`, `@stable`) is dropped from a renamed import: revisions and their tags stay
+    References to a renamed import (`${imports.<name>...}`) follow it. A pin (`@3`,
+    `@stable`) is dropped from a renamed import: revisions and their tags stay
     with the source (`copy_notices` names them). A bare name stays bare while the project
     stays `default`. Other imports are kept as they are written.
     """
@@ -130,20 +132,55 @@ def rewrite_imports(
     if not entries:
         return dict(definition)
     rewritten: list[Any] = []
+    renamed: dict[str, str] = {}
     for entry in entries:
-        reference = ImportRef.parse(_import_text(entry))
+        written = _import_text(entry)
+        reference = ImportRef.parse(written)
         target = renames.get(reference.environment)
         if target is None:
             rewritten.append(entry)
             continue
         project, name = target
         new = ImportRef(project, name, None, bare=reference.bare and project == DEFAULT_PROJECT)
+        renamed[written] = new.text()
         if isinstance(entry, dict):
             ((_, options),) = entry.items()
             rewritten.append({new.text(): options})
         else:
             rewritten.append(new.text())
-    return {**definition, "imports": rewritten}
+    copy = {**definition, "imports": rewritten}
+    if renamed and "values" in definition:
+        copy["values"] = _rewrite_references(definition["values"], renamed)
+    return copy
+
+
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+_IMPORT_ACCESS = re.compile(r"imports(?:\.([^.\[\]]+)|\[\s*(?:\"([^\"]*)\"|'([^']*)')\s*\])")
+
+
+def _rewrite_references(value: Any, renamed: Mapping[str, str]) -> Any:
+    """`value` with every `${imports.<name>...}` reference (`imports["<name>"]` too) to a
+    renamed import naming it as its import now reads: an import is referred to by the name
+    written in `imports:`, so a renamed import's references would name nothing."""
+    if isinstance(value, dict):
+        return {key: _rewrite_references(item, renamed) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rewrite_references(item, renamed) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def reference(match: re.Match[str]) -> str:
+        access = match.group(1)
+        found = _IMPORT_ACCESS.match(access)
+        if found is None:
+            return match.group(0)
+        written = next(group for group in found.groups() if group is not None)
+        if written not in renamed:
+            return match.group(0)
+        rest = access[found.end() :]
+        return "${" + f'imports["{renamed[written]}"]' + rest + "}"
+
+    return _INTERPOLATION.sub(reference, value)
 
 
 def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:
