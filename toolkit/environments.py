@@ -29,7 +29,7 @@ from toolkit.journal import Journal
 from toolkit.models import TransferEntityEnvironment
 from toolkit.plan import EnvironmentCopy
 from toolkit.progress import MoveFailure, MoveTally, ProgressCallback, Step, no_progress
-from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StopSignal
+from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StepHistory, StopSignal
 
 if TYPE_CHECKING:
     from toolkit.cloud import CloudClient
@@ -421,7 +421,7 @@ async def copy_environments(
         delete_source=delete_source,
         calls=RecordedCalls(journal, stop, limit),
         tally=MoveTally(len(copies), on_progress),
-        history=_History(journal),
+        history=StepHistory(journal),
         renames={_name(copy.source): _name(copy.target) for copy in copies},
     )
     return await copier.run(copies)
@@ -445,24 +445,6 @@ class _Source:
     tags: dict[str, str]
 
 
-class _History:
-    """What earlier attempts of the run did, copy by copy, as the journal has it."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._began: set[tuple[str, str]] = set()
-        self._done: set[tuple[str, str]] = set()
-        for step in journal.steps():
-            self._began.add((step.move, step.action))
-            if step.outcome == "done":
-                self._done.add((step.move, step.action))
-
-    def began(self, copy: EnvironmentCopy, action: Step) -> bool:
-        return (copy.journal_name, action) in self._began
-
-    def done(self, copy: EnvironmentCopy, action: Step) -> bool:
-        return (copy.journal_name, action) in self._done
-
-
 @dataclass
 class _Copier:
     """The copies of one run: the two orgs' clients, the run's journal, the counts."""
@@ -474,14 +456,14 @@ class _Copier:
     delete_source: bool
     calls: RecordedCalls
     tally: MoveTally
-    history: _History
+    history: StepHistory
     renames: dict[EnvironmentName, EnvironmentName]
     failed: FailedMoves = field(default_factory=dict)
     failed_names: set[EnvironmentName] = field(default_factory=set)
 
     async def run(self, copies: Sequence[EnvironmentCopy]) -> FailedMoves:
         by_name = {_name(copy.source): copy for copy in copies}
-        verified = [copy for copy in copies if self.history.done(copy, "verify")]
+        verified = [copy for copy in copies if self.history.done(copy.journal_name, "verify")]
         for copy in verified:
             if not self.delete_source:
                 self._landed(copy, f"{self._target(copy)} was copied earlier")
@@ -492,7 +474,7 @@ class _Copier:
             *(
                 copy
                 for copy in verified
-                if self.delete_source and not self.history.began(copy, "delete-source")
+                if self.delete_source and not self.history.began(copy.journal_name, "delete-source")
             ),
         ]
         sources: dict[EnvironmentName, _Source] = {}
@@ -561,7 +543,7 @@ class _Copier:
         org = self.destination_org
         try:
             if await self.destination.environment_exists(org, project, name):
-                if not self.history.began(copy, "create"):
+                if not self.history.began(copy.journal_name, "create"):
                     return MoveFailure("create", f"{target} already exists; nothing was changed")
                 await self._step(
                     copy,
@@ -704,7 +686,7 @@ class _Copier:
         for copy in sorted(verified, key=lambda c: -position.get(_name(c.source), -1)):
             source = self._source(copy)
             project, name = _name(copy.source)
-            if self.history.done(copy, "delete-source"):
+            if self.history.done(copy.journal_name, "delete-source"):
                 self._landed(copy, f"{source} was removed earlier")
                 continue
             try:

@@ -23,6 +23,7 @@ __all__ = [
     "FailedMoves",
     "ProgressCallback",
     "RecordedCalls",
+    "StepHistory",
     "StopSignal",
     "no_progress",
 ]
@@ -77,3 +78,22 @@ class RecordedCalls:
             outcome = await call()
             self.journal.end(row, outcome.outcome, outcome.message)
             return outcome
+
+
+class StepHistory:
+    """What earlier attempts of a run did: which steps of which move (by its journal name)
+    began, and which of them are recorded done."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._began: set[tuple[str, str]] = set()
+        self._done: set[tuple[str, str]] = set()
+        for step in journal.steps():
+            self._began.add((step.move, step.action))
+            if step.outcome == "done":
+                self._done.add((step.move, step.action))
+
+    def began(self, move: str, action: Step) -> bool:
+        return (move, action) in self._began
+
+    def done(self, move: str, action: Step) -> bool:
+        return (move, action) in self._done

@@ -45,7 +45,13 @@ from toolkit.errors import ClaimError
 from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.progress import MoveFailure, MoveTally, Step
-from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
+from toolkit.strategies import (
+    FailedMoves,
+    ProgressCallback,
+    StepHistory,
+    StopSignal,
+    no_progress,
+)
 from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
 from toolkit.workspaces import (
     SELF_MANAGED_ORG,
@@ -108,10 +114,12 @@ async def execute_migrate(
         failed[entity_key(move.source)] = failure
         tally.failed(migration.source_name(move), migration.target_name(move), failure)
 
-    history = _History(journal)
+    history = StepHistory(journal)
     try:
         existing = await asyncio.to_thread(migration.stacks, "destination", plan.moves)
-        left_source = [move for move in plan.moves if history.began(move, "delete-source")]
+        left_source = [
+            move for move in plan.moves if history.began(move.journal_name, "delete-source")
+        ]
         still_in_source = (
             await asyncio.to_thread(migration.stacks, "source", left_source)
             if left_source
@@ -125,7 +133,7 @@ async def execute_migrate(
     pending: list[tuple[StackMove, bool]] = []
     for move in plan.moves:
         target = migration.target_name(move)
-        if history.landed(move, delete_source) or (
+        if history.done(move.journal_name, _last_step(delete_source)) or (
             move in left_source and migration.source_name(move) not in still_in_source
         ):
             tally.finished(
@@ -133,7 +141,7 @@ async def execute_migrate(
             )
         elif target not in existing:
             pending.append((move, False))
-        elif history.began(move, "create"):
+        elif history.began(move.journal_name, "create"):
             pending.append((move, True))
         else:
             fail(move, MoveFailure("create", f"{target} already exists; nothing was changed"))
@@ -154,23 +162,9 @@ async def execute_migrate(
     return failed
 
 
-class _History:
-    """What earlier attempts of the run did, move by move, as the journal has it."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._began: set[tuple[str, str]] = set()
-        self._done: set[tuple[str, str]] = set()
-        for step in journal.steps():
-            self._began.add((step.move, step.action))
-            if step.outcome == "done":
-                self._done.add((step.move, step.action))
-
-    def began(self, move: StackMove, action: Step) -> bool:
-        return (move.journal_name, action) in self._began
-
-    def landed(self, move: StackMove, delete_source: bool) -> bool:
-        last: Step = "delete-source" if delete_source else "tags"
-        return (move.journal_name, last) in self._done
+def _last_step(delete_source: bool) -> Step:
+    """The step whose recorded outcome `done` means a move landed."""
+    return "delete-source" if delete_source else "tags"
 
 
 class _StepFailed(Exception):
