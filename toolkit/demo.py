@@ -251,7 +251,7 @@ async def _land(
             workspace_root=tmp,
         )
     except (PulumiCliError, InvalidInputError) as error:
-        out.print(f"landing skipped: {error.message}\n")
+        out.print(f"landing skipped: {error}\n")
         return
     out.print(f"landing {landing.stack}: {landing.summary()}")
     async with CloudClient(credentials.api_url, credentials.destination_token) as client:
