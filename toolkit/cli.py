@@ -919,24 +919,21 @@ def _preview_landing(
     """Print what landing would change after this plan's moves (on stderr, beside the
     report); False when it would fail (the reason printed)."""
     from toolkit.errors import ClaimError
-    from toolkit.landing import landed_entities, landing_resources, preview_landing
+    from toolkit.landing import landing_of, preview_landing
 
     target = plan.target
-    landed = landed_entities(document)
     try:
         result = _run(
             preview_landing(
                 target.destination_identity(credentials),
                 destination_org=target.destination_org,
                 stack=spec.stack_name(target.source_org),
-                build=lambda previous: landing_resources(
+                build=landing_of(
                     spec,
-                    landed.stacks,
-                    landed.environments,
+                    document,
                     source_org=target.source_org,
                     destination_org=target.destination_org,
                     run_id=PREVIEW_RUN_ID,
-                    previous=previous,
                 ),
             )
         )

@@ -27,7 +27,7 @@ from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import World
 from toolkit.entities import stack_name
 from toolkit.errors import InvalidInputError, PulumiCliError
-from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_resources
+from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_of
 from toolkit.outcomes import exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy
 from toolkit.progress_display import ProgressDisplay
@@ -239,14 +239,12 @@ async def _land(
             target.destination_identity(credentials),
             destination_org=target.destination_org,
             stack=spec.stack_name(target.source_org),
-            build=lambda previous: landing_resources(
+            build=landing_of(
                 spec,
-                moved.stacks,
-                moved.environments,
+                result.document,
                 source_org=target.source_org,
                 destination_org=target.destination_org,
                 run_id=result.document.transfer_token or "demo",
-                previous=previous,
             ),
             workspace_root=tmp,
         )

@@ -339,6 +339,28 @@ BuildLanding = Callable[[Landing | None], Landing]
 """Given what the landing stack landed before (None for a new stack), what it lands now."""
 
 
+def landing_of(
+    spec: LandingSpec,
+    document: AgentClaimResponse,
+    *,
+    source_org: str,
+    destination_org: str,
+    run_id: str,
+) -> BuildLanding:
+    """How to build the landing of what `document` (a claim's) says moved, given what the
+    landing stack landed before."""
+    landed = landed_entities(document)
+    return lambda previous: landing_resources(
+        spec,
+        landed.stacks,
+        landed.environments,
+        source_org=source_org,
+        destination_org=destination_org,
+        run_id=run_id,
+        previous=previous,
+    )
+
+
 async def preview_landing(
     identity: BackendIdentity,
     *,

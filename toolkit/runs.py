@@ -214,7 +214,7 @@ async def _land(
     from toolkit.landing import (
         apply_landing,
         landed_entities,
-        landing_resources,
+        landing_of,
         landing_stack,
     )
 
@@ -233,14 +233,12 @@ async def _land(
             target.destination_identity(credentials),
             destination_org=target.destination_org,
             stack=stack,
-            build=lambda previous: landing_resources(
+            build=landing_of(
                 spec,
-                landed.stacks,
-                landed.environments,
+                outcome.document,
                 source_org=target.source_org,
                 destination_org=target.destination_org,
                 run_id=run_id,
-                previous=previous,
             ),
             workspace_root=runs_dir / WORKSPACES_DIR,
         )
