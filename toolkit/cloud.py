@@ -76,6 +76,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 ACCEPT = "application/vnd.pulumi+8"
 
+DEFAULT_MAX_CONCURRENCY = 16
+"""Calls one client has in flight at once unless told otherwise."""
+
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -107,7 +110,7 @@ class CloudClient:
         api_url: str,
         token: str,
         *,
-        max_concurrency: int = 16,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         timeout: float = 30.0,
         max_attempts: int = 5,
         retry_base_delay: float = 0.5,
