@@ -221,6 +221,30 @@ def test_a_refused_page_size_falls_back_to_the_default_once(
     }
 
 
+def test_a_listing_refused_at_the_default_too_fails_without_asking_again(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """The fallback is one more request, never a loop: a service that refuses the default
+    page too ends the listing with its error."""
+    server = make_emulator(BIG_WORLD, page_size=7)
+    server.faults.arm(
+        FaultRule(
+            method="GET",
+            path="/api/user/stacks",
+            status=400,
+            message="maxResults is not supported",
+            times=None,
+        )
+    )
+
+    with pytest.raises(ServiceError) as caught:
+        collect(server, "big")
+
+    assert "maxResults is not supported" in caught.value.message
+    sizes = [q.get("maxResults") for q in _query(server, "/api/user/stacks")]
+    assert sizes == ["1000", None]
+
+
 def test_a_400_not_about_the_page_size_is_not_asked_again(
     make_emulator: EmulatorFactory,
 ) -> None:
