@@ -66,6 +66,7 @@ class EmulatorFactory(Protocol):
         world: Mapping[str, Any] | World,
         *,
         page_size: int = 100,
+        max_page_size: int | None = None,
         latency_ms: float = 0.0,
     ) -> EmulatorServer: ...
 
@@ -89,11 +90,18 @@ def make_emulator() -> Iterator[EmulatorFactory]:
     running: list[EmulatorServer] = []
 
     def start(
-        world: Mapping[str, Any] | World, *, page_size: int = 100, latency_ms: float = 0.0
+        world: Mapping[str, Any] | World,
+        *,
+        page_size: int = 100,
+        max_page_size: int | None = None,
+        latency_ms: float = 0.0,
     ) -> EmulatorServer:
         parsed = world if isinstance(world, World) else parse_world(dict(world))
         server = EmulatorServer(
-            ServiceState.from_world(parsed), page_size=page_size, latency_ms=latency_ms
+            ServiceState.from_world(parsed),
+            page_size=page_size,
+            max_page_size=max_page_size,
+            latency_ms=latency_ms,
         )
         running.append(server.start())
         return server

@@ -6,20 +6,26 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import pytest
 
+from toolkit.claim import plan_claim
 from toolkit.cloud import CloudClient
 from toolkit.collectors.service import collect_inventory
+from toolkit.credentials import Credentials
+from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
-from toolkit.entities import Inventory
-from toolkit.errors import NotFoundError, PermissionDeniedError
+from toolkit.entities import Inventory, stack_name
+from toolkit.errors import NotFoundError, PermissionDeniedError, ServiceError
 from toolkit.models import (
     TransferEntityEnvironment,
     TransferEntityInsightsAccount,
     TransferEntityRegistryPackage,
     TransferEntityStack,
 )
+from toolkit.plan import ClaimPlan, ClaimTarget
+from toolkit.resolution_map import ResolutionMap
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -146,3 +152,148 @@ def test_missing_environments_listing_is_an_error(make_emulator: EmulatorFactory
 def test_org_without_a_role_is_refused(demo_emulator: EmulatorServer) -> None:
     with pytest.raises(PermissionDeniedError):
         collect(demo_emulator, "agent-7f3k2q", token="tok-bob")
+
+
+TWO_ORGS: dict[str, Any] = {
+    "users": [{"login": "alice", "token": "tok-alice", "orgs": {"big": "admin", "other": "admin"}}],
+    "orgs": {
+        "big": BIG_WORLD["orgs"]["big"],
+        "other": {"stacks": [{"project": "web", "stack": f"s{i:02}"} for i in range(12)]},
+    },
+}
+
+
+def _query(server: EmulatorServer, path: str) -> list[dict[str, str]]:
+    return [
+        dict(parse_qsl(entry.query))
+        for entry in server.requests.entries()
+        if entry.method == "GET" and entry.path == path
+    ]
+
+
+def test_each_listing_asks_for_its_largest_page(make_emulator: EmulatorFactory) -> None:
+    """A service whose default page is 7 but which serves up to 1000 lists each kind of
+    entity in one page when asked for the largest page the service takes."""
+    server = make_emulator(BIG_WORLD, page_size=7, max_page_size=1000)
+    inventory = collect(server, "big")
+
+    assert len(inventory.stacks) == 19
+    assert len(inventory.environments) == 15
+    assert len(inventory.insights_accounts) == 8
+    assert len(inventory.registry_packages) == 9
+    assert [q.get("maxResults") for q in _query(server, "/api/user/stacks")] == ["1000"]
+    assert [q.get("maxResults") for q in _query(server, "/api/esc/environments/big")] == ["1000"]
+    insights = _query(server, "/api/preview/insights/big/accounts")
+    assert [q.get("count") for q in insights] == ["1000"]
+    packages = _query(server, "/api/preview/registry/packages")
+    assert [q.get("limit") for q in packages] == ["499"]
+
+
+def test_a_refused_page_size_falls_back_to_the_default_once(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """A service that refuses the size (a 400 naming `maxResults`) gets the same page asked
+    again without it; every stack is still listed, and the client asks that listing at the
+    default from then on, without trying the refused size again."""
+    server = make_emulator(BIG_WORLD, page_size=7)
+    server.faults.arm(
+        FaultRule(
+            method="GET",
+            path="/api/user/stacks",
+            status=400,
+            message="maxResults must be at most 100",
+        )
+    )
+
+    async def scenario() -> tuple[Inventory, Inventory]:
+        async with CloudClient(server.url, "tok-alice", retry_base_delay=0.001) as client:
+            return await collect_inventory(client, "big"), await collect_inventory(client, "big")
+
+    first, second = asyncio.run(scenario())
+
+    assert [stack_name(s) for s in first.stacks] == sorted(server.state.stack_names("big"))
+    assert second.stacks == first.stacks
+    sizes = [q.get("maxResults") for q in _query(server, "/api/user/stacks")]
+    assert sizes == ["1000", None, None, None, None, None, None]
+    # The other listings were not refused and keep their large page.
+    assert {q.get("count") for q in _query(server, "/api/preview/insights/big/accounts")} == {
+        "1000"
+    }
+
+
+def test_a_listing_refused_at_the_default_too_fails_without_asking_again(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """The fallback is one more request, never a loop: a service that refuses the default
+    page too ends the listing with its error."""
+    server = make_emulator(BIG_WORLD, page_size=7)
+    server.faults.arm(
+        FaultRule(
+            method="GET",
+            path="/api/user/stacks",
+            status=400,
+            message="maxResults is not supported",
+            times=None,
+        )
+    )
+
+    with pytest.raises(ServiceError) as caught:
+        collect(server, "big")
+
+    assert "maxResults is not supported" in caught.value.message
+    sizes = [q.get("maxResults") for q in _query(server, "/api/user/stacks")]
+    assert sizes == ["1000", None]
+
+
+def test_a_400_not_about_the_page_size_is_not_asked_again(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(BIG_WORLD, page_size=7)
+    server.faults.arm(
+        FaultRule(
+            method="GET",
+            path="/api/preview/insights/big/accounts",
+            status=400,
+            message="Bad continuationToken",
+        )
+    )
+
+    with pytest.raises(ServiceError) as caught:
+        collect(server, "big")
+
+    assert caught.value.status == 400
+    assert server.requests.count("GET", "/api/preview/insights/big/accounts") == 1
+
+
+def test_both_orgs_first_pages_are_in_flight_at_once(make_emulator: EmulatorFactory) -> None:
+    """Planning holds neither org's listing back for the other's: the emulator keeps the
+    first stack page of each org waiting, and both arrive before either is answered."""
+    server = make_emulator(TWO_ORGS, page_size=5)
+    server.faults.hold(method="GET", path="/api/user/stacks", times=2)
+    credentials = Credentials(server.url, "tok-alice", "tok-alice", None)
+
+    async def scenario() -> ClaimPlan:
+        planning = asyncio.create_task(
+            plan_claim(
+                credentials,
+                ClaimTarget(source_org="big", destination_org="other"),
+                ResolutionMap.empty(),
+                "transfer",
+            )
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        while server.faults.holding < 2:
+            assert not planning.done(), "planning finished with a listing still held"
+            assert asyncio.get_running_loop().time() < deadline, "only one org's page arrived"
+            await asyncio.sleep(0.01)
+        answered_while_held = _query(server, "/api/user/stacks")
+        server.faults.release()
+        plan = await planning
+        assert answered_while_held == []
+        return plan
+
+    plan = asyncio.run(scenario())
+
+    assert len(plan.moves) == 19
+    orgs = {q["organization"] for q in _query(server, "/api/user/stacks")}
+    assert orgs == {"big", "other"}

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -85,6 +87,30 @@ _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before the request reaches the service, so any method may be retried."""
 
 
+@dataclass(frozen=True)
+class PageSize:
+    """The page-size parameter of one listing and the largest page to ask it for.
+
+    A page is one request after another, so the fewer pages, the shorter the listing.
+    """
+
+    listing: str
+    parameter: str
+    largest: int
+
+
+STACK_PAGES = PageSize("stacks", "maxResults", 1000)
+"""`GET /api/user/stacks`: Pulumi's OpenAPI document names `maxResults` but gives no bound, so
+the same 1000 as Insights' documented maximum, with the fallback if a service refuses it."""
+ENVIRONMENT_PAGES = PageSize("ESC environments", "maxResults", 1000)
+"""`GET /api/esc/environments/{org}`: `maxResults`, no documented bound (as for stacks)."""
+INSIGHTS_ACCOUNT_PAGES = PageSize("Insights accounts", "count", 1000)
+"""`GET /api/preview/insights/{org}/accounts`: `count`, documented as 1 to 1000."""
+REGISTRY_PACKAGE_PAGES = PageSize("registry packages", "limit", 499)
+"""`GET /api/preview/registry/packages`: `limit` (default 100); 499 is what the pulumi CLI
+asks of the registry's listings."""
+
+
 def _user_agent() -> str:
     try:
         return f"pulumi-claim/{version('pulumi-claim')}"
@@ -140,6 +166,8 @@ class CloudClient:
         self._ssl_context = httpx.create_ssl_context()
         self._opened: list[httpx.AsyncClient] = []
         self._idle: list[httpx.AsyncClient] = []
+        self._refused_page_sizes: set[str] = set()
+        """Listings whose page size the service refused: asked at its default from then on."""
 
     def __repr__(self) -> str:
         return f"CloudClient(api_url={self.api_url!r})"
@@ -185,6 +213,7 @@ class CloudClient:
             "/api/user/stacks",
             lambda page: page.continuation_token,
             params=params,
+            page_size=STACK_PAGES,
         )
         async for page in pages:
             for stack in page.stacks:
@@ -232,7 +261,12 @@ class CloudClient:
 
     async def list_environments(self, org: str) -> list[OrgEnvironment]:
         path = f"/api/esc/environments/{_segment(org)}"
-        pages = self._pages(ListEnvironmentsResponse, path, lambda page: page.next_token)
+        pages = self._pages(
+            ListEnvironmentsResponse,
+            path,
+            lambda page: page.next_token,
+            page_size=ENVIRONMENT_PAGES,
+        )
         return [env async for page in pages for env in page.environments]
 
     async def get_environment(self, org: str, project: str, name: str) -> EnvironmentDefinition:
@@ -321,7 +355,12 @@ class CloudClient:
 
     async def list_insights_accounts(self, org: str) -> list[InsightsAccount]:
         path = f"/api/preview/insights/{_segment(org)}/accounts"
-        pages = self._pages(ListInsightsAccountsResponse, path, lambda page: page.next_token)
+        pages = self._pages(
+            ListInsightsAccountsResponse,
+            path,
+            lambda page: page.next_token,
+            page_size=INSIGHTS_ACCOUNT_PAGES,
+        )
         return [account async for page in pages for account in page.accounts]
 
     async def list_registry_packages(self, org: str) -> list[PackageMetadata]:
@@ -331,6 +370,7 @@ class CloudClient:
             "/api/preview/registry/packages",
             lambda page: page.continuation_token,
             params={"orgLogin": org},
+            page_size=REGISTRY_PACKAGE_PAGES,
         )
         return [pkg async for page in pages for pkg in page.packages if pkg.publisher == org]
 
@@ -409,15 +449,17 @@ class CloudClient:
         next_token: Callable[[ModelT], str | None],
         *,
         params: dict[str, str] | None = None,
+        page_size: PageSize,
     ) -> AsyncIterator[ModelT]:
-        """Each page of a list call, following its token (sent back as `continuationToken`)."""
+        """Each page of a list call, following its token (sent back as `continuationToken`),
+        asked at `page_size` unless the service refused that size before."""
         seen: set[str] = set()
         token: str | None = None
         while True:
             query = dict(params or {})
             if token:
                 query["continuationToken"] = token
-            page = await self._get(model, path, params=query)
+            page = await self._get_page(model, path, query, page_size)
             yield page
             token = next_token(page)
             if not token:
@@ -425,6 +467,32 @@ class CloudClient:
             if token in seen:
                 raise TransportError(f"GET {path} handed out the same page token twice")
             seen.add(token)
+
+    async def _get_page(
+        self, model: type[ModelT], path: str, query: dict[str, str], page_size: PageSize
+    ) -> ModelT:
+        """One page at the largest size; if the service refuses that size (a 400 naming its
+        parameter), the same page once more at the service's default, which this client then
+        keeps to for that listing."""
+        if page_size.listing in self._refused_page_sizes:
+            return await self._get(model, path, params=query)
+        try:
+            return await self._get(
+                model, path, params={**query, page_size.parameter: str(page_size.largest)}
+            )
+        except ServiceError as exc:
+            if exc.status != 400 or not re.search(
+                rf"\b{page_size.parameter}\b", exc.service_message
+            ):
+                raise
+            logger.warning(
+                "the service refused pages of %d %s (%s); listing at its default page size",
+                page_size.largest,
+                page_size.listing,
+                exc.service_message,
+            )
+            self._refused_page_sizes.add(page_size.listing)
+        return await self._get(model, path, params=query)
 
     async def _request(
         self,

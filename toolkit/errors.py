@@ -61,6 +61,8 @@ class ServiceError(ClaimError):
         self.status = status
         self.method = method
         self.path = path
+        self.service_message = message
+        """What the service said, without the call's method and path."""
         self.diagnostics: list[str] = []
         """For a refused ESC definition, the summary of each diagnostic the service gave."""
         super().__init__(f"{method} {path} failed with {status}: {message}", hint=_hint_for(status))

@@ -332,6 +332,41 @@ def test_smaller_requested_pages_are_honoured(make_emulator: EmulatorFactory) ->
         assert len(client.get("/api/user/stacks", params={"maxResults": 500}).json()["stacks"]) == 7
 
 
+def test_a_larger_page_is_served_up_to_the_largest_page(make_emulator: EmulatorFactory) -> None:
+    """The default page when none is asked; a larger ask gets at most the largest page, not
+    a refusal (the OpenAPI document names no bound for `maxResults`); 0 is refused."""
+    server = make_emulator(big_world(30, 0, 0, 0), page_size=7, max_page_size=20)
+    with http(server, "t") as client:
+        stacks = "/api/user/stacks"
+        assert len(client.get(stacks, params={"organization": "o"}).json()["stacks"]) == 7
+        page = client.get(stacks, params={"organization": "o", "maxResults": 1000})
+        assert len(page.json()["stacks"]) == 20
+        assert client.get(stacks, params={"maxResults": 0}).status_code == 400
+
+
+def test_the_insights_listing_refuses_a_count_the_document_does_not_allow(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """Pulumi's OpenAPI document: `count` must be in the range [1, 1000]."""
+    server = make_emulator(big_world(0, 0, 15, 0), page_size=7, max_page_size=1000)
+    with http(server, "t") as client:
+        path = "/api/preview/insights/o/accounts"
+        for count in (0, 1001):
+            answer = client.get(path, params={"count": count})
+            assert answer.status_code == 400
+            assert "count must be in the range [1, 1000]" in answer.text
+        assert len(client.get(path, params={"count": 1000}).json()["accounts"]) == 15
+
+
+def test_the_largest_page_is_at_least_the_default_one() -> None:
+    state = ServiceState.from_world(parse_world(big_world(1, 0, 0, 0)))
+    try:
+        with pytest.raises(ValueError, match="at least the default"):
+            EmulatorServer(state, page_size=7, max_page_size=6)
+    finally:
+        state.close()
+
+
 def test_an_emulator_page_size_below_one_is_refused() -> None:
     state = ServiceState.from_world(parse_world(big_world(1, 0, 0, 0)))
     try:

@@ -52,6 +52,10 @@ from toolkit.models import (
 
 CONTROL_PREFIX = "/_emulator/"
 
+INSIGHTS_MAX_COUNT = 1000
+"""The largest `count` the Insights account listing takes: Pulumi's OpenAPI document answers
+any other with 400 "count must be in the range [1, 1000]"."""
+
 
 class Restarter(Protocol):
     """The server running the app, as `POST /_emulator/restart` needs it."""
@@ -70,15 +74,25 @@ def create_app(
     state: ServiceState,
     *,
     page_size: int = 100,
+    max_page_size: int | None = None,
     faults: FaultInjector | None = None,
     requests: RequestLog | None = None,
     restarter: Restarter | None = None,
 ) -> FastAPI:
     """A FastAPI app serving `state` as Pulumi Cloud does, with the test knobs applied
     (latency, faults, fault rates: `faults`); `POST /_emulator/restart` only with a
-    `restarter`."""
+    `restarter`.
+
+    `page_size` is the page a list call gets when it names no size, `max_page_size` (by
+    default the same) the largest it gets whatever it asks.
+    """
+    largest_page = page_size if max_page_size is None else max_page_size
     if page_size < 1:
         raise ValueError(f"the page size must be at least 1, got {page_size}")
+    if largest_page < page_size:
+        raise ValueError(
+            f"the largest page ({largest_page}) must be at least the default one ({page_size})"
+        )
     faults = faults if faults is not None else FaultInjector()
     requests = requests if requests is not None else RequestLog()
     app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
@@ -97,9 +111,11 @@ def create_app(
         return _credential(authorization, "update-token")
 
     def limit(requested: int | None) -> int:
-        """The page size of a list call: what was asked (the query refuses less than 1), at
-        most the emulator's own."""
-        return page_size if requested is None else min(requested, page_size)
+        """The page size of a list call: the default when none was asked, else what was asked
+        (the query refuses less than 1), at most the largest page. A larger ask gets a
+        smaller page rather than a refusal: the OpenAPI document names no bound for
+        `maxResults` or `limit`, and a client follows the continuation token either way."""
+        return page_size if requested is None else min(requested, largest_page)
 
     Authenticated = Annotated[Caller, Depends(caller)]
 
@@ -177,9 +193,11 @@ def create_app(
     async def list_insights_accounts(
         who: Authenticated,
         org: str,
-        count: Annotated[int | None, Query(ge=1)] = None,
+        count: int | None = None,
         continuation_token: Annotated[str | None, Query(alias="continuationToken")] = None,
     ) -> JSONResponse:
+        if count is not None and not 1 <= count <= INSIGHTS_MAX_COUNT:
+            raise ServiceFault(400, f"count must be in the range [1, {INSIGHTS_MAX_COUNT}]")
         page = state.list_insights_accounts(
             who, org, limit=limit(count), continuation_token=continuation_token
         )

@@ -47,6 +47,7 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         page_size: int = 100,
+        max_page_size: int | None = None,
         latency_ms: float = 0.0,
         on_restart_failure: Callable[[Exception], None] | None = None,
     ) -> None:
@@ -61,6 +62,7 @@ class EmulatorServer:
         self._app = create_app(
             state,
             page_size=page_size,
+            max_page_size=max_page_size,
             faults=self.faults,
             requests=self.requests,
             restarter=self,
