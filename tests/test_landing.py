@@ -6,7 +6,7 @@ And the `landing:` section's rules, and what the landing manages (pure)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -201,9 +201,15 @@ def test_no_file_holds_the_token_while_landing_runs(
     leaks: list[Path] = []
     done = threading.Event()
 
+    def files() -> list[Path]:
+        try:
+            return list(root.rglob("*"))
+        except OSError:
+            return []  # a folder went away while it was listed: list again next round
+
     def watch() -> None:
         while not done.is_set():
-            for path in root.rglob("*") if root.exists() else []:
+            for path in files():
                 try:
                     if path.is_file() and not path.is_symlink():
                         seen.add(path)
@@ -288,13 +294,16 @@ def test_a_missing_plugin_names_the_install_script(
 
 
 def test_the_plugin_is_found_under_the_users_pulumi_home(
-    emulator: EmulatorServer, rest: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulator: EmulatorServer,
+    rest: httpx.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pulumiservice_plugin: Path,
 ) -> None:
+    # A user whose PULUMI_HOME is elsewhere has the plugin there, and only there.
     home = tmp_path / "pulumi-home"
+    shutil.copytree(pulumiservice_plugin, home / "plugins" / PULUMISERVICE_PLUGIN, symlinks=True)
     monkeypatch.setenv("PULUMI_HOME", str(home))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "install-pulumiservice-plugin"
-    subprocess.run([script], check=True, capture_output=True)
-    assert (home / "plugins" / PULUMISERVICE_PLUGIN).is_dir()
     result = apply_landing(emulator, stack="homed", build=build(), workspace_root=tmp_path / "ws")
     assert result.changed
     assert tags_of(rest, "api/dev")[RUN_TAG] == "run-1"
