@@ -518,9 +518,11 @@ class _Copier:
     async def _read(self, copy: EnvironmentCopy) -> _Source | MoveFailure:
         project, name = _name(copy.source)
         try:
-            decrypted = await self.source.get_environment_decrypted(self.source_org, project, name)
-            stored = await self.source.get_environment(self.source_org, project, name)
-            tags = await self.source.list_environment_tags(self.source_org, project, name)
+            decrypted, stored, tags = await asyncio.gather(
+                self.source.get_environment_decrypted(self.source_org, project, name),
+                self.source.get_environment(self.source_org, project, name),
+                self.source.list_environment_tags(self.source_org, project, name),
+            )
             definition = parse_definition(decrypted)
             imports_of(definition)
             return _Source(definition, ciphertexts(parse_definition(stored.yaml)), tags)
@@ -621,10 +623,14 @@ class _Copier:
 
     async def _set_tags(self, copy: EnvironmentCopy, tags: Mapping[str, str]) -> None:
         project, name = _name(copy.target)
-        for key, value in sorted(tags.items()):
-            await self.destination.set_environment_tag(
-                self.destination_org, project, name, key, value
+        await asyncio.gather(
+            *(
+                self.destination.set_environment_tag(
+                    self.destination_org, project, name, key, value
+                )
+                for key, value in sorted(tags.items())
             )
+        )
 
     async def _verify(
         self, copy: EnvironmentCopy, expected: Mapping[str, Any], source: _Source
@@ -633,17 +639,18 @@ class _Copier:
         ciphertext, and the tags are there."""
         project, name = _name(copy.target)
         org = self.destination_org
-        landed = parse_definition(
-            await self.destination.get_environment_decrypted(org, project, name)
+        decrypted, definition, tags = await asyncio.gather(
+            self.destination.get_environment_decrypted(org, project, name),
+            self.destination.get_environment(org, project, name),
+            self.destination.list_environment_tags(org, project, name),
         )
-        if difference := definition_difference(expected, landed):
+        if difference := definition_difference(expected, parse_definition(decrypted)):
             raise _VerificationFailed(f"{difference} than the source")
-        stored = parse_definition((await self.destination.get_environment(org, project, name)).yaml)
+        stored = parse_definition(definition.yaml)
         if plaintext_secrets(stored):
             raise _VerificationFailed("it stores secrets unencrypted")
         if ciphertexts(stored) & source.ciphertexts:
             raise _VerificationFailed("it holds the source's ciphertext, not its own")
-        tags = await self.destination.list_environment_tags(org, project, name)
         missing = sorted(key for key, value in source.tags.items() if tags.get(key) != value)
         if missing:
             raise _VerificationFailed(f"its tags {', '.join(missing)} are not the source's")

@@ -424,13 +424,17 @@ async def _run(
 
 async def _check_teams(identity: BackendIdentity, org: str, teams: Sequence[str]) -> None:
     """Every team named exists in `org`, else a LandingError naming all that do not."""
-    missing = []
+
+    async def exists(client: CloudClient, team: str) -> bool:
+        try:
+            await client.get_team(org, team)
+        except NotFoundError:
+            return False
+        return True
+
     async with CloudClient(identity.url, identity.token or "") as client:
-        for team in teams:
-            try:
-                await client.get_team(org, team)
-            except NotFoundError:
-                missing.append(team)
+        found = await asyncio.gather(*(exists(client, team) for team in teams))
+    missing = [team for team, there in zip(teams, found, strict=True) if not there]
     if missing:
         raise LandingError(
             f"landing failed: organization {org} has no team {', '.join(missing)}",
