@@ -337,12 +337,18 @@ async def unreadable(
 ) -> tuple[EnvironmentCopy, ClaimError] | None:
     """The first of the copies' sources that `client` cannot read decrypted, and why; None
     when it reads them all. The plaintext read is dropped at once."""
-    for copy in copies:
+
+    async def refusal(copy: EnvironmentCopy) -> ClaimError | None:
         try:
             await client.get_environment_decrypted(org, *_name(copy.source))
         except ClaimError as error:
-            return copy, error
-    return None
+            return error
+        return None
+
+    refusals = await asyncio.gather(*(refusal(copy) for copy in copies))
+    return next(
+        ((copy, error) for copy, error in zip(copies, refusals, strict=True) if error), None
+    )
 
 
 def copy_notices(
