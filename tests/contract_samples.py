@@ -7,6 +7,7 @@ leaks into the samples of the other. The SDK is untyped, hence the `Any`s on its
 
 from __future__ import annotations
 
+import base64
 import inspect
 import re
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ DISCRIMINATOR = "kind"
 _SDK_DISCRIMINATOR_ATTRIBUTE = "__DISCRIMINATOR_VALUE__"
 _PRIMITIVES: dict[str, Any] = {
     "str": str,
+    "bytes": str,
+    # (bytes travel as base64 text, which the toolkit's models keep as it is)
     "int": int,
     "bool": bool,
     "datetime": datetime,
@@ -175,6 +178,7 @@ def polymorphic_family(cls: Any) -> dict[str, Any] | None:
 # --- Values ------------------------------------------------------------------------------
 
 _texts = st.text(max_size=12)
+_binaries = st.binary(max_size=12)
 _counts = st.integers(min_value=0, max_value=2**53)
 
 moments = st.builds(
@@ -242,6 +246,8 @@ def _toolkit_values(annotation: Any, sdk_type: str | None, *, minimal: bool) -> 
         return toolkit_instances(annotation, minimal=minimal)
     if annotation is AwareDatetime:
         return moments
+    if annotation is str and sdk_type == "bytes":
+        return _binaries.map(lambda raw: base64.b64encode(raw).decode())
     if annotation is str:
         allowed = enum_values(sdk_type) if sdk_type is not None else None
         return st.sampled_from(sorted(allowed)) if allowed else _texts
@@ -292,6 +298,8 @@ def _sdk_values(type_name: str, *, minimal: bool) -> st.SearchStrategy[Any]:
     if type_name.startswith("dict[str, "):
         value = _sdk_values(type_name[len("dict[str, ") : -1], minimal=minimal)
         return st.dictionaries(_texts, value, min_size=_fewest_items(minimal), max_size=_MOST_ITEMS)
+    if type_name == "bytes":
+        return _binaries
     primitive = _PRIMITIVES.get(type_name)
     if primitive is str:
         return _texts
@@ -351,7 +359,9 @@ def differences(ours: Any, sdk: Any, where: str = "") -> list[str]:
         ]
     if isinstance(sdk, Enum):
         sdk = sdk.value
-    if isinstance(ours, datetime) and isinstance(sdk, datetime):
+    if isinstance(ours, str) and isinstance(sdk, bytes):
+        agree = ours == base64.b64encode(sdk).decode()
+    elif isinstance(ours, datetime) and isinstance(sdk, datetime):
         agree = ours.utcoffset() is not None and sdk.utcoffset() is not None and ours == sdk
     else:
         agree = type(ours) is type(sdk) and ours == sdk

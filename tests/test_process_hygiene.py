@@ -139,7 +139,7 @@ def test_no_file_holds_a_token_while_a_migrate_runs_or_after(
     with ThreadPoolExecutor(1) as pool:
         migrating = pool.submit(
             asyncio.run,
-            execute_migrate(migrate_plan(service), agent, platform, workspace_root=root),
+            execute_migrate(migrate_plan(service), agent, platform, via="cli", workspace_root=root),
         )
         try:
             wait_until(lambda: service.faults.holding == 1 or migrating.done(), "the import held")
@@ -172,7 +172,7 @@ def commit_in_a_child_process(
         "TMPDIR": str(tmp_path / "tmp"),
     }
     command = [sys.executable, "-m", "toolkit", "commit", "--from", AGENT_ORG, "--to", COMPANY_ORG]
-    command += ["--strategy", "migrate", "--yes"]
+    command += ["--strategy", "migrate", "--migrate-via", "cli", "--yes"]
     if ignoring_sigint:
         command = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     return subprocess.Popen(

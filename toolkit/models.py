@@ -269,6 +269,9 @@ class AppImportStackResponse(WireModel):
 
 
 class AppBatchEncryptRequest(WireModel):
+    """Bytes travel as base64 text, which the models keep as it is: a deployment holds each
+    ciphertext in that same text (so do the other batch shapes)."""
+
     plaintexts: list[str]
 
 
@@ -285,9 +288,17 @@ class AppBatchDecryptResponse(WireModel):
     """Each plaintext keyed by the ciphertext it came from, both base64 as sent."""
 
 
+class AppUpdateEvent(WireModel):
+    index: str
+    kind: Literal["stdout", "stderr"]
+    fields: dict[str, Any]
+
+
 class AppUpdateResults(WireModel):
-    status: str
-    events: list[dict[str, Any]]
+    """What `GET .../update/{id}` says of an update (an import's, say) while it runs."""
+
+    status: Literal["not started", "requested", "running", "failed", "succeeded", "cancelled"]
+    events: list[AppUpdateEvent]
     continuation_token: str | None = None
 
 
