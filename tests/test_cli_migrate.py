@@ -120,3 +120,42 @@ def test_auto_picks_migrate_when_no_identity_administers_both_orgs(
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "migrate" in result.stdout
     assert server.state.stack_names(AGENT) == {("web", "dev")}
+
+
+def test_migrate_via_rest_with_a_self_managed_side_is_refused_and_nothing_changes(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    state = tmp_path / "state"
+    state.mkdir()
+    server.requests.clear()
+
+    result = run(
+        server,
+        tmp_path / "runs",
+        "commit",
+        *ORGS,
+        *("--strategy", "migrate", "--migrate-via", "rest"),
+        *("--destination-backend", state.as_uri(), "--yes"),
+    )
+
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "--migrate-via rest needs both sides on Pulumi Cloud" in result.stderr
+    assert "--migrate-via cli" in result.stderr
+    assert server.requests.count() == 0
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_migrate_via_with_another_strategy_is_refused(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    server.requests.clear()
+
+    result = run(
+        server, tmp_path, "commit", *ORGS, "--strategy", "transfer", "--migrate-via", "cli", "--yes"
+    )
+
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "--migrate-via applies to --strategy migrate only" in result.stderr
+    assert server.requests.count() == 0

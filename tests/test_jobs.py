@@ -319,6 +319,18 @@ def test_a_job_stopped_by_sigterm_skips_the_claims_not_started_and_a_rerun_finis
             "the name is given to claims[0] too",
         ),
         (("claims:", "claims: [\n"), "not valid YAML: line"),
+        (
+            ("    concurrency: 2\n", "    concurrency: 2\n    migrateVia: cli\n"),
+            "claim 'claim-a' (claims[0]): migrateVia applies to strategy migrate only",
+        ),
+        (
+            (
+                "    to: acme\n    tokens",
+                "    to: acme\n    migrateVia: rest\n"
+                "    sourceBackend: file:///tmp/state\n    tokens",
+            ),
+            "claim 'claim-b' (claims[1]): migrateVia rest needs both sides on Pulumi Cloud",
+        ),
     ],
     ids=[
         "token-value",
@@ -332,6 +344,8 @@ def test_a_job_stopped_by_sigterm_skips_the_claims_not_started_and_a_rerun_finis
         "bad-strategy",
         "duplicate-name",
         "syntax",
+        "migrate-via-without-migrate",
+        "migrate-via-rest-with-a-file-backend",
     ],
 )
 def test_a_bad_job_file_is_refused_before_any_call_naming_the_problem(

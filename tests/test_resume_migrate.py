@@ -1,14 +1,16 @@
-"""`migrate --delete-source` killed at five points, then run again as it was.
+"""`migrate --delete-source` killed at many points, then run again as it was.
 
 The source is a self-managed backend (`file://`) with the workload deployed in one stack (a
-secret output, a tag) and two more stacks; the destination is acme on the emulator. The kill
-comes right after the emulator applied the k-th state-changing call (a create, an import, a
-tag copy). Afterwards every stack is in the destination exactly once, whole and verified, the
-source is empty, and the journal says the run finished.
+secret output, a tag) and two more stacks, or an agent's org on the emulator (both paths, REST
+and CLI); the destination is acme on the emulator. The kill comes right after the emulator
+applied the k-th state-changing call (a create, an import, a tag copy, a source removed).
+Afterwards every stack is in the destination exactly once, whole and verified, the source is
+empty, and the journal says the run finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -16,14 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from agent_times import agent_entry
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 from pulumi.automation import ConfigValue, Stack
 
 from tests.workload.workload import pulumi_program
+from toolkit.cloud import CloudClient
 from toolkit.credentials import BackendIdentity
+from toolkit.deployments import ciphertexts, plaintexts, sealed, service_secrets_provider
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
-from toolkit.models import AgentClaimResponse
+from toolkit.models import AgentClaimResponse, AppUntypedDeployment
+from toolkit.strategies.migrate import MigrateVia
+from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks
 
 if TYPE_CHECKING:
@@ -119,3 +126,123 @@ def test_a_migration_killed_after_any_call_is_finished_by_running_it_again(
     assert set(removed) <= {f"/api/stacks/acme/{p}/{s}" for p, s in LANDED}, (
         "only this run's own half-made copies were removed"
     )
+
+
+# --- Between two orgs of the service, on both paths -------------------------------------------
+
+AGENT = "agent-7f3k2q"
+TWO_ORGS: dict[str, Any] = {
+    "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
+    "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-agent")],
+    "orgs": {AGENT: {}, "acme": {"stacks": [{"project": "web", "stack": "dev"}]}},
+}
+"""The agent's org and acme, whose web/dev collides; carol is no member of the agent's org."""
+SECRET = "sk-agent-42"
+CLOUD_STATE_CHANGES = {"rest": 3 * 4, "cli": 3 + 3 + 2 + 3}
+"""Per stack over REST: create, import, tags, delete; through the CLI: three creates, three
+imports, a tag for each of the two tagged stacks, three deletes."""
+
+
+def agent_deployment(project: str, stack: str) -> dict[str, Any]:
+    """A state as the CLI writes it: the root stack with a secret output, and a component."""
+    root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+    secret = {SIG_KEY: SECRET_SIG, "plaintext": json.dumps(SECRET)}
+    return {
+        "manifest": {"time": "2026-11-30T10:00:00Z", "magic": "", "version": ""},
+        "resources": [
+            {
+                "urn": root,
+                "custom": False,
+                "type": "pulumi:pulumi:Stack",
+                "outputs": {"apiKey": secret, "region": "local"},
+            },
+            {
+                "urn": f"urn:pulumi:{stack}::{project}::app:index:Service::api",
+                "custom": False,
+                "type": "app:index:Service",
+                "parent": root,
+                "outputs": {"token": dict(secret)},
+            },
+        ],
+    }
+
+
+async def seed_agent(server: EmulatorServer) -> None:
+    """The agent's three stacks, built over REST as the agent: web/dev and web/qa tagged, each
+    state holding two secrets sealed with its own stack's key."""
+    async with CloudClient(server.url, "tok-agent") as agent:
+        for project, stack, tags in (
+            ("web", "dev", {"team": "platform"}),
+            ("web", "qa", {"team": "qa"}),
+            ("api", "prod", {}),
+        ):
+            await agent.create_stack(AGENT, project, stack, tags=tags or None)
+            state = agent_deployment(project, stack)
+            state["secrets_providers"] = service_secrets_provider(server.url, AGENT, project, stack)
+            sealed_texts = await agent.encrypt_values(AGENT, project, stack, plaintexts(state))
+            deployment = AppUntypedDeployment(version=3, deployment=sealed(state, sealed_texts))
+            assert await agent.import_stack(AGENT, project, stack, deployment) == "succeeded"
+
+
+async def landed_secrets(server: EmulatorServer, project: str, stack: str) -> list[str]:
+    async with CloudClient(server.url, "tok-carol") as carol:
+        exported = await carol.export_stack("acme", project, stack)
+        opened = await carol.decrypt_values(
+            "acme", project, stack, ciphertexts(exported.deployment)
+        )
+    return [json.loads(text) for text in opened.values()]
+
+
+def cloud_commit(
+    server: EmulatorServer, env: dict[str, str], via: MigrateVia, stop: StopAt | None = None
+) -> Finished:
+    map_file = Path(env["PULUMI_CLAIM_RUNS_DIR"]).parent / "map.yaml"
+    map_file.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
+    return run_toolkit(
+        server,
+        env,
+        "commit",
+        *("--from", AGENT, "--to", "acme", "--strategy", "migrate", "--migrate-via", via),
+        *("--delete-source", "-r", str(map_file), "--yes", "--format", "json"),
+        stop=stop,
+    )
+
+
+@pytest.mark.parametrize(
+    ("via", "calls"),
+    [
+        *(("rest", calls) for calls in (1, 2, 3, 5, 8, CLOUD_STATE_CHANGES["rest"])),
+        *(("cli", calls) for calls in (1, 4, CLOUD_STATE_CHANGES["cli"])),
+    ],
+)
+def test_a_migration_between_two_orgs_killed_after_any_call_is_finished_by_running_it_again(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, tmp_path: Path, via: MigrateVia, calls: int
+) -> None:
+    server = make_emulator(TWO_ORGS)
+    asyncio.run(seed_agent(server))
+    env = toolkit_env(
+        tmp_path / "runs", PULUMI_ACCESS_TOKEN="tok-carol", PULUMI_CLAIM_SOURCE_TOKEN="tok-agent"
+    )
+    server.requests.clear()
+
+    killed = cloud_commit(server, env, via, StopAt(calls))
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    server.requests.clear()
+    again = cloud_commit(server, env, via)
+
+    assert again.returncode == 0, again.stderr
+    document = AgentClaimResponse.model_validate(json.loads(again.stdout))
+    assert document.failures == []
+    assert server.state.stack_names("acme") == {("web", "dev"), *LANDED}
+    assert server.state.stack_names(AGENT) == set()
+    for project, stack in LANDED:
+        assert asyncio.run(landed_secrets(server, project, stack)) == [SECRET, SECRET]
+    run = read_run(tmp_path / "runs")
+    assert run.finished and run.attempts == 2
+    removed = {e.path for e in server.requests.entries() if e.method == "DELETE"}
+    own_copies = {f"/api/stacks/acme/{p}/{s}" for p, s in LANDED}
+    sources = {
+        f"/api/stacks/{AGENT}/{p}/{s}" for p, s in (("web", "dev"), ("web", "qa"), ("api", "prod"))
+    }
+    assert removed <= own_copies | sources, "only half-made copies and the sources were removed"
