@@ -77,11 +77,11 @@ class CliSession:
     identity: BackendIdentity
     workspace: LocalWorkspace
 
-    async def read(self, name: str, step: Step) -> StackState:
+    async def read(self, name: str, step: Step, *, tags: bool = True) -> StackState:
         def read() -> StackState:
             try:
                 exported = self.workspace.export_stack(name)
-                tags = self.workspace.list_tags(name)
+                found = self.workspace.list_tags(name) if tags else {}
             except CommandError as error:
                 raise StepFailed(step, f"reading {name} failed: {cli_reason(error)}") from error
             except ValueError as error:
@@ -90,7 +90,7 @@ class CliSession:
                 version=exported.version,
                 plaintext=dict(exported.deployment or {}),
                 encrypted=self._export(name, step, f"reading {name}")["deployment"],
-                tags=dict(tags),
+                tags=dict(found),
             )
 
         return await asyncio.to_thread(read)

@@ -55,12 +55,12 @@ class RestBackend:
 class RestSession:
     client: CloudClient
 
-    async def read(self, name: str, step: Step) -> StackState:
+    async def read(self, name: str, step: Step, *, tags: bool = True) -> StackState:
         org, project, stack = _parts(name)
         try:
-            exported, summary = await asyncio.gather(
+            exported, found = await asyncio.gather(
                 self.client.export_stack(org, project, stack),
-                self.client.get_stack(org, project, stack),
+                self._tags(org, project, stack) if tags else _no_tags(),
             )
             encrypted = dict(exported.deployment or {})
             plaintext_of = await self.client.decrypt_values(
@@ -72,8 +72,11 @@ class RestSession:
             version=exported.version,
             plaintext=opened(encrypted, plaintext_of),
             encrypted=encrypted,
-            tags=dict(summary.tags or {}),
+            tags=found,
         )
+
+    async def _tags(self, org: str, project: str, stack: str) -> dict[str, str]:
+        return dict((await self.client.get_stack(org, project, stack)).tags or {})
 
     async def create(self, name: str) -> None:
         org, project, stack = _parts(name)
@@ -133,6 +136,10 @@ class RestSession:
             raise StepFailed(
                 "tags", f"copying the tags to {name} failed: {error.message}"
             ) from error
+
+
+async def _no_tags() -> dict[str, str]:
+    return {}
 
 
 def _parts(name: str) -> tuple[str, str, str]:

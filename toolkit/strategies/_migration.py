@@ -44,8 +44,9 @@ class StackState:
 class Session(Protocol):
     """One side, open for the stacks of one project (a CLI workspace needs a project)."""
 
-    async def read(self, name: str, step: Step) -> StackState:
-        """The state and tags of the stack `name` (fully qualified); `step` is what fails."""
+    async def read(self, name: str, step: Step, *, tags: bool = True) -> StackState:
+        """The state of the stack `name` (fully qualified), and its tags unless `tags` is
+        false (then none); `step` is what fails."""
         ...
 
     async def create(self, name: str) -> None:

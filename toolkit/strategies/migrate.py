@@ -446,7 +446,7 @@ async def _verify(
     """Check the destination holds `expected` (the renamed source state), sealed its own way."""
     await target.check_loads(name)
     try:
-        landed = await target.read(name, "verify")
+        landed = await target.read(name, "verify", tags=False)
     except StepFailed as failure:
         raise StepFailed("verify", f"verification: {failure.reason}") from failure
     problem = integrity_problem(landed.plaintext)
