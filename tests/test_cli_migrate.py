@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_states import SECRET, landed_secrets, seed_stacks
 from agent_times import agent_entry
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
@@ -48,9 +50,14 @@ def outputs(server: EmulatorServer, token: str, name: str) -> dict[str, Any]:
 
 
 def run(
-    server: EmulatorServer, runs_dir: Path, *args: str, claim_token: str | None = "claim-abc123"
+    server: EmulatorServer,
+    runs_dir: Path,
+    *args: str,
+    claim_token: str | None = "claim-abc123",
+    **variables: str,
 ) -> Result:
     env = {
+        **variables,
         "PULUMI_ACCESS_TOKEN": "tok-carol",
         "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
         "PULUMI_CLAIM_TOKEN": claim_token,
@@ -159,3 +166,42 @@ def test_migrate_via_with_another_strategy_is_refused(
     assert result.exit_code == 1, result.stdout + result.stderr
     assert "--migrate-via applies to --strategy migrate only" in result.stderr
     assert server.requests.count() == 0
+
+
+def test_a_claim_by_migration_over_rest_needs_no_pulumi_cli_from_preview_to_commit(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    asyncio.run(seed_stacks(server, AGENT, "tok-agent", {("web", "dev"): {"team": "platform"}}))
+    resolutions = tmp_path / "map.yaml"
+    resolutions.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
+    no_cli = {"PATH": str(tmp_path / "empty"), "XDG_CACHE_HOME": str(tmp_path / "no-cache")}
+    args = (*ORGS, "--strategy", "migrate", "-r", str(resolutions))
+
+    preview = run(server, tmp_path / "runs", "preview", *args, "--format", "table", **no_cli)
+    commit = run(server, tmp_path / "runs", "commit", *args, "--yes", "--format", "json", **no_cli)
+
+    assert preview.exit_code == 0, preview.stdout + preview.stderr
+    assert "migrate over REST" in preview.stdout
+    assert commit.exit_code == 0, commit.stdout + commit.stderr
+    assert AgentClaimResponse.model_validate(json.loads(commit.stdout)).failures == []
+    landed = asyncio.run(landed_secrets(server, "tok-carol", "acme/web/dev-agent"))
+    assert landed == [SECRET, SECRET]
+
+
+def test_the_preview_says_migrate_runs_through_the_cli_when_asked(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    asyncio.run(seed_stacks(server, AGENT, "tok-agent", {("api", "prod"): {}}))
+
+    preview = run(
+        server,
+        tmp_path,
+        "preview",
+        *ORGS,
+        *("--strategy", "migrate", "--migrate-via", "cli", "--format", "table"),
+    )
+
+    assert preview.exit_code == 0, preview.stdout + preview.stderr
+    assert "migrate through the pulumi CLI" in preview.stdout

@@ -18,19 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from agent_states import SECRET, landed_secrets, seed_stacks
 from agent_times import agent_entry
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 from pulumi.automation import ConfigValue, Stack
 
 from tests.workload.workload import pulumi_program
-from toolkit.cloud import CloudClient
 from toolkit.credentials import BackendIdentity
-from toolkit.deployments import ciphertexts, plaintexts, sealed, service_secrets_provider
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
-from toolkit.models import AgentClaimResponse, AppUntypedDeployment
+from toolkit.models import AgentClaimResponse
 from toolkit.strategies.migrate import MigrateVia
-from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks
 
 if TYPE_CHECKING:
@@ -137,60 +135,19 @@ TWO_ORGS: dict[str, Any] = {
     "orgs": {AGENT: {}, "acme": {"stacks": [{"project": "web", "stack": "dev"}]}},
 }
 """The agent's org and acme, whose web/dev collides; carol is no member of the agent's org."""
-SECRET = "sk-agent-42"
 CLOUD_STATE_CHANGES = {"rest": 3 * 4, "cli": 3 + 3 + 2 + 3}
 """Per stack over REST: create, import, tags, delete; through the CLI: three creates, three
 imports, a tag for each of the two tagged stacks, three deletes."""
 
 
-def agent_deployment(project: str, stack: str) -> dict[str, Any]:
-    """A state as the CLI writes it: the root stack with a secret output, and a component."""
-    root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
-    secret = {SIG_KEY: SECRET_SIG, "plaintext": json.dumps(SECRET)}
-    return {
-        "manifest": {"time": "2026-11-30T10:00:00Z", "magic": "", "version": ""},
-        "resources": [
-            {
-                "urn": root,
-                "custom": False,
-                "type": "pulumi:pulumi:Stack",
-                "outputs": {"apiKey": secret, "region": "local"},
-            },
-            {
-                "urn": f"urn:pulumi:{stack}::{project}::app:index:Service::api",
-                "custom": False,
-                "type": "app:index:Service",
-                "parent": root,
-                "outputs": {"token": dict(secret)},
-            },
-        ],
-    }
-
-
 async def seed_agent(server: EmulatorServer) -> None:
-    """The agent's three stacks, built over REST as the agent: web/dev and web/qa tagged, each
-    state holding two secrets sealed with its own stack's key."""
-    async with CloudClient(server.url, "tok-agent") as agent:
-        for project, stack, tags in (
-            ("web", "dev", {"team": "platform"}),
-            ("web", "qa", {"team": "qa"}),
-            ("api", "prod", {}),
-        ):
-            await agent.create_stack(AGENT, project, stack, tags=tags or None)
-            state = agent_deployment(project, stack)
-            state["secrets_providers"] = service_secrets_provider(server.url, AGENT, project, stack)
-            sealed_texts = await agent.encrypt_values(AGENT, project, stack, plaintexts(state))
-            deployment = AppUntypedDeployment(version=3, deployment=sealed(state, sealed_texts))
-            assert await agent.import_stack(AGENT, project, stack, deployment) == "succeeded"
-
-
-async def landed_secrets(server: EmulatorServer, project: str, stack: str) -> list[str]:
-    async with CloudClient(server.url, "tok-carol") as carol:
-        exported = await carol.export_stack("acme", project, stack)
-        opened = await carol.decrypt_values(
-            "acme", project, stack, ciphertexts(exported.deployment)
-        )
-    return [json.loads(text) for text in opened.values()]
+    """The agent's three stacks, web/dev and web/qa tagged, each state holding two secrets."""
+    stacks = {
+        ("web", "dev"): {"team": "platform"},
+        ("web", "qa"): {"team": "qa"},
+        ("api", "prod"): {},
+    }
+    await seed_stacks(server, AGENT, "tok-agent", stacks)
 
 
 def cloud_commit(
@@ -237,7 +194,8 @@ def test_a_migration_between_two_orgs_killed_after_any_call_is_finished_by_runni
     assert server.state.stack_names("acme") == {("web", "dev"), *LANDED}
     assert server.state.stack_names(AGENT) == set()
     for project, stack in LANDED:
-        assert asyncio.run(landed_secrets(server, project, stack)) == [SECRET, SECRET]
+        landed = asyncio.run(landed_secrets(server, "tok-carol", f"acme/{project}/{stack}"))
+        assert landed == [SECRET, SECRET]
     run = read_run(tmp_path / "runs")
     assert run.finished and run.attempts == 2
     removed = {e.path for e in server.requests.entries() if e.method == "DELETE"}

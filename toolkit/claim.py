@@ -40,10 +40,17 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import execute_claim_api
-from toolkit.strategies.migrate import MigrateVia, execute_migrate
+from toolkit.strategies.migrate import MigrateVia, choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
 T = TypeVar("T")
+
+MIGRATE_VIA_NOTICES: dict[MigrateVia, str] = {
+    "rest": "migrate over REST: every step is a call to the service (export, batch-decrypt, "
+    "create, batch-encrypt, import, tags); no pulumi process runs",
+    "cli": "migrate through the pulumi CLI (Automation API), one isolated workspace per "
+    "identity; the source is listed through the CLI too",
+}
 
 ENVIRONMENT_CONCURRENCY = 8
 """Environments copied at once by default."""
@@ -72,12 +79,15 @@ async def plan_claim(
     resolution_map: ResolutionMap,
     strategy: StrategyChoice = None,
     environments: EnvironmentChoice = "report",
+    migrate_via: MigrateVia | None = None,
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
-    With `migrate`, the source is listed through the pulumi CLI too, and a stack that only one
-    of the two listings shows becomes a notice. With `claim-api` the plan is checked by the
-    service's dry run of the claim, whose conflicts and failures it then carries. The first
+    With `migrate`, a notice says how it reaches both sides (`migrate_via`, as
+    `choose_migrate_via` chooses); through the pulumi CLI, the source is listed through the CLI
+    too, and a stack that only one of the two listings shows becomes a notice. With
+    `claim-api` the plan is checked by the service's dry run of the claim, whose conflicts and
+    failures it then carries. The first
     notice says which strategy runs and why. `environments="copy"` plans copying the source's
     ESC environments (with claim-api: those the service says it cannot claim); their
     definitions are read (secrets as ciphertext) for what the notices say about them, and
@@ -94,7 +104,7 @@ async def plan_claim(
         warnings: list[str] = []
     else:
         plan, warnings = await _plan_from_listings(
-            credentials, target, resolution_map, chosen, environments
+            credentials, target, resolution_map, chosen, environments, migrate_via
         )
     if plan.environment_copies:
         if chosen == "claim-api":
@@ -157,18 +167,21 @@ async def _plan_from_listings(
     resolution_map: ResolutionMap,
     chosen: Strategy,
     environments: EnvironmentChoice,
+    migrate_via: MigrateVia | None,
 ) -> tuple[ClaimPlan, list[str]]:
-    """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings."""
+    """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings
+    (with migrate, first how it reaches both sides)."""
     source, destination = (
         target.source_identity(credentials),
         target.destination_identity(credentials),
     )
+    via = choose_migrate_via(source, destination, migrate_via) if chosen == "migrate" else None
     (
         (source_inventory, warnings),
         (destination_inventory, _),
         (agent, expires),
     ) = await asyncio.gather(
-        collect(source, target.source_org, cross_check=chosen == "migrate"),
+        collect(source, target.source_org, cross_check=via == "cli"),
         collect(destination, target.destination_org, cross_check=False),
         _agent_summary(credentials, source, target.source_org),
     )
@@ -183,6 +196,8 @@ async def _plan_from_listings(
         has_claim=credentials.claim_token is not None and source.is_cloud,
         environments=environments,
     )
+    if via is not None:
+        warnings = [MIGRATE_VIA_NOTICES[via], *warnings]
     return plan, warnings
 
 

@@ -293,6 +293,16 @@ def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def migrate_via_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--migrate-via",
+        type=click.Choice(["rest", "cli"]),
+        help="migrate: how both sides are reached. rest (the default when both are Pulumi "
+        "Cloud): every step is a REST call, no pulumi process. cli: through the pulumi CLI, "
+        "as with a self-managed backend (which only cli reaches).",
+    )(command)
+
+
 def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--log-format",
@@ -310,6 +320,7 @@ def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 @strategy_option
 @environments_option
 @claim_file_option
+@migrate_via_option
 @no_landing_option
 @output_options
 @pass_settings
@@ -320,6 +331,7 @@ def preview(
     strategy: str,
     environments: str,
     claim_file: Path | None,
+    migrate_via: str | None,
     no_landing: bool,
     fmt: str | None,
     output: Path | None,
@@ -334,7 +346,7 @@ def preview(
 
     credentials = settings.credentials(target, claim_file)
     resolution_map, _ = _resolution_map(resolutions)
-    plan = _plan(credentials, target, resolution_map, strategy, environments)
+    plan = _plan(credentials, target, resolution_map, strategy, environments, migrate_via)
     document = plan.to_claim_response()
     _report(settings, document, plan, "preview", fmt, output)
     code = exit_code(document, plan.strategy)
@@ -378,13 +390,7 @@ def preview(
     help="Calls made at once, and with migrate stacks at once; default 16 (migrate through "
     "the pulumi CLI: 4).",
 )
-@click.option(
-    "--migrate-via",
-    type=click.Choice(["rest", "cli"]),
-    help="migrate: how both sides are reached. rest (the default when both are Pulumi Cloud): "
-    "every step is a REST call, no pulumi process. cli: through the pulumi CLI, as with a "
-    "self-managed backend (which only cli reaches).",
-)
+@migrate_via_option
 @no_landing_option
 @log_format_option
 @output_options
@@ -906,6 +912,7 @@ def _plan(
     resolutions: Path | ResolutionMap | None,
     strategy: str,
     environments: str = "report",
+    migrate_via: str | None = None,
 ) -> ClaimPlan:
     from toolkit.claim import plan_claim
     from toolkit.resolution_map import ResolutionMap
@@ -916,7 +923,14 @@ def _plan(
     chosen = None if strategy == "auto" else strategy
     copy: EnvironmentChoice = "copy" if environments == "copy" else "report"
     return _run(
-        plan_claim(credentials, target, resolution_map, chosen, copy)  # type: ignore[arg-type]
+        plan_claim(
+            credentials,
+            target,
+            resolution_map,
+            chosen,  # type: ignore[arg-type]
+            copy,
+            migrate_via,  # type: ignore[arg-type]
+        )
     )
 
 

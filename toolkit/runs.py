@@ -170,6 +170,7 @@ async def commit_request(
                 request.resolution_map,
                 request.strategy,
                 request.environments,
+                request.migrate_via,
             )
             journal = None
             resumed = False
