@@ -1,5 +1,7 @@
-"""The migrate strategy with the real `pulumi` CLI: state copied, renamed, verified, and only
-then (if asked) the source removed; a failure leaves the source as it was and no destination."""
+"""The migrate strategy: state copied, renamed, verified, and only then (if asked) the source
+removed; a failure leaves the source as it was and no destination. Between self-managed backends
+through the real `pulumi` CLI; between two orgs of the service on both paths, over REST and
+through the CLI, with the same tests."""
 
 from __future__ import annotations
 
@@ -12,22 +14,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from agent_times import agent_entry
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from tests.workload.workload import pulumi_program
+from toolkit.cloud import ACCEPT
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory, entity_key
+from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFailed, MoveFailure, MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
-from toolkit.strategies.migrate import execute_migrate
+from toolkit.strategies.migrate import MigrateVia, execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY
-from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks, run_pulumi
+from toolkit.workspaces import (
+    SELF_MANAGED_ORG,
+    isolated_workspace,
+    list_all_stacks,
+    pulumi_command,
+    run_pulumi,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -126,12 +137,15 @@ def migrate(
     source: BackendIdentity,
     destination: BackendIdentity,
     *,
+    via: MigrateVia | None = None,
     delete_source: bool = False,
     progress: list[ProgressEvent] | None = None,
 ) -> FailedMoves:
     report: Callable[[ProgressEvent], None] = (progress if progress is not None else []).append
     return asyncio.run(
-        execute_migrate(plan, source, destination, delete_source=delete_source, on_progress=report)
+        execute_migrate(
+            plan, source, destination, via=via, delete_source=delete_source, on_progress=report
+        )
     )
 
 
@@ -300,42 +314,181 @@ def service(pulumi_cli: Path, make_emulator: EmulatorFactory) -> EmulatorServer:
     return make_emulator(TWO_ORGS)
 
 
-def test_migrate_between_two_orgs_each_with_its_own_identity(service: EmulatorServer) -> None:
-    agent = BackendIdentity(url=service.url, token="tok-agent")
-    platform = BackendIdentity(url=service.url, token="tok-platform")
+@pytest.fixture(params=["rest", "cli"])
+def via(request: pytest.FixtureRequest) -> MigrateVia:
+    """Each test between two orgs of the service runs on both paths."""
+    path: MigrateVia = request.param
+    return path
+
+
+def identities(service: EmulatorServer) -> tuple[BackendIdentity, BackendIdentity]:
+    """The agent's identity and the platform team's, on `service`."""
+    return (
+        BackendIdentity(url=service.url, token="tok-agent"),
+        BackendIdentity(url=service.url, token="tok-platform"),
+    )
+
+
+def cloud_plan(agent: BackendIdentity, platform: BackendIdentity) -> ClaimPlan:
+    return migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+
+
+def plant_in_service(service: EmulatorServer, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the agent's stored deployment of web/dev through an import of the edited export,
+    as a damaged state would be stored."""
+    stack = f"/api/stacks/{AGENT_ORG}/web/dev"
+    headers = {"Authorization": "token tok-agent", "Accept": ACCEPT}
+    with httpx.Client(base_url=service.url, headers=headers) as http:
+        exported = http.get(f"{stack}/export").raise_for_status().json()
+        edit(exported["deployment"])
+        http.post(f"{stack}/import", json=exported).raise_for_status()
+
+
+def test_migrate_between_two_orgs_each_with_its_own_identity(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
     source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
     deploy(agent, source_name)
-    plan = migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
+    with looking_at(agent) as agent_view:
+        source_before = export(agent_view, source_name)
 
-    failed = migrate(plan, agent, platform)
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via)
 
     assert failed == {}
     with looking_at(agent) as agent_view, user_of(platform, "shop") as user:
         assert outputs(user, target) == outputs(agent_view, source_name)
         assert outputs(user, target)["apiKey"] == API_KEY
-        assert user.list_tags(target)["team"] == "platform"
+        landed = export(user, target)
+        assert len(landed["deployment"]["resources"]) == WORKLOAD_RESOURCES
+        assert "ciphertext" in stored_api_key(landed)
+        assert stored_api_key(landed) != stored_api_key(source_before)
+        assert landed["deployment"]["secrets_providers"]["state"]["stack"] == "prod"
+        tags = user.list_tags(target)
+        assert tags["team"] == "platform"
+        assert tags["pulumi:project"] == "shop"
         assert_previews_without_changes(Stack.select(target, user))
+        assert export(agent_view, source_name) == source_before, "the source stays as it was"
+
+
+def test_a_destination_stack_that_exists_already_in_the_service_is_refused(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+    target = f"{COMPANY_ORG}/shop/prod"
+    with isolated_workspace(platform, project="shop") as other:
+        other.create_stack(target)
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via, delete_source=True)
+
+    assert [failure.message for failure in failed.values()] == [
+        f"{target} already exists; nothing was changed"
+    ]
+    with looking_at(agent) as agent_view, looking_at(platform) as company_view:
+        assert outputs(agent_view, f"{AGENT_ORG}/web/dev") == WORKLOAD_OUTPUTS
+        assert "resources" not in export(company_view, target)["deployment"]
+
+
+def test_a_state_that_would_not_load_fails_the_import_and_leaves_the_source(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
+    source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
+    deploy(agent, source_name)
+
+    def dangling_dependency(deployment: dict[str, Any]) -> None:
+        deployment["resources"][-1]["dependencies"] = ["urn:pulumi:dev::web::app:index:Gone::x"]
+
+    plant_in_service(service, dangling_dependency)
+    progress: list[ProgressEvent] = []
+
+    failed = migrate(
+        cloud_plan(agent, platform), agent, platform, via=via, delete_source=True, progress=progress
+    )
+
+    failure = failed[entity_key(plan_move_source())]
+    assert (failure.step, failure.source_untouched) == ("import", True)
+    if via == "cli":
+        assert failure.message.startswith("importing the state failed: error:")
+        assert "state file contains errors" in failure.message
+    else:
+        assert failure.message.startswith("the state to import does not hold together: ")
+        assert "dependency urn:pulumi:prod::shop::app:index:Gone::x is missing" in failure.message
+    assert [event.describe() for event in progress] == [
+        f"moving {source_name} -> {target}",
+        f"created {target}",
+        f"removed the half-made {target}",
+        f"{source_name} -> {target} failed (import): {failure.message}",
+    ]
+    with looking_at(agent) as agent_view, looking_at(platform) as company_view:
+        assert stack_names(company_view, COMPANY_ORG) == set()
         assert stack_names(agent_view, AGENT_ORG) == {source_name}
 
 
-def test_a_failed_verification_removes_the_new_stack_and_its_state(
-    service: EmulatorServer,
+def test_an_import_the_service_refuses_removes_the_new_stack(
+    service: EmulatorServer, via: MigrateVia
 ) -> None:
-    agent = BackendIdentity(url=service.url, token="tok-agent")
-    platform = BackendIdentity(url=service.url, token="tok-platform")
+    agent, platform = identities(service)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+    target = f"{COMPANY_ORG}/shop/prod"
+    service.faults.fail(500, method="POST", path=f"/api/stacks/{target}/import", times=None)
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via)
+
+    service.faults.clear()
+    failure = failed[entity_key(plan_move_source())]
+    assert (failure.step, failure.source_untouched) == ("import", True)
+    assert failure.message.startswith("importing the state failed: ")
+    with looking_at(agent) as agent_view, looking_at(platform) as company_view:
+        assert stack_names(company_view, COMPANY_ORG) == set()
+        assert outputs(agent_view, f"{AGENT_ORG}/web/dev") == WORKLOAD_OUTPUTS
+
+
+def test_a_stack_with_pending_operations_in_the_service_is_refused(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+
+    def interrupted(deployment: dict[str, Any]) -> None:
+        deployment["pending_operations"] = [
+            {"resource": deployment["resources"][-1], "type": "creating"}
+        ]
+
+    plant_in_service(service, interrupted)
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via)
+
+    failure = failed[entity_key(plan_move_source())]
+    assert failure.step == "read"
+    assert "1 pending operation(s)" in failure.message
+    assert service.state.stack_names(COMPANY_ORG) == set()
+
+
+def test_a_failed_verification_removes_the_new_stack_and_its_state(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
     source_name, target = f"{AGENT_ORG}/web/dev", f"{COMPANY_ORG}/shop/prod"
     deploy(agent, source_name)
     # The import goes through; reading the new stack's state back does not.
     service.faults.fail(400, method="GET", path=f"/api/stacks/{target}/export", times=None)
-    plan = migrate_plan(agent, platform, source_org=AGENT_ORG, destination_org=COMPANY_ORG)
     progress: list[ProgressEvent] = []
 
-    failed = migrate(plan, agent, platform, delete_source=True, progress=progress)
+    failed = migrate(
+        cloud_plan(agent, platform), agent, platform, via=via, delete_source=True, progress=progress
+    )
 
     service.faults.clear()
-    failure = failed[entity_key(plan.moves[0].source)]
+    failure = failed[entity_key(plan_move_source())]
     assert failure.step == "verify"
-    assert failure.message.startswith("verification: loading the state failed: error:")
+    if via == "cli":
+        assert failure.message.startswith("verification: loading the state failed: error:")
+    else:
+        assert failure.message.startswith(
+            f"verification: reading {target} failed: GET /api/stacks/{target}/export"
+        )
     assert [event.describe() for event in progress] == [
         f"moving {source_name} -> {target}",
         f"created {target}",
@@ -347,11 +500,58 @@ def test_a_failed_verification_removes_the_new_stack_and_its_state(
         assert outputs(agent_view, source_name) == WORKLOAD_OUTPUTS
 
 
-def test_migrate_from_the_service_to_a_file_backend_and_back_deleting_the_source(
+def test_migrate_between_two_orgs_deleting_the_source(
+    service: EmulatorServer, via: MigrateVia
+) -> None:
+    agent, platform = identities(service)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via, delete_source=True)
+
+    assert failed == {}
+    assert service.state.stack_names(AGENT_ORG) == set()
+    with looking_at(platform) as company_view:
+        assert outputs(company_view, f"{COMPANY_ORG}/shop/prod") == WORKLOAD_OUTPUTS
+
+
+def test_the_rest_path_needs_no_pulumi_cli(
+    service: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, platform = identities(service)
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))
+    with pytest.raises(PulumiCliError):
+        pulumi_command()
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via="rest")
+
+    assert failed == {}
+    assert service.state.stack_names(COMPANY_ORG) == {("shop", "prod")}
+
+
+def test_rest_with_a_self_managed_side_is_refused_before_anything_is_done(
     service: EmulatorServer, tmp_path: Path
 ) -> None:
     agent = BackendIdentity(url=service.url, token="tok-agent")
-    platform = BackendIdentity(url=service.url, token="tok-platform")
+    files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
+    service.requests.clear()
+
+    with pytest.raises(InvalidInputError, match="--migrate-via rest needs both sides"):
+        migrate(migrate_plan(agent, files, "", source_org=AGENT_ORG), agent, files, via="rest")
+
+    assert service.requests.entries() == []
+
+
+def plan_move_source() -> TransferEntityStack:
+    """The source stack of every plan here: web/dev."""
+    return TransferEntityStack(project_name="web", stack_name="dev")
+
+
+def test_migrate_from_the_service_to_a_file_backend_and_back_deleting_the_source(
+    service: EmulatorServer, tmp_path: Path
+) -> None:
+    agent, platform = identities(service)
     files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
     deploy(agent, f"{AGENT_ORG}/web/dev")
 

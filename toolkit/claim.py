@@ -40,12 +40,10 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import execute_claim_api
+from toolkit.strategies.migrate import MigrateVia, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
 T = TypeVar("T")
-
-MIGRATE_CONCURRENCY = 4
-"""Stacks migrated at once by default: each runs pulumi CLI processes."""
 
 ENVIRONMENT_CONCURRENCY = 8
 """Environments copied at once by default."""
@@ -251,6 +249,7 @@ async def commit_claim(
     stop: StopSignal | None = None,
     concurrency: int | None = None,
     workspace_root: Path | None = None,
+    migrate_via: MigrateVia | None = None,
 ) -> CommitResult:
     """Execute `plan`, recording each call in `journal` (by default one kept in memory).
 
@@ -260,8 +259,9 @@ async def commit_claim(
     service cannot claim are copied, verified and removed from the agent's org first, and the
     claim is made only once all of them are. Once `stop` is set no new call
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
-    calls (migrate: the stacks) at once. migrate makes its workspaces under `workspace_root`
-    (default: the system temp folder).
+    calls (migrate: the stacks) at once. `migrate_via` is how migrate is to reach both
+    sides (`toolkit.strategies.migrate.choose_migrate_via`); through the CLI, it makes its
+    workspaces under `workspace_root` (default: the system temp folder).
     """
     if delete_source and plan.strategy != "migrate" and not plan.environment_copies:
         raise InvalidInputError(
@@ -282,6 +282,7 @@ async def commit_claim(
             stop or StopSignal(),
             concurrency,
             delete_source,
+            migrate_via,
             workspace_root,
         )
         recorded = _recorded(on_progress, journal)
@@ -307,6 +308,7 @@ class _Execution:
     stop: StopSignal
     concurrency: int | None
     delete_source: bool
+    migrate_via: MigrateVia | None
     workspace_root: Path | None
 
     async def run(self, on_progress: ProgressCallback) -> tuple[ClaimPlan, FailedMoves]:
@@ -334,14 +336,13 @@ class _Execution:
                     ),
                 )
             return plan.answered(outcome.answer), outcome.failed
-        from toolkit.strategies.migrate import execute_migrate
-
         failed = await execute_migrate(
             plan,
             plan.target.source_identity(self.credentials),
             plan.target.destination_identity(self.credentials),
+            via=self.migrate_via,
             delete_source=self.delete_source,
-            max_concurrency=self.concurrency or MIGRATE_CONCURRENCY,
+            max_concurrency=self.concurrency,
             journal=self.journal,
             stop=self.stop,
             on_progress=on_progress,

@@ -375,7 +375,15 @@ def preview(
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
-    help="Calls made at once (migrate: stacks at once); default 16 (migrate: 4).",
+    help="Calls made at once, and with migrate stacks at once; default 16 (migrate through "
+    "the pulumi CLI: 4).",
+)
+@click.option(
+    "--migrate-via",
+    type=click.Choice(["rest", "cli"]),
+    help="migrate: how both sides are reached. rest (the default when both are Pulumi Cloud): "
+    "every step is a REST call, no pulumi process. cli: through the pulumi CLI, as with a "
+    "self-managed backend (which only cli reaches).",
 )
 @no_landing_option
 @log_format_option
@@ -393,6 +401,7 @@ def commit(
     break_lock: bool,
     new_run: bool,
     concurrency: int | None,
+    migrate_via: str | None,
     no_landing: bool,
     log_format: str,
     fmt: str | None,
@@ -442,6 +451,7 @@ def commit(
             concurrency=concurrency,
             landing=None if no_landing else resolution_map.landing,
             environments="copy" if environments == "copy" else "report",
+            migrate_via=migrate_via,  # type: ignore[arg-type]
         )
         outcome = _commit(settings, credentials, request, runs_dir, yes, break_lock, new_run, log)
     except ClaimError as error:

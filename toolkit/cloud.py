@@ -9,6 +9,9 @@ came back 5xx) is never repeated blindly: doing so could rename or transfer a st
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
 import math
 import re
@@ -42,11 +45,18 @@ from toolkit.models import (
     AgentSignupChallenge,
     AgentSignupRequest,
     AgentSignupResponse,
+    AppBatchDecryptRequest,
+    AppBatchDecryptResponse,
+    AppBatchEncryptRequest,
+    AppBatchEncryptResponse,
     AppCreateStackRequest,
+    AppImportStackResponse,
     AppListStacksResponse,
     AppStack,
     AppStackRenameRequest,
     AppStackSummary,
+    AppUntypedDeployment,
+    AppUpdateResults,
     CreateEnvironmentRequest,
     CreateEnvironmentTagRequest,
     EnvironmentDefinition,
@@ -80,6 +90,14 @@ ACCEPT = "application/vnd.pulumi+8"
 
 DEFAULT_MAX_CONCURRENCY = 16
 """Calls one client has in flight at once unless told otherwise."""
+
+SECRETS_BATCH_SIZE = 1000
+"""Secrets sealed or opened per call at most, as the CLI batches them."""
+FINISHED_UPDATE_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+IMPORT_POLL_INTERVAL = 0.1
+"""Seconds before asking again whether an import has ended; doubled each time, up to
+`IMPORT_POLL_MAX_INTERVAL`."""
+IMPORT_POLL_MAX_INTERVAL = 2.0
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -256,6 +274,83 @@ class CloudClient:
         """Delete a stack; `force` deletes it even while it still has resources."""
         params = {"force": "true"} if force else None
         await self._request("DELETE", _stack_path(org, project, stack), params=params)
+
+    # --- Stack state: what `pulumi stack export` and `import` do over REST ----------------
+
+    async def export_stack(self, org: str, project: str, stack: str) -> AppUntypedDeployment:
+        """The stack's latest deployment, its secrets sealed with the stack's own key."""
+        return await self._get(AppUntypedDeployment, f"{_stack_path(org, project, stack)}/export")
+
+    async def decrypt_values(
+        self, org: str, project: str, stack: str, ciphertexts: Sequence[str]
+    ) -> dict[str, str]:
+        """Each ciphertext (base64, as a deployment holds it) opened with the stack's key, as
+        text; keyed by the ciphertext. Sent in batches, and retried, as the CLI sends them."""
+        path = f"{_stack_path(org, project, stack)}/batch-decrypt"
+
+        async def batch(texts: list[str]) -> dict[str, str]:
+            response = await self._request(
+                "POST", path, body=AppBatchDecryptRequest(ciphertexts=texts), always_retry=True
+            )
+            opened = _parse(AppBatchDecryptResponse, response, f"POST {path}").plaintexts
+            missing = set(texts) - opened.keys()
+            if missing:
+                raise TransportError(f"POST {path} left {len(missing)} value(s) unopened")
+            return {sent: _from_base64(opened[sent], path) for sent in texts}
+
+        opened: dict[str, str] = {}
+        for part in await asyncio.gather(*map(batch, _batches(sorted(set(ciphertexts))))):
+            opened.update(part)
+        return opened
+
+    async def encrypt_values(
+        self, org: str, project: str, stack: str, plaintexts: Sequence[str]
+    ) -> list[str]:
+        """Each plaintext sealed with the stack's key, in order, as base64 (as a deployment
+        holds it); each gets a ciphertext of its own, equal plaintexts too."""
+        path = f"{_stack_path(org, project, stack)}/batch-encrypt"
+
+        async def batch(texts: list[str]) -> list[str]:
+            encoded = [base64.b64encode(text.encode()).decode() for text in texts]
+            response = await self._request(
+                "POST", path, body=AppBatchEncryptRequest(plaintexts=encoded), always_retry=True
+            )
+            sealed = _parse(AppBatchEncryptResponse, response, f"POST {path}").ciphertexts
+            if len(sealed) != len(texts):
+                raise TransportError(f"POST {path} sealed {len(sealed)} of {len(texts)} value(s)")
+            return sealed
+
+        parts = await asyncio.gather(*map(batch, _batches(list(plaintexts))))
+        return [ciphertext for part in parts for ciphertext in part]
+
+    async def import_stack(
+        self, org: str, project: str, stack: str, deployment: AppUntypedDeployment
+    ) -> str:
+        """Make `deployment` (secrets sealed with this stack's key) the stack's state, as
+        `pulumi stack import` does, and wait for the import's update to end; return its
+        final status (`succeeded`, `failed` or `cancelled`)."""
+        stack_path = _stack_path(org, project, stack)
+        response = await self._request("POST", f"{stack_path}/import", body=deployment)
+        update = _parse(AppImportStackResponse, response, f"POST {stack_path}/import")
+        status_path = f"{stack_path}/update/{_segment(update.update_id)}"
+        delay = IMPORT_POLL_INTERVAL
+        while True:
+            results = await self._get(AppUpdateResults, status_path)
+            if results.status in FINISHED_UPDATE_STATUSES:
+                return results.status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, IMPORT_POLL_MAX_INTERVAL)
+
+    async def replace_stack_tags(
+        self, org: str, project: str, stack: str, tags: Mapping[str, str]
+    ) -> None:
+        """Make `tags` all of the stack's tags, as `pulumi stack tag set` does."""
+        await self._request(
+            "PATCH",
+            f"{_stack_path(org, project, stack)}/tags",
+            text=json.dumps(dict(tags)),
+            always_retry=True,
+        )
 
     # --- ESC environments ------------------------------------------------------------------
 
@@ -505,13 +600,15 @@ class CloudClient:
         headers: Mapping[str, str] | None = None,
         shown_path: str | None = None,
         secrets: Sequence[str] = (),
+        always_retry: bool = False,
     ) -> httpx.Response:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
         The body is `body` as JSON, or `text` as it is (an ESC definition's YAML), with
         `headers` added. `shown_path` replaces `path` in errors and logs when the path holds
         a secret; `secrets` (a claim token) are masked in error text, as the client's own
-        token is.
+        token is. `always_retry`: the call is safe to repeat whatever its method (sealing or
+        opening secrets, replacing a stack's tags).
         """
         shown = shown_path or path
         content = (
@@ -527,7 +624,7 @@ class CloudClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=_ServiceBackoff(self._retry_base_delay, self._retry_max_delay),
-            retry=_RetryPolicy(method),
+            retry=_RetryPolicy(method, always=always_retry),
             before_sleep=_log_retry(method, shown),
             retry_error_callback=_last_outcome,
         )
@@ -605,6 +702,20 @@ def _environment_path(org: str, project: str, name: str) -> str:
     return f"/api/esc/environments/{_segment(org)}/{_segment(project)}/{_segment(name)}"
 
 
+def _batches(values: list[str]) -> list[list[str]]:
+    return [
+        values[start : start + SECRETS_BATCH_SIZE]
+        for start in range(0, len(values), SECRETS_BATCH_SIZE)
+    ]
+
+
+def _from_base64(text: str, path: str) -> str:
+    try:
+        return base64.b64decode(text, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise TransportError(f"POST {path} answered with a value that is not base64 text") from None
+
+
 def _revision_of(response: httpx.Response, call: str) -> int:
     """The revision an ESC answer names in its `Pulumi-ESC-Revision` header."""
     try:
@@ -646,8 +757,8 @@ class _RetryPolicy(retry_base):
     are safe to repeat are retried. A connection that never opened is safe for any method.
     """
 
-    def __init__(self, method: str) -> None:
-        self._idempotent = method.upper() in _IDEMPOTENT_METHODS
+    def __init__(self, method: str, *, always: bool = False) -> None:
+        self._idempotent = always or method.upper() in _IDEMPOTENT_METHODS
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         outcome = retry_state.outcome

@@ -38,6 +38,7 @@ from toolkit.resolution_map import ResolutionMap, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.runs import ClaimRequest, commit_request, map_identity
 from toolkit.strategies import StopSignal
+from toolkit.strategies.migrate import MigrateVia, check_migrate_via
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -96,6 +97,8 @@ class ClaimEntry(_Entry):
     strategy: Literal["auto", "transfer", "migrate", "claim-api"] = "auto"
     concurrency: int | None = Field(default=None, ge=1)
     delete_source: bool = Field(default=False, alias="deleteSource")
+    migrate_via: Literal["rest", "cli"] | None = Field(default=None, alias="migrateVia")
+    """How migrate reaches both sides (`--migrate-via`)."""
     environments: Literal["report", "copy"] = "report"
     """What becomes of the source's ESC environments (`--environments`)."""
     tokens: TokenVariables = TokenVariables()
@@ -140,6 +143,7 @@ class JobClaim:
     """None: `auto`."""
     concurrency: int | None
     delete_source: bool
+    migrate_via: MigrateVia | None
     environments: EnvironmentChoice
     map_file: MapFile | None
     suffix: str | None
@@ -174,6 +178,7 @@ class JobClaim:
             concurrency=self.concurrency,
             landing=self.landing,
             environments=self.environments,
+            migrate_via=self.migrate_via,
         )
 
 
@@ -313,6 +318,17 @@ def _check_claim(
         return None, problems
     credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
     problems += token_problems
+    if target is not None and credentials is not None:
+        try:
+            check_migrate_via(
+                None if entry.strategy == "auto" else entry.strategy,
+                target.source_identity(credentials),
+                target.destination_identity(credentials),
+                entry.migrate_via,
+            )
+        except ClaimError as error:
+            said = error.message.replace("--migrate-via", "migrateVia")
+            problems.append(said.replace("--strategy", "strategy"))
     if problems or target is None or credentials is None:
         return None, problems
     claim = JobClaim(
@@ -321,6 +337,7 @@ def _check_claim(
         strategy=None if entry.strategy == "auto" else entry.strategy,
         concurrency=entry.concurrency,
         delete_source=entry.delete_source,
+        migrate_via=entry.migrate_via,
         environments=entry.environments,
         map_file=map_file,
         suffix=entry.suffix,

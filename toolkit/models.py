@@ -268,6 +268,29 @@ class AppImportStackResponse(WireModel):
     update_id: str
 
 
+class AppBatchEncryptRequest(WireModel):
+    plaintexts: list[str]
+
+
+class AppBatchEncryptResponse(WireModel):
+    ciphertexts: list[str]
+
+
+class AppBatchDecryptRequest(WireModel):
+    ciphertexts: list[str]
+
+
+class AppBatchDecryptResponse(WireModel):
+    plaintexts: dict[str, str]
+    """Each plaintext keyed by the ciphertext it came from, both base64 as sent."""
+
+
+class AppUpdateResults(WireModel):
+    status: str
+    events: list[dict[str, Any]]
+    continuation_token: str | None = None
+
+
 class TransferStackRequest(WireModel):
     to_org: str
     project_name: str | None = None

@@ -44,6 +44,7 @@ from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.strategies import StopSignal
+from toolkit.strategies.migrate import MigrateVia, check_migrate_via
 
 WORKSPACES_DIR = "workspaces"
 """Under the runs directory: migrate's workspaces while a commit runs (a killed run's are
@@ -68,6 +69,9 @@ class ClaimRequest:
     """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
     environments: EnvironmentChoice = "report"
     """Whether the source's ESC environments are copied (`toolkit.environments`)."""
+    migrate_via: MigrateVia | None = None
+    """How migrate reaches both sides; None: over REST when both are Pulumi Cloud. Not part
+    of the run key: it changes how the moves are made, not which."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,12 @@ async def commit_request(
     run has its journal.
     """
     check_runs_dir(runs_dir, writable=True)
+    check_migrate_via(
+        request.strategy,
+        request.target.source_identity(credentials),
+        request.target.destination_identity(credentials),
+        request.migrate_via,
+    )
     if request.landing is not None:
         from toolkit.landing import check_landing_tools
 
@@ -195,6 +205,7 @@ async def commit_request(
                 stop=stop,
                 concurrency=request.concurrency,
                 workspace_root=workspaces,
+                migrate_via=request.migrate_via,
             )
         finally:
             journal.close()

@@ -24,10 +24,6 @@ from fastapi.responses import JSONResponse
 from toolkit.emulator import responses
 from toolkit.emulator.cli_models import (
     AppAPICapabilityConfig,
-    AppBatchDecryptRequest,
-    AppBatchDecryptResponse,
-    AppBatchEncryptRequest,
-    AppBatchEncryptResponse,
     AppCapabilitiesResponse,
     AppCompleteUpdateRequest,
     AppCreateStackResponse,
@@ -44,12 +40,20 @@ from toolkit.emulator.cli_models import (
     AppStartUpdateResponse,
     AppUpdateProgramRequest,
     AppUpdateProgramResponse,
-    AppUpdateResults,
     StackTag,
 )
 from toolkit.emulator.responses import json_response
 from toolkit.emulator.state import FINISHED, Caller, ServiceFault, ServiceState, UpdateKind
-from toolkit.models import AppCreateStackRequest, AppImportStackResponse, AppUntypedDeployment
+from toolkit.models import (
+    AppBatchDecryptRequest,
+    AppBatchDecryptResponse,
+    AppBatchEncryptRequest,
+    AppBatchEncryptResponse,
+    AppCreateStackRequest,
+    AppImportStackResponse,
+    AppUntypedDeployment,
+    AppUpdateResults,
+)
 
 STACK = "/api/stacks/{org}/{project}/{stack}"
 UPDATE = STACK + "/{kind}/{update_id}"

@@ -60,23 +60,6 @@ class AppDecryptValueResponse(WireModel):
     plaintext: str
 
 
-class AppBatchEncryptRequest(WireModel):
-    plaintexts: list[str]
-
-
-class AppBatchEncryptResponse(WireModel):
-    ciphertexts: list[str]
-
-
-class AppBatchDecryptRequest(WireModel):
-    ciphertexts: list[str]
-
-
-class AppBatchDecryptResponse(WireModel):
-    plaintexts: dict[str, str]
-    """Each plaintext keyed by the ciphertext it came from, both base64 as sent."""
-
-
 class AppConfigValue(WireModel):
     string: str = ""
     secret: bool = False
@@ -142,12 +125,6 @@ class AppEngineEventBatch(WireModel):
 
 class AppCompleteUpdateRequest(WireModel):
     status: Literal["succeeded", "failed", "cancelled"]
-
-
-class AppUpdateResults(WireModel):
-    status: str
-    events: list[dict[str, Any]]
-    continuation_token: str | None = None
 
 
 class AppUpdateInfo(WireModel):

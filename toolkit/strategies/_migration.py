@@ -1,0 +1,96 @@
+"""What `migrate` asks of each side of a migration, whichever way it reaches that side.
+
+The steps of a migration and their order live in `toolkit.strategies.migrate`; a `Backend` does
+each step on one side, through the pulumi CLI (`_migrate_cli`, any backend) or the REST API
+(`_migrate_rest`, Pulumi Cloud only). A step that fails raises `StepFailed`, naming the step and
+saying why in words a report can show (never state or secrets).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from toolkit.progress import Step
+
+LONGEST_REASON = 600
+"""Characters of a backend's error message a failure reason keeps."""
+
+
+class StepFailed(Exception):
+    """One stack's migration stopped at `step`; `reason` is what the report says."""
+
+    def __init__(self, step: Step, reason: str) -> None:
+        super().__init__(reason)
+        self.step: Step = step
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A stack's state as a migration reads it: both ways, and its tags."""
+
+    version: int | None
+    """The deployment schema version it was exported at."""
+    plaintext: dict[str, Any]
+    """The deployment with its secrets open, as `pulumi stack export --show-secrets` gives it."""
+    encrypted: dict[str, Any]
+    """The same deployment with its secrets sealed by the stack's key (`pulumi stack export`)."""
+    tags: dict[str, str]
+    """Every tag of the stack."""
+
+
+class Session(Protocol):
+    """One side, open for the stacks of one project (a CLI workspace needs a project)."""
+
+    async def read(self, name: str, step: Step) -> StackState:
+        """The state and tags of the stack `name` (fully qualified); `step` is what fails."""
+        ...
+
+    async def create(self, name: str) -> None:
+        """Create the empty stack `name`; one that exists already is refused and left alone."""
+        ...
+
+    async def remove(self, name: str, step: Step, doing: str) -> None:
+        """Remove the stack `name` and its state, resources and all (nothing is destroyed)."""
+        ...
+
+    async def secrets_provider(self, name: str, project: str, stack: str) -> dict[str, Any]:
+        """The `secrets_providers` of the new stack `name`, which its state must name."""
+        ...
+
+    async def import_state(self, name: str, version: int | None, deployment: Any) -> None:
+        """Make `deployment` (secrets open) the state of the new stack `name`, its secrets
+        sealed with that stack's own key."""
+        ...
+
+    async def check_loads(self, name: str) -> None:
+        """What the backend itself checks of the state of `name` when it loads it, beyond the
+        checks of every migration (`toolkit.deployments.integrity_problem`)."""
+        ...
+
+    async def set_tags(self, name: str, tags: dict[str, str]) -> None:
+        """Give the stack `name` these tags, keeping those it has."""
+        ...
+
+
+class Backend(Protocol):
+    """One side of a migration: an org's stacks, as one identity sees them."""
+
+    @property
+    def org(self) -> str:
+        """The org on this side (`organization` on a self-managed backend)."""
+        ...
+
+    @property
+    def creates_system_tags(self) -> bool:
+        """Whether a stack it creates gets the `pulumi:` tags of its program by itself (`pulumi
+        stack init` sets them); if not, the migration copies the source's."""
+        ...
+
+    async def stack_names(self) -> set[str]:
+        """The fully qualified names of the org's stacks, in every project."""
+        ...
+
+    def session(self, project: str) -> AbstractAsyncContextManager[Session]: ...
