@@ -4,6 +4,7 @@ log (`/_emulator/requests`) says which calls it served."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,6 +72,16 @@ class Emulator:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return None
+
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time the emulator process has used, where /proc tells it."""
+        try:
+            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        except OSError:
+            return None
+        # The command name (field 2) is in parentheses and may hold any character.
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self._process.terminate()
