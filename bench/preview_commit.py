@@ -28,15 +28,13 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
-import httpx
+from _emulator import CONSOLE_SCRIPT, Emulator, ServedRequest, emulators
 
 from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY, CloudClient
@@ -60,8 +58,6 @@ PREVIEW_CHAIN_TARGET = 1.2
 COMMIT_FLOOR_TARGET = 2.0
 """A commit at LATENCY_MS takes at most this many times its in-flight floor."""
 RENAME_SUFFIX = "-agent"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "pulumi-claim"
-"""The installed `pulumi-claim`, next to the interpreter running this script."""
 
 
 @dataclass(frozen=True)
@@ -172,126 +168,12 @@ def claim_world(
     }
 
 
-class Emulator:
-    """`pulumi-claim emulator` serving a world file from its own process."""
-
-    def __init__(self, world_file: Path, *, latency_ms: float) -> None:
-        self._process = subprocess.Popen(
-            [
-                str(CONSOLE_SCRIPT),
-                "emulator",
-                "--world",
-                str(world_file),
-                "--latency-ms",
-                str(latency_ms),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.url = ""
-
-    @property
-    def credentials(self) -> Credentials:
-        return Credentials(
-            api_url=self.url, destination_token=ADMIN_TOKEN, source_token=AGENT_TOKEN
-        )
-
-    def wait_until_listening(self) -> None:
-        """Read the URL the emulator prints first, once it listens."""
-        assert self._process.stdout is not None
-        first_line = self._process.stdout.readline()
-        if not first_line.startswith("Pulumi Cloud emulator listening on "):
-            raise RuntimeError(f"the emulator did not start (it said {first_line!r})")
-        self.url = first_line.split()[-1]
-
-    def served(self) -> Served:
-        """The service requests answered since the log was last cleared."""
-        log = httpx.get(f"{self.url}/_emulator/requests").raise_for_status().json()
-        requests = tuple(
-            ServedRequest(method=entry["method"], path=entry["path"], query=entry["query"])
-            for entry in log["requests"]
-        )
-        return Served(requests=requests, peak_in_flight=log["peakInFlight"])
-
-    def clear_requests(self) -> None:
-        httpx.delete(f"{self.url}/_emulator/requests").raise_for_status()
-
-    def peak_rss_mb(self) -> float | None:
-        """The emulator process's peak resident memory, where /proc tells it."""
-        try:
-            status = Path(f"/proc/{self._process.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return None
-
-    def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout:
-            self._process.stdout.close()
-
-
-@contextmanager
-def emulators(*worlds: tuple[Path, float]) -> Iterator[list[Emulator]]:
-    """One emulator per (world file, added latency in ms), all stopped at the end.
-
-    They start side by side, since most of a start-up is importing the web stack, and an
-    emulator no one calls yet costs nothing while another is measured.
-    """
-    with ExitStack() as running:
-        started: list[Emulator] = []
-        for world_file, latency_ms in worlds:
-            service = Emulator(world_file, latency_ms=latency_ms)
-            running.callback(service.stop)
-            started.append(service)
-        for service in started:
-            service.wait_until_listening()
-        yield started
+def admin_credentials(service: Emulator) -> Credentials:
+    """alice's, on `service`: she previews and commits; the agent's token reads the source."""
+    return Credentials(api_url=service.url, destination_token=ADMIN_TOKEN, source_token=AGENT_TOKEN)
 
 
 # --- What the emulator served, and the floors it sets ------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServedRequest:
-    """One service request of the emulator's request log."""
-
-    method: str
-    path: str
-    query: str
-    """As sent, without the `?`."""
-
-    @property
-    def listing(self) -> str:
-        """The listing this request is a page of: method, path and query without the
-        continuation token (a request that lists nothing is a listing of one page)."""
-        kept = [(key, value) for key, value in self._query() if key != "continuationToken"]
-        query = urlencode(kept)
-        return f"{self.method} {self.path}" + (f"?{query}" if query else "")
-
-    @property
-    def continuation_token(self) -> str | None:
-        """The token of the page before this one; None on a listing's first page."""
-        return next((value for key, value in self._query() if key == "continuationToken"), None)
-
-    def _query(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query, keep_blank_values=True)
-
-
-@dataclass(frozen=True)
-class Served:
-    """What the emulator served since its request log was last cleared."""
-
-    requests: tuple[ServedRequest, ...]
-    peak_in_flight: int
-    """The most requests it had in flight at once."""
 
 
 @dataclass(frozen=True)
@@ -370,8 +252,9 @@ def check(condition: bool, what: str) -> None:
 
 def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list[Figure]:
     """Time `plan_claim` with a map resolving every collision, and without one (blocked)."""
+    credentials = admin_credentials(service)
     resolution_map, conflicts = asyncio.run(
-        suggest_resolutions(service.credentials, TARGET, suffix=RENAME_SUFFIX)
+        suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX)
     )
     check(conflicts == scale.collisions, f"{conflicts} conflicts, not {scale.collisions}")
     figures: list[Figure] = []
@@ -380,7 +263,7 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
         for _ in range(scale.repeats):
             service.clear_requests()
             started = time.perf_counter()
-            plan = asyncio.run(plan_claim(service.credentials, TARGET, chosen_map, "transfer"))
+            plan = asyncio.run(plan_claim(credentials, TARGET, chosen_map, "transfer"))
             seconds.append(time.perf_counter() - started)
             served = service.served()
         check(len(plan.moves) == scale.agent_stacks, f"plan has {len(plan.moves)} moves")
@@ -423,28 +306,28 @@ def measure_commit(
     made one after another on `twin` and against the floors those calls set; every emulator
     serves the same world. Also returns the median commit's seconds."""
     resolution_map, _ = asyncio.run(
-        suggest_resolutions(fresh[0].credentials, TARGET, suffix=RENAME_SUFFIX)
+        suggest_resolutions(admin_credentials(fresh[0]), TARGET, suffix=RENAME_SUFFIX)
     )
-    plan = asyncio.run(plan_claim(fresh[0].credentials, TARGET, resolution_map, "transfer"))
+    plan = asyncio.run(plan_claim(admin_credentials(fresh[0]), TARGET, resolution_map, "transfer"))
     renamed = sum(move.renamed for move in plan.moves)
     check(renamed == scale.commit_collisions, f"{renamed} renames planned")
     seconds: list[float] = []
     for service in fresh:
         service.clear_requests()
         started = time.perf_counter()
-        result = asyncio.run(commit_claim(service.credentials, plan))
+        result = asyncio.run(commit_claim(admin_credentials(service), plan))
         seconds.append(time.perf_counter() - started)
         served = service.served()
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")
-        asyncio.run(check_landed_once(service.credentials, plan))
+        asyncio.run(check_landed_once(admin_credentials(service), plan))
     concurrent = statistics.median(seconds)
 
     twin.clear_requests()
     started = time.perf_counter()
-    asyncio.run(commit_one_call_at_a_time(twin.credentials, plan))
+    asyncio.run(commit_one_call_at_a_time(admin_credentials(twin), plan))
     one_by_one = time.perf_counter() - started
     one_by_one_calls = len(twin.served().requests)
-    asyncio.run(check_landed_once(twin.credentials, plan))
+    asyncio.run(check_landed_once(admin_credentials(twin), plan))
 
     calls = len(served.requests)
     check(calls == one_by_one_calls, "both commits must make the same calls")
@@ -476,7 +359,7 @@ def measure_commit(
 def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:
     """The same world's agent account claimed through the service's claim API (one call, then
     the claim's status and the verifying listings), beside the transfer of `measure_commit`."""
-    credentials = replace(service.credentials, claim_token=CLAIM_TOKEN)
+    credentials = replace(admin_credentials(service), claim_token=CLAIM_TOKEN)
     resolution_map, _ = asyncio.run(suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX))
     plan = asyncio.run(plan_claim(credentials, TARGET, resolution_map, "claim-api"))
     service.clear_requests()
@@ -486,7 +369,7 @@ def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:
     calls = len(service.served().requests)
     check(not result.failed_moves, f"claim failed moves: {result.failed_moves}")
     check(not result.document.failures, f"claim failures: {result.document.failures}")
-    asyncio.run(check_landed_once(service.credentials, plan))
+    asyncio.run(check_landed_once(admin_credentials(service), plan))
     floors = CallFloors(calls, DEFAULT_MAX_CONCURRENCY, LATENCY_MS)
     print(
         f"claim {len(plan.moves)} stacks through the claim API, {LATENCY_MS:g} ms, {calls} calls: "

@@ -1,0 +1,147 @@
+"""The emulator as the benchmarks run it: `pulumi-claim emulator` in its own process, as the
+service would be, so the times, calls and memory measured are the toolkit's alone; its request
+log (`/_emulator/requests`) says which calls it served."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "pulumi-claim"
+"""The installed `pulumi-claim`, next to the interpreter running the benchmark."""
+
+
+class Emulator:
+    """`pulumi-claim emulator` serving a world file from its own process.
+
+    With `db`, its state lives in that SQLite file, and a file that exists already is served
+    as it is (the world file is not read again): a world seeded once, then copied, serves each
+    measurement afresh. `port` 0 lets the system pick a free one.
+    """
+
+    def __init__(
+        self, world_file: Path, *, latency_ms: float, db: Path | None = None, port: int = 0
+    ) -> None:
+        command = [str(CONSOLE_SCRIPT), "emulator", "--world", str(world_file)]
+        command += ["--latency-ms", str(latency_ms), "--port", str(port)]
+        if db is not None:
+            command += ["--db", str(db)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.url = ""
+
+    def wait_until_listening(self) -> None:
+        """Read the URL the emulator prints first, once it listens."""
+        assert self._process.stdout is not None
+        first_line = self._process.stdout.readline()
+        if not first_line.startswith("Pulumi Cloud emulator listening on "):
+            raise RuntimeError(f"the emulator did not start (it said {first_line!r})")
+        self.url = first_line.split()[-1]
+
+    def served(self) -> Served:
+        """The service requests answered since the log was last cleared."""
+        log = httpx.get(f"{self.url}/_emulator/requests").raise_for_status().json()
+        requests = tuple(
+            ServedRequest(method=entry["method"], path=entry["path"], query=entry["query"])
+            for entry in log["requests"]
+        )
+        return Served(requests=requests, peak_in_flight=log["peakInFlight"])
+
+    def clear_requests(self) -> None:
+        httpx.delete(f"{self.url}/_emulator/requests").raise_for_status()
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Add `latency_ms` to every request from now on."""
+        body = {"latencyMs": latency_ms}
+        httpx.put(f"{self.url}/_emulator/latency", json=body).raise_for_status()
+
+    def peak_rss_mb(self) -> float | None:
+        """The emulator process's peak resident memory, where /proc tells it."""
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time the emulator process has used, where /proc tells it."""
+        try:
+            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        except OSError:
+            return None
+        # The command name (field 2) is in parentheses and may hold any character.
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout:
+            self._process.stdout.close()
+
+
+@contextmanager
+def emulators(*worlds: tuple[Path, float]) -> Iterator[list[Emulator]]:
+    """One emulator per (world file, added latency in ms), all stopped at the end.
+
+    They start side by side, since most of a start-up is importing the web stack, and an
+    emulator no one calls yet costs nothing while another is measured.
+    """
+    with ExitStack() as running:
+        started: list[Emulator] = []
+        for world_file, latency_ms in worlds:
+            service = Emulator(world_file, latency_ms=latency_ms)
+            running.callback(service.stop)
+            started.append(service)
+        for service in started:
+            service.wait_until_listening()
+        yield started
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One service request of the emulator's request log."""
+
+    method: str
+    path: str
+    query: str
+    """As sent, without the `?`."""
+
+    @property
+    def listing(self) -> str:
+        """The listing this request is a page of: method, path and query without the
+        continuation token (a request that lists nothing is a listing of one page)."""
+        kept = [(key, value) for key, value in self._query() if key != "continuationToken"]
+        query = urlencode(kept)
+        return f"{self.method} {self.path}" + (f"?{query}" if query else "")
+
+    @property
+    def continuation_token(self) -> str | None:
+        """The token of the page before this one; None on a listing's first page."""
+        return next((value for key, value in self._query() if key == "continuationToken"), None)
+
+    def _query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the emulator served since its request log was last cleared."""
+
+    requests: tuple[ServedRequest, ...]
+    peak_in_flight: int
+    """The most requests it had in flight at once."""
