@@ -792,7 +792,12 @@ def job_check(settings: Settings, job_file: Path) -> None:
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
-    help="Items per page of lists.",
+    help="Items per page of lists that name no page size.",
+)
+@click.option(
+    "--max-page-size",
+    type=click.IntRange(min=1),
+    help="The most items per page a list call may ask for (default: --page-size).",
 )
 @click.option(
     "--latency-ms",
@@ -838,6 +843,7 @@ def emulator(
     port: int,
     db: Path | None,
     page_size: int,
+    max_page_size: int | None,
     latency_ms: float,
     fault_rates: dict[str, float],
     fault_seed: int | None,
@@ -856,6 +862,10 @@ def emulator(
     from toolkit.emulator.faults import FaultRates
     from toolkit.emulator.server import serve_forever
 
+    if max_page_size is not None and max_page_size < page_size:
+        raise click.UsageError(
+            f"--max-page-size ({max_page_size}) must be at least --page-size ({page_size})."
+        )
     rates = None
     if fault_rates:
         try:
@@ -882,6 +892,7 @@ def emulator(
         port=port,
         db_path=str(db) if db else ":memory:",
         page_size=page_size,
+        max_page_size=max_page_size,
         latency_ms=latency_ms,
         fault_rates=rates,
         signup_difficulty=signup_difficulty,

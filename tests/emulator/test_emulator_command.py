@@ -144,3 +144,25 @@ def test_a_port_in_use_is_refused(world: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert "in use" in result.stderr
+
+
+def test_max_page_size_option_lets_a_list_call_ask_for_bigger_pages(tmp_path: Path) -> None:
+    world = tmp_path / "two-stacks.yaml"
+    world.write_text(
+        WORLD.replace("{project: p, stack: s}", "{project: p, stack: s}, {project: p, stack: t}"),
+        "utf-8",
+    )
+    with (
+        serving("--world", str(world), "--page-size", "1", "--max-page-size", "5") as url,
+        httpx.Client(base_url=url, headers=AUTH) as client,
+    ):
+        listing = {"organization": "o"}
+        default = client.get("/api/user/stacks", params=listing).json()
+        larger = client.get("/api/user/stacks", params={**listing, "maxResults": "5"}).json()
+    assert (len(default["stacks"]), len(larger["stacks"])) == (1, 2)
+
+
+def test_a_max_page_size_below_the_page_size_is_a_usage_error(world: Path) -> None:
+    result = refused("--world", str(world), "--page-size", "10", "--max-page-size", "5")
+    assert result.returncode == 2
+    assert "--max-page-size (5) must be at least --page-size (10)" in result.stderr

@@ -169,6 +169,7 @@ def serve_forever(
     port: int = 0,
     db_path: str | Path | None = None,
     page_size: int = 100,
+    max_page_size: int | None = None,
     latency_ms: float = 0.0,
     fault_rates: FaultRates | None = None,
     signup_difficulty: int | None = None,
@@ -198,6 +199,7 @@ def serve_forever(
                 host=host,
                 port=port,
                 page_size=page_size,
+                max_page_size=max_page_size,
                 latency_ms=latency_ms,
                 on_restart_failure=restart_failed,
             )
