@@ -576,3 +576,22 @@ def test_migrate_from_the_service_to_a_file_backend_and_back_deleting_the_source
         assert stack_names(agent_view, AGENT_ORG) == set()
         assert stack_names(file_view) == set()
         assert outputs(company_view, f"{COMPANY_ORG}/web/agent-dev") == WORKLOAD_OUTPUTS
+
+
+def test_migrate_between_two_pulumi_clouds(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, via: MigrateVia
+) -> None:
+    agents_cloud = make_emulator({**TWO_ORGS, "orgs": {AGENT_ORG: {}}})
+    company_cloud = make_emulator({**TWO_ORGS, "agents": [], "orgs": {COMPANY_ORG: {}}})
+    agent = BackendIdentity(url=agents_cloud.url, token="tok-agent")
+    platform = BackendIdentity(url=company_cloud.url, token="tok-platform")
+    deploy(agent, f"{AGENT_ORG}/web/dev")
+
+    failed = migrate(cloud_plan(agent, platform), agent, platform, via=via, delete_source=True)
+
+    assert failed == {}
+    assert agents_cloud.state.stack_names(AGENT_ORG) == set()
+    with user_of(platform, "shop") as user:
+        assert outputs(user, f"{COMPANY_ORG}/shop/prod") == WORKLOAD_OUTPUTS
+        provider = export(user, f"{COMPANY_ORG}/shop/prod")["deployment"]["secrets_providers"]
+        assert provider["state"]["url"] == company_cloud.url

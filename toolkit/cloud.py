@@ -98,6 +98,8 @@ IMPORT_POLL_INTERVAL = 0.1
 """Seconds before asking again whether an import has ended; doubled each time, up to
 `IMPORT_POLL_MAX_INTERVAL`."""
 IMPORT_POLL_MAX_INTERVAL = 2.0
+IMPORT_TIMEOUT = 600.0
+"""Seconds an import may run before the client stops waiting for it (and says so)."""
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -334,10 +336,17 @@ class CloudClient:
         update = _parse(AppImportStackResponse, response, f"POST {stack_path}/import")
         status_path = f"{stack_path}/update/{_segment(update.update_id)}"
         delay = IMPORT_POLL_INTERVAL
+        deadline = time.monotonic() + IMPORT_TIMEOUT
         while True:
             results = await self._get(AppUpdateResults, status_path)
             if results.status in FINISHED_UPDATE_STATUSES:
                 return results.status
+            if time.monotonic() > deadline:
+                raise TransportError(
+                    f"the import into {org}/{project}/{stack} had not ended after "
+                    f"{IMPORT_TIMEOUT:.0f} s (its update is {results.status})",
+                    hint="See the stack's update in Pulumi Cloud, then run the same command again.",
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, IMPORT_POLL_MAX_INTERVAL)
 
