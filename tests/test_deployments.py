@@ -31,7 +31,7 @@ from toolkit.deployments import (
     secrets,
     service_secrets_provider,
 )
-from toolkit.urns import SECRET_SIG, SIG_KEY
+from toolkit.urns import SECRET_SIG, SIG_KEY, UNKNOWN_PROVIDER_ID
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, run_pulumi
 
 
@@ -423,6 +423,23 @@ def test_a_provider_must_come_before_the_resources_it_serves() -> None:
     )
 
 
+def without_provider_id(served_as: str) -> dict[str, Any]:
+    """A provider stored without an ID, and a resource it serves, referred to as `served_as`."""
+    deployment = stack_with(custom(BUCKET, provider=served_as))
+    del deployment["resources"][1]["id"]
+    return deployment
+
+
+def test_a_provider_without_an_id_is_referred_to_by_the_unknown_id() -> None:
+    """As the CLI's `providers.NewReference` names such a provider."""
+    assert (
+        integrity_problem(without_provider_id(f"{DEFAULT_PROVIDER}::{UNKNOWN_PROVIDER_ID}")) is None
+    )
+    assert integrity_problem(without_provider_id(f"{DEFAULT_PROVIDER}::")) == (
+        f"{BUCKET} refers to the unknown provider {DEFAULT_PROVIDER}::"
+    )
+
+
 def test_a_resource_pending_replacement_may_name_an_unknown_provider() -> None:
     waiting = custom(BUCKET, provider=f"{DEFAULT_PROVIDER}::gone", pendingReplacement=True)
     assert integrity_problem(stack_with(waiting)) is None
@@ -502,6 +519,10 @@ CLI_CASES: dict[str, dict[str, Any]] = {
     "component with an id": stack_with({"urn": SERVICE, "type": "app:index:Service", "id": "s"}),
     "unknown provider": stack_with(custom(BUCKET, provider=f"{DEFAULT_PROVIDER}::another-id")),
     "provider after": {"resources": [custom(BUCKET), *stack_with()["resources"]]},
+    "provider without id, unknown id": without_provider_id(
+        f"{DEFAULT_PROVIDER}::{UNKNOWN_PROVIDER_ID}"
+    ),
+    "provider without id, empty id": without_provider_id(f"{DEFAULT_PROVIDER}::"),
     "unknown provider, pending replacement": stack_with(
         custom(BUCKET, provider=f"{DEFAULT_PROVIDER}::gone", pendingReplacement=True)
     ),

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from toolkit.urns import SECRET_SIG, SIG_KEY
+from toolkit.urns import SECRET_SIG, SIG_KEY, UNKNOWN_PROVIDER_ID
 
 PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 """The type of every provider resource: `pulumi:providers:<package>`."""
@@ -182,7 +182,8 @@ def integrity_problem(deployment: Mapping[str, Any]) -> str | None:
         if not resource.get("custom") and resource.get("id"):
             return f"{urn} is not a custom resource but has an ID"
         if str(kind).startswith(PROVIDER_TYPE_PREFIX):
-            providers.add(f"{urn}::{resource.get('id', '')}")
+            # A provider without an ID is referred to by the unknown ID (`NewReference`).
+            providers.add(f"{urn}::{resource.get('id') or UNKNOWN_PROVIDER_ID}")
         provider = resource.get("provider")
         if provider and provider not in providers and not resource.get("pendingReplacement"):
             return f"{urn} refers to the unknown provider {provider}"
