@@ -7,6 +7,7 @@ hands them all to the real `pulumi` CLI, which must load exactly those that pass
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -245,6 +246,18 @@ def test_sealing_with_more_ciphertexts_than_secrets_is_refused() -> None:
     deployment = {"resources": [{"urn": ROOT, "outputs": {"a": secret(1)}}]}
     with pytest.raises(ValueError, match="more ciphertexts than secrets"):
         sealed(deployment, ["c1", "c2"])
+
+
+def test_sealing_with_fewer_ciphertexts_than_secrets_is_refused_even_in_a_coroutine() -> None:
+    deployment = {"resources": [{"urn": ROOT, "outputs": {"a": secret(1), "b": secret(2)}}]}
+    with pytest.raises(ValueError, match="fewer ciphertexts than secrets"):
+        sealed(deployment, ["c1"])
+
+    async def sealing() -> dict[str, Any]:
+        return sealed(deployment, ["c1"])
+
+    with pytest.raises(ValueError, match="fewer ciphertexts than secrets"):
+        asyncio.run(sealing())
 
 
 def test_secrets_outside_the_resources_are_left_alone() -> None:

@@ -88,7 +88,11 @@ def sealed(deployment: Mapping[str, Any], sealed_texts: list[str]) -> dict[str, 
     def seal(secret: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(secret.get("plaintext"), str):
             return dict(secret)
-        return {SIG_KEY: SECRET_SIG, "ciphertext": next(remaining)}
+        ciphertext = next(remaining, None)
+        if ciphertext is None:
+            # Not a StopIteration, which a coroutine calling this would turn into a RuntimeError.
+            raise ValueError("fewer ciphertexts than secrets")
+        return {SIG_KEY: SECRET_SIG, "ciphertext": ciphertext}
 
     result = _with_secrets(deployment, seal)
     if next(remaining, None) is not None:
