@@ -16,6 +16,7 @@ import pytest
 
 from toolkit.cloud import CloudClient, _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
+from toolkit.deployments import ciphertexts, service_secrets_provider
 from toolkit.emulator import responses
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import (
@@ -27,6 +28,8 @@ from toolkit.errors import (
     ServiceError,
     TransportError,
 )
+from toolkit.models import AppUntypedDeployment
+from toolkit.urns import SECRET_SIG, SIG_KEY
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -285,6 +288,171 @@ def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
     assert headers["Accept"] == "application/vnd.pulumi+8"
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"].startswith("pulumi-claim/")
+
+
+# --- Stack state and secrets -----------------------------------------------------------
+
+
+def new_stack(server: EmulatorServer, project: str, stack: str, **tags: str) -> None:
+    """An empty stack `acme/<project>/<stack>`, with a secrets key of its own."""
+    call(server, lambda client: client.create_stack("acme", project, stack, tags=tags))
+
+
+class BatchSizes(httpx.AsyncHTTPTransport):
+    """Real HTTP, noting how many values each batch-encrypt and batch-decrypt call carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: dict[str, list[int]] = {"batch-encrypt": [], "batch-decrypt": []}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call_name = request.url.path.rsplit("/", 1)[-1]
+        if call_name in self.sizes:
+            body = json.loads(request.content)
+            values = body["plaintexts" if call_name == "batch-encrypt" else "ciphertexts"]
+            self.sizes[call_name].append(len(values))
+        return await super().handle_async_request(request)
+
+
+def test_values_sealed_by_a_stack_open_with_it_in_batches_the_cli_sends(
+    emulator: EmulatorServer,
+) -> None:
+    """At most 1000 values a call, as the CLI sends them (`DefaultMaxBatchEncryptCount` and
+    `DefaultMaxBatchDecryptCount` in pkg/resource/stack/secrets.go, pulumi v3.274.1)."""
+    new_stack(emulator, "vault", "a")
+    values = ["", '"quoted"', "ünïcødé ✓", *(f"secret-{i % 2000}" for i in range(2497))]
+    assert len(values) == 2500 and len(set(values)) < 2500, "equal values among them"
+    sizes = BatchSizes()
+
+    async def round_trip(client: CloudClient) -> tuple[list[str], dict[str, str]]:
+        sealed = await client.encrypt_values("acme", "vault", "a", values)
+        return sealed, await client.decrypt_values("acme", "vault", "a", sealed)
+
+    sealed, opened = call(emulator, round_trip, transport=sizes)
+
+    assert len(sealed) == len(set(sealed)) == 2500, "each value gets a ciphertext of its own"
+    assert not set(values) & set(sealed)
+    assert [opened[ciphertext] for ciphertext in sealed] == values
+    for call_name in ("batch-encrypt", "batch-decrypt"):
+        path = f"/api/stacks/acme/vault/a/{call_name}"
+        answered = [e.status for e in emulator.requests.entries() if e.path == path]
+        assert answered == [200, 200, 200], call_name
+        assert sorted(sizes.sizes[call_name]) == [500, 1000, 1000], call_name
+
+
+def test_no_values_make_no_calls(emulator: EmulatorServer) -> None:
+    new_stack(emulator, "vault", "a")
+
+    async def nothing(client: CloudClient) -> tuple[list[str], dict[str, str]]:
+        return (
+            await client.encrypt_values("acme", "vault", "a", []),
+            await client.decrypt_values("acme", "vault", "a", []),
+        )
+
+    assert call(emulator, nothing) == ([], {})
+    assert emulator.requests.count("POST", r".*/batch-(en|de)crypt") == 0
+
+
+def test_values_sealed_by_one_stack_do_not_open_with_another(emulator: EmulatorServer) -> None:
+    new_stack(emulator, "vault", "a")
+    new_stack(emulator, "vault", "b")
+    sealed = call(emulator, lambda client: client.encrypt_values("acme", "vault", "a", ["pw"]))
+    with pytest.raises(ServiceError) as caught:
+        call(emulator, lambda client: client.decrypt_values("acme", "vault", "b", sealed))
+    assert caught.value.status == 400
+    assert (caught.value.method, caught.value.path) == (
+        "POST",
+        "/api/stacks/acme/vault/b/batch-decrypt",
+    )
+    assert emulator.requests.count("POST", r".*/b/batch-decrypt") == 1, "a 400 is not retried"
+    opened = call(emulator, lambda client: client.decrypt_values("acme", "vault", "a", sealed))
+    assert opened == {sealed[0]: "pw"}
+
+
+@pytest.mark.parametrize("call_name", ["batch-encrypt", "batch-decrypt"])
+def test_a_5xx_on_sealing_or_opening_is_retried(emulator: EmulatorServer, call_name: str) -> None:
+    """Sealing or opening changes nothing on the service, so it is safe to repeat (a POST)."""
+    new_stack(emulator, "vault", "a")
+    sealed = call(emulator, lambda client: client.encrypt_values("acme", "vault", "a", ["pw"]))
+    emulator.requests.clear()
+    emulator.faults.fail(500, method="POST", path=f".*/{call_name}", times=1)
+
+    async def round_trip(client: CloudClient) -> tuple[list[str], dict[str, str]]:
+        again = await client.encrypt_values("acme", "vault", "a", ["pw"])
+        return again, await client.decrypt_values("acme", "vault", "a", sealed + again)
+
+    again, opened = call(emulator, round_trip)
+    assert opened == {sealed[0]: "pw", again[0]: "pw"}
+    faulted = [e.status for e in emulator.requests.entries() if e.path.endswith(call_name)]
+    assert faulted == [500, 200]
+
+
+def test_a_5xx_on_import_is_not_retried(emulator: EmulatorServer) -> None:
+    """An import may have been applied when its answer is a 5xx: repeating it blindly could
+    import twice, so the error goes to the caller."""
+    new_stack(emulator, "vault", "a")
+    emulator.faults.fail(500, method="POST", path=r".*/import")
+    deployment = AppUntypedDeployment(version=3, deployment={"resources": []})
+    with pytest.raises(ServiceError) as caught:
+        call(emulator, lambda client: client.import_stack("acme", "vault", "a", deployment))
+    assert caught.value.status == 500
+    assert [(e.method, e.path, e.status) for e in emulator.requests.entries()][-1:] == [
+        ("POST", "/api/stacks/acme/vault/a/import", 500)
+    ]
+    assert emulator.requests.count("POST", r".*/import") == 1
+    assert emulator.requests.count("GET", r".*/update/.*") == 0
+
+
+def test_an_imported_deployment_is_the_stack_state(emulator: EmulatorServer) -> None:
+    new_stack(emulator, "vault", "a")
+    root = "urn:pulumi:a::vault::pulumi:pulumi:Stack::vault-a"
+    sealed = call(
+        emulator, lambda client: client.encrypt_values("acme", "vault", "a", ['"hunter2"'])
+    )
+    deployment = {
+        "manifest": {"time": "2026-11-20T10:00:00Z", "magic": "", "version": "v3.274.1"},
+        "secrets_providers": service_secrets_provider(emulator.url, "acme", "vault", "a"),
+        "resources": [
+            {
+                "urn": root,
+                "custom": False,
+                "type": "pulumi:pulumi:Stack",
+                "outputs": {"key": {SIG_KEY: SECRET_SIG, "ciphertext": sealed[0]}, "n": 1},
+            }
+        ],
+    }
+
+    async def import_then_export(client: CloudClient) -> tuple[str, AppUntypedDeployment]:
+        status = await client.import_stack(
+            "acme", "vault", "a", AppUntypedDeployment(version=3, deployment=deployment)
+        )
+        return status, await client.export_stack("acme", "vault", "a")
+
+    status, exported = call(emulator, import_then_export)
+    assert status == "succeeded"
+    assert (exported.version, exported.deployment) == (3, deployment)
+    stored = ciphertexts(exported.deployment)
+    opened = call(emulator, lambda client: client.decrypt_values("acme", "vault", "a", stored))
+    assert opened == {sealed[0]: '"hunter2"'}
+    calls = [(e.method, e.path) for e in emulator.requests.entries()]
+    imported = calls.index(("POST", "/api/stacks/acme/vault/a/import"))
+    polled_method, polled_path = calls[imported + 1]
+    assert polled_method == "GET" and polled_path.startswith("/api/stacks/acme/vault/a/update/")
+
+
+def test_replacing_the_tags_of_a_stack_replaces_them_all(emulator: EmulatorServer) -> None:
+    new_stack(emulator, "vault", "a", team="web", owner="agent-1")
+    before = call(emulator, lambda client: client.get_stack("acme", "vault", "a")).tags
+    assert before == {"team": "web", "owner": "agent-1"}
+
+    async def replace_then_read(client: CloudClient) -> dict[str, str] | None:
+        await client.replace_stack_tags("acme", "vault", "a", {"team": "platform", "cost": "42"})
+        return (await client.get_stack("acme", "vault", "a")).tags
+
+    assert call(emulator, replace_then_read) == {"team": "platform", "cost": "42"}
+    assert emulator.requests.count("PATCH", "/api/stacks/acme/vault/a/tags") == 1
+    call(emulator, lambda client: client.replace_stack_tags("acme", "vault", "a", {}))
+    assert call(emulator, lambda client: client.get_stack("acme", "vault", "a")).tags == {}
 
 
 # --- Errors and secrecy -------------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from toolkit.urns import SECRET_SIG, SIG_KEY
+from toolkit.urns import SECRET_SIG, SIG_KEY, UNKNOWN_PROVIDER_ID
 
 PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 """The type of every provider resource: `pulumi:providers:<package>`."""
@@ -88,7 +88,11 @@ def sealed(deployment: Mapping[str, Any], sealed_texts: list[str]) -> dict[str, 
     def seal(secret: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(secret.get("plaintext"), str):
             return dict(secret)
-        return {SIG_KEY: SECRET_SIG, "ciphertext": next(remaining)}
+        ciphertext = next(remaining, None)
+        if ciphertext is None:
+            # Not a StopIteration, which a coroutine calling this would turn into a RuntimeError.
+            raise ValueError("fewer ciphertexts than secrets")
+        return {SIG_KEY: SECRET_SIG, "ciphertext": ciphertext}
 
     result = _with_secrets(deployment, seal)
     if next(remaining, None) is not None:
@@ -182,7 +186,8 @@ def integrity_problem(deployment: Mapping[str, Any]) -> str | None:
         if not resource.get("custom") and resource.get("id"):
             return f"{urn} is not a custom resource but has an ID"
         if str(kind).startswith(PROVIDER_TYPE_PREFIX):
-            providers.add(f"{urn}::{resource.get('id', '')}")
+            # A provider without an ID is referred to by the unknown ID (`NewReference`).
+            providers.add(f"{urn}::{resource.get('id') or UNKNOWN_PROVIDER_ID}")
         provider = resource.get("provider")
         if provider and provider not in providers and not resource.get("pendingReplacement"):
             return f"{urn} refers to the unknown provider {provider}"
