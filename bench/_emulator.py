@@ -49,7 +49,12 @@ class Emulator:
         """The service requests answered since the log was last cleared."""
         log = httpx.get(f"{self.url}/_emulator/requests").raise_for_status().json()
         requests = tuple(
-            ServedRequest(method=entry["method"], path=entry["path"], query=entry["query"])
+            ServedRequest(
+                method=entry["method"],
+                path=entry["path"],
+                query=entry["query"],
+                seconds=entry["finished"] - entry["started"],
+            )
             for entry in log["requests"]
         )
         return Served(requests=requests, peak_in_flight=log["peakInFlight"])
@@ -120,6 +125,8 @@ class ServedRequest:
     path: str
     query: str
     """As sent, without the `?`."""
+    seconds: float
+    """From its arrival to its answer: the added latency and the emulator's own handling."""
 
     @property
     def listing(self) -> str:

@@ -183,6 +183,9 @@ class PageChain:
 
     listing: str
     pages: int
+    served_seconds: float
+    """How long the emulator took to answer the chain's pages, one read of it: the added
+    latency and its own handling (the toolkit cannot read the chain faster)."""
 
 
 def longest_page_chain(requests: Sequence[ServedRequest]) -> PageChain:
@@ -195,15 +198,20 @@ def longest_page_chain(requests: Sequence[ServedRequest]) -> PageChain:
     """
     first_pages: Counter[str] = Counter()
     tokens: defaultdict[str, set[str]] = defaultdict(set)
+    seconds: defaultdict[str, float] = defaultdict(float)
     for request in requests:
         token = request.continuation_token
         if token is None:
             first_pages[request.listing] += 1
         else:
             tokens[request.listing].add(token)
+        seconds[request.listing] += request.seconds
     orphans = set(tokens) - set(first_pages)
     check(not orphans, f"later pages served without a first page: {sorted(orphans)}")
-    chains = [PageChain(listing, 1 + len(tokens[listing])) for listing in first_pages]
+    chains = [
+        PageChain(listing, 1 + len(tokens[listing]), seconds[listing] / reads)
+        for listing, reads in first_pages.items()
+    ]
     check(bool(chains), "the emulator served no requests")
     return max(chains, key=lambda chain: chain.pages)
 
@@ -277,10 +285,14 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
         if latency_ms:
             floor = chain.pages * latency_ms / 1000
             ratio = median / floor
+            handling = chain.served_seconds - floor
             print(
                 f"{measured} ({chain.listing}) x {latency_ms:g} ms = {floor:.3f} s: "
                 f"{ratio:.2f}x the chain, target <= {PREVIEW_CHAIN_TARGET:g}x "
-                f"(every page one after another: {pages * latency_ms / 1000:.2f} s)"
+                f"(every page one after another: {pages * latency_ms / 1000:.2f} s)\n"
+                f"  the chain as the emulator answered it: {chain.served_seconds:.3f} s, "
+                f"{handling:.3f} s of it its own handling beyond the latency; "
+                f"{median / chain.served_seconds:.2f}x that"
             )
             figures.append(
                 Figure(

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -183,7 +184,9 @@ class CloudClient:
             self._headers["Authorization"] = f"token {token}"
         self._timeout = timeout
         self._transport = transport
-        self._ssl_context = httpx.create_ssl_context()
+        self._ssl_context: ssl.SSLContext | None = None
+        """Made on the first https connection and shared by them all: loading the system's
+        certificates takes tens of milliseconds, too long to do per connection."""
         self._opened: list[httpx.AsyncClient] = []
         self._idle: list[httpx.AsyncClient] = []
         self._refused_page_sizes: set[str] = set()
@@ -673,10 +676,16 @@ class CloudClient:
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             transport=self._transport,
-            verify=self._ssl_context,
+            verify=self._tls() if self.api_url.startswith("https://") else False,
         )
         self._opened.append(http)
         return http
+
+    def _tls(self) -> ssl.SSLContext:
+        # (A plain http:// URL, allowed only for loopback or with --insecure, has no TLS.)
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
 
     def _error_for(
         self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]

@@ -9,9 +9,11 @@ rule is the service's, not the client's planner.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from toolkit.models import (
     BaseEntity,
@@ -118,12 +120,24 @@ def kind_order(wire_kind: str) -> int:
 
 def identity(entity: BaseEntity | RenameEntity) -> tuple[str, ...]:
     """The name fields that identify `entity` in its org (a rename: what it renames)."""
-    return tuple(getattr(entity, name) for name in kind_of(entity).identity_fields)
+    return _IDENTITY_BY_WIRE[entity.kind](entity)
 
 
 def entity_key(entity: BaseEntity | RenameEntity) -> EntityKey:
     """The kind of the base entity plus its identity; a rename has the key of what it renames."""
-    return (kind_of(entity).wire_kind, *identity(entity))
+    return (KIND_BY_WIRE[entity.kind].wire_kind, *_IDENTITY_BY_WIRE[entity.kind](entity))
+
+
+def _identity_reader(kind: EntityKind) -> Callable[[object], tuple[str, ...]]:
+    """Reads the identity fields of an entity of `kind` at once (planning keys every entity
+    many times over)."""
+    read: Callable[[object], Any] = operator.attrgetter(*kind.identity_fields)
+    if len(kind.identity_fields) == 1:
+        return lambda entity: (read(entity),)
+    return cast(Callable[[object], tuple[str, ...]], read)  # several names: read as a tuple
+
+
+_IDENTITY_BY_WIRE = {wire: _identity_reader(kind) for wire, kind in KIND_BY_WIRE.items()}
 
 
 def stack_name(stack: TransferEntityStack) -> StackName:
