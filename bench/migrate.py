@@ -22,7 +22,7 @@ destination is empty every time and the calls served are that path's alone. Afte
 every stack must be in acme exactly once, with its 20 resources, its secrets opening there (as
 the acme user) to the source's plaintext.
 
-    uv run python bench/migrate.py           # 200 stacks: about 12 minutes on 2 cores
+    uv run python bench/migrate.py           # 200 stacks: about 10 minutes on 2 cores
     uv run python bench/migrate.py --quick   # 3 stacks: about half a minute; targets n/a
 
 It is a benchmark, not a test: it asserts only that every path moved every stack intact.
