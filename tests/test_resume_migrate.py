@@ -151,7 +151,11 @@ async def seed_agent(server: EmulatorServer) -> None:
 
 
 def cloud_commit(
-    server: EmulatorServer, env: dict[str, str], via: MigrateVia, stop: StopAt | None = None
+    server: EmulatorServer,
+    env: dict[str, str],
+    via: MigrateVia,
+    stop: StopAt | None = None,
+    *options: str,
 ) -> Finished:
     map_file = Path(env["PULUMI_CLAIM_RUNS_DIR"]).parent / "map.yaml"
     map_file.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
@@ -160,7 +164,7 @@ def cloud_commit(
         env,
         "commit",
         *("--from", AGENT, "--to", "acme", "--strategy", "migrate", "--migrate-via", via),
-        *("--delete-source", "-r", str(map_file), "--yes", "--format", "json"),
+        *("--delete-source", "-r", str(map_file), "--yes", "--format", "json", *options),
         stop=stop,
     )
 
@@ -204,3 +208,32 @@ def test_a_migration_between_two_orgs_killed_after_any_call_is_finished_by_runni
         f"/api/stacks/{AGENT}/{p}/{s}" for p, s in (("web", "dev"), ("web", "qa"), ("api", "prod"))
     }
     assert removed <= own_copies | sources, "only half-made copies and the sources were removed"
+
+
+@pytest.mark.parametrize("via", ["rest", "cli"])
+def test_ctrl_c_during_a_migration_finishes_the_stack_under_way_and_a_rerun_the_rest(
+    pulumi_cli: Path, make_emulator: EmulatorFactory, tmp_path: Path, via: MigrateVia
+) -> None:
+    server = make_emulator(TWO_ORGS)
+    asyncio.run(seed_agent(server))
+    env = toolkit_env(
+        tmp_path / "runs", PULUMI_ACCESS_TOKEN="tok-carol", PULUMI_CLAIM_SOURCE_TOKEN="tok-agent"
+    )
+
+    # One stack at a time; Ctrl-C once the first stack's copy has been created.
+    stopped = cloud_commit(server, env, via, StopAt(1, signal.SIGINT), "--concurrency", "1")
+
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Run the same command again to continue it" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    run = read_run(tmp_path / "runs")
+    assert run.state == "interrupted"
+    assert all(step.outcome is not None for step in run.steps), "a step went unrecorded"
+    assert len(server.state.stack_names("acme") - {("web", "dev")}) == 1, "one stack landed"
+    assert len(server.state.stack_names(AGENT)) == 2, "the others were not started"
+
+    again = cloud_commit(server, env, via)
+
+    assert again.returncode == 0, again.stderr
+    assert server.state.stack_names("acme") == {("web", "dev"), *LANDED}
+    assert server.state.stack_names(AGENT) == set()
