@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 from collections.abc import Awaitable, Callable
@@ -299,7 +300,8 @@ def new_stack(server: EmulatorServer, project: str, stack: str, **tags: str) -> 
 
 
 class BatchSizes(httpx.AsyncHTTPTransport):
-    """Real HTTP, noting how many values each batch-encrypt and batch-decrypt call carries."""
+    """Real HTTP, noting how many values each batch-encrypt and batch-decrypt call carries
+    (gzip-encoded, as the CLI sends them)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -308,7 +310,8 @@ class BatchSizes(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call_name = request.url.path.rsplit("/", 1)[-1]
         if call_name in self.sizes:
-            body = json.loads(request.content)
+            assert request.headers["Content-Encoding"] == "gzip"
+            body = json.loads(gzip.decompress(request.content))
             values = body["plaintexts" if call_name == "batch-encrypt" else "ciphertexts"]
             self.sizes[call_name].append(len(values))
         return await super().handle_async_request(request)
@@ -403,6 +406,19 @@ def test_a_5xx_on_import_is_not_retried(emulator: EmulatorServer) -> None:
     assert emulator.requests.count("GET", r".*/update/.*") == 0
 
 
+class Encodings(httpx.AsyncHTTPTransport):
+    """Real HTTP, noting each POST's path and `Content-Encoding`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.sent.append((request.url.path, request.headers.get("Content-Encoding")))
+        return await super().handle_async_request(request)
+
+
 def test_an_imported_deployment_is_the_stack_state(emulator: EmulatorServer) -> None:
     new_stack(emulator, "vault", "a")
     root = "urn:pulumi:a::vault::pulumi:pulumi:Stack::vault-a"
@@ -428,8 +444,10 @@ def test_an_imported_deployment_is_the_stack_state(emulator: EmulatorServer) -> 
         )
         return status, await client.export_stack("acme", "vault", "a")
 
-    status, exported = call(emulator, import_then_export)
+    encodings = Encodings()
+    status, exported = call(emulator, import_then_export, transport=encodings)
     assert status == "succeeded"
+    assert encodings.sent == [("/api/stacks/acme/vault/a/import", "gzip")], "gzipped, as the CLI"
     assert (exported.version, exported.deployment) == (3, deployment)
     stored = ciphertexts(exported.deployment)
     opened = call(emulator, lambda client: client.decrypt_values("acme", "vault", "a", stored))

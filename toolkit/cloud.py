@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
 import json
 import logging
 import math
@@ -295,7 +296,11 @@ class CloudClient:
 
         async def batch(texts: list[str]) -> dict[str, str]:
             response = await self._request(
-                "POST", path, body=AppBatchDecryptRequest(ciphertexts=texts), always_retry=True
+                "POST",
+                path,
+                body=AppBatchDecryptRequest(ciphertexts=texts),
+                always_retry=True,
+                compressed=True,
             )
             opened = _parse(AppBatchDecryptResponse, response, f"POST {path}").plaintexts
             missing = set(texts) - opened.keys()
@@ -318,7 +323,11 @@ class CloudClient:
         async def batch(texts: list[str]) -> list[str]:
             encoded = [base64.b64encode(text.encode()).decode() for text in texts]
             response = await self._request(
-                "POST", path, body=AppBatchEncryptRequest(plaintexts=encoded), always_retry=True
+                "POST",
+                path,
+                body=AppBatchEncryptRequest(plaintexts=encoded),
+                always_retry=True,
+                compressed=True,
             )
             sealed = _parse(AppBatchEncryptResponse, response, f"POST {path}").ciphertexts
             if len(sealed) != len(texts):
@@ -335,7 +344,9 @@ class CloudClient:
         `pulumi stack import` does, and wait for the import's update to end; return its
         final status (`succeeded`, `failed` or `cancelled`)."""
         stack_path = _stack_path(org, project, stack)
-        response = await self._request("POST", f"{stack_path}/import", body=deployment)
+        response = await self._request(
+            "POST", f"{stack_path}/import", body=deployment, compressed=True
+        )
         update = _parse(AppImportStackResponse, response, f"POST {stack_path}/import")
         status_path = f"{stack_path}/update/{_segment(update.update_id)}"
         delay = IMPORT_POLL_INTERVAL
@@ -613,6 +624,7 @@ class CloudClient:
         shown_path: str | None = None,
         secrets: Sequence[str] = (),
         always_retry: bool = False,
+        compressed: bool = False,
     ) -> httpx.Response:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
@@ -620,12 +632,16 @@ class CloudClient:
         `headers` added. `shown_path` replaces `path` in errors and logs when the path holds
         a secret; `secrets` (a claim token) are masked in error text, as the client's own
         token is. `always_retry`: the call is safe to repeat whatever its method (sealing or
-        opening secrets, replacing a stack's tags).
+        opening secrets, replacing a stack's tags). `compressed`: the body goes gzip-encoded,
+        as the CLI sends states and batches of secrets.
         """
         shown = shown_path or path
-        content = (
+        content: str | bytes | None = (
             body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else text
         )
+        if compressed and content is not None:
+            content = gzip.compress(content.encode() if isinstance(content, str) else content)
+            headers = {**(headers or {}), "Content-Encoding": "gzip"}
 
         async def attempt() -> httpx.Response:
             async with self._connection() as http:
