@@ -295,14 +295,8 @@ class CloudClient:
         path = f"{_stack_path(org, project, stack)}/batch-decrypt"
 
         async def batch(texts: list[str]) -> dict[str, str]:
-            response = await self._request(
-                "POST",
-                path,
-                body=AppBatchDecryptRequest(ciphertexts=texts),
-                always_retry=True,
-                compressed=True,
-            )
-            opened = _parse(AppBatchDecryptResponse, response, f"POST {path}").plaintexts
+            request = AppBatchDecryptRequest(ciphertexts=texts)
+            opened = (await self._secrets_batch(path, request, AppBatchDecryptResponse)).plaintexts
             missing = set(texts) - opened.keys()
             if missing:
                 raise TransportError(f"POST {path} left {len(missing)} value(s) unopened")
@@ -322,20 +316,22 @@ class CloudClient:
 
         async def batch(texts: list[str]) -> list[str]:
             encoded = [base64.b64encode(text.encode()).decode() for text in texts]
-            response = await self._request(
-                "POST",
-                path,
-                body=AppBatchEncryptRequest(plaintexts=encoded),
-                always_retry=True,
-                compressed=True,
-            )
-            sealed = _parse(AppBatchEncryptResponse, response, f"POST {path}").ciphertexts
+            request = AppBatchEncryptRequest(plaintexts=encoded)
+            sealed = (await self._secrets_batch(path, request, AppBatchEncryptResponse)).ciphertexts
             if len(sealed) != len(texts):
                 raise TransportError(f"POST {path} sealed {len(sealed)} of {len(texts)} value(s)")
             return sealed
 
         parts = await asyncio.gather(*map(batch, _batches(list(plaintexts))))
         return [ciphertext for part in parts for ciphertext in part]
+
+    async def _secrets_batch(self, path: str, request: BaseModel, answer: type[ModelT]) -> ModelT:
+        """One batch of secrets sealed or opened: safe to repeat, and gzip-encoded, as the CLI
+        sends it."""
+        response = await self._request(
+            "POST", path, body=request, always_retry=True, compressed=True
+        )
+        return _parse(answer, response, f"POST {path}")
 
     async def import_stack(
         self, org: str, project: str, stack: str, deployment: AppUntypedDeployment
