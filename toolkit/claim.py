@@ -87,8 +87,8 @@ async def plan_claim(
     `choose_migrate_via` chooses); through the pulumi CLI, the source is listed through the CLI
     too, and a stack that only one of the two listings shows becomes a notice. With
     `claim-api` the plan is checked by the service's dry run of the claim, whose conflicts and
-    failures it then carries. The first
-    notice says which strategy runs and why. `environments="copy"` plans copying the source's
+    failures it then carries. The first notice says which strategy runs and why.
+    `environments="copy"` plans copying the source's
     ESC environments (with claim-api: those the service says it cannot claim); their
     definitions are read (secrets as ciphertext) for what the notices say about them, and
     with claim-api the source identity must be able to read them decrypted (it acts as the
