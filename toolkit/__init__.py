@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from toolkit.claim import CommitResult, commit_claim, plan_claim, suggest_resolutions
     from toolkit.credentials import Credentials, load_credentials
     from toolkit.errors import (
+        AnswerTooLargeError,
         AuthenticationError,
         ClaimError,
         ClaimRefusedError,
         ConflictError,
+        DeadlineExceededError,
+        EndlessListingError,
         InvalidInputError,
         JobFileError,
         LandingError,
@@ -24,10 +27,12 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         PlanMismatchError,
         PulumiCliError,
+        RedirectedError,
         ResolutionMapError,
         RunLockedError,
         ServiceError,
         TransportError,
+        UntrustedAnswerError,
     )
     from toolkit.jobs import Job, JobResult, load_job, run_job
     from toolkit.landing import LandingSpec
@@ -42,10 +47,13 @@ _HOMES = {
     "toolkit.claim": ("CommitResult", "commit_claim", "plan_claim", "suggest_resolutions"),
     "toolkit.credentials": ("Credentials", "load_credentials"),
     "toolkit.errors": (
+        "AnswerTooLargeError",
         "AuthenticationError",
         "ClaimError",
         "ClaimRefusedError",
         "ConflictError",
+        "DeadlineExceededError",
+        "EndlessListingError",
         "InvalidInputError",
         "JobFileError",
         "LandingError",
@@ -53,10 +61,12 @@ _HOMES = {
         "PermissionDeniedError",
         "PlanMismatchError",
         "PulumiCliError",
+        "RedirectedError",
         "ResolutionMapError",
         "RunLockedError",
         "ServiceError",
         "TransportError",
+        "UntrustedAnswerError",
     ),
     "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
     "toolkit.landing": ("LandingSpec",),
@@ -68,6 +78,7 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "AnswerTooLargeError",
     "AuthenticationError",
     "ClaimError",
     "ClaimPlan",
@@ -77,6 +88,8 @@ __all__ = [
     "CommitResult",
     "ConflictError",
     "Credentials",
+    "DeadlineExceededError",
+    "EndlessListingError",
     "InvalidInputError",
     "Job",
     "JobFileError",
@@ -87,6 +100,7 @@ __all__ = [
     "PermissionDeniedError",
     "PlanMismatchError",
     "PulumiCliError",
+    "RedirectedError",
     "ResolutionMap",
     "ResolutionMapError",
     "RunLockedError",
@@ -94,6 +108,7 @@ __all__ = [
     "ServiceError",
     "StopSignal",
     "TransportError",
+    "UntrustedAnswerError",
     "__version__",
     "commit_claim",
     "commit_request",

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import gzip
+import hashlib
 import json
 import logging
 import math
@@ -34,6 +35,9 @@ from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
 from toolkit.errors import (
+    AnswerTooLargeError,
+    DeadlineExceededError,
+    EndlessListingError,
     InvalidInputError,
     NotFoundError,
     ServiceError,
@@ -107,6 +111,10 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before the request reaches the service, so any method may be retried."""
+_NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
+"""What to check when an answer is not what a Pulumi Cloud API gives."""
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,24 @@ class CloudClient:
     Use as `async with CloudClient(url, token) as client: ...`. List methods page through every
     page. Errors are `toolkit.errors.ServiceError` subclasses (by status) or `TransportError`.
     With an empty token no `Authorization` header is sent, as agent sign-up needs.
+
+    What a service controls is bounded, so that a broken or hostile one gives an error rather
+    than a run that never ends or fills the memory: the class attributes below, well above
+    what a real service needs, which a test (or a caller) may lower on a client or the class.
     """
+
+    max_pages_per_listing: int = 10_000
+    """Pages one listing may take: 100,000 stacks at the service's default 100 a page are
+    1,000 pages (this client asks for 1,000 a page)."""
+    request_deadline: float = 900.0
+    """Seconds one attempt of a call may take, from sending to the last byte of its answer:
+    the per-read timeout alone lets an answer dripped a byte at a time last for days. A
+    stack state of 1 GB comes in well within it at 10 Mbit/s."""
+    max_answer_bytes: int = 128 * MIB
+    """Largest answer read (decoded), but for a stack's state: a page of 1,000 stacks is
+    about 250 KB."""
+    max_state_bytes: int = 2048 * MIB
+    """Largest stack state (`export`) read: states of hundreds of MB exist."""
 
     def __init__(
         self,
@@ -285,7 +310,9 @@ class CloudClient:
 
     async def export_stack(self, org: str, project: str, stack: str) -> AppUntypedDeployment:
         """The stack's latest deployment, its secrets sealed with the stack's own key."""
-        return await self._get(AppUntypedDeployment, f"{_stack_path(org, project, stack)}/export")
+        path = f"{_stack_path(org, project, stack)}/export"
+        response = await self._request("GET", path, largest_answer=self.max_state_bytes)
+        return _parse(AppUntypedDeployment, response, f"GET {path}")
 
     async def decrypt_values(
         self, org: str, project: str, stack: str, ciphertexts: Sequence[str]
@@ -438,14 +465,16 @@ class CloudClient:
         """The environment's tags, name -> value."""
         path = f"{_environment_path(org, project, name)}/tags"
         tags: dict[str, str] = {}
+        tokens = _PageTokens(f"GET {path}", self.max_pages_per_listing)
         after = ""
         while True:
             params = {"after": after} if after else None
             page = await self._get(ListEnvironmentTagsResponse, path, params=params)
             tags.update((tag.name, tag.value) for tag in page.tags.values())
             # The service's last page says "0"; an empty token or an empty page ends it too.
-            if page.next_token in ("", "0") or not page.tags or page.next_token == after:
+            if page.next_token in ("", "0") or not page.tags:
                 return tags
+            tokens.follow(page.next_token)
             after = page.next_token
 
     async def set_environment_tag(
@@ -567,7 +596,7 @@ class CloudClient:
     ) -> AsyncIterator[ModelT]:
         """Each page of a list call, following its token (sent back as `continuationToken`),
         asked at `page_size` unless the service refused that size before."""
-        seen: set[str] = set()
+        tokens = _PageTokens(f"GET {path}", self.max_pages_per_listing)
         token: str | None = None
         while True:
             query = dict(params or {})
@@ -578,9 +607,7 @@ class CloudClient:
             token = next_token(page)
             if not token:
                 return
-            if token in seen:
-                raise TransportError(f"GET {path} handed out the same page token twice")
-            seen.add(token)
+            tokens.follow(token)
 
     async def _get_page(
         self, model: type[ModelT], path: str, query: dict[str, str], page_size: PageSize
@@ -621,6 +648,7 @@ class CloudClient:
         secrets: Sequence[str] = (),
         always_retry: bool = False,
         compressed: bool = False,
+        largest_answer: int | None = None,
     ) -> httpx.Response:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
@@ -629,9 +657,11 @@ class CloudClient:
         a secret; `secrets` (a claim token) are masked in error text, as the client's own
         token is. `always_retry`: the call is safe to repeat whatever its method (sealing or
         opening secrets, replacing a stack's tags). `compressed`: the body goes gzip-encoded,
-        as the CLI sends states and batches of secrets.
+        as the CLI sends states and batches of secrets. `largest_answer`: bytes of answer
+        read at most, `max_answer_bytes` unless given.
         """
         shown = shown_path or path
+        call = f"{method} {shown}"
         content: str | bytes | None = (
             body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else text
         )
@@ -641,9 +671,10 @@ class CloudClient:
 
         async def attempt() -> httpx.Response:
             async with self._connection() as http:
-                return await http.request(
+                request = http.build_request(
                     method, path, params=params, content=content, headers=headers
                 )
+                return await self._exchange(http, request, largest_answer, call)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -665,6 +696,34 @@ class CloudClient:
         if response.is_success:
             return response
         raise self._error_for(response, method, shown, secrets)
+
+    async def _exchange(
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        largest_answer: int | None,
+        call: str,
+    ) -> httpx.Response:
+        """One attempt: send `request` and read its whole answer within `request_deadline`
+        seconds and `largest_answer` bytes (`max_answer_bytes` unless given)."""
+        deadline = asyncio.timeout(self.request_deadline)
+        try:
+            async with deadline:
+                streamed = await http.send(request, stream=True)
+                try:
+                    return await _read_answer(
+                        streamed, largest_answer or self.max_answer_bytes, call
+                    )
+                finally:
+                    await streamed.aclose()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        raise DeadlineExceededError(
+            f"{call} was not answered in full within {self.request_deadline:g} s "
+            f"by {self.api_url} (it may have been applied)",
+            hint=_NOT_AN_API_HINT + " If it is, check the network, then run again.",
+        )
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -703,11 +762,13 @@ class CloudClient:
         self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]
     ) -> ServiceError:
         """The typed error for a non-2xx answer, with the service's own message (and, for a
-        refused ESC definition, the summaries of its diagnostics)."""
+        refused ESC definition, the summaries of its diagnostics, or for a redirect where to)."""
         try:
             message = ErrorResponse.model_validate_json(response.content).message
         except ValidationError:
             message = response.text.strip()[:500] or response.reason_phrase
+        if response.is_redirect:
+            message = f"a redirect to {response.headers['Location']}, not followed"
         try:
             found = EnvironmentDiagnosticsResponse.model_validate_json(response.content)
         except ValidationError:
@@ -722,6 +783,60 @@ class CloudClient:
         """`text` from the service or the network, masked by the toolkit's one rule, with
         this client's token and the call's own `secrets`."""
         return redact(text, (self._token, *secrets))
+
+
+async def _read_answer(streamed: httpx.Response, largest: int, call: str) -> httpx.Response:
+    """The answer with its whole body, read (decoded) chunk by chunk and given up past
+    `largest` bytes, so that a huge or endless answer costs no more memory than that."""
+    body = bytearray()
+    async for chunk in streamed.aiter_bytes():
+        body += chunk
+        if len(body) > largest:
+            raise AnswerTooLargeError(
+                f"{call} answered with more than {_size(largest)}, the largest answer this "
+                f"client reads; it stopped reading there (status {streamed.status_code})",
+                hint=_NOT_AN_API_HINT,
+            )
+    decoded_away = {"content-encoding", "content-length", "transfer-encoding"}
+    return httpx.Response(
+        streamed.status_code,
+        headers=[(k, v) for k, v in streamed.headers.multi_items() if k not in decoded_away],
+        content=bytes(body),
+        request=streamed.request,
+        extensions=streamed.extensions,
+    )
+
+
+def _size(count: int) -> str:
+    return f"{count / MIB:g} MiB" if count >= MIB else f"{count} bytes"
+
+
+class _PageTokens:
+    """The page tokens one listing has followed, which a service cannot make endless: a token
+    handed out before, or a page past `max_pages`, ends the listing with an error. Kept as
+    digests, so that their memory does not grow with the tokens' length."""
+
+    def __init__(self, call: str, max_pages: int) -> None:
+        self._call = call
+        self._max_pages = max_pages
+        self._seen: set[bytes] = set()
+
+    def follow(self, token: str) -> None:
+        """Allow the page after the last one read, at `token`, or raise `EndlessListingError`."""
+        digest = hashlib.sha256(token.encode()).digest()
+        if digest in self._seen:
+            raise EndlessListingError(
+                f"{self._call} handed out a page token it had handed out before; "
+                "the listing would never end",
+                hint=_NOT_AN_API_HINT,
+            )
+        if len(self._seen) + 1 >= self._max_pages:
+            raise EndlessListingError(
+                f"{self._call} still had more after {self._max_pages:,} pages; "
+                "the listing was stopped there",
+                hint=_NOT_AN_API_HINT,
+            )
+        self._seen.add(digest)
 
 
 def _stack_path(org: str, project: str, stack: str) -> str:
@@ -753,7 +868,7 @@ def _revision_of(response: httpx.Response, call: str) -> int:
     except (KeyError, ValueError):
         raise TransportError(
             f"{call} answered without a revision number (Pulumi-ESC-Revision)",
-            hint="Is --api-url pointing at a Pulumi Cloud API?",
+            hint=_NOT_AN_API_HINT,
         ) from None
 
 
@@ -772,7 +887,7 @@ def _parse(model: type[ModelT], response: httpx.Response, call: str) -> ModelT:
         raise TransportError(
             f"{call} answered with a body that is not a {model.__name__}: "
             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
-            hint="Is --api-url pointing at a Pulumi Cloud API?",
+            hint=_NOT_AN_API_HINT,
         ) from None
 
 

@@ -84,6 +84,11 @@ class ConflictError(ServiceError):
     """409: the call collides with existing state, such as a name already taken."""
 
 
+class RedirectedError(ServiceError):
+    """3xx: the service sent the call elsewhere. The client never follows a redirect, so that
+    its token goes to no address but the one it was given."""
+
+
 class ClaimRefusedError(ClaimError):
     """The service refused an agent claim: the claim token is unknown, expired or used, or the
     claiming identity may not claim into the destination org."""
@@ -91,6 +96,25 @@ class ClaimRefusedError(ClaimError):
 
 class TransportError(ClaimError):
     """The service could not be reached, or kept failing after the retries ran out."""
+
+
+class UntrustedAnswerError(TransportError):
+    """The service's answer went past a bound the client keeps on what a service controls: the
+    pages of a listing, the time a call takes, the size of an answer. Nothing of it is used."""
+
+
+class EndlessListingError(UntrustedAnswerError):
+    """A listing went on past its page budget, or handed out a page token it had handed out
+    before."""
+
+
+class DeadlineExceededError(UntrustedAnswerError):
+    """A call was not answered in full within the client's deadline (an answer dripped slowly
+    keeps every single read within its timeout)."""
+
+
+class AnswerTooLargeError(UntrustedAnswerError):
+    """An answer was larger than the client reads; it stopped reading there."""
 
 
 class PulumiCliError(ClaimError):
@@ -102,6 +126,11 @@ class LandingError(ClaimError):
 
 
 def _hint_for(status: int) -> str | None:
+    if _is_redirect(status):
+        return (
+            "Set --api-url (or PULUMI_BACKEND_URL) to the service's API itself "
+            "(for Pulumi Cloud: https://api.pulumi.com); redirects are not followed."
+        )
     return {
         401: "Check PULUMI_ACCESS_TOKEN (destination) and PULUMI_CLAIM_SOURCE_TOKEN (source).",
         403: "The identity needs a role in this org (admin of both orgs for a transfer).",
@@ -117,5 +146,9 @@ def service_error(status: int, message: str, *, method: str, path: str) -> Servi
         403: PermissionDeniedError,
         404: NotFoundError,
         409: ConflictError,
-    }.get(status, ServiceError)
+    }.get(status, RedirectedError if _is_redirect(status) else ServiceError)
     return cls(status, message, method=method, path=path)
+
+
+def _is_redirect(status: int) -> bool:
+    return 300 <= status < 400
