@@ -5,12 +5,14 @@ what it recognises without being told: Pulumi access tokens (`pul-` and 40 hex d
 emulator's claim tokens (48 hex digits), and whatever follows `/claim/` in a claim link or
 `/api/agents/signup/validate/` in the claim-validation path (the real service's claim tokens
 have no published shape, so they are recognised by where they stand). And it masks every secret
-it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries.
+it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries, the
+escaped forms of a repr or a JSON string, and without the whitespace around it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -99,10 +101,7 @@ class RedactingFormatter(logging.Formatter):
 def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
     """The function that masks `secrets` and the recognised tokens, compiled once."""
     forms = {
-        form
-        for secret in secrets
-        if len(secret) >= MIN_SECRET_LENGTH
-        for form in (secret, quote(secret, safe=""))
+        form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET_LENGTH
     }
     # Longest first, so that a secret holding another one is masked whole.
     given = (
@@ -117,6 +116,20 @@ def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
         return _RECOGNISED.sub(_mask_recognised, text)
 
     return mask
+
+
+def _forms(secret: str) -> tuple[str, ...]:
+    """How `secret` can stand in text: as it is, URL-escaped, escaped as Python (a string or
+    its UTF-8 bytes: an exception shows a header as `b'token tok\\n'`) and JSON write it, and
+    without the whitespace around it: a token read with a stray space or line break is masked
+    whatever shows it."""
+    escaped = (
+        quote(secret, safe=""),
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(secret.encode())[2:-1],
+        json.dumps(secret)[1:-1],
+    )
+    return (secret, *escaped, secret.strip())
 
 
 def _mask_recognised(match: re.Match[str]) -> str:
