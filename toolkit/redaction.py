@@ -20,11 +20,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from toolkit.display import printable
+
 __all__ = [
     "CODE_FIELD",
     "MASK",
     "MIN_SECRET_LENGTH",
     "RedactingFormatter",
+    "map_strings",
     "redact",
     "redact_strings",
 ]
@@ -35,7 +38,7 @@ MASK = "***"
 
 CODE_FIELD: Mapping[str, object] = MappingProxyType({"redact": False})
 """Metadata of a dataclass field that holds a code the program looks up (a style, a kind),
-never text from outside: `redact_strings` leaves it alone, so that a secret that happens to
+never text from outside: `map_strings` leaves it alone, so that a secret that happens to
 spell a code cannot break the lookup."""
 
 MIN_SECRET_LENGTH = 4
@@ -58,14 +61,19 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
-    """`value` with `redact` applied to every string in it: through dataclasses, tuples, lists
-    and dicts (keys too), so that a report's rows are masked before any layout wraps a token
-    across lines. Anything else is kept as it is."""
-    mask = _masker(secrets)
+    """`value` with `redact` applied to every string in it (`map_strings`), so that a report's
+    rows are masked before any layout wraps a token across lines."""
+    return map_strings(value, _masker(secrets))
+
+
+def map_strings(value: T, change: Callable[[str], str]) -> T:
+    """`value` with `change` applied to every string in it: through dataclasses, tuples, lists
+    and dicts (keys too). A field marked `CODE_FIELD` is left alone; anything else is kept as
+    it is."""
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            return mask(item)
+            return change(item)
         if isinstance(item, tuple | list):
             return type(item)(walk(part) for part in item)
         if isinstance(item, dict):
@@ -84,7 +92,8 @@ def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
 
 
 class RedactingFormatter(logging.Formatter):
-    """A log formatter whose every line, traceback included, goes through `redact`.
+    """A log formatter whose every line, traceback included, goes through `redact`, then
+    `toolkit.display.printable` (a record can quote what the service said).
 
     `secrets` is read at each line, so a collection the caller adds to later (the tokens are
     known only once the credentials are loaded) masks those too.
@@ -95,7 +104,7 @@ class RedactingFormatter(logging.Formatter):
         self._secrets = secrets
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self._secrets)
+        return printable(redact(super().format(record), self._secrets), keep_newlines=True)
 
 
 def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
