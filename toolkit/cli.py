@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from toolkit.display import printable
 from toolkit.outcomes import EXIT_INTERRUPTED, exit_code, run_exit_code
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ pass_settings = click.make_pass_decorator(Settings)
 
 
 class ClaimGroup(click.Group):
-    """Turns the toolkit's errors into one line on stderr and exit code 1, for every command."""
+    """Turns the toolkit's errors into one line on stderr and exit code 1, for every command:
+    masked, and printable (what the service said is part of it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from toolkit.errors import ClaimError
@@ -101,7 +103,7 @@ class ClaimGroup(click.Group):
             return super().invoke(ctx)
         except ClaimError as error:
             secrets = ctx.obj.secrets if isinstance(ctx.obj, Settings) else ()
-            click.echo(f"error: {redact(str(error), secrets)}", err=True)
+            _say(f"error: {redact(str(error), secrets)}")
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -622,7 +624,7 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
     _emit(settings, document, context, fmt, output)
     if context.landing is not None and _format(fmt, output) == "json":
         # The JSON report is the wire document: the landing goes beside it, as commit's does.
-        click.echo(f"landing: {context.landing}", err=True)
+        _say(f"landing: {context.landing}")
     if not record.finished:
         sys.exit(1)
     landing_failed = record.landing is not None and record.landing.outcome == "failed"
@@ -764,7 +766,8 @@ def job_check(settings: Settings, job_file: Path) -> None:
     """
     from toolkit.jobs import describe_job, load_job
 
-    click.echo(describe_job(load_job(job_file, api_url=settings.api_url)), nl=False)
+    text = describe_job(load_job(job_file, api_url=settings.api_url))
+    click.echo(printable(text, keep_newlines=True), nl=False)
 
 
 @cli.command()
@@ -973,12 +976,12 @@ def _preview_landing(
             )
         )
     except ClaimError as error:
-        click.echo(_landing_failure(error), err=True)
+        _say(_landing_failure(error))
         return False
     where = " (a new stack, previewed locally)" if result.local_preview else ""
-    click.echo(f"landing {result.stack}{where}: {result.summary()}", err=True)
+    _say(f"landing {result.stack}{where}: {result.summary()}")
     for step in result.steps:
-        click.echo(f"  {step.op:<8} {step.type} {step.name}", err=True)
+        _say(f"  {step.op:<8} {step.type} {step.name}")
     return True
 
 
@@ -1001,11 +1004,11 @@ def _report_landing(outcome: RunOutcome) -> None:
     if line is None:
         return
     if outcome.landing_error is not None:
-        click.echo(_landing_failure(outcome.landing_error), err=True)
+        _say(_landing_failure(outcome.landing_error))
         return
-    click.echo(line, err=True)
+    _say(line)
     for step in outcome.landing.steps if outcome.landing else []:
-        click.echo(f"  {step.op:<8} {step.type} {step.name}", err=True)
+        _say(f"  {step.op:<8} {step.type} {step.name}")
 
 
 def _resolution_map(path: Path | None) -> tuple[ResolutionMap, str | None]:
@@ -1102,6 +1105,12 @@ def _format(fmt: str | None, output: Path | None) -> Format:
     if output:
         return SUFFIX_FORMATS.get(output.suffix.lower(), "table")  # type: ignore[return-value]
     return "table" if sys.stdout.isatty() else "json"
+
+
+def _say(line: str) -> None:
+    """`line` on stderr, printable (`toolkit.display`): it holds names or messages from the
+    service, a map or the pulumi CLI."""
+    click.echo(printable(line, keep_newlines=True), err=True)
 
 
 def _stdout_console() -> Console:

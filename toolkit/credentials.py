@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +60,11 @@ class Credentials:
     claim_file: ClaimFile | None = None
     """Where `claim_token` came from when it was read from a claim file."""
 
+    def __post_init__(self) -> None:
+        for name in ("destination_token", "source_token", "claim_token"):
+            if value := getattr(self, name):
+                checked_token(value, f"Credentials.{name}", fix=_PASS_TOKEN_ALONE)
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every token and passphrase of this run, for `toolkit.redaction.redact` to mask."""
@@ -101,6 +107,10 @@ class BackendIdentity:
     token: str | None = None
     secrets_passphrase: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.token:
+            checked_token(self.token, "BackendIdentity.token", fix=_PASS_TOKEN_ALONE)
+
     @property
     def is_cloud(self) -> bool:
         """A Pulumi Cloud (HTTP) backend rather than a self-managed one (file://, s3://, ...)."""
@@ -135,7 +145,7 @@ def load_credentials(
     url = (api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL).rstrip("/")
     origin = "--api-url" if api_url else "PULUMI_BACKEND_URL"
     require_secure_url(url, origin, allow_insecure=allow_insecure)
-    claim_token = env.get("PULUMI_CLAIM_TOKEN") or None
+    claim_token = _variable_token(env, "PULUMI_CLAIM_TOKEN")
     found: ClaimFile | None = None
     if claim_file is not None:
         claim_token, found = read_claim_file(claim_file, url)
@@ -143,7 +153,7 @@ def load_credentials(
         default = default_claim_file(env)
         if default.is_file():
             claim_token, found = read_claim_file(default, url, discovered=True)
-    destination = env.get("PULUMI_ACCESS_TOKEN") or _stored_token(url, env, home)
+    destination = _variable_token(env, "PULUMI_ACCESS_TOKEN") or _stored_token(url, env, home)
     if not destination:
         raise InvalidInputError(
             f"no access token for {url}",
@@ -154,11 +164,65 @@ def load_credentials(
     return Credentials(
         api_url=url,
         destination_token=destination,
-        source_token=env.get("PULUMI_CLAIM_SOURCE_TOKEN") or destination,
+        source_token=_variable_token(env, "PULUMI_CLAIM_SOURCE_TOKEN") or destination,
         claim_token=claim_token,
         destination_passphrase=passphrase,
         source_passphrase=env.get("PULUMI_CLAIM_SOURCE_PASSPHRASE") or passphrase,
         claim_file=found,
+    )
+
+
+def checked_token(value: str, origin: str, *, fix: str) -> str:
+    """`value`, when it can be a token: visible ASCII characters and nothing else.
+
+    The one rule for every token the toolkit reads. A token kept with a line break or a space
+    (a file written with `echo`, a secret store's trailing newline) cannot go in an HTTP header
+    and is no token of the service: refused where it is read, before anything is sent, naming
+    where it came from (`origin`) and never its value. `fix` says what to do.
+    """
+    for position, char in enumerate(value, start=1):
+        if not _TOKEN_FIRST <= char <= _TOKEN_LAST:
+            raise InvalidInputError(
+                f"{origin} holds {_character_kind(char)} (character {position} of "
+                f"{len(value)}): a token is visible ASCII characters only; nothing was sent",
+                hint=fix,
+            )
+    return value
+
+
+_TOKEN_FIRST, _TOKEN_LAST = "!", "~"
+"""The visible ASCII characters, the only ones a token holds."""
+
+_PASS_TOKEN_ALONE = "Pass the token alone: no space, line break or other invisible character."
+
+_CHARACTER_KINDS = {" ": "a space", "\n": "a line break", "\r": "a carriage return", "\t": "a tab"}
+
+
+def _character_kind(char: str) -> str:
+    """What `char` is, in words that do not show it (it may be part of a secret)."""
+    if char in _CHARACTER_KINDS:
+        return _CHARACTER_KINDS[char]
+    code = f"U+{ord(char):04X}"
+    if unicodedata.category(char) == "Cc":
+        return f"a control character ({code})"
+    if char.isspace():
+        return f"a space character ({code})"
+    return f"a character outside ASCII ({code})"
+
+
+def _variable_token(env: Mapping[str, str], name: str) -> str | None:
+    """The token in the environment variable `name`, checked; None when it is unset or empty."""
+    value = env.get(name)
+    if not value:
+        return None
+    return checked_token(value, name, fix=variable_token_fix(name))
+
+
+def variable_token_fix(name: str) -> str:
+    """What to do about a token refused in the environment variable `name`."""
+    return (
+        f"Set {name} to the token alone, with no space, line break or other invisible "
+        "character (a file written with `echo` ends with a line break)."
     )
 
 
@@ -218,6 +282,7 @@ def read_claim_file(path: Path, api_url: str, *, discovered: bool = False) -> tu
     token = document.get("claimToken") if isinstance(document, dict) else None
     if not isinstance(token, str) or not token:
         raise InvalidInputError(f"the claim file {path} holds no claimToken", hint=fix)
+    checked_token(token, f"the claimToken of the claim file {path}", fix=fix)
     cloud_url = document.get("cloudUrl")
     if isinstance(cloud_url, str) and cloud_url and cloud_url.rstrip("/") != api_url:
         raise InvalidInputError(
@@ -257,5 +322,9 @@ def _stored_token(url: str, env: Mapping[str, str], home: Path | None) -> str | 
         return None
     for stored_url, token in tokens.items():
         if isinstance(stored_url, str) and stored_url.rstrip("/") == url and token:
-            return str(token)
+            return checked_token(
+                str(token),
+                f"the pulumi CLI's login for {url} in {path}",
+                fix=f"Run `pulumi login {url}` again, or set PULUMI_ACCESS_TOKEN.",
+            )
     return None

@@ -159,6 +159,17 @@ def invalid_names(entity: BaseEntity | RenameEntity) -> list[str]:
     return [part for part in identity(entity) if not is_valid_name(part)]
 
 
+def naming_warnings(entities: Iterable[BaseEntity | RenameEntity]) -> list[str]:
+    """A warning for each entity the service lists under a name its naming rule refuses: such
+    a name can hide control characters, which every output shows escaped."""
+    return [
+        f"warning: {describe(entity)} has a name that breaks the naming rule ({NAME_RULE}); "
+        "it is shown with any control characters escaped: check that it is the entity you mean"
+        for entity in entities
+        if invalid_names(entity)
+    ]
+
+
 def target_of(rename: RenameEntity) -> BaseEntity:
     """The entity a rename asks for (its `renameAs`)."""
     return rename.rename_as

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from toolkit.claim import suggest_resolutions
-from toolkit.credentials import Credentials, load_credentials
+from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
 from toolkit.entities import Inventory
 from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing import LandingSpec, parse_landing
@@ -373,25 +373,34 @@ def _credentials(
     tokens: TokenVariables, api_url: str | None, environ: Mapping[str, str]
 ) -> tuple[Credentials | None, dict[TokenRole, str], list[str]]:
     """The claim's credentials, read as `commit` reads them except that each variable `tokens`
-    names stands in for the usual one; where each token comes from; and what is missing."""
+    names stands in for the usual one; where each token comes from; and what is missing or
+    cannot be a token (`checked_token`, naming the variable it was read from)."""
     env = dict(environ)
     origins: dict[TokenRole, str] = {}
     problems: list[str] = []
     for role, usual in DEFAULT_TOKEN_VARIABLES.items():
         named = getattr(tokens, role)
-        if named is not None and environ.get(named):
-            env[usual] = environ[named]
-            origins[role] = f"${named}"
-        elif named is not None:
+        variable = named or usual
+        if named is not None and not environ.get(named):
             problems.append(f"tokens.{role}: the environment variable {named} is not set")
-        elif environ.get(usual):
-            origins[role] = f"${usual}"
+            continue
+        if not environ.get(variable):
+            continue
+        try:
+            env[usual] = checked_token(
+                environ[variable], variable, fix=variable_token_fix(variable)
+            )
+        except ClaimError as error:
+            problems.append(f"tokens.{role}: {error.message}")
+            continue
+        origins[role] = f"${variable}"
     if problems:
         return None, origins, problems
     try:
         credentials = load_credentials(api_url, env, discover_claim_file=False)
     except ClaimError as error:
-        # Only the destination token can be missing, and only when tokens names no variable.
+        # The destination token is missing (tokens names no variable), or the pulumi CLI's
+        # login holds one that cannot be a token.
         return (
             None,
             origins,

@@ -26,6 +26,7 @@ from toolkit.entities import (
     display_name,
     entity_key,
     kind_of,
+    naming_warnings,
     stable_order,
     stack_name,
     target_of,
@@ -669,7 +670,7 @@ def build_plan(
             if entity.kind not in kinds
         ]
     )
-    notices = list(resolution.notices)
+    notices = [*naming_warnings(entities), *resolution.notices]
     if strategy == "migrate" and moves:
         notices.extend(_MIGRATE_NOTICES)
     if copies and strategy == "claim-api":

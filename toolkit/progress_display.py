@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from toolkit.display import printable
 from toolkit.progress import MoveFailed, ProgressEvent
 
 if TYPE_CHECKING:
@@ -50,20 +51,23 @@ class ProgressDisplay:
             return
         bar, task = self._bar
         if isinstance(event, MoveFailed):
-            bar.console.print(event.describe(), markup=False, highlight=False, style="red")
+            bar.console.print(
+                printable(event.describe()), markup=False, highlight=False, style="red"
+            )
         bar.update(
             task,
             completed=event.settled,
             total=event.total,
             failed=event.failed,
-            description=event.target,
+            description=printable(event.target),
         )
 
 
 def plain_line(event: ProgressEvent) -> str:
-    """The event as a log line: `[settled/total] text`, with the failures so far when any."""
+    """The event as a log line: `[settled/total] text`, with the failures so far when any;
+    printable (`toolkit.display`), for the names and messages in it come from the service."""
     failures = f", {event.failed} failed" if event.failed else ""
-    return f"[{event.settled}/{event.total}{failures}] {event.describe()}"
+    return f"[{event.settled}/{event.total}{failures}] {printable(event.describe())}"
 
 
 def _start_bar(console: Console, total: int) -> tuple[Progress, TaskID]:
@@ -81,7 +85,7 @@ def _start_bar(console: Console, total: int) -> tuple[Progress, TaskID]:
         MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a stack's name, not markup
         console=console,
     )
     task = bar.add_task("", total=total, failed=0)

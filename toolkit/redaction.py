@@ -5,12 +5,14 @@ what it recognises without being told: Pulumi access tokens (`pul-` and 40 hex d
 emulator's claim tokens (48 hex digits), and whatever follows `/claim/` in a claim link or
 `/api/agents/signup/validate/` in the claim-validation path (the real service's claim tokens
 have no published shape, so they are recognised by where they stand). And it masks every secret
-it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries.
+it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries, the
+escaped forms of a repr or a JSON string, and without the whitespace around it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -18,11 +20,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from toolkit.display import printable
+
 __all__ = [
     "CODE_FIELD",
     "MASK",
     "MIN_SECRET_LENGTH",
     "RedactingFormatter",
+    "map_strings",
     "redact",
     "redact_strings",
 ]
@@ -33,7 +38,7 @@ MASK = "***"
 
 CODE_FIELD: Mapping[str, object] = MappingProxyType({"redact": False})
 """Metadata of a dataclass field that holds a code the program looks up (a style, a kind),
-never text from outside: `redact_strings` leaves it alone, so that a secret that happens to
+never text from outside: `map_strings` leaves it alone, so that a secret that happens to
 spell a code cannot break the lookup."""
 
 MIN_SECRET_LENGTH = 4
@@ -56,14 +61,19 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
-    """`value` with `redact` applied to every string in it: through dataclasses, tuples, lists
-    and dicts (keys too), so that a report's rows are masked before any layout wraps a token
-    across lines. Anything else is kept as it is."""
-    mask = _masker(secrets)
+    """`value` with `redact` applied to every string in it (`map_strings`), so that a report's
+    rows are masked before any layout wraps a token across lines."""
+    return map_strings(value, _masker(secrets))
+
+
+def map_strings(value: T, change: Callable[[str], str]) -> T:
+    """`value` with `change` applied to every string in it: through dataclasses, tuples, lists
+    and dicts (keys too). A field marked `CODE_FIELD` is left alone; anything else is kept as
+    it is."""
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            return mask(item)
+            return change(item)
         if isinstance(item, tuple | list):
             return type(item)(walk(part) for part in item)
         if isinstance(item, dict):
@@ -82,7 +92,8 @@ def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
 
 
 class RedactingFormatter(logging.Formatter):
-    """A log formatter whose every line, traceback included, goes through `redact`.
+    """A log formatter whose every line, traceback included, goes through `redact`, then
+    `toolkit.display.printable` (a record can quote what the service said).
 
     `secrets` is read at each line, so a collection the caller adds to later (the tokens are
     known only once the credentials are loaded) masks those too.
@@ -93,16 +104,13 @@ class RedactingFormatter(logging.Formatter):
         self._secrets = secrets
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self._secrets)
+        return printable(redact(super().format(record), self._secrets), keep_newlines=True)
 
 
 def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
     """The function that masks `secrets` and the recognised tokens, compiled once."""
     forms = {
-        form
-        for secret in secrets
-        if len(secret) >= MIN_SECRET_LENGTH
-        for form in (secret, quote(secret, safe=""))
+        form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET_LENGTH
     }
     # Longest first, so that a secret holding another one is masked whole.
     given = (
@@ -117,6 +125,20 @@ def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
         return _RECOGNISED.sub(_mask_recognised, text)
 
     return mask
+
+
+def _forms(secret: str) -> tuple[str, ...]:
+    """How `secret` can stand in text: as it is, URL-escaped, escaped as Python (a string or
+    its UTF-8 bytes: an exception shows a header as `b'token tok\\n'`) and JSON write it, and
+    without the whitespace around it: a token read with a stray space or line break is masked
+    whatever shows it."""
+    escaped = (
+        quote(secret, safe=""),
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(secret.encode())[2:-1],
+        json.dumps(secret)[1:-1],
+    )
+    return (secret, *escaped, secret.strip())
 
 
 def _mask_recognised(match: re.Match[str]) -> str:

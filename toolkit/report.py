@@ -4,7 +4,8 @@ JSON is the wire document and nothing else, so scripts can parse stdout. The thr
 formats are built from one `ReportView`, so the table, the Markdown and the HTML always say the
 same thing: who moves where, what each entity will become, what blocks the claim and why.
 Every name that reaches a report comes from a service or a map file and is treated as hostile:
-it is escaped for the format it lands in (rich markup, Markdown, HTML).
+its control characters are written as escapes (`toolkit.display.printable`), and it is
+escaped for the format it lands in (rich markup, Markdown, HTML).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.display import printable
 from toolkit.entities import KINDS, EntityKey, display_name, entity_key, kind_of, target_of
 from toolkit.models import (
     AgentClaimResponse,
@@ -35,7 +37,7 @@ from toolkit.models import (
 )
 from toolkit.plan import Strategy, is_blocked, unblocking_step
 from toolkit.progress import unknown_outcomes
-from toolkit.redaction import CODE_FIELD, redact_strings
+from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -256,7 +258,8 @@ def build_view(
     document: AgentClaimResponse, context: ReportContext, secrets: Iterable[str] = ()
 ) -> ReportView:
     """Flatten the document into rows, one per entity, sorted by kind then name; every text
-    in them masked (`toolkit.redaction.redact_strings`) before a layout can wrap a token."""
+    in them masked (`toolkit.redaction.redact_strings`) before a layout can wrap a token, then
+    made printable (`toolkit.display.printable`): no format shows a control character."""
     conflicts = {entity_key(entity): entity for entity in document.conflicts}
     failed = {entity_key(failure.entity) for failure in document.failures}
 
@@ -313,7 +316,7 @@ def build_view(
         outcome=context.outcome,
         outcome_tone="bad" if blocked else "warn" if failure_rows else "good",
     )
-    return redact_strings(view, secrets)
+    return map_strings(redact_strings(view, secrets), printable)
 
 
 def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:

@@ -4,7 +4,8 @@
 `run-started`, every progress event (`toolkit.progress.to_json`), a `claim-finished` per claim,
 and at the end of a job one `summary`. `TextLog` writes what `commit` writes for people, the
 progress on one console and the job's summary table on another. Both mask the tokens they are
-given, and any access token, in everything they write.
+given, and any access token, in everything they write; neither writes a control character
+(`TextLog` makes its text printable, `json.dumps` writes ASCII only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.display import printable
 from toolkit.progress import ProgressEvent, log_time, to_json
 from toolkit.progress_display import ProgressDisplay
 from toolkit.redaction import redact
@@ -111,7 +113,7 @@ class TextLog:
             table.add_column(column, justify="right" if column in _COUNTS else "left")
         for claim in result.claims:
             table.add_row(
-                Text(claim.name or ""),
+                Text(self._shown(claim.name or "")),
                 claim.outcome,
                 str(claim.exit_code),
                 str(claim.moved),
@@ -125,14 +127,15 @@ class TextLog:
                 details = _outcome_line(claim)
                 if claim.conflicts:
                     details += f"\n  conflicts: {', '.join(claim.conflicts)}"
-                self._out.print(self._masked(details), markup=False, highlight=False)
+                self._out.print(self._shown(details), markup=False, highlight=False)
         self._out.print(f"exit code {result.exit_code}", markup=False, highlight=False)
 
     def _say(self, text: str) -> None:
-        self._progress.print(self._masked(text), markup=False, highlight=False, soft_wrap=True)
+        self._progress.print(self._shown(text), markup=False, highlight=False, soft_wrap=True)
 
-    def _masked(self, text: str) -> str:
-        return redact(text, self._secrets)
+    def _shown(self, text: str) -> str:
+        """`text` masked, then printable: names and messages in it come from outside."""
+        return printable(redact(text, self._secrets), keep_newlines=True)
 
 
 _COUNTS = ("exit", "moved", "failed", "blocked")

@@ -124,6 +124,22 @@ def test_invalid_worlds_are_refused_naming_the_problem(
     assert "tok-alice" not in str(caught.value)
 
 
+def test_a_world_with_legacy_names_holds_entities_named_against_the_rule() -> None:
+    """As a service holding entities named before its rule (or a hostile one) lists them;
+    orgs and logins keep the rule."""
+    world = two_org_world()
+    world["orgs"]["src"]["stacks"].append({"project": "web", "stack": "qa\x1b[2J"})
+    world["orgs"]["src"]["environments"].append({"project": "x y", "name": "e\x9b"})
+    with pytest.raises(InvalidInputError, match=r"service\.legacyNames allows"):
+        parse_world(world)
+
+    state = ServiceState.from_world(parse_world({**world, "service": {"legacyNames": True}}))
+
+    assert ("web", "qa\x1b[2J") in state.stack_names("src")
+    with pytest.raises(InvalidInputError, match="'a b' is not a valid name"):
+        parse_world({**world, "service": {"legacyNames": True}, "orgs": {"a b": {}}})
+
+
 def test_world_files_load_from_yaml_and_json(tmp_path: Path) -> None:
     as_json = tmp_path / "world.json"
     as_json.write_text(json.dumps(two_org_world()))

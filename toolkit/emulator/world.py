@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +42,25 @@ def _check_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
+
+
+def _check_entity_name(value: str, info: ValidationInfo) -> str:
+    """An entity's name follows the naming rule too, unless the world holds legacy names."""
+    if isinstance(info.context, dict) and info.context.get(_LEGACY_NAMES):
+        return value
+    try:
+        return _check_name(value)
+    except ValueError as error:
+        raise ValueError(
+            f"{error} (service.legacyNames allows names from before the rule)"
+        ) from None
+
+
+EntityName = Annotated[str, Field(min_length=1), AfterValidator(_check_entity_name)]
+"""A name of an org's stack, environment, Insights account or registry package."""
+
+_LEGACY_NAMES = "legacyNames"
+"""The validation context's switch: `service.legacyNames` of the world being read."""
 
 
 class _WorldModel(BaseModel):
@@ -80,19 +100,24 @@ class WorldService(_WorldModel):
     packages are failures either way."""
     signup_difficulty: int = Field(default=DEFAULT_SIGNUP_DIFFICULTY, ge=1, le=256)
     """Leading zero bits the agent sign-up proof of work must reach."""
+    legacy_names: bool = False
+    """True: the orgs' stacks, environments, Insights accounts and registry packages may have
+    names that break today's naming rule (control characters included), as a service that
+    holds entities named before the rule, or one that misbehaves, lists them. Calls that
+    create or rename an entity keep the rule either way."""
 
 
 class WorldStack(_WorldModel):
-    project: Name
-    stack: Name
+    project: EntityName
+    stack: EntityName
     resource_count: int = Field(default=0, ge=0)
     last_update: datetime | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
 
 class WorldEnvironment(_WorldModel):
-    project: Name
-    name: Name
+    project: EntityName
+    name: EntityName
     definition: str | None = None
     """The environment's YAML definition; `fn::secret` plaintext in it is sealed with the
     environment's own key as the world loads, as the service would on an update."""
@@ -107,14 +132,14 @@ class WorldEnvironment(_WorldModel):
 
 
 class WorldInsightsAccount(_WorldModel):
-    name: Name
+    name: EntityName
     provider: Literal["aws", "gcp", "azure-native", "oci", "kubernetes"] = "aws"
 
 
 class WorldRegistryPackage(_WorldModel):
-    source: Name
-    publisher: Name
-    name: Name
+    source: EntityName
+    publisher: EntityName
+    name: EntityName
 
 
 class WorldTeam(_WorldModel):
@@ -196,8 +221,10 @@ def parse_world(document: Any, *, origin: str = "world") -> World:
     """A World from already-parsed YAML/JSON, with errors that name the bad field."""
     if not isinstance(document, dict):
         raise InvalidInputError(f"{origin}: expected a mapping with users, agents and orgs")
+    service = document.get("service")
+    legacy_names = isinstance(service, dict) and service.get(_LEGACY_NAMES) is True
     try:
-        return World.model_validate(document)
+        return World.model_validate(document, context={_LEGACY_NAMES: legacy_names})
     except ValidationError as exc:
         problems = [
             f"  - {_location(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
