@@ -28,6 +28,7 @@ from commit_process import Finished, run_toolkit, toolkit_env
 from toolkit.cloud import ACCEPT
 from toolkit.emulator.faults import RecordedRequest
 from toolkit.emulator.server import EmulatorServer
+from toolkit.entities import display_name
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
 
@@ -35,12 +36,23 @@ if TYPE_CHECKING:
     from conftest import EmulatorFactory
 
 AGENT = "agent-7f3k2q"
+BASE = "values:\n  region: eu-west-1\n  password:\n    fn::secret: base-secret-1\n"
+APP = "imports:\n  - base\nvalues:\n  name: app\n"
 WORLD: dict[str, Any] = {
     "users": [{"login": "carol", "token": "tok-carol", "orgs": {"acme": "admin"}}],
     "agents": [agent_entry(AGENT, token="tok-agent", claim_token="claim-agent")],
-    "orgs": {AGENT: {}, "acme": {}},
+    "orgs": {
+        AGENT: {
+            "environments": [
+                {"project": "default", "name": "base", "definition": BASE},
+                {"project": "default", "name": "app", "definition": APP},
+            ]
+        },
+        "acme": {},
+    },
 }
-"""The agent's org and acme; carol, acme's admin, is no member of the agent's org."""
+"""The agent's org (two ESC environments, app importing base) and acme; carol, acme's
+admin, is no member of the agent's org."""
 SOURCE = f"{AGENT}/web/qa"
 COPY = "acme/web/qa"
 OTHER_SOURCE = f"{AGENT}/api/prod"
@@ -71,17 +83,15 @@ def commit(server: EmulatorServer, env: dict[str, str]) -> Finished:
         env,
         "commit",
         *("--from", AGENT, "--to", "acme", "--strategy", "migrate", "--migrate-via", "rest"),
-        *("--delete-source", "--yes", "--format", "json"),
+        *("--environments", "copy", "--delete-source", "--yes", "--format", "json"),
     )
 
 
 def failures(finished: Finished) -> dict[str, str]:
-    """`stack name -> failure details` of the commit's claim document."""
+    """`project/name -> failure details` of the commit's claim document (stacks and
+    environments)."""
     document = AgentClaimResponse.model_validate(json.loads(finished.stdout))
-    return {
-        f"{f.entity.project_name}/{f.entity.stack_name}": f.failure_details  # type: ignore[union-attr]
-        for f in document.failures
-    }
+    return {display_name(f.entity): f.failure_details for f in document.failures}
 
 
 def service(server: EmulatorServer, token: str) -> httpx.Client:
@@ -276,3 +286,86 @@ def test_a_source_whose_removal_was_applied_but_not_answered_counts_as_removed(
     assert again.returncode == 0, again.stderr
     assert stacks(server, AGENT) == set()
     assert stacks(server, "acme") == {COPY, "acme/api/prod"}
+
+
+# --- Environments: a changed source is never removed ---------------------------------------
+
+
+def environment(server: EmulatorServer, token: str, name: str, tail: str = "") -> str:
+    with service(server, token) as http:
+        return http.get(f"/api/esc/environments/{name}{tail}").raise_for_status().text
+
+
+def environments(server: EmulatorServer, token: str, org: str) -> set[str]:
+    with service(server, token) as http:
+        listed = http.get(f"/api/esc/environments/{org}").raise_for_status().json()
+    return {f"{org}/{e['project']}/{e['name']}" for e in listed["environments"]}
+
+
+def edit(server: EmulatorServer, token: str, name: str, definition: str) -> None:
+    with service(server, token) as http:
+        http.patch(
+            f"/api/esc/environments/{name}",
+            content=definition,
+            headers={"Content-Type": "application/x-yaml"},
+        ).raise_for_status()
+
+
+APP_EDITED = APP + "  token:\n    fn::secret: added-late-7\n"
+
+
+def app_copy_written(entry: RecordedRequest) -> bool:
+    return entry.method == "PATCH" and entry.path == "/api/esc/environments/acme/default/app"
+
+
+def test_an_environment_edited_after_it_was_copied_is_kept_and_a_rerun_brings_the_edit_over(
+    server: EmulatorServer, env: dict[str, str]
+) -> None:
+    source_app = f"/api/esc/environments/{AGENT}/default/app"
+    with while_held(server, method="GET", path=source_app, after=app_copy_written):
+        thread, done = commit_in_background(server, env)
+        wait_held(server)
+        # Between the copy's verification and the source's removal, the agent adds a secret.
+        edit(server, "tok-agent", f"{AGENT}/default/app", APP_EDITED)
+    thread.join()
+    first = done[0]
+
+    assert first.returncode == 4, first.stderr
+    failed = failures(first)
+    assert f"{AGENT}/default/app changed after it was copied" in failed["default/app"]
+    assert f"{AGENT}/default/app, which stays, imports it" in failed["default/base"]
+    assert environments(server, "tok-agent", AGENT) == {
+        f"{AGENT}/default/base",
+        f"{AGENT}/default/app",
+    }
+    assert "added-late-7" in environment(server, "tok-agent", f"{AGENT}/default/app", "/decrypt")
+    assert "added-late-7" not in environment(server, "tok-carol", "acme/default/app", "/decrypt")
+
+    again = commit(server, env)
+
+    assert again.returncode == 0, again.stderr
+    assert "added-late-7" in environment(server, "tok-carol", "acme/default/app", "/decrypt")
+    assert "added-late-7" not in environment(server, "tok-carol", "acme/default/app")
+    assert environments(server, "tok-agent", AGENT) == set()
+
+
+def test_when_an_environment_and_its_copy_both_changed_both_are_left(
+    server: EmulatorServer, env: dict[str, str]
+) -> None:
+    server.faults.fail(
+        503, method="DELETE", path=f"/api/esc/environments/{AGENT}/default/app", times=None
+    )
+    assert commit(server, env).returncode == 4
+    server.faults.clear()
+    edit(server, "tok-agent", f"{AGENT}/default/app", APP_EDITED)
+    edit(server, "tok-carol", "acme/default/app", APP + "  owner: carol\n")
+
+    again = commit(server, env)
+
+    assert again.returncode == 4, again.stderr
+    details = failures(again)["default/app"]
+    assert f"both {AGENT}/default/app and acme/default/app changed" in details
+    assert "added-late-7" in environment(server, "tok-agent", f"{AGENT}/default/app", "/decrypt")
+    copy = environment(server, "tok-carol", "acme/default/app", "/decrypt")
+    assert "owner: carol" in copy and "added-late-7" not in copy
+    assert f"{AGENT}/default/base" in environments(server, "tok-agent", AGENT)
