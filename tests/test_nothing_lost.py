@@ -31,6 +31,7 @@ from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import display_name
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
+from toolkit.strategies.migrate import MigrateVia
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -77,12 +78,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     )
 
 
-def commit(server: EmulatorServer, env: dict[str, str]) -> Finished:
+def commit(server: EmulatorServer, env: dict[str, str], via: MigrateVia = "rest") -> Finished:
     return run_toolkit(
         server,
         env,
         "commit",
-        *("--from", AGENT, "--to", "acme", "--strategy", "migrate", "--migrate-via", "rest"),
+        *("--from", AGENT, "--to", "acme", "--strategy", "migrate", "--migrate-via", via),
         *("--environments", "copy", "--delete-source", "--yes", "--format", "json"),
     )
 
@@ -173,12 +174,13 @@ def copy_tagged(entry: RecordedRequest) -> bool:
 # --- A verified copy is never removed -----------------------------------------------------
 
 
+@pytest.mark.parametrize("via", ["rest", "cli"])
 def test_a_rerun_after_a_failed_source_removal_keeps_the_copy_its_owner_updated(
-    server: EmulatorServer, env: dict[str, str]
+    server: EmulatorServer, env: dict[str, str], via: MigrateVia, pulumi_cli: Path
 ) -> None:
     server.faults.fail(503, method="DELETE", path=f"/api/stacks/{SOURCE}", times=None)
 
-    first = commit(server, env)
+    first = commit(server, env, via)
 
     assert first.returncode == 4, first.stderr
     assert f"{COPY} is migrated and verified" in failures(first)["web/qa"]
@@ -187,7 +189,7 @@ def test_a_rerun_after_a_failed_source_removal_keeps_the_copy_its_owner_updated(
     add_resource(server, "tok-carol", COPY, "owners-cache")
     server.requests.clear()
 
-    again = commit(server, env)
+    again = commit(server, env, via)
 
     assert again.returncode == 0, again.stderr
     assert "owners-cache" in resources(server, "tok-carol", COPY), "the owner's update is kept"
