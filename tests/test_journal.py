@@ -157,9 +157,10 @@ def test_landings_are_recorded_in_order_and_redacted(runs_dir: Path) -> None:
 def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> None:
     run_id = started_run(runs_dir)
     path = runs_dir / run_id / JOURNAL_FILE
-    # Version 2 of the schema is version 3 without its landing table.
+    # Version 2 of the schema is version 4 without its landing and revision tables.
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE landing")
+        db.execute("DROP TABLE revision")
         db.execute("PRAGMA user_version = 2")
     db.close()
 
@@ -169,6 +170,40 @@ def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> N
     journal.record_landing(stack="acme/p/s", outcome="landed", summary="no changes")
     journal.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
     db.close()
     assert [landing.summary for landing in read_run(runs_dir, run_id).landings] == ["no changes"]
+
+
+def test_revisions_are_kept_per_move_and_side_the_latest_winning_across_attempts(
+    runs_dir: Path,
+) -> None:
+    run_id = started_run(runs_dir)
+    journal = Journal.reopen(runs_dir, run_id)
+    journal.record_revision("web/dev", "source", "id-1@3")
+    journal.record_revision("web/dev", "copy", "id-2@1")
+    journal.record_revision("web/dev", "source", "id-1@4")
+    journal.close()
+
+    again = Journal.reopen(runs_dir, run_id)
+
+    assert again.revision("web/dev", "source") == "id-1@4"
+    assert again.revision("web/dev", "copy") == "id-2@1"
+    assert again.revision("web/qa", "source") is None
+    again.close()
+
+
+def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: Path) -> None:
+    run_id = started_run(runs_dir)
+    path = runs_dir / run_id / JOURNAL_FILE
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE revision")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+
+    journal = Journal.reopen(runs_dir, run_id)
+
+    assert journal.revision("web/dev", "copy") is None
+    journal.record_revision("web/dev", "copy", "id-2@1")
+    assert journal.revision("web/dev", "copy") == "id-2@1"
+    journal.close()

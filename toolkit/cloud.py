@@ -250,11 +250,12 @@ class CloudClient:
         return [stack async for stack in self.iter_stacks(org, project)]
 
     async def iter_stacks(
-        self, org: str, project: str | None = None
+        self, org: str | None, project: str | None = None
     ) -> AsyncIterator[AppStackSummary]:
         """`list_stacks`, one page at a time: a caller that keeps only what it needs never
-        holds every summary at once (100,000 of them take over 100 MB)."""
-        params = {"organization": org}
+        holds every summary at once (100,000 of them take over 100 MB). `org` None: the
+        stacks of every org the caller belongs to."""
+        params = {} if org is None else {"organization": org}
         if project is not None:
             params["project"] = project
         pages = self._pages(

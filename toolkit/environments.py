@@ -33,6 +33,7 @@ from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StepHist
 
 if TYPE_CHECKING:
     from toolkit.cloud import CloudClient
+    from toolkit.models import EnvironmentDefinition
 
 EnvironmentName = tuple[str, str]
 """(project, environment) within one org."""
@@ -449,6 +450,8 @@ class _Source:
     """Decrypted: plaintext secrets, in memory only."""
     ciphertexts: set[str]
     tags: dict[str, str]
+    revision: str
+    """The revision read (`_revision`): what the source's removal checks it still is."""
 
 
 @dataclass
@@ -474,23 +477,24 @@ class _Copier:
             if not self.delete_source:
                 self._landed(copy, f"{self._target(copy)} was copied earlier")
         pending = [copy for copy in copies if copy not in verified]
-        # The sources still to remove are read too: their imports order the removals.
-        to_read = [
-            *pending,
-            *(
-                copy
-                for copy in verified
-                if self.delete_source and not self.history.began(copy.journal_name, "delete-source")
-            ),
+        # The sources still to remove are read too: their imports order the removals (one
+        # already gone has none).
+        to_remove = [
+            copy
+            for copy in verified
+            if self.delete_source and not self.history.done(copy.journal_name, "delete-source")
         ]
+        to_read = [*pending, *to_remove]
         sources: dict[EnvironmentName, _Source] = {}
         for copy, read in zip(
             to_read, await asyncio.gather(*(self._read(copy) for copy in to_read)), strict=True
         ):
-            if isinstance(read, MoveFailure):
-                self._fail(copy, read)
-            else:
+            if isinstance(read, _Source):
                 sources[_name(copy.source)] = read
+            elif read is not None:
+                self._fail(copy, read)
+            elif copy not in to_remove:
+                self._fail(copy, MoveFailure("read", f"{self._source(copy)} is not there"))
         graph = {
             name: [ref.environment for ref in imports_of(source.definition)]
             for name, source in sources.items()
@@ -518,10 +522,11 @@ class _Copier:
                 else:
                     self._fail(by_name[name], failure)
         if self.delete_source:
-            await self._delete_sources(verified, order)
+            await self._delete_sources(verified, order, graph)
         return self.failed
 
-    async def _read(self, copy: EnvironmentCopy) -> _Source | MoveFailure:
+    async def _read(self, copy: EnvironmentCopy) -> _Source | MoveFailure | None:
+        """The source of `copy` as the copy needs it; None when there is no such source."""
         project, name = _name(copy.source)
         try:
             decrypted, stored, tags = await asyncio.gather(
@@ -531,7 +536,10 @@ class _Copier:
             )
             definition = parse_definition(decrypted)
             imports_of(definition)
-            return _Source(definition, ciphertexts(parse_definition(stored.yaml)), tags)
+            stored_texts = ciphertexts(parse_definition(stored.yaml))
+            return _Source(definition, stored_texts, tags, _revision(stored))
+        except NotFoundError:
+            return None
         except ClaimError as error:
             return MoveFailure("read", f"reading {self._source(copy)} failed: {error.message}")
 
@@ -549,10 +557,20 @@ class _Copier:
         self.tally.started(self._source(copy), target)
         project, name = _name(copy.target)
         org = self.destination_org
+        expected = rewrite_imports(source.definition, self.renames)
+        self.calls.journal.record_revision(copy.journal_name, "source", source.revision)
         try:
             if await self.destination.environment_exists(org, project, name):
                 if not self.history.began(copy.journal_name, "create"):
                     return MoveFailure("create", f"{target} already exists; nothing was changed")
+                if not await self._still_as_made(copy, expected):
+                    return MoveFailure(
+                        "undo",
+                        f"{target}, left by an earlier attempt, has changed since (it is "
+                        "neither empty nor the definition this run writes), so it is left as "
+                        f"it is: remove it with `esc env rm {target}` if it is not needed, and "
+                        "run again",
+                    )
                 await self._step(
                     copy,
                     "undo",
@@ -573,7 +591,6 @@ class _Copier:
         except ClaimError as error:
             return MoveFailure("create", f"looking for {target} failed: {error.message}")
         self.tally.step(self._source(copy), target, "create", f"created {target}")
-        expected = rewrite_imports(source.definition, self.renames)
         try:
             await self._step(
                 copy,
@@ -660,6 +677,17 @@ class _Copier:
         missing = sorted(key for key, value in source.tags.items() if tags.get(key) != value)
         if missing:
             raise _VerificationFailed(f"its tags {', '.join(missing)} are not the source's")
+        self.calls.journal.record_revision(copy.journal_name, "copy", _revision(definition))
+
+    async def _still_as_made(self, copy: EnvironmentCopy, expected: Mapping[str, Any]) -> bool:
+        """Whether an earlier attempt's unverified copy is still what this run made of it:
+        empty as created, or holding the definition this run writes."""
+        project, name = _name(copy.target)
+        decrypted = await self.destination.get_environment_decrypted(
+            self.destination_org, project, name
+        )
+        landed = parse_definition(decrypted)
+        return not landed or definition_difference(expected, landed) is None
 
     async def _undo(self, copy: EnvironmentCopy, failure: MoveFailure) -> MoveFailure:
         """Remove the environment this copy created; say so in the failure if that fails."""
@@ -682,9 +710,13 @@ class _Copier:
         return failure
 
     async def _delete_sources(
-        self, verified: Sequence[EnvironmentCopy], order: Sequence[EnvironmentName]
+        self,
+        verified: Sequence[EnvironmentCopy],
+        order: Sequence[EnvironmentName],
+        imports: Mapping[EnvironmentName, Sequence[EnvironmentName]],
     ) -> None:
-        """Remove the sources, those that import others first, once every copy is verified."""
+        """Remove the sources, those that import others first, once every copy is verified.
+        A source that changed since it was copied stays, and so does every source it imports."""
         if self.failed:
             for copy in verified:
                 if entity_key(copy.source) in self.failed:
@@ -696,31 +728,127 @@ class _Copier:
                 )
             return
         position = {name: index for index, name in enumerate(order)}
+        kept: set[EnvironmentName] = set()
         for copy in sorted(verified, key=lambda c: -position.get(_name(c.source), -1)):
-            source = self._source(copy)
-            project, name = _name(copy.source)
+            source, name = self._source(copy), _name(copy.source)
             if self.history.done(copy.journal_name, "delete-source"):
                 self._landed(copy, f"{source} was removed earlier")
                 continue
+            importers = sorted(
+                f"{self.source_org}/{p}/{n}" for p, n in kept if name in imports.get((p, n), ())
+            )
             try:
-                await self._step(
-                    copy,
-                    "delete-source",
-                    f"remove {source}",
-                    functools.partial(self._delete_source, project, name),
-                )
-            except _CopyFailed as stopped:
-                failure = stopped.failure
-                if failure.outcome != "interrupted":
-                    failure = MoveFailure(
-                        "delete-source",
-                        f"{failure.message}; {self._target(copy)} is copied and verified: "
-                        f"remove {source} with `esc env rm {source}`",
-                        source_untouched=True,
+                if importers:
+                    raise _CopyFailed(
+                        MoveFailure(
+                            "delete-source",
+                            f"{self._target(copy)} is copied and verified; {source} stays, "
+                            f"since {', '.join(importers)}, which stays, imports it",
+                        )
                     )
-                self._fail(copy, failure)
-                continue
-            self._landed(copy, f"removed {source}")
+                self._landed(copy, await self._let_go_of_source(copy))
+            except _CopyFailed as stopped:
+                kept.add(name)
+                self._fail(copy, stopped.failure)
+
+    async def _let_go_of_source(self, copy: EnvironmentCopy) -> str:
+        """Remove the source of a verified copy while it is still the revision this run
+        copied; a summary of what was done. A source changed since is left in place, and the
+        run says so; the next run brings the change into the copy (while that copy is still
+        exactly what this run wrote), then removes the source."""
+        source, target = self._source(copy), self._target(copy)
+        project, name = _name(copy.source)
+        journal = self.calls.journal
+        for looked in range(2):
+            try:
+                now = await self.source.get_environment(self.source_org, project, name)
+            except NotFoundError:
+                return f"{source} was removed earlier"
+            except ClaimError as error:
+                raise _CopyFailed(
+                    MoveFailure(
+                        "delete-source",
+                        f"looking up {source} failed: {error.message}; {target} is copied and "
+                        f"verified: run the same command again to remove {source}",
+                    )
+                ) from error
+            if _revision(now) == journal.revision(copy.journal_name, "source"):
+                break
+            if looked or not self.history.done(copy.journal_name, "verify"):
+                raise _CopyFailed(
+                    MoveFailure(
+                        "delete-source",
+                        f"{source} changed after it was copied to {target}, so it was left in "
+                        f"place and {target} holds the definition as copied; run the same "
+                        f"command again to bring the change over, then remove {source}",
+                    )
+                )
+            await self._bring_over(copy)
+        try:
+            await self._step(
+                copy,
+                "delete-source",
+                f"remove {source}",
+                functools.partial(self._delete_source, project, name),
+            )
+        except _CopyFailed as stopped:
+            if stopped.failure.outcome == "interrupted":
+                raise
+            raise _CopyFailed(
+                MoveFailure(
+                    "delete-source",
+                    f"{stopped.failure.message}; {target} is copied and verified: run the same "
+                    f"command again to remove {source}",
+                )
+            ) from stopped
+        return f"removed {source}"
+
+    async def _bring_over(self, copy: EnvironmentCopy) -> None:
+        """Write the source's new definition and tags into this run's verified copy, if the
+        copy is still the revision this run verified (the write names it in `If-Match`)."""
+        source, target = self._source(copy), self._target(copy)
+        project, name = _name(copy.target)
+        org = self.destination_org
+        try:
+            landed = await self.destination.get_environment(org, project, name)
+        except ClaimError as error:
+            raise _CopyFailed(
+                MoveFailure("delete-source", f"looking up {target} failed: {error.message}")
+            ) from error
+        if _revision(landed) != self.calls.journal.revision(copy.journal_name, "copy"):
+            raise _CopyFailed(
+                MoveFailure(
+                    "delete-source",
+                    f"both {source} and {target} changed since this run copied the one into "
+                    "the other: both are left as they are; compare them, keep the one to use "
+                    f"and remove the other with `esc env rm`",
+                )
+            )
+        read = await self._read(copy)
+        if read is None:
+            return  # Removed meanwhile: nothing left to bring over or to remove.
+        if isinstance(read, MoveFailure):
+            raise _CopyFailed(read)
+        self.calls.journal.record_revision(copy.journal_name, "source", read.revision)
+        expected = rewrite_imports(read.definition, self.renames)
+        await self._step(
+            copy,
+            "write",
+            f"write the changes of {source} into {target}",
+            lambda: self.destination.update_environment(
+                org, project, name, render_definition(expected), etag=landed.etag
+            ),
+        )
+        await self._step(
+            copy,
+            "tags",
+            f"copy {len(read.tags)} tag(s) to {target}",
+            lambda: self._set_tags(copy, read.tags),
+        )
+        await self._step(
+            copy, "verify", f"verify {target}", lambda: self._verify(copy, expected, read)
+        )
+        self.tally.step(source, target, "verify", f"brought the changes of {source} into {target}")
 
     async def _delete_source(self, project: str, name: str) -> None:
         try:
@@ -758,6 +886,12 @@ def _waves(
     for name in order:
         waves[level[name]].append(name)
     return waves
+
+
+def _revision(definition: EnvironmentDefinition) -> str:
+    """Which environment, at which revision: its ETag (the service's names both), else the
+    revision number."""
+    return definition.etag or f"revision {definition.revision}"
 
 
 def _name(environment: TransferEntityEnvironment) -> EnvironmentName:

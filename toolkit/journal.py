@@ -48,11 +48,14 @@ KEYS_DIR = "keys"
 """`<runs>/keys/<run key>` holds the id of the newest run of that key."""
 
 RunState = Literal["running", "interrupted", "finished"]
+RevisionSide = Literal["source", "copy"]
+"""Whose revision a journal keeps for a move: the source as this run last read it, or the
+copy as this run wrote and verified it."""
 StepOutcome = Literal["done", "failed", "unknown"]
 LandingOutcome = Literal["landed", "failed"]
 
-_SCHEMA_VERSION = 3
-"""2: the run, its attempts, events, stack ids and steps; 3: its landings."""
+_SCHEMA_VERSION = 4
+"""2: the run, its attempts, events, stack ids and steps; 3: its landings; 4: revisions."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY,
@@ -94,6 +97,12 @@ CREATE TABLE IF NOT EXISTS step (
     outcome TEXT,
     message TEXT,
     finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS revision (
+    move TEXT NOT NULL,
+    side TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    PRIMARY KEY (move, side)
 );
 CREATE TABLE IF NOT EXISTS landing (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -308,6 +317,22 @@ class Journal:
             self._db.executemany(
                 "INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", ids.items()
             )
+
+    def revision(self, move: str, side: RevisionSide) -> str | None:
+        """The revision of `move`'s `side` this run recorded last (None: none recorded)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT revision FROM revision WHERE move = ? AND side = ?", (move, side)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_revision(self, move: str, side: RevisionSide, revision: str) -> None:
+        """Remember the revision of `move`'s `side`: what a later removal or overwrite checks
+        it is still looking at."""
+        self._write(
+            "INSERT OR REPLACE INTO revision (move, side, revision) VALUES (?, ?, ?)",
+            (move, side, revision),
+        )
 
     def record_landing(
         self, *, stack: str, outcome: LandingOutcome, summary: str = "", message: str = ""

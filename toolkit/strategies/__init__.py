@@ -23,6 +23,7 @@ __all__ = [
     "FailedMoves",
     "ProgressCallback",
     "RecordedCalls",
+    "Revision",
     "StepHistory",
     "StopSignal",
     "no_progress",
@@ -78,6 +79,29 @@ class RecordedCalls:
             outcome = await call()
             self.journal.end(row, outcome.outcome, outcome.message)
             return outcome
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Which entity, at which point of its history: what a run checks it is still looking at
+    before it removes or overwrites anything it read or wrote earlier."""
+
+    version: str
+    """A stack's update version (or a digest of its checkpoint where the backend numbers
+    none), an environment's ETag: it changes with every change of the content."""
+    identity: str | None = None
+    """The service's id of the stack, where it has one: it stays through renames."""
+
+    def __str__(self) -> str:
+        return f"{self.identity or ''}@{self.version}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Revision | None:
+        """The revision `str` wrote; None for None (nothing recorded)."""
+        if text is None:
+            return None
+        identity, _, version = text.partition("@")
+        return cls(version, identity or None)
 
 
 class StepHistory:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from toolkit.credentials import BackendIdentity
 from toolkit.deployments import service_secrets_provider
 from toolkit.errors import ClaimError, PulumiCliError
 from toolkit.progress import Step
+from toolkit.strategies import Revision
 from toolkit.strategies._migration import LONGEST_REASON, StackState, StepFailed
 from toolkit.workspaces import (
     SELF_MANAGED_ORG,
@@ -86,14 +88,35 @@ class CliSession:
                 raise StepFailed(step, f"reading {name} failed: {cli_reason(error)}") from error
             except ValueError as error:
                 raise _unreadable(step, error) from error
+            encrypted = self._export(name, step, f"reading {name}")["deployment"]
             return StackState(
                 version=exported.version,
                 plaintext=dict(exported.deployment or {}),
-                encrypted=self._export(name, step, f"reading {name}")["deployment"],
+                encrypted=encrypted,
                 tags=dict(found),
+                revision=_checkpoint_revision(encrypted),
             )
 
         return await asyncio.to_thread(read)
+
+    async def revision(self, name: str, step: Step) -> Revision | None:
+        """A digest of the stack's checkpoint: no backend the CLI reaches numbers them all."""
+
+        def revision() -> Revision | None:
+            try:
+                exported = self._export(name, step, f"looking up {name}")
+                return _checkpoint_revision(exported["deployment"])
+            except StepFailed:
+                org = name.split("/", 1)[0]
+                if name not in {stack.name for stack in list_all_stacks(self.workspace, org=org)}:
+                    return None
+                raise
+
+        return await asyncio.to_thread(revision)
+
+    async def whereabouts(self, revision: Revision) -> str | None:
+        """None: the CLI shows no stack ids, so a stack is looked up by its name only."""
+        return None
 
     async def create(self, name: str) -> None:
         def create() -> None:
@@ -113,9 +136,11 @@ class CliSession:
 
         await asyncio.to_thread(create)
 
-    async def remove(self, name: str, step: Step, doing: str) -> None:
-        # `--force`: the stack may still have resources; only its state goes.
+    async def remove(self, name: str, step: Step, doing: str) -> bool:
+        # `--force`: the stack may still have resources; only its state goes. A stack that is
+        # not there fails `stack rm`, never taken for removed.
         await self._run(step, doing, "stack", "rm", "--yes", "--force", name)
+        return True
 
     async def secrets_provider(self, name: str, project: str, stack: str) -> dict[str, Any]:
         """A Pulumi Cloud stack's is the service, keyed per stack (the import hands any
@@ -186,6 +211,12 @@ class CliSession:
             return run_pulumi(self.workspace, *args)
         except CommandError as error:
             raise StepFailed(step, f"{doing} failed: {cli_reason(error)}") from error
+
+
+def _checkpoint_revision(encrypted: Any) -> Revision:
+    """The revision of a stack whose checkpoint (secrets sealed) is `encrypted`."""
+    canonical = json.dumps(encrypted, sort_keys=True, separators=(",", ":"))
+    return Revision("sha256:" + hashlib.sha256(canonical.encode()).hexdigest())
 
 
 def _unreadable(step: Step, error: ValueError) -> StepFailed:

@@ -8,7 +8,6 @@ state it imports or loads run here on the state itself (`toolkit.deployments`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from toolkit.deployments import (
 from toolkit.errors import ClaimError, ConflictError, NotFoundError
 from toolkit.models import AppUntypedDeployment
 from toolkit.progress import Step
+from toolkit.strategies import Revision
 from toolkit.strategies._migration import StackState, StepFailed
 
 DEPLOYMENT_VERSION = 3
@@ -58,10 +58,10 @@ class RestSession:
     async def read(self, name: str, step: Step, *, tags: bool = True) -> StackState:
         org, project, stack = _parts(name)
         try:
-            exported, found = await asyncio.gather(
-                self.client.export_stack(org, project, stack),
-                self._tags(org, project, stack) if tags else _no_tags(),
-            )
+            # The stack before its state: an update in between makes the state newer than
+            # the revision, never older, so a later check errs on the side of "changed".
+            record = await self.client.get_stack(org, project, stack)
+            exported = await self.client.export_stack(org, project, stack)
             encrypted = dict(exported.deployment or {})
             plaintext_of = await self.client.decrypt_values(
                 org, project, stack, ciphertexts(encrypted)
@@ -72,11 +72,26 @@ class RestSession:
             version=exported.version,
             plaintext=opened(encrypted, plaintext_of),
             encrypted=encrypted,
-            tags=found,
+            tags=dict(record.tags or {}) if tags else {},
+            revision=Revision(str(record.version), record.id),
         )
 
-    async def _tags(self, org: str, project: str, stack: str) -> dict[str, str]:
-        return dict((await self.client.get_stack(org, project, stack)).tags or {})
+    async def revision(self, name: str, step: Step) -> Revision | None:
+        try:
+            record = await self.client.get_stack(*_parts(name))
+        except NotFoundError:
+            return None
+        except ClaimError as error:
+            raise StepFailed(step, f"looking up {name} failed: {error.message}") from error
+        return Revision(str(record.version), record.id)
+
+    async def whereabouts(self, revision: Revision) -> str | None:
+        if revision.identity is None:
+            return None
+        async for stack in self.client.iter_stacks(None):
+            if stack.id == revision.identity:
+                return f"{stack.org_name}/{stack.project_name}/{stack.stack_name}"
+        return None
 
     async def create(self, name: str) -> None:
         org, project, stack = _parts(name)
@@ -87,13 +102,14 @@ class RestSession:
         except ClaimError as error:
             raise StepFailed("create", f"creating {name} failed: {error.message}") from error
 
-    async def remove(self, name: str, step: Step, doing: str) -> None:
+    async def remove(self, name: str, step: Step, doing: str) -> bool:
         try:
             await self.client.delete_stack(*_parts(name), force=True)
         except NotFoundError:
-            return  # Gone already, which is what removing it is for.
+            return False
         except ClaimError as error:
             raise StepFailed(step, f"{doing} failed: {error.message}") from error
+        return True
 
     async def secrets_provider(self, name: str, project: str, stack: str) -> dict[str, Any]:
         org = _parts(name)[0]
@@ -136,10 +152,6 @@ class RestSession:
             raise StepFailed(
                 "tags", f"copying the tags to {name} failed: {error.message}"
             ) from error
-
-
-async def _no_tags() -> dict[str, str]:
-    return {}
 
 
 def _parts(name: str) -> tuple[str, str, str]:

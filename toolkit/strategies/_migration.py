@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from toolkit.progress import Step
+from toolkit.strategies import Revision
 
 LONGEST_REASON = 600
 """Characters of a backend's error message a failure reason keeps."""
@@ -39,6 +40,8 @@ class StackState:
     """The same deployment with its secrets sealed by the stack's key (`pulumi stack export`)."""
     tags: dict[str, str]
     """Every tag of the stack."""
+    revision: Revision
+    """Which stack, at which update, this state is (never newer than the state itself)."""
 
 
 class Session(Protocol):
@@ -53,8 +56,18 @@ class Session(Protocol):
         """Create the empty stack `name`; one that exists already is refused and left alone."""
         ...
 
-    async def remove(self, name: str, step: Step, doing: str) -> None:
-        """Remove the stack `name` and its state, resources and all (nothing is destroyed)."""
+    async def revision(self, name: str, step: Step) -> Revision | None:
+        """The stack `name`'s revision now; None when there is no stack of that name."""
+        ...
+
+    async def whereabouts(self, revision: Revision) -> str | None:
+        """The fully qualified name the stack of `revision` has now, in any org this side
+        sees; None when it is gone (or the backend has no stack ids to look it up by)."""
+        ...
+
+    async def remove(self, name: str, step: Step, doing: str) -> bool:
+        """Remove the stack `name` and its state, resources and all (nothing is destroyed);
+        False when there was no stack of that name to remove."""
         ...
 
     async def secrets_provider(self, name: str, project: str, stack: str) -> dict[str, Any]:

@@ -34,11 +34,12 @@ stack's config files (the plan's notices say so).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from toolkit.credentials import BackendIdentity
 from toolkit.deployments import (
@@ -55,6 +56,7 @@ from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import (
     FailedMoves,
     ProgressCallback,
+    Revision,
     StepHistory,
     StopSignal,
     no_progress,
@@ -197,7 +199,13 @@ def _last_step(delete_source: bool) -> Step:
 
 @dataclass(frozen=True)
 class _Migration:
-    """The migration of single stacks from one backend to another; the one home of the steps."""
+    """The migration of single stacks from one backend to another; the one home of the steps.
+
+    What this run read of a source and what it wrote and verified in the destination are
+    recorded as revisions in the journal, and every later removal or overwrite checks them
+    first: a verified copy is never removed or made again, a source is removed only while it
+    is still what was copied, and a stack that has changed since is left alone and reported.
+    """
 
     source: Backend
     destination: Backend
@@ -221,46 +229,45 @@ class _Migration:
             self.tally.failed(self.source_name(move), self.target_name(move), failure)
 
         history = StepHistory(self.journal)
-        left_source = [move for move in moves if history.began(move.journal_name, "delete-source")]
         try:
-            existing, still_in_source = await asyncio.gather(
-                self.destination.stack_names() if moves else _nothing(),
-                self.source.stack_names() if left_source else _nothing(),
-            )
+            existing = await self.destination.stack_names() if moves else set()
         except ClaimError as error:
             unlisted = MoveFailure("list", f"could not list the stacks: {error.message}")
             for move in moves:
                 fail(move, unlisted)
             return failed
-        pending: list[tuple[StackMove, bool]] = []
+        pending: list[tuple[StackMove, Callable[[], Awaitable[MoveFailure | None]]]] = []
         for move in moves:
             target = self.target_name(move)
-            if history.done(move.journal_name, _last_step(self.delete_source)) or (
-                move in left_source and self.source_name(move) not in still_in_source
-            ):
+            if history.done(move.journal_name, _last_step(self.delete_source)):
                 self.tally.finished(
                     self.source_name(move), target, "verify", f"{target} landed earlier"
                 )
+            elif history.done(move.journal_name, "verify"):
+                tags_copied = history.done(move.journal_name, "tags")
+                pending.append((move, functools.partial(self.finish, move, tags_copied)))
             elif target not in existing:
-                pending.append((move, False))
+                pending.append((move, functools.partial(self.migrate, move, half_made=False)))
             elif history.began(move.journal_name, "create"):
-                pending.append((move, True))
+                pending.append((move, functools.partial(self.migrate, move, half_made=True)))
             else:
                 fail(move, MoveFailure("create", f"{target} already exists; nothing was changed"))
 
         slots = asyncio.Semaphore(max_concurrency)
 
-        async def migrate(move: StackMove, half_made: bool) -> None:
+        async def run_one(
+            move: StackMove, work: Callable[[], Awaitable[MoveFailure | None]]
+        ) -> None:
             async with slots:
                 if stop.requested:
                     fail(move, MoveFailure.interrupted("create"))
                     return
                 self.tally.started(self.source_name(move), self.target_name(move))
-                failure = await self.migrate(move, half_made)
+                failure = await work()
             if failure is not None:
                 fail(move, failure)
 
-        await asyncio.gather(*(migrate(move, half_made) for move, half_made in pending))
+        await asyncio.gather(*(run_one(move, work) for move, work in pending))
         return failed
 
     async def recorded(self, move: StackMove, step: Step, detail: str, call: Awaitable[T]) -> T:
@@ -282,26 +289,31 @@ class _Migration:
         send = self.tally.finished if landed else self.tally.step
         send(self.source_name(move), self.target_name(move), step, summary)
 
-    async def migrate(self, move: StackMove, half_made: bool) -> MoveFailure | None:
+    @asynccontextmanager
+    async def sessions(self, move: StackMove) -> AsyncIterator[tuple[Session, Session]]:
+        async with (
+            self.source.session(move.source.project_name) as source,
+            self.destination.session(move.target.project_name) as target,
+        ):
+            yield source, target
+
+    async def migrate(self, move: StackMove, *, half_made: bool) -> MoveFailure | None:
         """Migrate one stack; None when it landed (and, if asked, left the source), else why not.
 
         `half_made`: the destination stack is this run's copy from an attempt that stopped
-        before it landed; it is removed first.
+        before it was verified; it is removed first, if it is still what this run made of it.
         """
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
-            async with (
-                self.source.session(move.source.project_name) as source,
-                self.destination.session(move.target.project_name) as target,
-            ):
-                state = await source.read(source_name, "read")
-                _refuse_pending_operations(source_name, state)
+            async with self.sessions(move) as (source, target):
+                state = await self.read_source(move, source)
+                deployment = _renamed(state, move)
                 if half_made:
                     await self.recorded(
                         move,
                         "undo",
                         f"remove the half-made {target_name}",
-                        self._remove_leftover(target, target_name),
+                        self._remove_leftover(target, target_name, deployment),
                     )
                     self.report(move, "undo", f"removed the half-made {target_name}")
                 await self.recorded(
@@ -309,7 +321,7 @@ class _Migration:
                 )
                 self.report(move, "create", f"created {target_name}")
                 try:
-                    await self._land(state, move, target, target_name)
+                    await self._land(state, deployment, move, target)
                 except BaseException as failure:
                     await self._remove_half_made(move, target, failure)
                     raise
@@ -327,24 +339,53 @@ class _Migration:
             return MoveFailure("login", error.message)
         return None
 
+    async def finish(self, move: StackMove, tags_copied: bool) -> MoveFailure | None:
+        """Finish a move whose copy an earlier attempt verified: that copy is never removed or
+        made again; only the steps still missing are done (the tags, the source's removal).
+        A source changed since it was copied is brought over first, while the copy is still
+        exactly what this run wrote."""
+        source_name, target_name = self.source_name(move), self.target_name(move)
+        try:
+            async with self.sessions(move) as (source, target):
+                if not tags_copied:
+                    await self._check_copy_unchanged(move, target, "tags")
+                    state = await source.read(source_name, "read")
+                    await self._copy_tags(state, move, target)
+                if not self.delete_source:
+                    self.report(move, "verify", f"{target_name} is migrated", landed=True)
+                    return None
+                try:
+                    await self._remove_source(move, source)
+                except _SourceChanged:
+                    await self._check_copy_unchanged(move, target, "delete-source", both=True)
+                    state = await self.read_source(move, source)
+                    await self._land(state, _renamed(state, move), move, target)
+                    self.report(
+                        move, "verify", f"brought the changes of {source_name} into {target_name}"
+                    )
+                    await self._remove_source(move, source)
+        except StepFailed as failure:
+            return MoveFailure(failure.step, failure.reason)
+        except ClaimError as error:
+            return MoveFailure("login", error.message)
+        return None
+
+    async def read_source(self, move: StackMove, source: Session) -> StackState:
+        """The source's state, its revision recorded: what its removal will check."""
+        name = self.source_name(move)
+        state = await source.read(name, "read")
+        _refuse_pending_operations(name, state)
+        self.journal.record_revision(move.journal_name, "source", str(state.revision))
+        return state
+
     async def _land(
-        self, state: StackState, move: StackMove, target: Session, target_name: str
+        self, state: StackState, deployment: dict[str, Any], move: StackMove, target: Session
     ) -> None:
-        """Import the renamed state into the new (empty) stack `target_name`, verify, copy tags."""
-        secrets_provider = await target.secrets_provider(
+        """Import the renamed state into the new (or this run's own) stack, verify, copy tags."""
+        target_name = self.target_name(move)
+        deployment["secrets_providers"] = await target.secrets_provider(
             target_name, move.target.project_name, move.target.stack_name
         )
-        try:
-            deployment = rename_deployment(
-                state.plaintext,
-                old_project=move.source.project_name,
-                old_stack=move.source.stack_name,
-                new_project=move.target.project_name,
-                new_stack=move.target.stack_name,
-            )
-        except ValueError as error:
-            raise StepFailed("import", f"the source's state cannot be renamed: {error}") from error
-        deployment["secrets_providers"] = secrets_provider
         await self.recorded(
             move,
             "import",
@@ -355,8 +396,19 @@ class _Migration:
             move,
             "verify",
             f"verify {target_name}",
-            _verify(target, target_name, expected=deployment, source=state),
+            self._verified(move, target, expected=deployment, source=state),
         )
+        await self._copy_tags(state, move, target)
+
+    async def _verified(
+        self, move: StackMove, target: Session, *, expected: dict[str, Any], source: StackState
+    ) -> None:
+        """`_verify`, then the copy's revision recorded: the one every later step checks."""
+        revision = await _verify(target, self.target_name(move), expected=expected, source=source)
+        self.journal.record_revision(move.journal_name, "copy", str(revision))
+
+    async def _copy_tags(self, state: StackState, move: StackMove, target: Session) -> None:
+        target_name = self.target_name(move)
         user_tags = {k: v for k, v in state.tags.items() if not k.startswith(SYSTEM_TAG_PREFIX)}
         tags = user_tags if self.destination.creates_system_tags else _all_tags(state, move)
         await self.recorded(
@@ -368,7 +420,42 @@ class _Migration:
         if user_tags:
             self.report(move, "tags", f"copied {len(user_tags)} tag(s) to {target_name}")
 
-    async def _remove_leftover(self, target: Session, name: str) -> None:
+    async def _check_copy_unchanged(
+        self, move: StackMove, target: Session, step: Step, *, both: bool = False
+    ) -> None:
+        """Refuse to touch the verified copy once it is no longer what this run wrote."""
+        source_name, target_name = self.source_name(move), self.target_name(move)
+        recorded = Revision.parse(self.journal.revision(move.journal_name, "copy"))
+        now = await target.revision(target_name, step)
+        if recorded is not None and now == recorded:
+            return
+        if both:
+            raise StepFailed(
+                step,
+                f"both {source_name} and {target_name} changed since this run copied the one "
+                f"into the other: both are left as they are; compare them, keep the one that "
+                f"should manage the resources and remove the other with "
+                f"`pulumi stack rm --force`",
+            )
+        raise StepFailed(
+            step,
+            f"{target_name} changed since this run verified it, so it is left as it is (its "
+            f"source {source_name} too): copy what is still missing by hand",
+        )
+
+    async def _remove_leftover(
+        self, target: Session, name: str, deployment: dict[str, Any]
+    ) -> None:
+        """Remove an earlier attempt's unverified copy, if it is still what this run made of
+        it: empty as created, or holding the state this run imports."""
+        landed = await target.read(name, "undo", tags=False)
+        if landed.plaintext.get("resources") and difference(deployment, landed.plaintext):
+            raise StepFailed(
+                "undo",
+                f"{name}, left by an earlier attempt, has changed since (it is neither empty "
+                "nor the state this run imports), so it is left as it is: remove it with "
+                f"`pulumi stack rm --force {name}` if it is not needed, and run again",
+            )
         try:
             await target.remove(name, "undo", f"removing the half-made {name}")
         except StepFailed as failure:
@@ -397,28 +484,85 @@ class _Migration:
 
     async def _remove_source(self, move: StackMove, source: Session) -> None:
         """Remove the source stack's record, now that the verified destination owns its
-        resources. Only its state goes, resources and all: nothing is destroyed, and the cloud
-        resources stay, managed by the destination stack from now on."""
+        resources, if it is still the stack at the revision this run copied; `_SourceChanged`
+        when it has changed since. Only its state goes, resources and all: nothing is
+        destroyed, and the cloud resources stay, managed by the destination stack from now on."""
         source_name, target_name = self.source_name(move), self.target_name(move)
+        copied = Revision.parse(self.journal.revision(move.journal_name, "source"))
+        now = await source.revision(source_name, "delete-source")
+        if now is None or (copied is not None and now.identity != copied.identity):
+            await self._confirm_gone(move, source, copied)
+            self.report(move, "delete-source", f"{source_name} was removed earlier", landed=True)
+            return
+        if now != copied:
+            raise _SourceChanged(
+                "delete-source",
+                f"{source_name} changed after it was copied to {target_name}, so it was left "
+                f"in place and {target_name} holds the state as copied; run the same command "
+                f"again to bring the change over, then remove {source_name}",
+            )
         try:
             await self.recorded(
                 move,
                 "delete-source",
                 f"remove {source_name}",
-                source.remove(source_name, "delete-source", "removing the source"),
+                self._remove_copied_source(move, source, copied),
             )
+        except _SourceElsewhere:
+            raise
         except StepFailed as failure:
             raise StepFailed(
                 "delete-source",
                 f"{failure.reason}; {target_name} is migrated and verified, but {source_name} "
-                f"still manages the same resources: remove it with "
-                f"`pulumi stack rm --force {source_name}`",
+                f"still manages the same resources: run the same command again to remove it",
             ) from failure
         self.report(move, "delete-source", f"removed {source_name}", landed=True)
 
+    async def _remove_copied_source(
+        self, move: StackMove, source: Session, copied: Revision | None
+    ) -> None:
+        """The removal as the journal records it: done once the source is removed, or its
+        name was free already and a look-up by its identity confirms it is gone."""
+        name = self.source_name(move)
+        if not await source.remove(name, "delete-source", "removing the source"):
+            await self._confirm_gone(move, source, copied)
 
-async def _nothing() -> set[str]:
-    return set()
+    async def _confirm_gone(
+        self, move: StackMove, source: Session, copied: Revision | None
+    ) -> None:
+        """The source is not at its name: fail unless a look-up by its identity confirms that
+        it is gone (renamed or moved, it still manages the same resources as the copy)."""
+        source_name, target_name = self.source_name(move), self.target_name(move)
+        now = None if copied is None else await source.whereabouts(copied)
+        if now is not None:
+            raise _SourceElsewhere(
+                "delete-source",
+                f"{source_name} is now {now} (renamed or moved during the run): it still "
+                f"manages the same resources as {target_name}, and was left as it is; remove "
+                f"it with `pulumi stack rm --force {now}` once {target_name} is the one to keep",
+            )
+
+
+class _SourceChanged(StepFailed):
+    """The source changed after it was copied: it was not removed."""
+
+
+class _SourceElsewhere(StepFailed):
+    """The source is no longer at its name but still exists (renamed or moved)."""
+
+
+def _renamed(state: StackState, move: StackMove) -> dict[str, Any]:
+    """The source's state (secrets open) under the move's new project and stack names."""
+    try:
+        return rename_deployment(
+            state.plaintext,
+            old_project=move.source.project_name,
+            old_stack=move.source.stack_name,
+            new_project=move.target.project_name,
+            new_stack=move.target.stack_name,
+        )
+    except ValueError as error:
+        raise StepFailed("import", f"the source's state cannot be renamed: {error}") from error
 
 
 def _refuse_pending_operations(name: str, state: StackState) -> None:
@@ -442,8 +586,9 @@ def _all_tags(state: StackState, move: StackMove) -> dict[str, str]:
 
 async def _verify(
     target: Session, name: str, *, expected: dict[str, object], source: StackState
-) -> None:
-    """Check the destination holds `expected` (the renamed source state), sealed its own way."""
+) -> Revision:
+    """Check the destination holds `expected` (the renamed source state), sealed its own way;
+    the revision it was verified at."""
     await target.check_loads(name)
     try:
         landed = await target.read(name, "verify", tags=False)
@@ -461,3 +606,4 @@ async def _verify(
         raise StepFailed(
             "verify", f"verification: {name} holds the source's ciphertext, not its own"
         )
+    return landed.revision
