@@ -5,13 +5,15 @@ of it. Committing a request:
 
 1. takes the source org's lock (`toolkit.locks`): one run per source org at a time;
 2. looks for the newest run of the same key in the runs directory:
-   - none, or one that was blocked (it changed nothing): plans afresh and starts a new run;
+   - none, or one that made no state-changing call (it was blocked, refused, or stopped
+     before its first call: it changed nothing): plans afresh and starts a new run;
    - one that finished with every planned move landed: does nothing, and says so;
    - one that stopped, was killed, or finished with moves not landed: continues it from its
      recorded plan (the names as they were planned, not as the source shows them now); the
      strategy finds each stack by its id and does only what is left;
 3. commits, recording every call in the run's journal, and lets go of the lock (a run that did
-   not finish leaves its name on it, so only its own command can continue it);
+   not finish leaves its name on it, so only its own command can continue it; but only a run
+   that made a state-changing call is unfinished: `_unfinished`);
 4. with a `landing:` section, lands what moved (`toolkit.landing`): after every commit that
    was not interrupted or blocked, a finished one included, since landing again changes
    nothing and so finishes a landing that failed before. A landing failure is reported in the
@@ -35,7 +37,7 @@ from pathlib import Path
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError
-from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run
+from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
@@ -151,7 +153,11 @@ async def commit_request(
     source = request.target.source_identity(credentials)
     holder = LockHolder.this_process("starting", key, _command())
     lock = OrgLock.acquire(
-        runs_dir, f"{source.url} org {request.target.source_org}", holder, break_lock=break_lock
+        runs_dir,
+        f"{source.url} org {request.target.source_org}",
+        holder,
+        unfinished=lambda previous: _unfinished(runs_dir, previous.run_id),
+        break_lock=break_lock,
     )
     with lock:
         previous = None if new_run else find_run(runs_dir, key)
@@ -159,7 +165,11 @@ async def commit_request(
             lock.release(finished=True)
             finished = _finished_before(previous, request.target)
             return await _land(credentials, request, finished, runs_dir)
-        if previous is not None and not _blocked(previous):
+        if (
+            previous is not None
+            and not _blocked(previous)
+            and _unfinished(runs_dir, previous.run_id)
+        ):
             plan = _recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
@@ -305,6 +315,13 @@ async def stop_on_signals(
         for number in signals:
             loop.remove_signal_handler(number)
             signal.signal(number, previous[number])
+
+
+def _unfinished(runs_dir: Path, run_id: str) -> bool:
+    """Whether run `run_id`, unless it finished, left work to continue: only once it made a
+    state-changing call. A run that made none (refused, blocked, stopped before its first
+    call) changed nothing: the next command plans afresh, whatever it asks."""
+    return made_calls(runs_dir, run_id)
 
 
 def _done(run: RunRecord) -> bool:
