@@ -9,16 +9,31 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import pytest
 from agent_times import agent_entry
-from commit_process import Finished, run_toolkit, toolkit_command, toolkit_env
+from commit_process import (
+    Finished,
+    is_state_changing,
+    run_toolkit,
+    settle,
+    toolkit_command,
+    toolkit_env,
+)
 from waiting import wait_until
 
+from toolkit.credentials import canonical_url, load_credentials
 from toolkit.emulator.server import EmulatorServer
+from toolkit.errors import InvalidInputError
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
+from toolkit.plan import ClaimTarget
+from toolkit.resolution_map import ResolutionMap
+from toolkit.runs import ClaimRequest, run_key
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -140,3 +155,103 @@ def test_a_commit_stopped_before_its_first_call_leaves_no_lock_and_another_commi
 
     assert "unfinished run" not in other.stderr
     assert_moved(server, other)
+
+
+SPELLINGS = [
+    "http://localhost:{port}/",
+    "HTTP://LocalHost:{port}",
+    "http://127.0.0.1:{port}/api",
+    "http://[0:0:0:0:0:0:0:1]:{port}//",
+    "http://[::1]:{port}/api/",
+    "http://[::ffff:127.0.0.1]:{port}",
+]
+"""Six spellings of the emulator's `http://127.0.0.1:{port}`."""
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_spelling_of_a_service_url_is_one_service_and_one_run(spelling: str) -> None:
+    url, other = "http://127.0.0.1:8080", spelling.format(port=8080)
+    request = ClaimRequest(
+        target=ClaimTarget(AGENT, "acme"), resolution_map=ResolutionMap.empty(), map_identity="none"
+    )
+
+    def key(api_url: str) -> str:
+        return run_key(load_credentials(api_url, {"PULUMI_ACCESS_TOKEN": "tok"}), request)
+
+    assert canonical_url(other) == url
+    assert key(other) == key(url)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8081"),
+        ("http://127.0.0.1:8080", "https://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080", "http://127.0.0.2:8080"),
+        ("https://api.pulumi.com", "https://api.pulumi.example"),
+        ("https://pulumi.example/one", "https://pulumi.example/two"),
+    ],
+)
+def test_different_services_stay_different(one: str, other: str) -> None:
+    assert canonical_url(one) != canonical_url(other)
+
+
+def test_default_ports_and_case_do_not_make_another_service() -> None:
+    assert canonical_url("HTTPS://API.Pulumi.com:443/api/") == "https://api.pulumi.com"
+    assert canonical_url("http://pulumi.example:80/") == "http://pulumi.example"
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_login_stored_under_any_spelling_is_found(spelling: str, tmp_path: Path) -> None:
+    stored = {"accessTokens": {spelling.format(port=8080): "tok-stored"}}
+    (tmp_path / "credentials.json").write_text(json.dumps(stored), encoding="utf-8")
+
+    found = load_credentials("http://127.0.0.1:8080", {"PULUMI_HOME": str(tmp_path)})
+
+    assert found.destination_token == "tok-stored"
+    assert found.api_url == "http://127.0.0.1:8080", "the URL as given is the one connected to"
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_one_run_per_org_whatever_the_spelling_of_its_url(
+    make_emulator: EmulatorFactory, tmp_path: Path, spelling: str
+) -> None:
+    server = make_emulator(world())
+    runs_dir, map_file = tmp_path / "runs", tmp_path / "map.yaml"
+    map_file.write_text(GOOD_MAP, encoding="utf-8")
+    env = toolkit_env(runs_dir, PULUMI_ACCESS_TOKEN="tok-alice")
+    args = ["commit", *ORGS, "--strategy", "transfer", "-r", str(map_file), "--yes"]
+    server.faults.hold(method="POST", path=f"/api/stacks/{AGENT}/.*")
+    first = subprocess.Popen(
+        toolkit_command(server, *args, "--format", "json"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: server.faults.holding == 1, "the first run's first call arrived")
+        changes_before = [e for e in server.requests.entries() if is_state_changing(e)]
+
+        elsewhere = spelling.format(port=urlsplit(server.url).port)
+        second = subprocess.run(
+            [sys.executable, "-m", "toolkit", "--api-url", elsewhere, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+        assert second.returncode == 1, second.stderr
+        assert f"org {AGENT} is locked by run " in second.stderr
+        assert [e for e in server.requests.entries() if is_state_changing(e)] == changes_before
+    finally:
+        server.faults.release()
+        stdout, stderr = first.communicate(timeout=300)
+    settle(server)
+    assert_moved(server, Finished(first.returncode, stdout, stderr))
+
+
+def test_one_org_named_twice_under_two_spellings_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="--from and --to are both 'acme'"):
+        ClaimTarget("acme", "acme", "http://localhost:8080/", "http://127.0.0.1:8080")

@@ -103,11 +103,12 @@ def map_identity(text: str | None) -> str:
 
 
 def run_key(credentials: Credentials, request: ClaimRequest) -> str:
-    """The digest that names every run of `request`."""
+    """The digest that names every run of `request`: each side by its service, however its
+    URL was spelled."""
     target = request.target
     asked: dict[str, object] = {
-        "source": [target.source_identity(credentials).url, target.source_org],
-        "destination": [target.destination_identity(credentials).url, target.destination_org],
+        "source": [target.source_identity(credentials).service, target.source_org],
+        "destination": [target.destination_identity(credentials).service, target.destination_org],
         "strategy": request.strategy or "auto",
         "map": request.map_identity,
         "deleteSource": request.delete_source,
@@ -154,7 +155,7 @@ async def commit_request(
     holder = LockHolder.this_process("starting", key, _command())
     lock = OrgLock.acquire(
         runs_dir,
-        f"{source.url} org {request.target.source_org}",
+        f"{source.service} org {request.target.source_org}",
         holder,
         unfinished=lambda previous: _unfinished(runs_dir, previous.run_id),
         break_lock=break_lock,
