@@ -23,16 +23,16 @@ of it. Committing a request:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
@@ -292,29 +292,49 @@ def _record_landing(
         journal.close()
 
 
-@asynccontextmanager
-async def stop_on_signals(
+@contextmanager
+def stop_on_signals(
     stop: StopSignal, on_stop: Callable[[], None] = lambda: None
-) -> AsyncIterator[StopSignal]:
+) -> Iterator[StopSignal]:
     """While inside, Ctrl-C (SIGINT) and SIGTERM ask `stop` to stop the run (and call
-    `on_stop`), rather than cancel the calls in flight; the handlers are put back on the way
-    out."""
-    loop = asyncio.get_running_loop()
+    `on_stop` the first time) rather than raise KeyboardInterrupt or end the process; the
+    handlers are put back on the way out.
+
+    Held around a whole command, from before its run starts to its exit (the report of the
+    outcome within `signals_ignored`), so that the run alone decides the outcome
+    (`CommitResult.interrupted`, as its journal records it): a signal that comes once the run
+    has made its last call changes nothing. `on_stop` runs in
+    the signal handler, in the middle of whatever the process was doing: it writes with
+    `os.write`, never through Python's buffered streams, which may be halfway through a write.
+    """
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.getsignal(number) for number in signals}
 
-    def request() -> None:
+    def request(number: int, frame: FrameType | None) -> None:
         if not stop.requested:
             stop.request()
             on_stop()
 
     for number in signals:
-        loop.add_signal_handler(number, request)
+        signal.signal(number, request)
     try:
         yield stop
     finally:
         for number in signals:
-            loop.remove_signal_handler(number)
+            signal.signal(number, previous[number])
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While inside, Ctrl-C and SIGTERM are ignored: for reporting an outcome the run has
+    decided and recorded, which a signal would contradict, or cut short (a write to a full
+    pipe that a handled signal interrupts loses what it had not written)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
+    try:
+        yield
+    finally:
+        for number in signals:
             signal.signal(number, previous[number])
 
 
