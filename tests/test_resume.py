@@ -8,8 +8,13 @@ planned name, none remains in the source, no temporary name survives, and the jo
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
+import os
 import signal
+import subprocess
+import termios
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +26,11 @@ from commit_process import (
     assert_transferred_once,
     is_state_changing,
     run_toolkit,
+    toolkit_command,
     toolkit_env,
     transfer_world,
 )
+from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
@@ -155,6 +162,45 @@ def test_ctrl_c_lets_calls_in_flight_finish_and_says_how_to_continue(
     assert all(step.outcome is not None for step in run.steps), "a call in flight went unrecorded"
     assert 0 < len(server.state.stack_names(AGENT)) < 50
     assert_completed(server, env, commit(server, env))
+
+
+def test_ctrl_c_after_the_run_has_ended_leaves_its_outcome_as_recorded(
+    setup: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
+    """The SIGINT comes once every move has landed and the journal says so, while the report
+    is being written: a pipe of one page that nobody reads yet holds the toolkit there."""
+    server, env = setup
+    report, writer = os.pipe()
+    page = fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    said = tmp_path / "stderr.txt"
+    map_file = str(tmp_path / "map.yaml")
+    args = ("commit", *ORGS, "--strategy", "transfer", "-r", map_file, "--yes", "--format", "json")
+    with said.open("w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            toolkit_command(server, *args), env=env, stdout=writer, stderr=stderr
+        )
+    os.close(writer)
+    wait_until(lambda: _unread(report) >= page, "the report filled the pipe")
+    run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
+    assert run.finished and run.result is not None, "the run has ended before the SIGINT"
+
+    process.send_signal(signal.SIGINT)
+
+    with os.fdopen(report, "rb") as reader:
+        printed = reader.read()
+    assert process.wait(timeout=300) == 0, said.read_text(encoding="utf-8")
+    assert AgentClaimResponse.model_validate(json.loads(printed)) == run.result
+    assert read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"])) == run, "the journal is as it was"
+    status = run_toolkit(server, env, "status", "--format", "json")
+    assert status.returncode == process.returncode
+    assert "interrupted" not in said.read_text(encoding="utf-8")
+
+
+def _unread(pipe: int) -> int:
+    """How many bytes wait in `pipe` to be read."""
+    count = array.array("i", [0])
+    fcntl.ioctl(pipe, termios.FIONREAD, count)
+    return count[0]
 
 
 def test_another_command_over_an_unfinished_run_is_refused_until_the_lock_is_broken(

@@ -247,7 +247,7 @@ def _check_backends(credentials: Credentials, target: ClaimTarget, chosen: Strat
         target.source_identity(credentials),
         target.destination_identity(credentials),
     )
-    if not source.is_cloud or source.url != destination.url:
+    if not source.is_cloud or source.service != destination.service:
         raise InvalidInputError(
             f"the {chosen} strategy moves stacks within one Pulumi Cloud only.",
             hint="Use --strategy migrate to move stacks between backends.",
@@ -489,9 +489,9 @@ async def choose_strategy(credentials: Credentials, target: ClaimTarget) -> tupl
         target.source_identity(credentials),
         target.destination_identity(credentials),
     )
-    if credentials.claim_token and source.is_cloud and source.url == destination.url:
+    if credentials.claim_token and source.is_cloud and source.service == destination.service:
         return "claim-api", f"a claim token is at hand ({credentials.claim_token_origin})"
-    if not (source.is_cloud and destination.is_cloud) or source.url != destination.url:
+    if not (source.is_cloud and destination.is_cloud) or source.service != destination.service:
         return "migrate", "the two orgs are on different backends"
     async with _client(destination) as client:
         user = await client.get_current_user()

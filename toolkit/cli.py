@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from toolkit.display import printable
-from toolkit.outcomes import EXIT_INTERRUPTED, exit_code, run_exit_code
+from toolkit.outcomes import exit_code, run_exit_code
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from toolkit.resolution_map import ResolutionMap
     from toolkit.run_log import JsonLog
     from toolkit.runs import ClaimRequest, RunOutcome
+    from toolkit.strategies import StopSignal
 
 T = TypeVar("T")
 
@@ -432,40 +434,61 @@ def commit(
     """
     from toolkit.errors import ClaimError
     from toolkit.journal import default_runs_dir
-    from toolkit.outcomes import summarize_error, summarize_run
+    from toolkit.outcomes import summarize_error
     from toolkit.private_files import check_runs_dir
     from toolkit.run_log import JsonLog
-    from toolkit.runs import ClaimRequest, map_identity
+    from toolkit.runs import ClaimRequest, map_identity, signals_ignored, stop_on_signals
+    from toolkit.strategies import StopSignal
 
     if log_format == "json" and fmt and not output:
         raise click.UsageError(
             "--log-format json writes JSON lines to stdout; write the report with --output FILE."
         )
     log: JsonLog | None = None
-    try:
-        runs_dir = default_runs_dir()
-        check_runs_dir(runs_dir, writable=True)
-        credentials = settings.credentials(target, claim_file)
-        if log_format == "json":
-            log = JsonLog(click.echo, credentials.secrets)
-            log.claim_started(None, target, strategy)
-        resolution_map, map_text = _resolution_map(resolutions)
-        request = ClaimRequest(
-            target=target,
-            resolution_map=resolution_map,
-            map_identity=map_identity(map_text),
-            strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
-            delete_source=delete_source,
-            concurrency=concurrency,
-            landing=None if no_landing else resolution_map.landing,
-            environments="copy" if environments == "copy" else "report",
-            migrate_via=migrate_via,  # type: ignore[arg-type]
-        )
-        outcome = _commit(settings, credentials, request, runs_dir, yes, break_lock, new_run, log)
-    except ClaimError as error:
-        if log_format == "json":
-            (log or JsonLog(click.echo)).claim_finished(summarize_error(None, error))
-        raise
+    # Ctrl-C and SIGTERM stop the run, up to the exit: the run decides the outcome, once.
+    with stop_on_signals(StopSignal(), on_stop=_say_stopping) as stop:
+        try:
+            runs_dir = default_runs_dir()
+            check_runs_dir(runs_dir, writable=True)
+            credentials = settings.credentials(target, claim_file)
+            if log_format == "json":
+                log = JsonLog(click.echo, credentials.secrets)
+                log.claim_started(None, target, strategy)
+            resolution_map, map_text = _resolution_map(resolutions)
+            request = ClaimRequest(
+                target=target,
+                resolution_map=resolution_map,
+                map_identity=map_identity(map_text),
+                strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
+                delete_source=delete_source,
+                concurrency=concurrency,
+                landing=None if no_landing else resolution_map.landing,
+                environments="copy" if environments == "copy" else "report",
+                migrate_via=migrate_via,  # type: ignore[arg-type]
+            )
+            outcome = _commit(
+                settings, credentials, request, runs_dir, yes, break_lock, new_run, log, stop
+            )
+        except ClaimError as error:
+            if log_format == "json":
+                (log or JsonLog(click.echo)).claim_finished(summarize_error(None, error))
+            raise
+        with signals_ignored():
+            _report_outcome(settings, outcome, log, fmt, output, stopped=stop.requested)
+
+
+def _report_outcome(
+    settings: Settings,
+    outcome: RunOutcome,
+    log: JsonLog | None,
+    fmt: str | None,
+    output: Path | None,
+    *,
+    stopped: bool,
+) -> None:
+    """Report what the run decided, and exit with its code (`stopped`: a stop was asked)."""
+    from toolkit.outcomes import summarize_run
+
     if log is None or output:
         _report(settings, outcome.document, outcome.plan, "commit", fmt, output)
     if log is not None:
@@ -478,8 +501,19 @@ def commit(
             "recorded. Run the same command again to continue it.",
             err=True,
         )
-        sys.exit(EXIT_INTERRUPTED)
+    elif stopped:
+        click.echo(
+            f"not interrupted: run {outcome.run_id} had made its last call before it could "
+            "stop; the outcome above stands.",
+            err=True,
+        )
     sys.exit(run_exit_code(outcome))
+
+
+def _say_stopping() -> None:
+    """What a commit says on Ctrl-C or SIGTERM; from the signal handler, hence `os.write` to
+    standard error's file descriptor."""
+    os.write(2, b"stopping: no new call starts; the calls under way finish and are recorded\n")
 
 
 def _commit(
@@ -491,11 +525,11 @@ def _commit(
     break_lock: bool,
     new_run: bool,
     log: JsonLog | None,
+    stop: StopSignal,
 ) -> RunOutcome:
     """The commit itself, its progress on stderr, or with `log` as JSON lines."""
     from toolkit.progress_display import ProgressDisplay
-    from toolkit.runs import commit_request, stop_on_signals
-    from toolkit.strategies import StopSignal
+    from toolkit.runs import commit_request
 
     console = settings.progress_console()
 
@@ -503,36 +537,29 @@ def _commit(
         if (plan.moves or plan.environment_copies) and not yes:
             _confirm(plan, request.delete_source, resumed)
 
-    def say_stopping() -> None:
-        click.echo(
-            "stopping: no new call starts; the calls under way finish and are recorded",
-            err=True,
-        )
-
     def announce(run_id: str, resumed: bool) -> None:
         console.print(f"{'continuing' if resumed else 'run'} {run_id}")
         if log is not None:
             log.run_started(None, run_id, resumed)
 
     async def run() -> RunOutcome:
-        async with stop_on_signals(StopSignal(), on_stop=say_stopping) as stop:
-            with contextlib.ExitStack() as displayed:
-                on_progress: ProgressCallback
-                if log is None:
-                    on_progress = displayed.enter_context(ProgressDisplay(console))
-                else:
-                    on_progress = functools.partial(log.progress, None)
-                return await commit_request(
-                    credentials,
-                    request,
-                    runs_dir=runs_dir,
-                    on_progress=on_progress,
-                    break_lock=break_lock,
-                    new_run=new_run,
-                    stop=stop,
-                    confirm=confirm,
-                    on_run=announce,
-                )
+        with contextlib.ExitStack() as displayed:
+            on_progress: ProgressCallback
+            if log is None:
+                on_progress = displayed.enter_context(ProgressDisplay(console))
+            else:
+                on_progress = functools.partial(log.progress, None)
+            return await commit_request(
+                credentials,
+                request,
+                runs_dir=runs_dir,
+                on_progress=on_progress,
+                break_lock=break_lock,
+                new_run=new_run,
+                stop=stop,
+                confirm=confirm,
+                on_run=announce,
+            )
 
     outcome = _run(run())
     if outcome.already_finished:
@@ -747,12 +774,10 @@ def job_run(settings: Settings, job_file: Path, log_format: str) -> None:
     else:
         log = TextLog(settings.progress_console(), _stdout_console(), loaded.secrets)
 
-    async def run() -> int:
-        async with stop_on_signals(StopSignal()) as stop:
-            result = await run_job(loaded, log, runs_dir=default_runs_dir(), stop=stop)
-        return result.exit_code
-
-    sys.exit(_run(run()))
+    # Ctrl-C and SIGTERM stop the job, up to the exit: its claims decide the outcome, once.
+    with stop_on_signals(StopSignal()) as stop:
+        result = _run(run_job(loaded, log, runs_dir=default_runs_dir(), stop=stop))
+        sys.exit(result.exit_code)
 
 
 @job.command("check")

@@ -27,6 +27,9 @@ DEFAULT_AGENT_DIR = Path("/tmp/.pulumi")
 """Where the pulumi CLI keeps an agent account's files on Linux and macOS."""
 
 _CLOUD_SCHEMES = frozenset({"http", "https"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK = "127.0.0.1"
+"""How a service URL's identity names this machine, however the URL names it."""
 
 INSECURE_HINT = (
     "Use an https:// URL; or, knowing that the token then travels unencrypted, pass --insecure "
@@ -115,6 +118,11 @@ class BackendIdentity:
     def is_cloud(self) -> bool:
         """A Pulumi Cloud (HTTP) backend rather than a self-managed one (file://, s3://, ...)."""
         return urlsplit(self.url).scheme in _CLOUD_SCHEMES
+
+    @property
+    def service(self) -> str:
+        """Which service this is (`canonical_url`): `url` is how to reach it."""
+        return canonical_url(self.url)
 
     def __repr__(self) -> str:
         token = "***" if self.token else None
@@ -226,6 +234,45 @@ def variable_token_fix(name: str) -> str:
     )
 
 
+def canonical_url(url: str) -> str:
+    """The one spelling of a backend URL that says which service it is, for what a service
+    identifies (locks, run keys, stored logins): `HTTP://LocalHost:80/api/` and
+    `http://127.0.0.1` are one service. Scheme and host in lower case, no default port, no
+    trailing slashes or `/api`, every name of this machine's loopback (`localhost`, ::1)
+    as 127.0.0.1. A self-managed backend's URL (file://, s3://) is its own identity."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise InvalidInputError(
+            f"{url!r} is not a backend URL ({error}).",
+            hint="Give a URL such as https://api.pulumi.com.",
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in _CLOUD_SCHEMES:
+        return url
+    host = _LOOPBACK if _is_loopback_name(parts.hostname or "") else parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/api").rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
+def _is_loopback_name(host: str) -> bool:
+    """`localhost`, 127.0.0.1, ::1 or ::ffff:127.0.0.1: this machine, as a URL may name it."""
+    if host.rstrip(".") == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address in (ipaddress.ip_address(_LOOPBACK), ipaddress.ip_address("::1"))
+
+
 def is_cleartext_remote(url: str) -> bool:
     """An `http://` URL to another machine than this one (loopback: 127.0.0.0/8, ::1,
     `localhost`): whatever is sent there, tokens included, can be read on the way."""
@@ -284,12 +331,24 @@ def read_claim_file(path: Path, api_url: str, *, discovered: bool = False) -> tu
         raise InvalidInputError(f"the claim file {path} holds no claimToken", hint=fix)
     checked_token(token, f"the claimToken of the claim file {path}", fix=fix)
     cloud_url = document.get("cloudUrl")
-    if isinstance(cloud_url, str) and cloud_url and cloud_url.rstrip("/") != api_url:
+    if (
+        isinstance(cloud_url, str)
+        and cloud_url
+        and canonical_url(cloud_url) != canonical_url(api_url)
+    ):
         raise InvalidInputError(
             f"the claim file {path} is for {cloud_url}, not {api_url}",
             hint=f"Run with --api-url {cloud_url}, or pass the claim file of this service.",
         )
     return token, ClaimFile(path, _timestamp(document.get("validUntil")), discovered)
+
+
+def _same_service(stored_url: str, service: str) -> bool:
+    """Whether a URL stored by the pulumi CLI names `service`; one that is no URL does not."""
+    try:
+        return canonical_url(stored_url) == service
+    except InvalidInputError:
+        return False
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -304,7 +363,8 @@ def _timestamp(value: object) -> datetime | None:
 
 
 def _stored_token(url: str, env: Mapping[str, str], home: Path | None) -> str | None:
-    """The token the Pulumi CLI stored for `url` at `pulumi login`, if any."""
+    """The token the Pulumi CLI stored for `url` at `pulumi login`, if any, under whatever
+    spelling of its URL the login was made."""
     pulumi_home = env.get("PULUMI_HOME")
     folder = Path(pulumi_home) if pulumi_home else (home or Path.home()) / ".pulumi"
     path = folder / "credentials.json"
@@ -320,8 +380,9 @@ def _stored_token(url: str, env: Mapping[str, str], home: Path | None) -> str | 
     tokens = stored.get("accessTokens") if isinstance(stored, dict) else None
     if not isinstance(tokens, dict):
         return None
+    service = canonical_url(url)
     for stored_url, token in tokens.items():
-        if isinstance(stored_url, str) and stored_url.rstrip("/") == url and token:
+        if isinstance(stored_url, str) and token and _same_service(stored_url, service):
             return checked_token(
                 str(token),
                 f"the pulumi CLI's login for {url} in {path}",

@@ -389,6 +389,22 @@ def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
     return _read(path) if path.is_file() else None
 
 
+def made_calls(runs_dir: Path, run_id: str) -> bool:
+    """Whether run `run_id` recorded any state-changing call: not when it has no journal (it
+    stopped while it was still planning); when its journal cannot be read, it may have."""
+    path = runs_dir / run_id / JOURNAL_FILE
+    if not path.is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return True
+
+
 def _read(path: Path) -> RunRecord:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -6,9 +6,11 @@ run that took it: owner, pid, host, start, the run's key and the command. The na
 file until that run finishes, so:
 
 - a second run while the first is running is refused, naming the holder;
-- a run that died or was interrupted leaves its name behind: the same command (the same run
-  key) takes the lock over and continues the run; any other run is refused, because the dead
-  run may have left stacks half-way (under a temporary name, say), unless `--break-lock`;
+- a run that died or was interrupted leaves its name behind. When that run made state-changing
+  calls (`unfinished` says, from its journal), the same command (the same run key) takes the
+  lock over and continues the run, and any other run is refused, because the dead run may have
+  left stacks half-way (under a temporary name, say), unless `--break-lock`. A run that made
+  none left nothing to finish: its name counts for nothing;
 - a lock held longer than `STALE_AFTER` (a hung process, or one on another host that shares
   the runs directory) is reported as stale, and broken only with `--break-lock` too.
 """
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,12 +89,14 @@ class OrgLock:
         source: str,
         holder: LockHolder,
         *,
+        unfinished: Callable[[LockHolder], bool],
         break_lock: bool = False,
     ) -> OrgLock:
         """Take the lock of `source` (the org with its backend URL) for `holder`.
 
         Raises `RunLockedError` naming the holder when another run is running, or when one left
-        the org unfinished (unless it is the same run, or `break_lock`).
+        the org unfinished (unless it is the same run, or `break_lock`). `unfinished(previous)`
+        says whether the run named in a free lock left work to finish.
         """
         path = lock_path(runs_dir, source)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -104,8 +109,10 @@ class OrgLock:
                 raise _held(source, previous) from None
             # A stale holder keeps its lock on the old file; this run locks a new one.
             path.unlink(missing_ok=True)
-            return cls.acquire(runs_dir, source, holder, break_lock=False)
+            return cls.acquire(runs_dir, source, holder, unfinished=unfinished)
         previous = _read_holder(descriptor)
+        if previous is not None and not unfinished(previous):
+            previous = None
         if previous is not None and previous.run_key != holder.run_key and not break_lock:
             os.close(descriptor)
             raise _unfinished(source, previous)
@@ -135,7 +142,8 @@ class OrgLock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """On an error the run is left unfinished; `release(finished=True)` clears it first."""
+        """On an error the run's name stays (it is unfinished if it made calls);
+        `release(finished=True)` clears it first."""
         if self._descriptor >= 0:
             os.close(self._descriptor)
             self._descriptor = -1

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from toolkit.credentials import BackendIdentity, Credentials, require_secure_url
+from toolkit.credentials import (
+    BackendIdentity,
+    Credentials,
+    canonical_url,
+    require_secure_url,
+)
 from toolkit.entities import (
     KINDS,
     MAX_NAME_LENGTH,
@@ -350,10 +355,11 @@ class ClaimTarget:
         ):
             if url:
                 require_secure_url(url, origin, allow_insecure=self.allow_insecure)
-        if (self.source_org, self.source_backend) == (
-            self.destination_org,
-            self.destination_backend,
-        ):
+        backends = [
+            canonical_url(url) if url else None
+            for url in (self.source_backend, self.destination_backend)
+        ]
+        if self.source_org == self.destination_org and backends[0] == backends[1]:
             raise InvalidInputError(
                 f"--from and --to are both {self.source_org!r}; name two different orgs."
             )

@@ -5,13 +5,15 @@ of it. Committing a request:
 
 1. takes the source org's lock (`toolkit.locks`): one run per source org at a time;
 2. looks for the newest run of the same key in the runs directory:
-   - none, or one that was blocked (it changed nothing): plans afresh and starts a new run;
+   - none, or one that made no state-changing call (it was blocked, refused, or stopped
+     before its first call: it changed nothing): plans afresh and starts a new run;
    - one that finished with every planned move landed: does nothing, and says so;
    - one that stopped, was killed, or finished with moves not landed: continues it from its
      recorded plan (the names as they were planned, not as the source shows them now); the
      strategy finds each stack by its id and does only what is left;
 3. commits, recording every call in the run's journal, and lets go of the lock (a run that did
-   not finish leaves its name on it, so only its own command can continue it);
+   not finish leaves its name on it, so only its own command can continue it; but only a run
+   that made a state-changing call is unfinished: `_unfinished`);
 4. with a `landing:` section, lands what moved (`toolkit.landing`): after every commit that
    was not interrupted or blocked, a finished one included, since landing again changes
    nothing and so finishes a landing that failed before. A landing failure is reported in the
@@ -21,21 +23,21 @@ of it. Committing a request:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError
-from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run
+from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
@@ -101,11 +103,12 @@ def map_identity(text: str | None) -> str:
 
 
 def run_key(credentials: Credentials, request: ClaimRequest) -> str:
-    """The digest that names every run of `request`."""
+    """The digest that names every run of `request`: each side by its service, however its
+    URL was spelled."""
     target = request.target
     asked: dict[str, object] = {
-        "source": [target.source_identity(credentials).url, target.source_org],
-        "destination": [target.destination_identity(credentials).url, target.destination_org],
+        "source": [target.source_identity(credentials).service, target.source_org],
+        "destination": [target.destination_identity(credentials).service, target.destination_org],
         "strategy": request.strategy or "auto",
         "map": request.map_identity,
         "deleteSource": request.delete_source,
@@ -151,7 +154,11 @@ async def commit_request(
     source = request.target.source_identity(credentials)
     holder = LockHolder.this_process("starting", key, _command())
     lock = OrgLock.acquire(
-        runs_dir, f"{source.url} org {request.target.source_org}", holder, break_lock=break_lock
+        runs_dir,
+        f"{source.service} org {request.target.source_org}",
+        holder,
+        unfinished=lambda previous: _unfinished(runs_dir, previous.run_id),
+        break_lock=break_lock,
     )
     with lock:
         previous = None if new_run else find_run(runs_dir, key)
@@ -159,7 +166,11 @@ async def commit_request(
             lock.release(finished=True)
             finished = _finished_before(previous, request.target)
             return await _land(credentials, request, finished, runs_dir)
-        if previous is not None and not _blocked(previous):
+        if (
+            previous is not None
+            and not _blocked(previous)
+            and _unfinished(runs_dir, previous.run_id)
+        ):
             plan = _recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
@@ -281,30 +292,57 @@ def _record_landing(
         journal.close()
 
 
-@asynccontextmanager
-async def stop_on_signals(
+@contextmanager
+def stop_on_signals(
     stop: StopSignal, on_stop: Callable[[], None] = lambda: None
-) -> AsyncIterator[StopSignal]:
+) -> Iterator[StopSignal]:
     """While inside, Ctrl-C (SIGINT) and SIGTERM ask `stop` to stop the run (and call
-    `on_stop`), rather than cancel the calls in flight; the handlers are put back on the way
-    out."""
-    loop = asyncio.get_running_loop()
+    `on_stop` the first time) rather than raise KeyboardInterrupt or end the process; the
+    handlers are put back on the way out.
+
+    Held around a whole command, from before its run starts to its exit (the report of the
+    outcome within `signals_ignored`), so that the run alone decides the outcome
+    (`CommitResult.interrupted`, as its journal records it): a signal that comes once the run
+    has made its last call changes nothing. `on_stop` runs in
+    the signal handler, in the middle of whatever the process was doing: it writes with
+    `os.write`, never through Python's buffered streams, which may be halfway through a write.
+    """
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.getsignal(number) for number in signals}
 
-    def request() -> None:
+    def request(number: int, frame: FrameType | None) -> None:
         if not stop.requested:
             stop.request()
             on_stop()
 
     for number in signals:
-        loop.add_signal_handler(number, request)
+        signal.signal(number, request)
     try:
         yield stop
     finally:
         for number in signals:
-            loop.remove_signal_handler(number)
             signal.signal(number, previous[number])
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While inside, Ctrl-C and SIGTERM are ignored: for reporting an outcome the run has
+    decided and recorded, which a signal would contradict, or cut short (a write to a full
+    pipe that a handled signal interrupts loses what it had not written)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
+    try:
+        yield
+    finally:
+        for number in signals:
+            signal.signal(number, previous[number])
+
+
+def _unfinished(runs_dir: Path, run_id: str) -> bool:
+    """Whether run `run_id`, unless it finished, left work to continue: only once it made a
+    state-changing call. A run that made none (refused, blocked, stopped before its first
+    call) changed nothing: the next command plans afresh, whatever it asks."""
+    return made_calls(runs_dir, run_id)
 
 
 def _done(run: RunRecord) -> bool:
