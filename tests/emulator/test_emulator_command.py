@@ -166,3 +166,18 @@ def test_a_max_page_size_below_the_page_size_is_a_usage_error(world: Path) -> No
     result = refused("--world", str(world), "--page-size", "10", "--max-page-size", "5")
     assert result.returncode == 2
     assert "--max-page-size (5) must be at least --page-size (10)" in result.stderr
+
+
+def test_a_resource_count_past_its_bound_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """10**30 fits no SQLite integer (an OverflowError once) and no export (a placeholder per
+    resource): refused before anything is served."""
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(WORLD.replace("stack: s}", f"stack: s, resourceCount: {10**30}}}"), "utf-8")
+    result = refused("--world", str(huge))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: world file {huge} is invalid (1 problem(s))")
+    assert (
+        "  - orgs.o.stacks[0].resourceCount: Input should be less than or equal to 100000\n"
+        in result.stderr
+    )
+
