@@ -287,6 +287,8 @@ async def commit_claim(
     # The claim API hands out its own transferToken, and only for a claim that started.
     run_id = journal.run_id if journal and plan.strategy != "claim-api" else None
     journal = journal or Journal.in_memory()
+    stop = stop or StopSignal()
+    journal.on_failure(stop.request)  # no call can begin once none can be recorded
     if plan.blocked:
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
@@ -294,7 +296,7 @@ async def commit_claim(
             credentials,
             plan,
             journal,
-            stop or StopSignal(),
+            stop,
             concurrency,
             delete_source,
             migrate_via,

@@ -46,6 +46,12 @@ class JobFileError(InvalidInputError):
         )
 
 
+class RunsFolderError(ClaimError):
+    """The runs folder could not be written (the disk is full, an I/O error). Before a run's
+    first call: nothing changed. During a run: the run stopped there, what it did is recorded
+    up to that point, and the same command continues it."""
+
+
 class PlanMismatchError(ClaimError):
     """The service no longer looks as a run's plan says (someone renamed a stack meanwhile)."""
 

@@ -13,28 +13,39 @@ read as it is meanwhile (what it has no table for, it has no rows of).
 
 Rows are committed one by one in write-ahead-log mode without a flush to disk per row: a killed
 process loses nothing (the operating system has the data), at a cost of microseconds per row.
+
+A write that fails (the disk is full, an I/O error) stops the run at that point, as Ctrl-C
+does: no call begins after it, since none could be recorded first, and the calls under way
+finish and have their outcomes written if the disk lets them. `Journal.writing` then raises one
+`RunsFolderError` that says what is recorded and what is not; the same command continues the
+run once there is room again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from toolkit.errors import InvalidInputError
+from toolkit.errors import ClaimError, InvalidInputError, RunsFolderError
 from toolkit.models import AgentClaimResponse
 from toolkit.private_files import (
+    RUNS_DIR_FULL_HINT,
     check_runs_dir,
     make_private_dir,
     make_private_file,
+    runs_dir_unwritable,
+    write_failure,
     write_private_text,
 )
 from toolkit.redaction import redact
@@ -194,7 +205,8 @@ class Journal:
     """Writer of one run's journal; every write is committed at once, so a kill loses nothing.
 
     Safe to use from worker threads (migrate records from them). Every text is redacted before
-    it is written.
+    it is written. After a write failed, `begin` refuses every new call (`RunsFolderError`),
+    and the other writes are still tried, each one's failure kept for `writing` to report.
     """
 
     def __init__(self, db: sqlite3.Connection, run_id: str, path: Path | None) -> None:
@@ -203,6 +215,13 @@ class Journal:
         self._db = db
         self._lock = threading.Lock()
         self._attempt = 0
+        self._failure: str | None = None
+        """Why the first write that failed did (None: none failed)."""
+        self._under_way: dict[int, str] = {}
+        """Row -> the call (`action move`) begun and not yet given its outcome."""
+        self._unrecorded: list[str] = []
+        """Calls made whose outcome could not be written."""
+        self._on_failure: Callable[[], None] = lambda: None
 
     @classmethod
     def start(
@@ -222,56 +241,77 @@ class Journal:
         started = _now()
         run_id = f"{started.replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
         run_dir = runs_dir / run_id
-        make_private_dir(run_dir)
-        path = make_private_file(run_dir / JOURNAL_FILE)
-        journal = cls(_connect(path), run_id, path)
-        with journal._db:
-            journal._db.executescript(_SCHEMA)
-            journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            journal._db.execute(
-                "INSERT INTO run (id, run_key, request, source_org, destination_org, strategy,"
-                " has_claim, started_at, state, plan, notices)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (
-                    run_id,
-                    run_key,
-                    json.dumps(dict(request), sort_keys=True),
-                    source_org,
-                    destination_org,
-                    strategy,
-                    has_claim,
-                    started,
-                    _dump(plan),
-                    json.dumps([redact(notice) for notice in notices]),
-                ),
-            )
-        journal._new_attempt()
-        make_private_dir(runs_dir / KEYS_DIR)
-        write_private_text(runs_dir / KEYS_DIR / run_key, run_id)
+        db: sqlite3.Connection | None = None
+        try:
+            make_private_dir(run_dir)
+            path = make_private_file(run_dir / JOURNAL_FILE)
+            db = _connect(path)
+            with db:
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                db.execute(
+                    "INSERT INTO run (id, run_key, request, source_org, destination_org,"
+                    " strategy, has_claim, started_at, state, plan, notices)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (
+                        run_id,
+                        run_key,
+                        json.dumps(dict(request), sort_keys=True),
+                        source_org,
+                        destination_org,
+                        strategy,
+                        has_claim,
+                        started,
+                        _dump(plan),
+                        json.dumps([redact(notice) for notice in notices]),
+                    ),
+                )
+            journal = cls(db, run_id, path)
+            journal._new_attempt()
+            make_private_dir(runs_dir / KEYS_DIR)
+            write_private_text(runs_dir / KEYS_DIR / run_key, run_id)
+        except (sqlite3.Error, OSError) as error:
+            # Nothing is kept of a run that never began: `status` shows the run before it.
+            if db is not None:
+                db.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise runs_dir_unwritable(runs_dir, error) from None
         return journal
 
     @classmethod
     def reopen(cls, runs_dir: Path, run_id: str) -> Journal:
         """The journal of run `run_id`, to continue it: a new attempt, state running again."""
-        journal = cls.attach(runs_dir, run_id)
-        with journal._db:
-            journal._db.execute(
-                "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
-            )
-        journal._new_attempt()
+        try:
+            journal = cls.attach(runs_dir, run_id)
+        except (sqlite3.Error, OSError) as error:
+            raise runs_dir_unwritable(runs_dir, error) from None
+        try:
+            with journal._db:
+                journal._db.execute(
+                    "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
+                )
+            journal._new_attempt()
+        except (sqlite3.Error, OSError) as error:
+            journal.close()
+            raise runs_dir_unwritable(runs_dir, error) from None
         return journal
 
     @classmethod
     def attach(cls, runs_dir: Path, run_id: str) -> Journal:
         """The journal of run `run_id`, to add to its record (a landing) without continuing
-        the run; a journal of an earlier schema is brought up to date."""
+        the run; a journal of an earlier schema is brought up to date. Raises the
+        `sqlite3.Error` or `OSError` of a journal that cannot be written."""
         path = runs_dir / run_id / JOURNAL_FILE
         journal = cls(_connect(path), run_id, path)
-        with journal._db:
-            (version,) = journal._db.execute("PRAGMA user_version").fetchone()
-            if version < _SCHEMA_VERSION:
-                journal._db.executescript(_SCHEMA)
-                journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        try:
+            with journal._db:
+                (version,) = journal._db.execute("PRAGMA user_version").fetchone()
+                if version < _SCHEMA_VERSION:
+                    journal._db.executescript(_SCHEMA)
+                    journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @classmethod
@@ -287,21 +327,49 @@ class Journal:
         self._write("INSERT INTO event (at, message) VALUES (?, ?)", (_now(), redact(message)))
 
     def begin(self, move: str, action: Step, detail: str) -> int:
-        """Record a call about to be made for `move`; returns its row for `end`."""
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "INSERT INTO step (attempt, at, move, action, detail) VALUES (?, ?, ?, ?, ?)",
-                (self._attempt, _now(), move, action, redact(detail)),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        """Record a call about to be made for `move`; returns its row for `end`.
+
+        Raises `RunsFolderError` when the journal cannot be written (now or before): the call
+        must not be made, since nothing would say it was.
+        """
+        row = self._insert(
+            "INSERT INTO step (attempt, at, move, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (self._attempt, _now(), move, action, redact(detail)),
+        )
+        if row is None:
+            raise RunsFolderError(f"the journal of run {self.run_id} cannot be written.")
+        with self._lock:
+            self._under_way[row] = f"{action} {move}"
+        return row
 
     def end(self, row: int, outcome: StepOutcome, message: str = "") -> None:
         """Record what became of the call of `row`."""
-        self._write(
+        with self._lock:
+            call = self._under_way.pop(row, None)
+        if not self._write(
             "UPDATE step SET outcome = ?, message = ?, finished_at = ? WHERE seq = ?",
             (outcome, redact(message), _now(), row),
-        )
+        ):
+            with self._lock:
+                self._unrecorded.append(call or f"call {row}")
+
+    def on_failure(self, stop: Callable[[], None]) -> None:
+        """Call `stop` when a write fails, so that the run stops there (no call can begin)."""
+        self._on_failure = stop
+
+    @contextmanager
+    def writing(self) -> Iterator[Journal]:
+        """The journal while a run writes it, closed after. If a write failed, the run stopped
+        at that point: its `RunsFolderError` is raised, in place of any error it caused."""
+        try:
+            yield self
+        except ClaimError:
+            if self._failure is None:
+                raise
+        finally:
+            self.close()
+        if self._failure is not None:
+            raise self._unwritten()
 
     def steps(self) -> list[StepRecord]:
         with self._lock:
@@ -313,10 +381,7 @@ class Journal:
             return dict(self._db.execute("SELECT move, id FROM stack_id").fetchall())
 
     def record_stack_ids(self, ids: Mapping[str, str]) -> None:
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", ids.items()
-            )
+        self._write("INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", *ids.items())
 
     def revision(self, move: str, side: RevisionSide) -> str | None:
         """The revision of `move`'s `side` this run recorded last (None: none recorded)."""
@@ -362,9 +427,55 @@ class Journal:
         assert cursor.lastrowid is not None
         self._attempt = cursor.lastrowid
 
-    def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
-        with self._lock, self._db:
-            self._db.execute(sql, parameters)
+    def _write(self, sql: str, *rows: tuple[Any, ...]) -> bool:
+        """Whether the rows were written (all or none); a failure is kept for `writing`, and
+        stops the run."""
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.executemany(sql, rows)
+            except (sqlite3.Error, OSError) as error:
+                self._failed(error)
+                return False
+        return True
+
+    def _insert(self, sql: str, parameters: tuple[Any, ...]) -> int | None:
+        """The new row, or None once a write has failed (this one or one before)."""
+        with self._lock:
+            if self._failure is not None:
+                return None
+            try:
+                with self._db:
+                    cursor = self._db.execute(sql, parameters)
+            except (sqlite3.Error, OSError) as error:
+                self._failed(error)
+                return None
+        return cursor.lastrowid
+
+    def _failed(self, error: BaseException) -> None:
+        """Keep the first failure; ask the run to stop. Called with `_lock` held."""
+        if self._failure is None:
+            self._failure = write_failure(error)
+            self._on_failure()
+
+    def _unwritten(self) -> RunsFolderError:
+        """What the run recorded and what it could not, after a write failed."""
+        assert self.path is not None  # a journal in memory never fails to write
+        runs_dir = self.path.parent.parent
+        unrecorded = (
+            f", apart from what became of {len(self._unrecorded)} call(s) made just then "
+            f"({', '.join(self._unrecorded)}): the same command looks each one up on the "
+            "service before it goes on"
+            if self._unrecorded
+            else ""
+        )
+        return RunsFolderError(
+            f"the journal of run {self.run_id} could not be written ({self._failure}), so the "
+            "run stopped there: no call began after it. Nothing was lost: every call the run "
+            f"made is recorded in {self.path}{unrecorded}.",
+            hint=RUNS_DIR_FULL_HINT.format(folder=runs_dir)
+            + f": it continues run {self.run_id} from its journal and finishes the job.",
+        )
 
 
 def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:

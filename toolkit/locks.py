@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Self
 
 from toolkit.errors import RunLockedError
-from toolkit.private_files import make_private_dir
+from toolkit.private_files import make_private_dir, runs_dir_unwritable
 
 LOCKS_DIR = "locks"
 STALE_AFTER = timedelta(hours=24)
@@ -95,9 +95,27 @@ class OrgLock:
         """Take the lock of `source` (the org with its backend URL) for `holder`.
 
         Raises `RunLockedError` naming the holder when another run is running, or when one left
-        the org unfinished (unless it is the same run, or `break_lock`). `unfinished(previous)`
-        says whether the run named in a free lock left work to finish.
+        the org unfinished (unless it is the same run, or `break_lock`); `RunsFolderError`
+        when the lock cannot be written. `unfinished(previous)` says whether the run named in
+        a free lock left work to finish.
         """
+        try:
+            return cls._acquire(
+                runs_dir, source, holder, unfinished=unfinished, break_lock=break_lock
+            )
+        except OSError as error:
+            raise runs_dir_unwritable(runs_dir, error) from None
+
+    @classmethod
+    def _acquire(
+        cls,
+        runs_dir: Path,
+        source: str,
+        holder: LockHolder,
+        *,
+        unfinished: Callable[[LockHolder], bool],
+        break_lock: bool,
+    ) -> OrgLock:
         path = lock_path(runs_dir, source)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -109,14 +127,18 @@ class OrgLock:
                 raise _held(source, previous) from None
             # A stale holder keeps its lock on the old file; this run locks a new one.
             path.unlink(missing_ok=True)
-            return cls.acquire(runs_dir, source, holder, unfinished=unfinished)
+            return cls._acquire(runs_dir, source, holder, unfinished=unfinished, break_lock=False)
         previous = _read_holder(descriptor)
         if previous is not None and not unfinished(previous):
             previous = None
         if previous is not None and previous.run_key != holder.run_key and not break_lock:
             os.close(descriptor)
             raise _unfinished(source, previous)
-        _write_holder(descriptor, holder)
+        try:
+            _write_holder(descriptor, holder)
+        except OSError:
+            os.close(descriptor)
+            raise
         taken_over = (
             previous if previous is not None and previous.run_key == holder.run_key else None
         )
@@ -124,7 +146,10 @@ class OrgLock:
 
     def name_run(self, holder: LockHolder) -> None:
         """Write the holder again, now that its run has an id."""
-        _write_holder(self._descriptor, holder)
+        try:
+            _write_holder(self._descriptor, holder)
+        except OSError as error:
+            raise runs_dir_unwritable(self.path.parent.parent, error) from None
 
     def release(self, *, finished: bool) -> None:
         """Let go; a run that did not finish leaves its name for the command that continues it."""

@@ -13,15 +13,18 @@ import os
 import stat
 from pathlib import Path
 
-from toolkit.errors import InvalidInputError
+from toolkit.errors import InvalidInputError, RunsFolderError
 
 __all__ = [
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
+    "RUNS_DIR_FULL_HINT",
     "check_output_path",
     "check_runs_dir",
     "make_private_dir",
     "make_private_file",
+    "runs_dir_unwritable",
+    "write_failure",
     "write_private_text",
 ]
 
@@ -31,6 +34,27 @@ PRIVATE_DIR_MODE = 0o700
 RUNS_DIR_HINT = (
     "Set PULUMI_CLAIM_RUNS_DIR to a folder (it is made if missing), or unset it for the default."
 )
+
+RUNS_DIR_FULL_HINT = (
+    "Free space in {folder} (it is full, or its disk failed: `df {folder}`) and run the same "
+    "command again"
+)
+
+
+def runs_dir_unwritable(runs_dir: Path, cause: BaseException) -> RunsFolderError:
+    """The error of a run that could not write its runs folder before its first call."""
+    return RunsFolderError(
+        f"the runs folder {runs_dir} could not be written ({write_failure(cause)}). Nothing was "
+        "lost: the run stopped before its first call, and nothing was changed.",
+        hint=RUNS_DIR_FULL_HINT.format(folder=runs_dir) + ".",
+    )
+
+
+def write_failure(cause: BaseException) -> str:
+    """What went wrong, without the file name an `OSError` repeats."""
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
 
 
 def write_private_text(path: Path, text: str) -> None:

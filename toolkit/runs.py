@@ -27,6 +27,7 @@ import hashlib
 import json
 import shlex
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,13 +37,13 @@ from types import FrameType
 
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
-from toolkit.errors import ClaimError
+from toolkit.errors import ClaimError, RunsFolderError
 from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
-from toolkit.private_files import check_runs_dir
+from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.strategies import StopSignal
@@ -207,7 +208,7 @@ async def commit_request(
             from toolkit.workspaces import sweep_stale_workspaces
 
             sweep_stale_workspaces(workspaces)
-        try:
+        with journal.writing():
             result = await commit_claim(
                 credentials,
                 plan,
@@ -219,8 +220,6 @@ async def commit_request(
                 workspace_root=workspaces,
                 migrate_via=request.migrate_via,
             )
-        finally:
-            journal.close()
         lock.release(finished=not result.interrupted)
     return await _land(credentials, request, _outcome(result, journal.run_id, resumed), runs_dir)
 
@@ -285,11 +284,17 @@ def _record_landing(
     message: str = "",
 ) -> None:
     """Add a landing to the run's journal (closed by then: the commit is over)."""
-    journal = Journal.attach(runs_dir, run_id)
     try:
+        journal = Journal.attach(runs_dir, run_id)
+    except (sqlite3.Error, OSError) as error:
+        raise RunsFolderError(
+            f"the landing in {stack} could not be recorded in the journal of run {run_id} "
+            f"({write_failure(error)}); what it changed stands.",
+            hint=RUNS_DIR_FULL_HINT.format(folder=runs_dir)
+            + ": it lands again, which changes nothing, and records it.",
+        ) from None
+    with journal.writing():
         journal.record_landing(stack=stack, outcome=outcome, summary=summary, message=message)
-    finally:
-        journal.close()
 
 
 @contextmanager

@@ -166,3 +166,41 @@ def test_a_max_page_size_below_the_page_size_is_a_usage_error(world: Path) -> No
     result = refused("--world", str(world), "--page-size", "10", "--max-page-size", "5")
     assert result.returncode == 2
     assert "--max-page-size (5) must be at least --page-size (10)" in result.stderr
+
+
+def test_a_resource_count_past_its_bound_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """10**30 fits no SQLite integer (an OverflowError once) and no export (a placeholder per
+    resource): refused before anything is served."""
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(WORLD.replace("stack: s}", f"stack: s, resourceCount: {10**30}}}"), "utf-8")
+    result = refused("--world", str(huge))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: world file {huge} is invalid (1 problem(s))")
+    assert (
+        "  - orgs.o.stacks[0].resourceCount: Input should be less than or equal to 100000\n"
+        in result.stderr
+    )
+
+
+def warnings_when_serving(*args: str) -> list[str]:
+    """The lines on stderr of the emulator command served with `args`, then stopped."""
+    child = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None
+    assert b"listening on http://" in child.stdout.readline()
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=20)
+    assert child.returncode == 0
+    return stderr.decode().splitlines()
+
+
+def test_listening_beyond_loopback_is_warned_about_once_at_the_start(world: Path) -> None:
+    """Its control API asks for no token: whoever reaches it drives it. Nothing connects to
+    the wildcard address here; the test only listens on it."""
+    (warning,) = warnings_when_serving("--world", str(world), "--host", "0.0.0.0")
+    assert warning.startswith("warning: the emulator listens on http://0.0.0.0:")
+    assert "control API under /_emulator/" in warning
+    assert "asks for no token" in warning
+
+
+def test_listening_on_loopback_is_not_warned_about(world: Path) -> None:
+    assert warnings_when_serving("--world", str(world), "--host", "127.0.0.1") == []

@@ -49,6 +49,7 @@ from toolkit.models import (
     ErrorResponse,
     TransferStackRequest,
 )
+from toolkit.redaction import redact
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -269,7 +270,7 @@ class ClockAdvance(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    advance_seconds: float = Field(alias="advanceSeconds", ge=0)
+    advance_seconds: float = Field(alias="advanceSeconds", ge=0, allow_inf_nan=False)
 
 
 class Latency(BaseModel):
@@ -478,8 +479,8 @@ class _Instrumentation:
                 self.requests.finished(
                     RecordedRequest(
                         method=scope["method"],
-                        path=scope["path"],
-                        query=scope["query_string"].decode("latin-1"),
+                        path=redact(scope["path"]),
+                        query=redact(scope["query_string"].decode("latin-1")),
                         status=status,
                         started=started,
                         finished=time.monotonic(),

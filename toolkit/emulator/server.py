@@ -9,15 +9,18 @@ request log are the same objects throughout, so they survive it.
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
@@ -206,6 +209,15 @@ def serve_forever(
             if fault_rates is not None:
                 server.faults.set_rates(fault_rates)
             with server:
+                if not listens_on_loopback(server.url):
+                    print(
+                        f"warning: the emulator listens on {server.url}, beyond this machine: "
+                        "anyone who reaches it can drive its control API under /_emulator/ "
+                        "(faults, clock, restarts), which asks for no token; serve it on "
+                        "127.0.0.1 unless others must reach it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 print(f"Pulumi Cloud emulator listening on {server.url}", flush=True)
                 stopped.wait()
         if failures:
@@ -305,6 +317,12 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def listens_on_loopback(url: str) -> bool:
+    """Whether the emulator at `url` (as `_url_of` writes it) answers this machine only."""
+    host = urlsplit(url).hostname or ""
+    return ipaddress.ip_address(host).is_loopback
 
 
 def _url_of(sock: socket.socket) -> str:

@@ -107,10 +107,14 @@ class WorldService(_WorldModel):
     create or rename an entity keep the rule either way."""
 
 
+MAX_RESOURCE_COUNT = 100_000
+"""Resources a world stack may declare: its export holds a placeholder for each."""
+
+
 class WorldStack(_WorldModel):
     project: EntityName
     stack: EntityName
-    resource_count: int = Field(default=0, ge=0)
+    resource_count: int = Field(default=0, ge=0, le=MAX_RESOURCE_COUNT)
     last_update: datetime | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -24,6 +24,9 @@ from toolkit.emulator.state._records import Caller, ServiceFault, StackRecord
 from toolkit.emulator.state._schema import connect, insert_world
 from toolkit.emulator.world import Role, World
 
+_LAST_MOMENT = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+"""The latest the service's clock may show: a day before dates run out."""
+
 
 class Store:
     """The emulated service's database; each part of the state is a subclass of this."""
@@ -53,6 +56,13 @@ class Store:
         """Move the service's time `seconds` forward; returns the new offset."""
         if seconds < 0:
             raise ServiceFault(400, "Bad Request: the clock only moves forward")
+        room = _LAST_MOMENT - self._clock()
+        if seconds > room:
+            raise ServiceFault(
+                400,
+                f"Bad Request: advanceSeconds {seconds:g} would move the clock past the year "
+                f"9999; it can move at most {room:.0f} seconds further",
+            )
         with self._session(write=True):
             self._offset += seconds
             self._set_setting("clock_offset", self._offset)
