@@ -321,8 +321,8 @@ def test_a_failure_half_way_removes_what_it_made_and_a_rerun_finishes(
 def test_a_half_made_copy_of_an_earlier_attempt_is_removed_and_made_again(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
-    # The tags of svc/top fail after its environment was created and written.
-    server.faults.fail(503, method="POST", path="/api/esc/environments/acme/svc/top/tags")
+    # The tags of svc/top are refused after its environment was created and written.
+    server.faults.fail(400, method="POST", path="/api/esc/environments/acme/svc/top/tags")
     server.faults.fail(503, method="DELETE", path="/api/esc/environments/acme/svc/top", times=None)
 
     partial = commit(run_cli, server, map_file)
