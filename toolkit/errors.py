@@ -119,3 +119,11 @@ def service_error(status: int, message: str, *, method: str, path: str) -> Servi
         409: ConflictError,
     }.get(status, ServiceError)
     return cls(status, message, method=method, path=path)
+
+
+def outcome_unknown(error: ClaimError) -> bool:
+    """A lost answer or a server error: the call may or may not have been applied, so the
+    caller looks at the service to learn which."""
+    return isinstance(error, TransportError) or (
+        isinstance(error, ServiceError) and error.status >= 500
+    )
