@@ -280,7 +280,7 @@ def test_a_run_killed_on_the_way_is_finished_by_the_same_command(
 def test_a_copy_failing_half_way_removes_itself_and_nothing_is_claimed(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
-    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/default/app")
     args = ("commit", *ORGS, *COPY, "-r", str(map_file), "--yes", "--format", "json")
 
     failed = run_cli(server, *args, claim_token=CLAIM_TOKEN)

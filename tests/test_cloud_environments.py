@@ -265,6 +265,53 @@ def test_an_update_whose_answer_is_lost_is_not_sent_again(emulator: EmulatorServ
     assert emulator.requests.count("GET", path) == 2
 
 
+def test_a_conditional_update_whose_answer_is_lost_is_sent_again_and_never_written_twice(
+    emulator: EmulatorServer,
+) -> None:
+    """With If-Match, a write whose answer was lost goes again: a 503 that changed nothing
+    is simply repeated; after a write that was applied, the repeat is refused as stale (409)
+    and no second revision is made."""
+    path = "/api/esc/environments/acme/app/empty"
+    read = call(emulator, lambda c: c.get_environment("acme", "app", "empty"))
+    emulator.faults.fail(503, method="PATCH", path=path)
+    first = "values: {a: 1}\n"
+    assert (
+        call(
+            emulator, lambda c: c.update_environment("acme", "app", "empty", first, etag=read.etag)
+        )
+        == 2
+    )
+    assert emulator.requests.count("PATCH", path) == 2
+
+    written = call(emulator, lambda c: c.get_environment("acme", "app", "empty"))
+    emulator.faults.fail_after(503, method="PATCH", path=path)
+    second = "values: {a: 2}\n"
+    with pytest.raises(ConflictError, match="409"):
+        call(
+            emulator,
+            lambda c: c.update_environment("acme", "app", "empty", second, etag=written.etag),
+        )
+    now = call(emulator, lambda c: c.get_environment("acme", "app", "empty"))
+    assert (now.yaml, now.revision) == (second, 3)
+
+
+def test_a_tag_whose_answer_is_lost_is_set_once(emulator: EmulatorServer) -> None:
+    """Creating or changing a tag is conditional on the service, so a write whose answer was
+    lost is sent again, and its refusal counts when the tag holds the value after all."""
+    tags = "/api/esc/environments/acme/app/empty/tags"
+    emulator.faults.drop_after_apply(method="POST", path=tags)
+    call(emulator, lambda c: c.set_environment_tag("acme", "app", "empty", "owner", "alice"))
+    emulator.faults.fail_after(503, method="PATCH", path=f"{tags}/owner")
+    call(emulator, lambda c: c.set_environment_tag("acme", "app", "empty", "owner", "bob"))
+    emulator.faults.fail(503, method="POST", path=tags)
+    call(emulator, lambda c: c.set_environment_tag("acme", "app", "empty", "team", "web"))
+
+    listed = call(emulator, lambda c: c.list_environment_tags("acme", "app", "empty"))
+    assert listed == {"owner": "bob", "team": "web"}
+    assert emulator.requests.count("POST", tags) == 4
+    assert emulator.requests.count("PATCH", f"{tags}/owner") == 2
+
+
 def test_environment_tags_page_as_the_cli_expects(emulator: EmulatorServer) -> None:
     """Pages resume after the token of the one before; the last page's token is "0"."""
     for key in ("a", "b", "c"):

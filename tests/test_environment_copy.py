@@ -293,7 +293,8 @@ def test_a_failure_half_way_removes_what_it_made_and_a_rerun_finishes(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
     before = source_as_it_was(server)
-    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    # Refused, not lost: a write whose answer is lost (5xx) is sent again, and lands.
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/default/app")
 
     partial = commit(run_cli, server, map_file)
 
@@ -318,11 +319,58 @@ def test_a_failure_half_way_removes_what_it_made_and_a_rerun_finishes(
     assert source_as_it_was(server) == before
 
 
+def test_lost_answers_to_creates_writes_and_tags_are_settled_in_the_same_run(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    """A create, a definition write or a tag whose answer was lost (503, a dropped
+    connection, before or after the service carried it out) is looked up or sent again:
+    one run copies everything, each copy created once and written once."""
+    acme = "/api/esc/environments/acme"
+    server.faults.drop_after_apply(method="POST", path=acme)
+    server.faults.fail(503, method="POST", path=acme)
+    server.faults.fail_after(503, method="POST", path=acme)
+    server.faults.fail_after(503, method="PATCH", path=f"{acme}/default/base")
+    server.faults.drop_after_apply(method="PATCH", path=f"{acme}/default/app")
+    server.faults.fail(503, method="PATCH", path=f"{acme}/svc/top")
+    server.faults.drop_after_apply(method="POST", path=f"{acme}/svc/top/tags")
+    server.faults.fail_after(503, method="POST", path=f"{acme}/default/base/tags")
+
+    result = commit(run_cli, server, map_file)
+
+    assert result.exit_code == 0, result.output
+    assert AgentClaimResponse.model_validate(json.loads(result.stdout)).failures == []
+    assert server.faults.armed() == [], "every fault met its call"
+    assert_copied(server, COPIED)
+    revisions = {
+        target: esc(server, "acme", *target).headers["Pulumi-ESC-Revision"]
+        for target in COPIED.values()
+    }
+    assert revisions == dict.fromkeys(COPIED.values(), "2"), "created, then written once"
+    assert server.requests.count("DELETE", f"{acme}/.*") == 0, "nothing was undone"
+
+
+def test_an_undo_whose_answer_is_lost_counts_once_the_copy_is_gone(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/default/app")
+    server.faults.drop_after_apply(method="DELETE", path="/api/esc/environments/acme/default/app")
+
+    partial = commit(run_cli, server, map_file)
+
+    assert partial.exit_code == 4, partial.output
+    failures = AgentClaimResponse.model_validate(json.loads(partial.stdout)).failures
+    failed = {f.entity.environment_name: f.failure_details for f in failures}  # type: ignore[union-attr]
+    assert sorted(failed) == ["app", "top"]
+    assert "write the definition of acme/default/app" in failed["app"]
+    assert "also failed" not in failed["app"]
+    assert not exists(server, "acme", ("default", "app"))
+
+
 def test_a_half_made_copy_of_an_earlier_attempt_is_removed_and_made_again(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
-    # The tags of svc/top fail after its environment was created and written.
-    server.faults.fail(503, method="POST", path="/api/esc/environments/acme/svc/top/tags")
+    # The tags of svc/top are refused after its environment was created and written.
+    server.faults.fail(400, method="POST", path="/api/esc/environments/acme/svc/top/tags")
     server.faults.fail(503, method="DELETE", path="/api/esc/environments/acme/svc/top", times=None)
 
     partial = commit(run_cli, server, map_file)
@@ -343,7 +391,7 @@ def test_a_half_made_copy_of_an_earlier_attempt_is_removed_and_made_again(
 def test_delete_source_removes_the_sources_once_all_are_verified_dependents_first(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
-    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/svc/top")
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/svc/top")
 
     partial = commit(run_cli, server, map_file, "--delete-source")
 
@@ -370,7 +418,7 @@ def test_delete_source_removes_the_sources_once_all_are_verified_dependents_firs
 def test_secret_values_never_reach_the_disk_or_any_output(
     server: EmulatorServer, run_cli: RunCli, map_file: Path, runs_dir: Path, tmp_path: Path
 ) -> None:
-    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/default/app")
     report = tmp_path / "report.html"
     outputs = [commit(run_cli, server, map_file, "--output", str(report)) for _ in range(2)]
 

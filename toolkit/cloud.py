@@ -36,6 +36,7 @@ from tenacity.wait import wait_base
 
 from toolkit.errors import (
     AnswerTooLargeError,
+    ConflictError,
     DeadlineExceededError,
     EndlessListingError,
     InvalidInputError,
@@ -432,16 +433,21 @@ class CloudClient:
     async def update_environment(
         self, org: str, project: str, name: str, yaml_text: str, *, etag: str | None = None
     ) -> int:
-        """Write a new definition and return the revision it became. With the `etag` of a
-        read, `ConflictError` if someone updated the environment since; a definition the
-        service refuses is an `InvalidInputError` listing its diagnostics. Never repeated
-        blindly: a lost answer may have made the revision."""
+        """Write a new definition and return the revision it became; a definition the
+        service refuses is an `InvalidInputError` listing its diagnostics.
+
+        With the `etag` of a read, the write is conditional: `ConflictError` if the
+        environment changed since, so a write whose answer was lost is sent again (a repeat
+        of one that was applied is refused with 409, never written twice). Without it, never
+        repeated blindly: a lost answer may have made the revision."""
         path = _environment_path(org, project, name)
         headers = {"Content-Type": "application/x-yaml"}
         if etag is not None:
             headers["If-Match"] = etag
         try:
-            response = await self._request("PATCH", path, text=yaml_text, headers=headers)
+            response = await self._request(
+                "PATCH", path, text=yaml_text, headers=headers, always_retry=etag is not None
+            )
         except ServiceError as exc:
             if exc.status == 400 and exc.diagnostics:
                 raise InvalidInputError(
@@ -481,19 +487,31 @@ class CloudClient:
     async def set_environment_tag(
         self, org: str, project: str, name: str, key: str, value: str
     ) -> None:
-        """Give the environment tag `key` the value `value`, creating it if it is missing."""
+        """Give the environment tag `key` the value `value`, creating it if it is missing.
+
+        Safe to repeat: both writes are conditional (a create is refused with 409 when the
+        tag exists, a change when its value is no longer the one read), so a write whose
+        answer was lost is sent again, and a refusal counts as done when the tag holds
+        `value` after all (the write that was lost had been applied)."""
         path = f"{_environment_path(org, project, name)}/tags"
         current = await self.list_environment_tags(org, project, name)
-        if key not in current:
-            await self._request(
-                "POST", path, body=CreateEnvironmentTagRequest(name=key, value=value)
-            )
-        elif current[key] != value:
-            update = UpdateEnvironmentTagRequest(
-                current_tag=UpdateEnvironmentTagRequestCurrentTag(value=current[key]),
-                new_tag=UpdateEnvironmentTagRequestNewTag(name=key, value=value),
-            )
-            await self._request("PATCH", f"{path}/{_segment(key)}", body=update)
+        if current.get(key) == value:
+            return
+        try:
+            if key not in current:
+                create = CreateEnvironmentTagRequest(name=key, value=value)
+                await self._request("POST", path, body=create, always_retry=True)
+            else:
+                update = UpdateEnvironmentTagRequest(
+                    current_tag=UpdateEnvironmentTagRequestCurrentTag(value=current[key]),
+                    new_tag=UpdateEnvironmentTagRequestNewTag(name=key, value=value),
+                )
+                await self._request(
+                    "PATCH", f"{path}/{_segment(key)}", body=update, always_retry=True
+                )
+        except ConflictError:
+            if (await self.list_environment_tags(org, project, name)).get(key) != value:
+                raise
 
     # --- Insights, registry ------------------------------------------------------------------
 
@@ -657,9 +675,10 @@ class CloudClient:
         `headers` added. `shown_path` replaces `path` in errors and logs when the path holds
         a secret; `secrets` (a claim token) are masked in error text, as the client's own
         token is. `always_retry`: the call is safe to repeat whatever its method (sealing or
-        opening secrets, replacing a stack's tags). `compressed`: the body goes gzip-encoded,
-        as the CLI sends states and batches of secrets. `largest_answer`: bytes of answer
-        read at most, `max_answer_bytes` unless given.
+        opening secrets, replacing a stack's tags, a conditional write the service refuses
+        once applied). `compressed`: the body goes gzip-encoded, as the CLI sends states and
+        batches of secrets. `largest_answer`: bytes of answer read at most,
+        `max_answer_bytes` unless given.
         """
         shown = shown_path or path
         call = f"{method} {shown}"

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from toolkit.entities import entity_key
-from toolkit.errors import ClaimError, InvalidInputError, NotFoundError
+from toolkit.errors import (
+    ClaimError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    outcome_unknown,
+)
 from toolkit.journal import Journal
 from toolkit.models import TransferEntityEnvironment
 from toolkit.plan import EnvironmentCopy
@@ -575,7 +581,7 @@ class _Copier:
                     copy,
                     "undo",
                     f"remove the half-made {target}",
-                    lambda: self.destination.delete_environment(org, project, name),
+                    lambda: _remove_environment(self.destination, org, project, name),
                 )
                 self.tally.step(
                     self._source(copy), target, "undo", f"removed the half-made {target}"
@@ -584,7 +590,7 @@ class _Copier:
                 copy,
                 "create",
                 f"create {target}",
-                lambda: self.destination.create_environment(org, project, name),
+                lambda: _create_environment(self.destination, org, project, name),
             )
         except _CopyFailed as stopped:
             return stopped.failure
@@ -596,9 +602,7 @@ class _Copier:
                 copy,
                 "write",
                 f"write the definition of {target}",
-                lambda: self.destination.update_environment(
-                    org, project, name, render_definition(expected)
-                ),
+                lambda: _write_definition(self.destination, org, project, name, expected),
             )
             await self._step(
                 copy,
@@ -698,7 +702,7 @@ class _Copier:
                 copy,
                 "undo",
                 f"remove the half-made {target}",
-                lambda: self.destination.delete_environment(self.destination_org, project, name),
+                lambda: _remove_environment(self.destination, self.destination_org, project, name),
             )
         except _CopyFailed as undo:
             return MoveFailure(
@@ -835,9 +839,7 @@ class _Copier:
             copy,
             "write",
             f"write the changes of {source} into {target}",
-            lambda: self.destination.update_environment(
-                org, project, name, render_definition(expected), etag=landed.etag
-            ),
+            lambda: _write_definition(self.destination, org, project, name, expected, over=landed),
         )
         await self._step(
             copy,
@@ -869,6 +871,69 @@ class _Copier:
         self.failed[entity_key(copy.source)] = failure
         self.failed_names.add(_name(copy.source))
         self.tally.failed(self._source(copy), self._target(copy), failure)
+
+
+# --- Destination calls that converge under faults (I/O) ------------------------------------
+
+_CREATE_ATTEMPTS = 4
+"""Times a create is sent while its answer is lost and a look-up finds it not applied."""
+_CREATE_PAUSE = 0.2
+"""Seconds before a create is sent again, doubled each time."""
+
+
+async def _create_environment(client: CloudClient, org: str, project: str, name: str) -> None:
+    """Create `org/project/name`, which was not there a moment ago.
+
+    A create is not safe to repeat blindly, so one whose answer was lost (5xx, a dropped
+    connection) is looked up, as a stack's transfer is: there, it was applied; not there, it
+    is sent again, a few times at most.
+    """
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            await client.create_environment(org, project, name)
+            return
+        except ClaimError as error:
+            if not outcome_unknown(error):
+                raise
+            if await client.environment_exists(org, project, name):
+                return
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+        await asyncio.sleep(_CREATE_PAUSE * 2 ** (attempt - 1))
+
+
+async def _write_definition(
+    client: CloudClient,
+    org: str,
+    project: str,
+    name: str,
+    expected: Mapping[str, Any],
+    *,
+    over: EnvironmentDefinition | None = None,
+) -> None:
+    """Write `expected` over the environment on the condition that it is still as read
+    (`over`, else read now: the one this run just created): a conditional write is safe to
+    repeat, so the client sends it again when its answer is lost. A repeat refused as stale
+    (409) counts when the environment now decrypts to `expected` (the lost write had been
+    applied); otherwise the refusal stands."""
+    read = over or await client.get_environment(org, project, name)
+    try:
+        await client.update_environment(
+            org, project, name, render_definition(expected), etag=read.etag
+        )
+    except ConflictError:
+        landed = parse_definition(await client.get_environment_decrypted(org, project, name))
+        if definition_difference(expected, landed) is not None:
+            raise
+
+
+async def _remove_environment(client: CloudClient, org: str, project: str, name: str) -> None:
+    """Remove a destination environment this run made; one already gone (removed by an
+    attempt whose answer was lost) is what removing it is for."""
+    try:
+        await client.delete_environment(org, project, name)
+    except NotFoundError:
+        return
 
 
 class _VerificationFailed(Exception):

@@ -158,3 +158,11 @@ def service_error(status: int, message: str, *, method: str, path: str) -> Servi
 
 def _is_redirect(status: int) -> bool:
     return 300 <= status < 400
+
+
+def outcome_unknown(error: ClaimError) -> bool:
+    """A lost answer or a server error: the call may or may not have been applied, so the
+    caller looks at the service to learn which."""
+    return isinstance(error, TransportError) or (
+        isinstance(error, ServiceError) and error.status >= 500
+    )

@@ -31,7 +31,13 @@ from functools import partial
 
 from toolkit.cloud import CloudClient
 from toolkit.entities import EntityKey, StackName, entity_key, stack_name
-from toolkit.errors import ClaimError, PlanMismatchError, ServiceError, TransportError
+from toolkit.errors import (
+    ClaimError,
+    PlanMismatchError,
+    ServiceError,
+    TransportError,
+    outcome_unknown,
+)
 from toolkit.journal import Journal
 from toolkit.models import AppStackSummary
 from toolkit.plan import TEMPORARY_SUFFIX, ClaimPlan, RenameStep, StackMove, order_renames
@@ -363,7 +369,7 @@ async def _settle(
     """The outcome of a call that answered with `error`: a refusal failed; a lost answer or
     a server error is looked up on the service (the stack at `arrived_at`, none at
     `left_from`), and stays unknown when that look fails too."""
-    if not _outcome_unknown(error):
+    if not outcome_unknown(error):
         return CallOutcome("failed", error.message)
     try:
         arrived, stayed = await asyncio.gather(
@@ -376,13 +382,6 @@ async def _settle(
     if arrived and not stayed:
         return CallOutcome("done", f"applied, though the answer was lost ({error.message})")
     return CallOutcome("failed", error.message)
-
-
-def _outcome_unknown(error: ClaimError) -> bool:
-    """A lost answer or a server error: the call may or may not have been applied."""
-    return isinstance(error, TransportError) or (
-        isinstance(error, ServiceError) and error.status >= 500
-    )
 
 
 # --- Verification ---------------------------------------------------------------------------
