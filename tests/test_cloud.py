@@ -135,6 +135,22 @@ def test_current_user(emulator: EmulatorServer) -> None:
     }
 
 
+def test_a_token_no_header_can_carry_is_one_error_never_sent_nor_retried(
+    emulator: EmulatorServer,
+) -> None:
+    """A client made from Python with a token that ends in a line break: the request cannot be
+    put on the wire, so nothing reaches the service, nothing is tried again, and the error
+    neither says it may have been applied nor shows the token."""
+    emulator.requests.clear()
+
+    with pytest.raises(TransportError) as raised:
+        call(emulator, lambda client: client.delete_stack("acme", "web", "dev"), token=f"{ALICE}\n")
+
+    assert "may have been applied" not in raised.value.message
+    assert ALICE not in raised.value.message
+    assert emulator.requests.entries() == []
+
+
 def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     stacks = call(emulator, lambda client: client.list_stacks("acme"))
     state = emulator.state

@@ -112,6 +112,9 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before the request reaches the service, so any method may be retried."""
+_UNSENDABLE_ERRORS = (httpx.LocalProtocolError,)
+"""A request this client cannot put on the wire (a header value no HTTP allows): never sent,
+and never sendable by trying again."""
 _NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
 """What to check when an answer is not what a Pulumi Cloud API gives."""
 
@@ -706,7 +709,8 @@ class CloudClient:
         try:
             response: httpx.Response = await retrying(attempt)
         except httpx.TransportError as exc:
-            unsure = "" if isinstance(exc, _NOT_SENT_ERRORS) else " (it may have been applied)"
+            never_sent = isinstance(exc, _NOT_SENT_ERRORS + _UNSENDABLE_ERRORS)
+            unsure = "" if never_sent else " (it may have been applied)"
             raise TransportError(
                 f"{method} {shown} got no answer from {self.api_url}{unsure}: "
                 f"{type(exc).__name__}: {self._redact(str(exc), secrets)}",
@@ -931,6 +935,8 @@ class _RetryPolicy(retry_base):
             return False
         if outcome.failed:
             exc = outcome.exception()
+            if isinstance(exc, _UNSENDABLE_ERRORS):
+                return False
             if isinstance(exc, _NOT_SENT_ERRORS):
                 return True
             return self._idempotent and isinstance(exc, httpx.TransportError)
