@@ -1,4 +1,6 @@
-"""The README's Python example runs as written, against the emulator, so it cannot drift."""
+"""The documentation's examples run as written, against the emulator, so they cannot drift: the
+Python example claims, the job file is a valid job, and the README's two commands are the
+getting-started page's."""
 
 from __future__ import annotations
 
@@ -8,25 +10,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
 from toolkit.jobs import load_job
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+DOCS = ROOT / "docs"
 EXAMPLE_URL = "https://api.pulumi.com"
 
 
-def code_blocks(section: str, language: str) -> list[str]:
-    """The ```language blocks under the README heading `section`."""
-    text = README.read_text(encoding="utf-8")
-    after = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(rf"```{language}\n(.*?)```", after, re.DOTALL)
-    assert blocks, f"no {language} block under '## {section}'"
+def code_blocks(path: Path, language: str) -> list[str]:
+    """The ```language blocks of the Markdown file at `path`, in order."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    assert blocks, f"no {language} block in {path.name}"
     return blocks
-
-
-def python_example(section: str) -> str:
-    """The first ```python block under the README heading `section`."""
-    return code_blocks(section, "python")[0]
 
 
 def test_the_from_python_example_claims_the_demo_agent(
@@ -34,14 +31,15 @@ def test_the_from_python_example_claims_the_demo_agent(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = python_example("From Python")
+    page = DOCS / "python-api.md"
+    code = code_blocks(page, "python")[0]
     assert code.count(EXAMPLE_URL) == 1
     monkeypatch.setenv("PULUMI_ACCESS_TOKEN", "tok-alice")
     for variable in ("PULUMI_CLAIM_SOURCE_TOKEN", "PULUMI_CLAIM_TOKEN", "PULUMI_BACKEND_URL"):
         monkeypatch.delenv(variable, raising=False)
     agent_stacks = demo_emulator.state.stack_names("agent-7f3k2q")
 
-    exec(compile(code.replace(EXAMPLE_URL, demo_emulator.url), str(README), "exec"), {})
+    exec(compile(code.replace(EXAMPLE_URL, demo_emulator.url), str(page), "exec"), {})
 
     assert capsys.readouterr().out == (
         "7 stack(s) to move, 0 unresolved conflict(s)\nmoved; 0 move(s) failed\n"
@@ -55,7 +53,7 @@ def test_the_from_python_example_claims_the_demo_agent(
 
 def test_the_job_file_example_is_a_valid_job(tmp_path: Path) -> None:
     """`load_job` checks everything but the service: the shape, the map, the variables."""
-    job_file, workflow = code_blocks("Scheduled jobs", "yaml")
+    job_file, workflow = code_blocks(DOCS / "jobs.md", "yaml")
     (tmp_path / "maps").mkdir()
     (tmp_path / "maps" / "agent-7f3k2q.yaml").write_text("stacks: {}\n", encoding="utf-8")
     (tmp_path / "job.yaml").write_text(job_file, encoding="utf-8")
@@ -69,3 +67,12 @@ def test_the_job_file_example_is_a_valid_job(tmp_path: Path) -> None:
     assert job.claims[2].delete_source and job.claims[2].strategy == "migrate"
     step = yaml.safe_load(workflow)["jobs"]["claim"]["steps"][-1]
     assert set(variables) <= set(step["env"]), "the workflow passes every variable named"
+
+
+def test_the_readme_shows_the_two_commands_of_getting_started() -> None:
+    """The README keeps only these; both must work: `demo` is a command, `.ci/run` a script."""
+    (readme_commands,) = code_blocks(ROOT / "README.md", "sh")
+    assert readme_commands in code_blocks(DOCS / "getting-started.md", "sh")
+    demo, ci = (line.split("#")[0].split() for line in readme_commands.splitlines())
+    assert demo == ["uv", "run", "pulumi-claim", "demo"] and "demo" in cli.commands
+    assert ci == ["bash", ".ci/run"] and (ROOT / ".ci" / "run").is_file()
