@@ -1,12 +1,13 @@
 """The documentation's examples run as written, against the emulator, so they cannot drift: the
-Python example claims, the job file is a valid job, and the README's two commands are the
-getting-started page's."""
+Python example claims, the job file is a valid job, the command synopsis names exactly the
+commands' options, and the README's two commands are the getting-started page's."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
@@ -67,6 +68,36 @@ def test_the_job_file_example_is_a_valid_job(tmp_path: Path) -> None:
     assert job.claims[2].delete_source and job.claims[2].strategy == "migrate"
     step = yaml.safe_load(workflow)["jobs"]["claim"]["steps"][-1]
     assert set(variables) <= set(step["env"]), "the workflow passes every variable named"
+
+
+def documented_synopsis() -> dict[str, set[str]]:
+    """Each command of the command line page's synopsis, with the long options it names."""
+    synopsis = code_blocks(DOCS / "cli.md", "")[0]
+    commands: dict[str, set[str]] = {}
+    command = ""
+    for line in synopsis.splitlines():
+        if line.startswith("pulumi-claim "):
+            words = line.split()
+            command = " ".join(words[1:3] if words[1] == "job" else words[1:2])
+            commands[command] = set()
+        commands[command] |= set(re.findall(r"--[a-z][a-z-]*", line))
+    return commands
+
+
+def cli_commands(group: click.Group, prefix: str = "") -> dict[str, set[str]]:
+    """Each command of the click group, as typed, with its long options (--help aside)."""
+    commands: dict[str, set[str]] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            commands |= cli_commands(command, f"{prefix}{name} ")
+        else:
+            options = {o for p in command.params for o in p.opts if o.startswith("--")}
+            commands[prefix + name] = options
+    return commands
+
+
+def test_the_command_synopsis_names_every_command_and_option_there_is() -> None:
+    assert documented_synopsis() == cli_commands(cli)
 
 
 def test_the_readme_shows_the_two_commands_of_getting_started() -> None:
