@@ -1,6 +1,6 @@
 """Benchmark: migrate an agent's stacks to a company org, over REST, through the CLI, by hand.
 
-Measures the migrate targets (README, "Performance"): 200 stacks of 20 resources with 2 secrets
+Measures the migrate targets (docs/performance.md): 200 stacks of 20 resources with 2 secrets
 each move from the agent's org to `acme`, whose user is no member of the agent's org (so
 migrate is the strategy, as in an agent claim), at 20 ms added per request, three ways:
 

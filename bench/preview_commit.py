@@ -1,6 +1,6 @@
 """Benchmark: preview and commit at scale, memory at 100,000 entities, `--help` start-up.
 
-Measures the performance targets (README, "Performance"), printing each figure as it is
+Measures the performance targets (docs/performance.md), printing each figure as it is
 measured, then a table of figure against target. The emulator runs as its own process
 (`pulumi-claim emulator`), as the service would, so the times, calls and memory measured here
 are the toolkit's alone; its request log (`/_emulator/requests`) counts the calls.

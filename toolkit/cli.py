@@ -738,7 +738,7 @@ def _parse_fault_rates(
 def job() -> None:
     """Run the claims of a job file one after another, for schedulers (cron, CI, Kubernetes).
 
-    The file format is in the README, section Scheduled jobs.
+    The file format is on the documentation's Scheduled jobs page (docs/jobs.md).
     """
 
 
@@ -883,7 +883,8 @@ def emulator(
     """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL.
 
     Random faults (--fault-rate) hit service calls only: never agent sign-up nor the
-    control API under /_emulator/, which sets them too and restarts the server (README).
+    control API under /_emulator/, which sets them too and restarts the server
+    (docs/emulator.md).
     """
     from pydantic import ValidationError
 

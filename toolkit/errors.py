@@ -41,7 +41,7 @@ class JobFileError(InvalidInputError):
         super().__init__(
             f"the job file {path} was refused ({len(self.problems)} problem(s)); "
             f"nothing was run:\n{listing}",
-            hint="Fix the file (README, section Scheduled jobs) and run again; "
+            hint="Fix the file (the format: docs/jobs.md) and run again; "
             "`pulumi-claim job check FILE` checks it without running anything.",
         )
 

@@ -254,7 +254,7 @@ def load_world(path: Path) -> World:
         raise InvalidInputError(
             f"world file {path} is not UTF-8 text (byte {exc.start} is not), "
             "so it is neither YAML nor JSON",
-            hint="Pass a world file in YAML or JSON (the README's 'Emulator and world files').",
+            hint="Pass a world file in YAML or JSON (the format: docs/emulator.md).",
         ) from None
     try:
         if path.suffix == ".json" or text.lstrip().startswith("{"):
