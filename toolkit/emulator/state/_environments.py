@@ -372,16 +372,6 @@ class Environments(Store):
             for number, created, creator in rows
         ]
 
-    def get_revision(
-        self, caller: Caller, org: str, project: str, name: str, number: int
-    ) -> RevisionRecord:
-        revisions = self.list_revisions(caller, org, project, name, before=number + 1, count=1)
-        if not revisions or revisions[0].number != number:
-            raise ServiceFault(
-                404, f"Not Found: environment {org}/{project}/{name} has no revision {number}"
-            )
-        return revisions[0]
-
     def list_revision_tags(
         self,
         caller: Caller,
