@@ -17,7 +17,6 @@ import pytest
 
 from toolkit.cloud import CloudClient, _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
-from toolkit.deployments import ciphertexts, service_secrets_provider
 from toolkit.emulator import serializers
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import (
@@ -30,6 +29,7 @@ from toolkit.errors import (
     TransportError,
 )
 from toolkit.models import AppUntypedDeployment
+from toolkit.stack_state import ciphertexts, service_secrets_provider
 from toolkit.urns import SECRET_SIG, SIG_KEY
 
 if TYPE_CHECKING:
