@@ -42,17 +42,17 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from toolkit.credentials import BackendIdentity
-from toolkit.deployments import (
-    ciphertexts,
-    difference,
-    has_plaintext_secrets,
-    integrity_problem,
-)
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimError, InvalidInputError
 from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.progress import MoveFailure, MoveTally, Step
+from toolkit.stack_state import (
+    ciphertexts,
+    difference,
+    has_plaintext_secrets,
+    integrity_problem,
+)
 from toolkit.strategies import (
     FailedMoves,
     ProgressCallback,
