@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from programs.landing.model import LandedEnvironment, LandedStack, Landing
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError
@@ -34,6 +33,7 @@ from toolkit.landing import (
 )
 from toolkit.landing import apply_landing as apply_landing_async
 from toolkit.landing import preview_landing as preview_landing_async
+from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, map_identity, run_key
