@@ -276,7 +276,7 @@ def test_a_member_who_cannot_manage_teams_gets_the_services_refusal(
     assert team(rest, "platform")["stacks"] == []
 
 
-def test_a_missing_plugin_names_the_install_script(
+def test_a_missing_plugin_says_how_to_install_it(
     emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "empty-home"))
@@ -289,6 +289,7 @@ def test_a_missing_plugin_names_the_install_script(
         ),
     ):
         pass
+    assert "pulumi plugin install resource pulumiservice v1.3.0" in str(raised.value)
     assert "scripts/install-pulumiservice-plugin" in str(raised.value)
     assert str(tmp_path / "empty-home" / "plugins") in str(raised.value)
 
