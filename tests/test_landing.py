@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from programs.landing.model import LandedEnvironment, LandedStack, Landing
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError
@@ -34,6 +33,7 @@ from toolkit.landing import (
 )
 from toolkit.landing import apply_landing as apply_landing_async
 from toolkit.landing import preview_landing as preview_landing_async
+from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, map_identity, run_key
@@ -276,7 +276,7 @@ def test_a_member_who_cannot_manage_teams_gets_the_services_refusal(
     assert team(rest, "platform")["stacks"] == []
 
 
-def test_a_missing_plugin_names_the_install_script(
+def test_a_missing_plugin_says_how_to_install_it(
     emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "empty-home"))
@@ -289,6 +289,7 @@ def test_a_missing_plugin_names_the_install_script(
         ),
     ):
         pass
+    assert "pulumi plugin install resource pulumiservice v1.3.0" in str(raised.value)
     assert "scripts/install-pulumiservice-plugin" in str(raised.value)
     assert str(tmp_path / "empty-home" / "plugins") in str(raised.value)
 
