@@ -622,20 +622,17 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
     """
     from toolkit.journal import default_runs_dir, read_run
     from toolkit.outcomes import EXIT_PARTIAL, worst_exit_code
-    from toolkit.plan import ClaimPlan, ClaimTarget
+    from toolkit.plan import ClaimTarget
     from toolkit.private_files import check_runs_dir
     from toolkit.report import ReportContext, copied_environments
+    from toolkit.runs import recorded_plan
 
     runs_dir = default_runs_dir()
     check_runs_dir(runs_dir, writable=False)
     record = read_run(runs_dir, run)
     document = record.result or record.plan
-    recorded = ClaimPlan.from_record(
-        target=ClaimTarget(source_org=record.source_org, destination_org=record.destination_org),
-        strategy=record.strategy,
-        document=record.plan,
-        notices=record.notices,
-        has_claim=record.has_claim,
+    recorded = recorded_plan(
+        record, ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
     )
     context = ReportContext(
         mode="commit",

@@ -172,7 +172,7 @@ async def commit_request(
             and not _blocked(previous)
             and _unfinished(runs_dir, previous.run_id)
         ):
-            plan = _recorded_plan(previous, request.target)
+            plan = recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
         else:
@@ -366,11 +366,12 @@ def _blocked(run: RunRecord) -> bool:
 
 def _finished_before(run: RunRecord, target: ClaimTarget) -> RunOutcome:
     assert run.result is not None
-    plan = _recorded_plan(run, target)
+    plan = recorded_plan(run, target)
     return RunOutcome(plan=plan, document=run.result, run_id=run.run_id, already_finished=True)
 
 
-def _recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
+def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
+    """The plan `run` recorded, as it was planned: to continue the run, or to show it."""
     return ClaimPlan.from_record(
         target=target,
         strategy=run.strategy,
