@@ -20,6 +20,7 @@ from agent_times import agent_entry
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from tests.workload.workload import pulumi_program
+from toolkit.choices import MigrateVia
 from toolkit.cloud import ACCEPT
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
@@ -30,7 +31,7 @@ from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFailed, MoveFailure, MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
-from toolkit.strategies.migrate import MigrateVia, execute_migrate
+from toolkit.strategies.migrate import execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import (
     SELF_MANAGED_ORG,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
@@ -30,8 +31,6 @@ from toolkit.plan import (
     NOT_CLAIMED,
     ClaimPlan,
     ClaimTarget,
-    EnvironmentChoice,
-    Strategy,
     build_plan,
     movable_kinds,
 )
@@ -40,7 +39,7 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import execute_claim_api
-from toolkit.strategies.migrate import MigrateVia, choose_migrate_via, execute_migrate
+from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
 T = TypeVar("T")

@@ -1,7 +1,9 @@
-"""The `pulumi-claim` command line: parse, call the library, render, exit.
+"""The `pulumi-claim` command line, click only: parse the options, call a command
+(`toolkit.commands`), render its result, exit with its code.
 
-Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the commands so that
-`pulumi-claim --help` stays fast.
+The options that several commands share are declared once, in `OPTIONS`. Heavy modules (httpx,
+pydantic, rich, the emulator) are imported inside the commands so that `pulumi-claim --help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -21,32 +22,40 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from toolkit.choices import (
+    ENVIRONMENT_CHOICES,
+    FORMATS,
+    LOG_FORMATS,
+    MIGRATE_VIA,
+    STRATEGY_NAMES,
+    SUFFIX_FORMATS,
+    EnvironmentChoice,
+    Format,
+    LogFormat,
+    MigrateVia,
+    StrategyName,
+)
 from toolkit.display import printable
-from toolkit.outcomes import exit_code, run_exit_code
+from toolkit.outcomes import run_exit_code
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from toolkit.commands import (
+        ClaimPlan,
+        ClaimRequest,
+        ClaimTarget,
+        Preview,
+        RunOutcome,
+        StopSignal,
+    )
     from toolkit.credentials import Credentials
-    from toolkit.errors import ClaimError
-    from toolkit.journal import RunRecord
-    from toolkit.landing import LandingSpec
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice
     from toolkit.progress import ProgressCallback
-    from toolkit.report import Format, Mode, ReportContext
-    from toolkit.resolution_map import ResolutionMap
+    from toolkit.report import Mode, ReportContext
     from toolkit.run_log import JsonLog
-    from toolkit.runs import ClaimRequest, RunOutcome
-    from toolkit.strategies import StopSignal
 
-T = TypeVar("T")
-
-FORMATS = ("table", "json", "markdown", "html")
-STRATEGIES = ("auto", "transfer", "migrate", "claim-api")
-LOG_FORMATS = ("text", "json")
-ENVIRONMENT_CHOICES = ("report", "copy")
-SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html"}
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,24 @@ class Settings:
     insecure: bool = False
     secrets: set[str] = field(default_factory=set, repr=False)
     """The run's tokens and passphrases once loaded: masked in logs, errors and reports."""
+
+    def target(
+        self,
+        source_org: str,
+        destination_org: str,
+        source_backend: str | None,
+        destination_backend: str | None,
+    ) -> ClaimTarget:
+        """--from/--to and the optional backends, as one target."""
+        from toolkit.commands import ClaimTarget
+
+        return ClaimTarget(
+            source_org,
+            destination_org,
+            source_backend,
+            destination_backend,
+            allow_insecure=self.insecure,
+        )
 
     def credentials(self, target: ClaimTarget, claim_file: Path | None = None) -> Credentials:
         """The tokens of this run, for `target`. A claim token found at the pulumi CLI's default
@@ -157,123 +184,66 @@ def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, q
     ctx.obj = settings
 
 
-def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--from/--to and the optional backends, handed to the command as one `target`."""
-
-    @functools.wraps(command)
-    def with_target(
-        *args: Any,
-        source_org: str,
-        destination_org: str,
-        source_backend: str | None,
-        destination_backend: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        from toolkit.plan import ClaimTarget
-
-        settings = click.get_current_context().find_object(Settings)
-        target = ClaimTarget(
-            source_org,
-            destination_org,
-            source_backend,
-            destination_backend,
-            allow_insecure=settings is not None and settings.insecure,
-        )
-        return command(*args, target=target, **kwargs)
-
-    options = [
-        click.option(
-            "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
-        ),
-        click.option(
-            "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
-        ),
-        click.option(
-            "--source-backend",
-            metavar="URL",
-            help="Where the source org lives, if not at the API URL: another Pulumi Cloud or a "
-            "self-managed backend such as file:///path (org `organization`). migrate only.",
-        ),
-        click.option(
-            "--destination-backend",
-            metavar="URL",
-            help="Where the destination org lives, if not at the API URL. migrate only.",
-        ),
-    ]
-    for option in reversed(options):
-        with_target = option(with_target)
-    return with_target
+# --- The options several commands share -------------------------------------------------------
 
 
-def output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _checked_output(ctx: click.Context, param: click.Parameter, output: Path | None) -> Path | None:
     """--output FILE, checked writable before the command does anything (a commit never runs
     to the end only to find it cannot write its report)."""
+    from toolkit.private_files import check_output_path
 
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(command)
-        def with_checked_output(*args: Any, output: Path | None, **kwargs: Any) -> Any:
-            from toolkit.private_files import check_output_path
-
-            if output is not None:
-                check_output_path(output)
-            return command(*args, output=output, **kwargs)
-
-        return click.option(
-            "--output",
-            "-o",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help=help_text,
-        )(with_checked_output)
-
-    return decorate
+    if output is not None:
+        check_output_path(output)
+    return output
 
 
-def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = output_option("Write the report to FILE instead of printing it.")(command)
+def _output(help_text: str) -> Callable[[Command], Command]:
     return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        help="Report format (default: table on a terminal, json otherwise; "
-        "with --output, from the file's suffix).",
-    )(command)
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=_checked_output,
+        help=help_text,
+    )
 
 
-def resolutions_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+OPTIONS: dict[str, Callable[[Command], Command]] = {
+    "from": click.option(
+        "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
+    ),
+    "to": click.option(
+        "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
+    ),
+    "source-backend": click.option(
+        "--source-backend",
+        metavar="URL",
+        help="Where the source org lives, if not at the API URL: another Pulumi Cloud or a "
+        "self-managed backend such as file:///path (org `organization`). migrate only.",
+    ),
+    "destination-backend": click.option(
+        "--destination-backend",
+        metavar="URL",
+        help="Where the destination org lives, if not at the API URL. migrate only.",
+    ),
+    "resolutions": click.option(
         "--resolutions",
         "-r",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Resolution map (YAML or JSON) renaming entities whose names collide.",
-    )(command)
-
-
-def strategy_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+    ),
+    "strategy": click.option(
         "--strategy",
-        type=click.Choice(STRATEGIES),
+        type=click.Choice(STRATEGY_NAMES),
         default="auto",
         show_default=True,
         help="How stacks move: claim-api (the service's own claim, with the agent's claim "
-        "token and a claimer with any role in the destination; all or nothing; keeps history), "
-        "transfer (REST transfer; one identity admin of both orgs; keeps history), migrate "
-        "(copy the state with two identities through the pulumi CLI; works across backends; "
-        "keeps only the latest state); auto: claim-api when a claim token is at hand, else "
-        "transfer when the credentials allow it, else migrate.",
-    )(command)
-
-
-def no_landing_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--no-landing",
-        is_flag=True,
-        help="Skip the landing program that the resolution map's landing: section asks for "
-        "(tags and team permissions on what moved).",
-    )(command)
-
-
-def environments_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+        "token and a claimer with any role in the destination; all or nothing; keeps "
+        "history), transfer (REST transfer; one identity admin of both orgs; keeps history), "
+        "migrate (copy the state with two identities through the pulumi CLI; works across "
+        "backends; keeps only the latest state); auto: claim-api when a claim token is at "
+        "hand, else transfer when the credentials allow it, else migrate.",
+    ),
+    "environments": click.option(
         "--environments",
         type=click.Choice(ENVIRONMENT_CHOICES),
         default="report",
@@ -284,61 +254,107 @@ def environments_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "verified; the map's environment renames apply). With claim-api: those the service "
         "cannot claim are copied, then removed from the agent's org (as the agent: set "
         "PULUMI_CLAIM_SOURCE_TOKEN to its token) before the claim.",
-    )(command)
-
-
-def claim_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+    ),
+    "claim-file": click.option(
         "--claim-file",
         type=click.Path(dir_okay=False, path_type=Path),
         help="The agent's agent-claim.json (the pulumi CLI writes it at sign-up) to read the "
         "claim token from (default: PULUMI_CLAIM_TOKEN, else /tmp/.pulumi/agent-claim.json "
         "when it exists).",
-    )(command)
-
-
-def migrate_via_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+    ),
+    "delete-source": click.option(
+        "--delete-source",
+        is_flag=True,
+        help="migrate: remove each source stack once its copy is verified (the resources are "
+        "not destroyed; the destination stack manages them). With --environments copy: remove "
+        "the source environments once every copy is verified.",
+    ),
+    "yes": click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+    "break-lock": click.option(
+        "--break-lock",
+        is_flag=True,
+        help="Take the source org's lock from a run that is stale or left the org unfinished.",
+    ),
+    "new-run": click.option(
+        "--new-run",
+        is_flag=True,
+        help="Plan afresh, even when the same commit ran before (finished or not).",
+    ),
+    "concurrency": click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        help="Calls made at once, and with migrate stacks at once; default 16 (migrate "
+        "through the pulumi CLI: 4).",
+    ),
+    "migrate-via": click.option(
         "--migrate-via",
-        type=click.Choice(["rest", "cli"]),
+        type=click.Choice(MIGRATE_VIA),
         help="migrate: how both sides are reached. rest (the default when both are Pulumi "
         "Cloud): every step is a REST call, no pulumi process. cli: through the pulumi CLI, "
         "as with a self-managed backend (which only cli reaches).",
-    )(command)
-
-
-def log_format_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
+    ),
+    "no-landing": click.option(
+        "--no-landing",
+        is_flag=True,
+        help="Skip the landing program that the resolution map's landing: section asks for "
+        "(tags and team permissions on what moved).",
+    ),
+    "log-format": click.option(
         "--log-format",
         type=click.Choice(LOG_FORMATS),
         default="text",
         show_default=True,
         help="text: progress for people on stderr; json: one JSON object per line on stdout "
         "(every progress event, then the claim's outcome), for log collectors.",
-    )(command)
+    ),
+    "output": _output("Write the report to FILE instead of printing it."),
+    "format": click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        help="Report format (default: table on a terminal, json otherwise; "
+        "with --output, from the file's suffix).",
+    ),
+}
+"""Every option more than one command takes (or that `preview` and `commit` share), by name."""
+
+TARGET = ("from", "to", "source-backend", "destination-backend")
+CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file")
+"""What `preview` and `commit` both take."""
+REPORT = ("format", "output")
+
+
+def options(*names: str) -> Callable[[Command], Command]:
+    """The options of `OPTIONS` named `names`, in that order."""
+
+    def decorate(command: Command) -> Command:
+        for name in reversed(names):
+            command = OPTIONS[name](command)
+        return command
+
+    return decorate
+
+
+# --- The commands ---------------------------------------------------------------------------
 
 
 @cli.command()
-@target_options
-@resolutions_option
-@strategy_option
-@environments_option
-@claim_file_option
-@migrate_via_option
-@no_landing_option
-@output_options
+@options(*CLAIM, "migrate-via", "no-landing", *REPORT)
 @pass_settings
 def preview(
     settings: Settings,
-    target: ClaimTarget,
+    source_org: str,
+    destination_org: str,
+    source_backend: str | None,
+    destination_backend: str | None,
     resolutions: Path | None,
-    strategy: str,
-    environments: str,
+    strategy: StrategyName,
+    environments: EnvironmentChoice,
     claim_file: Path | None,
-    migrate_via: str | None,
+    migrate_via: MigrateVia | None,
     no_landing: bool,
-    fmt: str | None,
     output: Path | None,
+    fmt: Format | None,
 ) -> None:
     """Show what a commit would do, changing nothing.
 
@@ -346,76 +362,73 @@ def preview(
     conflicts; with claim-api, anything the service cannot move), 4 when some entities would
     be reported as failures, or the landing would fail.
     """
-    from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, worst_exit_code
+    from toolkit import commands
 
+    target = settings.target(source_org, destination_org, source_backend, destination_backend)
     credentials = settings.credentials(target, claim_file)
-    resolution_map, _ = _resolution_map(resolutions)
-    plan = _plan(credentials, target, resolution_map, strategy, environments, migrate_via)
-    document = plan.to_claim_response()
-    _report(settings, document, plan, "preview", fmt, output)
-    code = exit_code(document, plan.strategy)
-    spec = None if no_landing else resolution_map.landing
-    if (
-        spec is not None
-        and code != EXIT_BLOCKED
-        and not _preview_landing(credentials, plan, document, spec)
-    ):
-        code = worst_exit_code([code, EXIT_PARTIAL])
-    sys.exit(code)
+    request = commands.claim_request(
+        target,
+        resolutions,
+        strategy=strategy,
+        environments=environments,
+        migrate_via=migrate_via,
+        landing=not no_landing,
+    )
+    result = commands.preview(credentials, request)
+    _report(settings, result.document, result.plan, "preview", fmt, output)
+    _say_preview_landing(result)
+    sys.exit(result.exit_code)
+
+
+def _say_preview_landing(result: Preview) -> None:
+    """What landing would change after the moves (on stderr, beside the report), or why it
+    would fail."""
+    from toolkit.commands import landing_failure
+
+    if result.landing_error is not None:
+        _say(landing_failure(result.landing_error))
+    if result.landing is None:
+        return
+    where = " (a new stack, previewed locally)" if result.landing.local_preview else ""
+    _say(f"landing {result.landing.stack}{where}: {result.landing.summary()}")
+    for step in result.landing.steps:
+        _say(f"  {step.op:<8} {step.type} {step.name}")
 
 
 @cli.command()
-@target_options
-@resolutions_option
-@strategy_option
-@environments_option
-@claim_file_option
-@click.option(
-    "--delete-source",
-    is_flag=True,
-    help="migrate: remove each source stack once its copy is verified (the resources are "
-    "not destroyed; the destination stack manages them). With --environments copy: remove "
-    "the source environments once every copy is verified.",
+@options(
+    *CLAIM,
+    "delete-source",
+    "yes",
+    "break-lock",
+    "new-run",
+    "concurrency",
+    "migrate-via",
+    "no-landing",
+    "log-format",
+    *REPORT,
 )
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--break-lock",
-    is_flag=True,
-    help="Take the source org's lock from a run that is stale or left the org unfinished.",
-)
-@click.option(
-    "--new-run",
-    is_flag=True,
-    help="Plan afresh, even when the same commit ran before (finished or not).",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    help="Calls made at once, and with migrate stacks at once; default 16 (migrate through "
-    "the pulumi CLI: 4).",
-)
-@migrate_via_option
-@no_landing_option
-@log_format_option
-@output_options
 @pass_settings
 def commit(
     settings: Settings,
-    target: ClaimTarget,
+    source_org: str,
+    destination_org: str,
+    source_backend: str | None,
+    destination_backend: str | None,
     resolutions: Path | None,
-    strategy: str,
-    environments: str,
+    strategy: StrategyName,
+    environments: EnvironmentChoice,
     claim_file: Path | None,
     delete_source: bool,
     yes: bool,
     break_lock: bool,
     new_run: bool,
     concurrency: int | None,
-    migrate_via: str | None,
+    migrate_via: MigrateVia | None,
     no_landing: bool,
-    log_format: str,
-    fmt: str | None,
+    log_format: LogFormat,
     output: Path | None,
+    fmt: Format | None,
 ) -> None:
     """Move the stacks. A blocked claim (unresolved conflicts; with claim-api, anything the
     service cannot move) changes nothing (exit 3).
@@ -432,39 +445,34 @@ def commit(
     progress event, and a last claim-finished (exit code, outcome, counts, run id); the report
     is written only with --output.
     """
+    from toolkit import commands
     from toolkit.errors import ClaimError
-    from toolkit.journal import default_runs_dir
     from toolkit.outcomes import summarize_error
-    from toolkit.private_files import check_runs_dir
     from toolkit.run_log import JsonLog
-    from toolkit.runs import ClaimRequest, map_identity, signals_ignored, stop_on_signals
-    from toolkit.strategies import StopSignal
 
+    target = settings.target(source_org, destination_org, source_backend, destination_backend)
     if log_format == "json" and fmt and not output:
         raise click.UsageError(
             "--log-format json writes JSON lines to stdout; write the report with --output FILE."
         )
     log: JsonLog | None = None
     # Ctrl-C and SIGTERM stop the run, up to the exit: the run decides the outcome, once.
-    with stop_on_signals(StopSignal(), on_stop=_say_stopping) as stop:
+    with commands.stopping(on_stop=_say_stopping) as stop:
         try:
-            runs_dir = default_runs_dir()
-            check_runs_dir(runs_dir, writable=True)
+            runs_dir = commands.runs_folder(writable=True)
             credentials = settings.credentials(target, claim_file)
             if log_format == "json":
                 log = JsonLog(click.echo, credentials.secrets)
                 log.claim_started(None, target, strategy)
-            resolution_map, map_text = _resolution_map(resolutions)
-            request = ClaimRequest(
-                target=target,
-                resolution_map=resolution_map,
-                map_identity=map_identity(map_text),
-                strategy=None if strategy == "auto" else strategy,  # type: ignore[arg-type]
+            request = commands.claim_request(
+                target,
+                resolutions,
+                strategy=strategy,
+                environments=environments,
+                migrate_via=migrate_via,
+                landing=not no_landing,
                 delete_source=delete_source,
                 concurrency=concurrency,
-                landing=None if no_landing else resolution_map.landing,
-                environments="copy" if environments == "copy" else "report",
-                migrate_via=migrate_via,  # type: ignore[arg-type]
             )
             outcome = _commit(
                 settings, credentials, request, runs_dir, yes, break_lock, new_run, log, stop
@@ -473,15 +481,71 @@ def commit(
             if log_format == "json":
                 (log or JsonLog(click.echo)).claim_finished(summarize_error(None, error))
             raise
-        with signals_ignored():
+        with commands.signals_ignored():
             _report_outcome(settings, outcome, log, fmt, output, stopped=stop.requested)
+
+
+def _commit(
+    settings: Settings,
+    credentials: Credentials,
+    request: ClaimRequest,
+    runs_dir: Path,
+    yes: bool,
+    break_lock: bool,
+    new_run: bool,
+    log: JsonLog | None,
+    stop: StopSignal,
+) -> RunOutcome:
+    """The commit itself, its progress on stderr, or with `log` as JSON lines."""
+    from toolkit import commands
+    from toolkit.progress_display import ProgressDisplay
+
+    console = settings.progress_console()
+
+    def confirm(plan: ClaimPlan, resumed: bool) -> None:
+        if (plan.moves or plan.environment_copies) and not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError("refusing to commit without --yes when not on a terminal.")
+            question = commands.confirmation(
+                plan, delete_source=request.delete_source, resumed=resumed
+            )
+            click.confirm(question, abort=True, err=True)
+
+    def announce(run_id: str, resumed: bool) -> None:
+        console.print(f"{'continuing' if resumed else 'run'} {run_id}")
+        if log is not None:
+            log.run_started(None, run_id, resumed)
+
+    with contextlib.ExitStack() as displayed:
+        on_progress: ProgressCallback
+        if log is None:
+            on_progress = displayed.enter_context(ProgressDisplay(console))
+        else:
+            on_progress = functools.partial(log.progress, None)
+        outcome = commands.commit(
+            credentials,
+            request,
+            runs_dir=runs_dir,
+            on_progress=on_progress,
+            break_lock=break_lock,
+            new_run=new_run,
+            stop=stop,
+            confirm=confirm,
+            on_run=announce,
+        )
+    if outcome.already_finished:
+        console.print(
+            f"nothing to do: run {outcome.run_id} finished this commit already "
+            "(pass --new-run to plan it afresh)"
+        )
+    return outcome
 
 
 def _report_outcome(
     settings: Settings,
     outcome: RunOutcome,
     log: JsonLog | None,
-    fmt: str | None,
+    fmt: Format | None,
     output: Path | None,
     *,
     stopped: bool,
@@ -494,7 +558,7 @@ def _report_outcome(
     if log is not None:
         log.claim_finished(summarize_run(None, outcome))
     else:
-        _report_landing(outcome)
+        _say_landing(outcome)
     if outcome.interrupted:
         click.echo(
             f"interrupted: run {outcome.run_id} stopped; calls in flight finished and are "
@@ -516,74 +580,38 @@ def _say_stopping() -> None:
     os.write(2, b"stopping: no new call starts; the calls under way finish and are recorded\n")
 
 
-def _commit(
-    settings: Settings,
-    credentials: Credentials,
-    request: ClaimRequest,
-    runs_dir: Path,
-    yes: bool,
-    break_lock: bool,
-    new_run: bool,
-    log: JsonLog | None,
-    stop: StopSignal,
-) -> RunOutcome:
-    """The commit itself, its progress on stderr, or with `log` as JSON lines."""
-    from toolkit.progress_display import ProgressDisplay
-    from toolkit.runs import commit_request
+def _say_landing(outcome: RunOutcome) -> None:
+    """The commit's landing on stderr, beside the report: what changed, or why it failed."""
+    from toolkit.commands import landing_failure
+    from toolkit.outcomes import landing_line
 
-    console = settings.progress_console()
-
-    def confirm(plan: ClaimPlan, resumed: bool) -> None:
-        if (plan.moves or plan.environment_copies) and not yes:
-            _confirm(plan, request.delete_source, resumed)
-
-    def announce(run_id: str, resumed: bool) -> None:
-        console.print(f"{'continuing' if resumed else 'run'} {run_id}")
-        if log is not None:
-            log.run_started(None, run_id, resumed)
-
-    async def run() -> RunOutcome:
-        with contextlib.ExitStack() as displayed:
-            on_progress: ProgressCallback
-            if log is None:
-                on_progress = displayed.enter_context(ProgressDisplay(console))
-            else:
-                on_progress = functools.partial(log.progress, None)
-            return await commit_request(
-                credentials,
-                request,
-                runs_dir=runs_dir,
-                on_progress=on_progress,
-                break_lock=break_lock,
-                new_run=new_run,
-                stop=stop,
-                confirm=confirm,
-                on_run=announce,
-            )
-
-    outcome = _run(run())
-    if outcome.already_finished:
-        console.print(
-            f"nothing to do: run {outcome.run_id} finished this commit already "
-            "(pass --new-run to plan it afresh)"
-        )
-    return outcome
+    line = landing_line(outcome)
+    if line is None:
+        return
+    if outcome.landing_error is not None:
+        _say(landing_failure(outcome.landing_error))
+        return
+    _say(line)
+    for step in outcome.landing.steps if outcome.landing else []:
+        _say(f"  {step.op:<8} {step.type} {step.name}")
 
 
 @cli.command()
-@target_options
-@claim_file_option
+@options(*TARGET, "claim-file")
 @click.option(
     "--suffix",
     default="-agent",
     show_default=True,
     help="Appended to each conflicting name to make the new name.",
 )
-@output_option("Write the map to FILE (default: print it).")
+@_output("Write the map to FILE (default: print it).")
 @pass_settings
 def resolve(
     settings: Settings,
-    target: ClaimTarget,
+    source_org: str,
+    destination_org: str,
+    source_backend: str | None,
+    destination_backend: str | None,
     claim_file: Path | None,
     suffix: str,
     output: Path | None,
@@ -592,27 +620,26 @@ def resolve(
 
     With a claim token, the conflicts are those the service's dry run of the claim reports.
     """
-    from toolkit.claim import suggest_resolutions
-    from toolkit.resolution_map import format_resolution_map
+    from toolkit import commands
 
+    target = settings.target(source_org, destination_org, source_backend, destination_backend)
     credentials = settings.credentials(target, claim_file)
-    suggestion, conflicts = _run(suggest_resolutions(credentials, target, suffix=suffix))
-    text = format_resolution_map(suggestion.renames)
-    console = settings.progress_console()
+    result = commands.resolve(credentials, target, suffix=suffix)
     if output:
-        _write_file(output, text)
-        console.print(
-            f"wrote {len(suggestion.renames)} rename(s) for {conflicts} conflict(s) to {output}"
+        _write_file(output, result.text)
+        settings.progress_console().print(
+            f"wrote {len(result.resolution_map.renames)} rename(s) for {result.conflicts} "
+            f"conflict(s) to {output}"
         )
     else:
-        click.echo(text, nl=False)
+        click.echo(result.text, nl=False)
 
 
 @cli.command()
 @click.argument("run", required=False)
-@output_options
+@options(*REPORT)
 @pass_settings
-def status(settings: Settings, run: str | None, fmt: str | None, output: Path | None) -> None:
+def status(settings: Settings, run: str | None, output: Path | None, fmt: Format | None) -> None:
     """Show what a commit did (or was doing when it stopped): the newest run, or RUN.
 
     With a landing, its latest outcome too (on stderr beside a JSON report, which is the
@@ -620,115 +647,14 @@ def status(settings: Settings, run: str | None, fmt: str | None, output: Path | 
 
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
     """
-    from toolkit.journal import default_runs_dir, read_run
-    from toolkit.outcomes import EXIT_PARTIAL, worst_exit_code
-    from toolkit.plan import ClaimTarget
-    from toolkit.private_files import check_runs_dir
-    from toolkit.report import ReportContext, copied_environments
-    from toolkit.runs import recorded_plan
+    from toolkit import commands
 
-    runs_dir = default_runs_dir()
-    check_runs_dir(runs_dir, writable=False)
-    record = read_run(runs_dir, run)
-    document = record.result or record.plan
-    recorded = recorded_plan(
-        record, ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
-    )
-    context = ReportContext(
-        mode="commit",
-        source_org=record.source_org,
-        destination_org=record.destination_org,
-        strategy=record.strategy,
-        outcome=f"run {record.run_id}, started {record.started_at}, {_run_state(record)}",
-        notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
-        has_claim=record.has_claim,
-        landing=_landing_status(record),
-        copied=copied_environments(recorded),
-    )
-    _emit(settings, document, context, fmt, output)
-    if context.landing is not None and _format(fmt, output) == "json":
+    result = commands.status(run)
+    _emit(settings, result.document, result.context, fmt, output)
+    if result.context.landing is not None and _format(fmt, output) == "json":
         # The JSON report is the wire document: the landing goes beside it, as commit's does.
-        _say(f"landing: {context.landing}")
-    if not record.finished:
-        sys.exit(1)
-    landing_failed = record.landing is not None and record.landing.outcome == "failed"
-    code = exit_code(document, record.strategy)
-    sys.exit(worst_exit_code([code, EXIT_PARTIAL]) if landing_failed else code)
-
-
-def _landing_status(record: RunRecord) -> str | None:
-    """The run's latest landing (`at`, then what it did or why it failed), and how many
-    landings came before it; None when the run was not landed."""
-    latest = record.landing
-    if latest is None:
-        return None
-    earlier = len(record.landings) - 1
-    before = f" (after {earlier} earlier landing(s))" if earlier else ""
-    return f"{latest.at}  {latest.describe()}{before}"
-
-
-def _run_state(record: RunRecord) -> str:
-    from toolkit.progress import unknown_outcomes
-
-    attempts = f" in {record.attempts} attempts" if record.attempts > 1 else ""
-    failures = record.result.failures if record.result else []
-    if unknown := unknown_outcomes(f.failure_details for f in failures):
-        attempts += (
-            f"; {unknown} move of unknown outcome"
-            if unknown == 1
-            else (f"; {unknown} moves of unknown outcome")
-        )
-    if record.state == "finished":
-        return f"finished {record.finished_at}{attempts}"
-    if record.state == "interrupted":
-        return f"interrupted {record.finished_at}; the same command continues it"
-    return "did not finish (stopped or still running); the same command continues it"
-
-
-def _calls(record: RunRecord) -> list[str]:
-    """What the journal says of the run's state-changing calls: counts, then each call whose
-    outcome is not recorded (it was under way when the run stopped) or is unknown."""
-    outcomes = Counter(step.outcome or "under way" for step in record.steps)
-    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
-    open_calls = [
-        f"{step.at}  {step.action} {step.move} ({step.detail}): "
-        + ("no outcome recorded" if step.outcome is None else f"unknown: {step.message}")
-        for step in record.steps
-        if step.outcome in (None, "unknown")
-    ]
-    return [f"calls: {counts or 'none'}", *open_calls]
-
-
-FAULT_KINDS = {
-    "500": "500",
-    "502": "502",
-    "503": "503",
-    "429": "429",
-    "drop": "drop",
-    "drop-after-apply": "dropAfterApply",
-}
-"""`--fault-rate` kinds, as the command line spells them, and as `FaultRates` does."""
-
-
-def _parse_fault_rates(
-    ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]
-) -> dict[str, float]:
-    """`--fault-rate KIND=RATE` options, as `FaultRates.rates`."""
-    rates: dict[str, float] = {}
-    for spec in specs:
-        kind, equals, rate_text = spec.partition("=")
-        if kind not in FAULT_KINDS or not equals:
-            raise click.BadParameter(
-                f"{spec!r}: expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}"
-            )
-        try:
-            rate = float(rate_text)
-        except ValueError:
-            rate = -1.0
-        if not 0 <= rate <= 1:
-            raise click.BadParameter(f"{spec!r}: the rate must be a number from 0 to 1")
-        rates[FAULT_KINDS[kind]] = rate
-    return rates
+        _say(f"landing: {result.context.landing}")
+    sys.exit(result.exit_code)
 
 
 @cli.group()
@@ -746,9 +672,9 @@ job_file_argument = click.argument(
 
 @job.command("run")
 @job_file_argument
-@log_format_option
+@options("log-format")
 @pass_settings
-def job_run(settings: Settings, job_file: Path, log_format: str) -> None:
+def job_run(settings: Settings, job_file: Path, log_format: LogFormat) -> None:
     """Run every claim of JOB (YAML or JSON) in file order, asking nothing.
 
     The whole file is checked first; nothing runs when any of it is wrong (exit 1). A claim
@@ -758,13 +684,10 @@ def job_run(settings: Settings, job_file: Path, log_format: str) -> None:
     started are not run). With --log-format json, stdout holds one JSON object per line,
     ending with a summary of every claim.
     """
-    from toolkit.jobs import load_job, run_job
-    from toolkit.journal import default_runs_dir
+    from toolkit import commands
     from toolkit.run_log import JsonLog, TextLog
-    from toolkit.runs import stop_on_signals
-    from toolkit.strategies import StopSignal
 
-    loaded = load_job(job_file, api_url=settings.api_url)
+    loaded = commands.check_job(job_file, api_url=settings.api_url)
     log: JsonLog | TextLog
     if log_format == "json":
         log = JsonLog(click.echo, loaded.secrets)
@@ -772,8 +695,8 @@ def job_run(settings: Settings, job_file: Path, log_format: str) -> None:
         log = TextLog(settings.progress_console(), _stdout_console(), loaded.secrets)
 
     # Ctrl-C and SIGTERM stop the job, up to the exit: its claims decide the outcome, once.
-    with stop_on_signals(StopSignal()) as stop:
-        result = _run(run_job(loaded, log, runs_dir=default_runs_dir(), stop=stop))
+    with commands.stopping() as stop:
+        result = commands.run_job(loaded, log, stop=stop)
         sys.exit(result.exit_code)
 
 
@@ -786,10 +709,26 @@ def job_check(settings: Settings, job_file: Path) -> None:
     Every problem of the file is listed (exit 1): its shape, its resolution maps, and the
     environment variables it names for tokens.
     """
-    from toolkit.jobs import describe_job, load_job
+    from toolkit import commands
 
-    text = describe_job(load_job(job_file, api_url=settings.api_url))
+    text = commands.check_job(job_file, api_url=settings.api_url).describe()
     click.echo(printable(text, keep_newlines=True), nl=False)
+
+
+def _fault_rates(
+    ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]
+) -> dict[str, float]:
+    """`--fault-rate KIND=RATE` options, as `FaultRates.rates`."""
+    from toolkit.emulator.faults import parse_fault_rate
+
+    rates: dict[str, float] = {}
+    for spec in specs:
+        try:
+            kind, rate = parse_fault_rate(spec)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        rates[kind] = rate
+    return rates
 
 
 @cli.command()
@@ -836,7 +775,7 @@ def job_check(settings: Settings, job_file: Path) -> None:
     "fault_rates",
     multiple=True,
     metavar="KIND=RATE",
-    callback=_parse_fault_rates,
+    callback=_fault_rates,
     help="Fail this fraction (0-1) of requests at random; KIND: 500, 502, 503, 429, drop "
     "(the connection, before the change), drop-after-apply (after it). Repeatable.",
 )
@@ -938,141 +877,12 @@ def demo(settings: Settings, transfer: bool) -> None:
     An AI agent signs up an account and builds stacks; a member of the company's org claims the
     account with its claim link, renaming what collides.
     """
-    from toolkit.demo import run_demo
+    from toolkit import commands
 
-    sys.exit(_run(run_demo(_stdout_console(), settings.progress_console(), transfer=transfer)))
-
-
-def _plan(
-    credentials: Credentials,
-    target: ClaimTarget,
-    resolutions: Path | ResolutionMap | None,
-    strategy: str,
-    environments: str = "report",
-    migrate_via: str | None = None,
-) -> ClaimPlan:
-    from toolkit.claim import plan_claim
-    from toolkit.resolution_map import ResolutionMap
-
-    resolution_map = (
-        resolutions if isinstance(resolutions, ResolutionMap) else _resolution_map(resolutions)[0]
-    )
-    chosen = None if strategy == "auto" else strategy
-    copy: EnvironmentChoice = "copy" if environments == "copy" else "report"
-    return _run(
-        plan_claim(
-            credentials,
-            target,
-            resolution_map,
-            chosen,  # type: ignore[arg-type]
-            copy,
-            migrate_via,  # type: ignore[arg-type]
-        )
-    )
+    sys.exit(commands.demo(_stdout_console(), settings.progress_console(), transfer=transfer))
 
 
-# --- Landing --------------------------------------------------------------------------------
-
-
-def _preview_landing(
-    credentials: Credentials, plan: ClaimPlan, document: AgentClaimResponse, spec: LandingSpec
-) -> bool:
-    """Print what landing would change after this plan's moves (on stderr, beside the
-    report); False when it would fail (the reason printed)."""
-    from toolkit.errors import ClaimError
-    from toolkit.landing import landing_of, preview_landing
-
-    target = plan.target
-    try:
-        result = _run(
-            preview_landing(
-                target.destination_identity(credentials),
-                destination_org=target.destination_org,
-                stack=spec.stack_name(target.source_org),
-                build=landing_of(
-                    spec,
-                    document,
-                    source_org=target.source_org,
-                    destination_org=target.destination_org,
-                    run_id=PREVIEW_RUN_ID,
-                ),
-            )
-        )
-    except ClaimError as error:
-        _say(_landing_failure(error))
-        return False
-    where = " (a new stack, previewed locally)" if result.local_preview else ""
-    _say(f"landing {result.stack}{where}: {result.summary()}")
-    for step in result.steps:
-        _say(f"  {step.op:<8} {step.type} {step.name}")
-    return True
-
-
-PREVIEW_RUN_ID = "(the commit's run id)"
-"""What a preview shows as the run tag's value, which only the commit knows."""
-
-
-def _landing_failure(error: ClaimError) -> str:
-    """Why landing failed, with its hint; a LandingError says it is the landing's already."""
-    from toolkit.errors import LandingError
-
-    return str(error) if isinstance(error, LandingError) else f"landing failed: {error}"
-
-
-def _report_landing(outcome: RunOutcome) -> None:
-    """The commit's landing on stderr, beside the report: what changed, or why it failed."""
-    from toolkit.outcomes import landing_line
-
-    line = landing_line(outcome)
-    if line is None:
-        return
-    if outcome.landing_error is not None:
-        _say(_landing_failure(outcome.landing_error))
-        return
-    _say(line)
-    for step in outcome.landing.steps if outcome.landing else []:
-        _say(f"  {step.op:<8} {step.type} {step.name}")
-
-
-def _resolution_map(path: Path | None) -> tuple[ResolutionMap, str | None]:
-    """The map at `path` (none: the empty map), and the text it was read from."""
-    from toolkit.resolution_map import ResolutionMap, read_resolution_map
-
-    if path is None:
-        return ResolutionMap.empty(), None
-    return read_resolution_map(path)
-
-
-def _confirm(plan: ClaimPlan, delete_source: bool, resumed: bool = False) -> None:
-    if not sys.stdin.isatty():
-        raise click.UsageError("refusing to commit without --yes when not on a terminal.")
-    if resumed:
-        click.confirm(
-            f"Continue the unfinished run of {plan.source_org} -> {plan.destination_org} "
-            f"({len(plan.moves)} stack(s) planned, strategy {plan.strategy})?",
-            abort=True,
-            err=True,
-        )
-        return
-    renamed = sum(1 for move in plan.moves if move.renamed)
-    copies = plan.environment_copies
-    if plan.strategy == "claim-api":
-        first = f", {len(copies)} environment(s) copied and removed from it first" if copies else ""
-        click.confirm(
-            f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
-            f"({renamed} renamed) move{first}, and the agent's org and token are retired?",
-            abort=True,
-            err=True,
-        )
-        return
-    click.confirm(
-        f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
-        f"{plan.destination_org} with strategy {plan.strategy}"
-        f"{f', and copy {len(plan.environment_copies)} environment(s)' if copies else ''}"
-        f"{', deleting each source once copied' if delete_source else ''}?",
-        abort=True,
-        err=True,
-    )
+# --- Rendering ------------------------------------------------------------------------------
 
 
 def _report(
@@ -1080,7 +890,7 @@ def _report(
     document: AgentClaimResponse,
     plan: ClaimPlan,
     mode: Mode,
-    fmt: str | None,
+    fmt: Format | None,
     output: Path | None,
 ) -> None:
     from toolkit.report import report_context
@@ -1092,7 +902,7 @@ def _emit(
     settings: Settings,
     document: AgentClaimResponse,
     context: ReportContext,
-    fmt: str | None,
+    fmt: Format | None,
     output: Path | None,
 ) -> None:
     """The report, its tokens masked, to `output` (readable by the user only) or stdout."""
@@ -1122,11 +932,11 @@ def _write_file(path: Path, text: str) -> None:
         ) from None
 
 
-def _format(fmt: str | None, output: Path | None) -> Format:
+def _format(fmt: Format | None, output: Path | None) -> Format:
     if fmt:
-        return fmt  # type: ignore[return-value]
+        return fmt
     if output:
-        return SUFFIX_FORMATS.get(output.suffix.lower(), "table")  # type: ignore[return-value]
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "table")
     return "table" if sys.stdout.isatty() else "json"
 
 
@@ -1141,12 +951,6 @@ def _stdout_console() -> Console:
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=100)
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    import asyncio
-
-    return asyncio.run(coroutine)
 
 
 def main() -> None:

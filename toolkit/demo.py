@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from toolkit.agents import sign_up_agent_account
+from toolkit.choices import EnvironmentChoice, Strategy
 from toolkit.claim import (
     CommitResult,
     commit_claim,
@@ -29,7 +30,7 @@ from toolkit.entities import stack_name
 from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_of
 from toolkit.outcomes import exit_code
-from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy
+from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map

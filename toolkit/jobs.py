@@ -25,20 +25,27 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from toolkit.choices import (
+    EnvironmentChoice,
+    MigrateVia,
+    Strategy,
+    StrategyName,
+    chosen_strategy,
+)
 from toolkit.claim import suggest_resolutions
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
 from toolkit.entities import Inventory
 from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing import LandingSpec, parse_landing
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
-from toolkit.plan import ClaimTarget, EnvironmentChoice, Strategy
+from toolkit.plan import ClaimTarget
 from toolkit.progress import ProgressEvent
 from toolkit.redaction import redact
 from toolkit.resolution_map import ResolutionMap, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.runs import ClaimRequest, commit_request, map_identity
 from toolkit.strategies import StopSignal
-from toolkit.strategies.migrate import MigrateVia, check_migrate_via
+from toolkit.strategies.migrate import check_migrate_via
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,12 +101,12 @@ class ClaimEntry(_Entry):
     """A resolution map file, relative to the job file."""
     suffix: str | None = None
     """Instead of a map: rename each of the claim's conflicts to its name + this suffix."""
-    strategy: Literal["auto", "transfer", "migrate", "claim-api"] = "auto"
+    strategy: StrategyName = "auto"
     concurrency: int | None = Field(default=None, ge=1)
     delete_source: bool = Field(default=False, alias="deleteSource")
-    migrate_via: Literal["rest", "cli"] | None = Field(default=None, alias="migrateVia")
+    migrate_via: MigrateVia | None = Field(default=None, alias="migrateVia")
     """How migrate reaches both sides (`--migrate-via`)."""
-    environments: Literal["report", "copy"] = "report"
+    environments: EnvironmentChoice = "report"
     """What becomes of the source's ESC environments (`--environments`)."""
     tokens: TokenVariables = TokenVariables()
     landing: Any = None
@@ -194,6 +201,52 @@ class Job:
     def secrets(self) -> list[str]:
         """Every token and passphrase the claims hold, to mask in whatever the job prints."""
         return [secret for claim in self.claims for secret in claim.credentials.secrets]
+
+    def describe(self) -> str:
+        """What `job run` would do, as `job check` prints it; names variables, never tokens."""
+        lines = [
+            f"job {self.path}: {len(self.claims)} claim(s) at {self.api_url}, run in this order"
+        ]
+        for number, claim in enumerate(self.claims, 1):
+            target = claim.target
+            source = f"{target.source_org}" + (
+                f" at {target.source_backend}" if target.source_backend else ""
+            )
+            destination = f"{target.destination_org}" + (
+                f" at {target.destination_backend}" if target.destination_backend else ""
+            )
+            lines.append(f"{number}. {claim.name}: {source} -> {destination}")
+            lines.append(f"   strategy: {claim.strategy or 'auto'}")
+            if claim.map_file is not None:
+                renames = len(claim.map_file.resolution_map.renames)
+                lines.append(f"   resolutions: {claim.map_file.path} ({renames} rename(s))")
+            elif claim.suffix is not None:
+                lines.append(
+                    f"   resolutions: each conflict renamed to its name + {claim.suffix!r}"
+                )
+            else:
+                lines.append("   resolutions: none (any conflict blocks the claim)")
+            if claim.concurrency is not None:
+                lines.append(f"   concurrency: {claim.concurrency}")
+            if claim.landing is not None:
+                spec = claim.landing
+                teams = ", ".join(f"{team} {level}" for team, level in spec.teams.items())
+                lines.append(
+                    f"   landing: stack {spec.stack_name(target.source_org)}, "
+                    f"{len(spec.tags)} tag(s), teams: {teams or 'none'}"
+                )
+            if claim.environments == "copy":
+                lines.append("   environments: each is copied into the destination and verified")
+            if claim.delete_source:
+                lines.append(
+                    "   deleteSource: each source stack is removed once its copy is verified"
+                )
+            origins = claim.token_origins
+            lines.append(
+                f"   tokens: destination {origins['destination']}, source {origins['source']}, "
+                f"claim {origins['claim']}"
+            )
+        return "\n".join(lines) + "\n"
 
 
 def load_job(
@@ -321,7 +374,7 @@ def _check_claim(
     if target is not None and credentials is not None:
         try:
             check_migrate_via(
-                None if entry.strategy == "auto" else entry.strategy,
+                chosen_strategy(entry.strategy),
                 target.source_identity(credentials),
                 target.destination_identity(credentials),
                 entry.migrate_via,
@@ -334,7 +387,7 @@ def _check_claim(
     claim = JobClaim(
         name=entry.name,
         target=target,
-        strategy=None if entry.strategy == "auto" else entry.strategy,
+        strategy=chosen_strategy(entry.strategy),
         concurrency=entry.concurrency,
         delete_source=entry.delete_source,
         migrate_via=entry.migrate_via,
@@ -636,44 +689,3 @@ async def _run_claim(
     except ClaimError as error:
         return summarize_error(claim.name, error)
     return summarize_run(claim.name, outcome)
-
-
-def describe_job(job: Job) -> str:
-    """What `job run` would do, as `job check` prints it; names variables, never tokens."""
-    lines = [f"job {job.path}: {len(job.claims)} claim(s) at {job.api_url}, run in this order"]
-    for number, claim in enumerate(job.claims, 1):
-        target = claim.target
-        source = f"{target.source_org}" + (
-            f" at {target.source_backend}" if target.source_backend else ""
-        )
-        destination = f"{target.destination_org}" + (
-            f" at {target.destination_backend}" if target.destination_backend else ""
-        )
-        lines.append(f"{number}. {claim.name}: {source} -> {destination}")
-        lines.append(f"   strategy: {claim.strategy or 'auto'}")
-        if claim.map_file is not None:
-            renames = len(claim.map_file.resolution_map.renames)
-            lines.append(f"   resolutions: {claim.map_file.path} ({renames} rename(s))")
-        elif claim.suffix is not None:
-            lines.append(f"   resolutions: each conflict renamed to its name + {claim.suffix!r}")
-        else:
-            lines.append("   resolutions: none (any conflict blocks the claim)")
-        if claim.concurrency is not None:
-            lines.append(f"   concurrency: {claim.concurrency}")
-        if claim.landing is not None:
-            spec = claim.landing
-            teams = ", ".join(f"{team} {level}" for team, level in spec.teams.items())
-            lines.append(
-                f"   landing: stack {spec.stack_name(target.source_org)}, "
-                f"{len(spec.tags)} tag(s), teams: {teams or 'none'}"
-            )
-        if claim.environments == "copy":
-            lines.append("   environments: each is copied into the destination and verified")
-        if claim.delete_source:
-            lines.append("   deleteSource: each source stack is removed once its copy is verified")
-        origins = claim.token_origins
-        lines.append(
-            f"   tokens: destination {origins['destination']}, source {origins['source']}, "
-            f"claim {origins['claim']}"
-        )
-    return "\n".join(lines) + "\n"

@@ -11,8 +11,8 @@ import itertools
 from collections.abc import Collection, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
 
+from toolkit.choices import EnvironmentChoice, Strategy
 from toolkit.credentials import (
     BackendIdentity,
     Credentials,
@@ -50,13 +50,6 @@ from toolkit.models import (
 from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
-
-Strategy = Literal["transfer", "migrate", "claim-api"]
-
-EnvironmentChoice = Literal["report", "copy"]
-"""What becomes of the source's ESC environments outside claim-api: reported as failures with
-what to do by hand, or copied into the destination (`toolkit.environments`)."""
-
 
 _MIGRATE_NOTICES = (
     "the migrate strategy copies each stack's latest state and its tags into a new stack: "

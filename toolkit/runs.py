@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
+from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError, RunsFolderError
@@ -42,12 +43,12 @@ from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_c
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
+from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
 from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.strategies import StopSignal
-from toolkit.strategies.migrate import MigrateVia, check_migrate_via
+from toolkit.strategies.migrate import check_migrate_via
 
 WORKSPACES_DIR = "workspaces"
 """Under the runs directory: migrate's workspaces while a commit runs (a killed run's are

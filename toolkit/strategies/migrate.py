@@ -39,8 +39,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from toolkit.choices import MigrateVia
 from toolkit.credentials import BackendIdentity
 from toolkit.deployments import (
     ciphertexts,
@@ -65,9 +66,6 @@ from toolkit.strategies._migration import Backend, Session, StackState, StepFail
 from toolkit.urns import rename_deployment
 
 T = TypeVar("T")
-
-MigrateVia = Literal["rest", "cli"]
-"""How migrate reaches both sides: the REST API, or the pulumi CLI (`cli`)."""
 
 CLI_CONCURRENCY = 4
 """Stacks migrated at once through the CLI by default: each runs several CLI processes."""
