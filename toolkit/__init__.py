@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
+    from toolkit.sides import Sides
     from toolkit.strategies import StopSignal
 
     __version__: str
@@ -75,6 +76,7 @@ _HOMES = {
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
+    "toolkit.sides": ("Sides",),
     "toolkit.strategies": ("StopSignal",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -109,6 +111,7 @@ __all__ = [
     "RunOutcome",
     "RunsFolderError",
     "ServiceError",
+    "Sides",
     "StopSignal",
     "TransportError",
     "UntrustedAnswerError",

@@ -37,6 +37,7 @@ from toolkit.runs import (
     signals_ignored,
     stop_on_signals,
 )
+from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
 
 if TYPE_CHECKING:
@@ -141,10 +142,10 @@ def preview(credentials: Credentials, request: ClaimRequest) -> Preview:
     changes nothing."""
     from toolkit.claim import plan_claim
 
+    sides = Sides.of(request.target, credentials)
     plan = asyncio.run(
         plan_claim(
-            credentials,
-            request.target,
+            sides,
             request.resolution_map,
             request.strategy,
             request.environments,
@@ -159,7 +160,7 @@ def preview(credentials: Credentials, request: ClaimRequest) -> Preview:
     try:
         landing = asyncio.run(
             preview_landing(
-                target.destination_identity(credentials),
+                sides.destination,
                 destination_org=target.destination_org,
                 stack=spec.stack_name(target.source_org),
                 build=landing_of(
@@ -270,7 +271,8 @@ def resolve(
     (`toolkit.claim.suggest_resolutions`)."""
     from toolkit.claim import suggest_resolutions
 
-    suggestion, conflicts = asyncio.run(suggest_resolutions(credentials, target, suffix=suffix))
+    sides = Sides.of(target, credentials)
+    suggestion, conflicts = asyncio.run(suggest_resolutions(sides, suffix=suffix))
     return Resolutions(suggestion, conflicts)
 
 

@@ -44,6 +44,7 @@ from toolkit.redaction import redact
 from toolkit.resolution_map import ResolutionMap, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.runs import ClaimRequest, commit_request, map_identity
+from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
 from toolkit.strategies.migrate import check_migrate_via
 
@@ -166,7 +167,7 @@ class JobClaim:
         second run of the job is the same run."""
         if self.suffix is not None:
             resolution_map, _ = await suggest_resolutions(
-                self.credentials, self.target, suffix=self.suffix
+                Sides.of(self.target, self.credentials), suffix=self.suffix
             )
             identity = f"suffix:{self.suffix}"
         elif self.map_file is not None:
@@ -372,12 +373,10 @@ def _check_claim(
     credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
     problems += token_problems
     if target is not None and credentials is not None:
+        sides = Sides.of(target, credentials)
         try:
             check_migrate_via(
-                chosen_strategy(entry.strategy),
-                target.source_identity(credentials),
-                target.destination_identity(credentials),
-                entry.migrate_via,
+                chosen_strategy(entry.strategy), sides.source, sides.destination, entry.migrate_via
             )
         except ClaimError as error:
             said = error.message.replace("--migrate-via", "migrateVia")

@@ -13,12 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from toolkit.choices import EnvironmentChoice, Strategy
-from toolkit.credentials import (
-    BackendIdentity,
-    Credentials,
-    canonical_url,
-    require_secure_url,
-)
 from toolkit.entities import (
     KINDS,
     MAX_NAME_LENGTH,
@@ -50,6 +44,7 @@ from toolkit.models import (
 from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
+from toolkit.service_urls import canonical_url, require_secure_url
 
 _MIGRATE_NOTICES = (
     "the migrate strategy copies each stack's latest state and its tags into a new stack: "
@@ -356,16 +351,6 @@ class ClaimTarget:
             raise InvalidInputError(
                 f"--from and --to are both {self.source_org!r}; name two different orgs."
             )
-
-    def source_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.source_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(url, credentials.source_token, credentials.source_passphrase)
-
-    def destination_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.destination_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(
-            url, credentials.destination_token, credentials.destination_passphrase
-        )
 
 
 @dataclass(frozen=True, repr=False)

@@ -48,7 +48,8 @@ class Settings:
         """The tokens of this run, for `target`. A claim token found at the pulumi CLI's default
         location (when neither --claim-file nor PULUMI_CLAIM_TOKEN gives one) is said on
         stderr, and so are the URLs that --insecure lets tokens travel to in cleartext."""
-        from toolkit.credentials import is_cleartext_remote, load_credentials
+        from toolkit.credentials import load_credentials
+        from toolkit.service_urls import is_cleartext_remote
 
         credentials = load_credentials(
             self.api_url,

@@ -178,10 +178,10 @@ async def _backends(
     calls = max_concurrency or DEFAULT_MAX_CONCURRENCY
     async with AsyncExitStack() as clients:
         source_client = await clients.enter_async_context(
-            CloudClient(source.url, source.token or "", max_concurrency=calls)
+            CloudClient.for_identity(source, max_concurrency=calls)
         )
         destination_client = await clients.enter_async_context(
-            CloudClient(destination.url, destination.token or "", max_concurrency=calls)
+            CloudClient.for_identity(destination, max_concurrency=calls)
         )
         yield (
             RestBackend(source_client, plan.source_org),
