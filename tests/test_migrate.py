@@ -538,7 +538,7 @@ def test_rest_with_a_self_managed_side_is_refused_before_anything_is_done(
     files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
     service.requests.clear()
 
-    with pytest.raises(InvalidInputError, match="--migrate-via rest needs both sides"):
+    with pytest.raises(InvalidInputError, match="migrate_via rest needs both sides"):
         migrate(migrate_plan(agent, files, "", source_org=AGENT_ORG), agent, files, via="rest")
 
     assert service.requests.entries() == []

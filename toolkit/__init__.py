@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from toolkit.errors import (
         AnswerTooLargeError,
         AuthenticationError,
+        ChoiceError,
         ClaimError,
         ClaimRefusedError,
         ConflictError,
@@ -51,6 +52,7 @@ _HOMES = {
     "toolkit.errors": (
         "AnswerTooLargeError",
         "AuthenticationError",
+        "ChoiceError",
         "ClaimError",
         "ClaimRefusedError",
         "ConflictError",
@@ -84,6 +86,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "AnswerTooLargeError",
     "AuthenticationError",
+    "ChoiceError",
     "ClaimError",
     "ClaimPlan",
     "ClaimRefusedError",

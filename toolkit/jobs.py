@@ -35,7 +35,7 @@ from toolkit.choices import (
 from toolkit.claim import suggest_resolutions
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
 from toolkit.entities import Inventory
-from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
+from toolkit.errors import ChoiceError, ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing import LandingSpec, parse_landing
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
 from toolkit.plan import ClaimTarget
@@ -119,6 +119,13 @@ class _JobDocument(_Entry):
 
     api_url: str | None = Field(default=None, alias="apiUrl", min_length=1)
     claims: list[Any] = Field(min_length=1)
+
+
+def _key_of(field: str) -> str:
+    """How a claim of a job file names the choice a library error calls `field`
+    (`ChoiceError`): `migrate_via` is `migrateVia`."""
+    known = ClaimEntry.model_fields.get(field)
+    return (known.alias if known else None) or field
 
 
 _KEYS = {
@@ -378,9 +385,8 @@ def _check_claim(
             check_migrate_via(
                 chosen_strategy(entry.strategy), sides.source, sides.destination, entry.migrate_via
             )
-        except ClaimError as error:
-            said = error.message.replace("--migrate-via", "migrateVia")
-            problems.append(said.replace("--strategy", "strategy"))
+        except ChoiceError as error:
+            problems.append(error.spelled(_key_of).message)
     if problems or target is None or credentials is None:
         return None, problems
     claim = JobClaim(

@@ -20,6 +20,7 @@ import click
 from toolkit.cli.claims import commit, preview, resolve, status
 from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
+from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
 from toolkit.cli.settings import Settings
 
@@ -36,7 +37,7 @@ class ClaimGroup(click.Group):
             return super().invoke(ctx)
         except ClaimError as error:
             secrets = ctx.obj.secrets if isinstance(ctx.obj, Settings) else ()
-            say(f"error: {redact(str(error), secrets)}")
+            say(f"error: {redact(str(in_cli_words(error)), secrets)}")
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

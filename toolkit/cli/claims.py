@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit.choices import EnvironmentChoice, Format, LogFormat, MigrateVia, StrategyName
-from toolkit.cli.options import CLAIM, REPORT, TARGET, options, output_option
+from toolkit.cli.options import CLAIM, REPORT, TARGET, in_cli_words, options, output_option
 from toolkit.cli.render import emit, report, report_format, say, write_file
 from toolkit.cli.settings import Settings, pass_settings
 from toolkit.outcomes import run_exit_code
@@ -165,7 +165,9 @@ def commit(
             )
         except ClaimError as error:
             if log_format == "json":
-                (log or JsonLog(click.echo)).claim_finished(summarize_error(None, error))
+                (log or JsonLog(click.echo)).claim_finished(
+                    summarize_error(None, in_cli_words(error))
+                )
             raise
         with commands.signals_ignored():
             _report_outcome(settings, outcome, log, fmt, output, stopped=stop.requested)

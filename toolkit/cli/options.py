@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from toolkit.choices import ENVIRONMENT_CHOICES, FORMATS, LOG_FORMATS, MIGRATE_VIA, STRATEGY_NAMES
+from toolkit.errors import ChoiceError, ClaimError
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -159,3 +160,14 @@ def options(*names: str) -> Callable[[Command], Command]:
         return command
 
     return decorate
+
+
+def option_name(field: str) -> str:
+    """How the command line names the choice a library error calls `field` (`ChoiceError`):
+    `migrate_via` is `--migrate-via`."""
+    return "--" + field.replace("_", "-")
+
+
+def in_cli_words(error: ClaimError) -> ClaimError:
+    """`error`, naming the choices it is about as the command line does (`option_name`)."""
+    return error.spelled(option_name) if isinstance(error, ChoiceError) else error

@@ -50,7 +50,7 @@ from toolkit.deployments import (
     integrity_problem,
 )
 from toolkit.entities import entity_key
-from toolkit.errors import ClaimError, InvalidInputError
+from toolkit.errors import ChoiceError, ClaimError
 from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.progress import MoveFailure, MoveTally, Step
@@ -82,11 +82,11 @@ def choose_migrate_via(
     self-managed side is an InvalidInputError."""
     both_cloud = source.is_cloud and destination.is_cloud
     if asked == "rest" and not both_cloud:
-        raise InvalidInputError(
-            "--migrate-via rest needs both sides on Pulumi Cloud; a self-managed backend "
-            f"({(destination if source.is_cloud else source).url}) is reached through the "
-            "pulumi CLI only",
-            hint="Leave out --migrate-via (or pass --migrate-via cli).",
+        raise ChoiceError(
+            "{migrate_via} rest needs both sides on Pulumi Cloud; a self-managed backend "
+            "({url}) is reached through the pulumi CLI only",
+            hint="Leave out {migrate_via} (or pass {migrate_via} cli).",
+            values={"url": (destination if source.is_cloud else source).url},
         )
     return asked or ("rest" if both_cloud else "cli")
 
@@ -102,9 +102,10 @@ def check_migrate_via(
     if asked is None:
         return
     if strategy not in (None, "migrate"):
-        raise InvalidInputError(
-            f"--migrate-via applies to --strategy migrate only ({strategy} copies no state)",
-            hint="Leave out --migrate-via, or use --strategy migrate.",
+        raise ChoiceError(
+            "{migrate_via} applies to {strategy} migrate only ({chosen} copies no state)",
+            hint="Leave out {migrate_via}, or use {strategy} migrate.",
+            values={"chosen": str(strategy)},
         )
     choose_migrate_via(source, destination, asked)
 
