@@ -19,7 +19,7 @@ from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
-from toolkit.entities import Inventory, base_of, entity_key
+from toolkit.entities import Inventory, base_of, entity_key, qualified_name
 from toolkit.errors import (
     ClaimRefusedError,
     InvalidInputError,
@@ -121,7 +121,7 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
     if found is None:
         return
     copy, error = found
-    label = f"{plan.source_org}/{copy.source.project_name}/{copy.source.environment_name}"
+    label = qualified_name(plan.source_org, copy.source)
     whose = (
         "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
         if sides.one_identity
@@ -383,9 +383,11 @@ class _Execution:
         )
         tally = MoveTally(len(plan.moves), on_progress)
         for move in plan.moves:
-            source = f"{plan.source_org}/{move.journal_name}"
-            target = f"{plan.destination_org}/{move.target.project_name}/{move.target.stack_name}"
-            tally.failed(source, target, why)
+            tally.failed(
+                qualified_name(plan.source_org, move.source),
+                qualified_name(plan.destination_org, move.target),
+                why,
+            )
         return plan, failed | {entity_key(move.source): why for move in plan.moves}
 
     async def copy_environments(

@@ -49,7 +49,7 @@ from toolkit.deployments import (
     has_plaintext_secrets,
     integrity_problem,
 )
-from toolkit.entities import entity_key
+from toolkit.entities import entity_key, qualified_name
 from toolkit.errors import ChoiceError, ClaimError
 from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
@@ -213,10 +213,10 @@ class _Migration:
     journal: Journal
 
     def source_name(self, move: StackMove) -> str:
-        return f"{self.source.org}/{move.source.project_name}/{move.source.stack_name}"
+        return qualified_name(self.source.org, move.source)
 
     def target_name(self, move: StackMove) -> str:
-        return f"{self.destination.org}/{move.target.project_name}/{move.target.stack_name}"
+        return qualified_name(self.destination.org, move.target)
 
     async def run(
         self, moves: list[StackMove], max_concurrency: int, stop: StopSignal
