@@ -36,7 +36,8 @@ if TYPE_CHECKING:
         TransportError,
         UntrustedAnswerError,
     )
-    from toolkit.jobs import Job, JobResult, load_job, run_job
+    from toolkit.job_file import Job, load_job
+    from toolkit.jobs import JobResult, run_job
     from toolkit.landing import LandingSpec
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
@@ -73,7 +74,8 @@ _HOMES = {
         "TransportError",
         "UntrustedAnswerError",
     ),
-    "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
+    "toolkit.job_file": ("Job", "load_job"),
+    "toolkit.jobs": ("JobResult", "run_job"),
     "toolkit.landing": ("LandingSpec",),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),

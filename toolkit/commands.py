@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from toolkit.credentials import Credentials
-    from toolkit.jobs import Job, JobResult, RunLog
+    from toolkit.job_file import Job
+    from toolkit.jobs import JobResult, RunLog
     from toolkit.models import AgentClaimResponse
 
 __all__ = [
@@ -367,9 +368,9 @@ def _calls(record: RunRecord) -> list[str]:
 
 
 def check_job(job_file: Path, *, api_url: str | None = None) -> Job:
-    """The job file checked whole, calling no service (`toolkit.jobs.load_job`); its
+    """The job file checked whole, calling no service (`toolkit.job_file.load_job`); its
     `describe()` says what `run_job` would do."""
-    from toolkit.jobs import load_job
+    from toolkit.job_file import load_job
 
     return load_job(job_file, api_url=api_url)
 
