@@ -21,6 +21,7 @@ from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import Inventory, base_of, entity_key, qualified_name
 from toolkit.errors import (
+    ChoiceError,
     ClaimRefusedError,
     InvalidInputError,
     NotFoundError,
@@ -142,9 +143,9 @@ async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
     from toolkit.environments import copy_notices, read_definitions
 
     if not (sides.source.is_cloud and sides.destination.is_cloud):
-        raise InvalidInputError(
-            "--environments copy needs both orgs on Pulumi Cloud: ESC environments live there.",
-            hint="Leave out --environments copy to move the stacks only.",
+        raise ChoiceError(
+            "{environments} copy needs both orgs on Pulumi Cloud: ESC environments live there.",
+            hint="Leave out {environments} copy to move the stacks only.",
         )
     async with CloudClient.for_identity(sides.source) as client:
         definitions = await read_definitions(client, plan.source_org, plan.environment_copies)
@@ -266,10 +267,10 @@ async def commit_claim(
     workspaces under `workspace_root` (default: the system temp folder).
     """
     if delete_source and plan.strategy != "migrate" and not plan.environment_copies:
-        raise InvalidInputError(
-            "--delete-source applies to --strategy migrate only "
-            f"({plan.strategy} moves the stack itself), and to environments copied with "
-            "--environments copy."
+        raise ChoiceError(
+            "{delete_source} applies to {strategy} migrate only ({chosen} moves the stack "
+            "itself), and to environments copied with {environments} copy.",
+            values={"chosen": plan.strategy},
         )
     # The claim API hands out its own transferToken, and only for a claim that started.
     run_id = journal.run_id if journal and plan.strategy != "claim-api" else None

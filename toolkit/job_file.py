@@ -114,6 +114,11 @@ class _JobDocument(_Entry):
     claims: list[Any] = Field(min_length=1)
 
 
+def in_job_words(error: ClaimError) -> ClaimError:
+    """`error`, naming the choices it is about as a job file does (`migrateVia`)."""
+    return error.spelled(_key_of) if isinstance(error, ChoiceError) else error
+
+
 def _key_of(field: str) -> str:
     """How a claim of a job file names the choice a library error calls `field`
     (`ChoiceError`): `migrate_via` is `migrateVia`."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from toolkit.claim import suggest_resolutions
 from toolkit.errors import ClaimError
-from toolkit.job_file import Job, JobClaim
+from toolkit.job_file import Job, JobClaim, in_job_words
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
 from toolkit.plan import ClaimTarget
 from toolkit.progress import ProgressEvent
@@ -86,7 +86,7 @@ async def _run_claim(
             on_run=functools.partial(log.run_started, claim.name),
         )
     except ClaimError as error:
-        return summarize_error(claim.name, error)
+        return summarize_error(claim.name, in_job_words(error))
     return summarize_run(claim.name, outcome)
 
 
