@@ -56,13 +56,15 @@ import httpx
 from _emulator import CONSOLE_SCRIPT, Emulator
 from preview_commit import CallFloors, Figure, check, load_average, print_table, write_world
 
+from toolkit.choices import MigrateVia
 from toolkit.claim import commit_claim, plan_claim
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY
 from toolkit.credentials import Credentials
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
 from toolkit.stack_state import plaintexts, sealed, secrets
-from toolkit.strategies.migrate import CLI_CONCURRENCY, MigrateVia
+from toolkit.strategies.migrate import CLI_CONCURRENCY
 from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import PULUMI_CLI_VERSION, pulumi_command
 
@@ -523,11 +525,12 @@ def migrate_with_toolkit(service: Emulator, world: SeededWorld, via: MigrateVia)
     credentials = Credentials(
         api_url=service.url, destination_token=USER_TOKEN, source_token=AGENT_TOKEN
     )
-    plan = asyncio.run(plan_claim(credentials, TARGET, ResolutionMap.empty(), "migrate"))
+    plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), ResolutionMap.empty(), "migrate"))
     check(not plan.blocked, "the migrate plan is blocked")
     check(len(plan.moves) == len(world.stacks), f"the plan has {len(plan.moves)} moves")
     result, measured = timed(
-        service, lambda: asyncio.run(commit_claim(credentials, plan, migrate_via=via))
+        service,
+        lambda: asyncio.run(commit_claim(Sides.of(TARGET, credentials), plan, migrate_via=via)),
     )
     check(not result.failed_moves, f"{via}: failed moves {sorted(result.failed_moves)}")
     check(not result.document.failures, f"{via}: failures {result.document.failures}")

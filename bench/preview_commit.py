@@ -43,6 +43,7 @@ from toolkit.entities import stack_name
 from toolkit.errors import NotFoundError
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
 
 AGENT = "agent-bench"
 DESTINATION = "acme"
@@ -262,7 +263,7 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
     """Time `plan_claim` with a map resolving every collision, and without one (blocked)."""
     credentials = admin_credentials(service)
     resolution_map, conflicts = asyncio.run(
-        suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX)
+        suggest_resolutions(Sides.of(TARGET, credentials), suffix=RENAME_SUFFIX)
     )
     check(conflicts == scale.collisions, f"{conflicts} conflicts, not {scale.collisions}")
     figures: list[Figure] = []
@@ -271,7 +272,7 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
         for _ in range(scale.repeats):
             service.clear_requests()
             started = time.perf_counter()
-            plan = asyncio.run(plan_claim(credentials, TARGET, chosen_map, "transfer"))
+            plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), chosen_map, "transfer"))
             seconds.append(time.perf_counter() - started)
             served = service.served()
         check(len(plan.moves) == scale.agent_stacks, f"plan has {len(plan.moves)} moves")
@@ -318,16 +319,18 @@ def measure_commit(
     made one after another on `twin` and against the floors those calls set; every emulator
     serves the same world. Also returns the median commit's seconds."""
     resolution_map, _ = asyncio.run(
-        suggest_resolutions(admin_credentials(fresh[0]), TARGET, suffix=RENAME_SUFFIX)
+        suggest_resolutions(Sides.of(TARGET, admin_credentials(fresh[0])), suffix=RENAME_SUFFIX)
     )
-    plan = asyncio.run(plan_claim(admin_credentials(fresh[0]), TARGET, resolution_map, "transfer"))
+    plan = asyncio.run(
+        plan_claim(Sides.of(TARGET, admin_credentials(fresh[0])), resolution_map, "transfer")
+    )
     renamed = sum(move.renamed for move in plan.moves)
     check(renamed == scale.commit_collisions, f"{renamed} renames planned")
     seconds: list[float] = []
     for service in fresh:
         service.clear_requests()
         started = time.perf_counter()
-        result = asyncio.run(commit_claim(admin_credentials(service), plan))
+        result = asyncio.run(commit_claim(Sides.of(TARGET, admin_credentials(service)), plan))
         seconds.append(time.perf_counter() - started)
         served = service.served()
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")
@@ -372,11 +375,13 @@ def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:
     """The same world's agent account claimed through the service's claim API (one call, then
     the claim's status and the verifying listings), beside the transfer of `measure_commit`."""
     credentials = replace(admin_credentials(service), claim_token=CLAIM_TOKEN)
-    resolution_map, _ = asyncio.run(suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX))
-    plan = asyncio.run(plan_claim(credentials, TARGET, resolution_map, "claim-api"))
+    resolution_map, _ = asyncio.run(
+        suggest_resolutions(Sides.of(TARGET, credentials), suffix=RENAME_SUFFIX)
+    )
+    plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), resolution_map, "claim-api"))
     service.clear_requests()
     started = time.perf_counter()
-    result = asyncio.run(commit_claim(credentials, plan))
+    result = asyncio.run(commit_claim(Sides.of(TARGET, credentials), plan))
     seconds = time.perf_counter() - started
     calls = len(service.served().requests)
     check(not result.failed_moves, f"claim failed moves: {result.failed_moves}")
@@ -479,8 +484,10 @@ def plan_in_this_process(api_url: str) -> None:
         api_url=api_url, destination_token=ADMIN_TOKEN, source_token=AGENT_TOKEN
     )
     started = time.perf_counter()
-    resolution_map, _ = asyncio.run(suggest_resolutions(credentials, TARGET, suffix=RENAME_SUFFIX))
-    plan = asyncio.run(plan_claim(credentials, TARGET, resolution_map, "transfer"))
+    resolution_map, _ = asyncio.run(
+        suggest_resolutions(Sides.of(TARGET, credentials), suffix=RENAME_SUFFIX)
+    )
+    plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), resolution_map, "transfer"))
     seconds = time.perf_counter() - started
     check(not plan.blocked, "the memory plan is blocked")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux

@@ -29,6 +29,7 @@ from toolkit.models import (
 from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import ResolutionMap, parse_resolution_map
+from toolkit.sides import Sides
 from toolkit.strategies.claim_api import execute_claim_api
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def test_plan_claim_reports_the_services_answer_without_access_to_the_agents_org
     server = make_emulator(world(agent_org, acme, moves=True))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
 
-    plan = asyncio.run(plan_claim(credentials, TARGET, parse_resolution_map(map_text)))
+    plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), parse_resolution_map(map_text)))
 
     assert plan.strategy == "claim-api"
     assert plan.service_answer is not None
@@ -205,8 +206,8 @@ def test_the_claim_is_followed_until_every_stack_has_landed(
 
     async def claim() -> tuple[ClaimPlan, AgentClaimResponse]:
         resolutions = parse_resolution_map("stacks:\n  web/dev: web/dev-agent\n")
-        plan = await plan_claim(credentials, TARGET, resolutions, "claim-api")
-        result = await commit_claim(credentials, plan, on_progress=events.append)
+        plan = await plan_claim(Sides.of(TARGET, credentials), resolutions, "claim-api")
+        result = await commit_claim(Sides.of(TARGET, credentials), plan, on_progress=events.append)
         return result.plan, result.document
 
     plan, document = asyncio.run(claim())
@@ -227,7 +228,7 @@ def test_a_stack_not_found_where_planned_after_the_claim_fails_verification(
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
 
     async def claim() -> dict[tuple[str, ...], Any]:
-        plan = await plan_claim(credentials, TARGET, ResolutionMap.empty(), "claim-api")
+        plan = await plan_claim(Sides.of(TARGET, credentials), ResolutionMap.empty(), "claim-api")
         first = plan.moves[0]
         elsewhere = dataclasses.replace(
             first, target=first.target.model_copy(update={"stack_name": "elsewhere"})
@@ -252,12 +253,14 @@ def test_a_token_that_expires_between_the_preview_and_the_claim_is_refused(
 ) -> None:
     server = make_emulator(world(MOVABLE, {}, moves=True))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
-    plan = asyncio.run(plan_claim(credentials, TARGET, ResolutionMap.empty(), "claim-api"))
+    plan = asyncio.run(
+        plan_claim(Sides.of(TARGET, credentials), ResolutionMap.empty(), "claim-api")
+    )
     seconds = int((CLAIM_EXPIRES - datetime.now(UTC)).total_seconds()) + 60
     httpx.post(f"{server.url}/_emulator/clock", json={"advanceSeconds": seconds}).raise_for_status()
 
     with pytest.raises(ClaimRefusedError) as refused:
-        asyncio.run(commit_claim(credentials, plan))
+        asyncio.run(commit_claim(Sides.of(TARGET, credentials), plan))
 
     assert "does not accept the claim token" in refused.value.message
     assert "fresh claim link" in str(refused.value)

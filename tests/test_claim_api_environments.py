@@ -300,3 +300,23 @@ def test_a_copy_failing_half_way_removes_itself_and_nothing_is_claimed(
     assert again.exit_code == 0, again.output
     assert claims_made(server) == 1
     assert_claimed(server)
+
+
+def test_status_of_the_claim_says_the_environments_were_copied(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    """`status` rebuilds the plan the run recorded, as a continued run does: the environments
+    copied before the claim are copies there too, not moves."""
+    committed = run_cli(
+        server,
+        *("commit", *ORGS, *COPY, "-r", str(map_file), "--yes", "--format", "markdown"),
+        claim_token=CLAIM_TOKEN,
+    )
+    assert committed.exit_code == 0, committed.output
+    status = run_cli(server, "status", "--format", "markdown")
+
+    assert status.exit_code == 0, status.output
+    for report in (committed.stdout, status.stdout):
+        rows = [line for line in report.splitlines() if "default/" in line and "|" in line]
+        assert len(rows) == 2, report
+        assert all("| copy" in row and "move" not in row for row in rows), rows

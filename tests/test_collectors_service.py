@@ -26,6 +26,7 @@ from toolkit.models import (
 )
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -275,8 +276,7 @@ def test_both_orgs_first_pages_are_in_flight_at_once(make_emulator: EmulatorFact
     async def scenario() -> ClaimPlan:
         planning = asyncio.create_task(
             plan_claim(
-                credentials,
-                ClaimTarget(source_org="big", destination_org="other"),
+                Sides.of(ClaimTarget(source_org="big", destination_org="other"), credentials),
                 ResolutionMap.empty(),
                 "transfer",
             )

@@ -13,7 +13,7 @@ import yaml
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
-from toolkit.jobs import load_job
+from toolkit.job_file import load_job
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

@@ -631,9 +631,11 @@ def test_copying_is_part_of_the_run_key_and_the_default_keeps_the_key_it_had() -
     from toolkit.plan import ClaimTarget
     from toolkit.resolution_map import ResolutionMap
     from toolkit.runs import ClaimRequest, run_key
+    from toolkit.sides import Sides
 
     credentials = Credentials("https://api.example.com", "tok-a", "tok-a")
     request = ClaimRequest(ClaimTarget(AGENT, "acme"), ResolutionMap.empty(), "none", "transfer")
+    sides = Sides.of(request.target, credentials)
     asked = {
         "source": ["https://api.example.com", AGENT],
         "destination": ["https://api.example.com", "acme"],
@@ -643,9 +645,9 @@ def test_copying_is_part_of_the_run_key_and_the_default_keeps_the_key_it_had() -
     }
     key_before = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
-    assert run_key(credentials, request) == key_before
+    assert run_key(sides, request) == key_before
     copying = dataclasses.replace(request, environments="copy")
-    assert run_key(credentials, copying) != key_before
+    assert run_key(sides, copying) != key_before
 
 
 def test_ctrl_c_during_the_copies_stops_them_and_the_same_command_finishes_them(

@@ -16,10 +16,11 @@ from agent_times import agent_entry
 from click.testing import CliRunner, Result
 
 from toolkit.cli import cli
-from toolkit.credentials import is_cleartext_remote, load_credentials
+from toolkit.credentials import load_credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError
 from toolkit.plan import ClaimTarget
+from toolkit.service_urls import is_cleartext_remote
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory

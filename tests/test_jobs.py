@@ -531,3 +531,27 @@ def test_job_commands_have_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage: " in result.stdout
+
+
+def test_a_claims_refused_choices_are_named_as_the_job_file_names_them(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """deleteSource with strategy auto is refused once auto has chosen transfer, when the
+    claim runs: the summary says deleteSource and strategy, never the command line's flags."""
+    server = make_emulator(world())
+    job = write_job(
+        tmp_path,
+        f"apiUrl: {server.url}\nclaims:\n  - name: claim-b\n    from: agent-b\n    to: acme\n"
+        "    suffix: -b\n    deleteSource: true\n",
+    )
+
+    result = run_cli(tmp_path, "job", "run", str(job), "--log-format", "json")
+
+    assert result.exit_code == 1, result.output
+    message = summary_of(json_lines(result.stdout))["claim-b"]["message"]
+    assert message.startswith(
+        "deleteSource applies to strategy migrate only (transfer moves the stack itself), "
+        "and to environments copied with environments copy."
+    ), message
+    assert "--" not in message
+    assert server.state.stack_names("agent-b") == {("api", "prod"), ("api", "dev")}

@@ -37,6 +37,7 @@ from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landin
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, map_identity, run_key
+from toolkit.sides import Sides
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -319,10 +320,11 @@ def test_landing_is_part_of_the_run_key() -> None:
         resolution_map=ResolutionMap.empty(),
         map_identity=map_identity("landing: {}\n"),
     )
+    sides = Sides.of(request.target, credentials)
     keys = {
-        run_key(credentials, request),
-        run_key(credentials, replace(request, landing=LandingSpec())),
-        run_key(credentials, replace(request, landing=LandingSpec(teams={"ops": "read"}))),
+        run_key(sides, request),
+        run_key(sides, replace(request, landing=LandingSpec())),
+        run_key(sides, replace(request, landing=LandingSpec(teams={"ops": "read"}))),
     }
     assert len(keys) == 3
 

@@ -20,6 +20,7 @@ from agent_times import agent_entry
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from tests.workload.workload import pulumi_program
+from toolkit.choices import MigrateVia
 from toolkit.cloud import ACCEPT
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
@@ -30,7 +31,7 @@ from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFailed, MoveFailure, MoveFinished, MoveStarted, ProgressEvent
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies import FailedMoves
-from toolkit.strategies.migrate import MigrateVia, execute_migrate
+from toolkit.strategies.migrate import execute_migrate
 from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import (
     SELF_MANAGED_ORG,
@@ -537,7 +538,7 @@ def test_rest_with_a_self_managed_side_is_refused_before_anything_is_done(
     files = file_backend(tmp_path / "state", DESTINATION_PASSPHRASE)
     service.requests.clear()
 
-    with pytest.raises(InvalidInputError, match="--migrate-via rest needs both sides"):
+    with pytest.raises(InvalidInputError, match="migrate_via rest needs both sides"):
         migrate(migrate_plan(agent, files, "", source_org=AGENT_ORG), agent, files, via="rest")
 
     assert service.requests.entries() == []

@@ -25,13 +25,13 @@ from agent_states import SECRET, landed_secrets, seed_stacks
 from agent_times import agent_entry
 from commit_process import Finished, run_toolkit, toolkit_env
 
+from toolkit.choices import MigrateVia
 from toolkit.cloud import ACCEPT
 from toolkit.emulator.faults import RecordedRequest
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import display_name
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
-from toolkit.strategies.migrate import MigrateVia
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory

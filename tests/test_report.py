@@ -15,6 +15,7 @@ import pytest
 from pulumi_cloud_sdk._support import default_encoder
 from rich.console import Console
 
+from toolkit.choices import FORMATS, Format
 from toolkit.entities import Inventory
 from toolkit.models import (
     AgentAccountSummary,
@@ -29,7 +30,7 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.plan import ClaimTarget, build_plan
-from toolkit.report import FORMATS, Format, ReportContext, print_report, render, report_context
+from toolkit.report import ReportContext, print_report, render, report_context
 from toolkit.resolution_map import parse_resolution_map
 
 SCRIPT = "<script>alert(1)</script>"

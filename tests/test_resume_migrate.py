@@ -24,11 +24,11 @@ from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 from pulumi.automation import ConfigValue, Stack
 
 from tests.workload.workload import pulumi_program
+from toolkit.choices import MigrateVia
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
-from toolkit.strategies.migrate import MigrateVia
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, list_all_stacks
 
 if TYPE_CHECKING:

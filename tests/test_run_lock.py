@@ -26,7 +26,7 @@ from commit_process import (
 )
 from waiting import wait_until
 
-from toolkit.credentials import canonical_url, load_credentials
+from toolkit.credentials import load_credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError
 from toolkit.journal import read_run
@@ -34,6 +34,8 @@ from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, run_key
+from toolkit.service_urls import canonical_url
+from toolkit.sides import Sides
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -176,7 +178,8 @@ def test_every_spelling_of_a_service_url_is_one_service_and_one_run(spelling: st
     )
 
     def key(api_url: str) -> str:
-        return run_key(load_credentials(api_url, {"PULUMI_ACCESS_TOKEN": "tok"}), request)
+        credentials = load_credentials(api_url, {"PULUMI_ACCESS_TOKEN": "tok"})
+        return run_key(Sides.of(request.target, credentials), request)
 
     assert canonical_url(other) == url
     assert key(other) == key(url)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from toolkit.errors import (
         AnswerTooLargeError,
         AuthenticationError,
+        ChoiceError,
         ClaimError,
         ClaimRefusedError,
         ConflictError,
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
         TransportError,
         UntrustedAnswerError,
     )
-    from toolkit.jobs import Job, JobResult, load_job, run_job
+    from toolkit.job_file import Job, load_job
+    from toolkit.jobs import JobResult, run_job
     from toolkit.landing import LandingSpec
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
+    from toolkit.sides import Sides
     from toolkit.strategies import StopSignal
 
     __version__: str
@@ -50,6 +53,7 @@ _HOMES = {
     "toolkit.errors": (
         "AnswerTooLargeError",
         "AuthenticationError",
+        "ChoiceError",
         "ClaimError",
         "ClaimRefusedError",
         "ConflictError",
@@ -70,11 +74,13 @@ _HOMES = {
         "TransportError",
         "UntrustedAnswerError",
     ),
-    "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
+    "toolkit.job_file": ("Job", "load_job"),
+    "toolkit.jobs": ("JobResult", "run_job"),
     "toolkit.landing": ("LandingSpec",),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
+    "toolkit.sides": ("Sides",),
     "toolkit.strategies": ("StopSignal",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -82,6 +88,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "AnswerTooLargeError",
     "AuthenticationError",
+    "ChoiceError",
     "ClaimError",
     "ClaimPlan",
     "ClaimRefusedError",
@@ -109,6 +116,7 @@ __all__ = [
     "RunOutcome",
     "RunsFolderError",
     "ServiceError",
+    "Sides",
     "StopSignal",
     "TransportError",
     "UntrustedAnswerError",

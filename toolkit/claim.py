@@ -1,7 +1,8 @@
 """The library's front door: plan a claim, commit it, suggest resolutions.
 
-Each function takes explicit credentials and names; nothing is read from the environment
-here, so the same calls serve the command line, scheduled jobs and tests.
+Each function takes both sides of the claim, resolved once (`toolkit.sides.Sides`); nothing is
+read from the environment here, so the same calls serve the command line, scheduled jobs and
+tests.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
-from toolkit.credentials import BackendIdentity, Credentials
-from toolkit.entities import Inventory, base_of, entity_key
+from toolkit.credentials import BackendIdentity
+from toolkit.entities import Inventory, base_of, entity_key, qualified_name
 from toolkit.errors import (
+    ChoiceError,
     ClaimRefusedError,
     InvalidInputError,
     NotFoundError,
@@ -29,18 +32,16 @@ from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import (
     NOT_CLAIMED,
     ClaimPlan,
-    ClaimTarget,
-    EnvironmentChoice,
-    Strategy,
     build_plan,
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, MoveTally, ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
+from toolkit.sides import ClaimToken, Sides
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import execute_claim_api
-from toolkit.strategies.migrate import MigrateVia, choose_migrate_via, execute_migrate
+from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
 T = TypeVar("T")
@@ -74,8 +75,7 @@ class CommitResult:
 
 
 async def plan_claim(
-    credentials: Credentials,
-    target: ClaimTarget,
+    sides: Sides,
     resolution_map: ResolutionMap,
     strategy: StrategyChoice = None,
     environments: EnvironmentChoice = "report",
@@ -95,37 +95,37 @@ async def plan_claim(
     agent), or planning fails saying whose token to give.
     """
     if strategy is None:
-        chosen, why = await choose_strategy(credentials, target)
+        chosen, why = await choose_strategy(sides)
     else:
         chosen, why = strategy, "as asked"
-    _check_backends(credentials, target, chosen)
+    _check_backends(sides, chosen)
     if chosen == "claim-api":
-        plan, _ = await _plan_with_the_service(credentials, target, resolution_map, environments)
+        plan, _ = await _plan_with_the_service(sides, resolution_map, environments)
         warnings: list[str] = []
     else:
         plan, warnings = await _plan_from_listings(
-            credentials, target, resolution_map, chosen, environments, migrate_via
+            sides, resolution_map, chosen, environments, migrate_via
         )
     if plan.environment_copies:
         if chosen == "claim-api":
-            await _check_agent_reads(credentials, plan)
-        warnings += await _copy_notices(credentials, plan)
+            await _check_agent_reads(sides, plan)
+        warnings += await _copy_notices(sides, plan)
     return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
 
 
-async def _check_agent_reads(credentials: Credentials, plan: ClaimPlan) -> None:
+async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
     """Refuse a claim-api plan whose copies the source identity cannot read."""
     from toolkit.environments import unreadable
 
-    async with _client(plan.target.source_identity(credentials)) as client:
+    async with CloudClient.for_identity(sides.source) as client:
         found = await unreadable(client, plan.source_org, plan.environment_copies)
     if found is None:
         return
     copy, error = found
-    label = f"{plan.source_org}/{copy.source.project_name}/{copy.source.environment_name}"
+    label = qualified_name(plan.source_org, copy.source)
     whose = (
         "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
-        if credentials.source_token == credentials.destination_token
+        if sides.one_identity
         else "PULUMI_CLAIM_SOURCE_TOKEN is not a token of the agent"
     )
     raise InvalidInputError(
@@ -138,20 +138,16 @@ async def _check_agent_reads(credentials: Credentials, plan: ClaimPlan) -> None:
     )
 
 
-async def _copy_notices(credentials: Credentials, plan: ClaimPlan) -> list[str]:
+async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
     """What the plan's notices say about the environments to copy (`copy_notices`)."""
     from toolkit.environments import copy_notices, read_definitions
 
-    source, destination = (
-        plan.target.source_identity(credentials),
-        plan.target.destination_identity(credentials),
-    )
-    if not (source.is_cloud and destination.is_cloud):
-        raise InvalidInputError(
-            "--environments copy needs both orgs on Pulumi Cloud: ESC environments live there.",
-            hint="Leave out --environments copy to move the stacks only.",
+    if not (sides.source.is_cloud and sides.destination.is_cloud):
+        raise ChoiceError(
+            "{environments} copy needs both orgs on Pulumi Cloud: ESC environments live there.",
+            hint="Leave out {environments} copy to move the stacks only.",
         )
-    async with _client(source) as client:
+    async with CloudClient.for_identity(sides.source) as client:
         definitions = await read_definitions(client, plan.source_org, plan.environment_copies)
     return copy_notices(
         plan.environment_copies,
@@ -162,8 +158,7 @@ async def _copy_notices(credentials: Credentials, plan: ClaimPlan) -> list[str]:
 
 
 async def _plan_from_listings(
-    credentials: Credentials,
-    target: ClaimTarget,
+    sides: Sides,
     resolution_map: ResolutionMap,
     chosen: Strategy,
     environments: EnvironmentChoice,
@@ -171,19 +166,18 @@ async def _plan_from_listings(
 ) -> tuple[ClaimPlan, list[str]]:
     """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings
     (with migrate, first how it reaches both sides)."""
-    source, destination = (
-        target.source_identity(credentials),
-        target.destination_identity(credentials),
+    target, source = sides.target, sides.source
+    via = (
+        choose_migrate_via(source, sides.destination, migrate_via) if chosen == "migrate" else None
     )
-    via = choose_migrate_via(source, destination, migrate_via) if chosen == "migrate" else None
     (
         (source_inventory, warnings),
         (destination_inventory, _),
         (agent, expires),
     ) = await asyncio.gather(
         collect(source, target.source_org, cross_check=via == "cli"),
-        collect(destination, target.destination_org, cross_check=False),
-        _agent_summary(credentials, source, target.source_org),
+        collect(sides.destination, target.destination_org, cross_check=False),
+        _agent_summary(sides),
     )
     plan = build_plan(
         target=target,
@@ -193,7 +187,7 @@ async def _plan_from_listings(
         strategy=chosen,
         agent=agent,
         claim_expires_at=expires,
-        has_claim=credentials.claim_token is not None and source.is_cloud,
+        has_claim=sides.claim_token is not None and source.is_cloud,
         environments=environments,
     )
     if via is not None:
@@ -202,8 +196,7 @@ async def _plan_from_listings(
 
 
 async def _plan_with_the_service(
-    credentials: Credentials,
-    target: ClaimTarget,
+    sides: Sides,
     resolution_map: ResolutionMap,
     environments: EnvironmentChoice = "report",
 ) -> tuple[ClaimPlan, Inventory]:
@@ -211,13 +204,13 @@ async def _plan_with_the_service(
     claimer needs no access to the agent's org), the destination as the claimer lists it, the
     map checked here first, then the service's dry run of the claim with the map's renames.
     The destination's inventory comes back too."""
-    claim_token = _claim_token(credentials)
-    async with _client(target.destination_identity(credentials)) as client:
+    target, claim_token = sides.target, _claim_token(sides)
+    async with CloudClient.for_identity(sides.destination) as client:
         claim, destination_inventory = await asyncio.gather(
-            _refusals(credentials, target, client.validate_claim_token(claim_token)),
-            _refusals(credentials, target, collect_inventory(client, target.destination_org)),
+            _refusals(sides, client.validate_claim_token(claim_token.value)),
+            _refusals(sides, collect_inventory(client, target.destination_org)),
         )
-        _check_claimed_org(credentials, claim.agent, target.source_org)
+        _check_claimed_org(claim_token, claim.agent, target.source_org)
         plan = build_plan(
             target=target,
             source=Inventory.from_entities(target.source_org, claim.entities),
@@ -231,23 +224,18 @@ async def _plan_with_the_service(
             environments=environments,
         )
         answer = await _refusals(
-            credentials,
-            target,
+            sides,
             client.claim_agent(
-                target.destination_org, claim_token, plan.conflicts_resolution(), dry_run=True
+                target.destination_org, claim_token.value, plan.conflicts_resolution(), dry_run=True
             ),
         )
     return plan.answered(answer), destination_inventory
 
 
-def _check_backends(credentials: Credentials, target: ClaimTarget, chosen: Strategy) -> None:
+def _check_backends(sides: Sides, chosen: Strategy) -> None:
     if chosen == "migrate":
         return
-    source, destination = (
-        target.source_identity(credentials),
-        target.destination_identity(credentials),
-    )
-    if not source.is_cloud or source.service != destination.service:
+    if not sides.one_service:
         raise InvalidInputError(
             f"the {chosen} strategy moves stacks within one Pulumi Cloud only.",
             hint="Use --strategy migrate to move stacks between backends.",
@@ -255,7 +243,7 @@ def _check_backends(credentials: Credentials, target: ClaimTarget, chosen: Strat
 
 
 async def commit_claim(
-    credentials: Credentials,
+    sides: Sides,
     plan: ClaimPlan,
     *,
     delete_source: bool = False,
@@ -279,10 +267,10 @@ async def commit_claim(
     workspaces under `workspace_root` (default: the system temp folder).
     """
     if delete_source and plan.strategy != "migrate" and not plan.environment_copies:
-        raise InvalidInputError(
-            "--delete-source applies to --strategy migrate only "
-            f"({plan.strategy} moves the stack itself), and to environments copied with "
-            "--environments copy."
+        raise ChoiceError(
+            "{delete_source} applies to {strategy} migrate only ({chosen} moves the stack "
+            "itself), and to environments copied with {environments} copy.",
+            values={"chosen": plan.strategy},
         )
     # The claim API hands out its own transferToken, and only for a claim that started.
     run_id = journal.run_id if journal and plan.strategy != "claim-api" else None
@@ -293,7 +281,7 @@ async def commit_claim(
         result = CommitResult(plan=plan, document=plan.to_claim_response(transfer_token=run_id))
     else:
         execution = _Execution(
-            credentials,
+            sides,
             plan,
             journal,
             stop,
@@ -319,7 +307,7 @@ async def commit_claim(
 class _Execution:
     """One strategy's execution of a plan, with the run's journal and stop signal."""
 
-    credentials: Credentials
+    sides: Sides
     plan: ClaimPlan
     journal: Journal
     stop: StopSignal
@@ -341,12 +329,11 @@ class _Execution:
         if plan.strategy == "claim-api":
             async with self._client() as client:
                 outcome = await _refusals(
-                    self.credentials,
-                    plan.target,
+                    self.sides,
                     execute_claim_api(
                         plan,
                         client,
-                        _claim_token(self.credentials),
+                        _claim_token(self.sides).value,
                         journal=self.journal,
                         stop=self.stop,
                         on_progress=on_progress,
@@ -355,8 +342,8 @@ class _Execution:
             return plan.answered(outcome.answer), outcome.failed
         failed = await execute_migrate(
             plan,
-            plan.target.source_identity(self.credentials),
-            plan.target.destination_identity(self.credentials),
+            self.sides.source,
+            self.sides.destination,
             via=self.migrate_via,
             delete_source=self.delete_source,
             max_concurrency=self.concurrency,
@@ -397,9 +384,11 @@ class _Execution:
         )
         tally = MoveTally(len(plan.moves), on_progress)
         for move in plan.moves:
-            source = f"{plan.source_org}/{move.journal_name}"
-            target = f"{plan.destination_org}/{move.target.project_name}/{move.target.stack_name}"
-            tally.failed(source, target, why)
+            tally.failed(
+                qualified_name(plan.source_org, move.source),
+                qualified_name(plan.destination_org, move.target),
+                why,
+            )
         return plan, failed | {entity_key(move.source): why for move in plan.moves}
 
     async def copy_environments(
@@ -411,7 +400,7 @@ class _Execution:
 
         plan = self.plan
         async with (
-            _client(plan.target.source_identity(self.credentials)) as source,
+            CloudClient.for_identity(self.sides.source) as source,
             self._client() as destination,
         ):
             return await copy_environments(
@@ -428,10 +417,7 @@ class _Execution:
             )
 
     def _client(self) -> CloudClient:
-        identity = self.plan.target.destination_identity(self.credentials)
-        if self.concurrency:
-            return CloudClient(identity.url, identity.token or "", max_concurrency=self.concurrency)
-        return _client(identity)
+        return CloudClient.for_identity(self.sides.destination, max_concurrency=self.concurrency)
 
 
 def _recorded(on_progress: ProgressCallback, journal: Journal) -> ProgressCallback:
@@ -442,9 +428,7 @@ def _recorded(on_progress: ProgressCallback, journal: Journal) -> ProgressCallba
     return record_and_report
 
 
-async def suggest_resolutions(
-    credentials: Credentials, target: ClaimTarget, *, suffix: str
-) -> tuple[ResolutionMap, int]:
+async def suggest_resolutions(sides: Sides, *, suffix: str) -> tuple[ResolutionMap, int]:
     """A valid resolution map for today's conflicts, and how many conflicts it covers.
 
     With a claim token the conflicts are the service's (its dry run of the claim, without
@@ -452,18 +436,17 @@ async def suggest_resolutions(
     copy` copies (without it, their renames are not used); without one, every collision of
     the two orgs' listings.
     """
-    if credentials.claim_token:
+    target = sides.target
+    if sides.claim_token:
         plan, destination_inventory = await _plan_with_the_service(
-            credentials, target, ResolutionMap.empty(), "copy"
+            sides, ResolutionMap.empty(), "copy"
         )
         source_inventory = Inventory.from_entities(target.source_org, plan.entities)
         conflicts = [base_of(entity) for entity in plan.conflicts]
     else:
         (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
-            collect(target.source_identity(credentials), target.source_org, cross_check=False),
-            collect(
-                target.destination_identity(credentials), target.destination_org, cross_check=False
-            ),
+            collect(sides.source, target.source_org, cross_check=False),
+            collect(sides.destination, target.destination_org, cross_check=False),
         )
         conflicts = find_conflicts(
             source_inventory, destination_inventory, movable_kinds("claim-api")
@@ -474,83 +457,78 @@ async def suggest_resolutions(
     return suggestion, len(conflicts)
 
 
-async def org_inventory(credentials: Credentials, org: str) -> Inventory:
-    """What one org at the API URL holds, as the destination identity sees it."""
-    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+async def org_inventory(identity: BackendIdentity, org: str) -> Inventory:
+    """What one org holds, as `identity` sees it."""
+    async with CloudClient.for_identity(identity) as client:
         return await collect_inventory(client, org)
 
 
-async def choose_strategy(credentials: Credentials, target: ClaimTarget) -> tuple[Strategy, str]:
+async def choose_strategy(sides: Sides) -> tuple[Strategy, str]:
     """The strategy `auto` picks, and why, in words for the preview.
 
     `claim-api` when a claim token is at hand; else `transfer` when one Pulumi Cloud holds both
     orgs and the claiming identity administers both; `migrate` otherwise (it needs only read
     access to the source).
     """
-    source, destination = (
-        target.source_identity(credentials),
-        target.destination_identity(credentials),
-    )
-    if credentials.claim_token and source.is_cloud and source.service == destination.service:
-        return "claim-api", f"a claim token is at hand ({credentials.claim_token_origin})"
-    if not (source.is_cloud and destination.is_cloud) or source.service != destination.service:
+    if sides.claim_token and sides.one_service:
+        return "claim-api", f"a claim token is at hand ({sides.claim_token.origin})"
+    if not sides.one_service:
         return "migrate", "the two orgs are on different backends"
-    async with _client(destination) as client:
+    async with CloudClient.for_identity(sides.destination) as client:
         user = await client.get_current_user()
     roles = {org.name: org.role for org in user.organizations}
-    orgs = (target.source_org, target.destination_org)
+    orgs = (sides.source_org, sides.destination_org)
     if all(roles.get(org) == "admin" for org in orgs):
         return "transfer", f"{user.github_login} administers both {orgs[0]} and {orgs[1]}"
     return "migrate", f"{user.github_login} does not administer both {orgs[0]} and {orgs[1]}"
 
 
-async def _agent_summary(
-    credentials: Credentials, source: BackendIdentity, source_org: str
-) -> tuple[AgentAccountSummary, datetime]:
+async def _agent_summary(sides: Sides) -> tuple[AgentAccountSummary, datetime]:
     """Who owns the source, and when the claim expires.
 
     With a claim token the service says both. Without one (an org-to-org move) the source
     identity's login (or, on a self-managed backend, the org) stands for the owner, and both
     times are the time of this plan.
     """
+    source, source_org = sides.source, sides.source_org
     now = datetime.now(UTC).replace(microsecond=0)
     if not source.is_cloud:
         return AgentAccountSummary(login=source_org, org_name=source_org, created_at=now), now
-    async with _client(source) as client:
-        if credentials.claim_token:
-            claim = await client.validate_claim_token(credentials.claim_token)
+    async with CloudClient.for_identity(source) as client:
+        if sides.claim_token:
+            claim = await client.validate_claim_token(sides.claim_token.value)
         else:
             user = await client.get_current_user()
             return (
                 AgentAccountSummary(login=user.github_login, org_name=source_org, created_at=now),
                 now,
             )
-    _check_claimed_org(credentials, claim.agent, source_org)
+    _check_claimed_org(_claim_token(sides), claim.agent, source_org)
     return claim.agent, claim.claim_expires_at
 
 
 def _check_claimed_org(
-    credentials: Credentials, agent: AgentAccountSummary, source_org: str
+    claim_token: ClaimToken, agent: AgentAccountSummary, source_org: str
 ) -> None:
     if agent.org_name != source_org:
-        origin = credentials.claim_token_origin
+        origin = claim_token.origin
         raise InvalidInputError(
             f"{origin} claims org {agent.org_name!r}, not {source_org!r}.",
             hint=f"Run with --from {agent.org_name}, or claim with the token of {source_org}.",
         )
 
 
-def _claim_token(credentials: Credentials) -> str:
-    if not credentials.claim_token:
+def _claim_token(sides: Sides) -> ClaimToken:
+    if not sides.claim_token:
         raise InvalidInputError(
             "the claim-api strategy needs the agent's claim token.",
             hint="Set PULUMI_CLAIM_TOKEN, or pass the agent-claim.json the pulumi CLI wrote "
             "with --claim-file.",
         )
-    return credentials.claim_token
+    return sides.claim_token
 
 
-async def _refusals(credentials: Credentials, target: ClaimTarget, call: Awaitable[T]) -> T:
+async def _refusals(sides: Sides, call: Awaitable[T]) -> T:
     """`call`, with the service's refusals of a claim said in words that tell what to do.
 
     Only for calls of the claim API and the claimer's listing of the destination: a 404 there
@@ -559,7 +537,7 @@ async def _refusals(credentials: Credentials, target: ClaimTarget, call: Awaitab
     try:
         return await call
     except PermissionDeniedError:
-        destination = target.destination_org
+        destination = sides.destination_org
         raise ClaimRefusedError(
             f"the claiming identity has no role in {destination}, so it cannot claim into it.",
             hint=f"Set PULUMI_ACCESS_TOKEN to the token of a member of {destination} (any role "
@@ -569,13 +547,12 @@ async def _refusals(credentials: Credentials, target: ClaimTarget, call: Awaitab
     except NotFoundError as error:
         if "/api/agents/" not in error.path:
             raise
-        raise _token_refused(credentials) from None
+        raise _token_refused(_claim_token(sides)) from None
 
 
-def _token_refused(credentials: Credentials) -> ClaimRefusedError:
+def _token_refused(claim_token: ClaimToken) -> ClaimRefusedError:
     """Which of "unknown, expired, used already" is likely, and what to do about it."""
-    origin = credentials.claim_token_origin
-    valid_until = credentials.claim_file.valid_until if credentials.claim_file else None
+    origin, valid_until = claim_token.origin, claim_token.valid_until
     fresh = (
         "Ask the agent's owner for a fresh claim link: the agent's pulumi CLI prints one "
         "(https://app.pulumi.com/claim/<token>) when it signs up again."
@@ -598,7 +575,3 @@ def _token_refused(credentials: Credentials) -> ClaimRefusedError:
         hint="Check the token (the part after /claim/ in the claim link) and whether the "
         f"agent's stacks are in the destination already. {fresh}",
     )
-
-
-def _client(identity: BackendIdentity) -> CloudClient:
-    return CloudClient(identity.url, identity.token or "")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -85,6 +85,9 @@ from toolkit.models import (
     User,
 )
 from toolkit.redaction import redact
+
+if TYPE_CHECKING:
+    from toolkit.credentials import BackendIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +184,18 @@ class CloudClient:
     about 250 KB."""
     max_state_bytes: int = 2048 * MIB
     """Largest stack state (`export`) read: states of hundreds of MB exist."""
+
+    @classmethod
+    def for_identity(
+        cls, identity: BackendIdentity, *, max_concurrency: int | None = None
+    ) -> CloudClient:
+        """The client acting as `identity` on its Pulumi Cloud; `max_concurrency` None: the
+        default."""
+        return cls(
+            identity.url,
+            identity.token or "",
+            max_concurrency=max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        )
 
     def __init__(
         self,

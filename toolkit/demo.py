@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from toolkit.agent_signup import sign_up_agent_account
+from toolkit.choices import EnvironmentChoice, Strategy
 from toolkit.claim import (
     CommitResult,
     commit_claim,
@@ -20,7 +21,7 @@ from toolkit.claim import (
     suggest_resolutions,
 )
 from toolkit.cloud import CloudClient
-from toolkit.credentials import Credentials
+from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.demo_world import demo_world
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState
@@ -29,10 +30,11 @@ from toolkit.entities import stack_name
 from toolkit.errors import InvalidInputError, PulumiCliError
 from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_of
 from toolkit.outcomes import exit_code
-from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy
+from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.progress_display import ProgressDisplay
 from toolkit.report import print_report, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
+from toolkit.sides import Sides
 
 DEMO_DESTINATION_ORG = "acme"
 
@@ -100,7 +102,7 @@ async def _claim_story(
     # A member of acme may tag stacks but not manage teams: this landing grants none.
     landing = LandingSpec(tags={"claimed-by": claimer.login})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "claim-api", landing, tmp, out, progress, environments="copy"
+        Sides.of(target, credentials), "claim-api", landing, tmp, out, progress, "copy"
     )
     copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
     out.print(
@@ -127,7 +129,7 @@ async def _transfer_story(
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
     landing = LandingSpec(tags={"claimed-by": claimer.login}, teams={"platform": "write"})
     landed, result = await _preview_resolve_commit(
-        credentials, target, "transfer", landing, tmp, out, progress, environments="copy"
+        Sides.of(target, credentials), "transfer", landing, tmp, out, progress, "copy"
     )
     copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
     out.print(
@@ -138,54 +140,49 @@ async def _transfer_story(
 
 
 async def _preview_resolve_commit(
-    credentials: Credentials,
-    target: ClaimTarget,
+    sides: Sides,
     strategy: Strategy,
     landing: LandingSpec,
     tmp: Path,
     out: Console,
     progress: Console,
-    *,
-    environments: EnvironmentChoice = "report",
+    environments: EnvironmentChoice,
 ) -> tuple[str, CommitResult]:
     """Steps 1-6 of both stories: a blocked preview, a written map, the commit, the
     destination's stacks (and its environments, when they are copied), the landing; returns
     how many stacks landed, in words, and the commit."""
+    target = sides.target
     copying = " --environments copy" if environments == "copy" else ""
     out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}{copying}"))
-    plan = await plan_claim(credentials, target, ResolutionMap.empty(), strategy, environments)
+    plan = await plan_claim(sides, ResolutionMap.empty(), strategy, environments)
     document = plan.to_claim_response()
     print_report(document, "table", report_context(plan, "preview", document), out)
     out.print(f"exit code would be {exit_code(document, plan.strategy)} (blocked by conflicts)\n")
 
     map_path = tmp / "resolutions.yaml"
     out.print(Rule(f"2. resolve --suffix -agent --output {map_path.name}"))
-    suggestion, _conflicts = await suggest_resolutions(credentials, target, suffix="-agent")
+    suggestion, _conflicts = await suggest_resolutions(sides, suffix="-agent")
     map_path.write_text(format_resolution_map(suggestion.renames), encoding="utf-8")
     out.print(Syntax(map_path.read_text(encoding="utf-8"), "yaml", word_wrap=True))
 
     out.print(Rule(f"3. commit --strategy {strategy}{copying} --resolutions {map_path.name} --yes"))
-    plan = await plan_claim(
-        credentials, target, load_resolution_map(map_path), strategy, environments
-    )
+    plan = await plan_claim(sides, load_resolution_map(map_path), strategy, environments)
     with ProgressDisplay(progress) as show_progress:
-        result = await commit_claim(credentials, plan, on_progress=show_progress)
+        result = await commit_claim(sides, plan, on_progress=show_progress)
     print_report(result.document, "table", report_context(plan, "commit", result.document), out)
     code = exit_code(result.document, plan.strategy)
     out.print(f"exit code {code} ({_EXIT_MEANINGS.get(code, 'error')})\n")
-    await _list_destination(credentials, plan, out)
+    await _list_destination(sides.destination, plan, out)
     if plan.environment_copies:
-        await _list_environments(credentials, plan, out)
-    await _land(
-        credentials, target, landing, result, tmp, out, step=6 if plan.environment_copies else 5
-    )
+        await _list_environments(sides.destination, plan, out)
+    await _land(sides, landing, result, tmp, out, step=6 if plan.environment_copies else 5)
     landed = len(plan.moves) - len(result.failed_moves)
     return f"{landed} of {len(plan.moves)} stacks landed in {target.destination_org}", result
 
 
-async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Console) -> None:
+async def _list_destination(destination: BackendIdentity, plan: ClaimPlan, out: Console) -> None:
     out.print(Rule(f"4. the stacks of {DEMO_DESTINATION_ORG} now"))
-    inventory = await org_inventory(credentials, DEMO_DESTINATION_ORG)
+    inventory = await org_inventory(destination, DEMO_DESTINATION_ORG)
     table = Table("project", "stack", "resources", "moved here")
     moved = {stack_name(move.target) for move in plan.moves}
     for stack in inventory.stacks:
@@ -198,9 +195,9 @@ async def _list_destination(credentials: Credentials, plan: ClaimPlan, out: Cons
     out.print(table)
 
 
-async def _list_environments(credentials: Credentials, plan: ClaimPlan, out: Console) -> None:
+async def _list_environments(destination: BackendIdentity, plan: ClaimPlan, out: Console) -> None:
     out.print(Rule(f"5. the ESC environments of {DEMO_DESTINATION_ORG} now"))
-    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+    async with CloudClient.for_identity(destination) as client:
         listed = await client.list_environments(DEMO_DESTINATION_ORG)
     table = Table("project", "environment", "tags", "copied here")
     copied = {
@@ -219,8 +216,7 @@ async def _list_environments(credentials: Credentials, plan: ClaimPlan, out: Con
 
 
 async def _land(
-    credentials: Credentials,
-    target: ClaimTarget,
+    sides: Sides,
     spec: LandingSpec,
     result: CommitResult,
     tmp: Path,
@@ -233,10 +229,10 @@ async def _land(
     provider plugin."""
     teams = ", ".join(f"{team}: {level}" for team, level in spec.teams.items()) or "none"
     out.print(Rule(f"{step}. landing: tags {dict(spec.tags)}, teams {teams}"))
-    moved = landed_entities(result.document)
+    target, moved = sides.target, landed_entities(result.document)
     try:
         landing = await apply_landing(
-            target.destination_identity(credentials),
+            sides.destination,
             destination_org=target.destination_org,
             stack=spec.stack_name(target.source_org),
             build=landing_of(
@@ -252,7 +248,7 @@ async def _land(
         out.print(f"landing skipped: {error}\n")
         return
     out.print(f"landing {landing.stack}: {landing.summary()}")
-    async with CloudClient(credentials.api_url, credentials.destination_token) as client:
+    async with CloudClient.for_identity(sides.destination) as client:
         first = moved.stacks[0].destination.split("/")
         stack = await client.get_stack(target.destination_org, first[0], first[1])
     tags = ", ".join(f"{name}={value}" for name, value in sorted((stack.tags or {}).items()))

@@ -149,6 +149,11 @@ def display_name(entity: BaseEntity | RenameEntity) -> str:
     return "/".join(identity(entity))
 
 
+def qualified_name(org: str, entity: BaseEntity | RenameEntity) -> str:
+    """The entity's name across orgs, as progress and messages say it: `acme/web/dev`."""
+    return f"{org}/{display_name(entity)}"
+
+
 def describe(entity: BaseEntity | RenameEntity) -> str:
     """Human text for an entity (a rename is described as the entity it renames)."""
     return f"{kind_of(entity).label} {display_name(entity)}"

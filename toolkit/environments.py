@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from toolkit.entities import entity_key
+from toolkit.entities import entity_key, qualified_name
 from toolkit.errors import (
     ClaimError,
     ConflictError,
@@ -859,10 +859,10 @@ class _Copier:
             return  # removed by an earlier attempt whose answer was lost
 
     def _source(self, copy: EnvironmentCopy) -> str:
-        return f"{self.source_org}/{copy.source.project_name}/{copy.source.environment_name}"
+        return qualified_name(self.source_org, copy.source)
 
     def _target(self, copy: EnvironmentCopy) -> str:
-        return f"{self.destination_org}/{copy.target.project_name}/{copy.target.environment_name}"
+        return qualified_name(self.destination_org, copy.target)
 
     def _landed(self, copy: EnvironmentCopy, summary: str) -> None:
         self.tally.finished(self._source(copy), self._target(copy), "verify", summary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 
 class ClaimError(Exception):
     """Base of every error the toolkit raises on purpose; the CLI turns it into exit code 1."""
@@ -17,6 +19,40 @@ class ClaimError(Exception):
 
 class InvalidInputError(ClaimError):
     """Input the user gave (a name, a file, an option) cannot be used as it is."""
+
+
+class ChoiceError(InvalidInputError):
+    """Choices that do not fit together, each named by its field in `template` and `hint`
+    (`{migrate_via}`, `{strategy}`), so that each front end says them its own way
+    (`spelled`): `--migrate-via` on the command line, `migrateVia` in a job file; the Python
+    name (`migrate_via`) unless spelled. `values` fill the template's other places."""
+
+    def __init__(
+        self,
+        template: str,
+        *,
+        hint: str | None = None,
+        values: Mapping[str, str] | None = None,
+        spell: Callable[[str], str] = str,
+    ) -> None:
+        self.template, self.hint_template, self.values = template, hint, dict(values or {})
+        names = _Names(self.values, spell)
+        super().__init__(template.format_map(names), hint=hint.format_map(names) if hint else None)
+
+    def spelled(self, spell: Callable[[str], str]) -> ChoiceError:
+        """This error with each field named `spell(field)`."""
+        return ChoiceError(self.template, hint=self.hint_template, values=self.values, spell=spell)
+
+
+class _Names(dict[str, str]):
+    """A template's values, and its fields as a front end spells them."""
+
+    def __init__(self, values: Mapping[str, str], spell: Callable[[str], str]) -> None:
+        super().__init__(values)
+        self.spell = spell
+
+    def __missing__(self, field: str) -> str:
+        return self.spell(field)
 
 
 class ResolutionMapError(InvalidInputError):

@@ -51,7 +51,7 @@ from toolkit.private_files import (
 from toolkit.redaction import redact
 
 if TYPE_CHECKING:
-    from toolkit.plan import Strategy
+    from toolkit.choices import Strategy
     from toolkit.progress import Step
 
 JOURNAL_FILE = "journal.sqlite"

@@ -432,7 +432,7 @@ async def _check_teams(identity: BackendIdentity, org: str, teams: Sequence[str]
             return False
         return True
 
-    async with CloudClient(identity.url, identity.token or "") as client:
+    async with CloudClient.for_identity(identity) as client:
         found = await asyncio.gather(*(exists(client, team) for team in teams))
     missing = [team for team, there in zip(teams, found, strict=True) if not there]
     if missing:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from toolkit.choices import Strategy
     from toolkit.errors import ClaimError
     from toolkit.models import AgentClaimResponse
-    from toolkit.plan import Strategy
     from toolkit.runs import RunOutcome
 
 EXIT_OK = 0

@@ -11,14 +11,8 @@ import itertools
 from collections.abc import Collection, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
 
-from toolkit.credentials import (
-    BackendIdentity,
-    Credentials,
-    canonical_url,
-    require_secure_url,
-)
+from toolkit.choices import EnvironmentChoice, Strategy
 from toolkit.entities import (
     KINDS,
     MAX_NAME_LENGTH,
@@ -50,13 +44,7 @@ from toolkit.models import (
 from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
-
-Strategy = Literal["transfer", "migrate", "claim-api"]
-
-EnvironmentChoice = Literal["report", "copy"]
-"""What becomes of the source's ESC environments outside claim-api: reported as failures with
-what to do by hand, or copied into the destination (`toolkit.environments`)."""
-
+from toolkit.service_urls import canonical_url, require_secure_url
 
 _MIGRATE_NOTICES = (
     "the migrate strategy copies each stack's latest state and its tags into a new stack: "
@@ -363,16 +351,6 @@ class ClaimTarget:
             raise InvalidInputError(
                 f"--from and --to are both {self.source_org!r}; name two different orgs."
             )
-
-    def source_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.source_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(url, credentials.source_token, credentials.source_passphrase)
-
-    def destination_identity(self, credentials: Credentials) -> BackendIdentity:
-        url = (self.destination_backend or credentials.api_url).rstrip("/")
-        return BackendIdentity(
-            url, credentials.destination_token, credentials.destination_passphrase
-        )
 
 
 @dataclass(frozen=True, repr=False)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from io import StringIO
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 import jinja2
 from rich import box
@@ -26,6 +26,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.choices import Format, Strategy
 from toolkit.display import printable
 from toolkit.entities import KINDS, EntityKey, display_name, entity_key, kind_of, target_of
 from toolkit.models import (
@@ -35,7 +36,7 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
-from toolkit.plan import Strategy, is_blocked, unblocking_step
+from toolkit.plan import is_blocked, unblocking_step
 from toolkit.progress import unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
 
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
 
 __all__ = [
-    "FORMATS",
-    "Format",
     "Mode",
     "ReportContext",
     "copied_environments",
@@ -53,8 +52,6 @@ __all__ = [
     "report_context",
 ]
 
-Format = Literal["table", "json", "markdown", "html"]
-FORMATS: tuple[Format, ...] = get_args(Format)
 Mode = Literal["preview", "commit"]
 
 CONFLICT_HINT = (

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
+from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError, RunsFolderError
@@ -42,12 +43,13 @@ from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_c
 from toolkit.landing import LandingResult, LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
+from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
 from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
 from toolkit.progress import ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
-from toolkit.strategies.migrate import MigrateVia, check_migrate_via
+from toolkit.strategies.migrate import check_migrate_via
 
 WORKSPACES_DIR = "workspaces"
 """Under the runs directory: migrate's workspaces while a commit runs (a killed run's are
@@ -103,13 +105,12 @@ def map_identity(text: str | None) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def run_key(credentials: Credentials, request: ClaimRequest) -> str:
-    """The digest that names every run of `request`: each side by its service, however its
-    URL was spelled."""
-    target = request.target
+def run_key(sides: Sides, request: ClaimRequest) -> str:
+    """The digest that names every run of `request` (whose sides are `sides`): each side by its
+    service, however its URL was spelled."""
     asked: dict[str, object] = {
-        "source": [target.source_identity(credentials).service, target.source_org],
-        "destination": [target.destination_identity(credentials).service, target.destination_org],
+        "source": [sides.source.service, sides.source_org],
+        "destination": [sides.destination.service, sides.destination_org],
         "strategy": request.strategy or "auto",
         "map": request.map_identity,
         "deleteSource": request.delete_source,
@@ -141,22 +142,17 @@ async def commit_request(
     run has its journal.
     """
     check_runs_dir(runs_dir, writable=True)
-    check_migrate_via(
-        request.strategy,
-        request.target.source_identity(credentials),
-        request.target.destination_identity(credentials),
-        request.migrate_via,
-    )
+    sides = Sides.of(request.target, credentials)
+    check_migrate_via(request.strategy, sides.source, sides.destination, request.migrate_via)
     if request.landing is not None:
         from toolkit.landing import check_landing_tools
 
         check_landing_tools()
-    key = run_key(credentials, request)
-    source = request.target.source_identity(credentials)
+    key = run_key(sides, request)
     holder = LockHolder.this_process("starting", key, _command())
     lock = OrgLock.acquire(
         runs_dir,
-        f"{source.service} org {request.target.source_org}",
+        f"{sides.source.service} org {sides.source_org}",
         holder,
         unfinished=lambda previous: _unfinished(runs_dir, previous.run_id),
         break_lock=break_lock,
@@ -166,19 +162,18 @@ async def commit_request(
         if previous is not None and _done(previous):
             lock.release(finished=True)
             finished = _finished_before(previous, request.target)
-            return await _land(credentials, request, finished, runs_dir)
+            return await _land(sides, request, finished, runs_dir)
         if (
             previous is not None
             and not _blocked(previous)
             and _unfinished(runs_dir, previous.run_id)
         ):
-            plan = _recorded_plan(previous, request.target)
+            plan = recorded_plan(previous, request.target)
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
         else:
             plan = await plan_claim(
-                credentials,
-                request.target,
+                sides,
                 request.resolution_map,
                 request.strategy,
                 request.environments,
@@ -210,7 +205,7 @@ async def commit_request(
             sweep_stale_workspaces(workspaces)
         with journal.writing():
             result = await commit_claim(
-                credentials,
+                sides,
                 plan,
                 delete_source=request.delete_source,
                 on_progress=on_progress,
@@ -221,11 +216,11 @@ async def commit_request(
                 migrate_via=request.migrate_via,
             )
         lock.release(finished=not result.interrupted)
-    return await _land(credentials, request, _outcome(result, journal.run_id, resumed), runs_dir)
+    return await _land(sides, request, _outcome(result, journal.run_id, resumed), runs_dir)
 
 
 async def _land(
-    credentials: Credentials,
+    sides: Sides,
     request: ClaimRequest,
     outcome: RunOutcome,
     runs_dir: Path,
@@ -252,7 +247,7 @@ async def _land(
     stack = spec.stack_name(target.source_org)
     try:
         result = await apply_landing(
-            target.destination_identity(credentials),
+            sides.destination,
             destination_org=target.destination_org,
             stack=stack,
             build=landing_of(
@@ -366,11 +361,12 @@ def _blocked(run: RunRecord) -> bool:
 
 def _finished_before(run: RunRecord, target: ClaimTarget) -> RunOutcome:
     assert run.result is not None
-    plan = _recorded_plan(run, target)
+    plan = recorded_plan(run, target)
     return RunOutcome(plan=plan, document=run.result, run_id=run.run_id, already_finished=True)
 
 
-def _recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
+def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
+    """The plan `run` recorded, as it was planned: to continue the run, or to show it."""
     return ClaimPlan.from_record(
         target=target,
         strategy=run.strategy,

@@ -19,7 +19,7 @@ async def collect(
     of them shows come back as warnings.
     """
     if identity.is_cloud and not cross_check:
-        async with _client(identity) as client:
+        async with CloudClient.for_identity(identity) as client:
             return await collect_inventory(client, org), []
     # Only now: the Automation API (and the pulumi CLI behind it) costs start-up time.
     from toolkit.collectors.automation import collect_stacks, merge_inventories
@@ -27,12 +27,8 @@ async def collect(
     if not identity.is_cloud:
         stacks = await asyncio.to_thread(collect_stacks, identity, org)
         return Inventory(org=org, stacks=stacks), []
-    async with _client(identity) as client:
+    async with CloudClient.for_identity(identity) as client:
         service, automation = await asyncio.gather(
             collect_inventory(client, org), asyncio.to_thread(collect_stacks, identity, org)
         )
     return merge_inventories(service, automation)
-
-
-def _client(identity: BackendIdentity) -> CloudClient:
-    return CloudClient(identity.url, identity.token or "")

@@ -105,6 +105,34 @@ class FaultRates(_Matching):
         return self
 
 
+RATE_SPELLINGS: dict[str, RateKind] = {
+    "500": "500",
+    "502": "502",
+    "503": "503",
+    "429": "429",
+    "drop": "drop",
+    "drop-after-apply": "dropAfterApply",
+}
+"""The kinds of `KIND=RATE` (`pulumi-claim emulator --fault-rate`), and how `FaultRates`
+spells them."""
+
+
+def parse_fault_rate(spec: str) -> tuple[RateKind, float]:
+    """The kind and rate of `KIND=RATE`; a ValueError says what is wrong with it."""
+    kind, equals, rate_text = spec.partition("=")
+    if kind not in RATE_SPELLINGS or not equals:
+        raise ValueError(
+            f"{spec!r}: expected KIND=RATE with KIND one of {', '.join(RATE_SPELLINGS)}"
+        )
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{spec!r}: the rate must be a number from 0 to 1")
+    return RATE_SPELLINGS[kind], rate
+
+
 @dataclass(frozen=True)
 class RateCounts:
     """What the random faults did since their rates were set."""

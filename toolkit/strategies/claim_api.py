@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import StackName, entity_key, stack_name
+from toolkit.entities import StackName, entity_key, qualified_name, stack_name
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.journal import Journal
 from toolkit.models import AgentClaimResponse
@@ -207,8 +207,10 @@ def _projects(plan: ClaimPlan) -> list[str]:
 
 
 def _names(plan: ClaimPlan, move: StackMove) -> tuple[str, str]:
-    source = f"{move.source.project_name}/{move.source.stack_name}"
-    return f"{plan.source_org}/{source}", f"{plan.destination_org}/{_target(move)}"
+    return (
+        qualified_name(plan.source_org, move.source),
+        qualified_name(plan.destination_org, move.target),
+    )
 
 
 def _target(move: StackMove) -> str:

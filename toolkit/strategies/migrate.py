@@ -39,11 +39,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from toolkit.choices import MigrateVia
 from toolkit.credentials import BackendIdentity
-from toolkit.entities import entity_key
-from toolkit.errors import ClaimError, InvalidInputError
+from toolkit.entities import entity_key, qualified_name
+from toolkit.errors import ChoiceError, ClaimError
 from toolkit.journal import Journal
 from toolkit.plan import ClaimPlan, StackMove
 from toolkit.progress import MoveFailure, MoveTally, Step
@@ -66,9 +67,6 @@ from toolkit.urns import rename_deployment
 
 T = TypeVar("T")
 
-MigrateVia = Literal["rest", "cli"]
-"""How migrate reaches both sides: the REST API, or the pulumi CLI (`cli`)."""
-
 CLI_CONCURRENCY = 4
 """Stacks migrated at once through the CLI by default: each runs several CLI processes."""
 
@@ -84,11 +82,11 @@ def choose_migrate_via(
     self-managed side is an InvalidInputError."""
     both_cloud = source.is_cloud and destination.is_cloud
     if asked == "rest" and not both_cloud:
-        raise InvalidInputError(
-            "--migrate-via rest needs both sides on Pulumi Cloud; a self-managed backend "
-            f"({(destination if source.is_cloud else source).url}) is reached through the "
-            "pulumi CLI only",
-            hint="Leave out --migrate-via (or pass --migrate-via cli).",
+        raise ChoiceError(
+            "{migrate_via} rest needs both sides on Pulumi Cloud; a self-managed backend "
+            "({url}) is reached through the pulumi CLI only",
+            hint="Leave out {migrate_via} (or pass {migrate_via} cli).",
+            values={"url": (destination if source.is_cloud else source).url},
         )
     return asked or ("rest" if both_cloud else "cli")
 
@@ -104,9 +102,10 @@ def check_migrate_via(
     if asked is None:
         return
     if strategy not in (None, "migrate"):
-        raise InvalidInputError(
-            f"--migrate-via applies to --strategy migrate only ({strategy} copies no state)",
-            hint="Leave out --migrate-via, or use --strategy migrate.",
+        raise ChoiceError(
+            "{migrate_via} applies to {strategy} migrate only ({chosen} copies no state)",
+            hint="Leave out {migrate_via}, or use {strategy} migrate.",
+            values={"chosen": str(strategy)},
         )
     choose_migrate_via(source, destination, asked)
 
@@ -180,10 +179,10 @@ async def _backends(
     calls = max_concurrency or DEFAULT_MAX_CONCURRENCY
     async with AsyncExitStack() as clients:
         source_client = await clients.enter_async_context(
-            CloudClient(source.url, source.token or "", max_concurrency=calls)
+            CloudClient.for_identity(source, max_concurrency=calls)
         )
         destination_client = await clients.enter_async_context(
-            CloudClient(destination.url, destination.token or "", max_concurrency=calls)
+            CloudClient.for_identity(destination, max_concurrency=calls)
         )
         yield (
             RestBackend(source_client, plan.source_org),
@@ -214,10 +213,10 @@ class _Migration:
     journal: Journal
 
     def source_name(self, move: StackMove) -> str:
-        return f"{self.source.org}/{move.source.project_name}/{move.source.stack_name}"
+        return qualified_name(self.source.org, move.source)
 
     def target_name(self, move: StackMove) -> str:
-        return f"{self.destination.org}/{move.target.project_name}/{move.target.stack_name}"
+        return qualified_name(self.destination.org, move.target)
 
     async def run(
         self, moves: list[StackMove], max_concurrency: int, stop: StopSignal

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import EntityKey, StackName, entity_key, stack_name
+from toolkit.entities import EntityKey, StackName, entity_key, qualified_name, stack_name
 from toolkit.errors import (
     ClaimError,
     PlanMismatchError,
@@ -467,8 +467,10 @@ class _Moves:
         self._tally.failed(*self._names(move), failure)
 
     def _names(self, move: StackMove) -> tuple[str, str]:
-        source, destination = self._plan.source_org, self._plan.destination_org
-        return f"{source}/{_source(move)}", f"{destination}/{_target(move)}"
+        return (
+            qualified_name(self._plan.source_org, move.source),
+            qualified_name(self._plan.destination_org, move.target),
+        )
 
 
 PROJECT_LISTINGS_MAX = 32

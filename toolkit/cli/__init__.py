@@ -1,0 +1,110 @@
+"""The `pulumi-claim` command line, click only: parse the options, call a command
+(`toolkit.commands`), render its result, exit with its code.
+
+One module per family of commands (`claims`: preview, commit, resolve, status; `jobs`; `local`:
+emulator, demo); the options several commands share are declared once (`options.OPTIONS`).
+Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the commands so that
+`pulumi-claim --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import click
+
+from toolkit.cli.claims import commit, preview, resolve, status
+from toolkit.cli.jobs import job
+from toolkit.cli.local import demo, emulator
+from toolkit.cli.options import in_cli_words
+from toolkit.cli.render import say
+from toolkit.cli.settings import Settings
+
+
+class ClaimGroup(click.Group):
+    """Turns the toolkit's errors into one line on stderr and exit code 1, for every command:
+    masked, and printable (what the service said is part of it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from toolkit.errors import ClaimError
+        from toolkit.redaction import redact
+
+        try:
+            return super().invoke(ctx)
+        except ClaimError as error:
+            secrets = ctx.obj.secrets if isinstance(ctx.obj, Settings) else ()
+            say(f"error: {redact(str(in_cli_words(error)), secrets)}")
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ClaimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow http:// URLs to other machines than this one; tokens then travel unencrypted.",
+)
+@click.option("-v", "--verbose", count=True, help="Show each request (-vv: more detail).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the report and errors.")
+@click.version_option(package_name="pulumi-claim", prog_name="pulumi-claim")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, quiet: bool) -> None:
+    """Move Pulumi stacks from one Pulumi Cloud organization into another.
+
+    Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
+    for the name conflicts, then `commit`. Credentials come from the environment:
+    PULUMI_ACCESS_TOKEN (destination), PULUMI_CLAIM_SOURCE_TOKEN (source; defaults to the
+    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional; or
+    --claim-file, else the pulumi CLI's /tmp/.pulumi/agent-claim.json when it exists).
+
+    Exit codes: 0 done, 1 error, 2 usage, 3 blocked (nothing changed): by unresolved
+    conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
+    reported).
+    """
+    settings = Settings(api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure)
+    if verbose:
+        from toolkit.redaction import RedactingFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            RedactingFormatter("%(levelname)s %(name)s: %(message)s", settings.secrets)
+        )
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO, handlers=[handler]
+        )
+        if verbose < 2:
+            # One line per request comes from the toolkit's own client; httpx's repeats it.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx.obj = settings
+
+
+for command in (preview, commit, resolve, status, job, emulator, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_as_interrupted)
+    cli(prog_name="pulumi-claim")
+
+
+def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (`kill`, a service manager stopping the run) stops a run the way Ctrl-C does:
+    no new stack starts, those under way finish or are undone, their workspaces are removed,
+    exit 130. Python's own default would end the process on the spot, leaving them behind.
+
+    As SIGINT, so that asyncio's own handler stops a running event loop in order; but where
+    SIGINT is ignored (a background job of a script), by raising KeyboardInterrupt here."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        raise KeyboardInterrupt
+    signal.raise_signal(signal.SIGINT)

@@ -1,0 +1,173 @@
+"""Every option that more than one command takes, declared once (`OPTIONS`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from toolkit.choices import ENVIRONMENT_CHOICES, FORMATS, LOG_FORMATS, MIGRATE_VIA, STRATEGY_NAMES
+from toolkit.errors import ChoiceError, ClaimError
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _checked_output(ctx: click.Context, param: click.Parameter, output: Path | None) -> Path | None:
+    """--output FILE, checked writable before the command does anything (a commit never runs
+    to the end only to find it cannot write its report)."""
+    from toolkit.private_files import check_output_path
+
+    if output is not None:
+        check_output_path(output)
+    return output
+
+
+def output_option(help_text: str) -> Callable[[Command], Command]:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=_checked_output,
+        help=help_text,
+    )
+
+
+OPTIONS: dict[str, Callable[[Command], Command]] = {
+    "from": click.option(
+        "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
+    ),
+    "to": click.option(
+        "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
+    ),
+    "source-backend": click.option(
+        "--source-backend",
+        metavar="URL",
+        help="Where the source org lives, if not at the API URL: another Pulumi Cloud or a "
+        "self-managed backend such as file:///path (org `organization`). migrate only.",
+    ),
+    "destination-backend": click.option(
+        "--destination-backend",
+        metavar="URL",
+        help="Where the destination org lives, if not at the API URL. migrate only.",
+    ),
+    "resolutions": click.option(
+        "--resolutions",
+        "-r",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Resolution map (YAML or JSON) renaming entities whose names collide.",
+    ),
+    "strategy": click.option(
+        "--strategy",
+        type=click.Choice(STRATEGY_NAMES),
+        default="auto",
+        show_default=True,
+        help="How stacks move: claim-api (the service's own claim, with the agent's claim "
+        "token and a claimer with any role in the destination; all or nothing; keeps "
+        "history), transfer (REST transfer; one identity admin of both orgs; keeps history), "
+        "migrate (copy the state with two identities through the pulumi CLI; works across "
+        "backends; keeps only the latest state); auto: claim-api when a claim token is at "
+        "hand, else transfer when the credentials allow it, else migrate.",
+    ),
+    "environments": click.option(
+        "--environments",
+        type=click.Choice(ENVIRONMENT_CHOICES),
+        default="report",
+        show_default=True,
+        help="What becomes of the source's ESC environments with transfer and migrate: report "
+        "them as failures, with what to do by hand; or copy each into the destination (its "
+        "decrypted definition written there, imports pointed at the copies, tags copied, "
+        "verified; the map's environment renames apply). With claim-api: those the service "
+        "cannot claim are copied, then removed from the agent's org (as the agent: set "
+        "PULUMI_CLAIM_SOURCE_TOKEN to its token) before the claim.",
+    ),
+    "claim-file": click.option(
+        "--claim-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The agent's agent-claim.json (the pulumi CLI writes it at sign-up) to read the "
+        "claim token from (default: PULUMI_CLAIM_TOKEN, else /tmp/.pulumi/agent-claim.json "
+        "when it exists).",
+    ),
+    "delete-source": click.option(
+        "--delete-source",
+        is_flag=True,
+        help="migrate: remove each source stack once its copy is verified (the resources are "
+        "not destroyed; the destination stack manages them). With --environments copy: remove "
+        "the source environments once every copy is verified.",
+    ),
+    "yes": click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+    "break-lock": click.option(
+        "--break-lock",
+        is_flag=True,
+        help="Take the source org's lock from a run that is stale or left the org unfinished.",
+    ),
+    "new-run": click.option(
+        "--new-run",
+        is_flag=True,
+        help="Plan afresh, even when the same commit ran before (finished or not).",
+    ),
+    "concurrency": click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        help="Calls made at once, and with migrate stacks at once; default 16 (migrate "
+        "through the pulumi CLI: 4).",
+    ),
+    "migrate-via": click.option(
+        "--migrate-via",
+        type=click.Choice(MIGRATE_VIA),
+        help="migrate: how both sides are reached. rest (the default when both are Pulumi "
+        "Cloud): every step is a REST call, no pulumi process. cli: through the pulumi CLI, "
+        "as with a self-managed backend (which only cli reaches).",
+    ),
+    "no-landing": click.option(
+        "--no-landing",
+        is_flag=True,
+        help="Skip the landing program that the resolution map's landing: section asks for "
+        "(tags and team permissions on what moved).",
+    ),
+    "log-format": click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        default="text",
+        show_default=True,
+        help="text: progress for people on stderr; json: one JSON object per line on stdout "
+        "(every progress event, then the claim's outcome), for log collectors.",
+    ),
+    "output": output_option("Write the report to FILE instead of printing it."),
+    "format": click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        help="Report format (default: table on a terminal, json otherwise; "
+        "with --output, from the file's suffix).",
+    ),
+}
+"""Every option more than one command takes (or that `preview` and `commit` share), by name."""
+
+TARGET = ("from", "to", "source-backend", "destination-backend")
+CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file")
+"""What `preview` and `commit` both take."""
+REPORT = ("format", "output")
+
+
+def options(*names: str) -> Callable[[Command], Command]:
+    """The options of `OPTIONS` named `names`, in that order."""
+
+    def decorate(command: Command) -> Command:
+        for name in reversed(names):
+            command = OPTIONS[name](command)
+        return command
+
+    return decorate
+
+
+def option_name(field: str) -> str:
+    """How the command line names the choice a library error calls `field` (`ChoiceError`):
+    `migrate_via` is `--migrate-via`."""
+    return "--" + field.replace("_", "-")
+
+
+def in_cli_words(error: ClaimError) -> ClaimError:
+    """`error`, naming the choices it is about as the command line does (`option_name`)."""
+    return error.spelled(option_name) if isinstance(error, ChoiceError) else error

@@ -1,0 +1,88 @@
+"""How the command line shows results: the report (to stdout or a file), and lines on stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from toolkit.choices import SUFFIX_FORMATS, Format
+from toolkit.display import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from toolkit.cli.settings import Settings
+    from toolkit.commands import ClaimPlan
+    from toolkit.models import AgentClaimResponse
+    from toolkit.report import Mode, ReportContext
+
+
+def report(
+    settings: Settings,
+    document: AgentClaimResponse,
+    plan: ClaimPlan,
+    mode: Mode,
+    fmt: Format | None,
+    output: Path | None,
+) -> None:
+    from toolkit.report import report_context
+
+    emit(settings, document, report_context(plan, mode, document), fmt, output)
+
+
+def emit(
+    settings: Settings,
+    document: AgentClaimResponse,
+    context: ReportContext,
+    fmt: Format | None,
+    output: Path | None,
+) -> None:
+    """The report, its tokens masked, to `output` (readable by the user only) or stdout."""
+    from toolkit.report import print_report, render
+
+    chosen = report_format(fmt, output)
+    secrets = settings.secrets
+    if output:
+        write_file(output, render(document, chosen, context, secrets=secrets))
+    elif chosen == "table":
+        print_report(document, chosen, context, stdout_console(), secrets=secrets)
+    else:
+        click.echo(render(document, chosen, context, secrets=secrets), nl=False)
+
+
+def write_file(path: Path, text: str) -> None:
+    """`text` into `path`, 0600 (`write_private_text`); a failure is an error, not a traceback."""
+    from toolkit.errors import InvalidInputError
+    from toolkit.private_files import write_private_text
+
+    try:
+        write_private_text(path, text)
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot write {path}: {error.strerror or error}",
+            hint="Name a file in an existing folder you can write to.",
+        ) from None
+
+
+def report_format(fmt: Format | None, output: Path | None) -> Format:
+    if fmt:
+        return fmt
+    if output:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "table")
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def say(line: str) -> None:
+    """`line` on stderr, printable (`toolkit.display`): it holds names or messages from the
+    service, a map or the pulumi CLI."""
+    click.echo(printable(line, keep_newlines=True), err=True)
+
+
+def stdout_console() -> Console:
+    """A terminal's own width; 100 columns when the output goes to a pipe or a file."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=100)

@@ -1,0 +1,397 @@
+"""The commands of `pulumi-claim`, one plain function each, callable from Python.
+
+As alembic's `command` module: each command takes what the user asked (a `ClaimRequest`, a
+run id, a job file) and returns what it found or did. Nothing here parses options, prints or
+exits: the command line (`toolkit.cli`) turns its options into a request, calls the command,
+renders the result and exits with its code. Each command runs its own event loop: call them
+from synchronous code (the library's coroutines, `toolkit.claim` and `toolkit.runs`, serve
+asynchronous callers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from toolkit.choices import EnvironmentChoice, MigrateVia, StrategyName, chosen_strategy
+from toolkit.errors import ClaimError, LandingError
+from toolkit.journal import RunRecord, default_runs_dir, read_run
+from toolkit.landing import LandingResult, landing_of, preview_landing
+from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, exit_code, worst_exit_code
+from toolkit.plan import ClaimPlan, ClaimTarget
+from toolkit.private_files import check_runs_dir
+from toolkit.progress import ProgressCallback, no_progress, unknown_outcomes
+from toolkit.report import ReportContext, copied_environments
+from toolkit.resolution_map import ResolutionMap, format_resolution_map, read_resolution_map
+from toolkit.runs import (
+    ClaimRequest,
+    RunOutcome,
+    commit_request,
+    map_identity,
+    recorded_plan,
+    signals_ignored,
+    stop_on_signals,
+)
+from toolkit.sides import Sides
+from toolkit.strategies import StopSignal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from toolkit.credentials import Credentials
+    from toolkit.job_file import Job
+    from toolkit.jobs import JobResult, RunLog
+    from toolkit.models import AgentClaimResponse
+
+__all__ = [
+    "PREVIEW_RUN_ID",
+    "ClaimPlan",
+    "ClaimRequest",
+    "ClaimTarget",
+    "Preview",
+    "Resolutions",
+    "RunOutcome",
+    "RunStatus",
+    "StopSignal",
+    "check_job",
+    "claim_request",
+    "commit",
+    "confirmation",
+    "demo",
+    "landing_failure",
+    "preview",
+    "resolve",
+    "run_job",
+    "runs_folder",
+    "signals_ignored",
+    "status",
+    "stopping",
+]
+
+PREVIEW_RUN_ID = "(the commit's run id)"
+"""What a preview shows as the run tag's value, which only the commit knows."""
+
+
+def runs_folder(*, writable: bool) -> Path:
+    """The runs folder (`$PULUMI_CLAIM_RUNS_DIR`, else the user's state directory), refused
+    when it cannot be one (`writable`: a commit records its run there)."""
+    runs_dir = default_runs_dir()
+    check_runs_dir(runs_dir, writable=writable)
+    return runs_dir
+
+
+def claim_request(
+    target: ClaimTarget,
+    resolutions: Path | None = None,
+    *,
+    strategy: StrategyName = "auto",
+    environments: EnvironmentChoice = "report",
+    migrate_via: MigrateVia | None = None,
+    landing: bool = True,
+    delete_source: bool = False,
+    concurrency: int | None = None,
+) -> ClaimRequest:
+    """The claim of `target` as `preview` and `commit` take it: the resolution map read from
+    `resolutions` (None: the empty map) and identified by its text; the map's landing unless
+    `landing` is false."""
+    if resolutions is None:
+        resolution_map, text = ResolutionMap.empty(), None
+    else:
+        resolution_map, text = read_resolution_map(resolutions)
+    return ClaimRequest(
+        target=target,
+        resolution_map=resolution_map,
+        map_identity=map_identity(text),
+        strategy=chosen_strategy(strategy),
+        delete_source=delete_source,
+        concurrency=concurrency,
+        landing=resolution_map.landing if landing else None,
+        environments=environments,
+        migrate_via=migrate_via,
+    )
+
+
+# --- preview --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a commit of a request would do; nothing was changed."""
+
+    plan: ClaimPlan
+    document: AgentClaimResponse
+    landing: LandingResult | None = None
+    """What the landing would change, when the request asks for one and it was previewed."""
+    landing_error: ClaimError | None = None
+    """Why the landing would fail."""
+
+    @property
+    def exit_code(self) -> int:
+        """0 when a commit would fully succeed, 3 when it would be blocked, 4 when some
+        entities would be reported as failures, or the landing would fail."""
+        code = exit_code(self.document, self.plan.strategy)
+        return worst_exit_code([code, EXIT_PARTIAL]) if self.landing_error else code
+
+
+def preview(credentials: Credentials, request: ClaimRequest) -> Preview:
+    """Plan `request` as `commit` would, and preview its landing unless the plan is blocked;
+    changes nothing."""
+    from toolkit.claim import plan_claim
+
+    sides = Sides.of(request.target, credentials)
+    plan = asyncio.run(
+        plan_claim(
+            sides,
+            request.resolution_map,
+            request.strategy,
+            request.environments,
+            request.migrate_via,
+        )
+    )
+    document = plan.to_claim_response()
+    spec = request.landing
+    if spec is None or exit_code(document, plan.strategy) == EXIT_BLOCKED:
+        return Preview(plan, document)
+    target = plan.target
+    try:
+        landing = asyncio.run(
+            preview_landing(
+                sides.destination,
+                destination_org=target.destination_org,
+                stack=spec.stack_name(target.source_org),
+                build=landing_of(
+                    spec,
+                    document,
+                    source_org=target.source_org,
+                    destination_org=target.destination_org,
+                    run_id=PREVIEW_RUN_ID,
+                ),
+            )
+        )
+    except ClaimError as error:
+        return Preview(plan, document, landing_error=error)
+    return Preview(plan, document, landing=landing)
+
+
+def landing_failure(error: ClaimError) -> str:
+    """Why a landing failed, with its hint; a LandingError says it is the landing's already."""
+    return str(error) if isinstance(error, LandingError) else f"landing failed: {error}"
+
+
+# --- commit ---------------------------------------------------------------------------------
+
+
+def commit(
+    credentials: Credentials,
+    request: ClaimRequest,
+    *,
+    runs_dir: Path | None = None,
+    on_progress: ProgressCallback = no_progress,
+    break_lock: bool = False,
+    new_run: bool = False,
+    stop: StopSignal | None = None,
+    confirm: Callable[[ClaimPlan, bool], None] | None = None,
+    on_run: Callable[[str, bool], None] | None = None,
+) -> RunOutcome:
+    """Commit `request`, or continue its unfinished run, or find it finished already
+    (`toolkit.runs.commit_request`, whose arguments these are); `runs_dir` defaults to the
+    runs folder (`runs_folder`)."""
+    return asyncio.run(
+        commit_request(
+            credentials,
+            request,
+            runs_dir=runs_folder(writable=True) if runs_dir is None else runs_dir,
+            on_progress=on_progress,
+            break_lock=break_lock,
+            new_run=new_run,
+            stop=stop,
+            confirm=confirm,
+            on_run=on_run,
+        )
+    )
+
+
+@contextmanager
+def stopping(on_stop: Callable[[], None] = lambda: None) -> Iterator[StopSignal]:
+    """A stop signal that Ctrl-C and SIGTERM set while inside (`toolkit.runs.stop_on_signals`),
+    for `commit` and `run_job`: held up to the exit, so that the run alone decides the
+    outcome."""
+    with stop_on_signals(StopSignal(), on_stop) as stop:
+        yield stop
+
+
+def confirmation(plan: ClaimPlan, *, delete_source: bool, resumed: bool) -> str:
+    """The question to ask before committing `plan` (`resumed`: continuing its run)."""
+    if resumed:
+        return (
+            f"Continue the unfinished run of {plan.source_org} -> {plan.destination_org} "
+            f"({len(plan.moves)} stack(s) planned, strategy {plan.strategy})?"
+        )
+    renamed = sum(1 for move in plan.moves if move.renamed)
+    copies = plan.environment_copies
+    if plan.strategy == "claim-api":
+        first = f", {len(copies)} environment(s) copied and removed from it first" if copies else ""
+        return (
+            f"Claim {plan.source_org} into {plan.destination_org}: {len(plan.moves)} stack(s) "
+            f"({renamed} renamed) move{first}, and the agent's org and token are retired?"
+        )
+    return (
+        f"Move {len(plan.moves)} stack(s) ({renamed} renamed) from {plan.source_org} to "
+        f"{plan.destination_org} with strategy {plan.strategy}"
+        f"{f', and copy {len(copies)} environment(s)' if copies else ''}"
+        f"{', deleting each source once copied' if delete_source else ''}?"
+    )
+
+
+# --- resolve --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolutions:
+    """A resolution map renaming today's conflicts."""
+
+    resolution_map: ResolutionMap
+    conflicts: int
+    """How many conflicts it covers."""
+
+    @property
+    def text(self) -> str:
+        """The map as a file holds it."""
+        return format_resolution_map(self.resolution_map.renames)
+
+
+def resolve(
+    credentials: Credentials, target: ClaimTarget, *, suffix: str = "-agent"
+) -> Resolutions:
+    """A map renaming each of today's conflicts to its name + `suffix`
+    (`toolkit.claim.suggest_resolutions`)."""
+    from toolkit.claim import suggest_resolutions
+
+    sides = Sides.of(target, credentials)
+    suggestion, conflicts = asyncio.run(suggest_resolutions(sides, suffix=suffix))
+    return Resolutions(suggestion, conflicts)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a run did, or was doing when it stopped, as its journal records it."""
+
+    record: RunRecord
+    document: AgentClaimResponse
+    """Its outcome's claim document, else (it did not finish) its plan's."""
+    context: ReportContext
+
+    @property
+    def exit_code(self) -> int:
+        """1 when the run did not finish; else its outcome's, at least 4 when its latest
+        landing failed."""
+        if not self.record.finished:
+            return 1
+        code = exit_code(self.document, self.record.strategy)
+        landing = self.record.landing
+        return (
+            worst_exit_code([code, EXIT_PARTIAL])
+            if landing and landing.outcome == "failed"
+            else code
+        )
+
+
+def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunStatus:
+    """The newest run of the runs folder, or run `run_id`, for its report."""
+    runs_dir = runs_folder(writable=False) if runs_dir is None else runs_dir
+    record = read_run(runs_dir, run_id)
+    target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    context = ReportContext(
+        mode="commit",
+        source_org=record.source_org,
+        destination_org=record.destination_org,
+        strategy=record.strategy,
+        outcome=f"run {record.run_id}, started {record.started_at}, {_run_state(record)}",
+        notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
+        has_claim=record.has_claim,
+        landing=_landing_status(record),
+        copied=copied_environments(recorded_plan(record, target)),
+    )
+    return RunStatus(record, record.result or record.plan, context)
+
+
+def _landing_status(record: RunRecord) -> str | None:
+    """The run's latest landing (`at`, then what it did or why it failed), and how many
+    landings came before it; None when the run was not landed."""
+    latest = record.landing
+    if latest is None:
+        return None
+    earlier = len(record.landings) - 1
+    before = f" (after {earlier} earlier landing(s))" if earlier else ""
+    return f"{latest.at}  {latest.describe()}{before}"
+
+
+def _run_state(record: RunRecord) -> str:
+    attempts = f" in {record.attempts} attempts" if record.attempts > 1 else ""
+    failures = record.result.failures if record.result else []
+    if unknown := unknown_outcomes(f.failure_details for f in failures):
+        attempts += (
+            f"; {unknown} move of unknown outcome"
+            if unknown == 1
+            else (f"; {unknown} moves of unknown outcome")
+        )
+    if record.state == "finished":
+        return f"finished {record.finished_at}{attempts}"
+    if record.state == "interrupted":
+        return f"interrupted {record.finished_at}; the same command continues it"
+    return "did not finish (stopped or still running); the same command continues it"
+
+
+def _calls(record: RunRecord) -> list[str]:
+    """What the journal says of the run's state-changing calls: counts, then each call whose
+    outcome is not recorded (it was under way when the run stopped) or is unknown."""
+    outcomes = Counter(step.outcome or "under way" for step in record.steps)
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    open_calls = [
+        f"{step.at}  {step.action} {step.move} ({step.detail}): "
+        + ("no outcome recorded" if step.outcome is None else f"unknown: {step.message}")
+        for step in record.steps
+        if step.outcome in (None, "unknown")
+    ]
+    return [f"calls: {counts or 'none'}", *open_calls]
+
+
+# --- job run, job check ---------------------------------------------------------------------
+
+
+def check_job(job_file: Path, *, api_url: str | None = None) -> Job:
+    """The job file checked whole, calling no service (`toolkit.job_file.load_job`); its
+    `describe()` says what `run_job` would do."""
+    from toolkit.job_file import load_job
+
+    return load_job(job_file, api_url=api_url)
+
+
+def run_job(
+    job: Job, log: RunLog, *, runs_dir: Path | None = None, stop: StopSignal | None = None
+) -> JobResult:
+    """Commit the job's claims one after another (`toolkit.jobs.run_job`), in the runs
+    folder unless `runs_dir` is given."""
+    from toolkit.jobs import run_job as run_claims
+
+    runs_dir = default_runs_dir() if runs_dir is None else runs_dir
+    return asyncio.run(run_claims(job, log, runs_dir=runs_dir, stop=stop))
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def demo(out: Console, progress: Console, *, transfer: bool = False) -> int:
+    """The whole flow against a built-in world on a local emulator (`toolkit.demo`); its exit
+    code."""
+    from toolkit.demo import run_demo
+
+    return asyncio.run(run_demo(out, progress, transfer=transfer))
