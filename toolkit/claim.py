@@ -115,7 +115,7 @@ async def plan_claim(
 
 async def _check_agent_reads(credentials: Credentials, plan: ClaimPlan) -> None:
     """Refuse a claim-api plan whose copies the source identity cannot read."""
-    from toolkit.environments import unreadable
+    from toolkit.strategies.environment_copy import unreadable
 
     async with _client(plan.target.source_identity(credentials)) as client:
         found = await unreadable(client, plan.source_org, plan.environment_copies)
@@ -140,7 +140,8 @@ async def _check_agent_reads(credentials: Credentials, plan: ClaimPlan) -> None:
 
 async def _copy_notices(credentials: Credentials, plan: ClaimPlan) -> list[str]:
     """What the plan's notices say about the environments to copy (`copy_notices`)."""
-    from toolkit.environments import copy_notices, read_definitions
+    from toolkit.esc_definitions import copy_notices
+    from toolkit.strategies.environment_copy import read_definitions
 
     source, destination = (
         plan.target.source_identity(credentials),
@@ -405,9 +406,10 @@ class _Execution:
     async def copy_environments(
         self, on_progress: ProgressCallback, *, delete_source: bool | None = None
     ) -> FailedMoves:
-        """Copy the plan's environments (`toolkit.environments`): after the stack moves, or
-        with claim-api before the claim, removing their sources (`delete_source`)."""
-        from toolkit.environments import copy_environments
+        """Copy the plan's environments (`toolkit.strategies.environment_copy`): after the
+        stack moves, or with claim-api before the claim, removing their sources
+        (`delete_source`)."""
+        from toolkit.strategies.environment_copy import copy_environments
 
         plan = self.plan
         async with (

@@ -55,7 +55,7 @@ Strategy = Literal["transfer", "migrate", "claim-api"]
 
 EnvironmentChoice = Literal["report", "copy"]
 """What becomes of the source's ESC environments outside claim-api: reported as failures with
-what to do by hand, or copied into the destination (`toolkit.environments`)."""
+what to do by hand, or copied into the destination (`toolkit.strategies.environment_copy`)."""
 
 
 _MIGRATE_NOTICES = (

@@ -71,7 +71,7 @@ class ClaimRequest:
     landing: LandingSpec | None = None
     """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
     environments: EnvironmentChoice = "report"
-    """Whether the source's ESC environments are copied (`toolkit.environments`)."""
+    """Whether the source's ESC environments are copied (`toolkit.strategies.environment_copy`)."""
     migrate_via: MigrateVia | None = None
     """How migrate reaches both sides; None: over REST when both are Pulumi Cloud. Not part
     of the run key: it changes how the moves are made, not which."""
