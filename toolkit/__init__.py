@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         UntrustedAnswerError,
     )
     from toolkit.jobs import Job, JobResult, load_job, run_job
-    from toolkit.landing import LandingSpec
+    from toolkit.landing_spec import LandingSpec
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
@@ -69,7 +69,7 @@ _HOMES = {
         "UntrustedAnswerError",
     ),
     "toolkit.jobs": ("Job", "JobResult", "load_job", "run_job"),
-    "toolkit.landing": ("LandingSpec",),
+    "toolkit.landing_spec": ("LandingSpec",),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from toolkit.credentials import Credentials
     from toolkit.errors import ClaimError
     from toolkit.journal import RunRecord
-    from toolkit.landing import LandingSpec
+    from toolkit.landing_spec import LandingSpec
     from toolkit.models import AgentClaimResponse
     from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice
     from toolkit.progress import ProgressCallback
@@ -983,7 +983,8 @@ def _preview_landing(
     """Print what landing would change after this plan's moves (on stderr, beside the
     report); False when it would fail (the reason printed)."""
     from toolkit.errors import ClaimError
-    from toolkit.landing import landing_of, preview_landing
+    from toolkit.landing import preview_landing
+    from toolkit.landing_spec import landing_of
 
     target = plan.target
     try:

@@ -29,7 +29,7 @@ from toolkit.claim import suggest_resolutions
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
 from toolkit.entities import Inventory
 from toolkit.errors import ClaimError, JobFileError, ResolutionMapError
-from toolkit.landing import LandingSpec, parse_landing
+from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
 from toolkit.plan import ClaimTarget, EnvironmentChoice, Strategy
 from toolkit.progress import ProgressEvent

@@ -39,7 +39,8 @@ from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError, RunsFolderError
 from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
-from toolkit.landing import LandingResult, LandingSpec
+from toolkit.landing import LandingResult
+from toolkit.landing_spec import LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, EnvironmentChoice, Strategy, is_blocked
@@ -233,12 +234,8 @@ async def _land(
     """`outcome` with the landing of what it moved, when the request asks for one and the run
     neither stopped nor was blocked; a LandingError is kept in it, not raised. The landing is
     recorded in the run's journal either way."""
-    from toolkit.landing import (
-        apply_landing,
-        landed_entities,
-        landing_of,
-        landing_stack,
-    )
+    from toolkit.landing import apply_landing
+    from toolkit.landing_spec import landed_entities, landing_of, landing_stack
 
     spec = request.landing
     if spec is None or outcome.interrupted or outcome.run_id is None:
