@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import pytest
 
-from toolkit.cloud import CloudClient, _retry_after_seconds
+from toolkit.cloud import CloudClient
+from toolkit.cloud.transport import _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
 from toolkit.deployments import ciphertexts, service_secrets_provider
 from toolkit.emulator import responses
