@@ -65,6 +65,7 @@ PURE = (
     "toolkit.resolution_map",
     "toolkit.resolver",
     "toolkit.plan",
+    "toolkit.moves",
     "toolkit.esc_definitions",
     "toolkit.landing_spec",
     "toolkit.urns",

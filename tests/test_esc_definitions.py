@@ -22,7 +22,7 @@ from toolkit.esc_definitions import (
     rewrite_imports,
 )
 from toolkit.models import TransferEntityEnvironment
-from toolkit.plan import EnvironmentCopy
+from toolkit.moves import EnvironmentCopy
 
 CHAIN = """
 imports:

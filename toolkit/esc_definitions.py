@@ -20,7 +20,7 @@ from toolkit.errors import InvalidInputError
 from toolkit.models import TransferEntityEnvironment
 
 if TYPE_CHECKING:
-    from toolkit.plan import EnvironmentCopy
+    from toolkit.moves import EnvironmentCopy
 
 EnvironmentName = tuple[str, str]
 """(project, environment) within one org."""

@@ -35,7 +35,7 @@ from toolkit.esc_definitions import (
     rewrite_imports,
 )
 from toolkit.journal import Journal
-from toolkit.plan import EnvironmentCopy
+from toolkit.moves import EnvironmentCopy
 from toolkit.progress import MoveFailure, MoveTally, ProgressCallback, Step, no_progress
 from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StepHistory, StopSignal
 from toolkit.strategies._environment_writes import (

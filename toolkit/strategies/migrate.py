@@ -51,7 +51,8 @@ from toolkit.deployments import (
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimError, InvalidInputError
 from toolkit.journal import Journal
-from toolkit.plan import ClaimPlan, StackMove
+from toolkit.moves import StackMove
+from toolkit.plan import ClaimPlan
 from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import (
     FailedMoves,
