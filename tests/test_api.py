@@ -70,6 +70,7 @@ PURE = (
     "toolkit.landing_spec",
     "toolkit.urns",
     "toolkit.deployments",
+    "toolkit.report.view",
 )
 """The pure core: functions over models (ARCHITECTURE.md, "Pure core, I/O at the edges")."""
 IO = ("toolkit.cloud", "toolkit.landing", "toolkit.workspaces", "toolkit.journal", "httpx")
