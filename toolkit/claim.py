@@ -406,9 +406,8 @@ class _Execution:
     async def copy_environments(
         self, on_progress: ProgressCallback, *, delete_source: bool | None = None
     ) -> FailedMoves:
-        """Copy the plan's environments (`toolkit.strategies.environment_copy`): after the
-        stack moves, or with claim-api before the claim, removing their sources
-        (`delete_source`)."""
+        """Copy the plan's environments (`environment_copy`): after the stack moves, or
+        with claim-api before the claim, removing their sources (`delete_source`)."""
         from toolkit.strategies.environment_copy import copy_environments
 
         plan = self.plan
