@@ -12,15 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from toolkit.errors import InvalidInputError
 from toolkit.models import TransferEntityEnvironment
-
-if TYPE_CHECKING:
-    from toolkit.moves import EnvironmentCopy
+from toolkit.moves import EnvironmentCopy
 
 EnvironmentName = tuple[str, str]
 """(project, environment) within one org."""
