@@ -59,9 +59,9 @@ from preview_commit import CallFloors, Figure, check, load_average, print_table,
 from toolkit.claim import commit_claim, plan_claim
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY
 from toolkit.credentials import Credentials
-from toolkit.deployments import plaintexts, sealed, secrets
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
+from toolkit.stack_state import plaintexts, sealed, secrets
 from toolkit.strategies.migrate import CLI_CONCURRENCY, MigrateVia
 from toolkit.urns import SECRET_SIG, SIG_KEY
 from toolkit.workspaces import PULUMI_CLI_VERSION, pulumi_command

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from toolkit.cloud import CloudClient
-from toolkit.deployments import ciphertexts, plaintexts, sealed, service_secrets_provider
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AppUntypedDeployment
+from toolkit.stack_state import ciphertexts, plaintexts, sealed, service_secrets_provider
 from toolkit.urns import SECRET_SIG, SIG_KEY
 
 SECRET = "sk-agent-42"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from toolkit.agents import sign_up_agent_account, solve_signup_challenge
+from toolkit.agent_signup import sign_up_agent_account, solve_signup_challenge
 from toolkit.cloud import CloudClient
 from toolkit.errors import NotFoundError
 

@@ -69,7 +69,7 @@ PURE = (
     "toolkit.esc_definitions",
     "toolkit.landing_spec",
     "toolkit.urns",
-    "toolkit.deployments",
+    "toolkit.stack_state",
     "toolkit.report.view",
 )
 """The pure core: functions over models (ARCHITECTURE.md, "Pure core, I/O at the edges")."""

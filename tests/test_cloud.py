@@ -18,8 +18,7 @@ import pytest
 from toolkit.cloud import CloudClient
 from toolkit.cloud.transport import _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
-from toolkit.deployments import ciphertexts, service_secrets_provider
-from toolkit.emulator import responses
+from toolkit.emulator import serializers
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import (
     AuthenticationError,
@@ -31,6 +30,7 @@ from toolkit.errors import (
     TransportError,
 )
 from toolkit.models import AppUntypedDeployment
+from toolkit.stack_state import ciphertexts, service_secrets_provider
 from toolkit.urns import SECRET_SIG, SIG_KEY
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def call(
 def test_current_user(emulator: EmulatorServer) -> None:
     user = call(emulator, lambda client: client.get_current_user())
     state = emulator.state
-    assert user == responses.user(state.current_user(state.authenticate(ALICE)))
+    assert user == serializers.user(state.current_user(state.authenticate(ALICE)))
     assert user.github_login == "alice"
     assert {org.name: org.role for org in user.organizations} == {
         "acme": "admin",
@@ -156,7 +156,7 @@ def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     stacks = call(emulator, lambda client: client.list_stacks("acme"))
     state = emulator.state
     expected = state.list_stacks(state.authenticate(ALICE), limit=1000, organization="acme")
-    sent = responses.stack_list(expected)
+    sent = serializers.stack_list(expected)
     assert stacks == type(sent).model_validate(sent.to_wire()).stacks
     assert len({(s.project_name, s.stack_name) for s in stacks}) == STACKS_IN_ACME
     assert {(s.project_name, s.stack_name) for s in stacks} == state.stack_names("acme")
@@ -251,7 +251,7 @@ def test_list_environments_pages_through_everything(emulator: EmulatorServer) ->
     environments = call(emulator, lambda client: client.list_environments("acme"))
     state = emulator.state
     expected = state.list_environments(state.authenticate(ALICE), "acme", limit=1000)
-    assert environments == responses.environment_list(expected).environments
+    assert environments == serializers.environment_list(expected).environments
     assert {(e.project, e.name) for e in environments} == state.environment_names("acme")
     assert len(environments) == 16
     assert emulator.requests.count("GET", "/api/esc/environments/acme") == 3
@@ -261,7 +261,7 @@ def test_list_insights_accounts_pages_through_everything(emulator: EmulatorServe
     accounts = call(emulator, lambda client: client.list_insights_accounts("acme"))
     state = emulator.state
     expected = state.list_insights_accounts(state.authenticate(ALICE), "acme", limit=1000)
-    assert accounts == responses.insights_account_list(expected).accounts
+    assert accounts == serializers.insights_account_list(expected).accounts
     assert [a.name for a in accounts] == [f"account{i:02}" for i in range(15)]
     assert emulator.requests.count("GET", "/api/preview/insights/acme/accounts") == 3
 
@@ -278,7 +278,7 @@ def test_list_registry_packages_keeps_what_the_org_publishes(emulator: EmulatorS
 
 def test_validate_claim_token(emulator: EmulatorServer) -> None:
     claim = call(emulator, lambda client: client.validate_claim_token("claim-secret-1"))
-    assert claim == responses.claim(emulator.state.validate_claim("claim-secret-1"))
+    assert claim == serializers.claim(emulator.state.validate_claim("claim-secret-1"))
     assert claim.agent.org_name == "agent-1"
     assert [entity.kind for entity in claim.entities] == [
         "TransferEntityStack",

@@ -50,7 +50,7 @@ from pulumi_cloud_sdk.apis import (
 )
 from pulumi_cloud_sdk.configuration import Configuration
 
-from toolkit.agents import solve_signup_challenge
+from toolkit.agent_signup import solve_signup_challenge
 from toolkit.cloud import CloudClient
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceState

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from programs.landing.model import LandedEnvironment, LandedStack, Landing
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError
 from toolkit.landing import PULUMISERVICE_PLUGIN, LandingResult
 from toolkit.landing import apply_landing as apply_landing_async
 from toolkit.landing import preview_landing as preview_landing_async
+from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing
 from toolkit.landing_spec import (
     LANDING_PROJECT,
     RUN_TAG,
@@ -275,7 +275,7 @@ def test_a_member_who_cannot_manage_teams_gets_the_services_refusal(
     assert team(rest, "platform")["stacks"] == []
 
 
-def test_a_missing_plugin_names_the_install_script(
+def test_a_missing_plugin_says_how_to_install_it(
     emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "empty-home"))
@@ -288,6 +288,7 @@ def test_a_missing_plugin_names_the_install_script(
         ),
     ):
         pass
+    assert "pulumi plugin install resource pulumiservice v1.3.0" in str(raised.value)
     assert "scripts/install-pulumiservice-plugin" in str(raised.value)
     assert str(tmp_path / "empty-home" / "plugins") in str(raised.value)
 

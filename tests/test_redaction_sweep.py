@@ -153,7 +153,7 @@ def test_copied_environments_leave_no_secret_value_behind_even_when_a_copy_fails
     make_emulator: EmulatorFactory, folder: Path
 ) -> None:
     server = make_emulator(COPY_WORLD)
-    server.faults.fail(500, method="PATCH", path="/api/esc/environments/acme/default/app")
+    server.faults.fail(400, method="PATCH", path="/api/esc/environments/acme/default/app")
     env = env_of(folder, PULUMI_ACCESS_TOKEN=ALICE, PULUMI_CLAIM_SOURCE_TOKEN=ALICE)
     args = ("--from", AGENT, "--to", "acme", "-r", str(folder / "map.yaml"))
     copy = ("--strategy", "transfer", "--environments", "copy")

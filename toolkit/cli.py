@@ -1154,6 +1154,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def main() -> None:
+    # gRPC's C core (loaded with the Automation API) writes its own diagnostics to stderr, such
+    # as a poller's complaint while the interpreter exits: none of them is the command's output.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     signal.signal(signal.SIGTERM, _stop_as_interrupted)
     cli(prog_name="pulumi-claim")
 

@@ -11,7 +11,7 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.table import Table
 
-from toolkit.agents import sign_up_agent_account
+from toolkit.agent_signup import sign_up_agent_account
 from toolkit.claim import (
     CommitResult,
     commit_claim,

@@ -1,8 +1,8 @@
 """Landing a claim: leave on record in the destination org what moved, as code.
 
-After the moves, the landing program (`programs/landing`) runs through the Automation API as
-one stack of the destination org, `<destination>/pulumi-claim-landing/<stack>` (the stack named
-after the source org unless the `landing:` section names it). It tags every moved stack with
+After the moves, the landing program (`toolkit.landing_program`) runs through the Automation
+API as one stack of the destination org, `<destination>/pulumi-claim-landing/<stack>` (the stack
+named after the source org unless the `landing:` section names it). It tags every moved stack with
 where it came from and which run moved it, plus the user's tags, and grants each team the user
 names its permission on every moved stack and every copied ESC environment.
 
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from programs.landing.model import Landing
 from toolkit.cloud import CloudClient
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import LandingError, NotFoundError
+from toolkit.landing_program.model import Landing
 from toolkit.landing_spec import LANDING_PROJECT, BuildLanding, landing_stack
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ async def _run(
     await _check_teams(identity, org, sorted(landing.teams))
 
     def program() -> None:
-        from programs.landing.program import landing_program
+        from toolkit.landing_program.program import landing_program
 
         landing_program(landing, api_url=identity.url, access_token=token)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
-from programs.landing.model import LandedEnvironment, LandedStack, Landing, TeamPermission
 from toolkit.entities import base_of, entity_key
+from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing, TeamPermission
 from toolkit.models import (
     AgentClaimResponse,
     TransferEntityEnvironment,

@@ -195,11 +195,6 @@ def isolated_workspace(
         yield workspace
 
 
-PLUGIN_INSTALL_HINT = (
-    "Install it with scripts/install-pulumiservice-plugin from a checkout of pulumi-claim."
-)
-
-
 def user_plugins_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where the pulumi CLI keeps the user's plugins: `$PULUMI_HOME/plugins`, else
     `~/.pulumi/plugins`."""
@@ -216,9 +211,21 @@ def installed_plugin(plugin: str) -> Path:
     if not source.is_dir() or (installed / f"{plugin}.partial").exists():
         raise InvalidInputError(
             f"the pulumi plugin {plugin} is not installed in {installed}",
-            hint=PLUGIN_INSTALL_HINT,
+            hint=_plugin_install_hint(plugin),
         )
     return source
+
+
+def _plugin_install_hint(plugin: str) -> str:
+    """How to install `plugin` (named as its folder): with the pulumi CLI, which is all an
+    installed pulumi-claim has, or with the checkout's script, which also takes a local
+    tarball."""
+    kind, name_and_version = plugin.split("-", 1)
+    name, version = name_and_version.rsplit("-", 1)
+    return (
+        f"Install it with `pulumi plugin install {kind} {name} {version}`, or with "
+        "scripts/install-pulumiservice-plugin from a checkout of pulumi-claim."
+    )
 
 
 def _link_plugins(plugins: Sequence[str], home: Path) -> None:

@@ -66,7 +66,7 @@ class AgentCalls(Transport):
         return await self._get(AgentSignupChallenge, "/api/agents/signup")
 
     async def sign_up_agent(self, challenge_id: str, challenge_result: str) -> AgentSignupResponse:
-        """Sign up an agent account with a solved challenge (see `toolkit.agents`); the answer
+        """Sign up an agent account with a solved challenge (see `toolkit.agent_signup`); the answer
         holds its access token and claim token. Never repeated blindly: a lost answer may
         have made an account."""
         body = AgentSignupRequest(challenge_id=challenge_id, challenge_result=challenge_result)

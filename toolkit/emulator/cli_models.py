@@ -1,4 +1,5 @@
-"""The shapes of the calls only the `pulumi` CLI makes, as `cli_api` reads and answers them.
+"""The shapes of the calls only the `pulumi` CLI makes, as the routes read and answer them
+(`routes.accounts`, `routes.stacks`, `routes.updates`).
 
 They carry the names `pulumi-cloud-sdk` gives those shapes and follow the CLI's client
 (`pkg/backend/httpstate/client` in pulumi v3.274.1). They live here, not in `toolkit.models`,

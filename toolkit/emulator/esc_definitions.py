@@ -13,6 +13,12 @@ Imports are written as ESC's parser reads them: a name (`project/name`, or `name
 
 Problems are ESC diagnostics: a summary and where in the text it is. They are collected, not
 raised one by one, so a writer learns every problem of a definition at once.
+
+This is the emulator's own copy of ESC's grammar, kept apart from the toolkit's reading of
+definitions (the client's) on purpose: the emulator plays the service, so an environment copy
+is checked against a service that reads definitions independently of the client. Shared code
+would let one misreading pass on both sides. `esc_evaluation` builds on this module and is kept
+apart for the same reason.
 """
 
 from __future__ import annotations

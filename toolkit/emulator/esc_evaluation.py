@@ -16,6 +16,9 @@ What it does not do: providers and the other builtins (`fn::open` and its `fn::o
 forms, `fn::rotate`, `fn::join`, `fn::toJSON` and the rest) are left unevaluated, their value
 unknown, each with a warning diagnostic that says so; `context` references, schemas and the
 execution context are not modelled.
+
+Like `esc_definitions`, this is the service's side, kept apart from the toolkit's reading of
+ESC on purpose: the client is tested against a service that understands ESC on its own.
 """
 
 from __future__ import annotations

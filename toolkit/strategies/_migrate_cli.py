@@ -21,9 +21,9 @@ from pulumi.automation import CommandResult, LocalWorkspace
 from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 
 from toolkit.credentials import BackendIdentity
-from toolkit.deployments import service_secrets_provider
 from toolkit.errors import ClaimError, PulumiCliError
 from toolkit.progress import Step
+from toolkit.stack_state import service_secrets_provider
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import LONGEST_REASON, StackState, StepFailed
 from toolkit.workspaces import (

@@ -3,7 +3,7 @@ makes for `stack export`, `stack import` and `stack tag`, without a CLI process.
 
 Secrets are opened with the source stack's key (`batch-decrypt`) and sealed with the new
 stack's (`batch-encrypt`) in memory; nothing is written to disk. The checks the CLI makes on a
-state it imports or loads run here on the state itself (`toolkit.deployments`).
+state it imports or loads run here on the state itself (`toolkit.stack_state`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.cloud import CloudClient
-from toolkit.deployments import (
+from toolkit.errors import ClaimError, ConflictError, NotFoundError
+from toolkit.models import AppUntypedDeployment
+from toolkit.progress import Step
+from toolkit.stack_state import (
     ciphertexts,
     integrity_problem,
     opened,
@@ -22,9 +25,6 @@ from toolkit.deployments import (
     sealed,
     service_secrets_provider,
 )
-from toolkit.errors import ClaimError, ConflictError, NotFoundError
-from toolkit.models import AppUntypedDeployment
-from toolkit.progress import Step
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import StackState, StepFailed
 

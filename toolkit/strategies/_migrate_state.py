@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.deployments import ciphertexts, difference, has_plaintext_secrets, integrity_problem
 from toolkit.moves import StackMove
+from toolkit.stack_state import ciphertexts, difference, has_plaintext_secrets, integrity_problem
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import Session, StackState, StepFailed
 from toolkit.urns import rename_deployment

@@ -81,7 +81,7 @@ class Session(Protocol):
 
     async def check_loads(self, name: str) -> None:
         """What the backend itself checks of the state of `name` when it loads it, beyond the
-        checks of every migration (`toolkit.deployments.integrity_problem`)."""
+        checks of every migration (`toolkit.stack_state.integrity_problem`)."""
         ...
 
     async def set_tags(self, name: str, tags: dict[str, str]) -> None:

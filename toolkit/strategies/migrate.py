@@ -42,15 +42,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from toolkit.credentials import BackendIdentity
-from toolkit.deployments import (
-    difference,
-)
 from toolkit.entities import entity_key
 from toolkit.errors import ClaimError, InvalidInputError
 from toolkit.journal import Journal
 from toolkit.moves import StackMove
 from toolkit.plan import ClaimPlan
 from toolkit.progress import MoveFailure, MoveTally, Step
+from toolkit.stack_state import difference
 from toolkit.strategies import (
     FailedMoves,
     ProgressCallback,

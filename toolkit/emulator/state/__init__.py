@@ -16,15 +16,16 @@ connection, the lock, the one way into an operation), and `ServiceState` combine
 `_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
 `_updates` (updates, leases, checkpoints), `_environments` (ESC environments: definitions
 with their secrets sealed by each environment's key in `_environment_secrets`, revisions,
-revision tags, tags, open sessions), `_catalog` (Insights accounts, registry packages),
-`_teams` (teams, their members and their stack and environment permissions, org members) and
-`_inspection` (direct reads for tests). Each module adds its tables to `_schema` and its
-class to `ServiceState`.
+revision tags, open sessions; their tags in `_environment_tags`), `_catalog` (Insights
+accounts, registry packages), `_teams` (teams, their members and their stack and environment
+permissions, org members) and `_inspection` (direct reads for tests). Each module adds its
+tables to `_schema` and its class to `ServiceState`.
 """
 
 from toolkit.emulator.state._accounts import Accounts
 from toolkit.emulator.state._agents import Agents
 from toolkit.emulator.state._catalog import Catalog
+from toolkit.emulator.state._environment_tags import EnvironmentTags
 from toolkit.emulator.state._inspection import Inspection
 from toolkit.emulator.state._paging import Page
 from toolkit.emulator.state._records import (
@@ -94,5 +95,5 @@ __all__ = [
 ]
 
 
-class ServiceState(Accounts, Agents, Stacks, Updates, Teams, Catalog, Inspection):
+class ServiceState(Accounts, Agents, Stacks, Updates, Teams, EnvironmentTags, Catalog, Inspection):
     """All of the emulated service's state, in one SQLite database, safe across threads."""

@@ -1,7 +1,7 @@
 """What the state hands out: frozen records of what it holds, and the fault it raises.
 
 Records carry the state's facts only; how the service shows them on the wire is the HTTP
-layer's business (`toolkit.emulator.responses`).
+layer's business (`toolkit.emulator.serializers`).
 """
 
 from __future__ import annotations

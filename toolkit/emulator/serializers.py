@@ -1,4 +1,5 @@
-"""How the emulator's HTTP layer answers: the state's records as the service's wire models.
+"""How the emulator's HTTP layer answers: the state's records as the service's wire models,
+and its errors as the service's error bodies.
 
 The state knows accounts, stacks, updates and the rest as plain records; what the service adds
 on the wire (ids derived from names, placeholder URLs, fields the emulator does not model) is
@@ -30,6 +31,7 @@ from toolkit.emulator.state import (
     EnvironmentRecord,
     EnvironmentTagRecord,
     InsightsAccountRecord,
+    InvalidDefinitionFault,
     OrgMemberRecord,
     PackageRecord,
     Page,
@@ -52,12 +54,14 @@ from toolkit.models import (  # teams and org members
     AppStack,
     AppStackSummary,
     EnvironmentDiagnostic,
+    EnvironmentDiagnosticsResponse,
     EnvironmentPermission,
     EnvironmentReferrerMetadata,
     EnvironmentRevision,
     EnvironmentRevisionTag,
     EnvironmentSettings,
     EnvironmentTag,
+    ErrorResponse,
     EscPos,
     EscRange,
     FGARole,
@@ -88,6 +92,23 @@ from toolkit.models import (  # teams and org members
 def json_response(body: WireModel | dict[str, Any], *, status: int = 200) -> JSONResponse:
     """A wire model in the service's JSON (camelCase, no unset optionals), or a plain body."""
     return JSONResponse(body.to_wire() if isinstance(body, WireModel) else body, status_code=status)
+
+
+def error(status: int, message: str, *, retry_after: float | None = None) -> JSONResponse:
+    """The service's error body, `{"code", "message"}`, with `Retry-After` if given."""
+    headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+    body = ErrorResponse(code=status, message=message).to_wire()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def refused_definition(fault: InvalidDefinitionFault) -> JSONResponse:
+    """An ESC definition refused: the error body with the definition's diagnostics."""
+    diagnostics = EnvironmentDiagnosticsResponse(
+        diagnostics=[diagnostic(found, fault.environment) for found in fault.diagnostics]
+    )
+    body = {**ErrorResponse(code=fault.status, message=fault.message).to_wire()}
+    body.update(diagnostics.to_wire())
+    return JSONResponse(body, status_code=fault.status)
 
 
 # --- Accounts -------------------------------------------------------------------------------

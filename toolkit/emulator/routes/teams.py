@@ -1,20 +1,20 @@
-"""The calls on teams and org members, over `ServiceState`, as Pulumi's API document
+"""The calls on teams and org members, as Pulumi's API document
 (`/api/orgs/{org}/teams...`, `/api/orgs/{org}/members`) describes them and the pulumiservice
 provider makes them: its `Team`, `TeamStackPermission` and `TeamEnvironmentPermission` resources
 read a team with `GET` and change it with one `PATCH` per change. Stack tags, which its
-`StackTag(s)` resources set, are the CLI's calls (`cli_api`).
+`StackTag(s)` resources set, are the stack calls (`stacks`).
 
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Response
 from fastapi.responses import JSONResponse
 
-from toolkit.emulator import responses
-from toolkit.emulator.responses import json_response
+from toolkit.emulator import serializers
+from toolkit.emulator.routes.service import Service
+from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import Caller, ServiceFault, ServiceState
 from toolkit.models import CreatePulumiTeamRequest, UpdateTeamRequest
 
@@ -29,14 +29,14 @@ _CHANGE_OF_FIELD = {
 """Fields of an `UpdateTeamRequest` that together make one change."""
 
 
-def teams_router(state: ServiceState, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
-    """The team and org member calls, with the app's dependency for the caller."""
+def teams_router(service: Service) -> APIRouter:
     router = APIRouter()
-    Authenticated = Annotated[Caller, Depends(authenticate)]
+    state = service.state
+    Authenticated = Annotated[Caller, Depends(service.caller)]
 
     @router.get("/api/orgs/{org}/teams")
     async def list_teams(who: Authenticated, org: str) -> JSONResponse:
-        return json_response(responses.team_list(state.list_teams(who, org), who.login))
+        return json_response(serializers.team_list(state.list_teams(who, org), who.login))
 
     @router.post("/api/orgs/{org}/teams/pulumi")
     async def create_team(
@@ -49,11 +49,11 @@ def teams_router(state: ServiceState, authenticate: Callable[..., Awaitable[Call
             display_name=request.display_name,
             description=request.description,
         )
-        return json_response(responses.team(record, who.login))
+        return json_response(serializers.team(record, who.login))
 
     @router.get(TEAM)
     async def get_team(who: Authenticated, org: str, team: str) -> JSONResponse:
-        return json_response(responses.team(state.get_team(who, org, team), who.login))
+        return json_response(serializers.team(state.get_team(who, org, team), who.login))
 
     @router.delete(TEAM, status_code=204)
     async def delete_team(who: Authenticated, org: str, team: str) -> Response:
@@ -69,7 +69,7 @@ def teams_router(state: ServiceState, authenticate: Callable[..., Awaitable[Call
 
     @router.get("/api/orgs/{org}/members")
     async def list_members(who: Authenticated, org: str) -> JSONResponse:
-        return json_response(responses.org_members(state.list_org_members(who, org), state.now()))
+        return json_response(serializers.org_members(state.list_org_members(who, org), state.now()))
 
     return router
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_pulumiservice as pulumiservice
 
-from programs.landing.model import Landing, TeamPermission
+from toolkit.landing_program.model import Landing, TeamPermission
 
 STACK_PERMISSIONS: dict[TeamPermission, pulumiservice.TeamStackPermissionScope] = {
     "read": pulumiservice.TeamStackPermissionScope.READ,

@@ -21,7 +21,7 @@ from pulumi.automation import LocalWorkspace
 from pulumi.automation.errors import CommandError
 
 from toolkit.credentials import BackendIdentity
-from toolkit.deployments import (
+from toolkit.stack_state import (
     ciphertexts,
     difference,
     has_plaintext_secrets,

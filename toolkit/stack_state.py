@@ -1,5 +1,6 @@
-"""A stack's deployment (the `deployment` object of `pulumi stack export`): its secrets, how two
-deployments compare, and whether one holds together.
+"""A stack's state: its deployment (the `deployment` object of `pulumi stack export`), its
+secrets, how two deployments compare, and whether one holds together. (Nothing here is about
+Pulumi Deployments, the service's remote runs.)
 
 A secret in a deployment is an object marked with `SECRET_SIG`, holding either `ciphertext`
 (base64, sealed by the stack's secrets manager: `pulumi stack export`) or `plaintext` (the

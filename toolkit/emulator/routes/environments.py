@@ -1,4 +1,5 @@
-"""Pulumi ESC's environment calls, over `ServiceState`.
+"""Pulumi ESC's environment calls: listing, definitions, evaluation (`open`, `yaml/check`),
+tags, revisions and revision tags.
 
 Paths, bodies and headers follow the clients that call them: the `pulumi env` commands (the
 esc CLI in `pkg/cmd/esc/cli/client` of pulumi v3.274.1) and `pulumi-esc-sdk`. A definition
@@ -11,16 +12,16 @@ with the ESC diagnostics beside the usual `code` and `message`.
 """
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from toolkit.emulator import responses
+from toolkit.emulator import serializers
 from toolkit.emulator.esc_evaluation import property_at
-from toolkit.emulator.responses import json_response
-from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault, ServiceState
+from toolkit.emulator.routes.service import Service
+from toolkit.emulator.serializers import json_response
+from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault
 from toolkit.models import (
     CreateEnvironmentRequest,
     CreateEnvironmentRevisionTagRequest,
@@ -35,14 +36,10 @@ ENVIRONMENTS = "/api/esc/environments"
 ENVIRONMENT = ENVIRONMENTS + "/{org}/{project}/{env}"
 
 
-def esc_router(
-    state: ServiceState,
-    authenticate: Callable[..., Awaitable[Caller]],
-    limit: Callable[[int | None], int],
-) -> APIRouter:
-    """The ESC calls, with the app's dependency for the caller and its page-size rule."""
+def environments_router(service: Service) -> APIRouter:
     router = APIRouter()
-    Authenticated = Annotated[Caller, Depends(authenticate)]
+    state = service.state
+    Authenticated = Annotated[Caller, Depends(service.caller)]
     MaxResults = Annotated[int | None, Query(alias="maxResults", ge=1)]
     ContinuationToken = Annotated[str | None, Query(alias="continuationToken")]
 
@@ -55,9 +52,9 @@ def esc_router(
         continuation_token: ContinuationToken = None,
     ) -> JSONResponse:
         page = state.list_all_environments(
-            who, limit=limit(max_results), continuation_token=continuation_token
+            who, limit=service.limit(max_results), continuation_token=continuation_token
         )
-        return json_response(responses.environment_list(page))
+        return json_response(serializers.environment_list(page))
 
     @router.get(ENVIRONMENTS + "/{org}")
     async def list_environments(
@@ -67,9 +64,9 @@ def esc_router(
         continuation_token: ContinuationToken = None,
     ) -> JSONResponse:
         page = state.list_environments(
-            who, org, limit=limit(max_results), continuation_token=continuation_token
+            who, org, limit=service.limit(max_results), continuation_token=continuation_token
         )
-        return json_response(responses.environment_list(page))
+        return json_response(serializers.environment_list(page))
 
     # --- One environment ----------------------------------------------------------------
 
@@ -82,7 +79,7 @@ def esc_router(
 
     @router.get(ENVIRONMENT)
     async def get_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
-        return responses.definition(state.environment_definition(who, org, project, env))
+        return serializers.definition(state.environment_definition(who, org, project, env))
 
     @router.head(ENVIRONMENT)
     async def environment_exists(who: Authenticated, org: str, project: str, env: str) -> Response:
@@ -92,7 +89,7 @@ def esc_router(
     @router.get(ENVIRONMENT + "/decrypt")
     async def decrypt_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
         record = state.environment_definition(who, org, project, env, decrypt=True)
-        return responses.definition(record)
+        return serializers.definition(record)
 
     @router.patch(ENVIRONMENT)
     async def update_environment(
@@ -107,7 +104,7 @@ def esc_router(
             who, org, project, env, await _text(request), if_match=if_match
         )
         answer = json_response(UpdateEnvironmentResponse(diagnostics=[]))
-        answer.headers.update(responses.revision_headers(record))
+        answer.headers.update(serializers.revision_headers(record))
         return answer
 
     @router.delete(ENVIRONMENT)
@@ -127,7 +124,9 @@ def esc_router(
         evaluation = state.check_environment(who, org, await _text(request))
         if evaluation.failed:
             raise InvalidDefinitionFault(evaluation.diagnostics)
-        body = responses.evaluated_environment(evaluation, show_secrets=show_secrets, checked=True)
+        body = serializers.evaluated_environment(
+            evaluation, show_secrets=show_secrets, checked=True
+        )
         return json_response(body)
 
     async def open_at(
@@ -136,7 +135,7 @@ def esc_router(
         session, evaluation = state.open_environment(
             who, org, project, env, version=version, seconds=_seconds(duration)
         )
-        found = [responses.diagnostic(d, f"{project}/{env}") for d in evaluation.diagnostics]
+        found = [serializers.diagnostic(d, f"{project}/{env}") for d in evaluation.diagnostics]
         return json_response(OpenEnvironmentResponse(id=session, diagnostics=found or None))
 
     @router.post(ENVIRONMENT + "/open")
@@ -164,7 +163,7 @@ def esc_router(
     ) -> JSONResponse:
         evaluation = state.opened_environment(who, org, project, env, session)
         if property is None:
-            return json_response(responses.evaluated_environment(evaluation, show_secrets=True))
+            return json_response(serializers.evaluated_environment(evaluation, show_secrets=True))
         value = property_at(evaluation.values, property)
         if value is None:
             raise ServiceFault(404, f"Not Found: the environment has no property {property!r}")
@@ -182,11 +181,11 @@ def esc_router(
         count: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSONResponse:
         # `after` is the previous page's token; "0" (the last page's) resumes after nothing.
-        resume = None if after in (None, "", responses.LAST_TAG_PAGE) else after
+        resume = None if after in (None, "", serializers.LAST_TAG_PAGE) else after
         page = state.list_environment_tags(
             who, org, project, env, after=resume, count=count or None
         )
-        return json_response(responses.environment_tags(page))
+        return json_response(serializers.environment_tags(page))
 
     @router.post(ENVIRONMENT + "/tags")
     async def create_environment_tag(
@@ -197,14 +196,14 @@ def esc_router(
         request: Annotated[CreateEnvironmentTagRequest, Body()],
     ) -> JSONResponse:
         tag = state.create_environment_tag(who, org, project, env, request.name, request.value)
-        return json_response(responses.environment_tag(tag))
+        return json_response(serializers.environment_tag(tag))
 
     @router.get(ENVIRONMENT + "/tags/{tag}")
     async def get_environment_tag(
         who: Authenticated, org: str, project: str, env: str, tag: str
     ) -> JSONResponse:
         return json_response(
-            responses.environment_tag(state.environment_tag(who, org, project, env, tag))
+            serializers.environment_tag(state.environment_tag(who, org, project, env, tag))
         )
 
     @router.patch(ENVIRONMENT + "/tags/{tag}")
@@ -226,7 +225,7 @@ def esc_router(
             new_name=request.new_tag.name or "",
             new_value=request.new_tag.value or "",
         )
-        return json_response(responses.environment_tag(updated))
+        return json_response(serializers.environment_tag(updated))
 
     @router.delete(ENVIRONMENT + "/tags/{tag}")
     async def delete_environment_tag(
@@ -250,7 +249,7 @@ def esc_router(
         revisions = state.list_revisions(
             who, org, project, env, before=before or None, count=count or None
         )
-        return JSONResponse([responses.environment_revision(r).to_wire() for r in revisions])
+        return JSONResponse([serializers.environment_revision(r).to_wire() for r in revisions])
 
     @router.get(ENVIRONMENT + "/versions/tags")
     async def list_revision_tags(
@@ -264,7 +263,7 @@ def esc_router(
         tags = state.list_revision_tags(
             who, org, project, env, after=after or None, count=count or None
         )
-        return json_response(responses.revision_tags(tags))
+        return json_response(serializers.revision_tags(tags))
 
     @router.post(ENVIRONMENT + "/versions/tags", status_code=204)
     async def create_revision_tag(
@@ -282,7 +281,7 @@ def esc_router(
         who: Authenticated, org: str, project: str, env: str, tag: str
     ) -> JSONResponse:
         return json_response(
-            responses.revision_tag(state.revision_tag(who, org, project, env, tag))
+            serializers.revision_tag(state.revision_tag(who, org, project, env, tag))
         )
 
     @router.patch(ENVIRONMENT + "/versions/tags/{tag}", status_code=204)
@@ -310,14 +309,14 @@ def esc_router(
         who: Authenticated, org: str, project: str, env: str, version: str
     ) -> Response:
         record = state.environment_definition(who, org, project, env, version=version)
-        return responses.definition(record)
+        return serializers.definition(record)
 
     @router.get(ENVIRONMENT + "/versions/{version}/decrypt")
     async def decrypt_environment_at_version(
         who: Authenticated, org: str, project: str, env: str, version: str
     ) -> Response:
         record = state.environment_definition(who, org, project, env, version=version, decrypt=True)
-        return responses.definition(record)
+        return serializers.definition(record)
 
     return router
 
