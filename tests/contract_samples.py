@@ -51,7 +51,7 @@ def wire_models() -> list[type[WireModel]]:
         for _, cls in inspect.getmembers(toolkit_models, inspect.isclass)
         if issubclass(cls, WireModel)
         and cls is not WireModel
-        and cls.__module__ == toolkit_models.__name__
+        and cls.__module__.startswith(f"{toolkit_models.__name__}.")
     ]
     return sorted(found, key=lambda cls: cls.__name__)
 

@@ -58,3 +58,29 @@ def test_importing_the_package_or_the_cli_loads_nothing_heavy(statement: str) ->
 
 def test_the_library_loads_the_automation_api_only_when_a_listing_needs_it() -> None:
     assert "pulumi" not in loaded_after("from toolkit import plan_claim, commit_claim")
+
+
+PURE = (
+    "toolkit.entities",
+    "toolkit.resolution_map",
+    "toolkit.resolver",
+    "toolkit.plan",
+    "toolkit.moves",
+    "toolkit.esc_definitions",
+    "toolkit.landing_spec",
+    "toolkit.urns",
+    "toolkit.stack_state",
+    "toolkit.report.view",
+)
+"""The pure core: functions over models (ARCHITECTURE.md, "Pure core, I/O at the edges")."""
+IO = ("toolkit.cloud", "toolkit.landing", "toolkit.workspaces", "toolkit.journal", "httpx")
+"""What talks to a service, runs a program or writes a file, and the HTTP client itself."""
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_pure_core_loads_no_io(module: str) -> None:
+    probe = f"import sys, {module}; print(__import__('json').dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert set(json.loads(result.stdout)) & set(IO) == set()

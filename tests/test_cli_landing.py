@@ -18,7 +18,7 @@ from agent_times import agent_entry
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
-from toolkit.landing import LANDING_PROJECT, RUN_TAG, SOURCE_TAG
+from toolkit.landing_spec import LANDING_PROJECT, RUN_TAG, SOURCE_TAG
 from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import pytest
 
-from toolkit.cloud import CloudClient, _retry_after_seconds
+from toolkit.cloud import CloudClient
+from toolkit.cloud.transport import _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
 from toolkit.emulator import serializers
 from toolkit.emulator.server import EmulatorServer

@@ -20,20 +20,19 @@ import pytest
 from toolkit.credentials import BackendIdentity, Credentials
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import InvalidInputError, LandingError
-from toolkit.landing import (
+from toolkit.landing import PULUMISERVICE_PLUGIN, LandingResult
+from toolkit.landing import apply_landing as apply_landing_async
+from toolkit.landing import preview_landing as preview_landing_async
+from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing
+from toolkit.landing_spec import (
     LANDING_PROJECT,
-    PULUMISERVICE_PLUGIN,
     RUN_TAG,
     SOURCE_TAG,
-    LandingResult,
     LandingSpec,
     MovedStack,
     landing_resources,
     parse_landing,
 )
-from toolkit.landing import apply_landing as apply_landing_async
-from toolkit.landing import preview_landing as preview_landing_async
-from toolkit.landing_program.model import LandedEnvironment, LandedStack, Landing
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, map_identity, run_key

@@ -23,19 +23,17 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
+from toolkit.moves import RenameStep, StackMove, order_renames
 from toolkit.plan import (
     NOT_CLAIMED,
     ClaimPlan,
     ClaimTarget,
     EnvironmentChoice,
-    RenameStep,
-    StackMove,
     Strategy,
     build_plan,
     failure_details,
     is_blocked,
     movable_kinds,
-    order_renames,
     unblocking_step,
 )
 from toolkit.progress import MoveFailure

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from toolkit.entities import as_rename, describe, entity_key, target_of
 from toolkit.errors import InvalidInputError, ResolutionMapError
-from toolkit.landing import LandingSpec
+from toolkit.landing_spec import LandingSpec
 from toolkit.models import (
     RenameEntity,
     TransferEntityEnvironment,

@@ -35,7 +35,7 @@ from waiting import wait_until
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import TEMPORARY_SUFFIX
+from toolkit.moves import TEMPORARY_SUFFIX
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory

@@ -21,7 +21,7 @@ from commit_process import (
 from toolkit.emulator.faults import FaultRates
 from toolkit.journal import read_run
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import TEMPORARY_SUFFIX
+from toolkit.moves import TEMPORARY_SUFFIX
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     )
     from toolkit.job_file import Job, load_job
     from toolkit.jobs import JobResult, run_job
-    from toolkit.landing import LandingSpec
+    from toolkit.landing_spec import LandingSpec
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
@@ -76,7 +76,7 @@ _HOMES = {
     ),
     "toolkit.job_file": ("Job", "load_job"),
     "toolkit.jobs": ("JobResult", "run_job"),
-    "toolkit.landing": ("LandingSpec",),
+    "toolkit.landing_spec": ("LandingSpec",),
     "toolkit.plan": ("ClaimPlan", "ClaimTarget"),
     "toolkit.resolution_map": ("ResolutionMap", "load_resolution_map", "parse_resolution_map"),
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),

@@ -115,7 +115,7 @@ async def plan_claim(
 
 async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
     """Refuse a claim-api plan whose copies the source identity cannot read."""
-    from toolkit.environments import unreadable
+    from toolkit.strategies.environment_copy import unreadable
 
     async with CloudClient.for_identity(sides.source) as client:
         found = await unreadable(client, plan.source_org, plan.environment_copies)
@@ -140,7 +140,8 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
 
 async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
     """What the plan's notices say about the environments to copy (`copy_notices`)."""
-    from toolkit.environments import copy_notices, read_definitions
+    from toolkit.esc_definitions import copy_notices
+    from toolkit.strategies.environment_copy import read_definitions
 
     if not (sides.source.is_cloud and sides.destination.is_cloud):
         raise ChoiceError(
@@ -394,9 +395,9 @@ class _Execution:
     async def copy_environments(
         self, on_progress: ProgressCallback, *, delete_source: bool | None = None
     ) -> FailedMoves:
-        """Copy the plan's environments (`toolkit.environments`): after the stack moves, or
+        """Copy the plan's environments (`environment_copy`): after the stack moves, or
         with claim-api before the claim, removing their sources (`delete_source`)."""
-        from toolkit.environments import copy_environments
+        from toolkit.strategies.environment_copy import copy_environments
 
         plan = self.plan
         async with (

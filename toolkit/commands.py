@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from toolkit.choices import EnvironmentChoice, MigrateVia, StrategyName, chosen_strategy
 from toolkit.errors import ClaimError, LandingError
 from toolkit.journal import RunRecord, default_runs_dir, read_run
-from toolkit.landing import LandingResult, landing_of, preview_landing
+from toolkit.landing import LandingResult, preview_landing
+from toolkit.landing_spec import landing_of
 from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, exit_code, worst_exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.private_files import check_runs_dir

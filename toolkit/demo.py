@@ -28,7 +28,8 @@ from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import World
 from toolkit.entities import stack_name
 from toolkit.errors import InvalidInputError, PulumiCliError
-from toolkit.landing import LandingSpec, apply_landing, landed_entities, landing_of
+from toolkit.landing import apply_landing
+from toolkit.landing_spec import LandingSpec, landed_entities, landing_of
 from toolkit.outcomes import exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.progress_display import ProgressDisplay

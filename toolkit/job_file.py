@@ -33,7 +33,7 @@ from toolkit.choices import (
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
 from toolkit.entities import Inventory
 from toolkit.errors import ChoiceError, ClaimError, JobFileError, ResolutionMapError
-from toolkit.landing import LandingSpec, parse_landing
+from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.plan import ClaimTarget
 from toolkit.redaction import redact
 from toolkit.resolution_map import ResolutionMap, read_resolution_map

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 """An error: authentication, network, invalid input; the message says what to fix."""
-EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_PARTIAL = 4
 EXIT_INTERRUPTED = 130

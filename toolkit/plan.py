@@ -7,7 +7,6 @@ in, plan out (ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Collection, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -15,10 +14,8 @@ from datetime import datetime
 from toolkit.choices import EnvironmentChoice, Strategy
 from toolkit.entities import (
     KINDS,
-    MAX_NAME_LENGTH,
     EntityKey,
     Inventory,
-    StackName,
     as_rename,
     base_of,
     describe,
@@ -40,6 +37,14 @@ from toolkit.models import (
     TransferEntityEnvironment,
     TransferEntityFailure,
     TransferEntityStack,
+)
+from toolkit.moves import (
+    EnvironmentCopy,
+    RenameStep,
+    StackMove,
+    copy_of,
+    move_of,
+    order_renames,
 )
 from toolkit.progress import MoveFailure
 from toolkit.resolution_map import ResolutionMap
@@ -76,9 +81,6 @@ NOT_CLAIMED = "not claimed: "
 """How the failure of a stack begins when the claim was not made because an environment
 could not be copied or removed first: something changed (the copies), so the claim is not
 blocked but partial, and the same command finishes it."""
-
-TEMPORARY_SUFFIX = "-claim-tmp"
-"""Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
 
 
 def movable_kinds(strategy: Strategy, environments: EnvironmentChoice = "report") -> frozenset[str]:
@@ -190,131 +192,6 @@ def unblocking_step(
                 f"--strategy migrate) or remove it in {source_org} (pulumi stack rm "
                 f"{source_org}/{name}), then claim again"
             )
-
-
-# --- Stack moves and the renames they need ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StackMove:
-    """One source stack and the stack it becomes in the destination org."""
-
-    source: TransferEntityStack
-    target: TransferEntityStack
-    """Same resourceCount and lastUpdate as `source`; another name when `renamed`."""
-
-    @property
-    def renamed(self) -> bool:
-        return stack_name(self.source) != stack_name(self.target)
-
-    @property
-    def journal_name(self) -> str:
-        """How a run's journal names the move: its source stack as planned, `project/stack`."""
-        return f"{self.source.project_name}/{self.source.stack_name}"
-
-
-@dataclass(frozen=True)
-class EnvironmentCopy:
-    """One source ESC environment and the environment it is copied to in the destination."""
-
-    source: TransferEntityEnvironment
-    target: TransferEntityEnvironment
-
-    @property
-    def journal_name(self) -> str:
-        """How a run's journal names the copy (apart from any stack's `project/stack`)."""
-        return f"environment {self.source.project_name}/{self.source.environment_name}"
-
-
-@dataclass(frozen=True)
-class RenameStep:
-    """One rename call in the source org, made on behalf of `move` (a cycle needs two)."""
-
-    move: StackMove
-    from_project: str
-    from_stack: str
-    to_project: str
-    to_stack: str
-
-
-def order_renames(
-    moves: Sequence[StackMove],
-    occupied: Collection[StackName],
-    *,
-    reserved: Collection[StackName] = (),
-) -> list[list[RenameStep]]:
-    """Waves of source-org renames that never rename onto a name in use.
-
-    `occupied` is every (project, stack) in the source org now. Steps within a wave are
-    independent, so a wave may run concurrently. A chain (a->b, b->c) renames b first; a
-    cycle (a->b, b->a) parks one stack under a temporary name that avoids `occupied`,
-    `reserved` (e.g. the destination's names) and every move's source and target.
-    """
-    targets = [stack_name(move.target) for move in moves]
-    if len(set(targets)) != len(targets):
-        raise ValueError("two moves have the same target")
-    renamed = {stack_name(move.source): move for move in moves if move.renamed}
-    in_use = {*occupied, *renamed}
-    avoid = {*in_use, *reserved, *targets}
-    parked = _cycle_breakers({source: stack_name(move.target) for source, move in renamed.items()})
-    # Source name -> the names its stack still passes through, starting where it is now.
-    paths: dict[StackName, list[StackName]] = {}
-    for source, move in renamed.items():
-        if source in parked:
-            temporary = _temporary_name(move.source, avoid)
-            avoid.add(temporary)
-            paths[source] = [source, temporary, stack_name(move.target)]
-        else:
-            paths[source] = [source, stack_name(move.target)]
-
-    waves: list[list[RenameStep]] = []
-    while paths:
-        ready = [source for source, path in paths.items() if path[1] not in in_use]
-        if not ready:
-            stuck = ", ".join(sorted("/".join(path[1]) for path in paths.values()))
-            raise ValueError(f"rename targets held by stacks that do not move: {stuck}")
-        wave: list[RenameStep] = []
-        for source in ready:
-            path = paths[source]
-            (from_project, from_stack), (to_project, to_stack) = path[0], path[1]
-            wave.append(RenameStep(renamed[source], from_project, from_stack, to_project, to_stack))
-            in_use.discard(path[0])
-            in_use.add(path[1])
-            del path[0]
-            if len(path) == 1:
-                del paths[source]
-        waves.append(wave)
-    return waves
-
-
-def _cycle_breakers(renames: Mapping[StackName, StackName]) -> set[StackName]:
-    """One source from each cycle of `renames` (source -> target): the one parked for a while.
-
-    A rename waits for the rename whose source is its target; since targets are distinct,
-    those waits form chains and cycles, and a cycle can only start once one member steps aside.
-    """
-    finished: set[StackName] = set()
-    breakers: set[StackName] = set()
-    for start in renames:
-        path: set[StackName] = set()
-        name: StackName | None = start
-        while name is not None and name not in finished and name not in path:
-            path.add(name)
-            target = renames[name]
-            name = target if target in renames else None
-        if name is not None and name in path:
-            breakers.add(name)
-        finished.update(path)
-    return breakers
-
-
-def _temporary_name(stack: TransferEntityStack, avoid: Collection[StackName]) -> StackName:
-    for attempt in itertools.count(1):
-        ending = TEMPORARY_SUFFIX if attempt == 1 else f"{TEMPORARY_SUFFIX}-{attempt}"
-        name = (stack.project_name, stack.stack_name[: MAX_NAME_LENGTH - len(ending)] + ending)
-        if name not in avoid:
-            return name
-    raise AssertionError("unreachable: itertools.count never ends")
 
 
 # --- The plan -------------------------------------------------------------------------------
@@ -534,7 +411,7 @@ class ClaimPlan:
         }
         failed = {entity_key(failure.entity) for failure in document.failures}
         copies = [
-            _copy(entity, renames.get(entity_key(entity)))
+            copy_of(entity, renames.get(entity_key(entity)))
             for entity in entities
             if isinstance(entity, TransferEntityEnvironment)
             and entity_key(entity) not in failed
@@ -547,7 +424,7 @@ class ClaimPlan:
             claim_expires_at=document.claim_expires_at,
             entities=entities,
             moves=[
-                _move(entity, renames.get(entity_key(entity)))
+                move_of(entity, renames.get(entity_key(entity)))
                 for entity in entities
                 if isinstance(entity, TransferEntityStack)
             ],
@@ -621,12 +498,12 @@ def build_plan(
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
     entities = sorted(source.entities, key=stable_order)
     moves = [
-        _move(entity, resolution.renames.get(entity_key(entity)))
+        move_of(entity, resolution.renames.get(entity_key(entity)))
         for entity in entities
         if isinstance(entity, TransferEntityStack)
     ]
     copies = [
-        _copy(entity, resolution.renames.get(entity_key(entity)))
+        copy_of(entity, resolution.renames.get(entity_key(entity)))
         for entity in entities
         if isinstance(entity, TransferEntityEnvironment)
         and (entity_key(entity) in copied if strategy == "claim-api" else environments == "copy")
@@ -687,22 +564,3 @@ def build_plan(
 
 def _copy_name(environment: TransferEntityEnvironment) -> str:
     return f"{environment.project_name}/{environment.environment_name}"
-
-
-def _copy(environment: TransferEntityEnvironment, target: BaseEntity | None) -> EnvironmentCopy:
-    if target is None:
-        return EnvironmentCopy(source=environment, target=environment)
-    if not isinstance(target, TransferEntityEnvironment):
-        raise TypeError(f"{describe(environment)} cannot become {describe(target)}")
-    return EnvironmentCopy(source=environment, target=target)
-
-
-def _move(stack: TransferEntityStack, target: BaseEntity | None) -> StackMove:
-    if target is None:
-        return StackMove(source=stack, target=stack)
-    if not isinstance(target, TransferEntityStack):
-        raise TypeError(f"{describe(stack)} cannot become {describe(target)}")
-    landing = stack.model_copy(
-        update={"project_name": target.project_name, "stack_name": target.stack_name}
-    )
-    return StackMove(source=stack, target=landing)

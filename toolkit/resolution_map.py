@@ -20,7 +20,7 @@ from yaml.constructor import SafeConstructor
 
 from toolkit.entities import KINDS, as_rename, display_name, entity_key, make_entity, target_of
 from toolkit.errors import InvalidInputError, ResolutionMapError
-from toolkit.landing import LandingSpec, parse_landing
+from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.models import RenameEntity
 
 # Friendly-form section -> (the kind it renames, how its names are written).

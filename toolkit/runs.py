@@ -40,7 +40,8 @@ from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError, RunsFolderError
 from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
-from toolkit.landing import LandingResult, LandingSpec
+from toolkit.landing import LandingResult
+from toolkit.landing_spec import LandingSpec
 from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
@@ -73,7 +74,7 @@ class ClaimRequest:
     landing: LandingSpec | None = None
     """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
     environments: EnvironmentChoice = "report"
-    """Whether the source's ESC environments are copied (`toolkit.environments`)."""
+    """Whether the source's ESC environments are copied (`toolkit.strategies.environment_copy`)."""
     migrate_via: MigrateVia | None = None
     """How migrate reaches both sides; None: over REST when both are Pulumi Cloud. Not part
     of the run key: it changes how the moves are made, not which."""
@@ -228,12 +229,8 @@ async def _land(
     """`outcome` with the landing of what it moved, when the request asks for one and the run
     neither stopped nor was blocked; a LandingError is kept in it, not raised. The landing is
     recorded in the run's journal either way."""
-    from toolkit.landing import (
-        apply_landing,
-        landed_entities,
-        landing_of,
-        landing_stack,
-    )
+    from toolkit.landing import apply_landing
+    from toolkit.landing_spec import landed_entities, landing_of, landing_stack
 
     spec = request.landing
     if spec is None or outcome.interrupted or outcome.run_id is None:

@@ -21,7 +21,8 @@ from toolkit.entities import StackName, entity_key, qualified_name, stack_name
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.journal import Journal
 from toolkit.models import AgentClaimResponse
-from toolkit.plan import ClaimPlan, StackMove, is_blocked
+from toolkit.moves import StackMove
+from toolkit.plan import ClaimPlan, is_blocked
 from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.transfer import listed_stack_names

@@ -46,14 +46,10 @@ from toolkit.credentials import BackendIdentity
 from toolkit.entities import entity_key, qualified_name
 from toolkit.errors import ChoiceError, ClaimError
 from toolkit.journal import Journal
-from toolkit.plan import ClaimPlan, StackMove
+from toolkit.moves import StackMove
+from toolkit.plan import ClaimPlan
 from toolkit.progress import MoveFailure, MoveTally, Step
-from toolkit.stack_state import (
-    ciphertexts,
-    difference,
-    has_plaintext_secrets,
-    integrity_problem,
-)
+from toolkit.stack_state import difference
 from toolkit.strategies import (
     FailedMoves,
     ProgressCallback,
@@ -62,17 +58,19 @@ from toolkit.strategies import (
     StopSignal,
     no_progress,
 )
+from toolkit.strategies._migrate_state import (
+    all_tags,
+    refuse_pending_operations,
+    renamed_state,
+    user_tags_of,
+    verify_copy,
+)
 from toolkit.strategies._migration import Backend, Session, StackState, StepFailed
-from toolkit.urns import rename_deployment
 
 T = TypeVar("T")
 
 CLI_CONCURRENCY = 4
 """Stacks migrated at once through the CLI by default: each runs several CLI processes."""
-
-SYSTEM_TAG_PREFIX = "pulumi:"
-"""Tags the CLI sets on a stack it creates and on every update (project, runtime, ...)."""
-PROJECT_TAG = "pulumi:project"
 
 
 def choose_migrate_via(
@@ -306,7 +304,7 @@ class _Migration:
         try:
             async with self.sessions(move) as (source, target):
                 state = await self.read_source(move, source)
-                deployment = _renamed(state, move)
+                deployment = renamed_state(state, move)
                 if half_made:
                     await self.recorded(
                         move,
@@ -358,7 +356,7 @@ class _Migration:
                 except _SourceChanged:
                     await self._check_copy_unchanged(move, target, "delete-source", both=True)
                     state = await self.read_source(move, source)
-                    await self._land(state, _renamed(state, move), move, target)
+                    await self._land(state, renamed_state(state, move), move, target)
                     self.report(
                         move, "verify", f"brought the changes of {source_name} into {target_name}"
                     )
@@ -373,7 +371,7 @@ class _Migration:
         """The source's state, its revision recorded: what its removal will check."""
         name = self.source_name(move)
         state = await source.read(name, "read")
-        _refuse_pending_operations(name, state)
+        refuse_pending_operations(name, state)
         self.journal.record_revision(move.journal_name, "source", str(state.revision))
         return state
 
@@ -402,14 +400,16 @@ class _Migration:
     async def _verified(
         self, move: StackMove, target: Session, *, expected: dict[str, Any], source: StackState
     ) -> None:
-        """`_verify`, then the copy's revision recorded: the one every later step checks."""
-        revision = await _verify(target, self.target_name(move), expected=expected, source=source)
+        """`verify_copy`, then the copy's revision recorded: the one every later step checks."""
+        revision = await verify_copy(
+            target, self.target_name(move), expected=expected, source=source
+        )
         self.journal.record_revision(move.journal_name, "copy", str(revision))
 
     async def _copy_tags(self, state: StackState, move: StackMove, target: Session) -> None:
         target_name = self.target_name(move)
-        user_tags = {k: v for k, v in state.tags.items() if not k.startswith(SYSTEM_TAG_PREFIX)}
-        tags = user_tags if self.destination.creates_system_tags else _all_tags(state, move)
+        user_tags = user_tags_of(state)
+        tags = user_tags if self.destination.creates_system_tags else all_tags(state, move)
         await self.recorded(
             move,
             "tags",
@@ -548,61 +548,3 @@ class _SourceChanged(StepFailed):
 
 class _SourceElsewhere(StepFailed):
     """The source is no longer at its name but still exists (renamed or moved)."""
-
-
-def _renamed(state: StackState, move: StackMove) -> dict[str, Any]:
-    """The source's state (secrets open) under the move's new project and stack names."""
-    try:
-        return rename_deployment(
-            state.plaintext,
-            old_project=move.source.project_name,
-            old_stack=move.source.stack_name,
-            new_project=move.target.project_name,
-            new_stack=move.target.stack_name,
-        )
-    except ValueError as error:
-        raise StepFailed("import", f"the source's state cannot be renamed: {error}") from error
-
-
-def _refuse_pending_operations(name: str, state: StackState) -> None:
-    pending = state.plaintext.get("pending_operations") or []
-    if pending:
-        raise StepFailed(
-            "read",
-            f"{name} has {len(pending)} pending operation(s) left by an interrupted update, "
-            f"which an import would drop; run `pulumi refresh --stack {name}` and migrate again",
-        )
-
-
-def _all_tags(state: StackState, move: StackMove) -> dict[str, str]:
-    """Every tag of the source, `pulumi:project` naming the new project, for a new stack
-    that no CLI tagged with its program's `pulumi:` tags."""
-    tags = dict(state.tags)
-    if PROJECT_TAG in tags:
-        tags[PROJECT_TAG] = move.target.project_name
-    return tags
-
-
-async def _verify(
-    target: Session, name: str, *, expected: dict[str, object], source: StackState
-) -> Revision:
-    """Check the destination holds `expected` (the renamed source state), sealed its own way;
-    the revision it was verified at."""
-    await target.check_loads(name)
-    try:
-        landed = await target.read(name, "verify", tags=False)
-    except StepFailed as failure:
-        raise StepFailed("verify", f"verification: {failure.reason}") from failure
-    problem = integrity_problem(landed.plaintext)
-    if problem is not None:
-        raise StepFailed("verify", f"verification: the state of {name} is broken: {problem}")
-    problem = difference(expected, landed.plaintext)
-    if problem:
-        raise StepFailed("verify", f"verification: {name} {problem}")
-    if has_plaintext_secrets(landed.encrypted):
-        raise StepFailed("verify", f"verification: {name} stores secrets unencrypted")
-    if set(ciphertexts(landed.encrypted)) & set(ciphertexts(source.encrypted)):
-        raise StepFailed(
-            "verify", f"verification: {name} holds the source's ciphertext, not its own"
-        )
-    return landed.revision

@@ -40,7 +40,8 @@ from toolkit.errors import (
 )
 from toolkit.journal import Journal
 from toolkit.models import AppStackSummary
-from toolkit.plan import TEMPORARY_SUFFIX, ClaimPlan, RenameStep, StackMove, order_renames
+from toolkit.moves import TEMPORARY_SUFFIX, RenameStep, StackMove, order_renames
+from toolkit.plan import ClaimPlan
 from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import (
     CallOutcome,

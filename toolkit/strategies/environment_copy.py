@@ -7,316 +7,46 @@ secrets with the new environment's own key. The environment tags follow. A copy 
 both sides decrypt to the same definition (modulo the rewritten imports) and none of the
 source's ciphertext is in the destination.
 
-The first half of this module is pure (definitions parsed, imports found and rewritten, the
-order imports impose, the comparison); the second half makes the calls, journal-recorded like
-a strategy's, so a re-run finishes what a failure or a stop left.
+What a definition is, and the order imports impose, is pure and apart
+(`toolkit.esc_definitions`); this module makes the calls, journal-recorded like the other
+strategies', so a re-run finishes what a failure or a stop left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import re
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from toolkit.entities import entity_key, qualified_name
-from toolkit.errors import (
-    ClaimError,
-    ConflictError,
-    InvalidInputError,
-    NotFoundError,
-    outcome_unknown,
+from toolkit.errors import ClaimError, NotFoundError
+from toolkit.esc_definitions import (
+    EnvironmentName,
+    ciphertexts,
+    definition_difference,
+    environment_name,
+    import_order,
+    import_waves,
+    imports_of,
+    parse_definition,
+    plaintext_secrets,
+    rewrite_imports,
 )
 from toolkit.journal import Journal
-from toolkit.models import TransferEntityEnvironment
-from toolkit.plan import EnvironmentCopy
+from toolkit.moves import EnvironmentCopy
 from toolkit.progress import MoveFailure, MoveTally, ProgressCallback, Step, no_progress
 from toolkit.strategies import CallOutcome, FailedMoves, RecordedCalls, StepHistory, StopSignal
+from toolkit.strategies._environment_writes import (
+    create_environment,
+    remove_environment,
+    write_definition,
+)
 
 if TYPE_CHECKING:
     from toolkit.cloud import CloudClient
     from toolkit.models import EnvironmentDefinition
-
-EnvironmentName = tuple[str, str]
-"""(project, environment) within one org."""
-
-DEFAULT_PROJECT = "default"
-"""The project of an import written without one (`imports: [name]`), as ESC reads it."""
-
-_SECRET = "fn::secret"
-_DYNAMIC_PREFIXES = ("fn::open", "fn::rotate")
-"""Functions whose values come from outside (a provider, a rotator), configured per org."""
-
-
-class DefinitionError(InvalidInputError):
-    """An environment definition this toolkit cannot read."""
-
-
-# --- Definitions and their imports (pure) ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportRef:
-    """One entry of a definition's `imports:` list, as ESC reads it.
-
-    An entry is a string `project/name` or a bare `name` (project `default`), possibly pinned
-    with `@revision-or-tag`; or a one-key map `{name: {merge: false}}` whose key is that string.
-    """
-
-    project: str
-    name: str
-    pin: str | None = None
-    bare: bool = False
-    """Written without a project."""
-
-    @classmethod
-    def parse(cls, text: str) -> ImportRef:
-        reference, at, pin = text.partition("@")
-        parts = reference.split("/")
-        if len(parts) == 1 and parts[0]:
-            return cls(DEFAULT_PROJECT, parts[0], pin if at else None, bare=True)
-        if len(parts) == 2 and all(parts):
-            return cls(parts[0], parts[1], pin if at else None)
-        raise DefinitionError(
-            f"the import {text!r} is not `project/name` or `name`",
-            hint="Fix the environment's imports in the source org and run again.",
-        )
-
-    @property
-    def environment(self) -> EnvironmentName:
-        return (self.project, self.name)
-
-    def text(self) -> str:
-        reference = self.name if self.bare else f"{self.project}/{self.name}"
-        return reference if self.pin is None else f"{reference}@{self.pin}"
-
-
-def parse_definition(text: str) -> dict[str, Any]:
-    """An environment's YAML definition as a mapping (an empty definition: `{}`)."""
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise DefinitionError(
-            f"an environment definition is not valid YAML ({type(error).__name__})",
-            hint="Fix the definition in the source org (esc env edit) and run again.",
-        ) from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise DefinitionError(
-            "an environment definition is not a mapping",
-            hint="Fix the definition in the source org (esc env edit) and run again.",
-        )
-    return loaded
-
-
-def render_definition(definition: Mapping[str, Any]) -> str:
-    """The YAML text written to the destination (keys in their order; characters outside
-    ASCII escaped, since YAML readers fold some of them, such as NEL, into spaces)."""
-    return yaml.safe_dump(dict(definition), sort_keys=False)
-
-
-def imports_of(definition: Mapping[str, Any]) -> list[ImportRef]:
-    """The environments `definition` imports, in its order."""
-    return [ImportRef.parse(_import_text(entry)) for entry in _import_entries(definition)]
-
-
-def rewrite_imports(
-    definition: Mapping[str, Any], renames: Mapping[EnvironmentName, EnvironmentName]
-) -> dict[str, Any]:
-    """`definition` with each import of a renamed environment naming its new name.
-
-    References to a renamed import (`${imports.<name>...}`) follow it. A pin (`@3`,
-    `@stable`) is dropped from a renamed import: revisions and their tags stay
-    with the source (`copy_notices` names them). A bare name stays bare while the project
-    stays `default`. Other imports are kept as they are written.
-    """
-    entries = _import_entries(definition)
-    if not entries:
-        return dict(definition)
-    rewritten: list[Any] = []
-    renamed: dict[str, str] = {}
-    for entry in entries:
-        written = _import_text(entry)
-        reference = ImportRef.parse(written)
-        target = renames.get(reference.environment)
-        if target is None:
-            rewritten.append(entry)
-            continue
-        project, name = target
-        new = ImportRef(project, name, None, bare=reference.bare and project == DEFAULT_PROJECT)
-        renamed[written] = new.text()
-        if isinstance(entry, dict):
-            ((_, options),) = entry.items()
-            rewritten.append({new.text(): options})
-        else:
-            rewritten.append(new.text())
-    copy = {**definition, "imports": rewritten}
-    if renamed and "values" in definition:
-        copy["values"] = _rewrite_references(definition["values"], renamed)
-    return copy
-
-
-_INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
-_IMPORT_ACCESS = re.compile(r"imports(?:\.([^.\[\]]+)|\[\s*(?:\"([^\"]*)\"|'([^']*)')\s*\])")
-
-
-def _rewrite_references(value: Any, renamed: Mapping[str, str]) -> Any:
-    """`value` with every `${imports.<name>...}` reference (`imports["<name>"]` too) to a
-    renamed import naming it as its import now reads: an import is referred to by the name
-    written in `imports:`, so a renamed import's references would name nothing."""
-    if isinstance(value, dict):
-        return {key: _rewrite_references(item, renamed) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rewrite_references(item, renamed) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def reference(match: re.Match[str]) -> str:
-        access = match.group(1)
-        found = _IMPORT_ACCESS.match(access)
-        if found is None:
-            return match.group(0)
-        written = next(group for group in found.groups() if group is not None)
-        if written not in renamed:
-            return match.group(0)
-        rest = access[found.end() :]
-        return "${" + f'imports["{renamed[written]}"]' + rest + "}"
-
-    return _INTERPOLATION.sub(reference, value)
-
-
-def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:
-    """The `fn::open` providers (and `fn::rotate` rotators) `definition` uses, sorted.
-
-    Their trust policies (an OIDC role's, say) may name the source org; the copy calls them
-    as the destination org.
-    """
-    found: set[str] = set()
-    for key, value in _function_calls(definition.get("values")):
-        if key in _DYNAMIC_PREFIXES and isinstance(value, dict):
-            found.add(f"{key}::{value.get('provider', '?')}")
-        elif key.startswith(tuple(f"{prefix}::" for prefix in _DYNAMIC_PREFIXES)):
-            found.add(key)
-    return sorted(found)
-
-
-def ciphertexts(definition: Mapping[str, Any]) -> set[str]:
-    """The ciphertexts of a definition as the service stores it (`fn::secret: {ciphertext}`)."""
-    return {
-        value["ciphertext"]
-        for key, value in _function_calls(definition.get("values"))
-        if key == _SECRET and isinstance(value, dict) and isinstance(value.get("ciphertext"), str)
-    }
-
-
-def plaintext_secrets(definition: Mapping[str, Any]) -> int:
-    """How many `fn::secret` values of a stored definition are not ciphertext."""
-    return sum(
-        1
-        for key, value in _function_calls(definition.get("values"))
-        if key == _SECRET and not isinstance(value, dict)
-    )
-
-
-def definition_difference(expected: Mapping[str, Any], landed: Mapping[str, Any]) -> str | None:
-    """Where `landed` differs from `expected`, by path only (never a value); None if equal."""
-    return _difference(dict(expected), dict(landed), "")
-
-
-def import_order(
-    imports: Mapping[EnvironmentName, Collection[EnvironmentName]],
-) -> tuple[list[EnvironmentName], list[EnvironmentName]]:
-    """The environments of `imports` (each -> what it imports) with every import first, and
-    those that cannot be ordered: in an import cycle, or importing one that is.
-
-    Imports of environments outside `imports` do not order anything. Ties keep sorted order.
-    """
-    waiting = {
-        name: {i for i in imported if i in imports and i != name}
-        for name, imported in imports.items()
-    }
-    self_cycles = {name for name, imported in imports.items() if name in imported}
-    ordered: list[EnvironmentName] = []
-    ready = sorted(name for name, deps in waiting.items() if not deps and name not in self_cycles)
-    while ready:
-        name = ready.pop(0)
-        ordered.append(name)
-        freed = []
-        for other, deps in waiting.items():
-            if name in deps:
-                deps.discard(name)
-                if not deps and other not in self_cycles:
-                    freed.append(other)
-        ready = sorted([*ready, *freed])
-    placed = set(ordered)
-    return ordered, sorted(name for name in imports if name not in placed)
-
-
-def _import_entries(definition: Mapping[str, Any]) -> list[Any]:
-    entries = definition.get("imports")
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise DefinitionError(
-            "an environment's `imports` is not a list",
-            hint="Fix the definition in the source org (esc env edit) and run again.",
-        )
-    return entries
-
-
-def _import_text(entry: Any) -> str:
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict) and len(entry) == 1:
-        ((key, _),) = entry.items()
-        if isinstance(key, str):
-            return key
-    raise DefinitionError(
-        "an import must be a string or a map with a single key",
-        hint="Fix the environment's imports in the source org and run again.",
-    )
-
-
-def _function_calls(value: Any) -> Iterator[tuple[str, Any]]:
-    """Every `fn::...` key under `value`, with its argument."""
-    if isinstance(value, list):
-        for element in value:
-            yield from _function_calls(element)
-    elif isinstance(value, dict):
-        for key, element in value.items():
-            if isinstance(key, str) and key.startswith("fn::"):
-                yield key, element
-            yield from _function_calls(element)
-
-
-def _difference(expected: Any, landed: Any, path: str) -> str | None:
-    where = path or "the definition"
-    if isinstance(expected, dict) and isinstance(landed, dict):
-        if set(expected) != set(landed):
-            return f"{where} has other keys"
-        for key in expected:
-            found = _difference(expected[key], landed[key], f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    if isinstance(expected, list) and isinstance(landed, list):
-        if len(expected) != len(landed):
-            return f"{where} has {len(landed)} entries, not {len(expected)}"
-        for index, (left, right) in enumerate(zip(expected, landed, strict=True)):
-            found = _difference(left, right, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    same = type(expected) is type(landed) and expected == landed
-    return None if same else f"{where} holds another value"
-
-
-# --- Copying (I/O) ----------------------------------------------------------------------
 
 
 async def read_definitions(
@@ -327,7 +57,7 @@ async def read_definitions(
     slots = asyncio.Semaphore(limit)
 
     async def read(copy: EnvironmentCopy) -> tuple[EnvironmentName, dict[str, Any] | None]:
-        name = _name(copy.source)
+        name = environment_name(copy.source)
         async with slots:
             try:
                 stored = await client.get_environment(org, *name)
@@ -347,7 +77,7 @@ async def unreadable(
 
     async def refusal(copy: EnvironmentCopy) -> ClaimError | None:
         try:
-            await client.get_environment_decrypted(org, *_name(copy.source))
+            await client.get_environment_decrypted(org, *environment_name(copy.source))
         except ClaimError as error:
             return error
         return None
@@ -356,51 +86,6 @@ async def unreadable(
     return next(
         ((copy, error) for copy, error in zip(copies, refusals, strict=True) if error), None
     )
-
-
-def copy_notices(
-    copies: Sequence[EnvironmentCopy],
-    definitions: Mapping[EnvironmentName, Mapping[str, Any]],
-    *,
-    source_org: str,
-    destination_org: str,
-) -> list[str]:
-    """What the user should know before the copies are made: dynamic providers whose trust
-    may name the source org, pins that cannot carry over, and imports that form a cycle."""
-    notices: list[str] = []
-    copied = {_name(copy.source) for copy in copies}
-    graph: dict[EnvironmentName, list[EnvironmentName]] = {}
-    for copy in copies:
-        name = _name(copy.source)
-        definition = definitions.get(name)
-        if definition is None:
-            continue
-        label = f"{source_org}/{name[0]}/{name[1]}"
-        try:
-            references = imports_of(definition)
-        except DefinitionError as error:
-            notices.append(f"environment {label} cannot be copied: {error.message}")
-            continue
-        graph[name] = [reference.environment for reference in references]
-        if providers := dynamic_providers(definition):
-            notices.append(
-                f"environment {label} uses {', '.join(providers)}: its trust policy (an OIDC "
-                f"role's, say) may name {source_org}; allow {destination_org} there too"
-            )
-        pinned = [ref.text() for ref in references if ref.pin and ref.environment in copied]
-        if pinned:
-            notices.append(
-                f"environment {label} imports {', '.join(pinned)}: revisions are not copied, "
-                "so its copy imports the latest definition"
-            )
-    _, stuck = import_order(graph)
-    if stuck:
-        names = ", ".join(f"{source_org}/{project}/{name}" for project, name in stuck)
-        notices.append(
-            f"environments {names} cannot be copied: their imports form a cycle, or import "
-            "one that does"
-        )
-    return notices
 
 
 async def copy_environments(
@@ -435,7 +120,7 @@ async def copy_environments(
         calls=RecordedCalls(journal, stop, limit),
         tally=MoveTally(len(copies), on_progress),
         history=StepHistory(journal),
-        renames={_name(copy.source): _name(copy.target) for copy in copies},
+        renames={environment_name(copy.source): environment_name(copy.target) for copy in copies},
     )
     return await copier.run(copies)
 
@@ -477,7 +162,7 @@ class _Copier:
     failed_names: set[EnvironmentName] = field(default_factory=set)
 
     async def run(self, copies: Sequence[EnvironmentCopy]) -> FailedMoves:
-        by_name = {_name(copy.source): copy for copy in copies}
+        by_name = {environment_name(copy.source): copy for copy in copies}
         verified = [copy for copy in copies if self.history.done(copy.journal_name, "verify")]
         for copy in verified:
             if not self.delete_source:
@@ -496,7 +181,7 @@ class _Copier:
             to_read, await asyncio.gather(*(self._read(copy) for copy in to_read)), strict=True
         ):
             if isinstance(read, _Source):
-                sources[_name(copy.source)] = read
+                sources[environment_name(copy.source)] = read
             elif read is not None:
                 self._fail(copy, read)
             elif copy not in to_remove:
@@ -506,7 +191,7 @@ class _Copier:
             for name, source in sources.items()
         }
         order, stuck = import_order(graph)
-        waiting = {_name(copy.source) for copy in pending}
+        waiting = {environment_name(copy.source) for copy in pending}
         for name in stuck:
             self._fail(
                 by_name[name],
@@ -517,7 +202,7 @@ class _Copier:
                     "again",
                 ),
             )
-        for every in _waves(order, graph):
+        for every in import_waves(order, graph):
             wave = [name for name in every if name in waiting]
             failures = await asyncio.gather(
                 *(self._copy(by_name[name], sources[name], graph[name]) for name in wave)
@@ -533,7 +218,7 @@ class _Copier:
 
     async def _read(self, copy: EnvironmentCopy) -> _Source | MoveFailure | None:
         """The source of `copy` as the copy needs it; None when there is no such source."""
-        project, name = _name(copy.source)
+        project, name = environment_name(copy.source)
         try:
             decrypted, stored, tags = await asyncio.gather(
                 self.source.get_environment_decrypted(self.source_org, project, name),
@@ -561,7 +246,7 @@ class _Copier:
             return MoveFailure.interrupted("create")
         target = self._target(copy)
         self.tally.started(self._source(copy), target)
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         org = self.destination_org
         expected = rewrite_imports(source.definition, self.renames)
         self.calls.journal.record_revision(copy.journal_name, "source", source.revision)
@@ -581,7 +266,7 @@ class _Copier:
                     copy,
                     "undo",
                     f"remove the half-made {target}",
-                    lambda: _remove_environment(self.destination, org, project, name),
+                    lambda: remove_environment(self.destination, org, project, name),
                 )
                 self.tally.step(
                     self._source(copy), target, "undo", f"removed the half-made {target}"
@@ -590,7 +275,7 @@ class _Copier:
                 copy,
                 "create",
                 f"create {target}",
-                lambda: _create_environment(self.destination, org, project, name),
+                lambda: create_environment(self.destination, org, project, name),
             )
         except _CopyFailed as stopped:
             return stopped.failure
@@ -602,7 +287,7 @@ class _Copier:
                 copy,
                 "write",
                 f"write the definition of {target}",
-                lambda: _write_definition(self.destination, org, project, name, expected),
+                lambda: write_definition(self.destination, org, project, name, expected),
             )
             await self._step(
                 copy,
@@ -649,7 +334,7 @@ class _Copier:
             raise _CopyFailed(MoveFailure(action, f"{detail}: {outcome.message}"))
 
     async def _set_tags(self, copy: EnvironmentCopy, tags: Mapping[str, str]) -> None:
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         await asyncio.gather(
             *(
                 self.destination.set_environment_tag(
@@ -664,7 +349,7 @@ class _Copier:
     ) -> None:
         """Both sides decrypt to the same definition, the destination's secrets are its own
         ciphertext, and the tags are there."""
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         org = self.destination_org
         decrypted, definition, tags = await asyncio.gather(
             self.destination.get_environment_decrypted(org, project, name),
@@ -686,7 +371,7 @@ class _Copier:
     async def _still_as_made(self, copy: EnvironmentCopy, expected: Mapping[str, Any]) -> bool:
         """Whether an earlier attempt's unverified copy is still what this run made of it:
         empty as created, or holding the definition this run writes."""
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         decrypted = await self.destination.get_environment_decrypted(
             self.destination_org, project, name
         )
@@ -696,13 +381,13 @@ class _Copier:
     async def _undo(self, copy: EnvironmentCopy, failure: MoveFailure) -> MoveFailure:
         """Remove the environment this copy created; say so in the failure if that fails."""
         target = self._target(copy)
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         try:
             await self._step(
                 copy,
                 "undo",
                 f"remove the half-made {target}",
-                lambda: _remove_environment(self.destination, self.destination_org, project, name),
+                lambda: remove_environment(self.destination, self.destination_org, project, name),
             )
         except _CopyFailed as undo:
             return MoveFailure(
@@ -733,8 +418,8 @@ class _Copier:
             return
         position = {name: index for index, name in enumerate(order)}
         kept: set[EnvironmentName] = set()
-        for copy in sorted(verified, key=lambda c: -position.get(_name(c.source), -1)):
-            source, name = self._source(copy), _name(copy.source)
+        for copy in sorted(verified, key=lambda c: -position.get(environment_name(c.source), -1)):
+            source, name = self._source(copy), environment_name(copy.source)
             if self.history.done(copy.journal_name, "delete-source"):
                 self._landed(copy, f"{source} was removed earlier")
                 continue
@@ -761,7 +446,7 @@ class _Copier:
         run says so; the next run brings the change into the copy (while that copy is still
         exactly what this run wrote), then removes the source."""
         source, target = self._source(copy), self._target(copy)
-        project, name = _name(copy.source)
+        project, name = environment_name(copy.source)
         journal = self.calls.journal
         for looked in range(2):
             try:
@@ -811,7 +496,7 @@ class _Copier:
         """Write the source's new definition and tags into this run's verified copy, if the
         copy is still the revision this run verified (the write names it in `If-Match`)."""
         source, target = self._source(copy), self._target(copy)
-        project, name = _name(copy.target)
+        project, name = environment_name(copy.target)
         org = self.destination_org
         try:
             landed = await self.destination.get_environment(org, project, name)
@@ -839,7 +524,7 @@ class _Copier:
             copy,
             "write",
             f"write the changes of {source} into {target}",
-            lambda: _write_definition(self.destination, org, project, name, expected, over=landed),
+            lambda: write_definition(self.destination, org, project, name, expected, over=landed),
         )
         await self._step(
             copy,
@@ -869,95 +554,15 @@ class _Copier:
 
     def _fail(self, copy: EnvironmentCopy, failure: MoveFailure) -> None:
         self.failed[entity_key(copy.source)] = failure
-        self.failed_names.add(_name(copy.source))
+        self.failed_names.add(environment_name(copy.source))
         self.tally.failed(self._source(copy), self._target(copy), failure)
-
-
-# --- Destination calls that converge under faults (I/O) ------------------------------------
-
-_CREATE_ATTEMPTS = 4
-"""Times a create is sent while its answer is lost and a look-up finds it not applied."""
-_CREATE_PAUSE = 0.2
-"""Seconds before a create is sent again, doubled each time."""
-
-
-async def _create_environment(client: CloudClient, org: str, project: str, name: str) -> None:
-    """Create `org/project/name`, which was not there a moment ago.
-
-    A create is not safe to repeat blindly, so one whose answer was lost (5xx, a dropped
-    connection) is looked up, as a stack's transfer is: there, it was applied; not there, it
-    is sent again, a few times at most.
-    """
-    for attempt in range(1, _CREATE_ATTEMPTS + 1):
-        try:
-            await client.create_environment(org, project, name)
-            return
-        except ClaimError as error:
-            if not outcome_unknown(error):
-                raise
-            if await client.environment_exists(org, project, name):
-                return
-            if attempt == _CREATE_ATTEMPTS:
-                raise
-        await asyncio.sleep(_CREATE_PAUSE * 2 ** (attempt - 1))
-
-
-async def _write_definition(
-    client: CloudClient,
-    org: str,
-    project: str,
-    name: str,
-    expected: Mapping[str, Any],
-    *,
-    over: EnvironmentDefinition | None = None,
-) -> None:
-    """Write `expected` over the environment on the condition that it is still as read
-    (`over`, else read now: the one this run just created): a conditional write is safe to
-    repeat, so the client sends it again when its answer is lost. A repeat refused as stale
-    (409) counts when the environment now decrypts to `expected` (the lost write had been
-    applied); otherwise the refusal stands."""
-    read = over or await client.get_environment(org, project, name)
-    try:
-        await client.update_environment(
-            org, project, name, render_definition(expected), etag=read.etag
-        )
-    except ConflictError:
-        landed = parse_definition(await client.get_environment_decrypted(org, project, name))
-        if definition_difference(expected, landed) is not None:
-            raise
-
-
-async def _remove_environment(client: CloudClient, org: str, project: str, name: str) -> None:
-    """Remove a destination environment this run made; one already gone (removed by an
-    attempt whose answer was lost) is what removing it is for."""
-    try:
-        await client.delete_environment(org, project, name)
-    except NotFoundError:
-        return
 
 
 class _VerificationFailed(Exception):
     """The copy is not what the source is: the words say how, never with a value."""
 
 
-def _waves(
-    order: Sequence[EnvironmentName], imports: Mapping[EnvironmentName, Sequence[EnvironmentName]]
-) -> list[list[EnvironmentName]]:
-    """`order` cut into waves: each environment after every one it imports (in order)."""
-    level: dict[EnvironmentName, int] = {}
-    for name in order:
-        level[name] = 1 + max((level[i] for i in imports.get(name, ()) if i in level), default=-1)
-    waves: list[list[EnvironmentName]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for name in order:
-        waves[level[name]].append(name)
-    return waves
-
-
 def _revision(definition: EnvironmentDefinition) -> str:
     """Which environment, at which revision: its ETag (the service's names both), else the
     revision number."""
     return definition.etag or f"revision {definition.revision}"
-
-
-def _name(environment: TransferEntityEnvironment) -> EnvironmentName:
-    return (environment.project_name, environment.environment_name)

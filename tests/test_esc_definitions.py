@@ -1,5 +1,5 @@
 """ESC environment definitions: imports found and rewritten, import order, dynamic providers,
-the comparison a copy is verified by (the pure half of `toolkit.environments`)."""
+the comparison a copy is verified by (`toolkit.esc_definitions`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolkit.environments import (
+from toolkit.esc_definitions import (
     DefinitionError,
     ImportRef,
     ciphertexts,
@@ -22,7 +22,7 @@ from toolkit.environments import (
     rewrite_imports,
 )
 from toolkit.models import TransferEntityEnvironment
-from toolkit.plan import EnvironmentCopy
+from toolkit.moves import EnvironmentCopy
 
 CHAIN = """
 imports:

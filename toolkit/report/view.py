@@ -1,32 +1,20 @@
-"""Renderers for the claim document: a terminal table, JSON, Markdown and one HTML page.
+"""What every human format of a report shows, pure: the claim document and the run around it
+(`ReportContext`) flattened into sorted rows of display text (`ReportView`), one per entity,
+with the counts, what blocks and what to do about it, and a one-line outcome.
 
-JSON is the wire document and nothing else, so scripts can parse stdout. The three human
-formats are built from one `ReportView`, so the table, the Markdown and the HTML always say the
-same thing: who moves where, what each entity will become, what blocks the claim and why.
 Every name that reaches a report comes from a service or a map file and is treated as hostile:
-its control characters are written as escapes (`toolkit.display.printable`), and it is
-escaped for the format it lands in (rich markup, Markdown, HTML).
+the view masks tokens and writes control characters as escapes (`toolkit.display.printable`);
+each format escapes it for the markup it lands in.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from io import StringIO
 from typing import TYPE_CHECKING, Literal
 
-import jinja2
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
-
-from toolkit.choices import Format, Strategy
+from toolkit.choices import Strategy
 from toolkit.display import printable
 from toolkit.entities import KINDS, EntityKey, display_name, entity_key, kind_of, target_of
 from toolkit.models import (
@@ -42,15 +30,6 @@ from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
-
-__all__ = [
-    "Mode",
-    "ReportContext",
-    "copied_environments",
-    "print_report",
-    "render",
-    "report_context",
-]
 
 Mode = Literal["preview", "commit"]
 
@@ -88,57 +67,6 @@ class ReportContext:
     copied: frozenset[EntityKey] = frozenset()
     """The environments recreated in the destination rather than moved (`--environments
     copy`), by their source's key: a reviewer is to see they are copies, made anew."""
-
-
-def render(
-    document: AgentClaimResponse,
-    fmt: Format,
-    context: ReportContext,
-    *,
-    width: int = 100,
-    secrets: Iterable[str] = (),
-) -> str:
-    """The report as text, every token masked (`toolkit.redaction`, with `secrets` too);
-    `width` only shapes the table format."""
-    if fmt == "json":
-        return json.dumps(redact_strings(document.to_wire(), secrets), indent=2) + "\n"
-    view = build_view(document, context, secrets)
-    if fmt == "markdown":
-        return _render_markdown(view)
-    if fmt == "html":
-        return _html_template().render(view=view)
-    buffer = StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        force_jupyter=False,
-        force_interactive=False,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        legacy_windows=False,
-    )
-    console.print(_table_renderable(view))
-    # Rich pads every line to the full width; a file or a diff reads better without it.
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
-
-
-def print_report(
-    document: AgentClaimResponse,
-    fmt: Format,
-    context: ReportContext,
-    console: Console,
-    *,
-    secrets: Iterable[str] = (),
-) -> None:
-    """Print to `console`: the table with the console's colours, other formats verbatim;
-    tokens masked as `render` masks them."""
-    if fmt == "table":
-        console.print(_table_renderable(build_view(document, context, secrets)))
-    else:
-        console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)
 
 
 def report_context(
@@ -192,8 +120,6 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
         line += f"; {failures} failure(s) reported"
     return line
 
-
-# --- The view every human format renders -------------------------------------------------
 
 ActionKind = Literal["move", "rename", "blocked", "failed"]
 Tone = Literal["neutral", "good", "warn", "bad"]
@@ -454,206 +380,3 @@ def _day(moment: datetime) -> str:
 def _utc(moment: datetime) -> datetime:
     """Aware, in UTC; a naive time is read as UTC already, as the service sends them."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-# --- Table (rich) ------------------------------------------------------------------------
-
-_ACTION_STYLES: dict[ActionKind, str] = {
-    "move": "green",
-    "rename": "cyan",
-    "blocked": "bold red",
-    "failed": "yellow",
-}
-_TONE_STYLES: dict[Tone, str] = {
-    "neutral": "",
-    "good": "green",
-    "warn": "yellow",
-    "bad": "bold red",
-}
-
-
-def _table_renderable(view: ReportView) -> RenderableType:
-    """The whole report as one rich renderable; every value goes in as `Text`, never markup."""
-    header = Table.grid(padding=(0, 2))
-    header.add_column(style="dim", no_wrap=True)
-    header.add_column()
-    for label, value in view.header:
-        header.add_row(label, Text(value))
-
-    counts = Text("   ").join(
-        Text.assemble((f"{count.label} ", "dim"), (str(count.value), _TONE_STYLES[count.tone]))
-        for count in view.counts
-    )
-
-    inventory = _section_table("Inventory")
-    inventory.add_column("Kind", no_wrap=True)
-    longest_name = max((len(row.name) for row in view.inventory), default=0)
-    inventory.add_column("Name", overflow="fold", min_width=min(longest_name, _NAME_MIN_WIDTH))
-    inventory.add_column("Resources", justify="right", no_wrap=True)
-    inventory.add_column("Last update", no_wrap=True)
-    inventory.add_column("Action", overflow="fold")
-    for row in view.inventory:
-        inventory.add_row(
-            Text(row.kind),
-            Text(row.name),
-            Text(row.resources),
-            Text(row.last_update),
-            Text(row.action, style=_ACTION_STYLES[row.action_kind]),
-        )
-
-    parts: list[RenderableType] = [
-        Text(view.title, style="bold"),
-        header,
-        Text(),
-        counts,
-        Text(),
-        inventory if view.inventory else Text("No entities."),
-        Text(),
-    ]
-
-    if view.conflicts:
-        conflicts = _section_table("Conflicts")
-        conflicts.add_column("Kind", no_wrap=True)
-        conflicts.add_column("Name", overflow="fold")
-        conflicts.add_column("Name taken in destination", overflow="fold")
-        for conflict in view.conflicts:
-            conflicts.add_row(Text(conflict.kind), Text(conflict.name), Text(conflict.taken_name))
-        parts += [conflicts, Text(view.conflict_hint, style="yellow")]
-    else:
-        parts.append(Text("No conflicts."))
-    parts.append(Text())
-
-    if view.failures:
-        failures = _section_table("Failures")
-        failures.add_column("Kind", no_wrap=True)
-        failures.add_column("Name", overflow="fold")
-        failures.add_column("Reason", overflow="fold")
-        for failure in view.failures:
-            failures.add_row(Text(failure.kind), Text(failure.name), Text(failure.reason))
-        parts.append(failures)
-    else:
-        parts.append(Text("No failures."))
-    parts.append(Text())
-
-    if view.next_steps:
-        parts.append(Text("What to do", style="bold"))
-        parts += [Padding(Text(f"• {step}"), (0, 0, 0, 2)) for step in view.next_steps]
-        parts.append(Text())
-
-    if view.notices:
-        parts.append(Text("Notices", style="bold"))
-        parts += [Padding(Text(f"• {notice}"), (0, 0, 0, 2)) for notice in view.notices]
-        parts.append(Text())
-
-    parts.append(
-        Text.assemble(("Outcome: ", "bold"), (view.outcome, _TONE_STYLES[view.outcome_tone]))
-    )
-    return Group(*parts)
-
-
-_NAME_MIN_WIDTH = 20
-"""Names up to this long are never folded in the inventory table; longer ones fold."""
-
-
-def _section_table(title: str) -> Table:
-    return Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-    )
-
-
-# --- Markdown ----------------------------------------------------------------------------
-
-_MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "}
-_MARKDOWN_PUNCTUATION = frozenset("\\`*_[]|~#$")
-_BLOCK_START = re.compile(r"^(\d+)([.)])|^([-+=])")
-
-
-def _markdown_text(text: str) -> str:
-    """Plain text that stays plain inside a GFM table cell: no markup, no HTML, no cell break."""
-    return "".join(
-        _MARKDOWN_ENTITIES.get(char) or (f"\\{char}" if char in _MARKDOWN_PUNCTUATION else char)
-        for char in text
-    )
-
-
-def _markdown_list_item(text: str) -> str:
-    """A bullet holding `text` as plain text; a leading "1." or "-" would start a nested list."""
-    escaped = _markdown_text(text)
-    return "- " + _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
-
-
-def _markdown_table(headings: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headings) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_markdown_text(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
-def _render_markdown(view: ReportView) -> str:
-    lines = [f"# {_markdown_text(view.title)}", ""]
-    lines += [f"- **{label}:** {_markdown_text(value)}" for label, value in view.header]
-    lines += ["", f"**Outcome:** {_markdown_text(view.outcome)}", ""]
-    lines += _markdown_table(
-        [count.label for count in view.counts],
-        ["---:"] * len(view.counts),
-        [[str(count.value) for count in view.counts]],
-    )
-
-    lines += ["", "## Inventory", ""]
-    if view.inventory:
-        lines += _markdown_table(
-            ["Kind", "Name", "Resources", "Last update", "Action"],
-            ["---", "---", "---:", "---", "---"],
-            [[r.kind, r.name, r.resources, r.last_update, r.action] for r in view.inventory],
-        )
-    else:
-        lines.append("No entities.")
-
-    lines += ["", "## Conflicts", ""]
-    if view.conflicts:
-        lines += _markdown_table(
-            ["Kind", "Name", "Name taken in destination"],
-            ["---", "---", "---"],
-            [[c.kind, c.name, c.taken_name] for c in view.conflicts],
-        )
-        lines += ["", f"> {view.conflict_hint}"]
-    else:
-        lines.append("None.")
-
-    lines += ["", "## Failures", ""]
-    if view.failures:
-        lines += _markdown_table(
-            ["Kind", "Name", "Reason"],
-            ["---", "---", "---"],
-            [[f.kind, f.name, f.reason] for f in view.failures],
-        )
-    else:
-        lines.append("None.")
-
-    if view.next_steps:
-        lines += ["", "## What to do", ""]
-        lines += [_markdown_list_item(step) for step in view.next_steps]
-
-    if view.notices:
-        lines += ["", "## Notices", ""]
-        lines += [_markdown_list_item(notice) for notice in view.notices]
-    return "\n".join(lines) + "\n"
-
-
-# --- HTML --------------------------------------------------------------------------------
-
-
-@cache
-def _html_template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("toolkit", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return environment.get_template("report.html.j2")

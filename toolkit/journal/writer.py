@@ -1,15 +1,5 @@
-"""A durable record of each commit: the plan, every call as it happens, and the final document.
-
-One SQLite file per run directory (`<runs>/<run-id>/journal.sqlite`), written as the commit
-goes: a state-changing call gets its row before it is made and its outcome after it, so after a
-crash at any point the journal tells which calls were done, which failed, and which were under
-way. `pulumi-claim status` reads it; a re-run of the same commit (`toolkit.runs`) finds its run
-by the run's key and continues it. After the moves, each landing of them (`toolkit.landing`)
-is recorded in the run's journal too: the stack it ran as, and what it changed or why it failed.
-
-A journal carries its schema's version (`PRAGMA user_version`). Versions only add tables, so a
-journal of an earlier version is brought up to date when a run is written to again, and is
-read as it is meanwhile (what it has no table for, it has no rows of).
+"""Writing one run's journal: the plan as made, every state-changing call before it is made and
+its outcome after it, the landings, the final document.
 
 Rows are committed one by one in write-ahead-log mode without a flush to disk per row: a killed
 process loses nothing (the operating system has the data), at a cost of microseconds per row.
@@ -32,16 +22,26 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ClaimError, InvalidInputError, RunsFolderError
+from toolkit.errors import ClaimError, RunsFolderError
+from toolkit.journal.records import StepRecord, read_steps
+from toolkit.journal.schema import (
+    JOURNAL_FILE,
+    KEYS_DIR,
+    SCHEMA,
+    SCHEMA_VERSION,
+    LandingOutcome,
+    RevisionSide,
+    RunState,
+    StepOutcome,
+    connect,
+)
 from toolkit.models import AgentClaimResponse
 from toolkit.private_files import (
     RUNS_DIR_FULL_HINT,
-    check_runs_dir,
     make_private_dir,
     make_private_file,
     runs_dir_unwritable,
@@ -53,152 +53,6 @@ from toolkit.redaction import redact
 if TYPE_CHECKING:
     from toolkit.choices import Strategy
     from toolkit.progress import Step
-
-JOURNAL_FILE = "journal.sqlite"
-KEYS_DIR = "keys"
-"""`<runs>/keys/<run key>` holds the id of the newest run of that key."""
-
-RunState = Literal["running", "interrupted", "finished"]
-RevisionSide = Literal["source", "copy"]
-"""Whose revision a journal keeps for a move: the source as this run last read it, or the
-copy as this run wrote and verified it."""
-StepOutcome = Literal["done", "failed", "unknown"]
-LandingOutcome = Literal["landed", "failed"]
-
-_SCHEMA_VERSION = 4
-"""2: the run, its attempts, events, stack ids and steps; 3: its landings; 4: revisions."""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
-    id TEXT PRIMARY KEY,
-    run_key TEXT NOT NULL,
-    request TEXT NOT NULL,
-    source_org TEXT NOT NULL,
-    destination_org TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    has_claim INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    state TEXT NOT NULL,
-    finished_at TEXT,
-    plan TEXT NOT NULL,
-    notices TEXT NOT NULL,
-    result TEXT
-);
-CREATE TABLE IF NOT EXISTS attempt (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS event (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS stack_id (
-    move TEXT PRIMARY KEY,
-    id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS step (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    attempt INTEGER NOT NULL,
-    at TEXT NOT NULL,
-    move TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    outcome TEXT,
-    message TEXT,
-    finished_at TEXT
-);
-CREATE TABLE IF NOT EXISTS revision (
-    move TEXT NOT NULL,
-    side TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    PRIMARY KEY (move, side)
-);
-CREATE TABLE IF NOT EXISTS landing (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    stack TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-"""
-
-
-def default_runs_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$PULUMI_CLAIM_RUNS_DIR`, else the user's state directory."""
-    environ = os.environ if env is None else env
-    if explicit := environ.get("PULUMI_CLAIM_RUNS_DIR"):
-        return Path(explicit)
-    state_home = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "pulumi-claim" / "runs"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One state-changing call of a run; `outcome` None: made, but no outcome was recorded."""
-
-    seq: int
-    attempt: int
-    at: str
-    move: str
-    action: str
-    detail: str
-    outcome: StepOutcome | None
-    message: str | None
-
-
-@dataclass(frozen=True)
-class LandingRecord:
-    """One landing of a run's moves: the stack it ran as (`org/project/stack`), and what it
-    changed (`summary`, e.g. "3 created") or why it failed (`message`, with its hint)."""
-
-    at: str
-    stack: str
-    outcome: LandingOutcome
-    summary: str
-    message: str
-
-    def describe(self) -> str:
-        """One line: "landed in org/project/stack: 3 created", or the failure."""
-        if self.outcome == "landed":
-            return f"landed in {self.stack}: {self.summary}"
-        return f"failed in {self.stack}: " + " ".join(self.message.split())
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What `status` shows of one run, and what a re-run continues from."""
-
-    run_id: str
-    run_key: str
-    request: dict[str, Any]
-    source_org: str
-    destination_org: str
-    strategy: Strategy
-    has_claim: bool
-    """Whether a claim token stood behind the run (see `ClaimPlan.has_claim`)."""
-    started_at: str
-    state: RunState
-    finished_at: str | None
-    plan: AgentClaimResponse
-    notices: list[str]
-    result: AgentClaimResponse | None
-    events: list[tuple[str, str]]
-    steps: list[StepRecord]
-    attempts: int
-    landings: list[LandingRecord]
-    """Every landing of the run's moves, oldest first; the last one is what stands."""
-
-    @property
-    def finished(self) -> bool:
-        return self.state == "finished"
-
-    @property
-    def landing(self) -> LandingRecord | None:
-        """The run's latest landing, if it was landed at all."""
-        return self.landings[-1] if self.landings else None
 
 
 class Journal:
@@ -245,10 +99,10 @@ class Journal:
         try:
             make_private_dir(run_dir)
             path = make_private_file(run_dir / JOURNAL_FILE)
-            db = _connect(path)
+            db = connect(path)
             with db:
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute(
                     "INSERT INTO run (id, run_key, request, source_org, destination_org,"
                     " strategy, has_claim, started_at, state, plan, notices)"
@@ -302,13 +156,13 @@ class Journal:
         the run; a journal of an earlier schema is brought up to date. Raises the
         `sqlite3.Error` or `OSError` of a journal that cannot be written."""
         path = runs_dir / run_id / JOURNAL_FILE
-        journal = cls(_connect(path), run_id, path)
+        journal = cls(connect(path), run_id, path)
         try:
             with journal._db:
                 (version,) = journal._db.execute("PRAGMA user_version").fetchone()
-                if version < _SCHEMA_VERSION:
-                    journal._db.executescript(_SCHEMA)
-                    journal._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                if version < SCHEMA_VERSION:
+                    journal._db.executescript(SCHEMA)
+                    journal._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             journal.close()
             raise
@@ -318,7 +172,7 @@ class Journal:
     def in_memory(cls) -> Journal:
         """A journal kept in memory only, for a commit made without a runs directory."""
         journal = cls(sqlite3.connect(":memory:", check_same_thread=False), "in-memory", None)
-        journal._db.executescript(_SCHEMA)
+        journal._db.executescript(SCHEMA)
         journal._new_attempt()
         return journal
 
@@ -373,7 +227,7 @@ class Journal:
 
     def steps(self) -> list[StepRecord]:
         with self._lock:
-            return _steps(self._db)
+            return read_steps(self._db)
 
     def stack_ids(self) -> dict[str, str]:
         """Move (the source stack's `project/stack` as planned) -> the service's stack id."""
@@ -476,127 +330,6 @@ class Journal:
             hint=RUNS_DIR_FULL_HINT.format(folder=runs_dir)
             + f": it continues run {self.run_id} from its journal and finishes the job.",
         )
-
-
-def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
-    """The run named `run_id`, or the newest one in `runs_dir`."""
-    check_runs_dir(runs_dir, writable=False)
-    run_dir = runs_dir / run_id if run_id else _newest(runs_dir)
-    path = run_dir / JOURNAL_FILE
-    if not path.is_file():
-        raise InvalidInputError(
-            f"no run {run_id!r} in {runs_dir}.",
-            hint="Run `pulumi-claim status` without an argument to see the newest run.",
-        )
-    return _read(path)
-
-
-def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
-    """The newest run of `run_key`, if any was recorded in `runs_dir`."""
-    key_file = runs_dir / KEYS_DIR / run_key
-    if not key_file.is_file():
-        return None
-    path = runs_dir / key_file.read_text(encoding="utf-8").strip() / JOURNAL_FILE
-    return _read(path) if path.is_file() else None
-
-
-def made_calls(runs_dir: Path, run_id: str) -> bool:
-    """Whether run `run_id` recorded any state-changing call: not when it has no journal (it
-    stopped while it was still planning); when its journal cannot be read, it may have."""
-    path = runs_dir / run_id / JOURNAL_FILE
-    if not path.is_file():
-        return False
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
-        finally:
-            db.close()
-    except sqlite3.DatabaseError:
-        return True
-
-
-def _read(path: Path) -> RunRecord:
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = db.execute(
-                "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
-                " started_at, state, finished_at, plan, notices, result FROM run"
-            ).fetchone()
-            events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
-            steps = _steps(db)
-            (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
-            landings = _landings(db)
-        finally:
-            db.close()
-        if row is None:
-            raise sqlite3.DatabaseError("no run recorded")
-        return RunRecord(
-            run_id=row[0],
-            run_key=row[1],
-            request=json.loads(row[2]),
-            source_org=row[3],
-            destination_org=row[4],
-            strategy=row[5],
-            has_claim=bool(row[6]),
-            started_at=row[7],
-            state=row[8],
-            finished_at=row[9],
-            plan=AgentClaimResponse.model_validate_json(row[10]),
-            notices=json.loads(row[11]),
-            result=AgentClaimResponse.model_validate_json(row[12]) if row[12] else None,
-            events=[(at, message) for at, message in events],
-            steps=steps,
-            attempts=attempts,
-            landings=landings,
-        )
-    except (sqlite3.DatabaseError, ValueError) as error:
-        raise InvalidInputError(
-            f"the journal {path} cannot be read ({error}): it is damaged or not a "
-            "pulumi-claim journal.",
-            hint=f"Move {path.parent} out of the runs directory; the service itself still "
-            "shows where every stack is (`pulumi-claim preview`).",
-        ) from None
-
-
-def _steps(db: sqlite3.Connection) -> list[StepRecord]:
-    return [
-        StepRecord(*row)
-        for row in db.execute(
-            "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step ORDER BY seq"
-        ).fetchall()
-    ]
-
-
-def _landings(db: sqlite3.Connection) -> list[LandingRecord]:
-    """The landings recorded; none in a journal of a schema before landings were."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'landing'").fetchone():
-        return []
-    return [
-        LandingRecord(*row)
-        for row in db.execute(
-            "SELECT at, stack, outcome, summary, message FROM landing ORDER BY seq"
-        ).fetchall()
-    ]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    return db
-
-
-def _newest(runs_dir: Path) -> Path:
-    runs = sorted(p for p in runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
-    if not runs:
-        raise InvalidInputError(
-            f"no commit has been recorded in {runs_dir}.",
-            hint="Runs are recorded by `pulumi-claim commit`; set PULUMI_CLAIM_RUNS_DIR to look "
-            "elsewhere.",
-        )
-    return runs[-1].parent
 
 
 def _dump(document: AgentClaimResponse) -> str:

@@ -1,0 +1,542 @@
+"""The way to the Pulumi Cloud REST API for one identity: auth, bounded concurrency, safe
+retries, paging, bounds on what a service controls, and typed errors.
+
+Every call goes through one request path that holds a slot of a shared semaphore while it talks
+to the service, retries what is safe to retry, and turns failures into the toolkit's typed
+errors. A request that may have changed state on the service (a POST whose answer was lost or
+came back 5xx) is never repeated blindly: doing so could rename or transfer a stack twice.
+The calls themselves, by resource family, are in the other modules of `toolkit.cloud`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import math
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
+from tenacity.retry import retry_base
+from tenacity.wait import wait_base
+
+from toolkit.errors import (
+    AnswerTooLargeError,
+    DeadlineExceededError,
+    EndlessListingError,
+    ServiceError,
+    TransportError,
+    service_error,
+)
+from toolkit.models import EnvironmentDiagnosticsResponse, ErrorResponse
+from toolkit.redaction import redact
+
+logger = logging.getLogger("toolkit.cloud")
+"""The client's log: one line per call, retries and refused page sizes."""
+
+MAX_RETRY_AFTER = 120.0
+"""Seconds: a longer Retry-After is cut to this, so one answer cannot stall a run for hours."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+ACCEPT = "application/vnd.pulumi+8"
+
+DEFAULT_MAX_CONCURRENCY = 16
+"""Calls one client has in flight at once unless told otherwise."""
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that happen before the request reaches the service, so any method may be retried."""
+_UNSENDABLE_ERRORS = (httpx.LocalProtocolError,)
+"""A request this client cannot put on the wire (a header value no HTTP allows): never sent,
+and never sendable by trying again."""
+NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
+"""What to check when an answer is not what a Pulumi Cloud API gives."""
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PageSize:
+    """The page-size parameter of one listing and the largest page to ask it for.
+
+    A page is one request after another, so the fewer pages, the shorter the listing.
+    """
+
+    listing: str
+    parameter: str
+    largest: int
+
+
+def _user_agent() -> str:
+    try:
+        return f"pulumi-claim/{version('pulumi-claim')}"
+    except PackageNotFoundError:
+        return "pulumi-claim"
+
+
+def segment(value: str) -> str:
+    """One URL path segment, escaped so a name can never change the path's shape."""
+    return quote(value, safe="")
+
+
+class Transport:
+    """One identity's connections to the service (one token), and the one request path.
+
+    What a service controls is bounded, so that a broken or hostile one gives an error rather
+    than a run that never ends or fills the memory: the class attributes below, well above
+    what a real service needs, which a test (or a caller) may lower on a client or the class.
+    """
+
+    max_pages_per_listing: int = 10_000
+    """Pages one listing may take: 100,000 stacks at the service's default 100 a page are
+    1,000 pages (this client asks for 1,000 a page)."""
+    request_deadline: float = 900.0
+    """Seconds one attempt of a call may take, from sending to the last byte of its answer:
+    the per-read timeout alone lets an answer dripped a byte at a time last for days. A
+    stack state of 1 GB comes in well within it at 10 Mbit/s."""
+    max_answer_bytes: int = 128 * MIB
+    """Largest answer read (decoded), but for a stack's state: a page of 1,000 stacks is
+    about 250 KB."""
+    max_state_bytes: int = 2048 * MIB
+    """Largest stack state (`export`) read: states of hundreds of MB exist."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._max_attempts = max_attempts
+        self._retry_base_delay = retry_base_delay
+        self._retry_max_delay = retry_max_delay
+        self.max_concurrency = max_concurrency
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._headers = {
+            "Accept": ACCEPT,
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(),
+        }
+        if token:
+            self._headers["Authorization"] = f"token {token}"
+        self._timeout = timeout
+        self._transport = transport
+        self._ssl_context: ssl.SSLContext | None = None
+        """Made on the first https connection and shared by them all: loading the system's
+        certificates takes tens of milliseconds, too long to do per connection."""
+        self._opened: list[httpx.AsyncClient] = []
+        self._idle: list[httpx.AsyncClient] = []
+        self._refused_page_sizes: set[str] = set()
+        """Listings whose page size the service refused: asked at its default from then on."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(api_url={self.api_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for http in self._opened:
+            await http.aclose()
+        self._opened.clear()
+        self._idle.clear()
+
+    async def _get(
+        self, model: type[ModelT], path: str, *, params: dict[str, str] | None = None
+    ) -> ModelT:
+        response = await self._request("GET", path, params=params)
+        return parse_answer(model, response, f"GET {path}")
+
+    async def _pages(
+        self,
+        model: type[ModelT],
+        path: str,
+        next_token: Callable[[ModelT], str | None],
+        *,
+        params: dict[str, str] | None = None,
+        page_size: PageSize,
+    ) -> AsyncIterator[ModelT]:
+        """Each page of a list call, following its token (sent back as `continuationToken`),
+        asked at `page_size` unless the service refused that size before."""
+        tokens = PageTokens(f"GET {path}", self.max_pages_per_listing)
+        token: str | None = None
+        while True:
+            query = dict(params or {})
+            if token:
+                query["continuationToken"] = token
+            page = await self._get_page(model, path, query, page_size)
+            yield page
+            token = next_token(page)
+            if not token:
+                return
+            tokens.follow(token)
+
+    async def _get_page(
+        self, model: type[ModelT], path: str, query: dict[str, str], page_size: PageSize
+    ) -> ModelT:
+        """One page at the largest size; if the service refuses that size (a 400 naming its
+        parameter), the same page once more at the service's default, which this client then
+        keeps to for that listing."""
+        if page_size.listing in self._refused_page_sizes:
+            return await self._get(model, path, params=query)
+        try:
+            return await self._get(
+                model, path, params={**query, page_size.parameter: str(page_size.largest)}
+            )
+        except ServiceError as exc:
+            if exc.status != 400 or not re.search(
+                rf"\b{page_size.parameter}\b", exc.service_message
+            ):
+                raise
+            logger.warning(
+                "the service refused pages of %d %s (%s); listing at its default page size",
+                page_size.largest,
+                page_size.listing,
+                exc.service_message,
+            )
+            self._refused_page_sizes.add(page_size.listing)
+        return await self._get(model, path, params=query)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: BaseModel | None = None,
+        text: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        shown_path: str | None = None,
+        secrets: Sequence[str] = (),
+        always_retry: bool = False,
+        compressed: bool = False,
+        largest_answer: int | None = None,
+    ) -> httpx.Response:
+        """Send one call with retries; return the 2xx response or raise the typed error.
+
+        The body is `body` as JSON, or `text` as it is (an ESC definition's YAML), with
+        `headers` added. `shown_path` replaces `path` in errors and logs when the path holds
+        a secret; `secrets` (a claim token) are masked in error text, as the client's own
+        token is. `always_retry`: the call is safe to repeat whatever its method (sealing or
+        opening secrets, replacing a stack's tags, a conditional write the service refuses
+        once applied). `compressed`: the body goes gzip-encoded, as the CLI sends states and
+        batches of secrets. `largest_answer`: bytes of answer read at most,
+        `max_answer_bytes` unless given.
+        """
+        shown = shown_path or path
+        call = f"{method} {shown}"
+        content: str | bytes | None = (
+            body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else text
+        )
+        if compressed and content is not None:
+            content = gzip.compress(content.encode() if isinstance(content, str) else content)
+            headers = {**(headers or {}), "Content-Encoding": "gzip"}
+
+        async def attempt() -> httpx.Response:
+            async with self._connection() as http:
+                request = http.build_request(
+                    method, path, params=params, content=content, headers=headers
+                )
+                return await self._exchange(http, request, largest_answer, call)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_ServiceBackoff(self._retry_base_delay, self._retry_max_delay),
+            retry=_RetryPolicy(method, always=always_retry),
+            before_sleep=_log_retry(method, shown),
+            retry_error_callback=_last_outcome,
+        )
+        try:
+            response: httpx.Response = await retrying(attempt)
+        except httpx.TransportError as exc:
+            never_sent = isinstance(exc, _NOT_SENT_ERRORS + _UNSENDABLE_ERRORS)
+            unsure = "" if never_sent else " (it may have been applied)"
+            raise TransportError(
+                f"{method} {shown} got no answer from {self.api_url}{unsure}: "
+                f"{type(exc).__name__}: {self._redact(str(exc), secrets)}",
+                hint="Check the network and --api-url / PULUMI_BACKEND_URL, then run again.",
+            ) from None
+        logger.info("%s %s -> %d", method, shown, response.status_code)
+        if response.is_success:
+            return response
+        raise self._error_for(response, method, shown, secrets)
+
+    async def _exchange(
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        largest_answer: int | None,
+        call: str,
+    ) -> httpx.Response:
+        """One attempt: send `request` and read its whole answer within `request_deadline`
+        seconds and `largest_answer` bytes (`max_answer_bytes` unless given)."""
+        deadline = asyncio.timeout(self.request_deadline)
+        try:
+            async with deadline:
+                streamed = await http.send(request, stream=True)
+                try:
+                    return await _read_answer(
+                        streamed, largest_answer or self.max_answer_bytes, call
+                    )
+                finally:
+                    await streamed.aclose()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        raise DeadlineExceededError(
+            f"{call} was not answered in full within {self.request_deadline:g} s "
+            f"by {self.api_url} (it may have been applied)",
+            hint=NOT_AN_API_HINT + " If it is, check the network, then run again.",
+        )
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
+        """One of `max_concurrency` slots: an HTTP client with a single connection of its own.
+
+        A slot per connection, rather than one httpx pool of them all, because a shared pool
+        hands a connection that just became idle to several requests arriving together, and all
+        but one start over: at 16 requests in flight, that costs a third of the CPU of a call.
+        """
+        async with self._slots:
+            http = self._idle.pop() if self._idle else self._open_connection()
+            try:
+                yield http
+            finally:
+                self._idle.append(http)
+
+    def _open_connection(self) -> httpx.AsyncClient:
+        http = httpx.AsyncClient(
+            base_url=self.api_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            transport=self._transport,
+            verify=self._tls() if self.api_url.startswith("https://") else False,
+        )
+        self._opened.append(http)
+        return http
+
+    def _tls(self) -> ssl.SSLContext:
+        # (A plain http:// URL, allowed only for loopback or with --insecure, has no TLS.)
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
+
+    def _error_for(
+        self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]
+    ) -> ServiceError:
+        """The typed error for a non-2xx answer, with the service's own message (and, for a
+        refused ESC definition, the summaries of its diagnostics, or for a redirect where to)."""
+        try:
+            message = ErrorResponse.model_validate_json(response.content).message
+        except ValidationError:
+            message = response.text.strip()[:500] or response.reason_phrase
+        if response.is_redirect:
+            message = f"a redirect to {response.headers['Location']}, not followed"
+        try:
+            found = EnvironmentDiagnosticsResponse.model_validate_json(response.content)
+        except ValidationError:
+            found = EnvironmentDiagnosticsResponse()
+        error = service_error(
+            response.status_code, self._redact(message, secrets), method=method, path=shown_path
+        )
+        error.diagnostics = [self._redact(d.summary, secrets) for d in found.diagnostics or []]
+        return error
+
+    def _redact(self, text: str, secrets: Sequence[str]) -> str:
+        """`text` from the service or the network, masked by the toolkit's one rule, with
+        this client's token and the call's own `secrets`."""
+        return redact(text, (self._token, *secrets))
+
+
+async def _read_answer(streamed: httpx.Response, largest: int, call: str) -> httpx.Response:
+    """The answer with its whole body, read (decoded) chunk by chunk and given up past
+    `largest` bytes, so that a huge or endless answer costs no more memory than that."""
+    body = bytearray()
+    async for chunk in streamed.aiter_bytes():
+        body += chunk
+        if len(body) > largest:
+            raise AnswerTooLargeError(
+                f"{call} answered with more than {_size(largest)}, the largest answer this "
+                f"client reads; it stopped reading there (status {streamed.status_code})",
+                hint=NOT_AN_API_HINT,
+            )
+    decoded_away = {"content-encoding", "content-length", "transfer-encoding"}
+    return httpx.Response(
+        streamed.status_code,
+        headers=[(k, v) for k, v in streamed.headers.multi_items() if k not in decoded_away],
+        content=bytes(body),
+        request=streamed.request,
+        extensions=streamed.extensions,
+    )
+
+
+def _size(count: int) -> str:
+    return f"{count / MIB:g} MiB" if count >= MIB else f"{count} bytes"
+
+
+class PageTokens:
+    """The page tokens one listing has followed, which a service cannot make endless: a token
+    handed out before, or a page past `max_pages`, ends the listing with an error. Kept as
+    digests, so that their memory does not grow with the tokens' length."""
+
+    def __init__(self, call: str, max_pages: int) -> None:
+        self._call = call
+        self._max_pages = max_pages
+        self._seen: set[bytes] = set()
+
+    def follow(self, token: str) -> None:
+        """Allow the page after the last one read, at `token`, or raise `EndlessListingError`."""
+        digest = hashlib.sha256(token.encode()).digest()
+        if digest in self._seen:
+            raise EndlessListingError(
+                f"{self._call} handed out a page token it had handed out before; "
+                "the listing would never end",
+                hint=NOT_AN_API_HINT,
+            )
+        if len(self._seen) + 1 >= self._max_pages:
+            raise EndlessListingError(
+                f"{self._call} still had more after {self._max_pages:,} pages; "
+                "the listing was stopped there",
+                hint=NOT_AN_API_HINT,
+            )
+        self._seen.add(digest)
+
+
+def parse_answer(model: type[ModelT], response: httpx.Response, call: str) -> ModelT:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise TransportError(
+            f"{call} answered with a body that is not a {model.__name__}: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+            hint=NOT_AN_API_HINT,
+        ) from None
+
+
+# --- Retry policy ------------------------------------------------------------------------
+
+
+class _RetryPolicy(retry_base):
+    """Which failed attempts are worth another try, given the request's method.
+
+    429 means the service refused the call without doing it: always retry. A 5xx or a
+    connection lost mid-call leaves unknown whether the change happened, so only methods that
+    are safe to repeat are retried. A connection that never opened is safe for any method.
+    """
+
+    def __init__(self, method: str, *, always: bool = False) -> None:
+        self._idempotent = always or method.upper() in _IDEMPOTENT_METHODS
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None:
+            return False
+        if outcome.failed:
+            exc = outcome.exception()
+            if isinstance(exc, _UNSENDABLE_ERRORS):
+                return False
+            if isinstance(exc, _NOT_SENT_ERRORS):
+                return True
+            return self._idempotent and isinstance(exc, httpx.TransportError)
+        response: httpx.Response = outcome.result()
+        if response.status_code == 429:
+            return True
+        return self._idempotent and response.status_code in _TRANSIENT_STATUSES
+
+
+class _ServiceBackoff(wait_base):
+    """Exponential backoff with full jitter, but never shorter than the service's Retry-After."""
+
+    def __init__(self, base_delay: float, max_delay: float) -> None:
+        self._jittered = wait_random_exponential(multiplier=base_delay, max=max_delay)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = self._jittered(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = _retry_after_seconds(outcome.result())
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds to wait: either delta-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _log_retry(method: str, shown_path: str) -> Callable[[RetryCallState], None]:
+    def log(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        if outcome is None:
+            return
+        if outcome.failed:
+            reason = type(outcome.exception()).__name__
+        else:
+            reason = str(outcome.result().status_code)
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        logger.info(
+            "%s %s got %s; retrying in %.2fs (attempt %d)",
+            method,
+            shown_path,
+            reason,
+            sleep,
+            retry_state.attempt_number + 1,
+        )
+
+    return log
+
+
+def _last_outcome(retry_state: RetryCallState) -> httpx.Response:
+    """When the attempts run out, hand back the last answer (or raise its exception)."""
+    assert retry_state.outcome is not None
+    response: httpx.Response = retry_state.outcome.result()
+    return response

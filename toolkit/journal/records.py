@@ -1,0 +1,204 @@
+"""A run as its journal recorded it: what `status` shows, and what a re-run continues from.
+Journals are opened read-only here; `toolkit.journal.writer` writes them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import InvalidInputError
+from toolkit.journal.schema import (
+    JOURNAL_FILE,
+    KEYS_DIR,
+    LandingOutcome,
+    RunState,
+    StepOutcome,
+)
+from toolkit.models import AgentClaimResponse
+from toolkit.private_files import check_runs_dir
+
+if TYPE_CHECKING:
+    from toolkit.choices import Strategy
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One state-changing call of a run; `outcome` None: made, but no outcome was recorded."""
+
+    seq: int
+    attempt: int
+    at: str
+    move: str
+    action: str
+    detail: str
+    outcome: StepOutcome | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class LandingRecord:
+    """One landing of a run's moves: the stack it ran as (`org/project/stack`), and what it
+    changed (`summary`, e.g. "3 created") or why it failed (`message`, with its hint)."""
+
+    at: str
+    stack: str
+    outcome: LandingOutcome
+    summary: str
+    message: str
+
+    def describe(self) -> str:
+        """One line: "landed in org/project/stack: 3 created", or the failure."""
+        if self.outcome == "landed":
+            return f"landed in {self.stack}: {self.summary}"
+        return f"failed in {self.stack}: " + " ".join(self.message.split())
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What `status` shows of one run, and what a re-run continues from."""
+
+    run_id: str
+    run_key: str
+    request: dict[str, Any]
+    source_org: str
+    destination_org: str
+    strategy: Strategy
+    has_claim: bool
+    """Whether a claim token stood behind the run (see `ClaimPlan.has_claim`)."""
+    started_at: str
+    state: RunState
+    finished_at: str | None
+    plan: AgentClaimResponse
+    notices: list[str]
+    result: AgentClaimResponse | None
+    events: list[tuple[str, str]]
+    steps: list[StepRecord]
+    attempts: int
+    landings: list[LandingRecord]
+    """Every landing of the run's moves, oldest first; the last one is what stands."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished"
+
+    @property
+    def landing(self) -> LandingRecord | None:
+        """The run's latest landing, if it was landed at all."""
+        return self.landings[-1] if self.landings else None
+
+
+def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
+    """The run named `run_id`, or the newest one in `runs_dir`."""
+    check_runs_dir(runs_dir, writable=False)
+    run_dir = runs_dir / run_id if run_id else _newest(runs_dir)
+    path = run_dir / JOURNAL_FILE
+    if not path.is_file():
+        raise InvalidInputError(
+            f"no run {run_id!r} in {runs_dir}.",
+            hint="Run `pulumi-claim status` without an argument to see the newest run.",
+        )
+    return _read(path)
+
+
+def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
+    """The newest run of `run_key`, if any was recorded in `runs_dir`."""
+    key_file = runs_dir / KEYS_DIR / run_key
+    if not key_file.is_file():
+        return None
+    path = runs_dir / key_file.read_text(encoding="utf-8").strip() / JOURNAL_FILE
+    return _read(path) if path.is_file() else None
+
+
+def made_calls(runs_dir: Path, run_id: str) -> bool:
+    """Whether run `run_id` recorded any state-changing call: not when it has no journal (it
+    stopped while it was still planning); when its journal cannot be read, it may have."""
+    path = runs_dir / run_id / JOURNAL_FILE
+    if not path.is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return True
+
+
+def _read(path: Path) -> RunRecord:
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute(
+                "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
+                " started_at, state, finished_at, plan, notices, result FROM run"
+            ).fetchone()
+            events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
+            steps = read_steps(db)
+            (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
+            landings = _landings(db)
+        finally:
+            db.close()
+        if row is None:
+            raise sqlite3.DatabaseError("no run recorded")
+        return RunRecord(
+            run_id=row[0],
+            run_key=row[1],
+            request=json.loads(row[2]),
+            source_org=row[3],
+            destination_org=row[4],
+            strategy=row[5],
+            has_claim=bool(row[6]),
+            started_at=row[7],
+            state=row[8],
+            finished_at=row[9],
+            plan=AgentClaimResponse.model_validate_json(row[10]),
+            notices=json.loads(row[11]),
+            result=AgentClaimResponse.model_validate_json(row[12]) if row[12] else None,
+            events=[(at, message) for at, message in events],
+            steps=steps,
+            attempts=attempts,
+            landings=landings,
+        )
+    except (sqlite3.DatabaseError, ValueError) as error:
+        raise InvalidInputError(
+            f"the journal {path} cannot be read ({error}): it is damaged or not a "
+            "pulumi-claim journal.",
+            hint=f"Move {path.parent} out of the runs directory; the service itself still "
+            "shows where every stack is (`pulumi-claim preview`).",
+        ) from None
+
+
+def read_steps(db: sqlite3.Connection) -> list[StepRecord]:
+    return [
+        StepRecord(*row)
+        for row in db.execute(
+            "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step ORDER BY seq"
+        ).fetchall()
+    ]
+
+
+def _landings(db: sqlite3.Connection) -> list[LandingRecord]:
+    """The landings recorded; none in a journal of a schema before landings were."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'landing'").fetchone():
+        return []
+    return [
+        LandingRecord(*row)
+        for row in db.execute(
+            "SELECT at, stack, outcome, summary, message FROM landing ORDER BY seq"
+        ).fetchall()
+    ]
+
+
+def _newest(runs_dir: Path) -> Path:
+    runs = sorted(p for p in runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
+    if not runs:
+        raise InvalidInputError(
+            f"no commit has been recorded in {runs_dir}.",
+            hint="Runs are recorded by `pulumi-claim commit`; set PULUMI_CLAIM_RUNS_DIR to look "
+            "elsewhere.",
+        )
+    return runs[-1].parent

@@ -1,0 +1,103 @@
+"""Renderers for the claim document: a terminal table, JSON, Markdown and one HTML page.
+
+JSON is the wire document and nothing else, so scripts can parse stdout. The three human
+formats are built from one `ReportView` (`toolkit.report.view`), so the table
+(`toolkit.report.table`), the Markdown (`toolkit.report.markdown`) and the HTML (a template,
+`toolkit/templates/report.html.j2`) always say the same thing: who moves where, what each
+entity will become, what blocks the claim and why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from io import StringIO
+
+import jinja2
+from rich.console import Console
+
+from toolkit.choices import Format
+from toolkit.models import AgentClaimResponse
+from toolkit.redaction import redact_strings
+from toolkit.report.markdown import render_markdown
+from toolkit.report.table import table_renderable
+from toolkit.report.view import (
+    Mode,
+    ReportContext,
+    build_view,
+    copied_environments,
+    report_context,
+)
+
+__all__ = [
+    "Mode",
+    "ReportContext",
+    "copied_environments",
+    "print_report",
+    "render",
+    "report_context",
+]
+
+
+def render(
+    document: AgentClaimResponse,
+    fmt: Format,
+    context: ReportContext,
+    *,
+    width: int = 100,
+    secrets: Iterable[str] = (),
+) -> str:
+    """The report as text, every token masked (`toolkit.redaction`, with `secrets` too);
+    `width` only shapes the table format."""
+    if fmt == "json":
+        return json.dumps(redact_strings(document.to_wire(), secrets), indent=2) + "\n"
+    view = build_view(document, context, secrets)
+    if fmt == "markdown":
+        return render_markdown(view)
+    if fmt == "html":
+        return _html_template().render(view=view)
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        force_jupyter=False,
+        force_interactive=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        legacy_windows=False,
+    )
+    console.print(table_renderable(view))
+    # Rich pads every line to the full width; a file or a diff reads better without it.
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def print_report(
+    document: AgentClaimResponse,
+    fmt: Format,
+    context: ReportContext,
+    console: Console,
+    *,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Print to `console`: the table with the console's colours, other formats verbatim;
+    tokens masked as `render` masks them."""
+    if fmt == "table":
+        console.print(table_renderable(build_view(document, context, secrets)))
+    else:
+        console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)
+
+
+@cache
+def _html_template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("toolkit", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template("report.html.j2")
