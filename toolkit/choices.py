@@ -17,7 +17,7 @@ StrategyName = Literal["auto", "transfer", "migrate", "claim-api"]
 
 EnvironmentChoice = Literal["report", "copy"]
 """What becomes of the source's ESC environments outside claim-api: reported as failures with
-what to do by hand, or copied into the destination (`toolkit.environments`)."""
+what to do by hand, or copied into the destination (`toolkit.strategies.environment_copy`)."""
 
 MigrateVia = Literal["rest", "cli"]
 """How migrate reaches both sides: the REST API, or the pulumi CLI (`cli`)."""
