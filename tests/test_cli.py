@@ -281,6 +281,29 @@ def test_missing_map_file_is_an_input_error(
 # --- resolve and commit --------------------------------------------------------------------
 
 
+def test_resolve_keeps_an_existing_map_unless_forced(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(claim_world())
+    resolutions = tmp_path / "resolutions.yaml"
+    edited = "stacks:\n  web/dev: web/dev-edited\n"
+    resolutions.write_text(edited, encoding="utf-8")
+
+    result = run_cli(server, "resolve", *ORGS, "-o", str(resolutions))
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {resolutions} exists already; resolve does not overwrite a resolution map.",
+        "Pass --force to overwrite it, or name another file with --output.",
+    ]
+    assert resolutions.read_text(encoding="utf-8") == edited
+
+    result = run_cli(server, "resolve", *ORGS, "-o", str(resolutions), "--force")
+
+    assert result.exit_code == 0, result.stderr
+    assert "web/dev: web/dev-agent" in resolutions.read_text(encoding="utf-8")
+
+
 def test_resolve_writes_a_map_that_commit_accepts(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path, runs_dir: Path
 ) -> None:

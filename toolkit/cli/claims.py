@@ -293,6 +293,7 @@ def _say_landing(outcome: RunOutcome) -> None:
     help="Appended to each conflicting name to make the new name.",
 )
 @output_option("Write the map to FILE (default: print it).")
+@click.option("--force", is_flag=True, help="Overwrite the --output file when it exists.")
 @pass_settings
 def resolve(
     settings: Settings,
@@ -303,13 +304,21 @@ def resolve(
     claim_file: Path | None,
     suffix: str,
     output: Path | None,
+    force: bool,
 ) -> None:
     """Write a resolution map that renames today's conflicts (edit it, then pass it back).
 
     With a claim token, the conflicts are those the service's dry run of the claim reports.
+    An existing --output file, which may hold edits, is kept unless --force.
     """
     from toolkit import commands
+    from toolkit.errors import InvalidInputError
 
+    if output and output.exists() and not force:
+        raise InvalidInputError(
+            f"{output} exists already; resolve does not overwrite a resolution map.",
+            hint="Pass --force to overwrite it, or name another file with --output.",
+        )
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
     credentials = settings.credentials(target, claim_file)
     result = commands.resolve(credentials, target, suffix=suffix)
