@@ -13,6 +13,7 @@ from agent_times import CLAIM_EXPIRES, SIGNED_UP, agent_entry
 from click.testing import CliRunner
 from pulumi_cloud_sdk._support import default_encoder
 
+import toolkit
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AgentClaimResponse
@@ -91,12 +92,36 @@ def test_missing_option_is_a_usage_error() -> None:
     assert "--to" in result.stderr
 
 
-def test_console_script_runs_with_version() -> None:
+def test_version_without_a_pulumi_cli_says_it_was_not_found(tmp_path: Path) -> None:
+    """No pulumi on PATH nor in the cache: the toolkit's version, then "not found", exit 0."""
+    env = {"PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "toolkit", "--version"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "toolkit", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("pulumi-claim, version ")
+    assert result.stdout.splitlines() == [
+        f"pulumi-claim, version {toolkit.__version__}",
+        "pulumi CLI: not found",
+    ]
+    assert result.stderr == ""
+
+
+def test_version_names_the_pulumi_cli_it_would_drive(pulumi_cli: Path) -> None:
+    cli_version = subprocess.run(
+        [pulumi_cli / "pulumi", "version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    result = CliRunner().invoke(cli, ["--version"])
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"pulumi-claim, version {toolkit.__version__}",
+        f"pulumi CLI, version {cli_version.removeprefix('v')} ({pulumi_cli / 'pulumi'})",
+    ]
 
 
 # --- preview -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ asynchronous callers).
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ __all__ = [
     "RunOutcome",
     "RunStatus",
     "StopSignal",
+    "Versions",
     "check_job",
     "claim_request",
     "commit",
@@ -72,6 +74,7 @@ __all__ = [
     "signals_ignored",
     "status",
     "stopping",
+    "versions",
 ]
 
 PREVIEW_RUN_ID = "(the commit's run id)"
@@ -385,6 +388,37 @@ def run_job(
 
     runs_dir = default_runs_dir() if runs_dir is None else runs_dir
     return asyncio.run(run_claims(job, log, runs_dir=runs_dir, stop=stop))
+
+
+# --- version --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The toolkit's version, and that of the pulumi CLI it would drive."""
+
+    toolkit: str
+    pulumi_cli: str | None
+    """None: no pulumi CLI it can drive was found (`toolkit.workspaces.pulumi_command`)."""
+    pulumi_cli_path: str | None
+
+
+def versions() -> Versions:
+    """The versions `--version` shows; a missing pulumi CLI is part of the answer, not an
+    error."""
+    from importlib.metadata import version
+
+    from toolkit.errors import PulumiCliError
+    from toolkit.workspaces import pulumi_command
+
+    toolkit = version("pulumi-claim")
+    try:
+        cli = pulumi_command()
+    except PulumiCliError:
+        return Versions(toolkit, None, None)
+    return Versions(
+        toolkit, str(cli.version or "unknown"), shutil.which(cli.command) or cli.command
+    )
 
 
 # --- demo -----------------------------------------------------------------------------------

@@ -57,7 +57,14 @@ class ClaimGroup(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="Show each request (-vv: more detail).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the report and errors.")
-@click.version_option(package_name="pulumi-claim", prog_name="pulumi-claim")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_versions(ctx, asked=value),
+    help="Show the toolkit's version and the pulumi CLI's, then exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, quiet: bool) -> None:
     """Move Pulumi stacks from one Pulumi Cloud organization into another.
@@ -87,6 +94,21 @@ def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, q
             # One line per request comes from the toolkit's own client; httpx's repeats it.
             logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = settings
+
+
+def _print_versions(ctx: click.Context, *, asked: bool) -> None:
+    """`--version`: the toolkit's, then the pulumi CLI's (or that none was found)."""
+    from toolkit.commands import versions
+
+    if not asked:
+        return
+    found = versions()
+    click.echo(f"pulumi-claim, version {found.toolkit}")
+    if found.pulumi_cli is None:
+        click.echo("pulumi CLI: not found")
+    else:
+        click.echo(f"pulumi CLI, version {found.pulumi_cli} ({found.pulumi_cli_path})")
+    ctx.exit()
 
 
 for command in (preview, commit, resolve, status, job, emulator, demo):
