@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,8 @@ from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory, RunCli
+
+    from toolkit.emulator.server import EmulatorServer
 
 
 @pytest.fixture
@@ -207,3 +211,56 @@ def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: 
     journal.record_revision("web/dev", "copy", "id-2@1")
     assert journal.revision("web/dev", "copy") == "id-2@1"
     journal.close()
+
+
+# --- status --list -------------------------------------------------------------------------
+
+
+def started_ago(runs_dir: Path, run_id: str, ago: timedelta) -> None:
+    """Record run `run_id` as started `ago` before now (a journal records when it starts)."""
+    started = (datetime.now(UTC) - ago).isoformat().replace("+00:00", "Z")
+    db = sqlite3.connect(runs_dir / run_id / JOURNAL_FILE)
+    with db:
+        db.execute("UPDATE run SET started_at = ?", (started,))
+    db.close()
+
+
+def test_status_list_shows_every_run_newest_first(
+    make_emulator: EmulatorFactory, run_cli: RunCli, runs_dir: Path, tmp_path: Path
+) -> None:
+    server = make_emulator(claim_world())
+    run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
+    finished = read_run(runs_dir).run_id
+    running = started_run(runs_dir)
+    started_ago(runs_dir, finished, timedelta(days=2, hours=1))
+    started_ago(runs_dir, running, timedelta(hours=3, minutes=10))
+
+    table = run_cli(server, "status", "--list", "--format", "table")
+
+    assert table.exit_code == 0, table.stderr
+    width = len(finished)
+    assert table.stdout.splitlines() == [
+        f"{'RUN':<{width}}  FROM          TO    STRATEGY  STATE     EXIT  AGE",
+        f"{running}  agent-abc123  acme  transfer  running   1     3h ago",
+        f"{finished}  agent-abc123  acme  transfer  finished  4     2d ago",
+    ]
+
+    listed = run_cli(server, "status", "--list", "--format", "json")
+
+    assert listed.exit_code == 0, listed.stderr
+    assert [
+        (run["runId"], run["state"], run["exitCode"], run["finishedAt"] is None)
+        for run in json.loads(listed.stdout)
+    ] == [(running, "running", 1, True), (finished, "finished", 4, False)]
+
+
+def test_status_list_refuses_a_run_or_a_report_format(
+    run_cli: RunCli, demo_emulator: EmulatorServer
+) -> None:
+    for args in (["20261207T000000Z-abc"], ["--format", "html"]):
+        result = run_cli(demo_emulator, "status", "--list", *args)
+        assert result.exit_code == 2, args
+        assert (
+            "--list lists every run as a table or JSON: name no RUN, and use --format table|json."
+            in " ".join(result.stderr.split())
+        )

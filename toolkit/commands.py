@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from toolkit.choices import EnvironmentChoice, MigrateVia, StrategyName, chosen_strategy
 from toolkit.errors import ClaimError, LandingError
-from toolkit.journal import RunRecord, default_runs_dir, read_run
+from toolkit.journal import RunRecord, default_runs_dir, list_runs, read_run
 from toolkit.landing import LandingResult, preview_landing
 from toolkit.landing_spec import landing_of
 from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, exit_code, worst_exit_code
@@ -68,9 +68,11 @@ __all__ = [
     "demo",
     "landing_failure",
     "preview",
+    "recorded_exit_code",
     "resolve",
     "run_job",
     "runs_folder",
+    "runs_list",
     "signals_ignored",
     "status",
     "stopping",
@@ -295,17 +297,18 @@ class RunStatus:
 
     @property
     def exit_code(self) -> int:
-        """1 when the run did not finish; else its outcome's, at least 4 when its latest
-        landing failed."""
-        if not self.record.finished:
-            return 1
-        code = exit_code(self.document, self.record.strategy)
-        landing = self.record.landing
-        return (
-            worst_exit_code([code, EXIT_PARTIAL])
-            if landing and landing.outcome == "failed"
-            else code
-        )
+        return recorded_exit_code(self.record)
+
+
+def recorded_exit_code(record: RunRecord) -> int:
+    """1 when the run did not finish; else its outcome's, at least 4 when its latest landing
+    failed."""
+    if not record.finished:
+        return 1
+    code = exit_code(record.result or record.plan, record.strategy)
+    landing = record.landing
+    failed = landing is not None and landing.outcome == "failed"
+    return worst_exit_code([code, EXIT_PARTIAL]) if failed else code
 
 
 def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunStatus:
@@ -325,6 +328,12 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         copied=copied_environments(recorded_plan(record, target)),
     )
     return RunStatus(record, record.result or record.plan, context)
+
+
+def runs_list(*, runs_dir: Path | None = None) -> list[RunRecord]:
+    """Every run of the runs folder (or `runs_dir`), newest first, for `status --list`; each
+    one's exit code is `recorded_exit_code`."""
+    return list_runs(runs_folder(writable=False) if runs_dir is None else runs_dir)
 
 
 def _landing_status(record: RunRecord) -> str | None:

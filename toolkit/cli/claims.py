@@ -13,7 +13,7 @@ import click
 
 from toolkit.choices import EnvironmentChoice, Format, LogFormat, MigrateVia, StrategyName
 from toolkit.cli.options import CLAIM, REPORT, TARGET, in_cli_words, options, output_option
-from toolkit.cli.render import emit, report, report_format, say, write_file
+from toolkit.cli.render import emit, report, report_format, runs_listing, say, write_file
 from toolkit.cli.settings import Settings, pass_settings
 from toolkit.outcomes import run_exit_code
 
@@ -334,21 +334,55 @@ def resolve(
 
 @click.command()
 @click.argument("run", required=False)
+@click.option(
+    "--list",
+    "list_runs",
+    is_flag=True,
+    help="List the recorded runs instead, newest first (as a table or JSON).",
+)
 @options(*REPORT)
 @pass_settings
-def status(settings: Settings, run: str | None, output: Path | None, fmt: Format | None) -> None:
+def status(
+    settings: Settings, run: str | None, list_runs: bool, output: Path | None, fmt: Format | None
+) -> None:
     """Show what a commit did (or was doing when it stopped): the newest run, or RUN.
 
     With a landing, its latest outcome too (on stderr beside a JSON report, which is the
-    service's document).
+    service's document). With --list, every recorded run instead: its id, orgs, strategy,
+    state, exit code and age.
 
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
     """
     from toolkit import commands
 
+    if list_runs:
+        _list_runs(run, output, fmt)
+        return
     result = commands.status(run)
     emit(settings, result.document, result.context, fmt, output)
     if result.context.landing is not None and report_format(fmt, output) == "json":
         # The JSON report is the wire document: the landing goes beside it, as commit's does.
         say(f"landing: {result.context.landing}")
     sys.exit(result.exit_code)
+
+
+def _list_runs(run: str | None, output: Path | None, fmt: Format | None) -> None:
+    """`status --list`: the runs, newest first, to `output` or stdout."""
+    from datetime import UTC, datetime
+
+    from toolkit import commands
+
+    chosen = report_format(fmt, output)
+    if run is not None or chosen not in ("table", "json"):
+        raise click.UsageError(
+            "--list lists every run as a table or JSON: name no RUN, and use --format table|json."
+        )
+    runs = commands.runs_list()
+    if not runs and chosen == "table":
+        say("no commit has been recorded yet (`pulumi-claim commit` records its run)")
+        return
+    text = runs_listing(runs, chosen, datetime.now(UTC))
+    if output:
+        write_file(output, text)
+    else:
+        click.echo(text, nl=False)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
     from toolkit.cli.settings import Settings
     from toolkit.commands import ClaimPlan
+    from toolkit.journal import RunRecord
     from toolkit.models import AgentClaimResponse
     from toolkit.report import Mode, ReportContext
 
@@ -86,3 +90,62 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=100)
+
+
+RUNS_COLUMNS = ("RUN", "FROM", "TO", "STRATEGY", "STATE", "EXIT", "AGE")
+"""The columns of `status --list` as a table."""
+
+
+def runs_listing(runs: Sequence[RunRecord], fmt: Format, now: datetime) -> str:
+    """`status --list`: one run a row, as given (newest first); as JSON, a list of objects
+    with the start and end times instead of the age."""
+    from toolkit.commands import recorded_exit_code
+
+    if fmt == "json":
+        rows = [
+            {
+                "runId": run.run_id,
+                "sourceOrg": run.source_org,
+                "destinationOrg": run.destination_org,
+                "strategy": run.strategy,
+                "state": run.state,
+                "exitCode": recorded_exit_code(run),
+                "startedAt": run.started_at,
+                "finishedAt": run.finished_at,
+            }
+            for run in runs
+        ]
+        return json.dumps(rows, indent=2) + "\n"
+    cells = [
+        RUNS_COLUMNS,
+        *(
+            tuple(
+                printable(cell)
+                for cell in (
+                    run.run_id,
+                    run.source_org,
+                    run.destination_org,
+                    run.strategy,
+                    run.state,
+                    str(recorded_exit_code(run)),
+                    age(run.started_at, now),
+                )
+            )
+            for run in runs
+        ),
+    ]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(RUNS_COLUMNS))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in cells
+    )
+
+
+def age(started_at: str, now: datetime) -> str:
+    """How long ago `started_at` (ISO 8601) was, in its largest whole unit: "3h ago"."""
+    seconds = max(0, int((now - datetime.fromisoformat(started_at)).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"

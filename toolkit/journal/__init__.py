@@ -22,6 +22,7 @@ from toolkit.journal.records import (
     RunRecord,
     StepRecord,
     find_run,
+    list_runs,
     made_calls,
     read_run,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "StepRecord",
     "default_runs_dir",
     "find_run",
+    "list_runs",
     "made_calls",
     "read_run",
 ]

@@ -103,6 +103,13 @@ def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
     return _read(path)
 
 
+def list_runs(runs_dir: Path) -> list[RunRecord]:
+    """Every run recorded in `runs_dir`, the latest started first."""
+    check_runs_dir(runs_dir, writable=False)
+    runs = [_read(path) for path in _journals(runs_dir)]
+    return sorted(runs, key=lambda run: run.started_at, reverse=True)
+
+
 def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
     """The newest run of `run_key`, if any was recorded in `runs_dir`."""
     key_file = runs_dir / KEYS_DIR / run_key
@@ -193,8 +200,13 @@ def _landings(db: sqlite3.Connection) -> list[LandingRecord]:
     ]
 
 
+def _journals(runs_dir: Path) -> list[Path]:
+    """The journals of `runs_dir`, oldest first: a run's id starts with when it started."""
+    return sorted(runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
+
+
 def _newest(runs_dir: Path) -> Path:
-    runs = sorted(p for p in runs_dir.glob(f"*/{JOURNAL_FILE}")) if runs_dir.is_dir() else []
+    runs = _journals(runs_dir)
     if not runs:
         raise InvalidInputError(
             f"no commit has been recorded in {runs_dir}.",
