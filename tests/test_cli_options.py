@@ -1,5 +1,6 @@
-"""Options where people type them: global options after the command as well as before it.
-Real emulator over HTTP."""
+"""Options where people type them: global options after the command as well as before it, and
+the habits of other tools (`--dry-run`, `-o json`, `--json`) met with what this command line
+says instead. Real emulator over HTTP."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner, Result
 from toolkit.cli import cli
 
 if TYPE_CHECKING:
-    from conftest import EmulatorFactory
+    from conftest import EmulatorFactory, RunCli
 
     from toolkit.emulator.server import EmulatorServer
 
@@ -102,3 +103,62 @@ def test_quiet_after_the_command_silences_the_progress(
     assert loud.stderr != ""
     assert quiet.stderr == ""
     assert claimed_org(quiet.stdout) == AGENT
+
+
+def test_commit_dry_run_says_to_use_preview_and_changes_nothing(
+    server: EmulatorServer, run_cli: RunCli
+) -> None:
+    before = stacks(server)
+
+    result = run_cli(server, "commit", *ORGS, "--yes", "--dry-run", source_token=None)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: there is no --dry-run: `pulumi-claim preview` with the same options shows what "
+        "commit would do, changing nothing."
+    )
+    assert stacks(server) == before
+
+
+def test_output_named_as_a_format_says_to_use_format(
+    server: EmulatorServer,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    refused = run_cli(server, "preview", *ORGS, "-o", "json", source_token=None)
+
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--output' / '-o': 'json' is a report format, not a file: "
+        "use --format json to print the report as json, or --output ./json for a file of that "
+        "name."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+    written = run_cli(
+        server, "preview", *ORGS, "-o", "./json", "--format", "json", source_token=None
+    )
+
+    assert written.exit_code == 0, written.stderr
+    assert claimed_org((tmp_path / "json").read_text(encoding="utf-8")) == AGENT
+
+
+def test_json_is_short_for_format_json(server: EmulatorServer, run_cli: RunCli) -> None:
+    short = run_cli(server, "preview", *ORGS, "--json", source_token=None)
+    long = run_cli(server, "preview", *ORGS, "--format", "json", source_token=None)
+
+    assert short.exit_code == long.exit_code == 0, short.stderr
+    assert json.loads(short.stdout)["entities"] == json.loads(long.stdout)["entities"]
+
+
+def test_json_is_taken_by_status_too(server: EmulatorServer, run_cli: RunCli) -> None:
+    committed = run_cli(server, "commit", *ORGS, "--yes", "--format", "json", source_token=None)
+    assert committed.exit_code == 0, committed.stderr
+
+    result = run_cli(server, "status", "--json", source_token=None)
+
+    assert result.exit_code == 0, result.stderr
+    assert claimed_org(result.stdout) == AGENT
