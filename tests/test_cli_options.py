@@ -1,6 +1,6 @@
 """Options where people type them: global options after the command as well as before it, and
-the habits of other tools (`--dry-run`, `-o json`, `--json`) met with what this command line
-says instead. Real emulator over HTTP."""
+the habits of other tools (`--dry-run`, `-o json`, `--json`, an API URL ending in `/api`) met
+with what this command line says instead. Real emulator over HTTP."""
 
 from __future__ import annotations
 
@@ -162,3 +162,77 @@ def test_json_is_taken_by_status_too(server: EmulatorServer, run_cli: RunCli) ->
 
     assert result.exit_code == 0, result.stderr
     assert claimed_org(result.stdout) == AGENT
+
+
+@pytest.mark.parametrize(
+    ("given", "lines"),
+    [
+        (
+            "{url}/api",
+            [
+                "error: --api-url '{url}/api' ends in /api; give the service's URL without it: "
+                "{url}.",
+                "The API's paths (/api/...) are added to the URL given.",
+            ],
+        ),
+        (
+            "{url}/api/",
+            [
+                "error: --api-url '{url}/api/' ends in /api; give the service's URL without it: "
+                "{url}.",
+                "The API's paths (/api/...) are added to the URL given.",
+            ],
+        ),
+        (
+            "{host}",
+            [
+                "error: --api-url '{host}' has no scheme; a Pulumi Cloud API URL starts with "
+                "https://.",
+                "Give the service's URL with its scheme, such as https://{host}.",
+            ],
+        ),
+        (
+            "ftp://{host}",
+            [
+                "error: --api-url 'ftp://{host}' is not a Pulumi Cloud API URL (http:// or "
+                "https://); a self-managed backend goes in --source-backend or "
+                "--destination-backend.",
+                "Give the service's URL, such as https://api.pulumi.com.",
+            ],
+        ),
+        (
+            "https://",
+            [
+                "error: --api-url 'https://' names no host.",
+                "Give the service's URL, such as https://api.pulumi.com.",
+            ],
+        ),
+    ],
+)
+def test_an_api_url_that_names_no_api_is_an_error_about_the_url(
+    given: str, lines: list[str], server: EmulatorServer, runs_dir: Path
+) -> None:
+    host = server.url.removeprefix("http://")
+    url = given.format(url=server.url, host=host)
+
+    result = run("preview", *ORGS, "--api-url", url, runs_dir=runs_dir)
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [line.format(url=server.url, host=host) for line in lines]
+    assert result.stdout == ""
+
+
+def test_the_same_rule_holds_for_pulumi_backend_url(server: EmulatorServer, runs_dir: Path) -> None:
+    env = {
+        "PULUMI_ACCESS_TOKEN": "tok-alice",
+        "PULUMI_BACKEND_URL": f"{server.url}/api",
+        "PULUMI_CLAIM_RUNS_DIR": str(runs_dir),
+    }
+
+    result = CliRunner().invoke(cli, ["preview", *ORGS], env=env, catch_exceptions=False)
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"error: PULUMI_BACKEND_URL '{server.url}/api' ends in /api; give the service's "
+        f"URL without it: {server.url}."
+    )
