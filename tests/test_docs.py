@@ -85,13 +85,16 @@ def documented_synopsis() -> dict[str, set[str]]:
 
 
 def cli_commands(group: click.Group, prefix: str = "") -> dict[str, set[str]]:
-    """Each command of the click group, as typed, with its long options (--help aside)."""
+    """Each command of the click group, as typed, with its long options (--help and hidden
+    options aside: the global options a command also takes after its name, the habits of
+    other tools that it answers with what to use instead)."""
     commands: dict[str, set[str]] = {}
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
             commands |= cli_commands(command, f"{prefix}{name} ")
         else:
-            options = {o for p in command.params for o in p.opts if o.startswith("--")}
+            shown = [p for p in command.params if not getattr(p, "hidden", False)]
+            options = {o for p in shown for o in p.opts if o.startswith("--")}
             commands[prefix + name] = options
     return commands
 

@@ -17,7 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from toolkit.errors import InvalidInputError
-from toolkit.service_urls import canonical_url, is_cloud_url, require_secure_url
+from toolkit.service_urls import (
+    canonical_url,
+    is_cloud_url,
+    require_api_url,
+    require_secure_url,
+)
 
 DEFAULT_API_URL = "https://api.pulumi.com"
 
@@ -139,8 +144,10 @@ def load_credentials(
     machine is refused unless `allow_insecure` (`require_secure_url`).
     """
     env = os.environ if env is None else env
-    url = (api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL).rstrip("/")
+    given = api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL
     origin = "--api-url" if api_url else "PULUMI_BACKEND_URL"
+    require_api_url(given, origin)
+    url = given.rstrip("/")
     require_secure_url(url, origin, allow_insecure=allow_insecure)
     claim_token = _variable_token(env, "PULUMI_CLAIM_TOKEN")
     found: ClaimFile | None = None

@@ -18,6 +18,8 @@ INSECURE_HINT = (
     "(allow_insecure=True from Python)."
 )
 
+_API_URL_EXAMPLE = "Give the service's URL, such as https://api.pulumi.com."
+
 
 def is_cloud_url(url: str) -> bool:
     """A Pulumi Cloud (HTTP) URL rather than a self-managed backend's (file://, s3://, ...)."""
@@ -48,6 +50,39 @@ def canonical_url(url: str) -> str:
     path = parts.path.rstrip("/")
     path = path.removesuffix("/api").rstrip("/")
     return f"{scheme}://{netloc}{path}"
+
+
+def require_api_url(url: str, origin: str) -> None:
+    """Refuse, before anything is sent, an API URL that cannot name a Pulumi Cloud API: one
+    without an http(s) scheme or a host, or one ending in `/api` (the client adds `/api`
+    itself; with it twice every call would answer 404). `origin` names where the URL came
+    from (an option or a variable)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what checks it
+    except ValueError as error:
+        raise InvalidInputError(
+            f"{origin} {url!r} is not a URL ({error}).", hint=_API_URL_EXAMPLE
+        ) from None
+    if "://" not in url:  # `api.pulumi.com`, `localhost:8080`
+        raise InvalidInputError(
+            f"{origin} {url!r} has no scheme; a Pulumi Cloud API URL starts with https://.",
+            hint=f"Give the service's URL with its scheme, such as https://{url}.",
+        )
+    if parts.scheme.lower() not in _CLOUD_SCHEMES:
+        raise InvalidInputError(
+            f"{origin} {url!r} is not a Pulumi Cloud API URL (http:// or https://); a "
+            "self-managed backend goes in --source-backend or --destination-backend.",
+            hint=_API_URL_EXAMPLE,
+        )
+    if not parts.hostname:
+        raise InvalidInputError(f"{origin} {url!r} names no host.", hint=_API_URL_EXAMPLE)
+    if parts.path.rstrip("/").endswith("/api"):
+        raise InvalidInputError(
+            f"{origin} {url!r} ends in /api; give the service's URL without it: "
+            f"{url.rstrip('/').removesuffix('/api')}.",
+            hint="The API's paths (/api/...) are added to the URL given.",
+        )
 
 
 def _is_loopback_name(host: str) -> bool:

@@ -9,9 +9,7 @@ Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the comm
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 from types import FrameType
 from typing import Any
 
@@ -22,7 +20,7 @@ from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
-from toolkit.cli.settings import Settings
+from toolkit.cli.settings import Settings, accept_global_options, global_options
 
 
 class ClaimGroup(click.Group):
@@ -45,18 +43,7 @@ class ClaimGroup(click.Group):
 
 
 @click.group(cls=ClaimGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--api-url",
-    metavar="URL",
-    help="Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Allow http:// URLs to other machines than this one; tokens then travel unencrypted.",
-)
-@click.option("-v", "--verbose", count=True, help="Show each request (-vv: more detail).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the report and errors.")
+@global_options
 @click.option(
     "--version",
     is_flag=True,
@@ -80,19 +67,7 @@ def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, q
     reported).
     """
     settings = Settings(api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure)
-    if verbose:
-        from toolkit.redaction import RedactingFormatter
-
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            RedactingFormatter("%(levelname)s %(name)s: %(message)s", settings.secrets)
-        )
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO, handlers=[handler]
-        )
-        if verbose < 2:
-            # One line per request comes from the toolkit's own client; httpx's repeats it.
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings.configure_logging()
     ctx.obj = settings
 
 
@@ -112,6 +87,7 @@ def _print_versions(ctx: click.Context, *, asked: bool) -> None:
 
 
 for command in (preview, commit, resolve, status, job, emulator, demo):
+    accept_global_options(command)
     cli.add_command(command)
 
 

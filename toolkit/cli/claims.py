@@ -93,6 +93,7 @@ def _say_preview_landing(result: Preview) -> None:
     "no-landing",
     "log-format",
     *REPORT,
+    "dry-run",
 )
 @pass_settings
 def commit(

@@ -14,24 +14,52 @@ from toolkit.errors import ChoiceError, ClaimError
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def _checked_output(ctx: click.Context, param: click.Parameter, output: Path | None) -> Path | None:
+def _checked_output(ctx: click.Context, param: click.Parameter, output: str | None) -> Path | None:
     """--output FILE, checked writable before the command does anything (a commit never runs
     to the end only to find it cannot write its report)."""
     from toolkit.private_files import check_output_path
 
-    if output is not None:
-        check_output_path(output)
-    return output
+    if output is None:
+        return None
+    path = Path(output)
+    check_output_path(path)
+    return path
 
 
-def output_option(help_text: str) -> Callable[[Command], Command]:
+def _checked_report_output(
+    ctx: click.Context, param: click.Parameter, output: str | None
+) -> Path | None:
+    """A report's --output FILE (`_checked_output`), refusing a FILE spelled exactly as a report
+    format: `-o json` means the format (as with kubectl), not a file named `json`. Such a file
+    is still written when named as a path: `-o ./json`."""
+    if output in FORMATS:
+        raise click.BadParameter(
+            f"{output!r} is a report format, not a file: use --format {output} to print the "
+            f"report as {output}, or --output ./{output} for a file of that name."
+        )
+    return _checked_output(ctx, param, output)
+
+
+def output_option(
+    help_text: str, callback: Callable[..., Path | None] = _checked_output
+) -> Callable[[Command], Command]:
     return click.option(
         "--output",
         "-o",
-        type=click.Path(dir_okay=False, path_type=Path),
-        callback=_checked_output,
+        type=click.Path(dir_okay=False),
+        callback=callback,
         help=help_text,
     )
+
+
+def _no_dry_run(ctx: click.Context, param: click.Parameter, dry_run: bool) -> None:
+    """`commit --dry-run`, a habit from other tools: the command that changes nothing is
+    `preview`."""
+    if dry_run:
+        raise click.UsageError(
+            "there is no --dry-run: `pulumi-claim preview` with the same options shows what "
+            "commit would do, changing nothing."
+        )
 
 
 OPTIONS: dict[str, Callable[[Command], Command]] = {
@@ -134,7 +162,9 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
         help="text: progress for people on stderr; json: one JSON object per line on stdout "
         "(every progress event, then the claim's outcome), for log collectors.",
     ),
-    "output": output_option("Write the report to FILE instead of printing it."),
+    "output": output_option(
+        "Write the report to FILE instead of printing it.", callback=_checked_report_output
+    ),
     "format": click.option(
         "--format",
         "fmt",
@@ -142,13 +172,22 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
         help="Report format (default: table on a terminal, json otherwise; "
         "with --output, from the file's suffix).",
     ),
+    "json": click.option("--json", "fmt", flag_value="json", help="Short for --format json."),
+    "dry-run": click.option(
+        "--dry-run",
+        is_flag=True,
+        hidden=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_no_dry_run,
+    ),
 }
 """Every option more than one command takes (or that `preview` and `commit` share), by name."""
 
 TARGET = ("from", "to", "source-backend", "destination-backend")
 CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file")
 """What `preview` and `commit` both take."""
-REPORT = ("format", "output")
+REPORT = ("format", "json", "output")
 
 
 def options(*names: str) -> Callable[[Command], Command]:

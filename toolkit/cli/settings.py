@@ -1,12 +1,17 @@
-"""The global options, handed to every command."""
+"""The global options, handed to every command: typed before the command or after it."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from toolkit.cli.options import Command
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,6 +74,24 @@ class Settings:
             click.echo(f"using {credentials.claim_token_origin}", err=True)
         return credentials
 
+    def configure_logging(self) -> None:
+        """With -v, one line per request on stderr (-vv: every detail), tokens masked."""
+        if not self.verbose:
+            return
+        from toolkit.redaction import RedactingFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            RedactingFormatter("%(levelname)s %(name)s: %(message)s", self.secrets)
+        )
+        logging.basicConfig(
+            level=logging.DEBUG if self.verbose > 1 else logging.INFO,
+            handlers=[handler],
+            force=True,
+        )
+        # One line per request comes from the toolkit's own client; httpx's repeats it.
+        logging.getLogger("httpx").setLevel(logging.NOTSET if self.verbose > 1 else logging.WARNING)
+
     def progress_console(self) -> Console:
         from rich.console import Console
 
@@ -76,3 +99,66 @@ class Settings:
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+_GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--api-url",),
+        {
+            "metavar": "URL",
+            "help": "Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
+        },
+    ),
+    (
+        ("--insecure",),
+        {
+            "is_flag": True,
+            "help": "Allow http:// URLs to other machines than this one; tokens then travel "
+            "unencrypted.",
+        },
+    ),
+    (("-v", "--verbose"), {"count": True, "help": "Show each request (-vv: more detail)."}),
+    (("-q", "--quiet"), {"is_flag": True, "help": "Print only the report and errors."}),
+)
+"""The global options, declared once: taken by the group before the command
+(`global_options`) and by every command after its name (`accept_global_options`)."""
+
+
+def global_options(group: Command) -> Command:
+    """The global options, on the group: `pulumi-claim -v preview ...`."""
+    for declarations, attributes in reversed(_GLOBAL_OPTIONS):
+        group = click.option(*declarations, **attributes)(group)
+    return group
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let `command` (and a group's commands) take the global options after its name too, as
+    pulumi, gh and kubectl do: `pulumi-claim preview ... -v --api-url URL`. Hidden from the
+    command's own help (the group's lists them); given after the command, they add to
+    (-v) or replace what was given before it."""
+    for declarations, attributes in _GLOBAL_OPTIONS:
+        command.params.append(
+            click.Option(
+                list(declarations),
+                **attributes,
+                hidden=True,
+                expose_value=False,
+                callback=_after_command,
+            )
+        )
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            accept_global_options(subcommand)
+
+
+def _after_command(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command, into the Settings the command is handed."""
+    if not value or param.name is None:
+        return
+    settings = ctx.find_object(Settings)
+    if settings is None:
+        return
+    if param.name == "verbose":
+        value += settings.verbose
+    ctx.obj = dataclasses.replace(settings, **{param.name: value})
+    if param.name == "verbose":
+        ctx.obj.configure_logging()
