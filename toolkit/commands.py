@@ -27,7 +27,7 @@ from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, exit_code, worst_exit_c
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress, unknown_outcomes
-from toolkit.report import ReportContext, copied_environments
+from toolkit.report import ReportContext, copied_environments, retryable_failures
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, read_resolution_map
 from toolkit.runs import (
     ClaimRequest,
@@ -310,6 +310,8 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
     runs_dir = runs_folder(writable=False) if runs_dir is None else runs_dir
     record = read_run(runs_dir, run_id)
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    plan = recorded_plan(record, target)
+    document = record.result or record.plan
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
@@ -319,9 +321,10 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
         landing=_landing_status(record),
-        copied=copied_environments(recorded_plan(record, target)),
+        copied=copied_environments(plan),
+        retryable=retryable_failures(plan, document),
     )
-    return RunStatus(record, record.result or record.plan, context)
+    return RunStatus(record, document, context)
 
 
 def _landing_status(record: RunRecord) -> str | None:

@@ -28,6 +28,7 @@ from toolkit.report.view import (
     build_view,
     copied_environments,
     report_context,
+    retryable_failures,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "print_report",
     "render",
     "report_context",
+    "retryable_failures",
 ]
 
 
