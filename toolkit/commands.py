@@ -27,7 +27,7 @@ from toolkit.outcomes import EXIT_BLOCKED, EXIT_PARTIAL, exit_code, worst_exit_c
 from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress, unknown_outcomes
-from toolkit.report import ReportContext, copied_environments, retryable_failures
+from toolkit.report import ReportContext, copied_environments
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, read_resolution_map
 from toolkit.runs import (
     ClaimRequest,
@@ -322,7 +322,7 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         has_claim=record.has_claim,
         landing=_landing_status(record),
         copied=copied_environments(plan),
-        retryable=retryable_failures(plan, document),
+        retryable=plan.did_not_land(document),
     )
     return RunStatus(record, document, context)
 

@@ -125,7 +125,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
     """The summary of a commit that ran (or found itself finished already)."""
     from toolkit.entities import describe
     from toolkit.plan import is_blocked
-    from toolkit.report import report_context, retryable_failures
+    from toolkit.report import report_context
 
     plan, document = outcome.plan, outcome.document
     code = run_exit_code(outcome)
@@ -140,7 +140,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
         planned=len(plan.moves),
         moved=0 if blocked else len(plan.moves) - failed_moves,
         failed=0 if blocked else len(document.failures),
-        retryable=0 if blocked else len(retryable_failures(plan, document)),
+        retryable=0 if blocked else len(plan.did_not_land(document)),
         blocked=len(document.conflicts) + service_refusals if blocked else 0,
         conflicts=tuple(describe(entity) for entity in document.conflicts) if blocked else (),
         strategy=plan.strategy,

@@ -28,7 +28,6 @@ from toolkit.report.view import (
     build_view,
     copied_environments,
     report_context,
-    retryable_failures,
 )
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
     "print_report",
     "render",
     "report_context",
-    "retryable_failures",
 ]
 
 

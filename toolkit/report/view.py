@@ -87,24 +87,8 @@ def report_context(
         generated_at=now or datetime.now(UTC).replace(microsecond=0),
         has_claim=plan.has_claim,
         copied=copied_environments(plan),
-        retryable=retryable_failures(plan, document),
+        retryable=plan.did_not_land(document),
     )
-
-
-def retryable_failures(plan: ClaimPlan, document: AgentClaimResponse) -> frozenset[EntityKey]:
-    """The keys of `document`'s failures that are moves of `plan` that did not land: the
-    same command runs them again. The plan's own failures are entities that cannot move."""
-    cannot_move = {entity_key(failure.entity) for failure in plan.failures}
-    return frozenset(
-        key
-        for failure in document.failures
-        if (key := entity_key(failure.entity)) not in cannot_move
-    )
-
-
-RETRY = "failed \N{EM DASH} run the same command again"
-"""What a failure that running the same command again can settle is labelled as."""
-CANNOT_MOVE = "cannot move"
 
 
 def copied_environments(plan: ClaimPlan) -> frozenset[EntityKey]:
@@ -136,12 +120,17 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
             f"; {unknown} of unknown outcome (run the same command again to settle them: it "
             "looks where each stack is)"
         )
-    retryable = len(retryable_failures(plan, document))
+    retryable = len(plan.did_not_land(document))
     if failed := retryable - unknown:
         line += f"; {failed} failed (run the same command again)"
     if cannot_move := len(document.failures) - retryable:
         line += f"; {cannot_move} cannot move"
     return line
+
+
+RETRY = "failed \N{EM DASH} run the same command again"
+"""What a failure that running the same command again can settle is labelled as."""
+CANNOT_MOVE = "cannot move"
 
 
 ActionKind = Literal["move", "rename", "blocked", "failed", "retry"]
