@@ -316,6 +316,8 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
     runs_dir = runs_folder(writable=False) if runs_dir is None else runs_dir
     record = read_run(runs_dir, run_id)
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    plan = recorded_plan(record, target)
+    document = record.result or record.plan
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
@@ -325,9 +327,10 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
         landing=_landing_status(record),
-        copied=copied_environments(recorded_plan(record, target)),
+        copied=copied_environments(plan),
+        retryable=plan.did_not_land(document),
     )
-    return RunStatus(record, record.result or record.plan, context)
+    return RunStatus(record, document, context)
 
 
 def runs_list(*, runs_dir: Path | None = None) -> list[RunRecord]:

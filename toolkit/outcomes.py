@@ -81,6 +81,9 @@ class ClaimSummary:
     failed: int = 0
     """Failures the claim document reports (stacks that did not land, entities that cannot
     move); none when blocked."""
+    retryable: int = 0
+    """Of `failed`, the moves that did not land: the same command runs them again; the rest
+    cannot move."""
     blocked: int = 0
     """Entities that block the claim: unresolved conflicts, and with claim-api what the service
     cannot move."""
@@ -109,6 +112,8 @@ class ClaimSummary:
             "planned": self.planned,
             "moved": self.moved,
             "failed": self.failed,
+            "failedRunAgain": self.retryable,
+            "cannotMove": self.failed - self.retryable,
             "blocked": self.blocked,
             "conflicts": list(self.conflicts),
             "landing": self.landing,
@@ -135,6 +140,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
         planned=len(plan.moves),
         moved=0 if blocked else len(plan.moves) - failed_moves,
         failed=0 if blocked else len(document.failures),
+        retryable=0 if blocked else len(plan.did_not_land(document)),
         blocked=len(document.conflicts) + service_refusals if blocked else 0,
         conflicts=tuple(describe(entity) for entity in document.conflicts) if blocked else (),
         strategy=plan.strategy,

@@ -286,10 +286,18 @@ class ClaimPlan:
 
     def not_landed(self, document: AgentClaimResponse) -> tuple[int, int]:
         """How many stack moves and environment copies of this plan a commit's `document`
-        reports as failed (its failures beyond the plan's own)."""
-        copies = {entity_key(copy.source) for copy in self.environment_copies}
-        failed_copies = sum(entity_key(failure.entity) in copies for failure in document.failures)
-        return len(document.failures) - len(self.failures) - failed_copies, failed_copies
+        reports as failed (`did_not_land`)."""
+        failed = self.did_not_land(document)
+        failed_copies = len(failed & {entity_key(copy.source) for copy in self.environment_copies})
+        return len(failed) - failed_copies, failed_copies
+
+    def did_not_land(self, document: AgentClaimResponse) -> frozenset[EntityKey]:
+        """The keys of `document`'s failures beyond this plan's own: its moves and copies that
+        did not land, which the same command runs again. The plan's own failures are of
+        entities that cannot move (with claim-api, the service's word)."""
+        cannot_move = {entity_key(failure.entity) for failure in self.failures}
+        keys = (entity_key(failure.entity) for failure in document.failures)
+        return frozenset(key for key in keys if key not in cannot_move)
 
     def conflicts_resolution(self) -> list[RenameEntity]:
         """The renames this plan makes, as the claim API's `conflictsResolution` takes them

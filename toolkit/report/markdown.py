@@ -66,9 +66,9 @@ def render_markdown(view: ReportView) -> str:
     lines += ["", "## Failures", ""]
     if view.failures:
         lines += _markdown_table(
-            ["Kind", "Name", "Reason"],
-            ["---", "---", "---"],
-            [[f.kind, f.name, f.reason] for f in view.failures],
+            ["Kind", "Name", "Failure", "Reason"],
+            ["---", "---", "---", "---"],
+            [[f.kind, f.name, f.failure, f.reason] for f in view.failures],
         )
     else:
         lines.append("None.")

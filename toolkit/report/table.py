@@ -15,6 +15,7 @@ _ACTION_STYLES: dict[ActionKind, str] = {
     "rename": "cyan",
     "blocked": "bold red",
     "failed": "yellow",
+    "retry": "magenta",
 }
 _TONE_STYLES: dict[Tone, str] = {
     "neutral": "",
@@ -79,9 +80,12 @@ def table_renderable(view: ReportView) -> RenderableType:
         failures = _section_table("Failures")
         failures.add_column("Kind", no_wrap=True)
         failures.add_column("Name", overflow="fold")
+        failures.add_column("Failure", overflow="fold")
         failures.add_column("Reason", overflow="fold")
         for failure in view.failures:
-            failures.add_row(Text(failure.kind), Text(failure.name), Text(failure.reason))
+            failures.add_row(
+                Text(failure.kind), Text(failure.name), Text(failure.failure), Text(failure.reason)
+            )
         parts.append(failures)
     else:
         parts.append(Text("No failures."))

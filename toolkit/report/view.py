@@ -25,7 +25,7 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.plan import is_blocked, unblocking_step
-from toolkit.progress import unknown_outcomes
+from toolkit.progress import RERUN_HINT, unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class ReportContext:
     copied: frozenset[EntityKey] = frozenset()
     """The environments recreated in the destination rather than moved (`--environments
     copy`), by their source's key: a reviewer is to see they are copies, made anew."""
+    retryable: frozenset[EntityKey] = frozenset()
+    """The failures that running the same command again can settle (moves that did not land),
+    by their entity's key; every other failure is of an entity that cannot move."""
 
 
 def report_context(
@@ -84,6 +87,7 @@ def report_context(
         generated_at=now or datetime.now(UTC).replace(microsecond=0),
         has_claim=plan.has_claim,
         copied=copied_environments(plan),
+        retryable=plan.did_not_land(document),
     )
 
 
@@ -116,12 +120,20 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
             f"; {unknown} of unknown outcome (run the same command again to settle them: it "
             "looks where each stack is)"
         )
-    if failures := len(document.failures) - unknown:
-        line += f"; {failures} failure(s) reported"
+    retryable = len(plan.did_not_land(document))
+    if failed := retryable - unknown:
+        line += f"; {failed} failed (run the same command again)"
+    if cannot_move := len(document.failures) - retryable:
+        line += f"; {cannot_move} cannot move"
     return line
 
 
-ActionKind = Literal["move", "rename", "blocked", "failed"]
+RETRY = "failed \N{EM DASH} run the same command again"
+"""What a failure that running the same command again can settle is labelled as."""
+CANNOT_MOVE = "cannot move"
+
+
+ActionKind = Literal["move", "rename", "blocked", "failed", "retry"]
 Tone = Literal["neutral", "good", "warn", "bad"]
 _NOT_APPLICABLE = "\N{EM DASH}"
 """Shown for facts a kind does not have (resources and last update of an environment)."""
@@ -149,6 +161,8 @@ class ConflictRow:
 class FailureRow:
     kind: str
     name: str
+    failure: str
+    """`RETRY` or `CANNOT_MOVE`: whether the same command again can settle it."""
     reason: str
 
 
@@ -210,11 +224,20 @@ def build_view(
     failure_rows = sorted(
         (
             FailureRow(
-                _kind(failure.entity), _name_with_target(failure.entity), failure.failure_details
+                _kind(failure.entity),
+                _name_with_target(failure.entity),
+                RETRY if entity_key(failure.entity) in context.retryable else CANNOT_MOVE,
+                failure.failure_details,
             )
             for failure in document.failures
         ),
-        key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.reason),
+        key=lambda row: (
+            row.failure != RETRY,
+            _KIND_ORDER[row.kind],
+            row.name.casefold(),
+            row.name,
+            row.reason,
+        ),
     )
     moving = [row for row in inventory if row.action_kind in ("move", "rename")]
     renamed = [row for row in moving if row.action_kind == "rename"]
@@ -235,7 +258,7 @@ def build_view(
         conflicts=tuple(conflict_rows),
         failures=tuple(failure_rows),
         notices=(*window_warning, *context.notices),
-        next_steps=_next_steps(document, context) if blocked else (),
+        next_steps=_next_steps(document, context) if blocked else _retry_steps(context),
         outcome=context.outcome,
         outcome_tone="bad" if blocked else "warn" if failure_rows else "good",
     )
@@ -303,14 +326,26 @@ def _duration(span: timedelta) -> str:
 def _next_steps(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
     """One line per entity that blocks the claim, in report order, saying what to do."""
     orgs = {"source_org": context.source_org, "destination_org": context.destination_org}
+    # Only with claim-api does a failure block; otherwise the Failures table says what to do.
+    refusals = document.failures if context.strategy == "claim-api" else []
     blocking = [(entity, True) for entity in document.conflicts] + [
-        (failure.entity, False) for failure in document.failures
+        (failure.entity, False) for failure in refusals
     ]
     blocking.sort(
         key=lambda item: (not item[1], _KIND_ORDER[_kind(item[0])], display_name(item[0]))
     )
     return tuple(
         unblocking_step(entity, conflict=conflict, **orgs) for entity, conflict in blocking
+    )
+
+
+def _retry_steps(context: ReportContext) -> tuple[str, ...]:
+    """For a claim that went through with moves that did not land: run it again."""
+    if not context.retryable:
+        return ()
+    return (
+        f"{len(context.retryable)} move(s) failed: {RERUN_HINT}; what cannot move stays "
+        "(the Failures table says what to do about each)",
     )
 
 
@@ -327,7 +362,9 @@ def _inventory_row(
     verb = "copy" if copied else "move"
     action: str
     action_kind: ActionKind
-    if failed:
+    if failed and entity_key(entity) in context.retryable:
+        action, action_kind = RETRY, "retry"
+    elif failed:
         action, action_kind = f"cannot {verb}", "failed"
     elif conflicting:
         action, action_kind = f"blocked: name taken in {context.destination_org}", "blocked"
