@@ -135,7 +135,7 @@ class Preview:
     def exit_code(self) -> int:
         """0 when a commit would fully succeed, 3 when it would be blocked, 4 when some
         entities would be reported as failures, or the landing would fail."""
-        code = exit_code(self.document, self.plan.strategy)
+        code = exit_code(self.document, self.plan.strategy, self.plan.accepted)
         return worst_exit_code([code, EXIT_PARTIAL]) if self.landing_error else code
 
 

@@ -31,12 +31,12 @@ from toolkit.choices import (
     chosen_strategy,
 )
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
-from toolkit.entities import Inventory
+from toolkit.entities import EntityKey, Inventory
 from toolkit.errors import ChoiceError, ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.plan import ClaimTarget
 from toolkit.redaction import redact
-from toolkit.resolution_map import ResolutionMap, read_resolution_map
+from toolkit.resolution_map import ResolutionMap, parse_accept, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.sides import Sides
 from toolkit.strategies.migrate import check_migrate_via
@@ -105,6 +105,9 @@ class ClaimEntry(_Entry):
     tokens: TokenVariables = TokenVariables()
     landing: Any = None
     """The claim's `landing:` section (`toolkit.landing.parse_landing` checks it)."""
+    accept: Any = None
+    """The claim's `accept:` section, as a resolution map has it
+    (`toolkit.resolution_map.parse_accept` checks it)."""
 
 
 class _JobDocument(_Entry):
@@ -162,6 +165,8 @@ class JobClaim:
     suffix: str | None
     landing: LandingSpec | None
     """The claim's landing: section, else its map's; None: no landing."""
+    accepted: frozenset[EntityKey]
+    """The claim's accept: section, else its map's: the known failures that do not fail it."""
     credentials: Credentials
     token_origins: Mapping[TokenRole, str]
     """Where each token comes from, in words (`$ACME_TOKEN`); never a value."""
@@ -345,6 +350,11 @@ def _check_claim(
     map_landing = map_file.resolution_map.landing if map_file is not None else None
     if landing is not None and map_landing is not None:
         problems.append("give a landing: section in the claim or in its resolution map, not both")
+    accepted, accept_problems = parse_accept(entry.accept)
+    problems += accept_problems
+    map_accepted = map_file.resolution_map.accepted if map_file is not None else frozenset()
+    if entry.accept is not None and map_accepted:
+        problems.append("give an accept: section in the claim or in its resolution map, not both")
     if not check_tokens:
         return None, problems
     credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
@@ -370,6 +380,7 @@ def _check_claim(
         map_file=map_file,
         suffix=entry.suffix,
         landing=landing or map_landing,
+        accepted=accepted or map_accepted,
         credentials=credentials,
         token_origins=origins,
     )

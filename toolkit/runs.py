@@ -162,14 +162,16 @@ async def commit_request(
         previous = None if new_run else find_run(runs_dir, key)
         if previous is not None and _done(previous):
             lock.release(finished=True)
-            finished = _finished_before(previous, request.target)
+            finished = _finished_before(previous, request)
             return await _land(sides, request, finished, runs_dir)
         if (
             previous is not None
             and not _blocked(previous)
             and _unfinished(runs_dir, previous.run_id)
         ):
-            plan = recorded_plan(previous, request.target)
+            plan = replace(
+                recorded_plan(previous, request.target), accepted=request.resolution_map.accepted
+            )
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
         else:
@@ -356,9 +358,11 @@ def _blocked(run: RunRecord) -> bool:
     return is_blocked(run.result or run.plan, run.strategy) and run.finished
 
 
-def _finished_before(run: RunRecord, target: ClaimTarget) -> RunOutcome:
+def _finished_before(run: RunRecord, request: ClaimRequest) -> RunOutcome:
+    """The outcome of `run`, which finished `request` already; the failures the request's map
+    accepts now are accepted in it too, so that a scheduled rerun with nothing to do goes green."""
     assert run.result is not None
-    plan = recorded_plan(run, target)
+    plan = replace(recorded_plan(run, request.target), accepted=request.resolution_map.accepted)
     return RunOutcome(plan=plan, document=run.result, run_id=run.run_id, already_finished=True)
 
 
