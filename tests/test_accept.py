@@ -88,6 +88,11 @@ def test_a_commit_whose_only_failures_are_accepted_exits_0_every_run_and_json_ke
     assert again.exit_code == 0, again.stderr
     assert ACCEPTED_ROWS[1] in again.stdout.splitlines()
 
+    status = run_cli(server, "status", "--format", "markdown")
+    assert status.exit_code == 0, status.stderr
+    for row in ACCEPTED_ROWS:
+        assert row in status.stdout.splitlines()
+
 
 def test_an_accept_entry_that_names_no_failure_is_a_warning(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path

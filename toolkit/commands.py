@@ -296,7 +296,7 @@ class RunStatus:
         landing failed."""
         if not self.record.finished:
             return 1
-        code = exit_code(self.document, self.record.strategy)
+        code = exit_code(self.document, self.record.strategy, self.context.accepted)
         landing = self.record.landing
         return (
             worst_exit_code([code, EXIT_PARTIAL])
@@ -310,6 +310,7 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
     runs_dir = runs_folder(writable=False) if runs_dir is None else runs_dir
     record = read_run(runs_dir, run_id)
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    plan = recorded_plan(record, target)
     context = ReportContext(
         mode="commit",
         source_org=record.source_org,
@@ -319,7 +320,8 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
         landing=_landing_status(record),
-        copied=copied_environments(recorded_plan(record, target)),
+        copied=copied_environments(plan),
+        accepted=plan.accepted,
     )
     return RunStatus(record, record.result or record.plan, context)
 

@@ -367,8 +367,9 @@ def _finished_before(run: RunRecord, request: ClaimRequest) -> RunOutcome:
 
 
 def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
-    """The plan `run` recorded, as it was planned: to continue the run, or to show it."""
-    return ClaimPlan.from_record(
+    """The plan `run` recorded, as it was planned: to continue the run, or to show it; with
+    the failures its map accepted."""
+    plan = ClaimPlan.from_record(
         target=target,
         strategy=run.strategy,
         document=run.plan,
@@ -376,15 +377,20 @@ def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
         has_claim=run.has_claim,
         claim_copies=run.request.get("claimCopies", []),
     )
+    accepted = frozenset(tuple(key) for key in run.request.get("accepted", []))
+    return replace(plan, accepted=accepted)
 
 
 def _recorded_request(request: ClaimRequest, plan: ClaimPlan) -> dict[str, object]:
     """What the run's record says was asked, with what its recorded plan cannot say itself:
-    which environments a claim-api plan copies before the claim."""
+    which environments a claim-api plan copies before the claim, and which failures the
+    request accepts (for `status`)."""
     target = request.target
     copies = plan.claim_copy_names()
+    accepted = sorted(list(key) for key in request.resolution_map.accepted)
     return {
         **({"claimCopies": copies} if copies else {}),
+        **({"accepted": accepted} if accepted else {}),
         "sourceOrg": target.source_org,
         "destinationOrg": target.destination_org,
         "sourceBackend": target.source_backend,
