@@ -140,7 +140,7 @@ class Preview:
     def exit_code(self) -> int:
         """0 when a commit would fully succeed, 3 when it would be blocked, 4 when some
         entities would be reported as failures, or the landing would fail."""
-        code = exit_code(self.document, self.plan.strategy)
+        code = exit_code(self.document, self.plan.strategy, self.plan.accepted)
         return worst_exit_code([code, EXIT_PARTIAL]) if self.landing_error else code
 
 
@@ -301,11 +301,13 @@ class RunStatus:
 
 
 def recorded_exit_code(record: RunRecord) -> int:
-    """1 when the run did not finish; else its outcome's, at least 4 when its latest landing
-    failed."""
+    """1 when the run did not finish; else its outcome's (the failures its map accepts not
+    counted), at least 4 when its latest landing failed."""
     if not record.finished:
         return 1
-    code = exit_code(record.result or record.plan, record.strategy)
+    target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    accepted = recorded_plan(record, target).accepted
+    code = exit_code(record.result or record.plan, record.strategy, accepted)
     landing = record.landing
     failed = landing is not None and landing.outcome == "failed"
     return worst_exit_code([code, EXIT_PARTIAL]) if failed else code
@@ -329,6 +331,7 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         landing=_landing_status(record),
         copied=copied_environments(plan),
         retryable=plan.did_not_land(document),
+        accepted=plan.accepted,
     )
     return RunStatus(record, document, context)
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+
+
+def did_you_mean(word: object, known: Iterable[str]) -> str:
+    """` (did you mean stacks?)` when `known` holds a word close to `word`, else nothing: one
+    home for how a misspelled key or section of a user's file is answered."""
+    close = difflib.get_close_matches(word, sorted(known), n=1) if isinstance(word, str) else []
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class ClaimError(Exception):

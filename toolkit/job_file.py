@@ -11,7 +11,6 @@ the checked job.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -31,15 +29,16 @@ from toolkit.choices import (
     chosen_strategy,
 )
 from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
-from toolkit.entities import Inventory
+from toolkit.entities import EntityKey, Inventory
 from toolkit.errors import ChoiceError, ClaimError, JobFileError, ResolutionMapError
 from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.plan import ClaimTarget
 from toolkit.redaction import redact
-from toolkit.resolution_map import ResolutionMap, read_resolution_map
+from toolkit.resolution_map import ResolutionMap, parse_accept, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.sides import Sides
 from toolkit.strategies.migrate import check_migrate_via
+from toolkit.user_documents import DocumentError, parse_document
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,6 +104,9 @@ class ClaimEntry(_Entry):
     tokens: TokenVariables = TokenVariables()
     landing: Any = None
     """The claim's `landing:` section (`toolkit.landing.parse_landing` checks it)."""
+    accept: Any = None
+    """The claim's `accept:` section, as a resolution map has it
+    (`toolkit.resolution_map.parse_accept` checks it)."""
 
 
 class _JobDocument(_Entry):
@@ -162,6 +164,8 @@ class JobClaim:
     suffix: str | None
     landing: LandingSpec | None
     """The claim's landing: section, else its map's; None: no landing."""
+    accepted: frozenset[EntityKey]
+    """The claim's accept: section, else its map's: the known failures that do not fail it."""
     credentials: Credentials
     token_origins: Mapping[TokenRole, str]
     """Where each token comes from, in words (`$ACME_TOKEN`); never a value."""
@@ -345,6 +349,11 @@ def _check_claim(
     map_landing = map_file.resolution_map.landing if map_file is not None else None
     if landing is not None and map_landing is not None:
         problems.append("give a landing: section in the claim or in its resolution map, not both")
+    accepted, accept_problems = parse_accept(entry.accept)
+    problems += accept_problems
+    map_accepted = map_file.resolution_map.accepted if map_file is not None else frozenset()
+    if entry.accept is not None and map_accepted:
+        problems.append("give an accept: section in the claim or in its resolution map, not both")
     if not check_tokens:
         return None, problems
     credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
@@ -370,6 +379,7 @@ def _check_claim(
         map_file=map_file,
         suffix=entry.suffix,
         landing=landing or map_landing,
+        accepted=accepted or map_accepted,
         credentials=credentials,
         token_origins=origins,
     )
@@ -447,51 +457,10 @@ def _credentials(
 
 
 def _parse(text: str, origin: str) -> object:
-    """JSON when the text is JSON, else YAML; a key given twice is refused in either."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
-    except json.JSONDecodeError:
-        pass
-    except _DuplicateKey as duplicate:
-        raise JobFileError(origin, [str(duplicate)]) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as error:
-        # Not str(error): it quotes the lines around the problem, which may hold a secret.
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise JobFileError(origin, [f"not valid YAML: {where}{error.problem}"]) from None
-    except yaml.YAMLError as error:
-        raise JobFileError(origin, [f"not valid YAML or JSON: {error}"]) from None
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    mapping: dict[str, object] = {}
-    for key, value in pairs:
-        if key in mapping:
-            raise _DuplicateKey(f"the key {key!r} is given twice")
-        mapping[key] = value
-    return mapping
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice (which would silently drop a claim)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice", key_node.start_mark
-                )
-            if isinstance(key, str):
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+        return parse_document(text)
+    except DocumentError as error:
+        raise JobFileError(origin, [str(error)]) from None
 
 
 Location = tuple[int | str, ...]

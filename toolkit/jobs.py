@@ -8,6 +8,7 @@ others.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,7 @@ async def claim_request(claim: JobClaim) -> ClaimRequest:
         resolution_map, identity = ResolutionMap.empty(), map_identity(None)
     return ClaimRequest(
         target=claim.target,
-        resolution_map=resolution_map,
+        resolution_map=dataclasses.replace(resolution_map, accepted=claim.accepted),
         map_identity=identity,
         strategy=claim.strategy,
         delete_source=claim.delete_source,

@@ -7,14 +7,15 @@ the summary of one claim that the JSON log lines and a job's summary carry. No h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from toolkit.choices import Strategy
+    from toolkit.entities import EntityKey
     from toolkit.errors import ClaimError
-    from toolkit.models import AgentClaimResponse
+    from toolkit.models import AgentClaimResponse, TransferEntityFailure
     from toolkit.runs import RunOutcome
 
 EXIT_OK = 0
@@ -38,16 +39,30 @@ _OUTCOMES: dict[int, Outcome] = {
 }
 
 
-def exit_code(document: AgentClaimResponse, strategy: Strategy) -> int:
+def exit_code(
+    document: AgentClaimResponse,
+    strategy: Strategy,
+    accepted: Collection[EntityKey] = frozenset(),
+) -> int:
     """3 when the claim is blocked (nothing changed: `toolkit.plan.is_blocked`), 4 when
-    anything is reported as failed, else 0."""
+    anything is reported as failed that the map does not accept (`accepted`), else 0: a
+    scheduled claim whose only failures are known ones goes green."""
     from toolkit.plan import is_blocked
 
     if is_blocked(document, strategy):
         return EXIT_BLOCKED
-    if document.failures:
+    if unaccepted_failures(document.failures, accepted):
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def unaccepted_failures(
+    failures: Iterable[TransferEntityFailure], accepted: Collection[EntityKey]
+) -> list[TransferEntityFailure]:
+    """The failures the resolution map's `accept:` section does not acknowledge."""
+    from toolkit.entities import entity_key
+
+    return [failure for failure in failures if entity_key(failure.entity) not in accepted]
 
 
 def run_exit_code(outcome: RunOutcome) -> int:
@@ -55,7 +70,7 @@ def run_exit_code(outcome: RunOutcome) -> int:
     at least 4 (partial) by a landing that failed: the moves stand, the record is missing."""
     if outcome.interrupted:
         return EXIT_INTERRUPTED
-    code = exit_code(outcome.document, outcome.plan.strategy)
+    code = exit_code(outcome.document, outcome.plan.strategy, outcome.plan.accepted)
     return worst_exit_code([code, EXIT_PARTIAL]) if outcome.landing_error else code
 
 

@@ -263,6 +263,8 @@ class ClaimPlan:
     the service says it cannot claim, copied and removed from the agent's org before it)."""
     service_answer: AgentClaimResponse | None = None
     """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
+    accepted: frozenset[EntityKey] = frozenset()
+    """The failures the resolution map's `accept:` section acknowledges, by key."""
 
     def __repr__(self) -> str:
         return (
@@ -567,6 +569,7 @@ def build_plan(
         renames=renames,
         has_claim=has_claim,
         environment_copies=copies,
+        accepted=resolution_map.accepted,
     )
 
 

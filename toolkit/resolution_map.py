@@ -18,8 +18,16 @@ import yaml
 from pydantic import Field, TypeAdapter, ValidationError
 from yaml.constructor import SafeConstructor
 
-from toolkit.entities import KINDS, as_rename, display_name, entity_key, make_entity, target_of
-from toolkit.errors import InvalidInputError, ResolutionMapError
+from toolkit.entities import (
+    KINDS,
+    EntityKey,
+    as_rename,
+    display_name,
+    entity_key,
+    make_entity,
+    target_of,
+)
+from toolkit.errors import InvalidInputError, ResolutionMapError, did_you_mean
 from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.models import RenameEntity
 
@@ -34,6 +42,14 @@ _SECTIONS = {
 LANDING_SECTION = "landing"
 """The friendly form's section that is not renames: what the landing program records
 (`toolkit.landing.LandingSpec`)."""
+
+ACCEPT_SECTION = "accept"
+"""The friendly form's section of known failures a user acknowledges, by the same sections
+and names as the renames (`accept: {insightsAccounts: [gcp-sandbox]}`): reported as accepted,
+they do not fail the run (`toolkit.outcomes.exit_code`)."""
+
+_FRIENDLY_SECTIONS = (*_SECTIONS, LANDING_SECTION, ACCEPT_SECTION)
+"""Every section the friendly form may hold."""
 
 MAX_MAP_BYTES = 10_000_000
 """A map file larger than this (10 MB) is refused unread: 100,000 renames in the friendly form
@@ -58,6 +74,8 @@ class ResolutionMap:
     problems: tuple[str, ...] = ()
     landing: LandingSpec | None = None
     """The map's `landing:` section, if it has one."""
+    accepted: frozenset[EntityKey] = frozenset()
+    """The entities of the map's `accept:` section, by key: failures the user knows of."""
 
     @classmethod
     def empty(cls) -> ResolutionMap:
@@ -196,7 +214,7 @@ def _entry_count(document: object) -> int:
         return sum(
             len(entries)
             for section, entries in document
-            if section != LANDING_SECTION and isinstance(entries, _Pairs)
+            if section not in (LANDING_SECTION, ACCEPT_SECTION) and isinstance(entries, _Pairs)
         )
     if isinstance(document, list):
         return len(document)
@@ -208,17 +226,23 @@ def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
     renames: list[RenameEntity] = []
     problems: list[str] = []
     landing: LandingSpec | None = None
+    accepted: frozenset[EntityKey] = frozenset()
     sections = [section for section, _ in document]
-    if sections.count(LANDING_SECTION) > 1:
-        unreadable.append(f"{origin}: section landing is given more than once")
+    for once in (LANDING_SECTION, ACCEPT_SECTION):
+        if sections.count(once) > 1:
+            unreadable.append(f"{origin}: section {once} is given more than once")
     for section, entries in document:
         if section == LANDING_SECTION:
             landing, landing_problems = parse_landing(entries, origin=origin)
             unreadable += landing_problems
+        elif section == ACCEPT_SECTION:
+            accepted, accept_problems = parse_accept(entries, origin=origin)
+            unreadable += accept_problems
         elif not isinstance(section, str) or section not in _SECTIONS:
             unreadable.append(
-                f"{origin}: unknown section {_shown(section)}; expected "
-                f"{', '.join([*_SECTIONS, LANDING_SECTION])}"
+                f"{origin}: unknown section {_shown(section)}"
+                f"{did_you_mean(section, _FRIENDLY_SECTIONS)}; expected "
+                f"{', '.join(_FRIENDLY_SECTIONS)}"
             )
         elif entries is not None and not isinstance(entries, _Pairs):
             shape = _SECTIONS[section][1]
@@ -235,7 +259,47 @@ def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
                     renames.append(rename)
     if unreadable:
         raise ResolutionMapError(unreadable)
-    return ResolutionMap(renames=tuple(renames), problems=tuple(problems), landing=landing)
+    return ResolutionMap(
+        renames=tuple(renames), problems=tuple(problems), landing=landing, accepted=accepted
+    )
+
+
+def parse_accept(
+    entries: object, *, origin: str | None = None
+) -> tuple[frozenset[EntityKey], list[str]]:
+    """The keys of an `accept:` section (sections of names, as the renames are written), and
+    what is wrong with it, each problem after `origin` (the map file) when given; a job file's
+    claim may carry the same section."""
+    where = f"{origin}: accept" if origin else "accept"
+    if entries is None:
+        return frozenset(), []
+    if not isinstance(entries, _Pairs | dict):
+        return frozenset(), [
+            f"{where} must map sections ({', '.join(_SECTIONS)}) to lists of "
+            f"names, got {_shown(entries)}"
+        ]
+    accepted: set[EntityKey] = set()
+    problems: list[str] = []
+    for section, names in entries.items() if isinstance(entries, dict) else entries:
+        if not isinstance(section, str) or section not in _SECTIONS:
+            problems.append(
+                f"{where}: unknown section {_shown(section)}"
+                f"{did_you_mean(section, _SECTIONS)}; expected {', '.join(_SECTIONS)}"
+            )
+            continue
+        kind, shape = _SECTIONS[section]
+        if not isinstance(names, list):
+            problems.append(
+                f"{where}: {section} must list names of the form {shape}, got {_shown(names)}"
+            )
+            continue
+        for name in names:
+            parts = name.split("/") if isinstance(name, str) else []
+            if len(parts) != shape.count("/") + 1 or not all(parts):
+                problems.append(f"{where}: {section}: {_shown(name)} is not of the form {shape}")
+            else:
+                accepted.add(entity_key(make_entity(kind, parts)))
+    return frozenset(accepted), problems
 
 
 def _friendly_entry(section: str, old: object, new: object) -> RenameEntity | str:

@@ -162,14 +162,16 @@ async def commit_request(
         previous = None if new_run else find_run(runs_dir, key)
         if previous is not None and _done(previous):
             lock.release(finished=True)
-            finished = _finished_before(previous, request.target)
+            finished = _finished_before(previous, request)
             return await _land(sides, request, finished, runs_dir)
         if (
             previous is not None
             and not _blocked(previous)
             and _unfinished(runs_dir, previous.run_id)
         ):
-            plan = recorded_plan(previous, request.target)
+            plan = replace(
+                recorded_plan(previous, request.target), accepted=request.resolution_map.accepted
+            )
             journal = Journal.reopen(runs_dir, previous.run_id)
             resumed = True
         else:
@@ -356,15 +358,18 @@ def _blocked(run: RunRecord) -> bool:
     return is_blocked(run.result or run.plan, run.strategy) and run.finished
 
 
-def _finished_before(run: RunRecord, target: ClaimTarget) -> RunOutcome:
+def _finished_before(run: RunRecord, request: ClaimRequest) -> RunOutcome:
+    """The outcome of `run`, which finished `request` already; the failures the request's map
+    accepts now are accepted in it too, so that a scheduled rerun with nothing to do goes green."""
     assert run.result is not None
-    plan = recorded_plan(run, target)
+    plan = replace(recorded_plan(run, request.target), accepted=request.resolution_map.accepted)
     return RunOutcome(plan=plan, document=run.result, run_id=run.run_id, already_finished=True)
 
 
 def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
-    """The plan `run` recorded, as it was planned: to continue the run, or to show it."""
-    return ClaimPlan.from_record(
+    """The plan `run` recorded, as it was planned: to continue the run, or to show it; with
+    the failures its map accepted."""
+    plan = ClaimPlan.from_record(
         target=target,
         strategy=run.strategy,
         document=run.plan,
@@ -372,15 +377,20 @@ def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
         has_claim=run.has_claim,
         claim_copies=run.request.get("claimCopies", []),
     )
+    accepted = frozenset(tuple(key) for key in run.request.get("accepted", []))
+    return replace(plan, accepted=accepted)
 
 
 def _recorded_request(request: ClaimRequest, plan: ClaimPlan) -> dict[str, object]:
     """What the run's record says was asked, with what its recorded plan cannot say itself:
-    which environments a claim-api plan copies before the claim."""
+    which environments a claim-api plan copies before the claim, and which failures the
+    request accepts (for `status`)."""
     target = request.target
     copies = plan.claim_copy_names()
+    accepted = sorted(list(key) for key in request.resolution_map.accepted)
     return {
         **({"claimCopies": copies} if copies else {}),
+        **({"accepted": accepted} if accepted else {}),
         "sourceOrg": target.source_org,
         "destinationOrg": target.destination_org,
         "sourceBackend": target.source_backend,

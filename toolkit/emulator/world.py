@@ -26,10 +26,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from toolkit.emulator.esc_definitions import compose
 from toolkit.entities import NAME_RULE, is_valid_name
-from toolkit.errors import InvalidInputError
+from toolkit.errors import InvalidInputError, did_you_mean
 
 Role = Literal["admin", "member"]
 
@@ -230,10 +231,7 @@ def parse_world(document: Any, *, origin: str = "world") -> World:
     try:
         return World.model_validate(document, context={_LEGACY_NAMES: legacy_names})
     except ValidationError as exc:
-        problems = [
-            f"  - {_location(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors()
-        ]
+        problems = [f"  - {_location(error['loc'])}: {_message(error)}" for error in exc.errors()]
         raise InvalidInputError(
             f"{origin} is invalid ({len(problems)} problem(s)):\n" + "\n".join(problems),
             hint="The built-in demo world (toolkit/emulator/demo_world.yaml) shows the format.",
@@ -268,6 +266,21 @@ def load_world(path: Path) -> World:
 
 _YAML_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 """libyaml's safe loader when PyYAML was built with it (about 4x faster), else the pure one."""
+
+
+def _message(error: ErrorDetails) -> str:
+    """What is wrong at one place; an unknown key says the key it is closest to."""
+    if error["type"] == "extra_forbidden":
+        return f"unknown key{did_you_mean(error['loc'][-1], _KEYS)}"
+    return error["msg"].removeprefix("Value error, ")
+
+
+_KEYS = {
+    field.alias or name
+    for model in _WorldModel.__subclasses__()
+    for name, field in model.model_fields.items()
+}
+"""Every key a world file may hold, to suggest the one meant by an unknown key."""
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Literal
 
 from toolkit.choices import Strategy
 from toolkit.display import printable
-from toolkit.entities import KINDS, EntityKey, display_name, entity_key, kind_of, target_of
+from toolkit.entities import (
+    KINDS,
+    EntityKey,
+    describe,
+    display_name,
+    entity_key,
+    kind_of,
+    make_entity,
+    target_of,
+)
 from toolkit.models import (
     AgentClaimResponse,
     BaseEntity,
@@ -24,6 +33,7 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
+from toolkit.outcomes import unaccepted_failures
 from toolkit.plan import is_blocked, unblocking_step
 from toolkit.progress import RERUN_HINT, unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
@@ -70,6 +80,9 @@ class ReportContext:
     retryable: frozenset[EntityKey] = frozenset()
     """The failures that running the same command again can settle (moves that did not land),
     by their entity's key; every other failure is of an entity that cannot move."""
+    accepted: frozenset[EntityKey] = frozenset()
+    """The failures the resolution map's `accept:` section acknowledges: shown as accepted,
+    and not counted against the exit code."""
 
 
 def report_context(
@@ -88,6 +101,7 @@ def report_context(
         has_claim=plan.has_claim,
         copied=copied_environments(plan),
         retryable=plan.did_not_land(document),
+        accepted=plan.accepted,
     )
 
 
@@ -125,12 +139,30 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
         line += f"; {failed} failed (run the same command again)"
     if cannot_move := len(document.failures) - retryable:
         line += f"; {cannot_move} cannot move"
+        if accepted := len(document.failures) - len(
+            unaccepted_failures(document.failures, plan.accepted)
+        ):
+            line += f", {accepted} of them accepted"
     return line
 
 
 RETRY = "failed \N{EM DASH} run the same command again"
 """What a failure that running the same command again can settle is labelled as."""
 CANNOT_MOVE = "cannot move"
+ACCEPTED = "accepted"
+"""How a report marks a failure the resolution map's `accept:` section acknowledges."""
+
+
+def _stale_acceptances(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
+    """A warning for each `accept:` entry that names no failure of this claim: a warning, not
+    an error, since a known failure that went away is good news, and must not turn a scheduled
+    job red; the entry is left for the user to remove."""
+    failed = {entity_key(failure.entity) for failure in document.failures}
+    return tuple(
+        f"warning: accept: {describe(make_entity(key[0], key[1:]))} is not a failure of this "
+        "claim; remove it from the resolution map's accept: section"
+        for key in sorted(context.accepted - failed)
+    )
 
 
 ActionKind = Literal["move", "rename", "blocked", "failed", "retry"]
@@ -207,7 +239,14 @@ def build_view(
 
     inventory = sorted(
         (
-            _inventory_row(entity, key in failed, key in conflicts, key in context.copied, context)
+            _inventory_row(
+                entity,
+                failed=key in failed,
+                accepted=key in context.accepted,
+                conflicting=key in conflicts,
+                copied=key in context.copied,
+                context=context,
+            )
             for key, entity in entities.items()
         ),
         key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.action),
@@ -227,7 +266,9 @@ def build_view(
                 _kind(failure.entity),
                 _name_with_target(failure.entity),
                 RETRY if entity_key(failure.entity) in context.retryable else CANNOT_MOVE,
-                failure.failure_details,
+                f"{ACCEPTED}: {failure.failure_details}"
+                if entity_key(failure.entity) in context.accepted
+                else failure.failure_details,
             )
             for failure in document.failures
         ),
@@ -257,10 +298,14 @@ def build_view(
         inventory=tuple(inventory),
         conflicts=tuple(conflict_rows),
         failures=tuple(failure_rows),
-        notices=(*window_warning, *context.notices),
+        notices=(*window_warning, *context.notices, *_stale_acceptances(document, context)),
         next_steps=_next_steps(document, context) if blocked else _retry_steps(context),
         outcome=context.outcome,
-        outcome_tone="bad" if blocked else "warn" if failure_rows else "good",
+        outcome_tone="bad"
+        if blocked
+        else "warn"
+        if unaccepted_failures(document.failures, context.accepted)
+        else "good",
     )
     return map_strings(redact_strings(view, secrets), printable)
 
@@ -351,7 +396,9 @@ def _retry_steps(context: ReportContext) -> tuple[str, ...]:
 
 def _inventory_row(
     entity: BaseEntity | RenameEntity,
+    *,
     failed: bool,
+    accepted: bool,
     conflicting: bool,
     copied: bool,
     context: ReportContext,
@@ -366,6 +413,8 @@ def _inventory_row(
         action, action_kind = RETRY, "retry"
     elif failed:
         action, action_kind = f"cannot {verb}", "failed"
+        if accepted:
+            action = f"{action} ({ACCEPTED})"
     elif conflicting:
         action, action_kind = f"blocked: name taken in {context.destination_org}", "blocked"
     elif target is not None:
