@@ -168,9 +168,16 @@ SPELLINGS = [
     "http://[::ffff:127.0.0.1]:{port}",
 ]
 """Six spellings of the emulator's `http://127.0.0.1:{port}`."""
+API_URL_SPELLINGS = [
+    *(spelling for spelling in SPELLINGS if not spelling.rstrip("/").endswith("/api")),
+    "http://127.0.0.1:{port}//",
+    "http://[::1]:{port}",
+]
+"""Six spellings of it that `--api-url` takes: one ending in `/api` is refused as no API URL
+(the API's paths are added to it), though it names the same service."""
 
 
-@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("spelling", API_URL_SPELLINGS)
 def test_every_spelling_of_a_service_url_is_one_service_and_one_run(spelling: str) -> None:
     url, other = "http://127.0.0.1:8080", spelling.format(port=8080)
     request = ClaimRequest(
@@ -205,6 +212,11 @@ def test_default_ports_and_case_do_not_make_another_service() -> None:
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_spelling_names_the_service_whatever_its_form(spelling: str) -> None:
+    assert canonical_url(spelling.format(port=8080)) == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
 def test_a_login_stored_under_any_spelling_is_found(spelling: str, tmp_path: Path) -> None:
     stored = {"accessTokens": {spelling.format(port=8080): "tok-stored"}}
     (tmp_path / "credentials.json").write_text(json.dumps(stored), encoding="utf-8")
@@ -215,7 +227,7 @@ def test_a_login_stored_under_any_spelling_is_found(spelling: str, tmp_path: Pat
     assert found.api_url == "http://127.0.0.1:8080", "the URL as given is the one connected to"
 
 
-@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("spelling", API_URL_SPELLINGS)
 def test_one_run_per_org_whatever_the_spelling_of_its_url(
     make_emulator: EmulatorFactory, tmp_path: Path, spelling: str
 ) -> None:

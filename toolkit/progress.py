@@ -130,11 +130,9 @@ class MoveFailed(_MoveEvent):
     def describe(self) -> str:
         failure = self.failure
         said = {"failed": "failed", "unknown": "is of unknown outcome", "interrupted": "stopped"}
-        # Unknown and interrupted moves say so in their message already.
-        rerun = "; run the same command again" if failure.outcome == "failed" else ""
         return (
             f"{self.source} -> {self.target} {said[failure.outcome]} ({failure.step}): "
-            f"{failure.message}{rerun}"
+            f"{failure.message}"
         )
 
 
