@@ -137,17 +137,19 @@ def load_credentials(
 ) -> Credentials:
     """Resolve URL and tokens from the explicit value, the environment, then the CLI's login.
 
-    `env` defaults to the process environment and `home` to the user's home directory. The
-    claim token is read from `claim_file` when given, else from `PULUMI_CLAIM_TOKEN`, else
-    (with `discover_claim_file`, as the command line does) from the pulumi CLI's claim file at
-    its default location (`default_claim_file`) when there is one. An `http://` URL to another
-    machine is refused unless `allow_insecure` (`require_secure_url`).
+    The API URL is `api_url`, else `PULUMI_BACKEND_URL`, else the backend `pulumi login` made
+    current, else https://api.pulumi.com. `env` defaults to the process environment and `home`
+    to the user's home directory. The claim token is read from `claim_file` when given, else
+    from `PULUMI_CLAIM_TOKEN`, else (with `discover_claim_file`, as the command line does) from
+    the pulumi CLI's claim file at its default location (`default_claim_file`) when there is
+    one. An `http://` URL to another machine is refused unless `allow_insecure`
+    (`require_secure_url`).
     """
     env = os.environ if env is None else env
-    given = api_url or env.get("PULUMI_BACKEND_URL") or DEFAULT_API_URL
-    origin = "--api-url" if api_url else "PULUMI_BACKEND_URL"
-    require_api_url(given, origin)
-    url = given.rstrip("/")
+    logins = read_pulumi_logins(env, home)
+    url, origin = _api_url(api_url, env, logins)
+    require_api_url(url, origin)
+    url = url.rstrip("/")
     require_secure_url(url, origin, allow_insecure=allow_insecure)
     claim_token = _variable_token(env, "PULUMI_CLAIM_TOKEN")
     found: ClaimFile | None = None
@@ -157,7 +159,7 @@ def load_credentials(
         default = default_claim_file(env)
         if default.is_file():
             claim_token, found = read_claim_file(default, url, discovered=True)
-    destination = _variable_token(env, "PULUMI_ACCESS_TOKEN") or _stored_token(url, env, home)
+    destination = _variable_token(env, "PULUMI_ACCESS_TOKEN") or logins.token_for(url)
     if not destination:
         raise InvalidInputError(
             f"no access token for {url}",
@@ -286,30 +288,81 @@ def _timestamp(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _stored_token(url: str, env: Mapping[str, str], home: Path | None) -> str | None:
-    """The token the Pulumi CLI stored for `url` at `pulumi login`, if any, under whatever
-    spelling of its URL the login was made."""
-    pulumi_home = env.get("PULUMI_HOME")
-    folder = Path(pulumi_home) if pulumi_home else (home or Path.home()) / ".pulumi"
+@dataclass(frozen=True, repr=False)
+class PulumiLogins:
+    """What `pulumi login` stored in `credentials.json`: the backend it made current and the
+    token of each backend it logged in to (the pulumi CLI's `workspace.Credentials`)."""
+
+    path: Path
+    current: str | None = None
+    tokens: tuple[tuple[str, str], ...] = ()
+    """(URL the login was made with, token): every `accounts[url].accessToken`, then every
+    `accessTokens[url]`, the order in which the pulumi CLI prefers them."""
+
+    def token_for(self, url: str) -> str | None:
+        """The token stored for `url`, under whatever spelling of its URL the login was made."""
+        service = canonical_url(url)
+        for stored_url, token in self.tokens:
+            if _same_service(stored_url, service):
+                return checked_token(
+                    token,
+                    f"the pulumi CLI's login for {url} in {self.path}",
+                    fix=f"Run `pulumi login {url}` again, or set PULUMI_ACCESS_TOKEN.",
+                )
+        return None
+
+
+def read_pulumi_logins(env: Mapping[str, str], home: Path | None = None) -> PulumiLogins:
+    """The logins in the pulumi CLI's `credentials.json`: in `$PULUMI_CREDENTIALS_PATH`, else
+    `$PULUMI_HOME`, else `~/.pulumi` (`home` stands for the user's home directory). None
+    stored when there is no such file."""
+    folder_name = env.get("PULUMI_CREDENTIALS_PATH") or env.get("PULUMI_HOME")
+    folder = Path(folder_name) if folder_name else (home or Path.home()) / ".pulumi"
     path = folder / "credentials.json"
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        stored = json.loads(text) if text else {}
     except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
+        return PulumiLogins(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInputError(
             f"cannot read the Pulumi CLI credentials in {path}: {exc}",
             hint="Fix or remove that file, or set PULUMI_ACCESS_TOKEN.",
         ) from None
-    tokens = stored.get("accessTokens") if isinstance(stored, dict) else None
-    if not isinstance(tokens, dict):
-        return None
-    service = canonical_url(url)
-    for stored_url, token in tokens.items():
-        if isinstance(stored_url, str) and token and _same_service(stored_url, service):
-            return checked_token(
-                str(token),
-                f"the pulumi CLI's login for {url} in {path}",
-                fix=f"Run `pulumi login {url}` again, or set PULUMI_ACCESS_TOKEN.",
-            )
-    return None
+    if not isinstance(stored, dict):
+        return PulumiLogins(path)
+    tokens: list[tuple[str, str]] = []
+    accounts = stored.get("accounts")
+    if isinstance(accounts, dict):
+        for url, account in accounts.items():
+            token = account.get("accessToken") if isinstance(account, dict) else None
+            if token:
+                tokens.append((url, str(token)))
+    access_tokens = stored.get("accessTokens")
+    if isinstance(access_tokens, dict):
+        tokens += [(url, str(token)) for url, token in access_tokens.items() if token]
+    current = stored.get("current")
+    current_url = current if isinstance(current, str) and current else None
+    return PulumiLogins(path, current_url, tuple(tokens))
+
+
+def _api_url(api_url: str | None, env: Mapping[str, str], logins: PulumiLogins) -> tuple[str, str]:
+    """The API URL of this run and where it came from, in words for messages: `--api-url`,
+    else `PULUMI_BACKEND_URL`, else the current backend of `pulumi login` (when it is a
+    Pulumi Cloud), else https://api.pulumi.com."""
+    if api_url:
+        return api_url, "--api-url"
+    if variable := env.get("PULUMI_BACKEND_URL"):
+        return variable, "PULUMI_BACKEND_URL"
+    if logins.current is None:
+        return DEFAULT_API_URL, "the default API URL"
+    origin = f"the current backend of `pulumi login` (in {logins.path})"
+    if not is_cloud_url(logins.current):
+        raise InvalidInputError(
+            f"{origin} is {logins.current}, a self-managed backend, not a Pulumi Cloud: "
+            "pulumi-claim moves stacks between Pulumi Cloud orgs.",
+            hint="Pass --api-url (or set PULUMI_BACKEND_URL) to the Pulumi Cloud to claim "
+            "into, or run `pulumi login` to it; a self-managed backend goes in "
+            "--source-backend or --destination-backend.",
+        )
+    return logins.current, origin

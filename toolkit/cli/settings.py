@@ -105,7 +105,8 @@ _GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         ("--api-url",),
         {
             "metavar": "URL",
-            "help": "Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else https://api.pulumi.com).",
+            "help": "Pulumi Cloud API (default: $PULUMI_BACKEND_URL, else the current backend "
+            "of `pulumi login`, else https://api.pulumi.com).",
         },
     ),
     (
