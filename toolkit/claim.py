@@ -28,6 +28,7 @@ from toolkit.errors import (
     PermissionDeniedError,
 )
 from toolkit.journal import Journal
+from toolkit.known_orgs import require_known_orgs
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
 from toolkit.plan import (
     NOT_CLAIMED,
@@ -99,6 +100,7 @@ async def plan_claim(
     else:
         chosen, why = strategy, "as asked"
     _check_backends(sides, chosen)
+    await require_known_orgs(sides, claim_api=chosen == "claim-api")
     if chosen == "claim-api":
         plan, _ = await _plan_with_the_service(sides, resolution_map, environments)
         warnings: list[str] = []
@@ -437,6 +439,7 @@ async def suggest_resolutions(sides: Sides, *, suffix: str) -> tuple[ResolutionM
     copy` copies (without it, their renames are not used); without one, every collision of
     the two orgs' listings.
     """
+    await require_known_orgs(sides, claim_api=sides.claim_token is not None)
     target = sides.target
     if sides.claim_token:
         plan, destination_inventory = await _plan_with_the_service(

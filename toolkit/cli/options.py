@@ -203,8 +203,12 @@ def options(*names: str) -> Callable[[Command], Command]:
 
 def option_name(field: str) -> str:
     """How the command line names the choice a library error calls `field` (`ChoiceError`):
-    `migrate_via` is `--migrate-via`."""
-    return "--" + field.replace("_", "-")
+    `migrate_via` is `--migrate-via`, the orgs are `--from` and `--to`."""
+    return _ORG_OPTIONS.get(field) or "--" + field.replace("_", "-")
+
+
+_ORG_OPTIONS = {"source_org": "--from", "destination_org": "--to"}
+"""The choices whose option is not named after their field (`OPTIONS`)."""
 
 
 def in_cli_words(error: ClaimError) -> ClaimError:
