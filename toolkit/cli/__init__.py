@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from toolkit.cli.claims import commit, preview, resolve, status
+from toolkit.cli.completion import PROGRAM, completion
 from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
@@ -86,14 +87,14 @@ def _print_versions(ctx: click.Context, *, asked: bool) -> None:
     ctx.exit()
 
 
-for command in (preview, commit, resolve, status, job, emulator, demo):
+for command in (preview, commit, resolve, status, job, emulator, demo, completion):
     accept_global_options(command)
     cli.add_command(command)
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop_as_interrupted)
-    cli(prog_name="pulumi-claim")
+    cli(prog_name=PROGRAM)
 
 
 def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
