@@ -21,7 +21,7 @@ from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
-from toolkit.cli.settings import Settings, accept_global_options, global_options
+from toolkit.cli.settings import ColorChoice, Settings, accept_global_options, global_options
 
 
 class ClaimGroup(click.Group):
@@ -54,7 +54,14 @@ class ClaimGroup(click.Group):
     help="Show the toolkit's version and the pulumi CLI's, then exit.",
 )
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    api_url: str | None,
+    insecure: bool,
+    color: ColorChoice | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Move Pulumi stacks from one Pulumi Cloud organization into another.
 
     Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
@@ -67,7 +74,9 @@ def cli(ctx: click.Context, api_url: str | None, insecure: bool, verbose: int, q
     conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
     reported).
     """
-    settings = Settings(api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure)
+    settings = Settings(
+        api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure, color=color
+    )
     settings.configure_logging()
     ctx.obj = settings
 

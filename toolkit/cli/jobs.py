@@ -49,7 +49,7 @@ def job_run(settings: Settings, job_file: Path, log_format: LogFormat) -> None:
     if log_format == "json":
         log = JsonLog(click.echo, loaded.secrets)
     else:
-        log = TextLog(settings.progress_console(), stdout_console(), loaded.secrets)
+        log = TextLog(settings.progress_console(), stdout_console(settings), loaded.secrets)
 
     # Ctrl-C and SIGTERM stop the job, up to the exit: its claims decide the outcome, once.
     with commands.stopping() as stop:

@@ -175,4 +175,5 @@ def demo(settings: Settings, transfer: bool) -> None:
     """
     from toolkit import commands
 
-    sys.exit(commands.demo(stdout_console(), settings.progress_console(), transfer=transfer))
+    out, progress = stdout_console(settings), settings.progress_console()
+    sys.exit(commands.demo(out, progress, transfer=transfer))

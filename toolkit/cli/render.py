@@ -52,7 +52,7 @@ def emit(
     if output:
         write_file(output, render(document, chosen, context, secrets=secrets))
     elif chosen == "table":
-        print_report(document, chosen, context, stdout_console(), secrets=secrets)
+        print_report(document, chosen, context, stdout_console(settings), secrets=secrets)
     else:
         click.echo(render(document, chosen, context, secrets=secrets), nl=False)
 
@@ -85,11 +85,13 @@ def say(line: str) -> None:
     click.echo(printable(line, keep_newlines=True), err=True)
 
 
-def stdout_console() -> Console:
-    """A terminal's own width; 100 columns when the output goes to a pipe or a file."""
+def stdout_console(settings: Settings) -> Console:
+    """A terminal's own width; 100 columns when the output goes to a pipe or a file. Coloured
+    as --color and NO_COLOR say (`Settings.console_colors`)."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=100)
+    colors = settings.console_colors(sys.stdout)
+    return Console(**colors) if sys.stdout.isatty() else Console(width=100, **colors)
 
 
 RUNS_COLUMNS = ("RUN", "FROM", "TO", "STRATEGY", "STATE", "EXIT", "AGE")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import click
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from toolkit.credentials import Credentials
 
 
+ColorChoice = Literal["auto", "always", "never"]
+COLOR_CHOICES: tuple[ColorChoice, ...] = ("auto", "always", "never")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Global options, shared by every command."""
@@ -28,6 +33,9 @@ class Settings:
     verbose: int
     quiet: bool
     insecure: bool = False
+    color: ColorChoice | None = None
+    """--color; None when not given: then a non-empty NO_COLOR means never, as no-color.org
+    asks, and otherwise auto."""
     secrets: set[str] = field(default_factory=set, repr=False)
     """The run's tokens and passphrases once loaded: masked in logs, errors and reports."""
 
@@ -95,7 +103,19 @@ class Settings:
     def progress_console(self) -> Console:
         from rich.console import Console
 
-        return Console(stderr=True, quiet=self.quiet)
+        return Console(stderr=True, quiet=self.quiet, **self.console_colors(sys.stderr))
+
+    def console_colors(self, stream: TextIO) -> dict[str, Any]:
+        """How a rich Console writing to `stream` shows colour, the one rule for every console
+        of the command line: `never` writes no ANSI code at all (no colour, no style, and no
+        live progress bar, which moves the cursor: one line per step instead); `always`
+        colours even a pipe or a file; `auto` colours a terminal only."""
+        chosen = self.color or ("never" if os.environ.get("NO_COLOR") else "auto")
+        if chosen == "never":
+            return {"color_system": None, "force_terminal": False, "no_color": True}
+        if chosen == "always":
+            return {"color_system": "auto" if stream.isatty() else "standard", "no_color": False}
+        return {"no_color": False}
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -115,6 +135,14 @@ _GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "is_flag": True,
             "help": "Allow http:// URLs to other machines than this one; tokens then travel "
             "unencrypted.",
+        },
+    ),
+    (
+        ("--color",),
+        {
+            "type": click.Choice(COLOR_CHOICES),
+            "help": "Colours: auto (on a terminal; none when NO_COLOR is set), always, never "
+            "(no ANSI codes at all).",
         },
     ),
     (("-v", "--verbose"), {"count": True, "help": "Show each request (-vv: more detail)."}),
