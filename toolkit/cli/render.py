@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -86,10 +87,13 @@ def say(line: str) -> None:
 
 
 def stdout_console() -> Console:
-    """A terminal's own width; 100 columns when the output goes to a pipe or a file."""
+    """A terminal's own width, or `COLUMNS` when set (rich reads it); 100 columns when the
+    output goes to a pipe or a file."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=100)
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return Console()
+    return Console(width=100)
 
 
 RUNS_COLUMNS = ("RUN", "FROM", "TO", "STRATEGY", "STATE", "EXIT", "AGE")
