@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from rich.console import Console
+from rich.text import Text
 from test_report import CONTEXT, DOCUMENT, claim, renamed, stack
 
 from toolkit.models import (
@@ -17,7 +20,7 @@ from toolkit.models import (
     TransferEntityInsightsAccount,
     TransferEntityStackRename,
 )
-from toolkit.report import render
+from toolkit.report import print_report, render
 from toolkit.report.table import fitted_widths
 
 if TYPE_CHECKING:
@@ -273,3 +276,35 @@ def test_preview_table_keeps_every_name_whole_at_the_terminals_width(
     )
     assert "move as" in result.stdout
     assert f"blocked: name taken in {DESTINATION}" in " ".join(result.stdout.split())
+
+
+def test_a_header_value_with_a_word_too_long_for_its_column_goes_under_its_label() -> None:
+    landing = "applied programs/landing-zone-for-acme-platform-engineering"
+    output = render(DOCUMENT, "table", dataclasses.replace(CONTEXT, landing=landing), width=60)
+
+    assert output.split("\n\n", 1)[0].splitlines() == [
+        "pulumi-claim preview: agent-abc123 → acme",
+        "Mode",
+        "  preview",
+        "From → to",
+        "  agent-abc123 → acme",
+        "Strategy",
+        "  transfer",
+        "Agent",
+        "  agent-abc123, created 2026-11-01 09:00 UTC",
+        "Claim window",
+        "  closes 2026-12-01 09:00 UTC",
+        "Landing",
+        "  applied",
+        "  programs/landing-zone-for-acme-platform-engineering",
+    ]
+
+
+def test_the_stacked_layout_on_a_terminal_keeps_its_colours() -> None:
+    buffer = StringIO()
+    console = Console(file=buffer, width=60, force_terminal=True, color_system="standard")
+    print_report(LONG_DOCUMENT, "table", LONG_CONTEXT, console)
+    output = buffer.getvalue()
+
+    assert "\x1b[" in output
+    assert_every_name_whole(Text.from_ansi(output).plain, LONG_NAMES, 60)
