@@ -4,6 +4,9 @@ loses a character, and no line is wider than the terminal."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import sys
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from rich.console import Console
 from rich.text import Text
+from terminals import run_on_terminal
 from test_report import CONTEXT, DOCUMENT, claim, renamed, stack
 
 from toolkit.models import (
@@ -308,3 +312,37 @@ def test_the_stacked_layout_on_a_terminal_keeps_its_colours() -> None:
 
     assert "\x1b[" in output
     assert_every_name_whole(Text.from_ansi(output).plain, LONG_NAMES, 60)
+
+
+def test_a_real_80_column_terminal_gets_every_name_whole(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """`preview` on a pseudo-terminal 80 columns wide (its own size, no COLUMNS): the table
+    rich draws for the terminal it finds."""
+    server = make_emulator(long_names_world())
+    env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    env |= {
+        "PULUMI_ACCESS_TOKEN": "tok-alice",
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "runs"),
+        "TERM": "xterm-256color",
+    }
+    command = [sys.executable, "-m", "toolkit", "preview", "--from", SOURCE, "--to", DESTINATION]
+
+    code, shown = run_on_terminal([*command, "--strategy", "transfer"], env, columns=80)
+
+    assert code == 3, shown
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", shown)
+    report = plain[plain.index("pulumi-claim preview:") : plain.index("Outcome:")]
+    assert "Inventory" in report and "\x1b" not in report
+    assert_every_name_whole(
+        report,
+        [
+            f"{PROJECT}/{STACK}",
+            "checkout-api/staging-us-east-2-taken-in-the-destination",
+            f"{LONGEST_PROJECT}/{LONGEST_STACK}",
+            ACCOUNT,
+            DESTINATION,
+        ],
+        80,
+    )
