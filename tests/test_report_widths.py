@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from terminals import run_on_terminal
+from test_cli import as_document
 from test_report import CONTEXT, DOCUMENT, claim, renamed, stack
 
 from toolkit.models import (
@@ -247,24 +248,17 @@ def test_preview_table_keeps_every_name_whole_at_the_terminals_width(
         f"stacks:\n  {PROJECT}/{STACK}: {PROJECT}/{TARGET}\n",
         encoding="utf-8",
     )
+    preview = ("preview", "--from", SOURCE, "--to", DESTINATION, "--strategy", "transfer")
+    preview += ("--resolutions", str(resolutions))
+    as_json = run_cli(server, *preview, "--format", "json", source_token="tok-alice")
+    document = as_document(as_json.stdout)
+    assert document.failures
     monkeypatch.setenv("COLUMNS", str(width))
-    result = run_cli(
-        server,
-        "preview",
-        "--from",
-        SOURCE,
-        "--to",
-        DESTINATION,
-        "--strategy",
-        "transfer",
-        "--resolutions",
-        str(resolutions),
-        "--format",
-        "table",
-        source_token="tok-alice",
-    )
+    result = run_cli(server, *preview, "--format", "table", source_token="tok-alice")
 
     assert result.exit_code == 3, result.output
+    for failure in document.failures:  # the service's reasons, every word of them
+        assert_every_name_whole(result.stdout, failure.failure_details.split(), width)
     assert_every_name_whole(
         result.stdout,
         [
