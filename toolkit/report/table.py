@@ -93,14 +93,12 @@ def _header(header: Sequence[tuple[str, str]]) -> _Fitted:
 
     def grid() -> Table:
         table = Table.grid(padding=(0, 2))
-        table.add_column(style="dim", no_wrap=True)
+        table.add_column(no_wrap=True)
         table.add_column()
         return table
 
-    rows = tuple((Text(label), Text(value)) for label, value in header)
-    stacked = Group(
-        *(part for label, value in rows for part in (label.copy(), _indented(value, 2)))
-    )
+    rows = tuple((Text(label, style="dim"), Text(value)) for label, value in header)
+    stacked = Group(*(part for label, value in rows for part in (label, _indented(value, 2))))
     return _Fitted(grid, rows, stacked)
 
 
