@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
+from terminals import run_on_terminal
 
 from toolkit.cli import cli
 from toolkit.display import printable
@@ -238,25 +238,6 @@ def test_a_terminal_gets_the_table_and_the_progress_bar_without_foreign_control_
     rich_own = re.sub(r"\x1b\[[0-9;?]*[ABCDGKhlm]|\r", "", shown)
     assert raw_controls(rich_own) == []
     assert printable(QA[1]) in rich_own
-
-
-def run_on_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run `command` with a pseudo-terminal as its stdin, stdout and stderr; its exit code and
-    all it wrote."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the terminal's last writer is gone
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return process.wait(), b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def test_the_progress_bar_shows_a_stack_s_name_as_text_never_as_markup_or_control() -> None:

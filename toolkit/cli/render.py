@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -86,12 +87,15 @@ def say(line: str) -> None:
 
 
 def stdout_console(settings: Settings) -> Console:
-    """A terminal's own width; 100 columns when the output goes to a pipe or a file. Coloured
-    as --color and NO_COLOR say (`Settings.console_colors`)."""
+    """A terminal's own width, or `COLUMNS` when set (rich reads it); 100 columns when the
+    output goes to a pipe or a file. Coloured as --color and NO_COLOR say
+    (`Settings.console_colors`)."""
     from rich.console import Console
 
     colors = settings.console_colors(sys.stdout)
-    return Console(**colors) if sys.stdout.isatty() else Console(width=100, **colors)
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return Console(**colors)
+    return Console(width=100, **colors)
 
 
 RUNS_COLUMNS = ("RUN", "FROM", "TO", "STRATEGY", "STATE", "EXIT", "AGE")

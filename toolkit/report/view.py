@@ -167,7 +167,7 @@ def _stale_acceptances(document: AgentClaimResponse, context: ReportContext) -> 
 
 ActionKind = Literal["move", "rename", "blocked", "failed", "retry"]
 Tone = Literal["neutral", "good", "warn", "bad"]
-_NOT_APPLICABLE = "\N{EM DASH}"
+NOT_APPLICABLE = "\N{EM DASH}"
 """Shown for facts a kind does not have (resources and last update of an environment)."""
 
 
@@ -421,7 +421,7 @@ def _inventory_row(
         action, action_kind = f"{verb} as {display_name(target)}", "rename"
     else:
         action, action_kind = verb, "move"
-    resources, last_update = _NOT_APPLICABLE, _NOT_APPLICABLE
+    resources, last_update = NOT_APPLICABLE, NOT_APPLICABLE
     if isinstance(entity, TransferEntityStack | TransferEntityStackRename):
         resources = str(entity.resource_count)
         if entity.last_update is not None:
