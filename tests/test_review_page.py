@@ -275,6 +275,9 @@ def test_a_commits_page_has_its_run_and_its_failures_apart(
     renames = html.split('id="renames"', 1)[1].split("</table>", 1)[0]
     assert re.findall(r'data-name="([^"]+)"', renames) == ["api/prod"]
 
+    status = run_cli(server, "status", "--format", "markdown")
+    assert f"- **Run:** {run_id[1]}" in status.stdout.splitlines()
+
 
 def test_the_landing_changes_have_their_section() -> None:
     context = ReportContext(

@@ -35,8 +35,18 @@ from toolkit.models import (
 )
 from toolkit.outcomes import unaccepted_failures
 from toolkit.plan import is_blocked, unblocking_advice, unblocking_step
-from toolkit.progress import RERUN_HINT, UNKNOWN_OUTCOME, unknown_outcomes
+from toolkit.progress import RERUN_HINT, unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
+from toolkit.report.groups import (
+    ACCEPTED,
+    CANNOT_MOVE,
+    RETRY,
+    AdviceGroup,
+    FailureGroup,
+    ProjectGroup,
+    failure_groups,
+    project_groups,
+)
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -150,13 +160,6 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
     return line
 
 
-RETRY = "failed \N{EM DASH} run the same command again"
-"""What a failure that running the same command again can settle is labelled as."""
-CANNOT_MOVE = "cannot move"
-ACCEPTED = "accepted"
-"""How a report marks a failure the resolution map's `accept:` section acknowledges."""
-
-
 def _stale_acceptances(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
     """A warning for each `accept:` entry that names no failure of this claim: a warning, not
     an error, since a known failure that went away is good news, and must not turn a scheduled
@@ -209,37 +212,6 @@ class Count:
     label: str
     value: int
     tone: Tone = field(metadata=CODE_FIELD)
-
-
-@dataclass(frozen=True)
-class AdviceGroup:
-    """One piece of advice and the entities it is for: identical advice is given once."""
-
-    advice: str
-    names: tuple[str, ...] = ()
-    """The entities it is for, when there are several (one is named in `advice` itself)."""
-
-
-FailureGroupKind = Literal["retry", "unknown", "cannot-move", "accepted"]
-
-
-@dataclass(frozen=True)
-class FailureGroup:
-    """The failures that call for the same response: run again, settle, or nothing to do."""
-
-    kind: FailureGroupKind = field(metadata=CODE_FIELD)
-    title: str
-    rows: tuple[FailureRow, ...]
-
-
-@dataclass(frozen=True)
-class ProjectGroup:
-    """The plain moves of one project (or of one kind without projects), summarised."""
-
-    kind: str
-    project: str
-    rows: tuple[InventoryRow, ...]
-    resources: int
 
 
 @dataclass(frozen=True)
@@ -354,8 +326,8 @@ def build_view(
         else "good",
         mode=context.mode,
         renames=tuple(renamed),
-        failure_groups=_failure_groups(failure_rows, context),
-        projects=_project_groups(row for row in inventory if row.action_kind == "move"),
+        failure_groups=failure_groups(failure_rows),
+        projects=project_groups(row for row in inventory if row.action_kind == "move"),
         landing_changes=context.landing_changes,
     )
     return map_strings(redact_strings(view, secrets), printable)
@@ -493,57 +465,6 @@ def _retry_advice(
         AdviceGroup(step, tuple(row.name for row in failures if row.failure == RETRY))
         for step in _retry_steps(context)
     )
-
-
-_FAILURE_GROUP_TITLES: dict[FailureGroupKind, str] = {
-    "retry": RETRY,
-    "unknown": "outcome unknown \N{EM DASH} run the same command again to settle it",
-    "cannot-move": CANNOT_MOVE,
-    "accepted": f"{CANNOT_MOVE}, {ACCEPTED} in the resolution map",
-}
-
-
-def _failure_groups(
-    failures: Iterable[FailureRow], context: ReportContext
-) -> tuple[FailureGroup, ...]:
-    """The failures apart by what to do about them, each group in report order."""
-    grouped: dict[FailureGroupKind, list[FailureRow]] = {kind: [] for kind in _FAILURE_GROUP_TITLES}
-    for row in failures:
-        grouped[_failure_group_kind(row)].append(row)
-    return tuple(
-        FailureGroup(kind, _FAILURE_GROUP_TITLES[kind], tuple(rows))
-        for kind, rows in grouped.items()
-        if rows
-    )
-
-
-def _failure_group_kind(row: FailureRow) -> FailureGroupKind:
-    if row.failure == RETRY:
-        return "unknown" if row.reason.startswith(UNKNOWN_OUTCOME) else "retry"
-    return "accepted" if row.reason.startswith(f"{ACCEPTED}: ") else "cannot-move"
-
-
-def _project_groups(rows: Iterable[InventoryRow]) -> tuple[ProjectGroup, ...]:
-    """Rows (in report order) per kind and project; kinds without projects form one group."""
-    grouped: dict[tuple[str, str], list[InventoryRow]] = {}
-    for row in rows:
-        has_project = row.kind in _KINDS_WITH_PROJECTS
-        project = row.name.split("/", 1)[0] if has_project else f"{row.kind}s"
-        grouped.setdefault((row.kind, project), []).append(row)
-    return tuple(
-        ProjectGroup(
-            kind,
-            project,
-            tuple(rows),
-            sum(int(row.resources) for row in rows if row.resources.isdigit()),
-        )
-        for (kind, project), rows in grouped.items()
-    )
-
-
-_KINDS_WITH_PROJECTS = frozenset(
-    kind.label for kind in KINDS if "project_name" in kind.identity_fields
-)
 
 
 def _inventory_row(
