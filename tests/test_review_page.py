@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from test_cli import AGENT, ORGS, claim_world, write_map
 
 from toolkit.cli import cli
-from toolkit.emulator.server import EmulatorServer, ServiceState
+from toolkit.emulator.server import EmulatorServer
+from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import parse_world
 from toolkit.entities import display_name
 from toolkit.models import (
