@@ -401,3 +401,33 @@ def test_a_small_claim_still_gets_every_row_in_markdown() -> None:
     assert "## Inventory" in markdown
     assert "not listed here" not in markdown
     assert markdown.count("| stack | project-") == 20 + 2
+
+
+def test_accepted_failures_are_a_group_of_their_own() -> None:
+    sandbox = TransferEntityInsightsAccount(name="gcp-sandbox")
+    other = TransferEntityInsightsAccount(name="aws-main")
+    document = _document(
+        [TransferEntityStack(project_name="web", stack_name="a"), sandbox, other],
+        failures=[
+            TransferEntityFailure(entity=sandbox, failure_details="cannot be transferred"),
+            TransferEntityFailure(entity=other, failure_details="cannot be transferred"),
+        ],
+    )
+    context = ReportContext(
+        mode="commit",
+        source_org=AGENT,
+        destination_org="acme",
+        strategy="transfer",
+        outcome="moved 1 of 1 stack(s); 2 cannot move, 1 of them accepted",
+        accepted=frozenset({("TransferEntityInsightsAccount", "gcp-sandbox")}),
+    )
+    html = render(document, "html", context)
+    groups = re.findall(
+        r'<h3 id="failures-([a-z-]+)">Failures: ([^<]*)</h3>(.*?)</table>', html, re.DOTALL
+    )
+    assert [
+        (kind, title, re.findall(r'data-name="([^"]+)"', rows)) for kind, title, rows in groups
+    ] == [
+        ("cannot-move", "cannot move (1)", ["aws-main"]),
+        ("accepted", "cannot move, accepted in the resolution map (1)", ["gcp-sandbox"]),
+    ]

@@ -125,7 +125,7 @@ def _summary(view: ReportView, limit: int) -> str:
     )
     budget = _Budget(limit - len("\n".join([*_head(view), *advice, *projects])) - 1_000)
 
-    decisions = ["", "## Needs a decision", ""]
+    decisions = ["", "## Needs a decision"]
     if view.conflicts:
         decisions += ["", f"### Conflicts ({len(view.conflicts)})", ""]
         decisions += budget.table(
@@ -149,7 +149,7 @@ def _summary(view: ReportView, limit: int) -> str:
             "rename(s)",
         )
     if not (view.conflicts or view.failure_groups or view.renames):
-        decisions.append("Nothing.")
+        decisions += ["", "Nothing."]
 
     moves = [row for project in view.projects for row in project.rows]
     collapsed = ["", "<details>", f"<summary>{len(moves)} plain move(s)</summary>", ""]
