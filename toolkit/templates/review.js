@@ -1,5 +1,6 @@
 // The review page's filter: rows whose name holds the typed text stay, the rest are hidden,
-// and the project groups holding a match open. Without JavaScript every row is shown.
+// and the project groups holding a match open. Without JavaScript the box stays hidden and every
+// row is on the page all the same.
 (function () {
   "use strict";
   var bar = document.getElementById("filter-bar");
