@@ -107,6 +107,30 @@ def test_preview_shows_the_landing_and_changes_nothing(
     assert "landing" not in skipped.stderr
 
 
+def test_the_review_page_lists_the_landings_changes_and_names_the_run(
+    server: EmulatorServer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    resolutions = write_map(tmp_path)
+    preview = run_cli(server, "preview", *ORGS, "-r", resolutions, "--format", "html")
+    assert preview.exit_code == 0, preview.stderr
+    section = preview.stdout.split('<section id="landing">', 1)[1].split("</section>", 1)[0]
+    changes = re.findall(r"<li>(.*?)</li>", section)
+    assert "create pulumiservice:index:StackTags tags:web/dev-agent" in changes
+    assert f"<dt>Landing</dt><dd>{LANDING_STACK} (a new stack, previewed locally): " in (
+        preview.stdout
+    )
+
+    commit = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "html")
+    assert commit.exit_code == 0, commit.stderr
+    run_id = re.search(r"^run (\S+)$", commit.stderr, re.MULTILINE)
+    assert run_id is not None, commit.stderr
+    assert f"<dt>Run</dt><dd>{run_id[1]}</dd>" in commit.stdout
+    said = [" ".join(line.split()) for line in commit.stderr.splitlines() if line.startswith("  ")]
+    assert "create pulumiservice:index:StackTags tags:web/dev-agent" in said
+    section = commit.stdout.split('<section id="landing">', 1)[1].split("</section>", 1)[0]
+    assert re.findall(r"<li>(.*?)</li>", section) == said
+
+
 def test_commit_lands_what_moved_and_the_same_commit_changes_nothing(
     server: EmulatorServer, run_cli: RunCli, rest: httpx.Client, tmp_path: Path, runs_dir: Path
 ) -> None:

@@ -89,8 +89,14 @@ def test_table_and_html_reports_tell_the_kinds_apart(
 
     html = _commit(server, run_cli, tmp_path, "--format", "html").stdout
     assert f'<span class="action action-retry">{RETRY}</span>' in html
-    assert f'<td class="name">{FAILED_STACK}</td><td class="nowrap">{RETRY}</td>' in html
-    assert '<td class="name">aws-sandbox</td><td class="nowrap">cannot move</td>' in html
+    assert (
+        f'<td class="name">{FAILED_STACK}</td>'
+        f'<td class="nowrap"><span class="action action-retry">{RETRY}</span></td>'
+    ) in html
+    assert (
+        '<td class="name">aws-sandbox</td>'
+        '<td class="nowrap"><span class="action action-failed">cannot move</span></td>'
+    ) in html
     assert "<th>Failure</th>" in html
 
 

@@ -329,6 +329,7 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
         notices=(*_calls(record), *(f"{at}  {message}" for at, message in record.events)),
         has_claim=record.has_claim,
         landing=_landing_status(record),
+        run_id=record.run_id,
         copied=copied_environments(plan),
         retryable=plan.did_not_land(document),
         accepted=plan.accepted,

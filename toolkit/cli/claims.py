@@ -61,7 +61,16 @@ def preview(
         landing=not no_landing,
     )
     result = commands.preview(credentials, request)
-    report(settings, result.document, result.plan, "preview", fmt, output)
+    report(
+        settings,
+        result.document,
+        result.plan,
+        "preview",
+        fmt,
+        output,
+        landing=result.landing,
+        landing_error=result.landing_error,
+    )
     _say_preview_landing(result)
     sys.exit(result.exit_code)
 
@@ -243,7 +252,17 @@ def _report_outcome(
     from toolkit.outcomes import summarize_run
 
     if log is None or output:
-        report(settings, outcome.document, outcome.plan, "commit", fmt, output)
+        report(
+            settings,
+            outcome.document,
+            outcome.plan,
+            "commit",
+            fmt,
+            output,
+            run_id=outcome.run_id,
+            landing=outcome.landing,
+            landing_error=outcome.landing_error,
+        )
     if log is not None:
         log.claim_finished(summarize_run(None, outcome))
     else:

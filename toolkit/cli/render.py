@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 
     from toolkit.cli.settings import Settings
     from toolkit.commands import ClaimPlan
+    from toolkit.errors import ClaimError
     from toolkit.journal import RunRecord
+    from toolkit.landing import LandingResult
     from toolkit.models import AgentClaimResponse
     from toolkit.report import Mode, ReportContext
 
@@ -32,10 +35,35 @@ def report(
     mode: Mode,
     fmt: Format | None,
     output: Path | None,
+    *,
+    run_id: str | None = None,
+    landing: LandingResult | None = None,
+    landing_error: ClaimError | None = None,
 ) -> None:
+    """The report of `document`, with the run it belongs to and its landing when known."""
     from toolkit.report import report_context
 
-    emit(settings, document, report_context(plan, mode, document), fmt, output)
+    context = replace(
+        report_context(plan, mode, document),
+        run_id=run_id,
+        landing=landing_header(landing, landing_error),
+        landing_changes=tuple(
+            f"{step.op} {step.type} {step.name}" for step in (landing.steps if landing else [])
+        ),
+    )
+    emit(settings, document, context, fmt, output)
+
+
+def landing_header(landing: LandingResult | None, error: ClaimError | None) -> str | None:
+    """The report's line on the landing: what it changes in which stack, or why it failed."""
+    from toolkit.commands import landing_failure
+
+    if error is not None:
+        return landing_failure(error)
+    if landing is None:
+        return None
+    where = " (a new stack, previewed locally)" if landing.local_preview else ""
+    return f"{landing.stack}{where}: {landing.summary()}"
 
 
 def emit(

@@ -9,9 +9,12 @@ entity will become, what blocks the claim and why.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterable
 from functools import cache
+from importlib.resources import files
 from io import StringIO
 
 import jinja2
@@ -56,7 +59,8 @@ def render(
     if fmt == "markdown":
         return render_markdown(view)
     if fmt == "html":
-        return _html_template().render(view=view)
+        script = _review_script()
+        return _html_template().render(view=view, script=script, script_hash=_csp_hash(script))
     buffer = StringIO()
     console = Console(
         file=buffer,
@@ -101,3 +105,15 @@ def _html_template() -> jinja2.Template:
         lstrip_blocks=True,
     )
     return environment.get_template("report.html.j2")
+
+
+@cache
+def _review_script() -> str:
+    """The HTML page's filter (inline: the page is one self-contained file)."""
+    return files("toolkit").joinpath("templates", "review.js").read_text(encoding="utf-8")
+
+
+def _csp_hash(script: str) -> str:
+    """The page's Content-Security-Policy source for `script`: it runs, and no other does."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")

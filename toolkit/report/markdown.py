@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from toolkit.report.view import ReportView
+from toolkit.report.view import InventoryRow, ReportView
 
 _MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "}
 _MARKDOWN_PUNCTUATION = frozenset("\\`*_[]|~#$")
@@ -32,7 +32,20 @@ def _markdown_table(headings: list[str], align: list[str], rows: list[list[str]]
     return lines
 
 
-def render_markdown(view: ReportView) -> str:
+MARKDOWN_LIMIT = 60_000
+"""Characters a Markdown report stays under: GitHub's comments hold 65,536, and a bot may add
+a line of its own."""
+
+FULL_REPORT = "the full report: `--format html` (one page) or `--format json`"
+
+
+def render_markdown(view: ReportView, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """Every entity in a table; past `limit` characters, a summary (`_summary`)."""
+    full = _full_report(view)
+    return full if len(full) < limit else _summary(view, limit)
+
+
+def _head(view: ReportView) -> list[str]:
     lines = [f"# {_markdown_text(view.title)}", ""]
     lines += [f"- **{label}:** {_markdown_text(value)}" for label, value in view.header]
     lines += ["", f"**Outcome:** {_markdown_text(view.outcome)}", ""]
@@ -41,13 +54,17 @@ def render_markdown(view: ReportView) -> str:
         ["---:"] * len(view.counts),
         [[str(count.value) for count in view.counts]],
     )
+    return lines
 
+
+def _full_report(view: ReportView) -> str:
+    lines = _head(view)
     lines += ["", "## Inventory", ""]
     if view.inventory:
         lines += _markdown_table(
-            ["Kind", "Name", "Resources", "Last update", "Action"],
-            ["---", "---", "---:", "---", "---"],
-            [[r.kind, r.name, r.resources, r.last_update, r.action] for r in view.inventory],
+            _INVENTORY_HEADINGS,
+            _INVENTORY_ALIGN,
+            [_inventory_cells(row) for row in view.inventory],
         )
     else:
         lines.append("No entities.")
@@ -81,3 +98,97 @@ def render_markdown(view: ReportView) -> str:
         lines += ["", "## Notices", ""]
         lines += [_markdown_list_item(notice) for notice in view.notices]
     return "\n".join(lines) + "\n"
+
+
+_INVENTORY_HEADINGS = ["Kind", "Name", "Resources", "Last update", "Action"]
+_INVENTORY_ALIGN = ["---", "---", "---:", "---", "---"]
+
+
+def _inventory_cells(row: InventoryRow) -> list[str]:
+    return [row.kind, row.name, row.resources, row.last_update, row.action]
+
+
+def _summary(view: ReportView, limit: int) -> str:
+    """A report for a pull request or a chat: the counts per project, every entity that needs
+    a decision (conflicts, failures, renames) and the advice given once per group; the plain
+    moves collapsed in `<details>`, as many as fit. Whatever does not fit under `limit` is
+    counted and the full report named."""
+    # What is kept whatever the size, then the decisions, then the plain moves: each part gets
+    # what the parts before it left.
+    advice = ["", "## What to do", ""] if view.advice else []
+    advice += [_markdown_list_item(piece.advice) for piece in view.advice]
+    projects = ["", "## Moves per project", ""]
+    projects += _markdown_table(
+        ["Project", "Kind", "Entities", "Resources"],
+        ["---", "---", "---:", "---:"],
+        [[p.project, p.kind, str(len(p.rows)), str(p.resources)] for p in view.projects],
+    )
+    budget = _Budget(limit - len("\n".join([*_head(view), *advice, *projects])) - 1_000)
+
+    decisions = ["", "## Needs a decision"]
+    if view.conflicts:
+        decisions += ["", f"### Conflicts ({len(view.conflicts)})", ""]
+        decisions += budget.table(
+            ["Kind", "Name", "Blocked because"],
+            [[c.kind, c.name, c.reason] for c in view.conflicts],
+            "conflict(s)",
+        )
+        decisions += ["", f"> {view.conflict_hint}"]
+    for group in view.failure_groups:
+        decisions += ["", f"### Failures: {_markdown_text(group.title)} ({len(group.rows)})", ""]
+        decisions += budget.table(
+            ["Kind", "Name", "Reason"],
+            [[f.kind, f.name, f.reason] for f in group.rows],
+            "failure(s)",
+        )
+    if view.renames:
+        decisions += ["", f"### Renames ({len(view.renames)})", ""]
+        decisions += budget.table(
+            ["Kind", "Name", "Action"],
+            [[r.kind, r.name, r.action] for r in view.renames],
+            "rename(s)",
+        )
+    if not (view.conflicts or view.failure_groups or view.renames):
+        decisions += ["", "Nothing."]
+
+    moves = [row for project in view.projects for row in project.rows]
+    collapsed = ["", "<details>", f"<summary>{len(moves)} plain move(s)</summary>", ""]
+    collapsed += budget.table(_INVENTORY_HEADINGS, [_inventory_cells(r) for r in moves], "move(s)")
+    collapsed += ["", "</details>"]
+
+    notices = ["", "## Notices", ""] if view.notices else []
+    notices += budget.items(list(view.notices), "notice(s)")
+    lines = [*_head(view), *decisions, *advice, *projects, *collapsed, *notices]
+    return "\n".join(lines) + "\n"
+
+
+class _Budget:
+    """The characters left for the rows of a summary; what does not fit is counted."""
+
+    def __init__(self, characters: int) -> None:
+        self.left = characters
+
+    def table(self, headings: list[str], rows: list[list[str]], what: str) -> list[str]:
+        lines = _markdown_table(headings, ["---"] * len(headings), [])
+        kept = self._take(_markdown_table(headings, ["---"] * len(headings), rows)[2:])
+        lines += kept
+        return lines + self._left_out(len(rows) - len(kept), what)
+
+    def items(self, texts: list[str], what: str) -> list[str]:
+        kept = self._take([_markdown_list_item(text) for text in texts])
+        return kept + self._left_out(len(texts) - len(kept), what)
+
+    def _take(self, lines: list[str]) -> list[str]:
+        kept: list[str] = []
+        for line in lines:
+            if len(line) + 1 > self.left:
+                break
+            self.left -= len(line) + 1
+            kept.append(line)
+        return kept
+
+    @staticmethod
+    def _left_out(count: int, what: str) -> list[str]:
+        if not count:
+            return []
+        return ["", f"*{count} more {what} not listed here; {FULL_REPORT}.*"]

@@ -34,9 +34,19 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.outcomes import unaccepted_failures
-from toolkit.plan import is_blocked, unblocking_step
+from toolkit.plan import is_blocked, unblocking_advice, unblocking_step
 from toolkit.progress import RERUN_HINT, unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
+from toolkit.report.groups import (
+    ACCEPTED,
+    CANNOT_MOVE,
+    RETRY,
+    AdviceGroup,
+    FailureGroup,
+    ProjectGroup,
+    failure_groups,
+    project_groups,
+)
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
@@ -83,6 +93,10 @@ class ReportContext:
     accepted: frozenset[EntityKey] = frozenset()
     """The failures the resolution map's `accept:` section acknowledges: shown as accepted,
     and not counted against the exit code."""
+    run_id: str | None = None
+    """The commit's run, where the command knows it: what `status` and a re-run refer to."""
+    landing_changes: tuple[str, ...] = ()
+    """What the landing changes (or changed), one line a resource: `create team platform`."""
 
 
 def report_context(
@@ -146,13 +160,6 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
     return line
 
 
-RETRY = "failed \N{EM DASH} run the same command again"
-"""What a failure that running the same command again can settle is labelled as."""
-CANNOT_MOVE = "cannot move"
-ACCEPTED = "accepted"
-"""How a report marks a failure the resolution map's `accept:` section acknowledges."""
-
-
 def _stale_acceptances(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
     """A warning for each `accept:` entry that names no failure of this claim: a warning, not
     an error, since a known failure that went away is good news, and must not turn a scheduled
@@ -187,6 +194,8 @@ class ConflictRow:
     name: str
     taken_name: str
     """The name that already exists in the destination (the rename target, if one was asked)."""
+    reason: str
+    """Why it blocks, naming the taken name only where it is not the entity's own."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,15 @@ class ReportView:
     outcome: str
     outcome_tone: Tone = field(metadata=CODE_FIELD)
     conflict_hint: str = CONFLICT_HINT
+    mode: Mode = field(default="preview", metadata=CODE_FIELD)
+    advice: tuple[AdviceGroup, ...] = ()
+    """`next_steps` with identical advice given once, for reports that list many entities."""
+    renames: tuple[InventoryRow, ...] = ()
+    """The entities that move under a new name: a reviewer approves each."""
+    failure_groups: tuple[FailureGroup, ...] = ()
+    projects: tuple[ProjectGroup, ...] = ()
+    """The plain moves (no rename, no failure, no conflict), per project."""
+    landing_changes: tuple[str, ...] = ()
 
 
 def build_view(
@@ -252,12 +270,7 @@ def build_view(
         key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.action),
     )
     conflict_rows = sorted(
-        (
-            ConflictRow(
-                _kind(entity), display_name(entity), display_name(_target(entity) or entity)
-            )
-            for entity in document.conflicts
-        ),
+        (_conflict_row(entity, context.destination_org) for entity in document.conflicts),
         key=lambda row: (_KIND_ORDER[row.kind], row.name.casefold(), row.name, row.taken_name),
     )
     failure_rows = sorted(
@@ -284,7 +297,11 @@ def build_view(
     renamed = [row for row in moving if row.action_kind == "rename"]
     counts = (
         Count("Entities", len(inventory), "neutral"),
-        Count("To move", len(moving), "good" if moving else "neutral"),
+        Count(
+            "To move" if context.mode == "preview" else "Moved",
+            len(moving),
+            "good" if moving else "neutral",
+        ),
         Count("Renamed", len(renamed), "neutral"),
         Count("Conflicts", len(conflict_rows), "bad" if conflict_rows else "good"),
         Count("Failures", len(failure_rows), "warn" if failure_rows else "good"),
@@ -300,12 +317,18 @@ def build_view(
         failures=tuple(failure_rows),
         notices=(*window_warning, *context.notices, *_stale_acceptances(document, context)),
         next_steps=_next_steps(document, context) if blocked else _retry_steps(context),
+        advice=_advice(document, context) if blocked else _retry_advice(context, failure_rows),
         outcome=context.outcome,
         outcome_tone="bad"
         if blocked
         else "warn"
         if unaccepted_failures(document.failures, context.accepted)
         else "good",
+        mode=context.mode,
+        renames=tuple(renamed),
+        failure_groups=failure_groups(failure_rows),
+        projects=project_groups(row for row in inventory if row.action_kind == "move"),
+        landing_changes=context.landing_changes,
     )
     return map_strings(redact_strings(view, secrets), printable)
 
@@ -324,6 +347,8 @@ def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple
         header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
     else:
         header.append(("Claim", NO_CLAIM))
+    if context.run_id is not None:
+        header.append(("Run", context.run_id))
     if context.landing is not None:
         header.append(("Landing", context.landing))
     if context.generated_at is not None:
@@ -391,6 +416,54 @@ def _retry_steps(context: ReportContext) -> tuple[str, ...]:
     return (
         f"{len(context.retryable)} move(s) failed: {RERUN_HINT}; what cannot move stays "
         "(the Failures table says what to do about each)",
+    )
+
+
+def _conflict_row(entity: BaseEntity | RenameEntity, destination_org: str) -> ConflictRow:
+    name, target = display_name(entity), _target(entity)
+    taken = name if target is None else display_name(target)
+    reason = (
+        f"blocked: name taken in {destination_org}"
+        if taken == name
+        else f"blocked: new name {taken} taken in {destination_org}"
+    )
+    return ConflictRow(_kind(entity), name, taken, reason)
+
+
+def _advice(document: AgentClaimResponse, context: ReportContext) -> tuple[AdviceGroup, ...]:
+    """`_next_steps` with the entities that call for the same advice in one group: "121
+    stacks: the name is taken in acme; rename it ..." and their names."""
+    refusals = document.failures if context.strategy == "claim-api" else []
+    blocking = [(entity, True) for entity in document.conflicts] + [
+        (failure.entity, False) for failure in refusals
+    ]
+    groups: dict[tuple[bool, int], list[BaseEntity | RenameEntity]] = {}
+    for entity, conflict in blocking:
+        groups.setdefault((not conflict, _KIND_ORDER[_kind(entity)]), []).append(entity)
+    orgs = {"source_org": context.source_org, "destination_org": context.destination_org}
+    advice = []
+    for (not_conflict, _), entities in sorted(groups.items(), key=lambda item: item[0]):
+        if len(entities) == 1:
+            advice.append(
+                AdviceGroup(unblocking_step(entities[0], conflict=not not_conflict, **orgs))
+            )
+            continue
+        kind = kind_of(entities[0])
+        shared = unblocking_advice(kind, conflict=not not_conflict, name="<name>", **orgs)
+        names = sorted(
+            {display_name(entity) for entity in entities}, key=lambda n: (n.casefold(), n)
+        )
+        advice.append(AdviceGroup(f"{len(names)} {kind.label}s: {shared}", tuple(names)))
+    return tuple(advice)
+
+
+def _retry_advice(
+    context: ReportContext, failures: Iterable[FailureRow]
+) -> tuple[AdviceGroup, ...]:
+    """`_retry_steps`, naming the moves that a re-run settles."""
+    return tuple(
+        AdviceGroup(step, tuple(row.name for row in failures if row.failure == RETRY))
+        for step in _retry_steps(context)
     )
 
 
