@@ -32,6 +32,11 @@ copies of state (`migrate`), an ESC environment's definition written to its copy
 and "undo", putting back what a failed move had done."""
 
 
+Phase = Literal["stacks", "environments"]
+"""What a run of moves moves: its stacks, or (with `--environments copy`) the ESC environments
+copied before them. Each phase counts its own moves, towards its own total."""
+
+
 Outcome = Literal["failed", "unknown", "interrupted"]
 """Of a move that did not land: it failed; or whether a call of it was applied cannot be
 established (its answer was lost, and so was the look at the service that followed); or the
@@ -84,6 +89,7 @@ class _MoveEvent:
     """Moves landed so far; a landed move that then fails verification counts as failed."""
     failed: int
     total: int
+    phase: Phase = "stacks"
 
     @property
     def settled(self) -> int:
@@ -163,6 +169,7 @@ def to_json(event: ProgressEvent, *, claim: str | None = None) -> dict[str, obje
         "event": name,
         "time": log_time(),
         "claim": claim,
+        "phase": event.phase,
         "source": event.source,
         "target": event.target,
         "step": step,
@@ -186,6 +193,7 @@ class _Counts(TypedDict):
     done: int
     failed: int
     total: int
+    phase: Phase
 
 
 class MoveTally:
@@ -194,8 +202,9 @@ class MoveTally:
     Not thread-safe: call it on the event loop's thread (migrate's workers post to it there).
     """
 
-    def __init__(self, total: int, on_progress: ProgressCallback) -> None:
+    def __init__(self, total: int, on_progress: ProgressCallback, phase: Phase = "stacks") -> None:
         self._total = total
+        self._phase = phase
         self._on_progress = on_progress
         self._landed: set[str] = set()
         self._failed: set[str] = set()
@@ -222,4 +231,9 @@ class MoveTally:
         )
 
     def _counts(self) -> _Counts:
-        return {"done": len(self._landed), "failed": len(self._failed), "total": self._total}
+        return {
+            "done": len(self._landed),
+            "failed": len(self._failed),
+            "total": self._total,
+            "phase": self._phase,
+        }
