@@ -15,7 +15,14 @@ from rich.console import Console
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
-from toolkit.progress import MoveFailed, MoveFailure, MoveTally, ProgressEvent
+from toolkit.progress import (
+    LandingFinished,
+    LandingStarted,
+    MoveFailed,
+    MoveFailure,
+    MoveTally,
+    ProgressEvent,
+)
 from toolkit.progress_display import Planning, ProgressDisplay
 
 if TYPE_CHECKING:
@@ -136,7 +143,8 @@ def test_on_a_terminal_a_bar_shows_moves_done_and_failures_with_each_failure_abo
 
 
 def test_on_a_terminal_each_phase_has_its_own_named_bar_and_total() -> None:
-    """Environments copied first, then stacks: two bars, each counting to its own total."""
+    """Environments copied first, then stacks, then the landing: three bars, each counting to
+    its own total."""
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120, color_system=None)
 
@@ -145,13 +153,15 @@ def test_on_a_terminal_each_phase_has_its_own_named_bar_and_total() -> None:
         environments.finished("agent/default/env", "acme/default/env", "write", "copied env")
         stacks = MoveTally(3, show)
         stacks.finished("agent/web/a", "acme/web/a", "transfer", "transferred web/a to acme")
+        show(LandingStarted(source="agent", target="acme/landing/agent"))
 
     # The last frame drawn, cursor moves left out.
     final = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", screen.getvalue().rsplit("\r", 1)[-1])
     bars = [line for line in final.splitlines() if "failed" in line]
-    assert [line.split()[0] for line in bars] == ["environments", "stacks"]
+    assert [line.split()[0] for line in bars] == ["environments", "stacks", "landing"]
     assert "1/1" in bars[0]
     assert "1/3" in bars[1]
+    assert "0/1" in bars[2]
 
 
 def test_off_a_terminal_each_line_names_its_phase() -> None:
@@ -163,10 +173,20 @@ def test_off_a_terminal_each_line_names_its_phase() -> None:
             "agent/default/env", "acme/default/env", "write", "copied default/env to acme"
         )
         MoveTally(2, show).started("agent/web/a", "acme/web/a")
+        show(
+            LandingFinished(
+                source="agent",
+                target="acme/l/agent",
+                summary="acme/l/agent: 1 created",
+                done=1,
+                failed=0,
+            )
+        )
 
     assert screen.getvalue().splitlines() == [
         "environments [1/1] copied default/env to acme",
         "stacks [0/2] moving agent/web/a -> acme/web/a",
+        "landing [1/1] acme/l/agent: 1 created",
     ]
 
 

@@ -32,9 +32,10 @@ copies of state (`migrate`), an ESC environment's definition written to its copy
 and "undo", putting back what a failed move had done."""
 
 
-Phase = Literal["stacks", "environments"]
-"""What a run of moves moves: its stacks, or (with `--environments copy`) the ESC environments
-copied before them. Each phase counts its own moves, towards its own total."""
+Phase = Literal["environments", "stacks", "landing"]
+"""A commit's phases, in order: the ESC environments copied before the stacks (with
+`--environments copy`), the stacks, and the landing program run on what moved. Each phase
+counts its own moves (the landing: one), towards its own total."""
 
 
 Outcome = Literal["failed", "unknown", "interrupted"]
@@ -142,7 +143,36 @@ class MoveFailed(_MoveEvent):
         )
 
 
-ProgressEvent = MoveStarted | StepDone | MoveFinished | MoveFailed
+@dataclass(frozen=True, kw_only=True)
+class LandingStarted(_MoveEvent):
+    """The landing program began to run on what moved: `source` is the source org, `target`
+    the landing stack."""
+
+    phase: Phase = "landing"
+    done: int = 0
+    failed: int = 0
+    total: int = 1
+
+    def describe(self) -> str:
+        return f"{self.target}: running the landing program"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandingFinished(_MoveEvent):
+    """The landing ran (`done` 1) or failed (`failed` 1); `summary` says what it changed, or
+    why it failed."""
+
+    phase: Phase = "landing"
+    total: int = 1
+    summary: str
+
+    def describe(self) -> str:
+        return self.summary
+
+
+ProgressEvent = (
+    MoveStarted | StepDone | MoveFinished | MoveFailed | LandingStarted | LandingFinished
+)
 
 ProgressCallback = Callable[[ProgressEvent], None]
 """Receives every event of a commit; the CLI shows them, the journal records them."""
@@ -165,6 +195,10 @@ def to_json(event: ProgressEvent, *, claim: str | None = None) -> dict[str, obje
             name, step = "move-finished", event.step
         case MoveFailed():
             name, step = "move-failed", event.failure.step
+        case LandingStarted():
+            name, step = "landing-started", None
+        case LandingFinished():
+            name, step = "landing-finished", None
     record: dict[str, object] = {
         "event": name,
         "time": log_time(),

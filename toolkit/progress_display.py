@@ -50,11 +50,11 @@ class ProgressDisplay:
     """Shows progress events on `console`: use it as a context manager around the commit and
     pass it as the commit's progress callback.
 
-    On a terminal, one bar per phase (environments, stacks), named, each of its moves settled
-    of its own total, its failures so far and time elapsed, with each failure printed above
-    them; otherwise one line per event, the phase and counts first, for logs. A bar starts with
-    its phase's first event (a question asked before it stays readable). A quiet console shows
-    nothing.
+    On a terminal, one bar per phase (environments, stacks, landing), named, each of its moves
+    settled of its own total, its failures so far and time elapsed, with each failure printed
+    above them; otherwise one line per event, the phase and counts first, for logs. A bar
+    starts with its phase's first event (a question asked before it stays readable). A quiet
+    console shows nothing.
     """
 
     def __init__(self, console: Console) -> None:
