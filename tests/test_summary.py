@@ -181,3 +181,25 @@ def _run_on_a_terminal(server: EmulatorServer, tmp_path: Path, *args: str) -> tu
     reader.join()
     os.close(terminal)
     return b"".join(shown).decode().replace("\r\n", "\n"), stderr.decode()
+
+
+def test_a_commit_logging_json_lines_keeps_stdout_to_them_and_ends_stderr_on_its_summary(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(world())
+    resolutions = tmp_path / "map.yaml"
+    resolutions.write_text("stacks: {web/dev: web/dev-agent, api/prod: api/prod-agent}\n")
+
+    result = run_cli(
+        server, "commit", *ORGS, "-r", str(resolutions), "--yes", "--log-format", "json"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["event"] == "claim-finished"
+    assert result.stderr.splitlines() == [
+        f"run {records[-1]['runId']}",
+        "strategy transfer: alice administers both agent-abc123 and acme",
+        "outcome: moved 3 of 3 stack(s)",
+        "exit 0: done",
+    ]
