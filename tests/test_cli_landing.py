@@ -138,6 +138,13 @@ def test_commit_lands_what_moved_and_the_same_commit_changes_nothing(
     result = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert f"landing {LANDING_STACK}:" in result.stderr and "created" in result.stderr
+    # The landing is the commit's last phase, counted on its own: one line as it starts, one
+    # when it is done.
+    (summary,) = re.findall(rf"^landing {LANDING_STACK}: (.+)$", result.stderr, re.MULTILINE)
+    assert [line for line in result.stderr.splitlines() if line.startswith("landing [")] == [
+        f"landing [0/1] {LANDING_STACK}: running the landing program",
+        f"landing [1/1] {LANDING_STACK}: {summary}",
+    ]
     run_tag = tags(rest, "web/dev-agent")[RUN_TAG]
     assert tags(rest, "web/dev-agent") == {
         "cost-center": "cc-42",
@@ -199,6 +206,10 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
     assert result.exit_code == 4, result.stderr
     assert "landing failed: organization acme has no team ops" in result.stderr
     assert "the moves stay as they are" in result.stderr
+    assert (
+        f"landing [1/1, 1 failed] {LANDING_STACK}: landing failed: organization acme has no "
+        "team ops"
+    ) in result.stderr.splitlines()
     assert server.state.stack_names(AGENT) == set()
     assert server.state.stack_names("acme") == {
         ("web", "dev"),

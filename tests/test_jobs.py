@@ -130,6 +130,14 @@ def test_a_blocked_claim_does_not_stop_the_others_and_the_job_exits_3(
     result = run_cli(tmp_path, "job", "run", str(job), "--log-format", "json")
 
     assert result.exit_code == 3, result.stdout + result.stderr
+    # stdout holds only JSON lines; stderr says each claim's outcome and the exit code's.
+    assert result.stderr.splitlines() == [
+        "claim claim-a: moved 2 of 2 stack(s)",
+        "claim claim-b: blocked: 1 unresolved conflict(s); nothing was changed. Rename them in a "
+        "resolution map (pulumi-claim resolve writes one).",
+        "claim claim-c: moved 2 of 2 stack(s)",
+        "exit 3: the worst claim is blocked",
+    ]
     records = json_lines(result.stdout)
     assert [r["event"] for r in records if r["event"].startswith("claim-")] == [
         "claim-started",
@@ -170,8 +178,9 @@ def test_text_log_shows_progress_on_stderr_and_a_summary_table_on_stdout(
     result = run_cli(tmp_path, "job", "run", str(job))
 
     assert result.exit_code == 3
-    assert "[0/2] moving agent-a/web/dev -> acme/web/dev-a" in result.stderr
+    assert "stacks [0/2] moving agent-a/web/dev -> acme/web/dev-a" in result.stderr
     assert "claim claim-b: blocked: 1 unresolved conflict(s)" in result.stderr
+    assert result.stderr.splitlines()[-1] == "exit 3: the worst claim is blocked"
     table = result.stdout
     for row in ("claim-a   done", "claim-b   blocked", "claim-c   done"):
         assert row in table

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,15 @@ from rich.console import Console
 
 from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
-from toolkit.progress import MoveFailed, MoveFailure, MoveTally, ProgressEvent
-from toolkit.progress_display import ProgressDisplay
+from toolkit.progress import (
+    LandingFinished,
+    LandingStarted,
+    MoveFailed,
+    MoveFailure,
+    MoveTally,
+    ProgressEvent,
+)
+from toolkit.progress_display import Planning, ProgressDisplay
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -60,17 +68,21 @@ def test_off_a_terminal_each_event_is_a_plain_line_with_the_counts(
 
     assert result.exit_code == 4, result.stderr
     assert json.loads(result.stdout)["failures"][0]["failureDetails"] == TRANSFER_REFUSED
-    lines = result.stderr.splitlines()
-    assert lines[-5:-2] == [
-        f"[0/2] moving {AGENT}/web/dev -> acme/web/dev-agent",
-        f"[0/2] renamed web/dev -> web/dev-agent in {AGENT}",
-        f"[0/2] moving {AGENT}/web/qa -> acme/web/qa",
+    # The run's id, the events, then the summary (tests/test_summary.py).
+    lines = result.stderr.splitlines()[1:-3]
+    assert lines[:3] == [
+        f"stacks [0/2] moving {AGENT}/web/dev -> acme/web/dev-agent",
+        f"stacks [0/2] renamed web/dev -> web/dev-agent in {AGENT}",
+        f"stacks [0/2] moving {AGENT}/web/qa -> acme/web/qa",
     ]
     # The two transfers run at once; each is reported as soon as it is settled.
     failed = f"{AGENT}/web/qa -> acme/web/qa failed (transfer): {TRANSFER_REFUSED}"
-    assert lines[-2:] in (
-        ["[1/2] transferred web/dev-agent to acme", f"[2/2, 1 failed] {failed}"],
-        [f"[1/2, 1 failed] {failed}", "[2/2, 1 failed] transferred web/dev-agent to acme"],
+    assert lines[3:] in (
+        ["stacks [1/2] transferred web/dev-agent to acme", f"stacks [2/2, 1 failed] {failed}"],
+        [
+            f"stacks [1/2, 1 failed] {failed}",
+            "stacks [2/2, 1 failed] transferred web/dev-agent to acme",
+        ],
     )
 
 
@@ -122,9 +134,72 @@ def test_on_a_terminal_a_bar_shows_moves_done_and_failures_with_each_failure_abo
     shown = screen.getvalue()
     assert "agent/web/b -> acme/web/b failed (transfer): refused" in shown
     final = shown.rsplit("\r", 1)[-1]
-    assert "moves" in final
+    assert "stacks" in final
     assert "2/2" in final
     assert "1 failed" in final
     assert "0:00:0" in final
     assert "transferred web/a" not in shown, "steps show in the bar, not as lines"
     assert "[1/2]" not in shown, "no plain lines on a terminal"
+
+
+def test_on_a_terminal_each_phase_has_its_own_named_bar_and_total() -> None:
+    """Environments copied first, then stacks, then the landing: three bars, each counting to
+    its own total."""
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+
+    with ProgressDisplay(console) as show:
+        environments = MoveTally(1, show, "environments")
+        environments.finished("agent/default/env", "acme/default/env", "write", "copied env")
+        stacks = MoveTally(3, show)
+        stacks.finished("agent/web/a", "acme/web/a", "transfer", "transferred web/a to acme")
+        show(LandingStarted(source="agent", target="acme/landing/agent"))
+
+    # The last frame drawn, cursor moves left out.
+    final = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", screen.getvalue().rsplit("\r", 1)[-1])
+    bars = [line for line in final.splitlines() if "failed" in line]
+    assert [line.split()[0] for line in bars] == ["environments", "stacks", "landing"]
+    assert "1/1" in bars[0]
+    assert "1/3" in bars[1]
+    assert "0/1" in bars[2]
+
+
+def test_off_a_terminal_each_line_names_its_phase() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, width=200)
+
+    with ProgressDisplay(console) as show:
+        MoveTally(1, show, "environments").finished(
+            "agent/default/env", "acme/default/env", "write", "copied default/env to acme"
+        )
+        MoveTally(2, show).started("agent/web/a", "acme/web/a")
+        show(
+            LandingFinished(
+                source="agent",
+                target="acme/l/agent",
+                summary="acme/l/agent: 1 created",
+                done=1,
+                failed=0,
+            )
+        )
+
+    assert screen.getvalue().splitlines() == [
+        "environments [1/1] copied default/env to acme",
+        "stacks [0/2] moving agent/web/a -> acme/web/a",
+        "landing [1/1] acme/l/agent: 1 created",
+    ]
+
+
+def test_planning_shows_on_a_terminal_only() -> None:
+    terminal = io.StringIO()
+    with Planning(Console(file=terminal, force_terminal=True, color_system=None)):
+        pass
+    log = io.StringIO()
+    with Planning(Console(file=log)):
+        pass
+    quiet = io.StringIO()
+    with Planning(Console(file=quiet, force_terminal=True, quiet=True)):
+        pass
+
+    assert "planning… (reading the inventory)" in terminal.getvalue()
+    assert log.getvalue() == quiet.getvalue() == ""

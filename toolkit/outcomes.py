@@ -74,6 +74,26 @@ def run_exit_code(outcome: RunOutcome) -> int:
     return worst_exit_code([code, EXIT_PARTIAL]) if outcome.landing_error else code
 
 
+def exit_meaning(code: int, *, preview: bool) -> str:
+    """What exit `code` tells a person or a script, as the last line on stderr says it:
+    `exit 3: blocked; nothing was changed`."""
+    meanings = {
+        EXIT_OK: "a commit would do everything planned" if preview else "done",
+        EXIT_BLOCKED: "blocked; nothing was changed",
+        EXIT_PARTIAL: "a commit would leave failures, or its landing would fail"
+        if preview
+        else "partial: not everything moved, or the landing failed",
+        EXIT_ERROR: "the run did not finish",
+        EXIT_INTERRUPTED: "interrupted; run the same command again to continue",
+    }
+    return f"exit {code}: {meanings[code]}"
+
+
+def job_exit_meaning(code: int) -> str:
+    """What a job's exit `code` (its claims' worst) means: `exit 4: the worst claim is partial`."""
+    return f"exit {code}: the worst claim is {_OUTCOMES[code]}"
+
+
 def worst_exit_code(codes: Iterable[int]) -> int:
     """The worst of `codes`: 0 < 3 (blocked) < 4 (partial) < 1 (error) < 130 (interrupted);
     0 when there are none."""

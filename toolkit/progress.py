@@ -32,6 +32,12 @@ copies of state (`migrate`), an ESC environment's definition written to its copy
 and "undo", putting back what a failed move had done."""
 
 
+Phase = Literal["environments", "stacks", "landing"]
+"""A commit's phases, in order: the ESC environments copied before the stacks (with
+`--environments copy`), the stacks, and the landing program run on what moved. Each phase
+counts its own moves (the landing: one), towards its own total."""
+
+
 Outcome = Literal["failed", "unknown", "interrupted"]
 """Of a move that did not land: it failed; or whether a call of it was applied cannot be
 established (its answer was lost, and so was the look at the service that followed); or the
@@ -84,6 +90,7 @@ class _MoveEvent:
     """Moves landed so far; a landed move that then fails verification counts as failed."""
     failed: int
     total: int
+    phase: Phase = "stacks"
 
     @property
     def settled(self) -> int:
@@ -136,7 +143,36 @@ class MoveFailed(_MoveEvent):
         )
 
 
-ProgressEvent = MoveStarted | StepDone | MoveFinished | MoveFailed
+@dataclass(frozen=True, kw_only=True)
+class LandingStarted(_MoveEvent):
+    """The landing program began to run on what moved: `source` is the source org, `target`
+    the landing stack."""
+
+    phase: Phase = "landing"
+    done: int = 0
+    failed: int = 0
+    total: int = 1
+
+    def describe(self) -> str:
+        return f"{self.target}: running the landing program"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandingFinished(_MoveEvent):
+    """The landing ran (`done` 1) or failed (`failed` 1); `summary` says what it changed, or
+    why it failed."""
+
+    phase: Phase = "landing"
+    total: int = 1
+    summary: str
+
+    def describe(self) -> str:
+        return self.summary
+
+
+ProgressEvent = (
+    MoveStarted | StepDone | MoveFinished | MoveFailed | LandingStarted | LandingFinished
+)
 
 ProgressCallback = Callable[[ProgressEvent], None]
 """Receives every event of a commit; the CLI shows them, the journal records them."""
@@ -159,10 +195,15 @@ def to_json(event: ProgressEvent, *, claim: str | None = None) -> dict[str, obje
             name, step = "move-finished", event.step
         case MoveFailed():
             name, step = "move-failed", event.failure.step
+        case LandingStarted():
+            name, step = "landing-started", None
+        case LandingFinished():
+            name, step = "landing-finished", None
     record: dict[str, object] = {
         "event": name,
         "time": log_time(),
         "claim": claim,
+        "phase": event.phase,
         "source": event.source,
         "target": event.target,
         "step": step,
@@ -186,6 +227,7 @@ class _Counts(TypedDict):
     done: int
     failed: int
     total: int
+    phase: Phase
 
 
 class MoveTally:
@@ -194,8 +236,9 @@ class MoveTally:
     Not thread-safe: call it on the event loop's thread (migrate's workers post to it there).
     """
 
-    def __init__(self, total: int, on_progress: ProgressCallback) -> None:
+    def __init__(self, total: int, on_progress: ProgressCallback, phase: Phase = "stacks") -> None:
         self._total = total
+        self._phase = phase
         self._on_progress = on_progress
         self._landed: set[str] = set()
         self._failed: set[str] = set()
@@ -222,4 +265,9 @@ class MoveTally:
         )
 
     def _counts(self) -> _Counts:
-        return {"done": len(self._landed), "failed": len(self._failed), "total": self._total}
+        return {
+            "done": len(self._landed),
+            "failed": len(self._failed),
+            "total": self._total,
+            "phase": self._phase,
+        }

@@ -105,7 +105,7 @@ class TextLog:
         self._display = None
         if summary.already_finished:
             self._say(f"nothing to do: run {summary.run_id} finished this claim already")
-        self._say(f"claim {_outcome_line(summary)}")
+        self._say(f"claim {outcome_line(summary)}")
 
     def job_finished(self, result: JobResult) -> None:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False)
@@ -124,7 +124,7 @@ class TextLog:
         self._out.print(table)
         for claim in result.claims:
             if claim.outcome != "done":
-                details = _outcome_line(claim)
+                details = outcome_line(claim)
                 if claim.conflicts:
                     details += f"\n  conflicts: {', '.join(claim.conflicts)}"
                 self._out.print(self._shown(details), markup=False, highlight=False)
@@ -141,7 +141,7 @@ class TextLog:
 _COUNTS = ("exit", "moved", "failed", "blocked")
 
 
-def _outcome_line(summary: ClaimSummary) -> str:
+def outcome_line(summary: ClaimSummary) -> str:
     """`name: moved 2 of 2 stack(s)`, `name: error: ...`: the message, and the outcome where
     the message does not say it."""
     said = f"{summary.outcome}: " if summary.outcome in ("error", "interrupted") else ""

@@ -46,7 +46,7 @@ from toolkit.locks import LockHolder, OrgLock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
 from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
-from toolkit.progress import ProgressCallback, no_progress
+from toolkit.progress import LandingFinished, LandingStarted, ProgressCallback, no_progress
 from toolkit.resolution_map import ResolutionMap
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
@@ -163,7 +163,7 @@ async def commit_request(
         if previous is not None and _done(previous):
             lock.release(finished=True)
             finished = _finished_before(previous, request)
-            return await _land(sides, request, finished, runs_dir)
+            return await _land(sides, request, finished, runs_dir, on_progress)
         if (
             previous is not None
             and not _blocked(previous)
@@ -219,7 +219,9 @@ async def commit_request(
                 migrate_via=request.migrate_via,
             )
         lock.release(finished=not result.interrupted)
-    return await _land(sides, request, _outcome(result, journal.run_id, resumed), runs_dir)
+    return await _land(
+        sides, request, _outcome(result, journal.run_id, resumed), runs_dir, on_progress
+    )
 
 
 async def _land(
@@ -227,6 +229,7 @@ async def _land(
     request: ClaimRequest,
     outcome: RunOutcome,
     runs_dir: Path,
+    on_progress: ProgressCallback,
 ) -> RunOutcome:
     """`outcome` with the landing of what it moved, when the request asks for one and the run
     neither stopped nor was blocked; a LandingError is kept in it, not raised. The landing is
@@ -244,6 +247,8 @@ async def _land(
         return outcome
     target, run_id = request.target, outcome.run_id
     stack = spec.stack_name(target.source_org)
+    where = landing_stack(target.destination_org, stack)
+    on_progress(LandingStarted(source=target.source_org, target=where))
     try:
         result = await apply_landing(
             sides.destination,
@@ -259,11 +264,20 @@ async def _land(
             workspace_root=runs_dir / WORKSPACES_DIR,
         )
     except ClaimError as error:  # LandingError, and the service or the CLI failing
-        where = landing_stack(target.destination_org, stack)
         _record_landing(runs_dir, run_id, stack=where, outcome="failed", message=str(error))
+        failed = f"{where}: {error.message}"
+        on_progress(
+            LandingFinished(
+                source=target.source_org, target=where, summary=failed, done=0, failed=1
+            )
+        )
         return replace(outcome, landing_error=error)
     _record_landing(
         runs_dir, run_id, stack=result.stack, outcome="landed", summary=result.summary()
+    )
+    changed = f"{result.stack}: {result.summary()}"
+    on_progress(
+        LandingFinished(source=target.source_org, target=where, summary=changed, done=1, failed=0)
     )
     return replace(outcome, landing=result)
 

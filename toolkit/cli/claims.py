@@ -13,7 +13,17 @@ import click
 
 from toolkit.choices import EnvironmentChoice, Format, LogFormat, MigrateVia, StrategyName
 from toolkit.cli.options import CLAIM, REPORT, TARGET, in_cli_words, options, output_option
-from toolkit.cli.render import emit, report, report_format, runs_listing, say, write_file
+from toolkit.cli.render import (
+    emit,
+    report,
+    report_format,
+    run_context,
+    runs_listing,
+    say,
+    say_summary,
+    table_on_terminal,
+    write_file,
+)
 from toolkit.cli.settings import Settings, pass_settings
 from toolkit.outcomes import run_exit_code
 
@@ -49,6 +59,7 @@ def preview(
     be reported as failures, or the landing would fail.
     """
     from toolkit import commands
+    from toolkit.progress_display import Planning
 
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
     credentials = settings.credentials(target, claim_file)
@@ -60,8 +71,9 @@ def preview(
         migrate_via=migrate_via,
         landing=not no_landing,
     )
-    result = commands.preview(credentials, request)
-    report(
+    with Planning(settings.progress_console()):
+        result = commands.preview(credentials, request)
+    context = report(
         settings,
         result.document,
         result.plan,
@@ -72,6 +84,10 @@ def preview(
         landing_error=result.landing_error,
     )
     _say_preview_landing(result)
+    on_terminal = table_on_terminal(fmt, output)
+    say_summary(
+        settings, result.document, context, result.exit_code, output, on_terminal=on_terminal
+    )
     sys.exit(result.exit_code)
 
 
@@ -196,11 +212,13 @@ def _commit(
 ) -> RunOutcome:
     """The commit itself, its progress on stderr, or with `log` as JSON lines."""
     from toolkit import commands
-    from toolkit.progress_display import ProgressDisplay
+    from toolkit.progress_display import Planning, ProgressDisplay
 
     console = settings.progress_console()
+    planning = Planning(console)
 
     def confirm(plan: ClaimPlan, resumed: bool) -> None:
+        planning.done()
         if (plan.moves or plan.environment_copies) and not yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("refusing to commit without --yes when not on a terminal.")
@@ -210,11 +228,13 @@ def _commit(
             click.confirm(question, abort=True, err=True)
 
     def announce(run_id: str, resumed: bool) -> None:
+        planning.done()
         console.print(f"{'continuing' if resumed else 'run'} {run_id}")
         if log is not None:
             log.run_started(None, run_id, resumed)
 
     with contextlib.ExitStack() as displayed:
+        displayed.enter_context(planning)
         on_progress: ProgressCallback
         if log is None:
             on_progress = displayed.enter_context(ProgressDisplay(console))
@@ -251,18 +271,16 @@ def _report_outcome(
     """Report what the run decided, and exit with its code (`stopped`: a stop was asked)."""
     from toolkit.outcomes import summarize_run
 
+    context = run_context(
+        outcome.plan,
+        "commit",
+        outcome.document,
+        run_id=outcome.run_id,
+        landing=outcome.landing,
+        landing_error=outcome.landing_error,
+    )
     if log is None or output:
-        report(
-            settings,
-            outcome.document,
-            outcome.plan,
-            "commit",
-            fmt,
-            output,
-            run_id=outcome.run_id,
-            landing=outcome.landing,
-            landing_error=outcome.landing_error,
-        )
+        emit(settings, outcome.document, context, fmt, output)
     if log is not None:
         log.claim_finished(summarize_run(None, outcome))
     else:
@@ -279,7 +297,10 @@ def _report_outcome(
             "stop; the outcome above stands.",
             err=True,
         )
-    sys.exit(run_exit_code(outcome))
+    code = run_exit_code(outcome)
+    on_terminal = log is None and table_on_terminal(fmt, output)
+    say_summary(settings, outcome.document, context, code, output, on_terminal=on_terminal)
+    sys.exit(code)
 
 
 def _say_stopping() -> None:
@@ -383,6 +404,15 @@ def status(
     if result.context.landing is not None and report_format(fmt, output) == "json":
         # The JSON report is the wire document: the landing goes beside it, as commit's does.
         say(f"landing: {result.context.landing}")
+    say_summary(
+        settings,
+        result.document,
+        result.context,
+        result.exit_code,
+        output,
+        on_terminal=table_on_terminal(fmt, output),
+        warnings_only=True,
+    )
     sys.exit(result.exit_code)
 
 

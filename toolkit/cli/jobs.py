@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from toolkit.choices import LogFormat
 from toolkit.cli.options import options
-from toolkit.cli.render import stdout_console
+from toolkit.cli.render import say, stdout_console
 from toolkit.cli.settings import Settings, pass_settings
 from toolkit.display import printable
+
+if TYPE_CHECKING:
+    from toolkit.jobs import JobResult
 
 
 @click.group()
@@ -54,7 +59,22 @@ def job_run(settings: Settings, job_file: Path, log_format: LogFormat) -> None:
     # Ctrl-C and SIGTERM stop the job, up to the exit: its claims decide the outcome, once.
     with commands.stopping() as stop:
         result = commands.run_job(loaded, log, stop=stop)
+        if not settings.quiet:
+            _say_job_summary(result, log_format, loaded.secrets)
         sys.exit(result.exit_code)
+
+
+def _say_job_summary(result: JobResult, log_format: LogFormat, secrets: Iterable[str]) -> None:
+    """The job's end on stderr, whatever stdout holds: what its exit code means, after each
+    claim's outcome when stdout holds JSON lines (as text, the log said them already)."""
+    from toolkit.outcomes import job_exit_meaning
+    from toolkit.redaction import redact
+    from toolkit.run_log import outcome_line
+
+    if log_format == "json":
+        for claim in result.claims:
+            say(f"claim {redact(outcome_line(claim), secrets)}")
+    say(job_exit_meaning(result.exit_code))
 
 
 @job.command("check")

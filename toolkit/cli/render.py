@@ -39,11 +39,29 @@ def report(
     run_id: str | None = None,
     landing: LandingResult | None = None,
     landing_error: ClaimError | None = None,
-) -> None:
-    """The report of `document`, with the run it belongs to and its landing when known."""
+) -> ReportContext:
+    """The report of `plan`'s `document` (`emit`); its context, for the summary after it."""
+    context = run_context(
+        plan, mode, document, run_id=run_id, landing=landing, landing_error=landing_error
+    )
+    emit(settings, document, context, fmt, output)
+    return context
+
+
+def run_context(
+    plan: ClaimPlan,
+    mode: Mode,
+    document: AgentClaimResponse,
+    *,
+    run_id: str | None = None,
+    landing: LandingResult | None = None,
+    landing_error: ClaimError | None = None,
+) -> ReportContext:
+    """What a report says around `document`: with the run it belongs to and its landing when
+    known."""
     from toolkit.report import report_context
 
-    context = replace(
+    return replace(
         report_context(plan, mode, document),
         run_id=run_id,
         landing=landing_header(landing, landing_error),
@@ -51,7 +69,6 @@ def report(
             f"{step.op} {step.type} {step.name}" for step in (landing.steps if landing else [])
         ),
     )
-    emit(settings, document, context, fmt, output)
 
 
 def landing_header(landing: LandingResult | None, error: ClaimError | None) -> str | None:
@@ -84,6 +101,63 @@ def emit(
         print_report(document, chosen, context, stdout_console(settings), secrets=secrets)
     else:
         click.echo(render(document, chosen, context, secrets=secrets), nl=False)
+
+
+def say_summary(
+    settings: Settings,
+    document: AgentClaimResponse,
+    context: ReportContext,
+    code: int,
+    output: Path | None,
+    *,
+    on_terminal: bool,
+    warnings_only: bool = False,
+) -> None:
+    """The end of a report on stderr, whatever the output: its warnings and notices, the
+    outcome, what the exit code means and where the report was written. When the report is a
+    table on a terminal (`on_terminal`), it shows the outcome and notices itself: only the exit
+    line is added. `warnings_only` keeps the notices that are warnings (status: the others
+    are the run's recorded events, in the report). Nothing with -q."""
+    if settings.quiet:
+        return
+    for line in summary_lines(
+        document,
+        context,
+        code,
+        output,
+        on_terminal=on_terminal,
+        warnings_only=warnings_only,
+        secrets=settings.secrets,
+    ):
+        say(line)
+
+
+def summary_lines(
+    document: AgentClaimResponse,
+    context: ReportContext,
+    code: int,
+    output: Path | None,
+    *,
+    on_terminal: bool,
+    warnings_only: bool,
+    secrets: set[str],
+) -> list[str]:
+    """The lines of `say_summary`, masked and printable (`build_view`)."""
+    from toolkit.outcomes import exit_meaning
+    from toolkit.report.view import build_view
+
+    exit_line = exit_meaning(code, preview=context.mode == "preview")
+    if on_terminal:
+        return [exit_line]
+    view = build_view(document, context, secrets)
+    notices = [n for n in view.notices if n.startswith("warning:") or not warnings_only]
+    written = [f"report written to {output}"] if output else []
+    return [*notices, f"outcome: {view.outcome}", exit_line, *written]
+
+
+def table_on_terminal(fmt: Format | None, output: Path | None) -> bool:
+    """Whether the report goes to stdout as a table on a terminal."""
+    return output is None and report_format(fmt, output) == "table" and sys.stdout.isatty()
 
 
 def write_file(path: Path, text: str) -> None:

@@ -118,7 +118,7 @@ async def copy_environments(
         destination_org=destination_org,
         delete_source=delete_source,
         calls=RecordedCalls(journal, stop, limit),
-        tally=MoveTally(len(copies), on_progress),
+        tally=MoveTally(len(copies), on_progress, "environments"),
         history=StepHistory(journal),
         renames={environment_name(copy.source): environment_name(copy.target) for copy in copies},
     )
