@@ -100,7 +100,9 @@ def test_auto_colours_a_terminal(server: EmulatorServer, tmp_path: Path) -> None
     code, seen = on_terminal(PREVIEW, environment(server, tmp_path))
 
     assert code == 3, seen
-    assert seen.splitlines()[0] == f"\x1b[1m{TITLE}\x1b[0m"
+    # After the planning spinner (stderr is the same terminal), the report's bold title.
+    assert "planning… (reading the inventory)" in seen
+    assert f"\x1b[1m{TITLE}\x1b[0m" in seen
     assert "\x1b[32mmove" in seen
 
 
@@ -133,7 +135,7 @@ def test_never_leaves_the_progress_and_the_errors_plain(
     assert code == 0, seen
     assert "\x1b" not in seen
     lines = seen.splitlines()
-    assert "[0/2] moving agent-abc123/web/dev -> acme/web/dev-agent" in lines
+    assert "stacks [0/2] moving agent-abc123/web/dev -> acme/web/dev-agent" in lines
     assert any(line.endswith("] transferred api/dev to acme") for line in lines)
 
     code, seen = on_terminal(("preview", "--from", AGENT, "--to", "acmee"), env)
