@@ -584,10 +584,19 @@ def test_status_without_runs_is_an_error(run_cli: RunCli, demo_emulator: Emulato
 
 
 def test_demo_tells_the_claim_of_an_agent_account(
-    pulumi_cli: Path, pulumiservice_plugin: Path
+    pulumi_cli: Path, pulumiservice_plugin: Path, tmp_path: Path
 ) -> None:
-    result = CliRunner().invoke(cli, ["demo"], catch_exceptions=False)
+    page = tmp_path / "review.html"
+    result = CliRunner().invoke(cli, ["demo", "--review-page", str(page)], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"the review page of this preview: {page}" in result.stdout
+    # The first preview's review page: what needs a decision first, the two conflicts in it.
+    html = page.read_text(encoding="utf-8")
+    decisions = html.index('id="decisions"')
+    assert decisions < html.index('id="advice"') < html.index('id="moves"')
+    assert html.index("api/prod", decisions) < html.index('id="advice"')
+    assert html.index("web/dev", decisions) < html.index('id="advice"')
+    assert oct(page.stat().st_mode & 0o777) == "0o600"
     assert "agent account agent-" in result.stdout
     assert "Strategy      claim-api" in result.stdout
     assert "exit code would be 3" in result.stdout
@@ -602,6 +611,14 @@ def test_demo_tells_the_claim_of_an_agent_account(
     assert "landing acme/pulumi-claim-landing/agent-" in result.stdout
     assert "6 created" in result.stdout  # the stack, the provider, 4 StackTags
     assert "claimed-by=bob" in result.stdout
+
+
+def test_demo_refuses_a_review_page_it_cannot_write(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "review.html"
+    result = CliRunner().invoke(cli, ["demo", "--review-page", str(missing)])
+    assert result.exit_code == 1
+    assert f"cannot write {missing}: the folder {missing.parent} does not exist." in result.stderr
+    assert "pulumi-claim demo" not in result.stdout
 
 
 def test_demo_of_the_org_to_org_transfer(pulumi_cli: Path, pulumiservice_plugin: Path) -> None:

@@ -440,9 +440,11 @@ def versions() -> Versions:
 # --- demo -----------------------------------------------------------------------------------
 
 
-def demo(out: Console, progress: Console, *, transfer: bool = False) -> int:
+def demo(
+    out: Console, progress: Console, *, transfer: bool = False, review_page: Path | None = None
+) -> int:
     """The whole flow against a built-in world on a local emulator (`toolkit.demo`); its exit
-    code."""
+    code. `review_page`: where to write the first preview's HTML review page too."""
     from toolkit.demo import run_demo
 
-    return asyncio.run(run_demo(out, progress, transfer=transfer))
+    return asyncio.run(run_demo(out, progress, transfer=transfer, review_page=review_page))

@@ -32,8 +32,9 @@ from toolkit.landing import apply_landing
 from toolkit.landing_spec import LandingSpec, landed_entities, landing_of
 from toolkit.outcomes import exit_code
 from toolkit.plan import ClaimPlan, ClaimTarget
+from toolkit.private_files import write_private_text
 from toolkit.progress_display import ProgressDisplay
-from toolkit.report import print_report, report_context
+from toolkit.report import print_report, render, report_context
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, load_resolution_map
 from toolkit.sides import Sides
 
@@ -51,10 +52,13 @@ AGENT_DEFINITION = "values:\n  region: eu-west-1\n  dbPassword:\n    fn::secret:
 """Its definition: a setting and a secret, made up afresh each run and never shown."""
 
 
-async def run_demo(out: Console, progress: Console, *, transfer: bool = False) -> int:
+async def run_demo(
+    out: Console, progress: Console, *, transfer: bool = False, review_page: Path | None = None
+) -> int:
     """The headline story (an agent signs up, builds stacks, a person claims its account with
     the claim link), or with `transfer` the org-to-org move as an admin of both orgs;
-    0 when the flow ran as designed."""
+    0 when the flow ran as designed. `review_page`: where to write the first preview as the
+    HTML review page too."""
     world = demo_world()
     with (
         EmulatorServer(ServiceState.from_world(world)) as server,
@@ -62,11 +66,16 @@ async def run_demo(out: Console, progress: Console, *, transfer: bool = False) -
     ):
         out.print(Rule("pulumi-claim demo"))
         story = _transfer_story if transfer else _claim_story
-        return await story(world, server, Path(tmp), out, progress)
+        return await story(world, server, Path(tmp), out, progress, review_page)
 
 
 async def _claim_story(
-    world: World, server: EmulatorServer, tmp: Path, out: Console, progress: Console
+    world: World,
+    server: EmulatorServer,
+    tmp: Path,
+    out: Console,
+    progress: Console,
+    review_page: Path | None,
 ) -> int:
     claimer = next(user for user in world.users if user.orgs.get(DEMO_DESTINATION_ORG) == "member")
     out.print(
@@ -103,7 +112,7 @@ async def _claim_story(
     # A member of acme may tag stacks but not manage teams: this landing grants none.
     landing = LandingSpec(tags={"claimed-by": claimer.login})
     landed, result = await _preview_resolve_commit(
-        Sides.of(target, credentials), "claim-api", landing, tmp, out, progress, "copy"
+        Sides.of(target, credentials), "claim-api", landing, tmp, out, progress, "copy", review_page
     )
     copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
     out.print(
@@ -114,7 +123,12 @@ async def _claim_story(
 
 
 async def _transfer_story(
-    world: World, server: EmulatorServer, tmp: Path, out: Console, progress: Console
+    world: World,
+    server: EmulatorServer,
+    tmp: Path,
+    out: Console,
+    progress: Console,
+    review_page: Path | None,
 ) -> int:
     agent = world.agents[0]
     claimer = next(user for user in world.users if user.orgs.get(DEMO_DESTINATION_ORG) == "admin")
@@ -130,7 +144,7 @@ async def _transfer_story(
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
     landing = LandingSpec(tags={"claimed-by": claimer.login}, teams={"platform": "write"})
     landed, result = await _preview_resolve_commit(
-        Sides.of(target, credentials), "transfer", landing, tmp, out, progress, "copy"
+        Sides.of(target, credentials), "transfer", landing, tmp, out, progress, "copy", review_page
     )
     copied = len(result.plan.environment_copies) - result.plan.not_landed(result.document)[1]
     out.print(
@@ -148,6 +162,7 @@ async def _preview_resolve_commit(
     out: Console,
     progress: Console,
     environments: EnvironmentChoice,
+    review_page: Path | None,
 ) -> tuple[str, CommitResult]:
     """Steps 1-6 of both stories: a blocked preview, a written map, the commit, the
     destination's stacks (and its environments, when they are copied), the landing; returns
@@ -157,8 +172,12 @@ async def _preview_resolve_commit(
     out.print(Rule(f"1. preview --from {target.source_org} --to {target.destination_org}{copying}"))
     plan = await plan_claim(sides, ResolutionMap.empty(), strategy, environments)
     document = plan.to_claim_response()
-    print_report(document, "table", report_context(plan, "preview", document), out)
+    context = report_context(plan, "preview", document)
+    print_report(document, "table", context, out)
     out.print(f"exit code would be {exit_code(document, plan.strategy)} (blocked by conflicts)\n")
+    if review_page is not None:
+        write_private_text(review_page, render(document, "html", context))
+        out.print(f"the review page of this preview: {review_page}\n", markup=False, soft_wrap=True)
 
     map_path = tmp / "resolutions.yaml"
     out.print(Rule(f"2. resolve --suffix -agent --output {map_path.name}"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from toolkit.cli.options import checked_output
 from toolkit.cli.render import stdout_console
 from toolkit.cli.settings import Settings, pass_settings
 
@@ -166,8 +167,15 @@ def emulator(
     is_flag=True,
     help="Show the org-to-org move by an admin of both orgs instead of an agent's claim.",
 )
+@click.option(
+    "--review-page",
+    type=click.Path(dir_okay=False),
+    callback=checked_output,
+    metavar="FILE",
+    help="Also write the first preview as the HTML review page a reviewer is sent, to FILE.",
+)
 @pass_settings
-def demo(settings: Settings, transfer: bool) -> None:
+def demo(settings: Settings, transfer: bool, review_page: Path | None) -> None:
     """Run the whole flow against a built-in world on a local emulator; no account needed.
 
     An AI agent signs up an account and builds stacks; a member of the company's org claims the
@@ -176,4 +184,4 @@ def demo(settings: Settings, transfer: bool) -> None:
     from toolkit import commands
 
     out, progress = stdout_console(settings), settings.progress_console()
-    sys.exit(commands.demo(out, progress, transfer=transfer))
+    sys.exit(commands.demo(out, progress, transfer=transfer, review_page=review_page))

@@ -14,7 +14,7 @@ from toolkit.errors import ChoiceError, ClaimError
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def _checked_output(ctx: click.Context, param: click.Parameter, output: str | None) -> Path | None:
+def checked_output(ctx: click.Context, param: click.Parameter, output: str | None) -> Path | None:
     """--output FILE, checked writable before the command does anything (a commit never runs
     to the end only to find it cannot write its report)."""
     from toolkit.private_files import check_output_path
@@ -29,7 +29,7 @@ def _checked_output(ctx: click.Context, param: click.Parameter, output: str | No
 def _checked_report_output(
     ctx: click.Context, param: click.Parameter, output: str | None
 ) -> Path | None:
-    """A report's --output FILE (`_checked_output`), refusing a FILE spelled exactly as a report
+    """A report's --output FILE (`checked_output`), refusing a FILE spelled exactly as a report
     format: `-o json` means the format (as with kubectl), not a file named `json`. Such a file
     is still written when named as a path: `-o ./json`."""
     if output in FORMATS:
@@ -37,11 +37,11 @@ def _checked_report_output(
             f"{output!r} is a report format, not a file: use --format {output} to print the "
             f"report as {output}, or --output ./{output} for a file of that name."
         )
-    return _checked_output(ctx, param, output)
+    return checked_output(ctx, param, output)
 
 
 def output_option(
-    help_text: str, callback: Callable[..., Path | None] = _checked_output
+    help_text: str, callback: Callable[..., Path | None] = checked_output
 ) -> Callable[[Command], Command]:
     return click.option(
         "--output",
