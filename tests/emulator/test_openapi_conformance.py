@@ -113,3 +113,22 @@ def test_a_rename_needs_both_new_name_and_new_project(
     )
     assert kept.status_code == 200, kept.text
     assert alice.get("/api/stacks/acme/web/live").status_code == 200
+
+
+def test_an_import_sealed_for_another_stack_answers_the_document_s_400(
+    alice: httpx.Client,
+) -> None:
+    exported = alice.get("/api/stacks/acme/web/prod/export").json()
+    exported["deployment"]["secrets_providers"] = {
+        "type": "service",
+        "state": {"url": "http://x", "owner": "acme", "project": "web", "stack": "staging"},
+    }
+    refused = alice.post("/api/stacks/acme/web/prod/import", json=exported)
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": 400,
+        "message": "Bad Request: cannot import deployment with encrypted secrets from a different"
+        " stack",
+    }
+    exported["deployment"]["secrets_providers"]["state"]["stack"] = "prod"
+    assert alice.post("/api/stacks/acme/web/prod/import", json=exported).status_code == 200

@@ -61,8 +61,19 @@ class Updates(Store):
         self, caller: Caller, org: str, project: str, stack: str, deployment: Any
     ) -> str:
         """Make `deployment` the stack's latest checkpoint, through an import update that has
-        succeeded by the time this returns; returns that update's id (the CLI polls it)."""
+        succeeded by the time this returns; returns that update's id (the CLI polls it).
+
+        As the service does, 400 for a deployment whose `service` secrets manager names
+        another stack: its ciphertext is sealed with that stack's key, not this one's.
+        """
         checked = _checked_deployment(deployment)
+        sealed_for = checkpoints.sealed_for(checked)
+        if sealed_for is not None and sealed_for != (org, project, stack):
+            raise ServiceFault(
+                400,
+                "Bad Request: cannot import deployment with encrypted secrets from a different"
+                " stack",
+            )
         now = int(self._clock())
         update_id = uuid.uuid4().hex
         with self._on_stack(caller, org, project, stack, write=True) as record:
