@@ -328,7 +328,14 @@ def move_checkpoint(db: sqlite3.Connection, record: StackRecord, new: tuple[str,
     )
 
 
-_UPDATE_COLUMNS = "id, kind, dry_run, status, version, started, ended, program, requested_by"
+_UPDATE_COLUMNS = (
+    "id, kind, dry_run, status, version, started, ended, program, requested_by,"
+    " (SELECT json_extract(e.event, '$.summaryEvent.resourceChanges') FROM update_events e"
+    "  WHERE e.update_id = updates.id AND json_extract(e.event, '$.summaryEvent') IS NOT NULL"
+    "  ORDER BY e.sequence DESC LIMIT 1)"
+)
+"""An update's columns, and the resource changes of its latest summary engine event (the
+CLI sends one as the update ends: the history's `resourceChanges`)."""
 
 
 def _update_record(row: Sequence[Any]) -> UpdateRecord:
@@ -342,6 +349,7 @@ def _update_record(row: Sequence[Any]) -> UpdateRecord:
         ended=row[6],
         program=json.loads(row[7]),
         requested_by=row[8],
+        resource_changes=json.loads(row[9]) if row[9] is not None else None,
     )
 
 
