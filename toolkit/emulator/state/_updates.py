@@ -42,10 +42,11 @@ class Updates(Store):
 
         A stack never updated exports a deployment without resources; a world stack declared
         with N resources and never updated exports N placeholder resources, so that what the
-        listings count is what the state holds.
+        listings count is what the state holds; that is also the version its first update
+        (the world's `lastUpdate`) wrote.
         """
         with self._on_stack(caller, org, project, stack) as record:
-            if version is None:
+            if version is None or (version == record.version and not self._has_checkpoint(record)):
                 return self._latest_checkpoint(record)
             row = self._db.execute(
                 "SELECT deployment FROM checkpoints WHERE stack_id = ? AND version = ?",
@@ -287,6 +288,12 @@ class Updates(Store):
                 record.project, record.stack, record.resource_count, at
             )
         return checkpoints.empty_deployment(at)
+
+    def _has_checkpoint(self, record: StackRecord) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM checkpoints WHERE stack_id = ? LIMIT 1", (record.id,)
+        ).fetchone()
+        return row is not None
 
     def _write_checkpoint(self, stack_id: str, version: int, deployment: UntypedDeployment) -> None:
         """Store the checkpoint of a stack version; the stack's resource count follows it."""
