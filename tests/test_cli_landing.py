@@ -230,7 +230,7 @@ def test_an_unknown_team_fails_the_landing_keeps_the_moves_and_a_rerun_finishes_
     made = rest.post(
         "/api/orgs/acme/teams/pulumi", json={"name": "ops", "displayName": "Ops", "description": ""}
     )
-    assert made.status_code == 200
+    assert made.status_code == 201
     rerun = run_cli(server, "commit", *ORGS, "-r", resolutions, "--yes", "--format", "json")
     assert rerun.exit_code == 0, rerun.stderr
     assert tags(rest, "api/prod")[SOURCE_TAG] == f"{AGENT}/api/prod"

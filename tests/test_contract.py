@@ -86,14 +86,6 @@ WITHOUT_SDK_COUNTERPART = {
 """Wire models the SDK has no same-named model for, each with the reason."""
 
 LENIENT_FIELDS = {
-    ("AppStackRenameRequest", "newName"): (
-        "the service keeps the current name when newName is empty, and the emulator accepts"
-        " a rename body that gives only newProject"
-    ),
-    ("AppStackRenameRequest", "newProject"): (
-        "the service keeps the current project when newProject is empty, and the emulator"
-        " accepts a rename body that gives only newName"
-    ),
     ("TokenInfo", "organization"): (
         "only read, never written: a token without an organization must not make"
         " GET /api/user unreadable"

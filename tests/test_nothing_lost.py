@@ -258,7 +258,9 @@ def test_a_source_renamed_during_the_run_is_reported_where_it_is_now_not_as_remo
     thread, done = commit_in_background(server, env)
     wait_held(server)
     with service(server, "tok-agent") as http:
-        http.post(f"/api/stacks/{SOURCE}/rename", json={"newName": "qa-renamed"}).raise_for_status()
+        http.post(
+            f"/api/stacks/{SOURCE}/rename", json={"newName": "qa-renamed", "newProject": ""}
+        ).raise_for_status()
     server.faults.release()
     thread.join()
     first = done[0]

@@ -249,7 +249,7 @@ def test_a_stack_renamed_by_someone_else_meanwhile_stops_the_rerun_naming_it(
     commit(server, env, stop=StopAt(3))
     httpx.post(
         f"{server.url}/api/stacks/{AGENT}/web/s07/rename",
-        json={"newName": "s07-mine"},
+        json={"newName": "s07-mine", "newProject": ""},
         headers={"Authorization": f"token {TOKEN}", "Accept": "application/vnd.pulumi+8"},
     ).raise_for_status()
     before = server.state.stack_names(AGENT) | server.state.stack_names("acme")

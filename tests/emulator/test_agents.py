@@ -266,7 +266,9 @@ def test_an_agent_writes_for_72_hours_then_reads_only(make_emulator: EmulatorFac
         refused = old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "c"})
         advance(server, 1 * HOUR)
         also_refused = agent.post(f"/api/stacks/{login}/web", json={"stackName": "d"})
-        renamed = agent.post(f"/api/stacks/{login}/web/a/rename", json={"newName": "e"})
+        renamed = agent.post(
+            f"/api/stacks/{login}/web/a/rename", json={"newName": "e", "newProject": ""}
+        )
         still_reads = agent.get("/api/user/stacks", params={"organization": login})
 
     for answer in (refused, also_refused, renamed):
@@ -696,7 +698,9 @@ def test_a_stack_is_neither_renamed_transferred_nor_claimed_while_an_update_runs
     )
     lease = state.start_update(agent, AGENT, "web", "prod", update, tags=None)
     with http(server) as alice:
-        renamed = alice.post(f"/api/stacks/{AGENT}/web/prod/rename", json={"newName": "p2"})
+        renamed = alice.post(
+            f"/api/stacks/{AGENT}/web/prod/rename", json={"newName": "p2", "newProject": ""}
+        )
         moved = alice.post(f"/api/stacks/{AGENT}/web/prod/transfer", json={"toOrg": "acme"})
         listed = alice.get("/api/user/stacks", params={"organization": AGENT}).json()
         preview = alice.post(
@@ -704,7 +708,9 @@ def test_a_stack_is_neither_renamed_transferred_nor_claimed_while_an_update_runs
             json=claim_body(rename("web", "dev", "web", "dev-agent")),
         ).json()
         state.complete_update(lease.token, update, "succeeded")
-        renamed_after = alice.post(f"/api/stacks/{AGENT}/web/prod/rename", json={"newName": "p2"})
+        renamed_after = alice.post(
+            f"/api/stacks/{AGENT}/web/prod/rename", json={"newName": "p2", "newProject": ""}
+        )
 
     for refused in (renamed, moved):
         assert refused.status_code == 409

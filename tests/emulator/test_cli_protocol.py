@@ -226,9 +226,14 @@ def test_the_workload_from_up_through_rename_and_transfer_to_removal(
     state_file.write_text(json.dumps(exported))
     agent.run("stack", "import", "--file", str(state_file), "--stack", fqsn)
     history = agent.json("stack", "history", "--json", "--stack", fqsn)
-    assert [(entry["kind"], entry["version"]) for entry in history] == [
-        ("import", 2),
-        ("update", 1),
+    assert [(e["kind"], e["version"], e["resourceChanges"]) for e in history] == [
+        ("import", 2, {}),
+        ("update", 1, {"create": 7}),
+    ]
+    shown_history = agent.run("stack", "history", "--stack", fqsn).stdout.splitlines()
+    assert [line.split()[0] for line in shown_history if line.startswith("+")] == [
+        "+0-0~0",
+        "+7-0~0",
     ]
 
     # A stack with resources is only removed with --force.
@@ -266,6 +271,45 @@ def test_the_workload_from_up_through_rename_and_transfer_to_removal(
         if r.status is not None and r.status >= 400
     }
     assert refusals == {("GET", 404), ("DELETE", 400)}
+
+
+def test_a_world_stack_updated_before_has_that_first_update_in_its_history(
+    make_emulator: EmulatorFactory, pulumi_cli: Path, tmp_path: Path
+) -> None:
+    updated = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    world: dict[str, Any] = {
+        "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}],
+        "orgs": {
+            "acme": {
+                "stacks": [
+                    {"project": "web", "stack": "prod", "resourceCount": 4, "lastUpdate": updated},
+                    {"project": "web", "stack": "new"},
+                ]
+            }
+        },
+    }
+    server = make_emulator(world)
+    alice = PulumiCli(bin_dir=pulumi_cli, home=tmp_path, url=server.url, token="tok-alice")
+
+    history = alice.json("stack", "history", "--json", "--stack", "acme/web/prod")
+    with http(server, "tok-alice") as client:
+        latest = client.get("/api/stacks/acme/web/prod/updates/latest")
+        never = client.get("/api/stacks/acme/web/new/updates/latest")
+
+    assert [(e["kind"], e["version"], e["result"], e["resourceChanges"]) for e in history] == [
+        ("update", 1, "succeeded", {"create": 4})
+    ]
+    info = default_encoder.deserialize(latest.json(), "UpdateInfo")
+    assert (info.version, info.info.kind.value, info.info.resource_changes) == (
+        1,
+        "update",
+        {"create": 4},
+    )
+    assert info.info.end_time == int(updated.timestamp())
+    assert never.status_code == 404
+    assert alice.run("stack", "history", "--stack", "acme/web/new").stdout.strip() == (
+        "Stack has never been updated"
+    )
 
 
 # --- Updates that do not finish ------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_fault_options_and_a_restart_that_keeps_the_db(world: Path, tmp_path: Pa
     ):
         assert client.get("/api/stacks/o/p/s").status_code == 200  # a GET is spared
         with pytest.raises(httpx.TransportError):
-            client.post("/api/stacks/o/p/s/rename", json={"newName": "renamed"})
+            client.post("/api/stacks/o/p/s/rename", json={"newName": "renamed", "newProject": ""})
         rates = client.get("/_emulator/fault-rates").json()
         assert rates["rates"]["seed"] == 7
         assert (rates["considered"], rates["fired"]["dropAfterApply"]) == (1, 1)

@@ -122,12 +122,17 @@ def test_rates_hit_only_the_method_and_path_asked(
 ) -> None:
     server.faults.set_rates(FaultRates(rates={"500": 1.0}, method="POST", path=r".*/rename"))
     assert client.get("/api/stacks/o/p/s0").status_code == 200
-    refused = client.post("/api/stacks/o/p/s0/rename", json={"newName": "r"})
+    refused = client.post("/api/stacks/o/p/s0/rename", json={"newName": "r", "newProject": ""})
     assert refused.status_code == 500
     assert ("p", "s0") in server.state.stack_names("o")  # a refused call changes nothing
     assert server.faults.rate_counts().considered == 1
     server.faults.clear_rates()
-    assert client.post("/api/stacks/o/p/s0/rename", json={"newName": "r"}).status_code == 200
+    assert (
+        client.post(
+            "/api/stacks/o/p/s0/rename", json={"newName": "r", "newProject": ""}
+        ).status_code
+        == 200
+    )
 
 
 def test_429_carries_retry_after_and_the_cloud_client_retries_it(
@@ -284,7 +289,12 @@ def test_a_restart_cuts_the_requests_in_flight(server: EmulatorServer) -> None:
 
 
 def test_a_restart_over_the_control_api(server: EmulatorServer, client: httpx.Client) -> None:
-    assert client.post("/api/stacks/o/p/s4/rename", json={"newName": "kept"}).status_code == 200
+    assert (
+        client.post(
+            "/api/stacks/o/p/s4/rename", json={"newName": "kept", "newProject": ""}
+        ).status_code
+        == 200
+    )
     asked = client.post("/_emulator/restart", json={"downSeconds": 0.2})
     assert (asked.status_code, asked.json()) == (202, {"restarts": 0})
     restarts = 0

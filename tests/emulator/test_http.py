@@ -239,8 +239,20 @@ def test_transfer_body_must_agree_with_the_path(alice: httpx.Client) -> None:
             {"toOrg": "acme"},
             403,
         ),
-        ("tok-alice", "POST", f"/api/stacks/{AGENT}/web/dev/rename", {"newName": "staging"}, 409),
-        ("tok-alice", "POST", f"/api/stacks/{AGENT}/web/dev/rename", {"newName": "no way"}, 400),
+        (
+            "tok-alice",
+            "POST",
+            f"/api/stacks/{AGENT}/web/dev/rename",
+            {"newName": "staging", "newProject": ""},
+            409,
+        ),
+        (
+            "tok-alice",
+            "POST",
+            f"/api/stacks/{AGENT}/web/dev/rename",
+            {"newName": "no way", "newProject": ""},
+            400,
+        ),
         ("tok-alice", "DELETE", f"/api/stacks/{AGENT}/web/dev", None, 400),
         ("tok-alice", "GET", "/api/user/stacks?maxResults=-1", None, 400),
         ("tok-alice", "GET", "/api/user/stacks?maxResults=0", None, 400),
@@ -402,7 +414,9 @@ def test_a_refused_request_changes_nothing(
     demo_emulator: EmulatorServer, alice: httpx.Client
 ) -> None:
     demo_emulator.faults.fail(503, method="POST", path=r"/api/stacks/.*/rename")
-    answer = alice.post(f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent"})
+    answer = alice.post(
+        f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent", "newProject": ""}
+    )
     assert answer.status_code == 503
     assert ("web", "dev") in demo_emulator.state.stack_names(AGENT)
 
@@ -411,11 +425,15 @@ def test_fail_after_applies_the_change_then_answers_500(
     demo_emulator: EmulatorServer, alice: httpx.Client
 ) -> None:
     demo_emulator.faults.fail_after(method="POST", path=r"/api/stacks/.*/rename")
-    answer = alice.post(f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent"})
+    answer = alice.post(
+        f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent", "newProject": ""}
+    )
     assert answer.status_code == 500
     names = demo_emulator.state.stack_names(AGENT)
     assert ("web", "dev-agent") in names and ("web", "dev") not in names
-    retried = alice.post(f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent"})
+    retried = alice.post(
+        f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent", "newProject": ""}
+    )
     assert retried.status_code == 404  # what a blind retry of a non-idempotent call meets
 
 
@@ -437,7 +455,9 @@ def test_held_requests_wait_until_released(demo_emulator: EmulatorServer) -> Non
     demo_emulator.faults.hold(method="POST", path=r"/api/stacks/.*/rename")
     with ThreadPoolExecutor(1) as pool, http(demo_emulator) as client:
         answer = pool.submit(
-            client.post, f"/api/stacks/{AGENT}/web/dev/rename", json={"newName": "dev-agent"}
+            client.post,
+            f"/api/stacks/{AGENT}/web/dev/rename",
+            json={"newName": "dev-agent", "newProject": ""},
         )
         wait_until(lambda: demo_emulator.faults.holding == 1, "the rename is held")
         assert not answer.done()
@@ -545,7 +565,7 @@ def test_serve_forever_reports_its_url_and_keeps_state_in_its_db(tmp_path: Path)
     try:
         renamed = httpx.post(
             f"{url}/api/stacks/o/p/s/rename",
-            json={"newName": "renamed"},
+            json={"newName": "renamed", "newProject": ""},
             headers={"Authorization": "token t"},
         )
         assert renamed.status_code == 200

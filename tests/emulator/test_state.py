@@ -314,7 +314,7 @@ def test_rename_within_the_org(state: ServiceState) -> None:
     after = state.find_stack("src", "site", "dev2")
     assert after is not None and before is not None
     assert (after.id, after.tags, after.resource_count) == (before.id, before.tags, 3)
-    state.rename_stack(carol, "src", "site", "dev2", new_project=None, new_name="dev3")
+    state.rename_stack(carol, "src", "site", "dev2", new_project="", new_name="dev3")
     state.rename_stack(carol, "src", "site", "dev3", new_project="web", new_name=None)
     assert state.stack_names("src") == {("web", "dev3"), ("web", "prod"), ("api", "dev")}
 

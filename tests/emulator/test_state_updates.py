@@ -289,6 +289,24 @@ def test_an_import_is_an_update_that_has_already_succeeded(
 
 
 @pytest.mark.parametrize(
+    "sealed_for",
+    [("agent-1", "web", "prod"), ("agent-1", "shop", "dev"), ("acme", "web", "dev")],
+)
+def test_an_import_of_another_stack_s_sealed_deployment_is_refused(
+    state: ServiceState, agent: Caller, sealed_for: tuple[str, str, str]
+) -> None:
+    deployment = workload_deployment(*sealed_for, ciphertext="eA==")
+    with pytest.raises(ServiceFault) as refused:
+        state.import_deployment(agent, "agent-1", "web", "dev", deployment)
+    assert (refused.value.status, refused.value.message) == (
+        400,
+        "Bad Request: cannot import deployment with encrypted secrets from a different stack",
+    )
+    assert state.checkpoint_of("agent-1", "web", "dev") is None
+    assert state.update_history(agent, "agent-1", "web", "dev", page_size=10, page=1) == []
+
+
+@pytest.mark.parametrize(
     "document",
     [
         [],

@@ -164,7 +164,7 @@ def test_teams_are_created_joined_and_deleted(
             "description": "",
         },
     )
-    assert made.status_code == 200, made.text
+    assert made.status_code == 201, made.text
     assert (
         alice.post(
             "/api/orgs/acme/teams/pulumi",
@@ -196,7 +196,9 @@ def test_org_members_are_listed_with_their_roles(emulator: EmulatorServer) -> No
 def test_a_stack_grant_follows_a_rename_and_goes_with_a_deletion(alice: httpx.Client) -> None:
     grant = {"projectName": "web", "stackName": "prod", "permission": 101}
     assert patch(alice, {"addStackPermission": grant}).status_code == 204
-    renamed = alice.post("/api/stacks/acme/web/prod/rename", json={"newName": "live"})
+    renamed = alice.post(
+        "/api/stacks/acme/web/prod/rename", json={"newName": "live", "newProject": ""}
+    )
     assert renamed.status_code == 200, renamed.text
     assert [s.stack_name for s in team(alice).stacks or []] == ["live"]
     assert alice.delete("/api/stacks/acme/web/live", params={"force": "true"}).status_code == 204

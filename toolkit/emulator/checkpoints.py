@@ -72,6 +72,18 @@ def placeholder_deployment(project: str, stack: str, count: int, at: datetime) -
     return deployment
 
 
+def sealed_for(deployment: UntypedDeployment) -> tuple[str, str, str] | None:
+    """The stack (org, project, stack) whose key the deployment's secrets are sealed with,
+    as its `service` secrets manager state names it; None for any other secrets manager."""
+    providers = deployment["deployment"].get("secrets_providers")
+    if not isinstance(providers, dict) or providers.get("type") != "service":
+        return None
+    state = providers.get("state")
+    if not isinstance(state, dict):
+        return None
+    return (str(state.get("owner")), str(state.get("project")), str(state.get("stack")))
+
+
 def resource_count(deployment: UntypedDeployment) -> int:
     return len(deployment["deployment"].get("resources") or [])
 

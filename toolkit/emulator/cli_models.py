@@ -137,6 +137,7 @@ class AppUpdateInfo(WireModel):
     result: Literal["not-started", "in-progress", "succeeded", "failed"]
     end_time: int
     version: int
+    resource_changes: dict[str, int] | None = None
 
 
 class GetHistoryResponse(WireModel):

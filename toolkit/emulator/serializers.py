@@ -233,6 +233,7 @@ def update_info(update: UpdateRecord) -> AppUpdateInfo:
         result=_RESULTS[update.status],
         end_time=update.ended or 0,
         version=update.version,
+        resource_changes=update.resource_changes,
     )
 
 

@@ -36,8 +36,10 @@ class AppStack(WireModel):
 
 
 class AppStackRenameRequest(WireModel):
-    new_name: str | None = None
-    new_project: str | None = None
+    """Both fields are required; an empty one keeps the stack's current name or project."""
+
+    new_name: str
+    new_project: str
 
 
 class AppUntypedDeployment(WireModel):

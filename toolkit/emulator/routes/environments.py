@@ -103,14 +103,16 @@ def environments_router(service: Service) -> APIRouter:
         record = state.update_environment(
             who, org, project, env, await _text(request), if_match=if_match
         )
-        answer = json_response(UpdateEnvironmentResponse(diagnostics=[]))
+        # A clean update has no diagnostics, and the service leaves the field out: the
+        # provider's `Environment` takes any list there, even an empty one, for a failed check.
+        answer = json_response(UpdateEnvironmentResponse())
         answer.headers.update(serializers.revision_headers(record))
         return answer
 
     @router.delete(ENVIRONMENT)
     async def delete_environment(who: Authenticated, org: str, project: str, env: str) -> Response:
         state.delete_environment(who, org, project, env)
-        return Response(status_code=204)
+        return Response(status_code=200)
 
     # --- Evaluation ---------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ def teams_router(service: Service) -> APIRouter:
     async def list_teams(who: Authenticated, org: str) -> JSONResponse:
         return json_response(serializers.team_list(state.list_teams(who, org), who.login))
 
-    @router.post("/api/orgs/{org}/teams/pulumi")
+    @router.post("/api/orgs/{org}/teams/pulumi", status_code=201)
     async def create_team(
         who: Authenticated, org: str, request: Annotated[CreatePulumiTeamRequest, Body()]
     ) -> JSONResponse:
@@ -49,7 +49,7 @@ def teams_router(service: Service) -> APIRouter:
             display_name=request.display_name,
             description=request.description,
         )
-        return json_response(serializers.team(record, who.login))
+        return json_response(serializers.team(record, who.login), status=201)
 
     @router.get(TEAM)
     async def get_team(who: Authenticated, org: str, team: str) -> JSONResponse:
@@ -78,8 +78,10 @@ def _apply(
     state: ServiceState, who: Caller, org: str, team: str, change: UpdateTeamRequest
 ) -> None:
     """Carry out the one change an `UpdateTeamRequest` asks for (a new display name with a new
-    description is one, as a member with its action is); 400 for none or several."""
-    asked = {_CHANGE_OF_FIELD.get(field, field) for field in change.model_fields_set}
+    description is one, as a member with its action is); 400 for none or several. A field
+    sent as `null` asks for nothing: the official SDK sends every field it does not set so."""
+    given = {field for field in change.model_fields_set if getattr(change, field) is not None}
+    asked = {_CHANGE_OF_FIELD.get(field, field) for field in given}
     if len(asked) != 1:
         raise ServiceFault(
             400, "Bad Request: an update of a team makes exactly one change per request"

@@ -164,7 +164,7 @@ def updates_router(service: Service) -> APIRouter:
         state.save_checkpoint(token, update_id, deployment.to_wire())
         return Response(status_code=204)
 
-    @router.post(UPDATE + "/events/batch", status_code=204)
+    @router.post(UPDATE + "/events/batch")
     async def post_engine_events(
         token: LeaseToken,
         kind: str,
@@ -173,7 +173,7 @@ def updates_router(service: Service) -> APIRouter:
     ) -> Response:
         _check_kind(kind)
         state.record_events(token, update_id, batch.events)
-        return Response(status_code=204)
+        return Response(status_code=200)
 
     @router.post(UPDATE + "/complete", status_code=204)
     async def complete_update(

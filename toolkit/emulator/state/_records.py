@@ -225,6 +225,9 @@ class UpdateRecord:
     program: dict[str, Any]
     requested_by: str
     """The login of whoever created it."""
+    resource_changes: dict[str, int] | None
+    """Resources created, updated, deleted, ... by operation, as the CLI's summary engine
+    event counted them; None before that event arrives."""
 
 
 # --- Teams ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from toolkit.emulator.secrets import new_key
 from toolkit.emulator.state._environment_secrets import insert_world_environments
-from toolkit.emulator.world import World
+from toolkit.emulator.world import Role, World
 
 SCHEMA_VERSION = 4
 
@@ -242,24 +242,7 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
         "INSERT INTO memberships VALUES (?, ?, ?)",
         [(login, org, role) for login, roles in memberships.items() for org, role in roles.items()],
     )
-    db.executemany(
-        "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                uuid.uuid4().hex,
-                org,
-                s.project,
-                s.stack,
-                s.resource_count,
-                int(_utc(s.last_update).timestamp()) if s.last_update else 0,
-                json.dumps(s.tags) if s.tags else None,
-                1 if s.last_update else 0,
-                new_key(),
-            )
-            for org, content in world.orgs.items()
-            for s in content.stacks
-        ],
-    )
+    _insert_stacks(db, world, memberships)
     insert_world_environments(db, world, loaded_at)
     db.executemany(
         "INSERT INTO insights_accounts VALUES (?, ?, ?, ?)",
@@ -278,6 +261,56 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
         ],
     )
     _insert_teams(db, world)
+
+
+def _insert_stacks(
+    db: sqlite3.Connection, world: World, memberships: dict[str, dict[str, Role]]
+) -> None:
+    """The world's stacks, each with its own secret key. A stack with a `lastUpdate` was
+    updated once then, by an admin of its org (the agent, in an agent's org): that first
+    update, with a summary engine event that created its resources, is its history."""
+    for org, content in world.orgs.items():
+        admins = sorted(login for login, roles in memberships.items() if roles.get(org) == "admin")
+        for s in content.stacks:
+            stack_id = uuid.uuid4().hex
+            updated = int(_utc(s.last_update).timestamp()) if s.last_update else 0
+            db.execute(
+                "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stack_id,
+                    org,
+                    s.project,
+                    s.stack,
+                    s.resource_count,
+                    updated,
+                    json.dumps(s.tags) if s.tags else None,
+                    1 if s.last_update else 0,
+                    new_key(),
+                ),
+            )
+            if not s.last_update:
+                continue
+            update_id = uuid.uuid4().hex
+            db.execute(
+                "INSERT INTO updates VALUES (?, ?, 'update', 0, 'succeeded', 1, NULL, NULL, ?, ?,"
+                " ?, ?)",
+                (
+                    update_id,
+                    stack_id,
+                    json.dumps({"name": s.project}),
+                    (admins or [org])[0],
+                    updated,
+                    updated,
+                ),
+            )
+            summary = {"resourceChanges": {"create": s.resource_count}, "result": "succeeded"}
+            db.execute(
+                "INSERT INTO update_events VALUES (?, 1, ?)",
+                (
+                    update_id,
+                    json.dumps({"sequence": 1, "timestamp": updated, "summaryEvent": summary}),
+                ),
+            )
 
 
 def _insert_teams(db: sqlite3.Connection, world: World) -> None:

@@ -157,10 +157,11 @@ class Stacks(Store):
         project: str,
         stack: str,
         *,
-        new_project: str | None,
-        new_name: str | None,
+        new_project: str,
+        new_name: str,
     ) -> str:
-        """Rename a stack within its org (project, name or both); returns the update id.
+        """Rename a stack within its org (project, name or both; an empty one stays as it
+        is); returns the update id.
 
         The latest checkpoint moves along: its URNs and its secrets manager state name the
         stack anew, so the CLI can keep updating and decrypting it under the new name.

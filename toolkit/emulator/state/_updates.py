@@ -42,10 +42,11 @@ class Updates(Store):
 
         A stack never updated exports a deployment without resources; a world stack declared
         with N resources and never updated exports N placeholder resources, so that what the
-        listings count is what the state holds.
+        listings count is what the state holds; that is also the version its first update
+        (the world's `lastUpdate`) wrote.
         """
         with self._on_stack(caller, org, project, stack) as record:
-            if version is None:
+            if version is None or (version == record.version and not self._has_checkpoint(record)):
                 return self._latest_checkpoint(record)
             row = self._db.execute(
                 "SELECT deployment FROM checkpoints WHERE stack_id = ? AND version = ?",
@@ -61,8 +62,19 @@ class Updates(Store):
         self, caller: Caller, org: str, project: str, stack: str, deployment: Any
     ) -> str:
         """Make `deployment` the stack's latest checkpoint, through an import update that has
-        succeeded by the time this returns; returns that update's id (the CLI polls it)."""
+        succeeded by the time this returns; returns that update's id (the CLI polls it).
+
+        As the service does, 400 for a deployment whose `service` secrets manager names
+        another stack: its ciphertext is sealed with that stack's key, not this one's.
+        """
         checked = _checked_deployment(deployment)
+        sealed_for = checkpoints.sealed_for(checked)
+        if sealed_for is not None and sealed_for != (org, project, stack):
+            raise ServiceFault(
+                400,
+                "Bad Request: cannot import deployment with encrypted secrets from a different"
+                " stack",
+            )
         now = int(self._clock())
         update_id = uuid.uuid4().hex
         with self._on_stack(caller, org, project, stack, write=True) as record:
@@ -277,6 +289,12 @@ class Updates(Store):
             )
         return checkpoints.empty_deployment(at)
 
+    def _has_checkpoint(self, record: StackRecord) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM checkpoints WHERE stack_id = ? LIMIT 1", (record.id,)
+        ).fetchone()
+        return row is not None
+
     def _write_checkpoint(self, stack_id: str, version: int, deployment: UntypedDeployment) -> None:
         """Store the checkpoint of a stack version; the stack's resource count follows it."""
         self._db.execute(
@@ -317,7 +335,14 @@ def move_checkpoint(db: sqlite3.Connection, record: StackRecord, new: tuple[str,
     )
 
 
-_UPDATE_COLUMNS = "id, kind, dry_run, status, version, started, ended, program, requested_by"
+_UPDATE_COLUMNS = (
+    "id, kind, dry_run, status, version, started, ended, program, requested_by,"
+    " (SELECT json_extract(e.event, '$.summaryEvent.resourceChanges') FROM update_events e"
+    "  WHERE e.update_id = updates.id AND json_extract(e.event, '$.summaryEvent') IS NOT NULL"
+    "  ORDER BY e.sequence DESC LIMIT 1)"
+)
+"""An update's columns, and the resource changes of its latest summary engine event (the
+CLI sends one as the update ends: the history's `resourceChanges`)."""
 
 
 def _update_record(row: Sequence[Any]) -> UpdateRecord:
@@ -331,6 +356,7 @@ def _update_record(row: Sequence[Any]) -> UpdateRecord:
         ended=row[6],
         program=json.loads(row[7]),
         requested_by=row[8],
+        resource_changes=json.loads(row[9]) if row[9] is not None else None,
     )
 
 
