@@ -699,6 +699,21 @@ def test_a_commit_starts_the_claim_and_its_stacks_move_one_per_pace(
     )
 
 
+def test_a_claim_undone_half_way_moves_its_stacks_back(state: ServiceState) -> None:
+    alice = state.authenticate("tok-alice")
+    started = state.start_claim(alice, "acme", "claim-1", [rename("web", "dev", "web", "x")])
+    state.advance_clock(PACE)
+    assert state.stack_names(AGENT) == {("web", "dev"), ("web", "prod")}
+    state.create_stack(alice, "acme", "web", "prod", tags={})
+    state.advance_clock(PACE)
+
+    assert state.stack_names(AGENT) == {("api", "dev"), ("web", "dev"), ("web", "prod")}
+    assert state.claims_status(alice, "acme") == []
+    assert state.validate_claim("claim-1").login == AGENT
+    assert started.claim_id is not None
+    assert fault_of(lambda: state.complete_claim(started.claim_id or "")).status == 404
+
+
 def test_a_claim_whose_names_were_taken_meanwhile_is_undone(state: ServiceState) -> None:
     alice = state.authenticate("tok-alice")
     started = state.start_claim(alice, "acme", "claim-1", [rename("web", "dev", "web", "x")])
