@@ -18,7 +18,7 @@ import pytest
 from agent_times import agent_entry
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 
-from toolkit.claim import commit_claim, plan_claim
+from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.emulator.faults import RecordedRequest
 from toolkit.emulator.server import EmulatorServer
@@ -27,6 +27,7 @@ from toolkit.plan import ClaimTarget
 from toolkit.progress import MoveFinished, ProgressEvent
 from toolkit.resolution_map import parse_resolution_map
 from toolkit.sides import Sides
+from toolkit.strategies import StopSignal
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -223,3 +224,30 @@ def test_a_claim_still_running_when_the_wait_ends_is_of_unknown_outcome_until_re
     assert claims_made(server) == 1
     assert server.state.stack_names("acme") == LANDED
     assert json.loads(again.stdout)["failures"] == []
+
+
+def test_a_stop_while_the_claim_runs_leaves_its_stacks_interrupted(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(WORLD)
+    credentials = Credentials(server.url, "tok-bob", "tok-bob", CLAIM_TOKEN)
+    sides = Sides.of(ClaimTarget(source_org=AGENT, destination_org="acme"), credentials)
+    stop = StopSignal()
+
+    def stop_at_the_first_look(entry: RecordedRequest) -> None:
+        if entry.method == "GET" and entry.path == STATUS_PATH:
+            stop.request()
+
+    server.requests.watch(stop_at_the_first_look)
+
+    async def claim() -> CommitResult:
+        plan = await plan_claim(sides, parse_resolution_map(MAP), "claim-api")
+        return await commit_claim(sides, plan, stop=stop)
+
+    result = asyncio.run(claim())
+
+    assert result.interrupted
+    assert {failure.outcome for failure in result.failed_moves.values()} == {"interrupted"}
+    assert len(result.failed_moves) == 3
+    assert server.requests.count("GET", STATUS_PATH) == 1
+    assert claims_made(server) == 1
