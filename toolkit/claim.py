@@ -41,7 +41,7 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
-from toolkit.strategies.claim_api import execute_claim_api
+from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api
 from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
@@ -254,6 +254,7 @@ async def commit_claim(
     journal: Journal | None = None,
     stop: StopSignal | None = None,
     concurrency: int | None = None,
+    claim_wait: float | None = None,
     workspace_root: Path | None = None,
     migrate_via: MigrateVia | None = None,
 ) -> CommitResult:
@@ -265,7 +266,8 @@ async def commit_claim(
     service cannot claim are copied, verified and removed from the agent's org first, and the
     claim is made only once all of them are. Once `stop` is set no new call
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
-    calls (migrate: the stacks) at once. `migrate_via` is how migrate is to reach both
+    calls (migrate: the stacks) at once; `claim_wait` is how long a claim-api claim is
+    followed (None: `CLAIM_WAIT_SECONDS`). `migrate_via` is how migrate is to reach both
     sides (`toolkit.strategies.migrate.choose_migrate_via`); through the CLI, it makes its
     workspaces under `workspace_root` (default: the system temp folder).
     """
@@ -289,6 +291,7 @@ async def commit_claim(
             journal,
             stop,
             concurrency,
+            CLAIM_WAIT_SECONDS if claim_wait is None else claim_wait,
             delete_source,
             migrate_via,
             workspace_root,
@@ -315,6 +318,7 @@ class _Execution:
     journal: Journal
     stop: StopSignal
     concurrency: int | None
+    claim_wait: float
     delete_source: bool
     migrate_via: MigrateVia | None
     workspace_root: Path | None
@@ -340,6 +344,7 @@ class _Execution:
                         journal=self.journal,
                         stop=self.stop,
                         on_progress=on_progress,
+                        wait_seconds=self.claim_wait,
                     ),
                 )
             return plan.answered(outcome.answer), outcome.failed

@@ -101,6 +101,7 @@ def claim_request(
     landing: bool = True,
     delete_source: bool = False,
     concurrency: int | None = None,
+    claim_wait: float | None = None,
 ) -> ClaimRequest:
     """The claim of `target` as `preview` and `commit` take it: the resolution map read from
     `resolutions` (None: the empty map) and identified by its text; the map's landing unless
@@ -116,6 +117,7 @@ def claim_request(
         strategy=chosen_strategy(strategy),
         delete_source=delete_source,
         concurrency=concurrency,
+        claim_wait=claim_wait,
         landing=resolution_map.landing if landing else None,
         environments=environments,
         migrate_via=migrate_via,

@@ -71,6 +71,9 @@ class ClaimRequest:
     delete_source: bool = False
     concurrency: int | None = None
     """Calls (or migrate's stacks) at once; None: the strategy's default."""
+    claim_wait: float | None = None
+    """claim-api: seconds to follow the service's claim; None: `CLAIM_WAIT_SECONDS`. Not part
+    of the run key: the same command with another wait follows the same claim."""
     landing: LandingSpec | None = None
     """What to land after the moves; None: no landing (none asked for, or --no-landing)."""
     environments: EnvironmentChoice = "report"
@@ -215,6 +218,7 @@ async def commit_request(
                 journal=journal,
                 stop=stop,
                 concurrency=request.concurrency,
+                claim_wait=request.claim_wait,
                 workspace_root=workspaces,
                 migrate_via=request.migrate_via,
             )

@@ -38,6 +38,8 @@ AGENT = "agent-1"
 CREATED = datetime.now(UTC) - timedelta(hours=1)
 """The world's agent signed up an hour ago: it still writes, and its claim window is open."""
 HOUR = 3600
+PACE = 60
+"""Seconds a claim takes per stack in these worlds: far more than a test takes."""
 OWNER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]{1,38}[a-zA-Z0-9]")
 """What the CLI accepts as the owner part of a stack name."""
 
@@ -51,9 +53,14 @@ def world(
     claim_expires_at: datetime = CREATED + timedelta(days=30),
 ) -> dict[str, Any]:
     """alice admins acme, bob is a member, eve has no role there; agent-1 has three stacks,
-    one of which (web/dev) acme has too."""
+    one of which (web/dev) acme has too. A claim moves a stack every `PACE` seconds of the
+    service's clock, which the tests move."""
     return {
-        "service": {"signupDifficulty": 4, "claimMovesEnvironments": moves_environments},
+        "service": {
+            "signupDifficulty": 4,
+            "claimMovesEnvironments": moves_environments,
+            "claimSecondsPerStack": PACE,
+        },
         "users": [
             {"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}},
             {"login": "bob", "token": "tok-bob", "orgs": {"acme": "member"}},
@@ -422,6 +429,7 @@ def test_a_commit_moves_stacks_with_history_tags_and_secrets_and_retires_the_age
     renames = [rename("web", "dev", "web", "dev-agent"), rename("web", "prod", "shop", "prod")]
 
     claimed = state.claim(alice, "acme", "claim-1", renames, dry_run=False)
+    state.advance_clock(3 * PACE)
 
     assert claimed.claim_id is not None and not claimed.blocked
     assert state.stack_names(AGENT) == set()
@@ -605,6 +613,7 @@ def test_environments_move_with_the_claim_where_the_service_moves_them(
         committed = alice.post(
             "/api/agents/acme/claim", json=claim_body(stack_rename, environment_rename)
         ).json()
+    server.state.advance_clock(3 * PACE)
     assert [c["kind"] for c in conflicted["conflicts"]] == ["TransferEntityEnvironment"]
     assert committed["failures"] == [] and committed["transferToken"]
     assert server.state.environment_names("acme") == {
@@ -658,6 +667,53 @@ def test_writes_to_the_agent_org_wait_for_a_running_claim(state: ServiceState) -
     finished = state.complete_claim(started.claim_id)
     assert finished.claim_id == started.claim_id
     assert ("web", "x") in state.stack_names("acme")
+
+
+def test_a_commit_starts_the_claim_and_its_stacks_move_one_per_pace(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(world())
+    with http(server, "tok-bob") as bob, http(server, "tok-agent") as agent:
+        committed = bob.post(
+            "/api/agents/acme/claim", json=claim_body(rename("web", "dev", "web", "dev-agent"))
+        ).json()
+        token = committed["transferToken"]
+        seen: list[set[tuple[str, str]]] = []
+        refusals: list[int] = []
+        for _ in range(4):
+            seen.append(server.state.stack_names(AGENT))
+            made = agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "new"})
+            refusals.append(made.status_code)
+            assert bob.get("/api/agents/acme/claim/status").json() == {"claims": {token: committed}}
+            server.state.advance_clock(PACE)
+        whoami = agent.get("/api/user")
+
+    assert seen == [
+        {("api", "dev"), ("web", "dev"), ("web", "prod")},
+        {("web", "dev"), ("web", "prod")},
+        {("web", "prod")},
+        set(),
+    ]
+    assert refusals[:3] == [409, 409, 409], "the agent's org is held while the claim runs"
+    assert whoami.status_code == 401, "the claim has ended: the agent's token is retired"
+    assert {("api", "dev"), ("web", "dev-agent"), ("web", "prod")} <= server.state.stack_names(
+        "acme"
+    )
+
+
+def test_a_claim_undone_half_way_moves_its_stacks_back(state: ServiceState) -> None:
+    alice = state.authenticate("tok-alice")
+    started = state.start_claim(alice, "acme", "claim-1", [rename("web", "dev", "web", "x")])
+    state.advance_clock(PACE)
+    assert state.stack_names(AGENT) == {("web", "dev"), ("web", "prod")}
+    state.create_stack(alice, "acme", "web", "prod", tags={})
+    state.advance_clock(PACE)
+
+    assert state.stack_names(AGENT) == {("api", "dev"), ("web", "dev"), ("web", "prod")}
+    assert state.claims_status(alice, "acme") == []
+    assert state.validate_claim("claim-1").login == AGENT
+    assert started.claim_id is not None
+    assert fault_of(lambda: state.complete_claim(started.claim_id or "")).status == 404
 
 
 def test_a_claim_whose_names_were_taken_meanwhile_is_undone(state: ServiceState) -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,8 @@ WORLD = (
     "orgs: {o: {stacks: [{project: p, stack: s}]}}\n"
 )
 AUTH = {"Authorization": "token tok-u"}
+CREATED = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+EXPIRES = (datetime.now(UTC) + timedelta(days=29)).isoformat()
 
 
 def command(*args: str) -> list[str]:
@@ -107,6 +110,11 @@ def test_a_db_that_cannot_be_created_is_refused(world: Path, tmp_path: Path) -> 
         ("--fault-rate", "500=2", "'500=2': the rate must be a number from 0 to 1"),
         ("--fault-rate", "500=lots", "'500=lots': the rate must be a number from 0 to 1"),
         ("--retry-after", "-1", "'--retry-after': -1.0 is not in the range x>=0"),
+        (
+            "--claim-seconds-per-stack",
+            "-1",
+            "'--claim-seconds-per-stack': -1.0 is not in the range x>=0",
+        ),
     ],
 )
 def test_out_of_range_options_are_usage_errors(
@@ -204,3 +212,25 @@ def test_listening_beyond_loopback_is_warned_about_once_at_the_start(world: Path
 
 def test_listening_on_loopback_is_not_warned_about(world: Path) -> None:
     assert warnings_when_serving("--world", str(world), "--host", "127.0.0.1") == []
+
+
+def test_the_claim_pace_option_replaces_the_worlds(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    agent = "{login: agent-1, token: tok-a, claimToken: claim-1, "
+    world.write_text(
+        "service: {claimSecondsPerStack: 0}\n"
+        "users: [{login: u, token: tok-u, orgs: {o: admin}}]\n"
+        f"agents: [{agent}createdAt: {CREATED}, claimExpiresAt: {EXPIRES}}}]\n"
+        "orgs: {agent-1: {stacks: [{project: p, stack: a}, {project: p, stack: b}]}}\n",
+        encoding="utf-8",
+    )
+    with serving("--world", str(world), "--claim-seconds-per-stack", "3600") as url:
+        started = httpx.post(
+            f"{url}/api/agents/o/claim", json={"claimToken": "claim-1"}, headers=AUTH
+        )
+        assert started.json()["transferToken"]
+        listed = [httpx.get(f"{url}/api/user/stacks?organization=o", headers=AUTH).json()]
+        httpx.post(f"{url}/_emulator/clock", json={"advanceSeconds": 3600}).raise_for_status()
+        listed.append(httpx.get(f"{url}/api/user/stacks?organization=o", headers=AUTH).json())
+
+    assert [[s["stackName"] for s in page["stacks"]] for page in listed] == [[], ["a"]]

@@ -114,6 +114,7 @@ def _say_preview_landing(result: Preview) -> None:
     "break-lock",
     "new-run",
     "concurrency",
+    "claim-wait",
     "migrate-via",
     "no-landing",
     "log-format",
@@ -136,6 +137,7 @@ def commit(
     break_lock: bool,
     new_run: bool,
     concurrency: int | None,
+    claim_wait: float | None,
     migrate_via: MigrateVia | None,
     no_landing: bool,
     log_format: LogFormat,
@@ -185,6 +187,7 @@ def commit(
                 landing=not no_landing,
                 delete_source=delete_source,
                 concurrency=concurrency,
+                claim_wait=claim_wait,
             )
             outcome = _commit(
                 settings, credentials, request, runs_dir, yes, break_lock, new_run, log, stop

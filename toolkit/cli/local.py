@@ -98,6 +98,11 @@ def _fault_rates(
     type=click.IntRange(1, 256),
     help="Zero bits of agent sign-up's proof of work (default: the world's, else 12).",
 )
+@click.option(
+    "--claim-seconds-per-stack",
+    type=click.FloatRange(min=0),
+    help="Seconds a started claim takes to move each stack (default: the world's, else 0.02).",
+)
 def emulator(
     world: Path,
     host: str,
@@ -112,6 +117,7 @@ def emulator(
     fault_method: str,
     fault_path: str,
     signup_difficulty: int | None,
+    claim_seconds_per_stack: float | None,
 ) -> None:
     """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL.
 
@@ -158,6 +164,7 @@ def emulator(
         latency_ms=latency_ms,
         fault_rates=rates,
         signup_difficulty=signup_difficulty,
+        claim_seconds_per_stack=claim_seconds_per_stack,
     )
 
 

@@ -141,6 +141,14 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
         help="Calls made at once, and with migrate stacks at once; default 16 (migrate "
         "through the pulumi CLI: 4).",
     ),
+    "claim-wait": click.option(
+        "--claim-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="claim-api: how long to follow the claim the service runs before reporting the "
+        "stacks not landed yet as of unknown outcome (the same command follows it further); "
+        "default 300.",
+    ),
     "migrate-via": click.option(
         "--migrate-via",
         type=click.Choice(MIGRATE_VIA),

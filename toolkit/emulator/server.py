@@ -176,6 +176,7 @@ def serve_forever(
     latency_ms: float = 0.0,
     fault_rates: FaultRates | None = None,
     signup_difficulty: int | None = None,
+    claim_seconds_per_stack: float | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (Ctrl-C or SIGTERM).
 
@@ -183,13 +184,15 @@ def serve_forever(
     an existing file is served as it is (the world file is not read again), so what clients
     changed survives a restart of the process. None or ":memory:" keeps state in memory
     (it survives `POST /_emulator/restart`, which keeps the process).
-    `fault_rates` are in force from the first request; `signup_difficulty`, when given,
-    replaces the world's proof-of-work difficulty.
+    `fault_rates` are in force from the first request; `signup_difficulty` and
+    `claim_seconds_per_stack`, when given, replace the world's.
     """
     state = _load_state(world_path, db_path)
     try:
         if signup_difficulty is not None:
             state.set_signup_difficulty(signup_difficulty)
+        if claim_seconds_per_stack is not None:
+            state.set_claim_seconds_per_stack(claim_seconds_per_stack)
         failures: list[Exception] = []
         with _stop_requested() as stopped:
 

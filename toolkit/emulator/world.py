@@ -92,6 +92,11 @@ DEFAULT_SIGNUP_DIFFICULTY = 12
 """Leading zero bits of agent sign-up's proof of work: the CLI solves it in milliseconds."""
 
 
+DEFAULT_CLAIM_SECONDS_PER_STACK = 0.02
+"""How long a started claim takes to move each stack: above zero, so every claim is followed
+while it runs, and short, so a test's claim ends within a few polls."""
+
+
 class WorldService(_WorldModel):
     """How the emulated service behaves where Pulumi Cloud's own behaviour has changed."""
 
@@ -99,6 +104,10 @@ class WorldService(_WorldModel):
     """False: as at the claim API's launch, ESC environments are claim failures; True: as
     Pulumi documents it now, they move with the claim. Insights accounts and registry
     packages are failures either way."""
+    claim_seconds_per_stack: float = Field(default=DEFAULT_CLAIM_SECONDS_PER_STACK, ge=0)
+    """A claim's commit answers at once and starts the claim; the service then moves its
+    stacks one every this many seconds (0: all by the next call), the agent's org held
+    against writes meanwhile."""
     signup_difficulty: int = Field(default=DEFAULT_SIGNUP_DIFFICULTY, ge=1, le=256)
     """Leading zero bits the agent sign-up proof of work must reach."""
     legacy_names: bool = False

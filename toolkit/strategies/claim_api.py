@@ -6,9 +6,13 @@ changes nothing and says why. Otherwise each stack moves itself (history, tags, 
 secrets) and the agent's org and token are retired. The claimer needs a role in the
 destination; the claim token says what is claimed, so nobody needs access to the agent's org.
 
-The strategy then follows the claim (`GET /api/agents/{org}/claim/status`) until it has ended,
-reporting each stack as it is seen in the destination, and verifies against listings of the
-destination that every stack landed under its planned name.
+The claim call only starts the claim: the service answers at once with a `transferToken` and
+moves the stacks afterwards, holding the agent's org meanwhile. The strategy follows it
+(`GET /api/agents/{org}/claim/status` beside listings of the destination) until every stack
+the claim moves is in the destination, reporting each stack as it lands, then verifies that
+every planned stack landed under its planned name. A claim still running after the wait limit
+leaves the stacks not yet seen of unknown outcome: the same command follows it again (the
+journal holds the started claim, and the service's status finds it), never claiming twice.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from toolkit.cloud import CloudClient
 from toolkit.entities import StackName, entity_key, qualified_name, stack_name
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.journal import Journal
-from toolkit.models import AgentClaimResponse
+from toolkit.models import AgentClaimResponse, RenameEntity, TransferEntityStack
 from toolkit.moves import StackMove
 from toolkit.plan import ClaimPlan, is_blocked
 from toolkit.progress import MoveFailure, MoveTally, Step
@@ -28,10 +32,15 @@ from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_pro
 from toolkit.strategies.transfer import listed_stack_names
 
 CLAIM_WAIT_SECONDS = 300.0
-"""How long a started claim is followed before the stacks still missing count as failed."""
+"""How long a started claim is followed before the stacks not yet landed are reported as of
+unknown outcome (`pulumi-claim commit --claim-wait`)."""
 
-POLL_SECONDS = 0.5
-"""Between two looks at the claim's status and the destination's stacks."""
+POLL_SECONDS = 2.0
+"""The longest pause between two looks at the claim's status and the destination's stacks."""
+
+FIRST_POLL_SECONDS = 0.1
+"""The first pause; each next one doubles, up to `POLL_SECONDS`: a small claim ends within a
+few looks, a large one is not asked after needlessly often."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,11 @@ async def execute_claim_api(
     is found in the destination's claim status and followed, never made twice.
     """
     journal = journal or Journal.in_memory()
+    stop = stop or StopSignal()
     tally = MoveTally(len(plan.moves), on_progress)
     answer = await _earlier_claim(client, plan, journal)
     if answer is None:
-        if (stop or StopSignal()).requested:
+        if stop.requested:
             return _all_moves(plan, tally, MoveFailure.interrupted("claim"), plan.service_answer)
         made = await _claim(client, plan, claim_token, journal)
         if isinstance(made, MoveFailure):
@@ -74,22 +84,48 @@ async def execute_claim_api(
         return ClaimOutcome(answer=answer, failed={})
     for move in plan.moves:
         tally.started(*_names(plan, move))
-    record, landed = await _follow(
-        client, plan, answer.transfer_token, tally, wait_seconds, poll_seconds
+    followed = await _follow(
+        client,
+        plan,
+        answer.transfer_token,
+        tally,
+        stop,
+        Pace(wait_seconds, poll_seconds),
     )
     failed: FailedMoves = {}
     for move in plan.moves:
-        if stack_name(move.target) in landed:
+        if stack_name(move.target) in followed.landed:
             continue
-        failure = MoveFailure(
+        failure = _not_landed(plan, move, answer.transfer_token, followed, wait_seconds)
+        failed[entity_key(move.source)] = failure
+        tally.failed(*_names(plan, move), failure)
+    return ClaimOutcome(answer=followed.record or answer, failed=failed)
+
+
+def _not_landed(
+    plan: ClaimPlan,
+    move: StackMove,
+    transfer_token: str | None,
+    followed: Followed,
+    wait_seconds: float,
+) -> MoveFailure:
+    """Why a planned stack is not in the destination: the claim ended elsewhere, the run
+    was stopped, or the claim was still running when the wait ran out."""
+    if followed.ended:
+        return MoveFailure(
             "verify",
             f"verification: {_target(move)} is not in {plan.destination_org} after the claim "
             "ended; look for it there and in the agent's org before claiming again",
             source_untouched=False,
         )
-        failed[entity_key(move.source)] = failure
-        tally.failed(*_names(plan, move), failure)
-    return ClaimOutcome(answer=record or answer, failed=failed)
+    if followed.stopped:
+        return MoveFailure.interrupted("claim")
+    claim = f"the claim {transfer_token}" if transfer_token else "the claim"
+    return MoveFailure.unknown(
+        "claim",
+        f"{claim} into {plan.destination_org} was still running after {wait_seconds:g} s "
+        f"({_target(move)} had not landed yet; the service moves the stacks itself)",
+    )
 
 
 CLAIM_STEP: Step = "claim"
@@ -135,13 +171,23 @@ async def _claim(
 async def _earlier_claim(
     client: CloudClient, plan: ClaimPlan, journal: Journal
 ) -> AgentClaimResponse | None:
-    """The claim an earlier attempt of this run may have made, as the service records it."""
+    """The claim an earlier attempt of this run may have made, as the service records it.
+    One whose answer the journal lacks (the attempt killed before it came) is recorded with
+    its transfer token as found."""
     tried = [
         step
         for step in journal.steps()
         if step.action == CLAIM_STEP and step.outcome in (None, "done", "unknown")
     ]
-    return await _claim_of(client, plan) if tried else None
+    if not tried:
+        return None
+    found = await _claim_of(client, plan)
+    if found is not None and not any(step.outcome == "done" for step in tried):
+        row = journal.begin(
+            JOURNAL_MOVE, CLAIM_STEP, f"follow the claim of {plan.source_org} already started"
+        )
+        journal.end(row, "done", f"claim {found.transfer_token}, found in the claim status")
+    return found
 
 
 async def _claim_of(client: CloudClient, plan: ClaimPlan) -> AgentClaimResponse | None:
@@ -167,22 +213,41 @@ def _all_moves(
     )
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long to follow a started claim, and the longest pause between two looks."""
+
+    wait_seconds: float
+    poll_seconds: float
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What following a started claim saw last."""
+
+    record: AgentClaimResponse | None
+    """The claim as the destination's claim status lists it (None: not listed)."""
+    landed: set[StackName]
+    """The destination's stacks, as last listed."""
+    ended: bool
+    """Every stack the claim moves is in the destination, or the claim reports failures."""
+    stopped: bool = False
+    """The run was asked to stop before the claim ended."""
+
+
 async def _follow(
     client: CloudClient,
     plan: ClaimPlan,
     transfer_token: str | None,
     tally: MoveTally,
-    wait_seconds: float,
-    poll_seconds: float,
-) -> tuple[AgentClaimResponse | None, set[StackName]]:
-    """The claim's status record once it has ended (None if the service keeps none), and the
-    destination's stacks as last listed.
-
-    It has ended when the service lists it and every planned stack is in the destination,
-    or it reports failures; after `wait_seconds` the caller verifies whatever is there.
-    """
+    stop: StopSignal,
+    pace: Pace,
+) -> Followed:
+    """Look at the claim's status and the destination's stacks until the claim has ended,
+    the run is stopped, or `pace.wait_seconds` have passed; report each stack as it lands."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_seconds
+    deadline = loop.time() + pace.wait_seconds
+    pause = min(FIRST_POLL_SECONDS, pace.poll_seconds)
     pending = {stack_name(move.target): move for move in plan.moves}
     projects = _projects(plan)
     while True:
@@ -195,12 +260,39 @@ async def _follow(
             summary = f"claimed {_target(move)} into {plan.destination_org}"
             tally.finished(*_names(plan, move), "claim", summary)
         record = status.claims.get(transfer_token) if transfer_token else None
-        listed = record is not None or transfer_token is None
-        if (listed and not pending) or (record and record.failures):
-            return record, landed
+        if _has_ended(record, transfer_token, landed, pending):
+            return Followed(record, landed, ended=True)
+        if stop.requested:
+            return Followed(record, landed, ended=False, stopped=True)
         if loop.time() >= deadline:
-            return record, landed
-        await asyncio.sleep(poll_seconds)
+            return Followed(record, landed, ended=False)
+        await asyncio.sleep(min(pause, max(deadline - loop.time(), 0.0)))
+        pause = min(pause * 2, pace.poll_seconds)
+
+
+def _has_ended(
+    record: AgentClaimResponse | None,
+    transfer_token: str | None,
+    landed: set[StackName],
+    pending: dict[StackName, StackMove],
+) -> bool:
+    """Whether the claim is over: it reports failures, or every stack it moves (under the
+    names its record gives them) is in the destination. Without a transfer token to look it
+    up by, every planned stack in the destination is the only sign."""
+    if record is not None and record.failures:
+        return True
+    if transfer_token is None:
+        return not pending
+    return record is not None and _claimed_stacks(record) <= landed
+
+
+def _claimed_stacks(record: AgentClaimResponse) -> set[StackName]:
+    """The names the claim's stacks land under in the destination."""
+    landing = [
+        entity.rename_as if isinstance(entity, RenameEntity) else entity
+        for entity in record.entities
+    ]
+    return {stack_name(entity) for entity in landing if isinstance(entity, TransferEntityStack)}
 
 
 def _projects(plan: ClaimPlan) -> list[str]:

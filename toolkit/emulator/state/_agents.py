@@ -12,10 +12,13 @@ The rules, as Pulumi documents the agent claim API and as the `pulumi` CLI expec
   the agent's entities ends up with. Failures are what the service cannot move: Insights
   accounts and registry packages, ESC environments too unless the service moves them
   (`claimMovesEnvironments`), and a stack while an update runs. A commit with any conflict
-  or failure changes nothing; otherwise it holds the agent's org against writes, moves
-  every stack (history, tags, checkpoints and secrets key along) and the environments the
-  service moves under their resolved names, soft-deletes the agent's org and token, and
-  consumes the claim token.
+  or failure changes nothing. Otherwise the commit only starts the claim and answers at
+  once with its `transferToken`: it consumes the claim token and holds the agent's org
+  against writes (409); then, as the service's clock runs, the claim moves one stack every
+  `claimSecondsPerStack` (history, tags, checkpoints and secrets key along), and with the
+  last one the environments the service moves, under their resolved names, and soft-deletes
+  the agent's org and token. The claim status lists the claim from its start; the stacks
+  appear in the destination as they move.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from toolkit.emulator.state._records import (
 from toolkit.emulator.state._schema import AGENT_CLAIM_WINDOW, AGENT_WRITE_WINDOW
 from toolkit.emulator.state._store import RUNNING_UPDATE, Store
 from toolkit.emulator.state._updates import move_checkpoint
-from toolkit.emulator.world import DEFAULT_SIGNUP_DIFFICULTY
+from toolkit.emulator.world import DEFAULT_CLAIM_SECONDS_PER_STACK, DEFAULT_SIGNUP_DIFFICULTY
 from toolkit.entities import (
     EntityKey,
     Inventory,
@@ -176,10 +179,16 @@ class Agents(Store):
         if dry_run:
             with self._session():
                 return self._assess_claim(caller, destination, claim_token, resolutions)
-        started = self.start_claim(caller, destination, claim_token, resolutions)
-        if started.claim_id is None:
-            return started
-        return self.complete_claim(started.claim_id)
+        return self.start_claim(caller, destination, claim_token, resolutions)
+
+    def claim_seconds_per_stack(self) -> float:
+        return float(self._setting("claim_seconds_per_stack", DEFAULT_CLAIM_SECONDS_PER_STACK))
+
+    def set_claim_seconds_per_stack(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a claim's seconds per stack cannot be negative")
+        with self._session(write=True):
+            self._set_setting("claim_seconds_per_stack", seconds)
 
     def start_claim(
         self,
@@ -188,8 +197,9 @@ class Agents(Store):
         claim_token: str,
         resolutions: Sequence[BaseEntity | RenameEntity],
     ) -> ClaimRecord:
-        """The first step of a commit: when nothing blocks it, consume the claim token, hold
-        the agent's org against writes and record the claim as running."""
+        """A commit: when nothing blocks it, consume the claim token, hold the agent's org
+        against writes and record the claim as running; its stacks move later, one every
+        `claim_seconds_per_stack()` of the service's clock (`_catch_up`)."""
         with self._session(write=True):
             record = self._assess_claim(caller, destination, claim_token, resolutions)
             if record.blocked:
@@ -209,35 +219,71 @@ class Agents(Store):
                     record.login,
                     caller.login,
                     self._clock(),
-                    _encode(record),
+                    _encode(record, moved=0),
                 ),
             )
         return replace(record, claim_id=claim_id)
 
     def complete_claim(self, claim_id: str) -> ClaimRecord:
-        """The second step: move everything under its resolved name, soft-delete the agent's
-        org and token. Should a name have been taken in the destination since the claim
-        started, the claim is undone instead (token usable again, org released) and its
-        record lists the conflicts."""
-        now = self.now().isoformat()
+        """Finish a running claim now, whatever its pace (see `_advance_claim`)."""
         with self._session(write=True):
-            row = self._db.execute(
-                "SELECT destination, agent, status, document FROM claims WHERE id = ?",
-                (claim_id,),
-            ).fetchone()
-            if row is None or row[2] != "running":
-                raise ServiceFault(404, f"Not Found: no claim {claim_id} is running")
-            destination, agent, _, document = row
-            record = _decode(document, claim_id)
-            moves = [(entity, _target(entity)) for entity in record.entities]
-            taken = [entity for entity, target in moves if self._taken(destination, target)]
-            if taken:
-                self._db.execute("UPDATE orgs SET claimed_by = NULL WHERE name = ?", (agent,))
-                self._db.execute("UPDATE accounts SET claimed_by = NULL WHERE login = ?", (agent,))
-                self._db.execute("DELETE FROM claims WHERE id = ?", (claim_id,))
-                return replace(record, conflicts=taken, failures=[], claim_id=None)
-            for entity, target in moves:
+            return self._advance_claim(claim_id, None)
+
+    def _catch_up(self) -> None:
+        """Move the stacks of every running claim that are due by the service's clock."""
+        running = self._db.execute(
+            "SELECT id, started FROM claims WHERE status = 'running'"
+        ).fetchall()
+        if not running:
+            return
+        pace = self.claim_seconds_per_stack()
+        for claim_id, started in running:
+            due = None if pace == 0 else int((self._clock() - started) / pace)
+            with self._session(write=True):
+                self._advance_claim(claim_id, due)
+
+    def _advance_claim(self, claim_id: str, due: int | None) -> ClaimRecord:
+        """Move the running claim's stacks, in order, until `due` of them have moved (None:
+        all). With the last stack, the environments the service moves follow, the agent's
+        org and token are soft-deleted and the claim has succeeded. Should a name still to
+        be landed have been taken in the destination since the claim started, the claim is
+        undone instead (stacks moved back, token usable again, org released) and the record
+        returned lists the conflicts."""
+        row = self._db.execute(
+            "SELECT destination, agent, status, document FROM claims WHERE id = ?",
+            (claim_id,),
+        ).fetchone()
+        if row is None or row[2] != "running":
+            raise ServiceFault(404, f"Not Found: no claim {claim_id} is running")
+        destination, agent, _, document = row
+        record = _decode(document, claim_id)
+        moved = int(json.loads(document)["moved"])
+        moves = [(entity, _target(entity)) for entity in record.entities]
+        stacks = [move for move in moves if isinstance(move[1], TransferEntityStack)]
+        others = [move for move in moves if not isinstance(move[1], TransferEntityStack)]
+        reached = len(stacks) if due is None else min(due, len(stacks))
+        if reached <= moved and reached < len(stacks):
+            return record
+        taken = [
+            entity for entity, target in stacks[moved:] + others if self._taken(destination, target)
+        ]
+        if taken:
+            for entity, target in stacks[:moved]:
+                self._move(destination, agent, target, _source(entity))
+            self._db.execute("UPDATE orgs SET claimed_by = NULL WHERE name = ?", (agent,))
+            self._db.execute("UPDATE accounts SET claimed_by = NULL WHERE login = ?", (agent,))
+            self._db.execute("DELETE FROM claims WHERE id = ?", (claim_id,))
+            return replace(record, conflicts=taken, failures=[], claim_id=None)
+        for entity, target in stacks[moved:reached]:
+            self._move(agent, destination, entity, target)
+        self._db.execute(
+            "UPDATE claims SET document = ? WHERE id = ?",
+            (_encode(record, moved=reached), claim_id),
+        )
+        if reached == len(stacks):
+            for entity, target in others:
                 self._move(agent, destination, entity, target)
+            now = self.now().isoformat()
             self._db.execute("UPDATE orgs SET deleted_at = ? WHERE name = ?", (now, agent))
             self._db.execute("UPDATE accounts SET deleted_at = ? WHERE login = ?", (now, agent))
             self._db.execute("UPDATE claims SET status = 'succeeded' WHERE id = ?", (claim_id,))
@@ -495,9 +541,16 @@ def _target(entity: BaseEntity | RenameEntity) -> BaseEntity:
     return make_entity(kind_of(base).wire_kind, identity(base))
 
 
-def _encode(record: ClaimRecord) -> str:
-    """A started claim's record as the claims table keeps it."""
+def _source(entity: BaseEntity | RenameEntity) -> BaseEntity:
+    """The entity as the agent's org names it, before any rename."""
+    return make_entity(kind_of(entity).wire_kind, identity(entity))
+
+
+def _encode(record: ClaimRecord, *, moved: int) -> str:
+    """A started claim's record as the claims table keeps it, with how many of its stacks
+    have moved."""
     document: dict[str, Any] = {
+        "moved": moved,
         "login": record.login,
         "createdAt": record.created_at.isoformat(),
         "claimExpiresAt": record.claim_expires_at.isoformat(),

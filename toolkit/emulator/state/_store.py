@@ -1,7 +1,8 @@
 """The base every part of the state builds on: one SQLite connection behind one lock, the one
 way into an operation, and the lookups of orgs, roles and stacks that every part needs.
 
-An operation enters through `_session` (the lock, and for a write one transaction) or one of
+An operation enters through `_session` (the lock, and for a write one transaction; the
+outermost session first lets the service catch up with its clock) or one of
 its scoped forms: `_in_org` also checks the caller's role in the org (and, for a write, that
 the caller may write and the org is not being claimed), `_on_stack` also finds the stack. A
 refusal anywhere inside rolls the whole operation back.
@@ -38,6 +39,8 @@ class Store:
         let update leases expire without waiting."""
         self._given_clock = clock
         self._lock = threading.RLock()
+        self._depth = 0
+        """Sessions open on this thread under the lock: the outermost one catches up."""
         self._db = connect(db_path)
         self._offset = float(self._setting("clock_offset", 0.0))
 
@@ -89,21 +92,31 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def _catch_up(self) -> None:
+        """Carry out what the service does on its own as time passes (a running claim moving
+        stacks), so that every operation sees the state as of the service's clock."""
+
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[None]:
         """One operation on the state, under the lock; a write is one transaction, so it
         happens whole or not at all."""
         with self._lock:
-            if not write:
-                yield
-                return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
             try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                if self._depth == 1:
+                    self._catch_up()
+                if not write:
+                    yield
+                    return
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     @contextmanager
     def _in_org(self, caller: Caller, org: str, *, write: bool = False) -> Iterator[Role]:
