@@ -198,12 +198,12 @@ def test_a_claim_still_running_when_the_wait_ends_is_of_unknown_outcome_until_re
     (token,) = claims_status(server)
     still = f"the claim {token} into acme was still running after 0.3 s"
     rerun = "re-run the same command: it looks where each stack is now and finishes the move"
-    assert [line for line in waited.stderr.splitlines() if line.startswith("[")] == [
-        "[0/3] moving agent-abc123/api/prod -> acme/api/prod",
-        "[0/3] moving agent-abc123/web/dev -> acme/web/dev-agent",
-        "[0/3] moving agent-abc123/web/qa -> acme/web/qa",
+    assert [line for line in waited.stderr.splitlines() if line.startswith("stacks [")] == [
+        "stacks [0/3] moving agent-abc123/api/prod -> acme/api/prod",
+        "stacks [0/3] moving agent-abc123/web/dev -> acme/web/dev-agent",
+        "stacks [0/3] moving agent-abc123/web/qa -> acme/web/qa",
         *(
-            f"[{done}/3, {done} failed] agent-abc123/{source} -> acme/{target} is of unknown "
+            f"stacks [{done}/3, {done} failed] agent-abc123/{source} -> acme/{target} is of unknown "
             f"outcome (claim): outcome unknown: {still} ({target} had not landed yet; the "
             f"service moves the stacks itself); {rerun}"
             for done, source, target in [
