@@ -203,8 +203,8 @@ def test_a_claim_still_running_when_the_wait_ends_is_of_unknown_outcome_until_re
         "stacks [0/3] moving agent-abc123/web/dev -> acme/web/dev-agent",
         "stacks [0/3] moving agent-abc123/web/qa -> acme/web/qa",
         *(
-            f"stacks [{done}/3, {done} failed] agent-abc123/{source} -> acme/{target} is of unknown "
-            f"outcome (claim): outcome unknown: {still} ({target} had not landed yet; the "
+            f"stacks [{done}/3, {done} failed] agent-abc123/{source} -> acme/{target} is of "
+            f"unknown outcome (claim): outcome unknown: {still} ({target} had not landed yet; the "
             f"service moves the stacks itself); {rerun}"
             for done, source, target in [
                 (1, "api/prod", "api/prod"),
