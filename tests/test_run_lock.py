@@ -1,5 +1,6 @@
 """The source org's lock as the user meets it: a run that changed nothing leaves no lock
-behind, and one org is one lock whatever the spelling of its service's URL.
+behind, one org is one lock whatever the spelling of its service's URL, and with a runs
+database (PostgreSQL) one lock whichever machine runs the commit.
 
 Each commit runs in its own process against the emulator, as a user or a scheduler runs it.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from agent_times import agent_entry
 from commit_process import (
@@ -24,6 +26,7 @@ from commit_process import (
     toolkit_command,
     toolkit_env,
 )
+from conftest import STORAGES
 from waiting import wait_until
 
 from toolkit.credentials import load_credentials
@@ -92,8 +95,9 @@ def assert_moved(server: EmulatorServer, finished: Finished) -> None:
     }
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_a_commit_refused_for_its_map_leaves_no_lock_and_the_fixed_map_commits(
-    make_emulator: EmulatorFactory, tmp_path: Path
+    make_emulator: EmulatorFactory, tmp_path: Path, database_url: str | None
 ) -> None:
     server = make_emulator(world())
     runs_dir, map_file = tmp_path / "runs", tmp_path / "map.yaml"
@@ -108,7 +112,7 @@ def test_a_commit_refused_for_its_map_leaves_no_lock_and_the_fixed_map_commits(
     fixed = commit(server, runs_dir, map_file)
     assert "unfinished run" not in fixed.stderr
     assert_moved(server, fixed)
-    assert read_run(runs_dir).finished
+    assert read_run(runs_dir, database=database_url).finished
 
 
 def test_a_commit_refused_403_leaves_no_lock_and_another_token_commits(
@@ -129,8 +133,9 @@ def test_a_commit_refused_403_leaves_no_lock_and_another_token_commits(
     assert_moved(server, other)
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_a_commit_stopped_before_its_first_call_leaves_no_lock_and_another_commits(
-    make_emulator: EmulatorFactory, tmp_path: Path
+    make_emulator: EmulatorFactory, tmp_path: Path, database_url: str | None
 ) -> None:
     server = make_emulator(world())
     runs_dir, map_file = tmp_path / "runs", tmp_path / "map.yaml"
@@ -150,7 +155,7 @@ def test_a_commit_stopped_before_its_first_call_leaves_no_lock_and_another_commi
     wait_until(lambda: "stopping:" in said.read_text(encoding="utf-8"), "the run is stopping")
     server.faults.release()
     assert stopped.wait(timeout=300) == 130, said.read_text(encoding="utf-8")
-    assert read_run(runs_dir).steps == []
+    assert read_run(runs_dir, database=database_url).steps == []
     assert server.state.stack_names(AGENT) == {("web", "dev"), ("web", "prod")}
 
     other = commit(server, runs_dir, map_file, strategy="transfer")
@@ -270,3 +275,46 @@ def test_one_run_per_org_whatever_the_spelling_of_its_url(
 def test_one_org_named_twice_under_two_spellings_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="--from and --to are both 'acme'"):
         ClaimTarget("acme", "acme", "http://localhost:8080/", "http://127.0.0.1:8080")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_machines_sharing_a_runs_database_never_run_one_org_at_once(
+    make_emulator: EmulatorFactory, tmp_path: Path, database_url: str
+) -> None:
+    """Each commit has a runs folder of its own, as on two machines: the lock is the
+    database's. The holder's name is cleared once its run finished."""
+    server = make_emulator(world())
+    map_file = tmp_path / "map.yaml"
+    map_file.write_text(GOOD_MAP, encoding="utf-8")
+    args = ["commit", *ORGS, "--strategy", "transfer", "-r", str(map_file), "--yes"]
+    server.faults.hold(method="POST", path=f"/api/stacks/{AGENT}/.*", times=None)
+    first = subprocess.Popen(
+        toolkit_command(server, *args, "--format", "json"),
+        env=toolkit_env(tmp_path / "one" / "runs", PULUMI_ACCESS_TOKEN="tok-alice"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: server.faults.holding >= 1, "the first run's first call arrived")
+        changes_before = [e for e in server.requests.entries() if is_state_changing(e)]
+        second = subprocess.run(
+            toolkit_command(server, *args),
+            env=toolkit_env(tmp_path / "two" / "runs", PULUMI_ACCESS_TOKEN="tok-alice"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+        assert second.returncode == 1, second.stderr
+        assert f"org {AGENT} is locked by run " in second.stderr
+        assert "Wait for that run to finish" in second.stderr
+        assert [e for e in server.requests.entries() if is_state_changing(e)] == changes_before
+    finally:
+        server.faults.clear()
+        stdout, stderr = first.communicate(timeout=300)
+    assert_moved(server, Finished(first.returncode, stdout, stderr))
+    assert not (tmp_path / "one" / "runs" / "locks").exists(), "no lock in the runs folder"
+    with psycopg.connect(database_url) as connection:
+        holders = connection.execute("SELECT holder FROM pulumi_claim.org_lock").fetchall()
+    assert holders == [("",)], "a finished run leaves its lock free"
