@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import click
+from click.core import ParameterSource
 
 from toolkit.cli.options import Command
 
@@ -209,6 +210,8 @@ def _after_command(ctx: click.Context, param: click.Parameter, value: Any) -> No
     """A global option given after the command, into the Settings the command is handed."""
     if not value or param.name is None:
         return
+    if ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+        return  # the group read the variable already; an option before the command wins
     settings = ctx.find_object(Settings)
     if settings is None:
         return

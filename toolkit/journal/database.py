@@ -123,8 +123,9 @@ def check_database_url(url: str) -> None:
     if urlsplit(url).scheme not in SCHEMES:
         raise InvalidInputError(
             f"the database URL {describe(url)} is not a PostgreSQL one.",
-            hint=f"Give postgresql://USER:PASSWORD@HOST:PORT/DATABASE ({DATABASE_URL_VARIABLE} "
-            "or --database-url), or neither, to keep the runs in the runs folder (SQLite).",
+            hint=f"Give a URL of the form postgresql://USER@HOST:PORT/DATABASE (the password "
+            f"as USER:PASSWORD) in {DATABASE_URL_VARIABLE} or --database-url, or neither, to "
+            "keep the runs in the runs folder (SQLite).",
         )
 
 
