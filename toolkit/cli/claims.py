@@ -407,7 +407,8 @@ def status(
     service's document). With --list, every recorded run instead: its id, orgs, strategy,
     state, exit code and age.
 
-    Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
+    Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs), or
+    in the PostgreSQL database of --database-url / $PULUMI_CLAIM_DATABASE_URL.
     """
     from toolkit import commands
 
