@@ -11,6 +11,8 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,9 +32,11 @@ from conftest import STORAGES
 from waiting import wait_until
 
 from toolkit.credentials import load_credentials
+from toolkit.database_locks import DatabaseOrgLock
 from toolkit.emulator.server import EmulatorServer
-from toolkit.errors import InvalidInputError
+from toolkit.errors import InvalidInputError, RunLockedError
 from toolkit.journal import read_run
+from toolkit.locks import LockHolder, OrgLock, take_org_lock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
@@ -318,3 +322,49 @@ def test_two_machines_sharing_a_runs_database_never_run_one_org_at_once(
     with psycopg.connect(database_url) as connection:
         holders = connection.execute("SELECT holder FROM pulumi_claim.org_lock").fetchall()
     assert holders == [("",)], "a finished run leaves its lock free"
+
+
+def lock_holder(run_key: str, *, ago: timedelta = timedelta()) -> LockHolder:
+    started = (datetime.now(UTC) - ago).isoformat(timespec="seconds")
+    return replace(LockHolder.this_process(f"run-{run_key}", run_key, "cmd"), started_at=started)
+
+
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
+def test_a_dead_holders_lock_goes_to_its_own_command_and_a_stale_one_only_with_break_lock(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """The lock's rules, the same in the runs folder (flock) and in a runs database (session
+    advisory lock): a holder's end lets go of the lock but not of its name."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir(mode=0o700)
+    source = f"http://127.0.0.1:1 org {AGENT}"
+
+    def take(run_key: str, *, break_lock: bool = False) -> OrgLock | DatabaseOrgLock:
+        return take_org_lock(
+            runs_dir,
+            source,
+            lock_holder(run_key),
+            unfinished=lambda previous: True,
+            break_lock=break_lock,
+            database=database_url,
+        )
+
+    first = take("key-1")
+    with pytest.raises(RunLockedError, match=f"{source} is locked by run run-key-1 by "):
+        take("key-1")
+    first.__exit__(None, None, None)  # its process died: the lock is free, its name stays
+    with pytest.raises(RunLockedError, match=f"{source} has an unfinished run: run run-key-1"):
+        take("key-2")
+    same = take("key-1")
+    assert same.taken_over is not None and same.taken_over.run_id == "run-key-1"
+
+    same.name_run(lock_holder("key-1", ago=timedelta(days=2)))  # hung for two days
+    with pytest.raises(RunLockedError, match="and looks stale; nothing was changed"):
+        take("key-3")
+    broken = take("key-3", break_lock=True)
+    assert broken.taken_over is None
+    with pytest.raises(RunLockedError, match=f"{source} is locked by run run-key-3 by "):
+        take("key-1")
+    broken.release(finished=True)
+    same.__exit__(None, None, None)
+    take("key-4").release(finished=True)

@@ -126,9 +126,11 @@ def _take(
         if not locked:
             if previous is None or previous.age() < STALE_AFTER or not break_lock:
                 raise held(source, previous)
-            # A stale holder keeps its lock of the old generation; this run takes the next.
+            # A stale holder keeps its lock of the old generation; this run takes the next,
+            # which names nobody yet (as a new lock file does).
             db.execute(
-                f"UPDATE {_TABLE} SET generation = ? WHERE source = ? AND generation = ?",
+                f"UPDATE {_TABLE} SET generation = ?, holder = ''"
+                " WHERE source = ? AND generation = ?",
                 (generation + 1, source, generation),
             )
             break_lock = False
