@@ -70,19 +70,18 @@ class Database:
 
     def __init__(self, connection: sqlite3.Connection | psycopg.Connection[Any]) -> None:
         self._connection = connection
-        self.is_postgres = not isinstance(connection, sqlite3.Connection)
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         if isinstance(self._connection, sqlite3.Connection):
             return self._connection.execute(sql, parameters)
-        with _failures(self._connection):
+        with _failures():
             return self._connection.execute(_postgres(sql), parameters)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         if isinstance(self._connection, sqlite3.Connection):
             self._connection.executemany(sql, rows)
             return
-        with _failures(self._connection):
+        with _failures():
             self._connection.cursor().executemany(_postgres(sql), list(rows))
 
     def create_tables(self) -> None:
@@ -90,7 +89,7 @@ class Database:
         if isinstance(self._connection, sqlite3.Connection):
             self._connection.executescript(SCHEMA)
             return
-        with _failures(self._connection):
+        with _failures():
             self._connection.execute(_postgres_ddl(SCHEMA))
 
     def has_table(self, name: str) -> bool:
@@ -111,8 +110,13 @@ class Database:
             with self._connection:
                 yield
             return
-        with _failures(self._connection), self._connection.transaction():
+        with _failures(), self._connection.transaction():
             yield
+
+    def use_run(self, run_id: str) -> None:
+        """Read and write the tables of run `run_id` from now on (PostgreSQL only: a SQLite
+        journal is one run's)."""
+        self.execute(f"SET search_path TO {run_schema(run_id)}")
 
     def close(self) -> None:
         self._connection.close()
@@ -167,8 +171,8 @@ def connect_postgres(url: str, *, run_id: str | None = None) -> Database:
     try:
         _set_up(connection, url)
         if run_id is not None:
-            connection.execute(f"SET search_path TO {run_schema(run_id)}")
-    except psycopg.Error as error:
+            database.use_run(run_id)
+    except (psycopg.Error, DatabaseFailure) as error:
         connection.close()
         raise RunsDatabaseError(
             f"the runs database at {where} cannot be used ({_words(error, url)}); "
@@ -187,7 +191,13 @@ def run_schema(run_id: str) -> str:
 
 
 def _set_up(connection: psycopg.Connection[Any], url: str) -> None:
-    """Create the shared tables when missing; refuse a layout of another version."""
+    """Create the shared tables when missing; refuse a layout of another version. A database
+    set up already at this version costs two queries, and takes no lock."""
+    layout = connection.execute(f"SELECT to_regclass('{SHARED_SCHEMA}.layout')").fetchone()
+    if layout is not None and layout[0] is not None:
+        versions = connection.execute(f"SELECT version FROM {SHARED_SCHEMA}.layout").fetchall()
+        if versions == [(SCHEMA_VERSION,)]:
+            return
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
         connection.execute(SHARED_TABLES)
@@ -225,7 +235,7 @@ def database_unwritable(url: str, error: BaseException) -> RunsDatabaseError:
 
 
 @contextmanager
-def _failures(connection: psycopg.Connection[Any]) -> Iterator[None]:
+def _failures() -> Iterator[None]:
     """The driver's errors as `DatabaseFailure`."""
     import psycopg
 

@@ -119,7 +119,11 @@ def read_run(
 def list_runs(runs_dir: Path, *, database: str | None = None) -> list[RunRecord]:
     """Every run recorded in `runs_dir` (or `database`), the latest started first."""
     if database is not None:
-        runs = [_read_in_database(database, run_id) for run_id in _indexed(database)]
+        db = connect_postgres(database)
+        try:
+            runs = [_read_indexed(db, database, run_id) for run_id in _indexed(db)]
+        finally:
+            db.close()
     else:
         check_runs_dir(runs_dir, writable=False)
         runs = [_read(path) for path in _journals(runs_dir)]
@@ -129,8 +133,12 @@ def list_runs(runs_dir: Path, *, database: str | None = None) -> list[RunRecord]
 def find_run(runs_dir: Path, run_key: str, *, database: str | None = None) -> RunRecord | None:
     """The newest run of `run_key`, if any was recorded in `runs_dir` (or `database`)."""
     if database is not None:
-        newest = _indexed(database, run_key)
-        return _read_in_database(database, newest[-1]) if newest else None
+        db = connect_postgres(database)
+        try:
+            newest = _indexed(db, run_key)
+            return _read_indexed(db, database, newest[-1]) if newest else None
+        finally:
+            db.close()
     key_file = runs_dir / KEYS_DIR / run_key
     if not key_file.is_file():
         return None
@@ -142,10 +150,11 @@ def made_calls(runs_dir: Path, run_id: str, *, database: str | None = None) -> b
     """Whether run `run_id` recorded any state-changing call: not when it has no journal (it
     stopped while it was still planning); when its journal cannot be read, it may have."""
     if database is not None:
-        if run_id not in _indexed(database):
-            return False
-        db = connect_postgres(database, run_id=run_id)
+        db = connect_postgres(database)
         try:
+            if not _is_indexed(db, run_id):
+                return False
+            db.use_run(run_id)
             return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
         except DatabaseFailure:
             return True
@@ -166,21 +175,31 @@ def made_calls(runs_dir: Path, run_id: str, *, database: str | None = None) -> b
 
 def _read_in_database(database: str, run_id: str | None) -> RunRecord:
     """Run `run_id` (or the newest) of the PostgreSQL `database`."""
-    indexed = _indexed(database)
-    if run_id is None and not indexed:
-        raise InvalidInputError(
-            f"no commit has been recorded in the runs database {describe(database)}.",
-            hint="Runs are recorded by `pulumi-claim commit`; unset PULUMI_CLAIM_DATABASE_URL "
-            "to look in the runs folder.",
-        )
-    run_id = run_id or indexed[-1]
-    if run_id not in indexed:
-        raise InvalidInputError(
-            f"no run {run_id!r} in the runs database {describe(database)}.",
-            hint="Run `pulumi-claim status` without an argument to see the newest run.",
-        )
-    db = connect_postgres(database, run_id=run_id)
+    db = connect_postgres(database)
     try:
+        if run_id is None:
+            indexed = _indexed(db)
+            if not indexed:
+                raise InvalidInputError(
+                    f"no commit has been recorded in the runs database {describe(database)}.",
+                    hint="Runs are recorded by `pulumi-claim commit`; unset "
+                    "PULUMI_CLAIM_DATABASE_URL to look in the runs folder.",
+                )
+            run_id = indexed[-1]
+        elif not _is_indexed(db, run_id):
+            raise InvalidInputError(
+                f"no run {run_id!r} in the runs database {describe(database)}.",
+                hint="Run `pulumi-claim status` without an argument to see the newest run.",
+            )
+        return _read_indexed(db, database, run_id)
+    finally:
+        db.close()
+
+
+def _read_indexed(db: Database, database: str, run_id: str) -> RunRecord:
+    """Run `run_id`, listed in the index of `db` (the runs database at `database`)."""
+    try:
+        db.use_run(run_id)
         return _read_from(db)
     except (sqlite3.DatabaseError, DatabaseFailure, ValueError) as error:
         raise InvalidInputError(
@@ -189,24 +208,22 @@ def _read_in_database(database: str, run_id: str | None) -> RunRecord:
             hint=f"Drop the schema {run_schema(run_id)} and its row of {SHARED_SCHEMA}.run_index; "
             "the service itself still shows where every stack is (`pulumi-claim preview`).",
         ) from None
-    finally:
-        db.close()
 
 
-def _indexed(database: str, run_key: str | None = None) -> list[str]:
-    """The runs of `database` (of `run_key` only, when given), oldest first."""
-    db = connect_postgres(database)
-    try:
-        query = f"SELECT run_id FROM {SHARED_SCHEMA}.run_index"
-        if run_key is None:
-            rows = db.execute(query + " ORDER BY started_at, run_id").fetchall()
-        else:
-            rows = db.execute(
-                query + " WHERE run_key = ? ORDER BY started_at, run_id", (run_key,)
-            ).fetchall()
-    finally:
-        db.close()
+def _indexed(db: Database, run_key: str | None = None) -> list[str]:
+    """The runs of the runs database `db` (of `run_key` only, when given), oldest first."""
+    query = f"SELECT run_id FROM {SHARED_SCHEMA}.run_index"
+    if run_key is None:
+        found = db.execute(query + " ORDER BY started_at, run_id")
+    else:
+        found = db.execute(query + " WHERE run_key = ? ORDER BY started_at, run_id", (run_key,))
+    rows = found.fetchall()
     return [run_id for (run_id,) in rows]
+
+
+def _is_indexed(db: Database, run_id: str) -> bool:
+    query = f"SELECT 1 FROM {SHARED_SCHEMA}.run_index WHERE run_id = ?"
+    return db.execute(query, (run_id,)).fetchone() is not None
 
 
 def _read(path: Path) -> RunRecord:

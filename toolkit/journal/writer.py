@@ -346,7 +346,7 @@ class Journal:
         return True
 
     def _insert(self, sql: str, parameters: tuple[Any, ...]) -> int | None:
-        """The new row, or None once a write has failed (this one or one before)."""
+        """The new row's `seq`, or None once a write has failed (this one or one before)."""
         with self._lock:
             if self._failure is not None:
                 return None
