@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from agent_times import CREATED_AT
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 from pulumi_cloud_sdk._support import default_encoder
@@ -35,7 +36,7 @@ RESOLVES_BOTH = "stacks:\n  web/dev: web/dev-agent\n  api/prod: api/prod-agent\n
 def claim_world(
     *,
     moves_environments: bool = False,
-    created: str = "2026-11-01T09:00:00Z",
+    created: str = CREATED_AT,
     expires: str = "2026-12-31T09:00:00Z",
     **agent_org: Any,
 ) -> dict[str, Any]:

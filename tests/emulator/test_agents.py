@@ -261,29 +261,48 @@ def test_the_difficulty_comes_from_the_world_and_can_be_changed(state: ServiceSt
 # --- Lifetimes -----------------------------------------------------------------------------
 
 
-def test_an_agent_writes_for_72_hours_then_reads_only(make_emulator: EmulatorFactory) -> None:
+def test_an_agent_token_works_for_72_hours_then_gets_401_while_the_claim_token_claims(
+    make_emulator: EmulatorFactory,
+) -> None:
     server = make_emulator(world())
     account = sign_up(server)
     login = account["userInfo"]["githubLogin"]
+    valid_until = datetime.fromisoformat(account["accessTokenValidUntil"])
+    world_agent_valid_until = CREATED + timedelta(hours=72)
     with http(server, account["accessToken"]) as agent, http(server, "tok-agent") as old_agent:
         assert agent.post(f"/api/stacks/{login}/web", json={"stackName": "a"}).is_success
-        advance(server, 71 * HOUR - 60)  # the world's agent is now 72 hours old, less a minute
+        # Times from the service's clock now, whenever this test runs after the world's creation.
+        advance(server, (world_agent_valid_until - server.state.now()).total_seconds() - 60)
         assert old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "b"}).is_success
+        assert old_agent.get("/api/user").is_success
         advance(server, 120)
-        refused = old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "c"})
-        advance(server, 1 * HOUR)
-        also_refused = agent.post(f"/api/stacks/{login}/web", json={"stackName": "d"})
-        renamed = agent.post(
-            f"/api/stacks/{login}/web/a/rename", json={"newName": "e", "newProject": ""}
-        )
-        still_reads = agent.get("/api/user/stacks", params={"organization": login})
+        expired = [
+            old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "c"}),
+            old_agent.get("/api/user/stacks", params={"organization": AGENT}),
+        ]
+        advance(server, (valid_until - server.state.now()).total_seconds())
+        expired += [
+            agent.post(f"/api/stacks/{login}/web", json={"stackName": "d"}),
+            agent.post(
+                f"/api/stacks/{login}/web/a/rename", json={"newName": "e", "newProject": "web"}
+            ),
+            agent.get("/api/user/stacks", params={"organization": login}),
+            agent.get("/api/user"),
+        ]
+    with http(server) as alice:
+        claimed = alice.post("/api/agents/acme/claim", json={"claimToken": account["claimToken"]})
+        advance(server, PACE)
 
-    for answer in (refused, also_refused, renamed):
-        assert answer.status_code == 403
-        assert "read-only" in answer.json()["message"]
-        assert "claim" in answer.json()["message"]
-    assert still_reads.status_code == 200
-    assert [s["stackName"] for s in still_reads.json()["stacks"]] == ["a"]
+    for answer in expired:
+        assert answer.status_code == 401
+        assert answer.json() == {
+            "code": 401,
+            "message": answer.json()["message"],
+        }
+        assert answer.json()["message"].startswith("Unauthorized: the access token expired at ")
+    assert claimed.status_code == 200 and claimed.json()["transferToken"]
+    assert ("web", "a") in server.state.stack_names("acme")
+    assert ("web", "b") in server.state.stack_names(AGENT)
 
 
 def test_the_claim_window_closes_30_days_after_sign_up(make_emulator: EmulatorFactory) -> None:

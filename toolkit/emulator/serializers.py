@@ -150,7 +150,7 @@ def signup(record: AgentAccountRecord) -> AgentSignupResponse:
     """The new agent's credentials; its access token counts as valid while it may write."""
     return AgentSignupResponse(
         access_token=record.token,
-        access_token_valid_until=record.writable_until,
+        access_token_valid_until=record.token_valid_until,
         claim_token=record.claim_token,
         claim_token_valid_until=record.claim_expires_at,
         user_info=user(record.user),

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from toolkit.emulator.state._records import Caller, ServiceFault, UserRecord
 from toolkit.emulator.state._store import Store
 
 
 class Accounts(Store):
     def authenticate(self, token: str | None) -> Caller:
-        """The caller an access token belongs to; 401 for a missing or unknown token, and for
-        the token of an account a claim has soft-deleted."""
+        """The caller an access token belongs to; 401 for a missing or unknown token, for the
+        token of an account a claim has soft-deleted, and for an agent's token once its
+        `accessTokenValidUntil` has passed (the account itself waits to be claimed)."""
         if not token:
             raise ServiceFault(401, "Unauthorized: no access token was given")
         with self._session():
             row = self._db.execute(
-                "SELECT login, is_agent FROM accounts WHERE token = ? AND deleted_at IS NULL",
+                "SELECT login, is_agent, token_valid_until FROM accounts"
+                " WHERE token = ? AND deleted_at IS NULL",
                 (token,),
             ).fetchone()
+            now = self.now()
         if row is None:
             raise ServiceFault(401, "Unauthorized: the access token is not valid")
-        return Caller(login=row[0], is_agent=bool(row[1]))
+        login, is_agent, valid_until = row
+        if valid_until and now >= datetime.fromisoformat(valid_until):
+            raise ServiceFault(401, f"Unauthorized: the access token expired at {valid_until}")
+        return Caller(login=login, is_agent=bool(is_agent))
 
     def current_user(self, caller: Caller) -> UserRecord:
         """Who the caller is and its orgs with roles (`GET /api/user`)."""

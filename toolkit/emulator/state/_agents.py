@@ -5,8 +5,9 @@ The rules, as Pulumi documents the agent claim API and as the `pulumi` CLI expec
   for a few minutes, answered by a decimal nonce such that sha256(challenge + ":" + nonce)
   starts with at least `difficulty` zero bits. It makes an agent login, the individual org
   of the same name (the agent its admin), an access token and a claim token.
-- The agent writes for 72 hours from its creation, then is read-only (see
-  `Store._refuse_read_only`); the claim token works for 30 days from its creation, once.
+- The agent's access token is valid for 72 hours from its creation (`accessTokenValidUntil`),
+  then every call with it answers 401 (see `Accounts.authenticate`); the account's content
+  stays, and the claim token works for 30 days from its creation, once.
 - A claim computes the conflicts itself: an entity the claim moves collides when its name
   after the requested renames is taken in the destination, or is also the name another of
   the agent's entities ends up with. Failures are what the service cannot move: Insights
@@ -44,7 +45,7 @@ from toolkit.emulator.state._records import (
     SignupChallengeRecord,
     UserRecord,
 )
-from toolkit.emulator.state._schema import AGENT_CLAIM_WINDOW, AGENT_WRITE_WINDOW
+from toolkit.emulator.state._schema import AGENT_CLAIM_WINDOW, AGENT_TOKEN_LIFETIME
 from toolkit.emulator.state._store import RUNNING_UPDATE, Store
 from toolkit.emulator.state._updates import move_checkpoint
 from toolkit.emulator.world import DEFAULT_CLAIM_SECONDS_PER_STACK, DEFAULT_SIGNUP_DIFFICULTY
@@ -126,7 +127,7 @@ class Agents(Store):
             account = AgentAccountRecord(
                 user=UserRecord(login=login, is_agent=True, roles={login: "admin"}),
                 token=f"pul-{secrets.token_hex(20)}",
-                writable_until=now + AGENT_WRITE_WINDOW,
+                token_valid_until=now + AGENT_TOKEN_LIFETIME,
                 claim_token=secrets.token_hex(24),
                 claim_expires_at=now + AGENT_CLAIM_WINDOW,
             )
@@ -138,7 +139,7 @@ class Agents(Store):
                     account.token,
                     account.claim_token,
                     now.isoformat(),
-                    account.writable_until.isoformat(),
+                    account.token_valid_until.isoformat(),
                     account.claim_expires_at.isoformat(),
                 ),
             )

@@ -164,7 +164,7 @@ class AgentAccountRecord:
 
     user: UserRecord
     token: str
-    writable_until: datetime
+    token_valid_until: datetime
     claim_token: str
     claim_expires_at: datetime
 
