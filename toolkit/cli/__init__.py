@@ -67,8 +67,9 @@ def cli(
     Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
     for the name conflicts, then `commit`. Credentials come from the environment:
     PULUMI_ACCESS_TOKEN (destination), PULUMI_CLAIM_SOURCE_TOKEN (source; defaults to the
-    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional; or
-    --claim-file, else the pulumi CLI's /tmp/.pulumi/agent-claim.json when it exists).
+    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token or claim link,
+    optional; or --claim-url, --claim-file, else the pulumi CLI's
+    /tmp/.pulumi/agent-claim.json when it exists).
 
     Exit codes: 0 done, 1 error, 2 usage, 3 blocked (nothing changed): by unresolved
     conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
