@@ -1,7 +1,8 @@
 """Organization access tokens in the emulator, over real HTTP, with the bodies the
 pulumiservice provider's `OrgAccessToken` sends (`provider/pkg/pulumiapi/orgtokens.go` of
 v1.3.0) and read through `pulumi-cloud-sdk`'s models: a token authenticates as its org with the
-rights it was made with, and nowhere else; its value is never listed; deleting it revokes it.
+rights it was made with, and nowhere else; its value is never listed; deleting it revokes it,
+and its name is never used again.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def test_deleting_a_token_revokes_it(emulator: EmulatorServer, alice: httpx.Clie
         assert ci.get("/api/stacks/acme/web/prod").status_code == 401
     assert alice.get(TOKENS).json()["tokens"] == []
     assert alice.delete(f"{TOKENS}/{made['id']}").status_code == 404
+    again = alice.post(TOKENS, json={"name": "ci", "admin": False, "description": ""})
+    assert again.status_code == 409
+    assert "never reused" in again.json()["message"]
 
 
 def test_an_expired_token_gets_401(emulator: EmulatorServer, alice: httpx.Client) -> None:
@@ -143,6 +147,7 @@ def test_an_expired_token_gets_401(emulator: EmulatorServer, alice: httpx.Client
         ("tok-alice", {"name": " ", "admin": False, "description": ""}, 400),
         ("tok-alice", {"description": "no name", "admin": False}, 400),
         ("tok-alice", {"name": "past", "admin": False, "description": "", "expires": 1}, 400),
+        ("tok-alice", {"name": "role", "admin": False, "description": "", "roleID": "r1"}, 400),
     ],
 )
 def test_a_token_the_service_refuses_is_not_made(

@@ -1,6 +1,7 @@
 """An organization's access tokens (`/api/orgs/{org}/tokens`), as the pulumiservice provider's
 `OrgAccessToken` calls them: create (the only answer holding the token's value), list (how the
-provider reads one back), delete (204).
+provider reads one back), delete (204). A token with a custom role (`roleID`) is refused: the
+emulator has no custom roles.
 
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 from toolkit.emulator import serializers
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.serializers import json_response
-from toolkit.emulator.state import Caller
+from toolkit.emulator.state import Caller, ServiceFault
 from toolkit.models import CreateAccessTokenResponse, CreateOrgAccessTokenRequest
 
 TOKENS = "/api/orgs/{org}/tokens"
@@ -32,6 +33,8 @@ def org_tokens_router(service: Service) -> APIRouter:
     async def create_org_token(
         who: Authenticated, org: str, request: Annotated[CreateOrgAccessTokenRequest, Body()]
     ) -> JSONResponse:
+        if request.role_id is not None:
+            raise ServiceFault(400, "Bad Request: tokens with a custom role are not emulated")
         record, value = state.create_org_token(
             who,
             org,

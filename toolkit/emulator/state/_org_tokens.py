@@ -2,7 +2,8 @@
 each authenticates as its org with the role it was made with, until it is deleted or expires.
 
 The rules, as the service has them: only an org's admins manage its tokens (members get 403);
-a token's name is unique in its org (409); its value is handed out once, at creation, and the
+a token's name is unique in its org, even among deleted tokens (409: the audit log names
+tokens by name); its value is handed out once, at creation, and the
 service keeps only a digest of it; an admin token acts as an admin of the org, any other as a
 member, and in no other org; a deleted or expired token gets 401.
 """
@@ -44,7 +45,9 @@ class OrgTokens(Store):
             ).fetchone()
             if taken is not None:
                 raise ServiceFault(
-                    409, f"Conflict: organization {org!r} already has a token named {name!r}"
+                    409,
+                    f"Conflict: organization {org!r} has or had a token named {name!r};"
+                    " token names are never reused",
                 )
             value = TOKEN_PREFIX + secrets.token_hex(20)
             record = OrgTokenRecord(
@@ -59,7 +62,7 @@ class OrgTokens(Store):
                 last_used=0,
             )
             self._db.execute(
-                "INSERT INTO org_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO org_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     record.id,
                     org,
@@ -80,7 +83,9 @@ class OrgTokens(Store):
         with self._in_org(caller, org) as role:
             self._refuse_unless_admin(caller, org, role)
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM org_tokens WHERE org = ? ORDER BY name, id", (org,)
+                f"SELECT {_COLUMNS} FROM org_tokens WHERE org = ? AND deleted_at IS NULL"
+                " ORDER BY name, id",
+                (org,),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -89,7 +94,9 @@ class OrgTokens(Store):
         with self._in_org(caller, org, write=True) as role:
             self._refuse_unless_admin(caller, org, role)
             deleted = self._db.execute(
-                "DELETE FROM org_tokens WHERE org = ? AND id = ?", (org, token_id)
+                "UPDATE org_tokens SET deleted_at = ?"
+                " WHERE org = ? AND id = ? AND deleted_at IS NULL",
+                (self.now().isoformat(), org, token_id),
             ).rowcount
             if not deleted:
                 raise ServiceFault(
@@ -105,7 +112,8 @@ class OrgTokens(Store):
             row = self._db.execute(
                 "SELECT t.id, t.org, t.name, t.admin FROM org_tokens t"
                 " JOIN orgs o ON o.name = t.org AND o.deleted_at IS NULL"
-                " WHERE t.token_digest = ? AND (t.expires = 0 OR t.expires > ?)",
+                " WHERE t.token_digest = ? AND t.deleted_at IS NULL"
+                " AND (t.expires = 0 OR t.expires > ?)",
                 (_digest(token), now),
             ).fetchone()
             if row is None:

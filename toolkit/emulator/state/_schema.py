@@ -31,7 +31,8 @@ CREATE TABLE accounts (
     deleted_at TEXT
 );
 CREATE TABLE orgs (name TEXT PRIMARY KEY, claimed_by TEXT, deleted_at TEXT);
--- Organization access tokens (state/_org_tokens.py): a digest of each value, never the value.
+-- Organization access tokens (state/_org_tokens.py): a digest of each value, never the value;
+-- a deleted token stays, its name taken for good.
 CREATE TABLE org_tokens (
     id TEXT PRIMARY KEY,
     org TEXT NOT NULL REFERENCES orgs(name),
@@ -43,6 +44,7 @@ CREATE TABLE org_tokens (
     created_by TEXT NOT NULL,
     expires INTEGER NOT NULL,
     last_used INTEGER NOT NULL,
+    deleted_at TEXT,
     UNIQUE (org, name)
 );
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
