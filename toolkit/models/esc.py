@@ -44,6 +44,25 @@ class CreateEnvironmentRequest(WireModel):
     name: str
 
 
+class CloneEnvironmentRequest(WireModel):
+    """`POST .../{project}/{env}/clone`: the copy's name (and project, by default the
+    source's), the source's revision to copy (by default its newest), and what else to carry:
+    its revision history, its teams' access, its tags, its revision tags."""
+
+    name: str
+    project: str | None = None
+    version: int | None = None
+    preserve_history: bool = False
+    preserve_access: bool = False
+    preserve_environment_tags: bool = False
+    preserve_revision_tags: bool = False
+
+
+class EnvironmentMetadata(WireModel):
+    id: str
+    owned_by: UserInfo
+
+
 class EnvironmentTag(WireModel):
     name: str
     value: str

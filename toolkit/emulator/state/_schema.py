@@ -11,7 +11,7 @@ from toolkit.emulator.secrets import new_key
 from toolkit.emulator.state._environment_secrets import insert_world_environments
 from toolkit.emulator.world import Role, World
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 AGENT_TOKEN_LIFETIME = timedelta(hours=72)
 """How long after its creation an agent's access token is valid (`accessTokenValidUntil`);
@@ -32,6 +32,22 @@ CREATE TABLE accounts (
     deleted_at TEXT
 );
 CREATE TABLE orgs (name TEXT PRIMARY KEY, claimed_by TEXT, deleted_at TEXT);
+-- Organization access tokens (state/_org_tokens.py): a digest of each value, never the value;
+-- a deleted token stays, its name taken for good.
+CREATE TABLE org_tokens (
+    id TEXT PRIMARY KEY,
+    org TEXT NOT NULL REFERENCES orgs(name),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    token_digest TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    last_used INTEGER NOT NULL,
+    deleted_at TEXT,
+    UNIQUE (org, name)
+);
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE signup_challenges (
     id TEXT PRIMARY KEY,

@@ -152,6 +152,9 @@ class Store:
         return row is not None
 
     def _orgs_of(self, caller: Caller) -> list[str]:
+        if caller.org_token is not None:
+            scoped = caller.org_token.org
+            return [scoped] if self._org_exists(scoped) else []
         rows = self._db.execute(
             "SELECT m.org FROM memberships m JOIN orgs o ON o.name = m.org"
             " WHERE m.login = ? AND o.deleted_at IS NULL ORDER BY m.org",
@@ -160,6 +163,10 @@ class Store:
         return [org for (org,) in rows]
 
     def _role_of(self, caller: Caller, org: str) -> Role | None:
+        """The caller's role in `org`: an account's membership, an org token's own role in its
+        one org; None where it has none."""
+        if caller.org_token is not None:
+            return caller.org_token.role if caller.org_token.org == org else None
         row = self._db.execute(
             "SELECT role FROM memberships WHERE login = ? AND org = ?", (caller.login, org)
         ).fetchone()
