@@ -599,8 +599,7 @@ def _token_refused(claim_token: ClaimToken) -> ClaimRefusedError:
     )
     if valid_until is not None and valid_until <= datetime.now(UTC):
         return ClaimRefusedError(
-            f"the claim token ({origin}) has expired: it was valid until "
-            f"{valid_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+            f"the claim token ({origin}) has expired: it was valid until {_when(valid_until)}.",
             hint=fresh,
         )
     if valid_until is not None:
