@@ -105,7 +105,7 @@ def environments_router(service: Service) -> APIRouter:
         request: Annotated[CloneEnvironmentRequest, Body()],
     ) -> Response:
         options = CloneOptions(
-            version=request.version,
+            version=request.version or None,
             history=request.preserve_history,
             access=request.preserve_access,
             environment_tags=request.preserve_environment_tags,
