@@ -12,14 +12,13 @@ The rules, as Pulumi documents the agent claim API and as the `pulumi` CLI expec
   the agent's entities ends up with. Failures are what the service cannot move: Insights
   accounts, a stack while an update runs, and (`claimMoves: launch`, as at the claim API's
   launch) ESC environments and registry packages. A commit with any conflict or failure
-  changes nothing. Otherwise the commit only starts the claim and answers at
-  once with its `transferToken`: it consumes the claim token and holds the agent's org
-  against writes (409); then, as the service's clock runs, the claim moves one stack every
+  changes nothing. Otherwise the commit only starts the claim and answers at once with its
+  `transferToken`: it consumes the claim token and holds the agent's org against writes
+  (409); then, as the service's clock runs, the claim moves one stack every
   `claimSecondsPerStack` (history, tags, checkpoints and secrets key along), and with the
   last one the environments and packages the service moves, under their resolved names,
-  and soft-deletes
-  the agent's org and token. The claim status lists the claim from its start; the stacks
-  appear in the destination as they move.
+  and soft-deletes the agent's org and token. The claim status lists the claim from its
+  start; the stacks appear in the destination as they move.
 """
 
 from __future__ import annotations
