@@ -39,8 +39,10 @@ CLAIM_PATH = "/api/agents/acme/claim"
 
 
 def world() -> dict[str, Any]:
-    """alice is a member of acme only; the agent signed up an hour ago."""
+    """alice is a member of acme only; the agent signed up an hour ago. The service fails the
+    environments of a claim, as at the claim API's launch."""
     return {
+        "service": {"claimMoves": "launch"},
         "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "member"}}],
         "agents": [agent_entry(AGENT, token="tok-agent", claim_token=CLAIM_TOKEN)],
         "orgs": {
