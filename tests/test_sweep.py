@@ -1,0 +1,332 @@
+"""`pulumi-claim sweep`: every agent account of a folder of claim files, claimed against the
+emulator over HTTP, renamed by a naming policy, each account claimed once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.emulator.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory, RunCli
+
+AGENTS = ("agent-aaa111", "agent-bbb222", "agent-ccc333")
+EXPIRED = "agent-old999"
+CLAIM_PATH = "/api/agents/acme/claim"
+
+
+def sweep_world(*, expired: bool = False) -> dict[str, Any]:
+    """acme holds web/dev and api/prod; every agent has a web/dev and a stack of its own, so
+    the second and third agents' web/dev collide with the first's once it is claimed."""
+    closes = (datetime.now(UTC) + timedelta(days=20)).isoformat()
+    agents = [
+        {
+            "login": login,
+            "token": f"tok-{login}",
+            "claimToken": f"claim-{login}",
+            "createdAt": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "claimExpiresAt": closes,
+        }
+        for login in AGENTS
+    ]
+    orgs: dict[str, Any] = {
+        "acme": {
+            "stacks": [{"project": "web", "stack": "dev"}, {"project": "api", "stack": "prod"}]
+        }
+    }
+    for login in AGENTS:
+        orgs[login] = {
+            "stacks": [{"project": "web", "stack": "dev"}, {"project": "app", "stack": login}]
+        }
+    if expired:
+        agents.append(
+            {
+                "login": EXPIRED,
+                "token": f"tok-{EXPIRED}",
+                "claimToken": f"claim-{EXPIRED}",
+                "createdAt": "2026-01-01T09:00:00Z",
+                "claimExpiresAt": "2026-01-31T09:00:00Z",
+            }
+        )
+        orgs[EXPIRED] = {"stacks": [{"project": "web", "stack": "dev"}]}
+    return {
+        "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}],
+        "agents": agents,
+        "orgs": orgs,
+    }
+
+
+def claim_files(
+    folder: Path, server: EmulatorServer, logins: tuple[str, ...], *, valid_until: str | None = None
+) -> Path:
+    """One claim file per agent, as the pulumi CLI writes them, named after the agent."""
+    folder.mkdir(exist_ok=True)
+    for login in logins:
+        token = f"claim-{login}"
+        document = {
+            "claimUrl": f"http://app.example.invalid/claim/{token}",
+            "claimToken": token,
+            "cloudUrl": server.url,
+            "validUntil": valid_until or (datetime.now(UTC) + timedelta(days=20)).isoformat(),
+        }
+        (folder / f"{login}.json").write_text(json.dumps(document), encoding="utf-8")
+    return folder
+
+
+def stacks(server: EmulatorServer, org: str) -> set[str]:
+    return {f"{project}/{stack}" for project, stack in server.state.stack_names(org)}
+
+
+def rows(stdout: str) -> dict[str, dict[str, Any]]:
+    """The JSON lines' account rows, by file, after checking the last line is the summary."""
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert lines[-1]["event"] == "sweep-finished"
+    return {line["file"]: line for line in lines[:-1]}
+
+
+def test_a_sweep_claims_every_account_renaming_by_the_policy_then_claims_nothing_new(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('stacks: "{stack}-{agent_id}"\n', encoding="utf-8")
+
+    first = run_cli(
+        server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy), "--json"
+    )
+
+    assert first.exit_code == 0, first.stderr
+    found = rows(first.stdout)
+    assert {file: row["outcome"] for file, row in found.items()} == {
+        f"{login}.json": "claimed" for login in AGENTS
+    }
+    assert found["agent-aaa111.json"]["renames"] == ["web/dev -> web/dev-aaa111"]
+    assert found["agent-bbb222.json"]["renames"] == ["web/dev -> web/dev-bbb222"]
+    assert found["agent-ccc333.json"]["moved"] == 2
+    assert stacks(server, "acme") == {
+        "web/dev",
+        "api/prod",
+        "web/dev-aaa111",
+        "web/dev-bbb222",
+        "web/dev-ccc333",
+        *(f"app/{login}" for login in AGENTS),
+    }
+    claims = server.requests.count(method="POST", path=CLAIM_PATH)
+    validations = server.requests.count(path="/api/agents/signup/validate/.*")
+    assert "agent-aaa111.json: agent-aaa111: claimed" in first.stderr
+    assert "sweep into acme: 3 claimed (3 claim file(s))" in first.stderr
+
+    second = run_cli(
+        server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy), "--json"
+    )
+
+    assert second.exit_code == 0, second.stderr
+    assert {row["outcome"] for row in rows(second.stdout).values()} == {"already claimed"}
+    assert server.requests.count(method="POST", path=CLAIM_PATH) == claims
+    assert server.requests.count(path="/api/agents/signup/validate/.*") == validations
+    assert "sweep into acme: 3 already claimed (3 claim file(s))" in second.stderr
+
+
+def test_a_new_claim_file_is_all_a_second_sweep_claims(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:2])
+    assert run_cli(server, "sweep", "--claims", str(folder), "--to", "acme").exit_code == 0
+    claim_files(folder, server, AGENTS[2:])
+
+    again = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "--json")
+
+    assert again.exit_code == 0, again.stderr
+    assert {file: row["outcome"] for file, row in rows(again.stdout).items()} == {
+        "agent-aaa111.json": "already claimed",
+        "agent-bbb222.json": "already claimed",
+        "agent-ccc333.json": "claimed",
+    }
+    # The default policy: the agent's login after each taken name.
+    assert rows(again.stdout)["agent-ccc333.json"]["renames"] == ["web/dev -> web/dev-agent-ccc333"]
+
+
+def test_expired_and_used_tokens_are_skipped_and_reported_not_errors(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world(expired=True))
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    claim_files(folder, server, (EXPIRED,), valid_until="2026-01-31T09:00:00Z")
+    # agent-bbb222 is claimed by hand first: its token is used when the sweep comes.
+    used = run_cli(
+        server,
+        "commit",
+        "--from",
+        "agent-bbb222",
+        "--to",
+        "acme",
+        "--strategy",
+        "claim-api",
+        "--yes",
+        "--json",
+        "-r",
+        str(_write(tmp_path / "map.yaml", "stacks:\n  web/dev: web/dev-by-hand\n")),
+        claim_token="claim-agent-bbb222",
+    )
+    assert used.exit_code == 0, used.stderr
+    claim_files(folder, server, ("agent-bbb222",))
+
+    result = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    found = rows(result.stdout)
+    assert {file: row["outcome"] for file, row in found.items()} == {
+        "agent-aaa111.json": "claimed",
+        "agent-bbb222.json": "skipped",
+        f"{EXPIRED}.json": "skipped",
+    }
+    assert found[f"{EXPIRED}.json"]["message"] == (
+        "skipped: the claim token expired 2026-01-31 09:00 UTC"
+    )
+    assert found["agent-bbb222.json"]["message"] == (
+        "skipped: the service does not know the claim token (used already, or expired)"
+    )
+    assert "claim-agent" not in result.stdout + result.stderr
+
+
+def test_a_policy_that_makes_colliding_names_is_refused_before_any_claim(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS)
+    policy = _write(tmp_path / "policy.yaml", 'stacks: "{stack}-claimed"\n')
+
+    result = run_cli(
+        server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy)
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:4] == [
+        "error: the sweep claims nothing: 2 problem(s):",
+        "  - agent-bbb222.json (agent-bbb222): stack web/dev is taken in the destination and "
+        "its new name stack web/dev-claimed is taken too",
+        "  - agent-ccc333.json (agent-ccc333): stack web/dev is taken in the destination and "
+        "its new name stack web/dev-claimed is taken too",
+        "Fix or remove those claim files, or change the naming policy (--policy), and run the "
+        "sweep again.",
+    ]
+    assert server.requests.count(method="POST") == 0
+    assert stacks(server, "acme") == {"web/dev", "api/prod"}
+
+
+def test_a_policy_that_makes_invalid_names_is_refused_before_any_claim(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    policy = _write(tmp_path / "policy.yaml", 'stacks: "{stack} of {agent}"\n')
+
+    result = run_cli(
+        server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy)
+    )
+
+    assert result.exit_code == 1
+    assert (
+        "  - agent-aaa111.json (agent-aaa111): stack web/dev: invalid new stack name "
+        "'dev of agent-aaa111'" in result.stderr
+    )
+    assert server.requests.count(method="POST") == 0
+
+
+def test_a_policy_with_an_unknown_placeholder_is_refused_with_every_problem(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    policy = _write(tmp_path / "policy.yaml", 'stacks: "{stak}-{agent}"\nstack: x\n')
+
+    result = run_cli(
+        server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy)
+    )
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"error: {policy} is not a naming policy:"
+    assert lines[1].startswith("  - stacks: unknown placeholder {stak} (did you mean stack?)")
+    assert lines[2] == "  - unknown key 'stack' (did you mean stacks?)"
+    assert "Traceback" not in result.stderr
+    assert len(server.requests.entries()) == 0
+
+
+def test_files_that_are_no_claim_files_are_all_listed_and_nothing_is_claimed(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS)
+    (folder / "notes.txt").write_text("hello\n", encoding="utf-8")
+    elsewhere = {"claimToken": "claim-x", "cloudUrl": "https://api.elsewhere.invalid"}
+    (folder / "other.json").write_text(json.dumps(elsewhere), encoding="utf-8")
+    (folder / "copy.json").write_text(
+        (folder / "agent-aaa111.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+
+    result = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:4] == [
+        "error: the sweep claims nothing: 3 problem(s):",
+        "  - copy.json holds the same claim token as agent-aaa111.json",
+        f"  - cannot read the claim file {folder / 'notes.txt'}: Expecting value: line 1 "
+        "column 1 (char 0)",
+        f"  - the claim file {folder / 'other.json'} is for https://api.elsewhere.invalid, "
+        f"not {server.url}",
+    ]
+    assert len(server.requests.entries()) == 0
+
+
+def test_the_report_warns_of_closing_claim_windows_and_closed_write_windows(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    world = sweep_world()
+    world["agents"][0]["claimExpiresAt"] = (datetime.now(UTC) + timedelta(hours=30)).isoformat()
+    world["agents"][0]["createdAt"] = (datetime.now(UTC) - timedelta(days=4)).isoformat()
+    server = make_emulator(world)
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+
+    result = run_cli(
+        server,
+        "sweep",
+        "--claims",
+        str(folder),
+        "--to",
+        "acme",
+        "--warn-within",
+        "2d",
+        "--format",
+        "markdown",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        "warning: agent-aaa111 (agent-aaa111.json): its claim window closes "
+    )
+    assert warnings[0].endswith("(in 29 h); unclaimed then, the account is lost")
+    assert warnings[1].startswith(
+        "warning: agent-aaa111 (agent-aaa111.json): its write window closed "
+    )
+    assert result.stdout.splitlines()[:3] == [
+        "# Sweep into acme",
+        "",
+        "1 claimed (1 claim file(s))",
+    ]
+    assert (
+        "| agent-aaa111 | agent-aaa111.json | claimed | 2 | web/dev -&gt; web/dev-agent-aaa111 |"
+        in result.stdout
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
