@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest import MonkeyPatch
+
 from toolkit.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
@@ -330,3 +332,71 @@ def test_the_report_warns_of_closing_claim_windows_and_closed_write_windows(
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_a_job_file_sweeps_a_folder_after_its_claims_and_again_claims_nothing_new(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    server = make_emulator(sweep_world())
+    claim_files(tmp_path / "claims", server, AGENTS[:2])
+    _write(tmp_path / "naming.yaml", 'stacks: "{stack}-{agent_id}"\n')
+    job = _write(
+        tmp_path / "job.yaml",
+        "sweeps:\n"
+        "  - name: sandboxes\n"
+        "    claims: claims\n"
+        "    to: acme\n"
+        "    policy: naming.yaml\n"
+        "    tokens: {destination: ACME_TOKEN}\n",
+    )
+    monkeypatch.setenv("ACME_TOKEN", "tok-alice")
+
+    check = run_cli(server, "job", "check", str(job))
+
+    assert check.exit_code == 0, check.stderr
+    assert check.stdout.splitlines()[1:] == [
+        f"1. sweep sandboxes: 2 claim file(s) in {tmp_path / 'claims'} -> acme",
+        "   naming policy: stacks: {stack}-{agent_id}, environments: {environment}-{agent}",
+        "   tokens: destination $ACME_TOKEN, each claim token from its file",
+    ]
+    assert len(server.requests.entries()) == 0
+
+    first = run_cli(server, "job", "run", str(job), "--log-format", "json")
+
+    assert first.exit_code == 0, first.stderr
+    summary = {
+        claim["claim"]: claim for claim in json.loads(first.stdout.splitlines()[-1])["claims"]
+    }
+    assert {name: claim["outcome"] for name, claim in summary.items()} == {
+        "sandboxes: agent-aaa111.json": "done",
+        "sandboxes: agent-bbb222.json": "done",
+    }
+    assert summary["sandboxes: agent-bbb222.json"]["moved"] == 2
+    assert stacks(server, "acme") >= {"web/dev-aaa111", "web/dev-bbb222"}
+
+    again = run_cli(server, "job", "run", str(job), "--log-format", "json")
+
+    assert again.exit_code == 0, again.stderr
+    claims = json.loads(again.stdout.splitlines()[-1])["claims"]
+    assert [claim["alreadyFinished"] for claim in claims] == [True, True]
+
+
+def test_a_job_files_sweep_with_a_bad_policy_is_refused_before_anything_runs(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    claim_files(tmp_path / "claims", server, AGENTS[:1])
+    _write(tmp_path / "naming.yaml", 'stacks: "{stak}"\n')
+    job = _write(
+        tmp_path / "job.yaml",
+        "sweeps:\n  - {name: sandboxes, claims: claims, to: acme, policy: naming.yaml, "
+        "warnWithin: soon}\n",
+    )
+
+    result = run_cli(server, "job", "run", str(job))
+
+    assert result.exit_code == 1
+    assert "sweep 'sandboxes' (sweeps[0]): policy: " in result.stderr
+    assert "unknown placeholder {stak} (did you mean stack?)" in result.stderr
+    assert "sweep 'sandboxes' (sweeps[0]): warnWithin: 'soon' is not a duration" in result.stderr
+    assert len(server.requests.entries()) == 0

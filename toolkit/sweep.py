@@ -132,6 +132,8 @@ async def sweep(
     )
     if problems:
         raise _refusal(problems)
+    for row in rows.values():
+        on_row(row)
     by_file = {claim.name: claim for claim in tokens}
     for claim, found in recorded:
         asked = _request(request, found.org, ResolutionMap.empty(), found.map_identity)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from toolkit.outcomes import EXIT_OK, worst_exit_code
+from toolkit.outcomes import EXIT_OK, ClaimSummary, Outcome, worst_exit_code
 
 SweepOutcome = Literal[
     "claimed", "already claimed", "skipped", "blocked", "partial", "error", "interrupted", "not run"
@@ -45,3 +45,25 @@ class SweepResult:
     def exit_code(self) -> int:
         """The worst of the claims' (skipped and already claimed accounts count as done)."""
         return worst_exit_code(row.exit_code for row in self.rows)
+
+
+def row_summary(name: str, row: SweepRow) -> ClaimSummary:
+    """`row` as a job's claim summary (`toolkit.jobs`): a skipped or already claimed account
+    is done; its message says which."""
+    outcome: Outcome
+    if row.outcome in ("claimed", "already claimed", "skipped"):
+        outcome = "done"
+    elif row.outcome in ("blocked", "partial", "error", "interrupted", "not run"):
+        outcome = row.outcome
+    message = row.message if row.outcome != "already claimed" else f"already claimed: {row.message}"
+    return ClaimSummary(
+        name=name,
+        exit_code=row.exit_code,
+        outcome=outcome,
+        message=message,
+        moved=row.moved,
+        failed=len(row.failures),
+        strategy="claim-api",
+        run_id=row.run_id,
+        already_finished=row.outcome == "already claimed",
+    )
