@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from pytest import MonkeyPatch
 
 from toolkit.emulator.server import EmulatorServer
@@ -400,3 +401,43 @@ def test_a_job_files_sweep_with_a_bad_policy_is_refused_before_anything_runs(
     assert "unknown placeholder {stak} (did you mean stack?)" in result.stderr
     assert "sweep 'sandboxes' (sweeps[0]): warnWithin: 'soon' is not a duration" in result.stderr
     assert len(server.requests.entries()) == 0
+
+
+def test_the_policys_landing_tags_each_claimed_stack_with_who_claimed_it_and_from_where(
+    make_emulator: EmulatorFactory,
+    pulumi_cli: Path,
+    pulumiservice_plugin: Path,
+    run_cli: RunCli,
+    tmp_path: Path,
+) -> None:
+    from toolkit.landing_spec import SOURCE_TAG
+
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    policy = _write(
+        tmp_path / "policy.yaml",
+        'stacks: "{stack}-{agent_id}"\n'
+        'landing:\n  tags: {claimed-by: "{claimer}", claimed-from: "{agent}"}\n',
+    )
+    sweep = ("sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy), "--json")
+
+    result = run_cli(server, *sweep)
+
+    assert result.exit_code == 0, result.stderr
+    assert rows(result.stdout)["agent-aaa111.json"]["outcome"] == "claimed"
+    for stack, came_from in (
+        ("web/dev-aaa111", "web/dev"),
+        ("app/agent-aaa111", "app/agent-aaa111"),
+    ):
+        answer = httpx.get(
+            f"{server.url}/api/stacks/acme/{stack}", headers={"Authorization": "token tok-alice"}
+        )
+        tags = answer.raise_for_status().json()["tags"]
+        assert tags["claimed-by"] == "alice"
+        assert tags["claimed-from"] == "agent-aaa111"
+        assert tags[SOURCE_TAG] == f"agent-aaa111/{came_from}"
+
+    again = run_cli(server, *sweep)
+
+    assert again.exit_code == 0, again.stderr
+    assert rows(again.stdout)["agent-aaa111.json"]["outcome"] == "already claimed"

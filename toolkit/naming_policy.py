@@ -10,19 +10,24 @@ Placeholders: `{agent}` the agent's login, `{agent_id}` its short id (the login 
 `agent-` prefix), `{project}`, `{stack}` (stacks), `{environment}` (environments), `{name}`
 (the entity's own name, either kind). A template makes the entity's new name; the project
 stays. Reading the policy checks its shape and its placeholders; `new_name` is pure.
+
+It may also hold a `landing:` section, as a resolution map does (`toolkit.landing_spec`),
+whose tag values may name `{agent}`, `{agent_id}` and `{claimer}` (the claiming identity's
+login): `landing: {tags: {claimed-by: "{claimer}", claimed-from: "{agent}"}}`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
 from toolkit.errors import InvalidInputError, did_you_mean
+from toolkit.landing_spec import LandingSpec, parse_landing
 
 PolicyKind = Literal["stacks", "environments"]
 
@@ -37,7 +42,10 @@ DEFAULT_TEMPLATES: dict[PolicyKind, str] = {
 AGENT_PREFIX = "agent-"
 """How the service begins an agent's login; `{agent_id}` is what follows it."""
 
-_PLACEHOLDERS: dict[PolicyKind, frozenset[str]] = {
+_LANDING_PLACEHOLDERS = frozenset({"agent", "agent_id", "claimer"})
+"""What a landing tag's value may name."""
+
+_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "stacks": frozenset({"agent", "agent_id", "project", "stack", "name"}),
     "environments": frozenset({"agent", "agent_id", "project", "environment", "name"}),
 }
@@ -57,6 +65,8 @@ class NamingPolicy:
     identity: str
     """What the policy was made from (a digest of its file's text, or `default`): part of
     each claim's run key, so that a sweep run again continues the same runs."""
+    landing: LandingSpec | None = None
+    """What to land after each claim, its tag values still templates (`landing_for`)."""
 
     @classmethod
     def default(cls) -> NamingPolicy:
@@ -72,6 +82,14 @@ class NamingPolicy:
             "stack" if kind == "stacks" else "environment": name,
         }
         return self.templates[kind].format_map(values)
+
+    def landing_for(self, *, agent: str, claimer: str) -> LandingSpec | None:
+        """The landing of `agent`'s claim by `claimer`: the policy's, its tags filled in."""
+        if self.landing is None:
+            return None
+        values = {"agent": agent, "agent_id": agent.removeprefix(AGENT_PREFIX), "claimer": claimer}
+        tags = {name: value.format_map(values) for name, value in self.landing.tags.items()}
+        return replace(self.landing, tags=tags)
 
     def describe(self) -> str:
         """The policy in one line, for reports."""
@@ -100,18 +118,27 @@ def parse_naming_policy(text: str, *, origin: str = "naming policy") -> NamingPo
     problems: list[str] = []
     templates = dict(DEFAULT_TEMPLATES)
     suffix = document.get("suffix")
+    landing, landing_problems = parse_landing(document.get("landing"))
+    problems += landing_problems
+    for tag, value in landing.tags.items() if landing else ():
+        problems += [
+            f"landing.tags.{tag}: {problem}"
+            for problem in _template_problems(value, _LANDING_PLACEHOLDERS)
+        ]
     for key, value in document.items():
-        if key == "suffix":
+        if key in ("suffix", "landing"):
             continue
         if key not in POLICY_KINDS:
-            known = (*POLICY_KINDS, "suffix")
+            known = (*POLICY_KINDS, "suffix", "landing")
             problems.append(f"unknown key {key!r}{did_you_mean(key, known)}")
         elif suffix is not None:
             problems.append(f"{key!r} and 'suffix' together: use one or the other")
         elif not isinstance(value, str) or not value:
             problems.append(f"{key}: a template (text) is expected")
         else:
-            problems += [f"{key}: {problem}" for problem in _template_problems(key, value)]
+            problems += [
+                f"{key}: {problem}" for problem in _template_problems(value, _PLACEHOLDERS[key])
+            ]
             templates[key] = value
     if suffix is not None:
         if not isinstance(suffix, str) or not suffix:
@@ -124,11 +151,12 @@ def parse_naming_policy(text: str, *, origin: str = "naming policy") -> NamingPo
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise InvalidInputError(f"{origin} is not a naming policy:\n{listed}", hint=_FIX)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return NamingPolicy(templates, f"sha256:{digest}")
+    return NamingPolicy(templates, f"sha256:{digest}", landing)
 
 
-def _template_problems(kind: PolicyKind, template: str) -> list[str]:
-    """What is wrong with `template` for `kind`: unknown placeholders, conversions, formats."""
+def _template_problems(template: str, placeholders: frozenset[str]) -> list[str]:
+    """What is wrong with `template`: placeholders not among `placeholders`, conversions,
+    formats."""
     try:
         fields = list(string.Formatter().parse(template))
     except ValueError as error:
@@ -137,8 +165,8 @@ def _template_problems(kind: PolicyKind, template: str) -> list[str]:
     for _literal, field, format_spec, conversion in fields:
         if field is None:
             continue
-        if field not in _PLACEHOLDERS[kind]:
-            known = sorted(_PLACEHOLDERS[kind])
+        if field not in placeholders:
+            known = sorted(placeholders)
             problems.append(
                 f"unknown placeholder {{{field}}}{did_you_mean(field, known)}; "
                 f"known: {', '.join(known)}"

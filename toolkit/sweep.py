@@ -30,6 +30,7 @@ from toolkit.credentials import ClaimFile, Credentials, read_claim_file
 from toolkit.entities import Inventory, describe, display_name, target_of
 from toolkit.errors import ClaimError, InvalidInputError, NotFoundError
 from toolkit.journal.claims import ClaimedAccount, find_claim, record_claim, token_digest
+from toolkit.landing_spec import LandingSpec
 from toolkit.models import AgentClaimResponse
 from toolkit.naming_policy import NamingPolicy
 from toolkit.outcomes import EXIT_INTERRUPTED, summarize_run
@@ -114,7 +115,7 @@ async def sweep(
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token))
         if found is not None and found.destination_org == request.destination_org:
-            asked = _request(request, found.org, ResolutionMap.empty(), found.map_identity)
+            asked = _recorded_request(request, found)
             if started_before(_with_token(credentials, claim), asked, runs_dir):
                 recorded.append((claim, found))
                 continue
@@ -127,21 +128,28 @@ async def sweep(
         else:
             accounts.append(AgentAccount(claim.file.path, document))
     warnings = window_warnings(accounts, now=now, warn_within=request.warn_within)
-    planned, problems = plan_sweep(
-        request.policy, await _destination(credentials, request), accounts
-    )
+    destination, claimer = await _destination(credentials, request)
+    planned, problems = plan_sweep(request.policy, destination, accounts)
     if problems:
         raise _refusal(problems)
+    if request.policy.landing is not None and (planned or recorded):
+        from toolkit.landing import check_landing_tools
+
+        check_landing_tools()
     for row in rows.values():
         on_row(row)
     by_file = {claim.name: claim for claim in tokens}
     for claim, found in recorded:
-        asked = _request(request, found.org, ResolutionMap.empty(), found.map_identity)
+        asked = _recorded_request(request, found)
         rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs_dir, stop)
         on_row(rows[claim.name])
     for plan in planned:
         claim = by_file[plan.account.file.name]
-        rows[claim.name] = await _claim_planned(credentials, claim, plan, request, runs_dir, stop)
+        landing = request.policy.landing_for(agent=plan.account.agent, claimer=claimer)
+        asked = _request(
+            request, plan.account.org, plan.resolution_map, request.map_identity, landing
+        )
+        rows[claim.name] = await _claim_planned(credentials, claim, plan, asked, runs_dir, stop)
         on_row(rows[claim.name])
     ordered = tuple(rows[claim.name] for claim in tokens)
     return SweepResult(request.destination_org, ordered, tuple(warnings))
@@ -232,10 +240,14 @@ async def _validate(api_url: str, tokens: Sequence[_ClaimToken]) -> list[AgentCl
         return list(await asyncio.gather(*(one(claim) for claim in tokens)))
 
 
-async def _destination(credentials: Credentials, request: SweepRequest) -> Inventory:
-    """The destination as the claimer lists it."""
+async def _destination(credentials: Credentials, request: SweepRequest) -> tuple[Inventory, str]:
+    """The destination as the claimer lists it, and the claimer's login when the policy's
+    landing may name it (else empty)."""
     async with CloudClient(credentials.api_url, credentials.destination_token) as client:
-        return await collect_inventory(client, request.destination_org)
+        inventory = await collect_inventory(client, request.destination_org)
+        if request.policy.landing is None:
+            return inventory, ""
+        return inventory, (await client.get_current_user()).github_login
 
 
 def _refusal(problems: Sequence[str]) -> InvalidInputError:
@@ -248,7 +260,11 @@ def _refusal(problems: Sequence[str]) -> InvalidInputError:
 
 
 def _request(
-    request: SweepRequest, org: str, resolution_map: ResolutionMap, identity: str
+    request: SweepRequest,
+    org: str,
+    resolution_map: ResolutionMap,
+    identity: str,
+    landing: LandingSpec | None,
 ) -> ClaimRequest:
     return ClaimRequest(
         target=ClaimTarget(source_org=org, destination_org=request.destination_org),
@@ -256,7 +272,14 @@ def _request(
         map_identity=identity,
         strategy="claim-api",
         claim_wait=request.claim_wait,
+        landing=landing,
     )
+
+
+def _recorded_request(request: SweepRequest, found: ClaimedAccount) -> ClaimRequest:
+    """The claim an earlier sweep recorded, as it asked it: its run's key is the same, and its
+    recorded plan holds the renames."""
+    return _request(request, found.org, ResolutionMap.empty(), found.map_identity, found.landing)
 
 
 def _with_token(credentials: Credentials, claim: _ClaimToken) -> Credentials:
@@ -267,18 +290,23 @@ async def _claim_planned(
     credentials: Credentials,
     claim: _ClaimToken,
     plan: PlannedClaim,
-    request: SweepRequest,
+    asked: ClaimRequest,
     runs_dir: Path,
     stop: StopSignal,
 ) -> SweepRow:
-    """Record the claim of `plan`'s account, then make it."""
+    """Record the claim of `plan`'s account (`asked`), then make it."""
     account = plan.account
-    asked = _request(request, account.org, plan.resolution_map, request.map_identity)
     if not stop.requested:
         record_claim(
             runs_dir,
             token_digest(claim.token),
-            ClaimedAccount(account.agent, account.org, request.destination_org, asked.map_identity),
+            ClaimedAccount(
+                account.agent,
+                account.org,
+                asked.target.destination_org,
+                asked.map_identity,
+                asked.landing,
+            ),
         )
     return await _claim(credentials, claim, account.agent, asked, runs_dir, stop)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import RunsFolderError
+from toolkit.landing_spec import LandingSpec
 from toolkit.private_files import RUNS_DIR_FULL_HINT, make_private_dir, write_private_text
 
 CLAIMS_DIR = "claims"
@@ -27,12 +28,14 @@ def token_digest(claim_token: str) -> str:
 
 @dataclass(frozen=True)
 class ClaimedAccount:
-    """The account a claim token claims, into which org, and its run's map identity."""
+    """The account a claim token claims, into which org, and what else its run's key holds:
+    its map's identity and its landing."""
 
     agent: str
     org: str
     destination_org: str
     map_identity: str
+    landing: LandingSpec | None = None
 
 
 def record_claim(runs_dir: Path, digest: str, account: ClaimedAccount) -> None:
@@ -44,6 +47,7 @@ def record_claim(runs_dir: Path, digest: str, account: ClaimedAccount) -> None:
             "org": account.org,
             "destinationOrg": account.destination_org,
             "mapIdentity": account.map_identity,
+            "landing": account.landing.identity() if account.landing else None,
         },
         sort_keys=True,
     )
@@ -61,11 +65,13 @@ def find_claim(runs_dir: Path, digest: str) -> ClaimedAccount | None:
     """The claim recorded for token `digest`, if any (an unreadable record counts as none)."""
     try:
         document = json.loads((runs_dir / CLAIMS_DIR / digest).read_text(encoding="utf-8"))
+        landing = document.get("landing")
         return ClaimedAccount(
             agent=str(document["agent"]),
             org=str(document["org"]),
             destination_org=str(document["destinationOrg"]),
             map_identity=str(document["mapIdentity"]),
+            landing=None if landing is None else LandingSpec(**landing),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
