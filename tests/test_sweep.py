@@ -246,7 +246,11 @@ def test_a_policy_with_an_unknown_placeholder_is_refused_with_every_problem(
 ) -> None:
     server = make_emulator(sweep_world())
     folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
-    policy = _write(tmp_path / "policy.yaml", 'stacks: "{stak}-{agent}"\nstack: x\n')
+    policy = _write(
+        tmp_path / "policy.yaml",
+        'stacks: "{stak}-{agent}"\nstack: x\n'
+        'landing: {stack: shared, tags: {claimed-by: "{claimr}"}}\n',
+    )
 
     result = run_cli(
         server, "sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy)
@@ -255,8 +259,18 @@ def test_a_policy_with_an_unknown_placeholder_is_refused_with_every_problem(
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == f"error: {policy} is not a naming policy:"
-    assert lines[1].startswith("  - stacks: unknown placeholder {stak} (did you mean stack?)")
-    assert lines[2] == "  - unknown key 'stack' (did you mean stacks?)"
+    assert lines[1:6] == [
+        "  - landing.stack: a sweep lands each account in a landing stack of its own, named "
+        "after the agent's org; remove it",
+        "  - landing.tags.claimed-by: unknown placeholder {claimr} (did you mean claimer?); "
+        "known: agent, agent_id, claimer",
+        "  - stacks: unknown placeholder {stak} (did you mean stack?); known: agent, agent_id, "
+        "name, project, stack",
+        "  - unknown key 'stack' (did you mean stacks?)",
+        'Write the policy as `stacks: "{stack}-{agent}"` and `environments: '
+        '"{environment}-{agent}"` (placeholders: agent, agent_id, project, and stack or '
+        'environment, or name), or as `suffix: "-agent"`; see the Sweeps page of the docs.',
+    ]
     assert "Traceback" not in result.stderr
     assert len(server.requests.entries()) == 0
 

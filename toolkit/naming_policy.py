@@ -120,6 +120,11 @@ def parse_naming_policy(text: str, *, origin: str = "naming policy") -> NamingPo
     suffix = document.get("suffix")
     landing, landing_problems = parse_landing(document.get("landing"))
     problems += landing_problems
+    if landing is not None and landing.stack is not None:
+        problems.append(
+            "landing.stack: a sweep lands each account in a landing stack of its own, named "
+            "after the agent's org; remove it"
+        )
     for tag, value in landing.tags.items() if landing else ():
         problems += [
             f"landing.tags.{tag}: {problem}"
