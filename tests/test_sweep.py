@@ -455,3 +455,58 @@ def test_the_policys_landing_tags_each_claimed_stack_with_who_claimed_it_and_fro
 
     assert again.exit_code == 0, again.stderr
     assert rows(again.stdout)["agent-aaa111.json"]["outcome"] == "already claimed"
+
+
+def test_the_table_shows_one_row_per_account_and_stderr_each_outcome_then_the_sum(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world(expired=True))
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:2])
+    claim_files(folder, server, (EXPIRED,), valid_until="2026-01-31T09:00:00Z")
+
+    result = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "--format", "table")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[4:12] == [
+        "│ agent-aaa111 │ agent-aaa111.json │ claimed │ 2     │ web/dev ->                │"
+        "          │ moved 2 of 2 stack(s)    │",
+        "│              │                   │         │       │ web/dev-agent-aaa111      │"
+        "          │                          │",
+        "│ agent-bbb222 │ agent-bbb222.json │ claimed │ 2     │ web/dev ->                │"
+        "          │ moved 2 of 2 stack(s)    │",
+        "│              │                   │         │       │ web/dev-agent-bbb222      │"
+        "          │                          │",
+        "│              │ agent-old999.json │ skipped │ 0     │                           │"
+        "          │ skipped: the claim token │",
+        "│              │                   │         │       │                           │"
+        "          │ expired 2026-01-31 09:00 │",
+        "│              │                   │         │       │                           │"
+        "          │ UTC                      │",
+        "└──────────────┴───────────────────┴─────────┴───────┴───────────────────────────┴"
+        "──────────┴──────────────────────────┘",
+    ]
+    assert result.stdout.splitlines()[-1].strip() == "2 claimed, 1 skipped (3 claim file(s))"
+    assert result.stderr.splitlines() == [
+        "agent-old999.json: skipped: the claim token expired 2026-01-31 09:00 UTC",
+        "agent-aaa111.json: agent-aaa111: claimed",
+        "agent-bbb222.json: agent-bbb222: claimed",
+        "sweep into acme: 2 claimed, 1 skipped (3 claim file(s))",
+    ]
+
+
+def test_the_html_report_escapes_every_name_and_has_a_row_per_account(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    (folder / "agent-aaa111.json").rename(folder / "<b>a&b.json")
+    report = tmp_path / "sweep.html"
+
+    result = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "-o", str(report))
+
+    assert result.exit_code == 0, result.stderr
+    page = report.read_text(encoding="utf-8")
+    assert "<td>&lt;b&gt;a&amp;b.json</td>" in page
+    assert "<b>a&b" not in page
+    assert "<li>web/dev -&gt; web/dev-agent-aaa111</li>" in page
+    assert page.count("<tr>") == 2

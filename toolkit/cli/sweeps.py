@@ -108,6 +108,7 @@ def _say_row(settings: Settings) -> Callable[[SweepRow], None]:
 
     def said(row: SweepRow) -> None:
         if not settings.quiet:
-            say(f"{row.file}: {row.agent or '?'}: {row.outcome}")
+            said = f"{row.agent}: {row.outcome}" if row.agent else row.message
+            say(f"{row.file}: {said}")
 
     return said
