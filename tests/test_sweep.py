@@ -510,3 +510,68 @@ def test_the_html_report_escapes_every_name_and_has_a_row_per_account(
     assert "<b>a&b" not in page
     assert "<li>web/dev -&gt; web/dev-agent-aaa111</li>" in page
     assert page.count("<tr>") == 2
+
+
+def sign_up_agents(server: EmulatorServer, folder: Path, count: int) -> list[str]:
+    """`count` agent accounts signed up through the service's proof of work, each with a
+    web/dev stack and one of its own, and its claim file in `folder`; their logins."""
+    import asyncio
+
+    from toolkit.agent_signup import sign_up_agent_account
+
+    folder.mkdir(exist_ok=True)
+    logins = []
+    for _ in range(count):
+        account = asyncio.run(sign_up_agent_account(server.url))
+        login = account.user_info.github_login
+        headers = {"Authorization": f"token {account.access_token}"}
+        for project, stack in (("web", "dev"), ("app", login)):
+            httpx.post(
+                f"{server.url}/api/stacks/{login}/{project}",
+                json={"stackName": stack},
+                headers=headers,
+            ).raise_for_status()
+        document = {
+            "claimToken": account.claim_token,
+            "cloudUrl": server.url,
+            "validUntil": account.claim_token_valid_until.isoformat(),
+        }
+        (folder / f"{login}.json").write_text(json.dumps(document), encoding="utf-8")
+        logins.append(login)
+    return sorted(logins)
+
+
+def test_a_sweep_stopped_while_the_service_claims_is_finished_by_the_same_sweep(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    world = sweep_world()
+    world["service"] = {"claimSecondsPerStack": 2}
+    server = make_emulator(world)
+    logins = sign_up_agents(server, tmp_path / "claims", 2)
+    sweep = ("sweep", "--claims", str(tmp_path / "claims"), "--to", "acme", "--json")
+
+    # Not following the claims the service runs: their stacks' outcome is unknown yet.
+    first = run_cli(server, *sweep, "--claim-wait", "0")
+
+    assert first.exit_code == 4, first.stderr
+    assert {row["outcome"] for row in rows(first.stdout).values()} == {"partial"}
+    claims = server.requests.count(method="POST", path=CLAIM_PATH)
+    validations = server.requests.count(path="/api/agents/signup/validate/.*")
+
+    second = run_cli(server, *sweep)
+
+    assert second.exit_code == 0, second.stderr
+    found = rows(second.stdout)
+    assert {file: row["outcome"] for file, row in found.items()} == {
+        f"{login}.json": "claimed" for login in logins
+    }
+    assert server.requests.count(method="POST", path=CLAIM_PATH) == claims
+    assert server.requests.count(path="/api/agents/signup/validate/.*") == validations
+    assert stacks(server, "acme") == {
+        "web/dev",
+        "api/prod",
+        *(f"web/dev-{login}" for login in logins),
+        *(f"app/{login}" for login in logins),
+    }
+    third = run_cli(server, *sweep)
+    assert {row["outcome"] for row in rows(third.stdout).values()} == {"already claimed"}
