@@ -446,9 +446,9 @@ def sweep(
     stop: StopSignal | None = None,
     on_row: Callable[[SweepRow], None] = lambda row: None,
 ) -> SweepResult:
-    """Claim every agent account of the request's folder (`toolkit.sweep.sweep`), each as
+    """Claim every agent account of the request's folder (`toolkit.sweep.run_sweep`), each as
     its own run in the runs folder (or `runs_dir`)."""
-    from toolkit.sweep import sweep as run_sweep
+    from toolkit.sweep import run_sweep
 
     runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
     return asyncio.run(run_sweep(credentials, request, runs_dir=runs_dir, stop=stop, on_row=on_row))

@@ -25,7 +25,7 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, commit_request, map_identity
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
-from toolkit.sweep import sweep
+from toolkit.sweep import run_sweep
 from toolkit.sweep_result import SweepRow, row_summary
 
 
@@ -112,7 +112,7 @@ async def _run_sweep(
         said.append(summary)
 
     try:
-        await sweep(
+        await run_sweep(
             job_sweep.credentials, job_sweep.request, runs_dir=runs_dir, stop=stop, on_row=on_row
         )
     except ClaimError as error:

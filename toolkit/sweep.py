@@ -95,7 +95,7 @@ class _ClaimToken:
         return self.file.path.name
 
 
-async def sweep(
+async def run_sweep(
     credentials: Credentials,
     request: SweepRequest,
     *,
