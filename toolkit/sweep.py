@@ -12,7 +12,11 @@
    destination as the claimer lists it: an invalid or taken new name is a problem.
 5. With any problem, the sweep claims nothing and lists them all (`InvalidInputError`).
 6. Each account is then claimed with the claim-api strategy through `toolkit.runs`, as
-   `commit` does: its own run, journal and org lock. A claim's error does not stop the others.
+   `commit` does: its own run, journal and org lock, and the landing the policy's `landing:`
+   asks for. A claim's error does not stop the others.
+
+Accounts whose claim window closes soon, or whose write window has closed, are warned about
+(`window_warnings`).
 """
 
 from __future__ import annotations
@@ -83,9 +87,9 @@ class SweepRequest:
         return f"sweep:{self.policy.identity}"
 
 
-@dataclass(frozen=True)
-class _ClaimToken:
-    """A claim file read: its token (a secret) and what the file says besides."""
+@dataclass(frozen=True, repr=False)
+class ClaimFileToken:
+    """A claim file read: its token (a secret, never shown) and what the file says besides."""
 
     token: str
     file: ClaimFile
@@ -93,6 +97,9 @@ class _ClaimToken:
     @property
     def name(self) -> str:
         return self.file.path.name
+
+    def __repr__(self) -> str:
+        return f"ClaimFileToken(token='***', file={self.file!r})"
 
 
 async def run_sweep(
@@ -110,8 +117,8 @@ async def run_sweep(
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
     rows: dict[str, SweepRow] = {}
-    recorded: list[tuple[_ClaimToken, ClaimedAccount]] = []
-    fresh: list[_ClaimToken] = []
+    recorded: list[tuple[ClaimFileToken, ClaimedAccount]] = []
+    fresh: list[ClaimFileToken] = []
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token))
         if found is not None and found.destination_org == request.destination_org:
@@ -155,7 +162,7 @@ async def run_sweep(
     return SweepResult(request.destination_org, ordered, tuple(warnings))
 
 
-def read_claim_folder(folder: Path, api_url: str) -> list[_ClaimToken]:
+def read_claim_folder(folder: Path, api_url: str) -> list[ClaimFileToken]:
     """The claim token of every file of `folder` (hidden files and folders aside), in name
     order; refused with every file that is no claim file of this service listed."""
     try:
@@ -170,7 +177,7 @@ def read_claim_folder(folder: Path, api_url: str) -> list[_ClaimToken]:
             f"{folder} holds no claim file",
             hint="Put each agent's agent-claim.json there (one file per agent, any name).",
         )
-    tokens: list[_ClaimToken] = []
+    tokens: list[ClaimFileToken] = []
     problems: list[str] = []
     first_file: dict[str, str] = {}
     for path in files:
@@ -184,7 +191,7 @@ def read_claim_folder(folder: Path, api_url: str) -> list[_ClaimToken]:
             problems.append(f"{path.name} holds the same claim token as {first_file[digest]}")
             continue
         first_file[digest] = path.name
-        tokens.append(_ClaimToken(token, claim_file))
+        tokens.append(ClaimFileToken(token, claim_file))
     if problems:
         raise _refusal(problems)
     return tokens
@@ -215,7 +222,7 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _skip_reason(claim: _ClaimToken, now: datetime) -> str:
+def _skip_reason(claim: ClaimFileToken, now: datetime) -> str:
     """Why the service does not know a claim token, as far as its file tells."""
     valid_until = claim.file.valid_until
     if valid_until is not None and valid_until <= now:
@@ -223,14 +230,16 @@ def _skip_reason(claim: _ClaimToken, now: datetime) -> str:
     return "skipped: the service does not know the claim token (used already, or expired)"
 
 
-async def _validate(api_url: str, tokens: Sequence[_ClaimToken]) -> list[AgentClaimResponse | None]:
+async def _validate(
+    api_url: str, tokens: Sequence[ClaimFileToken]
+) -> list[AgentClaimResponse | None]:
     """What each token would claim, by the service's unauthenticated validation; None for a
     token the service does not know."""
     limit = asyncio.Semaphore(VALIDATIONS_AT_ONCE)
 
     async with CloudClient(api_url, "") as client:
 
-        async def one(claim: _ClaimToken) -> AgentClaimResponse | None:
+        async def one(claim: ClaimFileToken) -> AgentClaimResponse | None:
             async with limit:
                 try:
                     return await client.validate_claim_token(claim.token)
@@ -282,13 +291,13 @@ def _recorded_request(request: SweepRequest, found: ClaimedAccount) -> ClaimRequ
     return _request(request, found.org, ResolutionMap.empty(), found.map_identity, found.landing)
 
 
-def _with_token(credentials: Credentials, claim: _ClaimToken) -> Credentials:
+def _with_token(credentials: Credentials, claim: ClaimFileToken) -> Credentials:
     return replace(credentials, claim_token=claim.token, claim_file=claim.file)
 
 
 async def _claim_planned(
     credentials: Credentials,
-    claim: _ClaimToken,
+    claim: ClaimFileToken,
     plan: PlannedClaim,
     asked: ClaimRequest,
     runs_dir: Path,
@@ -313,7 +322,7 @@ async def _claim_planned(
 
 async def _claim(
     credentials: Credentials,
-    claim: _ClaimToken,
+    claim: ClaimFileToken,
     agent: str,
     asked: ClaimRequest,
     runs_dir: Path,

@@ -86,6 +86,7 @@ def sweep(
         claims_dir, destination_org, policy, warn_within=warn_within, claim_wait=claim_wait
     )
     credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
+    settings.secrets.update(credentials.secrets)
     with commands.stopping() as stop:
         result = commands.sweep(credentials, request, stop=stop, on_row=_say_row(settings))
     chosen = report_format(fmt, output)
