@@ -17,7 +17,7 @@ from rich.table import Table
 
 from toolkit.choices import Format
 from toolkit.redaction import redact, redact_strings
-from toolkit.report.markdown import _markdown_list_item, _markdown_table
+from toolkit.report.markdown import markdown_list_item, markdown_table
 from toolkit.sweep_result import SweepResult, SweepRow
 
 HEADINGS = ["agent", "file", "outcome", "moved", "renames", "failures", "details"]
@@ -106,9 +106,9 @@ def _json_lines(result: SweepResult) -> str:
 def _markdown(result: SweepResult) -> str:
     lines = [f"# Sweep into {result.destination_org}", "", summary(result), ""]
     if result.warnings:
-        lines += ["## Warnings", "", *map(_markdown_list_item, result.warnings), ""]
+        lines += ["## Warnings", "", *map(markdown_list_item, result.warnings), ""]
     align = [":---", ":---", ":---", "---:", ":---", ":---", ":---"]
-    lines += _markdown_table(HEADINGS, align, [_cells(row, "; ") for row in result.rows])
+    lines += markdown_table(HEADINGS, align, [_cells(row, "; ") for row in result.rows])
     return "\n".join(lines) + "\n"
 
 
