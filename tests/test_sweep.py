@@ -575,3 +575,28 @@ def test_a_sweep_stopped_while_the_service_claims_is_finished_by_the_same_sweep(
     }
     third = run_cli(server, *sweep)
     assert {row["outcome"] for row in rows(third.stdout).values()} == {"already claimed"}
+
+
+def test_names_a_claim_under_way_will_land_at_are_taken_for_the_next_sweeps_plan(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
+) -> None:
+    world = sweep_world()
+    world["service"] = {"claimSecondsPerStack": 2}
+    server = make_emulator(world)
+    folder = claim_files(tmp_path / "claims", server, AGENTS[:1])
+    policy = _write(tmp_path / "policy.yaml", 'stacks: "{stack}-claimed"\n')
+    sweep = ("sweep", "--claims", str(folder), "--to", "acme", "--policy", str(policy))
+    # agent-aaa111's web/dev is to land as web/dev-claimed; its claim is left under way.
+    assert run_cli(server, *sweep, "--claim-wait", "0").exit_code == 4
+    claim_files(folder, server, AGENTS[1:2])
+    claims = server.requests.count(method="POST", path=CLAIM_PATH)
+
+    result = run_cli(server, *sweep)
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        "error: the sweep claims nothing: 1 problem(s):",
+        "  - agent-bbb222.json (agent-bbb222): stack web/dev is taken in the destination and "
+        "its new name stack web/dev-claimed is taken too",
+    ]
+    assert server.requests.count(method="POST", path=CLAIM_PATH) == claims

@@ -33,6 +33,7 @@ from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import ClaimFile, Credentials, read_claim_file
 from toolkit.entities import Inventory, describe, display_name, target_of
 from toolkit.errors import ClaimError, InvalidInputError, NotFoundError
+from toolkit.journal import RunRecord
 from toolkit.journal.claims import ClaimedAccount, find_claim, record_claim, token_digest
 from toolkit.landing_spec import LandingSpec
 from toolkit.models import AgentClaimResponse
@@ -40,7 +41,7 @@ from toolkit.naming_policy import NamingPolicy
 from toolkit.outcomes import EXIT_INTERRUPTED, summarize_run
 from toolkit.plan import ClaimTarget
 from toolkit.resolution_map import ResolutionMap
-from toolkit.runs import ClaimRequest, RunOutcome, commit_request, started_before
+from toolkit.runs import ClaimRequest, RunOutcome, commit_request, started_run
 from toolkit.strategies import StopSignal
 from toolkit.sweep_plan import AgentAccount, PlannedClaim, plan_sweep
 from toolkit.sweep_result import SweepOutcome, SweepResult, SweepRow
@@ -117,14 +118,15 @@ async def run_sweep(
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
     rows: dict[str, SweepRow] = {}
-    recorded: list[tuple[ClaimFileToken, ClaimedAccount]] = []
+    recorded: list[tuple[ClaimFileToken, ClaimedAccount, RunRecord]] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token))
         if found is not None and found.destination_org == request.destination_org:
             asked = _recorded_request(request, found)
-            if started_before(_with_token(credentials, claim), asked, runs_dir):
-                recorded.append((claim, found))
+            run = started_run(_with_token(credentials, claim), asked, runs_dir)
+            if run is not None:
+                recorded.append((claim, found, run))
                 continue
         fresh.append(claim)
     validated = await _validate(credentials.api_url, fresh)
@@ -136,7 +138,9 @@ async def run_sweep(
             accounts.append(AgentAccount(claim.file.path, document))
     warnings = window_warnings(accounts, now=now, warn_within=request.warn_within)
     destination, claimer = await _destination(credentials, request)
-    planned, problems = plan_sweep(request.policy, destination, accounts)
+    planned, problems = plan_sweep(
+        request.policy, destination, accounts, claimed_before=[run.plan for *_, run in recorded]
+    )
     if problems:
         raise _refusal(problems)
     if request.policy.landing is not None and (planned or recorded):
@@ -146,7 +150,7 @@ async def run_sweep(
     for row in rows.values():
         on_row(row)
     by_file = {claim.name: claim for claim in tokens}
-    for claim, found in recorded:
+    for claim, found, _ in recorded:
         asked = _recorded_request(request, found)
         rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs_dir, stop)
         on_row(rows[claim.name])

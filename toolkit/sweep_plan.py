@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.entities import (
+    EntityKey,
     Inventory,
     as_rename,
     base_of,
@@ -22,6 +23,7 @@ from toolkit.entities import (
     make_entity,
     name_problem,
     stable_order,
+    target_of,
 )
 from toolkit.models import AgentClaimResponse, BaseEntity, RenameEntity
 from toolkit.naming_policy import NamingPolicy, PolicyKind
@@ -63,11 +65,18 @@ class PlannedClaim:
 
 
 def plan_sweep(
-    policy: NamingPolicy, destination: Inventory, accounts: Sequence[AgentAccount]
+    policy: NamingPolicy,
+    destination: Inventory,
+    accounts: Sequence[AgentAccount],
+    *,
+    claimed_before: Sequence[AgentClaimResponse] = (),
 ) -> tuple[list[PlannedClaim], list[str]]:
     """Each account's renames, in order, and every problem of the whole sweep (an invalid
-    new name, a new name that is taken too): with any problem, no claim should be made."""
+    new name, a new name that is taken too): with any problem, no claim should be made.
+    `claimed_before`: the plans of claims an earlier sweep started, whose names are taken
+    whether or not the service has moved them yet."""
     taken = {entity_key(entity) for entity in destination.entities}
+    taken |= {key for plan in claimed_before for key in landing_keys(plan)}
     planned: list[PlannedClaim] = []
     problems: list[str] = []
     for account in accounts:
@@ -76,6 +85,14 @@ def plan_sweep(
         problems += found
         taken |= landed
     return planned, problems
+
+
+def landing_keys(plan: AgentClaimResponse) -> set[EntityKey]:
+    """Where a claim's plan lands each entity: at its new name when renamed."""
+    return {
+        entity_key(target_of(entity) if isinstance(entity, RenameEntity) else entity)
+        for entity in plan.entities
+    }
 
 
 def _plan_account(
@@ -88,7 +105,7 @@ def _plan_account(
     )
     own = {entity_key(entity) for entity in entities}
     renames: list[RenameEntity] = []
-    landed: set[tuple[str, ...]] = set()
+    landed: set[EntityKey] = set()
     problems: list[str] = []
     where = f"{account.file.name} ({account.agent})"
     for entity in entities:
