@@ -600,3 +600,21 @@ def test_names_a_claim_under_way_will_land_at_are_taken_for_the_next_sweeps_plan
         "its new name stack web/dev-claimed is taken too",
     ]
     assert server.requests.count(method="POST", path=CLAIM_PATH) == claims
+
+
+def test_a_policy_names_by_its_templates_or_by_the_suffix_rule() -> None:
+    from toolkit.naming_policy import parse_naming_policy
+
+    templates = parse_naming_policy(
+        'stacks: "{project}-{stack}-{agent_id}"\nenvironments: "{name}.{agent}"\n'
+    )
+    suffix = parse_naming_policy('suffix: "-agent"\n')
+    braces = parse_naming_policy('suffix: "-{x}"\n')
+
+    agent = {"agent": "agent-7f3k2q", "project": "web"}
+    assert templates.new_name("stacks", name="dev", **agent) == "web-dev-7f3k2q"
+    assert templates.new_name("environments", name="secrets", **agent) == "secrets.agent-7f3k2q"
+    assert suffix.new_name("stacks", name="dev", **agent) == "dev-agent"
+    assert suffix.new_name("environments", name="secrets", **agent) == "secrets-agent"
+    assert braces.new_name("stacks", name="dev", **agent) == "dev-{x}"
+    assert templates.identity != suffix.identity
