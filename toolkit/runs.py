@@ -127,6 +127,18 @@ def run_key(sides: Sides, request: ClaimRequest) -> str:
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
 
+def started_run(
+    credentials: Credentials, request: ClaimRequest, runs_dir: Path
+) -> RunRecord | None:
+    """The run of `request` that finished or changed something, if any: committing the
+    request again finds that run done, or continues it, rather than planning afresh (a sweep's
+    claim whose token the service has used up already)."""
+    previous = find_run(runs_dir, run_key(Sides.of(request.target, credentials), request))
+    if previous is None or _blocked(previous):
+        return None
+    return previous if _done(previous) or _unfinished(runs_dir, previous.run_id) else None
+
+
 async def commit_request(
     credentials: Credentials,
     request: ClaimRequest,
