@@ -52,7 +52,7 @@ LOGIN_BLOCK = (
 
 @pytest.fixture
 def server(make_emulator: EmulatorFactory) -> EmulatorServer:
-    return make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    return make_emulator(claim_world(claim_moves="current", **MOVABLE))
 
 
 def run(

@@ -293,8 +293,8 @@ def test_files_that_are_no_claim_files_are_all_listed_and_nothing_is_claimed(
     assert result.stderr.splitlines()[:4] == [
         "error: the sweep claims nothing: 3 problem(s):",
         "  - copy.json holds the same claim token as agent-aaa111.json",
-        f"  - cannot read the claim file {folder / 'notes.txt'}: Expecting value: line 1 "
-        "column 1 (char 0)",
+        f"  - the claim file {folder / 'notes.txt'} is no agent-claim.json, "
+        "PULUMI_EPHEMERAL_AGENT_ACCOUNT block or claim link",
         f"  - the claim file {folder / 'other.json'} is for https://api.elsewhere.invalid, "
         f"not {server.url}",
     ]

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from toolkit.claim import CommitResult, commit_claim, plan_claim, suggest_resolutions
     from toolkit.credentials import Credentials, load_credentials
     from toolkit.errors import (
+        AgentTokenExpiredError,
         AnswerTooLargeError,
         AuthenticationError,
         ChoiceError,
@@ -54,6 +55,7 @@ _HOMES = {
     "toolkit.claim": ("CommitResult", "commit_claim", "plan_claim", "suggest_resolutions"),
     "toolkit.credentials": ("Credentials", "load_credentials"),
     "toolkit.errors": (
+        "AgentTokenExpiredError",
         "AnswerTooLargeError",
         "AuthenticationError",
         "ChoiceError",
@@ -92,6 +94,7 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "AgentTokenExpiredError",
     "AnswerTooLargeError",
     "AuthenticationError",
     "ChoiceError",
