@@ -1,5 +1,6 @@
-"""When the agents of test worlds signed up: an hour before the test run, so that they may still
-write (72 hours) and their claim is open (30 days). Fixed dates would expire with the calendar."""
+"""When the agents of test worlds signed up: an hour before the test run, so that their token
+still authenticates (72 hours) and their claim is open (30 days). Fixed dates would expire with
+the calendar."""
 
 from __future__ import annotations
 

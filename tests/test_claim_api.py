@@ -43,12 +43,14 @@ TARGET = ClaimTarget(source_org=AGENT, destination_org="acme")
 UPDATED = "2026-11-20T10:00:00Z"
 
 
-def world(agent_org: dict[str, Any], acme: dict[str, Any], *, moves: bool) -> dict[str, Any]:
+def world(
+    agent_org: dict[str, Any], acme: dict[str, Any], *, claim_moves: str = "current"
+) -> dict[str, Any]:
     """alice administers acme only; the agent's org is visible to the agent alone."""
     return {
         "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}],
         "agents": [agent_entry(AGENT, token="tok-agent", claim_token=CLAIM_TOKEN)],
-        "service": {"claimMovesEnvironments": moves},
+        "service": {"claimMoves": claim_moves},
         "orgs": {"acme": acme, AGENT: agent_org},
     }
 
@@ -149,13 +151,13 @@ async def client_plan_and_dry_run(
     return plan, answer
 
 
-@pytest.mark.parametrize("moves_environments", [False, True], ids=["envs-fail", "envs-move"])
+@pytest.mark.parametrize("claim_moves", ["launch", "current"])
 @pytest.mark.parametrize("case", PARITY_CASES)
 def test_the_client_side_plan_equals_the_services_dry_run(
-    make_emulator: EmulatorFactory, case: str, moves_environments: bool
+    make_emulator: EmulatorFactory, case: str, claim_moves: str
 ) -> None:
     agent_org, acme, map_text = PARITY_CASES[case]
-    server = make_emulator(world(agent_org, acme, moves=moves_environments))
+    server = make_emulator(world(agent_org, acme, claim_moves=claim_moves))
 
     plan, answer = asyncio.run(client_plan_and_dry_run(server, parse_resolution_map(map_text)))
 
@@ -163,9 +165,9 @@ def test_the_client_side_plan_equals_the_services_dry_run(
     assert wire(client.entities) == wire(answer.entities)
     assert wire(client.conflicts) == wire(answer.conflicts)
     assert failed_keys(client.failures) == failed_keys(answer.failures)
-    failing = {"TransferEntityInsightsAccount", "TransferEntityRegistryPackage"}
-    if not moves_environments:
-        failing.add("TransferEntityEnvironment")
+    failing = {"TransferEntityInsightsAccount"}
+    if claim_moves == "launch":
+        failing |= {"TransferEntityEnvironment", "TransferEntityRegistryPackage"}
     expected = sorted(entity_key(e) for e in plan.entities if e.kind in failing)
     assert failed_keys(answer.failures) == expected
     assert len(answer.entities) == sum(len(entities) for entities in agent_org.values())
@@ -175,7 +177,7 @@ def test_plan_claim_reports_the_services_answer_without_access_to_the_agents_org
     make_emulator: EmulatorFactory,
 ) -> None:
     agent_org, acme, map_text = PARITY_CASES["renames-across-projects"]
-    server = make_emulator(world(agent_org, acme, moves=True))
+    server = make_emulator(world(agent_org, acme))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
 
     plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), parse_resolution_map(map_text)))
@@ -183,7 +185,7 @@ def test_plan_claim_reports_the_services_answer_without_access_to_the_agents_org
     assert plan.strategy == "claim-api"
     assert plan.service_answer is not None
     assert plan.to_claim_response() == plan.service_answer
-    assert plan.blocked  # Insights accounts and registry packages cannot be claimed
+    assert plan.blocked  # Insights accounts cannot be claimed
     assert plan.notices[0] == "strategy claim-api: a claim token is at hand (PULUMI_CLAIM_TOKEN)"
     assert {(m.target.project_name, m.target.stack_name) for m in plan.moves} >= {
         ("site", "dev"),
@@ -200,7 +202,7 @@ MOVABLE = {"stacks": stacks("web/dev", "api/prod"), "environments": environments
 def test_the_claim_is_followed_until_every_stack_has_landed(
     make_emulator: EmulatorFactory,
 ) -> None:
-    server = make_emulator(world(MOVABLE, {"stacks": stacks("web/dev")}, moves=True))
+    server = make_emulator(world(MOVABLE, {"stacks": stacks("web/dev")}))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
     events: list[ProgressEvent] = []
 
@@ -224,7 +226,7 @@ def test_the_claim_is_followed_until_every_stack_has_landed(
 def test_a_stack_not_found_where_planned_after_the_claim_fails_verification(
     make_emulator: EmulatorFactory,
 ) -> None:
-    server = make_emulator(world(MOVABLE, {}, moves=True))
+    server = make_emulator(world(MOVABLE, {}))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
 
     async def claim() -> dict[tuple[str, ...], Any]:
@@ -251,7 +253,7 @@ def test_a_stack_not_found_where_planned_after_the_claim_fails_verification(
 def test_a_token_that_expires_between_the_preview_and_the_claim_is_refused(
     make_emulator: EmulatorFactory,
 ) -> None:
-    server = make_emulator(world(MOVABLE, {}, moves=True))
+    server = make_emulator(world(MOVABLE, {}))
     credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
     plan = asyncio.run(
         plan_claim(Sides.of(TARGET, credentials), ResolutionMap.empty(), "claim-api")

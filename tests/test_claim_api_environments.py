@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import yaml
-from agent_times import agent_entry
+from agent_times import CLAIM_EXPIRES, SIGNED_UP, agent_entry
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 
 from toolkit.emulator.server import EmulatorServer
@@ -38,8 +39,10 @@ CLAIM_PATH = "/api/agents/acme/claim"
 
 
 def world() -> dict[str, Any]:
-    """alice is a member of acme only; the agent signed up an hour ago."""
+    """alice is a member of acme only; the agent signed up an hour ago. The service fails the
+    environments of a claim, as at the claim API's launch."""
     return {
+        "service": {"claimMoves": "launch"},
         "users": [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "member"}}],
         "agents": [agent_entry(AGENT, token="tok-agent", claim_token=CLAIM_TOKEN)],
         "orgs": {
@@ -183,40 +186,58 @@ def test_without_the_agents_token_planning_fails_and_says_where_it_is(
     assert server.state.stack_names(AGENT) == STACKS
 
 
-def test_a_read_only_agent_keeps_its_environments_and_nothing_is_claimed(
+def test_an_expired_agent_token_is_said_before_anything_moves(
     server: EmulatorServer, run_cli: RunCli, map_file: Path
 ) -> None:
+    httpx.post(
+        f"{server.url}/_emulator/clock", json={"advanceSeconds": 72 * 3600}
+    ).raise_for_status()
+    token_valid_until = (SIGNED_UP + timedelta(hours=72)).strftime("%Y-%m-%d %H:%M UTC")
+    claim_valid_until = CLAIM_EXPIRES.strftime("%Y-%m-%d %H:%M UTC")
+
+    for command in ("preview", "commit"):
+        extra = ("--yes",) if command == "commit" else ()
+        result = run_cli(
+            server, command, *ORGS, *COPY, "-r", str(map_file), *extra, claim_token=CLAIM_TOKEN
+        )
+
+        assert result.exit_code == 1, result.output
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "error: the agent's access token has expired: the service answers 401 to "
+            "PULUMI_CLAIM_SOURCE_TOKEN (an agent's token is valid for 72 hours after its "
+            f"sign-up, until {token_valid_until}), so the ESC environments of {AGENT} that "
+            "the service cannot claim can no longer be read to copy them; nothing was changed",
+            f"The claim token still works until {claim_valid_until} (the claim window), "
+            "without the agent's token: run without --environments copy to preview the claim "
+            "itself. If PULUMI_CLAIM_SOURCE_TOKEN is not the agent's token, set it to the "
+            "accessToken the agent's pulumi CLI keeps in /tmp/.pulumi/credentials.json.",
+        ]
+        assert "tok-agent" not in result.output and CLAIM_TOKEN not in result.output
+    assert esc_changes(server) == [] and claims_made(server) == 0
+    assert server.state.stack_names(AGENT) == STACKS
+    assert server.state.environment_names(AGENT) == {("default", "base"), ("default", "app")}
+    assert server.state.environment_names("acme") == {("default", "base")}
+
+
+def test_the_claim_token_still_claims_once_the_agent_token_has_expired(
+    server: EmulatorServer, run_cli: RunCli, map_file: Path
+) -> None:
+    """Without copies, the claim needs no agent token: the service's preview answers."""
     httpx.post(
         f"{server.url}/_emulator/clock", json={"advanceSeconds": 72 * 3600}
     ).raise_for_status()
 
     result = run_cli(
         server,
-        *("commit", *ORGS, *COPY, "-r", str(map_file), "--yes", "--format", "json"),
+        *("preview", *ORGS, "--strategy", "claim-api", "--format", "json"),
         claim_token=CLAIM_TOKEN,
     )
 
-    assert result.exit_code == 4, result.output
+    assert result.exit_code in (0, 3), result.output
     document = AgentClaimResponse.model_validate(json.loads(result.stdout))
-    details = {f.entity.kind: f.failure_details for f in document.failures}
-    assert "is read-only" in details["TransferEntityEnvironment"]
-    assert "copied and verified" in details["TransferEntityEnvironment"]
-    assert details["TransferEntityStack"].startswith("not claimed: ")
-    assert "72-hour write window" in details["TransferEntityStack"]
+    assert {f.entity.kind for f in document.failures} == {"TransferEntityEnvironment"}
     assert claims_made(server) == 0
-    assert server.state.stack_names(AGENT) == STACKS
-    assert server.state.environment_names(AGENT) == {("default", "base"), ("default", "app")}
-    assert_copied(server)
-
-    again = run_cli(
-        server,
-        *("commit", *ORGS, *COPY, "-r", str(map_file), "--yes", "--format", "json"),
-        claim_token=CLAIM_TOKEN,
-    )
-    assert again.exit_code == 4, again.output
-    assert "continuing" in again.stderr.lower() or "resum" in again.stderr.lower()
-    assert claims_made(server) == 0
-    assert len([c for c in esc_changes(server) if c.startswith("POST")]) == 3, "copied once"
 
 
 # --- killed on the way, finished by the same command -----------------------------------------

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from agent_times import CREATED_AT
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 from pulumi_cloud_sdk._support import default_encoder
@@ -34,8 +35,8 @@ RESOLVES_BOTH = "stacks:\n  web/dev: web/dev-agent\n  api/prod: api/prod-agent\n
 
 def claim_world(
     *,
-    moves_environments: bool = False,
-    created: str = "2026-11-01T09:00:00Z",
+    claim_moves: str = "launch",
+    created: str = CREATED_AT,
     expires: str = "2026-12-31T09:00:00Z",
     **agent_org: Any,
 ) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def claim_world(
                 "claimExpiresAt": expires,
             }
         ],
-        "service": {"claimMovesEnvironments": moves_environments},
+        "service": {"claimMoves": claim_moves},
         "orgs": {
             "acme": {
                 "stacks": [
@@ -251,7 +252,7 @@ def test_a_claim_lands_every_stack_under_its_resolved_name_with_history_and_secr
     pulumi_cli: Path, make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
     signed_up = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    world = claim_world(moves_environments=True, created=signed_up.isoformat(), **MOVABLE)
+    world = claim_world(claim_moves="current", created=signed_up.isoformat(), **MOVABLE)
     server = make_emulator(world)
     deploy_as_agent(server, f"{AGENT}/web/dev")
     resolutions = write(tmp_path, "map.yaml", RESOLVES_BOTH)
@@ -330,7 +331,7 @@ def test_a_claim_blocked_by_failures_changes_nothing_and_says_what_to_do(
 def test_a_claim_blocked_by_conflicts_changes_nothing_and_resolve_writes_the_way_out(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server = make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    server = make_emulator(claim_world(claim_moves="current", **MOVABLE))
     before = snapshot(server)
     blocked = run_cli(server, "commit", *ORGS, *CLAIM_API, "--yes", "--format", "markdown")
     assert blocked.exit_code == 3, blocked.stderr
@@ -349,7 +350,7 @@ def test_a_claim_blocked_by_conflicts_changes_nothing_and_resolve_writes_the_way
 def test_an_expired_claim_token_is_refused(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server = make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    server = make_emulator(claim_world(claim_moves="current", **MOVABLE))
     before = snapshot(server)
     closes = datetime(2026, 12, 31, 9, tzinfo=UTC)
     advance_clock(server, int((closes - datetime.now(UTC)).total_seconds()) + 60)
@@ -391,7 +392,7 @@ def test_a_claimer_without_a_role_in_the_destination_is_told_so(
 def test_the_claim_file_gives_the_claim_token(
     make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server = make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    server = make_emulator(claim_world(claim_moves="current", **MOVABLE))
     path = claim_file(tmp_path / "claims", server)
     result = run_cli(
         server, "preview", *ORGS, "--claim-file", str(path), "--format", "json", claim_token=None
@@ -404,7 +405,7 @@ def test_the_claim_file_gives_the_claim_token(
 def test_the_claim_file_at_the_default_location_is_used_and_said(
     make_emulator: EmulatorFactory, run_cli: RunCli, agent_pulumi_dir: Path
 ) -> None:
-    server = make_emulator(claim_world(moves_environments=True, **MOVABLE))
+    server = make_emulator(claim_world(claim_moves="current", **MOVABLE))
     path = claim_file(agent_pulumi_dir, server)
     result = run_cli(server, "preview", *ORGS, "--format", "markdown", claim_token=None)
     assert result.exit_code == 3, result.stderr

@@ -334,7 +334,7 @@ def test_claim_api_lands_on_the_stacks_and_environments_the_service_moved(
     tmp_path: Path,
 ) -> None:
     claimed = world()
-    claimed["service"] = {"claimMovesEnvironments": True}
+    claimed["service"] = {"claimMoves": "current"}
     claimed["orgs"][AGENT] = {
         "stacks": [{"project": "web", "stack": "qa"}],
         "environments": [{"project": "default", "name": "secrets"}],

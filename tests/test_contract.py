@@ -695,7 +695,7 @@ AGENT_ANSWERS = {
 
 
 def agent_world() -> dict[str, Any]:
-    return {**WORLD, "service": {"signupDifficulty": 6}}
+    return {**WORLD, "service": {"signupDifficulty": 6, "claimMoves": "launch"}}
 
 
 def test_the_sdk_signs_up_validates_claims_and_reads_the_status_from_the_emulator(

@@ -464,7 +464,7 @@ def test_with_claim_api_the_service_moves_environments_itself(
     spec = world()
     spec["users"] = [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin"}}]
     spec["agents"] = [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")]
-    spec["service"] = {"claimMovesEnvironments": True}
+    spec["service"] = {"claimMoves": "current"}
     spec["orgs"]["acme"]["environments"] = []
     server = make_emulator(spec)
 

@@ -119,7 +119,7 @@ def test_a_commit_refused_for_its_map_leaves_no_lock_and_the_fixed_map_commits(
     assert read_run(runs_dir, database=database_url).finished
 
 
-def test_a_commit_refused_403_leaves_no_lock_and_another_token_commits(
+def test_a_commit_refused_for_its_token_leaves_no_lock_and_another_token_commits(
     make_emulator: EmulatorFactory, tmp_path: Path
 ) -> None:
     server = make_emulator(world())
@@ -129,7 +129,7 @@ def test_a_commit_refused_403_leaves_no_lock_and_another_token_commits(
     refused = commit(server, runs_dir, map_file, token="tok-bob", strategy="auto")
 
     assert refused.returncode == 1
-    assert "failed with 403: Forbidden: 'bob' is not a member" in refused.stderr
+    assert f"error: --from {AGENT}: bob has no role in {AGENT}" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert server.state.stack_names(AGENT) == {("web", "dev"), ("web", "prod")}
     other = commit(server, runs_dir, map_file)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from toolkit.claim import CommitResult, commit_claim, plan_claim, suggest_resolutions
     from toolkit.credentials import Credentials, load_credentials
     from toolkit.errors import (
+        AgentTokenExpiredError,
         AnswerTooLargeError,
         AuthenticationError,
         ChoiceError,
@@ -39,11 +40,14 @@ if TYPE_CHECKING:
     from toolkit.job_file import Job, load_job
     from toolkit.jobs import JobResult, run_job
     from toolkit.landing_spec import LandingSpec
+    from toolkit.naming_policy import NamingPolicy, parse_naming_policy, read_naming_policy
     from toolkit.plan import ClaimPlan, ClaimTarget
     from toolkit.resolution_map import ResolutionMap, load_resolution_map, parse_resolution_map
     from toolkit.runs import ClaimRequest, RunOutcome, commit_request
     from toolkit.sides import Sides
     from toolkit.strategies import StopSignal
+    from toolkit.sweep import SweepRequest, run_sweep
+    from toolkit.sweep_result import SweepResult, SweepRow
 
     __version__: str
 
@@ -51,6 +55,7 @@ _HOMES = {
     "toolkit.claim": ("CommitResult", "commit_claim", "plan_claim", "suggest_resolutions"),
     "toolkit.credentials": ("Credentials", "load_credentials"),
     "toolkit.errors": (
+        "AgentTokenExpiredError",
         "AnswerTooLargeError",
         "AuthenticationError",
         "ChoiceError",
@@ -82,10 +87,14 @@ _HOMES = {
     "toolkit.runs": ("ClaimRequest", "RunOutcome", "commit_request"),
     "toolkit.sides": ("Sides",),
     "toolkit.strategies": ("StopSignal",),
+    "toolkit.naming_policy": ("NamingPolicy", "parse_naming_policy", "read_naming_policy"),
+    "toolkit.sweep": ("SweepRequest", "run_sweep"),
+    "toolkit.sweep_result": ("SweepResult", "SweepRow"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "AgentTokenExpiredError",
     "AnswerTooLargeError",
     "AuthenticationError",
     "ChoiceError",
@@ -105,6 +114,7 @@ __all__ = [
     "JobResult",
     "LandingError",
     "LandingSpec",
+    "NamingPolicy",
     "NotFoundError",
     "PermissionDeniedError",
     "PlanMismatchError",
@@ -118,6 +128,9 @@ __all__ = [
     "ServiceError",
     "Sides",
     "StopSignal",
+    "SweepRequest",
+    "SweepResult",
+    "SweepRow",
     "TransportError",
     "UntrustedAnswerError",
     "__version__",
@@ -126,9 +139,12 @@ __all__ = [
     "load_credentials",
     "load_job",
     "load_resolution_map",
+    "parse_naming_policy",
     "parse_resolution_map",
     "plan_claim",
+    "read_naming_policy",
     "run_job",
+    "run_sweep",
     "suggest_resolutions",
 ]
 

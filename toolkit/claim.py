@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +21,8 @@ from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import Inventory, base_of, entity_key, qualified_name
 from toolkit.errors import (
+    AgentTokenExpiredError,
+    AuthenticationError,
     ChoiceError,
     ClaimRefusedError,
     InvalidInputError,
@@ -124,6 +126,8 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
     if found is None:
         return
     copy, error = found
+    if isinstance(error, AuthenticationError) and not sides.one_identity:
+        raise _agent_token_expired(plan)
     label = qualified_name(plan.source_org, copy.source)
     whose = (
         "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
@@ -138,6 +142,33 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
         "the agent's pulumi CLI keeps it in /tmp/.pulumi/credentials.json (under accounts, "
         "the service URL, accessToken). Or leave out --environments copy and see What to do.",
     )
+
+
+AGENT_TOKEN_LIFETIME = timedelta(hours=72)
+"""How long an agent's access token authenticates after its sign-up (the service's
+`accessTokenValidUntil`); the agent's account waits to be claimed for longer."""
+
+
+def _agent_token_expired(plan: ClaimPlan) -> AgentTokenExpiredError:
+    """Why a plan that copies the agent's environments cannot run once the service refuses
+    the agent's token (401), and what still can: the claim token outlives that token."""
+    valid_until = plan.agent.created_at + AGENT_TOKEN_LIFETIME
+    return AgentTokenExpiredError(
+        f"the agent's access token has expired: the service answers 401 to "
+        f"PULUMI_CLAIM_SOURCE_TOKEN (an agent's token is valid for 72 hours after its "
+        f"sign-up, until {_when(valid_until)}), so the ESC environments of "
+        f"{plan.source_org} that the service cannot claim can no longer be read to copy them; "
+        "nothing was changed",
+        hint=f"The claim token still works until {_when(plan.claim_expires_at)} (the claim "
+        "window), without the agent's token: run without --environments copy to preview the "
+        "claim itself. If PULUMI_CLAIM_SOURCE_TOKEN is not the agent's token, set it to "
+        "the accessToken the agent's pulumi CLI keeps in /tmp/.pulumi/credentials.json.",
+    )
+
+
+def _when(moment: datetime) -> str:
+    """A moment as messages show it: to the minute, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
@@ -373,9 +404,9 @@ class _Execution:
         removals = any(failure.step == "delete-source" for failure in failed.values())
         cause = (
             f"the copies in {plan.destination_org} stand, verified, but removing the agent's "
-            "environments failed (see their failures); an agent account is read-only once its "
-            "72-hour write window has passed, and then cannot remove them: the service's claim "
-            "stays blocked by them"
+            "environments failed (see their failures); an agent's access token stops "
+            "authenticating 72 hours after its sign-up, and then cannot remove them: the "
+            "service's claim stays blocked by them"
             if removals
             else f"copying the agent's environments to {plan.destination_org} failed (see "
             "their failures); the verified copies stand and the sources stay"
@@ -568,8 +599,7 @@ def _token_refused(claim_token: ClaimToken) -> ClaimRefusedError:
     )
     if valid_until is not None and valid_until <= datetime.now(UTC):
         return ClaimRefusedError(
-            f"the claim token ({origin}) has expired: it was valid until "
-            f"{valid_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+            f"the claim token ({origin}) has expired: it was valid until {_when(valid_until)}.",
             hint=fresh,
         )
     if valid_until is not None:

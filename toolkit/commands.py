@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from toolkit.job_file import Job
     from toolkit.jobs import JobResult, RunLog
     from toolkit.models import AgentClaimResponse
+    from toolkit.sweep import SweepRequest
+    from toolkit.sweep_result import SweepResult, SweepRow
 
 __all__ = [
     "PREVIEW_RUN_ID",
@@ -76,6 +79,8 @@ __all__ = [
     "signals_ignored",
     "status",
     "stopping",
+    "sweep",
+    "sweep_request",
     "versions",
 ]
 
@@ -419,6 +424,47 @@ def run_job(
 
     runs_dir = default_runs_dir() if runs_dir is None else runs_dir
     return asyncio.run(run_claims(job, log, runs_dir=runs_dir, database=database, stop=stop))
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+
+def sweep_request(
+    claims_dir: Path,
+    destination_org: str,
+    policy: Path | None = None,
+    *,
+    warn_within: timedelta | None = None,
+    claim_wait: float | None = None,
+) -> SweepRequest:
+    """A sweep of the claim files of `claims_dir` into `destination_org`, renaming by the
+    naming policy in `policy` (None: `NamingPolicy.default`)."""
+    from toolkit.naming_policy import NamingPolicy, read_naming_policy
+    from toolkit.sweep import DEFAULT_WARN_WITHIN, SweepRequest
+
+    return SweepRequest(
+        claims_dir=claims_dir,
+        destination_org=destination_org,
+        policy=NamingPolicy.default() if policy is None else read_naming_policy(policy),
+        warn_within=DEFAULT_WARN_WITHIN if warn_within is None else warn_within,
+        claim_wait=claim_wait,
+    )
+
+
+def sweep(
+    credentials: Credentials,
+    request: SweepRequest,
+    *,
+    runs_dir: Path | None = None,
+    stop: StopSignal | None = None,
+    on_row: Callable[[SweepRow], None] = lambda row: None,
+) -> SweepResult:
+    """Claim every agent account of the request's folder (`toolkit.sweep.run_sweep`), each as
+    its own run in the runs folder (or `runs_dir`)."""
+    from toolkit.sweep import run_sweep
+
+    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
+    return asyncio.run(run_sweep(credentials, request, runs_dir=runs_dir, stop=stop, on_row=on_row))
 
 
 # --- version --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The destination (claiming) identity comes from `PULUMI_ACCESS_TOKEN` or, like the Pulumi CLI,
 from the login stored in `credentials.json`; the source identity defaults to the destination
 one, which is enough when one person administers both orgs. The agent's claim token comes from
-`PULUMI_CLAIM_TOKEN` or from the claim file the pulumi CLI writes when it signs an agent up.
+`--claim-url` (the claim link), `PULUMI_CLAIM_TOKEN` (the token, or the link) or a claim file:
+the one the pulumi CLI writes when it signs an agent up, the block it prints then, or the link.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from toolkit.claim_links import (
+    claim_link_token,
+    claim_url_in_block,
+    is_agent_block,
+    is_claim_link,
+)
 from toolkit.errors import InvalidInputError
 from toolkit.service_urls import (
     canonical_url,
@@ -56,6 +63,8 @@ class Credentials:
     """Of a self-managed source backend (`PULUMI_CLAIM_SOURCE_PASSPHRASE`, else the above)."""
     claim_file: ClaimFile | None = None
     """Where `claim_token` came from when it was read from a claim file."""
+    claim_origin: str = "PULUMI_CLAIM_TOKEN"
+    """Where `claim_token` came from otherwise, in words for messages."""
 
     def __post_init__(self) -> None:
         for name in ("destination_token", "source_token", "claim_token"):
@@ -78,7 +87,7 @@ class Credentials:
     def claim_token_origin(self) -> str:
         """Where the claim token came from, in words for messages."""
         if self.claim_file is None:
-            return "PULUMI_CLAIM_TOKEN"
+            return self.claim_origin
         return f"the claim token of {self.claim_file.path}"
 
     def __repr__(self) -> str:
@@ -132,6 +141,7 @@ def load_credentials(
     home: Path | None = None,
     *,
     claim_file: Path | None = None,
+    claim_url: str | None = None,
     discover_claim_file: bool = False,
     allow_insecure: bool = False,
 ) -> Credentials:
@@ -139,11 +149,12 @@ def load_credentials(
 
     The API URL is `api_url`, else `PULUMI_BACKEND_URL`, else the backend `pulumi login` made
     current, else https://api.pulumi.com. `env` defaults to the process environment and `home`
-    to the user's home directory. The claim token is read from `claim_file` when given, else
-    from `PULUMI_CLAIM_TOKEN`, else (with `discover_claim_file`, as the command line does) from
-    the pulumi CLI's claim file at its default location (`default_claim_file`) when there is
-    one. An `http://` URL to another machine is refused unless `allow_insecure`
-    (`require_secure_url`).
+    to the user's home directory. The claim token is read from the claim link `claim_url` or
+    from `claim_file` (`read_claim_file`) when one is given, else from `PULUMI_CLAIM_TOKEN`
+    (the token or the claim link), else (with `discover_claim_file`, as the command line does)
+    from the pulumi CLI's claim file at its default location (`default_claim_file`) when there
+    is one. A claim link is taken only for the service at the API URL. An `http://` URL to
+    another machine is refused unless `allow_insecure` (`require_secure_url`).
     """
     env = os.environ if env is None else env
     logins = read_pulumi_logins(env, home)
@@ -151,14 +162,22 @@ def load_credentials(
     require_api_url(url, origin)
     url = url.rstrip("/")
     require_secure_url(url, origin, allow_insecure=allow_insecure)
-    claim_token = _variable_token(env, "PULUMI_CLAIM_TOKEN")
+    claim_token, claim_origin = _variable_claim_token(env, url)
     found: ClaimFile | None = None
-    if claim_file is not None:
-        claim_token, found = read_claim_file(claim_file, url)
+    if claim_url is not None and claim_file is not None:
+        raise InvalidInputError(
+            "--claim-url and --claim-file both give the claim token",
+            hint="Pass one of them.",
+        )
+    if claim_url is not None:
+        claim_origin = "the claim link of --claim-url"
+        claim_token = link_token(claim_url, url, "--claim-url", env)
+    elif claim_file is not None:
+        claim_token, found = read_claim_file(claim_file, url, env=env)
     elif claim_token is None and discover_claim_file:
         default = default_claim_file(env)
         if default.is_file():
-            claim_token, found = read_claim_file(default, url, discovered=True)
+            claim_token, found = read_claim_file(default, url, discovered=True, env=env)
     destination = _variable_token(env, "PULUMI_ACCESS_TOKEN") or logins.token_for(url)
     if not destination:
         raise InvalidInputError(
@@ -175,6 +194,28 @@ def load_credentials(
         destination_passphrase=passphrase,
         source_passphrase=env.get("PULUMI_CLAIM_SOURCE_PASSPHRASE") or passphrase,
         claim_file=found,
+        claim_origin=claim_origin,
+    )
+
+
+def _variable_claim_token(env: Mapping[str, str], api_url: str) -> tuple[str | None, str]:
+    """The claim token `PULUMI_CLAIM_TOKEN` gives, itself or as a claim link of the service at
+    `api_url`, and where it came from in words for messages."""
+    name = "PULUMI_CLAIM_TOKEN"
+    value = env.get(name)
+    if value and is_claim_link(value):
+        origin = f"the claim link in {name}"
+        return link_token(value, api_url, origin, env), origin
+    return _variable_token(env, name), name
+
+
+def link_token(link: str, api_url: str, origin: str, env: Mapping[str, str]) -> str:
+    """The claim token in a claim link of the service at `api_url` (`claim_link_token`),
+    checked as every token is; `origin` names where the link came from."""
+    return checked_token(
+        claim_link_token(link, api_url, origin, env),
+        f"the claim token in {origin}",
+        fix="Give the claim link alone, as the pulumi CLI printed it.",
     )
 
 
@@ -240,18 +281,63 @@ def default_claim_file(env: Mapping[str, str] | None = None) -> Path:
     return (Path(folder) if folder else DEFAULT_AGENT_DIR) / CLAIM_FILE_NAME
 
 
-def read_claim_file(path: Path, api_url: str, *, discovered: bool = False) -> tuple[str, ClaimFile]:
-    """The claim token in the pulumi CLI's `agent-claim.json` at `path`, and what else it says.
+def read_claim_file(
+    path: Path,
+    api_url: str,
+    *,
+    discovered: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[str, ClaimFile]:
+    """The claim token in the claim file at `path`, and what else it says; the one reader of
+    every form people keep it in: the pulumi CLI's `agent-claim.json`, the
+    `PULUMI_EPHEMERAL_AGENT_ACCOUNT` block the CLI prints after sign-up (saved from its stderr),
+    or a file holding just the claim link.
 
     Refused when it cannot be read, holds no claim token, or is for another service than
-    `api_url` (the token is a secret of that service and is never sent anywhere else).
+    `api_url` (the token is a secret of that service and is never sent anywhere else). `env`
+    (default: the process environment) gives `PULUMI_CONSOLE_DOMAIN`, as the CLI reads it.
     """
-    fix = "Pass the agent-claim.json the pulumi CLI wrote, or set PULUMI_CLAIM_TOKEN instead."
+    env = os.environ if env is None else env
+    fix = (
+        "Pass the agent-claim.json the pulumi CLI wrote, the block it printed after sign-up, "
+        "or a file holding the claim link; or set PULUMI_CLAIM_TOKEN instead."
+    )
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise InvalidInputError(f"cannot read the claim file {path}: {reason}", hint=fix) from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _unreadable(path, error, fix) from None
+    if text.lstrip().startswith("{"):
+        return _read_claim_document(text, path, api_url, discovered, fix)
+    origin = f"the claim link of the claim file {path}"
+    if is_agent_block(text):
+        link = claim_url_in_block(text)
+        if link is None:
+            raise InvalidInputError(
+                f"the claim file {path} holds the pulumi CLI's PULUMI_EPHEMERAL_AGENT_ACCOUNT "
+                "block, but no CLAIM_URL= line",
+                hint="Save the block the pulumi CLI printed after the agent's sign-up, with its "
+                "CLAIM_URL= line; a block that only asks to run `pulumi login` has no claim link.",
+            )
+    elif is_claim_link(text) and len(text.split()) == 1:
+        link = text.strip()
+    else:
+        raise InvalidInputError(
+            f"the claim file {path} is no agent-claim.json, PULUMI_EPHEMERAL_AGENT_ACCOUNT "
+            "block or claim link",
+            hint=fix,
+        )
+    return link_token(link, api_url, origin, env), ClaimFile(path, None, discovered)
+
+
+def _read_claim_document(
+    text: str, path: Path, api_url: str, discovered: bool, fix: str
+) -> tuple[str, ClaimFile]:
+    """The claim token in the pulumi CLI's `agent-claim.json` (`{claimUrl, claimToken,
+    validUntil, cloudUrl, claimUnavailableAt}`), for the service at `api_url` only."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise _unreadable(path, error, fix) from None
     token = document.get("claimToken") if isinstance(document, dict) else None
     if not isinstance(token, str) or not token:
         raise InvalidInputError(f"the claim file {path} holds no claimToken", hint=fix)
@@ -267,6 +353,12 @@ def read_claim_file(path: Path, api_url: str, *, discovered: bool = False) -> tu
             hint=f"Run with --api-url {cloud_url}, or pass the claim file of this service.",
         )
     return token, ClaimFile(path, _timestamp(document.get("validUntil")), discovered)
+
+
+def _unreadable(path: Path, error: Exception, fix: str) -> InvalidInputError:
+    """The error for a claim file that cannot be read, saying why without its content."""
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return InvalidInputError(f"cannot read the claim file {path}: {reason}", hint=fix)
 
 
 def _same_service(stored_url: str, service: str) -> bool:

@@ -138,8 +138,10 @@ async def _transfer_story(
         f"[bold]{claimer.login}[/], admin of both orgs, moves them into "
         f"[bold]{DEMO_DESTINATION_ORG}[/].\n"
     )
+    # The world's agent signed up long ago: its 72-hour token no longer authenticates, and
+    # alice, admin of its org, reads it as herself.
     credentials = Credentials(
-        api_url=server.url, destination_token=claimer.token, source_token=agent.token
+        api_url=server.url, destination_token=claimer.token, source_token=claimer.token
     )
     target = ClaimTarget(source_org=agent.login, destination_org=DEMO_DESTINATION_ORG)
     landing = LandingSpec(tags={"claimed-by": claimer.login}, teams={"platform": "write"})

@@ -104,6 +104,10 @@ class RunLockedError(ClaimError):
     """Another run holds the source org, or left it unfinished."""
 
 
+class AgentTokenExpiredError(ClaimError):
+    """The agent's access token no longer authenticates, and the plan needs it."""
+
+
 class ServiceError(ClaimError):
     """The Pulumi Cloud service answered with an error status."""
 

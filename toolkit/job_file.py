@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from toolkit.choices import (
     EnvironmentChoice,
@@ -28,9 +28,11 @@ from toolkit.choices import (
     StrategyName,
     chosen_strategy,
 )
-from toolkit.credentials import Credentials, checked_token, load_credentials, variable_token_fix
+from toolkit.credentials import Credentials
 from toolkit.entities import EntityKey, Inventory
 from toolkit.errors import ChoiceError, ClaimError, JobFileError, ResolutionMapError
+from toolkit.job_sweeps import JobSweep, SweepEntry, check_sweep
+from toolkit.job_tokens import TokenRole, TokenVariables, job_credentials
 from toolkit.landing_spec import LandingSpec, parse_landing
 from toolkit.plan import ClaimTarget
 from toolkit.redaction import redact
@@ -43,16 +45,6 @@ from toolkit.user_documents import DocumentError, parse_document
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-TokenRole = Literal["destination", "source", "claim"]
-
-DEFAULT_TOKEN_VARIABLES: dict[TokenRole, str] = {
-    "destination": "PULUMI_ACCESS_TOKEN",
-    "source": "PULUMI_CLAIM_SOURCE_TOKEN",
-    "claim": "PULUMI_CLAIM_TOKEN",
-}
-"""Where a claim's tokens come from when its `tokens` names no variable: as for `commit`."""
-
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ACCESS_TOKEN = re.compile(r"pul-[0-9a-fA-F]{16}")
 """How a Pulumi access token begins (`pul-` and 40 hex digits): a value like it is refused."""
 
@@ -62,24 +54,6 @@ _ACCESS_TOKEN = re.compile(r"pul-[0-9a-fA-F]{16}")
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class TokenVariables(_Entry):
-    """The environment variables a claim's tokens are read from (names, never values)."""
-
-    destination: str | None = None
-    source: str | None = None
-    claim: str | None = None
-
-    @field_validator("destination", "source", "claim")
-    @classmethod
-    def _names_a_variable(cls, value: str | None) -> str | None:
-        if value is not None and not _VARIABLE_NAME.fullmatch(value):
-            raise PydanticCustomError(
-                "not_a_variable",
-                "must name an environment variable (letters, digits and _), never hold a token",
-            )
-        return value
 
 
 class ClaimEntry(_Entry):
@@ -113,7 +87,9 @@ class _JobDocument(_Entry):
     """The file's top level; each claim is checked on its own, so every claim's problems show."""
 
     api_url: str | None = Field(default=None, alias="apiUrl", min_length=1)
-    claims: list[Any] = Field(min_length=1)
+    claims: list[Any] = Field(default_factory=list)
+    sweeps: list[Any] = Field(default_factory=list)
+    """`toolkit.job_sweeps`: folders of claim files, each swept into one org."""
 
 
 def in_job_words(error: ClaimError) -> ClaimError:
@@ -130,7 +106,7 @@ def _key_of(field: str) -> str:
 
 _KEYS = {
     field.alias or name
-    for model in (_JobDocument, ClaimEntry, TokenVariables)
+    for model in (_JobDocument, ClaimEntry, SweepEntry, TokenVariables)
     for name, field in model.model_fields.items()
 }
 """Every key a job file may hold, to suggest the one meant by an unknown key."""
@@ -178,16 +154,23 @@ class Job:
     path: Path
     api_url: str
     claims: tuple[JobClaim, ...]
+    sweeps: tuple[JobSweep, ...] = ()
+    """Run after the claims, in file order."""
 
     @property
     def secrets(self) -> list[str]:
-        """Every token and passphrase the claims hold, to mask in whatever the job prints."""
-        return [secret for claim in self.claims for secret in claim.credentials.secrets]
+        """Every token and passphrase the claims and sweeps hold, to mask in whatever the job
+        prints."""
+        holders = [claim.credentials for claim in self.claims]
+        holders += [sweep.credentials for sweep in self.sweeps]
+        return [secret for credentials in holders for secret in credentials.secrets]
 
     def describe(self) -> str:
         """What `job run` would do, as `job check` prints it; names variables, never tokens."""
+        sweeps = f" and {len(self.sweeps)} sweep(s)" if self.sweeps else ""
         lines = [
-            f"job {self.path}: {len(self.claims)} claim(s) at {self.api_url}, run in this order"
+            f"job {self.path}: {len(self.claims)} claim(s){sweeps} at {self.api_url}, run in "
+            "this order"
         ]
         for number, claim in enumerate(self.claims, 1):
             target = claim.target
@@ -228,6 +211,9 @@ class Job:
                 f"   tokens: destination {origins['destination']}, source {origins['source']}, "
                 f"claim {origins['claim']}"
             )
+        for number, sweep in enumerate(self.sweeps, len(self.claims) + 1):
+            first, *rest = sweep.describe()
+            lines += [f"{number}. {first}", *rest]
         return "\n".join(lines) + "\n"
 
 
@@ -247,7 +233,9 @@ def load_job(
         raise JobFileError(origin, [f"cannot read it: {reason}"]) from None
     document = _parse(text, origin)
     if not isinstance(document, dict):
-        raise JobFileError(origin, ["expected a mapping with the list of claims under claims:"])
+        raise JobFileError(
+            origin, ["expected a mapping with the list of claims under claims: (or sweeps:)"]
+        )
     problems = _secret_problems(document, ())
     refused = {location for location, _ in problems}
     try:
@@ -275,11 +263,27 @@ def load_job(
         problems += [(here, problem) for problem in claim_problems]
         if claim is not None:
             claims.append(claim)
+    raw_sweeps = document.get("sweeps")
+    sweeps: list[JobSweep] = []
+    for index, raw in enumerate(raw_sweeps if isinstance(raw_sweeps, list) else []):
+        here = ("sweeps", index)
+        try:
+            sweep_entry = SweepEntry.model_validate(raw)
+        except ValidationError as error:
+            problems += _problems(error.errors(), here, refused)
+            continue
+        sweep, sweep_problems = check_sweep(sweep_entry, path.parent, url, environ)
+        problems += [(here, problem) for problem in sweep_problems]
+        if sweep is not None:
+            sweeps.append(sweep)
+    if not raw_claims and not raw_sweeps:
+        problems.append(((), "list the claims under claims: or the sweeps under sweeps:"))
     if problems:
         problems.sort(key=lambda problem: _claim_index(problem[0]))
         said = [redact(_at(document, location, message)) for location, message in problems]
         raise JobFileError(origin, said)
-    return Job(path=path, api_url=claims[0].credentials.api_url, claims=tuple(claims))
+    first = claims[0].credentials if claims else sweeps[0].credentials
+    return Job(path=path, api_url=first.api_url, claims=tuple(claims), sweeps=tuple(sweeps))
 
 
 def _claim_entry(raw: object) -> tuple[ClaimEntry | None, list[ErrorDetails]]:
@@ -301,9 +305,12 @@ def _claim_entry(raw: object) -> tuple[ClaimEntry | None, list[ErrorDetails]]:
 
 
 def _claim_index(location: Location) -> int:
-    """Which claim `location` is in (-1: none), to list the problems in the file's order."""
-    if location[:1] == ("claims",) and len(location) > 1 and isinstance(location[1], int):
-        return location[1]
+    """Which claim `location` is in (-1: none; sweeps after every claim), to list the
+    problems in the file's order."""
+    if location[:1] in (("claims",), ("sweeps",)) and len(location) > 1:
+        index = location[1]
+        if isinstance(index, int):
+            return index if location[0] == "claims" else 1_000_000 + index
     return -1
 
 
@@ -356,7 +363,7 @@ def _check_claim(
         problems.append("give an accept: section in the claim or in its resolution map, not both")
     if not check_tokens:
         return None, problems
-    credentials, origins, token_problems = _credentials(entry.tokens, api_url, environ)
+    credentials, origins, token_problems = job_credentials(entry.tokens, api_url, environ)
     problems += token_problems
     if target is not None and credentials is not None:
         sides = Sides.of(target, credentials)
@@ -405,52 +412,6 @@ def _suffix_problem(suffix: str) -> str | None:
     except ClaimError as error:
         return f"suffix: {error.message}"
     return None
-
-
-def _credentials(
-    tokens: TokenVariables, api_url: str | None, environ: Mapping[str, str]
-) -> tuple[Credentials | None, dict[TokenRole, str], list[str]]:
-    """The claim's credentials, read as `commit` reads them except that each variable `tokens`
-    names stands in for the usual one; where each token comes from; and what is missing or
-    cannot be a token (`checked_token`, naming the variable it was read from)."""
-    env = dict(environ)
-    origins: dict[TokenRole, str] = {}
-    problems: list[str] = []
-    for role, usual in DEFAULT_TOKEN_VARIABLES.items():
-        named = getattr(tokens, role)
-        variable = named or usual
-        if named is not None and not environ.get(named):
-            problems.append(f"tokens.{role}: the environment variable {named} is not set")
-            continue
-        if not environ.get(variable):
-            continue
-        try:
-            env[usual] = checked_token(
-                environ[variable], variable, fix=variable_token_fix(variable)
-            )
-        except ClaimError as error:
-            problems.append(f"tokens.{role}: {error.message}")
-            continue
-        origins[role] = f"${variable}"
-    if problems:
-        return None, origins, problems
-    try:
-        credentials = load_credentials(api_url, env, discover_claim_file=False)
-    except ClaimError as error:
-        # The destination token is missing (tokens names no variable), or the pulumi CLI's
-        # login holds one that cannot be a token.
-        return (
-            None,
-            origins,
-            [
-                f"{error.message}. {error.hint or ''} Or name the variable that holds the token "
-                "as tokens.destination."
-            ],
-        )
-    origins.setdefault("destination", f"the pulumi CLI's login for {credentials.api_url}")
-    origins.setdefault("source", "the destination's token")
-    origins.setdefault("claim", "none")
-    return credentials, origins, []
 
 
 # --- Reading the file and saying what is wrong ------------------------------------------------
@@ -524,11 +485,12 @@ def _problems(
 def _at(document: object, location: Location, message: str) -> str:
     """`message` about the place at `location`, said with the claim's name when it is in one:
     `claim 'a' (claims[0]): tokens.source: ...`."""
-    claims = document.get("claims") if isinstance(document, dict) else None
+    section = location[0] if location else None
+    entries = document.get(section) if isinstance(document, dict) and section else None
     label = ""
-    index = _claim_index(location)
-    if isinstance(claims, list) and 0 <= index < len(claims):
-        label, location = _label(claims[index], index), location[2:]
+    index = location[1] if len(location) > 1 else None
+    if isinstance(entries, list) and isinstance(index, int) and 0 <= index < len(entries):
+        label, location = _label(entries[index], str(section), index), location[2:]
     return ": ".join(part for part in (label, _where(location), message) if part)
 
 
@@ -553,11 +515,11 @@ def _did_you_mean(key: str) -> str:
     return f" (did you mean {meant}? keys are camelCase)" if meant else ""
 
 
-def _label(raw: object, index: int) -> str:
+def _label(raw: object, section: str, index: int) -> str:
     name = raw.get("name") if isinstance(raw, dict) else None
     if isinstance(name, str) and name and not _ACCESS_TOKEN.match(name):
-        return f"claim {name!r} (claims[{index}])"
-    return f"claims[{index}]"
+        return f"{section.removesuffix('s')} {name!r} ({section}[{index}])"
+    return f"{section}[{index}]"
 
 
 def _where(location: Location) -> str:

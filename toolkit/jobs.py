@@ -3,7 +3,7 @@
 `run_job` commits the claims of a checked job (`toolkit.job_file.load_job`) in file order
 through `toolkit.runs.commit_request`, as `commit` does, so a job run again continues what an
 earlier run left unfinished and skips what it finished; a claim's error does not stop the
-others.
+others. Then it runs the job's sweeps (`toolkit.sweep`), each account a claim of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Protocol
 from toolkit.claim import suggest_resolutions
 from toolkit.errors import ClaimError
 from toolkit.job_file import Job, JobClaim, in_job_words
+from toolkit.job_sweeps import JobSweep
 from toolkit.outcomes import ClaimSummary, not_run, summarize_error, summarize_run, worst_exit_code
 from toolkit.plan import ClaimTarget
 from toolkit.progress import ProgressEvent
@@ -24,6 +25,8 @@ from toolkit.resolution_map import ResolutionMap
 from toolkit.runs import ClaimRequest, commit_request, map_identity
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
+from toolkit.sweep import run_sweep
+from toolkit.sweep_result import SweepRow, row_summary
 
 
 class RunLog(Protocol):
@@ -74,6 +77,11 @@ async def run_job(
         summary = await _run_claim(claim, log, runs_dir, database, stop)
         log.claim_finished(summary)
         summaries.append(summary)
+    for job_sweep in job.sweeps:
+        if stop.requested:
+            summaries.append(not_run(job_sweep.name))
+            continue
+        summaries += await _run_sweep(job_sweep, log, runs_dir, stop)
     result = JobResult(tuple(summaries))
     log.job_finished(result)
     return result
@@ -96,6 +104,29 @@ async def _run_claim(
     except ClaimError as error:
         return summarize_error(claim.name, in_job_words(error))
     return summarize_run(claim.name, outcome)
+
+
+async def _run_sweep(
+    job_sweep: JobSweep, log: RunLog, runs_dir: Path, stop: StopSignal
+) -> list[ClaimSummary]:
+    """The sweep's accounts, each logged as a claim named `<sweep>: <claim file>` as it is
+    decided; a sweep refused whole (`toolkit.sweep`) is one error named after the sweep."""
+    said: list[ClaimSummary] = []
+
+    def on_row(row: SweepRow) -> None:
+        summary = row_summary(f"{job_sweep.name}: {row.file}", row)
+        log.claim_finished(summary)
+        said.append(summary)
+
+    try:
+        await run_sweep(
+            job_sweep.credentials, job_sweep.request, runs_dir=runs_dir, stop=stop, on_row=on_row
+        )
+    except ClaimError as error:
+        summary = summarize_error(job_sweep.name, in_job_words(error))
+        log.claim_finished(summary)
+        return [*said, summary]
+    return said
 
 
 async def claim_request(claim: JobClaim) -> ClaimRequest:

@@ -128,6 +128,23 @@ def run_key(sides: Sides, request: ClaimRequest) -> str:
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:40]
 
 
+def started_run(
+    credentials: Credentials,
+    request: ClaimRequest,
+    runs_dir: Path,
+    database: str | None = None,
+) -> RunRecord | None:
+    """The run of `request` that finished or changed something, if any: committing the
+    request again finds that run done, or continues it, rather than planning afresh (a sweep's
+    claim whose token the service has used up already)."""
+    key = run_key(Sides.of(request.target, credentials), request)
+    previous = find_run(runs_dir, key, database=database)
+    if previous is None or _blocked(previous):
+        return None
+    finished_or_begun = _done(previous) or _unfinished(runs_dir, database, previous.run_id)
+    return previous if finished_or_begun else None
+
+
 async def commit_request(
     credentials: Credentials,
     request: ClaimRequest,

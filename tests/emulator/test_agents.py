@@ -21,12 +21,14 @@ from test_state_updates import run_update, workload_deployment
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.state import ServiceFault, ServiceState
 from toolkit.emulator.world import parse_world
+from toolkit.errors import InvalidInputError
 from toolkit.models import (
     TransferEntityEnvironment,
     TransferEntityEnvironmentRename,
     TransferEntityInsightsAccount,
     TransferEntityInsightsAccountRename,
     TransferEntityRegistryPackage,
+    TransferEntityRegistryPackageRename,
     TransferEntityStack,
     TransferEntityStackRename,
 )
@@ -46,7 +48,7 @@ OWNER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]{1,38}[a-zA-Z0-9]")
 
 def world(
     *,
-    moves_environments: bool = False,
+    claim_moves: str = "launch",
     environments: list[dict[str, str]] | None = None,
     insights_accounts: list[dict[str, str]] | None = None,
     registry_packages: list[dict[str, str]] | None = None,
@@ -58,7 +60,7 @@ def world(
     return {
         "service": {
             "signupDifficulty": 4,
-            "claimMovesEnvironments": moves_environments,
+            "claimMoves": claim_moves,
             "claimSecondsPerStack": PACE,
         },
         "users": [
@@ -261,29 +263,48 @@ def test_the_difficulty_comes_from_the_world_and_can_be_changed(state: ServiceSt
 # --- Lifetimes -----------------------------------------------------------------------------
 
 
-def test_an_agent_writes_for_72_hours_then_reads_only(make_emulator: EmulatorFactory) -> None:
+def test_an_agent_token_works_for_72_hours_then_gets_401_while_the_claim_token_claims(
+    make_emulator: EmulatorFactory,
+) -> None:
     server = make_emulator(world())
     account = sign_up(server)
     login = account["userInfo"]["githubLogin"]
+    valid_until = datetime.fromisoformat(account["accessTokenValidUntil"])
+    world_agent_valid_until = CREATED + timedelta(hours=72)
     with http(server, account["accessToken"]) as agent, http(server, "tok-agent") as old_agent:
         assert agent.post(f"/api/stacks/{login}/web", json={"stackName": "a"}).is_success
-        advance(server, 71 * HOUR - 60)  # the world's agent is now 72 hours old, less a minute
+        # Times from the service's clock now, whenever this test runs after the world's creation.
+        advance(server, (world_agent_valid_until - server.state.now()).total_seconds() - 60)
         assert old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "b"}).is_success
+        assert old_agent.get("/api/user").is_success
         advance(server, 120)
-        refused = old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "c"})
-        advance(server, 1 * HOUR)
-        also_refused = agent.post(f"/api/stacks/{login}/web", json={"stackName": "d"})
-        renamed = agent.post(
-            f"/api/stacks/{login}/web/a/rename", json={"newName": "e", "newProject": ""}
-        )
-        still_reads = agent.get("/api/user/stacks", params={"organization": login})
+        expired = [
+            old_agent.post(f"/api/stacks/{AGENT}/web", json={"stackName": "c"}),
+            old_agent.get("/api/user/stacks", params={"organization": AGENT}),
+        ]
+        advance(server, (valid_until - server.state.now()).total_seconds())
+        expired += [
+            agent.post(f"/api/stacks/{login}/web", json={"stackName": "d"}),
+            agent.post(
+                f"/api/stacks/{login}/web/a/rename", json={"newName": "e", "newProject": "web"}
+            ),
+            agent.get("/api/user/stacks", params={"organization": login}),
+            agent.get("/api/user"),
+        ]
+    with http(server) as alice:
+        claimed = alice.post("/api/agents/acme/claim", json={"claimToken": account["claimToken"]})
+        advance(server, PACE)
 
-    for answer in (refused, also_refused, renamed):
-        assert answer.status_code == 403
-        assert "read-only" in answer.json()["message"]
-        assert "claim" in answer.json()["message"]
-    assert still_reads.status_code == 200
-    assert [s["stackName"] for s in still_reads.json()["stacks"]] == ["a"]
+    for answer in expired:
+        assert answer.status_code == 401
+        assert answer.json() == {
+            "code": 401,
+            "message": answer.json()["message"],
+        }
+        assert answer.json()["message"].startswith("Unauthorized: the access token expired at ")
+    assert claimed.status_code == 200 and claimed.json()["transferToken"]
+    assert ("web", "a") in server.state.stack_names("acme")
+    assert ("web", "b") in server.state.stack_names(AGENT)
 
 
 def test_the_claim_window_closes_30_days_after_sign_up(make_emulator: EmulatorFactory) -> None:
@@ -599,7 +620,7 @@ def test_environments_move_with_the_claim_where_the_service_moves_them(
     make_emulator: EmulatorFactory,
 ) -> None:
     environments = [{"project": "default", "name": "secrets"}, {"project": "app", "name": "cfg"}]
-    server = make_emulator(world(moves_environments=True, environments=environments))
+    server = make_emulator(world(claim_moves="current", environments=environments))
     environment_rename = TransferEntityEnvironmentRename(
         project_name="default",
         environment_name="secrets",
@@ -624,18 +645,94 @@ def test_environments_move_with_the_claim_where_the_service_moves_them(
     assert server.state.environment_names(AGENT) == set()
 
 
-def test_registry_packages_fail_even_where_environments_move(
+def test_by_default_environments_and_packages_move_and_collide_as_stacks_do(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """Today's service (Pulumi's API document of 2026-07, the default world): only Insights
+    accounts fail; an environment or package whose name is taken in the destination is a
+    conflict, resolved by its rename entity, and the claim moves them under their new names."""
+    spec = world(
+        environments=[{"project": "default", "name": "secrets"}],
+        registry_packages=[
+            {"source": "private", "publisher": AGENT, "name": "vpc"},
+            {"source": "private", "publisher": AGENT, "name": "net"},
+        ],
+    )
+    del spec["service"]["claimMoves"]
+    spec["orgs"]["acme"]["registryPackages"] = [
+        {"source": "private", "publisher": AGENT, "name": "vpc"}
+    ]
+    server = make_emulator(spec)
+    environment_rename = TransferEntityEnvironmentRename(
+        project_name="default",
+        environment_name="secrets",
+        rename_as=TransferEntityEnvironment(project_name="default", environment_name="agent"),
+    )
+    package_rename = TransferEntityRegistryPackageRename(
+        source="private",
+        publisher=AGENT,
+        name="vpc",
+        rename_as=TransferEntityRegistryPackage(source="private", publisher=AGENT, name="vpc2"),
+    )
+    stack_rename = rename("web", "dev", "web", "dev-agent")
+    with http(server) as alice:
+        conflicted = alice.post(
+            "/api/agents/acme/claim?dryRun=true", json=claim_body(stack_rename)
+        ).json()
+        committed = alice.post(
+            "/api/agents/acme/claim",
+            json=claim_body(stack_rename, environment_rename, package_rename),
+        ).json()
+        server.state.advance_clock(3 * PACE)
+        packages = alice.get("/api/preview/registry/packages").json()["packages"]
+    assert conflicted["failures"] == []
+    assert conflicted["conflicts"] == [
+        TransferEntityEnvironment(project_name="default", environment_name="secrets").to_wire(),
+        TransferEntityRegistryPackage(source="private", publisher=AGENT, name="vpc").to_wire(),
+    ]
+    assert committed["failures"] == [] and committed["conflicts"] == []
+    assert server.state.environment_names("acme") == {("default", "secrets"), ("default", "agent")}
+    assert sorted(p["name"] for p in packages) == ["net", "vpc", "vpc2"]
+    assert server.state.environment_names(AGENT) == set()
+
+
+def test_at_launch_environments_and_packages_are_failures_their_renames_refused(
     make_emulator: EmulatorFactory,
 ) -> None:
     server = make_emulator(
         world(
-            moves_environments=True,
+            claim_moves="launch",
+            environments=[{"project": "default", "name": "secrets"}],
             registry_packages=[{"source": "private", "publisher": AGENT, "name": "vpc"}],
         )
     )
-    with http(server, None) as client:
-        document = client.get("/api/agents/signup/validate/claim-1").json()
-    assert [f["entity"]["kind"] for f in document["failures"]] == ["TransferEntityRegistryPackage"]
+    package_rename = TransferEntityRegistryPackageRename(
+        source="private",
+        publisher=AGENT,
+        name="vpc",
+        rename_as=TransferEntityRegistryPackage(source="private", publisher=AGENT, name="vpc2"),
+    )
+    with http(server) as alice:
+        validated = alice.get("/api/agents/signup/validate/claim-1").json()
+        refused = alice.post("/api/agents/acme/claim?dryRun=true", json=claim_body(package_rename))
+    assert [f["entity"]["kind"] for f in validated["failures"]] == [
+        "TransferEntityEnvironment",
+        "TransferEntityRegistryPackage",
+    ]
+    assert refused.status_code == 400
+    assert "a claim does not move registry packages" in refused.json()["message"]
+
+
+def test_a_world_with_the_replaced_switch_is_refused_naming_its_successor() -> None:
+    spec = world()
+    spec["service"] = {"claimMovesEnvironments": True}
+    with pytest.raises(InvalidInputError) as refused:
+        parse_world(spec)
+    assert (
+        "  - service: claimMovesEnvironments is replaced by claimMoves: write claimMoves: current"
+        " (environments and registry packages move with a claim) or claimMoves: launch (they"
+        " are claim failures)"
+    ) in refused.value.message
 
 
 def test_claim_status_lists_the_claims_into_an_org(make_emulator: EmulatorFactory) -> None:

@@ -232,12 +232,12 @@ def test_transfer_body_must_agree_with_the_path(alice: httpx.Client) -> None:
         ("tok-bob", "GET", f"/api/stacks/{AGENT}/web/dev", None, 403),
         ("tok-alice", "GET", "/api/stacks/acme/web/nope", None, 404),
         ("tok-alice", "POST", f"/api/stacks/{AGENT}/web/dev/transfer", {"toOrg": "acme"}, 409),
-        (
+        (  # the demo agent signed up on 2026-11-20: its 72-hour token has expired
             "tok-agent-7f3k2q",
             "POST",
             f"/api/stacks/{AGENT}/web/prod/transfer",
             {"toOrg": "acme"},
-            403,
+            401,
         ),
         (
             "tok-alice",

@@ -316,6 +316,8 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("DELETE", f"{env}/versions/tags/stable")
     call("GET", f"{env}/versions/1")
     call("GET", f"{env}/versions/1/decrypt")
+    call("GET", f"{env}/metadata")
+    call("POST", f"{env}/clone", json={"name": "walk-copy", "preserveHistory": True})
     call("DELETE", env)
 
     call("GET", "/api/orgs/acme/teams")
@@ -328,6 +330,10 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("PATCH", "/api/orgs/acme/teams/ops", json={"newDisplayName": "Operations"})
     call("DELETE", "/api/orgs/acme/teams/ops")
     call("GET", "/api/orgs/acme/members")
+    tokens = "/api/orgs/acme/tokens"
+    made = call("POST", tokens, json={"name": "ci", "description": "", "admin": False}).json()
+    call("GET", tokens)
+    call("DELETE", f"{tokens}/{made['id']}")
     return answered
 
 

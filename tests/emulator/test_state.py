@@ -169,7 +169,10 @@ def test_user_document_lists_orgs_with_roles(state: ServiceState) -> None:
     user = state.current_user(who(state, "bob"))
     assert user.login == "bob"
     assert user.roles == {"src": "admin", "dst": "member"}
-    agent = ServiceState.from_world(demo_world())
+    world = demo_world()
+    (demo_agent,) = world.agents
+    signed_up = demo_agent.created_at.timestamp()
+    agent = ServiceState.from_world(world, clock=lambda: signed_up + 3600)
     assert agent.current_user(agent.authenticate("tok-agent-7f3k2q")).is_agent is True
 
 

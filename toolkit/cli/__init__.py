@@ -22,6 +22,7 @@ from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
 from toolkit.cli.settings import ColorChoice, Settings, accept_global_options, global_options
+from toolkit.cli.sweeps import sweep
 
 
 class ClaimGroup(click.Group):
@@ -68,8 +69,9 @@ def cli(
     Typical claim of an agent's account: `preview`, then `resolve` to write a resolution map
     for the name conflicts, then `commit`. Credentials come from the environment:
     PULUMI_ACCESS_TOKEN (destination), PULUMI_CLAIM_SOURCE_TOKEN (source; defaults to the
-    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token, optional; or
-    --claim-file, else the pulumi CLI's /tmp/.pulumi/agent-claim.json when it exists).
+    destination identity), PULUMI_CLAIM_TOKEN (the agent's claim token or claim link,
+    optional; or --claim-url, --claim-file, else the pulumi CLI's
+    /tmp/.pulumi/agent-claim.json when it exists).
 
     Exit codes: 0 done, 1 error, 2 usage, 3 blocked (nothing changed): by unresolved
     conflicts, or with claim-api by entities the service cannot move, 4 partial (failures
@@ -102,7 +104,7 @@ def _print_versions(ctx: click.Context, *, asked: bool) -> None:
     ctx.exit()
 
 
-for command in (preview, commit, resolve, status, job, emulator, demo, completion):
+for command in (preview, commit, resolve, status, sweep, job, emulator, demo, completion):
     accept_global_options(command)
     cli.add_command(command)
 

@@ -47,6 +47,7 @@ def preview(
     strategy: StrategyName,
     environments: EnvironmentChoice,
     claim_file: Path | None,
+    claim_url: str | None,
     migrate_via: MigrateVia | None,
     no_landing: bool,
     output: Path | None,
@@ -62,7 +63,7 @@ def preview(
     from toolkit.progress_display import Planning
 
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
-    credentials = settings.credentials(target, claim_file)
+    credentials = settings.credentials(target, claim_file, claim_url)
     request = commands.claim_request(
         target,
         resolutions,
@@ -132,6 +133,7 @@ def commit(
     strategy: StrategyName,
     environments: EnvironmentChoice,
     claim_file: Path | None,
+    claim_url: str | None,
     delete_source: bool,
     yes: bool,
     break_lock: bool,
@@ -175,7 +177,7 @@ def commit(
         try:
             database = settings.database()
             runs_dir = commands.runs_folder(writable=True)
-            credentials = settings.credentials(target, claim_file)
+            credentials = settings.credentials(target, claim_file, claim_url)
             if log_format == "json":
                 log = JsonLog(click.echo, credentials.secrets)
                 log.claim_started(None, target, strategy)
@@ -341,7 +343,7 @@ def _say_landing(outcome: RunOutcome) -> None:
 
 
 @click.command()
-@options(*TARGET, "claim-file")
+@options(*TARGET, "claim-file", "claim-url")
 @click.option(
     "--suffix",
     default="-agent",
@@ -358,6 +360,7 @@ def resolve(
     source_backend: str | None,
     destination_backend: str | None,
     claim_file: Path | None,
+    claim_url: str | None,
     suffix: str,
     output: Path | None,
     force: bool,
@@ -376,7 +379,7 @@ def resolve(
             hint="Pass --force to overwrite it, or name another file with --output.",
         )
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
-    credentials = settings.credentials(target, claim_file)
+    credentials = settings.credentials(target, claim_file, claim_url)
     result = commands.resolve(credentials, target, suffix=suffix)
     if output:
         write_file(output, result.text)

@@ -113,9 +113,18 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
     "claim-file": click.option(
         "--claim-file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="The agent's agent-claim.json (the pulumi CLI writes it at sign-up) to read the "
-        "claim token from (default: PULUMI_CLAIM_TOKEN, else /tmp/.pulumi/agent-claim.json "
-        "when it exists).",
+        help="The agent's agent-claim.json (the pulumi CLI writes it at sign-up), the "
+        "PULUMI_EPHEMERAL_AGENT_ACCOUNT block it printed saved to a file, or a file holding the "
+        "claim link, to read the claim token from (default: PULUMI_CLAIM_TOKEN, else "
+        "/tmp/.pulumi/agent-claim.json when it exists).",
+    ),
+    "claim-url": click.option(
+        "--claim-url",
+        metavar="URL",
+        help="The agent's claim link, as the pulumi CLI prints it after sign-up "
+        "(https://app.pulumi.com/claim/<claimToken>), to take the claim token from; a link of "
+        "another service than the API URL's is refused. The process list shows it to the "
+        "machine's other users: PULUMI_CLAIM_TOKEN and --claim-file take a link too.",
     ),
     "delete-source": click.option(
         "--delete-source",
@@ -193,7 +202,7 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
 """Every option more than one command takes (or that `preview` and `commit` share), by name."""
 
 TARGET = ("from", "to", "source-backend", "destination-backend")
-CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file")
+CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file", "claim-url")
 """What `preview` and `commit` both take."""
 REPORT = ("format", "json", "output")
 

@@ -73,9 +73,11 @@ class Settings:
             allow_insecure=self.insecure,
         )
 
-    def credentials(self, target: ClaimTarget, claim_file: Path | None = None) -> Credentials:
+    def credentials(
+        self, target: ClaimTarget, claim_file: Path | None = None, claim_url: str | None = None
+    ) -> Credentials:
         """The tokens of this run, for `target`. A claim token found at the pulumi CLI's default
-        location (when neither --claim-file nor PULUMI_CLAIM_TOKEN gives one) is said on
+        location (when none of --claim-url, --claim-file, PULUMI_CLAIM_TOKEN gives one) is said on
         stderr, and so are the URLs that --insecure lets tokens travel to in cleartext."""
         from toolkit.credentials import load_credentials
         from toolkit.service_urls import is_cleartext_remote
@@ -83,6 +85,7 @@ class Settings:
         credentials = load_credentials(
             self.api_url,
             claim_file=claim_file,
+            claim_url=claim_url,
             discover_claim_file=True,
             allow_insecure=self.insecure,
         )

@@ -17,6 +17,7 @@ from toolkit.emulator.routes.agents import agents_router
 from toolkit.emulator.routes.catalog import catalog_router
 from toolkit.emulator.routes.control import Restarter, control_router
 from toolkit.emulator.routes.environments import environments_router
+from toolkit.emulator.routes.org_tokens import org_tokens_router
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.routes.stacks import stacks_router
 from toolkit.emulator.routes.teams import teams_router
@@ -59,6 +60,7 @@ def create_app(
     app.include_router(catalog_router(service))
     app.include_router(environments_router(service))
     app.include_router(teams_router(service))
+    app.include_router(org_tokens_router(service))
     app.include_router(control_router(state, faults, requests, restarter))
     return app
 

@@ -33,6 +33,7 @@ from toolkit.emulator.state import (
     InsightsAccountRecord,
     InvalidDefinitionFault,
     OrgMemberRecord,
+    OrgTokenRecord,
     PackageRecord,
     Page,
     RevisionRecord,
@@ -45,6 +46,7 @@ from toolkit.emulator.state import (
     UserRecord,
 )
 from toolkit.models import (  # teams and org members
+    AccessToken,
     AgentAccountSummary,
     AgentClaimResponse,
     AgentClaimsStatus,
@@ -66,6 +68,7 @@ from toolkit.models import (  # teams and org members
     EscRange,
     FGARole,
     InsightsAccount,
+    ListAccessTokensResponse,
     ListEnvironmentRevisionTagsResponse,
     ListEnvironmentsResponse,
     ListEnvironmentTagsResponse,
@@ -82,6 +85,7 @@ from toolkit.models import (  # teams and org members
     TeamEnvironmentSettings,
     TeamMemberInfo,
     TeamStackPermission,
+    TokenInfo,
     TransferEntityFailure,
     User,
     UserInfo,
@@ -132,11 +136,32 @@ def user(record: UserRecord) -> User:
         is_org_managed=False,
         is_managed_by_multi_org=False,
         is_agent=record.is_agent,
+        token_info=None
+        if record.org_token is None
+        else TokenInfo(name=record.org_token.token_name, organization=record.org_token.org),
     )
 
 
 def user_info(login: str) -> UserInfo:
     return UserInfo(name=login, github_login=login, avatar_url="")
+
+
+def org_token_list(records: list[OrgTokenRecord]) -> ListAccessTokensResponse:
+    return ListAccessTokensResponse(
+        tokens=[
+            AccessToken(
+                id=record.id,
+                name=record.name,
+                description=record.description,
+                created=record.created,
+                last_used=record.last_used,
+                expires=record.expires,
+                admin=record.admin,
+                created_by=record.created_by,
+            )
+            for record in records
+        ]
+    )
 
 
 # --- Agents -----------------------------------------------------------------------------
@@ -150,7 +175,7 @@ def signup(record: AgentAccountRecord) -> AgentSignupResponse:
     """The new agent's credentials; its access token counts as valid while it may write."""
     return AgentSignupResponse(
         access_token=record.token,
-        access_token_valid_until=record.writable_until,
+        access_token_valid_until=record.token_valid_until,
         claim_token=record.claim_token,
         claim_token_valid_until=record.claim_expires_at,
         user_info=user(record.user),

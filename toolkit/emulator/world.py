@@ -88,6 +88,9 @@ class WorldAgent(_WorldModel):
     claim_expires_at: datetime
 
 
+ClaimMoves = Literal["current", "launch"]
+"""What the emulated service's claim moves besides stacks (`WorldService.claim_moves`)."""
+
 DEFAULT_SIGNUP_DIFFICULTY = 12
 """Leading zero bits of agent sign-up's proof of work: the CLI solves it in milliseconds."""
 
@@ -100,10 +103,23 @@ while it runs, and short, so a test's claim ends within a few polls."""
 class WorldService(_WorldModel):
     """How the emulated service behaves where Pulumi Cloud's own behaviour has changed."""
 
-    claim_moves_environments: bool = False
-    """False: as at the claim API's launch, ESC environments are claim failures; True: as
-    Pulumi documents it now, they move with the claim. Insights accounts and registry
-    packages are failures either way."""
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_switches(cls, fields: Any) -> Any:
+        """A switch this file no longer has gets the one that replaced it named."""
+        if isinstance(fields, dict) and "claimMovesEnvironments" in fields:
+            raise ValueError(
+                "claimMovesEnvironments is replaced by claimMoves: write claimMoves: current"
+                " (environments and registry packages move with a claim) or claimMoves: launch"
+                " (they are claim failures)"
+            )
+        return fields
+
+    claim_moves: ClaimMoves = "current"
+    """What a claim moves besides stacks. `current`, as Pulumi's API document has it today:
+    ESC environments and registry packages move (renamable through `conflictsResolution`),
+    Insights accounts are failures. `launch`, as at the claim API's launch: environments,
+    Insights accounts and registry packages are all failures."""
     claim_seconds_per_stack: float = Field(default=DEFAULT_CLAIM_SECONDS_PER_STACK, ge=0)
     """A claim's commit answers at once and starts the claim; the service then moves its
     stacks one every this many seconds (0: all by the next call), the agent's org held

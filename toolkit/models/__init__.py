@@ -32,12 +32,14 @@ from toolkit.models.entities import (
     TransferEntityStackRename,
 )
 from toolkit.models.esc import (
+    CloneEnvironmentRequest,
     CreateEnvironmentRequest,
     CreateEnvironmentRevisionTagRequest,
     CreateEnvironmentTagRequest,
     EnvironmentDefinition,
     EnvironmentDiagnostic,
     EnvironmentDiagnosticsResponse,
+    EnvironmentMetadata,
     EnvironmentReferrerMetadata,
     EnvironmentRevision,
     EnvironmentRevisionTag,
@@ -57,7 +59,11 @@ from toolkit.models.esc import (
     UpdateEnvironmentTagRequestNewTag,
 )
 from toolkit.models.orgs import (
+    AccessToken,
+    CreateAccessTokenResponse,
+    CreateOrgAccessTokenRequest,
     InsightsAccount,
+    ListAccessTokensResponse,
     ListInsightsAccountsResponse,
     ListPackagesResponse,
     OrganizationRole,
@@ -107,6 +113,7 @@ from toolkit.models.wire import (
 )
 
 __all__ = [
+    "AccessToken",
     "AgentAccountSummary",
     "AgentClaimRequest",
     "AgentClaimResponse",
@@ -129,13 +136,17 @@ __all__ = [
     "AppUpdateEvent",
     "AppUpdateResults",
     "BaseEntity",
+    "CloneEnvironmentRequest",
+    "CreateAccessTokenResponse",
     "CreateEnvironmentRequest",
     "CreateEnvironmentRevisionTagRequest",
     "CreateEnvironmentTagRequest",
+    "CreateOrgAccessTokenRequest",
     "CreatePulumiTeamRequest",
     "EnvironmentDefinition",
     "EnvironmentDiagnostic",
     "EnvironmentDiagnosticsResponse",
+    "EnvironmentMetadata",
     "EnvironmentPermission",
     "EnvironmentReferrerMetadata",
     "EnvironmentRevision",
@@ -147,6 +158,7 @@ __all__ = [
     "EscRange",
     "FGARole",
     "InsightsAccount",
+    "ListAccessTokensResponse",
     "ListEnvironmentRevisionTagsResponse",
     "ListEnvironmentTagsResponse",
     "ListEnvironmentsResponse",

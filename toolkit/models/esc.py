@@ -44,6 +44,26 @@ class CreateEnvironmentRequest(WireModel):
     name: str
 
 
+class CloneEnvironmentRequest(WireModel):
+    """`POST .../{project}/{env}/clone`: the copy's name (and project, by default the
+    source's), the source's revision to copy (0, the default, is its newest, as the esc CLI
+    sends it), and what else to carry: its revision history, its teams' access, its tags, its
+    revision tags."""
+
+    name: str
+    project: str | None = None
+    version: int = 0
+    preserve_history: bool = False
+    preserve_access: bool = False
+    preserve_environment_tags: bool = False
+    preserve_revision_tags: bool = False
+
+
+class EnvironmentMetadata(WireModel):
+    id: str
+    owned_by: UserInfo
+
+
 class EnvironmentTag(WireModel):
     name: str
     value: str

@@ -1,5 +1,5 @@
-"""Users and orgs: who a token is, its orgs and roles; an org's Insights accounts and registry
-packages."""
+"""Users and orgs: who a token is, its orgs and roles; an org's access tokens, Insights
+accounts and registry packages."""
 
 from __future__ import annotations
 
@@ -49,6 +49,39 @@ class UserInfo(WireModel):
     github_login: str
     avatar_url: str
     email: str | None = None
+
+
+class CreateOrgAccessTokenRequest(WireModel):
+    """`POST /api/orgs/{org}/tokens`. The document requires `description` and `expires`; the
+    provider's `OrgAccessToken` sends neither `expires` nor `roleID` (0: never expires)."""
+
+    name: str
+    admin: bool
+    description: str = ""
+    expires: int = 0
+    role_id: str | None = Field(default=None, alias="roleID")
+
+
+class CreateAccessTokenResponse(WireModel):
+    id: str
+    token_value: str
+
+
+class AccessToken(WireModel):
+    """An access token as listed: never its value, which only its creation answers."""
+
+    id: str
+    name: str
+    description: str
+    created: str
+    last_used: int
+    expires: int
+    admin: bool
+    created_by: str
+
+
+class ListAccessTokensResponse(WireModel):
+    tokens: list[AccessToken]
 
 
 class InsightsAccount(WireModel):

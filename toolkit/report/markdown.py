@@ -20,13 +20,13 @@ def _markdown_text(text: str) -> str:
     )
 
 
-def _markdown_list_item(text: str) -> str:
+def markdown_list_item(text: str) -> str:
     """A bullet holding `text` as plain text; a leading "1." or "-" would start a nested list."""
     escaped = _markdown_text(text)
     return "- " + _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
 
 
-def _markdown_table(headings: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(headings: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headings) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(_markdown_text(cell) for cell in row) + " |" for row in rows]
     return lines
@@ -49,7 +49,7 @@ def _head(view: ReportView) -> list[str]:
     lines = [f"# {_markdown_text(view.title)}", ""]
     lines += [f"- **{label}:** {_markdown_text(value)}" for label, value in view.header]
     lines += ["", f"**Outcome:** {_markdown_text(view.outcome)}", ""]
-    lines += _markdown_table(
+    lines += markdown_table(
         [count.label for count in view.counts],
         ["---:"] * len(view.counts),
         [[str(count.value) for count in view.counts]],
@@ -61,7 +61,7 @@ def _full_report(view: ReportView) -> str:
     lines = _head(view)
     lines += ["", "## Inventory", ""]
     if view.inventory:
-        lines += _markdown_table(
+        lines += markdown_table(
             _INVENTORY_HEADINGS,
             _INVENTORY_ALIGN,
             [_inventory_cells(row) for row in view.inventory],
@@ -71,7 +71,7 @@ def _full_report(view: ReportView) -> str:
 
     lines += ["", "## Conflicts", ""]
     if view.conflicts:
-        lines += _markdown_table(
+        lines += markdown_table(
             ["Kind", "Name", "Name taken in destination"],
             ["---", "---", "---"],
             [[c.kind, c.name, c.taken_name] for c in view.conflicts],
@@ -82,7 +82,7 @@ def _full_report(view: ReportView) -> str:
 
     lines += ["", "## Failures", ""]
     if view.failures:
-        lines += _markdown_table(
+        lines += markdown_table(
             ["Kind", "Name", "Failure", "Reason"],
             ["---", "---", "---", "---"],
             [[f.kind, f.name, f.failure, f.reason] for f in view.failures],
@@ -92,11 +92,11 @@ def _full_report(view: ReportView) -> str:
 
     if view.next_steps:
         lines += ["", "## What to do", ""]
-        lines += [_markdown_list_item(step) for step in view.next_steps]
+        lines += [markdown_list_item(step) for step in view.next_steps]
 
     if view.notices:
         lines += ["", "## Notices", ""]
-        lines += [_markdown_list_item(notice) for notice in view.notices]
+        lines += [markdown_list_item(notice) for notice in view.notices]
     return "\n".join(lines) + "\n"
 
 
@@ -116,9 +116,9 @@ def _summary(view: ReportView, limit: int) -> str:
     # What is kept whatever the size, then the decisions, then the plain moves: each part gets
     # what the parts before it left.
     advice = ["", "## What to do", ""] if view.advice else []
-    advice += [_markdown_list_item(piece.advice) for piece in view.advice]
+    advice += [markdown_list_item(piece.advice) for piece in view.advice]
     projects = ["", "## Moves per project", ""]
-    projects += _markdown_table(
+    projects += markdown_table(
         ["Project", "Kind", "Entities", "Resources"],
         ["---", "---", "---:", "---:"],
         [[p.project, p.kind, str(len(p.rows)), str(p.resources)] for p in view.projects],
@@ -169,13 +169,13 @@ class _Budget:
         self.left = characters
 
     def table(self, headings: list[str], rows: list[list[str]], what: str) -> list[str]:
-        lines = _markdown_table(headings, ["---"] * len(headings), [])
-        kept = self._take(_markdown_table(headings, ["---"] * len(headings), rows)[2:])
+        lines = markdown_table(headings, ["---"] * len(headings), [])
+        kept = self._take(markdown_table(headings, ["---"] * len(headings), rows)[2:])
         lines += kept
         return lines + self._left_out(len(rows) - len(kept), what)
 
     def items(self, texts: list[str], what: str) -> list[str]:
-        kept = self._take([_markdown_list_item(text) for text in texts])
+        kept = self._take([markdown_list_item(text) for text in texts])
         return kept + self._left_out(len(texts) - len(kept), what)
 
     def _take(self, lines: list[str]) -> list[str]:

@@ -1,5 +1,5 @@
-"""Pulumi ESC's environment calls: listing, definitions, evaluation (`open`, `yaml/check`),
-tags, revisions and revision tags.
+"""Pulumi ESC's environment calls: listing, definitions, metadata, clones, evaluation (`open`,
+`yaml/check`), tags, revisions and revision tags.
 
 Paths, bodies and headers follow the clients that call them: the `pulumi env` commands (the
 esc CLI in `pkg/cmd/esc/cli/client` of pulumi v3.274.1) and `pulumi-esc-sdk`. A definition
@@ -21,11 +21,13 @@ from toolkit.emulator import serializers
 from toolkit.emulator.esc_evaluation import property_at
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.serializers import json_response
-from toolkit.emulator.state import Caller, InvalidDefinitionFault, ServiceFault
+from toolkit.emulator.state import Caller, CloneOptions, InvalidDefinitionFault, ServiceFault
 from toolkit.models import (
+    CloneEnvironmentRequest,
     CreateEnvironmentRequest,
     CreateEnvironmentRevisionTagRequest,
     CreateEnvironmentTagRequest,
+    EnvironmentMetadata,
     OpenEnvironmentResponse,
     UpdateEnvironmentResponse,
     UpdateEnvironmentRevisionTagRequest,
@@ -85,6 +87,40 @@ def environments_router(service: Service) -> APIRouter:
     async def environment_exists(who: Authenticated, org: str, project: str, env: str) -> Response:
         state.get_environment(who, org, project, env)
         return Response(status_code=200)
+
+    @router.get(ENVIRONMENT + "/metadata")
+    async def get_environment_metadata(
+        who: Authenticated, org: str, project: str, env: str
+    ) -> JSONResponse:
+        record = state.get_environment(who, org, project, env)
+        body = EnvironmentMetadata(id=record.id, owned_by=serializers.user_info(record.owner))
+        return json_response(body)
+
+    @router.post(ENVIRONMENT + "/clone", status_code=204)
+    async def clone_environment(
+        who: Authenticated,
+        org: str,
+        project: str,
+        env: str,
+        request: Annotated[CloneEnvironmentRequest, Body()],
+    ) -> Response:
+        options = CloneOptions(
+            version=request.version or None,
+            history=request.preserve_history,
+            access=request.preserve_access,
+            environment_tags=request.preserve_environment_tags,
+            revision_tags=request.preserve_revision_tags,
+        )
+        state.clone_environment(
+            who,
+            org,
+            project,
+            env,
+            to_project=request.project or project,
+            to_name=request.name,
+            options=options,
+        )
+        return Response(status_code=204)
 
     @router.get(ENVIRONMENT + "/decrypt")
     async def decrypt_environment(who: Authenticated, org: str, project: str, env: str) -> Response:

@@ -11,21 +11,22 @@ Every refused operation raises `ServiceFault` carrying the HTTP status the servi
 answer with; the HTTP layer only translates it. Answers are records (`StackRecord`,
 `UpdateRecord`, ...); the HTTP layer decides how the wire shows them.
 
-Each part of the service is one module holding a subclass of `Store` (`_store`: the
-connection, the lock, the one way into an operation), and `ServiceState` combines them:
-`_accounts` (tokens and roles), `_agents` (agent sign-up, lifetimes and claims), `_stacks`,
-`_updates` (updates, leases, checkpoints), `_environments` (ESC environments: definitions
-with their secrets sealed by each environment's key in `_environment_secrets`, revisions,
-revision tags, open sessions; their tags in `_environment_tags`), `_catalog` (Insights
-accounts, registry packages), `_teams` (teams, their members and their stack and environment
-permissions, org members) and `_inspection` (direct reads for tests). Each module adds its
-tables to `_schema` and its class to `ServiceState`.
+Each part of the service is one module holding a subclass of `Store` (`_store`: the connection,
+the lock, the one way into an operation), and `ServiceState` combines them: `_accounts` (tokens
+and roles; org access tokens in `_org_tokens`), `_agents` (agent sign-up, lifetimes and
+claims), `_stacks`, `_updates` (updates, leases, checkpoints), `_environments` (ESC
+environments: definitions with their secrets sealed by each environment's key in
+`_environment_secrets`, revisions, revision tags, open sessions; their tags in
+`_environment_tags`, their clones in `_environment_clones`), `_catalog` (Insights accounts,
+registry packages), `_teams` (teams, their members and their stack and environment permissions,
+org members) and `_inspection` (direct reads for tests). Each module adds its tables to
+`_schema` and its class to `ServiceState`.
 """
 
 from toolkit.emulator.state._accounts import Accounts
 from toolkit.emulator.state._agents import Agents
 from toolkit.emulator.state._catalog import Catalog
-from toolkit.emulator.state._environment_tags import EnvironmentTags
+from toolkit.emulator.state._environment_clones import EnvironmentClones
 from toolkit.emulator.state._inspection import Inspection
 from toolkit.emulator.state._paging import Page
 from toolkit.emulator.state._records import (
@@ -34,6 +35,7 @@ from toolkit.emulator.state._records import (
     Caller,
     ClaimFailure,
     ClaimRecord,
+    CloneOptions,
     DefinitionRecord,
     EnvironmentRecord,
     EnvironmentTagRecord,
@@ -41,6 +43,7 @@ from toolkit.emulator.state._records import (
     InvalidDefinitionFault,
     Lease,
     OrgMemberRecord,
+    OrgTokenRecord,
     PackageRecord,
     RevisionRecord,
     RevisionTagRecord,
@@ -68,6 +71,7 @@ __all__ = [
     "Caller",
     "ClaimFailure",
     "ClaimRecord",
+    "CloneOptions",
     "DefinitionRecord",
     "EnvironmentRecord",
     "EnvironmentTagRecord",
@@ -75,6 +79,7 @@ __all__ = [
     "InvalidDefinitionFault",
     "Lease",
     "OrgMemberRecord",
+    "OrgTokenRecord",
     "PackageRecord",
     "Page",
     "RevisionRecord",
@@ -95,5 +100,7 @@ __all__ = [
 ]
 
 
-class ServiceState(Accounts, Agents, Stacks, Updates, Teams, EnvironmentTags, Catalog, Inspection):
+class ServiceState(
+    Accounts, Agents, Stacks, Updates, Teams, EnvironmentClones, Catalog, Inspection
+):
     """All of the emulated service's state, in one SQLite database, safe across threads."""

@@ -5,20 +5,21 @@ The rules, as Pulumi documents the agent claim API and as the `pulumi` CLI expec
   for a few minutes, answered by a decimal nonce such that sha256(challenge + ":" + nonce)
   starts with at least `difficulty` zero bits. It makes an agent login, the individual org
   of the same name (the agent its admin), an access token and a claim token.
-- The agent writes for 72 hours from its creation, then is read-only (see
-  `Store._refuse_read_only`); the claim token works for 30 days from its creation, once.
+- The agent's access token is valid for 72 hours from its creation (`accessTokenValidUntil`),
+  then every call with it answers 401 (see `Accounts.authenticate`); the account's content
+  stays, and the claim token works for 30 days from its creation, once.
 - A claim computes the conflicts itself: an entity the claim moves collides when its name
   after the requested renames is taken in the destination, or is also the name another of
   the agent's entities ends up with. Failures are what the service cannot move: Insights
-  accounts and registry packages, ESC environments too unless the service moves them
-  (`claimMovesEnvironments`), and a stack while an update runs. A commit with any conflict
-  or failure changes nothing. Otherwise the commit only starts the claim and answers at
-  once with its `transferToken`: it consumes the claim token and holds the agent's org
-  against writes (409); then, as the service's clock runs, the claim moves one stack every
+  accounts, a stack while an update runs, and (`claimMoves: launch`, as at the claim API's
+  launch) ESC environments and registry packages. A commit with any conflict or failure
+  changes nothing. Otherwise the commit only starts the claim and answers at once with its
+  `transferToken`: it consumes the claim token and holds the agent's org against writes
+  (409); then, as the service's clock runs, the claim moves one stack every
   `claimSecondsPerStack` (history, tags, checkpoints and secrets key along), and with the
-  last one the environments the service moves, under their resolved names, and soft-deletes
-  the agent's org and token. The claim status lists the claim from its start; the stacks
-  appear in the destination as they move.
+  last one the environments and packages the service moves, under their resolved names,
+  and soft-deletes the agent's org and token. The claim status lists the claim from its
+  start; the stacks appear in the destination as they move.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ from toolkit.emulator.state._records import (
     SignupChallengeRecord,
     UserRecord,
 )
-from toolkit.emulator.state._schema import AGENT_CLAIM_WINDOW, AGENT_WRITE_WINDOW
+from toolkit.emulator.state._schema import AGENT_CLAIM_WINDOW, AGENT_TOKEN_LIFETIME
 from toolkit.emulator.state._store import RUNNING_UPDATE, Store
 from toolkit.emulator.state._updates import move_checkpoint
-from toolkit.emulator.world import DEFAULT_CLAIM_SECONDS_PER_STACK, DEFAULT_SIGNUP_DIFFICULTY
+from toolkit.emulator.world import (
+    DEFAULT_CLAIM_SECONDS_PER_STACK,
+    DEFAULT_SIGNUP_DIFFICULTY,
+    ClaimMoves,
+)
 from toolkit.entities import (
     EntityKey,
     Inventory,
@@ -126,7 +131,7 @@ class Agents(Store):
             account = AgentAccountRecord(
                 user=UserRecord(login=login, is_agent=True, roles={login: "admin"}),
                 token=f"pul-{secrets.token_hex(20)}",
-                writable_until=now + AGENT_WRITE_WINDOW,
+                token_valid_until=now + AGENT_TOKEN_LIFETIME,
                 claim_token=secrets.token_hex(24),
                 claim_expires_at=now + AGENT_CLAIM_WINDOW,
             )
@@ -138,7 +143,7 @@ class Agents(Store):
                     account.token,
                     account.claim_token,
                     now.isoformat(),
-                    account.writable_until.isoformat(),
+                    account.token_valid_until.isoformat(),
                     account.claim_expires_at.isoformat(),
                 ),
             )
@@ -180,6 +185,10 @@ class Agents(Store):
             with self._session():
                 return self._assess_claim(caller, destination, claim_token, resolutions)
         return self.start_claim(caller, destination, claim_token, resolutions)
+
+    def claim_moves(self) -> ClaimMoves:
+        """What the service's claim moves besides stacks (the world's `service.claimMoves`)."""
+        return "launch" if self._setting("claim_moves", "current") == "launch" else "current"
 
     def claim_seconds_per_stack(self) -> float:
         return float(self._setting("claim_seconds_per_stack", DEFAULT_CLAIM_SECONDS_PER_STACK))
@@ -350,8 +359,8 @@ class Agents(Store):
                 (login,),
             )
         }
-        moves_environments = bool(self._setting("claim_moves_environments", False))
-        targets = _checked_renames(inventory, resolutions, moves_environments)
+        movable = _MOVABLE_KINDS[self.claim_moves()]
+        targets = _checked_renames(inventory, resolutions, movable)
         entities: list[BaseEntity | RenameEntity] = []
         failures: list[ClaimFailure] = []
         landing: dict[BaseEntity, list[BaseEntity | RenameEntity]] = {}
@@ -359,7 +368,7 @@ class Agents(Store):
             key = entity_key(entity)
             shown = as_rename(entity, targets[key]) if key in targets else entity
             entities.append(shown)
-            details = _failure_details(entity, key in updating, moves_environments)
+            details = _failure_details(entity, key in updating, movable)
             if details is not None:
                 failures.append(ClaimFailure(entity=shown, details=details))
             else:
@@ -385,6 +394,11 @@ class Agents(Store):
             query = "SELECT 1 FROM stacks WHERE org = ? AND project = ? AND stack = ?"
         elif isinstance(entity, TransferEntityEnvironment):
             query = "SELECT 1 FROM environments WHERE org = ? AND project = ? AND name = ?"
+        elif isinstance(entity, TransferEntityRegistryPackage):
+            query = (
+                "SELECT 1 FROM registry_packages"
+                " WHERE org = ? AND source = ? AND publisher = ? AND name = ?"
+            )
         else:
             raise ValueError(f"a claim never moves a {entity.kind}")
         return self._db.execute(query, (org, *identity(entity))).fetchone() is not None
@@ -413,6 +427,12 @@ class Agents(Store):
                     agent,
                     *identity(entity),
                 ),
+            )
+        elif isinstance(target, TransferEntityRegistryPackage):
+            self._db.execute(
+                "UPDATE registry_packages SET org = ?, source = ?, publisher = ?, name = ?"
+                " WHERE org = ? AND source = ? AND publisher = ? AND name = ?",
+                (destination, *identity(target), agent, *identity(entity)),
             )
         else:
             raise ValueError(f"a claim never moves a {target.kind}")
@@ -471,13 +491,12 @@ def proof_holds(challenge_data: str, challenge_result: str) -> bool:
 def _checked_renames(
     inventory: Inventory,
     resolutions: Sequence[BaseEntity | RenameEntity],
-    moves_environments: bool,
+    movable: frozenset[str],
 ) -> dict[EntityKey, BaseEntity]:
     """The name each renamed entity should take, by the entity's key; 400 for a resolution
     that is not a rename, renames what the agent does not own or what the claim does not
     move, renames one entity twice, or asks for an invalid name."""
     owned = {entity_key(entity) for entity in inventory.entities}
-    movable = _movable_kinds(moves_environments)
     targets: dict[EntityKey, BaseEntity] = {}
     for resolution in resolutions:
         kind = kind_of(resolution)
@@ -503,23 +522,26 @@ def _checked_renames(
     return targets
 
 
-def _movable_kinds(moves_environments: bool) -> set[str]:
-    kinds = {"TransferEntityStack"}
-    if moves_environments:
-        kinds.add("TransferEntityEnvironment")
-    return kinds
+_MOVABLE_KINDS: dict[ClaimMoves, frozenset[str]] = {
+    "current": frozenset(
+        {"TransferEntityStack", "TransferEntityEnvironment", "TransferEntityRegistryPackage"}
+    ),
+    "launch": frozenset({"TransferEntityStack"}),
+}
+"""The kinds a claim moves, by `claimMoves`: Pulumi's API document of 2026-07 lists only
+Insights accounts as failures; at the claim API's launch only stacks moved."""
 
 
-def _failure_details(entity: BaseEntity, updating: bool, moves_environments: bool) -> str | None:
+def _failure_details(entity: BaseEntity, updating: bool, movable: frozenset[str]) -> str | None:
     """Why the service cannot move `entity` with the claim, or None when it can."""
     name = "/".join(identity(entity))
     if isinstance(entity, TransferEntityStack):
         if updating:
             return f"Stack {name} has an update in progress; claim again once it has finished."
         return None
+    if entity.kind in movable:
+        return None
     if isinstance(entity, TransferEntityEnvironment):
-        if moves_environments:
-            return None
         return (
             f"ESC environment {name} cannot be transferred by an agent claim yet; recreate it"
             " in the destination organization."

@@ -36,11 +36,51 @@ class InvalidDefinitionFault(ServiceFault):
 
 
 @dataclass(frozen=True)
+class OrgTokenScope:
+    """What an organization access token may do: act in its one org with the role it was
+    made with (`admin` for an admin token, else `member`)."""
+
+    org: str
+    role: Role
+    token_name: str
+
+
+@dataclass(frozen=True)
 class Caller:
-    """The identity behind an access token."""
+    """The identity behind an access token: an account, or an org whose access token it is
+    (`org_token`, its login then the org's name)."""
 
     login: str
     is_agent: bool
+    org_token: OrgTokenScope | None = None
+
+
+@dataclass(frozen=True)
+class CloneOptions:
+    """What a clone of an environment copies besides its definition at `version` (its newest
+    if None): its revision history, its teams' access, its tags, its revision tags."""
+
+    version: int | None = None
+    history: bool = False
+    access: bool = False
+    environment_tags: bool = False
+    revision_tags: bool = False
+
+
+@dataclass(frozen=True)
+class OrgTokenRecord:
+    """An organization access token as stored: never its value, which only its creation
+    hands out. `expires` and `last_used` are epoch seconds, 0 for never."""
+
+    id: str
+    org: str
+    name: str
+    description: str
+    admin: bool
+    created: str
+    created_by: str
+    expires: int
+    last_used: int
 
 
 @dataclass(frozen=True)
@@ -50,6 +90,7 @@ class UserRecord:
     login: str
     is_agent: bool
     roles: dict[str, Role]
+    org_token: OrgTokenScope | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +205,7 @@ class AgentAccountRecord:
 
     user: UserRecord
     token: str
-    writable_until: datetime
+    token_valid_until: datetime
     claim_token: str
     claim_expires_at: datetime
 

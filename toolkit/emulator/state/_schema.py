@@ -11,10 +11,11 @@ from toolkit.emulator.secrets import new_key
 from toolkit.emulator.state._environment_secrets import insert_world_environments
 from toolkit.emulator.world import Role, World
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
-AGENT_WRITE_WINDOW = timedelta(hours=72)
-"""How long after its creation an agent account may write; read-only after, until claimed."""
+AGENT_TOKEN_LIFETIME = timedelta(hours=72)
+"""How long after its creation an agent's access token is valid (`accessTokenValidUntil`);
+after that every call with it answers 401, while the account waits to be claimed."""
 AGENT_CLAIM_WINDOW = timedelta(days=30)
 """How long after its creation an agent account can be claimed."""
 
@@ -25,12 +26,28 @@ CREATE TABLE accounts (
     is_agent INTEGER NOT NULL,
     claim_token TEXT UNIQUE,
     created_at TEXT,
-    writable_until TEXT,
+    token_valid_until TEXT,
     claim_expires_at TEXT,
     claimed_by TEXT,
     deleted_at TEXT
 );
 CREATE TABLE orgs (name TEXT PRIMARY KEY, claimed_by TEXT, deleted_at TEXT);
+-- Organization access tokens (state/_org_tokens.py): a digest of each value, never the value;
+-- a deleted token stays, its name taken for good.
+CREATE TABLE org_tokens (
+    id TEXT PRIMARY KEY,
+    org TEXT NOT NULL REFERENCES orgs(name),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    token_digest TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    last_used INTEGER NOT NULL,
+    deleted_at TEXT,
+    UNIQUE (org, name)
+);
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE signup_challenges (
     id TEXT PRIMARY KEY,
@@ -232,7 +249,7 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
                 agent.token,
                 agent.claim_token,
                 _utc(agent.created_at).isoformat(),
-                (_utc(agent.created_at) + AGENT_WRITE_WINDOW).isoformat(),
+                (_utc(agent.created_at) + AGENT_TOKEN_LIFETIME).isoformat(),
                 _utc(agent.claim_expires_at).isoformat(),
             )
             for agent in world.agents

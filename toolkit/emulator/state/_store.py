@@ -121,12 +121,10 @@ class Store:
     @contextmanager
     def _in_org(self, caller: Caller, org: str, *, write: bool = False) -> Iterator[Role]:
         """A session for a caller acting in `org`, yielding its role there (see `_role_in`);
-        a write also needs a caller that may write (`_refuse_read_only`) and an org that no
-        claim is moving (`_refuse_if_claiming`)."""
+        a write also needs an org that no claim is moving (`_refuse_if_claiming`)."""
         with self._session(write=write):
             role = self._role_in(caller, org)
             if write:
-                self._refuse_read_only(caller)
                 self._refuse_if_claiming(org)
             yield role
 
@@ -137,21 +135,6 @@ class Store:
         """A session for a caller acting on one stack of `org`, yielding it; 404 if none."""
         with self._in_org(caller, org, write=write):
             yield self._existing_stack(org, project, stack)
-
-    def _refuse_read_only(self, caller: Caller) -> None:
-        """An agent account writes only until its write window closes (72 hours from its
-        creation); after that it is read-only until someone claims it."""
-        if not caller.is_agent:
-            return
-        row = self._db.execute(
-            "SELECT writable_until FROM accounts WHERE login = ?", (caller.login,)
-        ).fetchone()
-        if row is not None and row[0] and self.now() >= datetime.fromisoformat(row[0]):
-            raise ServiceFault(
-                403,
-                f"Forbidden: the agent account {caller.login!r} is read-only: its write window"
-                f" closed at {row[0]}; claim the account to restore write access",
-            )
 
     def _refuse_if_claiming(self, org: str) -> None:
         """A claim that is moving an agent's org holds it against every write meanwhile."""
@@ -169,6 +152,9 @@ class Store:
         return row is not None
 
     def _orgs_of(self, caller: Caller) -> list[str]:
+        if caller.org_token is not None:
+            scoped = caller.org_token.org
+            return [scoped] if self._org_exists(scoped) else []
         rows = self._db.execute(
             "SELECT m.org FROM memberships m JOIN orgs o ON o.name = m.org"
             " WHERE m.login = ? AND o.deleted_at IS NULL ORDER BY m.org",
@@ -177,6 +163,10 @@ class Store:
         return [org for (org,) in rows]
 
     def _role_of(self, caller: Caller, org: str) -> Role | None:
+        """The caller's role in `org`: an account's membership, an org token's own role in its
+        one org; None where it has none."""
+        if caller.org_token is not None:
+            return caller.org_token.role if caller.org_token.org == org else None
         row = self._db.execute(
             "SELECT role FROM memberships WHERE login = ? AND org = ?", (caller.login, org)
         ).fetchone()
