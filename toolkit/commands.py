@@ -456,15 +456,20 @@ def sweep(
     request: SweepRequest,
     *,
     runs_dir: Path | None = None,
+    database: str | None = None,
     stop: StopSignal | None = None,
     on_row: Callable[[SweepRow], None] = lambda row: None,
 ) -> SweepResult:
     """Claim every agent account of the request's folder (`toolkit.sweep.run_sweep`), each as
-    its own run in the runs folder (or `runs_dir`)."""
+    its own run in the runs folder (or `runs_dir`), or in `database` when given."""
     from toolkit.sweep import run_sweep
 
     runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
-    return asyncio.run(run_sweep(credentials, request, runs_dir=runs_dir, stop=stop, on_row=on_row))
+    return asyncio.run(
+        run_sweep(
+            credentials, request, runs_dir=runs_dir, database=database, stop=stop, on_row=on_row
+        )
+    )
 
 
 # --- version --------------------------------------------------------------------------------

@@ -103,17 +103,28 @@ class ClaimFileToken:
         return f"ClaimFileToken(token='***', file={self.file!r})"
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """Where the sweep's claims and runs are recorded: the runs folder, or the database."""
+
+    folder: Path
+    database: str | None
+
+
 async def run_sweep(
     credentials: Credentials,
     request: SweepRequest,
     *,
     runs_dir: Path,
+    database: str | None = None,
     stop: StopSignal | None = None,
     on_row: Callable[[SweepRow], None] = lambda row: None,
     now: datetime | None = None,
 ) -> SweepResult:
     """Claim every account of `request.claims_dir` into `request.destination_org` (see the
-    module's steps); `on_row` hears each row as it is decided."""
+    module's steps); `on_row` hears each row as it is decided. The claims and their runs are
+    recorded in `database` when given, else in `runs_dir`."""
+    runs = _Runs(runs_dir, database)
     stop = stop or StopSignal()
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
@@ -121,10 +132,10 @@ async def run_sweep(
     recorded: list[tuple[ClaimFileToken, ClaimedAccount, RunRecord]] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
-        found = find_claim(runs_dir, token_digest(claim.token))
+        found = find_claim(runs_dir, token_digest(claim.token), database=database)
         if found is not None and found.destination_org == request.destination_org:
             asked = _recorded_request(request, found)
-            run = started_run(_with_token(credentials, claim), asked, runs_dir)
+            run = started_run(_with_token(credentials, claim), asked, runs_dir, database)
             if run is not None:
                 recorded.append((claim, found, run))
                 continue
@@ -152,7 +163,7 @@ async def run_sweep(
     by_file = {claim.name: claim for claim in tokens}
     for claim, found, _ in recorded:
         asked = _recorded_request(request, found)
-        rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs_dir, stop)
+        rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs, stop)
         on_row(rows[claim.name])
     for plan in planned:
         claim = by_file[plan.account.file.name]
@@ -160,7 +171,7 @@ async def run_sweep(
         asked = _request(
             request, plan.account.org, plan.resolution_map, request.map_identity, landing
         )
-        rows[claim.name] = await _claim_planned(credentials, claim, plan, asked, runs_dir, stop)
+        rows[claim.name] = await _claim_planned(credentials, claim, plan, asked, runs, stop)
         on_row(rows[claim.name])
     ordered = tuple(rows[claim.name] for claim in tokens)
     return SweepResult(request.destination_org, ordered, tuple(warnings))
@@ -304,14 +315,14 @@ async def _claim_planned(
     claim: ClaimFileToken,
     plan: PlannedClaim,
     asked: ClaimRequest,
-    runs_dir: Path,
+    runs: _Runs,
     stop: StopSignal,
 ) -> SweepRow:
     """Record the claim of `plan`'s account (`asked`), then make it."""
     account = plan.account
     if not stop.requested:
         record_claim(
-            runs_dir,
+            runs.folder,
             token_digest(claim.token),
             ClaimedAccount(
                 account.agent,
@@ -320,8 +331,9 @@ async def _claim_planned(
                 asked.map_identity,
                 asked.landing,
             ),
+            database=runs.database,
         )
-    return await _claim(credentials, claim, account.agent, asked, runs_dir, stop)
+    return await _claim(credentials, claim, account.agent, asked, runs, stop)
 
 
 async def _claim(
@@ -329,7 +341,7 @@ async def _claim(
     claim: ClaimFileToken,
     agent: str,
     asked: ClaimRequest,
-    runs_dir: Path,
+    runs: _Runs,
     stop: StopSignal,
 ) -> SweepRow:
     """One account's claim through `commit_request`; its error is its row."""
@@ -343,7 +355,11 @@ async def _claim(
         )
     try:
         outcome = await commit_request(
-            _with_token(credentials, claim), asked, runs_dir=runs_dir, stop=stop
+            _with_token(credentials, claim),
+            asked,
+            runs_dir=runs.folder,
+            database=runs.database,
+            stop=stop,
         )
     except ClaimError as error:
         return SweepRow(claim.name, agent, "error", str(error), exit_code=1)

@@ -82,13 +82,16 @@ def sweep(
     from toolkit.credentials import load_credentials
     from toolkit.report.sweep import render_sweep, summary
 
+    database = settings.database()
     request = commands.sweep_request(
         claims_dir, destination_org, policy, warn_within=warn_within, claim_wait=claim_wait
     )
     credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
     settings.secrets.update(credentials.secrets)
     with commands.stopping() as stop:
-        result = commands.sweep(credentials, request, stop=stop, on_row=_say_row(settings))
+        result = commands.sweep(
+            credentials, request, database=database, stop=stop, on_row=_say_row(settings)
+        )
     chosen = report_format(fmt, output)
     text = render_sweep(result, chosen)
     if chosen == "table":

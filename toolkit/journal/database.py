@@ -42,10 +42,16 @@ CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.org_lock (
     generation INTEGER NOT NULL DEFAULT 0,
     holder TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.claimed (
+    digest TEXT PRIMARY KEY,
+    account TEXT NOT NULL
+);
 """
 """`layout`: the schema version every run schema has; `run_index`: run key -> runs, the newest
 one continued (the runs folder's `keys/`); `org_lock`: who holds each source org (the runs
-folder's `locks/`), and the generation of its advisory lock, which `--break-lock` moves on."""
+folder's `locks/`), and the generation of its advisory lock, which `--break-lock` moves on;
+`claimed`: the accounts a sweep claims, by their claim token's digest (the runs folder's
+`claims/`)."""
 
 _SETUP_LOCK = 0x70756C756D69
 """The transaction lock that makes two processes setting up one database take turns."""
