@@ -5,6 +5,7 @@ service's answer, so the same commands do the right thing on both."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,15 @@ import pytest
 from agent_times import agent_entry
 from click.testing import CliRunner, Result
 
+from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.cli import cli
+from toolkit.credentials import Credentials
 from toolkit.journal import read_run
-from toolkit.progress import RERUN_HINT
+from toolkit.plan import ClaimTarget
+from toolkit.progress import RERUN_HINT, MoveFailed, ProgressEvent
+from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
+from toolkit.strategies import StopSignal
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -247,6 +254,41 @@ def test_an_environment_the_claim_did_not_land_is_reported_and_the_rest_verified
         "environments": [],
         "packages": [f"private/{AGENT}/vpc"],
     }
+
+
+def test_a_claim_not_made_leaves_its_environments_and_packages_not_landed(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """Stopped before the claim call, the run reports everything the claim would have moved
+    as interrupted, environments and packages too, and claims nothing."""
+    server = make_emulator(world())
+    credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
+    sides = Sides.of(ClaimTarget(source_org=AGENT, destination_org="acme"), credentials)
+    stop = StopSignal()
+    events: list[ProgressEvent] = []
+
+    async def claim() -> CommitResult:
+        plan = await plan_claim(sides, ResolutionMap.empty(), "claim-api")
+        stop.request()
+        return await commit_claim(sides, plan, stop=stop, on_progress=events.append)
+
+    result = asyncio.run(claim())
+
+    assert [(event.phase, event.target) for event in events if isinstance(event, MoveFailed)] == [
+        ("stacks", "acme/web/dev"),
+        ("environments", "acme/default/secrets"),
+        ("packages", f"acme/private/{AGENT}/vpc"),
+    ]
+    assert [failure.entity.kind for failure in result.document.failures] == [
+        "TransferEntityStack",
+        "TransferEntityEnvironment",
+        "TransferEntityRegistryPackage",
+    ]
+    assert result.interrupted
+    claims = [
+        entry for entry in server.requests.entries() if entry.path == "/api/agents/acme/claim"
+    ]
+    assert [entry.query for entry in claims] == ["dryRun=true"]
 
 
 def token(server: EmulatorServer) -> str:

@@ -306,12 +306,13 @@ async def _follow(
             client.agent_claims_status(plan.destination_org),
             _in_destination(client, plan, kinds),
         )
-        for key in [key for key in pending if key in landed]:
-            arrival = pending.pop(key)
-            summary = f"claimed {arrival.what} into {plan.destination_org}"
-            arrival.tally.finished(*_names(plan, arrival), "claim", summary)
+        _report_landed(plan, pending, landed)
         record = status.claims.get(transfer_token) if transfer_token else None
         if _has_ended(record, transfer_token, landed, pending):
+            # What moves with the last stack is looked at once more, now that every stack
+            # has been seen: the listings above ran side by side with the claim's last step.
+            landed |= await _besides_stacks(client, plan.destination_org, kinds)
+            _report_landed(plan, pending, landed)
             return Followed(record, landed, ended=True)
         if stop.requested:
             return Followed(record, landed, ended=False, stopped=True)
@@ -321,15 +322,30 @@ async def _follow(
         pause = min(pause * 2, pace.poll_seconds)
 
 
+def _report_landed(
+    plan: ClaimPlan, pending: dict[EntityKey, Arrival], landed: set[EntityKey]
+) -> None:
+    """Report each pending entity that `landed` shows, and take it off `pending`."""
+    for key in [key for key in pending if key in landed]:
+        arrival = pending.pop(key)
+        summary = f"claimed {arrival.what} into {plan.destination_org}"
+        arrival.tally.finished(*_names(plan, arrival), "claim", summary)
+
+
 async def _in_destination(
     client: CloudClient, plan: ClaimPlan, kinds: Sequence[str]
 ) -> set[EntityKey]:
     """The keys of the destination's stacks in the plan's projects, and of its entities of
     `kinds` (environments, registry packages), listed at once."""
-    listings = await asyncio.gather(
-        _stacks_in(client, plan),
-        *(_listed(client, plan.destination_org, kind) for kind in kinds),
+    stacks, others = await asyncio.gather(
+        _stacks_in(client, plan), _besides_stacks(client, plan.destination_org, kinds)
     )
+    return stacks | others
+
+
+async def _besides_stacks(client: CloudClient, org: str, kinds: Sequence[str]) -> set[EntityKey]:
+    """The keys of `org`'s entities of `kinds` (environments, registry packages)."""
+    listings = await asyncio.gather(*(_listed(client, org, kind) for kind in kinds))
     return set().union(*listings)
 
 
