@@ -5,6 +5,8 @@ service's answer, so the same commands do the right thing on both."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,15 @@ import pytest
 from agent_times import agent_entry
 from click.testing import CliRunner, Result
 
+from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.cli import cli
+from toolkit.credentials import Credentials
+from toolkit.journal import read_run
+from toolkit.plan import ClaimTarget
+from toolkit.progress import RERUN_HINT, MoveFailed, ProgressEvent
+from toolkit.resolution_map import ResolutionMap
+from toolkit.sides import Sides
+from toolkit.strategies import StopSignal
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -24,6 +34,8 @@ AGENT = "agent-abc123"
 CLAIM_TOKEN = "claim-abc123"
 ORGS = ("--from", AGENT, "--to", "acme")
 PACKAGE = {"source": "private", "publisher": AGENT, "name": "vpc"}
+PACE = 3600
+"""Seconds of the service's clock a claim takes per stack, where a test moves the clock."""
 
 
 def world(*, acme: dict[str, Any] | None = None, **service: str) -> dict[str, Any]:
@@ -99,7 +111,7 @@ def test_today_a_claim_moves_environments_and_packages_without_the_agents_token_
     assert result.stderr.splitlines()[-4:] == [
         "strategy claim-api: a claim token is at hand (PULUMI_CLAIM_TOKEN)",
         "--environments copy leaves the ESC environments to the service: its claim moves them",
-        "outcome: moved 1 of 1 stack(s)",
+        "outcome: moved 1 of 1 stack(s), 1 environment(s) and 1 registry package(s)",
         "exit 0: done",
     ]
     assert destination(server) == {
@@ -157,3 +169,131 @@ def test_a_colliding_environment_and_package_are_renamed_by_the_map(
         "environments": ["default/secrets", "default/secrets-agent"],
         "packages": [f"private/{AGENT}/vpc", f"private/{AGENT}/vpc-agent"],
     }
+
+
+@pytest.mark.parametrize("output", ["table", "markdown", "html", "json"])
+def test_the_outcome_counts_the_environments_and_packages_the_claim_moves(
+    make_emulator: EmulatorFactory, tmp_path: Path, output: str
+) -> None:
+    server = make_emulator(world())
+    both = "1 of 1 stack(s), 1 environment(s) and 1 registry package(s)"
+
+    previewed = run(server, "preview", *ORGS, "--format", output, runs=tmp_path)
+    committed = run(server, "commit", *ORGS, "--yes", "--format", output, runs=tmp_path)
+
+    assert previewed.exit_code == 0, previewed.stdout + previewed.stderr
+    assert committed.exit_code == 0, committed.stdout + committed.stderr
+    assert f"outcome: would move {both}" in previewed.stderr.splitlines()
+    assert f"outcome: moved {both}" in committed.stderr.splitlines()
+    if output == "json":
+        service_shape = {"agent", "entities", "conflicts", "failures", "claimExpiresAt"}
+        assert set(json.loads(previewed.stdout)) == service_shape
+        assert set(json.loads(committed.stdout)) == {*service_shape, "transferToken"}
+    else:
+        assert f"would move {both}" in " ".join(previewed.stdout.split())
+        assert f"moved {both}" in " ".join(committed.stdout.split())
+
+
+def test_an_environment_the_claim_did_not_land_is_reported_and_the_rest_verified(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """The claim runs on after a commit that stopped following it; by the time the same
+    command follows it again, someone in acme has removed the environment it moved."""
+    server = make_emulator(world(claimSecondsPerStack=str(PACE)))
+    package = f"registry package private/{AGENT}/vpc"
+
+    waited = run(server, "commit", *ORGS, "--yes", "--claim-wait", "0", runs=tmp_path)
+
+    assert waited.exit_code == 4, waited.stdout + waited.stderr
+    unknown = "is of unknown outcome (claim): outcome unknown: the claim"
+    assert [line for line in waited.stderr.splitlines() if unknown in line] == [
+        f"stacks [1/1, 1 failed] {AGENT}/web/dev -> acme/web/dev {unknown}"
+        f" {token(server)} into acme was still running after 0 s (web/dev had not landed yet;"
+        f" the service moves the stacks itself); {RERUN_HINT}",
+        f"environments [1/1, 1 failed] {AGENT}/default/secrets -> acme/default/secrets {unknown}"
+        f" {token(server)} into acme was still running after 0 s (ESC environment"
+        f" default/secrets had not landed yet; the service moves it with the stacks);"
+        f" {RERUN_HINT}",
+        f"packages [1/1, 1 failed] {AGENT}/private/{AGENT}/vpc -> acme/private/{AGENT}/vpc"
+        f" {unknown} {token(server)} into acme was still running after 0 s ({package} had not"
+        f" landed yet; the service moves it with the stacks); {RERUN_HINT}",
+    ]
+    assert (
+        "outcome: moved 0 of 1 stack(s), 0 of 1 environment(s) and 0 of 1 registry package(s);"
+        " 3 of unknown outcome (run the same command again to settle them: it looks where each"
+        " stack is)"
+    ) in waited.stderr.splitlines()
+
+    server.state.advance_clock(PACE)
+    httpx.delete(
+        f"{server.url}/api/esc/environments/acme/default/secrets",
+        headers={"Authorization": "token tok-alice"},
+    ).raise_for_status()
+    again = run(
+        server, "commit", *ORGS, "--yes", "--claim-wait", "0", "--format", "json", runs=tmp_path
+    )
+
+    assert again.exit_code == 4, again.stdout + again.stderr
+    missing = (
+        "verification: ESC environment default/secrets is not in acme after the claim ended; "
+        "look for it there and in the agent's org before claiming again"
+    )
+    assert [
+        (failure["entity"]["kind"], failure["failureDetails"])
+        for failure in json.loads(again.stdout)["failures"]
+    ] == [("TransferEntityEnvironment", missing)]
+    assert (
+        "outcome: moved 1 of 1 stack(s), 0 of 1 environment(s) and 1 registry package(s);"
+        " 1 failed (run the same command again)"
+    ) in again.stderr.splitlines()
+    events = [message for _, message in read_run(tmp_path).events]
+    assert f"claimed {package} into acme" in events
+    assert f"{AGENT}/default/secrets -> acme/default/secrets failed (verify): {missing}" in events
+    assert destination(server) == {
+        "stacks": ["web/dev"],
+        "environments": [],
+        "packages": [f"private/{AGENT}/vpc"],
+    }
+
+
+def test_a_claim_not_made_leaves_its_environments_and_packages_not_landed(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """Stopped before the claim call, the run reports everything the claim would have moved
+    as interrupted, environments and packages too, and claims nothing."""
+    server = make_emulator(world())
+    credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
+    sides = Sides.of(ClaimTarget(source_org=AGENT, destination_org="acme"), credentials)
+    stop = StopSignal()
+    events: list[ProgressEvent] = []
+
+    async def claim() -> CommitResult:
+        plan = await plan_claim(sides, ResolutionMap.empty(), "claim-api")
+        stop.request()
+        return await commit_claim(sides, plan, stop=stop, on_progress=events.append)
+
+    result = asyncio.run(claim())
+
+    assert [(event.phase, event.target) for event in events if isinstance(event, MoveFailed)] == [
+        ("stacks", "acme/web/dev"),
+        ("environments", "acme/default/secrets"),
+        ("packages", f"acme/private/{AGENT}/vpc"),
+    ]
+    assert [failure.entity.kind for failure in result.document.failures] == [
+        "TransferEntityStack",
+        "TransferEntityEnvironment",
+        "TransferEntityRegistryPackage",
+    ]
+    assert result.interrupted
+    claims = [
+        entry for entry in server.requests.entries() if entry.path == "/api/agents/acme/claim"
+    ]
+    assert [entry.query for entry in claims] == ["dryRun=true"]
+
+
+def token(server: EmulatorServer) -> str:
+    """The transfer token of the one claim into acme."""
+    headers = {"Authorization": "token tok-alice"}
+    status = httpx.get(f"{server.url}/api/agents/acme/claim/status", headers=headers)
+    (transfer_token,) = status.raise_for_status().json()["claims"]
+    return str(transfer_token)

@@ -19,7 +19,7 @@ from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
-from toolkit.entities import Inventory, base_of, entity_key, qualified_name
+from toolkit.entities import Inventory, base_of, qualified_name
 from toolkit.errors import (
     AgentTokenExpiredError,
     AuthenticationError,
@@ -38,12 +38,12 @@ from toolkit.plan import (
     build_plan,
     movable_kinds,
 )
-from toolkit.progress import MoveFailure, MoveTally, ProgressEvent
+from toolkit.progress import MoveFailure, ProgressEvent
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
-from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api
+from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api, fail_all
 from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 
@@ -421,14 +421,7 @@ class _Execution:
                 "same command again",
             )
         )
-        tally = MoveTally(len(plan.moves), on_progress)
-        for move in plan.moves:
-            tally.failed(
-                qualified_name(plan.source_org, move.source),
-                qualified_name(plan.destination_org, move.target),
-                why,
-            )
-        return plan, failed | {entity_key(move.source): why for move in plan.moves}
+        return plan, failed | fail_all(plan, on_progress, why)
 
     async def copy_environments(
         self, on_progress: ProgressCallback, *, delete_source: bool | None = None

@@ -1,5 +1,6 @@
-"""What moves where: a stack move, an environment copy, and the source-org renames a transfer
-makes on the way, ordered in waves so that no rename lands on a name in use (pure).
+"""What moves where: a stack move, an environment copy, an environment or registry package the
+service's claim moves with the stacks, and the source-org renames a transfer makes on the way,
+ordered in waves so that no rename lands on a name in use (pure).
 
 The plan (`toolkit.plan`) lists them; the strategies carry them out.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from toolkit.entities import MAX_NAME_LENGTH, StackName, describe, stack_name
 from toolkit.models import BaseEntity, TransferEntityEnvironment, TransferEntityStack
+from toolkit.progress import Phase
 
 TEMPORARY_SUFFIX = "-claim-tmp"
 """Ending of the name a stack takes for a moment when renames form a cycle (a swap)."""
@@ -46,6 +48,24 @@ class EnvironmentCopy:
     def journal_name(self) -> str:
         """How a run's journal names the copy (apart from any stack's `project/stack`)."""
         return f"environment {self.source.project_name}/{self.source.environment_name}"
+
+
+CLAIMED_BESIDES_STACKS: dict[str, Phase] = {
+    "TransferEntityEnvironment": "environments",
+    "TransferEntityRegistryPackage": "packages",
+}
+"""The kinds the service's claim moves with the stacks that claim-api follows and verifies in
+the destination, each with the progress phase that reports it (Insights accounts are always
+the service's failures)."""
+
+
+@dataclass(frozen=True)
+class ClaimedMove:
+    """An ESC environment or registry package the service's claim moves with the stacks."""
+
+    source: BaseEntity
+    target: BaseEntity
+    """What it becomes in the destination: itself, or its rename."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ from toolkit.models import (
     TransferEntityStack,
 )
 from toolkit.moves import (
+    CLAIMED_BESIDES_STACKS,
+    ClaimedMove,
     EnvironmentCopy,
     RenameStep,
     StackMove,
@@ -305,8 +307,21 @@ class ClaimPlan:
         """How many stack moves and environment copies of this plan a commit's `document`
         reports as failed (`did_not_land`)."""
         failed = self.did_not_land(document)
-        failed_copies = len(failed & {entity_key(copy.source) for copy in self.environment_copies})
-        return len(failed) - failed_copies, failed_copies
+        failed_moves = len(failed & {entity_key(move.source) for move in self.moves})
+        return failed_moves, len(failed & self._copy_keys())
+
+    def claimed_moves(self) -> list[ClaimedMove]:
+        """claim-api: the ESC environments and registry packages the service's claim moves
+        with the stacks (neither its failures nor the plan's copies), which the strategy
+        verifies in the destination at their planned names."""
+        if self.strategy != "claim-api":
+            return []
+        skipped = self._copy_keys() | {entity_key(failure.entity) for failure in self.failures}
+        return [
+            ClaimedMove(entity, self.renames.get(key, entity))
+            for entity in self.entities
+            if entity.kind in CLAIMED_BESIDES_STACKS and (key := entity_key(entity)) not in skipped
+        ]
 
     def did_not_land(self, document: AgentClaimResponse) -> frozenset[EntityKey]:
         """The keys of `document`'s failures beyond this plan's own: its moves and copies that
@@ -353,15 +368,16 @@ class ClaimPlan:
         """The plan as the claim document (preview), or a commit's outcome.
 
         With the service's answer (claim-api) that is the service's document. `failed_moves`
-        (source stack or environment key -> why) adds one failure per move or environment copy
-        that did not land; its `failureDetails` is the failure's message, which says what to
-        do next.
+        (source key -> why) adds one failure per stack move, environment copy or claimed move
+        (`claimed_moves`) that did not land; its `failureDetails` is the failure's message,
+        which says what to do next.
         `transfer_token`, when given, replaces the document's.
         """
         failed_moves = failed_moves or {}
         sources: list[BaseEntity] = [
             *(move.source for move in self.moves),
             *(copy.source for copy in self.environment_copies),
+            *(claimed.source for claimed in self.claimed_moves()),
         ]
         unknown = set(failed_moves) - {entity_key(source) for source in sources}
         if unknown:

@@ -32,10 +32,12 @@ copies of state (`migrate`), an ESC environment's definition written to its copy
 and "undo", putting back what a failed move had done."""
 
 
-Phase = Literal["environments", "stacks", "landing"]
+Phase = Literal["environments", "stacks", "packages", "landing"]
 """A commit's phases, in order: the ESC environments copied before the stacks (with
-`--environments copy`), the stacks, and the landing program run on what moved. Each phase
-counts its own moves (the landing: one), towards its own total."""
+`--environments copy`), the stacks, and the landing program run on what moved. With claim-api
+on today's service, the environments and registry packages (`packages`) the claim moves with
+the stacks are followed beside them. Each phase counts its own moves (the landing: one),
+towards its own total."""
 
 
 Outcome = Literal["failed", "unknown", "interrupted"]

@@ -696,6 +696,27 @@ def test_by_default_environments_and_packages_move_and_collide_as_stacks_do(
     assert server.state.environment_names(AGENT) == set()
 
 
+def test_a_claimed_package_is_listed_under_its_new_owner_with_its_publisher_kept(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """`orgLogin` filters the registry listing by owning organization (Pulumi's API document):
+    once claimed, the agent's package is acme's, still published under the agent's name."""
+    spec = world(registry_packages=[{"source": "private", "publisher": AGENT, "name": "vpc"}])
+    del spec["service"]["claimMoves"]
+    server = make_emulator(spec)
+    with http(server) as alice:
+        committed = alice.post(
+            "/api/agents/acme/claim",
+            json=claim_body(rename("web", "dev", "web", "dev-agent")),
+        ).json()
+        server.state.advance_clock(3 * PACE)
+        owned = alice.get("/api/preview/registry/packages", params={"orgLogin": "acme"}).json()
+    assert committed["failures"] == [] and committed["conflicts"] == []
+    assert [(p["source"], p["publisher"], p["name"]) for p in owned["packages"]] == [
+        ("private", AGENT, "vpc")
+    ]
+
+
 def test_at_launch_environments_and_packages_are_failures_their_renames_refused(
     make_emulator: EmulatorFactory,
 ) -> None:

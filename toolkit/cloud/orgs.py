@@ -41,6 +41,11 @@ class OrgCalls(Transport):
 
     async def list_registry_packages(self, org: str) -> list[PackageMetadata]:
         """Packages `org` publishes; the listing also shows packages it merely can see."""
+        return [pkg for pkg in await self.list_owned_registry_packages(org) if pkg.publisher == org]
+
+    async def list_owned_registry_packages(self, org: str) -> list[PackageMetadata]:
+        """Packages `org` owns (`orgLogin`), whoever they are published by: a package a claim
+        moved in keeps the agent as its publisher."""
         pages = self._pages(
             ListPackagesResponse,
             "/api/preview/registry/packages",
@@ -48,7 +53,7 @@ class OrgCalls(Transport):
             params={"orgLogin": org},
             page_size=REGISTRY_PACKAGE_PAGES,
         )
-        return [pkg async for page in pages for pkg in page.packages if pkg.publisher == org]
+        return [pkg async for page in pages for pkg in page.packages]
 
     # --- Teams -------------------------------------------------------------------------------
 

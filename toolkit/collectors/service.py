@@ -47,7 +47,7 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
         org=org,
         stacks=sorted(stacks, key=stack_name),
         environments=sorted(
-            (_environment(env) for env in environments),
+            (environment_entity(env) for env in environments),
             key=lambda entity: (entity.project_name, entity.environment_name),
         ),
         insights_accounts=sorted(
@@ -55,7 +55,7 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
             key=lambda entity: entity.name,
         ),
         registry_packages=sorted(
-            (_registry_package(package) for package in packages),
+            (registry_package_entity(package) for package in packages),
             key=lambda entity: (entity.source, entity.publisher, entity.name),
         ),
     )
@@ -86,7 +86,8 @@ def _stack(summary: AppStackSummary) -> TransferEntityStack:
     )
 
 
-def _environment(env: OrgEnvironment) -> TransferEntityEnvironment:
+def environment_entity(env: OrgEnvironment) -> TransferEntityEnvironment:
+    """A listed environment as the claim document names it."""
     return TransferEntityEnvironment(
         project_name=env.project or DEFAULT_ENVIRONMENT_PROJECT, environment_name=env.name
     )
@@ -96,7 +97,8 @@ def _insights_account(account: InsightsAccount) -> TransferEntityInsightsAccount
     return TransferEntityInsightsAccount(name=account.name)
 
 
-def _registry_package(package: PackageMetadata) -> TransferEntityRegistryPackage:
+def registry_package_entity(package: PackageMetadata) -> TransferEntityRegistryPackage:
+    """A listed registry package as the claim document names it."""
     return TransferEntityRegistryPackage(
         source=package.source, publisher=package.publisher, name=package.name
     )

@@ -138,7 +138,8 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
     failed_moves, failed_copies = plan.not_landed(document)
     moved = len(plan.moves) - failed_moves
     verb = "would move" if mode == "preview" else "moved"
-    line = f"{verb} {moved} of {len(plan.moves)} stack(s)"
+    counts = [f"{moved} of {len(plan.moves)} stack(s)", *_claimed_counts(plan, document)]
+    line = f"{verb} {_listed_counts(counts)}"
     if copies := len(plan.environment_copies):
         verb = "would copy" if mode == "preview" else "copied"
         line += f" and {verb} {copies - failed_copies} of {copies} environment(s)"
@@ -158,6 +159,32 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
         ):
             line += f", {accepted} of them accepted"
     return line
+
+
+CLAIMED_NOUNS = {
+    "TransferEntityEnvironment": "environment(s)",
+    "TransferEntityRegistryPackage": "registry package(s)",
+}
+"""How the outcome line counts what the service's claim moves besides stacks."""
+
+
+def _claimed_counts(plan: ClaimPlan, document: AgentClaimResponse) -> list[str]:
+    """The environments and registry packages the claim moves (or moved), per kind: `2
+    environment(s)` when all of them land, `1 of 2 environment(s)` when some do not."""
+    failed = plan.did_not_land(document)
+    counts = []
+    for kind, noun in CLAIMED_NOUNS.items():
+        planned = [move for move in plan.claimed_moves() if move.source.kind == kind]
+        landed = sum(entity_key(move.source) not in failed for move in planned)
+        if planned:
+            total = "" if landed == len(planned) else f" of {len(planned)}"
+            counts.append(f"{landed}{total} {noun}")
+    return counts
+
+
+def _listed_counts(counts: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join([", ".join(counts[:-1]), counts[-1]] if len(counts) > 1 else counts)
 
 
 def _stale_acceptances(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:

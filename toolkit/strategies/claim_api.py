@@ -9,23 +9,34 @@ destination; the claim token says what is claimed, so nobody needs access to the
 The claim call only starts the claim: the service answers at once with a `transferToken` and
 moves the stacks afterwards, holding the agent's org meanwhile. The strategy follows it
 (`GET /api/agents/{org}/claim/status` beside listings of the destination) until every stack
-the claim moves is in the destination, reporting each stack as it lands, then verifies that
-every planned stack landed under its planned name. A claim still running after the wait limit
-leaves the stacks not yet seen of unknown outcome: the same command follows it again (the
-journal holds the started claim, and the service's status finds it), never claiming twice.
+the claim moves is in the destination. On today's service the ESC environments and registry
+packages move too, with the last stack (`ClaimPlan.claimed_moves`): they are listed beside the
+stacks. It reports each entity as it lands (phases `stacks`, `environments`, `packages`), then
+verifies that every planned one landed under its planned name. A claim still running after the
+wait limit leaves those not yet seen of unknown outcome: the same command follows it again
+(the journal holds the started claim, and the service's status finds it), never claiming twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import StackName, entity_key, qualified_name, stack_name
+from toolkit.collectors.service import environment_entity, registry_package_entity
+from toolkit.entities import (
+    EntityKey,
+    describe,
+    display_name,
+    entity_key,
+    qualified_name,
+)
 from toolkit.errors import ClaimError, ServiceError, TransportError
 from toolkit.journal import Journal
-from toolkit.models import AgentClaimResponse, RenameEntity, TransferEntityStack
-from toolkit.moves import StackMove
+from toolkit.models import AgentClaimResponse, BaseEntity, RenameEntity, TransferEntityStack
+from toolkit.moves import CLAIMED_BESIDES_STACKS
 from toolkit.plan import ClaimPlan, is_blocked
 from toolkit.progress import MoveFailure, MoveTally, Step
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
@@ -41,6 +52,47 @@ POLL_SECONDS = 2.0
 FIRST_POLL_SECONDS = 0.1
 """The first pause; each next one doubles, up to `POLL_SECONDS`: a small claim ends within a
 few looks, a large one is not asked after needlessly often."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One entity the claim moves (a stack, an ESC environment, a registry package), as the
+    strategy waits for it in the destination; `tally` reports it in its kind's phase."""
+
+    source: BaseEntity
+    target: BaseEntity
+    tally: MoveTally
+
+    @property
+    def what(self) -> str:
+        """How messages name it: a stack by its name alone, as they always have."""
+        if isinstance(self.target, TransferEntityStack):
+            return display_name(self.target)
+        return describe(self.target)
+
+
+def arrivals(plan: ClaimPlan, on_progress: ProgressCallback) -> list[Arrival]:
+    """Everything `plan`'s claim moves, stacks first, each kind counted in its own phase."""
+    stacks = MoveTally(len(plan.moves), on_progress)
+    claimed = plan.claimed_moves()
+    counts = Counter(move.source.kind for move in claimed)
+    tallies = {
+        kind: MoveTally(count, on_progress, CLAIMED_BESIDES_STACKS[kind])
+        for kind, count in counts.items()
+    }
+    return [
+        *(Arrival(move.source, move.target, stacks) for move in plan.moves),
+        *(Arrival(move.source, move.target, tallies[move.source.kind]) for move in claimed),
+    ]
+
+
+def fail_all(plan: ClaimPlan, on_progress: ProgressCallback, failure: MoveFailure) -> FailedMoves:
+    """Report everything `plan`'s claim moves as failed with `failure` (the claim not made)."""
+    failed: FailedMoves = {}
+    for arrival in arrivals(plan, on_progress):
+        arrival.tally.failed(*_names(plan, arrival), failure)
+        failed[entity_key(arrival.source)] = failure
+    return failed
 
 
 @dataclass(frozen=True)
@@ -64,67 +116,73 @@ async def execute_claim_api(
     wait_seconds: float = CLAIM_WAIT_SECONDS,
     poll_seconds: float = POLL_SECONDS,
 ) -> ClaimOutcome:
-    """Claim the agent account of `plan` with `client` (the claimer) and verify the stacks.
+    """Claim the agent account of `plan` with `client` (the claimer) and verify that what it
+    moves landed.
 
     A claim an earlier attempt of the run made (its answer lost, or the run killed after it)
     is found in the destination's claim status and followed, never made twice.
     """
     journal = journal or Journal.in_memory()
     stop = stop or StopSignal()
-    tally = MoveTally(len(plan.moves), on_progress)
     answer = await _earlier_claim(client, plan, journal)
     if answer is None:
         if stop.requested:
-            return _all_moves(plan, tally, MoveFailure.interrupted("claim"), plan.service_answer)
+            return _not_made(plan, on_progress, MoveFailure.interrupted("claim"))
         made = await _claim(client, plan, claim_token, journal)
         if isinstance(made, MoveFailure):
-            return _all_moves(plan, tally, made, plan.service_answer)
+            return _not_made(plan, on_progress, made)
         answer = made
     if is_blocked(answer, "claim-api"):
         return ClaimOutcome(answer=answer, failed={})
-    for move in plan.moves:
-        tally.started(*_names(plan, move))
+    expected = arrivals(plan, on_progress)
+    for arrival in expected:
+        arrival.tally.started(*_names(plan, arrival))
     followed = await _follow(
         client,
         plan,
         answer.transfer_token,
-        tally,
+        expected,
         stop,
         Pace(wait_seconds, poll_seconds),
     )
     failed: FailedMoves = {}
-    for move in plan.moves:
-        if stack_name(move.target) in followed.landed:
+    for arrival in expected:
+        if entity_key(arrival.target) in followed.landed:
             continue
-        failure = _not_landed(plan, move, answer.transfer_token, followed, wait_seconds)
-        failed[entity_key(move.source)] = failure
-        tally.failed(*_names(plan, move), failure)
+        failure = _not_landed(plan, arrival, answer.transfer_token, followed, wait_seconds)
+        failed[entity_key(arrival.source)] = failure
+        arrival.tally.failed(*_names(plan, arrival), failure)
     return ClaimOutcome(answer=followed.record or answer, failed=failed)
 
 
 def _not_landed(
     plan: ClaimPlan,
-    move: StackMove,
+    arrival: Arrival,
     transfer_token: str | None,
     followed: Followed,
     wait_seconds: float,
 ) -> MoveFailure:
-    """Why a planned stack is not in the destination: the claim ended elsewhere, the run
+    """Why a planned entity is not in the destination: the claim ended elsewhere, the run
     was stopped, or the claim was still running when the wait ran out."""
     if followed.ended:
         return MoveFailure(
             "verify",
-            f"verification: {_target(move)} is not in {plan.destination_org} after the claim "
+            f"verification: {arrival.what} is not in {plan.destination_org} after the claim "
             "ended; look for it there and in the agent's org before claiming again",
             source_untouched=False,
         )
     if followed.stopped:
         return MoveFailure.interrupted("claim")
     claim = f"the claim {transfer_token}" if transfer_token else "the claim"
+    mover = (
+        "the service moves the stacks itself"
+        if isinstance(arrival.target, TransferEntityStack)
+        else "the service moves it with the stacks"
+    )
     return MoveFailure.unknown(
         "claim",
         f"{claim} into {plan.destination_org} was still running after {wait_seconds:g} s "
-        f"({_target(move)} had not landed yet; the service moves the stacks itself)",
+        f"({arrival.what} had not landed yet; {mover})",
     )
 
 
@@ -199,18 +257,10 @@ async def _claim_of(client: CloudClient, plan: ClaimPlan) -> AgentClaimResponse 
     return None
 
 
-def _all_moves(
-    plan: ClaimPlan,
-    tally: MoveTally,
-    failure: MoveFailure,
-    answer: AgentClaimResponse | None,
-) -> ClaimOutcome:
-    for move in plan.moves:
-        tally.failed(*_names(plan, move), failure)
-    assert answer is not None, "a claim-api plan carries the service's dry run"
-    return ClaimOutcome(
-        answer=answer, failed={entity_key(move.source): failure for move in plan.moves}
-    )
+def _not_made(plan: ClaimPlan, on_progress: ProgressCallback, failure: MoveFailure) -> ClaimOutcome:
+    """The outcome of a claim that was not made, or whose making is of unknown outcome."""
+    assert plan.service_answer is not None, "a claim-api plan carries the service's dry run"
+    return ClaimOutcome(answer=plan.service_answer, failed=fail_all(plan, on_progress, failure))
 
 
 @dataclass(frozen=True)
@@ -227,8 +277,9 @@ class Followed:
 
     record: AgentClaimResponse | None
     """The claim as the destination's claim status lists it (None: not listed)."""
-    landed: set[StackName]
-    """The destination's stacks, as last listed."""
+    landed: set[EntityKey]
+    """The keys of the destination's stacks (and environments and registry packages, when
+    the claim moves any), as last listed."""
     ended: bool
     """Every stack the claim moves is in the destination, or the claim reports failures."""
     stopped: bool = False
@@ -239,28 +290,29 @@ async def _follow(
     client: CloudClient,
     plan: ClaimPlan,
     transfer_token: str | None,
-    tally: MoveTally,
+    expected: list[Arrival],
     stop: StopSignal,
     pace: Pace,
 ) -> Followed:
-    """Look at the claim's status and the destination's stacks until the claim has ended,
-    the run is stopped, or `pace.wait_seconds` have passed; report each stack as it lands."""
+    """Look at the claim's status and the destination until the claim has ended, the run is
+    stopped, or `pace.wait_seconds` have passed; report each entity as it lands."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + pace.wait_seconds
     pause = min(FIRST_POLL_SECONDS, pace.poll_seconds)
-    pending = {stack_name(move.target): move for move in plan.moves}
-    projects = _projects(plan)
+    pending = {entity_key(arrival.target): arrival for arrival in expected}
+    kinds = sorted({arrival.target.kind for arrival in expected} & set(CLAIMED_BESIDES_STACKS))
     while True:
         status, landed = await asyncio.gather(
             client.agent_claims_status(plan.destination_org),
-            listed_stack_names(client, plan.destination_org, projects),
+            _in_destination(client, plan, kinds),
         )
-        for name in [name for name in pending if name in landed]:
-            move = pending.pop(name)
-            summary = f"claimed {_target(move)} into {plan.destination_org}"
-            tally.finished(*_names(plan, move), "claim", summary)
+        _report_landed(plan, pending, landed)
         record = status.claims.get(transfer_token) if transfer_token else None
         if _has_ended(record, transfer_token, landed, pending):
+            # What moves with the last stack is looked at once more, now that every stack
+            # has been seen: the listings above ran side by side with the claim's last step.
+            landed |= await _besides_stacks(client, plan.destination_org, kinds)
+            _report_landed(plan, pending, landed)
             return Followed(record, landed, ended=True)
         if stop.requested:
             return Followed(record, landed, ended=False, stopped=True)
@@ -270,15 +322,59 @@ async def _follow(
         pause = min(pause * 2, pace.poll_seconds)
 
 
+def _report_landed(
+    plan: ClaimPlan, pending: dict[EntityKey, Arrival], landed: set[EntityKey]
+) -> None:
+    """Report each pending entity that `landed` shows, and take it off `pending`."""
+    for key in [key for key in pending if key in landed]:
+        arrival = pending.pop(key)
+        summary = f"claimed {arrival.what} into {plan.destination_org}"
+        arrival.tally.finished(*_names(plan, arrival), "claim", summary)
+
+
+async def _in_destination(
+    client: CloudClient, plan: ClaimPlan, kinds: Sequence[str]
+) -> set[EntityKey]:
+    """The keys of the destination's stacks in the plan's projects, and of its entities of
+    `kinds` (environments, registry packages), listed at once."""
+    stacks, others = await asyncio.gather(
+        _stacks_in(client, plan), _besides_stacks(client, plan.destination_org, kinds)
+    )
+    return stacks | others
+
+
+async def _besides_stacks(client: CloudClient, org: str, kinds: Sequence[str]) -> set[EntityKey]:
+    """The keys of `org`'s entities of `kinds` (environments, registry packages)."""
+    listings = await asyncio.gather(*(_listed(client, org, kind) for kind in kinds))
+    return set().union(*listings)
+
+
+async def _stacks_in(client: CloudClient, plan: ClaimPlan) -> set[EntityKey]:
+    projects = sorted({move.target.project_name for move in plan.moves})
+    names = await listed_stack_names(client, plan.destination_org, projects)
+    return {("TransferEntityStack", project, stack) for project, stack in names}
+
+
+async def _listed(client: CloudClient, org: str, kind: str) -> set[EntityKey]:
+    """The keys of `org`'s entities of `kind`: its environments, or the registry packages it
+    owns (a claimed package keeps the agent as its publisher)."""
+    if kind == "TransferEntityEnvironment":
+        environments = await client.list_environments(org)
+        return {entity_key(environment_entity(env)) for env in environments}
+    packages = await client.list_owned_registry_packages(org)
+    return {entity_key(registry_package_entity(package)) for package in packages}
+
+
 def _has_ended(
     record: AgentClaimResponse | None,
     transfer_token: str | None,
-    landed: set[StackName],
-    pending: dict[StackName, StackMove],
+    landed: set[EntityKey],
+    pending: dict[EntityKey, Arrival],
 ) -> bool:
     """Whether the claim is over: it reports failures, or every stack it moves (under the
-    names its record gives them) is in the destination. Without a transfer token to look it
-    up by, every planned stack in the destination is the only sign."""
+    names its record gives them) is in the destination; the environments and packages move
+    with the last stack. Without a transfer token to look it up by, everything planned in the
+    destination is the only sign."""
     if record is not None and record.failures:
         return True
     if transfer_token is None:
@@ -286,25 +382,17 @@ def _has_ended(
     return record is not None and _claimed_stacks(record) <= landed
 
 
-def _claimed_stacks(record: AgentClaimResponse) -> set[StackName]:
-    """The names the claim's stacks land under in the destination."""
+def _claimed_stacks(record: AgentClaimResponse) -> set[EntityKey]:
+    """The keys the claim's stacks land under in the destination."""
     landing = [
         entity.rename_as if isinstance(entity, RenameEntity) else entity
         for entity in record.entities
     ]
-    return {stack_name(entity) for entity in landing if isinstance(entity, TransferEntityStack)}
+    return {entity_key(entity) for entity in landing if isinstance(entity, TransferEntityStack)}
 
 
-def _projects(plan: ClaimPlan) -> list[str]:
-    return sorted({move.target.project_name for move in plan.moves})
-
-
-def _names(plan: ClaimPlan, move: StackMove) -> tuple[str, str]:
+def _names(plan: ClaimPlan, arrival: Arrival) -> tuple[str, str]:
     return (
-        qualified_name(plan.source_org, move.source),
-        qualified_name(plan.destination_org, move.target),
+        qualified_name(plan.source_org, arrival.source),
+        qualified_name(plan.destination_org, arrival.target),
     )
-
-
-def _target(move: StackMove) -> str:
-    return f"{move.target.project_name}/{move.target.stack_name}"

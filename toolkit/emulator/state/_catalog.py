@@ -46,13 +46,15 @@ class Catalog(Store):
         org_login: str | None = None,
         continuation_token: str | None = None,
     ) -> Page[PackageRecord]:
-        """Registry packages of the caller's orgs (only those `org_login` publishes, if given)."""
+        """Registry packages of the caller's orgs (only those `org_login` owns, if given: the
+        document's "filter by owning organization", which keeps a package a claim moved in,
+        published under the agent's name)."""
         where = ["p.org IN (SELECT org FROM memberships WHERE login = ?)"]
         params: list[Any] = [caller.login]
         with self._session():
             if org_login is not None:
                 self._role_in(caller, org_login)
-                where.append("p.publisher = ?")
+                where.append("p.org = ?")
                 params.append(org_login)
             if continuation_token is not None:
                 where.append("(p.source, p.publisher, p.name, p.org) > (?, ?, ?, ?)")
