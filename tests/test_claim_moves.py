@@ -18,9 +18,12 @@ from click.testing import CliRunner, Result
 from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.cli import cli
 from toolkit.credentials import Credentials
+from toolkit.emulator.faults import RecordedRequest
 from toolkit.journal import read_run
-from toolkit.plan import ClaimTarget
+from toolkit.outcomes import exit_code
+from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.progress import RERUN_HINT, MoveFailed, ProgressEvent
+from toolkit.report import report_context
 from toolkit.resolution_map import ResolutionMap
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
@@ -297,3 +300,56 @@ def token(server: EmulatorServer) -> str:
     status = httpx.get(f"{server.url}/api/agents/acme/claim/status", headers=headers)
     (transfer_token,) = status.raise_for_status().json()["claims"]
     return str(transfer_token)
+
+
+def test_a_claim_call_the_service_refuses_leaves_nothing_behind_and_the_same_command_claims(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """The claim call answered 503 on every try (after the dry run): the run ends on that error
+    with nothing moved, and the same command claims once the service answers."""
+    server = make_emulator(world())
+
+    def refuse_the_claim(entry: RecordedRequest) -> None:
+        if entry.path == "/api/agents/acme/claim" and "dryRun=true" in entry.query:
+            server.faults.fail(503, method="POST", path="/api/agents/acme/claim$", times=None)
+
+    server.requests.watch(refuse_the_claim)
+    refused = run(server, "commit", *ORGS, "--yes", "--format", "json", runs=tmp_path)
+
+    assert refused.exit_code == 1, refused.stderr
+    assert "error: POST /api/agents/acme/claim failed with 503: injected fault" in (
+        refused.stderr.splitlines()
+    )
+    assert destination(server)["stacks"] == []
+
+    server.faults.clear()
+    again = run(server, "commit", *ORGS, "--yes", "--format", "json", runs=tmp_path)
+    assert again.exit_code == 0, again.stderr
+    assert destination(server)["stacks"] == ["web/dev"]
+
+
+def test_a_claim_stopped_before_its_call_is_not_called_blocked(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """Stopped before the claim call, nothing blocks the claim: the outcome says what did not
+    land and to run the same command again, not that the service cannot claim it."""
+    server = make_emulator(world())
+    credentials = Credentials(server.url, "tok-alice", "tok-alice", CLAIM_TOKEN)
+    sides = Sides.of(ClaimTarget(source_org=AGENT, destination_org="acme"), credentials)
+    stop = StopSignal()
+
+    async def claim() -> tuple[ClaimPlan, CommitResult]:
+        plan = await plan_claim(sides, ResolutionMap.empty(), "claim-api")
+        stop.request()
+        return plan, await commit_claim(sides, plan, stop=stop)
+
+    plan, result = asyncio.run(claim())
+
+    outcome = report_context(plan, "commit", result.document).outcome
+    assert outcome == (
+        "moved 0 of 1 stack(s), 0 of 1 environment(s) and 0 of 1 registry package(s); "
+        "3 failed (run the same command again)"
+    )
+    assert (
+        exit_code(result.document, plan.strategy, retryable=plan.did_not_land(result.document)) == 4
+    )

@@ -315,8 +315,11 @@ def recorded_exit_code(record: RunRecord) -> int:
     if not record.finished:
         return 1
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
-    accepted = recorded_plan(record, target).accepted
-    code = exit_code(record.result or record.plan, record.strategy, accepted)
+    plan = recorded_plan(record, target)
+    document = record.result or record.plan
+    code = exit_code(
+        document, record.strategy, plan.accepted, retryable=plan.did_not_land(document)
+    )
     landing = record.landing
     failed = landing is not None and landing.outcome == "failed"
     return worst_exit_code([code, EXIT_PARTIAL]) if failed else code

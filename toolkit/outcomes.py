@@ -43,13 +43,16 @@ def exit_code(
     document: AgentClaimResponse,
     strategy: Strategy,
     accepted: Collection[EntityKey] = frozenset(),
+    *,
+    retryable: Collection[EntityKey] = frozenset(),
 ) -> int:
-    """3 when the claim is blocked (nothing changed: `toolkit.plan.is_blocked`), 4 when
-    anything is reported as failed that the map does not accept (`accepted`), else 0: a
-    scheduled claim whose only failures are known ones goes green."""
+    """3 when the claim is blocked (nothing changed: `toolkit.plan.is_blocked`; a commit's own
+    moves that did not land, `retryable`, block nothing), 4 when anything is reported as failed
+    that the map does not accept (`accepted`), else 0: a scheduled claim whose only failures
+    are known ones goes green."""
     from toolkit.plan import is_blocked
 
-    if is_blocked(document, strategy):
+    if is_blocked(document, strategy, retryable):
         return EXIT_BLOCKED
     if unaccepted_failures(document.failures, accepted):
         return EXIT_PARTIAL
@@ -70,7 +73,12 @@ def run_exit_code(outcome: RunOutcome) -> int:
     at least 4 (partial) by a landing that failed: the moves stand, the record is missing."""
     if outcome.interrupted:
         return EXIT_INTERRUPTED
-    code = exit_code(outcome.document, outcome.plan.strategy, outcome.plan.accepted)
+    code = exit_code(
+        outcome.document,
+        outcome.plan.strategy,
+        outcome.plan.accepted,
+        retryable=outcome.plan.did_not_land(outcome.document),
+    )
     return worst_exit_code([code, EXIT_PARTIAL]) if outcome.landing_error else code
 
 
@@ -164,7 +172,7 @@ def summarize_run(name: str | None, outcome: RunOutcome) -> ClaimSummary:
 
     plan, document = outcome.plan, outcome.document
     code = run_exit_code(outcome)
-    blocked = is_blocked(document, plan.strategy)
+    blocked = is_blocked(document, plan.strategy, plan.did_not_land(document))
     service_refusals = len(document.failures) if plan.strategy == "claim-api" else 0
     failed_moves, _ = plan.not_landed(document)
     return ClaimSummary(

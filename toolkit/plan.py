@@ -104,19 +104,27 @@ _STACK_AND_ENVIRONMENT_KINDS = frozenset({"TransferEntityStack", "TransferEntity
 _EVERY_KIND = frozenset(kind.wire_kind for kind in KINDS)
 
 
-def is_blocked(document: AgentClaimResponse, strategy: Strategy) -> bool:
+def is_blocked(
+    document: AgentClaimResponse,
+    strategy: Strategy,
+    retryable: Collection[EntityKey] = frozenset(),
+) -> bool:
     """Whether `document` is of a claim stopped before anything moved (or that would be).
 
     Any unresolved conflict blocks. The service's claim moves all or nothing, so with claim-api
     any failure blocks too, unless the claim started (the service handed out a transferToken)
     and the failure is a stack the verification found missing afterwards, or the toolkit
-    copied environments first and did not make the claim (`NOT_CLAIMED`).
+    copied environments first and did not make the claim (`NOT_CLAIMED`). A failure of a
+    commit's own moves (`retryable`: `ClaimPlan.did_not_land`, e.g. a run stopped before its
+    claim call) blocks nothing: the same command runs it again.
     """
     started = strategy == "claim-api" and (
         document.transfer_token is not None
         or any(failure.failure_details.startswith(NOT_CLAIMED) for failure in document.failures)
     )
-    return _blocks(strategy, document.conflicts, [] if started else document.failures)
+    failures = [] if started else document.failures
+    blocking = [failure for failure in failures if entity_key(failure.entity) not in retryable]
+    return _blocks(strategy, document.conflicts, blocking)
 
 
 def _blocks(strategy: Strategy, conflicts: Sized, failures: Sized) -> bool:

@@ -268,7 +268,9 @@ async def _land(
     spec = request.landing
     if spec is None or outcome.interrupted or outcome.run_id is None:
         return outcome
-    if is_blocked(outcome.document, outcome.plan.strategy):
+    if is_blocked(
+        outcome.document, outcome.plan.strategy, outcome.plan.did_not_land(outcome.document)
+    ):
         return outcome
     landed = landed_entities(outcome.document)
     if not landed.stacks and not landed.environments:

@@ -130,7 +130,7 @@ def _outcome(plan: ClaimPlan, mode: Mode, document: AgentClaimResponse) -> str:
             f"blocked: {len(document.conflicts)} unresolved conflict(s); nothing was changed. "
             "Rename them in a resolution map (pulumi-claim resolve writes one)."
         )
-    if is_blocked(document, plan.strategy):
+    if is_blocked(document, plan.strategy, plan.did_not_land(document)):
         return (
             f"blocked: the service cannot claim {len(document.failures)} entit(ies); nothing "
             "was changed. Remove or copy them first (see What to do)."
@@ -333,7 +333,7 @@ def build_view(
         Count("Conflicts", len(conflict_rows), "bad" if conflict_rows else "good"),
         Count("Failures", len(failure_rows), "warn" if failure_rows else "good"),
     )
-    blocked = is_blocked(document, context.strategy)
+    blocked = is_blocked(document, context.strategy, context.retryable)
     window_warning = _claim_window_warning(document, context)
     view = ReportView(
         title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
