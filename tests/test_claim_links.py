@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from agent_times import CLAIM_EXPIRES_AT
 from click.testing import CliRunner, Result
 from test_cli_claim_api import AGENT, CLAIM_TOKEN, MOVABLE, ORGS, claim_world
 
@@ -141,7 +142,7 @@ def test_the_claim_file_claims(server: EmulatorServer, tmp_path: Path) -> None:
     document = {
         "claimUrl": link_of(server.url),
         "claimToken": CLAIM_TOKEN,
-        "validUntil": "2026-12-31T09:00:00Z",
+        "validUntil": CLAIM_EXPIRES_AT,
         "cloudUrl": server.url,
     }
     path = write(tmp_path, "agent-claim.json", json.dumps(document, indent=4))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from agent_times import CREATED_AT
+from agent_times import CLAIM_EXPIRES, CLAIM_EXPIRES_AT, CREATED_AT
 from click.testing import CliRunner, Result
 from pulumi.automation import ConfigValue, Stack
 from pulumi_cloud_sdk._support import default_encoder
@@ -37,7 +37,7 @@ def claim_world(
     *,
     claim_moves: str = "launch",
     created: str = CREATED_AT,
-    expires: str = "2026-12-31T09:00:00Z",
+    expires: str = CLAIM_EXPIRES_AT,
     **agent_org: Any,
 ) -> dict[str, Any]:
     """alice administers acme and bob is a member of it, neither with a role in the agent's
@@ -141,7 +141,7 @@ def claim_file(folder: Path, server: EmulatorServer, **fields: Any) -> Path:
     document = {
         "claimUrl": f"https://app.example/claim/{CLAIM_TOKEN}",
         "claimToken": CLAIM_TOKEN,
-        "validUntil": "2026-12-31T09:00:00Z",
+        "validUntil": CLAIM_EXPIRES_AT,
         "cloudUrl": server.url,
         **fields,
     }
@@ -176,7 +176,7 @@ def test_preview_reports_the_services_dry_run_as_sdk_valid_json(
         "TransferEntityInsightsAccount",
     }
     assert document.agent.login == AGENT
-    assert document.claim_expires_at == datetime(2026, 12, 31, 9, tzinfo=UTC)
+    assert document.claim_expires_at == CLAIM_EXPIRES
     renamed = {
         e.stack_name: e.rename_as.stack_name
         for e in document.entities
@@ -352,7 +352,7 @@ def test_an_expired_claim_token_is_refused(
 ) -> None:
     server = make_emulator(claim_world(claim_moves="current", **MOVABLE))
     before = snapshot(server)
-    closes = datetime(2026, 12, 31, 9, tzinfo=UTC)
+    closes = CLAIM_EXPIRES
     advance_clock(server, int((closes - datetime.now(UTC)).total_seconds()) + 60)
     for command in (["preview"], ["commit", "--yes"]):
         result = run_cli(server, *command, *ORGS, *CLAIM_API)
