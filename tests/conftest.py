@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import postgres_server
 import pytest
 from click.testing import CliRunner, Result
 
@@ -55,6 +57,7 @@ def no_agent_detected() -> Iterator[None]:
             "PULUMI_CLAIM_TOKEN",
             "PULUMI_CLAIM_SOURCE_TOKEN",
             "PULUMI_BACKEND_URL",
+            "PULUMI_CLAIM_DATABASE_URL",
         ):
             patch.delenv(name, raising=False)
         yield
@@ -148,6 +151,36 @@ def pulumiservice_plugin(pulumi_cli: Path) -> Path:
 
 
 RunCli = Callable[..., Result]
+
+STORAGES = ("sqlite", "postgresql")
+"""Where a test parametrized over `database_url` (`indirect=True`) keeps its runs: the runs
+folder (SQLite), or a PostgreSQL database of its own."""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[postgres_server.PostgresServer]:
+    """One PostgreSQL server for the session, from the system's packages."""
+    binaries = postgres_server.server_binaries()
+    if binaries is None:
+        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+    server = postgres_server.start(binaries)
+    yield server
+    postgres_server.stop(binaries, server)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The test's runs database: None (the runs folder, SQLite), or when parametrized with
+    "postgresql" (`STORAGES`) a new PostgreSQL database of its own, also set in the
+    environment every command of the test reads (`PULUMI_CLAIM_DATABASE_URL`)."""
+    storage = getattr(request, "param", "sqlite")
+    if storage == "sqlite":
+        return None
+    server: postgres_server.PostgresServer = request.getfixturevalue("postgres")
+    name = "t_" + re.sub(r"[^0-9a-z]+", "_", request.node.name.lower())[-50:]
+    url = server.create_database(name)
+    monkeypatch.setenv("PULUMI_CLAIM_DATABASE_URL", url)
+    return url
 
 
 @pytest.fixture

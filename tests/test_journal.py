@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import STORAGES
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
 
 from toolkit.journal import JOURNAL_FILE, Journal, LandingOutcome, read_run
+from toolkit.journal.database import Database, connect_postgres
 from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
@@ -89,8 +91,13 @@ def test_a_runs_directory_that_is_a_file_is_refused_before_anything_changes(
     assert snapshot(server) == before
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_status_of_a_finished_run_counts_its_calls(
-    make_emulator: EmulatorFactory, run_cli: RunCli, runs_dir: Path, tmp_path: Path
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    runs_dir: Path,
+    tmp_path: Path,
+    database_url: str | None,
 ) -> None:
     server = make_emulator(claim_world())
     run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
@@ -98,7 +105,8 @@ def test_status_of_a_finished_run_counts_its_calls(
     result = run_cli(server, "status", "--format", "markdown")
 
     assert result.exit_code == 4, "as the run: its environment and Insights account stayed"
-    record = read_run(runs_dir)
+    assert (runs_dir / "keys").exists() == (database_url is None), "the runs are in one place"
+    record = read_run(runs_dir, database=database_url)
     assert [step.action for step in record.steps].count("transfer") == 4
     assert "calls: 6 done" in result.stdout
 
@@ -109,7 +117,7 @@ TOKEN = "pul-" + "0123456789abcdef" * 2 + "01234567"
 LANDING_STACK = "acme/pulumi-claim-landing/agent-abc123"
 
 
-def started_run(runs_dir: Path) -> str:
+def started_run(runs_dir: Path, database_url: str | None = None) -> str:
     """A run as a commit starts it, closed again as a commit leaves it before landing."""
     journal = Journal.start(
         runs_dir,
@@ -129,32 +137,57 @@ def started_run(runs_dir: Path) -> str:
             }
         ),
         notices=[],
+        database=database_url,
     )
     journal.close()
     return journal.run_id
 
 
-def test_landings_are_recorded_in_order_and_redacted(runs_dir: Path) -> None:
-    run_id = started_run(runs_dir)
+def journal_db(runs_dir: Path, database_url: str | None, run_id: str) -> Database:
+    """The journal of run `run_id`, opened as the toolkit opens it, for a test to look in."""
+    if database_url is not None:
+        return connect_postgres(database_url, run_id=run_id)
+    return Database(sqlite3.connect(runs_dir / run_id / JOURNAL_FILE))
+
+
+def everything_written(runs_dir: Path, database_url: str | None, run_id: str) -> str:
+    """Every row of the journal of `run_id`, as text."""
+    db = journal_db(runs_dir, database_url, run_id)
+    tables = ("run", "attempt", "event", "stack_id", "step", "revision", "landing")
+    try:
+        return repr([db.execute(f"SELECT * FROM {table}").fetchall() for table in tables])
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
+def test_landings_are_recorded_in_order_and_redacted(
+    runs_dir: Path, database_url: str | None
+) -> None:
+    run_id = started_run(runs_dir, database_url)
     landings: list[tuple[LandingOutcome, str, str]] = [
         ("failed", "", f"landing failed: token {TOKEN} refused"),
         ("landed", "3 created", ""),
     ]
     for outcome, summary, message in landings:
-        journal = Journal.attach(runs_dir, run_id)
+        journal = Journal.attach(runs_dir, run_id, database=database_url)
         journal.record_landing(
             stack=LANDING_STACK, outcome=outcome, summary=summary, message=message
         )
         journal.close()
 
-    record = read_run(runs_dir, run_id)
+    record = read_run(runs_dir, run_id, database=database_url)
 
     assert [landing.outcome for landing in record.landings] == ["failed", "landed"]
     assert record.landing == record.landings[-1]
     assert record.landings[0].message == "landing failed: token *** refused"
     assert record.landing.describe() == f"landed in {LANDING_STACK}: 3 created"
-    written = b"".join(p.read_bytes() for p in (runs_dir / run_id).iterdir())
-    assert TOKEN.encode() not in written
+    written = everything_written(runs_dir, database_url, run_id)
+    assert "landing failed: token *** refused" in written
+    assert TOKEN not in written
+    if database_url is None:
+        files = b"".join(p.read_bytes() for p in (runs_dir / run_id).iterdir())
+        assert TOKEN.encode() not in files
     assert record.attempts == 1, "recording a landing does not continue the run"
 
 
@@ -179,22 +212,24 @@ def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> N
     assert [landing.summary for landing in read_run(runs_dir, run_id).landings] == ["no changes"]
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_revisions_are_kept_per_move_and_side_the_latest_winning_across_attempts(
-    runs_dir: Path,
+    runs_dir: Path, database_url: str | None
 ) -> None:
-    run_id = started_run(runs_dir)
-    journal = Journal.reopen(runs_dir, run_id)
+    run_id = started_run(runs_dir, database_url)
+    journal = Journal.reopen(runs_dir, run_id, database=database_url)
     journal.record_revision("web/dev", "source", "id-1@3")
     journal.record_revision("web/dev", "copy", "id-2@1")
     journal.record_revision("web/dev", "source", "id-1@4")
     journal.close()
 
-    again = Journal.reopen(runs_dir, run_id)
+    again = Journal.reopen(runs_dir, run_id, database=database_url)
 
     assert again.revision("web/dev", "source") == "id-1@4"
     assert again.revision("web/dev", "copy") == "id-2@1"
     assert again.revision("web/qa", "source") is None
     again.close()
+    assert read_run(runs_dir, run_id, database=database_url).attempts == 3
 
 
 def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: Path) -> None:
@@ -216,24 +251,29 @@ def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: 
 # --- status --list -------------------------------------------------------------------------
 
 
-def started_ago(runs_dir: Path, run_id: str, ago: timedelta) -> None:
+def started_ago(runs_dir: Path, database_url: str | None, run_id: str, ago: timedelta) -> None:
     """Record run `run_id` as started `ago` before now (a journal records when it starts)."""
     started = (datetime.now(UTC) - ago).isoformat().replace("+00:00", "Z")
-    db = sqlite3.connect(runs_dir / run_id / JOURNAL_FILE)
-    with db:
+    db = journal_db(runs_dir, database_url, run_id)
+    with db.transaction():
         db.execute("UPDATE run SET started_at = ?", (started,))
     db.close()
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_status_list_shows_every_run_newest_first(
-    make_emulator: EmulatorFactory, run_cli: RunCli, runs_dir: Path, tmp_path: Path
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    runs_dir: Path,
+    tmp_path: Path,
+    database_url: str | None,
 ) -> None:
     server = make_emulator(claim_world())
     run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
-    finished = read_run(runs_dir).run_id
-    running = started_run(runs_dir)
-    started_ago(runs_dir, finished, timedelta(days=2, hours=1))
-    started_ago(runs_dir, running, timedelta(hours=3, minutes=10))
+    finished = read_run(runs_dir, database=database_url).run_id
+    running = started_run(runs_dir, database_url)
+    started_ago(runs_dir, database_url, finished, timedelta(days=2, hours=1))
+    started_ago(runs_dir, database_url, running, timedelta(hours=3, minutes=10))
 
     table = run_cli(server, "status", "--list", "--format", "table")
 

@@ -59,6 +59,20 @@ def test_masks_the_token_in_the_claim_validation_path() -> None:
     )
 
 
+def test_masks_the_password_of_a_url_and_keeps_the_rest() -> None:
+    assert (
+        redact("connect postgresql://claim:s3cr%40t@db.example:5432/runs failed")
+        == f"connect postgresql://claim:{MASK}@db.example:5432/runs failed"
+    )
+    assert redact("postgres://:pw-only@127.0.0.1/runs") == f"postgres://:{MASK}@127.0.0.1/runs"
+    for kept in (
+        "http://127.0.0.1:8080/api/user",
+        "postgresql://claim@db.example:5432/runs",
+        "USER:PASSWORD@HOST",
+    ):
+        assert redact(kept) == kept
+
+
 def test_keeps_the_claim_api_paths_that_hold_no_secret() -> None:
     for text in (
         "GET /api/agents/acme/claim/status -> 200",

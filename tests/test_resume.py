@@ -12,6 +12,7 @@ import array
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import termios
@@ -30,10 +31,11 @@ from commit_process import (
     toolkit_env,
     transfer_world,
 )
+from conftest import STORAGES
 from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer
-from toolkit.journal import read_run
+from toolkit.journal import RunRecord, read_run
 from toolkit.models import AgentClaimResponse
 from toolkit.moves import TEMPORARY_SUFFIX
 
@@ -72,7 +74,11 @@ def world() -> dict[str, Any]:
 
 
 @pytest.fixture
-def setup(make_emulator: EmulatorFactory, tmp_path: Path) -> tuple[EmulatorServer, dict[str, str]]:
+def setup(
+    make_emulator: EmulatorFactory, tmp_path: Path, database_url: str | None
+) -> tuple[EmulatorServer, dict[str, str]]:
+    """The emulator, and the environment of a commit: its runs folder, and the runs database
+    when the test is parametrized over `database_url`."""
     server = make_emulator(world())
     (tmp_path / "map.yaml").write_text(RESOLUTIONS, encoding="utf-8")
     return server, toolkit_env(tmp_path / "runs", PULUMI_ACCESS_TOKEN=TOKEN)
@@ -109,9 +115,16 @@ def assert_completed(server: EmulatorServer, env: dict[str, str], finished: Fini
     assert server.state.stack_names("acme") == set(COLLIDING) | set(PLANNED.values())
     every_name = server.state.stack_names("acme") | server.state.stack_names(AGENT)
     assert not [name for name in every_name if TEMPORARY_SUFFIX in name[1]]
-    run = read_run(Path(env["PULUMI_CLAIM_RUNS_DIR"]))
+    run = recorded_run(env)
     assert run.finished and run.result == document
     assert_transferred_once(run.steps, [f"{p}/{s}" for p, s in PLANNED])
+
+
+def recorded_run(env: dict[str, str]) -> RunRecord:
+    """The newest run, where the commits of `env` record their runs."""
+    return read_run(
+        Path(env["PULUMI_CLAIM_RUNS_DIR"]), database=env.get("PULUMI_CLAIM_DATABASE_URL")
+    )
 
 
 @pytest.mark.parametrize("calls", KILL_POINTS)
@@ -130,6 +143,46 @@ def test_a_commit_killed_after_any_call_is_finished_by_running_it_again(
     assert_completed(server, env, again)
     moves_made = [e for e in server.requests.entries() if is_state_changing(e)]
     assert len(moves_made) <= STATE_CHANGES - calls
+
+
+def on_another_machine(env: dict[str, str], name: str) -> dict[str, str]:
+    """`env` with a runs folder of its own, as on another machine (the map file beside it)."""
+    runs = Path(env["PULUMI_CLAIM_RUNS_DIR"])
+    folder = runs.parent / name
+    folder.mkdir()
+    shutil.copy(runs.parent / "map.yaml", folder / "map.yaml")
+    return {**env, "PULUMI_CLAIM_RUNS_DIR": str(folder / "runs")}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("calls", [1, 12, 38])
+def test_a_commit_killed_on_one_machine_is_finished_by_the_same_command_on_another(
+    setup: tuple[EmulatorServer, dict[str, str]], calls: int
+) -> None:
+    """With a runs database, the run is found by its key in the database, not in a folder:
+    another command is refused on a third machine, and the same one continues the run."""
+    server, env = setup
+    killed = commit(server, env, stop=StopAt(calls))
+    assert killed.returncode == -signal.SIGKILL
+    run_id = recorded_run(env).run_id
+    before = server.state.stack_names(AGENT) | server.state.stack_names("acme")
+
+    other = run_toolkit(
+        server, on_another_machine(env, "third"), "commit", *ORGS, "--strategy", "transfer", "--yes"
+    )
+
+    assert other.returncode == 1
+    assert f"{AGENT} has an unfinished run: run {run_id} by " in other.stderr
+    assert server.state.stack_names(AGENT) | server.state.stack_names("acme") == before
+    server.requests.clear()
+    elsewhere = on_another_machine(env, "second")
+    again = commit(server, elsewhere)
+    assert f"continuing {run_id}" in again.stderr
+    assert_completed(server, elsewhere, again)
+    assert recorded_run(elsewhere).run_id == run_id and recorded_run(elsewhere).attempts == 2
+    moves_made = [e for e in server.requests.entries() if is_state_changing(e)]
+    assert len(moves_made) <= STATE_CHANGES - calls
+    assert not Path(elsewhere["PULUMI_CLAIM_RUNS_DIR"], "keys").exists()
 
 
 def test_a_finished_commit_run_again_does_nothing_and_says_so(
@@ -203,6 +256,7 @@ def _unread(pipe: int) -> int:
     return count[0]
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_another_command_over_an_unfinished_run_is_refused_until_the_lock_is_broken(
     setup: tuple[EmulatorServer, dict[str, str]],
 ) -> None:
@@ -220,6 +274,7 @@ def test_another_command_over_an_unfinished_run_is_refused_until_the_lock_is_bro
     assert_completed(server, env, commit(server, env))
 
 
+@pytest.mark.parametrize("database_url", STORAGES, indirect=True)
 def test_a_second_run_at_the_same_time_exits_1_naming_the_holder_and_changes_nothing(
     setup: tuple[EmulatorServer, dict[str, str]],
 ) -> None:

@@ -204,6 +204,7 @@ def commit(
     request: ClaimRequest,
     *,
     runs_dir: Path | None = None,
+    database: str | None = None,
     on_progress: ProgressCallback = no_progress,
     break_lock: bool = False,
     new_run: bool = False,
@@ -219,6 +220,7 @@ def commit(
             credentials,
             request,
             runs_dir=runs_folder(writable=True) if runs_dir is None else runs_dir,
+            database=database,
             on_progress=on_progress,
             break_lock=break_lock,
             new_run=new_run,
@@ -320,10 +322,14 @@ def recorded_exit_code(record: RunRecord) -> int:
     return worst_exit_code([code, EXIT_PARTIAL]) if failed else code
 
 
-def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunStatus:
-    """The newest run of the runs folder, or run `run_id`, for its report."""
-    runs_dir = runs_folder(writable=False) if runs_dir is None else runs_dir
-    record = read_run(runs_dir, run_id)
+def status(
+    run_id: str | None = None, *, runs_dir: Path | None = None, database: str | None = None
+) -> RunStatus:
+    """The newest run of the runs folder (or `database`), or run `run_id`, for its report."""
+    if database is not None:
+        record = read_run(Path(), run_id, database=database)
+    else:
+        record = read_run(runs_folder(writable=False) if runs_dir is None else runs_dir, run_id)
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
     plan = recorded_plan(record, target)
     document = record.result or record.plan
@@ -344,9 +350,11 @@ def status(run_id: str | None = None, *, runs_dir: Path | None = None) -> RunSta
     return RunStatus(record, document, context)
 
 
-def runs_list(*, runs_dir: Path | None = None) -> list[RunRecord]:
-    """Every run of the runs folder (or `runs_dir`), newest first, for `status --list`; each
-    one's exit code is `recorded_exit_code`."""
+def runs_list(*, runs_dir: Path | None = None, database: str | None = None) -> list[RunRecord]:
+    """Every run of the runs folder (or `runs_dir`, or `database`), newest first, for
+    `status --list`; each one's exit code is `recorded_exit_code`."""
+    if database is not None:
+        return list_runs(Path(), database=database)
     return list_runs(runs_folder(writable=False) if runs_dir is None else runs_dir)
 
 
@@ -403,14 +411,19 @@ def check_job(job_file: Path, *, api_url: str | None = None) -> Job:
 
 
 def run_job(
-    job: Job, log: RunLog, *, runs_dir: Path | None = None, stop: StopSignal | None = None
+    job: Job,
+    log: RunLog,
+    *,
+    runs_dir: Path | None = None,
+    database: str | None = None,
+    stop: StopSignal | None = None,
 ) -> JobResult:
     """Commit the job's claims one after another (`toolkit.jobs.run_job`), in the runs
-    folder unless `runs_dir` is given."""
+    folder unless `runs_dir` is given, and their journals in `database` when given."""
     from toolkit.jobs import run_job as run_claims
 
     runs_dir = default_runs_dir() if runs_dir is None else runs_dir
-    return asyncio.run(run_claims(job, log, runs_dir=runs_dir, stop=stop))
+    return asyncio.run(run_claims(job, log, runs_dir=runs_dir, database=database, stop=stop))
 
 
 # --- sweep ----------------------------------------------------------------------------------

@@ -57,9 +57,15 @@ class JobResult:
 
 
 async def run_job(
-    job: Job, log: RunLog, *, runs_dir: Path, stop: StopSignal | None = None
+    job: Job,
+    log: RunLog,
+    *,
+    runs_dir: Path,
+    database: str | None = None,
+    stop: StopSignal | None = None,
 ) -> JobResult:
-    """Commit the job's claims one after another, in file order. A claim's `ClaimError` is its
+    """Commit the job's claims one after another, in file order (journals in `database` when
+    given, else in `runs_dir`). A claim's `ClaimError` is its
     result and the next claim runs; once `stop` is set, the claims not yet started are not run."""
     stop = stop or StopSignal()
     summaries: list[ClaimSummary] = []
@@ -68,7 +74,7 @@ async def run_job(
             summaries.append(not_run(claim.name))
             continue
         log.claim_started(claim.name, claim.target, claim.strategy or "auto")
-        summary = await _run_claim(claim, log, runs_dir, stop)
+        summary = await _run_claim(claim, log, runs_dir, database, stop)
         log.claim_finished(summary)
         summaries.append(summary)
     for job_sweep in job.sweeps:
@@ -82,7 +88,7 @@ async def run_job(
 
 
 async def _run_claim(
-    claim: JobClaim, log: RunLog, runs_dir: Path, stop: StopSignal
+    claim: JobClaim, log: RunLog, runs_dir: Path, database: str | None, stop: StopSignal
 ) -> ClaimSummary:
     try:
         request = await claim_request(claim)
@@ -90,6 +96,7 @@ async def _run_claim(
             claim.credentials,
             request,
             runs_dir=runs_dir,
+            database=database,
             on_progress=functools.partial(log.progress, claim.name),
             stop=stop,
             on_run=functools.partial(log.run_started, claim.name),

@@ -13,6 +13,10 @@ file until that run finishes, so:
   none left nothing to finish: its name counts for nothing;
 - a lock held longer than `STALE_AFTER` (a hung process, or one on another host that shares
   the runs directory) is reported as stale, and broken only with `--break-lock` too.
+
+With a runs database (PostgreSQL), `toolkit.database_locks` keeps the same rules across
+machines: a session advisory lock in place of `flock`, a row in place of the file.
+`take_org_lock` chooses.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from toolkit.errors import RunLockedError
 from toolkit.private_files import make_private_dir, runs_dir_unwritable
+
+if TYPE_CHECKING:
+    from toolkit.database_locks import DatabaseOrgLock
 
 LOCKS_DIR = "locks"
 STALE_AFTER = timedelta(hours=24)
@@ -61,6 +68,10 @@ class LockHolder:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             command=command,
         )
+
+    def to_text(self) -> str:
+        """What the lock keeps of the holder (`read_holder_text` reads it back)."""
+        return json.dumps(asdict(self))
 
     def age(self) -> timedelta:
         return datetime.now(UTC) - datetime.fromisoformat(self.started_at)
@@ -124,24 +135,18 @@ class OrgLock:
             previous = _read_holder(descriptor)
             os.close(descriptor)
             if previous is None or previous.age() < STALE_AFTER or not break_lock:
-                raise _held(source, previous) from None
+                raise held(source, previous) from None
             # A stale holder keeps its lock on the old file; this run locks a new one.
             path.unlink(missing_ok=True)
             return cls._acquire(runs_dir, source, holder, unfinished=unfinished, break_lock=False)
-        previous = _read_holder(descriptor)
-        if previous is not None and not unfinished(previous):
-            previous = None
-        if previous is not None and previous.run_key != holder.run_key and not break_lock:
-            os.close(descriptor)
-            raise _unfinished(source, previous)
         try:
+            taken_over = continued_run(
+                source, _read_holder(descriptor), holder, unfinished, break_lock=break_lock
+            )
             _write_holder(descriptor, holder)
-        except OSError:
+        except (OSError, RunLockedError):
             os.close(descriptor)
             raise
-        taken_over = (
-            previous if previous is not None and previous.run_key == holder.run_key else None
-        )
         return cls(path, descriptor, taken_over)
 
     def name_run(self, holder: LockHolder) -> None:
@@ -174,13 +179,55 @@ class OrgLock:
             self._descriptor = -1
 
 
+def take_org_lock(
+    runs_dir: Path,
+    source: str,
+    holder: LockHolder,
+    *,
+    unfinished: Callable[[LockHolder], bool],
+    break_lock: bool = False,
+    database: str | None = None,
+) -> OrgLock | DatabaseOrgLock:
+    """The lock of `source` (`OrgLock.acquire`): in the runs folder, or in `database`."""
+    if database is None:
+        return OrgLock.acquire(
+            runs_dir, source, holder, unfinished=unfinished, break_lock=break_lock
+        )
+    from toolkit.database_locks import DatabaseOrgLock
+
+    return DatabaseOrgLock.acquire(
+        database, source, holder, unfinished=unfinished, break_lock=break_lock
+    )
+
+
+def continued_run(
+    source: str,
+    previous: LockHolder | None,
+    holder: LockHolder,
+    unfinished: Callable[[LockHolder], bool],
+    *,
+    break_lock: bool,
+) -> LockHolder | None:
+    """Once the lock is free: the unfinished run of the same key that `holder` continues, if
+    any. Raises `RunLockedError` when `previous` is another key's unfinished run (unless
+    `break_lock`); a previous run that made no call counts for nothing."""
+    if previous is None or not unfinished(previous):
+        return None
+    if previous.run_key != holder.run_key:
+        if not break_lock:
+            raise _unfinished(source, previous)
+        return None
+    return previous
+
+
 def lock_path(runs_dir: Path, source: str) -> Path:
     folder = runs_dir / LOCKS_DIR
     make_private_dir(folder)
     return folder / f"{hashlib.sha256(source.encode()).hexdigest()[:32]}.lock"
 
 
-def _held(source: str, holder: LockHolder | None) -> RunLockedError:
+def held(source: str, holder: LockHolder | None) -> RunLockedError:
+    """The lock of `source` is held now (by `holder`, if it is known)."""
     if holder is None:
         return RunLockedError(f"another run is starting on {source}; nothing was changed.")
     stale = holder.age() >= STALE_AFTER
@@ -216,9 +263,8 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _read_holder(descriptor: int) -> LockHolder | None:
-    os.lseek(descriptor, 0, os.SEEK_SET)
-    text = os.read(descriptor, 1 << 16).decode("utf-8", errors="replace")
+def read_holder_text(text: str) -> LockHolder | None:
+    """The holder a lock names (None: none, or not readable)."""
     if not text.strip():
         return None
     try:
@@ -227,7 +273,12 @@ def _read_holder(descriptor: int) -> LockHolder | None:
         return None
 
 
+def _read_holder(descriptor: int) -> LockHolder | None:
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    return read_holder_text(os.read(descriptor, 1 << 16).decode("utf-8", errors="replace"))
+
+
 def _write_holder(descriptor: int, holder: LockHolder) -> None:
     os.ftruncate(descriptor, 0)
     os.lseek(descriptor, 0, os.SEEK_SET)
-    os.write(descriptor, json.dumps(asdict(holder)).encode())
+    os.write(descriptor, holder.to_text().encode())

@@ -4,7 +4,8 @@ Log lines, error messages and reports go through `redact` before anyone can read
 what it recognises without being told: Pulumi access tokens (`pul-` and 40 hex digits), the
 emulator's claim tokens (48 hex digits), and whatever follows `/claim/` in a claim link or
 `/api/agents/signup/validate/` in the claim-validation path (the real service's claim tokens
-have no published shape, so they are recognised by where they stand). And it masks every secret
+have no published shape, so they are recognised by where they stand), and the password of a
+URL (`postgresql://user:password@host`, the runs database's). And it masks every secret
 it is given (the run's tokens and passphrases), also in the URL-escaped form a path carries, the
 escaped forms of a repr or a JSON string, and without the whitespace around it.
 """
@@ -50,6 +51,7 @@ _RECOGNISED = re.compile(
     # consumed so that the next alternative does not take `status` for a claim token.
     r"(?P<api_claim>/api/agents/[^/?#\s]+/claim/)"
     r"|(?P<prefix>/claim/|/api/agents/signup/validate/)(?P<token>[^/?#\s\"'<>&()\[\]]+)"
+    r"|(?P<userinfo>://[^:/@\s]*:)(?P<password>[^@/\s]+)(?=@)"
     r"|pul-[0-9a-fA-F]{40}"
     r"|(?<![0-9a-fA-F])[0-9a-fA-F]{48}(?![0-9a-fA-F])"
 )
@@ -146,4 +148,6 @@ def _mask_recognised(match: re.Match[str]) -> str:
         return match["api_claim"]
     if match["prefix"]:
         return match["prefix"] + MASK
+    if match["userinfo"]:
+        return match["userinfo"] + MASK
     return MASK

@@ -40,9 +40,10 @@ from toolkit.claim import CommitResult, commit_claim, plan_claim
 from toolkit.credentials import Credentials
 from toolkit.errors import ClaimError, RunsFolderError
 from toolkit.journal import Journal, LandingOutcome, RunRecord, find_run, made_calls
+from toolkit.journal.database import DatabaseFailure, database_unwritable
 from toolkit.landing import LandingResult
 from toolkit.landing_spec import LandingSpec
-from toolkit.locks import LockHolder, OrgLock
+from toolkit.locks import LockHolder, take_org_lock
 from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
 from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
@@ -144,6 +145,7 @@ async def commit_request(
     request: ClaimRequest,
     *,
     runs_dir: Path,
+    database: str | None = None,
     on_progress: ProgressCallback = no_progress,
     break_lock: bool = False,
     new_run: bool = False,
@@ -153,7 +155,9 @@ async def commit_request(
 ) -> RunOutcome:
     """Commit `request`, or continue its unfinished run, or say it is done already.
 
-    `new_run` plans afresh even when the same request ran before. `confirm(plan, resumed)` is
+    The runs are recorded in `runs_dir`, or in the PostgreSQL `database` when given (the
+    folder then holds only the workspaces). `new_run` plans afresh even when the same request
+    ran before. `confirm(plan, resumed)` is
     called before anything changes (it raises to refuse); `on_run(run_id, resumed)` once the
     run has its journal.
     """
@@ -166,28 +170,29 @@ async def commit_request(
         check_landing_tools()
     key = run_key(sides, request)
     holder = LockHolder.this_process("starting", key, _command())
-    lock = OrgLock.acquire(
+    lock = take_org_lock(
         runs_dir,
         f"{sides.source.service} org {sides.source_org}",
         holder,
-        unfinished=lambda previous: _unfinished(runs_dir, previous.run_id),
+        unfinished=lambda previous: _unfinished(runs_dir, database, previous.run_id),
         break_lock=break_lock,
+        database=database,
     )
     with lock:
-        previous = None if new_run else find_run(runs_dir, key)
+        previous = None if new_run else find_run(runs_dir, key, database=database)
         if previous is not None and _done(previous):
             lock.release(finished=True)
             finished = _finished_before(previous, request)
-            return await _land(sides, request, finished, runs_dir, on_progress)
+            return await _land(sides, request, finished, runs_dir, database, on_progress)
         if (
             previous is not None
             and not _blocked(previous)
-            and _unfinished(runs_dir, previous.run_id)
+            and _unfinished(runs_dir, database, previous.run_id)
         ):
             plan = replace(
                 recorded_plan(previous, request.target), accepted=request.resolution_map.accepted
             )
-            journal = Journal.reopen(runs_dir, previous.run_id)
+            journal = Journal.reopen(runs_dir, previous.run_id, database=database)
             resumed = True
         else:
             plan = await plan_claim(
@@ -212,6 +217,7 @@ async def commit_request(
                 has_claim=plan.has_claim,
                 plan=plan.to_claim_response(),
                 notices=plan.notices,
+                database=database,
             )
         lock.name_run(LockHolder.this_process(journal.run_id, key, holder.command))
         if on_run is not None:
@@ -236,7 +242,7 @@ async def commit_request(
             )
         lock.release(finished=not result.interrupted)
     return await _land(
-        sides, request, _outcome(result, journal.run_id, resumed), runs_dir, on_progress
+        sides, request, _outcome(result, journal.run_id, resumed), runs_dir, database, on_progress
     )
 
 
@@ -245,6 +251,7 @@ async def _land(
     request: ClaimRequest,
     outcome: RunOutcome,
     runs_dir: Path,
+    database: str | None,
     on_progress: ProgressCallback,
 ) -> RunOutcome:
     """`outcome` with the landing of what it moved, when the request asks for one and the run
@@ -280,7 +287,9 @@ async def _land(
             workspace_root=runs_dir / WORKSPACES_DIR,
         )
     except ClaimError as error:  # LandingError, and the service or the CLI failing
-        _record_landing(runs_dir, run_id, stack=where, outcome="failed", message=str(error))
+        _record_landing(
+            runs_dir, database, run_id, stack=where, outcome="failed", message=str(error)
+        )
         failed = f"{where}: {error.message}"
         on_progress(
             LandingFinished(
@@ -289,7 +298,12 @@ async def _land(
         )
         return replace(outcome, landing_error=error)
     _record_landing(
-        runs_dir, run_id, stack=result.stack, outcome="landed", summary=result.summary()
+        runs_dir,
+        database,
+        run_id,
+        stack=result.stack,
+        outcome="landed",
+        summary=result.summary(),
     )
     changed = f"{result.stack}: {result.summary()}"
     on_progress(
@@ -300,6 +314,7 @@ async def _land(
 
 def _record_landing(
     runs_dir: Path,
+    database: str | None,
     run_id: str,
     *,
     stack: str,
@@ -309,7 +324,10 @@ def _record_landing(
 ) -> None:
     """Add a landing to the run's journal (closed by then: the commit is over)."""
     try:
-        journal = Journal.attach(runs_dir, run_id)
+        journal = Journal.attach(runs_dir, run_id, database=database)
+    except DatabaseFailure as error:
+        assert database is not None
+        raise database_unwritable(database, error) from None
     except (sqlite3.Error, OSError) as error:
         raise RunsFolderError(
             f"the landing in {stack} could not be recorded in the journal of run {run_id} "
@@ -367,11 +385,11 @@ def signals_ignored() -> Iterator[None]:
             signal.signal(number, previous[number])
 
 
-def _unfinished(runs_dir: Path, run_id: str) -> bool:
+def _unfinished(runs_dir: Path, database: str | None, run_id: str) -> bool:
     """Whether run `run_id`, unless it finished, left work to continue: only once it made a
     state-changing call. A run that made none (refused, blocked, stopped before its first
     call) changed nothing: the next command plans afresh, whatever it asks."""
-    return made_calls(runs_dir, run_id)
+    return made_calls(runs_dir, run_id, database=database)
 
 
 def _done(run: RunRecord) -> bool:

@@ -60,6 +60,7 @@ def cli(
     api_url: str | None,
     insecure: bool,
     color: ColorChoice | None,
+    database_url: str | None,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -77,7 +78,12 @@ def cli(
     reported).
     """
     settings = Settings(
-        api_url=api_url, verbose=verbose, quiet=quiet, insecure=insecure, color=color
+        api_url=api_url,
+        verbose=verbose,
+        quiet=quiet,
+        insecure=insecure,
+        color=color,
+        database_url=database_url,
     )
     settings.configure_logging()
     ctx.obj = settings

@@ -175,6 +175,7 @@ def commit(
     # Ctrl-C and SIGTERM stop the run, up to the exit: the run decides the outcome, once.
     with commands.stopping(on_stop=_say_stopping) as stop:
         try:
+            database = settings.database()
             runs_dir = commands.runs_folder(writable=True)
             credentials = settings.credentials(target, claim_file, claim_url)
             if log_format == "json":
@@ -192,7 +193,16 @@ def commit(
                 claim_wait=claim_wait,
             )
             outcome = _commit(
-                settings, credentials, request, runs_dir, yes, break_lock, new_run, log, stop
+                settings,
+                credentials,
+                request,
+                runs_dir,
+                database,
+                yes,
+                break_lock,
+                new_run,
+                log,
+                stop,
             )
         except ClaimError as error:
             if log_format == "json":
@@ -209,6 +219,7 @@ def _commit(
     credentials: Credentials,
     request: ClaimRequest,
     runs_dir: Path,
+    database: str | None,
     yes: bool,
     break_lock: bool,
     new_run: bool,
@@ -249,6 +260,7 @@ def _commit(
             credentials,
             request,
             runs_dir=runs_dir,
+            database=database,
             on_progress=on_progress,
             break_lock=break_lock,
             new_run=new_run,
@@ -398,14 +410,15 @@ def status(
     service's document). With --list, every recorded run instead: its id, orgs, strategy,
     state, exit code and age.
 
-    Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs).
+    Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs), or
+    in the PostgreSQL database of --database-url / $PULUMI_CLAIM_DATABASE_URL.
     """
     from toolkit import commands
 
     if list_runs:
-        _list_runs(run, output, fmt)
+        _list_runs(run, output, fmt, settings.database())
         return
-    result = commands.status(run)
+    result = commands.status(run, database=settings.database())
     emit(settings, result.document, result.context, fmt, output)
     if result.context.landing is not None and report_format(fmt, output) == "json":
         # The JSON report is the wire document: the landing goes beside it, as commit's does.
@@ -422,7 +435,9 @@ def status(
     sys.exit(result.exit_code)
 
 
-def _list_runs(run: str | None, output: Path | None, fmt: Format | None) -> None:
+def _list_runs(
+    run: str | None, output: Path | None, fmt: Format | None, database: str | None
+) -> None:
     """`status --list`: the runs, newest first, to `output` or stdout."""
     from datetime import UTC, datetime
 
@@ -433,7 +448,7 @@ def _list_runs(run: str | None, output: Path | None, fmt: Format | None) -> None
         raise click.UsageError(
             "--list lists every run as a table or JSON: name no RUN, and use --format table|json."
         )
-    runs = commands.runs_list()
+    runs = commands.runs_list(database=database)
     if not runs and chosen == "table":
         say("no commit has been recorded yet (`pulumi-claim commit` records its run)")
         return

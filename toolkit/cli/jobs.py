@@ -58,7 +58,7 @@ def job_run(settings: Settings, job_file: Path, log_format: LogFormat) -> None:
 
     # Ctrl-C and SIGTERM stop the job, up to the exit: its claims decide the outcome, once.
     with commands.stopping() as stop:
-        result = commands.run_job(loaded, log, stop=stop)
+        result = commands.run_job(loaded, log, database=settings.database(), stop=stop)
         if not settings.quiet:
             _say_job_summary(result, log_format, loaded.secrets)
         sys.exit(result.exit_code)

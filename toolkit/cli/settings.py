@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import click
+from click.core import ParameterSource
 
 from toolkit.cli.options import Command
 
@@ -36,8 +37,23 @@ class Settings:
     color: ColorChoice | None = None
     """--color; None when not given: then a non-empty NO_COLOR means never, as no-color.org
     asks, and otherwise auto."""
+    database_url: str | None = field(default=None, repr=False)
+    """--database-url / $PULUMI_CLAIM_DATABASE_URL: the runs' journals and locks in PostgreSQL
+    rather than the runs folder (`database`)."""
     secrets: set[str] = field(default_factory=set, repr=False)
     """The run's tokens and passphrases once loaded: masked in logs, errors and reports."""
+
+    def database(self) -> str | None:
+        """The runs database's URL, checked, its password masked from then on; None: the
+        runs folder (SQLite) keeps the runs."""
+        if self.database_url is None:
+            return None
+        from toolkit.journal.database import check_database_url, password
+
+        if secret := password(self.database_url):
+            self.secrets.add(secret)
+        check_database_url(self.database_url)
+        return self.database_url
 
     def target(
         self,
@@ -148,6 +164,17 @@ _GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "(no ANSI codes at all).",
         },
     ),
+    (
+        ("--database-url",),
+        {
+            "metavar": "URL",
+            "envvar": "PULUMI_CLAIM_DATABASE_URL",
+            "show_envvar": False,
+            "help": "Keep the runs' journals and locks in this PostgreSQL database "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DB; default: $PULUMI_CLAIM_DATABASE_URL, "
+            "else the runs folder), shared by every machine that runs claims.",
+        },
+    ),
     (("-v", "--verbose"), {"count": True, "help": "Show each request (-vv: more detail)."}),
     (("-q", "--quiet"), {"is_flag": True, "help": "Print only the report and errors."}),
 )
@@ -186,6 +213,8 @@ def _after_command(ctx: click.Context, param: click.Parameter, value: Any) -> No
     """A global option given after the command, into the Settings the command is handed."""
     if not value or param.name is None:
         return
+    if ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+        return  # the group read the variable already; an option before the command wins
     settings = ctx.find_object(Settings)
     if settings is None:
         return

@@ -11,8 +11,13 @@ A journal carries its schema's version (`PRAGMA user_version`). Versions only ad
 journal of an earlier version is brought up to date when a run is written to again, and is
 read as it is meanwhile (what it has no table for, it has no rows of).
 
-Its parts: `schema` (where runs live, the file's tables), `writer` (`Journal`), `records` (a
-run as recorded, read back).
+With a runs database (`PULUMI_CLAIM_DATABASE_URL`, `--database-url`), each run is a schema of
+that PostgreSQL database with the same tables, and runs on several machines share the record
+(`database`).
+
+Its parts: `schema` (where runs live, the file's tables), `database` (the connection to a
+journal, SQLite or PostgreSQL, and the only home of their differences), `writer` (`Journal`),
+`records` (a run as recorded, read back).
 """
 
 from __future__ import annotations

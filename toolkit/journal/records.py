@@ -1,5 +1,6 @@
 """A run as its journal recorded it: what `status` shows, and what a re-run continues from.
-Journals are opened read-only here; `toolkit.journal.writer` writes them."""
+Journals are opened read-only here; `toolkit.journal.writer` writes them. With `database`,
+runs are read from that PostgreSQL database, by the same queries."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import InvalidInputError
+from toolkit.journal.database import (
+    SHARED_SCHEMA,
+    Database,
+    DatabaseFailure,
+    connect_postgres,
+    describe,
+    run_schema,
+)
 from toolkit.journal.schema import (
     JOURNAL_FILE,
     KEYS_DIR,
@@ -90,8 +99,12 @@ class RunRecord:
         return self.landings[-1] if self.landings else None
 
 
-def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
-    """The run named `run_id`, or the newest one in `runs_dir`."""
+def read_run(
+    runs_dir: Path, run_id: str | None = None, *, database: str | None = None
+) -> RunRecord:
+    """The run named `run_id`, or the newest one in `runs_dir` (or `database`)."""
+    if database is not None:
+        return _read_in_database(database, run_id)
     check_runs_dir(runs_dir, writable=False)
     run_dir = runs_dir / run_id if run_id else _newest(runs_dir)
     path = run_dir / JOURNAL_FILE
@@ -103,15 +116,29 @@ def read_run(runs_dir: Path, run_id: str | None = None) -> RunRecord:
     return _read(path)
 
 
-def list_runs(runs_dir: Path) -> list[RunRecord]:
-    """Every run recorded in `runs_dir`, the latest started first."""
-    check_runs_dir(runs_dir, writable=False)
-    runs = [_read(path) for path in _journals(runs_dir)]
+def list_runs(runs_dir: Path, *, database: str | None = None) -> list[RunRecord]:
+    """Every run recorded in `runs_dir` (or `database`), the latest started first."""
+    if database is not None:
+        db = connect_postgres(database)
+        try:
+            runs = [_read_indexed(db, database, run_id) for run_id in _indexed(db)]
+        finally:
+            db.close()
+    else:
+        check_runs_dir(runs_dir, writable=False)
+        runs = [_read(path) for path in _journals(runs_dir)]
     return sorted(runs, key=lambda run: run.started_at, reverse=True)
 
 
-def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
-    """The newest run of `run_key`, if any was recorded in `runs_dir`."""
+def find_run(runs_dir: Path, run_key: str, *, database: str | None = None) -> RunRecord | None:
+    """The newest run of `run_key`, if any was recorded in `runs_dir` (or `database`)."""
+    if database is not None:
+        db = connect_postgres(database)
+        try:
+            newest = _indexed(db, run_key)
+            return _read_indexed(db, database, newest[-1]) if newest else None
+        finally:
+            db.close()
     key_file = runs_dir / KEYS_DIR / run_key
     if not key_file.is_file():
         return None
@@ -119,57 +146,93 @@ def find_run(runs_dir: Path, run_key: str) -> RunRecord | None:
     return _read(path) if path.is_file() else None
 
 
-def made_calls(runs_dir: Path, run_id: str) -> bool:
+def made_calls(runs_dir: Path, run_id: str, *, database: str | None = None) -> bool:
     """Whether run `run_id` recorded any state-changing call: not when it has no journal (it
     stopped while it was still planning); when its journal cannot be read, it may have."""
+    if database is not None:
+        db = connect_postgres(database)
+        try:
+            if not _is_indexed(db, run_id):
+                return False
+            db.use_run(run_id)
+            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+        except DatabaseFailure:
+            return True
+        finally:
+            db.close()
     path = runs_dir / run_id / JOURNAL_FILE
     if not path.is_file():
         return False
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        journal = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+            return journal.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
         finally:
-            db.close()
+            journal.close()
     except sqlite3.DatabaseError:
         return True
 
 
+def _read_in_database(database: str, run_id: str | None) -> RunRecord:
+    """Run `run_id` (or the newest) of the PostgreSQL `database`."""
+    db = connect_postgres(database)
+    try:
+        if run_id is None:
+            indexed = _indexed(db)
+            if not indexed:
+                raise InvalidInputError(
+                    f"no commit has been recorded in the runs database {describe(database)}.",
+                    hint="Runs are recorded by `pulumi-claim commit`; unset "
+                    "PULUMI_CLAIM_DATABASE_URL to look in the runs folder.",
+                )
+            run_id = indexed[-1]
+        elif not _is_indexed(db, run_id):
+            raise InvalidInputError(
+                f"no run {run_id!r} in the runs database {describe(database)}.",
+                hint="Run `pulumi-claim status` without an argument to see the newest run.",
+            )
+        return _read_indexed(db, database, run_id)
+    finally:
+        db.close()
+
+
+def _read_indexed(db: Database, database: str, run_id: str) -> RunRecord:
+    """Run `run_id`, listed in the index of `db` (the runs database at `database`)."""
+    try:
+        db.use_run(run_id)
+        return _read_from(db)
+    except (sqlite3.DatabaseError, DatabaseFailure, ValueError) as error:
+        raise InvalidInputError(
+            f"the journal of run {run_id} in the runs database {describe(database)} cannot be "
+            f"read ({error}): it is damaged or not a pulumi-claim journal.",
+            hint=f"Drop the schema {run_schema(run_id)} and its row of {SHARED_SCHEMA}.run_index; "
+            "the service itself still shows where every stack is (`pulumi-claim preview`).",
+        ) from None
+
+
+def _indexed(db: Database, run_key: str | None = None) -> list[str]:
+    """The runs of the runs database `db` (of `run_key` only, when given), oldest first."""
+    query = f"SELECT run_id FROM {SHARED_SCHEMA}.run_index"
+    if run_key is None:
+        found = db.execute(query + " ORDER BY started_at, run_id")
+    else:
+        found = db.execute(query + " WHERE run_key = ? ORDER BY started_at, run_id", (run_key,))
+    rows = found.fetchall()
+    return [run_id for (run_id,) in rows]
+
+
+def _is_indexed(db: Database, run_id: str) -> bool:
+    query = f"SELECT 1 FROM {SHARED_SCHEMA}.run_index WHERE run_id = ?"
+    return db.execute(query, (run_id,)).fetchone() is not None
+
+
 def _read(path: Path) -> RunRecord:
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
         try:
-            row = db.execute(
-                "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
-                " started_at, state, finished_at, plan, notices, result FROM run"
-            ).fetchone()
-            events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
-            steps = read_steps(db)
-            (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
-            landings = _landings(db)
+            return _read_from(db)
         finally:
             db.close()
-        if row is None:
-            raise sqlite3.DatabaseError("no run recorded")
-        return RunRecord(
-            run_id=row[0],
-            run_key=row[1],
-            request=json.loads(row[2]),
-            source_org=row[3],
-            destination_org=row[4],
-            strategy=row[5],
-            has_claim=bool(row[6]),
-            started_at=row[7],
-            state=row[8],
-            finished_at=row[9],
-            plan=AgentClaimResponse.model_validate_json(row[10]),
-            notices=json.loads(row[11]),
-            result=AgentClaimResponse.model_validate_json(row[12]) if row[12] else None,
-            events=[(at, message) for at, message in events],
-            steps=steps,
-            attempts=attempts,
-            landings=landings,
-        )
     except (sqlite3.DatabaseError, ValueError) as error:
         raise InvalidInputError(
             f"the journal {path} cannot be read ({error}): it is damaged or not a "
@@ -179,7 +242,41 @@ def _read(path: Path) -> RunRecord:
         ) from None
 
 
-def read_steps(db: sqlite3.Connection) -> list[StepRecord]:
+def _read_from(db: Database) -> RunRecord:
+    """The run of the journal `db`. Raises `sqlite3.DatabaseError` or `DatabaseFailure` when
+    it holds none, and `ValueError` when its documents do not read."""
+    row = db.execute(
+        "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
+        " started_at, state, finished_at, plan, notices, result FROM run"
+    ).fetchone()
+    events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
+    steps = read_steps(db)
+    (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
+    landings = _landings(db)
+    if row is None:
+        raise sqlite3.DatabaseError("no run recorded")
+    return RunRecord(
+        run_id=row[0],
+        run_key=row[1],
+        request=json.loads(row[2]),
+        source_org=row[3],
+        destination_org=row[4],
+        strategy=row[5],
+        has_claim=bool(row[6]),
+        started_at=row[7],
+        state=row[8],
+        finished_at=row[9],
+        plan=AgentClaimResponse.model_validate_json(row[10]),
+        notices=json.loads(row[11]),
+        result=AgentClaimResponse.model_validate_json(row[12]) if row[12] else None,
+        events=[(at, message) for at, message in events],
+        steps=steps,
+        attempts=attempts,
+        landings=landings,
+    )
+
+
+def read_steps(db: Database) -> list[StepRecord]:
     return [
         StepRecord(*row)
         for row in db.execute(
@@ -188,9 +285,9 @@ def read_steps(db: sqlite3.Connection) -> list[StepRecord]:
     ]
 
 
-def _landings(db: sqlite3.Connection) -> list[LandingRecord]:
+def _landings(db: Database) -> list[LandingRecord]:
     """The landings recorded; none in a journal of a schema before landings were."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'landing'").fetchone():
+    if not db.has_table("landing"):
         return []
     return [
         LandingRecord(*row)

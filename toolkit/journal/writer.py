@@ -9,6 +9,9 @@ does: no call begins after it, since none could be recorded first, and the calls
 finish and have their outcomes written if the disk lets them. `Journal.writing` then raises one
 `RunsFolderError` that says what is recorded and what is not; the same command continues the
 run once there is room again.
+
+In PostgreSQL (`database`), a run is a schema of that database (`toolkit.journal.database`),
+created with its tables, its run row and its entry in the index of run keys in one transaction.
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ClaimError, RunsFolderError
+from toolkit.journal.database import (
+    SHARED_SCHEMA,
+    Database,
+    DatabaseFailure,
+    connect_postgres,
+    database_unwritable,
+    describe,
+    run_schema,
+)
 from toolkit.journal.records import StepRecord, read_steps
 from toolkit.journal.schema import (
     JOURNAL_FILE,
     KEYS_DIR,
-    SCHEMA,
     SCHEMA_VERSION,
     LandingOutcome,
     RevisionSide,
@@ -63,8 +74,12 @@ class Journal:
     and the other writes are still tried, each one's failure kept for `writing` to report.
     """
 
-    def __init__(self, db: sqlite3.Connection, run_id: str, path: Path | None) -> None:
+    def __init__(
+        self, db: Database, run_id: str, path: Path | None, database: str | None = None
+    ) -> None:
         self.path = path
+        """The journal's file (None: in memory, or in `database`)."""
+        self.database = database
         self.run_id = run_id
         self._db = db
         self._lock = threading.Lock()
@@ -90,35 +105,39 @@ class Journal:
         has_claim: bool,
         plan: AgentClaimResponse,
         notices: list[str],
+        database: str | None = None,
     ) -> Journal:
-        """A new run in `runs_dir`, indexed under `run_key`."""
+        """A new run in `runs_dir` (or `database`), indexed under `run_key`."""
         started = _now()
         run_id = f"{started.replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
+        row = (
+            run_id,
+            run_key,
+            json.dumps(dict(request), sort_keys=True),
+            source_org,
+            destination_org,
+            strategy,
+            int(has_claim),
+            started,
+            _dump(plan),
+            json.dumps([redact(notice) for notice in notices]),
+        )
+        if database is not None:
+            return cls._start_in_database(database, row)
         run_dir = runs_dir / run_id
-        db: sqlite3.Connection | None = None
+        db: Database | None = None
         try:
             make_private_dir(run_dir)
             path = make_private_file(run_dir / JOURNAL_FILE)
-            db = connect(path)
-            with db:
-                db.executescript(SCHEMA)
+            db = Database(connect(path))
+            with db.transaction():
+                db.create_tables()
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute(
                     "INSERT INTO run (id, run_key, request, source_org, destination_org,"
                     " strategy, has_claim, started_at, state, plan, notices)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                    (
-                        run_id,
-                        run_key,
-                        json.dumps(dict(request), sort_keys=True),
-                        source_org,
-                        destination_org,
-                        strategy,
-                        has_claim,
-                        started,
-                        _dump(plan),
-                        json.dumps([redact(notice) for notice in notices]),
-                    ),
+                    row,
                 )
             journal = cls(db, run_id, path)
             journal._new_attempt()
@@ -133,35 +152,64 @@ class Journal:
         return journal
 
     @classmethod
-    def reopen(cls, runs_dir: Path, run_id: str) -> Journal:
+    def _start_in_database(cls, database: str, row: tuple[Any, ...]) -> Journal:
+        """A new run in `database`: its schema, tables, run row and index entry at once."""
+        run_id = row[0]
+        db = connect_postgres(database, run_id=run_id)
+        try:
+            with db.transaction():
+                db.execute(f"CREATE SCHEMA {run_schema(run_id)}")
+                db.create_tables()
+                db.execute(
+                    "INSERT INTO run (id, run_key, request, source_org, destination_org,"
+                    " strategy, has_claim, started_at, state, plan, notices)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    row,
+                )
+                db.execute(
+                    f"INSERT INTO {SHARED_SCHEMA}.run_index (run_id, run_key, started_at)"
+                    " VALUES (?, ?, ?)",
+                    (run_id, row[1], row[7]),
+                )
+            journal = cls(db, run_id, None, database)
+            journal._new_attempt()
+        except DatabaseFailure as error:
+            db.close()
+            raise database_unwritable(database, error) from None
+        return journal
+
+    @classmethod
+    def reopen(cls, runs_dir: Path, run_id: str, *, database: str | None = None) -> Journal:
         """The journal of run `run_id`, to continue it: a new attempt, state running again."""
         try:
-            journal = cls.attach(runs_dir, run_id)
-        except (sqlite3.Error, OSError) as error:
-            raise runs_dir_unwritable(runs_dir, error) from None
+            journal = cls.attach(runs_dir, run_id, database=database)
+        except (sqlite3.Error, OSError, DatabaseFailure) as error:
+            raise _unwritable(runs_dir, database, error) from None
         try:
-            with journal._db:
+            with journal._db.transaction():
                 journal._db.execute(
                     "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
                 )
             journal._new_attempt()
-        except (sqlite3.Error, OSError) as error:
+        except (sqlite3.Error, OSError, DatabaseFailure) as error:
             journal.close()
-            raise runs_dir_unwritable(runs_dir, error) from None
+            raise _unwritable(runs_dir, database, error) from None
         return journal
 
     @classmethod
-    def attach(cls, runs_dir: Path, run_id: str) -> Journal:
+    def attach(cls, runs_dir: Path, run_id: str, *, database: str | None = None) -> Journal:
         """The journal of run `run_id`, to add to its record (a landing) without continuing
         the run; a journal of an earlier schema is brought up to date. Raises the
-        `sqlite3.Error` or `OSError` of a journal that cannot be written."""
+        `sqlite3.Error`, `OSError` or `DatabaseFailure` of a journal that cannot be written."""
+        if database is not None:
+            return cls(connect_postgres(database, run_id=run_id), run_id, None, database)
         path = runs_dir / run_id / JOURNAL_FILE
-        journal = cls(connect(path), run_id, path)
+        journal = cls(Database(connect(path)), run_id, path)
         try:
-            with journal._db:
+            with journal._db.transaction():
                 (version,) = journal._db.execute("PRAGMA user_version").fetchone()
                 if version < SCHEMA_VERSION:
-                    journal._db.executescript(SCHEMA)
+                    journal._db.create_tables()
                     journal._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             journal.close()
@@ -171,8 +219,9 @@ class Journal:
     @classmethod
     def in_memory(cls) -> Journal:
         """A journal kept in memory only, for a commit made without a runs directory."""
-        journal = cls(sqlite3.connect(":memory:", check_same_thread=False), "in-memory", None)
-        journal._db.executescript(SCHEMA)
+        db = Database(sqlite3.connect(":memory:", check_same_thread=False))
+        db.create_tables()
+        journal = cls(db, "in-memory", None)
         journal._new_attempt()
         return journal
 
@@ -235,7 +284,11 @@ class Journal:
             return dict(self._db.execute("SELECT move, id FROM stack_id").fetchall())
 
     def record_stack_ids(self, ids: Mapping[str, str]) -> None:
-        self._write("INSERT OR REPLACE INTO stack_id (move, id) VALUES (?, ?)", *ids.items())
+        self._write(
+            "INSERT INTO stack_id (move, id) VALUES (?, ?)"
+            " ON CONFLICT (move) DO UPDATE SET id = excluded.id",
+            *ids.items(),
+        )
 
     def revision(self, move: str, side: RevisionSide) -> str | None:
         """The revision of `move`'s `side` this run recorded last (None: none recorded)."""
@@ -249,7 +302,8 @@ class Journal:
         """Remember the revision of `move`'s `side`: what a later removal or overwrite checks
         it is still looking at."""
         self._write(
-            "INSERT OR REPLACE INTO revision (move, side, revision) VALUES (?, ?, ?)",
+            "INSERT INTO revision (move, side, revision) VALUES (?, ?, ?)"
+            " ON CONFLICT (move, side) DO UPDATE SET revision = excluded.revision",
             (move, side, revision),
         )
 
@@ -273,38 +327,36 @@ class Journal:
         self._db.close()
 
     def _new_attempt(self) -> None:
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "INSERT INTO attempt (at, pid, host) VALUES (?, ?, ?)",
+        with self._lock, self._db.transaction():
+            (self._attempt,) = self._db.execute(
+                "INSERT INTO attempt (at, pid, host) VALUES (?, ?, ?) RETURNING n",
                 (_now(), os.getpid(), socket.gethostname()),
-            )
-        assert cursor.lastrowid is not None
-        self._attempt = cursor.lastrowid
+            ).fetchone()
 
     def _write(self, sql: str, *rows: tuple[Any, ...]) -> bool:
         """Whether the rows were written (all or none); a failure is kept for `writing`, and
         stops the run."""
         with self._lock:
             try:
-                with self._db:
+                with self._db.transaction():
                     self._db.executemany(sql, rows)
-            except (sqlite3.Error, OSError) as error:
+            except (sqlite3.Error, OSError, DatabaseFailure) as error:
                 self._failed(error)
                 return False
         return True
 
     def _insert(self, sql: str, parameters: tuple[Any, ...]) -> int | None:
-        """The new row, or None once a write has failed (this one or one before)."""
+        """The new row's `seq`, or None once a write has failed (this one or one before)."""
         with self._lock:
             if self._failure is not None:
                 return None
             try:
-                with self._db:
-                    cursor = self._db.execute(sql, parameters)
-            except (sqlite3.Error, OSError) as error:
+                with self._db.transaction():
+                    (row,) = self._db.execute(sql + " RETURNING seq", parameters).fetchone()
+            except (sqlite3.Error, OSError, DatabaseFailure) as error:
                 self._failed(error)
                 return None
-        return cursor.lastrowid
+        return int(row)
 
     def _failed(self, error: BaseException) -> None:
         """Keep the first failure; ask the run to stop. Called with `_lock` held."""
@@ -314,8 +366,6 @@ class Journal:
 
     def _unwritten(self) -> RunsFolderError:
         """What the run recorded and what it could not, after a write failed."""
-        assert self.path is not None  # a journal in memory never fails to write
-        runs_dir = self.path.parent.parent
         unrecorded = (
             f", apart from what became of {len(self._unrecorded)} call(s) made just then "
             f"({', '.join(self._unrecorded)}): the same command looks each one up on the "
@@ -323,13 +373,26 @@ class Journal:
             if self._unrecorded
             else ""
         )
+        continues = f"it continues run {self.run_id} from its journal and finishes the job."
+        if self.database is not None:
+            where = f"the runs database {describe(self.database)}"
+            hint = f"Check the server, then run the same command again: {continues}"
+        else:
+            assert self.path is not None  # a journal in memory never fails to write
+            where = str(self.path)
+            hint = RUNS_DIR_FULL_HINT.format(folder=self.path.parent.parent) + f": {continues}"
         return RunsFolderError(
             f"the journal of run {self.run_id} could not be written ({self._failure}), so the "
             "run stopped there: no call began after it. Nothing was lost: every call the run "
-            f"made is recorded in {self.path}{unrecorded}.",
-            hint=RUNS_DIR_FULL_HINT.format(folder=runs_dir)
-            + f": it continues run {self.run_id} from its journal and finishes the job.",
+            f"made is recorded in {where}{unrecorded}.",
+            hint=hint,
         )
+
+
+def _unwritable(runs_dir: Path, database: str | None, error: BaseException) -> ClaimError:
+    if database is not None:
+        return database_unwritable(database, error)
+    return runs_dir_unwritable(runs_dir, error)
 
 
 def _dump(document: AgentClaimResponse) -> str:

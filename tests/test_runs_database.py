@@ -1,0 +1,199 @@
+"""A runs database as the user meets it: a URL that cannot be used is one clear error and
+nothing is claimed, a database of another schema version is refused with what to do, and the
+URL's password never shows, in errors or in the request log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
+
+from toolkit.emulator.server import EmulatorServer
+from toolkit.journal import read_run
+from toolkit.journal.database import run_schema
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory, RunCli
+
+PASSWORD = "hunter2-not-shown"
+
+
+def changes(server: EmulatorServer) -> list[str]:
+    return [
+        f"{entry.method} {entry.path}"
+        for entry in server.requests.entries()
+        if entry.method not in ("GET", "HEAD")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            f"postgresql://claim:{PASSWORD}@127.0.0.1:1/runs",
+            [
+                "error: the runs database at 127.0.0.1:1 cannot be reached (connection failed: "
+                'connection to server at "127.0.0.1", port 1 failed: Connection refused Is the '
+                "server running on that host and accepting TCP/IP connections?); nothing was "
+                "changed.",
+                "Check the host, port, user and password of "
+                "postgresql://claim:***@127.0.0.1:1/runs, and that the server runs and accepts "
+                "this machine.",
+            ],
+        ),
+        (
+            f"postgresql://claim:{PASSWORD}@runs.invalid:5432/runs",
+            [
+                "error: the runs database at runs.invalid:5432 cannot be reached (failed to "
+                "resolve host 'runs.invalid': [Errno -2] Name or service not known); nothing "
+                "was changed.",
+                "Check the host, port, user and password of "
+                "postgresql://claim:***@runs.invalid:5432/runs, and that the server runs and "
+                "accepts this machine.",
+            ],
+        ),
+        (
+            f"mysql://claim:{PASSWORD}@127.0.0.1:3306/runs",
+            [
+                "error: the database URL mysql://claim:***@127.0.0.1:3306/runs is not a "
+                "PostgreSQL one.",
+                "Give a URL of the form postgresql://USER@HOST:PORT/DATABASE (the password as "
+                "USER:PASSWORD) in PULUMI_CLAIM_DATABASE_URL or --database-url, or neither, to "
+                "keep the runs in the runs folder (SQLite).",
+            ],
+        ),
+    ],
+    ids=["refused", "unknown-host", "not-postgresql"],
+)
+def test_a_database_url_that_cannot_be_used_is_one_clear_error_and_nothing_is_claimed(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    runs_dir: Path,
+    tmp_path: Path,
+    url: str,
+    said: list[str],
+) -> None:
+    server = make_emulator(claim_world())
+    before = snapshot(server)
+    map_file = write_map(tmp_path, RESOLVES_BOTH)
+
+    result = run_cli(server, "-vv", "--database-url", url, "commit", *ORGS, "-r", map_file, "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-2:] == said
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(server) == before and changes(server) == []
+    assert not runs_dir.exists() or not any(runs_dir.glob("*/journal.sqlite"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_wrong_password_is_refused_without_showing_it(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path, database_url: str
+) -> None:
+    server = make_emulator(claim_world())
+    parts = urlsplit(database_url)
+    wrong = database_url.replace(f":{parts.password}@", f":{PASSWORD}@")
+
+    result = run_cli(
+        server, "--database-url", wrong, "commit", *ORGS, "-r", write_map(tmp_path, ""), "--yes"
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: the runs database at 127.0.0.1:{parts.port} cannot be reached (connection "
+        f'failed: connection to server at "127.0.0.1", port {parts.port} failed: FATAL: '
+        'password authentication failed for user "claim"); nothing was changed.'
+    ), result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert changes(server) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_password_is_in_no_output_no_request_log_and_no_journal(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    runs_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    server = make_emulator(claim_world())
+    password = urlsplit(database_url).password
+    assert password
+
+    result = run_cli(
+        server, "-vv", "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes"
+    )
+    status = run_cli(server, "-vv", "status", "--format", "json")
+
+    assert result.exit_code == 4, result.stderr
+    assert "INFO toolkit" in result.stderr, "the request log is on"
+    assert status.exit_code == 4, status.stderr
+    for text in (result.stdout, result.stderr, status.stdout, status.stderr):
+        assert password not in text
+    written = b"".join(path.read_bytes() for path in runs_dir.rglob("*") if path.is_file())
+    assert password.encode() not in written
+    run_id = read_run(runs_dir, database=database_url).run_id
+    with psycopg.connect(database_url) as connection:
+        dumped = repr(
+            [
+                connection.execute(f"SELECT * FROM {run_schema(run_id)}.{table}").fetchall()
+                for table in ("run", "event", "step", "attempt")
+            ]
+        )
+    assert password not in dumped and run_id in dumped
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_of_a_newer_schema_version_is_refused_and_nothing_changes(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path, database_url: str
+) -> None:
+    server = make_emulator(claim_world())
+    before = snapshot(server)
+    assert run_cli(server, "status").exit_code == 1, "no run yet; the database is set up"
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("UPDATE pulumi_claim.layout SET version = 5")
+
+    result = run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
+
+    masked = database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: the runs database {masked} holds journal schema version 5, and this "
+        "pulumi-claim knows versions up to 4; nothing was changed.",
+        "Use the pulumi-claim release that wrote schema version 5, or a newer one, with this "
+        "database (a newer release reads it as it is); or give this one a database of its own.",
+    ]
+    assert snapshot(server) == before and changes(server) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_of_an_earlier_schema_version_is_brought_up_to_date(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    runs_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    server = make_emulator(claim_world())
+    map_file = write_map(tmp_path, RESOLVES_BOTH)
+    assert run_cli(server, "commit", *ORGS, "-r", map_file, "--yes").exit_code == 4
+    run_id = read_run(runs_dir, database=database_url).run_id
+    # Version 3 of the schema is version 4 without its revision table.
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE {run_schema(run_id)}.revision")
+        connection.execute("UPDATE pulumi_claim.layout SET version = 3")
+
+    again = run_cli(server, "commit", *ORGS, "-r", map_file, "--yes")
+
+    assert again.exit_code == 4, again.stderr
+    assert f"nothing to do: run {run_id} finished this commit already" in again.stderr
+    with psycopg.connect(database_url) as connection:
+        assert connection.execute("SELECT version FROM pulumi_claim.layout").fetchall() == [(4,)]
+        assert connection.execute(
+            f"SELECT count(*) FROM {run_schema(run_id)}.revision"
+        ).fetchone() == (0,)
