@@ -129,15 +129,18 @@ def run_key(sides: Sides, request: ClaimRequest) -> str:
 
 
 def started_run(
-    credentials: Credentials, request: ClaimRequest, runs_dir: Path
+    credentials: Credentials, request: ClaimRequest, runs_dir: Path, *, database: str | None = None
 ) -> RunRecord | None:
     """The run of `request` that finished or changed something, if any: committing the
     request again finds that run done, or continues it, rather than planning afresh (a sweep's
     claim whose token the service has used up already)."""
-    previous = find_run(runs_dir, run_key(Sides.of(request.target, credentials), request))
+    key = run_key(Sides.of(request.target, credentials), request)
+    previous = find_run(runs_dir, key, database=database)
     if previous is None or _blocked(previous):
         return None
-    return previous if _done(previous) or _unfinished(runs_dir, previous.run_id) else None
+    if _done(previous) or _unfinished(runs_dir, database, previous.run_id):
+        return previous
+    return None
 
 
 async def commit_request(

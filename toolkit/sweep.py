@@ -103,43 +103,56 @@ class ClaimFileToken:
         return f"ClaimFileToken(token='***', file={self.file!r})"
 
 
-async def run_sweep(
+@dataclass(frozen=True)
+class PreparedSweep:
+    """A sweep checked and planned, nothing claimed yet: what is left to claim, and why the
+    other files are not claimed (`skipped`)."""
+
+    tokens: tuple[ClaimFileToken, ...]
+    skipped: tuple[SweepRow, ...]
+    recorded: tuple[tuple[ClaimFileToken, str, ClaimRequest], ...]
+    """Accounts an earlier sweep recorded: their runs are found done or continued."""
+    planned: tuple[tuple[ClaimFileToken, PlannedClaim, ClaimRequest], ...]
+    warnings: tuple[str, ...]
+
+
+async def prepare_sweep(
     credentials: Credentials,
     request: SweepRequest,
     *,
     runs_dir: Path,
-    stop: StopSignal | None = None,
-    on_row: Callable[[SweepRow], None] = lambda row: None,
+    database: str | None = None,
     now: datetime | None = None,
-) -> SweepResult:
-    """Claim every account of `request.claims_dir` into `request.destination_org` (see the
-    module's steps); `on_row` hears each row as it is decided."""
-    stop = stop or StopSignal()
+) -> PreparedSweep:
+    """Steps 1 to 5 of the module: every claim file read, validated and planned; refused with
+    every problem listed."""
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
-    rows: dict[str, SweepRow] = {}
-    recorded: list[tuple[ClaimFileToken, ClaimedAccount, RunRecord]] = []
+    recorded: list[tuple[ClaimFileToken, str, ClaimRequest]] = []
+    recorded_runs: list[RunRecord] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token))
         if found is not None and found.destination_org == request.destination_org:
             asked = _recorded_request(request, found)
-            run = started_run(_with_token(credentials, claim), asked, runs_dir)
+            run = started_run(_with_token(credentials, claim), asked, runs_dir, database=database)
             if run is not None:
-                recorded.append((claim, found, run))
+                recorded.append((claim, found.agent, asked))
+                recorded_runs.append(run)
                 continue
         fresh.append(claim)
     validated = await _validate(credentials.api_url, fresh)
+    skipped: list[SweepRow] = []
     accounts: list[AgentAccount] = []
     for claim, document in zip(fresh, validated, strict=True):
         if document is None:
-            rows[claim.name] = SweepRow(claim.name, None, "skipped", _skip_reason(claim, now))
+            skipped.append(SweepRow(claim.name, None, "skipped", _skip_reason(claim, now)))
         else:
             accounts.append(AgentAccount(claim.file.path, document))
     warnings = window_warnings(accounts, now=now, warn_within=request.warn_within)
     destination, claimer = await _destination(credentials, request)
     planned, problems = plan_sweep(
-        request.policy, destination, accounts, claimed_before=[run.plan for *_, run in recorded]
+        request.policy, destination, accounts, claimed_before=[run.plan for run in recorded_runs]
     )
     if problems:
         raise _refusal(problems)
@@ -147,23 +160,56 @@ async def run_sweep(
         from toolkit.landing import check_landing_tools
 
         check_landing_tools()
-    for row in rows.values():
-        on_row(row)
     by_file = {claim.name: claim for claim in tokens}
-    for claim, found, _ in recorded:
-        asked = _recorded_request(request, found)
-        rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs_dir, stop)
-        on_row(rows[claim.name])
+    claims = []
     for plan in planned:
-        claim = by_file[plan.account.file.name]
         landing = request.policy.landing_for(agent=plan.account.agent, claimer=claimer)
         asked = _request(
             request, plan.account.org, plan.resolution_map, request.map_identity, landing
         )
-        rows[claim.name] = await _claim_planned(credentials, claim, plan, asked, runs_dir, stop)
+        claims.append((by_file[plan.account.file.name], plan, asked))
+    return PreparedSweep(
+        tuple(tokens), tuple(skipped), tuple(recorded), tuple(claims), tuple(warnings)
+    )
+
+
+async def run_sweep(
+    credentials: Credentials,
+    request: SweepRequest,
+    *,
+    runs_dir: Path,
+    database: str | None = None,
+    stop: StopSignal | None = None,
+    on_row: Callable[[SweepRow], None] = lambda row: None,
+    now: datetime | None = None,
+) -> SweepResult:
+    """Claim every account of `request.claims_dir` into `request.destination_org` (see the
+    module's steps); `on_row` hears each row as it is decided."""
+    stop = stop or StopSignal()
+    prepared = await prepare_sweep(
+        credentials, request, runs_dir=runs_dir, database=database, now=now
+    )
+    rows = {row.file: row for row in prepared.skipped}
+    for row in prepared.skipped:
+        on_row(row)
+    for claim, agent, asked in prepared.recorded:
+        rows[claim.name] = await claim_account(
+            credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop
+        )
         on_row(rows[claim.name])
-    ordered = tuple(rows[claim.name] for claim in tokens)
-    return SweepResult(request.destination_org, ordered, tuple(warnings))
+    for claim, plan, asked in prepared.planned:
+        rows[claim.name] = await claim_planned(
+            credentials,
+            claim,
+            plan.account.agent,
+            asked,
+            runs_dir=runs_dir,
+            database=database,
+            stop=stop,
+        )
+        on_row(rows[claim.name])
+    ordered = tuple(rows[claim.name] for claim in prepared.tokens)
+    return SweepResult(request.destination_org, ordered, prepared.warnings)
 
 
 def read_claim_folder(folder: Path, api_url: str) -> list[ClaimFileToken]:
@@ -279,12 +325,32 @@ def _request(
     identity: str,
     landing: LandingSpec | None,
 ) -> ClaimRequest:
+    return account_claim_request(
+        org,
+        request.destination_org,
+        resolution_map,
+        identity,
+        landing,
+        claim_wait=request.claim_wait,
+    )
+
+
+def account_claim_request(
+    org: str,
+    destination_org: str,
+    resolution_map: ResolutionMap,
+    identity: str,
+    landing: LandingSpec | None,
+    *,
+    claim_wait: float | None,
+) -> ClaimRequest:
+    """The claim of one account of a sweep: the claim-api strategy, the sweep's renames."""
     return ClaimRequest(
-        target=ClaimTarget(source_org=org, destination_org=request.destination_org),
+        target=ClaimTarget(source_org=org, destination_org=destination_org),
         resolution_map=resolution_map,
         map_identity=identity,
         strategy="claim-api",
-        claim_wait=request.claim_wait,
+        claim_wait=claim_wait,
         landing=landing,
     )
 
@@ -299,37 +365,43 @@ def _with_token(credentials: Credentials, claim: ClaimFileToken) -> Credentials:
     return replace(credentials, claim_token=claim.token, claim_file=claim.file)
 
 
-async def _claim_planned(
+async def claim_planned(
     credentials: Credentials,
     claim: ClaimFileToken,
-    plan: PlannedClaim,
+    agent: str,
     asked: ClaimRequest,
+    *,
     runs_dir: Path,
+    database: str | None = None,
     stop: StopSignal,
 ) -> SweepRow:
-    """Record the claim of `plan`'s account (`asked`), then make it."""
-    account = plan.account
+    """Record the claim of `agent`'s account (`asked`), then make it: a sweep run again from
+    this runs folder finds its run without the token, which the claim uses up."""
     if not stop.requested:
         record_claim(
             runs_dir,
             token_digest(claim.token),
             ClaimedAccount(
-                account.agent,
-                account.org,
+                agent,
+                asked.target.source_org,
                 asked.target.destination_org,
                 asked.map_identity,
                 asked.landing,
             ),
         )
-    return await _claim(credentials, claim, account.agent, asked, runs_dir, stop)
+    return await claim_account(
+        credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop
+    )
 
 
-async def _claim(
+async def claim_account(
     credentials: Credentials,
     claim: ClaimFileToken,
     agent: str,
     asked: ClaimRequest,
+    *,
     runs_dir: Path,
+    database: str | None = None,
     stop: StopSignal,
 ) -> SweepRow:
     """One account's claim through `commit_request`; its error is its row."""
@@ -343,7 +415,7 @@ async def _claim(
         )
     try:
         outcome = await commit_request(
-            _with_token(credentials, claim), asked, runs_dir=runs_dir, stop=stop
+            _with_token(credentials, claim), asked, runs_dir=runs_dir, database=database, stop=stop
         )
     except ClaimError as error:
         return SweepRow(claim.name, agent, "error", str(error), exit_code=1)
