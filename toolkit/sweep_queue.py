@@ -53,6 +53,9 @@ TASK = "pulumi_claim.claim_account"
 DEFAULT_LEASE = 30.0
 """Seconds without a heartbeat after which a worker's job is taken over."""
 
+EMPTY_CHECK_SECONDS = 1.0
+"""How often a worker with `until_empty` looks whether anything is left (at most)."""
+
 _SCHEMA_LOCK = 0x70756C756D6A
 """The session lock that makes two processes applying the queue's schema take turns."""
 
@@ -194,8 +197,9 @@ async def run_worker(
 
 
 async def _watch(app: procrastinate.App, *, lease: float, until_empty: bool) -> None:
-    """Every third of a lease: queue again the jobs of workers whose lease ended; with
-    `until_empty`, return once no job is queued or running."""
+    """Every third of a lease (every second with `until_empty`): queue again the jobs of
+    workers whose lease ended; with `until_empty`, return once no job is queued or running."""
+    pause = min(lease / 3, EMPTY_CHECK_SECONDS) if until_empty else lease / 3
     while True:
         for job in await app.job_manager.get_stalled_jobs(
             task_name=TASK, seconds_since_heartbeat=lease
@@ -203,7 +207,7 @@ async def _watch(app: procrastinate.App, *, lease: float, until_empty: bool) -> 
             await app.job_manager.retry_job(job)
         if until_empty and await _jobs_left(app) == 0:
             return
-        await asyncio.sleep(lease / 3)
+        await asyncio.sleep(pause)
 
 
 async def _jobs_left(app: procrastinate.App) -> int:
