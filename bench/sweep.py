@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,10 @@ class Run:
     workers: int
     seconds: float
     claims: int
+    calls: int
+    """Requests the emulator served while the workers ran."""
+    workers_cpu: float
+    """CPU seconds the worker processes used, together."""
     emulator_cpu: float | None
 
     @property
@@ -179,6 +184,7 @@ def measure(
         check(queued.returncode == 0, f"the sweep was not queued: {queued.stderr}")
         service.clear_requests()
         cpu_before = service.cpu_seconds()
+        children_before = children_cpu()
         started = time.perf_counter()
         processes = [
             subprocess.Popen(
@@ -194,14 +200,22 @@ def measure(
             _, stderr = process.communicate()
             check(process.returncode == 0, f"a worker exited {process.returncode}: {stderr}")
         seconds = time.perf_counter() - started
+        workers_cpu = children_cpu() - children_before
         cpu_after = service.cpu_seconds()
+        calls = len(service.served().requests)
         applied = claims_applied(service.url)
         check(applied == accounts, f"{applied} claims applied for {accounts} accounts")
         asyncio.run(check_claimed_once(service.url, accounts))
         cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-        return Run(workers, seconds, applied, cpu)
+        return Run(workers, seconds, applied, calls, workers_cpu, cpu)
     finally:
         service.stop()
+
+
+def children_cpu() -> float:
+    """User and system CPU seconds of the processes this one has waited for."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def claims_applied(url: str) -> int:
@@ -253,15 +267,20 @@ def run(accounts: int, maintenance_url: str, *, quick: bool) -> None:
         for workers in WORKERS:
             measured = measure(world_file, folder, maintenance_url, accounts, workers)
             runs.append(measured)
-            cpu = (
+            emulator = (
                 ""
                 if measured.emulator_cpu is None
-                else f", the emulator CPU {measured.emulator_cpu:.1f} s"
+                else f", the emulator {measured.emulator_cpu:.1f} s"
             )
+            per_claim = measured.calls / accounts
             print(
                 f"sweep {accounts} accounts, {workers} worker(s), {LATENCY_MS:g} ms: "
-                f"{measured.seconds:.2f} s, {measured.rate:.1f} claims/s{cpu}; "
-                f"every account claimed once, every stack once at its planned name"
+                f"{measured.seconds:.2f} s, {measured.rate:.1f} claims/s; every account claimed "
+                "once, every stack once at its planned name\n"
+                f"  {measured.calls} calls ({per_claim:.1f} per claim: at most "
+                f"{per_claim * LATENCY_MS / 1000:.2f} s of added latency per claim); CPU: the "
+                f"workers {measured.workers_cpu:.1f} s "
+                f"({measured.workers_cpu / measured.seconds:.1f} cores busy){emulator}"
             )
     speedup = runs[0].seconds / runs[-1].seconds
     print_table(

@@ -18,8 +18,10 @@ ACCOUNTS = 12
 
 RUN = re.compile(
     rf"sweep {ACCOUNTS} accounts, (?P<workers>\d) worker\(s\), 20 ms: (?P<seconds>[\d.]+) s, "
-    r"(?P<rate>[\d.]+) claims/s(?:, the emulator CPU [\d.]+ s)?; every account claimed once, "
-    r"every stack once at its planned name"
+    r"(?P<rate>[\d.]+) claims/s; every account claimed once, every stack once at its planned "
+    r"name\n  (?P<calls>\d+) calls \([\d.]+ per claim: at most [\d.]+ s of added latency per "
+    r"claim\); CPU: the workers [\d.]+ s \([\d.]+ cores busy\)"
+    r"(?:, the emulator [\d.]+ s)?"
 )
 
 
@@ -40,6 +42,7 @@ def test_quick_sweep_benchmark_claims_every_account_once_with_1_2_and_4_workers(
     for run in runs:
         seconds, rate = float(run["seconds"]), float(run["rate"])
         assert abs(rate * seconds - ACCOUNTS) < 0.1 * ACCOUNTS + 0.5
+        assert int(run["calls"]) >= 3 * ACCOUNTS  # at least a dry run, a claim, a look each
     assert re.search(
         rf"sweep {ACCOUNTS} accounts, speed-up 1 -> 4 workers +[\d.]+x +>= 3x +n/a",
         result.stdout,
