@@ -172,3 +172,36 @@ def test_enqueue_and_worker_without_a_runs_database_are_refused(
             "postgresql://USER@HOST:PORT/DATABASE (the password as USER:PASSWORD).",
         ]
     assert len(server.requests.entries()) == 0
+
+
+def run_keys(database_url: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM pulumi_claim.run_index").fetchone()
+    return int(count)
+
+
+def test_a_sweep_and_a_job_files_sweep_keep_their_runs_in_the_runs_database(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    server = make_emulator(world())
+    claim_files(tmp_path / "claims", server, ALL_AGENTS[:2])
+    claim_files(tmp_path / "later", server, ALL_AGENTS[2:])
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "sweeps:\n  - {name: later, claims: later, to: acme, tokens: {destination: ACME_TOKEN}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ACME_TOKEN", "tok-alice")
+
+    swept = run_cli(server, "sweep", "--claims", str(tmp_path / "claims"), "--to", "acme")
+    assert swept.exit_code == 0, swept.stderr
+    assert run_keys(database_url) == 2
+    ran = run_cli(server, "job", "run", str(job))
+    assert ran.exit_code == 0, ran.stderr
+    assert run_keys(database_url) == 4
+
+    assert stacks(server, "acme") == planned_stacks()

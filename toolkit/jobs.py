@@ -81,7 +81,7 @@ async def run_job(
         if stop.requested:
             summaries.append(not_run(job_sweep.name))
             continue
-        summaries += await _run_sweep(job_sweep, log, runs_dir, stop)
+        summaries += await _run_sweep(job_sweep, log, runs_dir, database, stop)
     result = JobResult(tuple(summaries))
     log.job_finished(result)
     return result
@@ -107,7 +107,7 @@ async def _run_claim(
 
 
 async def _run_sweep(
-    job_sweep: JobSweep, log: RunLog, runs_dir: Path, stop: StopSignal
+    job_sweep: JobSweep, log: RunLog, runs_dir: Path, database: str | None, stop: StopSignal
 ) -> list[ClaimSummary]:
     """The sweep's accounts, each logged as a claim named `<sweep>: <claim file>` as it is
     decided; a sweep refused whole (`toolkit.sweep`) is one error named after the sweep."""
@@ -120,7 +120,12 @@ async def _run_sweep(
 
     try:
         await run_sweep(
-            job_sweep.credentials, job_sweep.request, runs_dir=runs_dir, stop=stop, on_row=on_row
+            job_sweep.credentials,
+            job_sweep.request,
+            runs_dir=runs_dir,
+            database=database,
+            stop=stop,
+            on_row=on_row,
         )
     except ClaimError as error:
         summary = summarize_error(job_sweep.name, in_job_words(error))
