@@ -66,8 +66,20 @@ def changes(server: EmulatorServer) -> list[str]:
                 "keep the runs in the runs folder (SQLite).",
             ],
         ),
+        (
+            f"postgresql://claim@127.0.0.1:1/runs?connect_timeout=5&password={PASSWORD}",
+            [
+                "error: the runs database at 127.0.0.1:1 cannot be reached (connection failed: "
+                'connection to server at "127.0.0.1", port 1 failed: Connection refused Is the '
+                "server running on that host and accepting TCP/IP connections?); nothing was "
+                "changed.",
+                "Check the host, port, user and password of "
+                "postgresql://claim@127.0.0.1:1/runs?connect_timeout=5&password=***, and that "
+                "the server runs and accepts this machine.",
+            ],
+        ),
     ],
-    ids=["refused", "unknown-host", "not-postgresql"],
+    ids=["refused", "unknown-host", "not-postgresql", "password-parameter"],
 )
 def test_a_database_url_that_cannot_be_used_is_one_clear_error_and_nothing_is_claimed(
     make_emulator: EmulatorFactory,

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
+from click.testing import CliRunner
 from pytest import MonkeyPatch
 
+from toolkit.cli import cli
 from toolkit.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
@@ -132,6 +135,39 @@ def test_a_sweep_claims_every_account_renaming_by_the_policy_then_claims_nothing
     assert server.requests.count(method="POST", path=CLAIM_PATH) == claims
     assert server.requests.count(path="/api/agents/signup/validate/.*") == validations
     assert "sweep into acme: 3 already claimed (3 claim file(s))" in second.stderr
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_sweep_on_another_machine_sharing_the_runs_database_claims_nothing_twice(
+    make_emulator: EmulatorFactory, run_cli: RunCli, tmp_path: Path, database_url: str
+) -> None:
+    """The claims a sweep made are recorded in the runs database, not in its runs folder: the
+    same sweep with a runs folder of its own (another machine) finds every one claimed."""
+    server = make_emulator(sweep_world())
+    folder = claim_files(tmp_path / "claims", server, AGENTS)
+    args = ["sweep", "--claims", str(folder), "--to", "acme", "--json"]
+    first = run_cli(server, *args)
+    assert first.exit_code == 0, first.stderr
+    claims = server.requests.count(method="POST", path=CLAIM_PATH)
+    validations = server.requests.count(path="/api/agents/signup/validate/.*")
+
+    elsewhere = CliRunner().invoke(
+        cli,
+        args,
+        env={
+            "PULUMI_ACCESS_TOKEN": "tok-alice",
+            "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
+            "PULUMI_BACKEND_URL": server.url,
+            "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "elsewhere" / "runs"),
+        },
+        catch_exceptions=False,
+    )
+
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+    assert {row["outcome"] for row in rows(elsewhere.stdout).values()} == {"already claimed"}
+    assert server.requests.count(method="POST", path=CLAIM_PATH) == claims
+    assert server.requests.count(path="/api/agents/signup/validate/.*") == validations
+    assert not (tmp_path / "runs" / "claims").exists(), "recorded in the database only"
 
 
 def test_a_new_claim_file_is_all_a_second_sweep_claims(

@@ -463,7 +463,7 @@ def sweep(
     on_row: Callable[[SweepRow], None] = lambda row: None,
 ) -> SweepResult:
     """Claim every agent account of the request's folder (`toolkit.sweep.run_sweep`), each as
-    its own run in the runs folder (or `runs_dir`), its journal in `database` when given."""
+    its own run in the runs folder (or `runs_dir`), or in `database` when given."""
     from toolkit.sweep import run_sweep
 
     runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir

@@ -129,7 +129,10 @@ def run_key(sides: Sides, request: ClaimRequest) -> str:
 
 
 def started_run(
-    credentials: Credentials, request: ClaimRequest, runs_dir: Path, *, database: str | None = None
+    credentials: Credentials,
+    request: ClaimRequest,
+    runs_dir: Path,
+    database: str | None = None,
 ) -> RunRecord | None:
     """The run of `request` that finished or changed something, if any: committing the
     request again finds that run done, or continues it, rather than planning afresh (a sweep's
@@ -138,9 +141,8 @@ def started_run(
     previous = find_run(runs_dir, key, database=database)
     if previous is None or _blocked(previous):
         return None
-    if _done(previous) or _unfinished(runs_dir, database, previous.run_id):
-        return previous
-    return None
+    finished_or_begun = _done(previous) or _unfinished(runs_dir, database, previous.run_id)
+    return previous if finished_or_begun else None
 
 
 async def commit_request(

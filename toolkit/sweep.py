@@ -132,7 +132,7 @@ async def prepare_sweep(
     recorded_runs: list[RunRecord] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
-        found = find_claim(runs_dir, token_digest(claim.token))
+        found = find_claim(runs_dir, token_digest(claim.token), database=database)
         if found is not None and found.destination_org == request.destination_org:
             asked = _recorded_request(request, found)
             run = started_run(_with_token(credentials, claim), asked, runs_dir, database=database)
@@ -376,7 +376,8 @@ async def claim_planned(
     stop: StopSignal,
 ) -> SweepRow:
     """Record the claim of `agent`'s account (`asked`), then make it: a sweep run again from
-    this runs folder finds its run without the token, which the claim uses up."""
+    the same runs folder or database finds its run without the token, which the claim uses
+    up."""
     if not stop.requested:
         record_claim(
             runs_dir,
@@ -388,6 +389,7 @@ async def claim_planned(
                 asked.map_identity,
                 asked.landing,
             ),
+            database=database,
         )
     return await claim_account(
         credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop

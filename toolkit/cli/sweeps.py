@@ -92,12 +92,12 @@ def sweep(
     from toolkit.credentials import load_credentials
     from toolkit.report.sweep import render_sweep, summary
 
+    database = settings.database()
     request = commands.sweep_request(
         claims_dir, destination_org, policy, warn_within=warn_within, claim_wait=claim_wait
     )
     credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
     settings.secrets.update(credentials.secrets)
-    database = settings.database()
     if enqueue:
         result = commands.enqueue_sweep(
             credentials, request, database=database, on_row=_say_row(settings)

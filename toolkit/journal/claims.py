@@ -4,7 +4,8 @@
 written before the claim is made, so that a sweep run again finds that run (finished: the
 account is claimed already, and the service is not asked again; unfinished: it continues it)
 without the token, which the service no longer knows once it is used. Holds no token: the
-digest cannot be turned back into one.
+digest cannot be turned back into one. With a runs database, the same record is a row of its
+`pulumi_claim.claimed`, so that a sweep on another machine finds it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import RunsFolderError
+from toolkit.journal.database import (
+    SHARED_SCHEMA,
+    DatabaseFailure,
+    connect_postgres,
+    database_unwritable,
+)
 from toolkit.landing_spec import LandingSpec
 from toolkit.private_files import RUNS_DIR_FULL_HINT, make_private_dir, write_private_text
 
@@ -38,9 +45,10 @@ class ClaimedAccount:
     landing: LandingSpec | None = None
 
 
-def record_claim(runs_dir: Path, digest: str, account: ClaimedAccount) -> None:
+def record_claim(
+    runs_dir: Path, digest: str, account: ClaimedAccount, *, database: str | None = None
+) -> None:
     """Record that the claim of token `digest` is about to be made."""
-    folder = runs_dir / CLAIMS_DIR
     text = json.dumps(
         {
             "agent": account.agent,
@@ -51,6 +59,10 @@ def record_claim(runs_dir: Path, digest: str, account: ClaimedAccount) -> None:
         },
         sort_keys=True,
     )
+    if database is not None:
+        _record_in_database(database, digest, text)
+        return
+    folder = runs_dir / CLAIMS_DIR
     try:
         make_private_dir(folder)
         write_private_text(folder / digest, text)
@@ -61,10 +73,18 @@ def record_claim(runs_dir: Path, digest: str, account: ClaimedAccount) -> None:
         ) from None
 
 
-def find_claim(runs_dir: Path, digest: str) -> ClaimedAccount | None:
+def find_claim(
+    runs_dir: Path, digest: str, *, database: str | None = None
+) -> ClaimedAccount | None:
     """The claim recorded for token `digest`, if any (an unreadable record counts as none)."""
     try:
-        document = json.loads((runs_dir / CLAIMS_DIR / digest).read_text(encoding="utf-8"))
+        if database is not None:
+            text = _found_in_database(database, digest)
+            if text is None:
+                return None
+        else:
+            text = (runs_dir / CLAIMS_DIR / digest).read_text(encoding="utf-8")
+        document = json.loads(text)
         landing = document.get("landing")
         return ClaimedAccount(
             agent=str(document["agent"]),
@@ -75,3 +95,28 @@ def find_claim(runs_dir: Path, digest: str) -> ClaimedAccount | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _record_in_database(database: str, digest: str, text: str) -> None:
+    db = connect_postgres(database)
+    try:
+        db.execute(
+            f"INSERT INTO {SHARED_SCHEMA}.claimed (digest, account) VALUES (?, ?)"
+            " ON CONFLICT (digest) DO UPDATE SET account = excluded.account",
+            (digest, text),
+        )
+    except DatabaseFailure as error:
+        raise database_unwritable(database, error) from None
+    finally:
+        db.close()
+
+
+def _found_in_database(database: str, digest: str) -> str | None:
+    db = connect_postgres(database)
+    try:
+        row = db.execute(
+            f"SELECT account FROM {SHARED_SCHEMA}.claimed WHERE digest = ?", (digest,)
+        ).fetchone()
+    finally:
+        db.close()
+    return None if row is None else str(row[0])

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from toolkit.errors import ClaimError, InvalidInputError
 from toolkit.journal.schema import SCHEMA, SCHEMA_VERSION
@@ -42,10 +42,16 @@ CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.org_lock (
     generation INTEGER NOT NULL DEFAULT 0,
     holder TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.claimed (
+    digest TEXT PRIMARY KEY,
+    account TEXT NOT NULL
+);
 """
 """`layout`: the schema version every run schema has; `run_index`: run key -> runs, the newest
 one continued (the runs folder's `keys/`); `org_lock`: who holds each source org (the runs
-folder's `locks/`), and the generation of its advisory lock, which `--break-lock` moves on."""
+folder's `locks/`), and the generation of its advisory lock, which `--break-lock` moves on;
+`claimed`: the accounts a sweep claims, by their claim token's digest (the runs folder's
+`claims/`)."""
 
 _SETUP_LOCK = 0x70756C756D69
 """The transaction lock that makes two processes setting up one database take turns."""
@@ -134,18 +140,21 @@ def check_database_url(url: str) -> None:
 
 
 def describe(url: str) -> str:
-    """`url` without its password: what errors and logs may show."""
+    """`url` without its password (in its user part, or a `password=` parameter, as libpq
+    takes it): what errors and logs may show."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    host = parts.netloc.rpartition("@")[2]
-    return SplitResult(parts.scheme, user + host, parts.path, parts.query, "").geturl()
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        netloc = user + netloc.rpartition("@")[2]
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    return SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
 
 
 def password(url: str) -> str | None:
     """The URL's password, a secret to mask wherever text leaves the process."""
-    return urlsplit(url).password
+    parts = urlsplit(url)
+    return parts.password or dict(parse_qsl(parts.query)).get("password")
 
 
 def connect_postgres(url: str, *, run_id: str | None = None) -> Database:
