@@ -149,6 +149,14 @@ def test_a_worker_killed_mid_claim_is_taken_over_and_nothing_is_claimed_twice(
     ]
     assert len(applied) == len(ALL_AGENTS), [entry.status for entry in applied]
 
+    validations = server.requests.count(path="/api/agents/signup/validate/.*")
+    again = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "--enqueue")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.splitlines()[-1] == "sweep into acme: 4 already claimed (4 claim file(s))"
+    assert job_statuses(database_url) == ["succeeded"] * 4
+    assert server.requests.count(path="/api/agents/signup/validate/.*") == validations
+
 
 def test_enqueue_and_worker_without_a_runs_database_are_refused(
     make_emulator: EmulatorFactory,

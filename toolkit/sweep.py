@@ -110,8 +110,8 @@ class PreparedSweep:
 
     tokens: tuple[ClaimFileToken, ...]
     skipped: tuple[SweepRow, ...]
-    recorded: tuple[tuple[ClaimFileToken, str, ClaimRequest], ...]
-    """Accounts an earlier sweep recorded: their runs are found done or continued."""
+    recorded: tuple[tuple[ClaimFileToken, str, ClaimRequest, RunRecord], ...]
+    """Accounts an earlier sweep recorded, with their runs: found done, or continued."""
     planned: tuple[tuple[ClaimFileToken, PlannedClaim, ClaimRequest], ...]
     warnings: tuple[str, ...]
 
@@ -128,8 +128,7 @@ async def prepare_sweep(
     every problem listed."""
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
-    recorded: list[tuple[ClaimFileToken, str, ClaimRequest]] = []
-    recorded_runs: list[RunRecord] = []
+    recorded: list[tuple[ClaimFileToken, str, ClaimRequest, RunRecord]] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token), database=database)
@@ -137,8 +136,7 @@ async def prepare_sweep(
             asked = _recorded_request(request, found)
             run = started_run(_with_token(credentials, claim), asked, runs_dir, database=database)
             if run is not None:
-                recorded.append((claim, found.agent, asked))
-                recorded_runs.append(run)
+                recorded.append((claim, found.agent, asked, run))
                 continue
         fresh.append(claim)
     validated = await _validate(credentials.api_url, fresh)
@@ -152,7 +150,7 @@ async def prepare_sweep(
     warnings = window_warnings(accounts, now=now, warn_within=request.warn_within)
     destination, claimer = await _destination(credentials, request)
     planned, problems = plan_sweep(
-        request.policy, destination, accounts, claimed_before=[run.plan for run in recorded_runs]
+        request.policy, destination, accounts, claimed_before=[run.plan for *_, run in recorded]
     )
     if problems:
         raise _refusal(problems)
@@ -192,7 +190,7 @@ async def run_sweep(
     rows = {row.file: row for row in prepared.skipped}
     for row in prepared.skipped:
         on_row(row)
-    for claim, agent, asked in prepared.recorded:
+    for claim, agent, asked, _ in prepared.recorded:
         rows[claim.name] = await claim_account(
             credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop
         )

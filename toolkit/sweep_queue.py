@@ -36,6 +36,7 @@ from toolkit.journal.database import (
 from toolkit.landing_spec import LandingSpec
 from toolkit.outcomes import worst_exit_code
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, parse_resolution_map
+from toolkit.runs import run_done
 from toolkit.strategies import StopSignal
 from toolkit.sweep import (
     ClaimFileToken,
@@ -134,10 +135,15 @@ async def enqueue_sweep(
         rows = {row.file: row for row in prepared.skipped}
         for row in prepared.skipped:
             on_row(row)
-        jobs = [
-            (claim, agent, asked, ResolutionMap.empty())
-            for claim, agent, asked in prepared.recorded
-        ]
+        jobs = []
+        for claim, agent, asked, run in prepared.recorded:
+            if run_done(run):
+                rows[claim.name] = SweepRow(
+                    claim.name, agent, "already claimed", f"claimed by run {run.run_id}: not queued"
+                )
+                on_row(rows[claim.name])
+            else:
+                jobs.append((claim, agent, asked, ResolutionMap.empty()))
         jobs += [
             (claim, plan.account.agent, asked, plan.resolution_map)
             for claim, plan, asked in prepared.planned
