@@ -5,6 +5,7 @@ HTTP and a real PostgreSQL server."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -213,3 +214,38 @@ def test_a_sweep_and_a_job_files_sweep_keep_their_runs_in_the_runs_database(
     assert run_keys(database_url) == 4
 
     assert stacks(server, "acme") == planned_stacks()
+
+
+def test_enqueue_and_worker_with_a_database_that_cannot_be_reached_are_one_clear_error(
+    make_emulator: EmulatorFactory,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "PULUMI_CLAIM_DATABASE_URL", f"postgresql://claim:no-such-pass@127.0.0.1:{port}/claims"
+    )
+    server = make_emulator(world())
+    folder = claim_files(tmp_path / "claims", server, ALL_AGENTS)
+
+    enqueue = run_cli(server, "sweep", "--claims", str(folder), "--to", "acme", "--enqueue")
+    worker = run_cli(server, "worker", "--until-empty")
+
+    for result in (enqueue, worker):
+        assert result.exit_code == 1
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2, result.stderr
+        assert lines[0].startswith(
+            f"error: the runs database at 127.0.0.1:{port} cannot be reached"
+        )
+        assert lines[0].endswith("; nothing was changed.")
+        assert lines[1] == (
+            f"Check the host, port, user and password of postgresql://claim:***@127.0.0.1:{port}"
+            "/claims, and that the server runs and accepts this machine."
+        )
+        assert "no-such-pass" not in result.stdout + result.stderr
+    assert len(server.requests.entries()) == 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,17 +101,24 @@ def queue_app(database: str) -> procrastinate.App:
     return app
 
 
-async def set_up_queue(app: procrastinate.App, database: str) -> None:
-    """Apply procrastinate's schema with its own schema manager, once: a database that has
-    it already is left as it is."""
+@contextlib.asynccontextmanager
+async def open_queue(database: str) -> AsyncIterator[procrastinate.App]:
+    """The queue in `database`, open: the database checked first (one clear error when it
+    cannot be used, `connect_postgres`), then procrastinate's schema applied with its own
+    schema manager, once: a database that has it already is left as it is."""
     db = connect_postgres(database)
     try:
-        db.execute("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
-        (present,) = db.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
-        if present is None:
-            await app.schema_manager.apply_schema_async()
-    except DatabaseFailure as error:
-        raise database_unwritable(database, error) from None
+        app = queue_app(database)
+        async with app.open_async():
+            try:
+                db.execute("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
+                (present,) = db.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+                if present is None:
+                    await app.schema_manager.apply_schema_async()
+            except DatabaseFailure as error:
+                raise database_unwritable(database, error) from None
+            db.close()  # lets go of the lock
+            yield app
     finally:
         db.close()
 
@@ -128,9 +135,7 @@ async def enqueue_sweep(
     claim; its row says `queued`."""
     import procrastinate
 
-    app = queue_app(database)
-    async with app.open_async():
-        await set_up_queue(app, database)
+    async with open_queue(database) as app:
         prepared = await prepare_sweep(credentials, request, runs_dir=runs_dir, database=database)
         rows = {row.file: row for row in prepared.skipped}
         for row in prepared.skipped:
@@ -179,9 +184,7 @@ async def run_worker(
 ) -> int:
     """Take the queue's jobs until stopped (SIGTERM, SIGINT), or with `until_empty` until no
     job is queued or running anywhere; the worst exit code of the claims it made."""
-    app = queue_app(state.database)
-    async with app.open_async():
-        await set_up_queue(app, state.database)
+    async with open_queue(state.database) as app:
         worker = asyncio.create_task(
             app.run_worker_async(
                 additional_context={"pulumi_claim": state},
