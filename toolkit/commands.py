@@ -69,6 +69,7 @@ __all__ = [
     "commit",
     "confirmation",
     "demo",
+    "enqueue_sweep",
     "landing_failure",
     "preview",
     "recorded_exit_code",
@@ -82,6 +83,7 @@ __all__ = [
     "sweep",
     "sweep_request",
     "versions",
+    "work",
 ]
 
 PREVIEW_RUN_ID = "(the commit's run id)"
@@ -473,6 +475,45 @@ def sweep(
             credentials, request, runs_dir=runs_dir, database=database, stop=stop, on_row=on_row
         )
     )
+
+
+def enqueue_sweep(
+    credentials: Credentials,
+    request: SweepRequest,
+    *,
+    database: str | None,
+    runs_dir: Path | None = None,
+    on_row: Callable[[SweepRow], None] = lambda row: None,
+) -> SweepResult:
+    """Check and plan the sweep, then queue its claims for workers in `database`
+    (`toolkit.sweep_queue`); refused without a database."""
+    from toolkit.sweep_queue import enqueue_sweep as enqueue
+    from toolkit.sweep_queue import require_database
+
+    url = require_database(database, "sweep --enqueue")
+    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
+    return asyncio.run(
+        enqueue(credentials, request, runs_dir=runs_dir, database=url, on_row=on_row)
+    )
+
+
+def work(
+    credentials: Credentials,
+    *,
+    database: str | None,
+    until_empty: bool,
+    lease: float,
+    runs_dir: Path | None = None,
+    on_row: Callable[[SweepRow], None] = lambda row: None,
+) -> int:
+    """Take queued sweep claims from `database` (`toolkit.sweep_queue.run_worker`); the
+    worst exit code of the claims made."""
+    from toolkit.sweep_queue import WorkerState, require_database, run_worker
+
+    url = require_database(database, "worker")
+    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
+    state = WorkerState(credentials, runs_dir, url, on_row)
+    return asyncio.run(run_worker(state, until_empty=until_empty, lease=lease))
 
 
 # --- version --------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def started_run(
     previous = find_run(runs_dir, key, database=database)
     if previous is None or _blocked(previous):
         return None
-    finished_or_begun = _done(previous) or _unfinished(runs_dir, database, previous.run_id)
+    finished_or_begun = run_done(previous) or _unfinished(runs_dir, database, previous.run_id)
     return previous if finished_or_begun else None
 
 
@@ -185,7 +185,7 @@ async def commit_request(
     )
     with lock:
         previous = None if new_run else find_run(runs_dir, key, database=database)
-        if previous is not None and _done(previous):
+        if previous is not None and run_done(previous):
             lock.release(finished=True)
             finished = _finished_before(previous, request)
             return await _land(sides, request, finished, runs_dir, database, on_progress)
@@ -399,8 +399,9 @@ def _unfinished(runs_dir: Path, database: str | None, run_id: str) -> bool:
     return made_calls(runs_dir, run_id, database=database)
 
 
-def _done(run: RunRecord) -> bool:
-    """Finished, and every planned move landed (failures of the plan itself may remain)."""
+def run_done(run: RunRecord) -> bool:
+    """Finished, and every planned move landed (failures of the plan itself may remain):
+    committing its request again changes nothing."""
     return (
         run.finished
         and run.result is not None

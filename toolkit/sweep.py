@@ -104,47 +104,47 @@ class ClaimFileToken:
 
 
 @dataclass(frozen=True)
-class _Runs:
-    """Where the sweep's claims and runs are recorded: the runs folder, or the database."""
+class PreparedSweep:
+    """A sweep checked and planned, nothing claimed yet: what is left to claim, and why the
+    other files are not claimed (`skipped`)."""
 
-    folder: Path
-    database: str | None
+    tokens: tuple[ClaimFileToken, ...]
+    skipped: tuple[SweepRow, ...]
+    recorded: tuple[tuple[ClaimFileToken, str, ClaimRequest, RunRecord], ...]
+    """Accounts an earlier sweep recorded, with their runs: found done, or continued."""
+    planned: tuple[tuple[ClaimFileToken, PlannedClaim, ClaimRequest], ...]
+    warnings: tuple[str, ...]
 
 
-async def run_sweep(
+async def prepare_sweep(
     credentials: Credentials,
     request: SweepRequest,
     *,
     runs_dir: Path,
     database: str | None = None,
-    stop: StopSignal | None = None,
-    on_row: Callable[[SweepRow], None] = lambda row: None,
     now: datetime | None = None,
-) -> SweepResult:
-    """Claim every account of `request.claims_dir` into `request.destination_org` (see the
-    module's steps); `on_row` hears each row as it is decided. The claims and their runs are
-    recorded in `database` when given, else in `runs_dir`."""
-    runs = _Runs(runs_dir, database)
-    stop = stop or StopSignal()
+) -> PreparedSweep:
+    """Steps 1 to 5 of the module: every claim file read, validated and planned; refused with
+    every problem listed."""
     now = now or datetime.now(UTC)
     tokens = read_claim_folder(request.claims_dir, credentials.api_url)
-    rows: dict[str, SweepRow] = {}
-    recorded: list[tuple[ClaimFileToken, ClaimedAccount, RunRecord]] = []
+    recorded: list[tuple[ClaimFileToken, str, ClaimRequest, RunRecord]] = []
     fresh: list[ClaimFileToken] = []
     for claim in tokens:
         found = find_claim(runs_dir, token_digest(claim.token), database=database)
         if found is not None and found.destination_org == request.destination_org:
             asked = _recorded_request(request, found)
-            run = started_run(_with_token(credentials, claim), asked, runs_dir, database)
+            run = started_run(_with_token(credentials, claim), asked, runs_dir, database=database)
             if run is not None:
-                recorded.append((claim, found, run))
+                recorded.append((claim, found.agent, asked, run))
                 continue
         fresh.append(claim)
     validated = await _validate(credentials.api_url, fresh)
+    skipped: list[SweepRow] = []
     accounts: list[AgentAccount] = []
     for claim, document in zip(fresh, validated, strict=True):
         if document is None:
-            rows[claim.name] = SweepRow(claim.name, None, "skipped", _skip_reason(claim, now))
+            skipped.append(SweepRow(claim.name, None, "skipped", _skip_reason(claim, now)))
         else:
             accounts.append(AgentAccount(claim.file.path, document))
     warnings = window_warnings(accounts, now=now, warn_within=request.warn_within)
@@ -158,23 +158,56 @@ async def run_sweep(
         from toolkit.landing import check_landing_tools
 
         check_landing_tools()
-    for row in rows.values():
-        on_row(row)
     by_file = {claim.name: claim for claim in tokens}
-    for claim, found, _ in recorded:
-        asked = _recorded_request(request, found)
-        rows[claim.name] = await _claim(credentials, claim, found.agent, asked, runs, stop)
-        on_row(rows[claim.name])
+    claims = []
     for plan in planned:
-        claim = by_file[plan.account.file.name]
         landing = request.policy.landing_for(agent=plan.account.agent, claimer=claimer)
         asked = _request(
             request, plan.account.org, plan.resolution_map, request.map_identity, landing
         )
-        rows[claim.name] = await _claim_planned(credentials, claim, plan, asked, runs, stop)
+        claims.append((by_file[plan.account.file.name], plan, asked))
+    return PreparedSweep(
+        tuple(tokens), tuple(skipped), tuple(recorded), tuple(claims), tuple(warnings)
+    )
+
+
+async def run_sweep(
+    credentials: Credentials,
+    request: SweepRequest,
+    *,
+    runs_dir: Path,
+    database: str | None = None,
+    stop: StopSignal | None = None,
+    on_row: Callable[[SweepRow], None] = lambda row: None,
+    now: datetime | None = None,
+) -> SweepResult:
+    """Claim every account of `request.claims_dir` into `request.destination_org` (see the
+    module's steps); `on_row` hears each row as it is decided."""
+    stop = stop or StopSignal()
+    prepared = await prepare_sweep(
+        credentials, request, runs_dir=runs_dir, database=database, now=now
+    )
+    rows = {row.file: row for row in prepared.skipped}
+    for row in prepared.skipped:
+        on_row(row)
+    for claim, agent, asked, _ in prepared.recorded:
+        rows[claim.name] = await claim_account(
+            credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop
+        )
         on_row(rows[claim.name])
-    ordered = tuple(rows[claim.name] for claim in tokens)
-    return SweepResult(request.destination_org, ordered, tuple(warnings))
+    for claim, plan, asked in prepared.planned:
+        rows[claim.name] = await claim_planned(
+            credentials,
+            claim,
+            plan.account.agent,
+            asked,
+            runs_dir=runs_dir,
+            database=database,
+            stop=stop,
+        )
+        on_row(rows[claim.name])
+    ordered = tuple(rows[claim.name] for claim in prepared.tokens)
+    return SweepResult(request.destination_org, ordered, prepared.warnings)
 
 
 def read_claim_folder(folder: Path, api_url: str) -> list[ClaimFileToken]:
@@ -290,12 +323,32 @@ def _request(
     identity: str,
     landing: LandingSpec | None,
 ) -> ClaimRequest:
+    return account_claim_request(
+        org,
+        request.destination_org,
+        resolution_map,
+        identity,
+        landing,
+        claim_wait=request.claim_wait,
+    )
+
+
+def account_claim_request(
+    org: str,
+    destination_org: str,
+    resolution_map: ResolutionMap,
+    identity: str,
+    landing: LandingSpec | None,
+    *,
+    claim_wait: float | None,
+) -> ClaimRequest:
+    """The claim of one account of a sweep: the claim-api strategy, the sweep's renames."""
     return ClaimRequest(
-        target=ClaimTarget(source_org=org, destination_org=request.destination_org),
+        target=ClaimTarget(source_org=org, destination_org=destination_org),
         resolution_map=resolution_map,
         map_identity=identity,
         strategy="claim-api",
-        claim_wait=request.claim_wait,
+        claim_wait=claim_wait,
         landing=landing,
     )
 
@@ -310,38 +363,45 @@ def _with_token(credentials: Credentials, claim: ClaimFileToken) -> Credentials:
     return replace(credentials, claim_token=claim.token, claim_file=claim.file)
 
 
-async def _claim_planned(
-    credentials: Credentials,
-    claim: ClaimFileToken,
-    plan: PlannedClaim,
-    asked: ClaimRequest,
-    runs: _Runs,
-    stop: StopSignal,
-) -> SweepRow:
-    """Record the claim of `plan`'s account (`asked`), then make it."""
-    account = plan.account
-    if not stop.requested:
-        record_claim(
-            runs.folder,
-            token_digest(claim.token),
-            ClaimedAccount(
-                account.agent,
-                account.org,
-                asked.target.destination_org,
-                asked.map_identity,
-                asked.landing,
-            ),
-            database=runs.database,
-        )
-    return await _claim(credentials, claim, account.agent, asked, runs, stop)
-
-
-async def _claim(
+async def claim_planned(
     credentials: Credentials,
     claim: ClaimFileToken,
     agent: str,
     asked: ClaimRequest,
-    runs: _Runs,
+    *,
+    runs_dir: Path,
+    database: str | None = None,
+    stop: StopSignal,
+) -> SweepRow:
+    """Record the claim of `agent`'s account (`asked`), then make it: a sweep run again from
+    the same runs folder or database finds its run without the token, which the claim uses
+    up."""
+    if not stop.requested:
+        record_claim(
+            runs_dir,
+            token_digest(claim.token),
+            ClaimedAccount(
+                agent,
+                asked.target.source_org,
+                asked.target.destination_org,
+                asked.map_identity,
+                asked.landing,
+            ),
+            database=database,
+        )
+    return await claim_account(
+        credentials, claim, agent, asked, runs_dir=runs_dir, database=database, stop=stop
+    )
+
+
+async def claim_account(
+    credentials: Credentials,
+    claim: ClaimFileToken,
+    agent: str,
+    asked: ClaimRequest,
+    *,
+    runs_dir: Path,
+    database: str | None = None,
     stop: StopSignal,
 ) -> SweepRow:
     """One account's claim through `commit_request`; its error is its row."""
@@ -355,11 +415,7 @@ async def _claim(
         )
     try:
         outcome = await commit_request(
-            _with_token(credentials, claim),
-            asked,
-            runs_dir=runs.folder,
-            database=runs.database,
-            stop=stop,
+            _with_token(credentials, claim), asked, runs_dir=runs_dir, database=database, stop=stop
         )
     except ClaimError as error:
         return SweepRow(claim.name, agent, "error", str(error), exit_code=1)

@@ -11,7 +11,15 @@ from typing import Literal
 from toolkit.outcomes import EXIT_OK, ClaimSummary, Outcome, worst_exit_code
 
 SweepOutcome = Literal[
-    "claimed", "already claimed", "skipped", "blocked", "partial", "error", "interrupted", "not run"
+    "claimed",
+    "already claimed",
+    "queued",
+    "skipped",
+    "blocked",
+    "partial",
+    "error",
+    "interrupted",
+    "not run",
 ]
 
 
@@ -51,7 +59,7 @@ def row_summary(name: str, row: SweepRow) -> ClaimSummary:
     """`row` as a job's claim summary (`toolkit.jobs`): a skipped or already claimed account
     is done; its message says which."""
     outcome: Outcome
-    if row.outcome in ("claimed", "already claimed", "skipped"):
+    if row.outcome in ("claimed", "already claimed", "queued", "skipped"):
         outcome = "done"
     elif row.outcome in ("blocked", "partial", "error", "interrupted", "not run"):
         outcome = row.outcome

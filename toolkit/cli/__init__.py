@@ -22,7 +22,7 @@ from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
 from toolkit.cli.settings import ColorChoice, Settings, accept_global_options, global_options
-from toolkit.cli.sweeps import sweep
+from toolkit.cli.sweeps import sweep, worker
 
 
 class ClaimGroup(click.Group):
@@ -104,7 +104,7 @@ def _print_versions(ctx: click.Context, *, asked: bool) -> None:
     ctx.exit()
 
 
-for command in (preview, commit, resolve, status, sweep, job, emulator, demo, completion):
+for command in (preview, commit, resolve, status, sweep, worker, job, emulator, demo, completion):
     accept_global_options(command)
     cli.add_command(command)
 

@@ -56,6 +56,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedel
     callback=_duration,
     help="Warn about accounts whose claim window closes within DURATION (90s, 30m, 24h, 7d).",
 )
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Check and plan the sweep, then queue its claims in the runs database for "
+    "`pulumi-claim worker` processes, and return (needs --database-url).",
+)
 @options("claim-wait", *REPORT)
 @pass_settings
 def sweep(
@@ -64,6 +70,7 @@ def sweep(
     destination_org: str,
     policy: Path | None,
     warn_within: timedelta,
+    enqueue: bool,
     claim_wait: float | None,
     fmt: Format | None,
     output: Path | None,
@@ -77,6 +84,9 @@ def sweep(
     its own run; a sweep run again claims only what is new: an account claimed before is
     reported as already claimed without asking the service. Exit code: the worst of the
     claims' (0 done < 3 blocked < 4 partial < 1 error).
+
+    With --enqueue (and a runs database), the claims are queued rather than made: each row
+    says `queued`, and workers (`pulumi-claim worker`) make them.
     """
     from toolkit import commands
     from toolkit.credentials import load_credentials
@@ -88,10 +98,15 @@ def sweep(
     )
     credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
     settings.secrets.update(credentials.secrets)
-    with commands.stopping() as stop:
-        result = commands.sweep(
-            credentials, request, database=database, stop=stop, on_row=_say_row(settings)
+    if enqueue:
+        result = commands.enqueue_sweep(
+            credentials, request, database=database, on_row=_say_row(settings)
         )
+    else:
+        with commands.stopping() as stop:
+            result = commands.sweep(
+                credentials, request, database=database, stop=stop, on_row=_say_row(settings)
+            )
     chosen = report_format(fmt, output)
     text = render_sweep(result, chosen)
     if chosen == "table":
@@ -116,3 +131,41 @@ def _say_row(settings: Settings) -> Callable[[SweepRow], None]:
             say(f"{row.file}: {said}")
 
     return said
+
+
+@click.command()
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    help="Exit once no claim is queued or being made by any worker (else run until stopped).",
+)
+@click.option(
+    "--lease",
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    type=click.FloatRange(min=1),
+    help="A worker silent for this long is taken for dead: its claim is taken over.",
+)
+@pass_settings
+def worker(settings: Settings, until_empty: bool, lease: float) -> None:
+    """Make the claims that `sweep --enqueue` queued in the runs database.
+
+    Each claim is its own run under its org's lock, as `sweep` makes it; the token is read
+    from the claim file the job names, which must be where the sweep found it (shared
+    storage). Run as many workers as you like, on any machine. Exit code: the worst of the
+    claims this worker made.
+    """
+    from toolkit import commands
+    from toolkit.credentials import load_credentials
+
+    credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
+    settings.secrets.update(credentials.secrets)
+    code = commands.work(
+        credentials,
+        database=settings.database(),
+        until_empty=until_empty,
+        lease=lease,
+        on_row=_say_row(settings),
+    )
+    sys.exit(code)
