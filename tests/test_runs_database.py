@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
+from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
-from toolkit.journal.database import run_schema
+from toolkit.journal.database import connect_postgres, run_schema
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory, RunCli
@@ -209,3 +210,36 @@ def test_a_database_of_an_earlier_schema_version_is_brought_up_to_date(
         assert connection.execute(
             f"SELECT count(*) FROM {run_schema(run_id)}.revision"
         ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_closed_connection_is_used_again_and_one_of_its_own_session_is_not(
+    database_url: str,
+) -> None:
+    """A worker's claims reuse its connections (a new one is a server process and an
+    authentication); a connection that held a session lock is closed for real, so that the
+    lock goes with it."""
+    first = connect_postgres(database_url)
+    (backend,) = first.execute("SELECT pg_backend_pid()").fetchone()
+    first.execute("SET search_path TO elsewhere")
+    first.close()
+    again = connect_postgres(database_url)
+
+    assert again.execute("SELECT pg_backend_pid()").fetchone() == (backend,)
+    assert again.execute("SHOW search_path").fetchone() == ('"$user", public',)
+    again.close()
+
+    locker = connect_postgres(database_url, own_session=True)
+    (locker_backend,) = locker.execute("SELECT pg_backend_pid()").fetchone()
+    assert locker_backend != backend
+    assert locker.execute("SELECT pg_try_advisory_lock(7)").fetchone() == (True,)
+    locker.close()
+    with psycopg.connect(database_url, autocommit=True) as other:
+        # The server ends the closed session's process on its own time: the lock goes then.
+        wait_until(
+            lambda: other.execute("SELECT pg_try_advisory_lock(7)").fetchone() == (True,),
+            "the lock of the closed session to be let go",
+        )
+    held_by_kept = connect_postgres(database_url)
+    assert held_by_kept.execute("SELECT pg_backend_pid()").fetchone() == (backend,)
+    held_by_kept.close()

@@ -58,7 +58,7 @@ class DatabaseOrgLock:
         break_lock: bool = False,
     ) -> DatabaseOrgLock:
         """Take the lock of `source` for `holder`, as `OrgLock.acquire` does."""
-        db = connect_postgres(database)
+        db = connect_postgres(database, own_session=True)
         try:
             taken_over = _take(db, source, holder, unfinished, break_lock=break_lock)
         except DatabaseFailure as error:

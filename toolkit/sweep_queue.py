@@ -106,7 +106,7 @@ async def open_queue(database: str) -> AsyncIterator[procrastinate.App]:
     """The queue in `database`, open: the database checked first (one clear error when it
     cannot be used, `connect_postgres`), then procrastinate's schema applied with its own
     schema manager, once: a database that has it already is left as it is."""
-    db = connect_postgres(database)
+    db = connect_postgres(database, own_session=True)
     try:
         app = queue_app(database)
         async with app.open_async():

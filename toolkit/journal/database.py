@@ -8,12 +8,19 @@ is a file of its own; the schema `pulumi_claim` holds what the runs folder holds
 the version of the layout, the index of runs by their key, and the per-org locks.
 
 psycopg is imported only when a database URL is given, so that the default costs nothing.
+
+A process keeps the PostgreSQL connections it closed and hands them out again
+(`connect_postgres`): a new one costs the server a process of its own and an authentication,
+and a claim made four of them, which on a small server was most of a claim's time. A
+connection that holds a session lock (the org's lock, the queue's schema lock) is one of its
+own and is closed for real: closing it is what lets go of the lock.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,6 +63,12 @@ folder's `locks/`), and the generation of its advisory lock, which `--break-lock
 _SETUP_LOCK = 0x70756C756D69
 """The transaction lock that makes two processes setting up one database take turns."""
 
+_KEPT = 4
+"""Closed connections a process keeps for its next `connect_postgres` (the oldest one closed
+for a newer): what a worker uses at once, not one per database it ever spoke to."""
+_kept: list[tuple[str, psycopg.Connection[Any]]] = []
+_kept_lock = threading.Lock()
+
 
 class DatabaseFailure(Exception):
     """A PostgreSQL call that failed, in the driver's words (the URL's password is never in
@@ -74,8 +87,17 @@ class Cursor(Protocol):
 class Database:
     """One connection, SQLite or PostgreSQL, spoken to in SQLite's SQL."""
 
-    def __init__(self, connection: sqlite3.Connection | psycopg.Connection[Any]) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection | psycopg.Connection[Any],
+        *,
+        kept_for: str | None = None,
+    ) -> None:
+        """`kept_for`: the URL under which `close` keeps the connection for the next
+        `connect_postgres` (None: close closes it)."""
         self._connection = connection
+        self._kept_for = kept_for
+        self._closed = False
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         if isinstance(self._connection, sqlite3.Connection):
@@ -125,7 +147,12 @@ class Database:
         self.execute(f"SET search_path TO {run_schema(run_id)}")
 
     def close(self) -> None:
-        self._connection.close()
+        """Close the connection, or keep it for the next `connect_postgres` (`kept_for`)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._kept_for is None or not _keep(self._kept_for, self._connection):
+            self._connection.close()
 
 
 def check_database_url(url: str) -> None:
@@ -157,26 +184,30 @@ def password(url: str) -> str | None:
     return parts.password or dict(parse_qsl(parts.query)).get("password")
 
 
-def connect_postgres(url: str, *, run_id: str | None = None) -> Database:
+def connect_postgres(url: str, *, run_id: str | None = None, own_session: bool = False) -> Database:
     """A connection to the runs database at `url`, set up and checked: its layout created
-    when missing, refused when of another version. With `run_id`, its tables are that run's."""
+    when missing, refused when of another version. With `run_id`, its tables are that run's.
+    One this process closed is handed out again, unless `own_session` is asked: a caller that
+    takes a session lock needs a connection that closing really closes."""
     check_database_url(url)
     import psycopg
 
     parts = urlsplit(url)
     where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
-    try:
-        connection = psycopg.connect(
-            url, autocommit=True, connect_timeout=10, application_name="pulumi-claim"
-        )
-    except psycopg.Error as error:
-        raise RunsDatabaseError(
-            f"the runs database at {where} cannot be reached ({_words(error, url)}); "
-            "nothing was changed.",
-            hint=f"Check the host, port, user and password of {describe(url)}, and that the "
-            "server runs and accepts this machine.",
-        ) from None
-    database = Database(connection)
+    connection = None if own_session else _take_kept(url)
+    if connection is None:
+        try:
+            connection = psycopg.connect(
+                url, autocommit=True, connect_timeout=10, application_name="pulumi-claim"
+            )
+        except psycopg.Error as error:
+            raise RunsDatabaseError(
+                f"the runs database at {where} cannot be reached ({_words(error, url)}); "
+                "nothing was changed.",
+                hint=f"Check the host, port, user and password of {describe(url)}, and that "
+                "the server runs and accepts this machine.",
+            ) from None
+    database = Database(connection, kept_for=None if own_session else url)
     try:
         _set_up(connection, url)
         if run_id is not None:
@@ -192,6 +223,42 @@ def connect_postgres(url: str, *, run_id: str | None = None) -> Database:
         connection.close()
         raise
     return database
+
+
+def _keep(url: str, connection: sqlite3.Connection | psycopg.Connection[Any]) -> bool:
+    """Keep a closed connection for `url`'s next `connect_postgres`, if it is fit for one:
+    open and outside any transaction."""
+    import psycopg
+
+    if not isinstance(connection, psycopg.Connection) or connection.closed:
+        return False
+    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
+    with _kept_lock:
+        _kept.append((url, connection))
+        evicted = _kept.pop(0)[1] if len(_kept) > _KEPT else None
+    if evicted is not None:
+        evicted.close()
+    return True
+
+
+def _take_kept(url: str) -> psycopg.Connection[Any] | None:
+    """A kept connection to `url`, back at the shared tables; None when none is left that
+    still answers (the server may have ended it meanwhile)."""
+    import psycopg
+
+    while True:
+        with _kept_lock:
+            found = [index for index, (kept_url, _) in enumerate(_kept) if kept_url == url]
+            if not found:
+                return None
+            connection = _kept.pop(found[-1])[1]
+        try:
+            connection.execute("RESET search_path")
+        except psycopg.Error:
+            connection.close()
+            continue
+        return connection
 
 
 def run_schema(run_id: str) -> str:
