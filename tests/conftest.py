@@ -63,6 +63,17 @@ def no_agent_detected() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_terminal_size_from_the_runner() -> Iterator[None]:
+    """No test's reports take their width from the environment the tests run in: pytest-xdist
+    sets `COLUMNS` and `LINES` in its workers (and a terminal may export them), which the
+    reports' console reads; a test that wants a width sets it itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("COLUMNS", "LINES"):
+            patch.delenv(name, raising=False)
+        yield
+
+
 class EmulatorFactory(Protocol):
     def __call__(
         self,

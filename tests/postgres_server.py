@@ -1,7 +1,11 @@
 """A real PostgreSQL server for the tests, from the system's packages (`apt-get install
 postgresql`): initdb and pg_ctl, in a temporary folder, on a free loopback port, with its unix
 socket in that folder. The server refuses to run as root, so as root it runs as the `postgres`
-user, in a folder that user owns."""
+user, in a folder that user owns.
+
+PostgreSQL cannot be told to pick a port itself, so a port that was free when probed may be taken
+by another process (another test worker) before the server binds it: the start is tried again on
+another port then, a bounded number of times."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from pathlib import Path
 
 USER = "claim"
 """The server's superuser, whose password the tests' URLs carry."""
+
+START_ATTEMPTS = 5
+"""How many free ports a start tries before it gives up."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,6 @@ def start(binaries: Path) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
         shutil.chown(folder / "password", "postgres", "postgres")
-    port = _free_port()
     _as_server_user(
         str(binaries / "initdb"),
         "--pgdata",
@@ -69,19 +75,28 @@ def start(binaries: Path) -> PostgresServer:
         "scram-sha-256",
         "--no-sync",
     )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    _as_server_user(
-        str(binaries / "pg_ctl"),
-        "start",
-        "--wait",
-        "--pgdata",
-        str(folder / "data"),
-        "--log",
-        str(folder / "server.log"),
-        "-o",
-        options,
-    )
-    return PostgresServer(folder, port, password)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port = _free_port()
+        (folder / "server.log").unlink(missing_ok=True)
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        try:
+            _as_server_user(
+                str(binaries / "pg_ctl"),
+                "start",
+                "--wait",
+                "--pgdata",
+                str(folder / "data"),
+                "--log",
+                str(folder / "server.log"),
+                "-o",
+                options,
+            )
+        except subprocess.CalledProcessError:
+            if attempt == START_ATTEMPTS or not _port_was_taken(folder):
+                raise
+            continue
+        return PostgresServer(folder, port, password)
+    raise AssertionError("the last attempt returns or raises")
 
 
 def stop(binaries: Path, server: PostgresServer) -> None:
@@ -102,6 +117,12 @@ def _as_server_user(*command: str) -> None:
     if os.geteuid() == 0:
         command = ("runuser", "-u", "postgres", "--", *command)
     subprocess.run(command, check=True, capture_output=True, cwd="/")
+
+
+def _port_was_taken(folder: Path) -> bool:
+    """Whether the server's last start failed because its port was in use (its log says so)."""
+    log = folder / "server.log"
+    return log.is_file() and "Address already in use" in log.read_text(errors="replace")
 
 
 def _free_port() -> int:

@@ -596,12 +596,14 @@ def test_retries_run_out_with_the_typed_error(emulator: EmulatorServer) -> None:
 
 
 def test_unreachable_service_is_a_transport_error() -> None:
+    # Bound but not listening: connections are refused, and no other process (another test
+    # worker's emulator) can take the port while the test calls it.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{closed_port}"
-    with pytest.raises(TransportError) as caught:
-        call(url, lambda client: client.get_current_user(), max_attempts=2)
+        url = f"http://127.0.0.1:{closed_port}"
+        with pytest.raises(TransportError) as caught:
+            call(url, lambda client: client.get_current_user(), max_attempts=2)
     assert url in str(caught.value)
     assert ALICE not in str(caught.value)
 
