@@ -15,9 +15,7 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
-from io import StringIO
 
-import jinja2
 from rich.console import Console
 
 from toolkit.choices import Format
@@ -25,6 +23,7 @@ from toolkit.models import AgentClaimResponse
 from toolkit.redaction import redact_strings
 from toolkit.report.markdown import render_markdown
 from toolkit.report.table import table_renderable
+from toolkit.report.templates import html_template, plain_text
 from toolkit.report.view import (
     Mode,
     ReportContext,
@@ -60,23 +59,10 @@ def render(
         return render_markdown(view)
     if fmt == "html":
         script = _review_script()
-        return _html_template().render(view=view, script=script, script_hash=_csp_hash(script))
-    buffer = StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        force_jupyter=False,
-        force_interactive=False,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        legacy_windows=False,
-    )
-    console.print(table_renderable(view))
-    # Rich pads every line to the full width; a file or a diff reads better without it.
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+        return html_template("report.html.j2").render(
+            view=view, script=script, script_hash=_csp_hash(script)
+        )
+    return plain_text(table_renderable(view), width=width)
 
 
 def print_report(
@@ -93,18 +79,6 @@ def print_report(
         console.print(table_renderable(build_view(document, context, secrets)))
     else:
         console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)
-
-
-@cache
-def _html_template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("toolkit", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return environment.get_template("report.html.j2")
 
 
 @cache

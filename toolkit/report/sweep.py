@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from functools import cache
-from io import StringIO
 
-import jinja2
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from toolkit.choices import Format
 from toolkit.redaction import redact, redact_strings
 from toolkit.report.markdown import markdown_list_item, markdown_table
+from toolkit.report.templates import html_template, plain_text
 from toolkit.sweep_result import SweepResult, SweepRow
 
 HEADINGS = ["agent", "file", "outcome", "moved", "renames", "failures", "details"]
@@ -30,7 +28,9 @@ def render_sweep(result: SweepResult, fmt: Format, *, width: int = 120) -> str:
     if fmt == "markdown":
         return _markdown(result)
     if fmt == "html":
-        return _html_template().render(result=result, headings=HEADINGS, summary=summary(result))
+        return html_template("sweep.html.j2").render(
+            result=result, headings=HEADINGS, summary=summary(result)
+        )
     return _table(result, width)
 
 
@@ -57,22 +57,8 @@ def _table(result: SweepResult, width: int) -> str:
     table = Table(*HEADINGS, title=f"Sweep into {result.destination_org}", caption=summary(result))
     for row in result.rows:
         table.add_row(*_cells(row, "\n"))
-    buffer = StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        force_jupyter=False,
-        force_interactive=False,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-    for warning in result.warnings:
-        console.print(f"warning: {warning}")
-    console.print(table)
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+    warnings = [Text(f"warning: {warning}") for warning in result.warnings]
+    return plain_text(*warnings, table, width=width)
 
 
 def _json_lines(result: SweepResult) -> str:
@@ -110,15 +96,3 @@ def _markdown(result: SweepResult) -> str:
     align = [":---", ":---", ":---", "---:", ":---", ":---", ":---"]
     lines += markdown_table(HEADINGS, align, [_cells(row, "; ") for row in result.rows])
     return "\n".join(lines) + "\n"
-
-
-@cache
-def _html_template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("toolkit", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return environment.get_template("sweep.html.j2")
