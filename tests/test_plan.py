@@ -34,9 +34,9 @@ from toolkit.plan import (
     failure_details,
     is_blocked,
     movable_kinds,
-    unblocking_step,
 )
 from toolkit.progress import MoveFailure
+from toolkit.report.advice import unblocking_step
 from toolkit.resolution_map import ResolutionMap, parse_resolution_map
 
 AGENT = AgentAccountSummary(

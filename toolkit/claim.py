@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
+from toolkit.claim_refusals import agent_token_expired, token_refused
 from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import Inventory, base_of, qualified_name
 from toolkit.errors import (
-    AgentTokenExpiredError,
     AuthenticationError,
     ChoiceError,
     ClaimRefusedError,
@@ -127,7 +127,7 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
         return
     copy, error = found
     if isinstance(error, AuthenticationError) and not sides.one_identity:
-        raise _agent_token_expired(plan)
+        raise agent_token_expired(plan)
     label = qualified_name(plan.source_org, copy.source)
     whose = (
         "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
@@ -142,33 +142,6 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
         "the agent's pulumi CLI keeps it in /tmp/.pulumi/credentials.json (under accounts, "
         "the service URL, accessToken). Or leave out --environments copy and see What to do.",
     )
-
-
-AGENT_TOKEN_LIFETIME = timedelta(hours=72)
-"""How long an agent's access token authenticates after its sign-up (the service's
-`accessTokenValidUntil`); the agent's account waits to be claimed for longer."""
-
-
-def _agent_token_expired(plan: ClaimPlan) -> AgentTokenExpiredError:
-    """Why a plan that copies the agent's environments cannot run once the service refuses
-    the agent's token (401), and what still can: the claim token outlives that token."""
-    valid_until = plan.agent.created_at + AGENT_TOKEN_LIFETIME
-    return AgentTokenExpiredError(
-        f"the agent's access token has expired: the service answers 401 to "
-        f"PULUMI_CLAIM_SOURCE_TOKEN (an agent's token is valid for 72 hours after its "
-        f"sign-up, until {_when(valid_until)}), so the ESC environments of "
-        f"{plan.source_org} that the service cannot claim can no longer be read to copy them; "
-        "nothing was changed",
-        hint=f"The claim token still works until {_when(plan.claim_expires_at)} (the claim "
-        "window), without the agent's token: run without --environments copy to preview the "
-        "claim itself. If PULUMI_CLAIM_SOURCE_TOKEN is not the agent's token, set it to "
-        "the accessToken the agent's pulumi CLI keeps in /tmp/.pulumi/credentials.json.",
-    )
-
-
-def _when(moment: datetime) -> str:
-    """A moment as messages show it: to the minute, in UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
@@ -580,30 +553,4 @@ async def _refusals(sides: Sides, call: Awaitable[T]) -> T:
     except NotFoundError as error:
         if "/api/agents/" not in error.path:
             raise
-        raise _token_refused(_claim_token(sides)) from None
-
-
-def _token_refused(claim_token: ClaimToken) -> ClaimRefusedError:
-    """Which of "unknown, expired, used already" is likely, and what to do about it."""
-    origin, valid_until = claim_token.origin, claim_token.valid_until
-    fresh = (
-        "Ask the agent's owner for a fresh claim link: the agent's pulumi CLI prints one "
-        "(https://app.pulumi.com/claim/<token>) when it signs up again."
-    )
-    if valid_until is not None and valid_until <= datetime.now(UTC):
-        return ClaimRefusedError(
-            f"the claim token ({origin}) has expired: it was valid until {_when(valid_until)}.",
-            hint=fresh,
-        )
-    if valid_until is not None:
-        likely = "it has most likely been used already: an agent account is claimed only once"
-    else:
-        likely = (
-            "it has expired (a claim window lasts 30 days from the agent's sign-up), has been "
-            "used already (an agent account is claimed only once), or is mistyped"
-        )
-    return ClaimRefusedError(
-        f"the service does not accept the claim token ({origin}): {likely}.",
-        hint="Check the token (the part after /claim/ in the claim link) and whether the "
-        f"agent's stacks are in the destination already. {fresh}",
-    )
+        raise token_refused(_claim_token(sides)) from None

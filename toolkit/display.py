@@ -13,8 +13,9 @@ records, and the error line and other lines on stderr. JSON escapes control char
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
-__all__ = ["printable"]
+__all__ = ["printable", "utc_minute"]
 
 _BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 """Characters that reorder the text around them (a name could show as another one)."""
@@ -40,3 +41,10 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 def _escape(match: re.Match[str]) -> str:
     """The character as Python writes it in a string literal; all of them are non-printable."""
     return match[0].encode("unicode_escape").decode("ascii")
+
+
+def utc_minute(moment: datetime) -> str:
+    """A moment as messages and reports show it: to the minute, in UTC, the same on every
+    machine (a naive time is read as UTC already, as the service sends them)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{aware:%Y-%m-%d %H:%M} UTC"

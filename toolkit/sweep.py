@@ -31,6 +31,7 @@ from pathlib import Path
 from toolkit.cloud import CloudClient
 from toolkit.collectors.service import collect_inventory
 from toolkit.credentials import ClaimFile, Credentials, read_claim_file
+from toolkit.display import utc_minute
 from toolkit.entities import Inventory, describe, display_name, target_of
 from toolkit.errors import ClaimError, InvalidInputError, NotFoundError
 from toolkit.journal import RunRecord
@@ -257,24 +258,22 @@ def window_warnings(
         if closes - now <= warn_within:
             hours = max(0, int((closes - now).total_seconds() // 3600))
             warnings.append(
-                f"{where}: its claim window closes {_when(closes)} (in {hours} h); "
+                f"{where}: its claim window closes {utc_minute(closes)} (in {hours} h); "
                 "unclaimed then, the account is lost"
             )
         read_only = account.claim.agent.created_at + WRITE_WINDOW
         if read_only <= now:
-            warnings.append(f"{where}: its write window closed {_when(read_only)}; it is read-only")
+            warnings.append(
+                f"{where}: its write window closed {utc_minute(read_only)}; it is read-only"
+            )
     return warnings
-
-
-def _when(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _skip_reason(claim: ClaimFileToken, now: datetime) -> str:
     """Why the service does not know a claim token, as far as its file tells."""
     valid_until = claim.file.valid_until
     if valid_until is not None and valid_until <= now:
-        return f"skipped: the claim token expired {_when(valid_until)}"
+        return f"skipped: the claim token expired {utc_minute(valid_until)}"
     return "skipped: the service does not know the claim token (used already, or expired)"
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from toolkit.choices import Strategy
-from toolkit.display import printable
+from toolkit.display import printable, utc_minute
 from toolkit.entities import (
     KINDS,
     EntityKey,
@@ -34,9 +34,10 @@ from toolkit.models import (
     TransferEntityStackRename,
 )
 from toolkit.outcomes import unaccepted_failures
-from toolkit.plan import is_blocked, unblocking_advice, unblocking_step
+from toolkit.plan import is_blocked
 from toolkit.progress import RERUN_HINT, unknown_outcomes
 from toolkit.redaction import CODE_FIELD, map_strings, redact_strings
+from toolkit.report.advice import unblocking_advice, unblocking_step
 from toolkit.report.groups import (
     ACCEPTED,
     CANNOT_MOVE,
@@ -368,9 +369,11 @@ def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple
     ]
     if context.has_claim:
         agent = document.agent
-        agent_text = f"{agent.login}, created {_when(agent.created_at)}"
+        agent_text = f"{agent.login}, created {utc_minute(agent.created_at)}"
         if agent.org_name != agent.login:
-            agent_text = f"{agent.login} (org {agent.org_name}), created {_when(agent.created_at)}"
+            agent_text = (
+                f"{agent.login} (org {agent.org_name}), created {utc_minute(agent.created_at)}"
+            )
         header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
     else:
         header.append(("Claim", NO_CLAIM))
@@ -379,13 +382,13 @@ def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple
     if context.landing is not None:
         header.append(("Landing", context.landing))
     if context.generated_at is not None:
-        header.append(("Generated", _when(context.generated_at)))
+        header.append(("Generated", utc_minute(context.generated_at)))
     return tuple(header)
 
 
 def _claim_window(document: AgentClaimResponse, context: ReportContext) -> str:
     """When the claim window closes, and how much of it is left at `generated_at`."""
-    closes = f"closes {_when(document.claim_expires_at)}"
+    closes = f"closes {utc_minute(document.claim_expires_at)}"
     left = _time_left(document, context)
     if left is None:
         return closes
@@ -401,7 +404,7 @@ def _claim_window_warning(document: AgentClaimResponse, context: ReportContext) 
         return ()
     return (
         f"warning: the claim window closes in {_duration(left)} "
-        f"({_when(document.claim_expires_at)}); after that the claim token expires and the "
+        f"({utc_minute(document.claim_expires_at)}); after that the claim token expires and the "
         "agent's account can no longer be claimed: commit before then",
     )
 
@@ -551,11 +554,6 @@ def _name_with_target(entity: BaseEntity | RenameEntity) -> str:
         if target is None
         else f"{display_name(entity)} → {display_name(target)}"
     )
-
-
-def _when(moment: datetime) -> str:
-    """Minutes in UTC: enough for a reviewer, and the same on every machine."""
-    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _day(moment: datetime) -> str:
