@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import STORAGES
+from journal_v4 import sqlite_file_to_4
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
 
 from toolkit.journal import JOURNAL_FILE, Journal, LandingOutcome, read_run
 from toolkit.journal.database import Database, connect_postgres
+from toolkit.journal.schema import SCHEMA_VERSION
 from toolkit.models import AgentClaimResponse
 
 if TYPE_CHECKING:
@@ -146,7 +148,7 @@ def started_run(runs_dir: Path, database_url: str | None = None) -> str:
 def journal_db(runs_dir: Path, database_url: str | None, run_id: str) -> Database:
     """The journal of run `run_id`, opened as the toolkit opens it, for a test to look in."""
     if database_url is not None:
-        return connect_postgres(database_url, run_id=run_id)
+        return connect_postgres(database_url)
     return Database(sqlite3.connect(runs_dir / run_id / JOURNAL_FILE))
 
 
@@ -194,12 +196,7 @@ def test_landings_are_recorded_in_order_and_redacted(
 def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> None:
     run_id = started_run(runs_dir)
     path = runs_dir / run_id / JOURNAL_FILE
-    # Version 2 of the schema is version 4 without its landing and revision tables.
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE landing")
-        db.execute("DROP TABLE revision")
-        db.execute("PRAGMA user_version = 2")
-    db.close()
+    sqlite_file_to_4(path, without=("landing", "revision"))
 
     assert read_run(runs_dir, run_id).landings == []
 
@@ -207,7 +204,7 @@ def test_a_journal_from_before_landings_reads_and_takes_one(runs_dir: Path) -> N
     journal.record_landing(stack="acme/p/s", outcome="landed", summary="no changes")
     journal.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     db.close()
     assert [landing.summary for landing in read_run(runs_dir, run_id).landings] == ["no changes"]
 
@@ -234,11 +231,7 @@ def test_revisions_are_kept_per_move_and_side_the_latest_winning_across_attempts
 
 def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: Path) -> None:
     run_id = started_run(runs_dir)
-    path = runs_dir / run_id / JOURNAL_FILE
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE revision")
-        db.execute("PRAGMA user_version = 3")
-    db.close()
+    sqlite_file_to_4(runs_dir / run_id / JOURNAL_FILE, without=("revision",))
 
     journal = Journal.reopen(runs_dir, run_id)
 
@@ -246,6 +239,50 @@ def test_a_journal_from_before_revisions_continues_with_none_recorded(runs_dir: 
     journal.record_revision("web/dev", "copy", "id-2@1")
     assert journal.revision("web/dev", "copy") == "id-2@1"
     journal.close()
+
+
+def test_a_journal_of_version_4_is_read_as_it_is_and_upgraded_once_written_to(
+    runs_dir: Path,
+) -> None:
+    """A journal file a release before version 5 wrote (its rows do not name their run): read
+    through an upgraded copy, the file left as it is; continued, the file itself is upgraded
+    and every row it held is kept, numbered as it was."""
+    run_id = started_run(runs_dir)
+    journal = Journal.reopen(runs_dir, run_id)
+    row = journal.begin("web/dev", "transfer", "acme/web/dev")
+    journal.end(row, "done")
+    journal.record_stack_ids({"web/dev": "id-1"})
+    journal.record_revision("web/dev", "source", "id-1@3")
+    journal.record("moved web/dev")
+    journal.record_landing(stack=LANDING_STACK, outcome="landed", summary="1 created")
+    journal.close()
+    path = runs_dir / run_id / JOURNAL_FILE
+    before = read_run(runs_dir, run_id)
+    sqlite_file_to_4(path)
+    old_bytes = path.read_bytes()
+
+    assert read_run(runs_dir, run_id) == before
+    assert path.read_bytes() == old_bytes, "reading leaves the file as it is"
+
+    again = Journal.reopen(runs_dir, run_id)
+    again.record_stack_ids({"web/dev": "id-2"})
+    again.record_revision("web/dev", "source", "id-1@4")
+    second = again.begin("web/qa", "transfer", "acme/web/qa")
+    again.end(second, "failed", "refused")
+    assert again.stack_ids() == {"web/dev": "id-2"}
+    assert again.revision("web/dev", "source") == "id-1@4"
+    again.close()
+
+    after = read_run(runs_dir, run_id)
+    assert after.attempts == 3
+    assert [(s.seq, s.attempt, s.move, s.outcome) for s in after.steps] == [
+        (1, 2, "web/dev", "done"),
+        (2, 3, "web/qa", "failed"),
+    ]
+    assert after.landings == before.landings and after.events == before.events
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    db.close()
 
 
 # --- status --list -------------------------------------------------------------------------
@@ -256,7 +293,7 @@ def started_ago(runs_dir: Path, database_url: str | None, run_id: str, ago: time
     started = (datetime.now(UTC) - ago).isoformat().replace("+00:00", "Z")
     db = journal_db(runs_dir, database_url, run_id)
     with db.transaction():
-        db.execute("UPDATE run SET started_at = ?", (started,))
+        db.execute("UPDATE run SET started_at = ? WHERE id = ?", (started, run_id))
     db.close()
 
 

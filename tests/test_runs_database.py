@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from journal_v4 import database_to_4
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
 from waiting import wait_until
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.journal import read_run
-from toolkit.journal.database import connect_postgres, run_schema
+from toolkit.journal.database import connect_postgres
+from toolkit.journal.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory, RunCli
@@ -154,7 +156,7 @@ def test_the_password_is_in_no_output_no_request_log_and_no_journal(
     with psycopg.connect(database_url) as connection:
         dumped = repr(
             [
-                connection.execute(f"SELECT * FROM {run_schema(run_id)}.{table}").fetchall()
+                connection.execute(f"SELECT * FROM pulumi_claim.{table}").fetchall()
                 for table in ("run", "event", "step", "attempt")
             ]
         )
@@ -169,47 +171,81 @@ def test_a_database_of_a_newer_schema_version_is_refused_and_nothing_changes(
     before = snapshot(server)
     assert run_cli(server, "status").exit_code == 1, "no run yet; the database is set up"
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("UPDATE pulumi_claim.layout SET version = 5")
+        connection.execute("UPDATE pulumi_claim.layout SET version = 6")
 
     result = run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
 
     masked = database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"error: the runs database {masked} holds journal schema version 5, and this "
-        "pulumi-claim knows versions up to 4; nothing was changed.",
-        "Use the pulumi-claim release that wrote schema version 5, or a newer one, with this "
+        f"error: the runs database {masked} holds journal schema version 6, and this "
+        "pulumi-claim knows versions up to 5; nothing was changed.",
+        "Use the pulumi-claim release that wrote schema version 6, or a newer one, with this "
         "database (a newer release reads it as it is); or give this one a database of its own.",
     ]
     assert snapshot(server) == before and changes(server) == []
 
 
+def tables(database_url: str) -> list[tuple[str, str]]:
+    """Every table of the database but the queue's, by schema."""
+    with psycopg.connect(database_url) as connection:
+        found = connection.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'public')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+    return [(schema, name) for schema, name in found]
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_database_of_an_earlier_schema_version_is_brought_up_to_date(
+def test_a_database_of_an_earlier_schema_version_is_refused_until_upgraded_and_keeps_its_runs(
     make_emulator: EmulatorFactory,
     run_cli: RunCli,
     runs_dir: Path,
     tmp_path: Path,
     database_url: str,
 ) -> None:
+    """Version 4 kept each run in a schema of its own: a database of it is refused, with the
+    command that upgrades it; `upgrade-database` moves each run into the shared tables, after
+    which the same commit finds its run finished, and `status` shows it as it was."""
     server = make_emulator(claim_world())
     map_file = write_map(tmp_path, RESOLVES_BOTH)
     assert run_cli(server, "commit", *ORGS, "-r", map_file, "--yes").exit_code == 4
-    run_id = read_run(runs_dir, database=database_url).run_id
-    # Version 3 of the schema is version 4 without its revision table.
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(f"DROP TABLE {run_schema(run_id)}.revision")
-        connection.execute("UPDATE pulumi_claim.layout SET version = 3")
+    before = read_run(runs_dir, database=database_url)
+    assert database_to_4(database_url) == [before.run_id]
+    old_tables = tables(database_url)
+    moved = snapshot(server)
 
+    refused = run_cli(server, "commit", *ORGS, "-r", map_file, "--yes")
+
+    masked = database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        f"error: the runs database {masked} holds journal schema version 4, and this "
+        "pulumi-claim uses version 5; nothing was changed.",
+        "Bring it up to date once, while no run is under way: `pulumi-claim upgrade-database` "
+        "with the same database URL (releases before schema version 5 cannot use it "
+        "afterwards).",
+    ]
+    assert tables(database_url) == old_tables and snapshot(server) == moved
+
+    upgraded = run_cli(server, "upgrade-database")
+
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert upgraded.stderr.splitlines() == [
+        f"the runs database {masked} upgraded from schema version 4 to 5: 1 run(s) moved into "
+        "the shared tables"
+    ]
+    assert [schema for schema, _ in tables(database_url)] == ["pulumi_claim"] * 10
+    assert read_run(runs_dir, database=database_url) == before
     again = run_cli(server, "commit", *ORGS, "-r", map_file, "--yes")
-
     assert again.exit_code == 4, again.stderr
-    assert f"nothing to do: run {run_id} finished this commit already" in again.stderr
-    with psycopg.connect(database_url) as connection:
-        assert connection.execute("SELECT version FROM pulumi_claim.layout").fetchall() == [(4,)]
-        assert connection.execute(
-            f"SELECT count(*) FROM {run_schema(run_id)}.revision"
-        ).fetchone() == (0,)
+    assert f"nothing to do: run {before.run_id} finished this commit already" in again.stderr
+    assert snapshot(server) == moved
+    twice = run_cli(server, "upgrade-database")
+    assert twice.stderr.splitlines() == [
+        f"the runs database {masked} is at schema version {SCHEMA_VERSION} already: nothing to do"
+    ]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -226,7 +262,7 @@ def test_a_closed_connection_is_used_again_and_one_of_its_own_session_is_not(
     again = connect_postgres(database_url)
 
     assert again.execute("SELECT pg_backend_pid()").fetchone() == (backend,)
-    assert again.execute("SHOW search_path").fetchone() == ('"$user", public',)
+    assert again.execute("SHOW search_path").fetchone() == ("pulumi_claim, public",)
     again.close()
 
     locker = connect_postgres(database_url, own_session=True)

@@ -185,7 +185,7 @@ def test_enqueue_and_worker_without_a_runs_database_are_refused(
 
 def run_keys(database_url: str) -> int:
     with psycopg.connect(database_url) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM pulumi_claim.run_index").fetchone()
+        (count,) = connection.execute("SELECT count(*) FROM pulumi_claim.run").fetchone()
     return int(count)
 
 

@@ -516,6 +516,31 @@ def work(
     return asyncio.run(run_worker(state, until_empty=until_empty, lease=lease))
 
 
+def upgrade_database(database: str | None) -> str:
+    """Bring the runs `database` to this schema version (`toolkit.journal.database`); what
+    was done, in a sentence."""
+    from toolkit.journal.database import describe, upgrade_database
+    from toolkit.journal.schema import SCHEMA_VERSION
+    from toolkit.sweep_queue import require_database
+
+    url = require_database(database, "upgrade-database")
+    done = upgrade_database(url)
+    where = f"the runs database {describe(url)}"
+    if done.found is None:
+        return f"{where} had no tables: set up at schema version {SCHEMA_VERSION}"
+    if done.found == SCHEMA_VERSION:
+        return f"{where} is at schema version {SCHEMA_VERSION} already: nothing to do"
+    left = (
+        f"; left in place, since they hold more than a run's tables: {', '.join(done.schemas_left)}"
+        if done.schemas_left
+        else ""
+    )
+    return (
+        f"{where} upgraded from schema version {done.found} to {SCHEMA_VERSION}: "
+        f"{done.runs} run(s) moved into the shared tables{left}"
+    )
+
+
 # --- version --------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
 from toolkit.cli.render import say
 from toolkit.cli.settings import ColorChoice, Settings, accept_global_options, global_options
-from toolkit.cli.sweeps import sweep, worker
+from toolkit.cli.sweeps import sweep, upgrade_database, worker
 
 
 class ClaimGroup(click.Group):
@@ -104,7 +104,19 @@ def _print_versions(ctx: click.Context, *, asked: bool) -> None:
     ctx.exit()
 
 
-for command in (preview, commit, resolve, status, sweep, worker, job, emulator, demo, completion):
+for command in (
+    preview,
+    commit,
+    resolve,
+    status,
+    sweep,
+    worker,
+    upgrade_database,
+    job,
+    emulator,
+    demo,
+    completion,
+):
     accept_global_options(command)
     cli.add_command(command)
 

@@ -169,3 +169,18 @@ def worker(settings: Settings, until_empty: bool, lease: float) -> None:
         on_row=_say_row(settings),
     )
     sys.exit(code)
+
+
+@click.command("upgrade-database")
+@pass_settings
+def upgrade_database(settings: Settings) -> None:
+    """Bring the runs database (--database-url) to this release's schema version.
+
+    Run it once, while no run is under way, when a command says the database holds an earlier
+    version: it moves each run into the tables every run shares, in one transaction. A
+    database already at this version is left as it is.
+    """
+    from toolkit import commands
+
+    done = commands.upgrade_database(settings.database())
+    say(done)

@@ -1,11 +1,12 @@
-"""The database a journal lives in: its own SQLite file (the default), or its own schema in a
+"""The database a journal lives in: its own SQLite file (the default), or the tables of a
 shared PostgreSQL database (`PULUMI_CLAIM_DATABASE_URL`, `--database-url`).
 
 Both hold the same tables and columns (`schema.SCHEMA`), written by the same SQL: the journal
-writes SQLite's spelling (`?` parameters, `AUTOINCREMENT`) and this module alone turns it into
-PostgreSQL's. In PostgreSQL each run is a schema of its own (`run_<id>`), as in SQLite each run
-is a file of its own; the schema `pulumi_claim` holds what the runs folder holds beside them:
-the version of the layout, the index of runs by their key, and the per-org locks.
+writes SQLite's spelling (`?` parameters) and this module alone turns it into PostgreSQL's.
+Every row names its run, so in PostgreSQL the runs of every machine share one set of tables in
+the schema `pulumi_claim`, beside what the runs folder holds next to its journals: the version
+of the layout, the per-org locks and the accounts a sweep claimed. A run costs the server rows,
+not tables of its own.
 
 psycopg is imported only when a database URL is given, so that the default costs nothing.
 
@@ -23,11 +24,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from toolkit.errors import ClaimError, InvalidInputError
-from toolkit.journal.schema import SCHEMA, SCHEMA_VERSION
+from toolkit.journal.schema import RUN_ROWS, SCHEMA, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,28 +39,25 @@ SCHEMES = ("postgresql", "postgres")
 
 SHARED_SCHEMA = "pulumi_claim"
 SHARED_TABLES = f"""
-CREATE SCHEMA IF NOT EXISTS {SHARED_SCHEMA};
-CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.layout (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.run_index (
-    run_id TEXT PRIMARY KEY,
-    run_key TEXT NOT NULL,
-    started_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.org_lock (
+CREATE TABLE IF NOT EXISTS layout (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS org_lock (
     source TEXT PRIMARY KEY,
     generation INTEGER NOT NULL DEFAULT 0,
     holder TEXT NOT NULL DEFAULT ''
 );
-CREATE TABLE IF NOT EXISTS {SHARED_SCHEMA}.claimed (
+CREATE TABLE IF NOT EXISTS claimed (
     digest TEXT PRIMARY KEY,
     account TEXT NOT NULL
 );
-"""
-"""`layout`: the schema version every run schema has; `run_index`: run key -> runs, the newest
-one continued (the runs folder's `keys/`); `org_lock`: who holds each source org (the runs
-folder's `locks/`), and the generation of its advisory lock, which `--break-lock` moves on;
-`claimed`: the accounts a sweep claims, by their claim token's digest (the runs folder's
-`claims/`)."""
+{SCHEMA}"""
+"""In the schema `pulumi_claim`: `layout`, the version of its tables; `org_lock`, who holds
+each source org (the runs folder's `locks/`) and the generation of its advisory lock, which
+`--break-lock` moves on; `claimed`, the accounts a sweep claims, by their claim token's digest
+(the runs folder's `claims/`); and the journal's tables (`schema.SCHEMA`), whose `run` table is
+also the index of runs by their key (the runs folder's `keys/`)."""
+
+SEARCH_PATH = f"SET search_path TO {SHARED_SCHEMA}, public"
+"""The journal's SQL names its tables alone, as in SQLite; the queue's live in `public`."""
 
 _SETUP_LOCK = 0x70756C756D69
 """The transaction lock that makes two processes setting up one database take turns."""
@@ -113,23 +112,10 @@ class Database:
             self._connection.cursor().executemany(_postgres(sql), list(rows))
 
     def create_tables(self) -> None:
-        """The journal's tables (`schema.SCHEMA`), where they are missing."""
-        if isinstance(self._connection, sqlite3.Connection):
-            self._connection.executescript(SCHEMA)
-            return
-        with _failures():
-            self._connection.execute(_postgres_ddl(SCHEMA))
-
-    def has_table(self, name: str) -> bool:
-        if isinstance(self._connection, sqlite3.Connection):
-            found = self.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,))
-        else:
-            found = self.execute(
-                "SELECT 1 FROM information_schema.tables"
-                " WHERE table_schema = current_schema() AND table_name = ?",
-                (name,),
-            )
-        return found.fetchone() is not None
+        """The journal's tables (`schema.SCHEMA`) in a SQLite journal, where they are missing
+        (a PostgreSQL database has them from `connect_postgres` on)."""
+        assert isinstance(self._connection, sqlite3.Connection)
+        self._connection.executescript(SCHEMA)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -140,11 +126,6 @@ class Database:
             return
         with _failures(), self._connection.transaction():
             yield
-
-    def use_run(self, run_id: str) -> None:
-        """Read and write the tables of run `run_id` from now on (PostgreSQL only: a SQLite
-        journal is one run's)."""
-        self.execute(f"SET search_path TO {run_schema(run_id)}")
 
     def close(self) -> None:
         """Close the connection, or keep it for the next `connect_postgres` (`kept_for`)."""
@@ -184,45 +165,54 @@ def password(url: str) -> str | None:
     return parts.password or dict(parse_qsl(parts.query)).get("password")
 
 
-def connect_postgres(url: str, *, run_id: str | None = None, own_session: bool = False) -> Database:
-    """A connection to the runs database at `url`, set up and checked: its layout created
-    when missing, refused when of another version. With `run_id`, its tables are that run's.
-    One this process closed is handed out again, unless `own_session` is asked: a caller that
-    takes a session lock needs a connection that closing really closes."""
+def connect_postgres(url: str, *, own_session: bool = False) -> Database:
+    """A connection to the runs database at `url`, its layout checked (one query): created
+    when missing, refused when of another version. One this process closed is handed out
+    again, unless `own_session` is asked: a caller that takes a session lock needs a
+    connection that closing really closes."""
     check_database_url(url)
     import psycopg
 
-    parts = urlsplit(url)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
-    connection = None if own_session else _take_kept(url)
-    if connection is None:
-        try:
-            connection = psycopg.connect(
-                url, autocommit=True, connect_timeout=10, application_name="pulumi-claim"
-            )
-        except psycopg.Error as error:
-            raise RunsDatabaseError(
-                f"the runs database at {where} cannot be reached ({_words(error, url)}); "
-                "nothing was changed.",
-                hint=f"Check the host, port, user and password of {describe(url)}, and that "
-                "the server runs and accepts this machine.",
-            ) from None
-    database = Database(connection, kept_for=None if own_session else url)
+    kept = None if own_session else _take_kept(url)
+    connection, version = kept if kept is not None else _connect(url)
     try:
-        _set_up(connection, url)
-        if run_id is not None:
-            database.use_run(run_id)
+        if version != SCHEMA_VERSION:
+            _set_up(connection, url)
     except (psycopg.Error, DatabaseFailure) as error:
         connection.close()
         raise RunsDatabaseError(
-            f"the runs database at {where} cannot be used ({_words(error, url)}); "
+            f"the runs database at {_where(url)} cannot be used ({_words(error, url)}); "
             "nothing was changed.",
             hint="The user needs the right to create schemas and tables in that database.",
         ) from None
     except BaseException:
         connection.close()
         raise
-    return database
+    return Database(connection, kept_for=None if own_session else url)
+
+
+def _connect(url: str) -> tuple[psycopg.Connection[Any], int | None]:
+    """A new connection to `url`, at the shared tables, and their version."""
+    import psycopg
+
+    try:
+        connection = psycopg.connect(
+            url, autocommit=True, connect_timeout=10, application_name="pulumi-claim"
+        )
+        connection.execute(SEARCH_PATH)
+        return connection, _layout_version(connection)
+    except psycopg.Error as error:
+        raise RunsDatabaseError(
+            f"the runs database at {_where(url)} cannot be reached ({_words(error, url)}); "
+            "nothing was changed.",
+            hint=f"Check the host, port, user and password of {describe(url)}, and that "
+            "the server runs and accepts this machine.",
+        ) from None
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
 def _keep(url: str, connection: sqlite3.Connection | psycopg.Connection[Any]) -> bool:
@@ -242,63 +232,164 @@ def _keep(url: str, connection: sqlite3.Connection | psycopg.Connection[Any]) ->
     return True
 
 
-def _take_kept(url: str) -> psycopg.Connection[Any] | None:
-    """A kept connection to `url`, back at the shared tables; None when none is left that
-    still answers (the server may have ended it meanwhile)."""
+def _take_kept(url: str) -> tuple[psycopg.Connection[Any], int | None] | None:
+    """A kept connection to `url`, back at the shared tables, and their version, once it
+    answered that; None when none is left that still answers (the server may have ended it
+    meanwhile, or its tables be gone: a new connection looks again)."""
     import psycopg
 
     while True:
         with _kept_lock:
-            found = [index for index, (kept_url, _) in enumerate(_kept) if kept_url == url]
-            if not found:
+            kept = [index for index, (kept_url, _) in enumerate(_kept) if kept_url == url]
+            if not kept:
                 return None
-            connection = _kept.pop(found[-1])[1]
+            connection = _kept.pop(kept[-1])[1]
         try:
-            connection.execute("RESET search_path")
+            # One round trip: back at the shared tables, and their version.
+            answer = connection.execute(
+                f"{SEARCH_PATH}; SELECT max(version) FROM {SHARED_SCHEMA}.layout"
+            )
+            answer.nextset()
+            return connection, _value(answer)
         except psycopg.Error:
             connection.close()
-            continue
-        return connection
-
-
-def run_schema(run_id: str) -> str:
-    """The PostgreSQL schema of run `run_id` (an id is a timestamp and hex digits)."""
-    return "run_" + re.sub(r"[^0-9a-z]", "_", run_id.lower())
 
 
 def _set_up(connection: psycopg.Connection[Any], url: str) -> None:
-    """Create the shared tables when missing; refuse a layout of another version. A database
-    set up already at this version costs two queries, and takes no lock."""
-    layout = connection.execute(f"SELECT to_regclass('{SHARED_SCHEMA}.layout')").fetchone()
-    if layout is not None and layout[0] is not None:
-        versions = connection.execute(f"SELECT version FROM {SHARED_SCHEMA}.layout").fetchall()
-        if versions == [(SCHEMA_VERSION,)]:
-            return
+    """Create the shared tables when missing; refuse a layout of another version. Two
+    processes setting up one database take turns."""
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-        connection.execute(SHARED_TABLES)
-        row = connection.execute(f"SELECT version FROM {SHARED_SCHEMA}.layout").fetchone()
-        if row is None:
-            connection.execute(
-                f"INSERT INTO {SHARED_SCHEMA}.layout (version) VALUES (%s)", (SCHEMA_VERSION,)
-            )
-        elif row[0] < SCHEMA_VERSION:
-            # Versions only add tables: each run's schema gets the ones it lacks.
-            for (run_id,) in connection.execute(
-                f"SELECT run_id FROM {SHARED_SCHEMA}.run_index"
-            ).fetchall():
-                connection.execute(f"SET LOCAL search_path TO {run_schema(run_id)}")
-                connection.execute(_postgres_ddl(SCHEMA))
-            connection.execute(f"UPDATE {SHARED_SCHEMA}.layout SET version = %s", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
+        version = _layout_version(connection)
+        if version is None:
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SHARED_SCHEMA}")
+            connection.execute(SHARED_TABLES)
+            connection.execute("INSERT INTO layout (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
             raise RunsDatabaseError(
-                f"the runs database {describe(url)} holds journal schema version {row[0]}, "
+                f"the runs database {describe(url)} holds journal schema version {version}, "
+                f"and this pulumi-claim uses version {SCHEMA_VERSION}; nothing was changed.",
+                hint="Bring it up to date once, while no run is under way: "
+                "`pulumi-claim upgrade-database` with the same database URL (releases "
+                f"before schema version {SCHEMA_VERSION} cannot use it afterwards).",
+            )
+        elif version > SCHEMA_VERSION:
+            raise RunsDatabaseError(
+                f"the runs database {describe(url)} holds journal schema version {version}, "
                 f"and this pulumi-claim knows versions up to {SCHEMA_VERSION}; nothing was "
                 "changed.",
-                hint=f"Use the pulumi-claim release that wrote schema version {row[0]}, or a "
+                hint=f"Use the pulumi-claim release that wrote schema version {version}, or a "
                 "newer one, with this database (a newer release reads it as it is); or give "
                 "this one a database of its own.",
             )
+
+
+def _layout_version(connection: psycopg.Connection[Any]) -> int | None:
+    """The version of the shared tables (None: there are none yet), in one query. Inside a
+    transaction, a missing table would end it: there, it is looked up first."""
+    import psycopg
+
+    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        found = _value(connection.execute(f"SELECT to_regclass('{SHARED_SCHEMA}.layout')"))
+        if found is None:
+            return None
+    try:
+        version = _value(connection.execute(f"SELECT max(version) FROM {SHARED_SCHEMA}.layout"))
+    except psycopg.errors.UndefinedTable:
+        return None
+    return None if version is None else int(version)
+
+
+@dataclass(frozen=True)
+class DatabaseUpgrade:
+    """What `upgrade_database` did: the version it found (None: no tables yet), the runs it
+    moved into the shared tables, and the schemas it left where they were."""
+
+    found: int | None
+    runs: int
+    schemas_left: tuple[str, ...]
+
+
+def upgrade_database(url: str) -> DatabaseUpgrade:
+    """Bring the runs database at `url` to this schema version: from versions 2 to 4, where
+    each run had a schema of its own (`run_<id>`), every run's rows are copied into the shared
+    tables, counted, and its tables dropped (its schema too, once empty), all in one
+    transaction. A database at this version is left as it is; one without tables is set up;
+    one of a newer version is refused."""
+    import psycopg
+
+    connection, version = _connect(url)
+    try:
+        if version is None or version >= SCHEMA_VERSION:
+            connect_postgres(url).close()
+            return DatabaseUpgrade(version, 0, ())
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+            version = _layout_version(connection)
+            if version is None or version >= SCHEMA_VERSION:
+                return DatabaseUpgrade(version, 0, ())
+            connection.execute(SCHEMA)
+            runs = connection.execute(
+                "SELECT run_id FROM run_index ORDER BY started_at, run_id"
+            ).fetchall()
+            left = tuple(schema for (run_id,) in runs if (schema := _move_run(connection, run_id)))
+            connection.execute("DROP TABLE run_index")
+            connection.execute("UPDATE layout SET version = %s", (SCHEMA_VERSION,))
+        return DatabaseUpgrade(version, len(runs), left)
+    except (psycopg.Error, DatabaseFailure) as error:
+        raise database_unwritable(url, error) from None
+    finally:
+        connection.close()
+
+
+def _move_run(connection: psycopg.Connection[Any], run_id: str) -> str | None:
+    """Copy run `run_id` from its schema of versions 2 to 4 into the shared tables, each
+    table's rows counted; drop its tables, and its schema once empty. The schema's name when
+    something else is left in it."""
+    schema = "run_" + re.sub(r"[^0-9a-z]", "_", run_id.lower())
+    for table in ("run", *RUN_ROWS):
+        found = _value(connection.execute("SELECT to_regclass(%s)", (f"{schema}.{table}",)))
+        if found is None:
+            continue  # a table of a later version than the run's
+        columns = [
+            name
+            for (name,) in connection.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s",
+                (schema, table),
+            ).fetchall()
+        ]
+        names = ", ".join(columns)
+        into = f"{SHARED_SCHEMA}.{table}"
+        if table == "run":
+            copied = connection.execute(
+                f"INSERT INTO {into} ({names}) SELECT {names} FROM {schema}.{table}"
+            )
+        else:
+            copied = connection.execute(
+                f"INSERT INTO {into} (run_id, {names}) SELECT %s, {names} FROM {schema}.{table}",
+                (run_id,),
+            )
+        rows = _value(connection.execute(f"SELECT count(*) FROM {schema}.{table}"))
+        if copied.rowcount != rows:
+            raise DatabaseFailure(f"{rows} rows in {schema}.{table}, {copied.rowcount} copied")
+        connection.execute(f"DROP TABLE {schema}.{table}")
+    others = _value(
+        connection.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace(%s)", (schema,)
+        )
+    )
+    if others:
+        return schema
+    connection.execute(f"DROP SCHEMA IF EXISTS {schema}")
+    return None
+
+
+def _value(cursor: psycopg.Cursor[Any]) -> Any:
+    """The one value a query of one row and column answered."""
+    row = cursor.fetchone()
+    assert row is not None, "an aggregate or to_regclass answers one row"
+    return row[0]
 
 
 def database_unwritable(url: str, error: BaseException) -> RunsDatabaseError:
@@ -332,9 +423,3 @@ def _words(error: BaseException, url: str) -> str:
 
 def _postgres(sql: str) -> str:
     return sql.replace("?", "%s")
-
-
-def _postgres_ddl(ddl: str) -> str:
-    return ddl.replace(
-        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
-    )

@@ -17,14 +17,15 @@ from toolkit.journal.database import (
     DatabaseFailure,
     connect_postgres,
     describe,
-    run_schema,
 )
 from toolkit.journal.schema import (
     JOURNAL_FILE,
     KEYS_DIR,
+    SCHEMA_VERSION,
     LandingOutcome,
     RunState,
     StepOutcome,
+    upgrade_journal_file,
 )
 from toolkit.models import AgentClaimResponse
 from toolkit.private_files import check_runs_dir
@@ -152,10 +153,8 @@ def made_calls(runs_dir: Path, run_id: str, *, database: str | None = None) -> b
     if database is not None:
         db = connect_postgres(database)
         try:
-            if not _is_indexed(db, run_id):
-                return False
-            db.use_run(run_id)
-            return db.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+            found = db.execute("SELECT 1 FROM step WHERE run_id = ? LIMIT 1", (run_id,))
+            return found.fetchone() is not None
         except DatabaseFailure:
             return True
         finally:
@@ -164,9 +163,10 @@ def made_calls(runs_dir: Path, run_id: str, *, database: str | None = None) -> b
     if not path.is_file():
         return False
     try:
-        journal = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        journal = _open_file(path)
         try:
-            return journal.execute("SELECT 1 FROM step LIMIT 1").fetchone() is not None
+            found = journal.execute("SELECT 1 FROM step WHERE run_id = ? LIMIT 1", (run_id,))
+            return found.fetchone() is not None
         finally:
             journal.close()
     except sqlite3.DatabaseError:
@@ -199,38 +199,38 @@ def _read_in_database(database: str, run_id: str | None) -> RunRecord:
 def _read_indexed(db: Database, database: str, run_id: str) -> RunRecord:
     """Run `run_id`, listed in the index of `db` (the runs database at `database`)."""
     try:
-        db.use_run(run_id)
-        return _read_from(db)
+        return _read_from(db, run_id)
     except (sqlite3.DatabaseError, DatabaseFailure, ValueError) as error:
         raise InvalidInputError(
             f"the journal of run {run_id} in the runs database {describe(database)} cannot be "
             f"read ({error}): it is damaged or not a pulumi-claim journal.",
-            hint=f"Drop the schema {run_schema(run_id)} and its row of {SHARED_SCHEMA}.run_index; "
-            "the service itself still shows where every stack is (`pulumi-claim preview`).",
+            hint=f"Delete the run's rows from the tables of the schema {SHARED_SCHEMA} (its "
+            "`run` row, and the rows that name it in `run_id`); the service itself still "
+            "shows where every stack is (`pulumi-claim preview`).",
         ) from None
 
 
 def _indexed(db: Database, run_key: str | None = None) -> list[str]:
     """The runs of the runs database `db` (of `run_key` only, when given), oldest first."""
-    query = f"SELECT run_id FROM {SHARED_SCHEMA}.run_index"
     if run_key is None:
-        found = db.execute(query + " ORDER BY started_at, run_id")
+        found = db.execute("SELECT id FROM run ORDER BY started_at, id")
     else:
-        found = db.execute(query + " WHERE run_key = ? ORDER BY started_at, run_id", (run_key,))
+        found = db.execute(
+            "SELECT id FROM run WHERE run_key = ? ORDER BY started_at, id", (run_key,)
+        )
     rows = found.fetchall()
     return [run_id for (run_id,) in rows]
 
 
 def _is_indexed(db: Database, run_id: str) -> bool:
-    query = f"SELECT 1 FROM {SHARED_SCHEMA}.run_index WHERE run_id = ?"
-    return db.execute(query, (run_id,)).fetchone() is not None
+    return db.execute("SELECT 1 FROM run WHERE id = ?", (run_id,)).fetchone() is not None
 
 
 def _read(path: Path) -> RunRecord:
     try:
-        db = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+        db = _open_file(path)
         try:
-            return _read_from(db)
+            return _read_from(db, path.parent.name)
         finally:
             db.close()
     except (sqlite3.DatabaseError, ValueError) as error:
@@ -242,17 +242,40 @@ def _read(path: Path) -> RunRecord:
         ) from None
 
 
-def _read_from(db: Database) -> RunRecord:
-    """The run of the journal `db`. Raises `sqlite3.DatabaseError` or `DatabaseFailure` when
-    it holds none, and `ValueError` when its documents do not read."""
+def _open_file(path: Path) -> Database:
+    """The journal file at `path`, read-only; one of an earlier version as an upgraded copy
+    in memory (`upgrade_journal_file`), the file itself left as it is."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version >= SCHEMA_VERSION:
+        return Database(db)
+    copy = sqlite3.connect(":memory:")
+    try:
+        db.backup(copy)
+        with copy:
+            upgrade_journal_file(copy)
+    except BaseException:
+        copy.close()
+        raise
+    finally:
+        db.close()
+    return Database(copy)
+
+
+def _read_from(db: Database, run_id: str) -> RunRecord:
+    """Run `run_id` of the journal `db`. Raises `sqlite3.DatabaseError` or `DatabaseFailure`
+    when it holds none, and `ValueError` when its documents do not read."""
     row = db.execute(
         "SELECT id, run_key, request, source_org, destination_org, strategy, has_claim,"
-        " started_at, state, finished_at, plan, notices, result FROM run"
+        " started_at, state, finished_at, plan, notices, result FROM run WHERE id = ?",
+        (run_id,),
     ).fetchone()
-    events = db.execute("SELECT at, message FROM event ORDER BY seq").fetchall()
-    steps = read_steps(db)
-    (attempts,) = db.execute("SELECT count(*) FROM attempt").fetchone()
-    landings = _landings(db)
+    events = db.execute(
+        "SELECT at, message FROM event WHERE run_id = ? ORDER BY seq", (run_id,)
+    ).fetchall()
+    steps = read_steps(db, run_id)
+    (attempts,) = db.execute("SELECT count(*) FROM attempt WHERE run_id = ?", (run_id,)).fetchone()
+    landings = _landings(db, run_id)
     if row is None:
         raise sqlite3.DatabaseError("no run recorded")
     return RunRecord(
@@ -276,23 +299,24 @@ def _read_from(db: Database) -> RunRecord:
     )
 
 
-def read_steps(db: Database) -> list[StepRecord]:
+def read_steps(db: Database, run_id: str) -> list[StepRecord]:
     return [
         StepRecord(*row)
         for row in db.execute(
-            "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step ORDER BY seq"
+            "SELECT seq, attempt, at, move, action, detail, outcome, message FROM step"
+            " WHERE run_id = ? ORDER BY seq",
+            (run_id,),
         ).fetchall()
     ]
 
 
-def _landings(db: Database) -> list[LandingRecord]:
-    """The landings recorded; none in a journal of a schema before landings were."""
-    if not db.has_table("landing"):
-        return []
+def _landings(db: Database, run_id: str) -> list[LandingRecord]:
     return [
         LandingRecord(*row)
         for row in db.execute(
-            "SELECT at, stack, outcome, summary, message FROM landing ORDER BY seq"
+            "SELECT at, stack, outcome, summary, message FROM landing WHERE run_id = ?"
+            " ORDER BY seq",
+            (run_id,),
         ).fetchall()
     ]
 

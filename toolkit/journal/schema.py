@@ -1,7 +1,7 @@
 """Where runs live and what a journal file holds: its name, its tables, their version.
 
-Versions only add tables, so a journal of an earlier version is read as it is and brought up
-to date when a run is written to again.
+A journal of an earlier version is brought up to date when a run is written to again
+(`upgrade_journal_file`), and read through an upgraded copy in memory until then.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ copy as this run wrote and verified it."""
 StepOutcome = Literal["done", "failed", "unknown"]
 LandingOutcome = Literal["landed", "failed"]
 
-SCHEMA_VERSION = 4
-"""2: the run, its attempts, events, stack ids and steps; 3: its landings; 4: revisions."""
+SCHEMA_VERSION = 5
+"""2: the run, its attempts, events, stack ids and steps; 3: its landings; 4: revisions;
+5: every row names its run (`run_id`) and numbers itself within it, so that the runs of a
+PostgreSQL database share one set of tables (`toolkit.journal.database`)."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY,
@@ -41,23 +43,31 @@ CREATE TABLE IF NOT EXISTS run (
     notices TEXT NOT NULL,
     result TEXT
 );
+CREATE INDEX IF NOT EXISTS run_by_key ON run (run_key, started_at);
 CREATE TABLE IF NOT EXISTS attempt (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
     at TEXT NOT NULL,
     pid INTEGER NOT NULL,
-    host TEXT NOT NULL
+    host TEXT NOT NULL,
+    PRIMARY KEY (run_id, n)
 );
 CREATE TABLE IF NOT EXISTS event (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
     at TEXT NOT NULL,
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS stack_id (
-    move TEXT PRIMARY KEY,
-    id TEXT NOT NULL
+    run_id TEXT NOT NULL,
+    move TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (run_id, move)
 );
 CREATE TABLE IF NOT EXISTS step (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
     at TEXT NOT NULL,
     move TEXT NOT NULL,
@@ -65,23 +75,52 @@ CREATE TABLE IF NOT EXISTS step (
     detail TEXT NOT NULL,
     outcome TEXT,
     message TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS revision (
+    run_id TEXT NOT NULL,
     move TEXT NOT NULL,
     side TEXT NOT NULL,
     revision TEXT NOT NULL,
-    PRIMARY KEY (move, side)
+    PRIMARY KEY (run_id, move, side)
 );
 CREATE TABLE IF NOT EXISTS landing (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
     at TEXT NOT NULL,
     stack TEXT NOT NULL,
     outcome TEXT NOT NULL,
     summary TEXT NOT NULL,
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
 );
 """
+RUN_ROWS = ("attempt", "event", "stack_id", "step", "revision", "landing")
+"""The tables whose rows belong to a run (`run_id`): all but `run` itself."""
+CONFLICT_KEYS = {"stack_id": ("run_id", "move"), "revision": ("run_id", "move", "side")}
+"""The keys the journal updates rows by (`ON CONFLICT`)."""
+
+
+def upgrade_journal_file(db: sqlite3.Connection) -> None:
+    """Bring the journal file `db` (one run's, of version 2 to 4) to this version, inside the
+    caller's transaction: the tables it lacks are created, and the rows of those it has are
+    given their run's id. Their own numbering (an `AUTOINCREMENT` key) stays as it was; the
+    journal numbers the rows it adds itself."""
+    (run_id,) = db.execute("SELECT id FROM run").fetchone()
+    for table in RUN_ROWS:
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if columns and "run_id" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN run_id TEXT NOT NULL DEFAULT ''")
+            db.execute(f"UPDATE {table} SET run_id = ?", (run_id,))
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    for table, key in CONFLICT_KEYS.items():
+        db.execute(
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_of_run ON {table} ({', '.join(key)})"
+        )
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def default_runs_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -10,8 +10,9 @@ finish and have their outcomes written if the disk lets them. `Journal.writing` 
 `RunsFolderError` that says what is recorded and what is not; the same command continues the
 run once there is room again.
 
-In PostgreSQL (`database`), a run is a schema of that database (`toolkit.journal.database`),
-created with its tables, its run row and its entry in the index of run keys in one transaction.
+In PostgreSQL (`database`), a run is its rows in the tables every run shares
+(`toolkit.journal.database`), each naming the run; a journal numbers its own rows (attempts,
+steps, events, landings) from 1, as in a file of its own.
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ClaimError, RunsFolderError
 from toolkit.journal.database import (
-    SHARED_SCHEMA,
     Database,
     DatabaseFailure,
     connect_postgres,
     database_unwritable,
     describe,
-    run_schema,
 )
 from toolkit.journal.records import StepRecord, read_steps
 from toolkit.journal.schema import (
@@ -49,6 +48,7 @@ from toolkit.journal.schema import (
     RunState,
     StepOutcome,
     connect,
+    upgrade_journal_file,
 )
 from toolkit.models import AgentClaimResponse
 from toolkit.private_files import (
@@ -153,25 +153,17 @@ class Journal:
 
     @classmethod
     def _start_in_database(cls, database: str, row: tuple[Any, ...]) -> Journal:
-        """A new run in `database`: its schema, tables, run row and index entry at once."""
-        run_id = row[0]
-        db = connect_postgres(database, run_id=run_id)
+        """A new run in `database`: its row in the shared tables."""
+        db = connect_postgres(database)
         try:
             with db.transaction():
-                db.execute(f"CREATE SCHEMA {run_schema(run_id)}")
-                db.create_tables()
                 db.execute(
                     "INSERT INTO run (id, run_key, request, source_org, destination_org,"
                     " strategy, has_claim, started_at, state, plan, notices)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                     row,
                 )
-                db.execute(
-                    f"INSERT INTO {SHARED_SCHEMA}.run_index (run_id, run_key, started_at)"
-                    " VALUES (?, ?, ?)",
-                    (run_id, row[1], row[7]),
-                )
-            journal = cls(db, run_id, None, database)
+            journal = cls(db, row[0], None, database)
             journal._new_attempt()
         except DatabaseFailure as error:
             db.close()
@@ -189,6 +181,8 @@ class Journal:
             with journal._db.transaction():
                 journal._db.execute(
                     "UPDATE run SET state = 'running', finished_at = NULL, result = NULL"
+                    " WHERE id = ?",
+                    (run_id,),
                 )
             journal._new_attempt()
         except (sqlite3.Error, OSError, DatabaseFailure) as error:
@@ -202,19 +196,18 @@ class Journal:
         the run; a journal of an earlier schema is brought up to date. Raises the
         `sqlite3.Error`, `OSError` or `DatabaseFailure` of a journal that cannot be written."""
         if database is not None:
-            return cls(connect_postgres(database, run_id=run_id), run_id, None, database)
+            return cls(connect_postgres(database), run_id, None, database)
         path = runs_dir / run_id / JOURNAL_FILE
-        journal = cls(Database(connect(path)), run_id, path)
+        connection = connect(path)
         try:
-            with journal._db.transaction():
-                (version,) = journal._db.execute("PRAGMA user_version").fetchone()
+            with connection:
+                (version,) = connection.execute("PRAGMA user_version").fetchone()
                 if version < SCHEMA_VERSION:
-                    journal._db.create_tables()
-                    journal._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    upgrade_journal_file(connection)
         except BaseException:
-            journal.close()
+            connection.close()
             raise
-        return journal
+        return cls(Database(connection), run_id, path)
 
     @classmethod
     def in_memory(cls) -> Journal:
@@ -227,7 +220,7 @@ class Journal:
 
     def record(self, message: str) -> None:
         """One line of what happened (a progress event's text)."""
-        self._write("INSERT INTO event (at, message) VALUES (?, ?)", (_now(), redact(message)))
+        self._insert("event", ("at", "message"), (_now(), redact(message)))
 
     def begin(self, move: str, action: Step, detail: str) -> int:
         """Record a call about to be made for `move`; returns its row for `end`.
@@ -236,8 +229,10 @@ class Journal:
         must not be made, since nothing would say it was.
         """
         row = self._insert(
-            "INSERT INTO step (attempt, at, move, action, detail) VALUES (?, ?, ?, ?, ?)",
+            "step",
+            ("attempt", "at", "move", "action", "detail"),
             (self._attempt, _now(), move, action, redact(detail)),
+            call=True,
         )
         if row is None:
             raise RunsFolderError(f"the journal of run {self.run_id} cannot be written.")
@@ -250,8 +245,9 @@ class Journal:
         with self._lock:
             call = self._under_way.pop(row, None)
         if not self._write(
-            "UPDATE step SET outcome = ?, message = ?, finished_at = ? WHERE seq = ?",
-            (outcome, redact(message), _now(), row),
+            "UPDATE step SET outcome = ?, message = ?, finished_at = ?"
+            " WHERE run_id = ? AND seq = ?",
+            (outcome, redact(message), _now(), self.run_id, row),
         ):
             with self._lock:
                 self._unrecorded.append(call or f"call {row}")
@@ -276,25 +272,29 @@ class Journal:
 
     def steps(self) -> list[StepRecord]:
         with self._lock:
-            return read_steps(self._db)
+            return read_steps(self._db, self.run_id)
 
     def stack_ids(self) -> dict[str, str]:
         """Move (the source stack's `project/stack` as planned) -> the service's stack id."""
         with self._lock:
-            return dict(self._db.execute("SELECT move, id FROM stack_id").fetchall())
+            found = self._db.execute(
+                "SELECT move, id FROM stack_id WHERE run_id = ?", (self.run_id,)
+            )
+            return dict(found.fetchall())
 
     def record_stack_ids(self, ids: Mapping[str, str]) -> None:
         self._write(
-            "INSERT INTO stack_id (move, id) VALUES (?, ?)"
-            " ON CONFLICT (move) DO UPDATE SET id = excluded.id",
-            *ids.items(),
+            "INSERT INTO stack_id (run_id, move, id) VALUES (?, ?, ?)"
+            " ON CONFLICT (run_id, move) DO UPDATE SET id = excluded.id",
+            *((self.run_id, move, id_) for move, id_ in ids.items()),
         )
 
     def revision(self, move: str, side: RevisionSide) -> str | None:
         """The revision of `move`'s `side` this run recorded last (None: none recorded)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT revision FROM revision WHERE move = ? AND side = ?", (move, side)
+                "SELECT revision FROM revision WHERE run_id = ? AND move = ? AND side = ?",
+                (self.run_id, move, side),
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -302,17 +302,18 @@ class Journal:
         """Remember the revision of `move`'s `side`: what a later removal or overwrite checks
         it is still looking at."""
         self._write(
-            "INSERT INTO revision (move, side, revision) VALUES (?, ?, ?)"
-            " ON CONFLICT (move, side) DO UPDATE SET revision = excluded.revision",
-            (move, side, revision),
+            "INSERT INTO revision (run_id, move, side, revision) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (run_id, move, side) DO UPDATE SET revision = excluded.revision",
+            (self.run_id, move, side, revision),
         )
 
     def record_landing(
         self, *, stack: str, outcome: LandingOutcome, summary: str = "", message: str = ""
     ) -> None:
         """Record one landing of the run's moves: what it changed, or why it failed."""
-        self._write(
-            "INSERT INTO landing (at, stack, outcome, summary, message) VALUES (?, ?, ?, ?, ?)",
+        self._insert(
+            "landing",
+            ("at", "stack", "outcome", "summary", "message"),
             (_now(), redact(stack), outcome, redact(summary), redact(message)),
         )
 
@@ -329,8 +330,10 @@ class Journal:
     def _new_attempt(self) -> None:
         with self._lock, self._db.transaction():
             (self._attempt,) = self._db.execute(
-                "INSERT INTO attempt (at, pid, host) VALUES (?, ?, ?) RETURNING n",
-                (_now(), os.getpid(), socket.gethostname()),
+                "INSERT INTO attempt (run_id, n, at, pid, host)"
+                " SELECT ?, coalesce(max(n), 0) + 1, ?, ?, ? FROM attempt WHERE run_id = ?"
+                " RETURNING n",
+                (self.run_id, _now(), os.getpid(), socket.gethostname(), self.run_id),
             ).fetchone()
 
     def _write(self, sql: str, *rows: tuple[Any, ...]) -> bool:
@@ -345,14 +348,22 @@ class Journal:
                 return False
         return True
 
-    def _insert(self, sql: str, parameters: tuple[Any, ...]) -> int | None:
-        """The new row's `seq`, or None once a write has failed (this one or one before)."""
+    def _insert(
+        self, table: str, columns: tuple[str, ...], values: tuple[Any, ...], *, call: bool = False
+    ) -> int | None:
+        """Add a row of the run to `table`, numbered after its last one: its `seq`, or None
+        when it failed, or, for a `call`, once any write has failed."""
+        sql = (
+            f"INSERT INTO {table} (run_id, seq, {', '.join(columns)})"
+            f" SELECT ?, coalesce(max(seq), 0) + 1, {', '.join('?' for _ in columns)}"
+            f" FROM {table} WHERE run_id = ? RETURNING seq"
+        )
         with self._lock:
-            if self._failure is not None:
+            if call and self._failure is not None:
                 return None
             try:
                 with self._db.transaction():
-                    (row,) = self._db.execute(sql + " RETURNING seq", parameters).fetchone()
+                    (row,) = self._db.execute(sql, (self.run_id, *values, self.run_id)).fetchone()
             except (sqlite3.Error, OSError, DatabaseFailure) as error:
                 self._failed(error)
                 return None
