@@ -96,17 +96,24 @@ CREATE TABLE IF NOT EXISTS landing (
     PRIMARY KEY (run_id, seq)
 );
 """
-RUN_ROWS = ("attempt", "event", "stack_id", "step", "revision", "landing")
-"""The tables whose rows belong to a run (`run_id`): all but `run` itself."""
-CONFLICT_KEYS = {"stack_id": ("run_id", "move"), "revision": ("run_id", "move", "side")}
-"""The keys the journal updates rows by (`ON CONFLICT`)."""
+ROW_KEYS = {
+    "attempt": ("run_id", "n"),
+    "event": ("run_id", "seq"),
+    "stack_id": ("run_id", "move"),
+    "step": ("run_id", "seq"),
+    "revision": ("run_id", "move", "side"),
+    "landing": ("run_id", "seq"),
+}
+"""The tables whose rows belong to a run, and each one's key: what the journal numbers its
+rows by, and updates them by (`ON CONFLICT`)."""
+RUN_ROWS = tuple(ROW_KEYS)
 
 
 def upgrade_journal_file(db: sqlite3.Connection) -> None:
     """Bring the journal file `db` (one run's, of version 2 to 4) to this version, inside the
     caller's transaction: the tables it lacks are created, and the rows of those it has are
-    given their run's id. Their own numbering (an `AUTOINCREMENT` key) stays as it was; the
-    journal numbers the rows it adds itself."""
+    given their run's id and this version's keys (as unique indexes). Their own numbering (an
+    `AUTOINCREMENT` key) stays as it was; the journal numbers the rows it adds itself."""
     (run_id,) = db.execute("SELECT id FROM run").fetchone()
     for table in RUN_ROWS:
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
@@ -116,7 +123,7 @@ def upgrade_journal_file(db: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
-    for table, key in CONFLICT_KEYS.items():
+    for table, key in ROW_KEYS.items():
         db.execute(
             f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_of_run ON {table} ({', '.join(key)})"
         )
