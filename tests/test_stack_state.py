@@ -228,6 +228,27 @@ def test_sealing_then_opening_gives_back_the_deployment(deployment: dict[str, An
     assert deployment == before, "neither function changes what it is given"
 
 
+def test_sealing_and_opening_share_what_holds_no_secret() -> None:
+    """A state of 20,000 resources is not copied whole to seal or open its secrets: only the
+    objects and lists on the way to a secret are new."""
+    plain = {"urn": PET, "inputs": {"length": 2}, "dependencies": [ROOT]}
+    deployment = {
+        "manifest": {"time": "2026-11-20T10:00:00Z"},
+        "resources": [{"urn": ROOT, "outputs": {"a": secret(1), "b": {"c": 2}}}, plain],
+    }
+
+    closed = sealed(deployment, ["c1"])
+    reopened = opened(closed, {"c1": "1"})
+
+    for copy_ in (closed, reopened):
+        first, second = copy_["resources"]
+        assert second is plain
+        assert first["outputs"]["b"] is deployment["resources"][0]["outputs"]["b"]
+        assert first is not deployment["resources"][0]
+    assert reopened == deployment
+    assert closed["resources"][0]["outputs"]["a"] == sealed_secret("c1")
+
+
 def test_equal_plaintexts_each_get_their_own_ciphertext_in_order() -> None:
     deployment = {
         "resources": [

@@ -20,6 +20,7 @@ from toolkit.urns import (
     UNKNOWN_PROVIDER_ID,
     parse_urn,
     rename_deployment,
+    rename_in_place,
 )
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, run_pulumi
 
@@ -309,3 +310,19 @@ def test_every_urn_of_the_stack_names_the_new_stack_and_nothing_else_changes(
     assert len(result["resources"]) == len(deployment["resources"])
     assert len(result["pending_operations"]) == len(deployment["pending_operations"])
     assert [r["type"] for r in result["resources"]] == [r["type"] for r in deployment["resources"]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(renames())
+def test_renaming_in_place_gives_what_a_renamed_copy_holds_without_a_copy(
+    case: tuple[tuple[str, str], tuple[str, str], dict[str, Any]],
+) -> None:
+    """A migration renames the state it read in place: a large state is not copied whole."""
+    old, new, deployment = case
+    expected = rename(deployment, old, new)
+    resources = deployment["resources"]
+    rename_in_place(
+        deployment, old_project=old[0], old_stack=old[1], new_project=new[0], new_stack=new[1]
+    )
+    assert deployment == expected
+    assert deployment["resources"] is resources, "the same resources, rewritten"

@@ -72,7 +72,29 @@ def rename_deployment(
     new_project: str,
     new_stack: str,
 ) -> dict[str, Any]:
-    """A copy of `deployment` whose URNs of `old_project`/`old_stack` name the new stack.
+    """A copy of `deployment` whose URNs of `old_project`/`old_stack` name the new stack
+    (`rename_in_place` on a deep copy)."""
+    renamed = copy.deepcopy(dict(deployment))
+    rename_in_place(
+        renamed,
+        old_project=old_project,
+        old_stack=old_stack,
+        new_project=new_project,
+        new_stack=new_stack,
+    )
+    return renamed
+
+
+def rename_in_place(
+    deployment: dict[str, Any],
+    *,
+    old_project: str,
+    old_stack: str,
+    new_project: str,
+    new_stack: str,
+) -> None:
+    """Rewrite the URNs of `old_project`/`old_stack` in `deployment` to name the new stack,
+    in one pass and without a copy: for a caller that needs the state only renamed.
 
     URNs of other stacks or projects (a resource reference into another stack, say) are left
     alone, as the CLI leaves them. Secrets are rewritten only where their plaintext is JSON,
@@ -82,12 +104,10 @@ def rename_deployment(
         if not value:
             raise ValueError("project and stack names must not be empty")
     renamer = _Renamer(old_project, old_stack, new_project, new_stack)
-    renamed = copy.deepcopy(dict(deployment))
-    for resource in renamed.get("resources") or []:
+    for resource in deployment.get("resources") or []:
         renamer.rewrite_resource(resource)
-    for operation in renamed.get("pending_operations") or []:
+    for operation in deployment.get("pending_operations") or []:
         renamer.rewrite_resource(operation["resource"])
-    return renamed
 
 
 @dataclass(frozen=True)

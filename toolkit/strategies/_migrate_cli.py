@@ -23,7 +23,11 @@ from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError, PulumiCliError
 from toolkit.progress import Step
-from toolkit.stack_state import service_secrets_provider
+from toolkit.stack_state import (
+    ciphertexts,
+    has_plaintext_secrets,
+    service_secrets_provider,
+)
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import LONGEST_REASON, StackState, StepFailed
 from toolkit.workspaces import (
@@ -92,7 +96,8 @@ class CliSession:
             return StackState(
                 version=exported.version,
                 plaintext=dict(exported.deployment or {}),
-                encrypted=encrypted,
+                ciphertexts=frozenset(ciphertexts(encrypted)),
+                stores_open_secrets=has_plaintext_secrets(encrypted),
                 tags=dict(found),
                 revision=_checkpoint_revision(encrypted),
             )

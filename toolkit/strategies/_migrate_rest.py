@@ -19,6 +19,7 @@ from toolkit.models import AppUntypedDeployment
 from toolkit.progress import Step
 from toolkit.stack_state import (
     ciphertexts,
+    has_plaintext_secrets,
     integrity_problem,
     opened,
     plaintexts,
@@ -63,15 +64,16 @@ class RestSession:
             record = await self.client.get_stack(org, project, stack)
             exported = await self.client.export_stack(org, project, stack)
             encrypted = dict(exported.deployment or {})
-            plaintext_of = await self.client.decrypt_values(
-                org, project, stack, ciphertexts(encrypted)
-            )
+            sealed_texts = ciphertexts(encrypted)
+            plaintext_of = await self.client.decrypt_values(org, project, stack, sealed_texts)
         except ClaimError as error:
             raise StepFailed(step, f"reading {name} failed: {error.message}") from error
         return StackState(
             version=exported.version,
+            # Shares all but its secrets with the sealed deployment, which is not kept.
             plaintext=opened(encrypted, plaintext_of),
-            encrypted=encrypted,
+            ciphertexts=frozenset(sealed_texts),
+            stores_open_secrets=has_plaintext_secrets(encrypted),
             tags=dict(record.tags or {}) if tags else {},
             revision=Revision(str(record.version), record.id),
         )

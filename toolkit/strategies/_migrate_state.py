@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.moves import StackMove
-from toolkit.stack_state import ciphertexts, difference, has_plaintext_secrets, integrity_problem
+from toolkit.stack_state import difference, integrity_problem
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import Session, StackState, StepFailed
-from toolkit.urns import rename_deployment
+from toolkit.urns import rename_in_place
 
 SYSTEM_TAG_PREFIX = "pulumi:"
 """Tags the CLI sets on a stack it creates and on every update (project, runtime, ...)."""
@@ -25,9 +25,13 @@ def user_tags_of(state: StackState) -> dict[str, str]:
 
 
 def renamed_state(state: StackState, move: StackMove) -> dict[str, Any]:
-    """The source's state (secrets open) under the move's new project and stack names."""
+    """The source's state (secrets open) under the move's new project and stack names.
+
+    Renamed in place, with no copy of a state that may be large: once renamed, the state as
+    read is needed no more (verification compares the copy with the renamed state).
+    """
     try:
-        return rename_deployment(
+        rename_in_place(
             state.plaintext,
             old_project=move.source.project_name,
             old_stack=move.source.stack_name,
@@ -36,6 +40,7 @@ def renamed_state(state: StackState, move: StackMove) -> dict[str, Any]:
         )
     except ValueError as error:
         raise StepFailed("import", f"the source's state cannot be renamed: {error}") from error
+    return state.plaintext
 
 
 def refuse_pending_operations(name: str, state: StackState) -> None:
@@ -74,9 +79,9 @@ async def verify_copy(
     problem = difference(expected, landed.plaintext)
     if problem:
         raise StepFailed("verify", f"verification: {name} {problem}")
-    if has_plaintext_secrets(landed.encrypted):
+    if landed.stores_open_secrets:
         raise StepFailed("verify", f"verification: {name} stores secrets unencrypted")
-    if set(ciphertexts(landed.encrypted)) & set(ciphertexts(source.encrypted)):
+    if landed.ciphertexts & source.ciphertexts:
         raise StepFailed(
             "verify", f"verification: {name} holds the source's ciphertext, not its own"
         )

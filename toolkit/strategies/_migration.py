@@ -30,14 +30,18 @@ class StepFailed(Exception):
 
 @dataclass(frozen=True)
 class StackState:
-    """A stack's state as a migration reads it: both ways, and its tags."""
+    """A stack's state as a migration reads it: open, what it stores sealed, and its tags."""
 
     version: int | None
     """The deployment schema version it was exported at."""
     plaintext: dict[str, Any]
     """The deployment with its secrets open, as `pulumi stack export --show-secrets` gives it."""
-    encrypted: dict[str, Any]
-    """The same deployment with its secrets sealed by the stack's key (`pulumi stack export`)."""
+    ciphertexts: frozenset[str]
+    """The ciphertext of every secret as the stack stores it, sealed by the stack's key
+    (`pulumi stack export`): all a migration needs of the sealed deployment, which a large
+    state would double the memory to keep."""
+    stores_open_secrets: bool
+    """Whether the stack stores any secret unsealed (a state no migration may leave)."""
     tags: dict[str, str]
     """Every tag of the stack."""
     revision: Revision
