@@ -54,6 +54,7 @@ class Emulator:
                 path=entry["path"],
                 query=entry["query"],
                 seconds=entry["finished"] - entry["started"],
+                status=entry["status"],
             )
             for entry in log["requests"]
         )
@@ -66,6 +67,12 @@ class Emulator:
         """Add `latency_ms` to every request from now on."""
         body = {"latencyMs": latency_ms}
         httpx.put(f"{self.url}/_emulator/latency", json=body).raise_for_status()
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        """Answer each token at most `per_second` requests a second from now on (None: no
+        limit); beyond it, 429 with `Retry-After`."""
+        body = {"perSecond": per_second}
+        httpx.put(f"{self.url}/_emulator/rate-limit", json=body).raise_for_status()
 
     def peak_rss_mb(self) -> float | None:
         """The emulator process's peak resident memory, where /proc tells it."""
@@ -127,6 +134,8 @@ class ServedRequest:
     """As sent, without the `?`."""
     seconds: float
     """From its arrival to its answer: the added latency and the emulator's own handling."""
+    status: int | None
+    """None when the connection was dropped."""
 
     @property
     def listing(self) -> str:

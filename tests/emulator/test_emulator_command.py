@@ -115,6 +115,7 @@ def test_a_db_that_cannot_be_created_is_refused(world: Path, tmp_path: Path) -> 
             "-1",
             "'--claim-seconds-per-stack': -1.0 is not in the range x>=0",
         ),
+        ("--rate-limit", "0", "'--rate-limit': 0.0 is not in the range x>0"),
     ],
 )
 def test_out_of_range_options_are_usage_errors(
@@ -234,3 +235,12 @@ def test_the_claim_pace_option_replaces_the_worlds(tmp_path: Path) -> None:
         listed.append(httpx.get(f"{url}/api/user/stacks?organization=o", headers=AUTH).json())
 
     assert [[s["stackName"] for s in page["stacks"]] for page in listed] == [[], ["a"]]
+
+
+def test_the_rate_limit_option_replaces_the_worlds(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text("service: {rateLimit: 1000}\n" + WORLD, encoding="utf-8")
+    with serving("--world", str(world), "--rate-limit", "0.01") as url:
+        assert httpx.get(f"{url}/_emulator/rate-limit").json() == {"perSecond": 0.01}
+        answered = [httpx.get(f"{url}/api/user", headers=AUTH) for _ in range(2)]
+    assert [a.status_code for a in answered] == [200, 429]

@@ -103,6 +103,13 @@ def _fault_rates(
     type=click.FloatRange(min=0),
     help="Seconds a started claim takes to move each stack (default: the world's, else 0.02).",
 )
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Requests a second answered per token (per address without one); beyond it, 429 "
+    "with Retry-After (default: the world's, else no limit).",
+)
 def emulator(
     world: Path,
     host: str,
@@ -118,6 +125,7 @@ def emulator(
     fault_path: str,
     signup_difficulty: int | None,
     claim_seconds_per_stack: float | None,
+    rate_limit: float | None,
 ) -> None:
     """Serve a local Pulumi Cloud for rehearsals and tests; the first line says its URL.
 
@@ -165,6 +173,7 @@ def emulator(
         fault_rates=rates,
         signup_difficulty=signup_difficulty,
         claim_seconds_per_stack=claim_seconds_per_stack,
+        rate_limit=rate_limit,
     )
 
 

@@ -147,8 +147,9 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
     "concurrency": click.option(
         "--concurrency",
         type=click.IntRange(1, 64),
-        help="Calls made at once, and with migrate stacks at once; default 16 (migrate "
-        "through the pulumi CLI: 4).",
+        help="The most calls made at once (the client starts at 16 or this, if lower, and "
+        "halves on a 429 or slower answers), and with migrate stacks at once; default 16 "
+        "(migrate through the pulumi CLI: 4).",
     ),
     "claim-wait": click.option(
         "--claim-wait",

@@ -1,7 +1,7 @@
 """The way to the Pulumi Cloud REST API for one identity: auth, bounded concurrency, safe
 retries, paging, bounds on what a service controls, and typed errors.
 
-Every call goes through one request path that holds a slot of a shared semaphore while it talks
+Every call goes through one request path that holds an adaptive slot (`concurrency`) while it talks
 to the service, retries what is safe to retry, and turns failures into the toolkit's typed
 errors. A request that may have changed state on the service (a POST whose answer was lost or
 came back 5xx) is never repeated blindly: doing so could rename or transfer a stack twice.
@@ -33,6 +33,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_ran
 from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
+from toolkit.cloud.concurrency import STARTING_LIMIT, AdaptiveLimit, AdaptiveSlots
 from toolkit.errors import (
     AnswerTooLargeError,
     DeadlineExceededError,
@@ -54,8 +55,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 ACCEPT = "application/vnd.pulumi+8"
 
-DEFAULT_MAX_CONCURRENCY = 16
-"""Calls one client has in flight at once unless told otherwise."""
+DEFAULT_MAX_CONCURRENCY = STARTING_LIMIT
+"""The most calls one client has in flight at once unless told otherwise (the ceiling of its
+adaptive limit)."""
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -137,7 +139,7 @@ class Transport:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self.max_concurrency = max_concurrency
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = AdaptiveSlots(AdaptiveLimit(max_concurrency))
         self._headers = {
             "Accept": ACCEPT,
             "Content-Type": "application/json",
@@ -267,11 +269,13 @@ class Transport:
             headers = {**(headers or {}), "Content-Encoding": "gzip"}
 
         async def attempt() -> httpx.Response:
-            async with self._connection() as http:
+            async with self._slots.slot() as slot, self._connection() as http:
                 request = http.build_request(
                     method, path, params=params, content=content, headers=headers
                 )
-                return await self._exchange(http, request, largest_answer, call)
+                response = await self._exchange(http, request, largest_answer, call)
+                slot.answered(response.status_code, _retry_after_seconds(response))
+                return response
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -325,18 +329,17 @@ class Transport:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
-        """One of `max_concurrency` slots: an HTTP client with a single connection of its own.
+        """An HTTP client with a single connection of its own, for a call holding a slot.
 
-        A slot per connection, rather than one httpx pool of them all, because a shared pool
+        A connection per slot, rather than one httpx pool of them all, because a shared pool
         hands a connection that just became idle to several requests arriving together, and all
         but one start over: at 16 requests in flight, that costs a third of the CPU of a call.
         """
-        async with self._slots:
-            http = self._idle.pop() if self._idle else self._open_connection()
-            try:
-                yield http
-            finally:
-                self._idle.append(http)
+        http = self._idle.pop() if self._idle else self._open_connection()
+        try:
+            yield http
+        finally:
+            self._idle.append(http)
 
     def _open_connection(self) -> httpx.AsyncClient:
         http = httpx.AsyncClient(

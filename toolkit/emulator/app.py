@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from toolkit.emulator import serializers
 from toolkit.emulator.faults import FaultInjector, RequestLog
 from toolkit.emulator.middleware import GzipRequestBodies, Instrumentation
+from toolkit.emulator.rate_limit import RateLimiter
 from toolkit.emulator.routes.accounts import accounts_router
 from toolkit.emulator.routes.agents import agents_router
 from toolkit.emulator.routes.catalog import catalog_router
@@ -32,11 +33,12 @@ def create_app(
     max_page_size: int | None = None,
     faults: FaultInjector | None = None,
     requests: RequestLog | None = None,
+    rate_limits: RateLimiter | None = None,
     restarter: Restarter | None = None,
 ) -> FastAPI:
     """A FastAPI app serving `state` as Pulumi Cloud does, with the test knobs applied
-    (latency, faults, fault rates: `faults`); `POST /_emulator/restart` only with a
-    `restarter`.
+    (latency, faults, fault rates: `faults`; the rate limit: `rate_limits`, by default the
+    world's); `POST /_emulator/restart` only with a `restarter`.
 
     `page_size` is the page a list call gets when it names no size, `max_page_size` (by
     default the same) the largest it gets whatever it asks.
@@ -48,9 +50,10 @@ def create_app(
     )
     faults = faults if faults is not None else FaultInjector()
     requests = requests if requests is not None else RequestLog()
+    rate_limits = rate_limits if rate_limits is not None else RateLimiter(state.rate_limit())
     app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(GzipRequestBodies)
-    app.add_middleware(Instrumentation, faults=faults, requests=requests)
+    app.add_middleware(Instrumentation, faults=faults, requests=requests, rate_limits=rate_limits)
     _add_error_handlers(app)
     app.include_router(accounts_router(service))
     # The stacks' router before the updates': an update's path would take some of its paths.
@@ -61,7 +64,7 @@ def create_app(
     app.include_router(environments_router(service))
     app.include_router(teams_router(service))
     app.include_router(org_tokens_router(service))
-    app.include_router(control_router(state, faults, requests, restarter))
+    app.include_router(control_router(state, faults, requests, rate_limits, restarter))
     return app
 
 

@@ -1,6 +1,6 @@
-"""The emulator's ASGI middlewares: the instrumentation tests steer (latency, faults, fault
-rates, the request log) around every service request, and gzip-encoded request bodies
-inflated before any route reads them.
+"""The emulator's ASGI middlewares: the instrumentation tests steer (latency, the rate limit,
+faults, fault rates, the request log) around every service request, and gzip-encoded request
+bodies inflated before any route reads them.
 """
 
 from __future__ import annotations
@@ -13,17 +13,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.emulator import serializers
 from toolkit.emulator.faults import FaultInjector, FaultRule, RecordedRequest, RequestLog
+from toolkit.emulator.rate_limit import RateLimiter
 from toolkit.emulator.routes.control import CONTROL_PREFIX
 from toolkit.redaction import redact
 
 
 class Instrumentation:
-    """ASGI middleware: latency, faults and the request log around service requests."""
+    """ASGI middleware: latency, the rate limit, faults and the request log around service
+    requests."""
 
-    def __init__(self, app: ASGIApp, *, faults: FaultInjector, requests: RequestLog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        faults: FaultInjector,
+        requests: RequestLog,
+        rate_limits: RateLimiter,
+    ) -> None:
         self.app = app
         self.faults = faults
         self.requests = requests
+        self.rate_limits = rate_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
@@ -67,6 +77,13 @@ class Instrumentation:
             latency_ms = self.faults.latency_ms
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
+            retry_after = self.rate_limits.take(_caller(scope))
+            if retry_after is not None:
+                refused = serializers.error(
+                    429, "Too Many Requests: rate limit exceeded", retry_after=retry_after
+                )
+                await refused(scope, receive, send_recording)
+                return
             rule = self.faults.take(scope["method"], scope["path"])
             if rule is not None and rule.action == "hold":
                 await self.faults.held()
@@ -137,6 +154,16 @@ class GzipRequestBodies:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, inflated, send)
+
+
+def _caller(scope: Scope) -> str:
+    """Whom a request's rate limit counts against: the token it carries, else its address."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    client: tuple[str, int] | None = scope.get("client")
+    return f"address {client[0]}" if client else "address unknown"
 
 
 async def _drop_connection(receive: Receive) -> None:

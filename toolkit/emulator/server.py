@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from toolkit.emulator.app import create_app
 from toolkit.emulator.faults import FaultInjector, FaultRates, RequestLog
+from toolkit.emulator.rate_limit import RateLimiter
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import load_world
 from toolkit.errors import ClaimError, InvalidInputError
@@ -38,9 +39,10 @@ class EmulatorServer:
     """The emulator serving `state` on a loopback port from a background thread.
 
     Use as a context manager; `.url` is valid inside it. `.faults` arms misbehaviour (rules,
-    rates, latency) and `.requests` records what clients asked, both shared with the running
-    app. `restart()` (or `POST /_emulator/restart`) plays a service restart.
-    `on_restart_failure` hears of a restart asked over HTTP that could not listen again.
+    rates, latency), `.rate_limits` holds the rate limit (the world's at first) and
+    `.requests` records what clients asked, all shared with the running app. `restart()`
+    (or `POST /_emulator/restart`) plays a service restart. `on_restart_failure` hears of a
+    restart asked over HTTP that could not listen again.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class EmulatorServer:
         self.state = state
         self.faults = FaultInjector(latency_ms=latency_ms)
         self.requests = RequestLog()
+        self.rate_limits = RateLimiter(state.rate_limit())
         self.restarts = 0
         """Restarts completed so far."""
         self._host = host
@@ -68,6 +71,7 @@ class EmulatorServer:
             max_page_size=max_page_size,
             faults=self.faults,
             requests=self.requests,
+            rate_limits=self.rate_limits,
             restarter=self,
         )
         self._lifecycle = threading.RLock()
@@ -177,6 +181,7 @@ def serve_forever(
     fault_rates: FaultRates | None = None,
     signup_difficulty: int | None = None,
     claim_seconds_per_stack: float | None = None,
+    rate_limit: float | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (Ctrl-C or SIGTERM).
 
@@ -184,8 +189,8 @@ def serve_forever(
     an existing file is served as it is (the world file is not read again), so what clients
     changed survives a restart of the process. None or ":memory:" keeps state in memory
     (it survives `POST /_emulator/restart`, which keeps the process).
-    `fault_rates` are in force from the first request; `signup_difficulty` and
-    `claim_seconds_per_stack`, when given, replace the world's.
+    `fault_rates` are in force from the first request; `signup_difficulty`,
+    `claim_seconds_per_stack` and `rate_limit`, when given, replace the world's.
     """
     state = _load_state(world_path, db_path)
     try:
@@ -193,6 +198,8 @@ def serve_forever(
             state.set_signup_difficulty(signup_difficulty)
         if claim_seconds_per_stack is not None:
             state.set_claim_seconds_per_stack(claim_seconds_per_stack)
+        if rate_limit is not None:
+            state.set_rate_limit(rate_limit)
         failures: list[Exception] = []
         with _stop_requested() as stopped:
 

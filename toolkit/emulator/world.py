@@ -124,6 +124,10 @@ class WorldService(_WorldModel):
     """A claim's commit answers at once and starts the claim; the service then moves its
     stacks one every this many seconds (0: all by the next call), the agent's org held
     against writes meanwhile."""
+    rate_limit: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Requests a second the service answers each caller (each token; a call without one,
+    each address), bursts of as many included; beyond it, 429 with `Retry-After`. None: no
+    limit."""
     signup_difficulty: int = Field(default=DEFAULT_SIGNUP_DIFFICULTY, ge=1, le=256)
     """Leading zero bits the agent sign-up proof of work must reach."""
     legacy_names: bool = False

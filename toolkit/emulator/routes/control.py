@@ -1,7 +1,7 @@
 """The `/_emulator/` endpoints, for tests and rehearsals: move the service's clock forward, arm
-and clear faults, set and clear fault rates (and read what they did), set the latency, read and
-clear the request log, and restart the server. The instrumentation middleware leaves these
-paths alone: they are neither delayed, faulted nor logged.
+and clear faults, set and clear fault rates (and read what they did), set the latency and the
+rate limit, read and clear the request log, and restart the server. The instrumentation
+middleware leaves these paths alone: they are neither delayed, limited, faulted nor logged.
 
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from toolkit.emulator.faults import FaultInjector, FaultRates, FaultRule, RequestLog
+from toolkit.emulator.rate_limit import RateLimiter
 from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import ServiceState
 
@@ -49,6 +50,15 @@ class Latency(BaseModel):
     latency_ms: float = Field(alias="latencyMs", ge=0)
 
 
+class RateLimit(BaseModel):
+    """The body of `PUT /_emulator/rate-limit`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_second: float | None = Field(alias="perSecond", gt=0, allow_inf_nan=False)
+    """Requests a second each caller may make; null: no limit."""
+
+
 class Restart(BaseModel):
     """The body of `POST /_emulator/restart` (optional)."""
 
@@ -62,9 +72,11 @@ def control_router(
     state: ServiceState,
     faults: FaultInjector,
     requests: RequestLog,
+    rate_limits: RateLimiter,
     restarter: Restarter | None,
 ) -> APIRouter:
-    """The knobs over `state`, `faults` and `requests`; the restart only with a `restarter`."""
+    """The knobs over `state`, `faults`, `requests` and `rate_limits`; the restart only with
+    a `restarter`."""
     router = APIRouter()
 
     def clock() -> JSONResponse:
@@ -132,6 +144,15 @@ def control_router(
     async def set_latency(body: Annotated[Latency, Body()]) -> JSONResponse:
         faults.latency_ms = body.latency_ms
         return json_response({"latencyMs": faults.latency_ms})
+
+    @router.get(CONTROL_PREFIX + "rate-limit")
+    async def read_rate_limit() -> JSONResponse:
+        return json_response({"perSecond": rate_limits.per_second})
+
+    @router.put(CONTROL_PREFIX + "rate-limit")
+    async def set_rate_limit(body: Annotated[RateLimit, Body()]) -> JSONResponse:
+        rate_limits.per_second = body.per_second
+        return json_response({"perSecond": rate_limits.per_second})
 
     @router.get(CONTROL_PREFIX + "requests")
     async def list_requests() -> JSONResponse:

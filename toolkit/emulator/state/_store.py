@@ -71,6 +71,18 @@ class Store:
             self._set_setting("clock_offset", self._offset)
         return self._offset
 
+    def rate_limit(self) -> float | None:
+        """Requests a second the service answers each caller (the world's
+        `service.rateLimit`); None: no limit."""
+        value = self._setting("rate_limit", None)
+        return None if value is None else float(value)
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        if per_second is not None and per_second <= 0:
+            raise ValueError("a rate limit must be above 0 requests a second")
+        with self._session(write=True):
+            self._set_setting("rate_limit", per_second)
+
     def _setting(self, name: str, default: Any) -> Any:
         row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return default if row is None else json.loads(row[0])

@@ -1,0 +1,58 @@
+"""A commit against a service that rate-limits: the client halves the calls it keeps in flight
+on a 429 and says so on its log (`-v`), every stack moves, and few calls are refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory
+
+STACKS = [f"s{i:02}" for i in range(60)]
+RATE_LIMIT = 20
+
+
+def world() -> dict[str, Any]:
+    return {
+        "service": {"rateLimit": RATE_LIMIT},
+        "users": [
+            {"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", "agent-r": "admin"}}
+        ],
+        "orgs": {
+            "acme": {},
+            "agent-r": {"stacks": [{"project": "web", "stack": name} for name in STACKS]},
+        },
+    }
+
+
+def test_a_rate_limited_commit_halves_its_calls_in_flight_and_moves_every_stack(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(world(), latency_ms=50)
+    args = ["-v", "--api-url", server.url, "commit", "--from", "agent-r", "--to", "acme"]
+    args += ["--strategy", "transfer", "--yes"]
+    env = {"PULUMI_ACCESS_TOKEN": "tok-alice", "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "runs")}
+
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+    assert result.exit_code == 0, result.stderr
+    assert server.state.stack_names("acme") == {("web", name) for name in STACKS}
+    assert server.state.stack_names("agent-r") == set()
+    halved = [
+        line
+        for line in result.stderr.splitlines()
+        if re.fullmatch(
+            r"INFO toolkit\.cloud: calls in flight at most (\d+) \(was (\d+)\): "
+            r"the service answered 429 Too Many Requests",
+            line,
+        )
+    ]
+    assert halved, result.stderr
+    statuses = [entry.status for entry in server.requests.entries()]
+    assert 0 < statuses.count(429) < len(STACKS) // 2
