@@ -1,7 +1,9 @@
 """The calls before a preview's first page: the listings start with the checks (who each token
 is, the orgs it sees, the claim token's validation) rather than after them, and who a token is
-is asked once. The emulator holds the checks' calls unanswered; the listings must be read
-meanwhile. Real emulator over HTTP; no clock: the order of the emulator's answers decides."""
+is asked once; after the last page, the agent's reads of the environments to copy are checked
+as their definitions are read. The emulator holds the checks' calls unanswered; the reads
+must be answered meanwhile. Real emulator over HTTP; no clock: the order of the emulator's
+answers decides."""
 
 from __future__ import annotations
 
@@ -53,6 +55,20 @@ def world() -> dict[str, Any]:
             "acme": {"stacks": [{"project": "api", "stack": f"prod-{i:02d}"} for i in range(7)]},
         },
     }
+
+
+def world_with_environments() -> dict[str, Any]:
+    """`world`, with a service that cannot claim ESC environments (as at the claim API's
+    launch) and two environments in the agent's org, to copy."""
+    environments = [{"project": "default", "name": name} for name in ("base", "app")]
+    return (
+        world()
+        | {"service": {"claimMoves": "launch"}}
+        | {
+            "orgs": world()["orgs"]
+            | {AGENT: world()["orgs"][AGENT] | {"environments": environments}}
+        }
+    )
 
 
 def sides(
@@ -154,3 +170,42 @@ def test_a_failed_check_cancels_the_listings_and_its_error_is_raised(
         asyncio.run(scenario())
     finally:
         server.faults.clear()
+
+
+def test_the_definitions_to_copy_are_read_while_the_agents_reads_are_checked(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """claim-api with environments copied: both definitions are read while the agent's
+    decrypted reads of them (its token's check) are held unanswered."""
+    server = make_emulator(world_with_environments())
+    decrypted = rf"/api/esc/environments/{AGENT}/default/\w+/decrypt"
+    definitions = rf"/api/esc/environments/{AGENT}/default/\w+"
+    server.faults.hold(method="GET", path=decrypted, times=None)
+
+    async def scenario() -> ClaimPlan:
+        task = asyncio.create_task(
+            plan_claim(
+                sides(server, source_token="tok-agent", claim_token=CLAIM_TOKEN),
+                ResolutionMap.empty(),
+                "claim-api",
+                "copy",
+            )
+        )
+        for _ in range(POLLS):
+            if server.requests.count("GET", definitions) >= 2:
+                break
+            assert not task.done(), "planning finished before the definitions were read"
+            await asyncio.sleep(0.01)
+        read, checked = (
+            server.requests.count("GET", definitions),
+            server.requests.count("GET", decrypted),
+        )
+        server.faults.clear()
+        plan = await task
+        assert (read, checked) == (2, 0), "the definitions waited for the agent's reads"
+        return plan
+
+    plan = asyncio.run(scenario())
+
+    assert len(plan.environment_copies) == 2
+    assert server.requests.count("GET", decrypted) == 2

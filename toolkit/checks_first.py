@@ -34,6 +34,10 @@ async def checked_first(
         await _cancelled([checking, reading])
 
 
+async def nothing() -> None:
+    """A check with nothing to check (where a side has none), in `checked_first`'s place."""
+
+
 class CurrentUsers:
     """Who each identity is (`GET /api/user`), asked at most once per token and service and
     shared by every check that reads it: the strategy's choice, the known-org checks and the

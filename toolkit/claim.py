@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from toolkit.checks_first import CurrentUsers, checked_first
+from toolkit.checks_first import CurrentUsers, checked_first, nothing
 from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.claim_refusals import agent_token_expired, token_refused
 from toolkit.cloud import CloudClient
@@ -117,9 +117,10 @@ async def plan_claim(
                 sides, users, resolution_map, strategy, environments, migrate_via
             )
     if plan.environment_copies:
-        if chosen == "claim-api":
-            await _check_agent_reads(sides, plan)
-        warnings += await _copy_notices(sides, plan)
+        # The agent's reads (claim-api) are checked as the copies' definitions are read.
+        agent_reads = _check_agent_reads(sides, plan) if chosen == "claim-api" else nothing()
+        _, notices = await checked_first(agent_reads, _copy_notices(sides, plan))
+        warnings += notices
     return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
 
 

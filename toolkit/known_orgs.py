@@ -4,7 +4,7 @@ a 404 from whichever listing asks first."""
 
 from __future__ import annotations
 
-from toolkit.checks_first import CurrentUsers, checked_first
+from toolkit.checks_first import CurrentUsers, checked_first, nothing
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ChoiceError, did_you_mean
 from toolkit.models import User
@@ -29,15 +29,11 @@ async def require_known_orgs(sides: Sides, users: CurrentUsers, *, claim_api: bo
             users, destination, sides.destination_org, "destination_org", claiming=claim_api
         )
         if destination.is_cloud
-        else _nothing_to_check(),
+        else nothing(),
         _require_visible(users, source, sides.source_org, "source_org")
         if source.is_cloud and not claim_api
-        else _nothing_to_check(),
+        else nothing(),
     )
-
-
-async def _nothing_to_check() -> None:
-    return None
 
 
 async def _require_visible(
