@@ -53,7 +53,8 @@ class Emulator:
                 method=entry["method"],
                 path=entry["path"],
                 query=entry["query"],
-                seconds=entry["finished"] - entry["started"],
+                started=entry["started"],
+                finished=entry["finished"],
                 status=entry["status"],
             )
             for entry in log["requests"]
@@ -132,10 +133,17 @@ class ServedRequest:
     path: str
     query: str
     """As sent, without the `?`."""
-    seconds: float
-    """From its arrival to its answer: the added latency and the emulator's own handling."""
+    started: float
+    """When it arrived, on the emulator's monotonic clock."""
+    finished: float
+    """When its answer started to leave, on the same clock."""
     status: int | None
     """None when the connection was dropped."""
+
+    @property
+    def seconds(self) -> float:
+        """From its arrival to its answer: the added latency and the emulator's own handling."""
+        return self.finished - self.started
 
     @property
     def listing(self) -> str:

@@ -33,7 +33,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
+import httpx
 from _emulator import CONSOLE_SCRIPT, Emulator, ServedRequest, emulators
 
 from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
@@ -56,6 +58,11 @@ TARGET = ClaimTarget(source_org=AGENT, destination_org=DESTINATION)
 LATENCY_MS = 20.0
 PREVIEW_CHAIN_TARGET = 1.2
 """A preview at LATENCY_MS takes at most this many times its longest chain of pages."""
+REAL_LATENCY_MS = 200.0
+"""A real service's latency, far away: every call before the first page shows."""
+PREVIEW_WALK_TARGET = 1.1
+"""A preview at REAL_LATENCY_MS takes at most this many times a plain walk of its longest
+chain of pages."""
 COMMIT_FLOOR_TARGET = 2.0
 """A commit at LATENCY_MS takes at most this many times its in-flight floor."""
 RENAME_SUFFIX = "-agent"
@@ -76,6 +83,9 @@ class Scale:
     memory_stacks: int
     memory_environments: int
     memory_destination_stacks: int
+    far_agent_stacks: int
+    far_destination_stacks: int
+    """The preview at REAL_LATENCY_MS: its orgs' stacks."""
     repeats: int
 
 
@@ -90,6 +100,8 @@ FULL = Scale(
     memory_stacks=90_000,
     memory_environments=10_000,
     memory_destination_stacks=10_000,
+    far_agent_stacks=1_540,
+    far_destination_stacks=1_500,
     repeats=3,
 )
 QUICK = Scale(
@@ -103,6 +115,8 @@ QUICK = Scale(
     memory_stacks=1_800,
     memory_environments=200,
     memory_destination_stacks=200,
+    far_agent_stacks=154,
+    far_destination_stacks=150,
     repeats=1,
 )
 
@@ -312,6 +326,88 @@ def time_previews(service: Emulator, scale: Scale, *, latency_ms: float) -> list
     return figures
 
 
+def time_preview_far_away(service: Emulator, scale: Scale) -> Figure:
+    """`plan_claim` as `pulumi-claim preview` runs it (strategy auto, no map) at
+    REAL_LATENCY_MS, against a plain walk of its longest chain: the same pages asked one after
+    another by a client that does nothing else. Each call made before the first page, or
+    after the last, is a gap between the two; also counted: the calls answered before the
+    first stack page was asked, and the whole `pulumi-claim preview` process (its start-up
+    too)."""
+    credentials = admin_credentials(service)
+    previews: list[float] = []
+    walks: list[float] = []
+    processes: list[float] = []
+    for _ in range(scale.repeats):
+        service.clear_requests()
+        started = time.perf_counter()
+        plan = asyncio.run(plan_claim(Sides.of(TARGET, credentials), ResolutionMap.empty()))
+        previews.append(time.perf_counter() - started)
+        served = service.served()
+        chain = longest_page_chain(served.requests)
+        walks.append(plain_walk(service, chain))
+        processes.append(preview_process(service))
+    check(len(plan.moves) == scale.far_agent_stacks, f"plan has {len(plan.moves)} moves")
+    preview, walk = statistics.median(previews), statistics.median(walks)
+    ratio = preview / walk
+    stack_pages = [r.started for r in served.requests if r.path == "/api/user/stacks"]
+    before = sum(r.finished <= min(stack_pages) for r in served.requests)
+    name = (
+        f"preview {REAL_LATENCY_MS:g} ms ({scale.far_agent_stacks:,} vs "
+        f"{scale.far_destination_stacks:,} stacks)"
+    )
+    print(
+        f"{name}: plan_claim {preview:.2f} s, {len(served.requests)} calls, longest chain "
+        f"{chain.pages} pages ({chain.listing}); a plain walk of that chain {walk:.3f} s: "
+        f"{ratio:.2f}x the walk, target <= {PREVIEW_WALK_TARGET:g}x\n"
+        f"  calls answered before the first stack page was asked: {before}; the whole "
+        f"`pulumi-claim preview` process (start-up, rendering): "
+        f"{statistics.median(processes):.2f} s"
+    )
+    return Figure(
+        f"{name} vs plain walk of the chain",
+        f"{ratio:.2f}x",
+        f"<= {PREVIEW_WALK_TARGET:g}x",
+        ratio <= PREVIEW_WALK_TARGET,
+    )
+
+
+def plain_walk(service: Emulator, chain: PageChain) -> float:
+    """Seconds to read `chain`'s pages one after another with a bare HTTP client: the floor
+    of any preview that must read them."""
+    method, _, address = chain.listing.partition(" ")
+    path, _, query = address.partition("?")
+    check(path == "/api/user/stacks", f"the longest chain is {chain.listing}")
+    headers = {"Authorization": f"token {ADMIN_TOKEN}", "Accept": "application/vnd.pulumi+8"}
+    with httpx.Client(base_url=service.url, headers=headers) as client:
+        started = time.perf_counter()
+        pages, token = 0, None
+        while pages == 0 or token:
+            params = dict(parse_qsl(query)) | ({"continuationToken": token} if token else {})
+            answer = client.request(method, path, params=params).raise_for_status()
+            token = answer.json().get("continuationToken")
+            pages += 1
+        seconds = time.perf_counter() - started
+    check(pages == chain.pages, f"the plain walk read {pages} pages, not {chain.pages}")
+    return seconds
+
+
+def preview_process(service: Emulator) -> float:
+    """Seconds of a `pulumi-claim preview --format json` process, start-up included: its
+    credentials set here alone (no landing, so no pulumi CLI runs)."""
+    with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-home-") as home:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PULUMI_")}
+        env |= {
+            "HOME": home,
+            "PULUMI_ACCESS_TOKEN": ADMIN_TOKEN,
+            "PULUMI_CLAIM_SOURCE_TOKEN": AGENT_TOKEN,
+        }
+        command = [str(CONSOLE_SCRIPT), "--api-url", service.url, "preview"]
+        command += ["--from", AGENT, "--to", DESTINATION, "--format", "json"]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env)
+        return time.perf_counter() - started
+
+
 # --- Commit -------------------------------------------------------------------------------------
 
 
@@ -515,8 +611,9 @@ def measure_help() -> Figure:
 # --- The run ------------------------------------------------------------------------------------
 
 
-def write_worlds(folder: Path, scale: Scale) -> tuple[Path, Path, Path]:
-    """The world files of the preview, the commit and the memory measurements."""
+def write_worlds(folder: Path, scale: Scale) -> tuple[Path, Path, Path, Path]:
+    """The world files of the preview, the commit, the memory and the far-away preview
+    measurements."""
     preview_world = write_world(
         folder,
         "preview",
@@ -550,7 +647,18 @@ def write_worlds(folder: Path, scale: Scale) -> tuple[Path, Path, Path]:
             collisions=scale.memory_destination_stacks // 10,
         ),
     )
-    return preview_world, commit_world, memory_world
+    far_world = write_world(
+        folder,
+        "far",
+        claim_world(
+            agent_stacks=scale.far_agent_stacks,
+            projects=scale.projects,
+            environments=0,
+            destination_stacks=scale.far_destination_stacks,
+            collisions=0,
+        ),
+    )
+    return preview_world, commit_world, memory_world, far_world
 
 
 def run(scale: Scale, *, quick: bool) -> None:
@@ -559,7 +667,7 @@ def run(scale: Scale, *, quick: bool) -> None:
     kind = "quick" if quick else "full"
     print(f"pulumi-claim benchmark ({kind}); {os.cpu_count()} CPUs, load average {load_average()}")
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-") as name:
-        preview_world, commit_world, memory_world = write_worlds(Path(name), scale)
+        preview_world, commit_world, memory_world, far_world = write_worlds(Path(name), scale)
         print(
             f"preview world: {scale.agent_stacks:,} agent stacks in {scale.projects} projects, "
             f"{scale.environments:,} environments; {scale.destination_stacks:,} destination "
@@ -568,10 +676,15 @@ def run(scale: Scale, *, quick: bool) -> None:
         figures: list[Figure] = []
         commit_worlds = [(commit_world, LATENCY_MS)] * (scale.repeats + 2)
         with emulators(
-            (preview_world, 0.0), (preview_world, LATENCY_MS), (memory_world, 0.0), *commit_worlds
-        ) as (instant, delayed, memory_service, *commit_services):
+            (preview_world, 0.0),
+            (preview_world, LATENCY_MS),
+            (far_world, REAL_LATENCY_MS),
+            (memory_world, 0.0),
+            *commit_worlds,
+        ) as (instant, delayed, far, memory_service, *commit_services):
             figures += time_previews(instant, scale, latency_ms=0.0)
             figures += time_previews(delayed, scale, latency_ms=LATENCY_MS)
+            figures.append(time_preview_far_away(far, scale))
             twin, claimed, *fresh = commit_services
             commit_figures, transfer_seconds = measure_commit(fresh, twin, scale)
             figures += commit_figures

@@ -1,6 +1,7 @@
 """An org the token has no role in (a misspelled `--to` or `--from`) is one error that lists
-the orgs the token does have a role in, with a did-you-mean when one is close; nothing is read
-of the org and nothing changes. Through the CLI, real emulator over HTTP."""
+the orgs the token does have a role in, with a did-you-mean when one is close; nothing changes
+(the listings start with the check, and its failure cancels them). Through the CLI, real
+emulator over HTTP."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ def server(make_emulator: EmulatorFactory) -> EmulatorServer:
     return make_emulator(WORLD)
 
 
-def org_reads(server: EmulatorServer) -> int:
-    """Requests that read an org's stacks, environments, accounts or packages."""
-    return server.requests.count("GET") - server.requests.count("GET", "/api/user")
+def writes(server: EmulatorServer) -> int:
+    """Requests that could change something: all but reads."""
+    return len(server.requests.entries()) - server.requests.count("GET")
 
 
 @pytest.mark.parametrize("command", [["preview"], ["commit", "--yes"], ["resolve"]])
@@ -56,7 +57,7 @@ def test_an_unknown_to_org_lists_the_orgs_with_a_did_you_mean(
         f"The orgs alice has a role in: acme, acme-labs, {AGENT}. Name one of them, or use "
         "the token of a member of acmee.",
     ]
-    assert org_reads(server) == 0
+    assert writes(server) == 0
     assert server.state.stack_names(AGENT) == {("web", "dev")}
 
 
@@ -71,7 +72,7 @@ def test_an_unknown_from_org_is_answered_the_same_way(
         f"The orgs alice has a role in: acme, acme-labs, {AGENT}. Name one of them, or use "
         "the token of a member of agent-abc132.",
     ]
-    assert org_reads(server) == 0
+    assert writes(server) == 0
 
 
 def test_the_source_org_is_checked_with_the_source_token(

@@ -13,7 +13,7 @@ Strategy = Literal["transfer", "migrate", "claim-api"]
 """How stacks move (`toolkit.strategies`)."""
 
 StrategyName = Literal["auto", "transfer", "migrate", "claim-api"]
-"""A strategy as a user names it: `auto` lets `toolkit.claim.choose_strategy` pick."""
+"""A strategy as a user names it: `auto` lets `toolkit.strategy_choice.choose_strategy` pick."""
 
 EnvironmentChoice = Literal["report", "copy"]
 """What becomes of the source's ESC environments outside claim-api: reported as failures with

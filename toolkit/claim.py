@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from toolkit.checks_first import CurrentUsers, checked_first, nothing
 from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
 from toolkit.claim_refusals import agent_token_expired, token_refused
 from toolkit.cloud import CloudClient
@@ -46,6 +47,12 @@ from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_pro
 from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api, fail_all
 from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
 from toolkit.strategies.transfer import execute_transfer
+from toolkit.strategy_choice import (
+    StrategyChoice,
+    auto_claims_by_token,
+    check_backends,
+    strategy_for,
+)
 
 T = TypeVar("T")
 
@@ -58,9 +65,6 @@ MIGRATE_VIA_NOTICES: dict[MigrateVia, str] = {
 
 ENVIRONMENT_CONCURRENCY = 8
 """Environments copied at once by default."""
-
-StrategyChoice = Strategy | None
-"""A strategy by name, or None to let `choose_strategy` pick one."""
 
 
 @dataclass(frozen=True)
@@ -96,24 +100,27 @@ async def plan_claim(
     definitions are read (secrets as ciphertext) for what the notices say about them, and
     with claim-api the source identity must be able to read them decrypted (it acts as the
     agent), or planning fails saying whose token to give.
+
+    The listings start at once with the checks (`toolkit.checks_first`): who each token is,
+    the orgs it sees, the claim token's validation.
     """
-    if strategy is None:
-        chosen, why = await choose_strategy(sides)
-    else:
-        chosen, why = strategy, "as asked"
-    _check_backends(sides, chosen)
-    await require_known_orgs(sides, claim_api=chosen == "claim-api")
-    if chosen == "claim-api":
-        plan, _ = await _plan_with_the_service(sides, resolution_map, environments)
-        warnings: list[str] = []
-    else:
-        plan, warnings = await _plan_from_listings(
-            sides, resolution_map, chosen, environments, migrate_via
-        )
+    async with CurrentUsers() as users:
+        if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
+            chosen, why = await strategy_for(sides, users, strategy)
+            check_backends(sides, chosen)
+            plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)
+            warnings: list[str] = []
+        else:
+            if strategy is not None:
+                check_backends(sides, strategy)
+            plan, warnings, (chosen, why) = await _plan_from_listings(
+                sides, users, resolution_map, strategy, environments, migrate_via
+            )
     if plan.environment_copies:
-        if chosen == "claim-api":
-            await _check_agent_reads(sides, plan)
-        warnings += await _copy_notices(sides, plan)
+        # The agent's reads (claim-api) are checked as the copies' definitions are read.
+        agent_reads = _check_agent_reads(sides, plan) if chosen == "claim-api" else nothing()
+        _, notices = await checked_first(agent_reads, _copy_notices(sides, plan))
+        warnings += notices
     return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
 
 
@@ -166,25 +173,38 @@ async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
 
 async def _plan_from_listings(
     sides: Sides,
+    users: CurrentUsers,
     resolution_map: ResolutionMap,
-    chosen: Strategy,
+    strategy: StrategyChoice,
     environments: EnvironmentChoice,
     migrate_via: MigrateVia | None,
-) -> tuple[ClaimPlan, list[str]]:
-    """The plan of transfer or migrate, from listings of both orgs, and the listings' warnings
-    (with migrate, first how it reaches both sides)."""
+) -> tuple[ClaimPlan, list[str], tuple[Strategy, str]]:
+    """The plan of transfer or migrate (`strategy`, or None: as `choose_strategy` picks),
+    from listings of both orgs, the listings' warnings (with migrate, first how it reaches
+    both sides) and the strategy chosen with why.
+
+    The checks come first: the strategy's choice, the orgs each token sees, then the source's
+    owner (the claim token's validation); the listings start with them. Only a listing
+    through the pulumi CLI as well (migrate via the CLI) waits for the choice it depends on.
+    """
     target, source = sides.target, sides.source
+    choosing = asyncio.ensure_future(strategy_for(sides, users, strategy))
+    try:
+        (chosen, why), ((agent, expires), listings) = await checked_first(
+            _choice_then_orgs(sides, users, choosing),
+            checked_first(
+                _agent_summary(sides, users),
+                asyncio.gather(
+                    _listed_source(sides, choosing, migrate_via),
+                    collect(sides.destination, target.destination_org, cross_check=False),
+                ),
+            ),
+        )
+    finally:
+        choosing.cancel()
+    (source_inventory, warnings), (destination_inventory, _) = listings
     via = (
         choose_migrate_via(source, sides.destination, migrate_via) if chosen == "migrate" else None
-    )
-    (
-        (source_inventory, warnings),
-        (destination_inventory, _),
-        (agent, expires),
-    ) = await asyncio.gather(
-        collect(source, target.source_org, cross_check=via == "cli"),
-        collect(sides.destination, target.destination_org, cross_check=False),
-        _agent_summary(sides),
     )
     plan = build_plan(
         target=target,
@@ -199,25 +219,54 @@ async def _plan_from_listings(
     )
     if via is not None:
         warnings = [MIGRATE_VIA_NOTICES[via], *warnings]
-    return plan, warnings
+    return plan, warnings, (chosen, why)
+
+
+async def _choice_then_orgs(
+    sides: Sides, users: CurrentUsers, choosing: asyncio.Future[tuple[Strategy, str]]
+) -> tuple[Strategy, str]:
+    """The strategy chosen and why, once the orgs named are known to their tokens (transfer
+    and migrate check both); the choice's error comes first. (`choosing` is shared, so a
+    cancelled wait here does not cancel it.)"""
+    choice, _ = await checked_first(
+        asyncio.shield(choosing), require_known_orgs(sides, users, claim_api=False)
+    )
+    return choice
+
+
+async def _listed_source(
+    sides: Sides, choosing: asyncio.Future[tuple[Strategy, str]], migrate_via: MigrateVia | None
+) -> tuple[Inventory, list[str]]:
+    """The source's inventory (`collect`), cross-checked through the pulumi CLI when migrate
+    runs via the CLI: only then does the listing wait for the strategy's choice."""
+    source = sides.source
+    cross_check = False
+    if source.is_cloud and choose_migrate_via(source, sides.destination, migrate_via) == "cli":
+        chosen, _ = await asyncio.shield(choosing)
+        cross_check = chosen == "migrate"
+    return await collect(source, sides.source_org, cross_check=cross_check)
 
 
 async def _plan_with_the_service(
     sides: Sides,
+    users: CurrentUsers,
     resolution_map: ResolutionMap,
     environments: EnvironmentChoice = "report",
 ) -> tuple[ClaimPlan, Inventory]:
     """The claim-api plan: the agent's inventory from the claim token's validation (the
     claimer needs no access to the agent's org), the destination as the claimer lists it, the
     map checked here first, then the service's dry run of the claim with the map's renames.
-    The destination's inventory comes back too."""
+    The destination's inventory comes back too. The destination's listing starts with the
+    checks (the destination known to the claimer, then the claim token's validation)."""
     target, claim_token = sides.target, _claim_token(sides)
     async with CloudClient.for_identity(sides.destination) as client:
-        claim, destination_inventory = await asyncio.gather(
-            _refusals(sides, client.validate_claim_token(claim_token.value)),
-            _refusals(sides, collect_inventory(client, target.destination_org)),
+        _, (claim, destination_inventory) = await checked_first(
+            require_known_orgs(sides, users, claim_api=True),
+            checked_first(
+                _validated_claim(sides, client, claim_token),
+                _refusals(sides, collect_inventory(client, target.destination_org)),
+            ),
         )
-        _check_claimed_org(claim_token, claim.agent, target.source_org)
         plan = build_plan(
             target=target,
             source=Inventory.from_entities(target.source_org, claim.entities),
@@ -239,14 +288,13 @@ async def _plan_with_the_service(
     return plan.answered(answer), destination_inventory
 
 
-def _check_backends(sides: Sides, chosen: Strategy) -> None:
-    if chosen == "migrate":
-        return
-    if not sides.one_service:
-        raise InvalidInputError(
-            f"the {chosen} strategy moves stacks within one Pulumi Cloud only.",
-            hint="Use --strategy migrate to move stacks between backends.",
-        )
+async def _validated_claim(
+    sides: Sides, client: CloudClient, claim_token: ClaimToken
+) -> AgentClaimResponse:
+    """What the claim token claims, refused unless it is the source org."""
+    claim = await _refusals(sides, client.validate_claim_token(claim_token.value))
+    _check_claimed_org(claim_token, claim.agent, sides.source_org)
+    return claim
 
 
 async def commit_claim(
@@ -441,22 +489,25 @@ async def suggest_resolutions(sides: Sides, *, suffix: str) -> tuple[ResolutionM
     copy` copies (without it, their renames are not used); without one, every collision of
     the two orgs' listings.
     """
-    await require_known_orgs(sides, claim_api=sides.claim_token is not None)
     target = sides.target
-    if sides.claim_token:
-        plan, destination_inventory = await _plan_with_the_service(
-            sides, ResolutionMap.empty(), "copy"
-        )
-        source_inventory = Inventory.from_entities(target.source_org, plan.entities)
-        conflicts = [base_of(entity) for entity in plan.conflicts]
-    else:
-        (source_inventory, _), (destination_inventory, _) = await asyncio.gather(
-            collect(sides.source, target.source_org, cross_check=False),
-            collect(sides.destination, target.destination_org, cross_check=False),
-        )
-        conflicts = find_conflicts(
-            source_inventory, destination_inventory, movable_kinds("claim-api")
-        )
+    async with CurrentUsers() as users:
+        if sides.claim_token:
+            plan, destination_inventory = await _plan_with_the_service(
+                sides, users, ResolutionMap.empty(), "copy"
+            )
+            source_inventory = Inventory.from_entities(target.source_org, plan.entities)
+            conflicts = [base_of(entity) for entity in plan.conflicts]
+        else:
+            _, ((source_inventory, _), (destination_inventory, _)) = await checked_first(
+                require_known_orgs(sides, users, claim_api=False),
+                asyncio.gather(
+                    collect(sides.source, target.source_org, cross_check=False),
+                    collect(sides.destination, target.destination_org, cross_check=False),
+                ),
+            )
+            conflicts = find_conflicts(
+                source_inventory, destination_inventory, movable_kinds("claim-api")
+            )
     suggestion = suggest_resolution_map(
         conflicts, source=source_inventory, destination=destination_inventory, suffix=suffix
     )
@@ -469,27 +520,7 @@ async def org_inventory(identity: BackendIdentity, org: str) -> Inventory:
         return await collect_inventory(client, org)
 
 
-async def choose_strategy(sides: Sides) -> tuple[Strategy, str]:
-    """The strategy `auto` picks, and why, in words for the preview.
-
-    `claim-api` when a claim token is at hand; else `transfer` when one Pulumi Cloud holds both
-    orgs and the claiming identity administers both; `migrate` otherwise (it needs only read
-    access to the source).
-    """
-    if sides.claim_token and sides.one_service:
-        return "claim-api", f"a claim token is at hand ({sides.claim_token.origin})"
-    if not sides.one_service:
-        return "migrate", "the two orgs are on different backends"
-    async with CloudClient.for_identity(sides.destination) as client:
-        user = await client.get_current_user()
-    roles = {org.name: org.role for org in user.organizations}
-    orgs = (sides.source_org, sides.destination_org)
-    if all(roles.get(org) == "admin" for org in orgs):
-        return "transfer", f"{user.github_login} administers both {orgs[0]} and {orgs[1]}"
-    return "migrate", f"{user.github_login} does not administer both {orgs[0]} and {orgs[1]}"
-
-
-async def _agent_summary(sides: Sides) -> tuple[AgentAccountSummary, datetime]:
+async def _agent_summary(sides: Sides, users: CurrentUsers) -> tuple[AgentAccountSummary, datetime]:
     """Who owns the source, and when the claim expires.
 
     With a claim token the service says both. Without one (an org-to-org move) the source
@@ -500,15 +531,13 @@ async def _agent_summary(sides: Sides) -> tuple[AgentAccountSummary, datetime]:
     now = datetime.now(UTC).replace(microsecond=0)
     if not source.is_cloud:
         return AgentAccountSummary(login=source_org, org_name=source_org, created_at=now), now
+    if not sides.claim_token:
+        user = await users.of(source)
+        return AgentAccountSummary(
+            login=user.github_login, org_name=source_org, created_at=now
+        ), now
     async with CloudClient.for_identity(source) as client:
-        if sides.claim_token:
-            claim = await client.validate_claim_token(sides.claim_token.value)
-        else:
-            user = await client.get_current_user()
-            return (
-                AgentAccountSummary(login=user.github_login, org_name=source_org, created_at=now),
-                now,
-            )
+        claim = await client.validate_claim_token(sides.claim_token.value)
     _check_claimed_org(_claim_token(sides), claim.agent, source_org)
     return claim.agent, claim.claim_expires_at
 

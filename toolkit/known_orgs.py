@@ -4,7 +4,7 @@ a 404 from whichever listing asks first."""
 
 from __future__ import annotations
 
-from toolkit.cloud import CloudClient
+from toolkit.checks_first import CurrentUsers, checked_first, nothing
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ChoiceError, did_you_mean
 from toolkit.models import User
@@ -16,28 +16,38 @@ class UnknownOrgError(ChoiceError):
     `{source_org}`) is named as each front end spells it."""
 
 
-async def require_known_orgs(sides: Sides, *, claim_api: bool) -> None:
-    """Refuse, before anything is read of them, a destination org that the destination token
-    cannot see, and a source org that the source token cannot see. With `claim_api` the
-    claim token stands for the source org (the service checks that it claims that org) and
-    any role in the destination will do; a self-managed backend has no orgs to list. Neither
-    is checked here."""
-    if sides.destination.is_cloud:
-        await _require_visible(
-            sides.destination, sides.destination_org, "destination_org", claiming=claim_api
+async def require_known_orgs(sides: Sides, users: CurrentUsers, *, claim_api: bool) -> None:
+    """Refuse a destination org that the destination token cannot see, and a source org that
+    the source token cannot see, before anything planned from their listings is shown or
+    done (`toolkit.checks_first`: the two checks start at once, the destination's error comes
+    first). With `claim_api` the claim token stands for the source org (the service checks
+    that it claims that org) and any role in the destination will do; a self-managed backend
+    has no orgs to list. Neither is checked here."""
+    destination, source = sides.destination, sides.source
+    await checked_first(
+        _require_visible(
+            users, destination, sides.destination_org, "destination_org", claiming=claim_api
         )
-    if sides.source.is_cloud and not claim_api:
-        await _require_visible(sides.source, sides.source_org, "source_org")
+        if destination.is_cloud
+        else nothing(),
+        _require_visible(users, source, sides.source_org, "source_org")
+        if source.is_cloud and not claim_api
+        else nothing(),
+    )
 
 
 async def _require_visible(
-    identity: BackendIdentity, org: str, choice: str, *, claiming: bool = False
+    users: CurrentUsers,
+    identity: BackendIdentity,
+    org: str,
+    choice: str,
+    *,
+    claiming: bool = False,
 ) -> None:
     """`org` is among those `identity` has a role in; else the error, which names them. The
     service does not say whether an org exists to those outside it, so neither does this.
     `claiming`: the identity claims an agent's account into `org`, with any role in it."""
-    async with CloudClient.for_identity(identity) as client:
-        user = await client.get_current_user()
+    user = await users.of(identity)
     visible = visible_orgs(user)
     if user.site_admin or org in visible or org == user.github_login:
         return
