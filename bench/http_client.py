@@ -104,7 +104,7 @@ async def plain_aiohttp(url: str, calls: int) -> float:
 
 
 CLIENTS: dict[str, Callable[[str, int], Coroutine[None, None, float]]] = {
-    "toolkit (CloudClient, httpx)": toolkit_client,
+    "toolkit (CloudClient, aiohttp)": toolkit_client,
     "plain httpx AsyncClient": plain_httpx,
     "plain aiohttp ClientSession": plain_aiohttp,
 }

@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "http_client.py"
-CLIENTS = ("toolkit (CloudClient, httpx)", "plain httpx AsyncClient", "plain aiohttp ClientSession")
+CLIENTS = (
+    "toolkit (CloudClient, aiohttp)",
+    "plain httpx AsyncClient",
+    "plain aiohttp ClientSession",
+)
 
 
 def test_quick_benchmark_prints_the_cpu_per_call_of_each_client() -> None:
