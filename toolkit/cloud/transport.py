@@ -416,7 +416,7 @@ def _tls() -> ssl.SSLContext:
 def _environment_proxy(api_url: str) -> str | None:
     """The proxy HTTP(S)_PROXY names for the service, unless NO_PROXY exempts its host, as
     other HTTP tools take them: read once per client (aiohttp's `trust_env` reads them again
-    on a thread of its own for every call, a third of the CPU of a call)."""
+    on a thread of its own for every call, almost half the CPU of a call)."""
     url = URL(api_url)
     if not url.host or urllib.request.proxy_bypass(url.host):
         return None
