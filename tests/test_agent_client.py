@@ -77,7 +77,6 @@ def test_the_claim_token_stays_out_of_errors_and_logs(
         return messages
 
     caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.WARNING, logger="httpx")  # as `pulumi-claim -vv` sets it
     messages = asyncio.run(try_it())
     assert len(messages) == 2
     for text in [*messages, caplog.text]:

@@ -12,11 +12,12 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from wire_recorder import WireRecorder
 
 from toolkit.cloud import CloudClient
-from toolkit.cloud.transport import _retry_after_seconds
+from toolkit.cloud.transport import GZIP_LEVEL, Answer, _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
 from toolkit.emulator import serializers
 from toolkit.emulator.server import EmulatorServer
@@ -293,15 +294,10 @@ def test_unknown_claim_token_is_not_found_and_not_echoed(emulator: EmulatorServe
 
 
 def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
-    seen: list[httpx.Headers] = []
+    recorder = WireRecorder()
 
-    class Recording(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            seen.append(request.headers)
-            return await super().handle_async_request(request)
-
-    call(emulator, lambda client: client.get_current_user(), transport=Recording())
-    (headers,) = seen
+    call(emulator, lambda client: client.get_current_user(), trace_configs=[recorder.trace])
+    (headers,) = [exchange.headers for exchange in recorder.exchanges]
     assert headers["Authorization"] == f"token {ALICE}"
     assert headers["Accept"] == "application/vnd.pulumi+8"
     assert headers["Content-Type"] == "application/json"
@@ -316,22 +312,18 @@ def new_stack(server: EmulatorServer, project: str, stack: str, **tags: str) -> 
     call(server, lambda client: client.create_stack("acme", project, stack, tags=tags))
 
 
-class BatchSizes(httpx.AsyncHTTPTransport):
-    """Real HTTP, noting how many values each batch-encrypt and batch-decrypt call carries
-    (gzip-encoded, as the CLI sends them)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sizes: dict[str, list[int]] = {"batch-encrypt": [], "batch-decrypt": []}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call_name = request.url.path.rsplit("/", 1)[-1]
-        if call_name in self.sizes:
-            assert request.headers["Content-Encoding"] == "gzip"
-            body = json.loads(gzip.decompress(request.content))
+def batch_sizes(recorder: WireRecorder) -> dict[str, list[int]]:
+    """How many values each batch-encrypt and batch-decrypt call carried (gzip-encoded, as the
+    CLI sends them)."""
+    sizes: dict[str, list[int]] = {"batch-encrypt": [], "batch-decrypt": []}
+    for exchange in recorder.exchanges:
+        call_name = exchange.url.path.rsplit("/", 1)[-1]
+        if call_name in sizes:
+            assert exchange.headers["Content-Encoding"] == "gzip"
+            body = json.loads(gzip.decompress(exchange.content))
             values = body["plaintexts" if call_name == "batch-encrypt" else "ciphertexts"]
-            self.sizes[call_name].append(len(values))
-        return await super().handle_async_request(request)
+            sizes[call_name].append(len(values))
+    return sizes
 
 
 def test_values_sealed_by_a_stack_open_with_it_in_batches_the_cli_sends(
@@ -342,13 +334,14 @@ def test_values_sealed_by_a_stack_open_with_it_in_batches_the_cli_sends(
     new_stack(emulator, "vault", "a")
     values = ["", '"quoted"', "ünïcødé ✓", *(f"secret-{i % 2000}" for i in range(2497))]
     assert len(values) == 2500 and len(set(values)) < 2500, "equal values among them"
-    sizes = BatchSizes()
+    recorder = WireRecorder()
 
     async def round_trip(client: CloudClient) -> tuple[list[str], dict[str, str]]:
         sealed = await client.encrypt_values("acme", "vault", "a", values)
         return sealed, await client.decrypt_values("acme", "vault", "a", sealed)
 
-    sealed, opened = call(emulator, round_trip, transport=sizes)
+    sealed, opened = call(emulator, round_trip, trace_configs=[recorder.trace])
+    sizes = batch_sizes(recorder)
 
     assert len(sealed) == len(set(sealed)) == 2500, "each value gets a ciphertext of its own"
     assert not set(values) & set(sealed)
@@ -357,7 +350,7 @@ def test_values_sealed_by_a_stack_open_with_it_in_batches_the_cli_sends(
         path = f"/api/stacks/acme/vault/a/{call_name}"
         answered = [e.status for e in emulator.requests.entries() if e.path == path]
         assert answered == [200, 200, 200], call_name
-        assert sorted(sizes.sizes[call_name]) == [500, 1000, 1000], call_name
+        assert sorted(sizes[call_name]) == [500, 1000, 1000], call_name
 
 
 def test_no_values_make_no_calls(emulator: EmulatorServer) -> None:
@@ -423,17 +416,32 @@ def test_a_5xx_on_import_is_not_retried(emulator: EmulatorServer) -> None:
     assert emulator.requests.count("GET", r".*/update/.*") == 0
 
 
-class Encodings(httpx.AsyncHTTPTransport):
-    """Real HTTP, noting each POST's path and `Content-Encoding`."""
+def post_encodings(recorder: WireRecorder) -> list[tuple[str, str | None]]:
+    """Each POST's path and `Content-Encoding`."""
+    return [
+        (exchange.url.path, exchange.headers.get("Content-Encoding"))
+        for exchange in recorder.exchanges
+        if exchange.method == "POST"
+    ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, str | None]] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            self.sent.append((request.url.path, request.headers.get("Content-Encoding")))
-        return await super().handle_async_request(request)
+def test_a_state_is_sent_compressed_at_the_level_chosen_for_cpu(emulator: EmulatorServer) -> None:
+    """The import's body is the deployment gzip-encoded at `GZIP_LEVEL` (Python's default, 9,
+    costs three times the CPU for a few percent fewer bytes)."""
+    new_stack(emulator, "vault", "a")
+    deployment = AppUntypedDeployment(version=3, deployment={"resources": []})
+    recorder = WireRecorder()
+
+    call(
+        emulator,
+        lambda client: client.import_stack("acme", "vault", "a", deployment),
+        trace_configs=[recorder.trace],
+    )
+
+    (sent,) = [e.content for e in recorder.exchanges if e.url.path.endswith("/import")]
+    plain = gzip.decompress(sent)
+    assert json.loads(plain)["deployment"] == {"resources": []}
+    assert bytes(sent) == gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def test_an_imported_deployment_is_the_stack_state(emulator: EmulatorServer) -> None:
@@ -461,10 +469,12 @@ def test_an_imported_deployment_is_the_stack_state(emulator: EmulatorServer) -> 
         )
         return status, await client.export_stack("acme", "vault", "a")
 
-    encodings = Encodings()
-    status, exported = call(emulator, import_then_export, transport=encodings)
+    recorder = WireRecorder()
+    status, exported = call(emulator, import_then_export, trace_configs=[recorder.trace])
     assert status == "succeeded"
-    assert encodings.sent == [("/api/stacks/acme/vault/a/import", "gzip")], "gzipped, as the CLI"
+    assert post_encodings(recorder) == [("/api/stacks/acme/vault/a/import", "gzip")], (
+        "gzipped, as the CLI"
+    )
     assert (exported.version, exported.deployment) == (3, deployment)
     stored = ciphertexts(exported.deployment)
     opened = call(emulator, lambda client: client.decrypt_values("acme", "vault", "a", stored))
@@ -608,15 +618,41 @@ def test_unreachable_service_is_a_transport_error() -> None:
     assert ALICE not in str(caught.value)
 
 
+def test_a_proxy_named_by_the_environment_carries_the_calls_unless_no_proxy_exempts_the_host(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY and NO_PROXY are read as other HTTP tools read them: a proxy that does not
+    answer means no call reaches the service, until NO_PROXY names the service's host."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    emulator.requests.clear()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{probe.getsockname()[1]}")
+        with pytest.raises(TransportError) as caught:
+            call(emulator, lambda client: client.get_current_user(), max_attempts=1)
+        assert "got no answer" in caught.value.message
+        assert emulator.requests.entries() == []
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        user = call(emulator, lambda client: client.get_current_user(), max_attempts=1)
+    assert user.github_login == "alice"
+    assert emulator.requests.count("GET", "/api/user") == 1
+
+
 def test_retry_after_as_an_http_date() -> None:
     later = datetime.now(UTC) + timedelta(seconds=30)
-    response = httpx.Response(429, headers={"Retry-After": format_datetime(later, usegmt=True)})
+    response = too_many_requests({"Retry-After": format_datetime(later, usegmt=True)})
     waited = _retry_after_seconds(response)
     assert waited is not None and 25 <= waited <= 30
-    assert _retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7
+    assert _retry_after_seconds(too_many_requests({"Retry-After": "7"})) == 7
     for unusable in ("soon", "inf", "nan"):
-        assert _retry_after_seconds(httpx.Response(429, headers={"Retry-After": unusable})) is None
-    assert _retry_after_seconds(httpx.Response(429)) is None
+        assert _retry_after_seconds(too_many_requests({"Retry-After": unusable})) is None
+    assert _retry_after_seconds(too_many_requests({})) is None
+
+
+def too_many_requests(headers: dict[str, str]) -> Answer:
+    return Answer(429, "Too Many Requests", CIMultiDictProxy(CIMultiDict(headers)), b"")
 
 
 # --- Concurrency --------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from urllib.error import HTTPError
 
-import httpx
 import pytest
 from contract_samples import (
     DISCRIMINATOR,
@@ -49,6 +48,7 @@ from pulumi_cloud_sdk.apis import (
     UsersApi,
 )
 from pulumi_cloud_sdk.configuration import Configuration
+from wire_recorder import WireRecorder
 
 from toolkit.agent_signup import solve_signup_challenge
 from toolkit.cloud import CloudClient
@@ -662,29 +662,6 @@ def test_single_reads_are_the_same_through_the_sdk_and_the_toolkit(
 # --- The agent API: the SDK's own calls, and what the toolkit sends and receives ----------
 
 
-class CapturingTransport(httpx.AsyncBaseTransport):
-    """Forwards every request to the emulator over real HTTP, keeping each request and the
-    JSON the emulator answered with."""
-
-    def __init__(self) -> None:
-        self.exchanges: list[tuple[httpx.Request, Any]] = []
-        self._http = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        response = await self._http.handle_async_request(request)
-        body = await response.aread()
-        self.exchanges.append((request, json.loads(body)))
-        return httpx.Response(response.status_code, headers=response.headers, content=body)
-
-    def sent(self, method: str, path: str) -> list[Any]:
-        return [
-            json.loads(request.content)
-            for request, _ in self.exchanges
-            if (request.method, request.url.path) == (method, path)
-        ]
-
-
 AGENT_ANSWERS = {
     ("GET", "/api/agents/signup"): AgentSignupChallenge,
     ("POST", "/api/agents/signup"): AgentSignupResponse,
@@ -745,7 +722,7 @@ def test_the_toolkit_s_agent_calls_speak_the_sdk_s_shapes(make_emulator: Emulato
     """What CloudClient sends reads into the SDK's request models; what the emulator answers
     reads into the SDK's response models, as the toolkit reads it."""
     server = make_emulator(agent_world())
-    transport = CapturingTransport()
+    recorder = WireRecorder()
     renames = [
         TransferEntityStackRename(
             project_name="api",
@@ -755,12 +732,12 @@ def test_the_toolkit_s_agent_calls_speak_the_sdk_s_shapes(make_emulator: Emulato
     ]
 
     async def run() -> str:
-        async with CloudClient(server.url, "", transport=transport) as anonymous:
+        async with CloudClient(server.url, "", trace_configs=[recorder.trace]) as anonymous:
             challenge = await anonymous.agent_signup_challenge()
             account = await anonymous.sign_up_agent(
                 challenge.challenge_id, solve_signup_challenge(challenge.challenge_data)
             )
-        async with CloudClient(server.url, "tok-alice", transport=transport) as alice:
+        async with CloudClient(server.url, "tok-alice", trace_configs=[recorder.trace]) as alice:
             await alice.claim_agent(DESTINATION, "claim-abc", renames, dry_run=True)
             await alice.claim_agent(DESTINATION, account.claim_token, [], dry_run=False)
             await alice.agent_claims_status(DESTINATION)
@@ -768,18 +745,19 @@ def test_the_toolkit_s_agent_calls_speak_the_sdk_s_shapes(make_emulator: Emulato
 
     claim_token = asyncio.run(run())
 
-    (signup,) = transport.sent("POST", "/api/agents/signup")
+    (signup,) = recorder.sent("POST", "/api/agents/signup")
     assert default_encoder.deserialize(signup, "AgentSignupRequest").challenge_result
-    claims = transport.sent("POST", f"/api/agents/{DESTINATION}/claim")
+    claims = recorder.sent("POST", f"/api/agents/{DESTINATION}/claim")
     sdk_claims = [default_encoder.deserialize(sent, "AgentClaimRequest") for sent in claims]
     assert [c.claim_token for c in sdk_claims] == ["claim-abc", claim_token]
     assert sdk_kinds(sdk_claims[0].conflicts_resolution) == ["TransferEntityStackRename"]
-    requests = [request for request, _ in transport.exchanges]
+    requests = recorder.exchanges
     assert [r.headers.get("Authorization") for r in requests[:2]] == [None, None]
-    assert [r.url.params.get("dryRun") for r in requests[2:4]] == ["true", "false"]
+    assert [r.url.query.get("dryRun") for r in requests[2:4]] == ["true", "false"]
 
-    assert len(transport.exchanges) == len(AGENT_ANSWERS) + 1
-    for request, answer in transport.exchanges:
+    assert len(recorder.exchanges) == len(AGENT_ANSWERS) + 1
+    for request in recorder.exchanges:
+        answer = request.answer_json()
         model = AGENT_ANSWERS[(request.method, request.url.path)]
         sdk_answer = default_encoder.deserialize(answer, model.__name__)
         assert differences(model.model_validate(answer), sdk_answer) == []

@@ -1,7 +1,7 @@
 """pulumi-claim: move Pulumi stacks from one Pulumi Cloud organization into another.
 
 What a Python caller needs is importable from here. Each name is loaded on first use, so that
-`import toolkit` (and with it `pulumi-claim --help`) does not pay for httpx and pydantic.
+`import toolkit` (and with it `pulumi-claim --help`) does not pay for aiohttp and pydantic.
 """
 
 from __future__ import annotations

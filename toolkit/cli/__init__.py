@@ -3,7 +3,7 @@
 
 One module per family of commands (`claims`: preview, commit, resolve, status; `jobs`; `local`:
 emulator, demo); the options several commands share are declared once (`options.OPTIONS`).
-Heavy modules (httpx, pydantic, rich, the emulator) are imported inside the commands so that
+Heavy modules (aiohttp, pydantic, rich, the emulator) are imported inside the commands so that
 `pulumi-claim --help` stays fast.
 """
 

@@ -116,8 +116,6 @@ class Settings:
             handlers=[handler],
             force=True,
         )
-        # One line per request comes from the toolkit's own client; httpx's repeats it.
-        logging.getLogger("httpx").setLevel(logging.NOTSET if self.verbose > 1 else logging.WARNING)
 
     def progress_console(self) -> Console:
         from rich.console import Console

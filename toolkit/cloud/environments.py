@@ -3,9 +3,14 @@ tags; the conditional writes are safe to repeat."""
 
 from __future__ import annotations
 
-import httpx
-
-from toolkit.cloud.transport import NOT_AN_API_HINT, PageSize, PageTokens, Transport, segment
+from toolkit.cloud.transport import (
+    NOT_AN_API_HINT,
+    Answer,
+    PageSize,
+    PageTokens,
+    Transport,
+    segment,
+)
 from toolkit.errors import (
     ConflictError,
     InvalidInputError,
@@ -150,7 +155,7 @@ def _environment_path(org: str, project: str, name: str) -> str:
     return f"/api/esc/environments/{segment(org)}/{segment(project)}/{segment(name)}"
 
 
-def _revision_of(response: httpx.Response, call: str) -> int:
+def _revision_of(response: Answer, call: str) -> int:
     """The revision an ESC answer names in its `Pulumi-ESC-Revision` header."""
     try:
         return int(response.headers["Pulumi-ESC-Revision"])
@@ -161,7 +166,7 @@ def _revision_of(response: httpx.Response, call: str) -> int:
         ) from None
 
 
-def _definition(response: httpx.Response, call: str) -> EnvironmentDefinition:
+def _definition(response: Answer, call: str) -> EnvironmentDefinition:
     return EnvironmentDefinition(
         yaml=response.text,
         etag=response.headers.get("ETag"),

@@ -18,20 +18,24 @@ import math
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
+import aiohttp
+from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
 from tenacity.retry import retry_base
 from tenacity.wait import wait_base
+from yarl import URL
 
 from toolkit.cloud.concurrency import STARTING_LIMIT, AdaptiveLimit, AdaptiveSlots
 from toolkit.errors import (
@@ -61,15 +65,20 @@ adaptive limit)."""
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
-_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 """Failures that happen before the request reaches the service, so any method may be retried."""
-_UNSENDABLE_ERRORS = (httpx.LocalProtocolError,)
-"""A request this client cannot put on the wire (a header value no HTTP allows): never sent,
-and never sendable by trying again."""
+_UNSENDABLE_CHARACTERS = re.compile(r"[\r\n\x00]")
+"""What no HTTP header value may hold: a request with one is never sent."""
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
 """What to check when an answer is not what a Pulumi Cloud API gives."""
 
 MIB = 1024 * 1024
+
+GZIP_LEVEL = 3
+"""How hard the bodies sent gzip-encoded (states, batches of secrets) are compressed: at 3 a
+state of 20 resources takes a third of the CPU of Python's default 9 for 14 % more bytes, and
+a batch of 1,000 secrets a ninth (docs/performance.md, "Where the CPU goes")."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,33 @@ def _user_agent() -> str:
 def segment(value: str) -> str:
     """One URL path segment, escaped so a name can never change the path's shape."""
     return quote(value, safe="")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One whole answer of the service: its status, headers and body (decoded)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in _REDIRECT_STATUSES and "Location" in self.headers
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+class _UnsendableRequest(Exception):
+    """A request this client cannot put on the wire (a header value no HTTP allows): never
+    sent, and never sendable by trying again."""
 
 
 class Transport:
@@ -127,7 +163,7 @@ class Transport:
         max_attempts: int = 5,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -147,13 +183,10 @@ class Transport:
         }
         if token:
             self._headers["Authorization"] = f"token {token}"
-        self._timeout = timeout
-        self._transport = transport
-        self._ssl_context: ssl.SSLContext | None = None
-        """Made on the first https connection and shared by them all: loading the system's
-        certificates takes tens of milliseconds, too long to do per connection."""
-        self._opened: list[httpx.AsyncClient] = []
-        self._idle: list[httpx.AsyncClient] = []
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self._trace_configs = list(trace_configs)
+        """Hooks that see each request and answer on the wire (a test's recorder)."""
+        self._session: aiohttp.ClientSession | None = None
         self._refused_page_sizes: set[str] = set()
         """Listings whose page size the service refused: asked at its default from then on."""
 
@@ -172,10 +205,9 @@ class Transport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for http in self._opened:
-            await http.aclose()
-        self._opened.clear()
-        self._idle.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _get(
         self, model: type[ModelT], path: str, *, params: dict[str, str] | None = None
@@ -247,7 +279,7 @@ class Transport:
         always_retry: bool = False,
         compressed: bool = False,
         largest_answer: int | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send one call with retries; return the 2xx response or raise the typed error.
 
         The body is `body` as JSON, or `text` as it is (an ESC definition's YAML), with
@@ -261,21 +293,27 @@ class Transport:
         """
         shown = shown_path or path
         call = f"{method} {shown}"
-        content: str | bytes | None = (
-            body.model_dump_json(by_alias=True, exclude_none=True) if body is not None else text
+        content: bytes | None = (
+            body.model_dump_json(by_alias=True, exclude_none=True).encode()
+            if body is not None
+            else None
+            if text is None
+            else text.encode()
         )
         if compressed and content is not None:
-            content = gzip.compress(content.encode() if isinstance(content, str) else content)
+            content = gzip.compress(content, compresslevel=GZIP_LEVEL, mtime=0)
             headers = {**(headers or {}), "Content-Encoding": "gzip"}
+        query = f"?{urlencode(params, quote_via=quote)}" if params else ""
+        url = URL(f"{self.api_url}{path}{query}", encoded=True)
 
-        async def attempt() -> httpx.Response:
-            async with self._slots.slot() as slot, self._connection() as http:
-                request = http.build_request(
-                    method, path, params=params, content=content, headers=headers
+        async def attempt() -> Answer:
+            async with self._slots.slot() as slot:
+                sent = self._http().request(
+                    method, url, data=content, headers=headers, allow_redirects=False
                 )
-                response = await self._exchange(http, request, largest_answer, call)
-                slot.answered(response.status_code, _retry_after_seconds(response))
-                return response
+                answer = await self._exchange(sent, largest_answer, call)
+                slot.answered(answer.status_code, _retry_after_seconds(answer))
+                return answer
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
@@ -285,9 +323,10 @@ class Transport:
             retry_error_callback=_last_outcome,
         )
         try:
-            response: httpx.Response = await retrying(attempt)
-        except httpx.TransportError as exc:
-            never_sent = isinstance(exc, _NOT_SENT_ERRORS + _UNSENDABLE_ERRORS)
+            _refuse_unsendable({**self._headers, **(headers or {})})
+            response: Answer = await retrying(attempt)
+        except (aiohttp.ClientError, _UnsendableRequest) as exc:
+            never_sent = isinstance(exc, (*_NOT_SENT_ERRORS, _UnsendableRequest))
             unsure = "" if never_sent else " (it may have been applied)"
             raise TransportError(
                 f"{method} {shown} got no answer from {self.api_url}{unsure}: "
@@ -301,23 +340,16 @@ class Transport:
 
     async def _exchange(
         self,
-        http: httpx.AsyncClient,
-        request: httpx.Request,
+        sent: AbstractAsyncContextManager[aiohttp.ClientResponse],
         largest_answer: int | None,
         call: str,
-    ) -> httpx.Response:
-        """One attempt: send `request` and read its whole answer within `request_deadline`
+    ) -> Answer:
+        """One attempt: send the request and read its whole answer within `request_deadline`
         seconds and `largest_answer` bytes (`max_answer_bytes` unless given)."""
         deadline = asyncio.timeout(self.request_deadline)
         try:
-            async with deadline:
-                streamed = await http.send(request, stream=True)
-                try:
-                    return await _read_answer(
-                        streamed, largest_answer or self.max_answer_bytes, call
-                    )
-                finally:
-                    await streamed.aclose()
+            async with deadline, sent as streamed:
+                return await _read_answer(streamed, largest_answer or self.max_answer_bytes, call)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -327,40 +359,30 @@ class Transport:
             hint=NOT_AN_API_HINT + " If it is, check the network, then run again.",
         )
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
-        """An HTTP client with a single connection of its own, for a call holding a slot.
+    def _http(self) -> aiohttp.ClientSession:
+        """The client's one session, whose pool keeps as many connections as calls may be in
+        flight (`--concurrency`), so a call holding a slot never waits for one."""
+        return self._session or self._open_session()
 
-        A connection per slot, rather than one httpx pool of them all, because a shared pool
-        hands a connection that just became idle to several requests arriving together, and all
-        but one start over: at 16 requests in flight, that costs a third of the CPU of a call.
-        """
-        http = self._idle.pop() if self._idle else self._open_connection()
-        try:
-            yield http
-        finally:
-            self._idle.append(http)
-
-    def _open_connection(self) -> httpx.AsyncClient:
-        http = httpx.AsyncClient(
-            base_url=self.api_url,
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The session, made on the first call: it belongs to the event loop that runs it."""
+        self._session = aiohttp.ClientSession(
             headers=self._headers,
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            transport=self._transport,
-            verify=self._tls() if self.api_url.startswith("https://") else False,
+            connector=aiohttp.TCPConnector(
+                limit=self.max_concurrency,
+                # (A plain http:// URL, allowed only for loopback or with --insecure, has no TLS.)
+                ssl=_tls() if self.api_url.startswith("https://") else False,
+            ),
+            # The service sets no cookie a call needs; reading them costs CPU on every answer.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            proxy=_environment_proxy(self.api_url),
+            trace_configs=self._trace_configs or None,
         )
-        self._opened.append(http)
-        return http
-
-    def _tls(self) -> ssl.SSLContext:
-        # (A plain http:// URL, allowed only for loopback or with --insecure, has no TLS.)
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()
-        return self._ssl_context
+        return self._session
 
     def _error_for(
-        self, response: httpx.Response, method: str, shown_path: str, secrets: Sequence[str]
+        self, response: Answer, method: str, shown_path: str, secrets: Sequence[str]
     ) -> ServiceError:
         """The typed error for a non-2xx answer, with the service's own message (and, for a
         refused ESC definition, the summaries of its diagnostics, or for a redirect where to)."""
@@ -386,26 +408,56 @@ class Transport:
         return redact(text, (self._token, *secrets))
 
 
-async def _read_answer(streamed: httpx.Response, largest: int, call: str) -> httpx.Response:
+def _tls() -> ssl.SSLContext:
+    """Certificates checked against the certifi bundle, as most Python HTTP clients do."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _environment_proxy(api_url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY names for the service, unless NO_PROXY exempts its host, as
+    other HTTP tools take them: read once per client (aiohttp's `trust_env` reads them again
+    on a thread of its own for every call, almost half the CPU of a call)."""
+    url = URL(api_url)
+    if not url.host or urllib.request.proxy_bypass(url.host):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
+
+
+def _refuse_unsendable(headers: Mapping[str, str]) -> None:
+    """Raise `_UnsendableRequest` if a header value holds what no HTTP allows (a token with
+    a line break), naming the header but never its value."""
+    for name, value in headers.items():
+        if _UNSENDABLE_CHARACTERS.search(value):
+            raise _UnsendableRequest(f"the {name} header holds a line break or a NUL character")
+
+
+async def _read_answer(streamed: aiohttp.ClientResponse, largest: int, call: str) -> Answer:
     """The answer with its whole body, read (decoded) chunk by chunk and given up past
     `largest` bytes, so that a huge or endless answer costs no more memory than that."""
     body = bytearray()
-    async for chunk in streamed.aiter_bytes():
+    async for chunk in streamed.content.iter_any():
         body += chunk
         if len(body) > largest:
             raise AnswerTooLargeError(
                 f"{call} answered with more than {_size(largest)}, the largest answer this "
-                f"client reads; it stopped reading there (status {streamed.status_code})",
+                f"client reads; it stopped reading there (status {streamed.status})",
                 hint=NOT_AN_API_HINT,
             )
-    decoded_away = {"content-encoding", "content-length", "transfer-encoding"}
-    return httpx.Response(
-        streamed.status_code,
-        headers=[(k, v) for k, v in streamed.headers.multi_items() if k not in decoded_away],
+    return Answer(
+        status_code=streamed.status,
+        reason_phrase=streamed.reason or _reason(streamed.status),
+        headers=streamed.headers,
         content=bytes(body),
-        request=streamed.request,
-        extensions=streamed.extensions,
     )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return str(status)
 
 
 def _size(count: int) -> str:
@@ -440,7 +492,7 @@ class PageTokens:
         self._seen.add(digest)
 
 
-def parse_answer(model: type[ModelT], response: httpx.Response, call: str) -> ModelT:
+def parse_answer(model: type[ModelT], response: Answer, call: str) -> ModelT:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
@@ -471,12 +523,10 @@ class _RetryPolicy(retry_base):
             return False
         if outcome.failed:
             exc = outcome.exception()
-            if isinstance(exc, _UNSENDABLE_ERRORS):
-                return False
             if isinstance(exc, _NOT_SENT_ERRORS):
                 return True
-            return self._idempotent and isinstance(exc, httpx.TransportError)
-        response: httpx.Response = outcome.result()
+            return self._idempotent and isinstance(exc, aiohttp.ClientError)
+        response: Answer = outcome.result()
         if response.status_code == 429:
             return True
         return self._idempotent and response.status_code in _TRANSIENT_STATUSES
@@ -498,7 +548,7 @@ class _ServiceBackoff(wait_base):
         return delay
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def _retry_after_seconds(response: Answer) -> float | None:
     """`Retry-After` as seconds to wait: either delta-seconds or an HTTP date."""
     value = response.headers.get("Retry-After")
     if value is None:
@@ -538,8 +588,8 @@ def _log_retry(method: str, shown_path: str) -> Callable[[RetryCallState], None]
     return log
 
 
-def _last_outcome(retry_state: RetryCallState) -> httpx.Response:
+def _last_outcome(retry_state: RetryCallState) -> Answer:
     """When the attempts run out, hand back the last answer (or raise its exception)."""
     assert retry_state.outcome is not None
-    response: httpx.Response = retry_state.outcome.result()
+    response: Answer = retry_state.outcome.result()
     return response
