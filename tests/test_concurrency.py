@@ -41,21 +41,64 @@ def test_one_more_call_in_flight_per_window_answered_up_to_the_ceiling() -> None
     assert limit.limit == 18
 
 
+def test_a_429_paces_the_sends_under_the_calls_answered_in_the_last_second() -> None:
+    limit = AdaptiveLimit(16)
+    assert limit.send_delay(0.0) == 0.0  # not paced before a 429
+    for call in range(60):  # 60 calls answered in the second before the 429
+        limit.answered(limit.epoch, 200, FAST, now=call / 60, retry_after=None)
+    sent_together = limit.epoch
+    first = limit.answered(sent_together, 429, FAST, now=1.0, retry_after=None)
+    assert first == LimitChange(
+        16,
+        16,
+        "the service answered 429 Too Many Requests (59 calls answered in the last 1.0 s)",
+        None,
+        0.8 * 59,
+    )
+    assert first.describe() == (
+        "calls in flight at most 16 (was 16), at most 47.2 calls a second (was sends not "
+        "paced): the service answered 429 Too Many Requests (59 calls answered in the last "
+        "1.0 s)"
+    )
+    # The calls sent with it answer as they were sent: no second decrease.
+    assert [limit.answered(sent_together, 429, FAST, now=1.0, retry_after=None)] * 3 == [None] * 3
+    assert limit.pace == pytest.approx(47.2)
+    # The sends are spaced by the pace: the first a turn after the 429, then one a turn.
+    delays = [limit.send_delay(1.0) for _ in range(3)]
+    assert delays == pytest.approx([1 / 47.2, 2 / 47.2, 3 / 47.2])
+
+
 def test_a_429_paces_from_the_calls_answered_in_the_last_second_never_above_the_pace() -> None:
     limit = AdaptiveLimit(16)
     for call in range(40):  # one every 25 ms, over the second before the 429
         limit.answered(limit.epoch, 200, FAST, now=call * 0.025, retry_after=None)
     first = limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)
-    assert first is not None and first.pace_after == pytest.approx(0.9 * 39)
+    assert first is not None and first.pace_after == pytest.approx(0.8 * 39)
     # Half a second on, 19 of them were answered in the last second: the pace follows them.
     second = limit.answered(limit.epoch, 429, FAST, now=1.5, retry_after=None)
     assert second is not None
-    assert (second.pace_before, second.pace_after) == (first.pace_after, pytest.approx(0.9 * 19))
+    assert (second.pace_before, second.pace_after) == (first.pace_after, pytest.approx(0.8 * 19))
     # Calls sent before it answer in a crowd: the pace falls from itself, not up to them.
     for _ in range(100):
         limit.answered(0, 200, FAST, now=1.6, retry_after=None)
     third = limit.answered(limit.epoch, 429, FAST, now=1.7, retry_after=None)
-    assert third is not None and third.pace_after == pytest.approx(0.9 * 0.9 * 19)
+    assert third is not None and third.pace_after == pytest.approx(0.8 * 0.8 * 19)
+
+
+def test_a_429_a_second_or_more_after_the_last_paces_by_the_calls_answered_since() -> None:
+    limit = AdaptiveLimit(16)
+    for _ in range(100):
+        limit.answered(limit.epoch, 200, FAST, now=0.5, retry_after=None)
+    limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)  # paced at 80 a second
+    for call in range(60):  # the service's bucket, empty at the last 429, allowed 60 since
+        limit.answered(0, 200, FAST, now=1.0 + call * 0.015, retry_after=None)
+    # None of them in the last second, but 60 in the 2 s since the service's bucket was empty.
+    change = limit.answered(limit.epoch, 429, FAST, now=3.0, retry_after=None)
+    assert change is not None
+    assert change.reason == (
+        "the service answered 429 Too Many Requests (60 calls answered in the last 2.0 s)"
+    )
+    assert (change.pace_before, change.pace_after) == (pytest.approx(80.0), pytest.approx(24.0))
 
 
 def test_the_pace_grows_by_one_call_a_second_per_window_answered_in_time() -> None:
@@ -142,7 +185,7 @@ def test_the_slots_hold_the_calls_in_flight_to_the_limit_and_space_them_by_the_p
         assert max(peaks) == 4
         paced_from = time.monotonic()  # before the 429 that sets the pace and its first turn
         await asyncio.gather(*(call(429) for _ in range(4)))  # sent together: paced once
-        assert (limit.epoch, limit.limit, limit.pace) == (1, 4, pytest.approx(0.9 * 8))
+        assert (limit.epoch, limit.limit, limit.pace) == (1, 4, pytest.approx(0.8 * 8))
         sent_at.clear()
         await asyncio.gather(*(call(200) for _ in range(3)))
         # Each call waited at least its turn at the pace (the loop wakes a sleeper up to one
@@ -151,6 +194,32 @@ def test_the_slots_hold_the_calls_in_flight_to_the_limit_and_space_them_by_the_p
         assert all(
             at - paced_from >= turn / limit.pace - tick for turn, at in enumerate(sent_at, 1)
         )
+
+    asyncio.run(scenario())
+
+
+def test_calls_waiting_for_their_turn_when_the_pace_falls_take_it_again_at_the_new_pace() -> None:
+    limit = AdaptiveLimit(4)
+    long_ago = time.monotonic() - 5
+    for _ in range(100):
+        limit.answered(limit.epoch, 200, FAST, now=long_ago, retry_after=None)
+    limit.answered(limit.epoch, 429, FAST, now=long_ago, retry_after=None)  # 80 a second
+    slots = AdaptiveSlots(limit)
+    sent_at: list[float] = []
+
+    async def call(status: int) -> None:
+        async with slots.slot() as slot:
+            sent_at.append(time.monotonic())
+            await asyncio.sleep(0)
+            slot.answered(status, None)
+
+    async def scenario() -> None:
+        # The first is refused: nothing answered since the last 429, so one call a second.
+        await asyncio.gather(call(429), call(200), call(200))
+        assert limit.pace == 1.0
+        tick = time.get_clock_info("monotonic").resolution
+        first, *others = sent_at
+        assert all(at - first >= turn - tick for turn, at in enumerate(others, 1))
 
     asyncio.run(scenario())
 

@@ -5,8 +5,10 @@ The service rate-limits (429 with `Retry-After`) and, when it is busy, answers m
 more calls then only wait longer or are refused. `AdaptiveLimit` is the rule, pure (fed
 answers, it gives the limits):
 
-- a 429 paces the sends: at most a rate a second, set just under the calls the service
-  answered in the last second (`RATE_BACKOFF`), and never above the pace before;
+- a 429 paces the sends: at most a rate a second, set under the rate the service answered
+  calls at (`RATE_BACKOFF`), never above the pace before. Since the last 429, when a second
+  or more ago, that rate is the service's own: its bucket was empty then and is empty now;
+  else it is the calls answered in the last second;
 - latency well above the lowest seen, window after window (`SLOW_WINDOWS`), halves the calls
   in flight (down to 1): one slow window is noise on a busy machine, not a queue;
 - each window of calls answered without trouble (`SMALLEST_WINDOW`) adds one call in flight, up
@@ -39,10 +41,12 @@ SLOW_WINDOWS = 3
 """Slow windows in a row that mean the service queues the calls: fewer in flight lose nothing
 and spare it. Fewer in a row are a busy machine's noise (a CPU-starved loopback)."""
 RATE_WINDOW = 1.0
-"""Seconds of answers counted to estimate the rate the service allows, on a 429."""
-RATE_BACKOFF = 0.9
-"""On a 429, the pace is this share of the calls answered in the last second: just under what
-the service allowed, so that its bucket fills again while the pace grows back."""
+"""Seconds of answers, at least, counted to estimate the rate the service allows, on a 429."""
+RATE_BACKOFF = 0.8
+"""On a 429, the pace is this share of the rate the service allowed: its bucket fills again
+while the pace grows back (one call a second per window, so about 32 x (1 - this) seconds),
+and every token is used, as the bucket, filled to about 8 x (1 - this)^2 seconds' worth,
+does not overflow."""
 SLOWEST_PACE = 1.0
 """Calls a second the pace never falls below."""
 TOO_MANY_REQUESTS = 429
@@ -93,6 +97,8 @@ class AdaptiveLimit:
         self._slow_windows = 0
         self._hold_until = 0.0
         self._answered_at: deque[float] = deque()
+        self._paced_at: float | None = None
+        self._answered_since_paced = 0
         self._next_send = 0.0
 
     def send_delay(self, now: float) -> float:
@@ -111,6 +117,7 @@ class AdaptiveLimit:
         monotonic seconds; `retry_after`, the service's Retry-After in seconds, if any)."""
         if status != TOO_MANY_REQUESTS:
             self._answered_at.append(now)
+            self._answered_since_paced += 1
         while self._answered_at and self._answered_at[0] <= now - RATE_WINDOW:
             self._answered_at.popleft()
         if epoch != self.epoch:
@@ -136,18 +143,21 @@ class AdaptiveLimit:
         return self._grow(calls, now)
 
     def _slow_down(self, now: float) -> LimitChange:
-        """A 429: pace the sends just under the calls the service answered in the last second."""
-        answered = len(self._answered_at)
+        """A 429: pace the sends under the rate the service answered calls at."""
+        answered, seconds = len(self._answered_at), RATE_WINDOW
+        if self._paced_at is not None and now - self._paced_at >= RATE_WINDOW:
+            answered, seconds = self._answered_since_paced, now - self._paced_at
         before = self.pace
-        allowed = answered if before is None else min(before, answered)
+        allowed = answered / seconds if before is None else min(before, answered / seconds)
         self.pace = max(SLOWEST_PACE, RATE_BACKOFF * allowed)
         self._next_send = now + 1 / self.pace
+        self._paced_at, self._answered_since_paced = now, 0
         self._decreased()
         return LimitChange(
             self.limit,
             self.limit,
             f"the service answered 429 Too Many Requests ({answered} calls answered in the "
-            f"last second)",
+            f"last {seconds:.1f} s)",
             before,
             self.pace,
         )
@@ -217,9 +227,7 @@ class AdaptiveSlots:
         await self._acquire()
         slot: Slot | None = None
         try:
-            delay = self._limit.send_delay(time.monotonic())
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._turn()
             slot = Slot(epoch=self._limit.epoch, started=time.monotonic())
             yield slot
         finally:
@@ -227,6 +235,18 @@ class AdaptiveSlots:
             if slot is not None and slot.status is not None:
                 self._record(slot, slot.status)
             self._hand_over()
+
+    async def _turn(self) -> None:
+        """Wait for this call's turn at the pace; a turn taken at a pace since lowered is
+        taken again at the new one, so no call goes out at the old pace after a 429."""
+        while True:
+            epoch = self._limit.epoch
+            delay = self._limit.send_delay(time.monotonic())
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+            if self._limit.epoch == epoch:
+                return
 
     def _record(self, slot: Slot, status: int) -> None:
         """Feed the limits the call's answer; log a change."""
