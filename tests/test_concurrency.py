@@ -41,12 +41,22 @@ def test_one_more_call_in_flight_per_window_answered_up_to_the_ceiling() -> None
     assert limit.limit == 18
 
 
-def test_a_429_paces_the_sends_under_the_calls_answered_in_the_last_second() -> None:
+def test_a_lone_429_paces_nothing_its_call_is_retried() -> None:
+    limit = AdaptiveLimit(16)
+    assert limit.answered(limit.epoch, 429, FAST, now=0.0, retry_after=1.0) is None
+    for _ in range(16):  # 16 answers on, a 429 is alone again
+        limit.answered(limit.epoch, 200, FAST, now=0.5, retry_after=None)
+    assert limit.answered(limit.epoch, 429, FAST, now=0.5, retry_after=1.0) is None
+    assert (limit.pace, limit.send_delay(0.5)) == (None, 0.0)
+
+
+def test_a_429_after_another_paces_the_sends_under_the_calls_answered_in_the_last_second() -> None:
     limit = AdaptiveLimit(16)
     assert limit.send_delay(0.0) == 0.0  # not paced before a 429
-    for call in range(60):  # 60 calls answered in the second before the 429
+    for call in range(60):  # 60 calls answered in the second before the 429s
         limit.answered(limit.epoch, 200, FAST, now=call / 60, retry_after=None)
     sent_together = limit.epoch
+    assert limit.answered(sent_together, 429, FAST, now=1.0, retry_after=None) is None
     first = limit.answered(sent_together, 429, FAST, now=1.0, retry_after=None)
     assert first == LimitChange(
         16,
@@ -72,6 +82,7 @@ def test_a_429_paces_from_the_calls_answered_in_the_last_second_never_above_the_
     limit = AdaptiveLimit(16)
     for call in range(40):  # one every 25 ms, over the second before the 429
         limit.answered(limit.epoch, 200, FAST, now=call * 0.025, retry_after=None)
+    limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)  # alone: paces nothing
     first = limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)
     assert first is not None and first.pace_after == pytest.approx(0.8 * 39)
     # Half a second on, 19 of them were answered in the last second: the pace follows them.
@@ -81,6 +92,7 @@ def test_a_429_paces_from_the_calls_answered_in_the_last_second_never_above_the_
     # Calls sent before it answer in a crowd: the pace falls from itself, not up to them.
     for _ in range(100):
         limit.answered(0, 200, FAST, now=1.6, retry_after=None)
+    limit.answered(0, 429, FAST, now=1.7, retry_after=None)
     third = limit.answered(limit.epoch, 429, FAST, now=1.7, retry_after=None)
     assert third is not None and third.pace_after == pytest.approx(0.8 * 0.8 * 19)
 
@@ -89,9 +101,11 @@ def test_a_429_a_second_or_more_after_the_last_paces_by_the_calls_answered_since
     limit = AdaptiveLimit(16)
     for _ in range(100):
         limit.answered(limit.epoch, 200, FAST, now=0.5, retry_after=None)
+    limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)
     limit.answered(limit.epoch, 429, FAST, now=1.0, retry_after=None)  # paced at 80 a second
     for call in range(60):  # the service's bucket, empty at the last 429, allowed 60 since
         limit.answered(0, 200, FAST, now=1.0 + call * 0.015, retry_after=None)
+    limit.answered(0, 429, FAST, now=3.0, retry_after=None)
     # None of them in the last second, but 60 in the 2 s since the service's bucket was empty.
     change = limit.answered(limit.epoch, 429, FAST, now=3.0, retry_after=None)
     assert change is not None
@@ -115,6 +129,7 @@ def test_the_pace_grows_by_one_call_a_second_per_window_answered_in_time() -> No
 
 def test_it_does_not_grow_before_the_services_retry_after_has_passed() -> None:
     limit = AdaptiveLimit(17)
+    limit.answered(limit.epoch, 429, FAST, now=10.0, retry_after=1.0)
     limit.answered(limit.epoch, 429, FAST, now=10.0, retry_after=1.0)
     assert answer_window(limit, now=10.5) == [None] * 16
     assert answer_window(limit, now=11.0)[-1] == LimitChange(
@@ -203,6 +218,7 @@ def test_calls_waiting_for_their_turn_when_the_pace_falls_take_it_again_at_the_n
     long_ago = time.monotonic() - 5
     for _ in range(100):
         limit.answered(limit.epoch, 200, FAST, now=long_ago, retry_after=None)
+    limit.answered(limit.epoch, 429, FAST, now=long_ago, retry_after=None)
     limit.answered(limit.epoch, 429, FAST, now=long_ago, retry_after=None)  # 80 a second
     slots = AdaptiveSlots(limit)
     sent_at: list[float] = []
@@ -214,7 +230,8 @@ def test_calls_waiting_for_their_turn_when_the_pace_falls_take_it_again_at_the_n
             slot.answered(status, None)
 
     async def scenario() -> None:
-        # The first is refused: nothing answered since the last 429, so one call a second.
+        # The first is refused right after the last 429s, nothing answered since: one call a
+        # second.
         await asyncio.gather(call(429), call(200), call(200))
         assert limit.pace == 1.0
         tick = time.get_clock_info("monotonic").resolution

@@ -5,10 +5,10 @@ The service rate-limits (429 with `Retry-After`) and, when it is busy, answers m
 more calls then only wait longer or are refused. `AdaptiveLimit` is the rule, pure (fed
 answers, it gives the limits):
 
-- a 429 paces the sends: at most a rate a second, set under the rate the service answered
-  calls at (`RATE_BACKOFF`), never above the pace before. Since the last 429, when a second
-  or more ago, that rate is the service's own: its bucket was empty then and is empty now;
-  else it is the calls answered in the last second;
+- a 429 soon after another (`ANSWERS_BEFORE`) paces the sends: at most a rate a second, set
+  under the rate the service answered calls at (`RATE_BACKOFF`), never above the pace
+  before. Since the last 429, when a second or more ago, that rate is the service's own: its
+  bucket was empty then and is empty now; else it is the calls answered in the last second;
 - latency well above the lowest seen, window after window (`SLOW_WINDOWS`), halves the calls
   in flight (down to 1): one slow window is noise on a busy machine, not a queue;
 - each window of calls answered without trouble (`SMALLEST_WINDOW`) adds one call in flight, up
@@ -48,6 +48,11 @@ while the pace grows back (one call a second per window, so about 32 x (1 - this
 and every token is used, as the bucket, filled to about 8 x (1 - this)^2 seconds' worth,
 does not overflow."""
 SLOWEST_PACE = 1.0
+ANSWERS_BEFORE = SMALLEST_WINDOW
+"""A 429 paces the sends only when one of this many answers just before it was a 429 too:
+past a service's rate its bucket stays empty, so more calls are refused soon, while a lone
+429 (a fault, another client's burst) says little of the rate; its call is retried. Pacing
+on every 429 drove the pace to a few calls a second under 2 % of random 429s."""
 """Calls a second the pace never falls below."""
 TOO_MANY_REQUESTS = 429
 
@@ -97,6 +102,7 @@ class AdaptiveLimit:
         self._slow_windows = 0
         self._hold_until = 0.0
         self._answered_at: deque[float] = deque()
+        self._refused_before: deque[bool] = deque(maxlen=ANSWERS_BEFORE)
         self._paced_at: float | None = None
         self._answered_since_paced = 0
         self._next_send = 0.0
@@ -115,14 +121,19 @@ class AdaptiveLimit:
     ) -> LimitChange | None:
         """A call sent in `epoch` was answered with `status` after `seconds` (at `now`,
         monotonic seconds; `retry_after`, the service's Retry-After in seconds, if any)."""
-        if status != TOO_MANY_REQUESTS:
+        refused = status == TOO_MANY_REQUESTS
+        refused_again = refused and any(self._refused_before)
+        self._refused_before.append(refused)
+        if not refused:
             self._answered_at.append(now)
             self._answered_since_paced += 1
         while self._answered_at and self._answered_at[0] <= now - RATE_WINDOW:
             self._answered_at.popleft()
         if epoch != self.epoch:
             return None
-        if status == TOO_MANY_REQUESTS:
+        if refused:
+            if not refused_again:
+                return None
             self._hold_until = now + (retry_after or 0.0)
             return self._slow_down(now)
         self._window_calls += 1
