@@ -2,7 +2,7 @@
 
 Commits the same stacks (transfer, the emulator answering after 20 ms, as in
 `preview_commit.py`) against an emulator that allows R requests a second, at each R, with the
-client as it is (its calls in flight adapt: `toolkit.cloud.concurrency`) and, for comparison,
+client as it is (it paces its sends on a 429: `toolkit.cloud.concurrency`) and, for comparison,
 with 16 calls in flight whatever the answers (as the client was before). Each figure is set
 against the floor R sets, the calls the service carried out divided by R, and counts the
 share of requests answered 429; both from the emulator's request log.
