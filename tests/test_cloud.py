@@ -304,6 +304,40 @@ def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
     assert headers["User-Agent"].startswith("pulumi-claim/")
 
 
+def test_a_connection_left_idle_longer_than_a_server_keeps_one_is_not_used_again(
+    emulator: EmulatorServer,
+) -> None:
+    """A call on a connection the server is closing gets no answer, and a change sent on it may
+    not be retried: a connection idle for `idle_connection_seconds` (less than servers keep
+    one) is dropped by the client rather than used again."""
+    import aiohttp
+
+    opened: list[str] = []
+    trace = aiohttp.TraceConfig()
+
+    async def on_open(*_: object) -> None:
+        opened.append("new")
+
+    async def on_reuse(*_: object) -> None:
+        opened.append("reused")
+
+    trace.on_connection_create_end.append(on_open)
+    trace.on_connection_reuseconn.append(on_reuse)
+
+    async def three_calls() -> None:
+        async with CloudClient(emulator.url, ALICE, trace_configs=[trace]) as client:
+            client.idle_connection_seconds = 0.2
+            await client.get_current_user()
+            await client.get_current_user()
+            await asyncio.sleep(0.5)
+            await client.get_current_user()
+
+    asyncio.run(three_calls())
+
+    assert opened == ["new", "reused", "new"]
+    assert CloudClient.idle_connection_seconds < 5, "uvicorn, the shortest common, keeps 5 s"
+
+
 # --- Stack state and secrets -----------------------------------------------------------
 
 

@@ -152,6 +152,10 @@ class Transport:
     about 250 KB."""
     max_state_bytes: int = 2048 * MIB
     """Largest stack state (`export`) read: states of hundreds of MB exist."""
+    idle_connection_seconds: float = 4.0
+    """How long a connection may wait unused and still be used again: less than servers
+    keep one (5 s or more), so that a call is never sent on a connection the server is
+    closing. One that is, fails with no answer; a change sent on it may not be retried."""
 
     def __init__(
         self,
@@ -371,6 +375,7 @@ class Transport:
             timeout=self._timeout,
             connector=aiohttp.TCPConnector(
                 limit=self.max_concurrency,
+                keepalive_timeout=self.idle_connection_seconds,
                 # (A plain http:// URL, allowed only for loopback or with --insecure, has no TLS.)
                 ssl=_tls() if self.api_url.startswith("https://") else False,
             ),

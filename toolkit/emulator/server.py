@@ -294,6 +294,9 @@ def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        # An idle connection is kept a minute, as load balancers in front of web services
+        # commonly keep one, not uvicorn's 5 s.
+        timeout_keep_alive=65,
     )
 
 
