@@ -30,7 +30,7 @@ from toolkit.errors import (
     ServiceError,
     TransportError,
 )
-from toolkit.models import AppUntypedDeployment
+from toolkit.models import AppStackSummary, AppUntypedDeployment
 from toolkit.stack_state import ciphertexts, service_secrets_provider
 from toolkit.urns import SECRET_SIG, SIG_KEY
 
@@ -164,6 +164,42 @@ def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     pages = [e for e in emulator.requests.entries() if e.path == "/api/user/stacks"]
     assert len(pages) == -(-STACKS_IN_ACME // PAGE_SIZE)
     assert ["continuationToken=" in page.query for page in pages] == [False, True, True, True]
+
+
+def test_the_next_page_is_asked_while_the_caller_still_holds_this_one(
+    emulator: EmulatorServer,
+) -> None:
+    """Pages are pipelined: the service is asked for page 2 as soon as page 1 is read, not
+    when the caller comes back for more. Every page is held at the service until released."""
+    emulator.faults.hold(method="GET", path="/api/user/stacks", times=None)
+
+    def stack_key(stack: AppStackSummary) -> tuple[str, str]:
+        return stack.project_name, stack.stack_name
+
+    async def held_pages(count: int) -> int:
+        for _ in range(2000):
+            if emulator.faults.holding >= count:
+                break
+            await asyncio.sleep(0.005)
+        return emulator.faults.holding
+
+    async def scenario() -> tuple[list[int], list[tuple[str, str]]]:
+        seen: list[int] = []
+        async with CloudClient(emulator.url, ALICE) as client:
+            stacks = client.iter_stacks("acme")
+            first = asyncio.ensure_future(anext(stacks))
+            seen.append(await held_pages(1))
+            emulator.faults.release()
+            names = [stack_key(await first)]
+            seen.append(await held_pages(1))
+            emulator.faults.clear()
+            names += [stack_key(stack) async for stack in stacks]
+            return seen, names
+
+    seen, names = asyncio.run(scenario())
+    assert seen == [1, 1], "page 2 was asked only when the caller came back for it"
+    assert len(names) == STACKS_IN_ACME
+    assert set(names) == emulator.state.stack_names("acme")
 
 
 def test_list_stacks_of_one_project(emulator: EmulatorServer) -> None:
