@@ -122,6 +122,16 @@ def call(
     return asyncio.run(scenario())
 
 
+async def requests_held(server: EmulatorServer, count: int) -> int:
+    """How many requests the service holds once `count` are, or after a bounded wait if they
+    never come; waits without blocking the client's event loop."""
+    for _ in range(2000):
+        if server.faults.holding >= count:
+            break
+        await asyncio.sleep(0.005)
+    return server.faults.holding
+
+
 # --- Typed calls --------------------------------------------------------------------------
 
 
@@ -176,22 +186,15 @@ def test_the_next_page_is_asked_while_the_caller_still_holds_this_one(
     def stack_key(stack: AppStackSummary) -> tuple[str, str]:
         return stack.project_name, stack.stack_name
 
-    async def held_pages(count: int) -> int:
-        for _ in range(2000):
-            if emulator.faults.holding >= count:
-                break
-            await asyncio.sleep(0.005)
-        return emulator.faults.holding
-
     async def scenario() -> tuple[list[int], list[tuple[str, str]]]:
         seen: list[int] = []
         async with CloudClient(emulator.url, ALICE) as client:
             stacks = client.iter_stacks("acme")
             first = asyncio.ensure_future(anext(stacks))
-            seen.append(await held_pages(1))
+            seen.append(await requests_held(emulator, 1))
             emulator.faults.release()
             names = [stack_key(await first)]
-            seen.append(await held_pages(1))
+            seen.append(await requests_held(emulator, 1))
             emulator.faults.clear()
             names += [stack_key(stack) async for stack in stacks]
             return seen, names
@@ -200,6 +203,34 @@ def test_the_next_page_is_asked_while_the_caller_still_holds_this_one(
     assert seen == [1, 1], "page 2 was asked only when the caller came back for it"
     assert len(names) == STACKS_IN_ACME
     assert set(names) == emulator.state.stack_names("acme")
+
+
+def test_a_listing_left_early_drops_the_page_asked_ahead_without_a_word(
+    emulator: EmulatorServer,
+) -> None:
+    """A caller that stops after the first stack leaves page 2 asked and unanswered (held at
+    the service): closing the listing cancels it, and nothing is reported as lost."""
+    emulator.faults.hold(method="GET", path="/api/user/stacks", times=None)
+    reported: list[dict[str, Any]] = []
+
+    async def scenario() -> tuple[str, int]:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: reported.append(context)
+        )
+        async with CloudClient(emulator.url, ALICE) as client:
+            stacks = client.iter_stacks("acme")
+            first = asyncio.ensure_future(anext(stacks))
+            await requests_held(emulator, 1)
+            emulator.faults.release()
+            name = (await first).stack_name
+            held = await requests_held(emulator, 1)
+            await stacks.aclose()
+        return name, held
+
+    name, held = asyncio.run(scenario())
+    emulator.faults.clear()
+    assert (name, held) == ("s00", 1)
+    assert reported == []
 
 
 def test_list_stacks_of_one_project(emulator: EmulatorServer) -> None:
