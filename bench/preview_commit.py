@@ -63,7 +63,7 @@ REAL_LATENCY_MS = 200.0
 PREVIEW_WALK_TARGET = 1.1
 """A preview at REAL_LATENCY_MS takes at most this many times a plain walk of its longest
 chain of pages."""
-COMMIT_FLOOR_TARGET = 2.0
+COMMIT_FLOOR_TARGET = 1.2
 """A commit at LATENCY_MS takes at most this many times its in-flight floor."""
 RENAME_SUFFIX = "-agent"
 

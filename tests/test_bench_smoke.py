@@ -48,7 +48,7 @@ ONE_AT_A_TIME = re.compile(
 )
 IN_FLIGHT = re.compile(
     r"in flight at (?P<concurrency>\d+): floor (?P<calls>\d+) / (?P=concurrency) x 20 ms = "
-    r"(?P<floor>[\d.]+) s, (?P<ratio>[\d.]+)x the floor, target <= 2x"
+    r"(?P<floor>[\d.]+) s, (?P<ratio>[\d.]+)x the floor, target <= 1.2x"
 )
 
 

@@ -30,7 +30,7 @@ from toolkit.errors import (
     ServiceError,
     TransportError,
 )
-from toolkit.models import AppUntypedDeployment
+from toolkit.models import AppStackSummary, AppUntypedDeployment
 from toolkit.stack_state import ciphertexts, service_secrets_provider
 from toolkit.urns import SECRET_SIG, SIG_KEY
 
@@ -122,6 +122,16 @@ def call(
     return asyncio.run(scenario())
 
 
+async def requests_held(server: EmulatorServer, count: int) -> int:
+    """How many requests the service holds once `count` are, or after a bounded wait if they
+    never come; waits without blocking the client's event loop."""
+    for _ in range(2000):
+        if server.faults.holding >= count:
+            break
+        await asyncio.sleep(0.005)
+    return server.faults.holding
+
+
 # --- Typed calls --------------------------------------------------------------------------
 
 
@@ -164,6 +174,63 @@ def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     pages = [e for e in emulator.requests.entries() if e.path == "/api/user/stacks"]
     assert len(pages) == -(-STACKS_IN_ACME // PAGE_SIZE)
     assert ["continuationToken=" in page.query for page in pages] == [False, True, True, True]
+
+
+def test_the_next_page_is_asked_while_the_caller_still_holds_this_one(
+    emulator: EmulatorServer,
+) -> None:
+    """Pages are pipelined: the service is asked for page 2 as soon as page 1 is read, not
+    when the caller comes back for more. Every page is held at the service until released."""
+    emulator.faults.hold(method="GET", path="/api/user/stacks", times=None)
+
+    def stack_key(stack: AppStackSummary) -> tuple[str, str]:
+        return stack.project_name, stack.stack_name
+
+    async def scenario() -> tuple[list[int], list[tuple[str, str]]]:
+        seen: list[int] = []
+        async with CloudClient(emulator.url, ALICE) as client:
+            stacks = client.iter_stacks("acme")
+            first = asyncio.ensure_future(anext(stacks))
+            seen.append(await requests_held(emulator, 1))
+            emulator.faults.release()
+            names = [stack_key(await first)]
+            seen.append(await requests_held(emulator, 1))
+            emulator.faults.clear()
+            names += [stack_key(stack) async for stack in stacks]
+            return seen, names
+
+    seen, names = asyncio.run(scenario())
+    assert seen == [1, 1], "page 2 was asked only when the caller came back for it"
+    assert len(names) == STACKS_IN_ACME
+    assert set(names) == emulator.state.stack_names("acme")
+
+
+def test_a_listing_left_early_drops_the_page_asked_ahead_without_a_word(
+    emulator: EmulatorServer,
+) -> None:
+    """A caller that stops after the first stack leaves page 2 asked and unanswered (held at
+    the service): closing the listing cancels it, and nothing is reported as lost."""
+    emulator.faults.hold(method="GET", path="/api/user/stacks", times=None)
+    reported: list[dict[str, Any]] = []
+
+    async def scenario() -> tuple[str, int]:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: reported.append(context)
+        )
+        async with CloudClient(emulator.url, ALICE) as client:
+            stacks = client.iter_stacks("acme")
+            first = asyncio.ensure_future(anext(stacks))
+            await requests_held(emulator, 1)
+            emulator.faults.release()
+            name = (await first).stack_name
+            held = await requests_held(emulator, 1)
+            await stacks.aclose()
+        return name, held
+
+    name, held = asyncio.run(scenario())
+    emulator.faults.clear()
+    assert (name, held) == ("s00", 1)
+    assert reported == []
 
 
 def test_list_stacks_of_one_project(emulator: EmulatorServer) -> None:

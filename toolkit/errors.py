@@ -13,6 +13,10 @@ def did_you_mean(word: object, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
+"""The hint of an answer no Pulumi Cloud API would give."""
+
+
 class ClaimError(Exception):
     """Base of every error the toolkit raises on purpose; the CLI turns it into exit code 1."""
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from toolkit.cloud.agents import AgentCalls
 from toolkit.cloud.environments import EnvironmentCalls
 from toolkit.cloud.orgs import OrgCalls
+from toolkit.cloud.paging import PageSize
 from toolkit.cloud.stacks import StackCalls
-from toolkit.cloud.transport import ACCEPT, DEFAULT_MAX_CONCURRENCY, PageSize
+from toolkit.cloud.transport import ACCEPT, DEFAULT_MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from toolkit.credentials import BackendIdentity

@@ -3,15 +3,10 @@ tags; the conditional writes are safe to repeat."""
 
 from __future__ import annotations
 
-from toolkit.cloud.transport import (
-    NOT_AN_API_HINT,
-    Answer,
-    PageSize,
-    PageTokens,
-    Transport,
-    segment,
-)
+from toolkit.cloud.paging import PageSize, PageTokens
+from toolkit.cloud.transport import Answer, Transport, segment
 from toolkit.errors import (
+    NOT_AN_API_HINT,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -44,7 +39,7 @@ class EnvironmentCalls(Transport):
         pages = self._pages(
             ListEnvironmentsResponse,
             path,
-            lambda page: page.next_token,
+            "nextToken",
             page_size=ENVIRONMENT_PAGES,
         )
         return [env async for page in pages for env in page.environments]

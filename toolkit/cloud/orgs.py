@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from toolkit.cloud.transport import PageSize, Transport, segment
+from toolkit.cloud.paging import PageSize
+from toolkit.cloud.transport import Transport, segment
 from toolkit.models import (
     InsightsAccount,
     ListInsightsAccountsResponse,
@@ -34,7 +35,7 @@ class OrgCalls(Transport):
         pages = self._pages(
             ListInsightsAccountsResponse,
             path,
-            lambda page: page.next_token,
+            "nextToken",
             page_size=INSIGHTS_ACCOUNT_PAGES,
         )
         return [account async for page in pages for account in page.accounts]
@@ -49,7 +50,7 @@ class OrgCalls(Transport):
         pages = self._pages(
             ListPackagesResponse,
             "/api/preview/registry/packages",
-            lambda page: page.continuation_token,
+            "continuationToken",
             params={"orgLogin": org},
             page_size=REGISTRY_PACKAGE_PAGES,
         )

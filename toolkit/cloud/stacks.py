@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from toolkit.cloud.transport import ModelT, PageSize, Transport, parse_answer, segment
+from toolkit.cloud.paging import PageSize
+from toolkit.cloud.transport import ModelT, Transport, parse_answer, segment
 from toolkit.errors import NotFoundError, TransportError
 from toolkit.models import (
     AppBatchDecryptRequest,
@@ -66,7 +67,7 @@ class StackCalls(Transport):
         pages = self._pages(
             AppListStacksResponse,
             "/api/user/stacks",
-            lambda page: page.continuation_token,
+            "continuationToken",
             params=params,
             page_size=STACK_PAGES,
         )

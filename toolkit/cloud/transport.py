@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import logging
 import math
 import re
@@ -30,6 +29,7 @@ from typing import Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import pydantic_core
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
@@ -38,10 +38,11 @@ from tenacity.wait import wait_base
 from yarl import URL
 
 from toolkit.cloud.concurrency import STARTING_LIMIT, AdaptiveLimit, AdaptiveSlots
+from toolkit.cloud.paging import PageSize, PageTokens, abandon, page_token
 from toolkit.errors import (
+    NOT_AN_API_HINT,
     AnswerTooLargeError,
     DeadlineExceededError,
-    EndlessListingError,
     ServiceError,
     TransportError,
     service_error,
@@ -70,7 +71,6 @@ _NOT_SENT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError
 _UNSENDABLE_CHARACTERS = re.compile(r"[\r\n\x00]")
 """What no HTTP header value may hold: a request with one is never sent."""
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-NOT_AN_API_HINT = "Is --api-url (or PULUMI_BACKEND_URL) pointing at a Pulumi Cloud API?"
 """What to check when an answer is not what a Pulumi Cloud API gives."""
 
 MIB = 1024 * 1024
@@ -79,18 +79,6 @@ GZIP_LEVEL = 3
 """How hard the bodies sent gzip-encoded (states, batches of secrets) are compressed: at 3 a
 state of 20 resources takes a third of the CPU of Python's default 9 for 14 % more bytes, and
 a batch of 1,000 secrets a ninth (docs/performance.md, "Where the CPU goes")."""
-
-
-@dataclass(frozen=True)
-class PageSize:
-    """The page-size parameter of one listing and the largest page to ask it for.
-
-    A page is one request after another, so the fewer pages, the shorter the listing.
-    """
-
-    listing: str
-    parameter: str
-    largest: int
 
 
 def _user_agent() -> str:
@@ -223,38 +211,46 @@ class Transport:
         self,
         model: type[ModelT],
         path: str,
-        next_token: Callable[[ModelT], str | None],
+        token_key: str,
         *,
         params: dict[str, str] | None = None,
         page_size: PageSize,
     ) -> AsyncIterator[ModelT]:
-        """Each page of a list call, following its token (sent back as `continuationToken`),
-        asked at `page_size` unless the service refused that size before."""
-        tokens = PageTokens(f"GET {path}", self.max_pages_per_listing)
-        token: str | None = None
-        while True:
-            query = dict(params or {})
-            if token:
-                query["continuationToken"] = token
-            page = await self._get_page(model, path, query, page_size)
-            yield page
-            token = next_token(page)
-            if not token:
-                return
-            tokens.follow(token)
+        """Each page of a list call, following its token (the answer's `token_key`, sent back
+        as `continuationToken`), asked at `page_size` unless the service refused that size
+        before.
 
-    async def _get_page(
-        self, model: type[ModelT], path: str, query: dict[str, str], page_size: PageSize
-    ) -> ModelT:
-        """One page at the largest size; if the service refuses that size (a 400 naming its
-        parameter), the same page once more at the service's default, which this client then
-        keeps to for that listing."""
-        if page_size.listing in self._refused_page_sizes:
-            return await self._get(model, path, params=query)
+        The next page is asked as soon as its token is read, before this page is validated
+        and handed on: along a chain of pages, each one that must wait for the one before, the
+        client's own work then overlaps the service's."""
+        call = f"GET {path}"
+        tokens = PageTokens(call, self.max_pages_per_listing)
+        asked = asyncio.ensure_future(self._get_page(path, dict(params or {}), page_size))
         try:
-            return await self._get(
-                model, path, params={**query, page_size.parameter: str(page_size.largest)}
-            )
+            while True:
+                content = await asked
+                token = page_token(content, token_key)
+                if token:
+                    tokens.follow(token)
+                    query = {**(params or {}), "continuationToken": token}
+                    asked = asyncio.ensure_future(self._get_page(path, query, page_size))
+                    await asyncio.sleep(0)  # lets the request go out before the validation
+                yield validate_answer(model, content, call)
+                if not token:
+                    return
+        finally:
+            abandon(asked)
+
+    async def _get_page(self, path: str, query: dict[str, str], page_size: PageSize) -> object:
+        """One page, decoded, at the largest size; if the service refuses that size (a 400
+        naming its parameter), the same page once more at the service's default, which this
+        client then keeps to for that listing."""
+        call = f"GET {path}"
+        if page_size.listing in self._refused_page_sizes:
+            return decode_answer(await self._request("GET", path, params=query), call)
+        try:
+            sized = {**query, page_size.parameter: str(page_size.largest)}
+            return decode_answer(await self._request("GET", path, params=sized), call)
         except ServiceError as exc:
             if exc.status != 400 or not re.search(
                 rf"\b{page_size.parameter}\b", exc.service_message
@@ -267,7 +263,7 @@ class Transport:
                 exc.service_message,
             )
             self._refused_page_sizes.add(page_size.listing)
-        return await self._get(model, path, params=query)
+        return decode_answer(await self._request("GET", path, params=query), call)
 
     async def _request(
         self,
@@ -469,43 +465,38 @@ def _size(count: int) -> str:
     return f"{count / MIB:g} MiB" if count >= MIB else f"{count} bytes"
 
 
-class PageTokens:
-    """The page tokens one listing has followed, which a service cannot make endless: a token
-    handed out before, or a page past `max_pages`, ends the listing with an error. Kept as
-    digests, so that their memory does not grow with the tokens' length."""
-
-    def __init__(self, call: str, max_pages: int) -> None:
-        self._call = call
-        self._max_pages = max_pages
-        self._seen: set[bytes] = set()
-
-    def follow(self, token: str) -> None:
-        """Allow the page after the last one read, at `token`, or raise `EndlessListingError`."""
-        digest = hashlib.sha256(token.encode()).digest()
-        if digest in self._seen:
-            raise EndlessListingError(
-                f"{self._call} handed out a page token it had handed out before; "
-                "the listing would never end",
-                hint=NOT_AN_API_HINT,
-            )
-        if len(self._seen) + 1 >= self._max_pages:
-            raise EndlessListingError(
-                f"{self._call} still had more after {self._max_pages:,} pages; "
-                "the listing was stopped there",
-                hint=NOT_AN_API_HINT,
-            )
-        self._seen.add(digest)
-
-
 def parse_answer(model: type[ModelT], response: Answer, call: str) -> ModelT:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
+        raise _not_a(model, exc, call) from None
+
+
+def decode_answer(response: Answer, call: str) -> object:
+    """The answer's JSON body as Python values, decoded once: a page's token is read from it
+    before the page is validated (`validate_answer`)."""
+    try:
+        return pydantic_core.from_json(response.content)
+    except ValueError as exc:
         raise TransportError(
-            f"{call} answered with a body that is not a {model.__name__}: "
-            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
-            hint=NOT_AN_API_HINT,
+            f"{call} answered with a body that is not JSON: {exc}", hint=NOT_AN_API_HINT
         ) from None
+
+
+def validate_answer(model: type[ModelT], content: object, call: str) -> ModelT:
+    """A decoded answer as `model`, as `parse_answer` reads an undecoded one."""
+    try:
+        return model.model_validate(content)
+    except ValidationError as exc:
+        raise _not_a(model, exc, call) from None
+
+
+def _not_a(model: type[BaseModel], exc: ValidationError, call: str) -> TransportError:
+    return TransportError(
+        f"{call} answered with a body that is not a {model.__name__}: "
+        f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+        hint=NOT_AN_API_HINT,
+    )
 
 
 # --- Retry policy ------------------------------------------------------------------------
