@@ -19,6 +19,32 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "pulumi-claim"
 """The installed `pulumi-claim`, next to the interpreter running the benchmark."""
 
 
+def announce(title: str) -> None:
+    """Print the benchmark's `title` with the machine's CPUs and load; refused outside the
+    project's environment, where there is no `pulumi-claim` to serve the emulator."""
+    if not CONSOLE_SCRIPT.exists():
+        script = Path(sys.argv[0]).name
+        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python bench/{script}`")
+    print(f"{title}; {os.cpu_count()} CPUs, load average {load_average()}")
+
+
+def sign_off() -> None:
+    """The load at the end: a busy machine slows every figure."""
+    print(
+        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
+    )
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def check(condition: bool, what: str) -> None:
+    """Stop the benchmark when a run did not do what it must (figures would be meaningless)."""
+    if not condition:
+        raise SystemExit(f"benchmark check failed: {what}")
+
+
 class Emulator:
     """`pulumi-claim emulator` serving a world file from its own process.
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from _emulator import CONSOLE_SCRIPT, emulators
+from _emulator import announce, check, emulators
 
 from toolkit.cloud import ACCEPT, DEFAULT_MAX_CONCURRENCY, CloudClient
 from toolkit.models import AppStack
@@ -110,22 +109,10 @@ CLIENTS: dict[str, Callable[[str, int], Coroutine[None, None, float]]] = {
 }
 
 
-def check(condition: bool, what: str) -> None:
-    """Stop the benchmark when a run did not do what it must (figures would be meaningless)."""
-    if not condition:
-        raise SystemExit(f"benchmark check failed: {what}")
-
-
-def load_average() -> str:
-    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-
-
 def run(scale: Scale) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
-    print(
+    announce(
         f"HTTP client benchmark: {scale.calls:,} calls a client, {DEFAULT_MAX_CONCURRENCY} in "
-        f"flight, median of {scale.repeats}; {os.cpu_count()} CPUs, load average {load_average()}"
+        f"flight, median of {scale.repeats}"
     )
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-") as name:
         world_file = Path(name) / "world.json"

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
 
-from _emulator import CONSOLE_SCRIPT, Emulator
+from _emulator import Emulator, announce, check, sign_off
 from migrate import (
     AGENT,
     AGENT_TOKEN,
@@ -66,7 +65,7 @@ from migrate import (
     serving,
     timed,
 )
-from preview_commit import Figure, check, load_average, print_table, write_world
+from preview_commit import Figure, print_table, write_world
 
 from toolkit.claim import commit_claim, plan_claim
 from toolkit.credentials import Credentials
@@ -428,13 +427,8 @@ def describe(run: Run, measured: Measured, emulator_mb: float | None) -> str:
 
 
 def run(scale: Scale, *, quick: bool) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
     kind = "quick" if quick else "full"
-    print(
-        f"pulumi-claim large-state benchmark ({kind}); {os.cpu_count()} CPUs, "
-        f"load average {load_average()}"
-    )
+    announce(f"pulumi-claim large-state benchmark ({kind})")
     n = f"{scale.resources:,}"
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-large-") as name:
         folder = Path(name)
@@ -478,9 +472,7 @@ def run(scale: Scale, *, quick: bool) -> None:
         ],
         quick=quick,
     )
-    print(
-        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
-    )
+    sign_off()
 
 
 def main() -> None:

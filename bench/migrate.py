@@ -53,8 +53,8 @@ from secrets import token_urlsafe
 from typing import Any, TypeVar
 
 import httpx
-from _emulator import CONSOLE_SCRIPT, Emulator
-from preview_commit import CallFloors, Figure, check, load_average, print_table, write_world
+from _emulator import Emulator, announce, check, sign_off
+from preview_commit import CallFloors, Figure, print_table, write_world
 
 from toolkit.choices import MigrateVia
 from toolkit.claim import commit_claim, plan_claim
@@ -593,13 +593,8 @@ def describe(measured: Measured, stacks: int) -> str:
 
 
 def run(scale: Scale, *, quick: bool) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
     kind = "quick" if quick else "full"
-    print(
-        f"pulumi-claim migrate benchmark ({kind}); {os.cpu_count()} CPUs, "
-        f"load average {load_average()}"
-    )
+    announce(f"pulumi-claim migrate benchmark ({kind})")
     n = scale.stacks
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-migrate-") as name:
         folder = Path(name)
@@ -662,9 +657,7 @@ def run(scale: Scale, *, quick: bool) -> None:
         ],
         quick=quick,
     )
-    print(
-        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
-    )
+    sign_off()
 
 
 def main() -> None:

@@ -36,7 +36,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-from _emulator import CONSOLE_SCRIPT, Emulator, ServedRequest, emulators
+from _emulator import (
+    CONSOLE_SCRIPT,
+    Emulator,
+    ServedRequest,
+    announce,
+    check,
+    emulators,
+    sign_off,
+)
 
 from toolkit.claim import commit_claim, plan_claim, suggest_resolutions
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY, CloudClient
@@ -265,12 +273,6 @@ def write_world(folder: Path, name: str, world: dict[str, Any]) -> Path:
     path = folder / f"{name}.json"
     path.write_text(json.dumps(world), encoding="utf-8")
     return path
-
-
-def check(condition: bool, what: str) -> None:
-    """Stop the benchmark when a run did not do what it must (figures would be meaningless)."""
-    if not condition:
-        raise SystemExit(f"benchmark check failed: {what}")
 
 
 # --- Preview ------------------------------------------------------------------------------------
@@ -662,10 +664,8 @@ def write_worlds(folder: Path, scale: Scale) -> tuple[Path, Path, Path, Path]:
 
 
 def run(scale: Scale, *, quick: bool) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
     kind = "quick" if quick else "full"
-    print(f"pulumi-claim benchmark ({kind}); {os.cpu_count()} CPUs, load average {load_average()}")
+    announce(f"pulumi-claim benchmark ({kind})")
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-") as name:
         preview_world, commit_world, memory_world, far_world = write_worlds(Path(name), scale)
         print(
@@ -693,13 +693,7 @@ def run(scale: Scale, *, quick: bool) -> None:
             figures.append(measure_memory(memory_service, entities))
     figures.append(measure_help())
     print_table(figures, quick=quick)
-    print(
-        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
-    )
-
-
-def load_average() -> str:
-    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    sign_off()
 
 
 def print_table(figures: list[Figure], *, quick: bool) -> None:

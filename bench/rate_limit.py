@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from _emulator import CONSOLE_SCRIPT, Emulator, emulators
+from _emulator import Emulator, announce, emulators, sign_off
 from preview_commit import (
     LATENCY_MS,
     TARGET,
     admin_credentials,
     check_landed_once,
     claim_world,
-    load_average,
 )
 
 from toolkit.claim import commit_claim, plan_claim
@@ -122,10 +120,8 @@ def measure(service: Emulator, rate: float, kind: str) -> list[Figure]:
 
 
 def run(scale: Scale, *, quick: bool) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
     kind = "quick" if quick else "full"
-    print(f"rate-limit benchmark ({kind}); {os.cpu_count()} CPUs, load average {load_average()}")
+    announce(f"rate-limit benchmark ({kind})")
     runs = [(rate, kind) for rate in scale.rates for kind in ("adaptive", "fixed-16")]
     with tempfile.TemporaryDirectory(prefix="pulumi-claim-bench-") as name:
         world = Path(name) / "world.json"
@@ -147,7 +143,7 @@ def run(scale: Scale, *, quick: bool) -> None:
             for service, (rate, limit) in zip(services, runs, strict=True):
                 figures += measure(service, rate, limit)
     print_table(figures, quick=quick)
-    print(f"load average at the end: {load_average()}")
+    sign_off()
 
 
 def print_table(figures: list[Figure], *, quick: bool) -> None:

@@ -44,8 +44,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from _emulator import CONSOLE_SCRIPT, Emulator
-from preview_commit import Figure, check, load_average, print_table, write_world
+from _emulator import CONSOLE_SCRIPT, Emulator, announce, check, sign_off
+from preview_commit import Figure, print_table, write_world
 
 from toolkit.cloud import CloudClient
 from toolkit.errors import NotFoundError
@@ -247,13 +247,8 @@ async def check_claimed_once(url: str, accounts: int) -> None:
 
 
 def run(accounts: int, maintenance_url: str, *, quick: bool) -> None:
-    if not CONSOLE_SCRIPT.exists():
-        raise SystemExit(f"no {CONSOLE_SCRIPT}: run this with `uv run python {__file__}`")
     kind = "quick" if quick else "full"
-    print(
-        f"pulumi-claim sweep benchmark ({kind}); {os.cpu_count()} CPUs, "
-        f"load average {load_average()}"
-    )
+    announce(f"pulumi-claim sweep benchmark ({kind})")
     colliding = len(range(0, accounts, 3))
     print(
         f"world: {accounts} agent accounts of 3 stacks each ({colliding} holding web/dev, "
@@ -303,9 +298,7 @@ def run(accounts: int, maintenance_url: str, *, quick: bool) -> None:
         ],
         quick=quick,
     )
-    print(
-        f"load average at the end: {load_average()} (other work on the machine slows every figure)"
-    )
+    sign_off()
 
 
 def main() -> None:
