@@ -5,11 +5,9 @@ benchmark, never to tests)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "http_client.py"
+from bench_runs import quick_run
+
 CLIENTS = (
     "toolkit (CloudClient, aiohttp)",
     "plain httpx AsyncClient",
@@ -18,15 +16,7 @@ CLIENTS = (
 
 
 def test_quick_benchmark_prints_the_cpu_per_call_of_each_client() -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
+    result = quick_run("http_client.py", timeout=120)
     assert "200 calls a client, 16 in flight, median of 1" in result.stdout
     for client in CLIENTS:
         line = re.search(

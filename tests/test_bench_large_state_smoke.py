@@ -6,13 +6,12 @@ to the benchmark, never to tests)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from bench_runs import quick_run
 
 from tests.test_bench_migrate_smoke import Printed, assert_shows
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "large_state.py"
 RESOURCES = 400
 
 MEASURED = (
@@ -27,15 +26,7 @@ BY_HAND = re.compile(
 
 
 def test_quick_large_state_benchmark_measures_both_paths(pulumi_cli: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = quick_run("large_state.py", timeout=240)
     output = result.stdout
     assert (
         f"world: one stack of {RESOURCES} resources (30 secrets, 4 providers, components "

@@ -6,14 +6,13 @@ belong to the benchmark, never to tests)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_runs import quick_run
+
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "migrate.py"
 STACKS = 3
 
 MEASURED = (
@@ -42,15 +41,7 @@ TABLE_ROWS = {
 
 
 def test_quick_migrate_benchmark_measures_every_path(pulumi_cli: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = quick_run("migrate.py", timeout=240)
     output = result.stdout
     rest, cli, by_hand = REST.search(output), CLI.search(output), BY_HAND.search(output)
     assert rest and cli and by_hand, output

@@ -7,11 +7,8 @@ figures themselves are not judged here (timings belong to the benchmark, never t
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "rate_limit.py"
+from bench_runs import quick_run
 
 RUN = re.compile(
     r"commit 60 stacks at (?P<rate>\d+) requests/s, (?P<kind>adaptive|fixed-16): "
@@ -22,15 +19,7 @@ RUN = re.compile(
 
 
 def test_quick_rate_limit_benchmark_commits_at_each_rate_with_both_clients() -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr + result.stdout
+    result = quick_run("rate_limit.py", timeout=300)
     runs = [match.groupdict() for match in RUN.finditer(result.stdout)]
     assert [(run["rate"], run["kind"]) for run in runs] == [
         ("50", "adaptive"),

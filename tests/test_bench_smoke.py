@@ -5,13 +5,10 @@ floors counted from what the emulator served; the figures themselves are not jud
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
+
+from bench_runs import quick_run
 
 from toolkit.cloud import DEFAULT_MAX_CONCURRENCY
-
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "preview_commit.py"
 
 FIGURES = (
     "preview 0 ms, map",
@@ -53,15 +50,7 @@ IN_FLIGHT = re.compile(
 
 
 def test_quick_benchmark_runs_and_prints_every_figure_against_its_floor() -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
+    result = quick_run("preview_commit.py", timeout=240)
     output = result.stdout
     lines = output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("figure "))

@@ -7,13 +7,10 @@ tests)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import postgres_server
+from bench_runs import quick_run
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sweep.py"
 ACCOUNTS = 12
 
 RUN = re.compile(
@@ -28,15 +25,7 @@ RUN = re.compile(
 def test_quick_sweep_benchmark_claims_every_account_once_with_1_2_and_4_workers(
     postgres: postgres_server.PostgresServer,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--database-url", postgres.url("postgres")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr + result.stdout
+    result = quick_run("sweep.py", "--database-url", postgres.url("postgres"), timeout=600)
     runs = [match.groupdict() for match in RUN.finditer(result.stdout)]
     assert [run["workers"] for run in runs] == ["1", "2", "4"], result.stdout
     for run in runs:
