@@ -33,6 +33,22 @@ def changes(server: EmulatorServer) -> list[str]:
     ]
 
 
+def shown(database_url: str) -> str:
+    """`database_url` as the toolkit shows it: its password masked."""
+    return database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
+
+
+def tables(database_url: str) -> list[tuple[str, str]]:
+    """Every table of the database but the queue's, by schema."""
+    with psycopg.connect(database_url) as connection:
+        found = connection.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'public')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+    return [(schema, name) for schema, name in found]
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [
@@ -175,7 +191,7 @@ def test_a_database_of_a_newer_schema_version_is_refused_and_nothing_changes(
 
     result = run_cli(server, "commit", *ORGS, "-r", write_map(tmp_path, RESOLVES_BOTH), "--yes")
 
-    masked = database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
+    masked = shown(database_url)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"error: the runs database {masked} holds journal schema version 6, and this "
@@ -184,17 +200,6 @@ def test_a_database_of_a_newer_schema_version_is_refused_and_nothing_changes(
         "database (a newer release reads it as it is); or give this one a database of its own.",
     ]
     assert snapshot(server) == before and changes(server) == []
-
-
-def tables(database_url: str) -> list[tuple[str, str]]:
-    """Every table of the database but the queue's, by schema."""
-    with psycopg.connect(database_url) as connection:
-        found = connection.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables"
-            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'public')"
-            " ORDER BY 1, 2"
-        ).fetchall()
-    return [(schema, name) for schema, name in found]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -218,7 +223,7 @@ def test_a_database_of_an_earlier_schema_version_is_refused_until_upgraded_and_k
 
     refused = run_cli(server, "commit", *ORGS, "-r", map_file, "--yes")
 
-    masked = database_url.replace(f":{urlsplit(database_url).password}@", ":***@")
+    masked = shown(database_url)
     assert refused.exit_code == 1
     assert refused.stderr.splitlines() == [
         f"error: the runs database {masked} holds journal schema version 4, and this "

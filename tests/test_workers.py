@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from commit_process import settle, toolkit_command, toolkit_env
 from conftest import STORAGES
+from test_runs_database import tables
 from test_sweep import AGENTS, CLAIM_PATH, claim_files, stacks, sweep_world
 from waiting import wait_until
 
@@ -189,16 +190,6 @@ def run_keys(database_url: str) -> int:
     return int(count)
 
 
-def table_count(database_url: str) -> int:
-    """The tables of the database, the queue's and the catalog's aside."""
-    with psycopg.connect(database_url) as connection:
-        (count,) = connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema"
-            " NOT IN ('pg_catalog', 'information_schema', 'public')"
-        ).fetchone()
-    return int(count)
-
-
 def test_a_sweep_and_a_job_files_sweep_keep_their_runs_in_the_runs_database(
     make_emulator: EmulatorFactory,
     run_cli: RunCli,
@@ -219,11 +210,11 @@ def test_a_sweep_and_a_job_files_sweep_keep_their_runs_in_the_runs_database(
     swept = run_cli(server, "sweep", "--claims", str(tmp_path / "claims"), "--to", "acme")
     assert swept.exit_code == 0, swept.stderr
     assert run_keys(database_url) == 2
-    tables = table_count(database_url)
+    before = tables(database_url)
     ran = run_cli(server, "job", "run", str(job))
     assert ran.exit_code == 0, ran.stderr
     assert run_keys(database_url) == 4
-    assert table_count(database_url) == tables == 10, "runs add rows, not tables"
+    assert tables(database_url) == before and len(before) == 10, "runs add rows, not tables"
 
     assert stacks(server, "acme") == planned_stacks()
 
