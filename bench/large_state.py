@@ -41,7 +41,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
@@ -58,6 +57,7 @@ from migrate import (
     SeededWorld,
     Service,
     cpu_now,
+    exported_state,
     free_loopback_port,
     fresh_copy,
     migrate_world,
@@ -73,7 +73,6 @@ from toolkit.resolution_map import parse_resolution_map
 from toolkit.sides import Sides
 from toolkit.stack_state import plaintexts, sealed, secrets
 from toolkit.urns import RESOURCE_REFERENCE_SIG, SECRET_SIG, SIG_KEY
-from toolkit.workspaces import PULUMI_CLI_VERSION
 
 PROJECT = "platform"
 SOURCE_STACK = "agent-dev"
@@ -199,22 +198,7 @@ def large_deployment(url: str, scale: Scale, secret_values: list[str]) -> dict[s
         tree += 1
     sealed_count = sum(1 for _ in secrets(resources))
     check(sealed_count == scale.secrets, f"the state holds {sealed_count} secrets")
-    version = f"v{PULUMI_CLI_VERSION}"
-    return {
-        "version": 3,
-        "deployment": {
-            "manifest": {
-                "time": datetime.now(UTC).isoformat(),
-                "magic": hashlib.sha256(version.encode()).hexdigest(),
-                "version": version,
-            },
-            "secrets_providers": {
-                "type": "service",
-                "state": {"url": url, "owner": AGENT, "project": PROJECT, "stack": stack},
-            },
-            "resources": resources,
-        },
-    }
+    return exported_state(url, PROJECT, stack, resources)
 
 
 def seed(folder: Path, scale: Scale) -> tuple[SeededWorld, list[str]]:

@@ -200,6 +200,26 @@ def hand_built_deployment(
             ),
         ]
     check(len(resources) == RESOURCES, f"the hand-built state has {len(resources)} resources")
+    return exported_state(url, project, stack, resources)
+
+
+@dataclass(frozen=True)
+class SeededWorld:
+    world_file: Path
+    db: Path
+    """The emulator's state with every stack seeded; each measurement serves a copy."""
+    port: int
+    """The seeded stacks' secrets provider names the service at this port."""
+    stacks: list[tuple[str, str]]
+    secret_values: dict[tuple[str, str], tuple[str, str]]
+    """Each stack's two secrets, in memory only: what they must open to after a migration."""
+
+
+def exported_state(
+    url: str, project: str, stack: str, resources: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A stack of the agent's org as `pulumi stack export` writes it: `resources`, their
+    secrets sealed by the service's secrets manager of that stack at `url`."""
     version = f"v{PULUMI_CLI_VERSION}"
     return {
         "version": 3,
@@ -216,18 +236,6 @@ def hand_built_deployment(
             "resources": resources,
         },
     }
-
-
-@dataclass(frozen=True)
-class SeededWorld:
-    world_file: Path
-    db: Path
-    """The emulator's state with every stack seeded; each measurement serves a copy."""
-    port: int
-    """The seeded stacks' secrets provider names the service at this port."""
-    stacks: list[tuple[str, str]]
-    secret_values: dict[tuple[str, str], tuple[str, str]]
-    """Each stack's two secrets, in memory only: what they must open to after a migration."""
 
 
 def seed(folder: Path, scale: Scale) -> SeededWorld:
