@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import pytest
+from waiting import wait_until
 
 from toolkit.claim import plan_claim
 from toolkit.cloud import CloudClient
@@ -140,6 +142,45 @@ def test_listing_the_service_does_not_serve_counts_as_none(
     assert inventory.insights_accounts == []
     assert len(inventory.stacks) == 19
     assert "Insights accounts of big" in caplog.text
+
+
+def test_an_inventory_not_collected_says_nothing_of_its_parts(
+    make_emulator: EmulatorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An org that does not exist: Insights and the registry answer 404 first, then the
+    stacks and the environments do too. The collection fails with the 404, and logs no
+    "treated as none" for the lists it did not finish (a check beside it may fail the same
+    way and cancel it: its error is then the only word)."""
+    server = make_emulator(BIG_WORLD)
+    server.faults.hold(path="/api/(user/stacks|esc/environments/ghost)", times=2)
+    outcome: list[BaseException] = []
+
+    def collect_ghost() -> None:
+        try:
+            collect(server, "ghost")
+        except NotFoundError as error:
+            outcome.append(error)
+
+    with caplog.at_level(logging.WARNING, logger="toolkit.collectors.service"):
+        collecting = threading.Thread(target=collect_ghost)
+        collecting.start()
+        wait_until(
+            lambda: (
+                server.faults.holding == 2
+                and sum(
+                    1
+                    for entry in server.requests.entries()
+                    if entry.status == 404 and "/api/preview/" in entry.path
+                )
+                == 2
+            ),
+            "Insights and the registry answered while the other two are held",
+        )
+        server.faults.release()
+        collecting.join()
+
+    assert len(outcome) == 1
+    assert "treated as none" not in caplog.text
 
 
 def test_missing_environments_listing_is_an_error(make_emulator: EmulatorFactory) -> None:

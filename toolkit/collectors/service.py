@@ -34,15 +34,20 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
     """Everything `org` owns, as wire entities sorted by identity; the four lists load at once.
 
     Insights and the registry are preview APIs that a self-hosted or older service may not
-    serve; their 404 counts as "nothing there" (and is logged), while any other error stops
-    the collection, since an incomplete inventory would plan a partial claim.
+    serve; their 404 counts as "nothing there", while any other error stops the collection,
+    since an incomplete inventory would plan a partial claim. The 404s are logged once the
+    whole inventory is collected: one that was not (an org that does not exist, a listing
+    cancelled by a check that failed beside it) says nothing about its parts.
     """
+    not_served: list[tuple[str, NotFoundError]] = []
     stacks, environments, accounts, packages = await asyncio.gather(
         _stacks(client, org),
         client.list_environments(org),
-        _unless_not_served(client.list_insights_accounts(org), "Insights accounts", org),
-        _unless_not_served(client.list_registry_packages(org), "registry packages", org),
+        _unless_not_served(client.list_insights_accounts(org), "Insights accounts", not_served),
+        _unless_not_served(client.list_registry_packages(org), "registry packages", not_served),
     )
+    for what, reason in not_served:
+        logger.warning("%s of %s treated as none: the service answered 404 (%s)", what, org, reason)
     return Inventory(
         org=org,
         stacks=sorted(stacks, key=stack_name),
@@ -66,11 +71,14 @@ async def _stacks(client: CloudClient, org: str) -> list[TransferEntityStack]:
     return [_stack(summary) async for summary in client.iter_stacks(org)]
 
 
-async def _unless_not_served(listing: Awaitable[list[ItemT]], what: str, org: str) -> list[ItemT]:
+async def _unless_not_served(
+    listing: Awaitable[list[ItemT]], what: str, not_served: list[tuple[str, NotFoundError]]
+) -> list[ItemT]:
+    """The listing, or none when the service answered 404 (kept in `not_served`)."""
     try:
         return await listing
     except NotFoundError as exc:
-        logger.warning("%s of %s treated as none: the service answered 404 (%s)", what, org, exc)
+        not_served.append((what, exc))
         return []
 
 
