@@ -17,6 +17,7 @@ import click
 
 from toolkit.cli.claims import commit, preview, resolve, status
 from toolkit.cli.completion import PROGRAM, completion
+from toolkit.cli.imports import before_exit, start_up
 from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
@@ -91,10 +92,10 @@ def cli(
 
 def _print_versions(ctx: click.Context, *, asked: bool) -> None:
     """`--version`: the toolkit's, then the pulumi CLI's (or that none was found)."""
-    from toolkit.commands import versions
-
     if not asked:
         return
+    from toolkit.commands import versions
+
     found = versions()
     click.echo(f"pulumi-claim, version {found.toolkit}")
     if found.pulumi_cli is None:
@@ -123,7 +124,11 @@ for command in (
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop_as_interrupted)
-    cli(prog_name=PROGRAM)
+    start_up()
+    try:
+        cli(prog_name=PROGRAM)
+    finally:
+        before_exit()
 
 
 def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:

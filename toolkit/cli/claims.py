@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit.choices import EnvironmentChoice, Format, LogFormat, MigrateVia, StrategyName
+from toolkit.cli.imports import heavy_imports
 from toolkit.cli.options import CLAIM, REPORT, TARGET, in_cli_words, options, output_option
 from toolkit.cli.render import (
     emit,
@@ -59,8 +60,9 @@ def preview(
     conflicts; with claim-api, anything the service cannot move), 4 when some entities would
     be reported as failures, or the landing would fail.
     """
-    from toolkit import commands
-    from toolkit.progress_display import Planning
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.progress_display import Planning
 
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
     credentials = settings.credentials(target, claim_file, claim_url)
@@ -161,10 +163,11 @@ def commit(
     progress event, and a last claim-finished (exit code, outcome, counts, run id); the report
     is written only with --output.
     """
-    from toolkit import commands
-    from toolkit.errors import ClaimError
-    from toolkit.outcomes import summarize_error
-    from toolkit.run_log import JsonLog
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.errors import ClaimError
+        from toolkit.outcomes import summarize_error
+        from toolkit.run_log import JsonLog
 
     target = settings.target(source_org, destination_org, source_backend, destination_backend)
     if log_format == "json" and fmt and not output:
@@ -370,8 +373,9 @@ def resolve(
     With a claim token, the conflicts are those the service's dry run of the claim reports.
     An existing --output file, which may hold edits, is kept unless --force.
     """
-    from toolkit import commands
-    from toolkit.errors import InvalidInputError
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.errors import InvalidInputError
 
     if output and output.exists() and not force:
         raise InvalidInputError(
@@ -413,7 +417,8 @@ def status(
     Runs are kept in $PULUMI_CLAIM_RUNS_DIR (default: ~/.local/state/pulumi-claim/runs), or
     in the PostgreSQL database of --database-url / $PULUMI_CLAIM_DATABASE_URL.
     """
-    from toolkit import commands
+    with heavy_imports():
+        from toolkit import commands
 
     if list_runs:
         _list_runs(run, output, fmt, settings.database())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit.choices import LogFormat
+from toolkit.cli.imports import heavy_imports
 from toolkit.cli.options import options
 from toolkit.cli.render import say, stdout_console
 from toolkit.cli.settings import Settings, pass_settings
@@ -46,8 +47,9 @@ def job_run(settings: Settings, job_file: Path, log_format: LogFormat) -> None:
     started are not run). With --log-format json, stdout holds one JSON object per line,
     ending with a summary of every claim.
     """
-    from toolkit import commands
-    from toolkit.run_log import JsonLog, TextLog
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.run_log import JsonLog, TextLog
 
     loaded = commands.check_job(job_file, api_url=settings.api_url)
     log: JsonLog | TextLog
@@ -86,7 +88,8 @@ def job_check(settings: Settings, job_file: Path) -> None:
     Every problem of the file is listed (exit 1): its shape, its resolution maps, and the
     environment variables it names for tokens.
     """
-    from toolkit import commands
+    with heavy_imports():
+        from toolkit import commands
 
     text = commands.check_job(job_file, api_url=settings.api_url).describe()
     click.echo(printable(text, keep_newlines=True), nl=False)

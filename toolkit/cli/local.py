@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from toolkit.cli.imports import heavy_imports
 from toolkit.cli.options import checked_output
 from toolkit.cli.render import stdout_console
 from toolkit.cli.settings import Settings, pass_settings
@@ -133,10 +134,11 @@ def emulator(
     control API under /_emulator/, which sets them too and restarts the server
     (docs/emulator.md).
     """
-    from pydantic import ValidationError
+    with heavy_imports():
+        from pydantic import ValidationError
 
-    from toolkit.emulator.faults import FaultRates
-    from toolkit.emulator.server import serve_forever
+        from toolkit.emulator.faults import FaultRates
+        from toolkit.emulator.server import serve_forever
 
     if max_page_size is not None and max_page_size < page_size:
         raise click.UsageError(
@@ -197,7 +199,8 @@ def demo(settings: Settings, transfer: bool, review_page: Path | None) -> None:
     An AI agent signs up an account and builds stacks; a member of the company's org claims the
     account with its claim link, renaming what collides.
     """
-    from toolkit import commands
+    with heavy_imports():
+        from toolkit import commands
 
     out, progress = stdout_console(settings), settings.progress_console()
     sys.exit(commands.demo(out, progress, transfer=transfer, review_page=review_page))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit.choices import Format
+from toolkit.cli.imports import heavy_imports
 from toolkit.cli.options import REPORT, options
 from toolkit.cli.render import report_format, say, write_file
 from toolkit.cli.settings import Settings, pass_settings
@@ -88,9 +89,10 @@ def sweep(
     With --enqueue (and a runs database), the claims are queued rather than made: each row
     says `queued`, and workers (`pulumi-claim worker`) make them.
     """
-    from toolkit import commands
-    from toolkit.credentials import load_credentials
-    from toolkit.report.sweep import render_sweep, summary
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.credentials import load_credentials
+        from toolkit.report.sweep import render_sweep, summary
 
     database = settings.database()
     request = commands.sweep_request(
@@ -156,8 +158,9 @@ def worker(settings: Settings, until_empty: bool, lease: float) -> None:
     storage). Run as many workers as you like, on any machine. Exit code: the worst of the
     claims this worker made.
     """
-    from toolkit import commands
-    from toolkit.credentials import load_credentials
+    with heavy_imports():
+        from toolkit import commands
+        from toolkit.credentials import load_credentials
 
     credentials = load_credentials(settings.api_url, allow_insecure=settings.insecure)
     settings.secrets.update(credentials.secrets)
@@ -180,7 +183,8 @@ def upgrade_database(settings: Settings) -> None:
     version: it moves each run into the tables every run shares, in one transaction. A
     database already at this version is left as it is.
     """
-    from toolkit import commands
+    with heavy_imports():
+        from toolkit import commands
 
     done = commands.upgrade_database(settings.database())
     say(done)

@@ -5,6 +5,9 @@ formats are built from one `ReportView` (`toolkit.report.view`), so the table
 (`toolkit.report.table`), the Markdown (`toolkit.report.markdown`) and the HTML (a template,
 `toolkit/templates/report.html.j2`) always say the same thing: who moves where, what each
 entity will become, what blocks the claim and why.
+
+Each format's renderer is imported when that format is asked for (the table and plain text on
+rich, the HTML page on jinja2): a JSON report, the usual one on a pipe, loads neither.
 """
 
 from __future__ import annotations
@@ -15,15 +18,11 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from toolkit.choices import Format
 from toolkit.models import AgentClaimResponse
 from toolkit.redaction import redact_strings
-from toolkit.report.markdown import render_markdown
-from toolkit.report.table import table_renderable
-from toolkit.report.templates import html_template, plain_text
 from toolkit.report.view import (
     Mode,
     ReportContext,
@@ -31,6 +30,9 @@ from toolkit.report.view import (
     copied_environments,
     report_context,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "Mode",
@@ -56,12 +58,19 @@ def render(
         return json.dumps(redact_strings(document.to_wire(), secrets), indent=2) + "\n"
     view = build_view(document, context, secrets)
     if fmt == "markdown":
+        from toolkit.report.markdown import render_markdown
+
         return render_markdown(view)
     if fmt == "html":
+        from toolkit.report.templates import html_template
+
         script = _review_script()
         return html_template("report.html.j2").render(
             view=view, script=script, script_hash=_csp_hash(script)
         )
+    from toolkit.report.table import table_renderable
+    from toolkit.report.templates import plain_text
+
     return plain_text(table_renderable(view), width=width)
 
 
@@ -76,6 +85,8 @@ def print_report(
     """Print to `console`: the table with the console's colours, other formats verbatim;
     tokens masked as `render` masks them."""
     if fmt == "table":
+        from toolkit.report.table import table_renderable
+
         console.print(table_renderable(build_view(document, context, secrets)))
     else:
         console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)

@@ -1,0 +1,137 @@
+"""A `pulumi-claim` process's start-up and exit, seen from inside a real process: what it has
+imported when its first request leaves and when it exits, and what the garbage collector still
+has to walk then (docs/performance.md, "Start-up and exit")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from test_cli import ORGS, as_document, claim_world
+
+if TYPE_CHECKING:
+    from conftest import EmulatorFactory
+
+PROBE = """
+import atexit, gc, json, sys
+
+out = sys.argv.pop(1)
+seen = {}
+
+
+def at_the_first_connection(event, args):
+    if event == "socket.connect" and "modules at the first request" not in seen:
+        seen["modules at the first request"] = sorted(sys.modules)
+        seen["collector on at the first request"] = gc.isenabled()
+        seen["frozen at the first request"] = gc.get_freeze_count()
+
+
+def at_exit():
+    seen["modules at exit"] = sorted(sys.modules)
+    seen["left to collect at exit"] = len(gc.get_objects())
+    with open(out, "w") as file:
+        json.dump(seen, file)
+
+
+sys.addaudithook(at_the_first_connection)
+atexit.register(at_exit)
+from toolkit.cli import main
+
+main()
+"""
+"""`pulumi-claim` as its console script runs it (`toolkit.cli.main`), writing to the file named
+first what it had imported at its first connection and at exit, and the collector's state."""
+
+NOT_IN_A_JSON_PREVIEW = (
+    "jinja2",
+    "toolkit.report.table",
+    "toolkit.report.markdown",
+    "toolkit.report.templates",
+    "toolkit.emulator",
+    "fastapi",
+    "uvicorn",
+    "pulumi",
+    "procrastinate",
+    "psycopg",
+)
+"""What a preview that writes JSON never needs: the other formats' renderers (jinja2 for the
+HTML page; the table and Markdown), the emulator and its web stack, the Automation API, the
+runs database's drivers."""
+
+
+def probed(
+    tmp_path: Path, env: dict[str, str], *args: str, code: int = 0
+) -> tuple[str, dict[str, Any]]:
+    """Run `pulumi-claim ARGS` through `PROBE`, which must exit with `code`: its stdout and
+    what the probe saw."""
+    seen = tmp_path / "seen.json"
+    ran = subprocess.run(
+        [sys.executable, "-c", PROBE, str(seen), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == code, ran.stderr
+    report: dict[str, Any] = json.loads(seen.read_text(encoding="utf-8"))
+    return ran.stdout, report
+
+
+def json_preview(make_emulator: EmulatorFactory, tmp_path: Path) -> dict[str, Any]:
+    """A real preview as JSON on stdout, blocked by the world's two conflicts: what the probe
+    saw, once the document is checked."""
+    server = make_emulator(claim_world())
+    env = {
+        "PULUMI_ACCESS_TOKEN": "tok-alice",
+        "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "runs"),
+    }
+    stdout, seen = probed(tmp_path, env, "preview", *ORGS, "--format", "json", code=3)
+    assert len(as_document(stdout).conflicts) == 2
+    return seen
+
+
+def test_a_json_preview_imports_no_other_format_s_renderer_nor_what_it_never_runs(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    seen = json_preview(make_emulator, tmp_path)
+
+    loaded = {
+        module
+        for module in seen["modules at exit"]
+        for unneeded in NOT_IN_A_JSON_PREVIEW
+        if module == unneeded or module.startswith(f"{unneeded}.")
+    }
+    assert loaded == set()
+
+
+def test_the_collector_walks_no_start_up_object_once_the_first_request_leaves(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """The modules were imported with the collector off, then frozen out of its passes; it is
+    back on for the preview's own objects."""
+    seen = json_preview(make_emulator, tmp_path)
+
+    assert "aiohttp" in seen["modules at the first request"]
+    assert seen["collector on at the first request"] is True
+    assert seen["frozen at the first request"] > 50_000
+
+
+def test_the_collector_has_nothing_left_to_walk_at_exit(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    seen = json_preview(make_emulator, tmp_path)
+
+    assert seen["left to collect at exit"] < 1_000
+
+
+def test_a_command_s_help_imports_none_of_the_commands(tmp_path: Path) -> None:
+    stdout, seen = probed(tmp_path, {}, "preview", "--help")
+
+    assert stdout.startswith("Usage: pulumi-claim preview [OPTIONS]")
+    assert {"toolkit.commands", "aiohttp", "pydantic"}.isdisjoint(seen["modules at exit"])
