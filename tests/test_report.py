@@ -16,7 +16,7 @@ from pulumi_cloud_sdk._support import default_encoder
 from rich.console import Console
 
 from toolkit.choices import FORMATS, Format
-from toolkit.entities import Inventory
+from toolkit.entities import Inventory, entity_key
 from toolkit.models import (
     AgentAccountSummary,
     AgentClaimResponse,
@@ -31,6 +31,7 @@ from toolkit.models import (
 )
 from toolkit.plan import ClaimTarget, build_plan
 from toolkit.report import ReportContext, print_report, render, report_context
+from toolkit.report.view import build_summary, build_view
 from toolkit.resolution_map import parse_resolution_map
 
 SCRIPT = "<script>alert(1)</script>"
@@ -513,3 +514,24 @@ def test_tokens_are_masked_in_every_format_even_where_a_narrow_table_wraps(fmt: 
 def test_a_secret_that_spells_a_style_does_not_break_the_table() -> None:
     output = render(DOCUMENT, "table", CONTEXT, secrets=["good", "move", "bad!"])
     assert "Outcome:" in output
+
+
+def test_the_summary_says_the_notices_and_outcome_the_report_shows() -> None:
+    """`build_summary` (the lines on stderr after any report) against `build_view` (the
+    report): a claim window warning, a notice with a token and a control character, a stale
+    acceptance and an outcome with a token, each masked and printable alike."""
+    context = dataclasses.replace(
+        CONTEXT,
+        generated_at=datetime(2026, 11, 30, 15, 48, tzinfo=UTC),
+        notices=("tok-given-secret was used\x1b[2J", *CONTEXT.notices),
+        outcome="blocked for tok-given-secret",
+        accepted=frozenset({entity_key(stack("web", "gone"))}),
+    )
+
+    view = build_view(DOCUMENT, context, {"tok-given-secret"})
+    summary = build_summary(DOCUMENT, context, {"tok-given-secret"})
+
+    assert (summary.notices, summary.outcome) == (view.notices, view.outcome)
+    assert len(summary.notices) == 4
+    shown = "\n".join([*summary.notices, summary.outcome])
+    assert "tok-given-secret" not in shown and "\x1b" not in shown

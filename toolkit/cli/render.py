@@ -142,17 +142,17 @@ def summary_lines(
     warnings_only: bool,
     secrets: set[str],
 ) -> list[str]:
-    """The lines of `say_summary`, masked and printable (`build_view`)."""
+    """The lines of `say_summary`, masked and printable (`build_summary`)."""
     from toolkit.outcomes import exit_meaning
-    from toolkit.report.view import build_view
+    from toolkit.report.view import build_summary
 
     exit_line = exit_meaning(code, preview=context.mode == "preview")
     if on_terminal:
         return [exit_line]
-    view = build_view(document, context, secrets)
-    notices = [n for n in view.notices if n.startswith("warning:") or not warnings_only]
+    summary = build_summary(document, context, secrets)
+    notices = [n for n in summary.notices if n.startswith("warning:") or not warnings_only]
     written = [f"report written to {output}"] if output else []
-    return [*notices, f"outcome: {view.outcome}", exit_line, *written]
+    return [*notices, f"outcome: {summary.outcome}", exit_line, *written]
 
 
 def table_on_terminal(fmt: Format | None, output: Path | None) -> bool:

@@ -335,7 +335,6 @@ def build_view(
         Count("Failures", len(failure_rows), "warn" if failure_rows else "good"),
     )
     blocked = is_blocked(document, context.strategy, context.retryable)
-    window_warning = _claim_window_warning(document, context)
     view = ReportView(
         title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
         header=_header(document, context),
@@ -343,7 +342,7 @@ def build_view(
         inventory=tuple(inventory),
         conflicts=tuple(conflict_rows),
         failures=tuple(failure_rows),
-        notices=(*window_warning, *context.notices, *_stale_acceptances(document, context)),
+        notices=_notices(document, context),
         next_steps=_next_steps(document, context) if blocked else _retry_steps(context),
         advice=_advice(document, context) if blocked else _retry_advice(context, failure_rows),
         outcome=context.outcome,
@@ -359,6 +358,34 @@ def build_view(
         landing_changes=context.landing_changes,
     )
     return map_strings(redact_strings(view, secrets), printable)
+
+
+@dataclass(frozen=True)
+class SummaryView:
+    """What the summary on stderr after a report says of it: the report's notices and
+    outcome, as `build_view` shows them."""
+
+    notices: tuple[str, ...]
+    outcome: str
+
+
+def build_summary(
+    document: AgentClaimResponse, context: ReportContext, secrets: Iterable[str] = ()
+) -> SummaryView:
+    """The notices and outcome of `build_view`, masked and printable as there, without the
+    rows: a report of thousands of entities is not flattened and masked again for two lines."""
+    summary = SummaryView(notices=_notices(document, context), outcome=context.outcome)
+    return map_strings(redact_strings(summary, secrets), printable)
+
+
+def _notices(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
+    """The claim window's warning, the run's notices, then the acceptances that name no
+    failure."""
+    return (
+        *_claim_window_warning(document, context),
+        *context.notices,
+        *_stale_acceptances(document, context),
+    )
 
 
 def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:
