@@ -4,7 +4,8 @@
 One module per family of commands (`claims`: preview, commit, resolve, status; `jobs`; `local`:
 emulator, demo); the options several commands share are declared once (`options.OPTIONS`).
 Heavy modules (aiohttp, pydantic, rich, the emulator) are imported inside the commands so that
-`pulumi-claim --help` stays fast.
+`pulumi-claim --help` stays fast, with the garbage collector off until they are
+(`imports.heavy_imports`).
 """
 
 from __future__ import annotations
