@@ -76,6 +76,30 @@ def test_quick_migrate_benchmark_measures_every_path(pulumi_cli: Path) -> None:
     assert (cpu["rest"], cpu["cli"], cpu["hand"]) == (rest["cpu"], cli["cpu"], by_hand["cpu"])
 
 
+def test_quick_migrate_benchmark_via_rest_measures_the_rest_path_alone(
+    pulumi_cli: Path,
+) -> None:
+    result = quick_run("migrate.py", "--via", "rest", timeout=180)
+    output = result.stdout
+    rest = REST.search(output)
+    assert rest, output
+    assert not CLI.search(output) and not BY_HAND.search(output), output
+    assert "pulumi-claim migrate benchmark (quick, REST path only)" in output
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("figure "))
+    rows = [line for line in lines[header + 1 :] if line.startswith(f"migrate {STACKS} stacks")]
+    assert len(rows) == 2, output
+    assert re.fullmatch(
+        rf"migrate {STACKS} stacks, REST path +{re.escape(rest['seconds'])} s +< 10 s +n/a",
+        rows[0],
+    ), rows[0]
+    assert re.fullmatch(
+        rf"migrate {STACKS} stacks, REST path CPU s: toolkit / emulator +"
+        rf"{re.escape(rest['cpu'])} / [\d.]+ +reported +n/a",
+        rows[1],
+    ), rows[1]
+
+
 @dataclass(frozen=True)
 class Printed:
     """A number as printed, and the bounds of the value it was rounded from."""
