@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 
 import httpx
 from _emulator import Emulator, announce, check, sign_off
-from preview_commit import CallFloors, Figure, print_table, write_world
+from preview_commit import CallFloors, CpuACall, Figure, print_table, write_world
 
 from toolkit.choices import MigrateVia
 from toolkit.claim import commit_claim, plan_claim
@@ -624,7 +624,8 @@ def run(scale: Scale, *, quick: bool, rest_only: bool) -> None:
         print(
             f"migrate {n} stacks, REST path, {LATENCY_MS:g} ms: {describe(rest, n)}\n"
             f"  in flight at {floors.concurrency}: floor {floors.in_flight_sum()}, "
-            f"{ratio:.2f}x the floor"
+            f"{ratio:.2f}x the floor\n"
+            f"  {CpuACall.of(rest.calls, rest.cpu_seconds, rest.emulator_cpu_seconds).describe()}"
         )
         if rest_only:
             print_table([rest_figure(rest, n), rest_cpu_figure(rest, n)], quick=quick)
