@@ -51,7 +51,14 @@ def create_app(
     faults = faults if faults is not None else FaultInjector()
     requests = requests if requests is not None else RequestLog()
     rate_limits = rate_limits if rate_limits is not None else RateLimiter(state.rate_limit())
-    app = FastAPI(title="Pulumi Cloud emulator", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Pulumi Cloud emulator",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        # No OpenTelemetry: FastAPI otherwise asks the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.add_middleware(GzipRequestBodies)
     app.add_middleware(Instrumentation, faults=faults, requests=requests, rate_limits=rate_limits)
     _add_error_handlers(app)
