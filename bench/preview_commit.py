@@ -458,15 +458,28 @@ def measure_commit(
     renamed = sum(move.renamed for move in plan.moves)
     check(renamed == scale.commit_collisions, f"{renamed} renames planned")
     seconds: list[float] = []
+    cpu_a_call: list[CpuACall] = []
     for service in fresh:
         service.clear_requests()
+        emulator_cpu = service.cpu_seconds()
+        cpu = time.process_time()
         started = time.perf_counter()
         result = asyncio.run(commit_claim(Sides.of(TARGET, admin_credentials(service)), plan))
         seconds.append(time.perf_counter() - started)
+        cpu = time.process_time() - cpu
         served = service.served()
+        emulator_after = service.cpu_seconds()
+        emulator_used = (
+            None
+            if emulator_after is None or emulator_cpu is None
+            else emulator_after - emulator_cpu
+        )
+        cpu_a_call.append(CpuACall.of(len(served.requests), cpu, emulator_used))
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")
         asyncio.run(check_landed_once(admin_credentials(service), plan))
     concurrent = statistics.median(seconds)
+    # The runs are an odd number: the median is one of them.
+    median_run = sorted(range(len(seconds)), key=seconds.__getitem__)[len(seconds) // 2]
 
     twin.clear_requests()
     started = time.perf_counter()
@@ -487,7 +500,8 @@ def measure_commit(
         f"  one call at a time: measured {one_by_one:.2f} s ({speedup:.1f}x the commit's time), "
         f"floor {floors.one_at_a_time_sum()} ({floors.one_at_a_time / concurrent:.1f}x)\n"
         f"  in flight at {floors.concurrency}: floor {floors.in_flight_sum()}, "
-        f"{ratio:.2f}x the floor, target <= {COMMIT_FLOOR_TARGET:g}x"
+        f"{ratio:.2f}x the floor, target <= {COMMIT_FLOOR_TARGET:g}x\n"
+        f"  {cpu_a_call[median_run].describe()} (the median commit)"
     )
     name = f"commit {len(plan.moves)} stacks"
     figures = [
@@ -500,6 +514,29 @@ def measure_commit(
         ),
     ]
     return figures, concurrent
+
+
+@dataclass(frozen=True)
+class CpuACall:
+    """The CPU a run spent a call served, on each side: what makes a run at many calls in
+    flight slower than its floor, on a machine whose cores both sides share."""
+
+    toolkit_ms: float
+    emulator_ms: float | None
+    """None where /proc does not tell the emulator process's CPU."""
+
+    @classmethod
+    def of(cls, calls: int, cpu_seconds: float, emulator_cpu_seconds: float | None) -> CpuACall:
+        return cls(
+            toolkit_ms=cpu_seconds * 1000 / calls,
+            emulator_ms=(
+                None if emulator_cpu_seconds is None else emulator_cpu_seconds * 1000 / calls
+            ),
+        )
+
+    def describe(self) -> str:
+        emulator = "?" if self.emulator_ms is None else f"{self.emulator_ms:.2f} ms"
+        return f"CPU a call: this process {self.toolkit_ms:.2f} ms, the emulator {emulator}"
 
 
 def measure_claim(service: Emulator, transfer_seconds: float) -> Figure:

@@ -24,6 +24,8 @@ REST = re.compile(
     rf"migrate {STACKS} stacks, REST path, 20 ms{MEASURED}"
     r"  in flight at (?P<concurrency>\d+): floor (?P=calls) / (?P=concurrency) x 20 ms = "
     r"(?P<floor>[\d.]+) s, (?P<ratio>[\d.]+)x the floor\n"
+    r"  CPU a call: this process (?P<toolkit_ms>[\d.]+) ms, the emulator "
+    r"(?P<emulator_ms>[\d.]+) ms\n"
 )
 CLI = re.compile(rf"migrate {STACKS} stacks, CLI path \(\d+ stacks at once\), 20 ms{MEASURED}")
 BY_HAND = re.compile(
@@ -57,6 +59,7 @@ def test_quick_migrate_benchmark_measures_every_path(pulumi_cli: Path) -> None:
     assert float(rest["floor"]) == round(floor, 3)
     rest_seconds = Printed(rest["seconds"])
     assert_shows(rest["ratio"], rest_seconds.low / floor, rest_seconds.high / floor)
+    assert_cpu_a_call_shown(rest)
 
     lines = output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("figure "))
@@ -74,6 +77,38 @@ def test_quick_migrate_benchmark_measures_every_path(pulumi_cli: Path) -> None:
         assert_shows(speedup, seconds.low / rest_seconds.high, seconds.high / rest_seconds.low)
     cpu = rows["CPU s: REST / CLI / by hand"]
     assert (cpu["rest"], cpu["cli"], cpu["hand"]) == (rest["cpu"], cli["cpu"], by_hand["cpu"])
+
+
+def test_quick_migrate_benchmark_via_rest_measures_the_rest_path_alone(
+    pulumi_cli: Path,
+) -> None:
+    result = quick_run("migrate.py", "--via", "rest", timeout=180)
+    output = result.stdout
+    rest = REST.search(output)
+    assert rest, output
+    assert not CLI.search(output) and not BY_HAND.search(output), output
+    assert_cpu_a_call_shown(rest)
+    assert "pulumi-claim migrate benchmark (quick, REST path only)" in output
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("figure "))
+    rows = [line for line in lines[header + 1 :] if line.startswith(f"migrate {STACKS} stacks")]
+    assert len(rows) == 2, output
+    assert re.fullmatch(
+        rf"migrate {STACKS} stacks, REST path +{re.escape(rest['seconds'])} s +< 10 s +n/a",
+        rows[0],
+    ), rows[0]
+    assert re.fullmatch(
+        rf"migrate {STACKS} stacks, REST path CPU s: toolkit / emulator +"
+        rf"{re.escape(rest['cpu'])} / [\d.]+ +reported +n/a",
+        rows[1],
+    ), rows[1]
+
+
+def assert_cpu_a_call_shown(rest: re.Match[str]) -> None:
+    """The REST path's CPU a call is its CPU (printed to 0.1 s) over its calls."""
+    calls, cpu = int(rest["calls"]), Printed(rest["cpu"])
+    assert_shows(rest["toolkit_ms"], cpu.low * 1000 / calls, cpu.high * 1000 / calls)
+    assert float(rest["toolkit_ms"]) > 0, rest[0]
 
 
 @dataclass(frozen=True)

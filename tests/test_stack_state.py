@@ -24,13 +24,13 @@ from toolkit.credentials import BackendIdentity
 from toolkit.stack_state import (
     ciphertexts,
     difference,
-    has_plaintext_secrets,
     integrity_problem,
     opened,
     plaintexts,
     sealed,
     secrets,
     service_secrets_provider,
+    stored_secrets,
 )
 from toolkit.urns import SECRET_SIG, SIG_KEY, UNKNOWN_PROVIDER_ID
 from toolkit.workspaces import SELF_MANAGED_ORG, isolated_workspace, run_pulumi
@@ -215,13 +215,14 @@ def test_sealing_then_opening_gives_back_the_deployment(deployment: dict[str, An
     before = copy.deepcopy(deployment)
     texts = plaintexts(deployment)
     assert len(texts) == count_of("plaintext", deployment)
-    assert has_plaintext_secrets(deployment) == bool(texts)
+    assert stored_secrets(deployment).any_open == bool(texts)
 
     minted = [f"v1:sealed-{index}" for index in range(len(texts))]
     closed = sealed(deployment, minted)
     assert count_of("plaintext", closed) == 0
     assert count_of("ciphertext", closed) == len(texts)
-    assert not has_plaintext_secrets(closed)
+    assert not stored_secrets(closed).any_open
+    assert stored_secrets(closed).ciphertexts == minted
     assert ciphertexts(closed) == minted, "each secret gets its own ciphertext, in order"
 
     assert opened(closed, dict(zip(minted, texts, strict=True))) == deployment
@@ -297,7 +298,7 @@ def test_secrets_outside_the_resources_are_left_alone() -> None:
     deployment = {**outside, "resources": [{"urn": ROOT, "outputs": {"a": secret("inside")}}]}
 
     assert plaintexts(deployment) == ['"inside"']
-    assert not has_plaintext_secrets(outside)
+    assert not stored_secrets(outside).any_open
     closed = sealed(deployment, ["c1"])
     assert {key: closed[key] for key in outside} == outside
     assert ciphertexts(closed) == ["c1"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from toolkit.urns import SECRET_SIG, SIG_KEY, UNKNOWN_PROVIDER_ID
@@ -59,13 +60,29 @@ def secrets(value: Any) -> list[Mapping[str, Any]]:
     return found
 
 
+@dataclass(frozen=True)
+class StoredSecrets:
+    """The secrets of a deployment as a service stores it, found in one pass over it."""
+
+    ciphertexts: list[str]
+    """The ciphertext of every sealed secret of the deployment's resources, in order."""
+    any_open: bool
+    """Whether any secret is stored open (plaintext)."""
+
+
+def stored_secrets(deployment: Mapping[str, Any]) -> StoredSecrets:
+    found = secrets(deployment.get("resources"))
+    return StoredSecrets(
+        ciphertexts=[
+            secret["ciphertext"] for secret in found if isinstance(secret.get("ciphertext"), str)
+        ],
+        any_open=any("plaintext" in secret for secret in found),
+    )
+
+
 def ciphertexts(deployment: Mapping[str, Any]) -> list[str]:
     """The ciphertext of every sealed secret of the deployment's resources, in order."""
-    return [
-        secret["ciphertext"]
-        for secret in secrets(deployment.get("resources"))
-        if isinstance(secret.get("ciphertext"), str)
-    ]
+    return stored_secrets(deployment).ciphertexts
 
 
 def plaintexts(deployment: Mapping[str, Any]) -> list[str]:
@@ -75,10 +92,6 @@ def plaintexts(deployment: Mapping[str, Any]) -> list[str]:
         for secret in secrets(deployment.get("resources"))
         if isinstance(secret.get("plaintext"), str)
     ]
-
-
-def has_plaintext_secrets(deployment: Mapping[str, Any]) -> bool:
-    return any("plaintext" in secret for secret in secrets(deployment.get("resources")))
 
 
 def opened(deployment: Mapping[str, Any], plaintext_of: Mapping[str, str]) -> dict[str, Any]:

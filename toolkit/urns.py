@@ -53,15 +53,25 @@ class UrnParts:
 
     @property
     def urn(self) -> str:
-        return f"{URN_PREFIX}{self.stack}::{self.project}::{self.qualified_type}::{self.name}"
+        return _join_urn(self.stack, self.project, self.qualified_type, self.name)
 
 
 def parse_urn(urn: str) -> UrnParts:
     """Split `urn` into its components; the name is everything after the third `::`."""
+    return UrnParts(*_split_urn(urn))
+
+
+def _split_urn(urn: str) -> tuple[str, str, str, str]:
+    """`parse_urn`'s components as a plain tuple: a rename splits and joins every URN of a
+    state, where making objects of them cost a third of the rename's CPU."""
     if not urn.startswith(URN_PREFIX) or urn.count("::") < 3:
         raise ValueError(f"{urn!r} is not a URN")
     stack, project, qualified_type, name = urn[len(URN_PREFIX) :].split("::", 3)
-    return UrnParts(stack, project, qualified_type, name)
+    return stack, project, qualified_type, name
+
+
+def _join_urn(stack: str, project: str, qualified_type: str, name: str) -> str:
+    return f"{URN_PREFIX}{stack}::{project}::{qualified_type}::{name}"
 
 
 def rename_deployment(
@@ -120,13 +130,12 @@ class _Renamer:
     def urn(self, urn: str) -> str:
         if urn == "":
             return urn
-        parts = parse_urn(urn)
-        if parts.stack != self.old_stack or parts.project != self.old_project:
+        stack, project, qualified_type, name = _split_urn(urn)
+        if stack != self.old_stack or project != self.old_project:
             return urn
-        name = parts.name
-        if parts.qualified_type == ROOT_STACK_TYPE:
+        if qualified_type == ROOT_STACK_TYPE:
             name = f"{self.new_project}-{self.new_stack}"
-        return UrnParts(self.new_stack, self.new_project, parts.qualified_type, name).urn
+        return _join_urn(self.new_stack, self.new_project, qualified_type, name)
 
     def rewrite_resource(self, resource: dict[str, Any]) -> None:
         """Rewrite one resource state in place, field by field as `RenameStack` does."""

@@ -102,6 +102,19 @@ def test_a_caller_over_the_worlds_limit_is_answered_429_with_retry_after(
     ]
 
 
+def test_a_caller_without_a_token_is_its_connection_s_address_whatever_it_forwards(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """X-Forwarded-For is what a proxy in front of a service writes, never what a client
+    sends: a client that writes it itself still counts against its own address."""
+    server = make_emulator(SLOW)
+    statuses = [
+        httpx.get(f"{server.url}/api/user", headers={"X-Forwarded-For": address}).status_code
+        for address in ("10.0.0.1", "10.0.0.2")
+    ]
+    assert statuses == [401, 429]
+
+
 def test_the_limit_is_read_and_set_over_the_control_api(make_emulator: EmulatorFactory) -> None:
     server = make_emulator({"users": USERS, "orgs": {"o": {}}})
     url = server.url

@@ -14,11 +14,12 @@ import asyncio
 import gzip
 import logging
 import math
+import random
 import re
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -32,9 +33,6 @@ import aiohttp
 import pydantic_core
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
-from tenacity.retry import retry_base
-from tenacity.wait import wait_base
 from yarl import URL
 
 from toolkit.cloud.concurrency import STARTING_LIMIT, AdaptiveLimit, AdaptiveSlots
@@ -315,16 +313,11 @@ class Transport:
                 slot.answered(answer.status_code, _retry_after_seconds(answer))
                 return answer
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=_ServiceBackoff(self._retry_base_delay, self._retry_max_delay),
-            retry=_RetryPolicy(method, always=always_retry),
-            before_sleep=_log_retry(method, shown),
-            retry_error_callback=_last_outcome,
-        )
         try:
             _refuse_unsendable({**self._headers, **(headers or {})})
-            response: Answer = await retrying(attempt)
+            response = await self._attempts(
+                attempt, _RetryPolicy(method, always=always_retry), call
+            )
         except (aiohttp.ClientError, _UnsendableRequest) as exc:
             never_sent = isinstance(exc, (*_NOT_SENT_ERRORS, _UnsendableRequest))
             unsure = "" if never_sent else " (it may have been applied)"
@@ -337,6 +330,44 @@ class Transport:
         if response.is_success:
             return response
         raise self._error_for(response, method, shown, secrets)
+
+    async def _attempts(
+        self, attempt: Callable[[], Awaitable[Answer]], retry: _RetryPolicy, call: str
+    ) -> Answer:
+        """`attempt()` until an answer or failure not worth another try, or until the
+        client's attempts run out: then the last answer, or the last failure raised.
+
+        A plain loop, as every call of the client goes through it: a retry library's
+        machinery cost more CPU a call than the rest of the request path."""
+        attempts = 0
+        while True:
+            attempts += 1
+            last = attempts >= self._max_attempts
+            try:
+                answer = await attempt()
+            except aiohttp.ClientError as exc:
+                if last or not retry.after_failure(exc):
+                    raise
+                reason, retry_after = type(exc).__name__, None
+            else:
+                if last or not retry.after_answer(answer):
+                    return answer
+                reason, retry_after = str(answer.status_code), _retry_after_seconds(answer)
+            delay = self._backoff(attempts, retry_after)
+            logger.info(
+                "%s got %s; retrying in %.2fs (attempt %d)", call, reason, delay, attempts + 1
+            )
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Seconds before the next attempt, after `attempts` failed ones: exponential
+        backoff with full jitter, but never shorter than the service's Retry-After (cut to
+        `MAX_RETRY_AFTER`)."""
+        ceiling = min(self._retry_max_delay, self._retry_base_delay * 2.0 ** (attempts - 1))
+        delay = random.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
 
     async def _exchange(
         self,
@@ -502,7 +533,7 @@ def _not_a(model: type[BaseModel], exc: ValidationError, call: str) -> Transport
 # --- Retry policy ------------------------------------------------------------------------
 
 
-class _RetryPolicy(retry_base):
+class _RetryPolicy:
     """Which failed attempts are worth another try, given the request's method.
 
     429 means the service refused the call without doing it: always retry. A 5xx or a
@@ -513,35 +544,13 @@ class _RetryPolicy(retry_base):
     def __init__(self, method: str, *, always: bool = False) -> None:
         self._idempotent = always or method.upper() in _IDEMPOTENT_METHODS
 
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        if outcome is None:
-            return False
-        if outcome.failed:
-            exc = outcome.exception()
-            if isinstance(exc, _NOT_SENT_ERRORS):
-                return True
-            return self._idempotent and isinstance(exc, aiohttp.ClientError)
-        response: Answer = outcome.result()
-        if response.status_code == 429:
+    def after_failure(self, exc: aiohttp.ClientError) -> bool:
+        return isinstance(exc, _NOT_SENT_ERRORS) or self._idempotent
+
+    def after_answer(self, answer: Answer) -> bool:
+        if answer.status_code == 429:
             return True
-        return self._idempotent and response.status_code in _TRANSIENT_STATUSES
-
-
-class _ServiceBackoff(wait_base):
-    """Exponential backoff with full jitter, but never shorter than the service's Retry-After."""
-
-    def __init__(self, base_delay: float, max_delay: float) -> None:
-        self._jittered = wait_random_exponential(multiplier=base_delay, max=max_delay)
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        delay = self._jittered(retry_state)
-        outcome = retry_state.outcome
-        if outcome is not None and not outcome.failed:
-            retry_after = _retry_after_seconds(outcome.result())
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-        return delay
+        return self._idempotent and answer.status_code in _TRANSIENT_STATUSES
 
 
 def _retry_after_seconds(response: Answer) -> float | None:
@@ -560,32 +569,3 @@ def _retry_after_seconds(response: Answer) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
-
-
-def _log_retry(method: str, shown_path: str) -> Callable[[RetryCallState], None]:
-    def log(retry_state: RetryCallState) -> None:
-        outcome = retry_state.outcome
-        if outcome is None:
-            return
-        if outcome.failed:
-            reason = type(outcome.exception()).__name__
-        else:
-            reason = str(outcome.result().status_code)
-        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        logger.info(
-            "%s %s got %s; retrying in %.2fs (attempt %d)",
-            method,
-            shown_path,
-            reason,
-            sleep,
-            retry_state.attempt_number + 1,
-        )
-
-    return log
-
-
-def _last_outcome(retry_state: RetryCallState) -> Answer:
-    """When the attempts run out, hand back the last answer (or raise its exception)."""
-    assert retry_state.outcome is not None
-    response: Answer = retry_state.outcome.result()
-    return response

@@ -23,11 +23,7 @@ from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError, PulumiCliError
 from toolkit.progress import Step
-from toolkit.stack_state import (
-    ciphertexts,
-    has_plaintext_secrets,
-    service_secrets_provider,
-)
+from toolkit.stack_state import service_secrets_provider, stored_secrets
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import LONGEST_REASON, StackState, StepFailed
 from toolkit.workspaces import (
@@ -93,11 +89,12 @@ class CliSession:
             except ValueError as error:
                 raise _unreadable(step, error) from error
             encrypted = self._export(name, step, f"reading {name}")["deployment"]
+            stored = stored_secrets(encrypted)
             return StackState(
                 version=exported.version,
                 plaintext=dict(exported.deployment or {}),
-                ciphertexts=frozenset(ciphertexts(encrypted)),
-                stores_open_secrets=has_plaintext_secrets(encrypted),
+                ciphertexts=frozenset(stored.ciphertexts),
+                stores_open_secrets=stored.any_open,
                 tags=dict(found),
                 revision=_checkpoint_revision(encrypted),
             )

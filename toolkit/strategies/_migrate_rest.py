@@ -18,13 +18,12 @@ from toolkit.errors import ClaimError, ConflictError, NotFoundError
 from toolkit.models import AppUntypedDeployment
 from toolkit.progress import Step
 from toolkit.stack_state import (
-    ciphertexts,
-    has_plaintext_secrets,
     integrity_problem,
     opened,
     plaintexts,
     sealed,
     service_secrets_provider,
+    stored_secrets,
 )
 from toolkit.strategies import Revision
 from toolkit.strategies._migration import StackState, StepFailed
@@ -64,16 +63,16 @@ class RestSession:
             record = await self.client.get_stack(org, project, stack)
             exported = await self.client.export_stack(org, project, stack)
             encrypted = dict(exported.deployment or {})
-            sealed_texts = ciphertexts(encrypted)
-            plaintext_of = await self.client.decrypt_values(org, project, stack, sealed_texts)
+            stored = stored_secrets(encrypted)
+            plaintext_of = await self.client.decrypt_values(org, project, stack, stored.ciphertexts)
         except ClaimError as error:
             raise StepFailed(step, f"reading {name} failed: {error.message}") from error
         return StackState(
             version=exported.version,
             # Shares all but its secrets with the sealed deployment, which is not kept.
             plaintext=opened(encrypted, plaintext_of),
-            ciphertexts=frozenset(sealed_texts),
-            stores_open_secrets=has_plaintext_secrets(encrypted),
+            ciphertexts=frozenset(stored.ciphertexts),
+            stores_open_secrets=stored.any_open,
             tags=dict(record.tags or {}) if tags else {},
             revision=Revision(str(record.version), record.id),
         )
