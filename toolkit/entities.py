@@ -110,9 +110,12 @@ def kind_of(entity: BaseEntity | RenameEntity) -> EntityKind:
     return KIND_BY_WIRE[entity.kind]
 
 
+_KIND_ORDER = {wire: KINDS.index(kind) for wire, kind in KIND_BY_WIRE.items()}
+
+
 def kind_order(wire_kind: str) -> int:
     """Where entities of `wire_kind` (base or rename) stand among the kinds."""
-    return KINDS.index(KIND_BY_WIRE[wire_kind])
+    return _KIND_ORDER[wire_kind]
 
 
 # --- Identity --------------------------------------------------------------------------------
@@ -236,7 +239,11 @@ def base_of(entity: BaseEntity | RenameEntity) -> BaseEntity:
 
 def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
     """Sort key: by kind as `KINDS` lists them, then by identity."""
-    key = entity_key(entity)
+    return key_order(entity_key(entity))
+
+
+def key_order(key: EntityKey) -> tuple[int, EntityKey]:
+    """`stable_order` of the entity whose key is `key`."""
     return (kind_order(key[0]), key[1:])
 
 

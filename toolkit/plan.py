@@ -21,6 +21,7 @@ from toolkit.entities import (
     describe,
     display_name,
     entity_key,
+    key_order,
     naming_warnings,
     stable_order,
     stack_name,
@@ -477,25 +478,28 @@ def build_plan(
         if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
     }
     unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
-    moving_kinds = {e.kind for e in source.entities if entity_key(e) not in unmovable}
+    # Each entity keyed once, in stable order: the plan lists them so and looks them up by key.
+    keyed = sorted(((entity_key(e), e) for e in source.entities), key=lambda kv: key_order(kv[0]))
+    moving_kinds = {entity.kind for key, entity in keyed if key not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds
     }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
-    entities = sorted(source.entities, key=stable_order)
-    moves = [
-        move_of(entity, resolution.renames.get(entity_key(entity)))
-        for entity in entities
+    entities = [entity for _, entity in keyed]
+    moving = {
+        key: move_of(entity, resolution.renames.get(key))
+        for key, entity in keyed
         if isinstance(entity, TransferEntityStack)
-    ]
+    }
+    moves = list(moving.values())
     copies = [
-        copy_of(entity, resolution.renames.get(entity_key(entity)))
-        for entity in entities
+        copy_of(entity, resolution.renames.get(key))
+        for key, entity in keyed
         if isinstance(entity, TransferEntityEnvironment)
-        and (entity_key(entity) in copied if strategy == "claim-api" else environments == "copy")
+        and (key in copied if strategy == "claim-api" else environments == "copy")
     ]
     renames = dict(resolution.renames)
-    renames.update({entity_key(move.source): move.target for move in moves if move.renamed})
+    renames.update({key: move.target for key, move in moving.items() if move.renamed})
     rename_waves = (
         order_renames(
             moves,

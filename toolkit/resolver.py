@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from toolkit.entities import (
@@ -113,13 +113,13 @@ def resolve(
                     f"{display_name(target)} as the map asks"
                 )
 
-    problems.extend(_shared_final_names(source, renames, kinds, destination.org))
+    problems.extend(_shared_final_names(in_source, renames, kinds, destination.org))
     if problems:
         raise ResolutionMapError(problems)
     unresolved = [
         entity
-        for entity in find_conflicts(source, destination, kinds)
-        if entity_key(entity) not in renames
+        for key, entity in in_source.items()
+        if entity.kind in kinds and key in in_destination and key not in renames
     ]
     return Resolution(renames=renames, unresolved=unresolved, notices=notices)
 
@@ -153,13 +153,16 @@ def _not_valid(parts: Sequence[str]) -> str:
 
 
 def _shared_final_names(
-    source: Inventory, renames: dict[EntityKey, BaseEntity], kinds: Collection[str], org: str
+    in_source: Mapping[EntityKey, BaseEntity],
+    renames: dict[EntityKey, BaseEntity],
+    kinds: Collection[str],
+    org: str,
 ) -> Iterable[str]:
-    """One problem per name that more than one moving entity would end up with."""
+    """One problem per name that more than one moving entity of the source (by key) would
+    end up with."""
     ending: dict[EntityKey, list[BaseEntity]] = defaultdict(list)
-    for entity in source.entities:
+    for key, entity in in_source.items():
         if entity.kind in kinds:
-            key = entity_key(entity)
             ending[entity_key(renames[key]) if key in renames else key].append(entity)
     for final, entities in ending.items():
         if len(entities) > 1:
