@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import InitVar, dataclass, field
 from typing import Any, cast
 
 from toolkit.models import (
@@ -252,9 +252,12 @@ def key_order(key: EntityKey) -> tuple[int, EntityKey]:
 
 @dataclass(frozen=True, repr=False)
 class Inventory:
-    """Everything one org owns, each entity in its wire form (its identity plus facts).
+    """Everything one org owns, each entity in its wire form (its identity plus facts), and
+    each by its key (`by_key`), which planning looks entities up by.
 
-    Its repr counts the entities rather than listing them (see `ClaimPlan`).
+    `keys`: the entities by key as a collector keyed them while its pages arrived, so that
+    nothing is keyed again once the last one is in; without it they are keyed here. Its repr
+    counts the entities rather than listing them (see `ClaimPlan`).
     """
 
     org: str
@@ -262,6 +265,13 @@ class Inventory:
     environments: list[TransferEntityEnvironment] = field(default_factory=list)
     insights_accounts: list[TransferEntityInsightsAccount] = field(default_factory=list)
     registry_packages: list[TransferEntityRegistryPackage] = field(default_factory=list)
+    keys: InitVar[Mapping[EntityKey, BaseEntity] | None] = None
+    by_key: dict[EntityKey, BaseEntity] = field(init=False, compare=False)
+    """Each entity by its key, in the order of `entities`."""
+
+    def __post_init__(self, keys: Mapping[EntityKey, BaseEntity] | None) -> None:
+        by_key = dict(keys) if keys is not None else {entity_key(e): e for e in self.entities}
+        object.__setattr__(self, "by_key", by_key)
 
     @classmethod
     def from_entities(cls, org: str, entities: Iterable[BaseEntity | RenameEntity]) -> Inventory:

@@ -478,8 +478,9 @@ def build_plan(
         if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
     }
     unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
-    # Each entity keyed once, in stable order: the plan lists them so and looks them up by key.
-    keyed = sorted(((entity_key(e), e) for e in source.entities), key=lambda kv: key_order(kv[0]))
+    # The source's entities with their keys, in stable order: the plan lists them so and
+    # looks them up by key.
+    keyed = sorted(source.by_key.items(), key=lambda kv: key_order(kv[0]))
     moving_kinds = {entity.kind for key, entity in keyed if key not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds

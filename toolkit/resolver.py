@@ -39,9 +39,9 @@ def find_conflicts(
     source: Inventory, destination: Inventory, kinds: Collection[str]
 ) -> list[BaseEntity]:
     """Source entities of `kinds` whose identity is already taken in the destination."""
-    taken = {entity_key(entity) for entity in destination.entities}
+    taken = destination.by_key
     return [
-        entity for entity in source.entities if entity.kind in kinds and entity_key(entity) in taken
+        entity for key, entity in source.by_key.items() if entity.kind in kinds and key in taken
     ]
 
 
@@ -70,8 +70,7 @@ def resolve(
     entities, invalid names, an entity renamed more than once, and targets that collide with
     the destination or with another entity's final name.
     """
-    in_source = {entity_key(entity): entity for entity in source.entities}
-    in_destination = {entity_key(entity) for entity in destination.entities}
+    in_source, in_destination = source.by_key, destination.by_key
     problems = list(resolution_map.problems)
     notices: list[str] = []
 
@@ -194,7 +193,7 @@ def suggest_resolution_map(
             hint=f"Use at most {MAX_SUFFIX_LENGTH} letters, digits, '_', '.' or '-', "
             "e.g. --suffix -agent.",
         )
-    taken = {entity_key(entity) for entity in (*source.entities, *destination.entities)}
+    taken = {*source.by_key, *destination.by_key}
     renames: list[RenameEntity] = []
     for entity in conflicts:
         target = _free_name(entity, suffix, taken)
