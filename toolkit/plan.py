@@ -478,29 +478,33 @@ def build_plan(
         if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
     }
     unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
-    # The source's entities with their keys, in stable order: the plan lists them so and
-    # looks them up by key.
-    keyed = sorted(source.by_key.items(), key=lambda kv: key_order(kv[0]))
-    moving_kinds = {entity.kind for key, entity in keyed if key not in unmovable}
+    # The source's keys in stable order: the plan lists its entities so, and finds each
+    # entity's rename by its key.
+    order = sorted(source.by_key, key=key_order)
+    entities = [source.by_key[key] for key in order]
+    moving_kinds = {e.kind for key, e in zip(order, entities, strict=True) if key not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds
     }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
-    entities = [entity for _, entity in keyed]
-    moving = {
-        key: move_of(entity, resolution.renames.get(key))
-        for key, entity in keyed
+    stack_keys = [
+        key for key, e in zip(order, entities, strict=True) if isinstance(e, TransferEntityStack)
+    ]
+    moves = [
+        move_of(entity, resolution.renames.get(key))
+        for key, entity in zip(order, entities, strict=True)
         if isinstance(entity, TransferEntityStack)
-    }
-    moves = list(moving.values())
+    ]
     copies = [
         copy_of(entity, resolution.renames.get(key))
-        for key, entity in keyed
+        for key, entity in zip(order, entities, strict=True)
         if isinstance(entity, TransferEntityEnvironment)
         and (key in copied if strategy == "claim-api" else environments == "copy")
     ]
     renames = dict(resolution.renames)
-    renames.update({key: move.target for key, move in moving.items() if move.renamed})
+    renames.update(
+        {key: move.target for key, move in zip(stack_keys, moves, strict=True) if move.renamed}
+    )
     rename_waves = (
         order_renames(
             moves,

@@ -63,13 +63,15 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
         key=lambda entity: (entity.source, entity.publisher, entity.name),
     )
     others: list[BaseEntity] = [*environment_entities, *account_entities, *package_entities]
+    keys: dict[EntityKey, BaseEntity] = dict(stacks)
+    keys.update((entity_key(entity), entity) for entity in others)
     return Inventory(
         org=org,
         stacks=[stack for _, stack in stacks],
         environments=environment_entities,
         insights_accounts=account_entities,
         registry_packages=package_entities,
-        keys={**dict(stacks), **{entity_key(entity): entity for entity in others}},
+        keys=keys,
     )
 
 
