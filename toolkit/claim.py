@@ -30,6 +30,7 @@ from toolkit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from toolkit.gc_pauses import fewer_gc_pauses
 from toolkit.journal import Journal
 from toolkit.known_orgs import require_known_orgs
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
@@ -102,8 +103,23 @@ async def plan_claim(
     agent), or planning fails saying whose token to give.
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
-    the orgs it sees, the claim token's validation.
+    the orgs it sees, the claim token's validation. The collector pauses less meanwhile
+    (`toolkit.gc_pauses`).
     """
+    with fewer_gc_pauses():
+        return await _plan_claim(
+            sides, resolution_map, strategy, environments=environments, migrate_via=migrate_via
+        )
+
+
+async def _plan_claim(
+    sides: Sides,
+    resolution_map: ResolutionMap,
+    strategy: StrategyChoice,
+    *,
+    environments: EnvironmentChoice,
+    migrate_via: MigrateVia | None,
+) -> ClaimPlan:
     async with CurrentUsers() as users:
         if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
             chosen, why = await strategy_for(sides, users, strategy)

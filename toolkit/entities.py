@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, cast
 
 from toolkit.models import (
@@ -110,9 +110,12 @@ def kind_of(entity: BaseEntity | RenameEntity) -> EntityKind:
     return KIND_BY_WIRE[entity.kind]
 
 
+_KIND_ORDER = {wire: KINDS.index(kind) for wire, kind in KIND_BY_WIRE.items()}
+
+
 def kind_order(wire_kind: str) -> int:
     """Where entities of `wire_kind` (base or rename) stand among the kinds."""
-    return KINDS.index(KIND_BY_WIRE[wire_kind])
+    return _KIND_ORDER[wire_kind]
 
 
 # --- Identity --------------------------------------------------------------------------------
@@ -236,7 +239,11 @@ def base_of(entity: BaseEntity | RenameEntity) -> BaseEntity:
 
 def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
     """Sort key: by kind as `KINDS` lists them, then by identity."""
-    key = entity_key(entity)
+    return key_order(entity_key(entity))
+
+
+def key_order(key: EntityKey) -> tuple[int, EntityKey]:
+    """`stable_order` of the entity whose key is `key`."""
     return (kind_order(key[0]), key[1:])
 
 
@@ -245,9 +252,12 @@ def stable_order(entity: BaseEntity | RenameEntity) -> tuple[int, EntityKey]:
 
 @dataclass(frozen=True, repr=False)
 class Inventory:
-    """Everything one org owns, each entity in its wire form (its identity plus facts).
+    """Everything one org owns, each entity in its wire form (its identity plus facts), and
+    each by its key (`by_key`), which planning looks entities up by.
 
-    Its repr counts the entities rather than listing them (see `ClaimPlan`).
+    `keys`: the entities by key as a collector keyed them while its pages arrived, so that
+    nothing is keyed again once the last one is in; without it they are keyed here. Its repr
+    counts the entities rather than listing them (see `ClaimPlan`).
     """
 
     org: str
@@ -255,6 +265,14 @@ class Inventory:
     environments: list[TransferEntityEnvironment] = field(default_factory=list)
     insights_accounts: list[TransferEntityInsightsAccount] = field(default_factory=list)
     registry_packages: list[TransferEntityRegistryPackage] = field(default_factory=list)
+    keys: InitVar[dict[EntityKey, BaseEntity] | None] = None
+    by_key: dict[EntityKey, BaseEntity] = field(init=False, compare=False)
+    """Each entity by its key, in the order of `entities` (`keys` itself when given: handed
+    over, not copied, since at 100,000 entities each copy is tens of megabytes)."""
+
+    def __post_init__(self, keys: dict[EntityKey, BaseEntity] | None) -> None:
+        by_key = keys if keys is not None else {entity_key(e): e for e in self.entities}
+        object.__setattr__(self, "by_key", by_key)
 
     @classmethod
     def from_entities(cls, org: str, entities: Iterable[BaseEntity | RenameEntity]) -> Inventory:

@@ -29,7 +29,8 @@ class StackMove:
 
     @property
     def renamed(self) -> bool:
-        return stack_name(self.source) != stack_name(self.target)
+        # A move that keeps its name lands as its source itself (`move_of`): no names to read.
+        return self.target is not self.source and stack_name(self.source) != stack_name(self.target)
 
     @property
     def journal_name(self) -> str:

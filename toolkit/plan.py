@@ -21,6 +21,7 @@ from toolkit.entities import (
     describe,
     display_name,
     entity_key,
+    key_order,
     naming_warnings,
     stable_order,
     stack_name,
@@ -477,25 +478,33 @@ def build_plan(
         if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
     }
     unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
-    moving_kinds = {e.kind for e in source.entities if entity_key(e) not in unmovable}
+    # The source's keys in stable order: the plan lists its entities so, and finds each
+    # entity's rename by its key.
+    order = sorted(source.by_key, key=key_order)
+    entities = [source.by_key[key] for key in order]
+    moving_kinds = {e.kind for key, e in zip(order, entities, strict=True) if key not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
         e.kind for e in source.entities if e.kind not in moving_kinds
     }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
-    entities = sorted(source.entities, key=stable_order)
+    stack_keys = [
+        key for key, e in zip(order, entities, strict=True) if isinstance(e, TransferEntityStack)
+    ]
     moves = [
-        move_of(entity, resolution.renames.get(entity_key(entity)))
-        for entity in entities
+        move_of(entity, resolution.renames.get(key))
+        for key, entity in zip(order, entities, strict=True)
         if isinstance(entity, TransferEntityStack)
     ]
     copies = [
-        copy_of(entity, resolution.renames.get(entity_key(entity)))
-        for entity in entities
+        copy_of(entity, resolution.renames.get(key))
+        for key, entity in zip(order, entities, strict=True)
         if isinstance(entity, TransferEntityEnvironment)
-        and (entity_key(entity) in copied if strategy == "claim-api" else environments == "copy")
+        and (key in copied if strategy == "claim-api" else environments == "copy")
     ]
     renames = dict(resolution.renames)
-    renames.update({entity_key(move.source): move.target for move in moves if move.renamed})
+    renames.update(
+        {key: move.target for key, move in zip(stack_keys, moves, strict=True) if move.renamed}
+    )
     rename_waves = (
         order_renames(
             moves,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from toolkit.entities import (
@@ -39,9 +39,9 @@ def find_conflicts(
     source: Inventory, destination: Inventory, kinds: Collection[str]
 ) -> list[BaseEntity]:
     """Source entities of `kinds` whose identity is already taken in the destination."""
-    taken = {entity_key(entity) for entity in destination.entities}
+    taken = destination.by_key
     return [
-        entity for entity in source.entities if entity.kind in kinds and entity_key(entity) in taken
+        entity for key, entity in source.by_key.items() if entity.kind in kinds and key in taken
     ]
 
 
@@ -70,8 +70,7 @@ def resolve(
     entities, invalid names, an entity renamed more than once, and targets that collide with
     the destination or with another entity's final name.
     """
-    in_source = {entity_key(entity): entity for entity in source.entities}
-    in_destination = {entity_key(entity) for entity in destination.entities}
+    in_source, in_destination = source.by_key, destination.by_key
     problems = list(resolution_map.problems)
     notices: list[str] = []
 
@@ -113,13 +112,13 @@ def resolve(
                     f"{display_name(target)} as the map asks"
                 )
 
-    problems.extend(_shared_final_names(source, renames, kinds, destination.org))
+    problems.extend(_shared_final_names(in_source, renames, kinds, destination.org))
     if problems:
         raise ResolutionMapError(problems)
     unresolved = [
         entity
-        for entity in find_conflicts(source, destination, kinds)
-        if entity_key(entity) not in renames
+        for key, entity in in_source.items()
+        if entity.kind in kinds and key in in_destination and key not in renames
     ]
     return Resolution(renames=renames, unresolved=unresolved, notices=notices)
 
@@ -153,13 +152,16 @@ def _not_valid(parts: Sequence[str]) -> str:
 
 
 def _shared_final_names(
-    source: Inventory, renames: dict[EntityKey, BaseEntity], kinds: Collection[str], org: str
+    in_source: Mapping[EntityKey, BaseEntity],
+    renames: dict[EntityKey, BaseEntity],
+    kinds: Collection[str],
+    org: str,
 ) -> Iterable[str]:
-    """One problem per name that more than one moving entity would end up with."""
+    """One problem per name that more than one moving entity of the source (by key) would
+    end up with."""
     ending: dict[EntityKey, list[BaseEntity]] = defaultdict(list)
-    for entity in source.entities:
+    for key, entity in in_source.items():
         if entity.kind in kinds:
-            key = entity_key(entity)
             ending[entity_key(renames[key]) if key in renames else key].append(entity)
     for final, entities in ending.items():
         if len(entities) > 1:
@@ -191,7 +193,7 @@ def suggest_resolution_map(
             hint=f"Use at most {MAX_SUFFIX_LENGTH} letters, digits, '_', '.' or '-', "
             "e.g. --suffix -agent.",
         )
-    taken = {entity_key(entity) for entity in (*source.entities, *destination.entities)}
+    taken = {*source.by_key, *destination.by_key}
     renames: list[RenameEntity] = []
     for entity in conflicts:
         target = _free_name(entity, suffix, taken)

@@ -6,13 +6,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TypeVar
 
 from toolkit.cloud import CloudClient
-from toolkit.entities import Inventory, stack_name
+from toolkit.entities import EntityKey, Inventory, entity_key
 from toolkit.errors import NotFoundError
 from toolkit.models import (
     AppStackSummary,
+    BaseEntity,
     InsightsAccount,
     OrgEnvironment,
     PackageMetadata,
@@ -48,27 +50,39 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
     )
     for what, reason in not_served:
         logger.warning("%s of %s treated as none: the service answered 404 (%s)", what, org, reason)
+    stacks.sort(key=itemgetter(0))  # by key: by project, then stack
+    environment_entities = sorted(
+        (environment_entity(env) for env in environments),
+        key=lambda entity: (entity.project_name, entity.environment_name),
+    )
+    account_entities = sorted(
+        (_insights_account(account) for account in accounts), key=lambda entity: entity.name
+    )
+    package_entities = sorted(
+        (registry_package_entity(package) for package in packages),
+        key=lambda entity: (entity.source, entity.publisher, entity.name),
+    )
+    others: list[BaseEntity] = [*environment_entities, *account_entities, *package_entities]
+    keys: dict[EntityKey, BaseEntity] = dict(stacks)
+    keys.update((entity_key(entity), entity) for entity in others)
     return Inventory(
         org=org,
-        stacks=sorted(stacks, key=stack_name),
-        environments=sorted(
-            (environment_entity(env) for env in environments),
-            key=lambda entity: (entity.project_name, entity.environment_name),
-        ),
-        insights_accounts=sorted(
-            (_insights_account(account) for account in accounts),
-            key=lambda entity: entity.name,
-        ),
-        registry_packages=sorted(
-            (registry_package_entity(package) for package in packages),
-            key=lambda entity: (entity.source, entity.publisher, entity.name),
-        ),
+        stacks=[stack for _, stack in stacks],
+        environments=environment_entities,
+        insights_accounts=account_entities,
+        registry_packages=package_entities,
+        keys=keys,
     )
 
 
-async def _stacks(client: CloudClient, org: str) -> list[TransferEntityStack]:
-    """The org's stacks as wire entities, converted page by page as the listing arrives."""
-    return [_stack(summary) async for summary in client.iter_stacks(org)]
+async def _stacks(client: CloudClient, org: str) -> list[tuple[EntityKey, TransferEntityStack]]:
+    """The org's stacks as wire entities, each with its key: converted and keyed page by page
+    as the listing arrives, so that planning finds them keyed once the last page is in."""
+    keyed: list[tuple[EntityKey, TransferEntityStack]] = []
+    async for summary in client.iter_stacks(org):
+        stack = _stack(summary)
+        keyed.append((entity_key(stack), stack))
+    return keyed
 
 
 async def _unless_not_served(
