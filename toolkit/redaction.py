@@ -13,6 +13,7 @@ escaped forms of a repr or a JSON string, and without the whitespace around it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -66,13 +67,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every token the toolkit recognises, and every one of `secrets`, masked."""
     if not secrets:  # the common case: no pattern of given secrets to build
         return _mask_recognised_tokens(text)
-    return _masker(secrets)(text)
+    return _masker(tuple(secrets))(text)
 
 
 def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
     """`value` with `redact` applied to every string in it (`map_strings`), so that a report's
     rows are masked before any layout wraps a token across lines."""
-    return map_strings(value, _masker(secrets))
+    return map_strings(value, _masker(tuple(secrets)))
 
 
 def map_strings(value: T, change: Callable[[str], str]) -> T:
@@ -116,8 +117,10 @@ class RedactingFormatter(logging.Formatter):
         return printable(redact(super().format(record), self._secrets), keep_newlines=True)
 
 
-def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
-    """The function that masks `secrets` and the recognised tokens, compiled once."""
+@functools.lru_cache(maxsize=16)
+def _masker(secrets: tuple[str, ...]) -> Callable[[str], str]:
+    """The function that masks `secrets` and the recognised tokens, compiled once for each
+    set of secrets: a run masks the same few tokens in every log line and journal row."""
     forms = {
         form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET_LENGTH
     }
