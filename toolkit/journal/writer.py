@@ -78,6 +78,12 @@ class _Group:
     """Rows of calls begun: not to be made if the commit fails."""
     ended: list[str] = field(default_factory=list)
     """Calls given their outcome: unrecorded if the commit fails."""
+    failed: bool = False
+    """A write inside failed: none of them is committed."""
+
+
+class _GroupFailed(Exception):
+    """Rolls a `Journal.together` back after one of its writes failed."""
 
 
 class Journal:
@@ -283,8 +289,11 @@ class Journal:
             try:
                 with self._db.transaction():
                     yield
-            except (sqlite3.Error, OSError, DatabaseFailure) as error:
-                self._failed(error)
+                    if group.failed:
+                        raise _GroupFailed
+            except (_GroupFailed, sqlite3.Error, OSError, DatabaseFailure) as error:
+                if not isinstance(error, _GroupFailed):
+                    self._failed(error)
                 self._rolled_back(group)
                 if group.begun:
                     raise self._cannot_write() from None
@@ -427,6 +436,8 @@ class Journal:
 
     def _failed(self, error: BaseException) -> None:
         """Keep the first failure; ask the run to stop. Called with `_lock` held."""
+        if self._group is not None:
+            self._group.failed = True
         if self._failure is None:
             self._failure = write_failure(error)
             self._on_failure()
