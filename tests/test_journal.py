@@ -16,6 +16,7 @@ from conftest import STORAGES
 from journal_v4 import sqlite_file_to_4
 from test_cli import ORGS, RESOLVES_BOTH, claim_world, snapshot, write_map
 
+from toolkit.errors import RunsFolderError
 from toolkit.journal import JOURNAL_FILE, Journal, LandingOutcome, read_run
 from toolkit.journal.database import Database, connect_postgres
 from toolkit.journal.schema import SCHEMA_VERSION
@@ -341,3 +342,40 @@ def test_status_list_refuses_a_run_or_a_report_format(
             "--list lists every run as a table or JSON: name no RUN, and use --format table|json."
             in " ".join(result.stderr.split())
         )
+
+
+@pytest.mark.parametrize("refused", ["INSERT", "UPDATE"])
+def test_a_call_and_the_event_that_reports_it_stand_or_fall_together(
+    tmp_path: Path, refused: str
+) -> None:
+    """Written in one transaction (`Journal.together`), the event and the call's record are
+    both kept or neither is: when the call's start cannot be written, its "moving" event is
+    gone too and the call is not made; when its end cannot, the event of its outcome is gone
+    too, and the call is named as unrecorded."""
+    run_id = started_run(tmp_path)
+    journal = Journal.reopen(tmp_path, run_id)
+    row = journal.begin("web/dev", "transfer", "transfer web/dev to acme")
+    refuse = sqlite3.connect(tmp_path / run_id / JOURNAL_FILE)
+    with refuse:
+        refuse.execute(
+            f"CREATE TRIGGER refuse BEFORE {refused} ON step"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    refuse.close()
+
+    if refused == "INSERT":
+        with pytest.raises(RunsFolderError), journal.together():
+            journal.record("moving agent/web/qa -> acme/web/qa")
+            journal.begin("web/qa", "transfer", "transfer web/qa to acme")
+    else:
+        with journal.together():
+            journal.end(row, "done")
+            journal.record("transferred web/dev to acme")
+    with pytest.raises(RunsFolderError) as stopped, journal.writing():
+        pass
+
+    record = read_run(tmp_path, run_id)
+    assert record.events == []
+    assert [(step.move, step.outcome) for step in record.steps] == [("web/dev", None)]
+    unrecorded = "apart from what became of 1 call(s) made just then (transfer web/dev)"
+    assert (unrecorded in stopped.value.message) == (refused == "UPDATE")

@@ -190,6 +190,20 @@ def test_off_a_terminal_each_line_names_its_phase() -> None:
     ]
 
 
+def test_off_a_terminal_a_line_shows_a_message_as_the_service_wrote_it() -> None:
+    """`:name:` and `[style]` in a message are text, not an emoji or markup."""
+    screen = io.StringIO()
+    refused = MoveFailure("transfer", "refused: [b]quota[/b] :rocket: reached")
+
+    with ProgressDisplay(Console(file=screen, width=200)) as show:
+        MoveTally(1, show).failed("agent/web/a", "acme/web/a", refused)
+
+    assert screen.getvalue().splitlines() == [
+        "stacks [1/1, 1 failed] agent/web/a -> acme/web/a failed (transfer): refused: [b]quota[/b]"
+        " :rocket: reached"
+    ]
+
+
 def test_planning_shows_on_a_terminal_only() -> None:
     terminal = io.StringIO()
     with Planning(Console(file=terminal, force_terminal=True, color_system=None)):

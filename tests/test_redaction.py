@@ -52,6 +52,22 @@ def test_masks_the_token_of_a_claim_link_whatever_its_shape() -> None:
     assert redact(f"(see {link})") == f"(see https://app.pulumi.com/claim/{MASK})"
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("GET /api/agents/signup/validate/abc", f"GET /api/agents/signup/validate/{MASK}"),
+        ("see /claim/xyz.1 now", f"see /claim/{MASK} now"),
+        (f"{ACCESS_TOKEN}", MASK),
+        (f"{CLAIM_TOKEN}", MASK),
+        ("db postgresql://u:pw@h/d", f"db postgresql://u:{MASK}@h/d"),
+    ],
+)
+def test_masks_each_recognised_form_alone_in_a_line(text: str, masked: str) -> None:
+    """Each form on its own, without another form's mark beside it in the line."""
+    assert redact(text) == masked
+    assert redact(text, ["some-other-secret"]) == masked
+
+
 def test_masks_the_token_in_the_claim_validation_path() -> None:
     line = 'HTTP Request: GET http://127.0.0.1:8080/api/agents/signup/validate/abc%2Fd "200 OK"'
     assert redact(line) == (

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from agent_times import agent_entry
+from click.testing import CliRunner
 
+from toolkit.cli import cli
 from toolkit.cloud import CloudClient
 from toolkit.collectors.service import collect_inventory
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import entity_key
+from toolkit.journal import read_run
 from toolkit.models import AgentAccountSummary, TransferEntityStack
 from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import (
@@ -257,3 +261,35 @@ def test_verification_lists_projects_up_to_a_limit_and_then_whole_orgs(
         # Locating: the source's 33 stacks in pages of 10, the destination's one stack.
         # Verifying: one page of the emptied source, the destination's 34 stacks in 4 pages.
         assert len(listings) == (4 + 1) + (1 + 4)
+
+
+def test_a_move_is_shown_started_as_its_call_begins(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """One call at a time, each move's "moving" line comes as its transfer begins, right before
+    the line of its outcome, on the terminal and in the journal `status` prints: a move is not
+    shown started while it waits for a slot (before, every move was, ahead of the first call)."""
+    server = make_emulator(world([("app", f"s{i}") for i in range(3)]))
+    env = {
+        "PULUMI_ACCESS_TOKEN": TOKEN,
+        "PULUMI_CLAIM_SOURCE_TOKEN": TOKEN,
+        "PULUMI_BACKEND_URL": server.url,
+        "PULUMI_CLAIM_RUNS_DIR": str(tmp_path),
+    }
+    commit = ["commit", "--from", AGENT, "--to", "acme", "--strategy", "transfer", "--yes"]
+
+    result = CliRunner().invoke(cli, [*commit, "--concurrency", "1"], env=env)
+
+    assert result.exit_code == 0, result.stderr
+    lines = [
+        f"stacks [0/3] moving {AGENT}/app/s0 -> acme/app/s0",
+        "stacks [1/3] transferred app/s0 to acme",
+        f"stacks [1/3] moving {AGENT}/app/s1 -> acme/app/s1",
+        "stacks [2/3] transferred app/s1 to acme",
+        f"stacks [2/3] moving {AGENT}/app/s2 -> acme/app/s2",
+        "stacks [3/3] transferred app/s2 to acme",
+    ]
+    assert [line for line in result.stderr.splitlines() if line.startswith("stacks [")] == lines
+    assert [message for _, message in read_run(tmp_path).events] == [
+        line.partition("] ")[2] for line in lines
+    ]

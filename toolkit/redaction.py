@@ -13,6 +13,7 @@ escaped forms of a repr or a JSON string, and without the whitespace around it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -55,17 +56,24 @@ _RECOGNISED = re.compile(
     r"|pul-[0-9a-fA-F]{40}"
     r"|(?<![0-9a-fA-F])[0-9a-fA-F]{48}(?![0-9a-fA-F])"
 )
+_MARKS = ("/claim/", "/api/agents/signup/validate/", "://", "pul-")
+"""Text that holds none of these, and no run of 48 hex digits, holds nothing `_RECOGNISED`
+matches: most text (a journal's rows, a log line) is let through after these cheap looks,
+rather than the pattern tried at each of its characters."""
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{48}")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every token the toolkit recognises, and every one of `secrets`, masked."""
-    return _masker(secrets)(text)
+    if not secrets:  # the common case: no pattern of given secrets to build
+        return _mask_recognised_tokens(text)
+    return _masker(tuple(secrets))(text)
 
 
 def redact_strings(value: T, secrets: Iterable[str] = ()) -> T:
     """`value` with `redact` applied to every string in it (`map_strings`), so that a report's
     rows are masked before any layout wraps a token across lines."""
-    return map_strings(value, _masker(secrets))
+    return map_strings(value, _masker(tuple(secrets)))
 
 
 def map_strings(value: T, change: Callable[[str], str]) -> T:
@@ -109,8 +117,10 @@ class RedactingFormatter(logging.Formatter):
         return printable(redact(super().format(record), self._secrets), keep_newlines=True)
 
 
-def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
-    """The function that masks `secrets` and the recognised tokens, compiled once."""
+@functools.lru_cache(maxsize=16)
+def _masker(secrets: tuple[str, ...]) -> Callable[[str], str]:
+    """The function that masks `secrets` and the recognised tokens, compiled once for each
+    set of secrets: a run masks the same few tokens in every log line and journal row."""
     forms = {
         form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET_LENGTH
     }
@@ -124,9 +134,16 @@ def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
     def mask(text: str) -> str:
         if given is not None:
             text = given.sub(MASK, text)
-        return _RECOGNISED.sub(_mask_recognised, text)
+        return _mask_recognised_tokens(text)
 
     return mask
+
+
+def _mask_recognised_tokens(text: str) -> str:
+    """`text` with the tokens the toolkit recognises masked."""
+    if not any(mark in text for mark in _MARKS) and _HEX_RUN.search(text) is None:
+        return text
+    return _RECOGNISED.sub(_mask_recognised, text)
 
 
 def _forms(secret: str) -> tuple[str, ...]:

@@ -3,6 +3,9 @@ its outcome after it, the landings, the final document.
 
 Rows are committed one by one in write-ahead-log mode without a flush to disk per row: a killed
 process loses nothing (the operating system has the data), at a cost of microseconds per row.
+Rows that describe one moment (a call's record and the progress event that reports it) are
+committed together (`Journal.together`): one commit, not one each, and never one without the
+other.
 
 A write that fails (the disk is full, an I/O error) stops the run at that point, as Ctrl-C
 does: no call begins after it, since none could be recorded first, and the calls under way
@@ -25,7 +28,8 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +70,22 @@ if TYPE_CHECKING:
     from toolkit.progress import Step
 
 
+@dataclass
+class _Group:
+    """The calls whose records a `Journal.together` holds until its commit."""
+
+    begun: list[int] = field(default_factory=list)
+    """Rows of calls begun: not to be made if the commit fails."""
+    ended: list[str] = field(default_factory=list)
+    """Calls given their outcome: unrecorded if the commit fails."""
+    failed: bool = False
+    """A write inside failed: none of them is committed."""
+
+
+class _GroupFailed(Exception):
+    """Rolls a `Journal.together` back after one of its writes failed."""
+
+
 class Journal:
     """Writer of one run's journal; every write is committed at once, so a kill loses nothing.
 
@@ -82,7 +102,7 @@ class Journal:
         self.database = database
         self.run_id = run_id
         self._db = db
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._attempt = 0
         self._failure: str | None = None
         """Why the first write that failed did (None: none failed)."""
@@ -91,6 +111,8 @@ class Journal:
         self._unrecorded: list[str] = []
         """Calls made whose outcome could not be written."""
         self._on_failure: Callable[[], None] = lambda: None
+        self._group: _Group | None = None
+        """The writes `together` holds in its transaction (None: each write commits)."""
 
     @classmethod
     def start(
@@ -235,22 +257,58 @@ class Journal:
             call=True,
         )
         if row is None:
-            raise RunsFolderError(f"the journal of run {self.run_id} cannot be written.")
+            raise self._cannot_write()
         with self._lock:
             self._under_way[row] = f"{action} {move}"
+            if self._group is not None:
+                self._group.begun.append(row)
         return row
 
     def end(self, row: int, outcome: StepOutcome, message: str = "") -> None:
         """Record what became of the call of `row`."""
         with self._lock:
-            call = self._under_way.pop(row, None)
+            call = self._under_way.pop(row, None) or f"call {row}"
+            if self._group is not None:
+                self._group.ended.append(call)
         if not self._write(
             "UPDATE step SET outcome = ?, message = ?, finished_at = ?"
             " WHERE run_id = ? AND seq = ?",
             (outcome, redact(message), _now(), self.run_id, row),
         ):
             with self._lock:
-                self._unrecorded.append(call or f"call {row}")
+                self._unrecorded.append(call)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes inside committed in one transaction at its end: a call's record and the
+        events that report it cost one commit, and stand or fall together. Nothing may be
+        awaited inside (the call itself is made after it). Raises `RunsFolderError`, as `begin`
+        does, when the commit fails and a call was begun inside: it must not be made."""
+        with self._lock:
+            group = self._group = _Group()
+            try:
+                with self._db.transaction():
+                    yield
+                    if group.failed:
+                        raise _GroupFailed
+            except (_GroupFailed, sqlite3.Error, OSError, DatabaseFailure) as error:
+                if not isinstance(error, _GroupFailed):
+                    self._failed(error)
+                self._rolled_back(group)
+                if group.begun:
+                    raise self._cannot_write() from None
+            except BaseException:
+                self._rolled_back(group)
+                raise
+            finally:
+                self._group = None
+
+    def _rolled_back(self, group: _Group) -> None:
+        """The calls of a `together` whose rows are gone: those ended are unrecorded, those
+        begun are not under way (they are not made). Called with `_lock` held."""
+        self._unrecorded.extend(call for call in group.ended if call not in self._unrecorded)
+        for row in group.begun:
+            self._under_way.pop(row, None)
 
     def on_failure(self, stop: Callable[[], None]) -> None:
         """Call `stop` when a write fails, so that the run stops there (no call can begin)."""
@@ -336,12 +394,19 @@ class Journal:
                 (self.run_id, _now(), os.getpid(), socket.gethostname(), self.run_id),
             ).fetchone()
 
+    def _transaction(self) -> AbstractContextManager[None]:
+        """A write's own transaction, or, inside `together`, the one it holds."""
+        return nullcontext() if self._group is not None else self._db.transaction()
+
+    def _cannot_write(self) -> RunsFolderError:
+        return RunsFolderError(f"the journal of run {self.run_id} cannot be written.")
+
     def _write(self, sql: str, *rows: tuple[Any, ...]) -> bool:
         """Whether the rows were written (all or none); a failure is kept for `writing`, and
         stops the run."""
         with self._lock:
             try:
-                with self._db.transaction():
+                with self._transaction():
                     self._db.executemany(sql, rows)
             except (sqlite3.Error, OSError, DatabaseFailure) as error:
                 self._failed(error)
@@ -362,7 +427,7 @@ class Journal:
             if call and self._failure is not None:
                 return None
             try:
-                with self._db.transaction():
+                with self._transaction():
                     (row,) = self._db.execute(sql, (self.run_id, *values, self.run_id)).fetchone()
             except (sqlite3.Error, OSError, DatabaseFailure) as error:
                 self._failed(error)
@@ -371,6 +436,8 @@ class Journal:
 
     def _failed(self, error: BaseException) -> None:
         """Keep the first failure; ask the run to stop. Called with `_lock` held."""
+        if self._group is not None:
+            self._group.failed = True
         if self._failure is None:
             self._failure = write_failure(error)
             self._on_failure()

@@ -69,15 +69,28 @@ class RecordedCalls:
         self._slots = asyncio.Semaphore(limit)
 
     async def make(
-        self, move: str, action: Step, detail: str, call: Callable[[], Awaitable[CallOutcome]]
+        self,
+        move: str,
+        action: Step,
+        detail: str,
+        call: Callable[[], Awaitable[CallOutcome]],
+        *,
+        started: Callable[[], None] = lambda: None,
+        settled: Callable[[CallOutcome], None] = lambda _: None,
     ) -> CallOutcome | None:
-        """`call`'s outcome, or None when the run stopped before it could start."""
+        """`call`'s outcome, or None when the run stopped before it could start. `started`
+        reports the call as it begins and `settled` its outcome, each in one journal
+        transaction with the record it reports (`Journal.together`)."""
         async with self._slots:
             if self.stop.requested:
                 return None
-            row = self.journal.begin(move, action, detail)
+            with self.journal.together():
+                started()
+                row = self.journal.begin(move, action, detail)
             outcome = await call()
-            self.journal.end(row, outcome.outcome, outcome.message)
+            with self.journal.together():
+                self.journal.end(row, outcome.outcome, outcome.message)
+                settled(outcome)
             return outcome
 
 

@@ -85,20 +85,25 @@ async def execute_transfer(
     to_transfer = [
         (move, origin) for move, origin in located.remaining if not moves.has_failed(origin)
     ]
-    for _, origin in to_transfer:
-        moves.start(origin)
 
     async def transfer(move: StackMove) -> None:
+        def report(outcome: CallOutcome | None) -> None:
+            if _settled(moves, move, "transfer", outcome, f"transfer to {plan.destination_org}"):
+                moves.finished(
+                    move, "transfer", f"transferred {_target(move)} to {plan.destination_org}"
+                )
+
         outcome = await calls.make(
             move.journal_name,
             "transfer",
             f"transfer {_target(move)} to {plan.destination_org}",
             partial(_transfer, client, plan, move),
+            started=partial(moves.start, move),
+            settled=report,
         )
-        if _settled(moves, move, "transfer", outcome, f"transfer to {plan.destination_org}"):
-            moves.finished(
-                move, "transfer", f"transferred {_target(move)} to {plan.destination_org}"
-            )
+        if outcome is None:  # stopped before it began: still shown as started, then stopped
+            moves.start(move)
+            report(None)
 
     await asyncio.gather(*(transfer(origin) for _, origin in to_transfer))
 
@@ -231,8 +236,6 @@ async def _rename_waves(
             for step in wave
             if not moves.has_failed(origin[entity_key(step.move.source)])
         ]
-        for step in steps:
-            moves.start(step.move)
         went_through = await asyncio.gather(
             *(_rename_reported(client, calls, plan, moves, step) for step in steps)
         )
@@ -246,16 +249,23 @@ async def _rename_reported(
 ) -> bool:
     """Make one rename of a wave and report it as soon as it is settled; True if it went
     through."""
+
+    def report(outcome: CallOutcome | None) -> None:
+        if _settled(moves, step.move, "rename", outcome, f"rename in {plan.source_org}"):
+            moves.step(step.move, "rename", f"renamed {_hop(step)} in {plan.source_org}")
+
     outcome = await calls.make(
         step.move.journal_name,
         "rename",
         _hop(step),
         partial(_rename, client, plan.source_org, step),
+        started=partial(moves.start, step.move),
+        settled=report,
     )
-    if not _settled(moves, step.move, "rename", outcome, f"rename in {plan.source_org}"):
-        return False
-    moves.step(step.move, "rename", f"renamed {_hop(step)} in {plan.source_org}")
-    return True
+    if outcome is None:  # stopped before it began: still shown as started, then stopped
+        moves.start(step.move)
+        report(None)
+    return outcome is not None and outcome.done
 
 
 def _settled(
