@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from agent_times import agent_entry
+from built_once import built_once
 from pulumi.automation import ConfigValue, LocalWorkspace, Stack
 
 from tests.workload.workload import pulumi_program
@@ -91,10 +92,12 @@ def assert_previews_without_changes(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def deployed_state(pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A file:// backend with the workload deployed in organization/web/dev. Tests migrate from
-    copies of it."""
-    state = tmp_path_factory.mktemp("deployed") / "state"
-    deploy(file_backend(state, SOURCE_PASSPHRASE), SOURCE_STACK)
-    return state
+    copies of it; built once for the whole run."""
+
+    def deploy_source(folder: Path) -> None:
+        deploy(file_backend(folder / "state", SOURCE_PASSPHRASE), SOURCE_STACK)
+
+    return built_once(tmp_path_factory, "migrate-source", deploy_source) / "state"
 
 
 @pytest.fixture

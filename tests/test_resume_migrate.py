@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from agent_states import SECRET, landed_secrets, seed_stacks
 from agent_times import agent_entry
+from built_once import built_once
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
 from pulumi.automation import ConfigValue, Stack
 
@@ -54,9 +55,13 @@ def file_backend(path: Path) -> BackendIdentity:
 
 @pytest.fixture(scope="module")
 def deployed(pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A file:// backend: the workload deployed in web/dev, web/qa and api/prod empty."""
-    state = tmp_path_factory.mktemp("deployed") / "state"
-    identity = file_backend(state)
+    """A file:// backend: the workload deployed in web/dev, web/qa and api/prod empty; built
+    once for the whole run (tests copy it)."""
+    return built_once(tmp_path_factory, "resume-migrate-source", deploy_source) / "state"
+
+
+def deploy_source(folder: Path) -> None:
+    identity = file_backend(folder / "state")
     with isolated_workspace(identity, project="web", program=pulumi_program) as workspace:
         name = f"{SELF_MANAGED_ORG}/web/dev"
         workspace.create_stack(name)
@@ -68,7 +73,6 @@ def deployed(pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         workspace.set_tag(f"{SELF_MANAGED_ORG}/web/qa", "team", "qa")
     with isolated_workspace(identity, project="api") as workspace:
         workspace.create_stack(f"{SELF_MANAGED_ORG}/api/prod")
-    return state
 
 
 def commit(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from built_once import built_once
 from click.testing import CliRunner
 from test_cli import AGENT, ORGS, claim_world, write_map
 
@@ -77,9 +78,13 @@ def _name_of(entry: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def big_preview(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML preview of claiming the 1,001-entity org into acme, written by the command
-    line against the emulator: 125 conflicts, one Insights account that cannot move."""
+    line against the emulator: 125 conflicts, one Insights account that cannot move; written
+    once for the whole run."""
+    return built_once(tmp_path_factory, "review-page", _write_big_preview) / "preview.html"
+
+
+def _write_big_preview(folder: Path) -> None:
     server = EmulatorServer(ServiceState.from_world(parse_world(_big_world()))).start()
-    folder = tmp_path_factory.mktemp("big")
     page = folder / "preview.html"
     try:
         result = CliRunner().invoke(
@@ -97,7 +102,6 @@ def big_preview(tmp_path_factory: pytest.TempPathFactory) -> Path:
         server.stop()
         server.state.close()
     assert result.exit_code == 3, result.stderr
-    return page
 
 
 @pytest.fixture
