@@ -1,0 +1,121 @@
+"""The emulator's own work a request, counted in Python function calls while its app answers
+(a count, not a time: the same on a busy machine). Every call the emulator makes on a hot
+route of a commit, a preview or a migration is CPU that each of the 16 calls in flight waits
+behind; these bounds keep FastAPI's per-request machinery from growing back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from toolkit.emulator.app import create_app
+from toolkit.emulator.state import ServiceState
+from toolkit.emulator.world import parse_world
+
+TOKEN = "tok-alice"
+WORLD = {
+    "users": [{"login": "alice", "token": TOKEN, "orgs": {"acme": "admin", "agent": "admin"}}],
+    "orgs": {
+        "agent": {
+            "stacks": [{"project": "web", "stack": f"dev-{i:03d}"} for i in range(150)],
+            "environments": [{"project": "web", "name": f"env-{i:03d}"} for i in range(150)],
+        },
+        "acme": {"stacks": []},
+    },
+}
+
+
+def calls_to_answer(
+    method: str, path: str, *, query: str = "", body: Any = None
+) -> tuple[int, bytes, int]:
+    """The status and body of one request to a fresh emulator app, called in-process, and
+    how many Python function calls the app made answering it (the first request, which
+    warms caches, is not counted)."""
+    app = create_app(ServiceState.from_world(parse_world(WORLD)))
+    sent = b"" if body is None else json.dumps(body).encode()
+    headers = [(b"host", b"emulator"), (b"authorization", f"token {TOKEN}".encode())]
+    if sent:
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(sent))]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+
+    async def answer() -> tuple[int, bytes]:
+        messages: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": sent, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+        return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
+
+    async def warm_then_count() -> tuple[int, bytes, int]:
+        await app({**scope, "method": "GET", "path": "/api/user"}, _no_body, _ignore)
+        calls = 0
+
+        def count(frame: FrameType, event: str, arg: object) -> None:
+            nonlocal calls
+            if event == "call":
+                calls += 1
+
+        profile: Callable[..., None] = count
+        sys.setprofile(profile)
+        try:
+            status, written = await answer()
+        finally:
+            sys.setprofile(None)
+        return status, written, calls
+
+    return asyncio.run(warm_then_count())
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _ignore(message: object) -> None:
+    pass
+
+
+STACK = "/api/stacks/agent/web/dev-007"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "status", "most_calls"),
+    [
+        ("GET", "/api/user/stacks", "organization=agent&maxResults=100", None, 200, 1640),
+        ("GET", "/api/esc/environments/agent", "maxResults=100", None, 200, 2130),
+        ("GET", STACK, "", None, 200, 510),
+        ("POST", STACK + "/transfer", "", {"toOrg": "acme"}, 204, 890),
+        ("PATCH", STACK + "/tags", "", {"owner": "alice"}, 204, 660),
+        ("POST", "/api/stacks/acme/web", "", {"stackName": "new"}, 200, 770),
+        ("GET", STACK + "/export", "", None, 200, 575),
+        ("POST", STACK + "/batch-encrypt", "", {"plaintexts": ["c2VjcmV0"]}, 200, 760),
+    ],
+)
+def test_a_hot_route_answers_within_its_count_of_calls(
+    method: str, path: str, query: str, body: Any, status: int, most_calls: int
+) -> None:
+    answered, _, calls = calls_to_answer(method, path, query=query, body=body)
+    assert answered == status
+    assert calls <= most_calls, f"{method} {path} made {calls} Python calls"
