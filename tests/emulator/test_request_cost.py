@@ -103,8 +103,8 @@ STACK = "/api/stacks/agent/web/dev-007"
 @pytest.mark.parametrize(
     ("method", "path", "query", "body", "status", "most_calls"),
     [
-        ("GET", "/api/user/stacks", "organization=agent&maxResults=100", None, 200, 1640),
-        ("GET", "/api/esc/environments/agent", "maxResults=100", None, 200, 2130),
+        ("GET", "/api/user/stacks", "organization=agent&maxResults=100", None, 200, 1280),
+        ("GET", "/api/esc/environments/agent", "maxResults=100", None, 200, 1380),
         ("GET", STACK, "", None, 200, 510),
         ("POST", STACK + "/transfer", "", {"toOrg": "acme"}, 204, 890),
         ("PATCH", STACK + "/tags", "", {"owner": "alice"}, 204, 660),
@@ -119,3 +119,4 @@ def test_a_hot_route_answers_within_its_count_of_calls(
     answered, _, calls = calls_to_answer(method, path, query=query, body=body)
     assert answered == status
     assert calls <= most_calls, f"{method} {path} made {calls} Python calls"
+
