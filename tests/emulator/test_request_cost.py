@@ -113,7 +113,7 @@ STACK = "/api/stacks/agent/web/dev-007"
         ("GET", STACK, "", None, 200, 510),
         ("POST", STACK + "/transfer", "", {"toOrg": "acme"}, 204, 890),
         ("PATCH", STACK + "/tags", "", {"owner": "alice"}, 204, 660),
-        ("POST", "/api/stacks/acme/web", "", {"stackName": "new"}, 200, 770),
+        ("POST", "/api/stacks/acme/web", "", {"stackName": "new"}, 200, 715),
         ("GET", STACK + "/export", "", None, 200, 575),
         ("POST", STACK + "/batch-encrypt", "", {"plaintexts": ["c2VjcmV0"]}, 200, 760),
     ],

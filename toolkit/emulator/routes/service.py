@@ -58,6 +58,13 @@ class Service:
         return self.page_size if requested is None else min(requested, self.largest_page)
 
 
+def project_path(request: Request) -> tuple[str, str]:
+    """The org and project a project's path (`/api/stacks/{org}/{project}`) names, read as
+    `stack_path` reads a stack's."""
+    params = request.path_params
+    return params["org"], params["project"]
+
+
 def stack_path(request: Request) -> tuple[str, str, str]:
     """The org, project and stack a stack's path (`/api/stacks/{org}/{project}/{stack}...`)
     names. Read from the matched path rather than declared as three `str` parameters: FastAPI

@@ -25,7 +25,7 @@ from toolkit.emulator.cli_models import (
     AppEncryptValueResponse,
     StackTag,
 )
-from toolkit.emulator.routes.service import Service, stack_path
+from toolkit.emulator.routes.service import Service, project_path, stack_path
 from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import Caller, ServiceFault
 from toolkit.models import (
@@ -78,10 +78,10 @@ def stacks_router(service: Service) -> APIRouter:
     @router.post("/api/stacks/{org}/{project}")
     async def create_stack(
         who: Authenticated,
-        org: str,
-        project: str,
+        http_request: Request,
         request: Annotated[AppCreateStackRequest, Body()],
     ) -> JSONResponse:
+        org, project = project_path(http_request)
         if request.state is not None or request.config is not None:
             raise ServiceFault(
                 400, "Bad Request: the emulator creates stacks without initial state or config"
