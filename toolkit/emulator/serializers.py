@@ -8,6 +8,7 @@ decided here, once for every route that shows the same thing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -154,7 +155,10 @@ def user(record: UserRecord) -> User:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def user_info(login: str) -> UserInfo:
+    """One frozen model per login, shared: a page of environments names the same owner on
+    each of its hundred items, and pydantic takes a model instance as it is."""
     return UserInfo(name=login, github_login=login, avatar_url="")
 
 
@@ -311,9 +315,14 @@ def environment(record: EnvironmentRecord) -> OrgEnvironment:
         modified=record.modified or record.created,
         owned_by=user_info(record.owner),
         tags=record.tags,
-        referrer_metadata=EnvironmentReferrerMetadata(),
-        settings=EnvironmentSettings(),
+        referrer_metadata=_NO_REFERRERS,
+        settings=_DEFAULT_SETTINGS,
     )
+
+
+# The emulator keeps no referrers and no settings: every environment shares these (frozen).
+_NO_REFERRERS = EnvironmentReferrerMetadata()
+_DEFAULT_SETTINGS = EnvironmentSettings()
 
 
 def environment_list(page: Page[EnvironmentRecord]) -> ListEnvironmentsResponse:

@@ -15,7 +15,7 @@ checkpoints (no deltas, no journal) of deployment schema version 3.
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from toolkit.emulator import serializers
@@ -32,7 +32,7 @@ from toolkit.emulator.cli_models import (
     AppUpdateProgramRequest,
     AppUpdateProgramResponse,
 )
-from toolkit.emulator.routes.service import Service
+from toolkit.emulator.routes.service import Service, stack_path
 from toolkit.emulator.routes.stacks import STACK
 from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import FINISHED, Caller, ServiceFault, UpdateKind
@@ -60,42 +60,41 @@ def updates_router(service: Service) -> APIRouter:
         return json_response(body)
 
     @router.get(STACK + "/export")
-    async def export_stack(who: Authenticated, org: str, project: str, stack: str) -> JSONResponse:
+    async def export_stack(who: Authenticated, http_request: Request) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         return json_response(state.export_deployment(who, org, project, stack))
 
     @router.get(STACK + "/export/{version}")
     async def export_stack_version(
-        who: Authenticated, org: str, project: str, stack: str, version: int
+        who: Authenticated, http_request: Request, version: int
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         return json_response(state.export_deployment(who, org, project, stack, version=version))
 
     @router.post(STACK + "/import")
     async def import_stack(
         who: Authenticated,
-        org: str,
-        project: str,
-        stack: str,
+        http_request: Request,
         deployment: Annotated[AppUntypedDeployment, Body()],
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         update_id = state.import_deployment(who, org, project, stack, deployment.to_wire())
         return json_response(AppImportStackResponse(update_id=update_id))
 
     @router.get(STACK + "/updates")
     async def get_stack_updates(
         who: Authenticated,
-        org: str,
-        project: str,
-        stack: str,
+        http_request: Request,
         page_size: Annotated[int, Query(alias="pageSize", ge=1, le=500)] = 100,
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         updates = state.update_history(who, org, project, stack, page_size=page_size, page=page)
         return json_response(serializers.update_history(updates))
 
     @router.get(STACK + "/updates/latest")
-    async def get_latest_stack_update(
-        who: Authenticated, org: str, project: str, stack: str
-    ) -> JSONResponse:
+    async def get_latest_stack_update(who: Authenticated, http_request: Request) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         updates = state.update_history(who, org, project, stack, page_size=1, page=1)
         if not updates:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} has no updates")
@@ -107,8 +106,9 @@ def updates_router(service: Service) -> APIRouter:
 
     @router.get(UPDATE)
     async def get_update_status(
-        who: Authenticated, org: str, project: str, stack: str, kind: str, update_id: str
+        who: Authenticated, http_request: Request, kind: str, update_id: str
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         _check_kind(kind)
         update = state.get_update(who, org, project, stack, update_id)
         finished = update.status in FINISHED
@@ -121,13 +121,12 @@ def updates_router(service: Service) -> APIRouter:
     @router.post(UPDATE)
     async def start_update(
         who: Authenticated,
-        org: str,
-        project: str,
-        stack: str,
+        http_request: Request,
         kind: str,
         update_id: str,
         request: Annotated[AppStartUpdateRequest, Body()],
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         _check_kind(kind)
         lease = state.start_update(who, org, project, stack, update_id, tags=request.tags)
         body = AppStartUpdateResponse(
@@ -188,8 +187,9 @@ def updates_router(service: Service) -> APIRouter:
 
     @router.post(UPDATE + "/cancel", status_code=204)
     async def cancel_update(
-        who: Authenticated, org: str, project: str, stack: str, kind: str, update_id: str
+        who: Authenticated, http_request: Request, kind: str, update_id: str
     ) -> Response:
+        org, project, stack = stack_path(http_request)
         _check_kind(kind)
         state.cancel_update(who, org, project, stack, update_id)
         return Response(status_code=204)
@@ -203,11 +203,10 @@ def _update_creator(service: Service, kind: UpdateKind) -> Callable[..., Awaitab
 
     async def create_update(
         who: Annotated[Caller, Depends(service.caller)],
-        org: str,
-        project: str,
-        stack: str,
+        http_request: Request,
         request: Annotated[AppUpdateProgramRequest, Body()],
     ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
         update_id = service.state.create_update(
             who,
             org,

@@ -507,7 +507,8 @@ def _environment_record(row: Any, owner: str) -> EnvironmentRecord:
         created=created,
         owner=owner,
         modified=modified or created,
-        tags=json.loads(tags) if tags else {},
+        # Most environments have no tags: their "{}" needs no decoding.
+        tags=json.loads(tags) if tags and tags != "{}" else {},
     )
 
 
