@@ -19,11 +19,10 @@ import argparse
 import asyncio
 import base64
 import itertools
-import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from _emulator import announce, check, sign_off
 from preview_commit import ADMIN_TOKEN, AGENT, DESTINATION, claim_world, write_world
 
 from toolkit.emulator.app import create_app
+from toolkit.emulator.in_process import answer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import load_world
 
@@ -85,36 +85,8 @@ class App:
 
     async def answer(self, request: Request) -> int:
         method, path, query, body = request
-        sent = b"" if body is None else json.dumps(body).encode()
-        headers = [(b"host", b"emulator"), (b"authorization", f"token {ADMIN_TOKEN}".encode())]
-        if sent:
-            headers += [(b"content-type", b"application/json")]
-            headers += [(b"content-length", str(len(sent)).encode())]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8080),
-        }
-        statuses: list[int] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": sent, "more_body": False}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-
-        await self._app(scope, receive, send)
-        return statuses[0]
+        status, _ = await answer(self._app, method, path, token=ADMIN_TOKEN, query=query, body=body)
+        return status
 
 
 async def cpu_a_request(app: App, route: Callable[[int], list[Request]], requests: int) -> float:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from toolkit.emulator.app import create_app
+from toolkit.emulator.in_process import answer
 from toolkit.emulator.state import ServiceState
 from toolkit.emulator.world import parse_world
 
@@ -43,39 +44,9 @@ def calls_to_answer(
     how many Python function calls the app made answering it (the first request, which
     warms caches, is not counted)."""
     app = create_app(ServiceState.from_world(parse_world(WORLD)))
-    sent = b"" if body is None else json.dumps(body).encode()
-    headers = [(b"host", b"emulator"), (b"authorization", f"token {TOKEN}".encode())]
-    if sent:
-        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(sent))]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8080),
-    }
-
-    async def answer() -> tuple[int, bytes]:
-        messages: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": sent, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            messages.append(message)
-
-        await app(scope, receive, send)
-        return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
 
     async def warm_then_count() -> tuple[int, bytes, int]:
-        await app({**scope, "method": "GET", "path": "/api/user"}, _no_body, _ignore)
+        await answer(app, "GET", "/api/user", token=TOKEN)
         calls = 0
 
         def count(frame: FrameType, event: str, arg: object) -> None:
@@ -86,20 +57,12 @@ def calls_to_answer(
         profile: Callable[..., None] = count
         sys.setprofile(profile)
         try:
-            status, written = await answer()
+            status, written = await answer(app, method, path, token=TOKEN, query=query, body=body)
         finally:
             sys.setprofile(None)
         return status, written, calls
 
     return asyncio.run(warm_then_count())
-
-
-async def _no_body() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _ignore(message: object) -> None:
-    pass
 
 
 STACK = "/api/stacks/agent/web/dev-007"
