@@ -391,6 +391,29 @@ def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
     assert headers["User-Agent"].startswith("pulumi-claim/")
 
 
+def test_the_user_agent_is_read_from_the_package_once_a_process(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every client sends the package's version; reading it from the package's metadata
+    searches the import path, so it is read at most once however many clients there are."""
+    reads: list[str] = []
+
+    def reading(package: str) -> str:
+        reads.append(package)
+        return real_version(package)
+
+    real_version = transport.version
+    monkeypatch.setattr(transport, "version", reading)
+    recorder = WireRecorder()
+    for _ in range(3):
+        call(emulator, lambda client: client.get_current_user(), trace_configs=[recorder.trace])
+
+    agents = {exchange.headers["User-Agent"] for exchange in recorder.exchanges}
+    assert len(recorder.exchanges) == 3
+    assert agents == {f"pulumi-claim/{real_version('pulumi-claim')}"}
+    assert len(reads) <= 1
+
+
 def test_a_connection_left_idle_longer_than_a_server_keeps_one_is_not_used_again(
     emulator: EmulatorServer,
 ) -> None:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import cache
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -86,7 +87,11 @@ state of 20 resources takes a third of the CPU of Python's default 9 for 14 % mo
 a batch of 1,000 secrets a ninth (docs/performance.md, "Where the CPU goes")."""
 
 
+@cache
 def _user_agent() -> str:
+    """`pulumi-claim/<version>`, read from the installed package's metadata once a process:
+    reading it searches the import path, which took longer than a listing's page of CPU, and a
+    preview makes a client for each identity and check."""
     try:
         return f"pulumi-claim/{version('pulumi-claim')}"
     except PackageNotFoundError:
