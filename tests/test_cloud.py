@@ -16,7 +16,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from wire_recorder import WireRecorder
 
-from toolkit.cloud import CloudClient
+from toolkit.cloud import CloudClient, transport
 from toolkit.cloud.transport import GZIP_LEVEL, Answer, _retry_after_seconds
 from toolkit.credentials import Credentials, load_credentials
 from toolkit.emulator import serializers
@@ -174,6 +174,26 @@ def test_list_stacks_pages_through_everything(emulator: EmulatorServer) -> None:
     pages = [e for e in emulator.requests.entries() if e.path == "/api/user/stacks"]
     assert len(pages) == -(-STACKS_IN_ACME // PAGE_SIZE)
     assert ["continuationToken=" in page.query for page in pages] == [False, True, True, True]
+
+
+def test_a_page_is_decoded_caching_its_keys_alone(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page of a listing is decoded once, with pydantic-core's string cache kept for the
+    keys that repeat on every item (caching each value too cost more CPU than it saved); the
+    stacks read are the ones the service holds."""
+    decoded: list[object] = []
+
+    def recording(data: bytes, *, cache_strings: object = True) -> Any:
+        decoded.append(cache_strings)
+        return real_from_json(data, cache_strings=cache_strings)  # type: ignore[arg-type]
+
+    real_from_json = transport.pydantic_core.from_json
+    monkeypatch.setattr(transport.pydantic_core, "from_json", recording)
+    stacks = call(emulator, lambda client: client.list_stacks("acme"))
+
+    assert {(s.project_name, s.stack_name) for s in stacks} == emulator.state.stack_names("acme")
+    assert decoded == ["keys"] * -(-STACKS_IN_ACME // PAGE_SIZE)
 
 
 def test_the_next_page_is_asked_while_the_caller_still_holds_this_one(
@@ -369,6 +389,29 @@ def test_requests_carry_the_service_headers(emulator: EmulatorServer) -> None:
     assert headers["Accept"] == "application/vnd.pulumi+8"
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"].startswith("pulumi-claim/")
+
+
+def test_the_user_agent_is_read_from_the_package_once_a_process(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every client sends the package's version; reading it from the package's metadata
+    searches the import path, so it is read at most once however many clients there are."""
+    reads: list[str] = []
+
+    def reading(package: str) -> str:
+        reads.append(package)
+        return real_version(package)
+
+    real_version = transport.version
+    monkeypatch.setattr(transport, "version", reading)
+    recorder = WireRecorder()
+    for _ in range(3):
+        call(emulator, lambda client: client.get_current_user(), trace_configs=[recorder.trace])
+
+    agents = {exchange.headers["User-Agent"] for exchange in recorder.exchanges}
+    assert len(recorder.exchanges) == 3
+    assert agents == {f"pulumi-claim/{real_version('pulumi-claim')}"}
+    assert len(reads) <= 1
 
 
 def test_a_connection_left_idle_longer_than_a_server_keeps_one_is_not_used_again(

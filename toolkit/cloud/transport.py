@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import cache
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Final, Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -73,13 +74,24 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 MIB = 1024 * 1024
 
+DECODED_STRINGS_CACHED: Final = "keys"
+"""Which strings of a decoded answer go through pydantic-core's cache of decoded strings:
+only the keys, which repeat on every item of a page. Its values (ids, names, tokens) are
+mostly seen once, and caching each of them cost more than it saved: decoding a page of 100
+stacks took 0.15 ms of CPU with every string cached, 0.06 ms with the keys alone, and it is
+done before the next page is asked (docs/performance.md, "The chain of pages at 20 ms")."""
+
 GZIP_LEVEL = 3
 """How hard the bodies sent gzip-encoded (states, batches of secrets) are compressed: at 3 a
 state of 20 resources takes a third of the CPU of Python's default 9 for 14 % more bytes, and
 a batch of 1,000 secrets a ninth (docs/performance.md, "Where the CPU goes")."""
 
 
+@cache
 def _user_agent() -> str:
+    """`pulumi-claim/<version>`, read from the installed package's metadata once a process:
+    reading it searches the import path, which took longer than a listing's page of CPU, and a
+    preview makes a client for each identity and check."""
     try:
         return f"pulumi-claim/{version('pulumi-claim')}"
     except PackageNotFoundError:
@@ -507,7 +519,7 @@ def decode_answer(response: Answer, call: str) -> object:
     """The answer's JSON body as Python values, decoded once: a page's token is read from it
     before the page is validated (`validate_answer`)."""
     try:
-        return pydantic_core.from_json(response.content)
+        return pydantic_core.from_json(response.content, cache_strings=DECODED_STRINGS_CACHED)
     except ValueError as exc:
         raise TransportError(
             f"{call} answered with a body that is not JSON: {exc}", hint=NOT_AN_API_HINT
