@@ -47,6 +47,7 @@ main()
 first what it had imported at its first connection and at exit, and the collector's state."""
 
 NOT_IN_A_JSON_PREVIEW = (
+    "rich",
     "jinja2",
     "toolkit.report.table",
     "toolkit.report.markdown",
@@ -59,47 +60,56 @@ NOT_IN_A_JSON_PREVIEW = (
     "psycopg",
 )
 """What a preview that writes JSON never needs: the other formats' renderers (jinja2 for the
-HTML page; the table and Markdown), the emulator and its web stack, the Automation API, the
-runs database's drivers."""
+HTML page; the table and Markdown), rich for the spinner where stderr is no terminal, the
+emulator and its web stack, the Automation API, the runs database's drivers."""
+
+TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR")
+"""What makes rich take a pipe for a terminal."""
 
 
 def probed(
     tmp_path: Path, env: dict[str, str], *args: str, code: int = 0
-) -> tuple[str, dict[str, Any]]:
-    """Run `pulumi-claim ARGS` through `PROBE`, which must exit with `code`: its stdout and
-    what the probe saw."""
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run `pulumi-claim ARGS` through `PROBE` with stdout and stderr on pipes (no variable
+    making rich take them for terminals but those in `env`), which must exit with `code`: the
+    process and what the probe saw."""
     seen = tmp_path / "seen.json"
+    inherited = {k: v for k, v in os.environ.items() if k not in TERMINAL_VARIABLES}
     ran = subprocess.run(
         [sys.executable, "-c", PROBE, str(seen), *args],
-        env={**os.environ, **env},
+        env={**inherited, **env},
         capture_output=True,
         text=True,
         check=False,
     )
     assert ran.returncode == code, ran.stderr
     report: dict[str, Any] = json.loads(seen.read_text(encoding="utf-8"))
-    return ran.stdout, report
+    return ran, report
 
 
-def json_preview(make_emulator: EmulatorFactory, tmp_path: Path) -> dict[str, Any]:
-    """A real preview as JSON on stdout, blocked by the world's two conflicts: what the probe
-    saw, once the document is checked."""
+def json_preview(
+    make_emulator: EmulatorFactory, tmp_path: Path, **variables: str
+) -> tuple[str, dict[str, Any]]:
+    """A real preview as JSON on stdout, blocked by the world's two conflicts, with the
+    environment's `variables`: its stderr and what the probe saw, once the document is
+    checked."""
     server = make_emulator(claim_world())
     env = {
         "PULUMI_ACCESS_TOKEN": "tok-alice",
         "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
         "PULUMI_BACKEND_URL": server.url,
         "PULUMI_CLAIM_RUNS_DIR": str(tmp_path / "runs"),
+        **variables,
     }
-    stdout, seen = probed(tmp_path, env, "preview", *ORGS, "--format", "json", code=3)
-    assert len(as_document(stdout).conflicts) == 2
-    return seen
+    ran, seen = probed(tmp_path, env, "preview", *ORGS, "--format", "json", code=3)
+    assert len(as_document(ran.stdout).conflicts) == 2
+    return ran.stderr, seen
 
 
 def test_a_json_preview_imports_no_other_format_s_renderer_nor_what_it_never_runs(
     make_emulator: EmulatorFactory, tmp_path: Path
 ) -> None:
-    seen = json_preview(make_emulator, tmp_path)
+    _, seen = json_preview(make_emulator, tmp_path)
 
     loaded = {
         module
@@ -110,12 +120,24 @@ def test_a_json_preview_imports_no_other_format_s_renderer_nor_what_it_never_run
     assert loaded == set()
 
 
+def test_a_preview_draws_its_spinner_on_a_pipe_taken_for_a_terminal(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """rich is imported for the spinner whenever it might draw it (`may_be_terminal`): here,
+    where the environment tells rich that stderr is a terminal, though it is a pipe."""
+    for variable in TERMINAL_VARIABLES:
+        stderr, seen = json_preview(make_emulator, tmp_path, **{variable: "1"})
+
+        assert "planning… (reading the inventory)" in stderr, variable
+        assert "rich.console" in seen["modules at exit"], variable
+
+
 def test_the_collector_walks_no_start_up_object_once_the_first_request_leaves(
     make_emulator: EmulatorFactory, tmp_path: Path
 ) -> None:
     """The modules were imported with the collector off, then frozen out of its passes; it is
     back on for the preview's own objects."""
-    seen = json_preview(make_emulator, tmp_path)
+    _, seen = json_preview(make_emulator, tmp_path)
 
     assert "aiohttp" in seen["modules at the first request"]
     assert seen["collector on at the first request"] is True
@@ -125,13 +147,13 @@ def test_the_collector_walks_no_start_up_object_once_the_first_request_leaves(
 def test_the_collector_has_nothing_left_to_walk_at_exit(
     make_emulator: EmulatorFactory, tmp_path: Path
 ) -> None:
-    seen = json_preview(make_emulator, tmp_path)
+    _, seen = json_preview(make_emulator, tmp_path)
 
     assert seen["left to collect at exit"] < 1_000
 
 
 def test_a_command_s_help_imports_none_of_the_commands(tmp_path: Path) -> None:
-    stdout, seen = probed(tmp_path, {}, "preview", "--help")
+    ran, seen = probed(tmp_path, {}, "preview", "--help")
 
-    assert stdout.startswith("Usage: pulumi-claim preview [OPTIONS]")
+    assert ran.stdout.startswith("Usage: pulumi-claim preview [OPTIONS]")
     assert {"toolkit.commands", "aiohttp", "pydantic"}.isdisjoint(seen["modules at exit"])
