@@ -48,6 +48,7 @@ first what it had imported at its first connection and at exit, and the collecto
 
 NOT_IN_A_JSON_PREVIEW = (
     "rich",
+    "yaml",
     "jinja2",
     "toolkit.report.table",
     "toolkit.report.markdown",
@@ -60,8 +61,9 @@ NOT_IN_A_JSON_PREVIEW = (
     "psycopg",
 )
 """What a preview that writes JSON never needs: the other formats' renderers (jinja2 for the
-HTML page; the table and Markdown), rich for the spinner where stderr is no terminal, the
-emulator and its web stack, the Automation API, the runs database's drivers."""
+HTML page; the table and Markdown), rich for the spinner where stderr is no terminal, PyYAML
+where no resolution map is given, the emulator and its web stack, the Automation API, the
+runs database's drivers."""
 
 TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR")
 """What makes rich take a pipe for a terminal."""
