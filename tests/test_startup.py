@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from conftest import EmulatorFactory
 
 PROBE = """
-import atexit, gc, json, sys
+import atexit, gc, json, os, sys
 
 out = sys.argv.pop(1)
 seen = {}
@@ -32,6 +32,13 @@ def at_the_first_connection(event, args):
 
 def at_exit():
     seen["modules at exit"] = sorted(sys.modules)
+    seen["SSL_CERT_FILE at exit"] = os.environ.get("SSL_CERT_FILE")
+    if "aiohttp.connector" in sys.modules:
+        connector = sys.modules["aiohttp.connector"]
+        defaults = (connector._SSL_CONTEXT_VERIFIED, connector._SSL_CONTEXT_UNVERIFIED)
+        seen["certificates in aiohttp's defaults"] = sum(
+            context.cert_store_stats()["x509"] for context in defaults
+        )
     seen["left to collect at exit"] = len(gc.get_objects())
     with open(out, "w") as file:
         json.dump(seen, file)
@@ -73,10 +80,11 @@ def probed(
     tmp_path: Path, env: dict[str, str], *args: str, code: int = 0
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Run `pulumi-claim ARGS` through `PROBE` with stdout and stderr on pipes (no variable
-    making rich take them for terminals but those in `env`), which must exit with `code`: the
-    process and what the probe saw."""
+    making rich take them for terminals, and no `SSL_CERT_FILE`, but those in `env`), which
+    must exit with `code`: the process and what the probe saw."""
     seen = tmp_path / "seen.json"
-    inherited = {k: v for k, v in os.environ.items() if k not in TERMINAL_VARIABLES}
+    unset = (*TERMINAL_VARIABLES, "SSL_CERT_FILE")
+    inherited = {k: v for k, v in os.environ.items() if k not in unset}
     ran = subprocess.run(
         [sys.executable, "-c", PROBE, str(seen), *args],
         env={**inherited, **env},
@@ -144,6 +152,20 @@ def test_the_collector_walks_no_start_up_object_once_the_first_request_leaves(
     assert "aiohttp" in seen["modules at the first request"]
     assert seen["collector on at the first request"] is True
     assert seen["frozen at the first request"] > 50_000
+
+
+def test_aiohttp_reads_none_of_the_system_s_certificates_and_leaves_the_environment_as_it_was(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """Its default TLS contexts, which the toolkit never uses, are made empty
+    (`toolkit.cloud.http_library`): no bundle read before the first request. A variable the
+    user set is theirs again once aiohttp is imported."""
+    for user_s in (None, "/etc/ssl/certs/ca-certificates.crt"):
+        variables = {} if user_s is None else {"SSL_CERT_FILE": user_s}
+        _, seen = json_preview(make_emulator, tmp_path, **variables)
+
+        assert seen["certificates in aiohttp's defaults"] == 0
+        assert seen["SSL_CERT_FILE at exit"] == user_s
 
 
 def test_the_collector_has_nothing_left_to_walk_at_exit(
