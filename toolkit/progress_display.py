@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 class Planning:
     """ "planning…" with a spinner on `console` while the inventory is read and the claim
-    planned: only on a terminal and when not quiet (a log gets no line for it). `done()`
-    ends it early, before a question or the progress bar."""
+    planned: only on a terminal and when not quiet (a log gets no line for it); no console,
+    no spinner. `done()` ends it early, before a question or the progress bar."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console | None) -> None:
         self._status: Status | None = None
-        if console.is_terminal and not console.quiet:
+        if console is not None and console.is_terminal and not console.quiet:
             self._status = console.status("planning… (reading the inventory)")
 
     def __enter__(self) -> Planning:

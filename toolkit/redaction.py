@@ -57,10 +57,11 @@ _RECOGNISED = re.compile(
     r"|(?<![0-9a-fA-F])[0-9a-fA-F]{48}(?![0-9a-fA-F])"
 )
 _MARKS = ("/claim/", "/api/agents/signup/validate/", "://", "pul-")
-"""Text that holds none of these, and no run of 48 hex digits, holds nothing `_RECOGNISED`
-matches: most text (a journal's rows, a log line) is let through after these cheap looks,
-rather than the pattern tried at each of its characters."""
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{48}")
+_MAYBE_RECOGNISED = "|".join([*map(re.escape, _MARKS), r"[0-9a-fA-F]{48}"])
+"""Text in which this finds nothing (none of `_MARKS`, no run of 48 hex digits) holds nothing
+`_RECOGNISED` matches: most text (a journal's rows, a log line, a report's strings) is let
+through after this one scan, rather than the pattern tried at each of its characters."""
+_MAYBE_RECOGNISED_SEARCH = re.compile(_MAYBE_RECOGNISED).search
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -88,6 +89,8 @@ def map_strings(value: T, change: Callable[[str], str]) -> T:
             return type(item)(walk(part) for part in item)
         if isinstance(item, dict):
             return {walk(key): walk(part) for key, part in item.items()}
+        if item is None or isinstance(item, int | float):  # most of a document's other values
+            return item
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
             changes = {
                 field.name: walk(getattr(item, field.name))
@@ -125,13 +128,13 @@ def _masker(secrets: tuple[str, ...]) -> Callable[[str], str]:
         form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET_LENGTH
     }
     # Longest first, so that a secret holding another one is masked whole.
-    given = (
-        re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
-        if forms
-        else None
-    )
+    escaped = [re.escape(form) for form in sorted(forms, key=len, reverse=True)]
+    given = re.compile("|".join(escaped)) if forms else None
+    maybe_masked = re.compile("|".join([*escaped, _MAYBE_RECOGNISED])).search
 
     def mask(text: str) -> str:
+        if maybe_masked(text) is None:  # most text: one scan finds nothing to mask
+            return text
         if given is not None:
             text = given.sub(MASK, text)
         return _mask_recognised_tokens(text)
@@ -141,7 +144,7 @@ def _masker(secrets: tuple[str, ...]) -> Callable[[str], str]:
 
 def _mask_recognised_tokens(text: str) -> str:
     """`text` with the tokens the toolkit recognises masked."""
-    if not any(mark in text for mark in _MARKS) and _HEX_RUN.search(text) is None:
+    if _MAYBE_RECOGNISED_SEARCH(text) is None:
         return text
     return _RECOGNISED.sub(_mask_recognised, text)
 

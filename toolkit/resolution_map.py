@@ -8,15 +8,12 @@ with every other problem and a user fixes a large map in one pass.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import Field, TypeAdapter, ValidationError
-from yaml.constructor import SafeConstructor
 
 from toolkit.entities import (
     KINDS,
@@ -82,33 +79,8 @@ class ResolutionMap:
         return cls(renames=())
 
 
-class _Pairs(list[tuple[object, object]]):
+class Pairs(list[tuple[object, object]]):
     """A mapping read as its list of pairs, so that a key given twice is seen, not dropped."""
-
-
-class _PairsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML's safe loader (libyaml's when present), except that mappings come back as `_Pairs`
-    and aliases are refused."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
-        """A node met a second time is an alias (`*name`, or a `<<` merge of one): no map
-        needs one, and a few hundred bytes of aliases of aliases expand to millions of values."""
-        if node in self.constructed_objects:
-            raise yaml.constructor.ConstructorError(
-                None, None, "anchors and aliases (& and *) are not allowed", node.start_mark
-            )
-        return super().construct_object(node, deep)
-
-
-def _construct_pairs(loader: SafeConstructor, node: yaml.MappingNode) -> _Pairs:
-    loader.flatten_mapping(node)
-    return _Pairs(
-        (loader.construct_object(key, deep=True), loader.construct_object(value, deep=True))
-        for key, value in node.value
-    )
-
-
-_PairsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_pairs)
 
 
 def parse_resolution_map(text: str, *, origin: str = "resolution map") -> ResolutionMap:
@@ -132,7 +104,7 @@ def _parse_document(text: str, origin: str) -> ResolutionMap:
         raise ResolutionMapError(
             [f"{origin}: {entries:,} entries, more than the {MAX_MAP_ENTRIES:,} a map may hold"]
         )
-    if isinstance(document, _Pairs):
+    if isinstance(document, Pairs):
         return _parse_friendly(document, origin)
     if isinstance(document, list):
         return _parse_wire(document, origin)
@@ -184,12 +156,15 @@ def format_resolution_map(renames: Sequence[RenameEntity]) -> str:
         "# it no longer collides with a name in the destination org. Edit the new names as you",
         "# like, then pass this file with --resolutions.",
     ]
+    from toolkit.resolution_map_yaml import yaml_scalar
+
     for section, (kind, shape) in _SECTIONS.items():
         entries = [rename for rename in renames if entity_key(rename)[0] == kind]
         if entries:
             lines.append(f"{section}:  # {shape}: new {shape}")
             lines.extend(
-                f"  {_scalar(display_name(rename))}: {_scalar(display_name(target_of(rename)))}"
+                f"  {yaml_scalar(display_name(rename))}: "
+                f"{yaml_scalar(display_name(target_of(rename)))}"
                 for rename in entries
             )
     return "\n".join(lines) + "\n"
@@ -198,30 +173,29 @@ def format_resolution_map(renames: Sequence[RenameEntity]) -> str:
 def _load_document(text: str, origin: str) -> object:
     """JSON when the text is JSON (YAML parsers choke on JSON's tabs), else YAML."""
     try:
-        return json.loads(text, object_pairs_hook=_Pairs)
+        return json.loads(text, object_pairs_hook=Pairs)
     except json.JSONDecodeError:
         pass
-    try:
-        return yaml.load(text, Loader=_PairsLoader)
-    except (yaml.YAMLError, ValueError) as error:  # ValueError: a date like 2026-13-45
-        raise ResolutionMapError([f"{origin}: not valid YAML or JSON: {error}"]) from error
+    from toolkit.resolution_map_yaml import load_yaml
+
+    return load_yaml(text, origin)
 
 
 def _entry_count(document: object) -> int:
     """How many renames a document asks for: the wire form's items, or the friendly form's
     entries over every section."""
-    if isinstance(document, _Pairs):  # a list too: tested first
+    if isinstance(document, Pairs):  # a list too: tested first
         return sum(
             len(entries)
             for section, entries in document
-            if section not in (LANDING_SECTION, ACCEPT_SECTION) and isinstance(entries, _Pairs)
+            if section not in (LANDING_SECTION, ACCEPT_SECTION) and isinstance(entries, Pairs)
         )
     if isinstance(document, list):
         return len(document)
     return 0
 
 
-def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
+def _parse_friendly(document: Pairs, origin: str) -> ResolutionMap:
     unreadable: list[str] = []
     renames: list[RenameEntity] = []
     problems: list[str] = []
@@ -244,7 +218,7 @@ def _parse_friendly(document: _Pairs, origin: str) -> ResolutionMap:
                 f"{did_you_mean(section, _FRIENDLY_SECTIONS)}; expected "
                 f"{', '.join(_FRIENDLY_SECTIONS)}"
             )
-        elif entries is not None and not isinstance(entries, _Pairs):
+        elif entries is not None and not isinstance(entries, Pairs):
             shape = _SECTIONS[section][1]
             unreadable.append(
                 f"{origin}: section {section} must map {shape} to a new {shape}, "
@@ -273,7 +247,7 @@ def parse_accept(
     where = f"{origin}: accept" if origin else "accept"
     if entries is None:
         return frozenset(), []
-    if not isinstance(entries, _Pairs | dict):
+    if not isinstance(entries, Pairs | dict):
         return frozenset(), [
             f"{where} must map sections ({', '.join(_SECTIONS)}) to lists of "
             f"names, got {_shown(entries)}"
@@ -355,30 +329,12 @@ def _location(loc: tuple[int | str, ...], kind: object) -> str:
 
 
 def _plain(value: object) -> object:
-    """`value` with every `_Pairs` turned back into a dict, as pydantic expects."""
-    if isinstance(value, _Pairs):
+    """`value` with every `Pairs` turned back into a dict, as pydantic expects."""
+    if isinstance(value, Pairs):
         return {str(key): _plain(item) for key, item in value}
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
-
-
-_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
-_implicit_tag: Callable[[type[yaml.Node], str, tuple[bool, bool]], str] = (
-    yaml.resolver.Resolver().resolve
-)
-"""The tag YAML gives an unquoted scalar, e.g. bool for `true`: the test for quoting a name."""
-
-
-def _scalar(text: str) -> str:
-    """`text` as a YAML scalar: plain when YAML reads it back as this same text, else quoted.
-
-    Names like `1.0`, `true` or `null` are quoted, so that any YAML reader sees text.
-    """
-    plain = _PLAIN_TEXT.fullmatch(text) and (
-        _implicit_tag(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
-    )
-    return text if plain else json.dumps(text)
 
 
 def _shown(value: object) -> str:

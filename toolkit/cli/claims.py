@@ -74,7 +74,7 @@ def preview(
         migrate_via=migrate_via,
         landing=not no_landing,
     )
-    with Planning(settings.progress_console()):
+    with Planning(settings.spinner_console()):
         result = commands.preview(credentials, request)
     context = report(
         settings,

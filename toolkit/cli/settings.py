@@ -122,6 +122,14 @@ class Settings:
 
         return Console(stderr=True, quiet=self.quiet, **self.console_colors(sys.stderr))
 
+    def spinner_console(self) -> Console | None:
+        """The console for a spinner on stderr, or None when it would draw nothing there
+        (quiet, or stderr no terminal for rich: `may_be_terminal`): rich is not even imported
+        then, which a preview written to a pipe or a file never needs."""
+        if self.quiet or not may_be_terminal(sys.stderr):
+            return None
+        return self.progress_console()
+
     def console_colors(self, stream: TextIO) -> dict[str, Any]:
         """How a rich Console writing to `stream` shows colour, the one rule for every console
         of the command line: `never` writes no ANSI code at all (no colour, no style, and no
@@ -133,6 +141,13 @@ class Settings:
         if chosen == "always":
             return {"color_system": "auto" if stream.isatty() else "standard", "no_color": False}
         return {"no_color": False}
+
+
+def may_be_terminal(stream: TextIO) -> bool:
+    """Whether a rich Console writing to `stream` may take it for a terminal, and so draw on
+    it: only when the stream is one or the environment says to treat it as one (rich reads
+    `TTY_COMPATIBLE` and `FORCE_COLOR`). False: such a console draws nothing there."""
+    return "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ or stream.isatty()
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -30,13 +30,13 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 from urllib.parse import quote, urlencode
 
-import aiohttp
 import pydantic_core
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from toolkit.cloud.concurrency import STARTING_LIMIT, AdaptiveLimit, AdaptiveSlots
+from toolkit.cloud.http_library import aiohttp
 from toolkit.cloud.paging import PageSize, PageTokens, abandon, page_token
 from toolkit.errors import (
     NOT_AN_API_HINT,
