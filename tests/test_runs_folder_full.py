@@ -94,7 +94,7 @@ def commit(
 ) -> subprocess.CompletedProcess[str]:
     """`pulumi-claim commit` in its own process, to its end; with `file_size_limit`, no file it
     writes may grow past that many bytes."""
-    env = toolkit_env(runs_dir, PULUMI_ACCESS_TOKEN=TOKEN)
+    env = cut_short_env(runs_dir)
 
     def limit_file_size() -> None:
         if file_size_limit is not None:
@@ -130,6 +130,15 @@ GRPC_CORE_LOG = re.compile(r"^[EWI]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] .*$\
 """A line of gRPC's C core (loaded with the Automation API that planning's CLI cross-check
 uses), which it may write to stderr on its own while the interpreter exits ("epoll_wait
 error: Bad file descriptor"): not the command's output."""
+
+
+def cut_short_env(runs_dir: Path) -> dict[str, str]:
+    """The environment of a commit whose writes may be cut short: it writes no bytecode.
+    CPython renames a `.pyc` into place without checking that all of it was written, so a
+    commit limited to 8 KiB files left truncated ones in the project's bytecode cache (24 of
+    them, when it was the first to import those modules), and each broke every later import
+    of its module, in whichever test came next."""
+    return toolkit_env(runs_dir, PULUMI_ACCESS_TOKEN=TOKEN, PYTHONDONTWRITEBYTECODE="1")
 
 
 def assert_one_clear_error(finished: subprocess.CompletedProcess[str], *said: str) -> None:
@@ -196,7 +205,7 @@ def test_runs_folder_unwritable_mid_run_stops_there_and_the_same_command_finishe
                 resource.prlimit(process[0], resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 
     server.requests.watch(cut_off_at_the_fifth_transfer)
-    env = toolkit_env(runs_dir, PULUMI_ACCESS_TOKEN=TOKEN)
+    env = cut_short_env(runs_dir)
     child = subprocess.Popen(
         toolkit_command(server, *COMMIT, "--concurrency", "1"),
         env=env,
