@@ -80,20 +80,26 @@ def test_a_plan_is_built_with_the_earlier_objects_frozen_and_fewer_young_collect
 def test_only_the_last_of_plans_at_once_restores_the_collector() -> None:
     thresholds = gc.get_threshold()
 
-    with fewer_gc_pauses():
-        with fewer_gc_pauses():
-            pass
-        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
-        assert gc.get_freeze_count() > 0
+    async def two_plans_at_once() -> None:
+        async with fewer_gc_pauses():
+            async with fewer_gc_pauses():
+                pass
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+            assert gc.get_freeze_count() > 0
 
+    asyncio.run(two_plans_at_once())
     assert (gc.get_threshold(), gc.get_freeze_count()) == (thresholds, 0)
 
 
 def test_a_freeze_made_before_the_plan_is_left_as_it_was() -> None:
     gc.freeze()
     try:
-        with fewer_gc_pauses():
-            pass
+        asyncio.run(a_plan())
         assert gc.get_freeze_count() > 0, "the earlier freeze was undone"
     finally:
         gc.unfreeze()
+
+
+async def a_plan() -> None:
+    async with fewer_gc_pauses():
+        pass

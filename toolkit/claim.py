@@ -82,6 +82,7 @@ class CommitResult:
         return any(failure.outcome == "interrupted" for failure in self.failed_moves.values())
 
 
+@fewer_gc_pauses()
 async def plan_claim(
     sides: Sides,
     resolution_map: ResolutionMap,
@@ -106,20 +107,6 @@ async def plan_claim(
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
-    with fewer_gc_pauses():
-        return await _plan_claim(
-            sides, resolution_map, strategy, environments=environments, migrate_via=migrate_via
-        )
-
-
-async def _plan_claim(
-    sides: Sides,
-    resolution_map: ResolutionMap,
-    strategy: StrategyChoice,
-    *,
-    environments: EnvironmentChoice,
-    migrate_via: MigrateVia | None,
-) -> ClaimPlan:
     async with CurrentUsers() as users:
         if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
             chosen, why = await strategy_for(sides, users, strategy)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 YOUNG_THRESHOLD = 10_000
 """Allocations between two collections of the youngest generation while a plan is built
@@ -30,11 +30,12 @@ _froze = False
 (its freeze is left as it was)."""
 
 
-@contextmanager
-def fewer_gc_pauses() -> Iterator[None]:
-    """Within: the objects that existed on entry are out of the collector's sight, and young
-    collections run every `YOUNG_THRESHOLD` allocations. Cyclic garbage made within is still
-    collected, only less often; everything is as it was once the last plan leaves."""
+@asynccontextmanager
+async def fewer_gc_pauses() -> AsyncIterator[None]:
+    """Within (or around a coroutine function it decorates): the objects that existed on entry
+    are out of the collector's sight, and young collections run every `YOUNG_THRESHOLD`
+    allocations. Cyclic garbage made within is still collected, only less often; everything
+    is as it was once the last plan leaves."""
     global _depth, _saved_thresholds, _froze
     with _lock:
         if _depth == 0:
