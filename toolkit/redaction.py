@@ -61,13 +61,10 @@ _MAYBE_RECOGNISED = "|".join([*map(re.escape, _MARKS), r"[0-9a-fA-F]{48}"])
 """Text in which this finds nothing (none of `_MARKS`, no run of 48 hex digits) holds nothing
 `_RECOGNISED` matches: most text (a journal's rows, a log line, a report's strings) is let
 through after this one scan, rather than the pattern tried at each of its characters."""
-_MAYBE_RECOGNISED_SEARCH = re.compile(_MAYBE_RECOGNISED).search
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every token the toolkit recognises, and every one of `secrets`, masked."""
-    if not secrets:  # the common case: no pattern of given secrets to build
-        return _mask_recognised_tokens(text)
     return _masker(tuple(secrets))(text)
 
 
@@ -137,16 +134,9 @@ def _masker(secrets: tuple[str, ...]) -> Callable[[str], str]:
             return text
         if given is not None:
             text = given.sub(MASK, text)
-        return _mask_recognised_tokens(text)
+        return _RECOGNISED.sub(_mask_recognised, text)
 
     return mask
-
-
-def _mask_recognised_tokens(text: str) -> str:
-    """`text` with the tokens the toolkit recognises masked."""
-    if _MAYBE_RECOGNISED_SEARCH(text) is None:
-        return text
-    return _RECOGNISED.sub(_mask_recognised, text)
 
 
 def _forms(secret: str) -> tuple[str, ...]:
