@@ -255,12 +255,14 @@ class Transport:
         """One page, decoded, at the largest size; if the service refuses that size (a 400
         naming its parameter), the same page once more at the service's default, which this
         client then keeps to for that listing."""
-        call = f"GET {path}"
+
+        async def get(params: dict[str, str]) -> object:
+            return decode_answer(await self._request("GET", path, params=params), f"GET {path}")
+
         if page_size.listing in self._refused_page_sizes:
-            return decode_answer(await self._request("GET", path, params=query), call)
+            return await get(query)
         try:
-            sized = {**query, page_size.parameter: str(page_size.largest)}
-            return decode_answer(await self._request("GET", path, params=sized), call)
+            return await get({**query, page_size.parameter: str(page_size.largest)})
         except ServiceError as exc:
             if exc.status != 400 or not re.search(
                 rf"\b{page_size.parameter}\b", exc.service_message
@@ -273,7 +275,7 @@ class Transport:
                 exc.service_message,
             )
             self._refused_page_sizes.add(page_size.listing)
-        return decode_answer(await self._request("GET", path, params=query), call)
+        return await get(query)
 
     async def _request(
         self,
