@@ -478,33 +478,29 @@ def build_plan(
         if environments == "copy" and isinstance(failure.entity, TransferEntityEnvironment)
     }
     unmovable = {entity_key(failure.entity) for failure in service_failures} - copied
-    # The source's keys in stable order: the plan lists its entities so, and finds each
-    # entity's rename by its key.
-    order = sorted(source.by_key, key=key_order)
-    entities = [source.by_key[key] for key in order]
-    moving_kinds = {e.kind for key, e in zip(order, entities, strict=True) if key not in unmovable}
+    # The source's entities in stable order, with their keys: the plan lists them so, and
+    # finds each one's rename by its key.
+    keyed = [(key, source.by_key[key]) for key in sorted(source.by_key, key=key_order)]
+    entities = [entity for _, entity in keyed]
+    moving_kinds = {e.kind for key, e in keyed if key not in unmovable}
     kinds = movable_kinds(strategy, environments) - {
-        e.kind for e in source.entities if e.kind not in moving_kinds
+        e.kind for e in entities if e.kind not in moving_kinds
     }
     resolution = resolve(source, destination, resolution_map, kinds=kinds)
-    stack_keys = [
-        key for key, e in zip(order, entities, strict=True) if isinstance(e, TransferEntityStack)
-    ]
-    moves = [
-        move_of(entity, resolution.renames.get(key))
-        for key, entity in zip(order, entities, strict=True)
+    keyed_moves = [
+        (key, move_of(entity, resolution.renames.get(key)))
+        for key, entity in keyed
         if isinstance(entity, TransferEntityStack)
     ]
+    moves = [move for _, move in keyed_moves]
     copies = [
         copy_of(entity, resolution.renames.get(key))
-        for key, entity in zip(order, entities, strict=True)
+        for key, entity in keyed
         if isinstance(entity, TransferEntityEnvironment)
         and (key in copied if strategy == "claim-api" else environments == "copy")
     ]
     renames = dict(resolution.renames)
-    renames.update(
-        {key: move.target for key, move in zip(stack_keys, moves, strict=True) if move.renamed}
-    )
+    renames.update({key: move.target for key, move in keyed_moves if move.renamed})
     rename_waves = (
         order_renames(
             moves,
