@@ -195,3 +195,30 @@ class Served:
     requests: tuple[ServedRequest, ...]
     peak_in_flight: int
     """The most requests it had in flight at once."""
+
+    def slot_cycle(self, slots: int) -> SlotCycle:
+        """Where the time of a call slot went, on average, with `slots` calls kept in flight
+        from the first arrival to the last answer."""
+        span = max(r.finished for r in self.requests) - min(r.started for r in self.requests)
+        served = sum(r.seconds for r in self.requests) / len(self.requests)
+        return SlotCycle(cycle=span * slots / len(self.requests), served=served)
+
+
+@dataclass(frozen=True)
+class SlotCycle:
+    """One call slot's turn, on average: from sending a call to sending the next one."""
+
+    cycle: float
+    """Seconds a turn took: the span of the calls times the slots, divided by the calls."""
+    served: float
+    """Seconds of it between the call's arrival and its answer (the latency and the emulator's
+    own handling); the rest went outside the emulator: the client's handling of the answer
+    and of the next call, and each process waiting for its one thread."""
+
+    def describe(self, latency_ms: float) -> str:
+        cycle, served = self.cycle * 1000, self.served * 1000
+        return (
+            f"a call slot's turn: {cycle:.1f} ms = {latency_ms:g} ms latency + "
+            f"{served - latency_ms:.1f} ms more in the emulator + {cycle - served:.1f} ms "
+            "outside it (the client's handling, waits for each process's one thread)"
+        )

@@ -55,7 +55,7 @@ from secrets import token_urlsafe
 from typing import Any, TypeVar
 
 import httpx
-from _emulator import Emulator, announce, check, sign_off
+from _emulator import Emulator, SlotCycle, announce, check, sign_off
 from preview_commit import CallFloors, CpuACall, Figure, print_table, write_world
 
 from toolkit.choices import MigrateVia
@@ -498,6 +498,7 @@ class Measured:
     cpu_seconds: float
     """User and system CPU of this process and of the processes it ran and waited for."""
     emulator_cpu_seconds: float | None
+    cycle: SlotCycle
 
 
 def cpu_now() -> float:
@@ -527,6 +528,7 @@ def timed(service: Emulator, action: Callable[[], T]) -> tuple[T, Measured]:
             if emulator_after is not None and emulator_cpu is not None
             else None
         ),
+        cycle=served.slot_cycle(DEFAULT_MAX_CONCURRENCY),
     )
 
 
@@ -625,7 +627,8 @@ def run(scale: Scale, *, quick: bool, rest_only: bool) -> None:
             f"migrate {n} stacks, REST path, {LATENCY_MS:g} ms: {describe(rest, n)}\n"
             f"  in flight at {floors.concurrency}: floor {floors.in_flight_sum()}, "
             f"{ratio:.2f}x the floor\n"
-            f"  {CpuACall.of(rest.calls, rest.cpu_seconds, rest.emulator_cpu_seconds).describe()}"
+            f"  {CpuACall.of(rest.calls, rest.cpu_seconds, rest.emulator_cpu_seconds).describe()}\n"
+            f"  {rest.cycle.describe(LATENCY_MS)}"
         )
         if rest_only:
             print_table([rest_figure(rest, n), rest_cpu_figure(rest, n)], quick=quick)

@@ -40,6 +40,7 @@ from _emulator import (
     CONSOLE_SCRIPT,
     Emulator,
     ServedRequest,
+    SlotCycle,
     announce,
     check,
     emulators,
@@ -459,6 +460,7 @@ def measure_commit(
     check(renamed == scale.commit_collisions, f"{renamed} renames planned")
     seconds: list[float] = []
     cpu_a_call: list[CpuACall] = []
+    cycles: list[SlotCycle] = []
     for service in fresh:
         service.clear_requests()
         emulator_cpu = service.cpu_seconds()
@@ -475,6 +477,7 @@ def measure_commit(
             else emulator_after - emulator_cpu
         )
         cpu_a_call.append(CpuACall.of(len(served.requests), cpu, emulator_used))
+        cycles.append(served.slot_cycle(DEFAULT_MAX_CONCURRENCY))
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")
         asyncio.run(check_landed_once(admin_credentials(service), plan))
     concurrent = statistics.median(seconds)
@@ -501,7 +504,8 @@ def measure_commit(
         f"floor {floors.one_at_a_time_sum()} ({floors.one_at_a_time / concurrent:.1f}x)\n"
         f"  in flight at {floors.concurrency}: floor {floors.in_flight_sum()}, "
         f"{ratio:.2f}x the floor, target <= {COMMIT_FLOOR_TARGET:g}x\n"
-        f"  {cpu_a_call[median_run].describe()} (the median commit)"
+        f"  {cpu_a_call[median_run].describe()} (the median commit)\n"
+        f"  {cycles[median_run].describe(LATENCY_MS)} (the median commit)"
     )
     name = f"commit {len(plan.moves)} stacks"
     figures = [
