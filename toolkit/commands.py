@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,7 @@ from toolkit.runs import (
 )
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
+from toolkit.sweep_commands import enqueue_sweep, sweep, sweep_request, upgrade_database, work
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
     from toolkit.job_file import Job
     from toolkit.jobs import JobResult, RunLog
     from toolkit.models import AgentClaimResponse
-    from toolkit.sweep import SweepRequest
-    from toolkit.sweep_result import SweepResult, SweepRow
 
 __all__ = [
     "PREVIEW_RUN_ID",
@@ -82,6 +80,7 @@ __all__ = [
     "stopping",
     "sweep",
     "sweep_request",
+    "upgrade_database",
     "versions",
     "work",
 ]
@@ -331,10 +330,7 @@ def status(
     run_id: str | None = None, *, runs_dir: Path | None = None, database: str | None = None
 ) -> RunStatus:
     """The newest run of the runs folder (or `database`), or run `run_id`, for its report."""
-    if database is not None:
-        record = read_run(Path(), run_id, database=database)
-    else:
-        record = read_run(runs_folder(writable=False) if runs_dir is None else runs_dir, run_id)
+    record = _read_run(run_id, runs_dir, database)
     target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
     plan = recorded_plan(record, target)
     document = record.result or record.plan
@@ -353,6 +349,14 @@ def status(
         accepted=plan.accepted,
     )
     return RunStatus(record, document, context)
+
+
+def _read_run(run_id: str | None, runs_dir: Path | None, database: str | None) -> RunRecord:
+    """The run `run_id` (None: the newest) of `database`, else of `runs_dir` or the runs
+    folder."""
+    if database is not None:
+        return read_run(Path(), run_id, database=database)
+    return read_run(runs_folder(writable=False) if runs_dir is None else runs_dir, run_id)
 
 
 def runs_list(*, runs_dir: Path | None = None, database: str | None = None) -> list[RunRecord]:
@@ -429,116 +433,6 @@ def run_job(
 
     runs_dir = default_runs_dir() if runs_dir is None else runs_dir
     return asyncio.run(run_claims(job, log, runs_dir=runs_dir, database=database, stop=stop))
-
-
-# --- sweep ----------------------------------------------------------------------------------
-
-
-def sweep_request(
-    claims_dir: Path,
-    destination_org: str,
-    policy: Path | None = None,
-    *,
-    warn_within: timedelta | None = None,
-    claim_wait: float | None = None,
-) -> SweepRequest:
-    """A sweep of the claim files of `claims_dir` into `destination_org`, renaming by the
-    naming policy in `policy` (None: `NamingPolicy.default`)."""
-    from toolkit.naming_policy import NamingPolicy, read_naming_policy
-    from toolkit.sweep import DEFAULT_WARN_WITHIN, SweepRequest
-
-    return SweepRequest(
-        claims_dir=claims_dir,
-        destination_org=destination_org,
-        policy=NamingPolicy.default() if policy is None else read_naming_policy(policy),
-        warn_within=DEFAULT_WARN_WITHIN if warn_within is None else warn_within,
-        claim_wait=claim_wait,
-    )
-
-
-def sweep(
-    credentials: Credentials,
-    request: SweepRequest,
-    *,
-    runs_dir: Path | None = None,
-    database: str | None = None,
-    stop: StopSignal | None = None,
-    on_row: Callable[[SweepRow], None] = lambda row: None,
-) -> SweepResult:
-    """Claim every agent account of the request's folder (`toolkit.sweep.run_sweep`), each as
-    its own run in the runs folder (or `runs_dir`), or in `database` when given."""
-    from toolkit.sweep import run_sweep
-
-    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
-    return asyncio.run(
-        run_sweep(
-            credentials, request, runs_dir=runs_dir, database=database, stop=stop, on_row=on_row
-        )
-    )
-
-
-def enqueue_sweep(
-    credentials: Credentials,
-    request: SweepRequest,
-    *,
-    database: str | None,
-    runs_dir: Path | None = None,
-    on_row: Callable[[SweepRow], None] = lambda row: None,
-) -> SweepResult:
-    """Check and plan the sweep, then queue its claims for workers in `database`
-    (`toolkit.sweep_queue`); refused without a database."""
-    from toolkit.sweep_queue import enqueue_sweep as enqueue
-    from toolkit.sweep_queue import require_database
-
-    url = require_database(database, "sweep --enqueue")
-    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
-    return asyncio.run(
-        enqueue(credentials, request, runs_dir=runs_dir, database=url, on_row=on_row)
-    )
-
-
-def work(
-    credentials: Credentials,
-    *,
-    database: str | None,
-    until_empty: bool,
-    lease: float,
-    runs_dir: Path | None = None,
-    on_row: Callable[[SweepRow], None] = lambda row: None,
-) -> int:
-    """Take queued sweep claims from `database` (`toolkit.sweep_queue.run_worker`); the
-    worst exit code of the claims made."""
-    from toolkit.sweep_queue import WorkerState, require_database, run_worker
-
-    url = require_database(database, "worker")
-    runs_dir = runs_folder(writable=True) if runs_dir is None else runs_dir
-    state = WorkerState(credentials, runs_dir, url, on_row)
-    return asyncio.run(run_worker(state, until_empty=until_empty, lease=lease))
-
-
-def upgrade_database(database: str | None) -> str:
-    """Bring the runs `database` to this schema version (`toolkit.journal.database`); what
-    was done, in a sentence."""
-    from toolkit.journal.database import describe, upgrade_database
-    from toolkit.journal.schema import SCHEMA_VERSION
-    from toolkit.sweep_queue import require_database
-
-    url = require_database(database, "upgrade-database")
-    done = upgrade_database(url)
-    where = f"the runs database {describe(url)}"
-    if done.found is None:
-        return f"{where} had no tables: set up at schema version {SCHEMA_VERSION}"
-    if done.found == SCHEMA_VERSION:
-        return f"{where} is at schema version {SCHEMA_VERSION} already: nothing to do"
-    left = (
-        f"; left in place, since they hold more than a run's tables: {', '.join(done.schemas_left)}"
-        if done.schemas_left
-        else ""
-    )
-    return (
-        f"{where} upgraded from schema version {done.found} to {SCHEMA_VERSION}: "
-        f"{done.runs} run(s) moved into the shared tables{left}"
-    )
 
 
 # --- version --------------------------------------------------------------------------------
