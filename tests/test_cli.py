@@ -78,7 +78,8 @@ def write_map(tmp_path: Path, text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["preview"], ["commit"], ["resolve"], ["status"], ["emulator"], ["demo"]]
+    "command",
+    [[], ["preview"], ["commit"], ["resolve"], ["status"], ["references"], ["emulator"], ["demo"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolkit.choices import EnvironmentChoice, MigrateVia, StrategyName, chosen_strategy
-from toolkit.errors import ClaimError, LandingError
+from toolkit.errors import ClaimError, InvalidInputError, LandingError
 from toolkit.journal import RunRecord, default_runs_dir, list_runs, read_run
 from toolkit.landing import LandingResult, preview_landing
 from toolkit.landing_spec import landing_of
@@ -29,6 +29,7 @@ from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress, unknown_outcomes
 from toolkit.report import ReportContext, copied_environments
+from toolkit.repository_patch import RepositoryPatch, check_checkout, repository_patch
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, read_resolution_map
 from toolkit.runs import (
     ClaimRequest,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from toolkit.job_file import Job
     from toolkit.jobs import JobResult, RunLog
     from toolkit.models import AgentClaimResponse
+    from toolkit.name_changes import NameChanges
 
 __all__ = [
     "PREVIEW_RUN_ID",
@@ -69,10 +71,12 @@ __all__ = [
     "demo",
     "enqueue_sweep",
     "landing_failure",
+    "planned_references",
     "preview",
     "recorded_exit_code",
     "resolve",
     "run_job",
+    "run_references",
     "runs_folder",
     "runs_list",
     "signals_ignored",
@@ -406,6 +410,61 @@ def _calls(record: RunRecord) -> list[str]:
         if step.outcome in (None, "unknown")
     ]
     return [f"calls: {counts or 'none'}", *open_calls]
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+def planned_references(
+    credentials: Credentials, request: ClaimRequest, repo: Path
+) -> RepositoryPatch:
+    """The patch renaming, in the checkout at `repo`, the names a commit of `request` would
+    change; refused when the plan is blocked or moves nothing."""
+    from toolkit.claim import plan_claim
+    from toolkit.name_changes import planned_changes
+
+    check_checkout(repo)
+    sides = Sides.of(request.target, credentials)
+    plan = asyncio.run(
+        plan_claim(sides, request.resolution_map, request.strategy, request.environments)
+    )
+    if plan.blocked:
+        raise InvalidInputError(
+            f"the claim of {plan.source_org} into {plan.destination_org} is blocked: nothing "
+            "would move, so no name would change.",
+            hint="Run `pulumi-claim preview` with the same options to see why.",
+        )
+    return repository_patch(repo, _moving(planned_changes(plan), "would move"))
+
+
+def run_references(
+    run_id: str | None, repo: Path, *, runs_dir: Path | None = None, database: str | None = None
+) -> RepositoryPatch:
+    """The patch renaming, in the checkout at `repo`, the names the finished run `run_id`
+    (None: the newest run) changed."""
+    from toolkit.name_changes import committed_changes
+
+    check_checkout(repo)
+    record = _read_run(run_id, runs_dir, database)
+    if record.result is None:
+        raise InvalidInputError(
+            f"run {record.run_id} did not finish: which names changed is not known yet.",
+            hint="Finish it first: run the same commit again.",
+        )
+    target = ClaimTarget(source_org=record.source_org, destination_org=record.destination_org)
+    changes = committed_changes(recorded_plan(record, target), record.result)
+    return repository_patch(repo, _moving(changes, f"run {record.run_id} moved"))
+
+
+def _moving(changes: NameChanges, what: str) -> NameChanges:
+    """`changes`, refused when empty: `what` (moved) nothing, so no name changes."""
+    if not changes:
+        raise InvalidInputError(
+            f"{what} no stack and no environment from {changes.source_org} to "
+            f"{changes.destination_org}: no name changes.",
+            hint="Name a claim or run that moves something.",
+        )
+    return changes
 
 
 # --- job run, job check ---------------------------------------------------------------------

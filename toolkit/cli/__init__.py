@@ -1,11 +1,11 @@
 """The `pulumi-claim` command line, click only: parse the options, call a command
 (`toolkit.commands`), render its result, exit with its code.
 
-One module per family of commands (`claims`: preview, commit, resolve, status; `jobs`; `local`:
-emulator, demo); the options several commands share are declared once (`options.OPTIONS`).
-Heavy modules (aiohttp, pydantic, rich, the emulator) are imported inside the commands so that
-`pulumi-claim --help` stays fast, with the garbage collector off until they are
-(`imports.heavy_imports`).
+One module per family of commands (`claims`: preview, commit, resolve, status; `references`;
+`jobs`; `local`: emulator, demo); the options several commands share are declared once
+(`options.OPTIONS`). Heavy modules (aiohttp, pydantic, rich, the emulator) are imported inside
+the commands so that `pulumi-claim --help` stays fast, with the garbage collector off until
+they are (`imports.heavy_imports`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from toolkit.cli.imports import before_exit, start_up
 from toolkit.cli.jobs import job
 from toolkit.cli.local import demo, emulator
 from toolkit.cli.options import in_cli_words
+from toolkit.cli.references import references
 from toolkit.cli.render import say
 from toolkit.cli.settings import ColorChoice, Settings, accept_global_options, global_options
 from toolkit.cli.sweeps import sweep, upgrade_database, worker
@@ -111,6 +112,7 @@ for command in (
     commit,
     resolve,
     status,
+    references,
     sweep,
     worker,
     upgrade_database,

@@ -62,12 +62,20 @@ def _no_dry_run(ctx: click.Context, param: click.Parameter, dry_run: bool) -> No
         )
 
 
+def _org_option(
+    flag: str, field: str, help_text: str, *, required: bool = True
+) -> Callable[[Command], Command]:
+    return click.option(flag, field, required=required, metavar="ORG", help=help_text)
+
+
 OPTIONS: dict[str, Callable[[Command], Command]] = {
-    "from": click.option(
-        "--from", "source_org", required=True, metavar="ORG", help="Org to move from."
+    "from": _org_option("--from", "source_org", "Org to move from."),
+    "to": _org_option("--to", "destination_org", "Org to move into."),
+    "from-or-run": _org_option(
+        "--from", "source_org", "Org the claim moves from (or --run).", required=False
     ),
-    "to": click.option(
-        "--to", "destination_org", required=True, metavar="ORG", help="Org to move into."
+    "to-or-run": _org_option(
+        "--to", "destination_org", "Org the claim moves into (or --run).", required=False
     ),
     "source-backend": click.option(
         "--source-backend",
@@ -202,8 +210,11 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
 }
 """Every option more than one command takes (or that `preview` and `commit` share), by name."""
 
-TARGET = ("from", "to", "source-backend", "destination-backend")
-CLAIM = (*TARGET, "resolutions", "strategy", "environments", "claim-file", "claim-url")
+BACKENDS = ("source-backend", "destination-backend")
+TARGET = ("from", "to", *BACKENDS)
+NAMING = ("resolutions", "strategy", "environments", "claim-file", "claim-url")
+"""What, besides the orgs, says which names a claim changes."""
+CLAIM = (*TARGET, *NAMING)
 """What `preview` and `commit` both take."""
 REPORT = ("format", "json", "output")
 
