@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from agent_times import agent_entry
 
 from toolkit.name_changes import NameChanges
 from toolkit.repository_patch import repository_patch
@@ -340,6 +341,30 @@ def test_the_patch_of_a_finished_commit_is_that_of_its_moves(
     assert_applies_with_no_old_name_left(repo, result.stdout, tmp_path)
 
 
+def test_with_the_services_claim_the_environments_it_moves_are_renamed_too(
+    make_emulator: EmulatorFactory, run_cli: RunCli, repo: Path, map_file: str
+) -> None:
+    claimable = world()
+    claimable["agents"] = [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")]
+    server = make_emulator(claimable)
+
+    result = run_cli(
+        server,
+        "references",
+        *ORGS,
+        "--strategy",
+        "claim-api",
+        "-r",
+        map_file,
+        "--repo",
+        str(repo),
+        claim_token="claim-abc123",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == EXPECTED_DIFF
+
+
 # --- what is a name, and what is not --------------------------------------------------------
 
 CHANGES = NameChanges(
@@ -532,3 +557,28 @@ def test_a_claim_named_twice_or_not_at_all_is_a_usage_error(
     result = references(run_cli, server, *args, "--repo", str(repo))
     assert result.exit_code == 2
     assert says in result.stderr
+
+
+def test_odd_file_names_and_line_ends_are_patched_as_git_applies_them(tmp_path: Path) -> None:
+    repo = tmp_path / "odd"
+    files = {
+        "a file.txt": "x agent/web/dev\r\ny\r\n",
+        'quo"te.txt': "agent/web/dev\n",
+        "é.txt": "agent/web/dev",
+        "Pulumi.yaml": "name: web\n",
+        "Pulumi.dev.yaml": "config: {}\n",
+    }
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(text.encode())
+    git(repo, "init", "-q")
+
+    patch = repository_patch(repo, CHANGES)
+    copy = applied(repo, patch.diff, tmp_path)
+
+    assert 'diff --git "a/quo\\"te.txt" "b/quo\\"te.txt"\n' in patch.diff
+    assert (copy / "a file.txt").read_bytes() == b"x acme/web/dev-2\r\ny\r\n"
+    assert (copy / 'quo"te.txt').read_bytes() == b"acme/web/dev-2\n"
+    assert (copy / "é.txt").read_bytes() == b"acme/web/dev-2"
+    assert (copy / "Pulumi.dev-2.yaml").read_bytes() == b"config: {}\n"
+    assert not (copy / "Pulumi.dev.yaml").exists()
