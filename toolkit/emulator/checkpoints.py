@@ -26,6 +26,9 @@ PLACEHOLDER_TYPE = "pulumi-claim:emulator:Placeholder"
 _ROOT_TYPE = "pulumi:pulumi:Stack"
 _PROVIDER_TYPE = "pulumi:providers:pulumi"
 
+PLACEHOLDER_TYPES = frozenset({_ROOT_TYPE, PLACEHOLDER_TYPE})
+"""The types of a checkpoint made from a resource count alone (`placeholder_deployment`)."""
+
 UntypedDeployment = dict[str, Any]
 
 

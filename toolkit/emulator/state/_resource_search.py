@@ -11,12 +11,14 @@ resource's name, type, stack or project.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from toolkit.emulator import checkpoints
 from toolkit.emulator.checkpoints import UntypedDeployment
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import Caller, ServiceFault
@@ -155,7 +157,7 @@ class ResourceSearches(Updates):
                 )
             matching = [
                 found
-                for found in self._resources_of(org)
+                for found in self._resources_of(org, _exact_type(terms))
                 if all(term.matches(found) for term in terms)
             ]
         skipped = (
@@ -168,16 +170,37 @@ class ResourceSearches(Updates):
             total=len(matching),
         )
 
-    def _resources_of(self, org: str) -> Iterator[FoundResource]:
-        """Every resource of every stack of `org`, in (project, stack, place) order."""
+    def _resources_of(self, org: str, type_token: str | None) -> Iterator[FoundResource]:
+        """Every resource of every stack of `org`, in (project, stack, place) order; with a
+        `type_token`, only the stacks whose latest state may hold one (the index the service
+        keeps, as a text search of each stored checkpoint, so that the others are not read)."""
         rows = self._db.execute(
-            f"SELECT {STACK_COLUMNS} FROM stacks WHERE org = ? ORDER BY project, stack", (org,)
+            f"SELECT {STACK_COLUMNS}, (SELECT deployment FROM checkpoints"
+            " WHERE stack_id = stacks.id ORDER BY version DESC LIMIT 1)"
+            " FROM stacks WHERE org = ? ORDER BY project, stack",
+            (org,),
         ).fetchall()
         for row in rows:
-            record = stack_record(row)
+            record, stored = stack_record(row[:-1]), row[-1]
+            if type_token is not None and (
+                type_token not in stored
+                if stored is not None
+                else type_token not in checkpoints.PLACEHOLDER_TYPES
+            ):
+                continue
+            deployment = (
+                cast(UntypedDeployment, json.loads(stored))
+                if stored is not None
+                else self._latest_checkpoint(record)
+            )
             modified = datetime.fromtimestamp(record.last_update, UTC).isoformat()
-            for position, resource in enumerate(_resources(self._latest_checkpoint(record))):
+            for position, resource in enumerate(_resources(deployment)):
                 yield FoundResource(org, record.project, record.stack, position, resource, modified)
+
+
+def _exact_type(terms: list[_Term]) -> str | None:
+    """The type a query asks for exactly, if it does."""
+    return next((term.value for term in terms if term.field == "type"), None)
 
 
 def _resources(deployment: UntypedDeployment) -> list[dict[str, Any]]:
