@@ -299,7 +299,7 @@ def test_a_world_s_stack_references_are_checked(names: list[str], problem: str) 
 
 
 def test_an_unknown_search_answer_in_a_world_is_refused() -> None:
-    with pytest.raises(InvalidInputError, match="resourceSearch"):
+    with pytest.raises(InvalidInputError, match="resourceSearch.*'withoutProperties'"):
         parse_world(world("sometimes"))
 
 
