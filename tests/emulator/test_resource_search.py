@@ -6,14 +6,19 @@ the pulumi CLI writes a StackReference."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+import pulumi
 import pytest
+from pulumi import automation as auto
 from pulumi_cloud_sdk._support import default_encoder
 from pulumi_cloud_sdk.models import ResourceSearchResult
 
+from tests.emulator.test_cli_protocol import PulumiCli
 from toolkit.emulator.server import EmulatorServer
 from toolkit.emulator.world import parse_world
 from toolkit.errors import InvalidInputError
@@ -275,6 +280,65 @@ def test_a_seeded_stack_reference_exports_as_the_cli_writes_one(alice: httpx.Cli
     }
 
 
+def test_a_seeded_stack_reference_is_the_one_the_real_cli_writes(
+    make_emulator: EmulatorFactory, pulumi_cli: Path, tmp_path: Path
+) -> None:
+    """A program's `StackReference("acme/web/base")`, run by the real pulumi CLI in acme's
+    web/reader, and the same reference seeded in labs' web/reader: the same resources, but
+    for their times, the CLI's source positions and the provider's random ID."""
+    emulator = make_emulator(
+        {
+            "users": [
+                {"login": "alice", "token": "tok-alice", "orgs": {"acme": "admin", "labs": "admin"}}
+            ],
+            "orgs": {
+                "acme": {"stacks": [{"project": "web", "stack": "base", "resourceCount": 1}]},
+                "labs": {
+                    "stacks": [
+                        {"project": "web", "stack": "reader", "stackReferences": ["acme/web/base"]}
+                    ]
+                },
+            },
+        }
+    )
+    cli = PulumiCli(bin_dir=pulumi_cli, home=tmp_path, url=emulator.url, token="tok-alice")
+
+    def program() -> None:
+        pulumi.StackReference("acme/web/base")
+
+    stack = auto.create_or_select_stack(
+        stack_name="acme/web/reader",
+        project_name="web",
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(tmp_path),
+            env_vars=cli.env(),
+            pulumi_command=auto.PulumiCommand(root=str(pulumi_cli.parent), skip_version_check=True),
+        ),
+    )
+    stack.up()
+
+    def comparable(org: str) -> list[dict[str, Any]]:
+        exported = httpx.get(
+            f"{emulator.url}/api/stacks/{org}/web/reader/export",
+            headers={"Authorization": "token tok-alice"},
+        ).json()
+        resources = exported["deployment"]["resources"]
+        provider_id = resources[1]["id"]
+        shown = json.loads(json.dumps(resources[1:]).replace(provider_id, "PROVIDER-ID"))
+        for resource in shown:
+            for key in ("created", "modified", "sourcePosition", "stackTrace"):
+                resource.pop(key, None)
+        return cast(list[dict[str, Any]], shown)
+
+    written = comparable("acme")
+    assert [r["type"] for r in written] == [
+        "pulumi:providers:pulumi",
+        "pulumi:pulumi:StackReference",
+    ]
+    assert comparable("labs") == written
+
+
 def test_a_seeded_stack_counts_its_references_among_its_resources(alice: httpx.Client) -> None:
     listed = alice.get("/api/user/stacks", params={"organization": "acme", "project": "api"})
 
@@ -299,7 +363,7 @@ def test_a_world_s_stack_references_are_checked(names: list[str], problem: str) 
 
 
 def test_an_unknown_search_answer_in_a_world_is_refused() -> None:
-    with pytest.raises(InvalidInputError, match="resourceSearch.*'withoutProperties'"):
+    with pytest.raises(InvalidInputError, match=r"resourceSearch.*'withoutProperties'"):
         parse_world(world("sometimes"))
 
 

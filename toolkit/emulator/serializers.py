@@ -469,11 +469,9 @@ def found_resource(found: FoundResource, *, properties: bool) -> ResourceResult:
     """A resource as the search index shows it: its package and module are its type's
     first two parts; its properties, asked for, are its inputs with its outputs over them."""
     resource = found.resource
-    package, _, rest = found.type.partition(":")
-    module = rest.partition(":")[0].partition("/")[0]
     return ResourceResult(
-        package=package,
-        module=module,
+        package=found.package,
+        module=found.module,
         type=found.type,
         urn=found.urn,
         name=found.name,

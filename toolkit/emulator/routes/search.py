@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse
 from toolkit.emulator import serializers
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.serializers import json_response
-from toolkit.emulator.state import Caller, SearchAnswer, ServiceFault
-from toolkit.emulator.state._resource_search import PAGED_RESULTS
+from toolkit.emulator.state import PAGED_RESULTS, Caller, SearchAnswer, ServiceFault
 
 DEFAULT_SEARCH_SIZE = 50
 """The page a search gets when it names no `size`, as Pulumi's API reference says."""

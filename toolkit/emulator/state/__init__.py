@@ -61,7 +61,12 @@ from toolkit.emulator.state._records import (
     UpdateStatus,
     UserRecord,
 )
-from toolkit.emulator.state._resource_search import FoundResource, ResourceSearches, SearchAnswer
+from toolkit.emulator.state._resource_search import (
+    PAGED_RESULTS,
+    FoundResource,
+    ResourceSearches,
+    SearchAnswer,
+)
 from toolkit.emulator.state._stacks import Stacks
 from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
@@ -69,6 +74,7 @@ from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
 __all__ = [
     "FINISHED",
     "LEASE_SECONDS",
+    "PAGED_RESULTS",
     "AgentAccountRecord",
     "Caller",
     "ClaimFailure",

@@ -59,6 +59,16 @@ class FoundResource:
     def name(self) -> str:
         return self.urn.rpartition("::")[2]
 
+    @property
+    def package(self) -> str:
+        """Its type's first part (`aws` of `aws:s3/bucket:Bucket`)."""
+        return self.type.partition(":")[0]
+
+    @property
+    def module(self) -> str:
+        """Its type's second part, up to a `/` (`s3` of `aws:s3/bucket:Bucket`)."""
+        return self.type.partition(":")[2].partition(":")[0].partition("/")[0]
+
 
 @dataclass(frozen=True)
 class SearchAnswer:
@@ -74,11 +84,10 @@ class _Term:
     value: str
 
     def matches(self, found: FoundResource) -> bool:
-        type_parts = found.type.split(":")
         fields = {
             "type": found.type,
-            "package": type_parts[0],
-            "module": type_parts[1].split("/")[0] if len(type_parts) > 1 else "",
+            "package": found.package,
+            "module": found.module,
             "name": found.name,
             "stack": found.stack,
             "project": found.project,
