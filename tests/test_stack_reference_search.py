@@ -17,7 +17,7 @@ from toolkit.collectors.stack_references import StackReferenceSearch, find_stack
 from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import ServiceError
-from toolkit.stack_references import StackReferenceFound
+from toolkit.stack_references import StackReferenceFound, references_in_state
 
 if TYPE_CHECKING:
     from tests.conftest import EmulatorFactory
@@ -197,3 +197,24 @@ def test_the_exports_stay_within_the_client_s_concurrency(
     assert found.exported == 24
     assert len(found.references) == 4 + 20
     assert 1 <= most <= 3
+
+
+def test_the_name_read_is_the_input_else_the_output_else_the_id() -> None:
+    """`StackReference("ref", stack_name="acme/web/dev")` names its resource `ref`; what it
+    reads is its `name` input. States written otherwise still give the name."""
+    reference = "pulumi:pulumi:StackReference"
+    deployment = {
+        "resources": [
+            {"type": "pulumi:pulumi:Stack", "inputs": {"name": "not a reference"}},
+            {"type": reference, "id": "ref", "inputs": {"name": "acme/web/dev"}},
+            {"type": reference, "id": "ignored", "outputs": {"name": "acme/api/prod"}},
+            {"type": reference, "id": "db/prod", "inputs": {}},
+            {"type": reference, "inputs": {"name": 7}},
+            "not a resource",
+        ]
+    }
+
+    found = references_in_state("acme", "api", "dev", deployment)
+
+    assert [reference.name for reference in found] == ["acme/web/dev", "acme/api/prod", "db/prod"]
+    assert references_in_state("acme", "api", "dev", {"resources": None}) == []

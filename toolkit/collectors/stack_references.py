@@ -89,11 +89,11 @@ async def _by_search(client: CloudClient, org: str) -> tuple[StackReferenceFound
 
 
 def _from_result(org: str, result: ResourceResult) -> StackReferenceFound | None:
-    """The StackReference a search result is, with the name from its properties (else its
-    ID, which the CLI sets to the name); None for any other resource the query matched."""
+    """The StackReference a search result is; None for any other resource the query
+    matched."""
     if result.type != STACK_REFERENCE_TYPE or not result.project or not result.stack:
         return None
-    name = referenced_name(result.properties, {"name": result.id})
+    name = referenced_name(result.properties, resource_id=result.id)
     if name is None:
         logger.warning(
             "a StackReference of %s/%s/%s names no stack", org, result.project, result.stack
