@@ -101,6 +101,12 @@ class Emulator:
         body = {"perSecond": per_second}
         httpx.put(f"{self.url}/_emulator/rate-limit", json=body).raise_for_status()
 
+    def set_resource_search(self, answer: str) -> None:
+        """Have the resource search answer as `answer` says from now on (`available`,
+        `withoutProperties`, `unreachable`, `absent`)."""
+        body = {"answer": answer}
+        httpx.put(f"{self.url}/_emulator/resource-search", json=body).raise_for_status()
+
     def peak_rss_mb(self) -> float | None:
         """The emulator process's peak resident memory, where /proc tells it."""
         try:

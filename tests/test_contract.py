@@ -43,6 +43,7 @@ from pulumi_cloud_sdk.apis import (
     AI_AgentsApi,
     EnvironmentsApi,
     InsightsApi,
+    OrganizationsApi,
     RegistryPreviewApi,
     StacksApi,
     UsersApi,
@@ -64,6 +65,7 @@ from toolkit.models import (
     AppStack,
     BaseEntity,
     RenameEntity,
+    ResourceResult,
     TransferEntityEnvironment,
     TransferEntityEnvironmentRename,
     TransferEntityFailure,
@@ -551,6 +553,12 @@ class Listing:
     toolkit: Callable[[CloudClient], Awaitable[Sequence[WireModel]]]
 
 
+async def every_stack_root(client: CloudClient) -> list[ResourceResult]:
+    """The root resource of each stack of the agent's org, through the resource search."""
+    found = client.search_resources(AGENT, "type:pulumi:pulumi:Stack", properties=True)
+    return [resource async for resource in found]
+
+
 LISTINGS = [
     Listing(
         "stacks",
@@ -599,6 +607,16 @@ LISTINGS = [
         lambda page: [p for p in page.packages if p.publisher == AGENT],
         lambda page: page.continuation_token,
         lambda client: client.list_registry_packages(AGENT),
+    ),
+    Listing(
+        "resource-search",
+        6,  # a root for each stack with resources (the first has none)
+        lambda api, token: OrganizationsApi(api).get_org_resource_search_v2_query(
+            AGENT, query="type:pulumi:pulumi:Stack", properties=True, cursor=token
+        ),
+        lambda page: page.resources,
+        lambda page: page.pagination.cursor if page.pagination else None,
+        every_stack_root,
     ),
 ]
 

@@ -289,6 +289,8 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("GET", "/api/agents/acme/claim/status")
     call("GET", "/api/preview/insights/acme/accounts")
     call("GET", "/api/preview/registry/packages?orgLogin=acme")
+    call("GET", "/api/orgs/acme/search/resourcesv2?query=type:pulumi:pulumi:Stack&properties=true")
+    call("GET", "/api/orgs/acme/search/resources?query=stack:prod")
 
     esc, env = "/api/esc/environments", "/api/esc/environments/acme/app/walk"
     yaml = {"headers": {"Content-Type": "application/x-yaml"}}

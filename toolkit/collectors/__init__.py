@@ -1,4 +1,5 @@
-"""Inventory of what an org owns, gathered from the service or from the Automation API."""
+"""Inventory of what an org owns, gathered from the service or from the Automation API; and
+(`stack_references`) who in an org reads which stack by name."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from toolkit.emulator.routes.catalog import catalog_router
 from toolkit.emulator.routes.control import Restarter, control_router
 from toolkit.emulator.routes.environments import environments_router
 from toolkit.emulator.routes.org_tokens import org_tokens_router
+from toolkit.emulator.routes.search import search_router
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.routes.stacks import stacks_router
 from toolkit.emulator.routes.teams import teams_router
@@ -69,6 +70,7 @@ def create_app(
         updates_router(service),
         agents_router(service),
         catalog_router(service),
+        search_router(service),
         environments_router(service),
         teams_router(service),
         org_tokens_router(service),

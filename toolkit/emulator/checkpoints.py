@@ -9,9 +9,12 @@ rename, the URNs that embed the stack's project and name.
 from __future__ import annotations
 
 import copy
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from toolkit.stack_references import STACK_REFERENCE_TYPE
 from toolkit.urns import rename_deployment
 
 SUPPORTED_VERSIONS = range(1, 5)
@@ -21,6 +24,10 @@ PLACEHOLDER_TYPE = "pulumi-claim:emulator:Placeholder"
 """Type of the component resources that stand in for a world stack's declared resources."""
 
 _ROOT_TYPE = "pulumi:pulumi:Stack"
+_PROVIDER_TYPE = "pulumi:providers:pulumi"
+
+PLACEHOLDER_TYPES = frozenset({_ROOT_TYPE, PLACEHOLDER_TYPE})
+"""The types of a checkpoint made from a resource count alone (`placeholder_deployment`)."""
 
 UntypedDeployment = dict[str, Any]
 
@@ -50,9 +57,18 @@ def empty_deployment(at: datetime) -> UntypedDeployment:
     }
 
 
-def placeholder_deployment(project: str, stack: str, count: int, at: datetime) -> UntypedDeployment:
+def placeholder_deployment(
+    project: str,
+    stack: str,
+    count: int,
+    at: datetime,
+    *,
+    stack_references: Sequence[str] = (),
+) -> UntypedDeployment:
     """A checkpoint for a stack a world file declares with `count` resources: the root stack
-    resource and `count - 1` placeholder components under it, none of which needs a provider."""
+    resource and `count - 1` placeholder components under it, none of which needs a provider;
+    then, for its `stack_references`, the default `pulumi` provider and a StackReference
+    read for each name (with no root declared, the root comes with them)."""
     root = f"urn:pulumi:{stack}::{project}::{_ROOT_TYPE}::{project}-{stack}"
     moment = at.isoformat()
     resources = [{"urn": root, "custom": False, "type": _ROOT_TYPE, "outputs": {}}]
@@ -65,11 +81,42 @@ def placeholder_deployment(project: str, stack: str, count: int, at: datetime) -
         }
         for n in range(1, count)
     ]
+    if stack_references:
+        resources += _stack_reference_resources(project, stack, root, stack_references)
     for resource in resources:
         resource.update(created=moment, modified=moment)
     deployment = empty_deployment(at)
-    deployment["deployment"]["resources"] = resources if count else []
+    deployment["deployment"]["resources"] = resources if count or stack_references else []
     return deployment
+
+
+def _stack_reference_resources(
+    project: str, stack: str, root: str, names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """What the pulumi CLI writes for a program's `StackReference(name)`s: the default
+    `pulumi:providers:pulumi` provider, and for each name an external resource read through
+    it, whose ID, `name` input and `name` output are the name as written (the outputs
+    read, here none)."""
+    provider_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{stack}"))
+    provider = f"urn:pulumi:{stack}::{project}::{_PROVIDER_TYPE}::default"
+    resources: list[dict[str, Any]] = [
+        {"urn": provider, "custom": True, "id": provider_id, "type": _PROVIDER_TYPE}
+    ]
+    resources += [
+        {
+            "urn": f"urn:pulumi:{stack}::{project}::{STACK_REFERENCE_TYPE}::{name}",
+            "custom": True,
+            "id": name,
+            "type": STACK_REFERENCE_TYPE,
+            "inputs": {"name": name},
+            "outputs": {"name": name, "outputs": {}, "secretOutputNames": []},
+            "parent": root,
+            "external": True,
+            "provider": f"{provider}::{provider_id}",
+        }
+        for name in names
+    ]
+    return resources
 
 
 def sealed_for(deployment: UntypedDeployment) -> tuple[str, str, str] | None:

@@ -31,6 +31,7 @@ from toolkit.emulator.state import (
     DefinitionRecord,
     EnvironmentRecord,
     EnvironmentTagRecord,
+    FoundResource,
     InsightsAccountRecord,
     InvalidDefinitionFault,
     OrgMemberRecord,
@@ -39,6 +40,7 @@ from toolkit.emulator.state import (
     Page,
     RevisionRecord,
     RevisionTagRecord,
+    SearchAnswer,
     SignupChallengeRecord,
     StackRecord,
     StackView,
@@ -81,6 +83,9 @@ from toolkit.models import (  # teams and org members
     OrganizationSummaryWithRole,
     OrgEnvironment,
     PackageMetadata,
+    ResourceResult,
+    ResourceSearchPagination,
+    ResourceSearchResult,
     StackPermission,
     Team,
     TeamEnvironmentSettings,
@@ -443,6 +448,51 @@ def insights_account(record: InsightsAccountRecord) -> InsightsAccount:
 def insights_account_list(page: Page[InsightsAccountRecord]) -> ListInsightsAccountsResponse:
     return ListInsightsAccountsResponse(
         accounts=[insights_account(record) for record in page.items], next_token=page.next_token
+    )
+
+
+def resource_search_result(
+    answer: SearchAnswer, *, properties: bool, next_link: str | None, previous_link: str | None
+) -> ResourceSearchResult:
+    """A page of the resource search: `next` and `previous` are links to the pages around it,
+    `cursor` resumes after it."""
+    return ResourceSearchResult(
+        total=answer.total,
+        resources=[found_resource(found, properties=properties) for found in answer.page.items],
+        pagination=ResourceSearchPagination(
+            previous=previous_link, next=next_link, cursor=answer.page.next_token
+        ),
+    )
+
+
+def found_resource(found: FoundResource, *, properties: bool) -> ResourceResult:
+    """A resource as the search index shows it: its package and module are its type's
+    first two parts; its properties, asked for, are its inputs with its outputs over them."""
+    resource = found.resource
+    return ResourceResult(
+        package=found.package,
+        module=found.module,
+        type=found.type,
+        urn=found.urn,
+        name=found.name,
+        id=resource.get("id"),
+        project=found.project,
+        stack=found.stack,
+        custom=bool(resource.get("custom")),
+        external=bool(resource.get("external")),
+        delete=bool(resource.get("delete")),
+        protected=bool(resource.get("protect")),
+        created=resource.get("created") or found.modified,
+        modified=resource.get("modified") or found.modified,
+        dependencies=list(resource.get("dependencies") or []),
+        parent_urn=resource.get("parent"),
+        provider_urn=resource.get("provider"),
+        managed="managed",
+        properties=(
+            {**(resource.get("inputs") or {}), **(resource.get("outputs") or {})}
+            if properties
+            else None
+        ),
     )
 
 

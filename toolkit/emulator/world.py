@@ -100,6 +100,10 @@ DEFAULT_CLAIM_SECONDS_PER_STACK = 0.02
 while it runs, and short, so a test's claim ends within a few polls."""
 
 
+ResourceSearch = Literal["available", "withoutProperties", "unreachable", "absent"]
+"""How the emulated service answers its resource search (`WorldService.resource_search`)."""
+
+
 class WorldService(_WorldModel):
     """How the emulated service behaves where Pulumi Cloud's own behaviour has changed."""
 
@@ -130,6 +134,12 @@ class WorldService(_WorldModel):
     limit."""
     signup_difficulty: int = Field(default=DEFAULT_SIGNUP_DIFFICULTY, ge=1, le=256)
     """Leading zero bits the agent sign-up proof of work must reach."""
+    resource_search: ResourceSearch = "available"
+    """What `GET /api/orgs/{org}/search/resourcesv2` (and its deprecated v1,
+    `/search/resources`) answers. `available`: the search, with resource properties on
+    request. `withoutProperties`: 402 for `properties=true`, as an org without the
+    subscription that includes them. `unreachable`: 422 "search cluster is unreachable".
+    `absent`: 404, as a service without the search (an older self-hosted one)."""
     legacy_names: bool = False
     """True: the orgs' stacks, environments, Insights accounts and registry packages may have
     names that break today's naming rule (control characters included), as a service that
@@ -147,6 +157,22 @@ class WorldStack(_WorldModel):
     resource_count: int = Field(default=0, ge=0, le=MAX_RESOURCE_COUNT)
     last_update: datetime | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    stack_references: list[str] = Field(default_factory=list)
+    """Stacks its program reads, each name as written (`org/project/stack`, `org/stack` or
+    `stack`): a `pulumi:pulumi:StackReference` resource for each in its latest state."""
+
+    @field_validator("stack_references")
+    @classmethod
+    def _references_are_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            parts = name.split("/")
+            if len(parts) > 3 or not all(parts):
+                raise ValueError(
+                    f"{name!r} is not a stack reference: write org/project/stack, org/stack"
+                    " or stack"
+                )
+        _refuse_duplicates("stack reference", names)
+        return names
 
 
 class WorldEnvironment(_WorldModel):

@@ -73,6 +73,7 @@ from toolkit.models.orgs import (
     User,
     UserInfo,
 )
+from toolkit.models.search import ResourceResult, ResourceSearchPagination, ResourceSearchResult
 from toolkit.models.stacks import (
     AppBatchDecryptRequest,
     AppBatchDecryptResponse,
@@ -175,6 +176,9 @@ __all__ = [
     "RemoveEnvironmentIdentifier",
     "RemoveStackIdentifier",
     "RenameEntity",
+    "ResourceResult",
+    "ResourceSearchPagination",
+    "ResourceSearchResult",
     "StackPermission",
     "Team",
     "TeamEnvironmentSettings",

@@ -1,7 +1,8 @@
 """The `/_emulator/` endpoints, for tests and rehearsals: move the service's clock forward, arm
-and clear faults, set and clear fault rates (and read what they did), set the latency and the
-rate limit, read and clear the request log, and restart the server. The instrumentation
-middleware leaves these paths alone: they are neither delayed, limited, faulted nor logged.
+and clear faults, set and clear fault rates (and read what they did), set the latency, the
+rate limit and what the resource search answers, read and clear the request log, and restart
+the server. The instrumentation middleware leaves these paths alone: they are neither
+delayed, limited, faulted nor logged.
 
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
@@ -17,6 +18,7 @@ from toolkit.emulator.faults import FaultInjector, FaultRates, FaultRule, Reques
 from toolkit.emulator.rate_limit import RateLimiter
 from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import ServiceState
+from toolkit.emulator.world import ResourceSearch
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -57,6 +59,15 @@ class RateLimit(BaseModel):
 
     per_second: float | None = Field(alias="perSecond", gt=0, allow_inf_nan=False)
     """Requests a second each caller may make; null: no limit."""
+
+
+class ResourceSearchAnswer(BaseModel):
+    """The body of `PUT /_emulator/resource-search`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: ResourceSearch
+    """What the search answers, as the world's `service.resourceSearch`."""
 
 
 class Restart(BaseModel):
@@ -153,6 +164,15 @@ def control_router(
     async def set_rate_limit(body: Annotated[RateLimit, Body()]) -> JSONResponse:
         rate_limits.per_second = body.per_second
         return json_response({"perSecond": rate_limits.per_second})
+
+    @router.get(CONTROL_PREFIX + "resource-search")
+    async def read_resource_search() -> JSONResponse:
+        return json_response({"answer": state.resource_search()})
+
+    @router.put(CONTROL_PREFIX + "resource-search")
+    async def set_resource_search(body: Annotated[ResourceSearchAnswer, Body()]) -> JSONResponse:
+        state.set_resource_search(body.answer)
+        return json_response({"answer": state.resource_search()})
 
     @router.get(CONTROL_PREFIX + "requests")
     async def list_requests() -> JSONResponse:

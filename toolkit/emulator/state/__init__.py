@@ -14,7 +14,8 @@ answer with; the HTTP layer only translates it. Answers are records (`StackRecor
 Each part of the service is one module holding a subclass of `Store` (`_store`: the connection,
 the lock, the one way into an operation), and `ServiceState` combines them: `_accounts` (tokens
 and roles; org access tokens in `_org_tokens`), `_agents` (agent sign-up, lifetimes and
-claims), `_stacks`, `_updates` (updates, leases, checkpoints), `_environments` (ESC
+claims), `_stacks`, `_updates` (updates, leases, checkpoints; the resource search over the
+checkpoints in `_resource_search`), `_environments` (ESC
 environments: definitions with their secrets sealed by each environment's key in
 `_environment_secrets`, revisions, revision tags, open sessions; their tags in
 `_environment_tags`, their clones in `_environment_clones`), `_catalog` (Insights accounts,
@@ -60,6 +61,12 @@ from toolkit.emulator.state._records import (
     UpdateStatus,
     UserRecord,
 )
+from toolkit.emulator.state._resource_search import (
+    PAGED_RESULTS,
+    FoundResource,
+    ResourceSearches,
+    SearchAnswer,
+)
 from toolkit.emulator.state._stacks import Stacks
 from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
@@ -67,6 +74,7 @@ from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
 __all__ = [
     "FINISHED",
     "LEASE_SECONDS",
+    "PAGED_RESULTS",
     "AgentAccountRecord",
     "Caller",
     "ClaimFailure",
@@ -75,6 +83,7 @@ __all__ = [
     "DefinitionRecord",
     "EnvironmentRecord",
     "EnvironmentTagRecord",
+    "FoundResource",
     "InsightsAccountRecord",
     "InvalidDefinitionFault",
     "Lease",
@@ -84,6 +93,7 @@ __all__ = [
     "Page",
     "RevisionRecord",
     "RevisionTagRecord",
+    "SearchAnswer",
     "ServiceFault",
     "ServiceState",
     "SignupChallengeRecord",
@@ -101,6 +111,14 @@ __all__ = [
 
 
 class ServiceState(
-    Accounts, Agents, Stacks, Updates, Teams, EnvironmentClones, Catalog, Inspection
+    Accounts,
+    Agents,
+    Stacks,
+    ResourceSearches,
+    Updates,
+    Teams,
+    EnvironmentClones,
+    Catalog,
+    Inspection,
 ):
     """All of the emulated service's state, in one SQLite database, safe across threads."""

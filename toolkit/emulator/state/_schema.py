@@ -7,6 +7,7 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from toolkit.emulator import checkpoints
 from toolkit.emulator.secrets import new_key
 from toolkit.emulator.state._environment_secrets import insert_world_environments
 from toolkit.emulator.world import Role, World
@@ -291,6 +292,18 @@ def _insert_stacks(
         for s in content.stacks:
             stack_id = uuid.uuid4().hex
             updated = int(_utc(s.last_update).timestamp()) if s.last_update else 0
+            version = 1 if s.last_update else 0
+            referencing = (
+                checkpoints.placeholder_deployment(
+                    s.project,
+                    s.stack,
+                    s.resource_count,
+                    datetime.fromtimestamp(updated, UTC),
+                    stack_references=s.stack_references,
+                )
+                if s.stack_references
+                else None
+            )
             db.execute(
                 "INSERT INTO stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -298,13 +311,22 @@ def _insert_stacks(
                     org,
                     s.project,
                     s.stack,
-                    s.resource_count,
+                    s.resource_count
+                    if referencing is None
+                    else checkpoints.resource_count(referencing),
                     updated,
                     json.dumps(s.tags) if s.tags else None,
-                    1 if s.last_update else 0,
+                    version,
                     new_key(),
                 ),
             )
+            if referencing is not None:
+                # Its StackReferences are stored with it: a placeholder checkpoint is made
+                # from the resource count alone.
+                db.execute(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?)",
+                    (stack_id, version, json.dumps(referencing)),
+                )
             if not s.last_update:
                 continue
             update_id = uuid.uuid4().hex
