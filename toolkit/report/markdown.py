@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from toolkit.report.references import REFERENCES_TITLE
 from toolkit.report.view import InventoryRow, ReportView
 
 _MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "}
@@ -94,6 +95,10 @@ def _full_report(view: ReportView) -> str:
         lines += ["", "## What to do", ""]
         lines += [markdown_list_item(step) for step in view.next_steps]
 
+    if view.references:
+        lines += ["", f"## {REFERENCES_TITLE}", ""]
+        lines += [markdown_list_item(line) for line in view.references]
+
     if view.notices:
         lines += ["", "## Notices", ""]
         lines += [markdown_list_item(notice) for notice in view.notices]
@@ -156,9 +161,11 @@ def _summary(view: ReportView, limit: int) -> str:
     collapsed += budget.table(_INVENTORY_HEADINGS, [_inventory_cells(r) for r in moves], "move(s)")
     collapsed += ["", "</details>"]
 
+    references = ["", f"## {REFERENCES_TITLE}", ""] if view.references else []
+    references += budget.items(list(view.references), "reference(s)")
     notices = ["", "## Notices", ""] if view.notices else []
     notices += budget.items(list(view.notices), "notice(s)")
-    lines = [*_head(view), *decisions, *advice, *projects, *collapsed, *notices]
+    lines = [*_head(view), *decisions, *advice, *projects, *collapsed, *references, *notices]
     return "\n".join(lines) + "\n"
 
 
