@@ -9,11 +9,13 @@ import pytest
 import yaml
 
 from toolkit.esc_definitions import rewrite_stack_reads, stack_reads_of
+from toolkit.name_changes import NameChanges
 from toolkit.references import (
     BrokenReference,
     MovedNames,
     environment_breaks,
     environments_breaks,
+    moved_names,
     resolve_stack_reference,
     stack_read_renames,
     stack_reference_breaks,
@@ -22,18 +24,38 @@ from toolkit.report.references import reference_line
 from toolkit.stack_references import StackReferenceFound
 
 AGENT = "agent-abc"
-NAMES = MovedNames(
+CHANGES = NameChanges(
+    AGENT,
+    "acme",
     stacks={
-        (AGENT, "web", "dev"): ("acme", "web", "dev-agent"),
-        (AGENT, "web", "prod"): ("acme", "web", "prod"),
-        (AGENT, "api", "dev"): ("acme", "api", "dev"),
+        ("web", "dev"): ("web", "dev-agent"),
+        ("web", "prod"): ("web", "prod"),
+        ("api", "dev"): ("api", "dev"),
     },
     environments={
-        (AGENT, "default", "app"): ("acme", "default", "app"),
-        (AGENT, "default", "base"): ("acme", "default", "base-agent"),
+        ("default", "app"): ("default", "app"),
+        ("default", "base"): ("default", "base-agent"),
     },
-    copied=frozenset({(AGENT, "default", "app"), (AGENT, "default", "base")}),
 )
+NAMES = moved_names(CHANGES, copied=[("default", "app"), ("default", "base")])
+"""Three stacks move to acme, web/dev renamed; two environments are copied, one renamed."""
+
+
+def test_the_names_a_claim_changes_are_fully_qualified_with_the_copies() -> None:
+    expected = MovedNames(
+        stacks={
+            (AGENT, "web", "dev"): ("acme", "web", "dev-agent"),
+            (AGENT, "web", "prod"): ("acme", "web", "prod"),
+            (AGENT, "api", "dev"): ("acme", "api", "dev"),
+        },
+        environments={
+            (AGENT, "default", "app"): ("acme", "default", "app"),
+            (AGENT, "default", "base"): ("acme", "default", "base-agent"),
+        },
+        copied=frozenset({(AGENT, "default", "app"), (AGENT, "default", "base")}),
+    )
+    assert moved_names(CHANGES, copied=[("default", "app"), ("default", "base")]) == expected
+    assert stack_read_renames(CHANGES) == {"web/dev": "web/dev-agent"}
 
 
 def definition(text: str) -> dict[str, Any]:
@@ -235,7 +257,7 @@ values:
     source = definition(text)
 
     assert stack_reads_of(source) == ["web/dev", "web/prod", "web/dev"]
-    rewritten = rewrite_stack_reads(source, stack_read_renames(NAMES, AGENT))
+    rewritten = rewrite_stack_reads(source, stack_read_renames(CHANGES))
 
     assert stack_reads_of(rewritten) == ["web/dev-agent", "web/prod", "web/dev-agent"]
     assert rewritten["values"]["other"] == source["values"]["other"]

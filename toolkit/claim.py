@@ -34,6 +34,7 @@ from toolkit.gc_pauses import fewer_gc_pauses
 from toolkit.journal import Journal
 from toolkit.known_orgs import require_known_orgs
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
+from toolkit.name_changes import planned_changes
 from toolkit.plan import (
     NOT_CLAIMED,
     ClaimPlan,
@@ -42,7 +43,7 @@ from toolkit.plan import (
 )
 from toolkit.progress import MoveFailure, ProgressEvent
 from toolkit.reference_finding import find_references
-from toolkit.references import moved_names, stack_read_renames
+from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
@@ -454,7 +455,7 @@ class _Execution:
                 delete_source=self.delete_source if delete_source is None else delete_source,
                 journal=self.journal,
                 stop=self.stop,
-                stack_reads=stack_read_renames(moved_names(plan), plan.source_org),
+                stack_reads=stack_read_renames(planned_changes(plan)),
                 on_progress=on_progress,
                 limit=self.concurrency or ENVIRONMENT_CONCURRENCY,
             )

@@ -17,6 +17,7 @@ from toolkit.cloud import CloudClient
 from toolkit.errors import ChoiceError
 from toolkit.esc_definitions import copy_notices, environment_name
 from toolkit.models import TransferEntityEnvironment
+from toolkit.name_changes import planned_changes
 from toolkit.references import (
     BrokenReference,
     environments_breaks,
@@ -51,7 +52,8 @@ async def find_references(sides: Sides, plan: ClaimPlan) -> PlanReferences:
             "{environments} copy needs both orgs on Pulumi Cloud: ESC environments live there.",
             hint="Leave out {environments} copy to move the stacks only.",
         )
-    names = moved_names(plan)
+    copied = [environment_name(copy.source) for copy in plan.environment_copies]
+    names = moved_names(planned_changes(plan), copied)
     broken = stack_reference_breaks(await found_stack_references(sides, plan), names)
     environments = [
         environment_name(entity)

@@ -26,11 +26,10 @@ from toolkit.esc_definitions import (
     imports_of,
     stack_reads_of,
 )
-from toolkit.models import TransferEntityEnvironment, TransferEntityStack
 from toolkit.stack_references import StackReferenceFound
 
 if TYPE_CHECKING:
-    from toolkit.plan import ClaimPlan
+    from toolkit.name_changes import NameChanges
 
 FullName = tuple[str, str, str]
 """(org, project, stack or environment)."""
@@ -101,32 +100,23 @@ class MovedNames:
         return self.stacks.get(name, name)
 
 
-def moved_names(plan: ClaimPlan) -> MovedNames:
-    """The plan's stack moves, environment copies and (claim-api) environments the service
-    moves, as old -> new fully qualified names."""
-    source, destination = plan.source_org, plan.destination_org
-    stacks = {_stack(source, move.source): _stack(destination, move.target) for move in plan.moves}
-    copies = {
-        _environment(source, copy.source): _environment(destination, copy.target)
-        for copy in plan.environment_copies
-    }
-    claimed = {
-        _environment(source, moved.source): _environment(destination, moved.target)
-        for moved in plan.claimed_moves()
-        if isinstance(moved.source, TransferEntityEnvironment)
-        and isinstance(moved.target, TransferEntityEnvironment)
-    }
-    return MovedNames(stacks, {**claimed, **copies}, frozenset(copies))
+def moved_names(changes: NameChanges, copied: Iterable[EnvironmentName]) -> MovedNames:
+    """The names a claim changes (`toolkit.name_changes`) fully qualified, with the source's
+    environments the toolkit copies (`copied`)."""
+    source, destination = changes.source_org, changes.destination_org
+    return MovedNames(
+        stacks={(source, *old): (destination, *new) for old, new in changes.stacks.items()},
+        environments={
+            (source, *old): (destination, *new) for old, new in changes.environments.items()
+        },
+        copied=frozenset((source, *name) for name in copied),
+    )
 
 
-def stack_read_renames(names: MovedNames, source_org: str) -> dict[str, str]:
-    """For an environment copied out of `source_org`: each `project/stack` it may read of a
-    stack that moves under another `project/stack`, -> the name its copy reads instead."""
-    return {
-        f"{old[1]}/{old[2]}": f"{new[1]}/{new[2]}"
-        for old, new in names.stacks.items()
-        if old[0] == source_org and old[1:] != new[1:]
-    }
+def stack_read_renames(changes: NameChanges) -> dict[str, str]:
+    """For an environment copied out of the source org: each `project/stack` it may read of a
+    stack that moves under another `project/stack` -> the name its copy reads instead."""
+    return {"/".join(old): "/".join(new) for old, new in changes.stacks.items() if old != new}
 
 
 # --- Stack references in programs ----------------------------------------------------------
@@ -309,11 +299,3 @@ def sorted_references(references: Iterable[BrokenReference]) -> list[BrokenRefer
 
 def references_from_records(records: Sequence[Mapping[str, Any]]) -> list[BrokenReference]:
     return [BrokenReference.from_record(record) for record in records]
-
-
-def _stack(org: str, stack: TransferEntityStack) -> FullName:
-    return (org, stack.project_name, stack.stack_name)
-
-
-def _environment(org: str, environment: TransferEntityEnvironment) -> FullName:
-    return (org, environment.project_name, environment.environment_name)
