@@ -1,7 +1,8 @@
 """References that break, over the emulator: ESC environments of the agent's org reading the
 outputs of stacks that move (one renamed by the map) and importing an environment the map
 renames. The preview lists each in every format; a commit's copies read and import the new
-names (read back from the emulator); `status` shows what the run recorded."""
+names (read back from the emulator); `status` shows what the run recorded. With claim-api the
+service moves the environments as written, and the user edits them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import yaml
+from agent_times import agent_entry
 
 from toolkit.emulator.server import EmulatorServer
 
@@ -57,6 +59,14 @@ LEFT_LINES = [
     "stacks of the environment's own org only, so move the environment to acme or drop it",
 ]
 """The report's lines when the environments stay in the agent's org."""
+
+
+def claimed_world() -> dict[str, Any]:
+    """The same orgs with the agent's claim token: alice is a member of acme only."""
+    spec = world()
+    spec["users"] = [{"login": "alice", "token": "tok-alice", "orgs": {"acme": "member"}}]
+    spec["agents"] = [agent_entry(AGENT, token="tok-agent", claim_token="claim-abc123")]
+    return spec
 
 
 def world() -> dict[str, Any]:
@@ -236,4 +246,37 @@ def test_a_commit_rewrites_its_copies_and_its_record_keeps_the_references(
     assert status.exit_code == 0, status.output
     assert section(status.stdout, "## References that break", "## Notices") == " ".join(
         f"- {line}" for line in COPIED_LINES
+    )
+
+
+def test_environments_the_service_moves_are_the_users_to_edit(
+    make_emulator: EmulatorFactory, run_cli: RunCli, map_file: Path
+) -> None:
+    """claim-api: the service's claim moves the environments as they are written, so in acme
+    default/app would read acme's own web/dev and import acme's own default/base; the toolkit
+    does not write them, so the user edits both, to names acme can resolve."""
+    server = make_emulator(claimed_world())
+
+    result = run_cli(
+        server,
+        "preview",
+        *ORGS,
+        "--strategy",
+        "claim-api",
+        "-r",
+        str(map_file),
+        "--format",
+        "markdown",
+        source_token="tok-agent",
+        claim_token="claim-abc123",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert section(result.stdout, "## References that break", "## Notices") == " ".join(
+        [
+            f"- environment {AGENT}/default/app imports environment {AGENT}/default/base → "
+            "acme/default/base-agent; you edit it: imports: base → imports: base-agent",
+            f"- environment {AGENT}/default/app reads the outputs of stack {AGENT}/web/dev → "
+            "acme/web/dev-agent; you edit it: stack: web/dev → stack: web/dev-agent",
+        ]
     )
