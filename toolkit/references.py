@@ -15,7 +15,7 @@ never edited, and neither is a stack's state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolkit.esc_definitions import (
@@ -64,24 +64,16 @@ class BrokenReference:
 
     def to_record(self) -> dict[str, Any]:
         """As the JSON report and the run's record hold it (camelCase keys)."""
-        return {_CAMEL[key]: value for key, value in asdict(self).items()}
+        return {_camel(key): value for key, value in asdict(self).items()}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> BrokenReference:
-        return cls(**{key: record[camel] for key, camel in _CAMEL.items()})
+        return cls(**{field.name: record[_camel(field.name)] for field in fields(cls)})
 
 
-_CAMEL = {
-    "holder_kind": "holderKind",
-    "holder": "holder",
-    "kind": "kind",
-    "written": "written",
-    "old": "old",
-    "new": "new",
-    "rewrite": "rewrite",
-    "fixer": "fixer",
-    "edit": "edit",
-}
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 @dataclass(frozen=True)
