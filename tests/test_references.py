@@ -3,10 +3,14 @@ ESC import can take, resolved from where its holder is before and after the move
 
 from __future__ import annotations
 
+import dataclasses
+import html
+import json
 from typing import Any
 
 import pytest
 import yaml
+from test_report import CONTEXT, ENTITIES, claim
 
 from toolkit.esc_definitions import rewrite_stack_reads, stack_reads_of
 from toolkit.name_changes import NameChanges
@@ -20,7 +24,10 @@ from toolkit.references import (
     stack_read_renames,
     stack_reference_breaks,
 )
+from toolkit.report import render
+from toolkit.report.markdown import MARKDOWN_LIMIT, render_markdown
 from toolkit.report.references import reference_line
+from toolkit.report.view import build_view
 from toolkit.stack_references import StackReferenceFound
 
 AGENT = "agent-abc"
@@ -285,3 +292,33 @@ def test_a_broken_reference_keeps_every_field_through_its_record() -> None:
         "edit": f'StackReference name: "{AGENT}/web/dev" → "acme/web/dev-agent"',
     }
     assert BrokenReference.from_record(record) == broken
+
+
+STACK_LINE = (
+    f"stack acme/app/main references stack {AGENT}/web/dev → acme/web/dev-agent; you edit it: "
+    f'StackReference name: "{AGENT}/web/dev" → "acme/web/dev-agent"'
+)
+
+
+@pytest.mark.parametrize("limit", [MARKDOWN_LIMIT, 10])
+def test_a_stack_reference_is_one_line_in_every_format_and_a_record_in_json(limit: int) -> None:
+    """Also in the Markdown summary a long report becomes (`limit` small forces it)."""
+    broken = stack_reference_breaks(
+        [StackReferenceFound("acme", "app", "main", f"{AGENT}/web/dev")], NAMES
+    )
+    context = dataclasses.replace(CONTEXT, broken_references=tuple(broken))
+    document = claim(ENTITIES)
+
+    view = build_view(document, context)
+    markdown = render_markdown(view, limit=limit)
+    table = render(document, "table", context, width=400)
+    page = html.unescape(render(document, "html", context))
+    wire = json.loads(render(document, "json", context))
+
+    assert view.references == (STACK_LINE,)
+    listed = f"\n- {STACK_LINE}\n" if limit == MARKDOWN_LIMIT else "\n\n*1 more reference(s) not"
+    assert f"## References that break\n{listed}" in markdown.replace("\\_", "_")
+    assert f"References that break\n  • {STACK_LINE}\n" in table
+    assert f"<li>{STACK_LINE}</li>" in page
+    assert wire["brokenReferences"] == [broken[0].to_record()]
+    assert "brokenReferences" not in json.loads(render(document, "json", CONTEXT))
