@@ -34,6 +34,7 @@ from toolkit.gc_pauses import fewer_gc_pauses
 from toolkit.journal import Journal
 from toolkit.known_orgs import require_known_orgs
 from toolkit.models import AgentAccountSummary, AgentClaimResponse
+from toolkit.name_changes import planned_changes
 from toolkit.plan import (
     NOT_CLAIMED,
     ClaimPlan,
@@ -41,6 +42,8 @@ from toolkit.plan import (
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, ProgressEvent
+from toolkit.reference_finding import find_references
+from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
@@ -98,10 +101,11 @@ async def plan_claim(
     `claim-api` the plan is checked by the service's dry run of the claim, whose conflicts and
     failures it then carries. The first notice says which strategy runs and why.
     `environments="copy"` plans copying the source's
-    ESC environments (with claim-api: those the service says it cannot claim); their
-    definitions are read (secrets as ciphertext) for what the notices say about them, and
-    with claim-api the source identity must be able to read them decrypted (it acts as the
-    agent), or planning fails saying whose token to give.
+    ESC environments (with claim-api: those the service says it cannot claim), and with
+    claim-api the source identity must be able to read them decrypted (it acts as the agent),
+    or planning fails saying whose token to give. The source's environment definitions are
+    read (secrets as ciphertext) for what the notices say about the copies and for the
+    references the plan breaks (`toolkit.reference_finding`).
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
@@ -119,12 +123,15 @@ async def plan_claim(
             plan, warnings, (chosen, why) = await _plan_from_listings(
                 sides, users, resolution_map, strategy, environments, migrate_via
             )
-    if plan.environment_copies:
-        # The agent's reads (claim-api) are checked as the copies' definitions are read.
-        agent_reads = _check_agent_reads(sides, plan) if chosen == "claim-api" else nothing()
-        _, notices = await checked_first(agent_reads, _copy_notices(sides, plan))
-        warnings += notices
-    return replace(plan, notices=[f"strategy {chosen}: {why}", *warnings, *plan.notices])
+    # The agent's reads (claim-api) are checked as the definitions are read.
+    copied_by_agent = plan.environment_copies and chosen == "claim-api"
+    agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
+    _, found = await checked_first(agent_reads, find_references(sides, plan))
+    return replace(
+        plan,
+        notices=[f"strategy {chosen}: {why}", *warnings, *found.notices, *plan.notices],
+        broken_references=found.broken,
+    )
 
 
 async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
@@ -151,26 +158,6 @@ async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
         hint="Set PULUMI_CLAIM_SOURCE_TOKEN to the agent's own access token: after sign-up "
         "the agent's pulumi CLI keeps it in /tmp/.pulumi/credentials.json (under accounts, "
         "the service URL, accessToken). Or leave out --environments copy and see What to do.",
-    )
-
-
-async def _copy_notices(sides: Sides, plan: ClaimPlan) -> list[str]:
-    """What the plan's notices say about the environments to copy (`copy_notices`)."""
-    from toolkit.esc_definitions import copy_notices
-    from toolkit.strategies.environment_copy import read_definitions
-
-    if not (sides.source.is_cloud and sides.destination.is_cloud):
-        raise ChoiceError(
-            "{environments} copy needs both orgs on Pulumi Cloud: ESC environments live there.",
-            hint="Leave out {environments} copy to move the stacks only.",
-        )
-    async with CloudClient.for_identity(sides.source) as client:
-        definitions = await read_definitions(client, plan.source_org, plan.environment_copies)
-    return copy_notices(
-        plan.environment_copies,
-        definitions,
-        source_org=plan.source_org,
-        destination_org=plan.destination_org,
     )
 
 
@@ -468,6 +455,7 @@ class _Execution:
                 delete_source=self.delete_source if delete_source is None else delete_source,
                 journal=self.journal,
                 stop=self.stop,
+                stack_reads=stack_read_renames(planned_changes(plan)),
                 on_progress=on_progress,
                 limit=self.concurrency or ENVIRONMENT_CONCURRENCY,
             )

@@ -351,6 +351,7 @@ def status(
         copied=copied_environments(plan),
         retryable=plan.did_not_land(document),
         accepted=plan.accepted,
+        broken_references=tuple(plan.broken_references),
     )
     return RunStatus(record, document, context)
 

@@ -173,6 +173,70 @@ def _rewrite_references(value: Any, renamed: Mapping[str, str]) -> Any:
     return _INTERPOLATION.sub(reference, value)
 
 
+STACKS_PROVIDER = "pulumi-stacks"
+"""The ESC provider that reads stack outputs, `project/stack` of the environment's own org."""
+
+
+def stack_reads_of(definition: Mapping[str, Any]) -> list[str]:
+    """The stacks `definition` reads outputs of (`fn::open::pulumi-stacks`, or `fn::open`
+    with `provider: pulumi-stacks`), as written: `project/stack`, in its order."""
+    return [
+        entry["stack"]
+        for stacks in _stacks_inputs(definition.get("values"))
+        for entry in stacks.values()
+        if isinstance(entry, dict) and isinstance(entry.get("stack"), str)
+    ]
+
+
+def rewrite_stack_reads(
+    definition: Mapping[str, Any], renames: Mapping[str, str]
+) -> dict[str, Any]:
+    """`definition` with each stack read whose `project/stack` is in `renames` naming the
+    stack's new `project/stack`; everything else as written."""
+    if "values" not in definition or not renames:
+        return dict(definition)
+    return {**definition, "values": _rewrite_stack_reads(definition["values"], renames)}
+
+
+def _rewrite_stack_reads(value: Any, renames: Mapping[str, str]) -> Any:
+    if isinstance(value, list):
+        return [_rewrite_stack_reads(element, renames) for element in value]
+    if not isinstance(value, dict):
+        return value
+    copy = {key: _rewrite_stack_reads(element, renames) for key, element in value.items()}
+    for stacks in _stacks_of_call(copy):
+        for key, entry in stacks.items():
+            if isinstance(entry, dict) and entry.get("stack") in renames:
+                stacks[key] = {**entry, "stack": renames[entry["stack"]]}
+    return copy
+
+
+def _stacks_inputs(value: Any) -> Iterator[dict[Any, Any]]:
+    """The `stacks:` mapping of every pulumi-stacks call under `value`."""
+    if isinstance(value, list):
+        for element in value:
+            yield from _stacks_inputs(element)
+    elif isinstance(value, dict):
+        yield from _stacks_of_call(value)
+        for element in value.values():
+            yield from _stacks_inputs(element)
+
+
+def _stacks_of_call(value: dict[Any, Any]) -> list[dict[Any, Any]]:
+    """The `stacks:` mappings of the pulumi-stacks calls written directly in `value`: the
+    short form `fn::open::pulumi-stacks: {stacks}` and the long `fn::open: {provider, inputs}`."""
+    found = []
+    short = value.get(f"fn::open::{STACKS_PROVIDER}")
+    if isinstance(short, dict) and isinstance(short.get("stacks"), dict):
+        found.append(short["stacks"])
+    long = value.get("fn::open")
+    if isinstance(long, dict) and long.get("provider") == STACKS_PROVIDER:
+        inputs = long.get("inputs")
+        if isinstance(inputs, dict) and isinstance(inputs.get("stacks"), dict):
+            found.append(inputs["stacks"])
+    return found
+
+
 def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:
     """The `fn::open` providers (and `fn::rotate` rotators) `definition` uses, sorted.
 

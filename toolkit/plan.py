@@ -49,6 +49,7 @@ from toolkit.moves import (
     order_renames,
 )
 from toolkit.progress import MoveFailure
+from toolkit.references import BrokenReference
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import resolve
 from toolkit.service_urls import canonical_url, require_secure_url
@@ -228,6 +229,8 @@ class ClaimPlan:
     """claim-api: the service's own document for this plan (its dry run, or the claim itself)."""
     accepted: frozenset[EntityKey] = frozenset()
     """The failures the resolution map's `accept:` section acknowledges, by key."""
+    broken_references: list[BrokenReference] = field(default_factory=list)
+    """What names a moved stack or environment by its old name (`toolkit.references`)."""
 
     def __repr__(self) -> str:
         return (
@@ -380,6 +383,7 @@ class ClaimPlan:
         notices: Sequence[str],
         has_claim: bool,
         claim_copies: Collection[str] = (),
+        broken_references: Sequence[BrokenReference] = (),
     ) -> ClaimPlan:
         """The plan a run recorded (its `to_claim_response()`), to continue that run.
 
@@ -423,6 +427,7 @@ class ClaimPlan:
             has_claim=has_claim,
             environment_copies=copies,
             service_answer=document if strategy == "claim-api" else None,
+            broken_references=list(broken_references),
         )
 
     def claim_copy_names(self) -> list[str]:

@@ -48,6 +48,7 @@ from toolkit.models import AgentClaimResponse
 from toolkit.plan import ClaimPlan, ClaimTarget, is_blocked
 from toolkit.private_files import RUNS_DIR_FULL_HINT, check_runs_dir, write_failure
 from toolkit.progress import LandingFinished, LandingStarted, ProgressCallback, no_progress
+from toolkit.references import references_from_records
 from toolkit.resolution_map import ResolutionMap
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
@@ -432,6 +433,7 @@ def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
         notices=run.notices,
         has_claim=run.has_claim,
         claim_copies=run.request.get("claimCopies", []),
+        broken_references=references_from_records(run.request.get("brokenReferences", [])),
     )
     accepted = frozenset(tuple(key) for key in run.request.get("accepted", []))
     return replace(plan, accepted=accepted)
@@ -439,12 +441,14 @@ def recorded_plan(run: RunRecord, target: ClaimTarget) -> ClaimPlan:
 
 def _recorded_request(request: ClaimRequest, plan: ClaimPlan) -> dict[str, object]:
     """What the run's record says was asked, with what its recorded plan cannot say itself:
-    which environments a claim-api plan copies before the claim, and which failures the
-    request accepts (for `status`)."""
+    which environments a claim-api plan copies before the claim, which failures the
+    request accepts (for `status`), and the references that break."""
     target = request.target
     copies = plan.claim_copy_names()
     accepted = sorted(list(key) for key in request.resolution_map.accepted)
+    references = [reference.to_record() for reference in plan.broken_references]
     return {
+        **({"brokenReferences": references} if references else {}),
         **({"claimCopies": copies} if copies else {}),
         **({"accepted": accepted} if accepted else {}),
         "sourceOrg": target.source_org,

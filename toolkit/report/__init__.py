@@ -1,6 +1,8 @@
 """Renderers for the claim document: a terminal table, JSON, Markdown and one HTML page.
 
-JSON is the wire document and nothing else, so scripts can parse stdout. The three human
+JSON is the wire document, so scripts can parse stdout, with one key of the toolkit's own
+when a claim breaks references to what it moves: `brokenReferences`, a list of their records
+(`toolkit.references.BrokenReference.to_record`). The three human
 formats are built from one `ReportView` (`toolkit.report.view`), so the table
 (`toolkit.report.table`), the Markdown (`toolkit.report.markdown`) and the HTML (a template,
 `toolkit/templates/report.html.j2`) always say the same thing: who moves where, what each
@@ -18,11 +20,12 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolkit.choices import Format
 from toolkit.models import AgentClaimResponse
 from toolkit.redaction import redact_strings
+from toolkit.references import sorted_references
 from toolkit.report.view import (
     Mode,
     ReportContext,
@@ -55,7 +58,7 @@ def render(
     """The report as text, every token masked (`toolkit.redaction`, with `secrets` too);
     `width` only shapes the table format."""
     if fmt == "json":
-        return json.dumps(redact_strings(document.to_wire(), secrets), indent=2) + "\n"
+        return json.dumps(redact_strings(_json_report(document, context), secrets), indent=2) + "\n"
     view = build_view(document, context, secrets)
     if fmt == "markdown":
         from toolkit.report.markdown import render_markdown
@@ -90,6 +93,15 @@ def print_report(
         console.print(table_renderable(build_view(document, context, secrets)))
     else:
         console.out(render(document, fmt, context, secrets=secrets), end="", highlight=False)
+
+
+def _json_report(document: AgentClaimResponse, context: ReportContext) -> dict[str, Any]:
+    """The wire document, and the references that break when there are any."""
+    wire: dict[str, Any] = document.to_wire()
+    references = sorted_references(context.broken_references)
+    if references:
+        wire["brokenReferences"] = [reference.to_record() for reference in references]
+    return wire
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from toolkit.report.references import REFERENCES_TITLE
 from toolkit.report.view import InventoryRow, ReportView
 
 _MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "}
@@ -94,6 +95,10 @@ def _full_report(view: ReportView) -> str:
         lines += ["", "## What to do", ""]
         lines += [markdown_list_item(step) for step in view.next_steps]
 
+    if view.references:
+        lines += ["", f"## {REFERENCES_TITLE}", ""]
+        lines += [markdown_list_item(line) for line in view.references]
+
     if view.notices:
         lines += ["", "## Notices", ""]
         lines += [markdown_list_item(notice) for notice in view.notices]
@@ -110,9 +115,9 @@ def _inventory_cells(row: InventoryRow) -> list[str]:
 
 def _summary(view: ReportView, limit: int) -> str:
     """A report for a pull request or a chat: the counts per project, every entity that needs
-    a decision (conflicts, failures, renames) and the advice given once per group; the plain
-    moves collapsed in `<details>`, as many as fit. Whatever does not fit under `limit` is
-    counted and the full report named."""
+    a decision (conflicts, failures, renames), the advice given once per group and the
+    references that break; the plain moves collapsed in `<details>`, as many as fit. Whatever
+    does not fit under `limit` is counted and the full report named."""
     # What is kept whatever the size, then the decisions, then the plain moves: each part gets
     # what the parts before it left.
     advice = ["", "## What to do", ""] if view.advice else []
@@ -151,6 +156,10 @@ def _summary(view: ReportView, limit: int) -> str:
     if not (view.conflicts or view.failure_groups or view.renames):
         decisions += ["", "Nothing."]
 
+    # The references are the user's to act on: listed before the plain moves take the rest.
+    references = ["", f"## {REFERENCES_TITLE}", ""] if view.references else []
+    references += budget.items(list(view.references), "reference(s)")
+
     moves = [row for project in view.projects for row in project.rows]
     collapsed = ["", "<details>", f"<summary>{len(moves)} plain move(s)</summary>", ""]
     collapsed += budget.table(_INVENTORY_HEADINGS, [_inventory_cells(r) for r in moves], "move(s)")
@@ -158,7 +167,7 @@ def _summary(view: ReportView, limit: int) -> str:
 
     notices = ["", "## Notices", ""] if view.notices else []
     notices += budget.items(list(view.notices), "notice(s)")
-    lines = [*_head(view), *decisions, *advice, *projects, *collapsed, *notices]
+    lines = [*_head(view), *decisions, *advice, *references, *projects, *collapsed, *notices]
     return "\n".join(lines) + "\n"
 
 

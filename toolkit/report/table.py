@@ -19,6 +19,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.report.references import REFERENCES_TITLE
 from toolkit.report.view import (
     NOT_APPLICABLE,
     ActionKind,
@@ -73,7 +74,12 @@ def table_renderable(view: ReportView) -> RenderableType:
     parts.append(_failures(view.failures) if view.failures else Text("No failures."))
     parts.append(Text())
 
-    for title, items in (("What to do", view.next_steps), ("Notices", view.notices)):
+    sections = (
+        ("What to do", view.next_steps),
+        (REFERENCES_TITLE, view.references),
+        ("Notices", view.notices),
+    )
+    for title, items in sections:
         if items:
             parts.append(Text(title, style="bold"))
             parts.append(_bullets(items))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from toolkit.choices import Strategy
-from toolkit.display import printable, utc_minute
+from toolkit.display import printable
 from toolkit.entities import (
     KINDS,
     EntityKey,
@@ -48,21 +48,18 @@ from toolkit.report.groups import (
     failure_groups,
     project_groups,
 )
+from toolkit.report.header import claim_window_warning, day, header_rows
+from toolkit.report.references import reference_lines
 
 if TYPE_CHECKING:
     from toolkit.plan import ClaimPlan
+    from toolkit.references import BrokenReference
 
 Mode = Literal["preview", "commit"]
 
 CONFLICT_HINT = (
     "To fix: add a rename to the resolution map, or run `pulumi-claim resolve` to write one."
 )
-
-NO_CLAIM = "no claim: an org-to-org move"
-"""Shown instead of an agent and a claim window when no claim token stands behind them."""
-
-CLAIM_WINDOW_WARNING = timedelta(hours=24)
-"""Less than this left of the claim window, and the reports warn."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +95,8 @@ class ReportContext:
     """The commit's run, where the command knows it: what `status` and a re-run refer to."""
     landing_changes: tuple[str, ...] = ()
     """What the landing changes (or changed), one line a resource: `create team platform`."""
+    broken_references: tuple[BrokenReference, ...] = ()
+    """What names a moved stack or environment by its old name (`toolkit.references`)."""
 
 
 def report_context(
@@ -117,6 +116,7 @@ def report_context(
         copied=copied_environments(plan),
         retryable=plan.did_not_land(document),
         accepted=plan.accepted,
+        broken_references=tuple(plan.broken_references),
     )
 
 
@@ -267,6 +267,8 @@ class ReportView:
     projects: tuple[ProjectGroup, ...] = ()
     """The plain moves (no rename, no failure, no conflict), per project."""
     landing_changes: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    """The references that break, one line each (`toolkit.report.references`)."""
 
 
 def build_view(
@@ -337,7 +339,7 @@ def build_view(
     blocked = is_blocked(document, context.strategy, context.retryable)
     view = ReportView(
         title=f"pulumi-claim {context.mode}: {context.source_org} → {context.destination_org}",
-        header=_header(document, context),
+        header=header_rows(document, context),
         counts=counts,
         inventory=tuple(inventory),
         conflicts=tuple(conflict_rows),
@@ -356,6 +358,7 @@ def build_view(
         failure_groups=failure_groups(failure_rows),
         projects=project_groups(row for row in inventory if row.action_kind == "move"),
         landing_changes=context.landing_changes,
+        references=reference_lines(context.broken_references),
     )
     return map_strings(redact_strings(view, secrets), printable)
 
@@ -382,72 +385,10 @@ def _notices(document: AgentClaimResponse, context: ReportContext) -> tuple[str,
     """The claim window's warning, the run's notices, then the acceptances that name no
     failure."""
     return (
-        *_claim_window_warning(document, context),
+        *claim_window_warning(document, context),
         *context.notices,
         *_stale_acceptances(document, context),
     )
-
-
-def _header(document: AgentClaimResponse, context: ReportContext) -> tuple[tuple[str, str], ...]:
-    header = [
-        ("Mode", context.mode),
-        ("From → to", f"{context.source_org} → {context.destination_org}"),
-        ("Strategy", context.strategy),
-    ]
-    if context.has_claim:
-        agent = document.agent
-        agent_text = f"{agent.login}, created {utc_minute(agent.created_at)}"
-        if agent.org_name != agent.login:
-            agent_text = (
-                f"{agent.login} (org {agent.org_name}), created {utc_minute(agent.created_at)}"
-            )
-        header += [("Agent", agent_text), ("Claim window", _claim_window(document, context))]
-    else:
-        header.append(("Claim", NO_CLAIM))
-    if context.run_id is not None:
-        header.append(("Run", context.run_id))
-    if context.landing is not None:
-        header.append(("Landing", context.landing))
-    if context.generated_at is not None:
-        header.append(("Generated", utc_minute(context.generated_at)))
-    return tuple(header)
-
-
-def _claim_window(document: AgentClaimResponse, context: ReportContext) -> str:
-    """When the claim window closes, and how much of it is left at `generated_at`."""
-    closes = f"closes {utc_minute(document.claim_expires_at)}"
-    left = _time_left(document, context)
-    if left is None:
-        return closes
-    if left <= timedelta(0):
-        return f"{closes} (expired)"
-    warning = ": under 24 hours" if left < CLAIM_WINDOW_WARNING else ""
-    return f"{closes} ({_duration(left)} left{warning})"
-
-
-def _claim_window_warning(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
-    left = _time_left(document, context)
-    if left is None or not timedelta(0) < left < CLAIM_WINDOW_WARNING:
-        return ()
-    return (
-        f"warning: the claim window closes in {_duration(left)} "
-        f"({utc_minute(document.claim_expires_at)}); after that the claim token expires and the "
-        "agent's account can no longer be claimed: commit before then",
-    )
-
-
-def _time_left(document: AgentClaimResponse, context: ReportContext) -> timedelta | None:
-    if not context.has_claim or context.generated_at is None:
-        return None
-    return _utc(document.claim_expires_at) - _utc(context.generated_at)
-
-
-def _duration(span: timedelta) -> str:
-    """Days and hours, or under a day hours and minutes: "29 d 12 h", "5 h 12 min"."""
-    minutes = int(span.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
 
 
 def _next_steps(document: AgentClaimResponse, context: ReportContext) -> tuple[str, ...]:
@@ -555,7 +496,7 @@ def _inventory_row(
     if isinstance(entity, TransferEntityStack | TransferEntityStackRename):
         resources = str(entity.resource_count)
         if entity.last_update is not None:
-            last_update = _day(entity.last_update)
+            last_update = day(entity.last_update)
     return InventoryRow(
         _kind(entity), display_name(entity), resources, last_update, action, action_kind
     )
@@ -581,13 +522,3 @@ def _name_with_target(entity: BaseEntity | RenameEntity) -> str:
         if target is None
         else f"{display_name(entity)} → {display_name(target)}"
     )
-
-
-def _day(moment: datetime) -> str:
-    """The UTC date alone, for table columns where every character counts."""
-    return _utc(moment).strftime("%Y-%m-%d")
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware, in UTC; a naive time is read as UTC already, as the service sends them."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -2,10 +2,10 @@
 
 No endpoint moves an environment between orgs, so each one is recreated: its definition is
 read decrypted from the source (in memory only), its `imports:` are pointed at the copies'
-names, and it is written to a new environment in the destination, whose service encrypts the
-secrets with the new environment's own key. The environment tags follow. A copy counts once
-both sides decrypt to the same definition (modulo the rewritten imports) and none of the
-source's ciphertext is in the destination.
+names and its stack reads at the moved stacks' names, and it is written to a new environment
+in the destination, whose service encrypts the secrets with the new environment's own key. The
+environment tags follow. A copy counts once both sides decrypt to the same definition (modulo
+the rewritten names) and none of the source's ciphertext is in the destination.
 
 What a definition is, and the order imports impose, is pure and apart
 (`toolkit.esc_definitions`); this module makes the calls, journal-recorded like the other
@@ -33,6 +33,7 @@ from toolkit.esc_definitions import (
     parse_definition,
     plaintext_secrets,
     rewrite_imports,
+    rewrite_stack_reads,
 )
 from toolkit.journal import Journal
 from toolkit.moves import EnvironmentCopy
@@ -50,23 +51,25 @@ if TYPE_CHECKING:
 
 
 async def read_definitions(
-    client: CloudClient, org: str, copies: Sequence[EnvironmentCopy], *, limit: int = 8
-) -> dict[EnvironmentName, dict[str, Any]]:
-    """The stored definitions (secrets as ciphertext) of the copies' sources, for the plan's
-    notices; one that cannot be read is left out (the commit says why)."""
+    client: CloudClient, org: str, names: Sequence[EnvironmentName], *, limit: int = 8
+) -> tuple[dict[EnvironmentName, dict[str, Any]], dict[EnvironmentName, str]]:
+    """The stored definitions (secrets as ciphertext) of `org`'s environments `names`, for
+    the plan's notices and the references it breaks, `limit` reads at a time; and why each
+    that could not be read was not."""
     slots = asyncio.Semaphore(limit)
 
-    async def read(copy: EnvironmentCopy) -> tuple[EnvironmentName, dict[str, Any] | None]:
-        name = environment_name(copy.source)
+    async def read(name: EnvironmentName) -> dict[str, Any] | str:
         async with slots:
             try:
                 stored = await client.get_environment(org, *name)
-                return name, parse_definition(stored.yaml)
-            except ClaimError:
-                return name, None
+                return parse_definition(stored.yaml)
+            except ClaimError as error:
+                return error.message
 
-    found = await asyncio.gather(*(read(copy) for copy in copies))
-    return {name: definition for name, definition in found if definition is not None}
+    found = await asyncio.gather(*(read(name) for name in names))
+    read_ones = {n: f for n, f in zip(names, found, strict=True) if not isinstance(f, str)}
+    refused = {n: f for n, f in zip(names, found, strict=True) if isinstance(f, str)}
+    return read_ones, refused
 
 
 async def unreadable(
@@ -98,12 +101,16 @@ async def copy_environments(
     delete_source: bool,
     journal: Journal,
     stop: StopSignal,
+    stack_reads: Mapping[str, str],
     on_progress: ProgressCallback = no_progress,
     limit: int = 8,
 ) -> FailedMoves:
     """Copy each environment of `copies` from `source_org` to `destination_org`; return those
     that did not land (source key -> why).
 
+    Each copy's imports name the copies, and its stack reads (`fn::open::pulumi-stacks`)
+    name the stacks as `stack_reads` renames them (`project/stack` -> `project/stack`), since
+    a copy reads the stacks of the destination org (`toolkit.references.stack_read_renames`).
     Imports first: an environment is copied once those it imports have landed, and not at all
     when one of them failed. A copy the journal shows verified is not made again; a copy the
     journal shows begun by this run is removed and made again; a destination environment of
@@ -121,6 +128,7 @@ async def copy_environments(
         tally=MoveTally(len(copies), on_progress, "environments"),
         history=StepHistory(journal),
         renames={environment_name(copy.source): environment_name(copy.target) for copy in copies},
+        stack_reads=stack_reads,
     )
     return await copier.run(copies)
 
@@ -158,6 +166,7 @@ class _Copier:
     tally: MoveTally
     history: StepHistory
     renames: dict[EnvironmentName, EnvironmentName]
+    stack_reads: Mapping[str, str]
     failed: FailedMoves = field(default_factory=dict)
     failed_names: set[EnvironmentName] = field(default_factory=set)
 
@@ -248,7 +257,7 @@ class _Copier:
         self.tally.started(self._source(copy), target)
         project, name = environment_name(copy.target)
         org = self.destination_org
-        expected = rewrite_imports(source.definition, self.renames)
+        expected = self._as_copied(source.definition)
         self.calls.journal.record_revision(copy.journal_name, "source", source.revision)
         try:
             if await self.destination.environment_exists(org, project, name):
@@ -519,7 +528,7 @@ class _Copier:
         if isinstance(read, MoveFailure):
             raise _CopyFailed(read)
         self.calls.journal.record_revision(copy.journal_name, "source", read.revision)
-        expected = rewrite_imports(read.definition, self.renames)
+        expected = self._as_copied(read.definition)
         await self._step(
             copy,
             "write",
@@ -542,6 +551,10 @@ class _Copier:
             await self.source.delete_environment(self.source_org, project, name)
         except NotFoundError:
             return  # removed by an earlier attempt whose answer was lost
+
+    def _as_copied(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """`definition` as its copy holds it: imports and stack reads at the new names."""
+        return rewrite_stack_reads(rewrite_imports(definition, self.renames), self.stack_reads)
 
     def _source(self, copy: EnvironmentCopy) -> str:
         return qualified_name(self.source_org, copy.source)
