@@ -73,6 +73,13 @@ from toolkit.models.orgs import (
     User,
     UserInfo,
 )
+from toolkit.models.stack_settings import (
+    JsonObject,
+    ListScheduledActionsResponse,
+    ScheduledAction,
+    Webhook,
+    WebhookResponse,
+)
 from toolkit.models.stacks import (
     AppBatchDecryptRequest,
     AppBatchDecryptResponse,
@@ -158,6 +165,7 @@ __all__ = [
     "EscRange",
     "FGARole",
     "InsightsAccount",
+    "JsonObject",
     "ListAccessTokensResponse",
     "ListEnvironmentRevisionTagsResponse",
     "ListEnvironmentTagsResponse",
@@ -165,6 +173,7 @@ __all__ = [
     "ListInsightsAccountsResponse",
     "ListOrganizationMembersResponse",
     "ListPackagesResponse",
+    "ListScheduledActionsResponse",
     "ListTeamsResponse",
     "OpenEnvironmentResponse",
     "OrgEnvironment",
@@ -175,6 +184,7 @@ __all__ = [
     "RemoveEnvironmentIdentifier",
     "RemoveStackIdentifier",
     "RenameEntity",
+    "ScheduledAction",
     "StackPermission",
     "Team",
     "TeamEnvironmentSettings",
@@ -201,5 +211,7 @@ __all__ = [
     "UpdateTeamRequest",
     "User",
     "UserInfo",
+    "Webhook",
+    "WebhookResponse",
     "WireModel",
 ]

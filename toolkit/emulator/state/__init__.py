@@ -19,7 +19,9 @@ environments: definitions with their secrets sealed by each environment's key in
 `_environment_secrets`, revisions, revision tags, open sessions; their tags in
 `_environment_tags`, their clones in `_environment_clones`), `_catalog` (Insights accounts,
 registry packages), `_teams` (teams, their members and their stack and environment permissions,
-org members) and `_inspection` (direct reads for tests). Each module adds its tables to
+org members), `_stack_settings` (a stack's deployment settings, webhooks and schedules;
+their secrets sealed by the stack's key in `_deployment_secrets`) and `_inspection` (direct
+reads for tests). Each module adds its tables to
 `_schema` and its class to `ServiceState`.
 """
 
@@ -60,6 +62,7 @@ from toolkit.emulator.state._records import (
     UpdateStatus,
     UserRecord,
 )
+from toolkit.emulator.state._stack_settings import StackSettings
 from toolkit.emulator.state._stacks import Stacks
 from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
@@ -101,6 +104,14 @@ __all__ = [
 
 
 class ServiceState(
-    Accounts, Agents, Stacks, Updates, Teams, EnvironmentClones, Catalog, Inspection
+    Accounts,
+    Agents,
+    Stacks,
+    StackSettings,
+    Updates,
+    Teams,
+    EnvironmentClones,
+    Catalog,
+    Inspection,
 ):
     """All of the emulated service's state, in one SQLite database, safe across threads."""
