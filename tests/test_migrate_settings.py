@@ -82,13 +82,15 @@ def via(request: pytest.FixtureRequest) -> MigrateVia:
 @pytest.fixture
 def server(pulumi_cli: Path, make_emulator: EmulatorFactory) -> EmulatorServer:
     """The agent's web/dev, with its state, settings (one secret value), webhook (signed)
-    and weekly refresh."""
+    and weekly refresh (paused)."""
     emulator = make_emulator(WORLD)
     asyncio.run(seed_stacks(emulator, AGENT, "tok-agent", {("web", "dev"): {}}))
     with as_agent(emulator) as http:
         http.put(f"{SOURCE}/deployments/settings", json=SETTINGS).raise_for_status()
         http.post(f"{SOURCE}/hooks", json=WEBHOOK).raise_for_status()
-        http.post(f"{SOURCE}/deployments/schedules", json=SCHEDULE).raise_for_status()
+        made = http.post(f"{SOURCE}/deployments/schedules", json=SCHEDULE).raise_for_status()
+        schedule = made.json()["id"]
+        http.post(f"{SOURCE}/deployments/schedules/{schedule}/pause").raise_for_status()
     return emulator
 
 
@@ -188,7 +190,7 @@ def test_a_migrated_stack_keeps_its_settings_webhooks_and_schedules_once_its_sec
             "secretCiphertext": "",
         }
     ]
-    assert schedules == [("0 6 * * 1", {"request": {"operation": "refresh"}}, "deployment", False)]
+    assert schedules == [("0 6 * * 1", {"request": {"operation": "refresh"}}, "deployment", True)]
 
     # The user sets what could not be copied, as the report says, and runs again.
     with as_carol(server) as http:
@@ -239,6 +241,7 @@ def test_a_stack_whose_settings_hold_no_secret_lands_whole_in_one_run(
         ("PUT", f"{TARGET}/deployments/settings"),
         ("POST", f"{TARGET}/hooks"),
         ("POST", f"{TARGET}/deployments/schedules"),
+        ("POST", f"{TARGET}/deployments/schedules/[^/]+/pause"),
     ],
 )
 def test_a_fault_on_each_new_call_is_finished_by_running_again(

@@ -270,6 +270,8 @@ def walk(server: EmulatorServer) -> list[Answered]:
     made = call("POST", f"{walked}/deployments/schedules", json=schedule).json()
     call("GET", f"{walked}/deployments/schedules")
     call("GET", f"{walked}/deployments/schedules/{made['id']}")
+    call("POST", f"{walked}/deployments/schedules/{made['id']}/pause")
+    call("POST", f"{walked}/deployments/schedules/{made['id']}/resume")
     call("DELETE", f"{walked}/deployments/schedules/{made['id']}")
     sealed = call("POST", f"{stack}/encrypt", json={"plaintext": _b64(b"x")}).json()
     call("POST", f"{stack}/decrypt", json={"ciphertext": sealed["ciphertext"]})

@@ -155,7 +155,10 @@ def test_webhooks_by_name_and_schedules_by_timing(server: EmulatorServer) -> Non
             f"{STACK}/deployments/schedules",
             json={"scheduleOnce": "2027-01-01T00:00:00Z", "request": {"operation": "destroy"}},
         )
-        deleted = http.delete(f"{STACK}/deployments/schedules/{once.json()['id']}")
+        one = f"{STACK}/deployments/schedules/{once.json()['id']}"
+        paused = [http.post(f"{one}/pause").status_code, http.get(one).json()["paused"]]
+        resumed = [http.post(f"{one}/resume").status_code, http.get(one).json()["paused"]]
+        deleted = http.delete(one)
         stranger = client(server, "tok-dave").get(f"{STACK}/hooks")
 
     assert named.status_code == 201
@@ -164,6 +167,7 @@ def test_webhooks_by_name_and_schedules_by_timing(server: EmulatorServer) -> Non
     assert no_url.status_code == 400
     assert both.status_code == 400
     assert once.json()["nextExecution"] == "2027-01-01T00:00:00Z"
+    assert (paused, resumed) == ([200, True], [200, False])
     assert deleted.status_code == 200
     assert stranger.status_code == 403
 

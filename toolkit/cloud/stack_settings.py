@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from toolkit.cloud.stacks import stack_path
-from toolkit.cloud.transport import Transport, parse_answer
+from toolkit.cloud.transport import Transport, parse_answer, segment
 from toolkit.errors import NotFoundError, TransportError
 from toolkit.models import (
     JsonObject,
@@ -78,3 +78,11 @@ class StackSettingsCalls(Transport):
         path = f"{stack_path(org, project, stack)}/deployments/schedules"
         response = await self._request("POST", path, text=json.dumps(schedule))
         return parse_answer(ScheduledAction, response, f"POST {path}")
+
+    async def pause_deployment_schedule(
+        self, org: str, project: str, stack: str, schedule_id: str
+    ) -> None:
+        """Pause a schedule; safe to repeat."""
+        schedule = segment(schedule_id)
+        path = f"{stack_path(org, project, stack)}/deployments/schedules/{schedule}/pause"
+        await self._request("POST", path, always_retry=True)

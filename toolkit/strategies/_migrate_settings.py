@@ -4,15 +4,17 @@ one (both sides on Pulumi Cloud; a self-managed backend has none of them).
 
 Copying again finishes the job and never duplicates: the settings are written whole, a webhook
 is created only when the new stack has none of its name, a schedule only when the new stack
-has none with the same timing and request. What the service never shows cannot be copied: a
-secret value of the settings (the source stack's ciphertext, which the new stack's key cannot
-open) and a webhook's signing secret. Each is listed, with what to do; once the user has set it
-in the new stack, copying again finds it there and the move is done.
+has none with the same timing and request (then paused if its source is). What the service
+never shows cannot be copied: a secret value of the settings (the source stack's ciphertext,
+which the new stack's key cannot open) and a webhook's signing secret. Each is listed, with
+what to do; once the user has set it in the new stack, copying again finds it there and the
+move is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +45,11 @@ class ExtrasCopy:
 
     deployment_settings: JsonObject | None
     webhooks: list[Webhook] = field(default_factory=list)
-    schedules: list[JsonObject] = field(default_factory=list)
+    schedules: list[tuple[JsonObject, bool]] = field(default_factory=list)
+    """Each schedule to create (a `CreateScheduledDeploymentRequest`), and whether to pause
+    it then, as its source is paused."""
+    to_pause: list[str] = field(default_factory=list)
+    """The ids of schedules the new stack has already whose source is paused."""
     not_copied: list[str] = field(default_factory=list)
     """Each thing left out, said as the report says it."""
 
@@ -108,13 +114,20 @@ def extras_copy(source: StackExtras, present: StackExtras, target_name: str) -> 
                 f"webhook {hook.name!r}: its signing secret, which the service never shows "
                 f"(set it on the webhook of {target_name} in Pulumi Cloud)"
             )
-    present_schedules = [_schedule_request(schedule) for schedule in present.schedules]
-    schedules = [
-        request
-        for request in map(_schedule_request, source.schedules)
-        if request not in present_schedules
-    ]
-    return ExtrasCopy(settings, webhooks, schedules, not_copied)
+    present_schedules = {
+        json.dumps(_schedule_request(schedule), sort_keys=True): schedule
+        for schedule in present.schedules
+    }
+    schedules: list[tuple[JsonObject, bool]] = []
+    to_pause: list[str] = []
+    for schedule in source.schedules:
+        request = _schedule_request(schedule)
+        twin = present_schedules.get(json.dumps(request, sort_keys=True))
+        if twin is None:
+            schedules.append((request, schedule.paused))
+        elif schedule.paused and not twin.paused:
+            to_pause.append(twin.id)
+    return ExtrasCopy(settings, webhooks, schedules, to_pause, not_copied)
 
 
 async def write_extras(client: CloudClient, target_name: str, copy: ExtrasCopy) -> None:
@@ -123,8 +136,12 @@ async def write_extras(client: CloudClient, target_name: str, copy: ExtrasCopy) 
         await client.replace_deployment_settings(org, project, stack, copy.deployment_settings)
     for webhook in copy.webhooks:
         await client.create_stack_webhook(org, project, stack, webhook)
-    for schedule in copy.schedules:
-        await client.create_deployment_schedule(org, project, stack, schedule)
+    for request, paused in copy.schedules:
+        created = await client.create_deployment_schedule(org, project, stack, request)
+        if paused:
+            await client.pause_deployment_schedule(org, project, stack, created.id)
+    for schedule_id in copy.to_pause:
+        await client.pause_deployment_schedule(org, project, stack, schedule_id)
 
 
 async def copy_settings(

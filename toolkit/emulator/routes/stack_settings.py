@@ -4,7 +4,7 @@ client (`provider/pkg/pulumiapi`: deployment_settings.go, webhooks.go, stack_sch
 sends them: settings read with GET, replaced with PUT (the provider's create and update), a
 part of them set with POST, removed with DELETE; webhooks listed, created (201), read,
 changed with PATCH and deleted (204) by name; schedules listed (`{"schedules": [...]}`),
-created, read and deleted by id.
+created, read, paused, resumed and deleted by id.
 
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
@@ -108,6 +108,20 @@ def stack_settings_router(service: Service) -> APIRouter:
     ) -> JSONResponse:
         found = state.deployment_schedule(who, *stack_path(http_request), schedule_id)
         return json_response(found)
+
+    @router.post(SCHEDULES + "/{schedule_id}/pause")
+    async def pause_schedule(
+        who: Authenticated, http_request: Request, schedule_id: str
+    ) -> Response:
+        state.pause_deployment_schedule(who, *stack_path(http_request), schedule_id, paused=True)
+        return Response(status_code=200)
+
+    @router.post(SCHEDULES + "/{schedule_id}/resume")
+    async def resume_schedule(
+        who: Authenticated, http_request: Request, schedule_id: str
+    ) -> Response:
+        state.pause_deployment_schedule(who, *stack_path(http_request), schedule_id, paused=False)
+        return Response(status_code=200)
 
     @router.delete(SCHEDULES + "/{schedule_id}")
     async def delete_schedule(

@@ -75,7 +75,7 @@ def insert_world_stack_settings(
         ],
     )
     db.executemany(
-        "INSERT INTO stack_schedules VALUES (?, ?, ?, ?)",
+        "INSERT INTO stack_schedules (id, stack_id, request, created) VALUES (?, ?, ?, ?)",
         [
             (uuid.uuid4().hex, stack_id, json.dumps(schedule), loaded_at)
             for schedule in stack.schedules

@@ -217,7 +217,8 @@ CREATE TABLE stack_schedules (
     id TEXT PRIMARY KEY,
     stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
     request TEXT NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX claims_by_destination ON claims (destination, started);
 CREATE INDEX memberships_by_org ON memberships (org);

@@ -154,7 +154,7 @@ class StackSettings(Store):
         """The stack's schedules, oldest first, as the service shows them (`ScheduledAction`)."""
         with self._on_stack(caller, org, project, stack) as record:
             rows = self._db.execute(
-                "SELECT id, request, created FROM stack_schedules WHERE stack_id = ?"
+                f"SELECT {_SCHEDULE_COLUMNS} FROM stack_schedules WHERE stack_id = ?"
                 " ORDER BY created, id",
                 (record.id,),
             ).fetchall()
@@ -174,7 +174,7 @@ class StackSettings(Store):
         schedule_id = uuid.uuid4().hex
         with self._on_stack(caller, org, project, stack, write=True) as record:
             self._db.execute(
-                "INSERT INTO stack_schedules VALUES (?, ?, ?, ?)",
+                "INSERT INTO stack_schedules (id, stack_id, request, created) VALUES (?, ?, ?, ?)",
                 (schedule_id, record.id, json.dumps(request), self.now().isoformat()),
             )
             return self._existing_schedule(record, schedule_id)
@@ -186,9 +186,19 @@ class StackSettings(Store):
             self._existing_schedule(record, schedule_id)
             self._db.execute("DELETE FROM stack_schedules WHERE id = ?", (schedule_id,))
 
+    def pause_deployment_schedule(
+        self, caller: Caller, org: str, project: str, stack: str, schedule_id: str, paused: bool
+    ) -> None:
+        """Pause a schedule, or resume it (`paused` False); either again changes nothing."""
+        with self._on_stack(caller, org, project, stack, write=True) as record:
+            self._existing_schedule(record, schedule_id)
+            self._db.execute(
+                "UPDATE stack_schedules SET paused = ? WHERE id = ?", (int(paused), schedule_id)
+            )
+
     def _existing_schedule(self, record: StackRecord, schedule_id: str) -> dict[str, Any]:
         row = self._db.execute(
-            "SELECT id, request, created FROM stack_schedules WHERE id = ? AND stack_id = ?",
+            f"SELECT {_SCHEDULE_COLUMNS} FROM stack_schedules WHERE id = ? AND stack_id = ?",
             (schedule_id, record.id),
         ).fetchone()
         if row is None:
@@ -241,16 +251,19 @@ def _check_schedule(request: dict[str, Any]) -> None:
         raise ServiceFault(400, "Bad Request: a schedule needs the deployment request to run")
 
 
-def _schedule_view(row: tuple[str, str, str], org: str) -> dict[str, Any]:
+_SCHEDULE_COLUMNS = "id, request, created, paused"
+
+
+def _schedule_view(row: tuple[str, str, str, int], org: str) -> dict[str, Any]:
     """`ScheduledAction` of kind `deployment`; the next run is not computed (no executions
     happen here), so it is the one-time moment or empty."""
-    schedule_id, request_text, created = row
+    schedule_id, request_text, created, paused = row
     request = json.loads(request_text)
     view: dict[str, Any] = {
         "id": schedule_id,
         "orgID": org,
         "kind": "deployment",
-        "paused": False,
+        "paused": bool(paused),
         "definition": {"request": request["request"]},
         "created": created,
         "modified": created,
