@@ -62,7 +62,8 @@ T = TypeVar("T")
 
 MIGRATE_VIA_NOTICES: dict[MigrateVia, str] = {
     "rest": "migrate over REST: every step is a call to the service (export, batch-decrypt, "
-    "create, batch-encrypt, import, tags), with no pulumi process",
+    "create, batch-encrypt, import, tags, deployment settings, webhooks, schedules), with no "
+    "pulumi process",
     "cli": "migrate through the pulumi CLI (Automation API), one isolated workspace per "
     "identity; the source is listed through the CLI too",
 }
