@@ -235,6 +235,31 @@ def test_a_stack_whose_settings_hold_no_secret_lands_whole_in_one_run(
     assert landed[1:] == source[1:]
 
 
+def test_a_first_run_reads_only_the_source_and_a_later_one_the_new_stack_too(
+    server: EmulatorServer,
+) -> None:
+    """The stack a run creates holds nothing to compare with, so it is not read; a run that
+    finishes an earlier attempt's move reads it before writing (nothing duplicated)."""
+    journal = Journal.in_memory()
+    server.requests.clear()
+
+    migrate(server, "rest", journal)
+
+    reads = [e.path for e in server.requests.entries() if e.method == "GET"]
+    extras = ("/deployments/settings", "/hooks", "/deployments/schedules")
+    assert sorted(p for p in reads if p.endswith(extras)) == sorted(
+        SOURCE + extra for extra in extras
+    )
+    server.requests.clear()
+
+    migrate(server, "rest", journal)
+
+    reads = [e.path for e in server.requests.entries() if e.method == "GET"]
+    assert sorted(p for p in reads if p.endswith(extras)) == sorted(
+        path + extra for path in (SOURCE, TARGET) for extra in extras
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

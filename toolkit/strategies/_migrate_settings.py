@@ -144,15 +144,26 @@ async def write_extras(client: CloudClient, target_name: str, copy: ExtrasCopy) 
         await client.pause_deployment_schedule(org, project, stack, schedule_id)
 
 
+NOTHING_CARRIED = StackExtras(None, (), ())
+"""What a stack holds when it was just created."""
+
+
 async def copy_settings(
-    source: CloudClient, destination: CloudClient, source_name: str, target_name: str
+    source: CloudClient,
+    destination: CloudClient,
+    source_name: str,
+    target_name: str,
+    *,
+    created_now: bool,
 ) -> ExtrasCopy:
     """Copy what `source_name` carries to `target_name` and return what was written;
     StepFailed when a call fails, or after writing all it could, when something could not be
-    copied."""
+    copied. `created_now`: this attempt created `target_name`, which holds nothing yet, so it
+    is not read (three calls a stack fewer on a first run); a later attempt reads it."""
     try:
         carried, present = await asyncio.gather(
-            read_extras(source, source_name), read_extras(destination, target_name)
+            read_extras(source, source_name),
+            _nothing() if created_now else read_extras(destination, target_name),
         )
         copy = extras_copy(carried, present, target_name)
         await write_extras(destination, target_name, copy)
@@ -170,6 +181,10 @@ async def copy_settings(
             + f"; {source_name} is left as it is. Once set, run the same command again",
         )
     return copy
+
+
+async def _nothing() -> StackExtras:
+    return NOTHING_CARRIED
 
 
 def _without_foreign_secrets(settings: Any, present: Any, where: str, not_copied: list[str]) -> Any:

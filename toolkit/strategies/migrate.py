@@ -345,7 +345,7 @@ class _Migration:
                 except BaseException as failure:
                     await self._remove_half_made(move, target, failure)
                     raise
-                await self._copy_settings(move)
+                await self._copy_settings(move, created_now=True)
                 self.report(
                     move,
                     "verify",
@@ -374,7 +374,7 @@ class _Migration:
                     state = await source.read(source_name, "read")
                     await self._copy_tags(state, move, target)
                 if not copied.settings:
-                    await self._copy_settings(move)
+                    await self._copy_settings(move, created_now=False)
                 if not self.delete_source:
                     self.report(move, "verify", f"{target_name} is migrated", landed=True)
                     return None
@@ -446,9 +446,10 @@ class _Migration:
         if user_tags:
             self.report(move, "tags", f"copied {len(user_tags)} tag(s) to {target_name}")
 
-    async def _copy_settings(self, move: StackMove) -> None:
+    async def _copy_settings(self, move: StackMove, *, created_now: bool) -> None:
         """Copy the source's deployment settings, webhooks and schedules to the verified copy
-        (`_migrate_settings`), when both sides have them."""
+        (`_migrate_settings`), when both sides have them; `created_now`: this attempt
+        created the copy."""
         source_client, destination_client = (
             self.source.settings_client,
             self.destination.settings_client,
@@ -460,7 +461,13 @@ class _Migration:
             move,
             "settings",
             f"copy the deployment settings, webhooks and schedules to {target_name}",
-            copy_settings(source_client, destination_client, self.source_name(move), target_name),
+            copy_settings(
+                source_client,
+                destination_client,
+                self.source_name(move),
+                target_name,
+                created_now=created_now,
+            ),
         )
         summary = copied.summary()
         if summary is not None:
