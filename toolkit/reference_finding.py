@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from toolkit.cloud import CloudClient
+from toolkit.collectors.service import read_definitions
 from toolkit.errors import ChoiceError
-from toolkit.esc_definitions import copy_notices, environment_name
+from toolkit.esc_definitions import ReadDefinitions, copy_notices, environment_name
 from toolkit.models import TransferEntityEnvironment
 from toolkit.name_changes import planned_changes
 from toolkit.references import (
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from toolkit.stack_references import StackReferenceFound
 
 
+DEFINITION_READS_AT_ONCE = 8
+"""Reads of definitions in flight when nothing else is (the service's claim planned)."""
+
+
 @dataclass(frozen=True)
 class PlanReferences:
     """What planning found about references and copies, for the plan."""
@@ -40,9 +45,12 @@ class PlanReferences:
     broken: list[BrokenReference] = field(default_factory=list)
 
 
-async def find_references(sides: Sides, plan: ClaimPlan) -> PlanReferences:
+async def find_references(
+    sides: Sides, plan: ClaimPlan, definitions: ReadDefinitions | None = None
+) -> PlanReferences:
     """The notices about the plan's environment copies (`copy_notices`) and about definitions
-    that could not be read, and the references the plan breaks.
+    that could not be read, and the references the plan breaks. `definitions`: the source's,
+    where the listings read them; else they are read here.
 
     With claim-api and the claimer's token alone, the agent's environments are not read (the
     claimer has no access to the agent's org): a notice says their references are unchecked.
@@ -69,17 +77,19 @@ async def find_references(sides: Sides, plan: ClaimPlan) -> PlanReferences:
             "environments are not checked"
         )
         return PlanReferences([notice], sorted_references(broken))
-    from toolkit.strategies.environment_copy import read_definitions
-
-    async with CloudClient.for_identity(sides.source) as client:
-        definitions, unread = await read_definitions(client, plan.source_org, environments)
+    if definitions is None:
+        async with CloudClient.for_identity(sides.source) as client:
+            definitions = await read_definitions(
+                client, plan.source_org, environments, limit=DEFINITION_READS_AT_ONCE
+            )
+    read, unread = definitions.read, definitions.unread
     notices = copy_notices(
         plan.environment_copies,
-        definitions,
+        read,
         source_org=plan.source_org,
         destination_org=plan.destination_org,
     )
-    in_definitions, unparsed = environments_breaks(plan.source_org, definitions, names)
+    in_definitions, unparsed = environments_breaks(plan.source_org, read, names)
     notices += [
         f"environment {plan.source_org}/{project}/{name} could not be read ({why}): its "
         "references to moved stacks and environments are not checked"
