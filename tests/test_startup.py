@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from test_cli import ORGS, as_document, claim_world
+from test_cli import AGENT, ORGS, as_document, claim_world
 
 if TYPE_CHECKING:
     from conftest import EmulatorFactory
@@ -69,8 +69,8 @@ NOT_IN_A_JSON_PREVIEW = (
 )
 """What a preview that writes JSON never needs: the other formats' renderers (jinja2 for the
 HTML page; the table and Markdown), rich for the spinner where stderr is no terminal, PyYAML
-where no resolution map is given, the emulator and its web stack, the Automation API, the
-runs database's drivers."""
+where no resolution map is given and the source has no environment, the emulator and its web
+stack, the Automation API, the runs database's drivers."""
 
 TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR")
 """What makes rich take a pipe for a terminal."""
@@ -98,12 +98,15 @@ def probed(
 
 
 def json_preview(
-    make_emulator: EmulatorFactory, tmp_path: Path, **variables: str
+    make_emulator: EmulatorFactory,
+    tmp_path: Path,
+    world: dict[str, Any] | None = None,
+    **variables: str,
 ) -> tuple[str, dict[str, Any]]:
-    """A real preview as JSON on stdout, blocked by the world's two conflicts, with the
-    environment's `variables`: its stderr and what the probe saw, once the document is
-    checked."""
-    server = make_emulator(claim_world())
+    """A real preview as JSON on stdout, blocked by the world's two conflicts (`world`, else
+    `claim_world`), with the environment's `variables`: its stderr and what the probe saw,
+    once the document is checked."""
+    server = make_emulator(world or claim_world())
     env = {
         "PULUMI_ACCESS_TOKEN": "tok-alice",
         "PULUMI_CLAIM_SOURCE_TOKEN": "tok-agent",
@@ -119,7 +122,11 @@ def json_preview(
 def test_a_json_preview_imports_no_other_format_s_renderer_nor_what_it_never_runs(
     make_emulator: EmulatorFactory, tmp_path: Path
 ) -> None:
-    _, seen = json_preview(make_emulator, tmp_path)
+    """The agent's org has no environment here: a preview reads each environment's YAML
+    definition (what may name a moved stack), and only then needs PyYAML."""
+    world = claim_world()
+    del world["orgs"][AGENT]["environments"]
+    _, seen = json_preview(make_emulator, tmp_path, world)
 
     loaded = {
         module

@@ -24,7 +24,7 @@ from toolkit.emulator.routes.service import Service
 from toolkit.emulator.routes.stack_settings import stack_settings_router
 from toolkit.emulator.routes.stacks import stacks_router
 from toolkit.emulator.routes.teams import teams_router
-from toolkit.emulator.routes.updates import updates_router
+from toolkit.emulator.routes.updates import update_router, updates_router
 from toolkit.emulator.state import InvalidDefinitionFault, ServiceFault, ServiceState
 
 
@@ -66,17 +66,21 @@ def create_app(
     _add_error_handlers(app)
     routers = [
         accounts_router(service),
-        # The stacks' router before the updates': an update's path would take some of its paths.
+        # An update's own path (`update_router`), which would take others, comes last.
         stacks_router(service),
-        stack_settings_router(service),
         updates_router(service),
         agents_router(service),
         catalog_router(service),
-        search_router(service),
         environments_router(service),
+        # After the routes a claim's calls take most (a stack's, its updates', the
+        # environments'): each route before a request's own costs it a match.
+        stack_settings_router(service),
+        search_router(service),
         teams_router(service),
         org_tokens_router(service),
         control_router(state, faults, requests, rate_limits, restarter),
+        # Last: its path would take any two segments under a stack's.
+        update_router(service),
     ]
     for router in routers:
         # The routes themselves, in order, rather than `include_router`: FastAPI matches an
