@@ -8,7 +8,7 @@ tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from toolkit.plan import (
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, ProgressEvent
-from toolkit.reference_finding import find_references
+from toolkit.reference_finding import OrgSearched, find_references, search_stack_references
 from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
@@ -92,6 +92,7 @@ async def plan_claim(
     strategy: StrategyChoice = None,
     environments: EnvironmentChoice = "report",
     migrate_via: MigrateVia | None = None,
+    reference_orgs: Sequence[str] = (),
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
@@ -105,28 +106,50 @@ async def plan_claim(
     claim-api the source identity must be able to read them decrypted (it acts as the agent),
     or planning fails saying whose token to give. The source's environment definitions are
     read (secrets as ciphertext) for what the notices say about the copies and for the
-    references the plan breaks (`toolkit.reference_finding`).
+    references the plan breaks (`toolkit.reference_finding`): the StackReferences of the
+    source org, the destination org and the `reference_orgs` are searched from the start,
+    beside the listings.
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
     async with CurrentUsers() as users:
-        if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
-            chosen, why = await strategy_for(sides, users, strategy)
-            check_backends(sides, chosen)
-            plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)
-            warnings: list[str] = []
-        else:
-            if strategy is not None:
-                check_backends(sides, strategy)
-            plan, warnings, (chosen, why) = await _plan_from_listings(
-                sides, users, resolution_map, strategy, environments, migrate_via
+        searching = asyncio.ensure_future(search_stack_references(sides, users, reference_orgs))
+        try:
+            return await _planned(
+                sides, users, resolution_map, strategy, environments, migrate_via, searching
             )
+        finally:
+            searching.cancel()
+            await asyncio.gather(searching, return_exceptions=True)
+
+
+async def _planned(
+    sides: Sides,
+    users: CurrentUsers,
+    resolution_map: ResolutionMap,
+    strategy: StrategyChoice,
+    environments: EnvironmentChoice,
+    migrate_via: MigrateVia | None,
+    searching: Awaitable[list[OrgSearched]],
+) -> ClaimPlan:
+    """`plan_claim`'s plan, the stack references' `searching` under way."""
+    if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
+        chosen, why = await strategy_for(sides, users, strategy)
+        check_backends(sides, chosen)
+        plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)
+        warnings: list[str] = []
+    else:
+        if strategy is not None:
+            check_backends(sides, strategy)
+        plan, warnings, (chosen, why) = await _plan_from_listings(
+            sides, users, resolution_map, strategy, environments, migrate_via
+        )
     # The agent's reads (claim-api) are checked as the definitions are read.
     copied_by_agent = plan.environment_copies and chosen == "claim-api"
     agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
-    _, found = await checked_first(agent_reads, find_references(sides, plan))
+    _, found = await checked_first(agent_reads, find_references(sides, plan, searching))
     return replace(
         plan,
         notices=[f"strategy {chosen}: {why}", *warnings, *found.notices, *plan.notices],

@@ -65,7 +65,8 @@ class StackReferenceSearch:
             return "found by the service's search, each name read from its resource's ID"
         if self.exported is None:
             return "found by the service's search"
-        return f"by exporting {self.exported:,} states"
+        states = "state" if self.exported == 1 else "states"
+        return f"by exporting {self.exported:,} {states}"
 
 
 async def find_stack_references(client: CloudClient, org: str) -> StackReferenceSearch:
@@ -135,7 +136,7 @@ async def _by_exports(client: CloudClient, org: str, refused: str) -> StackRefer
             try:
                 state = await client.export_stack(*where)
             except (ServiceError, TransportError) as failed:
-                unreadable.append(UnreadableStack(*where, reason=str(failed)))
+                unreadable.append(UnreadableStack(*where, reason=failed.message))
                 continue
             exported += 1
             found.extend(references_in_state(*where, state.deployment))
