@@ -278,10 +278,12 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
         "api": {"stack": "api/dev-agent"},
     }
     (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    searches = server.requests.count(path=r".*/search/resourcesv2")
 
     patch = run_cli(server, "references", "--run", run, "--repo", str(repo))
 
     assert patch.exit_code == 0, patch.stderr
+    assert server.requests.count(path=r".*/search/resourcesv2") == searches == 2
     applied = tmp_path / "applied"
     shutil.copytree(repo, applied)
     (tmp_path / "references.patch").write_text(patch.stdout, encoding="utf-8")
@@ -298,6 +300,21 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
         "      - run: pulumi stack output --stack acme/api/dev-agent",
     ]
     assert git(repo, "status", "--porcelain").stdout == "", "the checkout is not written"
+
+
+def test_the_patch_of_a_planned_claim_searches_no_stack_references(
+    make_emulator: EmulatorFactory, run_cli: RunCli, map_file: str, repo: Path
+) -> None:
+    """`references` needs only the names a claim changes: no org is searched, no state read."""
+    server = make_emulator(world())
+
+    patch = run_cli(
+        server, "references", *CLAIM, "-r", map_file, "--repo", str(repo), source_token="tok-alice"
+    )
+
+    assert patch.exit_code == 0, patch.stderr
+    assert '+api = pulumi.StackReference("acme/api/dev-agent")' in patch.stdout.splitlines()
+    assert server.requests.count(path=r".*/search/resources.*|.*/export") == 0
 
 
 # --- how each org's stack references are found -------------------------------------------------

@@ -93,6 +93,8 @@ async def plan_claim(
     environments: EnvironmentChoice = "report",
     migrate_via: MigrateVia | None = None,
     reference_orgs: Sequence[str] = (),
+    *,
+    stack_references: bool = True,
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
@@ -101,21 +103,21 @@ async def plan_claim(
     too, and a stack that only one of the two listings shows becomes a notice. With
     `claim-api` the plan is checked by the service's dry run of the claim, whose conflicts and
     failures it then carries. The first notice says which strategy runs and why.
-    `environments="copy"` plans copying the source's
-    ESC environments (with claim-api: those the service says it cannot claim), and with
-    claim-api the source identity must be able to read them decrypted (it acts as the agent),
-    or planning fails saying whose token to give. The source's environment definitions are
-    read (secrets as ciphertext) for what the notices say about the copies and for the
-    references the plan breaks (`toolkit.reference_finding`): the StackReferences of the
-    source org, the destination org and the `reference_orgs` are searched from the start,
-    beside the listings.
+    `environments="copy"` plans copying the source's ESC environments (with claim-api: those
+    the service says it cannot claim), and with claim-api the source identity must be able to
+    read them decrypted (it acts as the agent), or planning fails saying whose token to give.
+    The source's environment definitions are read (secrets as ciphertext) for the notices
+    about the copies and for the references the plan breaks (`toolkit.reference_finding`);
+    the StackReferences of both orgs and the `reference_orgs` are searched from the start,
+    beside the listings, unless `stack_references` is false (only names are needed).
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
     async with CurrentUsers() as users:
-        searching = asyncio.ensure_future(search_stack_references(sides, users, reference_orgs))
+        searched = search_stack_references(sides, users, reference_orgs, wanted=stack_references)
+        searching = asyncio.ensure_future(searched)
         try:
             return await _planned(
                 sides, users, resolution_map, strategy, environments, migrate_via, searching

@@ -430,7 +430,13 @@ def planned_references(
     check_checkout(repo)
     sides = Sides.of(request.target, credentials)
     plan = asyncio.run(
-        plan_claim(sides, request.resolution_map, request.strategy, request.environments)
+        plan_claim(
+            sides,
+            request.resolution_map,
+            request.strategy,
+            request.environments,
+            stack_references=False,
+        )
     )
     if plan.blocked:
         raise InvalidInputError(

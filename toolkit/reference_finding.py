@@ -79,12 +79,15 @@ class OrgSearched:
 
 
 async def search_stack_references(
-    sides: Sides, users: CurrentUsers, reference_orgs: Sequence[str] = ()
+    sides: Sides, users: CurrentUsers, reference_orgs: Sequence[str] = (), *, wanted: bool = True
 ) -> list[OrgSearched]:
     """The StackReferences of the source org (as the source's identity), the destination org
-    and each of `reference_orgs` (as the destination's), the orgs searched at once. A
-    reference org the destination's identity has no role in is refused (`require_visible`):
-    the user named it, and a misspelled org must not read as one without references."""
+    and each of `reference_orgs` (as the destination's), the orgs searched at once; none
+    unless `wanted` (a caller that needs only the names a plan changes). A reference org the
+    destination's identity has no role in is refused (`require_visible`): the user named it,
+    and a misspelled org must not read as one without references."""
+    if not wanted:
+        return []
     if reference_orgs and not sides.destination.is_cloud:
         raise ChoiceError(
             "{reference_orgs} names orgs of Pulumi Cloud, but the destination is not there.",
