@@ -211,17 +211,22 @@ def test_the_definitions_to_copy_are_read_while_the_agents_reads_are_checked(
     assert server.requests.count("GET", decrypted) == 2
 
 
+@pytest.mark.parametrize("reference_orgs", [(), (AGENT,)])
 def test_the_stack_references_are_searched_while_the_checks_and_listings_are_unanswered(
-    make_emulator: EmulatorFactory,
+    make_emulator: EmulatorFactory, reference_orgs: tuple[str, ...]
 ) -> None:
     """Both orgs' StackReference searches depend on no listing: they are answered while every
-    check and every stack page is held, and the plan reads them once built."""
+    check and every stack page is held (the check of the `reference_orgs` too), and the plan
+    reads them once built."""
     server = make_emulator(world(), page_size=5)
     searches = r"/api/orgs/[^/]+/search/resourcesv2"
 
     async def planned() -> tuple[int, int, ClaimPlan]:
         server.faults.hold(method="GET", path=f"{CHECKS}|{STACK_PAGES}", times=None)
-        task = asyncio.create_task(plan_claim(sides(server), ResolutionMap.empty(), "transfer"))
+        planning = plan_claim(
+            sides(server), ResolutionMap.empty(), "transfer", reference_orgs=reference_orgs
+        )
+        task = asyncio.create_task(planning)
         for _ in range(POLLS):
             if server.requests.count("GET", searches) >= 2:
                 break

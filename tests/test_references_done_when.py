@@ -22,6 +22,7 @@ point) belongs in this module's section "--- a migrated stack's settings ---", t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -32,8 +33,15 @@ import httpx
 import pytest
 import yaml
 
+from toolkit.checks_first import CurrentUsers
+from toolkit.cli.options import in_cli_words
+from toolkit.credentials import Credentials
 from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
+from toolkit.errors import ChoiceError
+from toolkit.plan import ClaimTarget
+from toolkit.reference_finding import search_stack_references
+from toolkit.sides import Sides
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -425,4 +433,24 @@ def test_a_reference_org_the_identity_has_no_role_in_is_refused(
         f"The orgs alice has a role in: acme, {AGENT}, partners. Name one of them, or use the "
         "token of a member of partnrs.",
     ]
-    assert server.requests.count(path=r"/api/orgs/partn.*") == 0
+    assert server.requests.count(method="POST") == 0, "nothing changes: only reads ran ahead"
+
+
+def test_reference_orgs_need_the_destination_on_pulumi_cloud(tmp_path: Path) -> None:
+    """Refused before any call: the orgs named are Pulumi Cloud's, and a self-managed
+    destination's identity reads none of them."""
+    target = ClaimTarget(
+        source_org=AGENT, destination_org="organization", destination_backend=tmp_path.as_uri()
+    )
+    sides = Sides.of(target, Credentials("http://unreachable.invalid", "tok", "tok", None))
+
+    async def search() -> None:
+        async with CurrentUsers() as users:
+            await search_stack_references(sides, users, ["partners"])
+
+    with pytest.raises(ChoiceError) as refused:
+        asyncio.run(search())
+    assert str(in_cli_words(refused.value)) == (
+        "--reference-orgs names orgs of Pulumi Cloud, but the destination is not there.\n"
+        "Leave out --reference-orgs, or move into an org of Pulumi Cloud."
+    )

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from toolkit.checks_first import checked_first
 from toolkit.cloud import CloudClient
 from toolkit.collectors.stack_references import StackReferenceSearch, find_stack_references
 from toolkit.credentials import BackendIdentity
@@ -85,7 +86,8 @@ async def search_stack_references(
     and each of `reference_orgs` (as the destination's), the orgs searched at once; none
     unless `wanted` (a caller that needs only the names a plan changes). A reference org the
     destination's identity has no role in is refused (`require_visible`): the user named it,
-    and a misspelled org must not read as one without references."""
+    and a misspelled org must not read as one without references. That check runs beside the
+    searches (`checked_first`), so no search waits for it."""
     if not wanted:
         return []
     if reference_orgs and not sides.destination.is_cloud:
@@ -93,17 +95,24 @@ async def search_stack_references(
             "{reference_orgs} names orgs of Pulumi Cloud, but the destination is not there.",
             hint="Leave out {reference_orgs}, or move into an org of Pulumi Cloud.",
         )
-    for org in reference_orgs:
-        await require_visible(users, sides.destination, org, "reference_orgs")
     searched: dict[str, BackendIdentity] = {}
     if sides.source.is_cloud:
         searched[sides.source_org] = sides.source
     for org in (sides.destination_org, *reference_orgs):
         if sides.destination.is_cloud:
             searched.setdefault(org, sides.destination)
-    return list(
-        await asyncio.gather(*(_searched(org, identity) for org, identity in searched.items()))
+    _, found = await checked_first(
+        _require_visible_all(users, sides.destination, reference_orgs),
+        asyncio.gather(*(_searched(org, identity) for org, identity in searched.items())),
     )
+    return list(found)
+
+
+async def _require_visible_all(
+    users: CurrentUsers, identity: BackendIdentity, orgs: Sequence[str]
+) -> None:
+    for org in orgs:
+        await require_visible(users, identity, org, "reference_orgs")
 
 
 async def _searched(org: str, identity: BackendIdentity) -> OrgSearched:
