@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from agent_states import SECRET, landed_secrets, seed_stacks
 from agent_times import agent_entry
 from click.testing import CliRunner, Result
@@ -205,3 +206,41 @@ def test_the_preview_says_migrate_runs_through_the_cli_when_asked(
 
     assert preview.exit_code == 0, preview.stdout + preview.stderr
     assert "migrate through the pulumi CLI" in preview.stdout
+
+
+def test_a_commit_names_each_setting_a_migrated_stack_could_not_take_along(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    server = make_emulator(WORLD)
+    asyncio.run(seed_stacks(server, AGENT, "tok-agent", {("web", "dev"): {}}))
+    settings = {"operationContext": {"environmentVariables": {"API_TOKEN": {"secret": "t-1"}}}}
+    headers = {"Authorization": "token tok-agent"}
+    httpx.put(
+        f"{server.url}/api/stacks/{AGENT}/web/dev/deployments/settings",
+        json=settings,
+        headers=headers,
+    ).raise_for_status()
+    resolutions = tmp_path / "map.yaml"
+    resolutions.write_text("stacks:\n  web/dev: web/dev-agent\n", encoding="utf-8")
+    args = (*ORGS, "--strategy", "migrate", "-r", str(resolutions), "--delete-source", "--yes")
+
+    commit = run(server, tmp_path / "runs", "commit", *args, "--format", "markdown")
+
+    assert commit.exit_code == 4, commit.stdout + commit.stderr
+    said = (
+        f"acme/web/dev-agent holds the state of {AGENT}/web/dev but not all it carried: "
+        "deployment setting operationContext.environmentVariables.API_TOKEN: a secret value, "
+        "which only the source stack can decrypt (set it again in the new stack's deployment "
+        f"settings); {AGENT}/web/dev is left as it is. Once set, run the same command again"
+    )
+    assert (
+        f"stacks [1/1, 1 failed] {AGENT}/web/dev -> acme/web/dev-agent failed (settings): {said}"
+    ) in commit.stderr.splitlines()
+    row = (
+        "| stack | web/dev → web/dev-agent | failed — run the same command again | "
+        + said.replace("_", "\\_")
+        + " |"
+    )
+    assert row in commit.stdout.splitlines()
+    assert "exit 4: partial: not everything moved, or the landing failed" in commit.stderr
+    assert server.state.stack_names(AGENT) == {("web", "dev")}, "the source is kept"

@@ -244,3 +244,34 @@ def test_the_stack_references_are_searched_while_the_checks_and_listings_are_una
         f"stack references in {AGENT}: found by the service's search",
         "stack references in acme: found by the service's search",
     ]
+
+
+def test_the_sources_definitions_are_read_while_its_stack_pages_are_unanswered(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """transfer: once the agent's environments are listed, their definitions (what may name
+    a moved stack) are read while every stack page is held unanswered, not after the
+    listings: the stack pages are the preview's longest chain."""
+    server = make_emulator(world_with_environments(), page_size=5)
+    definitions = rf"/api/esc/environments/{AGENT}/default/\w+"
+    server.faults.hold(method="GET", path=STACK_PAGES, times=None)
+
+    async def scenario() -> ClaimPlan:
+        task = asyncio.create_task(plan_claim(sides(server), ResolutionMap.empty(), "transfer"))
+        for _ in range(POLLS):
+            if server.requests.count("GET", definitions) >= 2:
+                break
+            assert not task.done(), "planning finished before the definitions were read"
+            await asyncio.sleep(0.01)
+        read, pages = (
+            server.requests.count("GET", definitions),
+            server.requests.count("GET", STACK_PAGES),
+        )
+        server.faults.clear()
+        assert (read, pages) == (2, 0), "the definitions waited for the stack pages"
+        return await task
+
+    plan = asyncio.run(scenario())
+
+    assert len(plan.moves) == 12
+    assert server.requests.count("GET", definitions) == 2, "each definition is read once"

@@ -293,3 +293,40 @@ def test_a_move_is_shown_started_as_its_call_begins(
     assert [message for _, message in read_run(tmp_path).events] == [
         line.partition("] ")[2] for line in lines
     ]
+
+
+def test_a_transferred_stack_keeps_its_deployment_settings_webhooks_and_schedules(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """A transfer moves the stack itself (renamed first when the map says so): what it carries
+    beside its state goes with it, as on the service."""
+    server = make_emulator(world(THREE_STACKS))
+    source = f"/api/stacks/{AGENT}/web/dev"
+    settings = {"operationContext": {"environmentVariables": {"KEY": {"secret": "k-1"}}}}
+    hook = {"organizationName": AGENT, "name": "chat", "displayName": "Chat", "active": True}
+    as_alice(server, "PUT", f"{source}/deployments/settings", json=settings)
+    as_alice(server, "POST", f"{source}/hooks", json={**hook, "payloadUrl": "https://h.invalid"})
+    schedule = {"scheduleCron": "0 6 * * *", "request": {"operation": "refresh"}}
+    as_alice(server, "POST", f"{source}/deployments/schedules", json=schedule)
+
+    assert transfer(server, plan_transfer(server)) == {}
+
+    async def carried() -> tuple[Any, ...]:
+        async with CloudClient(server.url, TOKEN) as client:
+            return (
+                await client.deployment_settings("acme", "web", "dev-agent"),
+                await client.stack_webhooks("acme", "web", "dev-agent"),
+                await client.deployment_schedules("acme", "web", "dev-agent"),
+            )
+
+    landed_settings, hooks, schedules = asyncio.run(carried())
+    secret = landed_settings["operationContext"]["environmentVariables"]["KEY"]
+    assert set(secret) == {"ciphertext"}
+    assert [(h.name, h.organization_name, h.stack_name) for h in hooks] == [
+        ("chat", "acme", "dev-agent")
+    ]
+    assert [(s.org_id, s.schedule_cron) for s in schedules] == [("acme", "0 6 * * *")]
+    # Its sealed values still open to the stack: the same settings are accepted back.
+    as_alice(
+        server, "PUT", "/api/stacks/acme/web/dev-agent/deployments/settings", json=landed_settings
+    )

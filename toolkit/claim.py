@@ -30,6 +30,7 @@ from toolkit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from toolkit.esc_definitions import ReadDefinitions
 from toolkit.gc_pauses import fewer_gc_pauses
 from toolkit.journal import Journal
 from toolkit.known_orgs import require_known_orgs
@@ -42,7 +43,7 @@ from toolkit.plan import (
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, ProgressEvent
-from toolkit.reference_finding import OrgSearched, find_references, search_stack_references
+from toolkit.reference_finding import find_references, stack_references_searched
 from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
@@ -62,7 +63,8 @@ T = TypeVar("T")
 
 MIGRATE_VIA_NOTICES: dict[MigrateVia, str] = {
     "rest": "migrate over REST: every step is a call to the service (export, batch-decrypt, "
-    "create, batch-encrypt, import, tags), with no pulumi process",
+    "create, batch-encrypt, import, tags, deployment settings, webhooks, schedules), with no "
+    "pulumi process",
     "cli": "migrate through the pulumi CLI (Automation API), one isolated workspace per "
     "identity; the source is listed through the CLI too",
 }
@@ -115,43 +117,30 @@ async def plan_claim(
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
-    async with CurrentUsers() as users:
-        searched = search_stack_references(sides, users, reference_orgs, wanted=stack_references)
-        searching = asyncio.ensure_future(searched)
-        try:
-            return await _planned(
-                sides, users, resolution_map, strategy, environments, migrate_via, searching
+    async with (
+        CurrentUsers() as users,
+        stack_references_searched(
+            sides, users, reference_orgs, wanted=stack_references
+        ) as searching,
+    ):
+        if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
+            chosen, why = await strategy_for(sides, users, strategy)
+            check_backends(sides, chosen)
+            plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)
+            warnings: list[str] = []
+            definitions = None
+        else:
+            if strategy is not None:
+                check_backends(sides, strategy)
+            plan, warnings, (chosen, why), definitions = await _plan_from_listings(
+                sides, users, resolution_map, strategy, environments, migrate_via
             )
-        finally:
-            searching.cancel()
-            await asyncio.gather(searching, return_exceptions=True)
-
-
-async def _planned(
-    sides: Sides,
-    users: CurrentUsers,
-    resolution_map: ResolutionMap,
-    strategy: StrategyChoice,
-    environments: EnvironmentChoice,
-    migrate_via: MigrateVia | None,
-    searching: Awaitable[list[OrgSearched]],
-) -> ClaimPlan:
-    """`plan_claim`'s plan, the stack references' `searching` under way."""
-    if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
-        chosen, why = await strategy_for(sides, users, strategy)
-        check_backends(sides, chosen)
-        plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)
-        warnings: list[str] = []
-    else:
-        if strategy is not None:
-            check_backends(sides, strategy)
-        plan, warnings, (chosen, why) = await _plan_from_listings(
-            sides, users, resolution_map, strategy, environments, migrate_via
+        # The agent's reads (claim-api) are checked as the definitions are read.
+        copied_by_agent = plan.environment_copies and chosen == "claim-api"
+        agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
+        _, found = await checked_first(
+            agent_reads, find_references(sides, plan, definitions, searching)
         )
-    # The agent's reads (claim-api) are checked as the definitions are read.
-    copied_by_agent = plan.environment_copies and chosen == "claim-api"
-    agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
-    _, found = await checked_first(agent_reads, find_references(sides, plan, searching))
     return replace(
         plan,
         notices=[f"strategy {chosen}: {why}", *warnings, *found.notices, *plan.notices],
@@ -193,10 +182,11 @@ async def _plan_from_listings(
     strategy: StrategyChoice,
     environments: EnvironmentChoice,
     migrate_via: MigrateVia | None,
-) -> tuple[ClaimPlan, list[str], tuple[Strategy, str]]:
+) -> tuple[ClaimPlan, list[str], tuple[Strategy, str], ReadDefinitions | None]:
     """The plan of transfer or migrate (`strategy`, or None: as `choose_strategy` picks),
     from listings of both orgs, the listings' warnings (with migrate, first how it reaches
-    both sides) and the strategy chosen with why.
+    both sides), the strategy chosen with why, and the source's environment definitions
+    (read beside the listings).
 
     The checks come first: the strategy's choice, the orgs each token sees, then the source's
     owner (the claim token's validation); the listings start with them. Only a listing
@@ -234,7 +224,7 @@ async def _plan_from_listings(
     )
     if via is not None:
         warnings = [MIGRATE_VIA_NOTICES[via], *warnings]
-    return plan, warnings, (chosen, why)
+    return plan, warnings, (chosen, why), source_inventory.definitions
 
 
 async def _choice_then_orgs(
@@ -252,14 +242,15 @@ async def _choice_then_orgs(
 async def _listed_source(
     sides: Sides, choosing: asyncio.Future[tuple[Strategy, str]], migrate_via: MigrateVia | None
 ) -> tuple[Inventory, list[str]]:
-    """The source's inventory (`collect`), cross-checked through the pulumi CLI when migrate
-    runs via the CLI: only then does the listing wait for the strategy's choice."""
+    """The source's inventory (`collect`) with its environments' definitions (what may name
+    a moved stack or environment), cross-checked through the pulumi CLI when migrate runs via
+    the CLI: only then does the listing wait for the strategy's choice."""
     source = sides.source
     cross_check = False
     if source.is_cloud and choose_migrate_via(source, sides.destination, migrate_via) == "cli":
         chosen, _ = await asyncio.shield(choosing)
         cross_check = chosen == "migrate"
-    return await collect(source, sides.source_org, cross_check=cross_check)
+    return await collect(source, sides.source_org, cross_check=cross_check, with_definitions=True)
 
 
 async def _plan_with_the_service(

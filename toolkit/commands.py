@@ -29,7 +29,6 @@ from toolkit.plan import ClaimPlan, ClaimTarget
 from toolkit.private_files import check_runs_dir
 from toolkit.progress import ProgressCallback, no_progress, unknown_outcomes
 from toolkit.report import ReportContext, copied_environments
-from toolkit.repository_patch import RepositoryPatch, check_checkout, repository_patch
 from toolkit.resolution_map import ResolutionMap, format_resolution_map, read_resolution_map
 from toolkit.runs import (
     ClaimRequest,
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
     from toolkit.jobs import JobResult, RunLog
     from toolkit.models import AgentClaimResponse
     from toolkit.name_changes import NameChanges
+    from toolkit.repository_patch import RepositoryPatch
 
 __all__ = [
     "PREVIEW_RUN_ID",
@@ -426,6 +426,7 @@ def planned_references(
     change; refused when the plan is blocked or moves nothing."""
     from toolkit.claim import plan_claim
     from toolkit.name_changes import planned_changes
+    from toolkit.repository_patch import check_checkout, repository_patch
 
     check_checkout(repo)
     sides = Sides.of(request.target, credentials)
@@ -453,6 +454,7 @@ def run_references(
     """The patch renaming, in the checkout at `repo`, the names the finished run `run_id`
     (None: the newest run) changed."""
     from toolkit.name_changes import committed_changes
+    from toolkit.repository_patch import check_checkout, repository_patch
 
     check_checkout(repo)
     record = _read_run(run_id, runs_dir, database)

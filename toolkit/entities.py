@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from toolkit.models import (
     BaseEntity,
@@ -27,6 +27,9 @@ from toolkit.models import (
     TransferEntityStack,
     TransferEntityStackRename,
 )
+
+if TYPE_CHECKING:
+    from toolkit.esc_definitions import ReadDefinitions
 
 EntityKey = tuple[str, ...]
 """An entity's base kind, then its identity in its org: ("TransferEntityStack", "web", "dev")."""
@@ -265,6 +268,9 @@ class Inventory:
     environments: list[TransferEntityEnvironment] = field(default_factory=list)
     insights_accounts: list[TransferEntityInsightsAccount] = field(default_factory=list)
     registry_packages: list[TransferEntityRegistryPackage] = field(default_factory=list)
+    definitions: ReadDefinitions | None = field(default=None, compare=False)
+    """The environments' definitions, where the collector was asked to read them (the
+    source's: what names a moved stack or environment)."""
     keys: InitVar[dict[EntityKey, BaseEntity] | None] = None
     by_key: dict[EntityKey, BaseEntity] = field(init=False, compare=False)
     """Each entity by its key, in the order of `entities` (`keys` itself when given: handed

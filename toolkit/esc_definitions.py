@@ -14,8 +14,6 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from toolkit.errors import InvalidInputError
 from toolkit.models import TransferEntityEnvironment
 from toolkit.moves import EnvironmentCopy
@@ -78,8 +76,22 @@ class ImportRef:
         return reference if self.pin is None else f"{reference}@{self.pin}"
 
 
+@dataclass(frozen=True)
+class ReadDefinitions:
+    """An org's environment definitions as read (secrets as ciphertext), and why each that
+    could not be read was not."""
+
+    read: dict[EnvironmentName, dict[str, Any]]
+    unread: dict[EnvironmentName, str]
+
+
 def parse_definition(text: str) -> dict[str, Any]:
-    """An environment's YAML definition as a mapping (an empty definition: `{}`)."""
+    """An environment's YAML definition as a mapping (an empty definition: `{}`).
+
+    PyYAML is imported here, not with the module: planning imports the module, and a preview
+    with no environment to read starts without it."""
+    import yaml
+
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -100,6 +112,8 @@ def parse_definition(text: str) -> dict[str, Any]:
 def render_definition(definition: Mapping[str, Any]) -> str:
     """The YAML text written to the destination (keys in their order; characters outside
     ASCII escaped, since YAML readers fold some of them, such as NEL, into spaces)."""
+    import yaml
+
     return yaml.safe_dump(dict(definition), sort_keys=False)
 
 

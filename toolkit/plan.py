@@ -55,9 +55,10 @@ from toolkit.resolver import resolve
 from toolkit.service_urls import canonical_url, require_secure_url
 
 _MIGRATE_NOTICES = (
-    "the migrate strategy copies each stack's latest state and its tags into a new stack: "
-    "update history, permissions, webhooks, deployment settings and schedules stay behind "
-    "in the source org",
+    "the migrate strategy copies each stack's latest state, its tags and (between Pulumi "
+    "Clouds) its deployment settings, webhooks and schedules into a new stack: update history "
+    "and permissions stay behind in the source org; secret values of the deployment settings "
+    "and webhooks' signing secrets cannot be read, so each is reported, to be set again",
     "secret values in a stack's config file (Pulumi.<stack>.yaml) are encrypted for the old "
     "stack: set them again (pulumi config set --secret) for the new one",
     "each source stack stays as it was unless --delete-source is given; until it is removed, "

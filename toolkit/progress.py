@@ -24,11 +24,13 @@ Step = Literal[
     "write",
     "verify",
     "tags",
+    "settings",
     "delete-source",
     "undo",
 ]
 """A step of a move: REST renames and transfers (`transfer`), the service's claim (`claim-api`),
-copies of state (`migrate`), an ESC environment's definition written to its copy ("write"),
+copies of state (`migrate`; "settings": a stack's deployment settings, webhooks and
+schedules), an ESC environment's definition written to its copy ("write"),
 and "undo", putting back what a failed move had done."""
 
 

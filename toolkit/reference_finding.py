@@ -15,16 +15,18 @@ found once it is built.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from toolkit.checks_first import checked_first
 from toolkit.cloud import CloudClient
+from toolkit.collectors.service import read_definitions
 from toolkit.collectors.stack_references import StackReferenceSearch, find_stack_references
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ChoiceError, ClaimError
-from toolkit.esc_definitions import copy_notices, environment_name
+from toolkit.esc_definitions import ReadDefinitions, copy_notices, environment_name
 from toolkit.known_orgs import require_visible
 from toolkit.models import TransferEntityEnvironment
 from toolkit.name_changes import planned_changes
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
     from toolkit.checks_first import CurrentUsers
     from toolkit.plan import ClaimPlan
     from toolkit.sides import Sides
+
+
+DEFINITION_READS_AT_ONCE = 8
+"""Reads of definitions in flight when nothing else is (the service's claim planned)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,22 @@ async def search_stack_references(
     return list(found)
 
 
+@asynccontextmanager
+async def stack_references_searched(
+    sides: Sides, users: CurrentUsers, reference_orgs: Sequence[str] = (), *, wanted: bool = True
+) -> AsyncIterator[asyncio.Future[list[OrgSearched]]]:
+    """`search_stack_references` started at once, for the plan to read once it is built;
+    cancelled if planning ends first."""
+    searching = asyncio.ensure_future(
+        search_stack_references(sides, users, reference_orgs, wanted=wanted)
+    )
+    try:
+        yield searching
+    finally:
+        searching.cancel()
+        await asyncio.gather(searching, return_exceptions=True)
+
+
 async def _require_visible_all(
     users: CurrentUsers, identity: BackendIdentity, orgs: Sequence[str]
 ) -> None:
@@ -131,11 +153,15 @@ def _without_the_agents_token(source: OrgSearched) -> OrgSearched:
 
 
 async def find_references(
-    sides: Sides, plan: ClaimPlan, searched: Awaitable[list[OrgSearched]]
+    sides: Sides,
+    plan: ClaimPlan,
+    definitions: ReadDefinitions | None,
+    searched: Awaitable[list[OrgSearched]],
 ) -> PlanReferences:
     """The notices about the plan's environment copies (`copy_notices`), about definitions
     that could not be read and about how the orgs' StackReferences were `searched`, and the
-    references the plan breaks.
+    references the plan breaks. `definitions`: the source's, where the listings read them;
+    else they are read here.
 
     With claim-api and the claimer's token alone, the agent's environments and stacks are not
     read (the claimer has no access to the agent's org): notices say their references are
@@ -172,17 +198,19 @@ async def find_references(
             "environments are not checked"
         )
         return PlanReferences([notice, *searches], sorted_references(broken))
-    from toolkit.strategies.environment_copy import read_definitions
-
-    async with CloudClient.for_identity(sides.source) as client:
-        definitions, unread = await read_definitions(client, plan.source_org, environments)
+    if definitions is None:
+        async with CloudClient.for_identity(sides.source) as client:
+            definitions = await read_definitions(
+                client, plan.source_org, environments, limit=DEFINITION_READS_AT_ONCE
+            )
+    read, unread = definitions.read, definitions.unread
     notices = copy_notices(
         plan.environment_copies,
-        definitions,
+        read,
         source_org=plan.source_org,
         destination_org=plan.destination_org,
     )
-    in_definitions, unparsed = environments_breaks(plan.source_org, definitions, names)
+    in_definitions, unparsed = environments_breaks(plan.source_org, read, names)
     notices += [
         f"environment {plan.source_org}/{project}/{name} could not be read ({why}): its "
         "references to moved stacks and environments are not checked"

@@ -249,6 +249,30 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("PATCH", f"{walked}/tags/a", json={"name": "a", "value": "2"})
     call("PATCH", f"{walked}/tags", json={"a": "3"})
     call("DELETE", f"{walked}/tags/a")
+    settings = {"operationContext": {"preRunCommands": ["make"]}}
+    call("PUT", f"{walked}/deployments/settings", json=settings)
+    call("POST", f"{walked}/deployments/settings", json={"tag": "v1"})
+    call("GET", f"{walked}/deployments/settings")
+    call("DELETE", f"{walked}/deployments/settings")
+    hook = {
+        "organizationName": "acme",
+        "name": "walk",
+        "displayName": "Walk",
+        "payloadUrl": "https://hooks.invalid/walk",
+        "active": True,
+    }
+    call("POST", f"{walked}/hooks", json=hook)
+    call("GET", f"{walked}/hooks")
+    call("GET", f"{walked}/hooks/walk")
+    call("PATCH", f"{walked}/hooks/walk", json={**hook, "active": False})
+    call("DELETE", f"{walked}/hooks/walk")
+    schedule = {"scheduleCron": "0 6 * * *", "request": {"operation": "refresh"}}
+    made = call("POST", f"{walked}/deployments/schedules", json=schedule).json()
+    call("GET", f"{walked}/deployments/schedules")
+    call("GET", f"{walked}/deployments/schedules/{made['id']}")
+    call("POST", f"{walked}/deployments/schedules/{made['id']}/pause")
+    call("POST", f"{walked}/deployments/schedules/{made['id']}/resume")
+    call("DELETE", f"{walked}/deployments/schedules/{made['id']}")
     sealed = call("POST", f"{stack}/encrypt", json={"plaintext": _b64(b"x")}).json()
     call("POST", f"{stack}/decrypt", json={"ciphertext": sealed["ciphertext"]})
     many = call("POST", f"{stack}/batch-encrypt", json={"plaintexts": [_b64(b"y")]}).json()
@@ -333,9 +357,9 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("DELETE", "/api/orgs/acme/teams/ops")
     call("GET", "/api/orgs/acme/members")
     tokens = "/api/orgs/acme/tokens"
-    made = call("POST", tokens, json={"name": "ci", "description": "", "admin": False}).json()
+    token = call("POST", tokens, json={"name": "ci", "description": "", "admin": False}).json()
     call("GET", tokens)
-    call("DELETE", f"{tokens}/{made['id']}")
+    call("DELETE", f"{tokens}/{token['id']}")
     return answered
 
 

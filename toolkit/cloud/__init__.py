@@ -1,7 +1,7 @@
 """Pulumi Cloud REST client: auth, bounded concurrency, safe retries, paging, typed results.
 
 `CloudClient` is one identity's client: the request path (`transport`) with the typed calls
-of each resource family (`stacks`, `environments`, `orgs`, `agents`, `search`).
+of each resource family (`stacks`, `stack_settings`, `environments`, `orgs`, `agents`, `search`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from toolkit.cloud.environments import EnvironmentCalls
 from toolkit.cloud.orgs import OrgCalls
 from toolkit.cloud.paging import PageSize
 from toolkit.cloud.search import SearchCalls
+from toolkit.cloud.stack_settings import StackSettingsCalls
 from toolkit.cloud.stacks import StackCalls
 from toolkit.cloud.transport import ACCEPT, DEFAULT_MAX_CONCURRENCY
 
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["ACCEPT", "DEFAULT_MAX_CONCURRENCY", "CloudClient", "PageSize"]
 
 
-class CloudClient(StackCalls, EnvironmentCalls, OrgCalls, AgentCalls, SearchCalls):
+class CloudClient(
+    StackCalls, StackSettingsCalls, EnvironmentCalls, OrgCalls, AgentCalls, SearchCalls
+):
     """Async client of the Pulumi Cloud REST API, for one identity (one token).
 
     Use as `async with CloudClient(url, token) as client: ...`. List methods page through every

@@ -76,7 +76,7 @@ class StackCalls(Transport):
                 yield stack
 
     async def get_stack(self, org: str, project: str, stack: str) -> AppStack:
-        return await self._get(AppStack, _stack_path(org, project, stack))
+        return await self._get(AppStack, stack_path(org, project, stack))
 
     async def stack_exists(self, org: str, project: str, stack: str) -> bool:
         try:
@@ -97,27 +97,27 @@ class StackCalls(Transport):
     ) -> None:
         """Rename a stack inside its org; the project may change too."""
         body = AppStackRenameRequest(new_project=new_project, new_name=new_name)
-        await self._request("POST", f"{_stack_path(org, project, stack)}/rename", body=body)
+        await self._request("POST", f"{stack_path(org, project, stack)}/rename", body=body)
 
     async def transfer_stack(self, org: str, project: str, stack: str, *, to_org: str) -> None:
         """Move a stack, name unchanged, to another org (the identity must admin both)."""
         body = TransferStackRequest(
             project_name=project, stack_name=stack, from_org=org, to_org=to_org
         )
-        await self._request("POST", f"{_stack_path(org, project, stack)}/transfer", body=body)
+        await self._request("POST", f"{stack_path(org, project, stack)}/transfer", body=body)
 
     async def delete_stack(
         self, org: str, project: str, stack: str, *, force: bool = False
     ) -> None:
         """Delete a stack; `force` deletes it even while it still has resources."""
         params = {"force": "true"} if force else None
-        await self._request("DELETE", _stack_path(org, project, stack), params=params)
+        await self._request("DELETE", stack_path(org, project, stack), params=params)
 
     # --- Stack state: what `pulumi stack export` and `import` do over REST ----------------
 
     async def export_stack(self, org: str, project: str, stack: str) -> AppUntypedDeployment:
         """The stack's latest deployment, its secrets sealed with the stack's own key."""
-        path = f"{_stack_path(org, project, stack)}/export"
+        path = f"{stack_path(org, project, stack)}/export"
         response = await self._request("GET", path, largest_answer=self.max_state_bytes)
         return parse_answer(AppUntypedDeployment, response, f"GET {path}")
 
@@ -126,7 +126,7 @@ class StackCalls(Transport):
     ) -> dict[str, str]:
         """Each ciphertext (base64, as a deployment holds it) opened with the stack's key, as
         text; keyed by the ciphertext. Sent in batches, and retried, as the CLI sends them."""
-        path = f"{_stack_path(org, project, stack)}/batch-decrypt"
+        path = f"{stack_path(org, project, stack)}/batch-decrypt"
 
         async def batch(texts: list[str]) -> dict[str, str]:
             request = AppBatchDecryptRequest(ciphertexts=texts)
@@ -146,7 +146,7 @@ class StackCalls(Transport):
     ) -> list[str]:
         """Each plaintext sealed with the stack's key, in order, as base64 (as a deployment
         holds it); each gets a ciphertext of its own, equal plaintexts too."""
-        path = f"{_stack_path(org, project, stack)}/batch-encrypt"
+        path = f"{stack_path(org, project, stack)}/batch-encrypt"
 
         async def batch(texts: list[str]) -> list[str]:
             encoded = [base64.b64encode(text.encode()).decode() for text in texts]
@@ -173,12 +173,10 @@ class StackCalls(Transport):
         """Make `deployment` (secrets sealed with this stack's key) the stack's state, as
         `pulumi stack import` does, and wait for the import's update to end; return its
         final status (`succeeded`, `failed` or `cancelled`)."""
-        stack_path = _stack_path(org, project, stack)
-        response = await self._request(
-            "POST", f"{stack_path}/import", body=deployment, compressed=True
-        )
-        update = parse_answer(AppImportStackResponse, response, f"POST {stack_path}/import")
-        status_path = f"{stack_path}/update/{segment(update.update_id)}"
+        path = stack_path(org, project, stack)
+        response = await self._request("POST", f"{path}/import", body=deployment, compressed=True)
+        update = parse_answer(AppImportStackResponse, response, f"POST {path}/import")
+        status_path = f"{path}/update/{segment(update.update_id)}"
         delay = IMPORT_POLL_INTERVAL
         deadline = time.monotonic() + IMPORT_TIMEOUT
         while True:
@@ -200,13 +198,13 @@ class StackCalls(Transport):
         """Make `tags` all of the stack's tags, as `pulumi stack tag set` does."""
         await self._request(
             "PATCH",
-            f"{_stack_path(org, project, stack)}/tags",
+            f"{stack_path(org, project, stack)}/tags",
             text=json.dumps(dict(tags)),
             always_retry=True,
         )
 
 
-def _stack_path(org: str, project: str, stack: str) -> str:
+def stack_path(org: str, project: str, stack: str) -> str:
     return f"/api/stacks/{segment(org)}/{segment(project)}/{segment(stack)}"
 
 

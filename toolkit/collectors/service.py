@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from toolkit.cloud import CloudClient
 from toolkit.entities import EntityKey, Inventory, entity_key
-from toolkit.errors import NotFoundError
+from toolkit.errors import ClaimError, NotFoundError
+from toolkit.esc_definitions import EnvironmentName, ReadDefinitions, parse_definition
 from toolkit.models import (
     AppStackSummary,
     BaseEntity,
@@ -32,8 +33,17 @@ DEFAULT_ENVIRONMENT_PROJECT = "default"
 """The project ESC gives environments created without one."""
 
 
-async def collect_inventory(client: CloudClient, org: str) -> Inventory:
+DEFINITION_READS_SPARED = 4
+"""Call slots the reads of the definitions leave free for the listings' chains of pages,
+which they run beside: the longest chain sets how long a preview takes."""
+
+
+async def collect_inventory(
+    client: CloudClient, org: str, *, with_definitions: bool = False
+) -> Inventory:
     """Everything `org` owns, as wire entities sorted by identity; the four lists load at once.
+    `with_definitions`: each environment's definition is read too, as soon as the environments
+    are listed, beside the other listings (`read_definitions`).
 
     Insights and the registry are preview APIs that a self-hosted or older service may not
     serve; their 404 counts as "nothing there", while any other error stops the collection,
@@ -42,9 +52,9 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
     cancelled by a check that failed beside it) says nothing about its parts.
     """
     not_served: list[tuple[str, NotFoundError]] = []
-    stacks, environments, accounts, packages = await asyncio.gather(
+    stacks, (environments, definitions), accounts, packages = await asyncio.gather(
         _stacks(client, org),
-        client.list_environments(org),
+        _environments(client, org, with_definitions=with_definitions),
         _unless_not_served(client.list_insights_accounts(org), "Insights accounts", not_served),
         _unless_not_served(client.list_registry_packages(org), "registry packages", not_served),
     )
@@ -71,7 +81,41 @@ async def collect_inventory(client: CloudClient, org: str) -> Inventory:
         environments=environment_entities,
         insights_accounts=account_entities,
         registry_packages=package_entities,
+        definitions=definitions,
         keys=keys,
+    )
+
+
+async def _environments(
+    client: CloudClient, org: str, *, with_definitions: bool
+) -> tuple[list[OrgEnvironment], ReadDefinitions | None]:
+    environments = await client.list_environments(org)
+    if not with_definitions:
+        return environments, None
+    names = [(env.project or DEFAULT_ENVIRONMENT_PROJECT, env.name) for env in environments]
+    limit = max(1, client.max_concurrency - DEFINITION_READS_SPARED)
+    return environments, await read_definitions(client, org, names, limit=limit)
+
+
+async def read_definitions(
+    client: CloudClient, org: str, names: Sequence[EnvironmentName], *, limit: int
+) -> ReadDefinitions:
+    """The stored definitions (secrets as ciphertext) of `org`'s environments `names`, `limit`
+    reads at a time, and why each that could not be read was not."""
+    slots = asyncio.Semaphore(limit)
+
+    async def read(name: EnvironmentName) -> dict[str, Any] | str:
+        async with slots:
+            try:
+                stored = await client.get_environment(org, *name)
+                return parse_definition(stored.yaml)
+            except ClaimError as error:
+                return error.message
+
+    found = await asyncio.gather(*(read(name) for name in names))
+    return ReadDefinitions(
+        read={n: f for n, f in zip(names, found, strict=True) if not isinstance(f, str)},
+        unread={n: f for n, f in zip(names, found, strict=True) if isinstance(f, str)},
     )
 
 

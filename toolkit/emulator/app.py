@@ -21,6 +21,7 @@ from toolkit.emulator.routes.environments import environments_router
 from toolkit.emulator.routes.org_tokens import org_tokens_router
 from toolkit.emulator.routes.search import search_router
 from toolkit.emulator.routes.service import Service
+from toolkit.emulator.routes.stack_settings import stack_settings_router
 from toolkit.emulator.routes.stacks import stacks_router
 from toolkit.emulator.routes.teams import teams_router
 from toolkit.emulator.routes.updates import updates_router
@@ -67,6 +68,7 @@ def create_app(
         accounts_router(service),
         # The stacks' router before the updates': an update's path would take some of its paths.
         stacks_router(service),
+        stack_settings_router(service),
         updates_router(service),
         agents_router(service),
         catalog_router(service),

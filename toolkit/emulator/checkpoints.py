@@ -8,14 +8,18 @@ rename, the URNs that embed the stack's project and name.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from toolkit.stack_references import STACK_REFERENCE_TYPE
-from toolkit.urns import rename_deployment
+from toolkit.urns import SECRET_SIG, SIG_KEY, rename_deployment
 
 SUPPORTED_VERSIONS = range(1, 5)
 """Deployment schema versions the CLI reads (1 and 2 are migrated up, 3 and 4 read as is)."""
@@ -129,6 +133,50 @@ def sealed_for(deployment: UntypedDeployment) -> tuple[str, str, str] | None:
     if not isinstance(state, dict):
         return None
     return (str(state.get("owner")), str(state.get("project")), str(state.get("stack")))
+
+
+@dataclass(frozen=True)
+class SecretOutput:
+    """A stack output (or a part of one) the program marked secret, opened."""
+
+    value: Any
+
+
+Unseal = Callable[[bytes], bytes]
+"""Ciphertext -> plaintext with the stack's own key; raises `ValueError` for another's."""
+
+
+def stack_outputs(deployment: UntypedDeployment, unseal: Unseal) -> dict[str, Any]:
+    """The outputs of a stack's root resource (`pulumi:pulumi:Stack`), as plain values with
+    each secret opened into a `SecretOutput`; {} for a state without a root.
+
+    A secret is stored as the CLI writes it with the `service` secrets manager: an object
+    with the secret signature and the base64 of the ciphertext the stack's key sealed,
+    whose plaintext is the value's JSON (or, in an export with secrets shown, that JSON as
+    `plaintext`). ValueError for one that does not open.
+    """
+    for resource in deployment["deployment"].get("resources") or []:
+        if isinstance(resource, dict) and resource.get("type") == _ROOT_TYPE:
+            outputs = resource.get("outputs")
+            if isinstance(outputs, dict):
+                return {key: _opened(value, unseal) for key, value in outputs.items()}
+    return {}
+
+
+def _opened(value: Any, unseal: Unseal) -> Any:
+    if isinstance(value, list):
+        return [_opened(item, unseal) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get(SIG_KEY) != SECRET_SIG:
+        return {key: _opened(item, unseal) for key, item in value.items()}
+    if isinstance(value.get("plaintext"), str):
+        return SecretOutput(_opened(json.loads(value["plaintext"]), unseal))
+    try:
+        sealed = base64.b64decode(str(value.get("ciphertext")), validate=True)
+        return SecretOutput(_opened(json.loads(unseal(sealed)), unseal))
+    except (binascii.Error, json.JSONDecodeError) as exc:
+        raise ValueError(f"a secret output does not open: {exc}") from None
 
 
 def resource_count(deployment: UntypedDeployment) -> int:

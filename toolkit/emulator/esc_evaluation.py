@@ -12,10 +12,16 @@ a literal `${`) resolve against the merged values, a whole-string reference keep
 referenced value's type, and anything built from a secret is secret. An unknown import, an
 import cycle, a reference to nothing or a reference cycle is an error diagnostic.
 
-What it does not do: providers and the other builtins (`fn::open` and its `fn::open::*`
-forms, `fn::rotate`, `fn::join`, `fn::toJSON` and the rest) are left unevaluated, their value
-unknown, each with a warning diagnostic that says so; `context` references, schemas and the
-execution context are not modelled.
+Providers: `fn::open::pulumi-stacks` (or `fn::open` with `provider: pulumi-stacks`) is
+opened as the service opens it (`esc_providers`), on `open` only: as ESC's `CheckEnvironment`
+does, a check (and the check of a definition being written) leaves every provider's value
+unknown, and since a provider's outputs are typed by its schema and the emulator knows no
+schema, a reference into an unknown value is unknown too, not an error.
+
+What it does not do: the other providers and builtins (`fn::open::aws-login`, `fn::rotate`,
+`fn::join`, `fn::toJSON` and the rest) are left unevaluated, their value unknown, each with a
+warning diagnostic that says so; `context` references, schemas and the execution context are
+not modelled.
 
 Like `esc_definitions`, this is the service's side, kept apart from the toolkit's reading of
 ESC on purpose: the client is tested against a service that understands ESC on its own.
@@ -23,13 +29,13 @@ ESC on purpose: the client is tested against a service that understands ESC on i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from toolkit.emulator.checkpoints import SecretOutput
 from toolkit.emulator.esc_definitions import (
     CIPHERTEXT,
     SECRET,
@@ -40,6 +46,13 @@ from toolkit.emulator.esc_definitions import (
     Unseal,
     compose,
     imports_of,
+)
+from toolkit.emulator.esc_paths import child_path, parse_path, render_path, template_parts
+from toolkit.emulator.esc_providers import (
+    PULUMI_STACKS,
+    ProviderError,
+    ReadStack,
+    open_pulumi_stacks,
 )
 
 CHECKED = "<yaml>"
@@ -75,6 +88,8 @@ class Value:
     unknown: bool = False
     base: Value | None = None
     template: list[str | list[str | int]] | None = None
+    opens: Opening | None = None
+    """The provider this value is the output of, until it is opened."""
 
     def to_wire(self, *, show_secrets: bool) -> dict[str, Any]:
         if isinstance(self.value, dict):
@@ -94,6 +109,15 @@ class Value:
         if self.unknown:
             wire["unknown"] = True
         return wire
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A provider call (`fn::open::pulumi-stacks`): its inputs, and the property path of the
+    value it gives (`values.stacks`), which the provider's errors name."""
+
+    inputs: Value
+    path: str
 
 
 @dataclass(frozen=True)
@@ -144,9 +168,13 @@ class Evaluation:
         return {k: v.to_wire(show_secrets=show_secrets) for k, v in self.values.items()}
 
 
-def evaluate(definition: ImportedDefinition, load_import: LoadImport) -> Evaluation:
-    """The environment `definition` describes, its imports found through `load_import`."""
-    return _Evaluator(load_import).environment(definition, ())
+def evaluate(
+    definition: ImportedDefinition, load_import: LoadImport, read_stack: ReadStack | None = None
+) -> Evaluation:
+    """The environment `definition` describes, its imports found through `load_import`; its
+    providers opened, with the stacks `read_stack` reads, only when that is given (an open),
+    else left unknown (a check)."""
+    return _Evaluator(load_import, read_stack).environment(definition, ())
 
 
 def property_at(values: dict[str, Value], path: str) -> Value | None:
@@ -163,34 +191,10 @@ def property_at(values: dict[str, Value], path: str) -> Value | None:
     return found if isinstance(found, Value) else None
 
 
-_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
-_INTERPOLATION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
-
-
-def parse_path(path: str) -> list[str | int]:
-    """A property path's parts; ValueError if it is not one."""
-    parts: list[str | int] = []
-    position = 0
-    while position < len(path):
-        match = _PATH_PART.match(path, position)
-        if match is None or (position == 0 and path.startswith(".")):
-            raise ValueError(f"invalid property path {path!r}")
-        name, index, quoted = match.groups()
-        if name is not None:
-            parts.append(name)
-        elif index is not None:
-            parts.append(int(index))
-        else:
-            parts.append(quoted.encode().decode("unicode_escape"))
-        position = match.end()
-    if not parts:
-        raise ValueError("empty property path")
-    return parts
-
-
 class _Evaluator:
-    def __init__(self, load_import: LoadImport) -> None:
+    def __init__(self, load_import: LoadImport, read_stack: ReadStack | None) -> None:
         self._load_import = load_import
+        self._read_stack = read_stack
 
     def environment(self, definition: ImportedDefinition, importing: tuple[str, ...]) -> Evaluation:
         result = Evaluation()
@@ -214,7 +218,7 @@ class _Evaluator:
         values_node = sections.get("values")
         if isinstance(values_node, yaml.MappingNode):
             builder = _Builder(definition, result.diagnostics)
-            own = builder.object(values_node)
+            own = builder.object(values_node, "values")
             result.exprs = builder.expr(values_node)["object"]
             for key, _ in values_node.value:
                 if key.value in RESERVED_KEYS:
@@ -222,7 +226,7 @@ class _Evaluator:
                     result.diagnostics.append(_diagnostic(reserved, _span(definition.name, key)))
                     own.value.pop(key.value, None)
             merged = _merge(merged, own.value)
-        _Resolver(merged, imported, result.diagnostics).resolve_all()
+        _Resolver(merged, imported, result.diagnostics, self._read_stack).resolve_all()
         result.values = merged
         return result
 
@@ -259,32 +263,38 @@ class _Builder:
         self._definition = definition
         self._diagnostics = diagnostics
 
-    def value(self, node: yaml.Node) -> Value:
+    def value(self, node: yaml.Node, path: str) -> Value:
         span = _span(self._definition.name, node)
         if isinstance(node, yaml.MappingNode):
             builtin = _builtin_of(node)
             if builtin is not None:
-                return self._builtin(builtin, node.value[0][1], span)
-            return self.object(node)
+                return self._builtin(builtin, node.value[0][1], span, path)
+            return self.object(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return Value(value=[self.value(item) for item in node.value], span=span)
+            items = [self.value(item, f"{path}[{n}]") for n, item in enumerate(node.value)]
+            return Value(value=items, span=span)
         scalar = _scalar(node)
         if isinstance(scalar, str):
-            template = _template(scalar)
+            template = template_parts(scalar)
             if any(not isinstance(part, str) for part in template):
                 return Value(value=None, span=span, template=template)
             scalar = "".join(str(part) for part in template)
         return Value(value=scalar, span=span)
 
-    def object(self, node: yaml.MappingNode) -> Value:
+    def object(self, node: yaml.MappingNode, path: str) -> Value:
         entries: dict[str, Value] = {}
         for key, item in node.value:
-            entries[str(_scalar(key))] = self.value(item)
+            name = str(_scalar(key))
+            entries[name] = self.value(item, child_path(path, name))
         return Value(value=entries, span=_span(self._definition.name, node))
 
-    def _builtin(self, name: str, argument: yaml.Node, span: Span) -> Value:
+    def _builtin(self, name: str, argument: yaml.Node, span: Span, path: str) -> Value:
         if name == SECRET:
             return self._secret(argument, span)
+        inputs = _pulumi_stacks_inputs(name, argument)
+        if inputs is not None:
+            opening = Opening(inputs=self.value(inputs, f"{path}.inputs"), path=path)
+            return Value(value=None, span=span, unknown=True, opens=opening)
         self._diagnostics.append(
             _diagnostic(
                 f"{name} is not evaluated by the emulator: its value is unknown", span, "warning"
@@ -333,15 +343,22 @@ class _Builder:
 
 
 class _Resolver:
-    """Resolves interpolations in merged values, each once, in any order; a path that starts
-    with `imports` reads the values of an import (merged or not) by its name as written."""
+    """Resolves interpolations in merged values, each once, in any order, and opens the
+    providers they reach (with `read_stack`; without it their values stay unknown); a path
+    that starts with `imports` reads the values of an import (merged or not) by its name as
+    written."""
 
     def __init__(
-        self, root: dict[str, Value], imports: dict[str, Value], diagnostics: list[Diagnostic]
+        self,
+        root: dict[str, Value],
+        imports: dict[str, Value],
+        diagnostics: list[Diagnostic],
+        read_stack: ReadStack | None,
     ) -> None:
         self._root = root
         self._imports = imports
         self._diagnostics = diagnostics
+        self._read_stack = read_stack
         self._resolving: set[int] = set()
 
     def resolve_all(self) -> None:
@@ -349,6 +366,8 @@ class _Resolver:
             self.resolve(value)
 
     def resolve(self, value: Value) -> None:
+        if value.opens is not None:
+            self._open(value)
         if value.template is None:
             return
         if id(value) in self._resolving:
@@ -362,7 +381,7 @@ class _Resolver:
                 continue
             target = self._lookup(part)
             if target is None:
-                self._fail(value, f"unknown property {_render(part)!r}")
+                self._fail(value, f"unknown property {render_path(part)!r}")
                 self._resolving.discard(id(value))
                 return
             self.resolve(target)
@@ -380,6 +399,33 @@ class _Resolver:
             text.append(part if isinstance(part, str) else _text_of(next(references)))
         value.value = "".join(text)
 
+    def _open(self, value: Value) -> None:
+        """Open the provider whose output `value` is, once its inputs are resolved; it stays
+        unknown in a check, and with the provider's error if the provider refuses."""
+        opening = value.opens
+        assert opening is not None
+        if id(value) in self._resolving:
+            value.opens = None
+            self._fail(value, "a reference cycle")
+            return
+        self._resolving.add(id(value))
+        self.resolve(opening.inputs)
+        for part in _walk(opening.inputs.value) if _is_tree(opening.inputs) else ():
+            self.resolve(part)
+        self._resolving.discard(id(value))
+        value.opens = None
+        if self._read_stack is None or _has_unknowns(opening.inputs):
+            return
+        try:
+            outputs = open_pulumi_stacks(_plain(opening.inputs), self._read_stack)
+        except ProviderError as exc:
+            self._diagnostics.append(
+                Diagnostic(str(exc), value.span.begin, value.span.end, path=opening.path)
+            )
+            return
+        value.value = {key: _output(found, value.span) for key, found in outputs.items()}
+        value.unknown = False
+
     def _lookup(self, path: list[str | int]) -> Value | None:
         found: Any = Value(value=self._root, span=_NOWHERE)
         if path[0] == "imports":
@@ -387,6 +433,9 @@ class _Resolver:
         for part in path:
             if isinstance(found, Value):
                 self.resolve(found)
+                if found.unknown and not _is_tree(found):
+                    # Unknown, with no schema to check against: so is everything in it.
+                    return Value(value=None, span=found.span, unknown=True, secret=found.secret)
             found = _step(found, part)
             if found is None:
                 return None
@@ -421,6 +470,39 @@ def _walk(values: dict[str, Value] | list[Value]) -> Iterator[Value]:
             yield from _walk(value.value)
 
 
+def _is_tree(value: Value) -> bool:
+    return isinstance(value.value, dict | list)
+
+
+def _has_unknowns(value: Value) -> bool:
+    if value.unknown:
+        return True
+    return _is_tree(value) and any(found.unknown for found in _walk(value.value))
+
+
+def _plain(value: Value) -> Any:
+    """A resolved value as plain data, for a provider's inputs."""
+    if isinstance(value.value, dict):
+        return {key: _plain(child) for key, child in value.value.items()}
+    if isinstance(value.value, list):
+        return [_plain(child) for child in value.value]
+    return value.value
+
+
+def _output(found: Any, span: Span, *, secret: bool = False) -> Value:
+    """A provider's output as a value defined at its `fn::open`; everything inside a secret
+    output is secret."""
+    if isinstance(found, SecretOutput):
+        return _output(found.value, span, secret=True)
+    if isinstance(found, dict):
+        entries = {key: _output(child, span, secret=secret) for key, child in found.items()}
+        return Value(value=entries, span=span, secret=secret)
+    if isinstance(found, list):
+        items = [_output(child, span, secret=secret) for child in found]
+        return Value(value=items, span=span, secret=secret)
+    return Value(value=found, span=span, secret=secret)
+
+
 def _step(found: Value, part: str | int) -> Value | None:
     if isinstance(part, int) and isinstance(found.value, list):
         return found.value[part] if 0 <= part < len(found.value) else None
@@ -428,24 +510,6 @@ def _step(found: Value, part: str | int) -> Value | None:
         child = found.value.get(part)
         return child if isinstance(child, Value) else None
     return None
-
-
-def _template(text: str) -> list[str | list[str | int]]:
-    """A string's parts: text (`$${` unescaped) and the paths of its references."""
-    parts: list[str | list[str | int]] = []
-    position = 0
-    for match in _INTERPOLATION.finditer(text):
-        parts.append(text[position : match.start()])
-        if match.group(0) == "$${":
-            parts.append("${")
-        else:
-            try:
-                parts.append(parse_path(match.group(1).strip()))
-            except ValueError:
-                parts.append(match.group(0))
-        position = match.end()
-    parts.append(text[position:])
-    return [part for part in parts if part != ""]
 
 
 def _text_of(value: Value) -> str:
@@ -458,15 +522,27 @@ def _text_of(value: Value) -> str:
     return str(value.value)
 
 
-def _render(path: list[str | int]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-
-
 def _builtin_of(node: yaml.MappingNode) -> str | None:
     if len(node.value) == 1:
         key = node.value[0][0]
         if isinstance(key, yaml.ScalarNode) and str(key.value).startswith("fn::"):
             return str(key.value)
+    return None
+
+
+def _pulumi_stacks_inputs(name: str, argument: yaml.Node) -> yaml.Node | None:
+    """The inputs of a `pulumi-stacks` open, written `fn::open::pulumi-stacks: inputs` or
+    `fn::open: {provider: pulumi-stacks, inputs: ...}`; None for any other builtin."""
+    if name == f"fn::open::{PULUMI_STACKS}":
+        return argument
+    if name != "fn::open" or not isinstance(argument, yaml.MappingNode):
+        return None
+    fields: dict[str, yaml.Node] = {
+        key.value: found for key, found in argument.value if isinstance(key, yaml.ScalarNode)
+    }
+    provider = fields.get("provider")
+    if isinstance(provider, yaml.ScalarNode) and provider.value == PULUMI_STACKS:
+        return fields.get("inputs", yaml.MappingNode("tag:yaml.org,2002:map", []))
     return None
 
 

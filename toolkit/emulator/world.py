@@ -151,6 +151,25 @@ MAX_RESOURCE_COUNT = 100_000
 """Resources a world stack may declare: its export holds a placeholder for each."""
 
 
+class WorldWebhook(_WorldModel):
+    """A stack's webhook; `secret` signs its deliveries and is never shown again."""
+
+    name: str = Field(min_length=1)
+    payload_url: str
+    display_name: str | None = None
+    secret: str | None = None
+    active: bool = True
+    format: str | None = None
+    filters: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    def wire_body(self) -> dict[str, Any]:
+        """The webhook as a client creates it (`Webhook`), its secret left out."""
+        body = self.model_dump(by_alias=True, exclude_none=True, exclude={"secret"})
+        body.setdefault("displayName", self.name)
+        return body
+
+
 class WorldStack(_WorldModel):
     project: EntityName
     stack: EntityName
@@ -173,6 +192,12 @@ class WorldStack(_WorldModel):
                 )
         _refuse_duplicates("stack reference", names)
         return names
+
+    deployment_settings: dict[str, Any] | None = None
+    """As a client sends it (`DeploymentSettings`); secret values as `{secret: plaintext}`."""
+    webhooks: list[WorldWebhook] = Field(default_factory=list)
+    schedules: list[dict[str, Any]] = Field(default_factory=list)
+    """Deployment schedules as a client creates them (`CreateScheduledDeploymentRequest`)."""
 
 
 class WorldEnvironment(_WorldModel):

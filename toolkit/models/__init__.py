@@ -74,6 +74,13 @@ from toolkit.models.orgs import (
     UserInfo,
 )
 from toolkit.models.search import ResourceResult, ResourceSearchPagination, ResourceSearchResult
+from toolkit.models.stack_settings import (
+    JsonObject,
+    ListScheduledActionsResponse,
+    ScheduledAction,
+    Webhook,
+    WebhookResponse,
+)
 from toolkit.models.stacks import (
     AppBatchDecryptRequest,
     AppBatchDecryptResponse,
@@ -159,6 +166,7 @@ __all__ = [
     "EscRange",
     "FGARole",
     "InsightsAccount",
+    "JsonObject",
     "ListAccessTokensResponse",
     "ListEnvironmentRevisionTagsResponse",
     "ListEnvironmentTagsResponse",
@@ -166,6 +174,7 @@ __all__ = [
     "ListInsightsAccountsResponse",
     "ListOrganizationMembersResponse",
     "ListPackagesResponse",
+    "ListScheduledActionsResponse",
     "ListTeamsResponse",
     "OpenEnvironmentResponse",
     "OrgEnvironment",
@@ -179,6 +188,7 @@ __all__ = [
     "ResourceResult",
     "ResourceSearchPagination",
     "ResourceSearchResult",
+    "ScheduledAction",
     "StackPermission",
     "Team",
     "TeamEnvironmentSettings",
@@ -205,5 +215,7 @@ __all__ = [
     "UpdateTeamRequest",
     "User",
     "UserInfo",
+    "Webhook",
+    "WebhookResponse",
     "WireModel",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 from pulumi.automation import CommandResult, LocalWorkspace
 from pulumi.automation.errors import CommandError, StackAlreadyExistsError
 
+from toolkit.cloud import CloudClient
 from toolkit.credentials import BackendIdentity
 from toolkit.errors import ClaimError, PulumiCliError
 from toolkit.progress import Step
@@ -43,12 +44,26 @@ class CliBackend:
     identity: BackendIdentity
     org: str
     workspace_root: Path | None
+    settings_client: CloudClient | None
+    """The REST client of a Pulumi Cloud side, for what the CLI does not copy (deployment
+    settings, webhooks, schedules); None on a self-managed backend."""
     creates_system_tags: bool = True
 
     @classmethod
-    def of(cls, identity: BackendIdentity, org: str, workspace_root: Path | None) -> CliBackend:
+    def of(
+        cls,
+        identity: BackendIdentity,
+        org: str,
+        workspace_root: Path | None,
+        settings_client: CloudClient | None,
+    ) -> CliBackend:
         """The side of `org`; on a self-managed backend, its only org."""
-        return cls(identity, org if identity.is_cloud else SELF_MANAGED_ORG, workspace_root)
+        return cls(
+            identity,
+            org if identity.is_cloud else SELF_MANAGED_ORG,
+            workspace_root,
+            settings_client,
+        )
 
     async def stack_names(self) -> set[str]:
         def listed() -> set[str]:

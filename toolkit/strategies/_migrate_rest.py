@@ -40,6 +40,10 @@ class RestBackend:
     org: str
     creates_system_tags: bool = False
 
+    @property
+    def settings_client(self) -> CloudClient:
+        return self.client
+
     async def stack_names(self) -> set[str]:
         return {
             f"{self.org}/{stack.project_name}/{stack.stack_name}"

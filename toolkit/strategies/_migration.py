@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from toolkit.progress import Step
 from toolkit.strategies import Revision
+
+if TYPE_CHECKING:
+    from toolkit.cloud import CloudClient
 
 LONGEST_REASON = 600
 """Characters of a backend's error message a failure reason keeps."""
@@ -105,6 +108,12 @@ class Backend(Protocol):
     def creates_system_tags(self) -> bool:
         """Whether a stack it creates gets the `pulumi:` tags of its program by itself (`pulumi
         stack init` sets them); if not, the migration copies the source's."""
+        ...
+
+    @property
+    def settings_client(self) -> CloudClient | None:
+        """The REST client for what a stack carries beside its state (deployment settings,
+        webhooks, schedules); None on a self-managed backend, which has none of them."""
         ...
 
     async def stack_names(self) -> set[str]:

@@ -50,28 +50,6 @@ if TYPE_CHECKING:
     from toolkit.models import EnvironmentDefinition
 
 
-async def read_definitions(
-    client: CloudClient, org: str, names: Sequence[EnvironmentName], *, limit: int = 8
-) -> tuple[dict[EnvironmentName, dict[str, Any]], dict[EnvironmentName, str]]:
-    """The stored definitions (secrets as ciphertext) of `org`'s environments `names`, for
-    the plan's notices and the references it breaks, `limit` reads at a time; and why each
-    that could not be read was not."""
-    slots = asyncio.Semaphore(limit)
-
-    async def read(name: EnvironmentName) -> dict[str, Any] | str:
-        async with slots:
-            try:
-                stored = await client.get_environment(org, *name)
-                return parse_definition(stored.yaml)
-            except ClaimError as error:
-                return error.message
-
-    found = await asyncio.gather(*(read(name) for name in names))
-    read_ones = {n: f for n, f in zip(names, found, strict=True) if not isinstance(f, str)}
-    refused = {n: f for n, f in zip(names, found, strict=True) if isinstance(f, str)}
-    return read_ones, refused
-
-
 async def unreadable(
     client: CloudClient, org: str, copies: Sequence[EnvironmentCopy]
 ) -> tuple[EnvironmentCopy, ClaimError] | None:

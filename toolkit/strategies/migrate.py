@@ -14,7 +14,10 @@ Per stack:
    values come out of it modulo the rename, every secret opens to the same plaintext, and
    none of its ciphertext is the source's;
 5. copy the stack tags (the `pulumi:` ones only where creating the stack did not set them);
-6. only with `delete_source`, remove the source stack.
+6. on Pulumi Cloud, copy its deployment settings, webhooks and deployment schedules
+   (`_migrate_settings`): what the service never shows (a secret value of the settings, a
+   webhook's signing secret) is reported, and the move is partial until it is set;
+7. only with `delete_source`, remove the source stack.
 
 Each step is done one of two ways (`MigrateVia`), the steps and their order being the same:
 - `rest`: every step is a REST call the CLI itself would make (export, batch-decrypt with the
@@ -27,8 +30,8 @@ A failed step leaves the source untouched and removes the destination stack this
 The CLI's own `pulumi stack migrate` cannot do this: it acts as one login, and refuses when both
 stacks live on the same service, which is the agent-to-company case.
 
-What does not carry over: update history, permissions, webhooks, deployment settings and the
-stack's config files (the plan's notices say so).
+What does not carry over: update history, permissions and the stack's config files (the plan's
+notices say so).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from toolkit.strategies import (
     StopSignal,
     no_progress,
 )
+from toolkit.strategies._migrate_settings import copy_settings
 from toolkit.strategies._migrate_state import (
     all_tags,
     refuse_pending_operations,
@@ -162,36 +166,38 @@ async def _backends(
     workspace_root: Path | None,
 ) -> AsyncIterator[tuple[Backend, Backend, int]]:
     """Both sides reached `via`, and how many stacks migrate at once by default that way."""
-    if via == "cli":
-        from toolkit.strategies._migrate_cli import CliBackend
-
-        yield (
-            CliBackend.of(source, plan.source_org, workspace_root),
-            CliBackend.of(destination, plan.destination_org, workspace_root),
-            CLI_CONCURRENCY,
-        )
-        return
     from toolkit.cloud import DEFAULT_MAX_CONCURRENCY, CloudClient
-    from toolkit.strategies._migrate_rest import RestBackend
 
     calls = max_concurrency or DEFAULT_MAX_CONCURRENCY
     async with AsyncExitStack() as clients:
-        source_client = await clients.enter_async_context(
-            CloudClient.for_identity(source, max_concurrency=calls)
-        )
-        destination_client = await clients.enter_async_context(
-            CloudClient.for_identity(destination, max_concurrency=calls)
-        )
+
+        async def client_of(identity: BackendIdentity) -> CloudClient | None:
+            if not identity.is_cloud:
+                return None
+            client = CloudClient.for_identity(identity, max_concurrency=calls)
+            return await clients.enter_async_context(client)
+
+        source_client = await client_of(source)
+        destination_client = await client_of(destination)
+        if via == "cli":
+            from toolkit.strategies._migrate_cli import CliBackend
+
+            yield (
+                CliBackend.of(source, plan.source_org, workspace_root, source_client),
+                CliBackend.of(
+                    destination, plan.destination_org, workspace_root, destination_client
+                ),
+                CLI_CONCURRENCY,
+            )
+            return
+        from toolkit.strategies._migrate_rest import RestBackend
+
+        assert source_client is not None and destination_client is not None
         yield (
             RestBackend(source_client, plan.source_org),
             RestBackend(destination_client, plan.destination_org),
             calls,
         )
-
-
-def _last_step(delete_source: bool) -> Step:
-    """The step whose recorded outcome `done` means a move landed."""
-    return "delete-source" if delete_source else "tags"
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,20 @@ class _Migration:
     def target_name(self, move: StackMove) -> str:
         return qualified_name(self.destination.org, move.target)
 
+    @property
+    def copies_settings(self) -> bool:
+        """Whether both sides are Pulumi Cloud, where stacks have deployment settings,
+        webhooks and schedules to copy."""
+        return self.source.settings_client is not None and (
+            self.destination.settings_client is not None
+        )
+
+    def last_step(self) -> Step:
+        """The step whose recorded outcome `done` means a move landed."""
+        if self.delete_source:
+            return "delete-source"
+        return "settings" if self.copies_settings else "tags"
+
     async def run(
         self, moves: list[StackMove], max_concurrency: int, stop: StopSignal
     ) -> FailedMoves:
@@ -236,13 +256,16 @@ class _Migration:
         pending: list[tuple[StackMove, Callable[[], Awaitable[MoveFailure | None]]]] = []
         for move in moves:
             target = self.target_name(move)
-            if history.done(move.journal_name, _last_step(self.delete_source)):
+            if history.done(move.journal_name, self.last_step()):
                 self.tally.finished(
                     self.source_name(move), target, "verify", f"{target} landed earlier"
                 )
             elif history.done(move.journal_name, "verify"):
-                tags_copied = history.done(move.journal_name, "tags")
-                pending.append((move, functools.partial(self.finish, move, tags_copied)))
+                copied = _Copied(
+                    tags=history.done(move.journal_name, "tags"),
+                    settings=history.done(move.journal_name, "settings"),
+                )
+                pending.append((move, functools.partial(self.finish, move, copied)))
             elif target not in existing:
                 pending.append((move, functools.partial(self.migrate, move, half_made=False)))
             elif history.began(move.journal_name, "create"):
@@ -322,6 +345,7 @@ class _Migration:
                 except BaseException as failure:
                     await self._remove_half_made(move, target, failure)
                     raise
+                await self._copy_settings(move, created_now=True)
                 self.report(
                     move,
                     "verify",
@@ -336,18 +360,21 @@ class _Migration:
             return MoveFailure("login", error.message)
         return None
 
-    async def finish(self, move: StackMove, tags_copied: bool) -> MoveFailure | None:
+    async def finish(self, move: StackMove, copied: _Copied) -> MoveFailure | None:
         """Finish a move whose copy an earlier attempt verified: that copy is never removed or
-        made again; only the steps still missing are done (the tags, the source's removal).
+        made again; only the steps still missing are done (the tags, the deployment settings,
+        webhooks and schedules, the source's removal).
         A source changed since it was copied is brought over first, while the copy is still
         exactly what this run wrote."""
         source_name, target_name = self.source_name(move), self.target_name(move)
         try:
             async with self.sessions(move) as (source, target):
-                if not tags_copied:
+                if not copied.tags:
                     await self._check_copy_unchanged(move, target, "tags")
                     state = await source.read(source_name, "read")
                     await self._copy_tags(state, move, target)
+                if not copied.settings:
+                    await self._copy_settings(move, created_now=False)
                 if not self.delete_source:
                     self.report(move, "verify", f"{target_name} is migrated", landed=True)
                     return None
@@ -418,6 +445,33 @@ class _Migration:
         )
         if user_tags:
             self.report(move, "tags", f"copied {len(user_tags)} tag(s) to {target_name}")
+
+    async def _copy_settings(self, move: StackMove, *, created_now: bool) -> None:
+        """Copy the source's deployment settings, webhooks and schedules to the verified copy
+        (`_migrate_settings`), when both sides have them; `created_now`: this attempt
+        created the copy."""
+        source_client, destination_client = (
+            self.source.settings_client,
+            self.destination.settings_client,
+        )
+        if source_client is None or destination_client is None:
+            return
+        target_name = self.target_name(move)
+        copied = await self.recorded(
+            move,
+            "settings",
+            f"copy the deployment settings, webhooks and schedules to {target_name}",
+            copy_settings(
+                source_client,
+                destination_client,
+                self.source_name(move),
+                target_name,
+                created_now=created_now,
+            ),
+        )
+        summary = copied.summary()
+        if summary is not None:
+            self.report(move, "settings", f"copied {summary} to {target_name}")
 
     async def _check_copy_unchanged(
         self, move: StackMove, target: Session, step: Step, *, both: bool = False
@@ -540,6 +594,14 @@ class _Migration:
                 f"manages the same resources as {target_name}, and was left as it is; remove "
                 f"it with `pulumi stack rm --force {now}` once {target_name} is the one to keep",
             )
+
+
+@dataclass(frozen=True)
+class _Copied:
+    """What an earlier attempt copied to a verified copy, beside its state."""
+
+    tags: bool
+    settings: bool
 
 
 class _SourceChanged(StepFailed):

@@ -2,6 +2,7 @@
 of resources, as `state/` keeps one module per domain.
 
 `accounts` (the caller and its default org), `stacks` (stacks, their tags and secrets),
+`stack_settings` (a stack's deployment settings, webhooks and schedules),
 `updates` (the update lifecycle the `pulumi` CLI drives, export and import, history),
 `agents` (agent sign-up and claims), `environments` (ESC), `teams` (teams and org members),
 `catalog` (Insights accounts, registry packages) and `control` (the `/_emulator/` knobs).

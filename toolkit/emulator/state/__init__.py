@@ -20,7 +20,9 @@ environments: definitions with their secrets sealed by each environment's key in
 `_environment_secrets`, revisions, revision tags, open sessions; their tags in
 `_environment_tags`, their clones in `_environment_clones`), `_catalog` (Insights accounts,
 registry packages), `_teams` (teams, their members and their stack and environment permissions,
-org members) and `_inspection` (direct reads for tests). Each module adds its tables to
+org members), `_stack_settings` (a stack's deployment settings, webhooks and schedules;
+their secrets sealed by the stack's key in `_deployment_secrets`) and `_inspection` (direct
+reads for tests). Each module adds its tables to
 `_schema` and its class to `ServiceState`.
 """
 
@@ -67,6 +69,7 @@ from toolkit.emulator.state._resource_search import (
     ResourceSearches,
     SearchAnswer,
 )
+from toolkit.emulator.state._stack_settings import StackSettings
 from toolkit.emulator.state._stacks import Stacks
 from toolkit.emulator.state._teams import Teams
 from toolkit.emulator.state._updates import LEASE_SECONDS, Updates
@@ -115,6 +118,7 @@ class ServiceState(
     Agents,
     Stacks,
     ResourceSearches,
+    StackSettings,
     Updates,
     Teams,
     EnvironmentClones,

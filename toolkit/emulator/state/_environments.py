@@ -8,7 +8,9 @@ new revision; an update naming the revision it started from (`If-Match` with the
 handed out) is refused with 409 when another update came first. Static secrets are stored
 sealed with the environment's own key and opened only by a decrypting read or an open. The
 revision tag `latest` always names the newest revision and cannot be set or removed. A
-definition whose evaluation has errors (`toolkit.emulator.esc_evaluation`) is refused.
+definition whose evaluation has errors (`toolkit.emulator.esc_evaluation`) is refused; that
+check leaves providers unopened, as ESC's does. An open reads, for `fn::open::pulumi-stacks`,
+the outputs of the named stacks of the environment's org, from their latest checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import uuid
 from typing import Any
 
+from toolkit.emulator import checkpoints
 from toolkit.emulator.esc_definitions import (
     DEFAULT_PROJECT,
     DefinitionError,
@@ -33,7 +36,8 @@ from toolkit.emulator.esc_evaluation import (
     LoadImport,
     evaluate,
 )
-from toolkit.emulator.secrets import new_key
+from toolkit.emulator.esc_providers import ProviderError, ReadStack
+from toolkit.emulator.secrets import decrypt, new_key
 from toolkit.emulator.state._environment_secrets import sealing
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import (
@@ -472,6 +476,28 @@ class Environments(Store):
 
         return load
 
+    def _stack_reader(self, org: str) -> ReadStack:
+        """What `fn::open::pulumi-stacks` reads: a stack of the org's outputs, its secrets
+        opened with the stack's key; None for a stack the org does not have. Secrets the
+        stack's key did not seal (another secrets manager's) make the open fail."""
+
+        def read(project: str, stack: str) -> dict[str, Any] | None:
+            record = self._find_stack(org, project, stack)
+            if record is None:
+                return None
+            key = self._stack_secrets_key(record)
+            try:
+                return checkpoints.stack_outputs(
+                    self._latest_checkpoint(record),
+                    lambda ciphertext: decrypt(key, record.id, ciphertext),
+                )
+            except ValueError as exc:
+                raise ProviderError(
+                    f"cannot read the outputs of stack {project}/{stack}: {exc}"
+                ) from None
+
+        return read
+
     def _definition_text(self, environment: EnvironmentRecord, revision: int) -> str:
         (text,) = self._db.execute(
             "SELECT definition FROM environment_revisions WHERE environment_id = ? AND number = ?",
@@ -485,7 +511,8 @@ class Environments(Store):
             self._sealing(environment)[1],
             _label(environment),
         )
-        return evaluate(definition, self._import_loader(environment.org))
+        org = environment.org
+        return evaluate(definition, self._import_loader(org), self._stack_reader(org))
 
 
 _ENVIRONMENT_COLUMNS = (

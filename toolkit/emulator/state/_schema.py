@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from toolkit.emulator import checkpoints
 from toolkit.emulator.secrets import new_key
+from toolkit.emulator.state._deployment_secrets import insert_world_stack_settings
 from toolkit.emulator.state._environment_secrets import insert_world_environments
 from toolkit.emulator.world import Role, World
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 AGENT_TOKEN_LIFETIME = timedelta(hours=72)
 """How long after its creation an agent's access token is valid (`accessTokenValidUntil`);
@@ -201,6 +202,25 @@ CREATE TABLE team_environment_permissions (
     PRIMARY KEY (org, team, project, environment),
     FOREIGN KEY (org, team) REFERENCES teams(org, name) ON DELETE CASCADE
 );
+CREATE TABLE deployment_settings (
+    stack_id TEXT PRIMARY KEY REFERENCES stacks(id) ON DELETE CASCADE,
+    settings TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE stack_webhooks (
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    secret TEXT,
+    PRIMARY KEY (stack_id, name)
+);
+CREATE TABLE stack_schedules (
+    id TEXT PRIMARY KEY,
+    stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    request TEXT NOT NULL,
+    created TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0
+);
 CREATE INDEX claims_by_destination ON claims (destination, started);
 CREATE INDEX memberships_by_org ON memberships (org);
 CREATE INDEX registry_packages_by_publisher ON registry_packages (publisher, source, name);
@@ -260,7 +280,7 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
         "INSERT INTO memberships VALUES (?, ?, ?)",
         [(login, org, role) for login, roles in memberships.items() for org, role in roles.items()],
     )
-    _insert_stacks(db, world, memberships)
+    _insert_stacks(db, world, memberships, loaded_at)
     insert_world_environments(db, world, loaded_at)
     db.executemany(
         "INSERT INTO insights_accounts VALUES (?, ?, ?, ?)",
@@ -282,15 +302,17 @@ def insert_world(db: sqlite3.Connection, world: World, db_path: str) -> None:
 
 
 def _insert_stacks(
-    db: sqlite3.Connection, world: World, memberships: dict[str, dict[str, Role]]
+    db: sqlite3.Connection, world: World, memberships: dict[str, dict[str, Role]], loaded_at: str
 ) -> None:
-    """The world's stacks, each with its own secret key. A stack with a `lastUpdate` was
+    """The world's stacks, each with its own secret key, deployment settings, webhooks and
+    schedules. A stack with a `lastUpdate` was
     updated once then, by an admin of its org (the agent, in an agent's org): that first
     update, with a summary engine event that created its resources, is its history."""
     for org, content in world.orgs.items():
         admins = sorted(login for login, roles in memberships.items() if roles.get(org) == "admin")
         for s in content.stacks:
             stack_id = uuid.uuid4().hex
+            key = new_key()
             updated = int(_utc(s.last_update).timestamp()) if s.last_update else 0
             version = 1 if s.last_update else 0
             referencing = (
@@ -317,7 +339,7 @@ def _insert_stacks(
                     updated,
                     json.dumps(s.tags) if s.tags else None,
                     version,
-                    new_key(),
+                    key,
                 ),
             )
             if referencing is not None:
@@ -327,6 +349,7 @@ def _insert_stacks(
                     "INSERT INTO checkpoints VALUES (?, ?, ?)",
                     (stack_id, version, json.dumps(referencing)),
                 )
+            insert_world_stack_settings(db, stack_id, key, s, loaded_at)
             if not s.last_update:
                 continue
             update_id = uuid.uuid4().hex

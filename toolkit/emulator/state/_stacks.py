@@ -241,10 +241,7 @@ class Stacks(Store):
 
     def _stack_key(self, caller: Caller, org: str, project: str, stack: str) -> tuple[str, bytes]:
         with self._on_stack(caller, org, project, stack) as record:
-            (key,) = self._db.execute(
-                "SELECT secrets_key FROM stacks WHERE id = ?", (record.id,)
-            ).fetchone()
-        return record.id, key
+            return record.id, self._stack_secrets_key(record)
 
 
 def _check_name(what: str, name: str) -> None:

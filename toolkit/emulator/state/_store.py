@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 
+from toolkit.emulator import checkpoints
+from toolkit.emulator.checkpoints import UntypedDeployment
 from toolkit.emulator.state._records import Caller, ServiceFault, StackRecord
 from toolkit.emulator.state._schema import connect, insert_world
 from toolkit.emulator.world import Role, World
@@ -207,6 +209,28 @@ class Store:
         if record is None:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} does not exist")
         return record
+
+    def _latest_checkpoint(self, record: StackRecord) -> UntypedDeployment:
+        """The stack's newest checkpoint: what its export, the resource search and ESC's
+        `pulumi-stacks` read."""
+        row = self._db.execute(
+            "SELECT deployment FROM checkpoints WHERE stack_id = ? ORDER BY version DESC LIMIT 1",
+            (record.id,),
+        ).fetchone()
+        if row is not None:
+            return cast(UntypedDeployment, json.loads(row[0]))
+        at = datetime.fromtimestamp(record.last_update or self._clock(), UTC)
+        if record.resource_count:
+            return checkpoints.placeholder_deployment(
+                record.project, record.stack, record.resource_count, at
+            )
+        return checkpoints.empty_deployment(at)
+
+    def _stack_secrets_key(self, record: StackRecord) -> bytes:
+        (key,) = self._db.execute(
+            "SELECT secrets_key FROM stacks WHERE id = ?", (record.id,)
+        ).fetchone()
+        return bytes(key)
 
     def _refuse_if_updating(self, record: StackRecord, doing: str) -> None:
         """A stack cannot be renamed or moved while an update that writes its state runs."""

@@ -10,7 +10,6 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from toolkit.emulator import checkpoints
@@ -274,20 +273,6 @@ class Updates(Store):
         if busy is not None:
             # The CLI turns a 409 from starting an update into its "update in progress" advice.
             raise ServiceFault(409, "Conflict: Another update is currently in progress.")
-
-    def _latest_checkpoint(self, record: StackRecord) -> UntypedDeployment:
-        row = self._db.execute(
-            "SELECT deployment FROM checkpoints WHERE stack_id = ? ORDER BY version DESC LIMIT 1",
-            (record.id,),
-        ).fetchone()
-        if row is not None:
-            return cast(UntypedDeployment, json.loads(row[0]))
-        at = datetime.fromtimestamp(record.last_update or self._clock(), UTC)
-        if record.resource_count:
-            return checkpoints.placeholder_deployment(
-                record.project, record.stack, record.resource_count, at
-            )
-        return checkpoints.empty_deployment(at)
 
     def _has_checkpoint(self, record: StackRecord) -> bool:
         row = self._db.execute(

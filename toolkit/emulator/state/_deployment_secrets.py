@@ -1,0 +1,83 @@
+"""Secret values in a stack's deployment settings, sealed with the stack's own key, and loading
+a world's deployment settings, webhooks and schedules.
+
+The service's wire form of a secret value (`apitype.SecretValue` in the pulumiservice
+provider) is an object: `{"secret": plaintext}` when a client sets one, `{"ciphertext":
+base64}` as the service stores and returns it. A client may send back the ciphertext it read,
+which the service accepts only if its own stack's key sealed it. Apart from `_stack_settings`
+because the schema's world loading needs it too, before any `Store` exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import uuid
+from typing import Any
+
+from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt
+from toolkit.emulator.state._records import ServiceFault
+from toolkit.emulator.world import WorldStack
+
+SECRET_KEYS = frozenset({"secret", "ciphertext"})
+
+
+def is_secret_value(value: object) -> bool:
+    """Whether `value` is a secret value's wire form (an object of `secret`/`ciphertext`)."""
+    return isinstance(value, dict) and bool(value) and set(value) <= SECRET_KEYS
+
+
+def sealed_settings(settings: Any, key: bytes, stack_id: str, where: str = "") -> Any:
+    """`settings` with every secret value stored as the stack's ciphertext: a plaintext
+    sealed, a ciphertext kept if this stack's key sealed it, else 400."""
+    if is_secret_value(settings):
+        if "secret" in settings:
+            sealed = encrypt(key, stack_id, str(settings["secret"]).encode())
+            return {"ciphertext": base64.b64encode(sealed).decode()}
+        try:
+            decrypt(key, stack_id, base64.b64decode(settings["ciphertext"], validate=True))
+        except (UndecryptableError, binascii.Error, TypeError):
+            raise ServiceFault(
+                400,
+                f"Bad Request: {where}: the ciphertext was not encrypted by this stack; "
+                "send the value as a secret instead",
+            ) from None
+        return {"ciphertext": settings["ciphertext"]}
+    if isinstance(settings, dict):
+        return {
+            name: sealed_settings(value, key, stack_id, f"{where}.{name}" if where else name)
+            for name, value in settings.items()
+        }
+    if isinstance(settings, list):
+        return [
+            sealed_settings(value, key, stack_id, f"{where}[{index}]")
+            for index, value in enumerate(settings)
+        ]
+    return settings
+
+
+def insert_world_stack_settings(
+    db: sqlite3.Connection, stack_id: str, key: bytes, stack: WorldStack, loaded_at: str
+) -> None:
+    """A world stack's deployment settings (secrets sealed), webhooks and schedules."""
+    if stack.deployment_settings is not None:
+        settings = sealed_settings(stack.deployment_settings, key, stack_id)
+        db.execute(
+            "INSERT INTO deployment_settings VALUES (?, ?, 1)", (stack_id, json.dumps(settings))
+        )
+    db.executemany(
+        "INSERT INTO stack_webhooks VALUES (?, ?, ?, ?)",
+        [
+            (stack_id, hook.name, json.dumps(hook.wire_body()), hook.secret)
+            for hook in stack.webhooks
+        ],
+    )
+    db.executemany(
+        "INSERT INTO stack_schedules (id, stack_id, request, created) VALUES (?, ?, ?, ?)",
+        [
+            (uuid.uuid4().hex, stack_id, json.dumps(schedule), loaded_at)
+            for schedule in stack.schedules
+        ],
+    )
