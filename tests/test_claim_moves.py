@@ -111,11 +111,15 @@ def test_today_a_claim_moves_environments_and_packages_without_the_agents_token_
     assert "Entities 3 Moved 3 Renamed 0 Conflicts 0 Failures 0" in shown
     assert "ESC environment default/secrets — — move" in shown
     assert f"registry package private/{AGENT}/vpc — — move" in shown
-    assert result.stderr.splitlines()[-5:] == [
+    assert result.stderr.splitlines()[-7:] == [
         "strategy claim-api: a claim token is at hand (PULUMI_CLAIM_TOKEN)",
         f"the environments of {AGENT} were not read (no token of the agent, "
         "PULUMI_CLAIM_SOURCE_TOKEN, was given): their references to moved stacks and "
         "environments are not checked",
+        f"stack references in {AGENT} were not searched (no token of the agent, "
+        "PULUMI_CLAIM_SOURCE_TOKEN, was given): the StackReferences its stacks hold to moved "
+        "stacks are not checked",
+        "stack references in acme: found by the service's search",
         "--environments copy leaves the ESC environments to the service: its claim moves them",
         "outcome: moved 1 of 1 stack(s), 1 environment(s) and 1 registry package(s)",
         "exit 0: done",

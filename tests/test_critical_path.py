@@ -211,6 +211,41 @@ def test_the_definitions_to_copy_are_read_while_the_agents_reads_are_checked(
     assert server.requests.count("GET", decrypted) == 2
 
 
+@pytest.mark.parametrize("reference_orgs", [(), (AGENT,)])
+def test_the_stack_references_are_searched_while_the_checks_and_listings_are_unanswered(
+    make_emulator: EmulatorFactory, reference_orgs: tuple[str, ...]
+) -> None:
+    """Both orgs' StackReference searches depend on no listing: they are answered while every
+    check and every stack page is held (the check of the `reference_orgs` too), and the plan
+    reads them once built."""
+    server = make_emulator(world(), page_size=5)
+    searches = r"/api/orgs/[^/]+/search/resourcesv2"
+
+    async def planned() -> tuple[int, int, ClaimPlan]:
+        server.faults.hold(method="GET", path=f"{CHECKS}|{STACK_PAGES}", times=None)
+        planning = plan_claim(
+            sides(server), ResolutionMap.empty(), "transfer", reference_orgs=reference_orgs
+        )
+        task = asyncio.create_task(planning)
+        for _ in range(POLLS):
+            if server.requests.count("GET", searches) >= 2:
+                break
+            assert not task.done(), "planning finished before its searches were answered"
+            await asyncio.sleep(0.01)
+        searched = server.requests.count("GET", searches)
+        held_answered = server.requests.count("GET", f"{CHECKS}|{STACK_PAGES}")
+        server.faults.clear()
+        return searched, held_answered, await task
+
+    searched, held_answered, plan = asyncio.run(planned())
+
+    assert (searched, held_answered) == (2, 0), "the searches waited for the checks or listings"
+    assert [n for n in plan.notices if n.startswith("stack references in ")] == [
+        f"stack references in {AGENT}: found by the service's search",
+        "stack references in acme: found by the service's search",
+    ]
+
+
 def test_the_sources_definitions_are_read_while_its_stack_pages_are_unanswered(
     make_emulator: EmulatorFactory,
 ) -> None:

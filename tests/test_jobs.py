@@ -564,3 +564,28 @@ def test_a_claims_refused_choices_are_named_as_the_job_file_names_them(
     ), message
     assert "--" not in message
     assert server.state.stack_names("agent-b") == {("api", "prod"), ("api", "dev")}
+
+
+def test_a_claims_reference_orgs_reach_its_plan_and_an_unknown_one_is_named_as_the_file_does(
+    make_emulator: EmulatorFactory, tmp_path: Path
+) -> None:
+    """referenceOrgs are searched as --reference-orgs are: one alice has no role in refuses
+    the claim before anything moves, named as the job file names it."""
+    server = make_emulator(world())
+    job = write_job(
+        tmp_path,
+        f"apiUrl: {server.url}\nclaims:\n  - name: claim-c\n    from: agent-c\n    to: acme\n"
+        "    suffix: -c\n    referenceOrgs: [agent-a, agent-x]\n",
+    )
+
+    result = run_cli(tmp_path, "job", "run", str(job), "--log-format", "json")
+
+    assert result.exit_code == 1, result.output
+    message = summary_of(json_lines(result.stdout))["claim-c"]["message"]
+    assert message == (
+        "referenceOrgs agent-x: alice has no role in agent-x (did you mean agent-c?)\n"
+        "The orgs alice has a role in: acme, agent-a, agent-b, agent-c. Name one of them, or "
+        "use the token of a member of agent-x."
+    )
+    assert server.state.stack_names("agent-c") == {("web", "dev"), ("svc", "x")}
+    assert server.requests.count(method="POST") == 0

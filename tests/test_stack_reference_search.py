@@ -102,7 +102,6 @@ def test_the_search_is_followed_page_by_page_by_its_cursor(
 @pytest.mark.parametrize(
     ("setting", "refused"),
     [
-        ("withoutProperties", "402: Payment Required"),
         ("unreachable", "422: search cluster is unreachable"),
         ("absent", "404: Not Found"),
     ],
@@ -119,6 +118,35 @@ def test_without_the_search_each_state_is_exported_and_the_same_references_found
     assert found.found_by == "by exporting 4 states"
     assert found.search_refused is not None and found.search_refused.startswith(refused)
     assert calls(server, "/export") == 4
+
+
+def test_a_search_without_properties_reads_each_name_from_its_resource_s_id(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(world("withoutProperties"))
+
+    found = find(server)
+
+    assert found.references == EXPECTED
+    assert (found.exported, found.search_refused, found.by_ids) == (None, None, True)
+    assert found.found_by == "found by the service's search, each name read from its resource's ID"
+    assert calls(server, "/export") == 0
+    asked = [parse_qs(e.query) for e in server.requests.entries() if e.path == SEARCH]
+    assert [query["properties"] for query in asked] == [["true"], ["false"]]
+
+
+def test_a_search_refused_with_and_without_properties_is_exported(
+    make_emulator: EmulatorFactory,
+) -> None:
+    server = make_emulator(world())
+    server.faults.arm(FaultRule(method="GET", path=SEARCH, status=402, message="no properties"))
+    server.faults.arm(FaultRule(method="GET", path=SEARCH, status=404, message="Not Found"))
+
+    found = find(server)
+
+    assert found.references == EXPECTED
+    assert found.found_by == "by exporting 4 states"
+    assert found.search_refused == "404: Not Found"
 
 
 def test_a_service_that_does_not_implement_the_search_is_exported_too(

@@ -31,8 +31,14 @@ CLOSING = re.compile(
     r"before then"
 )
 """The claim-window warning of `world()`'s agent (its minutes depend on when the test runs)."""
+SEARCHED = [
+    f"stack references in {AGENT}: found by the service's search",
+    "stack references in acme: found by the service's search",
+]
+"""The notices saying how each org's StackReferences were found."""
 BLOCKED = [
     "strategy claim-api: a claim token is at hand (PULUMI_CLAIM_TOKEN)",
+    *SEARCHED,
     "outcome: blocked: 2 unresolved conflict(s); nothing was changed. Rename them in a "
     "resolution map (pulumi-claim resolve writes one).",
     "exit 3: blocked; nothing was changed",
@@ -112,8 +118,9 @@ def test_a_partial_commit_ends_on_its_outcome_and_status_says_it_again(
 
     assert result.exit_code == 4, result.stderr
     assert result.stdout == ""
-    assert result.stderr.splitlines()[-4:] == [
+    assert result.stderr.splitlines()[-6:] == [
         "strategy transfer: alice administers both agent-abc123 and acme",
+        *SEARCHED,
         "outcome: moved 2 of 3 stack(s); 1 failed (run the same command again)",
         "exit 4: partial: not everything moved, or the landing failed",
         f"report written to {report}",
@@ -200,6 +207,7 @@ def test_a_commit_logging_json_lines_keeps_stdout_to_them_and_ends_stderr_on_its
     assert result.stderr.splitlines() == [
         f"run {records[-1]['runId']}",
         "strategy transfer: alice administers both agent-abc123 and acme",
+        *SEARCHED,
         "outcome: moved 3 of 3 stack(s)",
         "exit 0: done",
     ]

@@ -8,7 +8,7 @@ tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from toolkit.plan import (
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, ProgressEvent
-from toolkit.reference_finding import find_references
+from toolkit.reference_finding import find_references, stack_references_searched
 from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
@@ -94,6 +94,9 @@ async def plan_claim(
     strategy: StrategyChoice = None,
     environments: EnvironmentChoice = "report",
     migrate_via: MigrateVia | None = None,
+    reference_orgs: Sequence[str] = (),
+    *,
+    stack_references: bool = True,
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
@@ -102,18 +105,24 @@ async def plan_claim(
     too, and a stack that only one of the two listings shows becomes a notice. With
     `claim-api` the plan is checked by the service's dry run of the claim, whose conflicts and
     failures it then carries. The first notice says which strategy runs and why.
-    `environments="copy"` plans copying the source's
-    ESC environments (with claim-api: those the service says it cannot claim), and with
-    claim-api the source identity must be able to read them decrypted (it acts as the agent),
-    or planning fails saying whose token to give. The source's environment definitions are
-    read (secrets as ciphertext) for what the notices say about the copies and for the
-    references the plan breaks (`toolkit.reference_finding`).
+    `environments="copy"` plans copying the source's ESC environments (with claim-api: those
+    the service says it cannot claim), and with claim-api the source identity must be able to
+    read them decrypted (it acts as the agent), or planning fails saying whose token to give.
+    The source's environment definitions are read (secrets as ciphertext) for the notices
+    about the copies and for the references the plan breaks (`toolkit.reference_finding`);
+    the StackReferences of both orgs and the `reference_orgs` are searched from the start,
+    beside the listings, unless `stack_references` is false (only names are needed).
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
-    async with CurrentUsers() as users:
+    async with (
+        CurrentUsers() as users,
+        stack_references_searched(
+            sides, users, reference_orgs, wanted=stack_references
+        ) as searching,
+    ):
         if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
             chosen, why = await strategy_for(sides, users, strategy)
             check_backends(sides, chosen)
@@ -126,10 +135,12 @@ async def plan_claim(
             plan, warnings, (chosen, why), definitions = await _plan_from_listings(
                 sides, users, resolution_map, strategy, environments, migrate_via
             )
-    # The agent's reads (claim-api) are checked as the definitions are read.
-    copied_by_agent = plan.environment_copies and chosen == "claim-api"
-    agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
-    _, found = await checked_first(agent_reads, find_references(sides, plan, definitions))
+        # The agent's reads (claim-api) are checked as the definitions are read.
+        copied_by_agent = plan.environment_copies and chosen == "claim-api"
+        agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
+        _, found = await checked_first(
+            agent_reads, find_references(sides, plan, definitions, searching)
+        )
     return replace(
         plan,
         notices=[f"strategy {chosen}: {why}", *warnings, *found.notices, *plan.notices],

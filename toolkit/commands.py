@@ -109,6 +109,7 @@ def claim_request(
     environments: EnvironmentChoice = "report",
     migrate_via: MigrateVia | None = None,
     landing: bool = True,
+    reference_orgs: tuple[str, ...] = (),
     delete_source: bool = False,
     concurrency: int | None = None,
     claim_wait: float | None = None,
@@ -131,6 +132,7 @@ def claim_request(
         landing=resolution_map.landing if landing else None,
         environments=environments,
         migrate_via=migrate_via,
+        reference_orgs=reference_orgs,
     )
 
 
@@ -169,6 +171,7 @@ def preview(credentials: Credentials, request: ClaimRequest) -> Preview:
             request.strategy,
             request.environments,
             request.migrate_via,
+            request.reference_orgs,
         )
     )
     document = plan.to_claim_response()
@@ -428,7 +431,13 @@ def planned_references(
     check_checkout(repo)
     sides = Sides.of(request.target, credentials)
     plan = asyncio.run(
-        plan_claim(sides, request.resolution_map, request.strategy, request.environments)
+        plan_claim(
+            sides,
+            request.resolution_map,
+            request.strategy,
+            request.environments,
+            stack_references=False,
+        )
     )
     if plan.blocked:
         raise InvalidInputError(

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -75,6 +75,10 @@ class ClaimEntry(_Entry):
     """How migrate reaches both sides (`--migrate-via`)."""
     environments: EnvironmentChoice = "report"
     """What becomes of the source's ESC environments (`--environments`)."""
+    reference_orgs: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, alias="referenceOrgs"
+    )
+    """Other orgs searched for StackReferences to the moved stacks (`--reference-orgs`)."""
     tokens: TokenVariables = TokenVariables()
     landing: Any = None
     """The claim's `landing:` section (`toolkit.landing.parse_landing` checks it)."""
@@ -136,6 +140,7 @@ class JobClaim:
     delete_source: bool
     migrate_via: MigrateVia | None
     environments: EnvironmentChoice
+    reference_orgs: tuple[str, ...]
     map_file: MapFile | None
     suffix: str | None
     landing: LandingSpec | None
@@ -383,6 +388,7 @@ def _check_claim(
         delete_source=entry.delete_source,
         migrate_via=entry.migrate_via,
         environments=entry.environments,
+        reference_orgs=tuple(dict.fromkeys(entry.reference_orgs)),
         map_file=map_file,
         suffix=entry.suffix,
         landing=landing or map_landing,

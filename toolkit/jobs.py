@@ -160,4 +160,5 @@ async def claim_request(claim: JobClaim) -> ClaimRequest:
         landing=claim.landing,
         environments=claim.environments,
         migrate_via=claim.migrate_via,
+        reference_orgs=claim.reference_orgs,
     )

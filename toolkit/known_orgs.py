@@ -25,18 +25,18 @@ async def require_known_orgs(sides: Sides, users: CurrentUsers, *, claim_api: bo
     has no orgs to list. Neither is checked here."""
     destination, source = sides.destination, sides.source
     await checked_first(
-        _require_visible(
+        require_visible(
             users, destination, sides.destination_org, "destination_org", claiming=claim_api
         )
         if destination.is_cloud
         else nothing(),
-        _require_visible(users, source, sides.source_org, "source_org")
+        require_visible(users, source, sides.source_org, "source_org")
         if source.is_cloud and not claim_api
         else nothing(),
     )
 
 
-async def _require_visible(
+async def require_visible(
     users: CurrentUsers,
     identity: BackendIdentity,
     org: str,

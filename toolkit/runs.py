@@ -83,6 +83,9 @@ class ClaimRequest:
     migrate_via: MigrateVia | None = None
     """How migrate reaches both sides; None: over REST when both are Pulumi Cloud. Not part
     of the run key: it changes how the moves are made, not which."""
+    reference_orgs: tuple[str, ...] = ()
+    """Other orgs searched for StackReferences to the moved stacks. Not part of the run key:
+    it changes what the plan reports, not what moves."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ async def commit_request(
                 request.strategy,
                 request.environments,
                 request.migrate_via,
+                request.reference_orgs,
             )
             journal = None
             resumed = False

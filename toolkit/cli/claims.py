@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@options(*CLAIM, "migrate-via", "no-landing", *REPORT)
+@options(*CLAIM, "reference-orgs", "migrate-via", "no-landing", *REPORT)
 @pass_settings
 def preview(
     settings: Settings,
@@ -49,6 +49,7 @@ def preview(
     environments: EnvironmentChoice,
     claim_file: Path | None,
     claim_url: str | None,
+    reference_orgs: tuple[str, ...],
     migrate_via: MigrateVia | None,
     no_landing: bool,
     output: Path | None,
@@ -73,6 +74,7 @@ def preview(
         environments=environments,
         migrate_via=migrate_via,
         landing=not no_landing,
+        reference_orgs=reference_orgs,
     )
     with Planning(settings.spinner_console()):
         result = commands.preview(credentials, request)
@@ -112,6 +114,7 @@ def _say_preview_landing(result: Preview) -> None:
 @click.command()
 @options(
     *CLAIM,
+    "reference-orgs",
     "delete-source",
     "yes",
     "break-lock",
@@ -136,6 +139,7 @@ def commit(
     environments: EnvironmentChoice,
     claim_file: Path | None,
     claim_url: str | None,
+    reference_orgs: tuple[str, ...],
     delete_source: bool,
     yes: bool,
     break_lock: bool,
@@ -191,6 +195,7 @@ def commit(
                 environments=environments,
                 migrate_via=migrate_via,
                 landing=not no_landing,
+                reference_orgs=reference_orgs,
                 delete_source=delete_source,
                 concurrency=concurrency,
                 claim_wait=claim_wait,

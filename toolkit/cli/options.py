@@ -62,6 +62,16 @@ def _no_dry_run(ctx: click.Context, param: click.Parameter, dry_run: bool) -> No
         )
 
 
+def _org_list(ctx: click.Context, param: click.Parameter, orgs: str | None) -> tuple[str, ...]:
+    """ORG[,ORG...]: each org once, in the order given; an empty name is refused."""
+    if orgs is None:
+        return ()
+    names = [org.strip() for org in orgs.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"{orgs!r} names an empty org: write ORG[,ORG...].")
+    return tuple(dict.fromkeys(names))
+
+
 def _org_option(
     flag: str, field: str, help_text: str, *, required: bool = True
 ) -> Callable[[Command], Command]:
@@ -117,6 +127,15 @@ OPTIONS: dict[str, Callable[[Command], Command]] = {
         "verified; the map's environment renames apply). With claim-api: those the service "
         "cannot claim are copied, then removed from the agent's org (as the agent: set "
         "PULUMI_CLAIM_SOURCE_TOKEN to its token) before the claim.",
+    ),
+    "reference-orgs": click.option(
+        "--reference-orgs",
+        metavar="ORG[,ORG...]",
+        callback=_org_list,
+        help="Other orgs (of the destination's identity) whose stacks may hold "
+        "StackReferences to the moved stacks: they are searched too, and what breaks is "
+        "reported (the source and destination orgs always are). An org the identity has no "
+        "role in is refused.",
     ),
     "claim-file": click.option(
         "--claim-file",

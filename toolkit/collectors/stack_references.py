@@ -1,10 +1,12 @@
 """Every StackReference of an org: who reads which stack by name, before a move renames it.
 
 The service's resource search finds them in one listing (`type:pulumi:pulumi:StackReference`
-with their properties); where the search is not there for this org (no subscription for
-properties: 402; a service without it: 404, 501; its cluster unreachable: 422), each stack's
-latest state is exported instead, at most the client's concurrency at once. A stack whose
-state cannot be read is reported, not taken for one without references.
+with their properties). Where the org's subscription has no properties (402), the same search
+without them still names each one: the pulumi CLI sets a StackReference's ID to the name it
+reads. Where the search is not there at all (a service without it: 404, 501; its cluster
+unreachable: 422), each stack's latest state is exported instead, at most the client's
+concurrency at once. A stack whose state cannot be read is reported, not taken for one
+without references.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 SEARCH_UNAVAILABLE = frozenset({402, 404, 422, 501})
 """Answers of the search that mean "use the exports": not a failure of the org's stacks."""
 
+NO_PROPERTIES = 402
+"""The search's answer when the org's subscription does not show resources' properties."""
+
 
 @dataclass(frozen=True)
 class UnreadableStack:
@@ -42,7 +47,8 @@ class UnreadableStack:
 @dataclass(frozen=True)
 class StackReferenceSearch:
     """The StackReferences of an org, and how they were found: by the service's search
-    (`exported` None) or by exporting `exported` states, since the search answered
+    (`exported` None; `by_ids` when it showed no properties, so each name was read from the
+    resource's ID) or by exporting `exported` states, since the search answered
     `search_refused`."""
 
     org: str
@@ -50,20 +56,31 @@ class StackReferenceSearch:
     exported: int | None
     search_refused: str | None
     unreadable: tuple[UnreadableStack, ...] = ()
+    by_ids: bool = False
 
     @property
     def found_by(self) -> str:
         """How a report says they were found."""
+        if self.exported is None and self.by_ids:
+            return "found by the service's search, each name read from its resource's ID"
         if self.exported is None:
             return "found by the service's search"
-        return f"by exporting {self.exported:,} states"
+        states = "state" if self.exported == 1 else "states"
+        return f"by exporting {self.exported:,} {states}"
 
 
 async def find_stack_references(client: CloudClient, org: str) -> StackReferenceSearch:
-    """Every StackReference in the latest states of `org`'s stacks, by the service's search,
-    else by exporting each state."""
+    """Every StackReference in the latest states of `org`'s stacks, by the service's search
+    (without properties where the org has none), else by exporting each state."""
+    by_ids = False
     try:
-        references = await _by_search(client, org)
+        try:
+            references = await _by_search(client, org, properties=True)
+        except ServiceError as refused:
+            if refused.status != NO_PROPERTIES:
+                raise
+            logger.info("the resource search of %s shows no properties; reading IDs", org)
+            references, by_ids = await _by_search(client, org, properties=False), True
     except ServiceError as refused:
         if refused.status not in SEARCH_UNAVAILABLE:
             raise
@@ -75,13 +92,15 @@ async def find_stack_references(client: CloudClient, org: str) -> StackReference
         )
         return await _by_exports(client, org, f"{refused.status}: {refused.service_message}")
     logger.info("found %d StackReferences of %s by the service's search", len(references), org)
-    return StackReferenceSearch(org, references, exported=None, search_refused=None)
+    return StackReferenceSearch(org, references, exported=None, search_refused=None, by_ids=by_ids)
 
 
-async def _by_search(client: CloudClient, org: str) -> tuple[StackReferenceFound, ...]:
+async def _by_search(
+    client: CloudClient, org: str, *, properties: bool
+) -> tuple[StackReferenceFound, ...]:
     found: list[StackReferenceFound] = []
     query = f"type:{STACK_REFERENCE_TYPE}"
-    async for result in client.search_resources(org, query, properties=True):
+    async for result in client.search_resources(org, query, properties=properties):
         reference = _from_result(org, result)
         if reference is not None:
             found.append(reference)
@@ -117,7 +136,7 @@ async def _by_exports(client: CloudClient, org: str, refused: str) -> StackRefer
             try:
                 state = await client.export_stack(*where)
             except (ServiceError, TransportError) as failed:
-                unreadable.append(UnreadableStack(*where, reason=str(failed)))
+                unreadable.append(UnreadableStack(*where, reason=failed.message))
                 continue
             exported += 1
             found.extend(references_in_state(*where, state.deployment))
