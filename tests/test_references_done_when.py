@@ -16,8 +16,8 @@ are found, or not: the search without properties (names from IDs), the exports w
 search is missing, a stack whose state cannot be read, an org that cannot be searched, and an
 unknown `--reference-orgs` org.
 
-A migrated stack keeping its deployment settings and webhooks (the issue's last done-when
-point) belongs in this module's section "--- a migrated stack's settings ---", to come.
+A migrated stack keeps its deployment settings, webhooks and schedules (the same world,
+committed by migrate: the new stack is made, not moved).
 """
 
 from __future__ import annotations
@@ -323,6 +323,44 @@ def test_the_patch_of_a_planned_claim_searches_no_stack_references(
     assert patch.exit_code == 0, patch.stderr
     assert '+api = pulumi.StackReference("acme/api/dev-agent")' in patch.stdout.splitlines()
     assert server.requests.count(path=r".*/search/resources.*|.*/export") == 0
+
+
+# --- a migrated stack's settings ----------------------------------------------------------------
+
+SETTINGS: dict[str, Any] = {
+    "sourceContext": {"git": {"repoUrl": "https://git.invalid/web.git", "branch": "main"}},
+    "operationContext": {"preRunCommands": ["make deps"]},
+}
+WEBHOOK = {"name": "deploys", "payloadUrl": "https://hooks.invalid/deploys", "format": "slack"}
+SCHEDULE = {"scheduleCron": "0 6 * * 1", "request": {"operation": "refresh"}}
+
+
+def test_a_migrated_stack_keeps_its_deployment_settings_webhooks_and_schedules(
+    make_emulator: EmulatorFactory, run_cli: RunCli, map_file: str
+) -> None:
+    seeded = world()
+    web = seeded["orgs"][AGENT]["stacks"][0]
+    web |= {"deploymentSettings": SETTINGS, "webhooks": [WEBHOOK], "schedules": [SCHEDULE]}
+    server = make_emulator(seeded)
+    claim = [word if word != "transfer" else "migrate" for word in CLAIM]
+
+    commit = run_cli(
+        server, "commit", *claim, "-r", map_file, "--yes", "--json", source_token="tok-alice"
+    )
+
+    assert commit.exit_code == 0, commit.output
+    landed = "/api/stacks/acme/web/dev"
+    with httpx.Client(base_url=server.url, headers={"Authorization": "token tok-alice"}) as http:
+        settings = http.get(f"{landed}/deployments/settings").raise_for_status().json()
+        hooks = http.get(f"{landed}/hooks").raise_for_status().json()
+        schedules = http.get(f"{landed}/deployments/schedules").raise_for_status().json()
+    assert {key: settings[key] for key in SETTINGS} == SETTINGS
+    assert [(hook["name"], hook["payloadUrl"], hook["format"]) for hook in hooks] == [
+        ("deploys", "https://hooks.invalid/deploys", "slack")
+    ]
+    assert [(s["scheduleCron"], s["definition"]) for s in schedules["schedules"]] == [
+        ("0 6 * * 1", {"request": {"operation": "refresh"}})
+    ]
 
 
 # --- how each org's stack references are found -------------------------------------------------
