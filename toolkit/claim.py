@@ -50,12 +50,13 @@ from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api, fail_all
-from toolkit.strategies.migrate import choose_migrate_via, execute_migrate
+from toolkit.strategies.migrate import execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 from toolkit.strategy_choice import (
     StrategyChoice,
     auto_claims_by_token,
     check_backends,
+    choose_migrate_via,
     strategy_for,
 )
 
@@ -326,7 +327,7 @@ async def commit_claim(
     starts; the moves not finished then come back as interrupted. `concurrency` bounds the
     calls (migrate: the stacks) at once; `claim_wait` is how long a claim-api claim is
     followed (None: `CLAIM_WAIT_SECONDS`). `migrate_via` is how migrate is to reach both
-    sides (`toolkit.strategies.migrate.choose_migrate_via`); through the CLI, it makes its
+    sides (`toolkit.strategy_choice.choose_migrate_via`); through the CLI, it makes its
     workspaces under `workspace_root` (default: the system temp folder).
     """
     if delete_source and plan.strategy != "migrate" and not plan.environment_copies:

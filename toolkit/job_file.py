@@ -39,7 +39,7 @@ from toolkit.redaction import redact
 from toolkit.resolution_map import ResolutionMap, parse_accept, read_resolution_map
 from toolkit.resolver import suggest_resolution_map
 from toolkit.sides import Sides
-from toolkit.strategies.migrate import check_migrate_via
+from toolkit.strategy_choice import check_migrate_via
 from toolkit.user_documents import DocumentError, parse_document
 
 if TYPE_CHECKING:

@@ -52,7 +52,7 @@ from toolkit.references import references_from_records
 from toolkit.resolution_map import ResolutionMap
 from toolkit.sides import Sides
 from toolkit.strategies import StopSignal
-from toolkit.strategies.migrate import check_migrate_via
+from toolkit.strategy_choice import check_migrate_via
 
 WORKSPACES_DIR = "workspaces"
 """Under the runs directory: migrate's workspaces while a commit runs (a killed run's are

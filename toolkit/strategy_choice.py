@@ -1,11 +1,13 @@
 """Which strategy a claim runs: as asked, or as `auto` picks it from the claim's sides and who
-the claiming identity is (its `GET /api/user`, shared with the checks of the claim)."""
+the claiming identity is (its `GET /api/user`, shared with the checks of the claim); and how
+migrate reaches both sides (over REST, or through the pulumi CLI)."""
 
 from __future__ import annotations
 
 from toolkit.checks_first import CurrentUsers
-from toolkit.choices import Strategy
-from toolkit.errors import InvalidInputError
+from toolkit.choices import MigrateVia, Strategy
+from toolkit.credentials import BackendIdentity
+from toolkit.errors import ChoiceError, InvalidInputError
 from toolkit.sides import Sides
 
 StrategyChoice = Strategy | None
@@ -54,3 +56,38 @@ def check_backends(sides: Sides, chosen: Strategy) -> None:
             f"the {chosen} strategy moves stacks within one Pulumi Cloud only.",
             hint="Use --strategy migrate to move stacks between backends.",
         )
+
+
+def choose_migrate_via(
+    source: BackendIdentity, destination: BackendIdentity, asked: MigrateVia | None
+) -> MigrateVia:
+    """`asked`, else `rest` when both sides are Pulumi Cloud, else `cli`; `rest` with a
+    self-managed side is an InvalidInputError."""
+    both_cloud = source.is_cloud and destination.is_cloud
+    if asked == "rest" and not both_cloud:
+        raise ChoiceError(
+            "{migrate_via} rest needs both sides on Pulumi Cloud; a self-managed backend "
+            "({url}) is reached through the pulumi CLI only",
+            hint="Leave out {migrate_via} (or pass {migrate_via} cli).",
+            values={"url": (destination if source.is_cloud else source).url},
+        )
+    return asked or ("rest" if both_cloud else "cli")
+
+
+def check_migrate_via(
+    strategy: str | None,
+    source: BackendIdentity,
+    destination: BackendIdentity,
+    asked: MigrateVia | None,
+) -> None:
+    """Refuse `asked` where it cannot apply, before a run starts: with a strategy other than
+    migrate (None: auto, which may choose migrate), or `rest` with a self-managed side."""
+    if asked is None:
+        return
+    if strategy not in (None, "migrate"):
+        raise ChoiceError(
+            "{migrate_via} applies to {strategy} migrate only ({chosen} copies no state)",
+            hint="Leave out {migrate_via}, or use {strategy} migrate.",
+            values={"chosen": str(strategy)},
+        )
+    choose_migrate_via(source, destination, asked)

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from toolkit.choices import MigrateVia
 from toolkit.credentials import BackendIdentity
 from toolkit.entities import entity_key, qualified_name
-from toolkit.errors import ChoiceError, ClaimError
+from toolkit.errors import ClaimError
 from toolkit.journal import Journal
 from toolkit.moves import StackMove
 from toolkit.plan import ClaimPlan
@@ -70,46 +70,12 @@ from toolkit.strategies._migrate_state import (
     verify_copy,
 )
 from toolkit.strategies._migration import Backend, Session, StackState, StepFailed
+from toolkit.strategy_choice import choose_migrate_via
 
 T = TypeVar("T")
 
 CLI_CONCURRENCY = 4
 """Stacks migrated at once through the CLI by default: each runs several CLI processes."""
-
-
-def choose_migrate_via(
-    source: BackendIdentity, destination: BackendIdentity, asked: MigrateVia | None
-) -> MigrateVia:
-    """`asked`, else `rest` when both sides are Pulumi Cloud, else `cli`; `rest` with a
-    self-managed side is an InvalidInputError."""
-    both_cloud = source.is_cloud and destination.is_cloud
-    if asked == "rest" and not both_cloud:
-        raise ChoiceError(
-            "{migrate_via} rest needs both sides on Pulumi Cloud; a self-managed backend "
-            "({url}) is reached through the pulumi CLI only",
-            hint="Leave out {migrate_via} (or pass {migrate_via} cli).",
-            values={"url": (destination if source.is_cloud else source).url},
-        )
-    return asked or ("rest" if both_cloud else "cli")
-
-
-def check_migrate_via(
-    strategy: str | None,
-    source: BackendIdentity,
-    destination: BackendIdentity,
-    asked: MigrateVia | None,
-) -> None:
-    """Refuse `asked` where it cannot apply, before a run starts: with a strategy other than
-    migrate (None: auto, which may choose migrate), or `rest` with a self-managed side."""
-    if asked is None:
-        return
-    if strategy not in (None, "migrate"):
-        raise ChoiceError(
-            "{migrate_via} applies to {strategy} migrate only ({chosen} copies no state)",
-            hint="Leave out {migrate_via}, or use {strategy} migrate.",
-            values={"chosen": str(strategy)},
-        )
-    choose_migrate_via(source, destination, asked)
 
 
 async def execute_migrate(
