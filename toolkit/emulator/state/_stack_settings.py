@@ -205,12 +205,6 @@ class StackSettings(Store):
             raise ServiceFault(404, f"Not Found: schedule {schedule_id!r}")
         return _schedule_view(row, record.org)
 
-    def _stack_secrets_key(self, record: StackRecord) -> bytes:
-        (key,) = self._db.execute(
-            "SELECT secrets_key FROM stacks WHERE id = ?", (record.id,)
-        ).fetchone()
-        return bytes(key)
-
 
 _WEBHOOK_FIELDS = ("displayName", "payloadUrl", "active", "format", "filters", "groups")
 
