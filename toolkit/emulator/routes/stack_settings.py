@@ -15,10 +15,10 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from toolkit.emulator.routes.service import Service, stack_path
+from toolkit.emulator.routes.stacks import STACK
 from toolkit.emulator.serializers import json_response
 from toolkit.emulator.state import Caller
 
-STACK = "/api/stacks/{org}/{project}/{stack}"
 SETTINGS = STACK + "/deployments/settings"
 HOOKS = STACK + "/hooks"
 SCHEDULES = STACK + "/deployments/schedules"
