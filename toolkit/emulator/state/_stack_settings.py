@@ -30,13 +30,11 @@ class StackSettings(Store):
     ) -> dict[str, Any]:
         """The settings as stored, with their `version`; 404 when the stack has none."""
         with self._on_stack(caller, org, project, stack) as record:
-            row = self._db.execute(
-                "SELECT settings, version FROM deployment_settings WHERE stack_id = ?",
-                (record.id,),
-            ).fetchone()
-        if row is None:
+            stored = self._stored_settings(record)
+        if stored is None:
             raise ServiceFault(404, f"Not Found: stack {org}/{project}/{stack} has no settings")
-        return {**json.loads(row[0]), "version": row[1]}
+        settings, version = stored
+        return {**settings, "version": version}
 
     def write_deployment_settings(
         self,
@@ -54,11 +52,7 @@ class StackSettings(Store):
             key = self._stack_secrets_key(record)
             given = {name: value for name, value in settings.items() if name != "version"}
             written = sealed_settings(given, key, record.id)
-            row = self._db.execute(
-                "SELECT settings, version FROM deployment_settings WHERE stack_id = ?",
-                (record.id,),
-            ).fetchone()
-            stored, version = (json.loads(row[0]), row[1]) if row else ({}, 0)
+            stored, version = self._stored_settings(record) or ({}, 0)
             if merge:
                 written = {**stored, **written}
             self._db.execute(
@@ -72,6 +66,13 @@ class StackSettings(Store):
     ) -> None:
         with self._on_stack(caller, org, project, stack, write=True) as record:
             self._db.execute("DELETE FROM deployment_settings WHERE stack_id = ?", (record.id,))
+
+    def _stored_settings(self, record: StackRecord) -> tuple[dict[str, Any], int] | None:
+        """The stack's settings as stored and their version; None when it has none."""
+        row = self._db.execute(
+            "SELECT settings, version FROM deployment_settings WHERE stack_id = ?", (record.id,)
+        ).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1])
 
     # --- Webhooks ---------------------------------------------------------------------
 
