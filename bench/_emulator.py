@@ -11,9 +11,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+
+if TYPE_CHECKING:
+    from toolkit.emulator.world import ResourceSearch
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pulumi-claim"
 """The installed `pulumi-claim`, next to the interpreter running the benchmark."""
@@ -101,9 +105,8 @@ class Emulator:
         body = {"perSecond": per_second}
         httpx.put(f"{self.url}/_emulator/rate-limit", json=body).raise_for_status()
 
-    def set_resource_search(self, answer: str) -> None:
-        """Have the resource search answer as `answer` says from now on (`available`,
-        `withoutProperties`, `unreachable`, `absent`)."""
+    def set_resource_search(self, answer: ResourceSearch) -> None:
+        """Have the resource search answer as `answer` says from now on."""
         body = {"answer": answer}
         httpx.put(f"{self.url}/_emulator/resource-search", json=body).raise_for_status()
 
