@@ -66,7 +66,6 @@ def create_app(
     _add_error_handlers(app)
     routers = [
         accounts_router(service),
-        # An update's own path (`update_router`), which would take others, comes last.
         stacks_router(service),
         updates_router(service),
         agents_router(service),
