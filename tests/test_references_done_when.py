@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import yaml
 from git_checkouts import applied, commit_all, git, write_files
+from test_environment_references import decrypted
 
 from toolkit.checks_first import CurrentUsers
 from toolkit.cli.options import in_cli_words
@@ -197,15 +197,6 @@ def searched(result: Result) -> list[str]:
         for notice in notices(result)
         if notice.startswith("stack references in ") or " could not be read " in notice
     ]
-
-
-def decrypted(server: EmulatorServer, org: str, project: str, name: str) -> Any:
-    response = httpx.get(
-        f"{server.url}/api/esc/environments/{org}/{project}/{name}/decrypt",
-        headers={"Authorization": "token tok-alice"},
-    )
-    response.raise_for_status()
-    return yaml.safe_load(response.text)
 
 
 # --- the done-when world ----------------------------------------------------------------------
