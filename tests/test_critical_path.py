@@ -8,6 +8,7 @@ answers decides."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -82,26 +83,46 @@ def sides(
     return Sides.of(ClaimTarget(source_org=AGENT, destination_org=to), credentials)
 
 
+async def planned_while_held(
+    server: EmulatorServer,
+    planning: Coroutine[Any, Any, ClaimPlan],
+    *,
+    held: str,
+    answered: str,
+    count: int,
+    what: str,
+) -> ClaimPlan:
+    """The plan, made while the emulator holds every GET matching `held` unanswered until
+    `count` GETs matching `answered` (`what`) have been answered; fails if they never are, or
+    if a held call was answered first."""
+    server.faults.hold(method="GET", path=held, times=None)
+    task = asyncio.create_task(planning)
+    for _ in range(POLLS):
+        if server.requests.count("GET", answered) >= count:
+            break
+        assert not task.done(), f"planning finished before {what} were answered"
+        await asyncio.sleep(0.01)
+    answered_count = server.requests.count("GET", answered)
+    held_answered = server.requests.count("GET", held)
+    server.faults.clear()
+    plan = await task
+    assert (answered_count, held_answered) == (count, 0), f"{what} waited for the held calls"
+    return plan
+
+
 async def planned_with_checks_held(
     server: EmulatorServer, planning: Sides, strategy: Strategy | None, *, listing_pages: int
 ) -> ClaimPlan:
     """The plan, made while the emulator holds every call of the checks unanswered until
     `listing_pages` stack pages have been answered; fails if they never are."""
-    server.faults.hold(method="GET", path=CHECKS, times=None)
-    task = asyncio.create_task(plan_claim(planning, ResolutionMap.empty(), strategy))
-    for _ in range(POLLS):
-        if server.requests.count("GET", STACK_PAGES) >= listing_pages:
-            break
-        assert not task.done(), "planning finished before its listings were read"
-        await asyncio.sleep(0.01)
-    answered = server.requests.count("GET", STACK_PAGES)
-    checks_answered = server.requests.count("GET", CHECKS)
-    server.faults.clear()
-    plan = await task
-    assert (answered, checks_answered) == (listing_pages, 0), (
-        "the listings waited for the checks' answers"
+    return await planned_while_held(
+        server,
+        plan_claim(planning, ResolutionMap.empty(), strategy),
+        held=CHECKS,
+        answered=STACK_PAGES,
+        count=listing_pages,
+        what="the listings",
     )
-    return plan
 
 
 @pytest.mark.parametrize("strategy", [None, "transfer"])
@@ -179,33 +200,23 @@ def test_the_definitions_to_copy_are_read_while_the_agents_reads_are_checked(
     decrypted reads of them (its token's check) are held unanswered."""
     server = make_emulator(world_with_environments())
     decrypted = rf"/api/esc/environments/{AGENT}/default/\w+/decrypt"
-    definitions = rf"/api/esc/environments/{AGENT}/default/\w+"
-    server.faults.hold(method="GET", path=decrypted, times=None)
+    planning = plan_claim(
+        sides(server, source_token="tok-agent", claim_token=CLAIM_TOKEN),
+        ResolutionMap.empty(),
+        "claim-api",
+        "copy",
+    )
 
-    async def scenario() -> ClaimPlan:
-        task = asyncio.create_task(
-            plan_claim(
-                sides(server, source_token="tok-agent", claim_token=CLAIM_TOKEN),
-                ResolutionMap.empty(),
-                "claim-api",
-                "copy",
-            )
+    plan = asyncio.run(
+        planned_while_held(
+            server,
+            planning,
+            held=decrypted,
+            answered=rf"/api/esc/environments/{AGENT}/default/\w+",
+            count=2,
+            what="the definitions",
         )
-        for _ in range(POLLS):
-            if server.requests.count("GET", definitions) >= 2:
-                break
-            assert not task.done(), "planning finished before the definitions were read"
-            await asyncio.sleep(0.01)
-        read, checked = (
-            server.requests.count("GET", definitions),
-            server.requests.count("GET", decrypted),
-        )
-        server.faults.clear()
-        plan = await task
-        assert (read, checked) == (2, 0), "the definitions waited for the agent's reads"
-        return plan
-
-    plan = asyncio.run(scenario())
+    )
 
     assert len(plan.environment_copies) == 2
     assert server.requests.count("GET", decrypted) == 2
@@ -219,27 +230,21 @@ def test_the_stack_references_are_searched_while_the_checks_and_listings_are_una
     check and every stack page is held (the check of the `reference_orgs` too), and the plan
     reads them once built."""
     server = make_emulator(world(), page_size=5)
-    searches = r"/api/orgs/[^/]+/search/resourcesv2"
+    planning = plan_claim(
+        sides(server), ResolutionMap.empty(), "transfer", reference_orgs=reference_orgs
+    )
 
-    async def planned() -> tuple[int, int, ClaimPlan]:
-        server.faults.hold(method="GET", path=f"{CHECKS}|{STACK_PAGES}", times=None)
-        planning = plan_claim(
-            sides(server), ResolutionMap.empty(), "transfer", reference_orgs=reference_orgs
+    plan = asyncio.run(
+        planned_while_held(
+            server,
+            planning,
+            held=f"{CHECKS}|{STACK_PAGES}",
+            answered=r"/api/orgs/[^/]+/search/resourcesv2",
+            count=2,
+            what="the searches",
         )
-        task = asyncio.create_task(planning)
-        for _ in range(POLLS):
-            if server.requests.count("GET", searches) >= 2:
-                break
-            assert not task.done(), "planning finished before its searches were answered"
-            await asyncio.sleep(0.01)
-        searched = server.requests.count("GET", searches)
-        held_answered = server.requests.count("GET", f"{CHECKS}|{STACK_PAGES}")
-        server.faults.clear()
-        return searched, held_answered, await task
+    )
 
-    searched, held_answered, plan = asyncio.run(planned())
-
-    assert (searched, held_answered) == (2, 0), "the searches waited for the checks or listings"
     assert [n for n in plan.notices if n.startswith("stack references in ")] == [
         f"stack references in {AGENT}: found by the service's search",
         "stack references in acme: found by the service's search",
@@ -254,24 +259,18 @@ def test_the_sources_definitions_are_read_while_its_stack_pages_are_unanswered(
     listings: the stack pages are the preview's longest chain."""
     server = make_emulator(world_with_environments(), page_size=5)
     definitions = rf"/api/esc/environments/{AGENT}/default/\w+"
-    server.faults.hold(method="GET", path=STACK_PAGES, times=None)
+    planning = plan_claim(sides(server), ResolutionMap.empty(), "transfer")
 
-    async def scenario() -> ClaimPlan:
-        task = asyncio.create_task(plan_claim(sides(server), ResolutionMap.empty(), "transfer"))
-        for _ in range(POLLS):
-            if server.requests.count("GET", definitions) >= 2:
-                break
-            assert not task.done(), "planning finished before the definitions were read"
-            await asyncio.sleep(0.01)
-        read, pages = (
-            server.requests.count("GET", definitions),
-            server.requests.count("GET", STACK_PAGES),
+    plan = asyncio.run(
+        planned_while_held(
+            server,
+            planning,
+            held=STACK_PAGES,
+            answered=definitions,
+            count=2,
+            what="the definitions",
         )
-        server.faults.clear()
-        assert (read, pages) == (2, 0), "the definitions waited for the stack pages"
-        return await task
-
-    plan = asyncio.run(scenario())
+    )
 
     assert len(plan.moves) == 12
     assert server.requests.count("GET", definitions) == 2, "each definition is read once"

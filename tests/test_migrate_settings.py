@@ -22,7 +22,6 @@ from agent_times import agent_entry
 from toolkit.choices import MigrateVia
 from toolkit.cloud import ACCEPT
 from toolkit.credentials import BackendIdentity
-from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
 from toolkit.entities import Inventory
 from toolkit.journal import Journal
@@ -105,6 +104,16 @@ def as_carol(server: EmulatorServer) -> httpx.Client:
 def _client(server: EmulatorServer, token: str) -> httpx.Client:
     headers = {"Authorization": f"token {token}", "Accept": ACCEPT}
     return httpx.Client(base_url=server.url, headers=headers)
+
+
+def without_secrets(server: EmulatorServer) -> None:
+    """The source stack's settings and webhook made to hold nothing the service never shows
+    (no secret value, no signing secret), so that all of it can be copied."""
+    with as_agent(server) as http:
+        settings = {**SETTINGS, "operationContext": {"preRunCommands": ["make deps"]}}
+        http.put(f"{SOURCE}/deployments/settings", json=settings).raise_for_status()
+        http.delete(f"{SOURCE}/hooks/deploys").raise_for_status()
+        http.post(f"{SOURCE}/hooks", json={**WEBHOOK, "secret": None}).raise_for_status()
 
 
 def plan_of(server: EmulatorServer) -> ClaimPlan:
@@ -214,11 +223,7 @@ def test_a_migrated_stack_keeps_its_settings_webhooks_and_schedules_once_its_sec
 def test_a_stack_whose_settings_hold_no_secret_lands_whole_in_one_run(
     server: EmulatorServer,
 ) -> None:
-    with as_agent(server) as http:
-        settings = {**SETTINGS, "operationContext": {"preRunCommands": ["make deps"]}}
-        http.put(f"{SOURCE}/deployments/settings", json=settings).raise_for_status()
-        http.delete(f"{SOURCE}/hooks/deploys").raise_for_status()
-        http.post(f"{SOURCE}/hooks", json={**WEBHOOK, "secret": None}).raise_for_status()
+    without_secrets(server)
     source = carried(server, SOURCE)
     progress: list[ProgressEvent] = []
 
@@ -272,15 +277,11 @@ def test_a_first_run_reads_only_the_source_and_a_later_one_the_new_stack_too(
 def test_a_fault_on_each_new_call_is_finished_by_running_again(
     server: EmulatorServer, method: str, path: str
 ) -> None:
-    with as_agent(server) as http:
-        http.delete(f"{SOURCE}/hooks/deploys").raise_for_status()
-        http.post(f"{SOURCE}/hooks", json={**WEBHOOK, "secret": None}).raise_for_status()
-        settings = {**SETTINGS, "operationContext": {"preRunCommands": ["make deps"]}}
-        http.put(f"{SOURCE}/deployments/settings", json=settings).raise_for_status()
+    without_secrets(server)
     source = carried(server, SOURCE)
     journal = Journal.in_memory()
     # Carried out, then answered with an error: the client cannot know it happened.
-    server.faults.arm(FaultRule(action="after", status=500, method=method, path=path, times=5))
+    server.faults.fail_after(500, method=method, path=path, times=5)
 
     failures = migrate(server, "rest", journal)
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import yaml
+from git_checkouts import applied, commit_all, git, write_files
+from test_environment_references import decrypted
 
 from toolkit.checks_first import CurrentUsers
 from toolkit.cli.options import in_cli_words
@@ -159,28 +158,11 @@ def map_file(tmp_path: Path) -> str:
     return str(path)
 
 
-def git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """git in `folder`, with no user's configuration."""
-    return subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", *args],
-        cwd=folder,
-        env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     folder = tmp_path / "repo"
-    for path, text in REPOSITORY.items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(text, encoding="utf-8")
-    git(folder, "init", "-q")
-    git(folder, "add", "-A")
-    git(folder, "commit", "-q", "-m", "programs")
-    return folder
+    write_files(folder, REPOSITORY)
+    return commit_all(folder)
 
 
 def section(text: str, title: str, next_title: str) -> list[str]:
@@ -215,15 +197,6 @@ def searched(result: Result) -> list[str]:
         for notice in notices(result)
         if notice.startswith("stack references in ") or " could not be read " in notice
     ]
-
-
-def decrypted(server: EmulatorServer, org: str, project: str, name: str) -> Any:
-    response = httpx.get(
-        f"{server.url}/api/esc/environments/{org}/{project}/{name}/decrypt",
-        headers={"Authorization": "token tok-alice"},
-    )
-    response.raise_for_status()
-    return yaml.safe_load(response.text)
 
 
 # --- the done-when world ----------------------------------------------------------------------
@@ -292,12 +265,8 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
 
     assert patch.exit_code == 0, patch.stderr
     assert server.requests.count(path=r".*/search/resourcesv2") == searches == 2
-    applied = tmp_path / "applied"
-    shutil.copytree(repo, applied)
-    (tmp_path / "references.patch").write_text(patch.stdout, encoding="utf-8")
-    git(applied, "apply", "--check", str(tmp_path / "references.patch"))
-    git(applied, "apply", str(tmp_path / "references.patch"))
-    texts = {path: (applied / path).read_text(encoding="utf-8") for path in REPOSITORY}
+    copy = applied(repo, patch.stdout, tmp_path)
+    texts = {path: (copy / path).read_text(encoding="utf-8") for path in REPOSITORY}
     assert [path for path, text in texts.items() if OLD_NAMES.search(text)] == []
     assert texts["web/__main__.py"].splitlines()[2] == (
         'api = pulumi.StackReference("acme/api/dev-agent")'

@@ -4,13 +4,12 @@ from a world, and a finished commit's run), applied with git in a copy of the ch
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from agent_times import agent_entry
+from git_checkouts import applied, commit_all, git, write_files
 
 from toolkit.name_changes import NameChanges
 from toolkit.repository_patch import repository_patch
@@ -184,29 +183,12 @@ EXPECTED_STDERR = [
 ]
 
 
-def git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """git in `folder`, with no user's configuration."""
-    return subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", *args],
-        cwd=folder,
-        env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-
-
 def checkout(folder: Path, files: dict[str, str]) -> Path:
     """A git checkout of `files`, committed, with a binary file and a symbolic link beside."""
-    for path, text in files.items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(text, encoding="utf-8")
+    write_files(folder, files)
     (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (folder / "link.py").symlink_to("web/__main__.py")
-    git(folder, "init", "-q")
-    git(folder, "add", "-A")
-    git(folder, "commit", "-q", "-m", "programs")
-    return folder
+    return commit_all(folder)
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -218,17 +200,6 @@ def contents(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_symlink() or path.is_file()
     }
-
-
-def applied(repo: Path, patch: str, tmp_path: Path) -> Path:
-    """A copy of `repo` with `patch` applied by git, which checks it first."""
-    copy = tmp_path / "applied"
-    shutil.copytree(repo, copy, symlinks=True)
-    patch_file = tmp_path / "references.patch"
-    patch_file.write_text(patch, encoding="utf-8")
-    git(copy, "apply", "--check", str(patch_file))
-    git(copy, "apply", str(patch_file))
-    return copy
 
 
 def old_names_left(folder: Path) -> list[str]:
@@ -376,9 +347,7 @@ CHANGES = NameChanges(
 
 
 def patch_of(tmp_path: Path, files: dict[str, str]) -> Any:
-    for path, text in files.items():
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(text, encoding="utf-8")
+    write_files(tmp_path, files)
     return repository_patch(tmp_path, CHANGES)
 
 

@@ -159,7 +159,8 @@ def test_webhooks_by_name_and_schedules_by_timing(server: EmulatorServer) -> Non
         paused = [http.post(f"{one}/pause").status_code, http.get(one).json()["paused"]]
         resumed = [http.post(f"{one}/resume").status_code, http.get(one).json()["paused"]]
         deleted = http.delete(one)
-        stranger = client(server, "tok-dave").get(f"{STACK}/hooks")
+        with client(server, "tok-dave") as dave:
+            stranger = dave.get(f"{STACK}/hooks")
 
     assert named.status_code == 201
     assert again.status_code == 409
