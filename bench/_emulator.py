@@ -5,6 +5,7 @@ log (`/_emulator/requests`) says which calls it served."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,6 +42,13 @@ def sign_off() -> None:
 
 def load_average() -> str:
     return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of the processes this one has waited for (not the
+    emulators, which run on until the end: `Emulator.cpu_seconds`)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def check(condition: bool, what: str) -> None:
@@ -130,6 +138,12 @@ class Emulator:
         # The command name (field 2) is in parentheses and may hold any character.
         fields = stat.rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds_since(self, before: float | None) -> float | None:
+        """The CPU time the emulator process has used since `cpu_seconds` said `before`;
+        None where /proc told either reading not."""
+        after = self.cpu_seconds()
+        return None if before is None or after is None else after - before
 
     def stop(self) -> None:
         self._process.terminate()

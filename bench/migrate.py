@@ -516,18 +516,14 @@ def timed(service: Emulator, action: Callable[[], T]) -> tuple[T, Measured]:
     result = action()
     seconds = time.perf_counter() - started
     cpu = cpu_now() - cpu
-    emulator_after = service.cpu_seconds()
+    emulator_cpu = service.cpu_seconds_since(emulator_cpu)
     served = service.served()
     return result, Measured(
         seconds=seconds,
         calls=len(served.requests),
         peak_in_flight=served.peak_in_flight,
         cpu_seconds=cpu,
-        emulator_cpu_seconds=(
-            emulator_after - emulator_cpu
-            if emulator_after is not None and emulator_cpu is not None
-            else None
-        ),
+        emulator_cpu_seconds=emulator_cpu,
         cycle=served.slot_cycle(DEFAULT_MAX_CONCURRENCY),
     )
 

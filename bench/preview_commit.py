@@ -43,6 +43,7 @@ from _emulator import (
     SlotCycle,
     announce,
     check,
+    children_cpu_seconds,
     emulators,
     sign_off,
 )
@@ -427,18 +428,11 @@ def preview_process(service: Emulator) -> ProcessTime:
         }
         command = [str(CONSOLE_SCRIPT), "--api-url", service.url, "preview"]
         command += ["--from", AGENT, "--to", DESTINATION, "--format", "json"]
-        cpu_before = _children_cpu_seconds()
+        cpu_before = children_cpu_seconds()
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - started
-        return ProcessTime(seconds, _children_cpu_seconds() - cpu_before)
-
-
-def _children_cpu_seconds() -> float:
-    """The CPU time of every child process that has ended and been waited for (the emulators
-    run on until the end)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+        return ProcessTime(seconds, children_cpu_seconds() - cpu_before)
 
 
 # --- Commit -------------------------------------------------------------------------------------
@@ -470,12 +464,7 @@ def measure_commit(
         seconds.append(time.perf_counter() - started)
         cpu = time.process_time() - cpu
         served = service.served()
-        emulator_after = service.cpu_seconds()
-        emulator_used = (
-            None
-            if emulator_after is None or emulator_cpu is None
-            else emulator_after - emulator_cpu
-        )
+        emulator_used = service.cpu_seconds_since(emulator_cpu)
         cpu_a_call.append(CpuACall.of(len(served.requests), cpu, emulator_used))
         cycles.append(served.slot_cycle(DEFAULT_MAX_CONCURRENCY))
         check(not result.failed_moves, f"commit failed moves: {result.failed_moves}")

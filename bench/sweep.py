@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from _emulator import CONSOLE_SCRIPT, Emulator, announce, check, sign_off
+from _emulator import CONSOLE_SCRIPT, Emulator, announce, check, children_cpu_seconds, sign_off
 from preview_commit import Figure, print_table, write_world
 
 from toolkit.cloud import CloudClient
@@ -184,7 +183,7 @@ def measure(
         check(queued.returncode == 0, f"the sweep was not queued: {queued.stderr}")
         service.clear_requests()
         cpu_before = service.cpu_seconds()
-        children_before = children_cpu()
+        children_before = children_cpu_seconds()
         started = time.perf_counter()
         processes = [
             subprocess.Popen(
@@ -200,22 +199,15 @@ def measure(
             _, stderr = process.communicate()
             check(process.returncode == 0, f"a worker exited {process.returncode}: {stderr}")
         seconds = time.perf_counter() - started
-        workers_cpu = children_cpu() - children_before
-        cpu_after = service.cpu_seconds()
+        workers_cpu = children_cpu_seconds() - children_before
+        cpu = service.cpu_seconds_since(cpu_before)
         calls = len(service.served().requests)
         applied = claims_applied(service.url)
         check(applied == accounts, f"{applied} claims applied for {accounts} accounts")
         asyncio.run(check_claimed_once(service.url, accounts))
-        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         return Run(workers, seconds, applied, calls, workers_cpu, cpu)
     finally:
         service.stop()
-
-
-def children_cpu() -> float:
-    """User and system CPU seconds of the processes this one has waited for."""
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
 
 
 def claims_applied(url: str) -> int:

@@ -76,13 +76,16 @@ class RecordedCalls:
         call: Callable[[], Awaitable[CallOutcome]],
         *,
         started: Callable[[], None] = lambda: None,
-        settled: Callable[[CallOutcome], None] = lambda _: None,
+        settled: Callable[[CallOutcome | None], None] = lambda _: None,
     ) -> CallOutcome | None:
         """`call`'s outcome, or None when the run stopped before it could start. `started`
         reports the call as it begins and `settled` its outcome, each in one journal
-        transaction with the record it reports (`Journal.together`)."""
+        transaction with the record it reports (`Journal.together`). A call the run stopped
+        before is still reported, as started and then settled with None, with no record."""
         async with self._slots:
             if self.stop.requested:
+                started()
+                settled(None)
                 return None
             with self.journal.together():
                 started()

@@ -93,7 +93,7 @@ async def execute_transfer(
                     move, "transfer", f"transferred {_target(move)} to {plan.destination_org}"
                 )
 
-        outcome = await calls.make(
+        await calls.make(
             move.journal_name,
             "transfer",
             f"transfer {_target(move)} to {plan.destination_org}",
@@ -101,9 +101,6 @@ async def execute_transfer(
             started=partial(moves.start, move),
             settled=report,
         )
-        if outcome is None:  # stopped before it began: still shown as started, then stopped
-            moves.start(move)
-            report(None)
 
     await asyncio.gather(*(transfer(origin) for _, origin in to_transfer))
 
@@ -262,9 +259,6 @@ async def _rename_reported(
         started=partial(moves.start, step.move),
         settled=report,
     )
-    if outcome is None:  # stopped before it began: still shown as started, then stopped
-        moves.start(step.move)
-        report(None)
     return outcome is not None and outcome.done
 
 
