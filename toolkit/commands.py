@@ -35,6 +35,7 @@ from toolkit.runs import (
     RunOutcome,
     commit_request,
     map_identity,
+    plan_request,
     recorded_plan,
     signals_ignored,
     stop_on_signals,
@@ -161,19 +162,8 @@ class Preview:
 def preview(credentials: Credentials, request: ClaimRequest) -> Preview:
     """Plan `request` as `commit` would, and preview its landing unless the plan is blocked;
     changes nothing."""
-    from toolkit.claim import plan_claim
-
     sides = Sides.of(request.target, credentials)
-    plan = asyncio.run(
-        plan_claim(
-            sides,
-            request.resolution_map,
-            request.strategy,
-            request.environments,
-            request.migrate_via,
-            request.reference_orgs,
-        )
-    )
+    plan = asyncio.run(plan_request(sides, request))
     document = plan.to_claim_response()
     spec = request.landing
     if spec is None or exit_code(document, plan.strategy) == EXIT_BLOCKED:
@@ -424,21 +414,12 @@ def planned_references(
 ) -> RepositoryPatch:
     """The patch renaming, in the checkout at `repo`, the names a commit of `request` would
     change; refused when the plan is blocked or moves nothing."""
-    from toolkit.claim import plan_claim
     from toolkit.name_changes import planned_changes
     from toolkit.repository_patch import check_checkout, repository_patch
 
     check_checkout(repo)
     sides = Sides.of(request.target, credentials)
-    plan = asyncio.run(
-        plan_claim(
-            sides,
-            request.resolution_map,
-            request.strategy,
-            request.environments,
-            stack_references=False,
-        )
-    )
+    plan = asyncio.run(plan_request(sides, request, stack_references=False))
     if plan.blocked:
         raise InvalidInputError(
             f"the claim of {plan.source_org} into {plan.destination_org} is blocked: nothing "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,8 +197,8 @@ def stack_reads_of(definition: Mapping[str, Any]) -> list[str]:
     with `provider: pulumi-stacks`), as written: `project/stack`, in its order."""
     return [
         entry["stack"]
-        for stacks in _stacks_inputs(definition.get("values"))
-        for entry in stacks.values()
+        for key, argument in _function_calls(definition.get("values"))
+        for entry in _stacks_read(key, argument).values()
         if isinstance(entry, dict) and isinstance(entry.get("stack"), str)
     ]
 
@@ -209,46 +210,26 @@ def rewrite_stack_reads(
     stack's new `project/stack`; everything else as written."""
     if "values" not in definition or not renames:
         return dict(definition)
-    return {**definition, "values": _rewrite_stack_reads(definition["values"], renames)}
-
-
-def _rewrite_stack_reads(value: Any, renames: Mapping[str, str]) -> Any:
-    if isinstance(value, list):
-        return [_rewrite_stack_reads(element, renames) for element in value]
-    if not isinstance(value, dict):
-        return value
-    copy = {key: _rewrite_stack_reads(element, renames) for key, element in value.items()}
-    for stacks in _stacks_of_call(copy):
-        for key, entry in stacks.items():
+    values = deepcopy(definition["values"])
+    for key, argument in _function_calls(values):
+        for entry in _stacks_read(key, argument).values():
             if isinstance(entry, dict) and entry.get("stack") in renames:
-                stacks[key] = {**entry, "stack": renames[entry["stack"]]}
-    return copy
+                entry["stack"] = renames[entry["stack"]]
+    return {**definition, "values": values}
 
 
-def _stacks_inputs(value: Any) -> Iterator[dict[Any, Any]]:
-    """The `stacks:` mapping of every pulumi-stacks call under `value`."""
-    if isinstance(value, list):
-        for element in value:
-            yield from _stacks_inputs(element)
-    elif isinstance(value, dict):
-        yield from _stacks_of_call(value)
-        for element in value.values():
-            yield from _stacks_inputs(element)
-
-
-def _stacks_of_call(value: dict[Any, Any]) -> list[dict[Any, Any]]:
-    """The `stacks:` mappings of the pulumi-stacks calls written directly in `value`: the
-    short form `fn::open::pulumi-stacks: {stacks}` and the long `fn::open: {provider, inputs}`."""
-    found = []
-    short = value.get(f"fn::open::{STACKS_PROVIDER}")
-    if isinstance(short, dict) and isinstance(short.get("stacks"), dict):
-        found.append(short["stacks"])
-    long = value.get("fn::open")
-    if isinstance(long, dict) and long.get("provider") == STACKS_PROVIDER:
-        inputs = long.get("inputs")
-        if isinstance(inputs, dict) and isinstance(inputs.get("stacks"), dict):
-            found.append(inputs["stacks"])
-    return found
+def _stacks_read(key: str, argument: Any) -> dict[Any, Any]:
+    """The `stacks:` mapping of the call `key: argument` when it is a pulumi-stacks call, in
+    the short form `fn::open::pulumi-stacks: {stacks}` or the long `fn::open: {provider,
+    inputs}`; else empty."""
+    if key == f"fn::open::{STACKS_PROVIDER}":
+        inputs = argument
+    elif key == "fn::open" and isinstance(argument, dict):
+        inputs = argument.get("inputs") if argument.get("provider") == STACKS_PROVIDER else None
+    else:
+        return {}
+    stacks = inputs.get("stacks") if isinstance(inputs, dict) else None
+    return stacks if isinstance(stacks, dict) else {}
 
 
 def dynamic_providers(definition: Mapping[str, Any]) -> list[str]:

@@ -42,6 +42,15 @@ class NameChanges:
         return f"{self.destination_org}/{'/'.join(self.environments[old])}"
 
     @cached_property
+    def stacks_by_name(self) -> dict[str, list[ProjectName]]:
+        """The moved stacks by their stack name alone, in the order of `stacks`: what a short
+        name may stand for, looked up for every name of every line of a checkout."""
+        by_name: dict[str, list[ProjectName]] = {}
+        for old in self.stacks:
+            by_name.setdefault(old[1], []).append(old)
+        return by_name
+
+    @cached_property
     def renamed_environments(self) -> dict[ProjectName, ProjectName]:
         """The environments whose name within their org changes: the imports that name them
         (org-relative) must change too."""

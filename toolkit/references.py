@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic.alias_generators import to_camel
+
 from toolkit.esc_definitions import (
     DEFAULT_PROJECT,
     DefinitionError,
@@ -64,16 +66,11 @@ class BrokenReference:
 
     def to_record(self) -> dict[str, Any]:
         """As the JSON report and the run's record hold it (camelCase keys)."""
-        return {_camel(key): value for key, value in asdict(self).items()}
+        return {to_camel(key): value for key, value in asdict(self).items()}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> BrokenReference:
-        return cls(**{field.name: record[_camel(field.name)] for field in fields(cls)})
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+        return cls(**{field.name: record[to_camel(field.name)] for field in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -291,11 +291,11 @@ def _stacks_named(name: str, changes: NameChanges) -> list[ProjectName]:
     """The moved stacks a short `name` may stand for."""
     parts = name.split("/")
     if len(parts) == 2 and parts[0] == changes.source_org:
-        return [old for old in changes.stacks if old[1] == parts[1]]
+        return changes.stacks_by_name.get(parts[1], [])
     if len(parts) == 2:
         return [(parts[0], parts[1])] if (parts[0], parts[1]) in changes.stacks else []
     if len(parts) == 1:
-        return [old for old in changes.stacks if old[1] == name]
+        return changes.stacks_by_name.get(name, [])
     return []
 
 

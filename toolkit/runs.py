@@ -149,6 +149,22 @@ def started_run(
     return previous if finished_or_begun else None
 
 
+async def plan_request(
+    sides: Sides, request: ClaimRequest, *, stack_references: bool = True
+) -> ClaimPlan:
+    """The plan of `request` (`plan_claim` with the request's choices): what preview shows,
+    what commit runs; `stack_references` false when only the names it changes are needed."""
+    return await plan_claim(
+        sides,
+        request.resolution_map,
+        request.strategy,
+        request.environments,
+        request.migrate_via,
+        request.reference_orgs,
+        stack_references=stack_references,
+    )
+
+
 async def commit_request(
     credentials: Credentials,
     request: ClaimRequest,
@@ -204,14 +220,7 @@ async def commit_request(
             journal = Journal.reopen(runs_dir, previous.run_id, database=database)
             resumed = True
         else:
-            plan = await plan_claim(
-                sides,
-                request.resolution_map,
-                request.strategy,
-                request.environments,
-                request.migrate_via,
-                request.reference_orgs,
-            )
+            plan = await plan_request(sides, request)
             journal = None
             resumed = False
         if confirm is not None and not plan.blocked:
