@@ -60,6 +60,7 @@ NOT_IN_A_JSON_PREVIEW = (
     "toolkit.report.table",
     "toolkit.report.markdown",
     "toolkit.report.templates",
+    "toolkit.strategies.migrate",
     "toolkit.emulator",
     "fastapi",
     "uvicorn",
@@ -69,8 +70,9 @@ NOT_IN_A_JSON_PREVIEW = (
 )
 """What a preview that writes JSON never needs: the other formats' renderers (jinja2 for the
 HTML page; the table and Markdown), rich for the spinner where stderr is no terminal, PyYAML
-where no resolution map is given and the source has no environment, the emulator and its web
-stack, the Automation API, the runs database's drivers."""
+where no resolution map is given and the source has no environment, migrate's machinery where
+the plan transfers, the emulator and its web stack, the Automation API, the runs database's
+drivers."""
 
 TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR")
 """What makes rich take a pipe for a terminal."""

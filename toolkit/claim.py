@@ -50,7 +50,6 @@ from toolkit.resolver import find_conflicts, suggest_resolution_map
 from toolkit.sides import ClaimToken, Sides
 from toolkit.strategies import FailedMoves, ProgressCallback, StopSignal, no_progress
 from toolkit.strategies.claim_api import CLAIM_WAIT_SECONDS, execute_claim_api, fail_all
-from toolkit.strategies.migrate import execute_migrate
 from toolkit.strategies.transfer import execute_transfer
 from toolkit.strategy_choice import (
     StrategyChoice,
@@ -407,6 +406,10 @@ class _Execution:
                     ),
                 )
             return plan.answered(outcome.answer), outcome.failed
+        # Imported here: its state handling is a quarter of what a preview or a transfer
+        # imports of the toolkit, and only a migration uses it.
+        from toolkit.strategies.migrate import execute_migrate
+
         failed = await execute_migrate(
             plan,
             self.sides.source,
