@@ -28,6 +28,7 @@ from toolkit.errors import (
     DeadlineExceededError,
     EndlessListingError,
     RedirectedError,
+    TransportError,
 )
 from toolkit.models import AppUntypedDeployment, OrganizationSummaryWithRole, User
 
@@ -262,6 +263,35 @@ def test_a_stack_state_may_be_larger_than_any_other_answer() -> None:
         assert exported == AppUntypedDeployment.model_validate(state)
         with pytest.raises(AnswerTooLargeError, match=r"^GET /api/stacks/acme/p/s/export "):
             run(export, service.url, max_answer_bytes=4 * LIMIT, max_state_bytes=LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("read", "body", "said"),
+    [
+        ("settings", b"<html>a proxy's page</html>", "is not JSON"),
+        ("settings", b"[]", "something other than settings"),
+        ("webhooks", b"<html>a proxy's page</html>", "is not JSON"),
+        ("webhooks", b'{"name": "ci"}', "something other than a list of webhooks"),
+        ("webhooks", b'[{"name": 7}]', "is not a WebhookResponse"),
+    ],
+)
+def test_a_stack_s_settings_or_webhooks_in_another_shape_are_one_typed_error(
+    read: str, body: bytes, said: str
+) -> None:
+    """What a migration reads of a stack beside its state ends as a `TransportError` naming
+    the call, which the migration reports as that stack's failed step."""
+
+    def call(client: CloudClient) -> Awaitable[object]:
+        if read == "settings":
+            return client.deployment_settings("acme", "p", "s")
+        return client.stack_webhooks("acme", "p", "s")
+
+    with (
+        HostileService(lambda request: Answer(chunks=[body])) as service,
+        pytest.raises(TransportError, match=r"^GET /api/stacks/acme/p/s/") as raised,
+    ):
+        run(call, service.url)
+    assert said in str(raised.value)
 
 
 # --- Redirects ---------------------------------------------------------------------------------

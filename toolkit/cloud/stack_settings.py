@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from toolkit.cloud.stacks import stack_path
-from toolkit.cloud.transport import Transport, parse_answer, segment
-from toolkit.errors import NotFoundError, TransportError
+from toolkit.cloud.transport import (
+    Transport,
+    decode_answer,
+    parse_answer,
+    segment,
+    validate_answer,
+)
+from toolkit.errors import NOT_AN_API_HINT, NotFoundError, TransportError
 from toolkit.models import (
     JsonObject,
     ListScheduledActionsResponse,
@@ -19,8 +23,6 @@ from toolkit.models import (
     Webhook,
     WebhookResponse,
 )
-
-_WEBHOOK_LIST = TypeAdapter(list[WebhookResponse])
 
 
 class StackSettingsCalls(Transport):
@@ -34,9 +36,11 @@ class StackSettingsCalls(Transport):
             response = await self._request("GET", path)
         except NotFoundError:
             return None
-        settings = json.loads(response.content)
+        settings = decode_answer(response, f"GET {path}")
         if not isinstance(settings, dict):
-            raise TransportError(f"GET {path} answered with something other than settings")
+            raise TransportError(
+                f"GET {path} answered with something other than settings", hint=NOT_AN_API_HINT
+            )
         return settings
 
     async def replace_deployment_settings(
@@ -53,8 +57,14 @@ class StackSettingsCalls(Transport):
 
     async def stack_webhooks(self, org: str, project: str, stack: str) -> list[WebhookResponse]:
         path = f"{stack_path(org, project, stack)}/hooks"
-        response = await self._request("GET", path)
-        return _WEBHOOK_LIST.validate_json(response.content)
+        call = f"GET {path}"
+        hooks = decode_answer(await self._request("GET", path), call)
+        if not isinstance(hooks, list):
+            raise TransportError(
+                f"{call} answered with something other than a list of webhooks",
+                hint=NOT_AN_API_HINT,
+            )
+        return [validate_answer(WebhookResponse, hook, call) for hook in hooks]
 
     async def create_stack_webhook(
         self, org: str, project: str, stack: str, webhook: Webhook
