@@ -131,6 +131,9 @@ def test_today_a_claim_moves_environments_and_packages_without_the_agents_token_
     }
     assert server.requests.count(method="GET", path="/api/esc/environments/.*/decrypt") == 0
     assert server.requests.count(method="POST", path="/api/esc/environments/.*") == 0
+    assert server.requests.count(path=f"/api/orgs/{AGENT}/search/.*") == 0, (
+        "the agent's org is not searched with a token that has no role there"
+    )
 
 
 def test_at_launch_the_same_command_copies_and_needs_the_agents_token(

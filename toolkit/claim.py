@@ -117,13 +117,14 @@ async def plan_claim(
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
     (`toolkit.gc_pauses`).
     """
+    by_the_service = strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides))
     async with (
         CurrentUsers() as users,
         stack_references_searched(
-            sides, users, reference_orgs, wanted=stack_references
+            sides, users, reference_orgs, wanted=stack_references, by_the_service=by_the_service
         ) as searching,
     ):
-        if strategy == "claim-api" or (strategy is None and auto_claims_by_token(sides)):
+        if by_the_service:
             chosen, why = await strategy_for(sides, users, strategy)
             check_backends(sides, chosen)
             plan, _ = await _plan_with_the_service(sides, users, resolution_map, environments)

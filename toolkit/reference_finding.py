@@ -86,11 +86,18 @@ class OrgSearched:
 
 
 async def search_stack_references(
-    sides: Sides, users: CurrentUsers, reference_orgs: Sequence[str] = (), *, wanted: bool = True
+    sides: Sides,
+    users: CurrentUsers,
+    reference_orgs: Sequence[str] = (),
+    *,
+    wanted: bool = True,
+    by_the_service: bool = False,
 ) -> list[OrgSearched]:
     """The StackReferences of the source org (as the source's identity), the destination org
     and each of `reference_orgs` (as the destination's), the orgs searched at once; none
-    unless `wanted` (a caller that needs only the names a plan changes). A reference org the
+    unless `wanted` (a caller that needs only the names a plan changes). When the service
+    claims (`by_the_service`) with the claimer's token alone, the agent's org is not searched:
+    the claimer has no role there, and the notice says so. A reference org the
     destination's identity has no role in is refused (`require_visible`): the user named it,
     and a misspelled org must not read as one without references. That check runs beside the
     searches (`checked_first`), so no search waits for it."""
@@ -102,7 +109,10 @@ async def search_stack_references(
             hint="Leave out {reference_orgs}, or move into an org of Pulumi Cloud.",
         )
     searched: dict[str, BackendIdentity] = {}
-    if sides.source.is_cloud:
+    unsearched: list[OrgSearched] = []
+    if by_the_service and sides.one_identity:
+        unsearched.append(_without_the_agents_token(sides.source_org))
+    elif sides.source.is_cloud:
         searched[sides.source_org] = sides.source
     for org in (sides.destination_org, *reference_orgs):
         if sides.destination.is_cloud:
@@ -111,17 +121,24 @@ async def search_stack_references(
         _require_visible_all(users, sides.destination, reference_orgs),
         asyncio.gather(*(_searched(org, identity) for org, identity in searched.items())),
     )
-    return list(found)
+    return [*unsearched, *found]
 
 
 @asynccontextmanager
 async def stack_references_searched(
-    sides: Sides, users: CurrentUsers, reference_orgs: Sequence[str] = (), *, wanted: bool = True
+    sides: Sides,
+    users: CurrentUsers,
+    reference_orgs: Sequence[str] = (),
+    *,
+    wanted: bool = True,
+    by_the_service: bool = False,
 ) -> AsyncIterator[asyncio.Future[list[OrgSearched]]]:
     """`search_stack_references` started at once, for the plan to read once it is built;
     cancelled if planning ends first."""
     searching = asyncio.ensure_future(
-        search_stack_references(sides, users, reference_orgs, wanted=wanted)
+        search_stack_references(
+            sides, users, reference_orgs, wanted=wanted, by_the_service=by_the_service
+        )
     )
     try:
         yield searching
@@ -145,11 +162,11 @@ async def _searched(org: str, identity: BackendIdentity) -> OrgSearched:
         return OrgSearched(org, why=failed.message)
 
 
-def _without_the_agents_token(source: OrgSearched) -> OrgSearched:
-    """claim-api with the claimer's token alone: the agent's org was searched as the claimer,
-    who has no role there, so its stacks' references are unknown, and the notice says why."""
+def _without_the_agents_token(agent_org: str) -> OrgSearched:
+    """claim-api with the claimer's token alone: the claimer has no role in the agent's org,
+    so its stacks' references are unknown, and the notice says why."""
     why = "no token of the agent, PULUMI_CLAIM_SOURCE_TOKEN, was given"
-    return OrgSearched(source.org, why=why)
+    return OrgSearched(agent_org, why=why)
 
 
 async def find_references(
@@ -175,10 +192,6 @@ async def find_references(
     copied = [environment_name(copy.source) for copy in plan.environment_copies]
     names = moved_names(planned_changes(plan), copied)
     orgs = await searched
-    if plan.strategy == "claim-api" and sides.one_identity:
-        orgs = [
-            _without_the_agents_token(org) if org.org == plan.source_org else org for org in orgs
-        ]
     found = [
         reference for org in orgs if org.search is not None for reference in org.search.references
     ]
