@@ -260,6 +260,12 @@ def test_the_patch_of_a_planned_claim_renames_every_old_name_and_git_applies_it(
     ]
     assert contents(repo) == before
     assert server.requests.count(method="POST") == 0
+    assert server.requests.count(path=r"/api/esc/environments/[^/]+/[^/]+/[^/]+") == 0, (
+        "the names a claim changes need no environment's definition"
+    )
+    assert server.requests.count(path=r"/api/orgs/[^/]+/search/.*") == 0, (
+        "nor any StackReference search"
+    )
     assert_applies_with_no_old_name_left(repo, result.stdout, tmp_path)
 
 

@@ -16,14 +16,14 @@ from typing import TypeVar
 
 from toolkit.checks_first import CurrentUsers, checked_first, nothing
 from toolkit.choices import EnvironmentChoice, MigrateVia, Strategy
-from toolkit.claim_refusals import agent_token_expired, token_refused
+from toolkit.claim_refusals import token_refused
 from toolkit.cloud import CloudClient
 from toolkit.collectors import collect
 from toolkit.collectors.service import collect_inventory
+from toolkit.copy_checks import check_agent_reads, check_copies_reach_esc
 from toolkit.credentials import BackendIdentity
-from toolkit.entities import Inventory, base_of, qualified_name
+from toolkit.entities import Inventory, base_of
 from toolkit.errors import (
-    AuthenticationError,
     ChoiceError,
     ClaimRefusedError,
     InvalidInputError,
@@ -43,7 +43,11 @@ from toolkit.plan import (
     movable_kinds,
 )
 from toolkit.progress import MoveFailure, ProgressEvent
-from toolkit.reference_finding import find_references, stack_references_searched
+from toolkit.reference_finding import (
+    PlanReferences,
+    find_references,
+    stack_references_searched,
+)
 from toolkit.references import stack_read_renames
 from toolkit.resolution_map import ResolutionMap
 from toolkit.resolver import find_conflicts, suggest_resolution_map
@@ -96,7 +100,7 @@ async def plan_claim(
     migrate_via: MigrateVia | None = None,
     reference_orgs: Sequence[str] = (),
     *,
-    stack_references: bool = True,
+    references: bool = True,
 ) -> ClaimPlan:
     """Inventory both orgs (concurrently) and build the plan; changes nothing.
 
@@ -111,7 +115,8 @@ async def plan_claim(
     The source's environment definitions are read (secrets as ciphertext) for the notices
     about the copies and for the references the plan breaks (`toolkit.reference_finding`);
     the StackReferences of both orgs and the `reference_orgs` are searched from the start,
-    beside the listings, unless `stack_references` is false (only names are needed).
+    beside the listings. A caller that needs only the names the plan changes (`references`
+    false) gets neither.
 
     The listings start at once with the checks (`toolkit.checks_first`): who each token is,
     the orgs it sees, the claim token's validation. The collector pauses less meanwhile
@@ -121,7 +126,7 @@ async def plan_claim(
     async with (
         CurrentUsers() as users,
         stack_references_searched(
-            sides, users, reference_orgs, wanted=stack_references, by_the_service=by_the_service
+            sides, users, reference_orgs, wanted=references, by_the_service=by_the_service
         ) as searching,
     ):
         if by_the_service:
@@ -134,45 +139,23 @@ async def plan_claim(
             if strategy is not None:
                 check_backends(sides, strategy)
             plan, warnings, (chosen, why), definitions = await _plan_from_listings(
-                sides, users, resolution_map, strategy, environments, migrate_via
+                sides, users, resolution_map, strategy, environments, migrate_via, references
             )
+        check_copies_reach_esc(sides, plan)
         # The agent's reads (claim-api) are checked as the definitions are read.
         copied_by_agent = plan.environment_copies and chosen == "claim-api"
-        agent_reads = _check_agent_reads(sides, plan) if copied_by_agent else nothing()
-        _, found = await checked_first(
-            agent_reads, find_references(sides, plan, definitions, searching)
-        )
+        agent_reads = check_agent_reads(sides, plan) if copied_by_agent else nothing()
+        if references:
+            _, found = await checked_first(
+                agent_reads, find_references(sides, plan, definitions, searching)
+            )
+        else:
+            await agent_reads
+            found = PlanReferences()
     return replace(
         plan,
         notices=[f"strategy {chosen}: {why}", *warnings, *found.notices, *plan.notices],
         broken_references=found.broken,
-    )
-
-
-async def _check_agent_reads(sides: Sides, plan: ClaimPlan) -> None:
-    """Refuse a claim-api plan whose copies the source identity cannot read."""
-    from toolkit.strategies.environment_copy import unreadable
-
-    async with CloudClient.for_identity(sides.source) as client:
-        found = await unreadable(client, plan.source_org, plan.environment_copies)
-    if found is None:
-        return
-    copy, error = found
-    if isinstance(error, AuthenticationError) and not sides.one_identity:
-        raise agent_token_expired(plan)
-    label = qualified_name(plan.source_org, copy.source)
-    whose = (
-        "no PULUMI_CLAIM_SOURCE_TOKEN is set, so the claimer's token was used"
-        if sides.one_identity
-        else "PULUMI_CLAIM_SOURCE_TOKEN is not a token of the agent"
-    )
-    raise InvalidInputError(
-        f"the service cannot claim the ESC environments of {plan.source_org}, so they are "
-        f"copied first, reading them as the agent; but reading {label} failed ({whose}): "
-        f"{error.message}",
-        hint="Set PULUMI_CLAIM_SOURCE_TOKEN to the agent's own access token: after sign-up "
-        "the agent's pulumi CLI keeps it in /tmp/.pulumi/credentials.json (under accounts, "
-        "the service URL, accessToken). Or leave out --environments copy and see What to do.",
     )
 
 
@@ -183,11 +166,12 @@ async def _plan_from_listings(
     strategy: StrategyChoice,
     environments: EnvironmentChoice,
     migrate_via: MigrateVia | None,
+    with_definitions: bool,
 ) -> tuple[ClaimPlan, list[str], tuple[Strategy, str], ReadDefinitions | None]:
     """The plan of transfer or migrate (`strategy`, or None: as `choose_strategy` picks),
     from listings of both orgs, the listings' warnings (with migrate, first how it reaches
     both sides), the strategy chosen with why, and the source's environment definitions
-    (read beside the listings).
+    (read beside the listings, `with_definitions`).
 
     The checks come first: the strategy's choice, the orgs each token sees, then the source's
     owner (the claim token's validation); the listings start with them. Only a listing
@@ -201,7 +185,7 @@ async def _plan_from_listings(
             checked_first(
                 _agent_summary(sides, users),
                 asyncio.gather(
-                    _listed_source(sides, choosing, migrate_via),
+                    _listed_source(sides, choosing, migrate_via, with_definitions),
                     collect(sides.destination, target.destination_org, cross_check=False),
                 ),
             ),
@@ -241,17 +225,22 @@ async def _choice_then_orgs(
 
 
 async def _listed_source(
-    sides: Sides, choosing: asyncio.Future[tuple[Strategy, str]], migrate_via: MigrateVia | None
+    sides: Sides,
+    choosing: asyncio.Future[tuple[Strategy, str]],
+    migrate_via: MigrateVia | None,
+    with_definitions: bool,
 ) -> tuple[Inventory, list[str]]:
-    """The source's inventory (`collect`) with its environments' definitions (what may name
-    a moved stack or environment), cross-checked through the pulumi CLI when migrate runs via
+    """The source's inventory (`collect`), `with_definitions` of its environments (what may
+    name a moved stack or environment), cross-checked through the pulumi CLI when migrate runs via
     the CLI: only then does the listing wait for the strategy's choice."""
     source = sides.source
     cross_check = False
     if source.is_cloud and choose_migrate_via(source, sides.destination, migrate_via) == "cli":
         chosen, _ = await asyncio.shield(choosing)
         cross_check = chosen == "migrate"
-    return await collect(source, sides.source_org, cross_check=cross_check, with_definitions=True)
+    return await collect(
+        source, sides.source_org, cross_check=cross_check, with_definitions=with_definitions
+    )
 
 
 async def _plan_with_the_service(

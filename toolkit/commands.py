@@ -419,7 +419,7 @@ def planned_references(
 
     check_checkout(repo)
     sides = Sides.of(request.target, credentials)
-    plan = asyncio.run(plan_request(sides, request, stack_references=False))
+    plan = asyncio.run(plan_request(sides, request, references=False))
     if plan.blocked:
         raise InvalidInputError(
             f"the claim of {plan.source_org} into {plan.destination_org} is blocked: nothing "

@@ -184,11 +184,6 @@ async def find_references(
     read (the claimer has no access to the agent's org): notices say their references are
     unchecked.
     """
-    if plan.environment_copies and not (sides.source.is_cloud and sides.destination.is_cloud):
-        raise ChoiceError(
-            "{environments} copy needs both orgs on Pulumi Cloud: ESC environments live there.",
-            hint="Leave out {environments} copy to move the stacks only.",
-        )
     copied = [environment_name(copy.source) for copy in plan.environment_copies]
     names = moved_names(planned_changes(plan), copied)
     orgs = await searched

@@ -150,10 +150,10 @@ def started_run(
 
 
 async def plan_request(
-    sides: Sides, request: ClaimRequest, *, stack_references: bool = True
+    sides: Sides, request: ClaimRequest, *, references: bool = True
 ) -> ClaimPlan:
     """The plan of `request` (`plan_claim` with the request's choices): what preview shows,
-    what commit runs; `stack_references` false when only the names it changes are needed."""
+    what commit runs; `references` false when only the names it changes are needed."""
     return await plan_claim(
         sides,
         request.resolution_map,
@@ -161,7 +161,7 @@ async def plan_request(
         request.environments,
         request.migrate_via,
         request.reference_orgs,
-        stack_references=stack_references,
+        references=references,
     )
 
 
