@@ -240,6 +240,29 @@ def test_a_stack_whose_settings_hold_no_secret_lands_whole_in_one_run(
     assert landed[1:] == source[1:]
 
 
+def test_the_writes_to_the_new_stack_go_side_by_side(server: EmulatorServer) -> None:
+    """The settings, the webhook and the schedule are written at once, not one round trip
+    after another: at 50 ms a call, each is in flight while the others are."""
+    without_secrets(server)
+    server.faults.latency_ms = 50
+    server.requests.clear()
+
+    assert migrate(server, "rest", Journal.in_memory()) == []
+
+    writes = [
+        entry
+        for entry in server.requests.entries()
+        if (entry.method, entry.path)
+        in {
+            ("PUT", f"{TARGET}/deployments/settings"),
+            ("POST", f"{TARGET}/hooks"),
+            ("POST", f"{TARGET}/deployments/schedules"),
+        }
+    ]
+    assert len(writes) == 3
+    assert max(entry.started for entry in writes) < min(entry.finished for entry in writes)
+
+
 def test_a_first_run_reads_only_the_source_and_a_later_one_the_new_stack_too(
     server: EmulatorServer,
 ) -> None:

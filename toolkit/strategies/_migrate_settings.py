@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,17 +131,29 @@ def extras_copy(source: StackExtras, present: StackExtras, target_name: str) -> 
 
 
 async def write_extras(client: CloudClient, target_name: str, copy: ExtrasCopy) -> None:
+    """Write `copy` to `target_name`, its writes side by side (a schedule's pause after its
+    creation): each is made, whichever fails, and then the first error in `copy`'s order is
+    raised; a run again finds what was written and writes the rest."""
     org, project, stack = target_name.split("/")
-    if copy.deployment_settings is not None:
-        await client.replace_deployment_settings(org, project, stack, copy.deployment_settings)
-    for webhook in copy.webhooks:
-        await client.create_stack_webhook(org, project, stack, webhook)
-    for request, paused in copy.schedules:
+
+    async def schedule(request: JsonObject, paused: bool) -> None:
         created = await client.create_deployment_schedule(org, project, stack, request)
         if paused:
             await client.pause_deployment_schedule(org, project, stack, created.id)
-    for schedule_id in copy.to_pause:
-        await client.pause_deployment_schedule(org, project, stack, schedule_id)
+
+    writes: list[Awaitable[object]] = []
+    if copy.deployment_settings is not None:
+        settings = copy.deployment_settings
+        writes.append(client.replace_deployment_settings(org, project, stack, settings))
+    writes += [client.create_stack_webhook(org, project, stack, hook) for hook in copy.webhooks]
+    writes += [schedule(request, paused) for request, paused in copy.schedules]
+    writes += [
+        client.pause_deployment_schedule(org, project, stack, paused_id)
+        for paused_id in copy.to_pause
+    ]
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 NOTHING_CARRIED = StackExtras(None, (), ())
