@@ -11,11 +11,16 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from toolkit.cloud import CloudClient
+from toolkit.checks_first import CurrentUsers
+from toolkit.cloud import DEFAULT_MAX_CONCURRENCY, CloudClient
 from toolkit.collectors.stack_references import StackReferenceSearch, find_stack_references
+from toolkit.credentials import Credentials
 from toolkit.emulator.faults import FaultRule
 from toolkit.emulator.server import EmulatorServer
 from toolkit.errors import ServiceError
+from toolkit.plan import ClaimTarget
+from toolkit.reference_finding import OrgSearched, search_stack_references
+from toolkit.sides import Sides
 from toolkit.stack_references import StackReferenceFound, references_in_state
 
 if TYPE_CHECKING:
@@ -205,6 +210,40 @@ def test_the_exports_stay_within_the_client_s_concurrency(
     assert found.exported == 24
     assert len(found.references) == 4 + 20
     assert 1 <= server.requests.peak_in_flight <= 3
+
+
+def test_orgs_searched_as_one_identity_share_its_call_slots(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """The source, the destination and a reference org all read as alice: their exports go
+    through her one client, so no more are in flight than that client allows, however many
+    orgs are searched."""
+    orgs, each = ("agent-abc", "acme", "partners"), 2 * DEFAULT_MAX_CONCURRENCY
+    document = world("absent")
+    document["users"][0]["orgs"] = dict.fromkeys(orgs, "admin")
+    for org in orgs:
+        document["orgs"][org] = {
+            "stacks": [{"project": "p", "stack": f"s{n}"} for n in range(each)]
+        }
+    server = make_emulator(document, latency_ms=20)
+    target = ClaimTarget(source_org="agent-abc", destination_org="acme")
+    sides = Sides.of(target, Credentials(server.url, "tok-alice", "tok-alice"))
+
+    async def search() -> list[OrgSearched]:
+        async with CurrentUsers() as users:
+            return await search_stack_references(sides, users, ["partners"])
+
+    searched = asyncio.run(search())
+
+    assert [(org.org, org.search and org.search.exported) for org in searched] == [
+        (org, each) for org in orgs
+    ]
+    exports = [entry for entry in server.requests.entries() if entry.path.endswith("/export")]
+    most = max(
+        sum(other.started <= entry.started < other.finished for other in exports)
+        for entry in exports
+    )
+    assert DEFAULT_MAX_CONCURRENCY // 2 <= most <= DEFAULT_MAX_CONCURRENCY
 
 
 def test_the_name_read_is_the_input_else_the_output_else_the_id() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -119,7 +119,7 @@ async def search_stack_references(
             searched.setdefault(org, sides.destination)
     _, found = await checked_first(
         _require_visible_all(users, sides.destination, reference_orgs),
-        asyncio.gather(*(_searched(org, identity) for org, identity in searched.items())),
+        _searched_all(searched),
     )
     return [*unsearched, *found]
 
@@ -154,10 +154,24 @@ async def _require_visible_all(
         await require_visible(users, identity, org, "reference_orgs")
 
 
-async def _searched(org: str, identity: BackendIdentity) -> OrgSearched:
+async def _searched_all(searched: dict[str, BackendIdentity]) -> list[OrgSearched]:
+    """Each org searched as its identity, all at once, through one client an identity: the
+    orgs searched as one identity share its call slots, as all its other calls do."""
+    async with AsyncExitStack() as clients:
+        client_of = {
+            identity: await clients.enter_async_context(CloudClient.for_identity(identity))
+            for identity in dict.fromkeys(searched.values())
+        }
+        return list(
+            await asyncio.gather(
+                *(_searched(org, client_of[identity]) for org, identity in searched.items())
+            )
+        )
+
+
+async def _searched(org: str, client: CloudClient) -> OrgSearched:
     try:
-        async with CloudClient.for_identity(identity) as client:
-            return OrgSearched(org, search=await find_stack_references(client, org))
+        return OrgSearched(org, search=await find_stack_references(client, org))
     except ClaimError as failed:
         return OrgSearched(org, why=failed.message)
 
