@@ -23,7 +23,8 @@ EnvironmentName = tuple[str, str]
 """(project, environment) within one org."""
 
 DEFAULT_PROJECT = "default"
-"""The project of an import written without one (`imports: [name]`), as ESC reads it."""
+"""The project ESC gives an environment created without one, and reads in an import written
+without one (`imports: [name]`)."""
 
 _SECRET = "fn::secret"
 _DYNAMIC_PREFIXES = ("fn::open", "fn::rotate")

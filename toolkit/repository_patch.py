@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import InvalidInputError
+from toolkit.esc_definitions import DEFAULT_PROJECT
 from toolkit.git_diff import FileChange, git_diff
 from toolkit.name_changes import NameChanges, ProjectName
 
@@ -238,12 +239,12 @@ def _renamed_import(name: str, changes: NameChanges) -> str | None:
     """The new import of a renamed environment that `name` imports: `project/env`, or a bare
     `env` of the `default` project (the bare form kept when its new home is `default` too)."""
     project, _, environment = name.rpartition("/")
-    old = (project or "default", environment)
+    old = (project or DEFAULT_PROJECT, environment)
     renamed = changes.renamed_environments
     if old not in renamed:
         return None
     new_project, new_environment = renamed[old]
-    if not project and new_project == "default":
+    if not project and new_project == DEFAULT_PROJECT:
         return new_environment
     return f"{new_project}/{new_environment}"
 

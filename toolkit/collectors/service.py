@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 from toolkit.cloud import CloudClient
 from toolkit.entities import EntityKey, Inventory, entity_key
 from toolkit.errors import ClaimError, NotFoundError
-from toolkit.esc_definitions import EnvironmentName, ReadDefinitions, parse_definition
+from toolkit.esc_definitions import (
+    DEFAULT_PROJECT,
+    EnvironmentName,
+    ReadDefinitions,
+    parse_definition,
+)
 from toolkit.models import (
     AppStackSummary,
     BaseEntity,
@@ -28,10 +33,6 @@ from toolkit.models import (
 logger = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
-
-DEFAULT_ENVIRONMENT_PROJECT = "default"
-"""The project ESC gives environments created without one."""
-
 
 DEFINITION_READS_SPARED = 4
 """Call slots the reads of the definitions leave free for the listings' chains of pages,
@@ -92,7 +93,7 @@ async def _environments(
     environments = await client.list_environments(org)
     if not with_definitions:
         return environments, None
-    names = [(env.project or DEFAULT_ENVIRONMENT_PROJECT, env.name) for env in environments]
+    names = [(env.project or DEFAULT_PROJECT, env.name) for env in environments]
     limit = max(1, client.max_concurrency - DEFINITION_READS_SPARED)
     return environments, await read_definitions(client, org, names, limit=limit)
 
@@ -155,7 +156,7 @@ def _stack(summary: AppStackSummary) -> TransferEntityStack:
 def environment_entity(env: OrgEnvironment) -> TransferEntityEnvironment:
     """A listed environment as the claim document names it."""
     return TransferEntityEnvironment(
-        project_name=env.project or DEFAULT_ENVIRONMENT_PROJECT, environment_name=env.name
+        project_name=env.project or DEFAULT_PROJECT, environment_name=env.name
     )
 
 
