@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from esc_reads import decrypted
 from git_checkouts import applied, commit_all, git, write_files
-from test_environment_references import decrypted
 
 from toolkit.checks_first import CurrentUsers
 from toolkit.cli.options import in_cli_words
@@ -252,7 +252,7 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
     )
 
     assert commit.exit_code == 0, commit.output
-    copy = decrypted(server, "acme", "default", "app")
+    copy = decrypted(server, "acme", ("default", "app"))
     assert copy["imports"] == ["base-agent"]
     assert copy["values"]["outputs"]["fn::open::pulumi-stacks"]["stacks"] == {
         "web": {"stack": "web/dev"},
