@@ -537,9 +537,7 @@ def test_odd_file_names_and_line_ends_are_patched_as_git_applies_them(tmp_path: 
         "Pulumi.yaml": "name: web\n",
         "Pulumi.dev.yaml": "config: {}\n",
     }
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_bytes(text.encode())
+    write_files(repo, files)
     git(repo, "init", "-q")
 
     patch = repository_patch(repo, CHANGES)
