@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from conftest import run_id
 from esc_reads import decrypted
 from git_checkouts import applied, commit_all, git, write_files
 
@@ -258,7 +259,7 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
         "web": {"stack": "web/dev"},
         "api": {"stack": "api/dev-agent"},
     }
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
     searches = server.requests.count(path=r".*/search/resourcesv2")
 
     patch = run_cli(server, "references", "--run", run, "--repo", str(repo))

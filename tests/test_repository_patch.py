@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from agent_times import agent_entry
+from conftest import run_id
 from git_checkouts import applied, commit_all, git, write_files
 
 from toolkit.name_changes import NameChanges
@@ -300,7 +301,7 @@ def test_the_patch_of_a_finished_commit_is_that_of_its_moves(
         source_token="tok-alice",
     )
     assert commit.exit_code == 0, commit.stderr
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
     before = contents(repo)
 
     result = references(run_cli, server, "--run", run, "--repo", str(repo))
@@ -497,7 +498,7 @@ def test_a_run_that_moved_nothing_is_refused(
     server = make_emulator(empty)
     commit = run_cli(server, "commit", *ORGS, "--yes", "--format", "json", source_token="tok-alice")
     assert commit.exit_code == 0, commit.stderr
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
 
     result = references(run_cli, server, "--run", run, "--repo", str(repo))
 
