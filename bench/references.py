@@ -96,14 +96,14 @@ def measure(service: Emulator, find: Callable[[], StackReferenceSearch]) -> Meas
     started = time.perf_counter()
     found = find()
     seconds = time.perf_counter() - started
-    cpu_after = service.cpu_seconds()
+    emulator_cpu_seconds = service.cpu_seconds_since(cpu)
     served = service.served()
     return Measured(
         found=found,
         seconds=seconds,
         calls=len(served.requests),
         peak_in_flight=served.peak_in_flight,
-        emulator_cpu_seconds=None if cpu is None or cpu_after is None else cpu_after - cpu,
+        emulator_cpu_seconds=emulator_cpu_seconds,
     )
 
 

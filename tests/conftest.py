@@ -220,3 +220,9 @@ def run_cli(runs_dir: Path) -> RunCli:
         return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return run
+
+
+def run_id(result: Result) -> str:
+    """The id of the run a command made, from the one `run <id>` line it writes to stderr."""
+    (run,) = (line.split()[1] for line in result.stderr.splitlines() if line.startswith("run "))
+    return run

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from agent_times import CLAIM_EXPIRES, SIGNED_UP, agent_entry
 from commit_process import Finished, StopAt, run_toolkit, toolkit_env
+from esc_reads import decrypted, esc
 
 from toolkit.emulator.server import EmulatorServer
 from toolkit.models import AgentClaimResponse
@@ -79,31 +80,19 @@ def map_file(tmp_path: Path) -> Path:
     return path
 
 
-def esc(server: EmulatorServer, name: tuple[str, str], tail: str = "") -> httpx.Response:
-    return httpx.get(
-        f"{server.url}/api/esc/environments/acme/{name[0]}/{name[1]}{tail}",
-        headers={"Authorization": "token tok-alice"},
-    )
-
-
-def decrypted(server: EmulatorServer, name: tuple[str, str]) -> Any:
-    response = esc(server, name, "/decrypt")
-    response.raise_for_status()
-    return yaml.safe_load(response.text)
-
-
 def assert_copied(server: EmulatorServer) -> None:
     """Both copies are in acme, decrypting to the source's definitions (imports renamed)."""
-    assert decrypted(server, ("default", "base-agent")) == yaml.safe_load(BASE)
-    assert decrypted(server, ("default", "app")) == {
+    assert decrypted(server, "acme", ("default", "base-agent")) == yaml.safe_load(BASE)
+    assert decrypted(server, "acme", ("default", "app")) == {
         "imports": ["base-agent"],
         "values": {"name": "app"},
     }
-    stored = esc(server, ("default", "base-agent"))
+    stored = esc(server, "acme", ("default", "base-agent"))
     assert stored.status_code == 200 and SECRET not in stored.text
-    tags = esc(server, ("default", "base-agent"), "/tags").json()["tags"]
+    tags = esc(server, "acme", ("default", "base-agent"), "/tags").json()["tags"]
     assert {tag["name"]: tag["value"] for tag in tags.values()} == {"team": "infra"}
-    assert decrypted(server, ("default", "base")) == {"values": {"x": 1}}, "acme's own stays"
+    acmes_own = decrypted(server, "acme", ("default", "base"))
+    assert acmes_own == {"values": {"x": 1}}, "acme's own stays"
 
 
 def assert_claimed(server: EmulatorServer) -> None:
@@ -311,7 +300,8 @@ def test_a_copy_failing_half_way_removes_itself_and_nothing_is_claimed(
     stacks = [f for f in document.failures if f.entity.kind == "TransferEntityStack"]
     assert stacks and all("copying the agent's environments" in f.failure_details for f in stacks)
     assert claims_made(server) == 0
-    assert esc(server, ("default", "app")).status_code == 404, "the half-made copy is removed"
+    half_made = esc(server, "acme", ("default", "app"))
+    assert half_made.status_code == 404, "the half-made copy is removed"
     assert server.state.environment_names(AGENT) == {("default", "base"), ("default", "app")}
     assert server.state.stack_names(AGENT) == STACKS
 

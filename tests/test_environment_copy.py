@@ -21,6 +21,7 @@ import yaml
 from agent_times import agent_entry
 from click.testing import CliRunner
 from commit_process import StopAt, run_toolkit, toolkit_env
+from esc_reads import decrypted, esc
 from test_report import markdown_rows
 
 from toolkit.cli import cli
@@ -116,36 +117,20 @@ def map_file(tmp_path: Path) -> Path:
 # --- Reading the service over plain REST ---------------------------------------------------
 
 
-def esc(
-    server: EmulatorServer, org: str, project: str, name: str, tail: str = ""
-) -> httpx.Response:
-    return httpx.get(
-        f"{server.url}/api/esc/environments/{org}/{project}/{name}{tail}",
-        headers={"Authorization": "token tok-alice"},
-    )
-
-
-def decrypted(server: EmulatorServer, org: str, name: tuple[str, str]) -> dict[str, Any]:
-    response = esc(server, org, *name, "/decrypt")
-    response.raise_for_status()
-    loaded: dict[str, Any] = yaml.safe_load(response.text) or {}
-    return loaded
-
-
 def stored(server: EmulatorServer, org: str, name: tuple[str, str]) -> str:
-    response = esc(server, org, *name)
+    response = esc(server, org, name)
     response.raise_for_status()
     return response.text
 
 
 def tags(server: EmulatorServer, org: str, name: tuple[str, str]) -> dict[str, str]:
-    response = esc(server, org, *name, "/tags")
+    response = esc(server, org, name, "/tags")
     response.raise_for_status()
     return {tag["name"]: tag["value"] for tag in response.json()["tags"].values()}
 
 
 def exists(server: EmulatorServer, org: str, name: tuple[str, str]) -> bool:
-    return esc(server, org, *name).status_code == 200
+    return esc(server, org, name).status_code == 200
 
 
 def ciphertexts(text: str) -> set[str]:
@@ -342,7 +327,7 @@ def test_lost_answers_to_creates_writes_and_tags_are_settled_in_the_same_run(
     assert server.faults.armed() == [], "every fault met its call"
     assert_copied(server, COPIED)
     revisions = {
-        target: esc(server, "acme", *target).headers["Pulumi-ESC-Revision"]
+        target: esc(server, "acme", target).headers["Pulumi-ESC-Revision"]
         for target in COPIED.values()
     }
     assert revisions == dict.fromkeys(COPIED.values(), "2"), "created, then written once"

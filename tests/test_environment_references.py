@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import yaml
 from agent_times import agent_entry
+from esc_reads import decrypted
 
 from toolkit.emulator.server import EmulatorServer
 
@@ -103,15 +103,6 @@ def map_file(tmp_path: Path) -> Path:
     path = tmp_path / "map.yaml"
     path.write_text(MAP, encoding="utf-8")
     return path
-
-
-def decrypted(server: EmulatorServer, org: str, project: str, name: str) -> Any:
-    response = httpx.get(
-        f"{server.url}/api/esc/environments/{org}/{project}/{name}/decrypt",
-        headers={"Authorization": "token tok-alice"},
-    )
-    response.raise_for_status()
-    return yaml.safe_load(response.text)
 
 
 def section(text: str, title: str, next_title: str) -> str:
@@ -234,14 +225,14 @@ def test_a_commit_rewrites_its_copies_and_its_record_keeps_the_references(
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["failures"] == []
-    copy = decrypted(server, "acme", "default", "app")
+    copy = decrypted(server, "acme", ("default", "app"))
     assert copy["imports"] == ["base-agent"]
     assert copy["values"]["outputs"]["fn::open::pulumi-stacks"]["stacks"] == {
         "web": {"stack": "web/dev-agent"},
         "prod": {"stack": "web/prod"},
     }
     assert copy["values"]["pulumiConfig"] == {"region": "eu-west-1"}
-    assert decrypted(server, AGENT, "default", "app") == yaml.safe_load(APP), "source untouched"
+    assert decrypted(server, AGENT, ("default", "app")) == yaml.safe_load(APP), "source untouched"
     status = run_cli(server, "status", "--format", "markdown")
     assert status.exit_code == 0, status.output
     assert section(status.stdout, "## References that break", "## Notices") == " ".join(

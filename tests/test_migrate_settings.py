@@ -10,7 +10,6 @@ nothing is duplicated. A fault on each new call is finished by running again.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +17,14 @@ import httpx
 import pytest
 from agent_states import seed_stacks
 from agent_times import agent_entry
+from test_migrate import migrate_plan
 
 from toolkit.choices import MigrateVia
 from toolkit.cloud import ACCEPT
 from toolkit.credentials import BackendIdentity
 from toolkit.emulator.server import EmulatorServer
-from toolkit.entities import Inventory
 from toolkit.journal import Journal
-from toolkit.models import AgentAccountSummary, TransferEntityStack
-from toolkit.plan import ClaimPlan, ClaimTarget, build_plan
 from toolkit.progress import MoveFailure, ProgressEvent, StepDone
-from toolkit.resolution_map import parse_resolution_map
 from toolkit.strategies.migrate import execute_migrate
 
 if TYPE_CHECKING:
@@ -116,21 +112,6 @@ def without_secrets(server: EmulatorServer) -> None:
         http.post(f"{SOURCE}/hooks", json={**WEBHOOK, "secret": None}).raise_for_status()
 
 
-def plan_of(server: EmulatorServer) -> ClaimPlan:
-    now = datetime.now(UTC)
-    return build_plan(
-        target=ClaimTarget(AGENT, "acme", server.url, server.url),
-        source=Inventory(
-            org=AGENT, stacks=[TransferEntityStack(project_name="web", stack_name="dev")]
-        ),
-        destination=Inventory(org="acme"),
-        resolution_map=parse_resolution_map("stacks: {web/dev: web/dev-agent}"),
-        strategy="migrate",
-        agent=AgentAccountSummary(login=AGENT, org_name=AGENT, created_at=now),
-        claim_expires_at=now,
-    )
-
-
 def migrate(
     server: EmulatorServer,
     via: MigrateVia,
@@ -142,7 +123,13 @@ def migrate(
     on_progress = (progress if progress is not None else []).append
     failed = asyncio.run(
         execute_migrate(
-            plan_of(server),
+            migrate_plan(
+                agent,
+                carol,
+                "stacks: {web/dev: web/dev-agent}",
+                source_org=AGENT,
+                destination_org="acme",
+            ),
             agent,
             carol,
             via=via,

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from conftest import run_id
+from esc_reads import decrypted
 from git_checkouts import applied, commit_all, git, write_files
-from test_environment_references import decrypted
 
 from toolkit.checks_first import CurrentUsers
 from toolkit.cli.options import in_cli_words
@@ -252,13 +253,13 @@ def test_the_commit_rewrites_its_copy_and_the_patch_renames_every_old_name(
     )
 
     assert commit.exit_code == 0, commit.output
-    copy = decrypted(server, "acme", "default", "app")
+    copy = decrypted(server, "acme", ("default", "app"))
     assert copy["imports"] == ["base-agent"]
     assert copy["values"]["outputs"]["fn::open::pulumi-stacks"]["stacks"] == {
         "web": {"stack": "web/dev"},
         "api": {"stack": "api/dev-agent"},
     }
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
     searches = server.requests.count(path=r".*/search/resourcesv2")
 
     patch = run_cli(server, "references", "--run", run, "--repo", str(repo))
@@ -429,18 +430,41 @@ def test_an_org_that_cannot_be_searched_is_a_notice_never_a_silent_none(
 def test_a_reference_org_the_identity_has_no_role_in_is_refused(
     make_emulator: EmulatorFactory, run_cli: RunCli, map_file: str
 ) -> None:
+    """The preview and the commit refuse it alike, and the commit changes nothing."""
     server = make_emulator(world())
-
-    result = preview(run_cli, server, map_file, "--reference-orgs", "partners,partnrs")
-
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    assert result.stderr.splitlines() == [
+    refusal = [
         "error: --reference-orgs partnrs: alice has no role in partnrs (did you mean partners?)",
         f"The orgs alice has a role in: acme, {AGENT}, partners. Name one of them, or use the "
         "token of a member of partnrs.",
     ]
-    assert server.requests.count(method="POST") == 0, "nothing changes: only reads ran ahead"
+    stacks = {org: server.state.stack_names(org) for org in (AGENT, "acme")}
+    environments = {org: server.state.environment_names(org) for org in (AGENT, "acme")}
+
+    result = preview(run_cli, server, map_file, "--reference-orgs", "partners,partnrs")
+    commit = run_cli(
+        server,
+        "commit",
+        *CLAIM,
+        "-r",
+        map_file,
+        "--reference-orgs",
+        "partners,partnrs",
+        "--yes",
+        source_token="tok-alice",
+    )
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == refusal
+    assert commit.exit_code == 1, commit.output
+    assert commit.stderr.splitlines() == refusal
+    assert [
+        (entry.method, entry.path)
+        for entry in server.requests.entries()
+        if entry.method not in ("GET", "HEAD")
+    ] == [], "nothing changes: only reads ran ahead"
+    assert {org: server.state.stack_names(org) for org in stacks} == stacks
+    assert {org: server.state.environment_names(org) for org in environments} == environments
 
 
 def test_reference_orgs_need_the_destination_on_pulumi_cloud(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from agent_times import agent_entry
+from conftest import run_id
 from git_checkouts import applied, commit_all, git, write_files
 
 from toolkit.name_changes import NameChanges
@@ -306,7 +307,7 @@ def test_the_patch_of_a_finished_commit_is_that_of_its_moves(
         source_token="tok-alice",
     )
     assert commit.exit_code == 0, commit.stderr
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
     before = contents(repo)
 
     result = references(run_cli, server, "--run", run, "--repo", str(repo))
@@ -503,7 +504,7 @@ def test_a_run_that_moved_nothing_is_refused(
     server = make_emulator(empty)
     commit = run_cli(server, "commit", *ORGS, "--yes", "--format", "json", source_token="tok-alice")
     assert commit.exit_code == 0, commit.stderr
-    (run,) = (line.split()[1] for line in commit.stderr.splitlines() if line.startswith("run "))
+    run = run_id(commit)
 
     result = references(run_cli, server, "--run", run, "--repo", str(repo))
 
@@ -543,9 +544,7 @@ def test_odd_file_names_and_line_ends_are_patched_as_git_applies_them(tmp_path: 
         "Pulumi.yaml": "name: web\n",
         "Pulumi.dev.yaml": "config: {}\n",
     }
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_bytes(text.encode())
+    write_files(repo, files)
     git(repo, "init", "-q")
 
     patch = repository_patch(repo, CHANGES)

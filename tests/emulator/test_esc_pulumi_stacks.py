@@ -74,13 +74,21 @@ def write_outputs(
     if sealed is None:
         plaintext = json.dumps(PASSWORD).encode()
         (sealed,) = state.encrypt_values(alice, org, project, stack, [plaintext])
-    root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     outputs = {
         "url": "https://dev.example.invalid",
         "host": "dev.example.invalid",
         "port": 8443,
         "password": {SIG_KEY: SECRET_SIG, "ciphertext": base64.b64encode(sealed).decode()},
     }
+    write_state(state, org, project, stack, outputs)
+
+
+def write_state(
+    state: ServiceState, org: str, project: str, stack: str, outputs: dict[str, Any]
+) -> None:
+    """Make the stack's latest state one whose root resource holds `outputs`."""
+    alice = state.authenticate("tok-alice")
+    root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     deployment = {
         "version": 3,
         "deployment": {
@@ -159,17 +167,20 @@ def test_a_check_accepts_references_into_an_unopened_provider_but_not_into_nothi
     assert evaluation.values["url"].unknown
 
 
-def test_an_open_reads_only_existing_stacks_and_names_a_missing_output() -> None:
-    outputs: dict[tuple[str, str], dict[str, Any]] = {("web", "dev"): {"host": "h"}}
+def test_an_open_reads_only_existing_stacks_and_names_a_missing_output(
+    emulator: EmulatorServer, esc: EscClient
+) -> None:
+    write_state(emulator.state, AGENT, "web", "dev", {"host": "h"})
 
-    def read_stack(project: str, stack: str) -> dict[str, Any] | None:
-        return outputs.get((project, stack))
+    def refusal(text: str) -> list[str]:
+        esc.update_environment_yaml(AGENT, "app", "dev", text)
+        with pytest.raises(ApiException) as refused:
+            esc.open_environment(AGENT, "app", "dev")
+        assert refused.value.status == 400
+        assert isinstance(refused.value.data, models.EnvironmentDiagnostics)
+        return [d.summary for d in refused.value.data.diagnostics or []]
 
-    def opened(text: str) -> list[str]:
-        definition = ImportedDefinition(text, None, "<yaml>")
-        return [d.summary for d in evaluate(definition, lambda name: None, read_stack).errors()]
-
-    assert opened(READS_WEB_DEV) == [
+    assert refusal(READS_WEB_DEV) == [
         "cannot interpolate: unknown property 'stacks.dev.url'",
         "cannot interpolate: unknown property 'stacks.dev.port'",
         "cannot interpolate: unknown property 'stacks.dev.password'",
@@ -178,8 +189,11 @@ def test_an_open_reads_only_existing_stacks_and_names_a_missing_output() -> None
         "values:\n  s:\n    fn::open:\n      provider: pulumi-stacks\n"
         "      inputs: {stacks: {a: {stack: web/dev}, b: {stack: web}}}\n"
     )
-    assert opened(long_form) == ["no matching item"]
-    assert opened(long_form.replace("web}", "web/dev}")) == []
+    assert refusal(long_form) == ["no matching item"]
+    assert refusal(long_form.replace("web}", "web/prod}")) == ["no matching item"]
+    esc.update_environment_yaml(AGENT, "app", "dev", long_form.replace("web}", "web/dev}"))
+    _, values, _ = esc.open_and_read_environment(AGENT, "app", "dev")
+    assert values == {"s": {"a": {"host": "h"}, "b": {"host": "h"}}}
 
 
 def test_a_secret_output_the_service_did_not_seal_fails_the_open_and_says_whose(
