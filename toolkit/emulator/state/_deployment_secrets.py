@@ -5,7 +5,8 @@ The service's wire form of a secret value (`apitype.SecretValue` in the pulumise
 provider) is an object: `{"secret": plaintext}` when a client sets one, `{"ciphertext":
 base64}` as the service stores and returns it. A client may send back the ciphertext it read,
 which the service accepts only if its own stack's key sealed it. Apart from `_stack_settings`
-because the schema's world loading needs it too, before any `Store` exists.
+because the schema's world loading needs it too, before any `Store` exists; so are how a
+webhook and a schedule are kept, for the same reason.
 """
 
 from __future__ import annotations
@@ -61,23 +62,41 @@ def sealed_settings(settings: Any, key: bytes, stack_id: str, where: str = "") -
 def insert_world_stack_settings(
     db: sqlite3.Connection, stack_id: str, key: bytes, stack: WorldStack, loaded_at: str
 ) -> None:
-    """A world stack's deployment settings (secrets sealed), webhooks and schedules."""
+    """A world stack's deployment settings (secrets sealed), webhooks and schedules, each
+    kept as the API keeps one a client creates."""
     if stack.deployment_settings is not None:
         settings = sealed_settings(stack.deployment_settings, key, stack_id)
         db.execute(
             "INSERT INTO deployment_settings VALUES (?, ?, 1)", (stack_id, json.dumps(settings))
         )
-    db.executemany(
+    for hook in stack.webhooks:
+        insert_webhook(db, stack_id, webhook_body(hook.wire_body(), hook.name), hook.secret)
+    for schedule in stack.schedules:
+        insert_schedule(db, uuid.uuid4().hex, stack_id, schedule, loaded_at)
+
+
+_WEBHOOK_FIELDS = ("displayName", "payloadUrl", "active", "format", "filters", "groups")
+
+
+def webhook_body(hook: dict[str, Any], name: str) -> dict[str, Any]:
+    """What is kept of a webhook: its own fields, not its scope (the stack says it)."""
+    body = {field: hook[field] for field in _WEBHOOK_FIELDS if hook.get(field) is not None}
+    return {"name": name, "displayName": name, "active": False, **body}
+
+
+def insert_webhook(
+    db: sqlite3.Connection, stack_id: str, body: dict[str, Any], secret: str | None
+) -> None:
+    db.execute(
         "INSERT INTO stack_webhooks VALUES (?, ?, ?, ?)",
-        [
-            (stack_id, hook.name, json.dumps(hook.wire_body()), hook.secret)
-            for hook in stack.webhooks
-        ],
+        (stack_id, body["name"], json.dumps(body), secret),
     )
-    db.executemany(
+
+
+def insert_schedule(
+    db: sqlite3.Connection, schedule_id: str, stack_id: str, request: dict[str, Any], created: str
+) -> None:
+    db.execute(
         "INSERT INTO stack_schedules (id, stack_id, request, created) VALUES (?, ?, ?, ?)",
-        [
-            (uuid.uuid4().hex, stack_id, json.dumps(schedule), loaded_at)
-            for schedule in stack.schedules
-        ],
+        (schedule_id, stack_id, json.dumps(request), created),
     )
