@@ -11,14 +11,12 @@ webhook and a schedule are kept, for the same reason.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 import uuid
 from typing import Any
 
-from toolkit.emulator.secrets import UndecryptableError, decrypt, encrypt
+from toolkit.emulator.secrets import Seal, Unseal, sealing
 from toolkit.emulator.state._records import ServiceFault
 from toolkit.emulator.world import WorldStack
 
@@ -30,33 +28,47 @@ def is_secret_value(value: object) -> bool:
     return isinstance(value, dict) and bool(value) and set(value) <= SECRET_KEYS
 
 
-def sealed_settings(settings: Any, key: bytes, stack_id: str, where: str = "") -> Any:
+def sealed_settings(settings: Any, key: bytes, stack_id: str) -> Any:
     """`settings` with every secret value stored as the stack's ciphertext: a plaintext
     sealed, a ciphertext kept if this stack's key sealed it, else 400."""
+    return _sealed(settings, sealing(key, stack_id), "")
+
+
+def _sealed(settings: Any, stack_sealing: tuple[Seal, Unseal], where: str) -> Any:
     if is_secret_value(settings):
+        seal, unseal = stack_sealing
         if "secret" in settings:
-            sealed = encrypt(key, stack_id, str(settings["secret"]).encode())
-            return {"ciphertext": base64.b64encode(sealed).decode()}
-        try:
-            decrypt(key, stack_id, base64.b64decode(settings["ciphertext"], validate=True))
-        except (UndecryptableError, binascii.Error, TypeError):
+            return {"ciphertext": seal(str(settings["secret"]))}
+        ciphertext = settings["ciphertext"]
+        if not _opens(unseal, ciphertext):
             raise ServiceFault(
                 400,
                 f"Bad Request: {where}: the ciphertext was not encrypted by this stack; "
                 "send the value as a secret instead",
-            ) from None
-        return {"ciphertext": settings["ciphertext"]}
+            )
+        return {"ciphertext": ciphertext}
     if isinstance(settings, dict):
         return {
-            name: sealed_settings(value, key, stack_id, f"{where}.{name}" if where else name)
+            name: _sealed(value, stack_sealing, f"{where}.{name}" if where else name)
             for name, value in settings.items()
         }
     if isinstance(settings, list):
         return [
-            sealed_settings(value, key, stack_id, f"{where}[{index}]")
+            _sealed(value, stack_sealing, f"{where}[{index}]")
             for index, value in enumerate(settings)
         ]
     return settings
+
+
+def _opens(unseal: Unseal, ciphertext: object) -> bool:
+    """Whether `ciphertext` is one this stack's key sealed."""
+    if not isinstance(ciphertext, str):
+        return False
+    try:
+        unseal(ciphertext)
+    except ValueError:
+        return False
+    return True
 
 
 def insert_world_stack_settings(
