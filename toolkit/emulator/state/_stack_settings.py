@@ -108,8 +108,9 @@ class StackSettings(Store):
         with self._on_stack(caller, org, project, stack, write=True) as record:
             if self._find_webhook(record, name) is not None:
                 raise ServiceFault(409, f"Conflict: stack webhook {name!r} already exists")
-            insert_webhook(self._db, record.id, webhook_body(hook, name), hook.get("secret"))
-            return self._existing_webhook(record, name)
+            body, secret = webhook_body(hook, name), hook.get("secret")
+            insert_webhook(self._db, record.id, body, secret)
+        return _webhook_view(record, body, secret)
 
     def update_stack_webhook(
         self, caller: Caller, org: str, project: str, stack: str, name: str, hook: dict[str, Any]
@@ -121,12 +122,12 @@ class StackSettings(Store):
             found = self._find_webhook(record, name)
             if found is None:
                 raise ServiceFault(404, f"Not Found: stack webhook {name!r}")
-            secret = hook.get("secret") or found[1]
+            body, secret = webhook_body(hook, name), hook.get("secret") or found[1]
             self._db.execute(
                 "UPDATE stack_webhooks SET body = ?, secret = ? WHERE stack_id = ? AND name = ?",
-                (json.dumps(webhook_body(hook, name)), secret, record.id, name),
+                (json.dumps(body), secret, record.id, name),
             )
-            return self._existing_webhook(record, name)
+        return _webhook_view(record, body, secret)
 
     def delete_stack_webhook(
         self, caller: Caller, org: str, project: str, stack: str, name: str
