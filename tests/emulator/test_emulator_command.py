@@ -191,6 +191,22 @@ def test_a_resource_count_past_its_bound_is_refused_naming_the_field(tmp_path: P
     )
 
 
+def test_a_schedule_the_service_would_refuse_is_refused_naming_its_stack(tmp_path: Path) -> None:
+    """A world schedule is held to the API's rules as it loads: one without the deployment
+    request to run once made every list of the stack's schedules a 500."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        WORLD.replace("stack: s}", "stack: s, schedules: [{scheduleCron: '0 6 * * *'}]}"), "utf-8"
+    )
+    result = refused("--world", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"error: world file {bad} is invalid (1 problem(s)):\n"
+        "  - orgs.o.stacks[0]: stack p/s: schedules[0]: a schedule needs the deployment request"
+        " to run\n"
+    )
+
+
 def warnings_when_serving(*args: str) -> list[str]:
     """The lines on stderr of the emulator command served with `args`, then stopped."""
     child = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

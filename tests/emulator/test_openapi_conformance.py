@@ -287,7 +287,10 @@ def walk(server: EmulatorServer) -> list[Answered]:
     call("GET", f"{stack}/updates/latest")
     program = {"name": "web", "runtime": "go"}
     for kind in ("preview", "refresh", "destroy"):
-        call("POST", f"{walked}/{kind}", json=program)
+        created = call("POST", f"{walked}/{kind}", json=program).json()["updateID"]
+        call("POST", f"{walked}/{kind}/{created}", json={})
+        call("GET", f"{walked}/{kind}/{created}")
+        call("POST", f"{walked}/{kind}/{created}/cancel")
     cancelled = call("POST", f"{walked}/refresh", json=program).json()["updateID"]
     call("POST", f"{walked}/update/{cancelled}/cancel")
     update = call("POST", f"{stack}/update", json=program).json()["updateID"]

@@ -142,6 +142,17 @@ def test_an_unknown_field_is_refused(alice: httpx.Client) -> None:
     assert "unknown field 'colour'" in answer.json()["message"]
 
 
+@pytest.mark.parametrize("parameter", ["size", "page"])
+def test_a_size_or_page_below_one_is_refused_naming_it(alice: httpx.Client, parameter: str) -> None:
+    answer = alice.get(SEARCH, params={parameter: "0"})
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "code": 400,
+        "message": f"Bad Request: query.{parameter}: Input should be greater than or equal to 1",
+    }
+
+
 def test_cursor_pages_go_through_every_result_once(alice: httpx.Client) -> None:
     everything = read(alice.get(SEARCH, params={"size": "100"}))
     seen: list[str] = []

@@ -24,7 +24,7 @@ from toolkit.emulator.routes.service import Service
 from toolkit.emulator.routes.stack_settings import stack_settings_router
 from toolkit.emulator.routes.stacks import stacks_router
 from toolkit.emulator.routes.teams import teams_router
-from toolkit.emulator.routes.updates import update_router, updates_router
+from toolkit.emulator.routes.updates import updates_router
 from toolkit.emulator.state import InvalidDefinitionFault, ServiceFault, ServiceState
 
 
@@ -78,8 +78,6 @@ def create_app(
         teams_router(service),
         org_tokens_router(service),
         control_router(state, faults, requests, rate_limits, restarter),
-        # Last: its path would take any two segments under a stack's.
-        update_router(service),
     ]
     for router in routers:
         # The routes themselves, in order, rather than `include_router`: FastAPI matches an

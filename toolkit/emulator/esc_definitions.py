@@ -23,12 +23,12 @@ apart for the same reason.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import yaml
+
+from toolkit.emulator.secrets import Seal, Unseal
 
 SECRET = "fn::secret"
 CIPHERTEXT = "ciphertext"
@@ -73,12 +73,6 @@ class DefinitionError(ValueError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("; ".join(d.summary for d in diagnostics))
         self.diagnostics = diagnostics
-
-
-Seal = Callable[[str], str]
-"""Plaintext secret -> ciphertext (base64), with the environment's key."""
-Unseal = Callable[[str], str]
-"""Ciphertext (base64) -> plaintext; raises `ValueError` for ciphertext the key did not seal."""
 
 
 def compose(text: str) -> yaml.MappingNode | None:
@@ -162,17 +156,6 @@ def open_secrets(text: str, unseal: Unseal) -> str:
 def quote(value: str) -> str:
     """`value` as a double-quoted YAML scalar on one line."""
     return yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=True).rstrip("\n")
-
-
-def encode_ciphertext(sealed: bytes) -> str:
-    return base64.b64encode(sealed).decode("ascii")
-
-
-def decode_ciphertext(ciphertext: str) -> bytes:
-    try:
-        return base64.b64decode(ciphertext.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise ValueError("the ciphertext is not base64") from None
 
 
 def _secrets(node: yaml.Node) -> Iterator[yaml.Node]:

@@ -43,7 +43,6 @@ from toolkit.emulator.esc_definitions import (
     Diagnostic,
     Import,
     Position,
-    Unseal,
     compose,
     imports_of,
 )
@@ -54,6 +53,7 @@ from toolkit.emulator.esc_providers import (
     ReadStack,
     open_pulumi_stacks,
 )
+from toolkit.emulator.secrets import Unseal
 
 CHECKED = "<yaml>"
 """The name ranges carry in a definition checked without being stored."""

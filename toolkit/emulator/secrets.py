@@ -9,12 +9,21 @@ transfers, so its ciphertext stays valid.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE_BYTES = 12
+
+
+Seal = Callable[[str], str]
+"""Plaintext secret -> ciphertext (base64), with its owner's key."""
+Unseal = Callable[[str], str]
+"""Ciphertext (base64) -> plaintext; raises `ValueError` for ciphertext the key did not seal."""
 
 
 class UndecryptableError(ValueError):
@@ -40,3 +49,21 @@ def decrypt(key: bytes, owner_id: str, ciphertext: bytes) -> bytes:
         return AESGCM(key).decrypt(nonce, sealed, owner_id.encode())
     except InvalidTag:
         raise UndecryptableError("the ciphertext was not sealed with this key") from None
+
+
+def sealing(key: bytes, owner_id: str) -> tuple[Seal, Unseal]:
+    """The owner's pair of secret functions for text: plaintext -> base64 ciphertext and back,
+    as the service shows a sealed secret (an environment's `fn::secret`, a stack's deployment
+    settings)."""
+
+    def seal(plaintext: str) -> str:
+        return base64.b64encode(encrypt(key, owner_id, plaintext.encode())).decode("ascii")
+
+    def unseal(ciphertext: str) -> str:
+        try:
+            sealed = base64.b64decode(ciphertext.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ValueError("the ciphertext is not base64") from None
+        return decrypt(key, owner_id, sealed).decode()
+
+    return seal, unseal

@@ -29,6 +29,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from toolkit.emulator.esc_definitions import compose
+from toolkit.emulator.stack_extras import schedule_problem, webhook_problem
 from toolkit.entities import NAME_RULE, is_valid_name
 from toolkit.errors import InvalidInputError, did_you_mean
 
@@ -198,6 +199,21 @@ class WorldStack(_WorldModel):
     webhooks: list[WorldWebhook] = Field(default_factory=list)
     schedules: list[dict[str, Any]] = Field(default_factory=list)
     """Deployment schedules as a client creates them (`CreateScheduledDeploymentRequest`)."""
+
+    @model_validator(mode="after")
+    def _service_accepts_webhooks_and_schedules(self) -> WorldStack:
+        """Its webhooks and schedules are ones the service would accept from a client."""
+        found = [
+            *(
+                (f"webhooks[{i}]", webhook_problem(h.wire_body()))
+                for i, h in enumerate(self.webhooks)
+            ),
+            *((f"schedules[{i}]", schedule_problem(s)) for i, s in enumerate(self.schedules)),
+        ]
+        for where, problem in found:
+            if problem is not None:
+                raise ValueError(f"stack {self.project}/{self.stack}: {where}: {problem}")
+        return self
 
 
 class WorldEnvironment(_WorldModel):

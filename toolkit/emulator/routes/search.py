@@ -7,13 +7,13 @@
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from toolkit.emulator import serializers
 from toolkit.emulator.routes.service import Service
 from toolkit.emulator.serializers import json_response
-from toolkit.emulator.state import PAGED_RESULTS, Caller, SearchAnswer, ServiceFault
+from toolkit.emulator.state import PAGED_RESULTS, Caller, SearchAnswer
 
 DEFAULT_SEARCH_SIZE = 50
 """The page a search gets when it names no `size`, as Pulumi's API reference says."""
@@ -32,15 +32,11 @@ def search_router(service: Service) -> APIRouter:
         org: str,
         query: str = "",
         properties: bool = False,
-        page: int | None = None,
-        size: int | None = None,
+        page: Annotated[int | None, Query(ge=1)] = None,
+        size: Annotated[int | None, Query(ge=1)] = None,
         cursor: str | None = None,
     ) -> JSONResponse:
-        if size is not None and size < 1:
-            raise ServiceFault(400, "Bad Request: size must be at least 1")
-        if page is not None and page < 1:
-            raise ServiceFault(400, "Bad Request: page must be at least 1")
-        shown = min(DEFAULT_SEARCH_SIZE if size is None else size, service.largest_page)
+        shown = service.limit(size, default=DEFAULT_SEARCH_SIZE)
         answer = state.search_resources(
             who, org, query=query, properties=properties, size=shown, page=page, cursor=cursor
         )

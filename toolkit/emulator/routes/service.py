@@ -50,12 +50,15 @@ class Service:
         """The lease an update's calls carry (`Authorization: update-token ...`)."""
         return _credential(authorization, "update-token")
 
-    def limit(self, requested: int | None) -> int:
-        """The page size of a list call: the default when none was asked, else what was asked
-        (the query refuses less than 1), at most the largest page. A larger ask gets a
-        smaller page rather than a refusal: the OpenAPI document names no bound for
-        `maxResults` or `limit`, and a client follows the continuation token either way."""
-        return self.page_size if requested is None else min(requested, self.largest_page)
+    def limit(self, requested: int | None, *, default: int | None = None) -> int:
+        """The page size of a list call: its `default` (else the app's page size) when none
+        was asked, else what was asked (the query refuses less than 1), at most the largest
+        page. A larger ask gets a smaller page rather than a refusal: the OpenAPI document
+        names no bound for `maxResults` or `limit`, and a client follows the continuation
+        token either way."""
+        if requested is None:
+            requested = self.page_size if default is None else default
+        return min(requested, self.largest_page)
 
 
 def project_path(request: Request) -> tuple[str, str]:

@@ -9,6 +9,7 @@ created, read, paused, resumed and deleted by id.
 (No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.)
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -109,19 +110,12 @@ def stack_settings_router(service: Service) -> APIRouter:
         found = state.deployment_schedule(who, *stack_path(http_request), schedule_id)
         return json_response(found)
 
-    @router.post(SCHEDULES + "/{schedule_id}/pause")
-    async def pause_schedule(
-        who: Authenticated, http_request: Request, schedule_id: str
-    ) -> Response:
-        state.pause_deployment_schedule(who, *stack_path(http_request), schedule_id, paused=True)
-        return Response(status_code=200)
-
-    @router.post(SCHEDULES + "/{schedule_id}/resume")
-    async def resume_schedule(
-        who: Authenticated, http_request: Request, schedule_id: str
-    ) -> Response:
-        state.pause_deployment_schedule(who, *stack_path(http_request), schedule_id, paused=False)
-        return Response(status_code=200)
+    for action, paused in (("pause", True), ("resume", False)):
+        router.add_api_route(
+            f"{SCHEDULES}/{{schedule_id}}/{action}",
+            _schedule_pauser(service, paused=paused),
+            methods=["POST"],
+        )
 
     @router.delete(SCHEDULES + "/{schedule_id}")
     async def delete_schedule(
@@ -131,3 +125,17 @@ def stack_settings_router(service: Service) -> APIRouter:
         return Response(status_code=200)
 
     return router
+
+
+def _schedule_pauser(service: Service, *, paused: bool) -> Callable[..., Awaitable[Response]]:
+    """The handler that pauses a schedule (`paused`) or resumes it."""
+
+    async def pause_schedule(
+        who: Annotated[Caller, Depends(service.caller)], http_request: Request, schedule_id: str
+    ) -> Response:
+        service.state.pause_deployment_schedule(
+            who, *stack_path(http_request), schedule_id, paused=paused
+        )
+        return Response(status_code=200)
+
+    return pause_schedule

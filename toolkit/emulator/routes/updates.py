@@ -39,9 +39,9 @@ from toolkit.emulator.state import FINISHED, Caller, ServiceFault, UpdateKind
 from toolkit.models import AppImportStackResponse, AppUntypedDeployment, AppUpdateResults
 
 UPDATE = STACK + "/{kind}/{update_id}"
-"""An update's path. It would also match every other path of two segments under a stack's
-(`.../export/{version}`, `.../updates/latest`, `.../decrypt/log-decryption`,
-`.../deployments/settings`, `.../hooks/{name}`): its routes come last (`update_router`)."""
+"""The path of an update's calls. Its status and start (`.../{kind}/{update_id}`) are routed
+once per kind instead, which keeps them off the stack's other paths of two segments
+(`.../export/{version}`, `.../deployments/settings`, `.../hooks/{name}`)."""
 PROGRAM_KINDS: tuple[UpdateKind, ...] = ("update", "preview", "refresh", "destroy")
 """The kinds of update the CLI creates by running a program (an import is made by the service)."""
 
@@ -101,8 +101,36 @@ def updates_router(service: Service) -> APIRouter:
         (latest,) = updates
         return json_response(serializers.latest_update(latest))
 
+    async def get_update_status(
+        who: Authenticated, http_request: Request, update_id: str
+    ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
+        update = state.get_update(who, org, project, stack, update_id)
+        finished = update.status in FINISHED
+        # A continuation token tells a polling CLI that more may come; none, that it is over.
+        results = AppUpdateResults(
+            status=update.status, events=[], continuation_token=None if finished else "0"
+        )
+        return json_response(results)
+
+    async def start_update(
+        who: Authenticated,
+        http_request: Request,
+        update_id: str,
+        request: Annotated[AppStartUpdateRequest, Body()],
+    ) -> JSONResponse:
+        org, project, stack = stack_path(http_request)
+        lease = state.start_update(who, org, project, stack, update_id, tags=request.tags)
+        body = AppStartUpdateResponse(
+            version=lease.version, token=lease.token, token_expiration=lease.expires
+        )
+        return json_response(body)
+
     for kind in PROGRAM_KINDS:
         router.add_api_route(f"{STACK}/{kind}", _update_creator(service, kind), methods=["POST"])
+        update = f"{STACK}/{kind}/{{update_id}}"
+        router.add_api_route(update, get_update_status, methods=["GET"])
+        router.add_api_route(update, start_update, methods=["POST"])
 
     @router.post(UPDATE + "/renew_lease")
     async def renew_lease(
@@ -163,47 +191,6 @@ def updates_router(service: Service) -> APIRouter:
         _check_kind(kind)
         state.cancel_update(who, org, project, stack, update_id)
         return Response(status_code=204)
-
-    return router
-
-
-def update_router(service: Service) -> APIRouter:
-    """An update by its kind and id: its status, and its start. Its path (`UPDATE`) takes any
-    two segments after a stack's (`deployments/settings`, `hooks/{name}` too), so the app
-    tries it after every other route."""
-    router = APIRouter()
-    state = service.state
-    Authenticated = Annotated[Caller, Depends(service.caller)]
-
-    @router.get(UPDATE)
-    async def get_update_status(
-        who: Authenticated, http_request: Request, kind: str, update_id: str
-    ) -> JSONResponse:
-        org, project, stack = stack_path(http_request)
-        _check_kind(kind)
-        update = state.get_update(who, org, project, stack, update_id)
-        finished = update.status in FINISHED
-        # A continuation token tells a polling CLI that more may come; none, that it is over.
-        results = AppUpdateResults(
-            status=update.status, events=[], continuation_token=None if finished else "0"
-        )
-        return json_response(results)
-
-    @router.post(UPDATE)
-    async def start_update(
-        who: Authenticated,
-        http_request: Request,
-        kind: str,
-        update_id: str,
-        request: Annotated[AppStartUpdateRequest, Body()],
-    ) -> JSONResponse:
-        org, project, stack = stack_path(http_request)
-        _check_kind(kind)
-        lease = state.start_update(who, org, project, stack, update_id, tags=request.tags)
-        body = AppStartUpdateResponse(
-            version=lease.version, token=lease.token, token_expiration=lease.expires
-        )
-        return json_response(body)
 
     return router
 

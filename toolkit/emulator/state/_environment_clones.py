@@ -13,8 +13,7 @@ from __future__ import annotations
 import uuid
 
 from toolkit.emulator.esc_definitions import open_secrets, seal_secrets
-from toolkit.emulator.secrets import new_key
-from toolkit.emulator.state._environment_secrets import sealing
+from toolkit.emulator.secrets import new_key, sealing
 from toolkit.emulator.state._environment_tags import EnvironmentTags
 from toolkit.emulator.state._records import (
     Caller,

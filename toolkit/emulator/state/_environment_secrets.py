@@ -1,4 +1,4 @@
-"""Sealing an environment's definition with its own key, and loading a world's environments.
+"""Loading a world's environments, each definition sealed with its own key.
 
 Apart from `_environments` because the schema's world loading needs it too, before any
 `Store` exists.
@@ -9,27 +9,9 @@ from __future__ import annotations
 import sqlite3
 import uuid
 
-from toolkit.emulator.esc_definitions import (
-    Seal,
-    Unseal,
-    decode_ciphertext,
-    encode_ciphertext,
-    seal_secrets,
-)
-from toolkit.emulator.secrets import decrypt, encrypt, new_key
+from toolkit.emulator.esc_definitions import seal_secrets
+from toolkit.emulator.secrets import new_key, sealing
 from toolkit.emulator.world import World
-
-
-def sealing(key: bytes, environment_id: str) -> tuple[Seal, Unseal]:
-    """The environment's pair of secret functions: plaintext -> ciphertext and back."""
-
-    def seal(plaintext: str) -> str:
-        return encode_ciphertext(encrypt(key, environment_id, plaintext.encode()))
-
-    def unseal(ciphertext: str) -> str:
-        return decrypt(key, environment_id, decode_ciphertext(ciphertext)).decode()
-
-    return seal, unseal
 
 
 def insert_world_environments(db: sqlite3.Connection, world: World, loaded_at: str) -> None:

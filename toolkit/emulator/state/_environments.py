@@ -24,8 +24,6 @@ from toolkit.emulator import checkpoints
 from toolkit.emulator.esc_definitions import (
     DEFAULT_PROJECT,
     DefinitionError,
-    Seal,
-    Unseal,
     open_secrets,
     seal_secrets,
 )
@@ -37,8 +35,7 @@ from toolkit.emulator.esc_evaluation import (
     evaluate,
 )
 from toolkit.emulator.esc_providers import ProviderError, ReadStack
-from toolkit.emulator.secrets import decrypt, new_key
-from toolkit.emulator.state._environment_secrets import sealing
+from toolkit.emulator.secrets import Seal, Unseal, decrypt, new_key, sealing
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import (
     Caller,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -22,16 +22,13 @@ from toolkit.emulator import checkpoints
 from toolkit.emulator.checkpoints import UntypedDeployment
 from toolkit.emulator.state._paging import Page, decode_token, page_of
 from toolkit.emulator.state._records import Caller, ServiceFault
-from toolkit.emulator.state._store import STACK_COLUMNS, stack_record
-from toolkit.emulator.state._updates import Updates
+from toolkit.emulator.state._store import STACK_COLUMNS, Store, stack_record
 from toolkit.emulator.world import ResourceSearch
 
 PAGED_RESULTS = 10_000
 """Results `page` reaches (page times size); beyond them only the cursor goes on, as Pulumi's
 API document says."""
 
-_EXACT_FIELDS = frozenset({"type", "package", "module"})
-_SUBSTRING_FIELDS = frozenset({"name", "stack", "project", "urn", "id"})
 _CURSOR_SCOPE = "resources"
 
 
@@ -69,6 +66,27 @@ class FoundResource:
         """Its type's second part, up to a `/` (`s3` of `aws:s3/bucket:Bucket`)."""
         return self.type.partition(":")[2].partition(":")[0].partition("/")[0]
 
+    @property
+    def id(self) -> str:
+        return str(self.resource.get("id", ""))
+
+
+_FIELDS: dict[str, Callable[[FoundResource], str]] = {
+    "type": lambda found: found.type,
+    "package": lambda found: found.package,
+    "module": lambda found: found.module,
+    "name": lambda found: found.name,
+    "stack": lambda found: found.stack,
+    "project": lambda found: found.project,
+    "urn": lambda found: found.urn,
+    "id": lambda found: found.id,
+}
+"""Each field a query may name, read from a resource only when a term asks for it."""
+_EXACT_FIELDS = frozenset({"type", "package", "module"})
+"""Fields a term matches whole; the others, as a case-insensitive substring."""
+_BARE_TERM_FIELDS = (_FIELDS["name"], _FIELDS["type"], _FIELDS["stack"], _FIELDS["project"])
+"""What a term that names no field matches."""
+
 
 @dataclass(frozen=True)
 class SearchAnswer:
@@ -84,22 +102,12 @@ class _Term:
     value: str
 
     def matches(self, found: FoundResource) -> bool:
-        fields = {
-            "type": found.type,
-            "package": found.package,
-            "module": found.module,
-            "name": found.name,
-            "stack": found.stack,
-            "project": found.project,
-            "urn": found.urn,
-            "id": str(found.resource.get("id", "")),
-        }
         if self.field in _EXACT_FIELDS:
-            return fields[self.field] == self.value
+            return _FIELDS[self.field](found) == self.value
         wanted = self.value.lower()
         if self.field is not None:
-            return wanted in fields[self.field].lower()
-        return any(wanted in fields[key].lower() for key in ("name", "type", "stack", "project"))
+            return wanted in _FIELDS[self.field](found).lower()
+        return any(wanted in read(found).lower() for read in _BARE_TERM_FIELDS)
 
 
 def parse_query(query: str) -> list[_Term]:
@@ -113,14 +121,14 @@ def parse_query(query: str) -> list[_Term]:
         field, colon, value = word.partition(":")
         if not colon:
             terms.append(_Term(None, word))
-        elif field in _EXACT_FIELDS | _SUBSTRING_FIELDS:
+        elif field in _FIELDS:
             terms.append(_Term(field, value))
         else:
             raise ServiceFault(400, f"Bad Request: unknown field {field!r} in the query")
     return terms
 
 
-class ResourceSearches(Updates):
+class ResourceSearches(Store):
     """The search over the resources of an org's stacks; any member of the org may search."""
 
     def resource_search(self) -> ResourceSearch:
@@ -200,7 +208,7 @@ class ResourceSearches(Updates):
             deployment = (
                 cast(UntypedDeployment, json.loads(stored))
                 if stored is not None
-                else self._latest_checkpoint(record)
+                else self._unsaved_checkpoint(record)
             )
             modified = datetime.fromtimestamp(record.last_update, UTC).isoformat()
             for position, resource in enumerate(_resources(deployment)):

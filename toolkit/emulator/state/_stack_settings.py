@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from datetime import datetime
 from typing import Any
 
-from toolkit.emulator.state._deployment_secrets import sealed_settings
+from toolkit.emulator.stack_extras import schedule_problem, webhook_problem
+from toolkit.emulator.state._deployment_secrets import (
+    insert_schedule,
+    insert_webhook,
+    sealed_settings,
+    webhook_body,
+)
 from toolkit.emulator.state._records import Caller, ServiceFault, StackRecord
 from toolkit.emulator.state._store import Store
 
@@ -98,33 +103,31 @@ class StackSettings(Store):
     ) -> dict[str, Any]:
         """A new webhook (named by the service when the client gives no name); 409 when the
         stack has one of that name."""
-        _check_webhook(hook)
+        _refuse(webhook_problem(hook))
         name = hook.get("name") or secrets.token_hex(4)
         with self._on_stack(caller, org, project, stack, write=True) as record:
             if self._find_webhook(record, name) is not None:
                 raise ServiceFault(409, f"Conflict: stack webhook {name!r} already exists")
-            self._db.execute(
-                "INSERT INTO stack_webhooks VALUES (?, ?, ?, ?)",
-                (record.id, name, json.dumps(_webhook_body(hook, name)), hook.get("secret")),
-            )
-            return self._existing_webhook(record, name)
+            body, secret = webhook_body(hook, name), hook.get("secret")
+            insert_webhook(self._db, record.id, body, secret)
+        return _webhook_view(record, body, secret)
 
     def update_stack_webhook(
         self, caller: Caller, org: str, project: str, stack: str, name: str, hook: dict[str, Any]
     ) -> dict[str, Any]:
         """Replace a webhook's fields (PATCH with the whole `Webhook`); its secret changes
         only when one is sent."""
-        _check_webhook(hook)
+        _refuse(webhook_problem(hook))
         with self._on_stack(caller, org, project, stack, write=True) as record:
             found = self._find_webhook(record, name)
             if found is None:
                 raise ServiceFault(404, f"Not Found: stack webhook {name!r}")
-            secret = hook.get("secret") or found[1]
+            body, secret = webhook_body(hook, name), hook.get("secret") or found[1]
             self._db.execute(
                 "UPDATE stack_webhooks SET body = ?, secret = ? WHERE stack_id = ? AND name = ?",
-                (json.dumps(_webhook_body(hook, name)), secret, record.id, name),
+                (json.dumps(body), secret, record.id, name),
             )
-            return self._existing_webhook(record, name)
+        return _webhook_view(record, body, secret)
 
     def delete_stack_webhook(
         self, caller: Caller, org: str, project: str, stack: str, name: str
@@ -171,13 +174,10 @@ class StackSettings(Store):
         self, caller: Caller, org: str, project: str, stack: str, request: dict[str, Any]
     ) -> dict[str, Any]:
         """A new schedule: exactly one of `scheduleCron` and `scheduleOnce`, and a request."""
-        _check_schedule(request)
+        _refuse(schedule_problem(request))
         schedule_id = uuid.uuid4().hex
         with self._on_stack(caller, org, project, stack, write=True) as record:
-            self._db.execute(
-                "INSERT INTO stack_schedules (id, stack_id, request, created) VALUES (?, ?, ?, ?)",
-                (schedule_id, record.id, json.dumps(request), self.now().isoformat()),
-            )
+            insert_schedule(self._db, schedule_id, record.id, request, self.now().isoformat())
             return self._existing_schedule(record, schedule_id)
 
     def delete_deployment_schedule(
@@ -207,20 +207,6 @@ class StackSettings(Store):
         return _schedule_view(row, record.org)
 
 
-_WEBHOOK_FIELDS = ("displayName", "payloadUrl", "active", "format", "filters", "groups")
-
-
-def _check_webhook(hook: dict[str, Any]) -> None:
-    if not hook.get("payloadUrl"):
-        raise ServiceFault(400, "Bad Request: a webhook needs a payloadUrl")
-
-
-def _webhook_body(hook: dict[str, Any], name: str) -> dict[str, Any]:
-    """What is kept of a webhook: its own fields, not its scope (the stack says it)."""
-    body = {field: hook[field] for field in _WEBHOOK_FIELDS if hook.get(field) is not None}
-    return {"name": name, "displayName": name, "active": False, **body}
-
-
 def _webhook_view(record: StackRecord, body: dict[str, Any], secret: str | None) -> dict[str, Any]:
     """`WebhookResponse`: the scope from the stack as it is now, the secret never shown."""
     return {
@@ -233,17 +219,10 @@ def _webhook_view(record: StackRecord, body: dict[str, Any], secret: str | None)
     }
 
 
-def _check_schedule(request: dict[str, Any]) -> None:
-    cron, once = request.get("scheduleCron"), request.get("scheduleOnce")
-    if bool(cron) == bool(once):
-        raise ServiceFault(400, "Bad Request: give exactly one of scheduleCron and scheduleOnce")
-    if once:
-        try:
-            datetime.fromisoformat(str(once))
-        except ValueError:
-            raise ServiceFault(400, f"Bad Request: scheduleOnce {once!r} is no timestamp") from None
-    if not isinstance(request.get("request"), dict):
-        raise ServiceFault(400, "Bad Request: a schedule needs the deployment request to run")
+def _refuse(problem: str | None) -> None:
+    """400 saying why, for a webhook or schedule the service does not accept."""
+    if problem is not None:
+        raise ServiceFault(400, f"Bad Request: {problem}")
 
 
 _SCHEDULE_COLUMNS = "id, request, created, paused"

@@ -219,6 +219,11 @@ class Store:
         ).fetchone()
         if row is not None:
             return cast(UntypedDeployment, json.loads(row[0]))
+        return self._unsaved_checkpoint(record)
+
+    def _unsaved_checkpoint(self, record: StackRecord) -> UntypedDeployment:
+        """What a stack that has no saved checkpoint shows as its latest: its world's
+        placeholder resources, else none."""
         at = datetime.fromtimestamp(record.last_update or self._clock(), UTC)
         if record.resource_count:
             return checkpoints.placeholder_deployment(
